@@ -1,0 +1,275 @@
+//! Audit runs: for every input, explain it, materialise every root of every layer, and decide
+//! exactly whether each root lies in the input's linear region and in the domain
+//! (DESIGN.md §1.4). Records stream to `records.jsonl`; counts accumulate into a summary.
+
+pub mod output;
+pub mod run;
+pub mod summary;
+
+use serde::Serialize;
+
+pub use summary::Summary;
+
+use crate::dtd::{explain, DtdSettings, NoRoot, RootOutcome};
+use crate::exact::{Rational, Scalar};
+use crate::model::{forward, Model};
+use crate::region::{
+    membership, membership_filtered, trace_and_pattern, Decision, Membership, Pattern,
+};
+
+/// Where roots must lie besides the region.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Box1 {
+    pub lo: f64,
+    pub hi: f64,
+}
+
+/// Everything that determines an audit's results; serialised into every summary.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AuditSettings {
+    pub dtd: DtdSettings,
+    /// The input domain box (`--domain LO:HI`); `None`: unbounded, unless the input rule is
+    /// zB, whose box is then the domain.
+    pub domain: Option<Box1>,
+    /// Compute roots and verdicts in exact rationals throughout.
+    pub exact: bool,
+    /// Write root coordinates into the records.
+    pub keep_points: bool,
+}
+
+impl AuditSettings {
+    /// The box the input-layer roots must lie in, if any.
+    pub fn input_domain(&self) -> Option<Box1> {
+        self.domain.or(match self.dtd.rule_for(0) {
+            crate::dtd::Rule::ZBox { lo, hi } => Some(Box1 { lo, hi }),
+            _ => None,
+        })
+    }
+}
+
+/// Domain membership of a root.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum DomainCheck {
+    In,
+    /// The first coordinate outside the domain and its value.
+    Out {
+        coordinate: usize,
+        value: f64,
+    },
+}
+
+/// The verdict on one root.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RootVerdict {
+    pub valid: bool,
+    pub region: Membership,
+    pub domain: DomainCheck,
+    pub decided_by: Decision,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub point: Option<Vec<f64>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NeuronRecord {
+    pub neuron: usize,
+    pub relevance: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_root: Option<NoRoot>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root: Option<RootVerdict>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LayerRecord {
+    /// 1-based; layer 1 takes the network input.
+    pub layer: usize,
+    pub rule: crate::dtd::Rule,
+    /// `Σ R^l` (relevance entering the layer from above).
+    pub relevance_in: f64,
+    /// `Σ R^{l-1}` (relevance passed to the layer's inputs).
+    pub relevance_out: f64,
+    /// Relevance not passed on: neurons without a root, bias and stabiliser terms.
+    pub unresolved: f64,
+    /// `relevance_in − relevance_out − unresolved` (0 up to rounding; exactly 0 with --exact).
+    pub conservation_error: f64,
+    pub neurons: Vec<NeuronRecord>,
+}
+
+/// One line of `records.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SampleRecord {
+    pub sample: usize,
+    pub explained: usize,
+    pub output: f64,
+    pub pattern_decided_by: Decision,
+    pub layers: Vec<LayerRecord>,
+}
+
+/// The explained output: a fixed index, or the sample's top output.
+pub fn resolve_target(target: Option<usize>, output: &[f64]) -> usize {
+    target.unwrap_or_else(|| forward::argmax(output))
+}
+
+fn domain_check<T: Scalar>(
+    point: &[T],
+    layer_index: usize,
+    input_box: Option<Box1>,
+) -> DomainCheck {
+    let bounds = if layer_index == 0 {
+        input_box.map(|b| (Some(T::from_f64(b.lo)), Some(T::from_f64(b.hi))))
+    } else {
+        Some((Some(T::zero()), None))
+    };
+    let Some((lo, hi)) = bounds else {
+        return DomainCheck::In;
+    };
+    for (i, v) in point.iter().enumerate() {
+        let below = lo.as_ref().is_some_and(|l| v < l);
+        let above = hi.as_ref().is_some_and(|h| v > h);
+        if below || above {
+            return DomainCheck::Out {
+                coordinate: i,
+                value: v.to_f64(),
+            };
+        }
+    }
+    DomainCheck::In
+}
+
+/// Audit one input: explain output `target` (or the top output) and decide every root.
+pub fn audit_sample(
+    model: &Model,
+    settings: &AuditSettings,
+    sample: usize,
+    x: &[f64],
+    target: Option<usize>,
+) -> SampleRecord {
+    if settings.exact {
+        audit_exact(model, settings, sample, x, target)
+    } else {
+        audit_float(model, settings, sample, x, target)
+    }
+}
+
+fn audit_float(
+    model: &Model,
+    settings: &AuditSettings,
+    sample: usize,
+    x: &[f64],
+    target: Option<usize>,
+) -> SampleRecord {
+    let (trace, pattern, pattern_decided_by) = trace_and_pattern(model, x);
+    let k = resolve_target(target, trace.output());
+    let explanation = explain(model.net(), &trace, &settings.dtd, k, true);
+    let input_box = settings.input_domain();
+    let layers = assemble(&explanation, |index, point| {
+        let (region, decided_by) = membership_filtered(model, &pattern, index, point);
+        let domain = domain_check(point, index, input_box);
+        (
+            region,
+            domain,
+            decided_by,
+            settings.keep_points.then(|| point.to_vec()),
+        )
+    });
+    SampleRecord {
+        sample,
+        explained: k,
+        output: trace.output()[k],
+        pattern_decided_by,
+        layers,
+    }
+}
+
+fn audit_exact(
+    model: &Model,
+    settings: &AuditSettings,
+    sample: usize,
+    x: &[f64],
+    target: Option<usize>,
+) -> SampleRecord {
+    let net = model.exact();
+    let xr: Vec<Rational> = x.iter().map(|&v| Rational::from_f64(v)).collect();
+    let trace = forward::forward(net, &xr);
+    let pattern = Pattern::from_pre(net, &trace.pre);
+    let out_f64: Vec<f64> = trace.output().iter().map(Scalar::to_f64).collect();
+    let k = resolve_target(target, &out_f64);
+    let explanation = explain(net, &trace, &settings.dtd, k, true);
+    let input_box = settings.input_domain();
+    let layers = assemble(&explanation, |index, point| {
+        let region = membership(net, &pattern, index, point);
+        let domain = domain_check(point, index, input_box);
+        let coords = settings
+            .keep_points
+            .then(|| point.iter().map(Scalar::to_f64).collect());
+        (region, domain, Decision::Exact, coords)
+    });
+    SampleRecord {
+        sample,
+        explained: k,
+        output: out_f64[k],
+        pattern_decided_by: Decision::Exact,
+        layers,
+    }
+}
+
+type Judged = (Membership, DomainCheck, Decision, Option<Vec<f64>>);
+
+/// Turn an explanation into records, judging each root with `judge(layer_index, point)`.
+fn assemble<T: Scalar>(
+    explanation: &crate::dtd::Explanation<T>,
+    mut judge: impl FnMut(usize, &[T]) -> Judged,
+) -> Vec<LayerRecord> {
+    let sum = |v: &[T]| v.iter().fold(T::zero(), |acc, x| acc + x.clone());
+    explanation
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(index, step)| {
+            let neurons = step
+                .neurons
+                .iter()
+                .enumerate()
+                .map(|(j, n)| {
+                    let (no_root, root) = match &n.outcome {
+                        RootOutcome::None(reason) => (Some(*reason), None),
+                        RootOutcome::Root { point, .. } => {
+                            let (region, domain, decided_by, point) = judge(index, point);
+                            let valid = region.is_inside() && domain == DomainCheck::In;
+                            (
+                                None,
+                                Some(RootVerdict {
+                                    valid,
+                                    region,
+                                    domain,
+                                    decided_by,
+                                    point,
+                                }),
+                            )
+                        }
+                    };
+                    NeuronRecord {
+                        neuron: j,
+                        relevance: n.relevance.to_f64(),
+                        no_root,
+                        root,
+                    }
+                })
+                .collect();
+            let unresolved = step
+                .neurons
+                .iter()
+                .fold(T::zero(), |acc, n| acc + n.unresolved.clone());
+            LayerRecord {
+                layer: index + 1,
+                rule: step.rule,
+                relevance_in: sum(&step.upper).to_f64(),
+                relevance_out: sum(&step.lower).to_f64(),
+                unresolved: unresolved.to_f64(),
+                conservation_error: step.conservation_error().to_f64(),
+                neurons,
+            }
+        })
+        .collect()
+}

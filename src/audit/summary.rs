@@ -1,0 +1,150 @@
+//! Counts over an audit run, per layer and in total (DESIGN.md §1.4): what `summary.json`
+//! holds.
+
+use serde::Serialize;
+
+use super::{DomainCheck, SampleRecord};
+use crate::region::Decision;
+
+/// Counts for one layer (or, in `total`, over all layers).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Counts {
+    /// Neurons that have a root (non-zero relevance, denominator above the threshold).
+    pub roots: u64,
+    /// Roots outside the region `P_l(x)`, whatever their domain status.
+    pub roots_outside: u64,
+    /// Roots outside the domain (negative hidden coordinates; outside the input box).
+    pub roots_out_of_domain: u64,
+    /// Roots inside the region and the domain.
+    pub roots_valid: u64,
+    /// Samples with at least one root outside the region (in this layer; in any layer for
+    /// `total`).
+    pub samples_with_root_outside: u64,
+    pub samples_with_root_out_of_domain: u64,
+    pub no_root_zero_relevance: u64,
+    pub no_root_small_denominator: u64,
+    /// Neurons with relevance under an LRP rule that has no root form.
+    pub not_applicable: u64,
+    /// Root verdicts the f64 error bound could not decide, settled in exact arithmetic.
+    pub exact_fallbacks: u64,
+    /// The largest `|Σ R^l − Σ R^{l-1} − unresolved|` over samples (rounding only).
+    pub max_conservation_error: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LayerCounts {
+    pub layer: usize,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+/// Everything summary.json reports besides the run's identity and settings.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    pub samples: u64,
+    /// Samples whose activation pattern needed exact arithmetic to decide.
+    pub pattern_exact_fallbacks: u64,
+    pub layers: Vec<LayerCounts>,
+    pub total: Counts,
+}
+
+impl Summary {
+    pub fn new(num_layers: usize) -> Self {
+        Self {
+            samples: 0,
+            pattern_exact_fallbacks: 0,
+            layers: (1..=num_layers)
+                .map(|layer| LayerCounts {
+                    layer,
+                    counts: Counts::default(),
+                })
+                .collect(),
+            total: Counts::default(),
+        }
+    }
+
+    pub fn add(&mut self, record: &SampleRecord) {
+        self.samples += 1;
+        if record.pattern_decided_by == Decision::ExactFallback {
+            self.pattern_exact_fallbacks += 1;
+        }
+        let mut any_outside = false;
+        let mut any_out_of_domain = false;
+        let mut step_total = Counts::default();
+        for (lc, lr) in self.layers.iter_mut().zip(&record.layers) {
+            let mut c = Counts {
+                max_conservation_error: lr.conservation_error.abs(),
+                ..Counts::default()
+            };
+            for n in &lr.neurons {
+                match (&n.no_root, &n.root) {
+                    (Some(crate::dtd::NoRoot::ZeroRelevance), _) => c.no_root_zero_relevance += 1,
+                    (Some(crate::dtd::NoRoot::SmallDenominator), _) => {
+                        c.no_root_small_denominator += 1
+                    }
+                    (Some(crate::dtd::NoRoot::NotApplicable), _) => c.not_applicable += 1,
+                    (None, Some(v)) => {
+                        c.roots += 1;
+                        if !v.region.is_inside() {
+                            c.roots_outside += 1;
+                        }
+                        if v.domain != DomainCheck::In {
+                            c.roots_out_of_domain += 1;
+                        }
+                        if v.valid {
+                            c.roots_valid += 1;
+                        }
+                        if v.decided_by == Decision::ExactFallback {
+                            c.exact_fallbacks += 1;
+                        }
+                    }
+                    (None, None) => unreachable!("a neuron record has a root or a reason for none"),
+                }
+            }
+            c.samples_with_root_outside = u64::from(c.roots_outside > 0);
+            c.samples_with_root_out_of_domain = u64::from(c.roots_out_of_domain > 0);
+            any_outside |= c.roots_outside > 0;
+            any_out_of_domain |= c.roots_out_of_domain > 0;
+            step_total.accumulate(&c);
+            lc.counts.accumulate(&c);
+        }
+        step_total.samples_with_root_outside = u64::from(any_outside);
+        step_total.samples_with_root_out_of_domain = u64::from(any_out_of_domain);
+        self.total.accumulate(&step_total);
+    }
+
+    /// Combine with the summary of other samples of the same run.
+    pub fn merge(&mut self, other: &Summary) {
+        self.samples += other.samples;
+        self.pattern_exact_fallbacks += other.pattern_exact_fallbacks;
+        for (a, b) in self.layers.iter_mut().zip(&other.layers) {
+            a.counts.accumulate(&b.counts);
+        }
+        self.total.accumulate(&other.total);
+    }
+}
+
+impl Counts {
+    fn accumulate(&mut self, o: &Counts) {
+        self.roots += o.roots;
+        self.roots_outside += o.roots_outside;
+        self.roots_out_of_domain += o.roots_out_of_domain;
+        self.roots_valid += o.roots_valid;
+        self.samples_with_root_outside += o.samples_with_root_outside;
+        self.samples_with_root_out_of_domain += o.samples_with_root_out_of_domain;
+        self.no_root_zero_relevance += o.no_root_zero_relevance;
+        self.no_root_small_denominator += o.no_root_small_denominator;
+        self.not_applicable += o.not_applicable;
+        self.exact_fallbacks += o.exact_fallbacks;
+        self.max_conservation_error = self.max_conservation_error.max(o.max_conservation_error);
+    }
+
+    /// Fraction of roots outside the region (0 without roots).
+    pub fn fraction_outside(&self) -> f64 {
+        if self.roots == 0 {
+            0.0
+        } else {
+            self.roots_outside as f64 / self.roots as f64
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! The command-line front end: argument structs (what the user typed) and one function per
+//! subcommand that resolves them into settings and calls the library.
+
+pub mod audit;
+pub mod explain;
+pub mod region;
+pub mod repro;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::audit::run::Targets;
+use crate::audit::Box1;
+use crate::dtd::{BiasMode, DtdSettings, Rule};
+use crate::error::{Error, Result};
+use crate::model::inputs::{load_inputs, load_targets, Inputs};
+use crate::model::Model;
+
+/// What a command found: 0 nothing to report, 1 what it was asked to look for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Clean,
+    Found,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "dtdcert",
+    version,
+    about = "Exact audits of Deep Taylor Decomposition root points in ReLU networks",
+    long_about = "dtdcert materialises the root points that Deep Taylor Decomposition uses, models each \
+input's activation pattern as a polytope, and decides exactly whether every root lies in the \
+input's linear region, where its Taylor expansion is exact.\n\nExit codes: 0 success, 1 the \
+command found what it was asked to look for (see each command), 2 bad input or usage."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    Audit(audit::AuditArgs),
+    Explain(explain::ExplainArgs),
+    Region(region::RegionArgs),
+    #[command(subcommand)]
+    Repro(repro::ReproCommand),
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> Result<Outcome> {
+    match cli.command {
+        Command::Audit(a) => audit::run(a),
+        Command::Explain(a) => explain::run(a),
+        Command::Region(a) => region::run(a),
+        Command::Repro(c) => repro::run(c),
+    }
+}
+
+/// The model and the inputs, shared by most commands.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// The network: an .onnx file, or a .json description with safetensors weights.
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// The inputs: .npy or .npz (f32 or f64), one row per input.
+    #[arg(long, value_name = "FILE")]
+    pub inputs: PathBuf,
+    /// The array to use from an .npz with several arrays.
+    #[arg(long, value_name = "NAME")]
+    pub inputs_key: Option<String>,
+}
+
+impl DataArgs {
+    /// Loads the model and the inputs and checks that their widths agree.
+    pub fn load(&self) -> Result<(Model, Inputs)> {
+        let model = Model::load(&self.model)?;
+        let inputs = load_inputs(&self.inputs, self.inputs_key.as_deref())?;
+        inputs.check_width(&self.inputs, model.net().input_dim())?;
+        Ok((model, inputs))
+    }
+}
+
+/// Which output to explain.
+#[derive(Args, Debug, Clone)]
+pub struct TargetArgs {
+    /// Explain output K for every input (default: each input's top output).
+    #[arg(long, value_name = "K", conflicts_with = "targets")]
+    pub explain: Option<usize>,
+    /// One output index per input, from an .npy/.npz of integers.
+    #[arg(long, value_name = "FILE")]
+    pub targets: Option<PathBuf>,
+}
+
+impl TargetArgs {
+    pub fn resolve(&self, samples: usize) -> Result<Targets> {
+        Ok(match (&self.explain, &self.targets) {
+            (Some(k), _) => Targets::Index { index: *k },
+            (None, Some(path)) => Targets::File {
+                path: path.clone(),
+                indices: load_targets(path, samples)?,
+            },
+            (None, None) => Targets::Top,
+        })
+    }
+}
+
+/// Rules and their numerical options.
+#[derive(Args, Debug, Clone)]
+pub struct RuleArgs {
+    /// The rule of every layer: 0, z, z+, w2, gamma:G, zb:LO:HI, epsilon:E, alphabeta:A:B, flat.
+    #[arg(long, default_value = "z+", value_name = "RULE")]
+    pub rule: String,
+    /// The rule of the first layer (DTD prescribes w2 or zb:LO:HI at the input, z+ above).
+    #[arg(long, value_name = "RULE")]
+    pub input_rule: Option<String>,
+    /// Whether denominators include the layer's bias (DTD's z+ ignores it).
+    #[arg(long, value_enum, default_value_t = BiasMode::Ignore)]
+    pub bias: BiasMode,
+    /// Add EPS · sign(d) to every root rule's denominator d (0: none).
+    #[arg(long, default_value_t = 0.0, value_name = "EPS")]
+    pub stabilizer: f64,
+    /// Neurons whose |denominator| is at or below this get no root.
+    #[arg(long, default_value_t = 1e-5, value_name = "T")]
+    pub denominator_threshold: f64,
+}
+
+impl RuleArgs {
+    pub fn resolve(&self) -> Result<DtdSettings> {
+        let rule: Rule = self.rule.parse()?;
+        let input_rule = self
+            .input_rule
+            .as_deref()
+            .map(str::parse::<Rule>)
+            .transpose()?;
+        for (name, v) in [
+            ("--stabilizer", self.stabilizer),
+            ("--denominator-threshold", self.denominator_threshold),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(Error::Usage(format!(
+                    "{name} must be a finite number >= 0, got {v}"
+                )));
+            }
+        }
+        Ok(DtdSettings {
+            rule,
+            input_rule,
+            bias: self.bias,
+            stabilizer: self.stabilizer,
+            denominator_threshold: self.denominator_threshold,
+        })
+    }
+}
+
+/// Parses `LO:HI`.
+pub fn parse_domain(text: &str) -> Result<Box1> {
+    let bad = || {
+        Error::Usage(format!(
+            "--domain '{text}': expected LO:HI with finite numbers, LO <= HI"
+        ))
+    };
+    let (lo, hi) = text.split_once(':').ok_or_else(bad)?;
+    let lo: f64 = lo.trim().parse().map_err(|_| bad())?;
+    let hi: f64 = hi.trim().parse().map_err(|_| bad())?;
+    if !lo.is_finite() || !hi.is_finite() || lo > hi {
+        return Err(bad());
+    }
+    Ok(Box1 { lo, hi })
+}
+
+/// Refuses a sample index past the end of the inputs.
+pub fn check_sample(path: &Path, sample: usize, samples: usize) -> Result<()> {
+    if sample >= samples {
+        return Err(Error::Usage(format!(
+            "--sample {sample} is out of range: {} has {samples} inputs (0..{})",
+            path.display(),
+            samples - 1
+        )));
+    }
+    Ok(())
+}

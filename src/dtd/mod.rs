@@ -1,0 +1,463 @@
+//! Deep Taylor Decomposition: rules, root points and the train-free relevance recursion
+//! (DESIGN.md §1.3), written once over [`Scalar`] so it runs in f64 and in exact rationals.
+//!
+//! Explaining output `k`, the top relevance is `R^L = e_k f_k(x)`. Going down, layer `l` has
+//! input `a = h_{l-1}` and output relevances `R^l`; each neuron with `R_j != 0` gets a root
+//! `ã = a − t_j v` and passes `w_ji t_j v_i` to input `i`. What a neuron does not pass on
+//! (no root, a bias or stabiliser term in the denominator, the origin rule's mismatch) is its
+//! unresolved remainder, reported rather than dropped.
+
+pub mod rules;
+
+use serde::Serialize;
+
+pub use rules::{BiasMode, Rule};
+
+use crate::exact::Scalar;
+use crate::model::{Network, Trace};
+
+/// Rules and numerical settings of one explanation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DtdSettings {
+    /// The rule of every layer except the first.
+    pub rule: Rule,
+    /// The rule of the first layer (the one whose input is the network input); `None`: `rule`.
+    pub input_rule: Option<Rule>,
+    /// Whether denominators include the (rule-specific) bias. Default: ignore.
+    pub bias: BiasMode,
+    /// `ε` added as `ε · sign(d)` to every root rule's denominator `d`; 0 disables it.
+    pub stabilizer: f64,
+    /// A neuron whose `|denominator|` is at or below this gets no root. Default 1e-5.
+    pub denominator_threshold: f64,
+}
+
+impl Default for DtdSettings {
+    fn default() -> Self {
+        Self {
+            rule: Rule::ZPlus,
+            input_rule: None,
+            bias: BiasMode::Ignore,
+            stabilizer: 0.0,
+            denominator_threshold: 1e-5,
+        }
+    }
+}
+
+impl DtdSettings {
+    /// The rule of layer `index` (0-based).
+    pub fn rule_for(&self, index: usize) -> Rule {
+        match (index, self.input_rule) {
+            (0, Some(r)) => r,
+            _ => self.rule,
+        }
+    }
+}
+
+/// Why a neuron has no root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NoRoot {
+    /// `R_j = 0`: nothing to explain.
+    ZeroRelevance,
+    /// `|w_j · v| <=` the threshold: no root along the rule's direction.
+    SmallDenominator,
+    /// An LRP rule without a root form.
+    NotApplicable,
+}
+
+/// The root of one neuron, or why there is none.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RootOutcome<T> {
+    Root { point: Vec<T>, t: T },
+    None(NoRoot),
+}
+
+/// One neuron of one layer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NeuronRelevance<T> {
+    pub relevance: T,
+    pub outcome: RootOutcome<T>,
+    /// `R_j −` what the neuron passed to its inputs.
+    pub unresolved: T,
+}
+
+/// One layer's step of the recursion.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerRelevance<T> {
+    pub rule: Rule,
+    /// `R^l`: relevances of the layer's neurons.
+    pub upper: Vec<T>,
+    /// `R^{l-1}`: relevances of the layer's inputs.
+    pub lower: Vec<T>,
+    pub neurons: Vec<NeuronRelevance<T>>,
+}
+
+impl<T: Scalar> LayerRelevance<T> {
+    /// `Σ R^l − Σ R^{l-1} − Σ unresolved`: zero up to rounding (exactly zero in rationals).
+    pub fn conservation_error(&self) -> T {
+        let sum = |v: &mut dyn Iterator<Item = &T>| v.fold(T::zero(), |acc, x| acc + x.clone());
+        sum(&mut self.upper.iter())
+            - sum(&mut self.lower.iter())
+            - sum(&mut self.neurons.iter().map(|n| &n.unresolved))
+    }
+}
+
+/// A whole explanation: layers in network order (layer 1 first).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Explanation<T> {
+    pub explained: usize,
+    pub layers: Vec<LayerRelevance<T>>,
+}
+
+impl<T: Scalar> Explanation<T> {
+    /// Relevance of the network inputs.
+    pub fn input_relevance(&self) -> &[T] {
+        &self.layers[0].lower
+    }
+}
+
+/// Train-free DTD/LRP of output `k` at the traced input. With `keep_roots` false, roots are
+/// not materialised (relevances only).
+pub fn explain<T: Scalar>(
+    net: &Network<T>,
+    trace: &Trace<T>,
+    settings: &DtdSettings,
+    k: usize,
+    keep_roots: bool,
+) -> Explanation<T> {
+    let layers = net.layers();
+    let mut upper: Vec<T> = vec![T::zero(); net.output_dim()];
+    upper[k] = trace.output()[k].clone();
+    let mut out: Vec<LayerRelevance<T>> = Vec::with_capacity(layers.len());
+    for (index, layer) in layers.iter().enumerate().rev() {
+        let rule = settings.rule_for(index);
+        let a = trace.layer_input(index);
+        let step = layer_step(&layer.affine, a, &upper, rule, settings, keep_roots);
+        upper = step.lower.clone();
+        out.push(step);
+    }
+    out.reverse();
+    Explanation {
+        explained: k,
+        layers: out,
+    }
+}
+
+fn positive<T: Scalar>(x: &T) -> T {
+    if x.is_positive() {
+        x.clone()
+    } else {
+        T::zero()
+    }
+}
+
+fn negative<T: Scalar>(x: &T) -> T {
+    if x.is_negative() {
+        x.clone()
+    } else {
+        T::zero()
+    }
+}
+
+/// `d + ε sign(d)`, with `sign(0) = +1`.
+fn stabilize<T: Scalar>(d: T, eps: &T) -> T {
+    if eps.is_zero() {
+        d
+    } else if d.is_negative() {
+        d - eps.clone()
+    } else {
+        d + eps.clone()
+    }
+}
+
+/// The direction `v` of a root rule and the bias term of its denominator.
+fn direction<T: Scalar>(rule: Rule, w: &[T], a: &[T], b: &T, bias: BiasMode) -> (Vec<T>, T) {
+    let include = bias == BiasMode::Include;
+    let nonneg = |wi: &T| !wi.is_negative();
+    match rule {
+        Rule::Zero | Rule::Z => (a.to_vec(), if include { b.clone() } else { T::zero() }),
+        Rule::ZPlus => (
+            w.iter()
+                .zip(a)
+                .map(|(wi, ai)| if nonneg(wi) { ai.clone() } else { T::zero() })
+                .collect(),
+            if include { positive(b) } else { T::zero() },
+        ),
+        Rule::Gamma(g) => {
+            let g = T::from_f64(g);
+            let one_plus = T::one() + g.clone();
+            (
+                w.iter()
+                    .zip(a)
+                    .map(|(wi, ai)| {
+                        if nonneg(wi) {
+                            ai.clone() * one_plus.clone()
+                        } else {
+                            ai.clone()
+                        }
+                    })
+                    .collect(),
+                if include {
+                    b.clone() + g * positive(b)
+                } else {
+                    T::zero()
+                },
+            )
+        }
+        Rule::WSquare => (
+            w.to_vec(),
+            if include {
+                b.clone() * b.clone()
+            } else {
+                T::zero()
+            },
+        ),
+        Rule::ZBox { lo, hi } => {
+            let (lo, hi) = (T::from_f64(lo), T::from_f64(hi));
+            (
+                w.iter()
+                    .zip(a)
+                    .map(|(wi, ai)| ai.clone() - if nonneg(wi) { lo.clone() } else { hi.clone() })
+                    .collect(),
+                if include { b.clone() } else { T::zero() },
+            )
+        }
+        Rule::Epsilon(_) | Rule::AlphaBeta { .. } | Rule::Flat => {
+            unreachable!("{rule} has no root direction")
+        }
+    }
+}
+
+/// One layer: neuron relevances `upper` → input relevances, with roots.
+fn layer_step<T: Scalar>(
+    affine: &crate::model::Affine<T>,
+    a: &[T],
+    upper: &[T],
+    rule: Rule,
+    settings: &DtdSettings,
+    keep_roots: bool,
+) -> LayerRelevance<T> {
+    let n_in = affine.in_dim();
+    let mut lower = vec![T::zero(); n_in];
+    let mut neurons = Vec::with_capacity(upper.len());
+    let threshold = T::from_f64(settings.denominator_threshold);
+    let stabilizer = T::from_f64(settings.stabilizer);
+    for (j, r) in upper.iter().enumerate() {
+        if r.is_zero() {
+            neurons.push(NeuronRelevance {
+                relevance: r.clone(),
+                outcome: RootOutcome::None(NoRoot::ZeroRelevance),
+                unresolved: T::zero(),
+            });
+            continue;
+        }
+        let w = affine.row(j);
+        let b = affine.bias(j);
+        let mut passed = T::zero();
+        let outcome = if rule.has_root() {
+            root_step(
+                rule,
+                w,
+                a,
+                b,
+                r,
+                settings,
+                &threshold,
+                &stabilizer,
+                keep_roots,
+                &mut lower,
+                &mut passed,
+            )
+        } else {
+            lrp_step(rule, w, a, b, r, settings.bias, &mut lower, &mut passed);
+            RootOutcome::None(NoRoot::NotApplicable)
+        };
+        neurons.push(NeuronRelevance {
+            relevance: r.clone(),
+            unresolved: r.clone() - passed,
+            outcome,
+        });
+    }
+    LayerRelevance {
+        rule,
+        upper: upper.to_vec(),
+        lower,
+        neurons,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn root_step<T: Scalar>(
+    rule: Rule,
+    w: &[T],
+    a: &[T],
+    b: &T,
+    r: &T,
+    settings: &DtdSettings,
+    threshold: &T,
+    stabilizer: &T,
+    keep_roots: bool,
+    lower: &mut [T],
+    passed: &mut T,
+) -> RootOutcome<T> {
+    let (v, beta) = direction(rule, w, a, b, settings.bias);
+    let (t, point) = if rule == Rule::Zero {
+        // The origin: ã = a − 1 · a.
+        (T::one(), keep_roots.then(|| vec![T::zero(); a.len()]))
+    } else {
+        let mut wv = T::zero();
+        for (wi, vi) in w.iter().zip(&v) {
+            T::mul_add_assign(&mut wv, wi, vi);
+        }
+        let d = stabilize(wv + beta, stabilizer);
+        if d.abs() <= *threshold {
+            return RootOutcome::None(NoRoot::SmallDenominator);
+        }
+        let t = r.clone() / d;
+        let point = keep_roots.then(|| {
+            a.iter()
+                .zip(&v)
+                .map(|(ai, vi)| ai.clone() - t.clone() * vi.clone())
+                .collect()
+        });
+        (t, point)
+    };
+    for ((li, wi), vi) in lower.iter_mut().zip(w).zip(&v) {
+        if wi.is_zero() || vi.is_zero() {
+            continue;
+        }
+        let c = wi.clone() * t.clone() * vi.clone();
+        *passed = passed.clone() + c.clone();
+        *li = li.clone() + c;
+    }
+    RootOutcome::Root {
+        point: point.unwrap_or_default(),
+        t,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn lrp_step<T: Scalar>(
+    rule: Rule,
+    w: &[T],
+    a: &[T],
+    b: &T,
+    r: &T,
+    bias: BiasMode,
+    lower: &mut [T],
+    passed: &mut T,
+) {
+    let include = bias == BiasMode::Include;
+    let mut give = |i: usize, c: T| {
+        *passed = passed.clone() + c.clone();
+        lower[i] = lower[i].clone() + c;
+    };
+    match rule {
+        Rule::Epsilon(e) => {
+            let mut z = if include { b.clone() } else { T::zero() };
+            for (wi, ai) in w.iter().zip(a) {
+                T::mul_add_assign(&mut z, wi, ai);
+            }
+            let d = stabilize(z, &T::from_f64(e));
+            if d.is_zero() {
+                return;
+            }
+            let scale = r.clone() / d;
+            for (i, (wi, ai)) in w.iter().zip(a).enumerate() {
+                give(i, wi.clone() * ai.clone() * scale.clone());
+            }
+        }
+        Rule::AlphaBeta { alpha, beta } => {
+            let contributions: Vec<T> = w
+                .iter()
+                .zip(a)
+                .map(|(wi, ai)| wi.clone() * ai.clone())
+                .collect();
+            let mut pos = if include { positive(b) } else { T::zero() };
+            let mut neg = if include { negative(b) } else { T::zero() };
+            for c in &contributions {
+                pos = pos + positive(c);
+                neg = neg + negative(c);
+            }
+            let (alpha, beta) = (T::from_f64(alpha), T::from_f64(beta));
+            for (i, c) in contributions.iter().enumerate() {
+                let mut share = T::zero();
+                if c.is_positive() && !pos.is_zero() {
+                    share = share + alpha.clone() * c.clone() / pos.clone();
+                }
+                if c.is_negative() && !neg.is_zero() {
+                    share = share - beta.clone() * c.clone() / neg.clone();
+                }
+                if !share.is_zero() {
+                    give(i, share * r.clone());
+                }
+            }
+        }
+        Rule::Flat => {
+            let n = T::from_f64(w.len() as f64);
+            let share = r.clone() / n;
+            for i in 0..w.len() {
+                give(i, share.clone());
+            }
+        }
+        _ => unreachable!("{rule} is a root rule"),
+    }
+}
+
+/// The closed-form relevances of standard LRP rules, written independently of the root
+/// machinery; tests compare the two.
+pub mod closed_form {
+    use crate::exact::Scalar;
+
+    /// LRP-α1β0 without bias: `R_i = Σ_j a_i w_ji⁺ / Σ_i' a_i' w_ji'⁺ · R_j` (inputs >= 0).
+    pub fn alpha1_beta0<T: Scalar>(w_rows: &[&[T]], a: &[T], upper: &[T]) -> Vec<T> {
+        weighted(w_rows, upper, |wi, i| {
+            if wi.is_positive() {
+                wi.clone() * a[i].clone()
+            } else {
+                T::zero()
+            }
+        })
+    }
+
+    /// LRP-w²: `R_i = Σ_j w_ji² / Σ_i' w_ji'² · R_j`.
+    pub fn w_square<T: Scalar>(w_rows: &[&[T]], upper: &[T]) -> Vec<T> {
+        weighted(w_rows, upper, |wi, _| wi.clone() * wi.clone())
+    }
+
+    /// LRP-zB: `R_i = Σ_j (a_i w_ji − l w_ji⁺ − h w_ji⁻) / Σ_i' (…) · R_j`.
+    pub fn z_box<T: Scalar>(w_rows: &[&[T]], a: &[T], lo: &T, hi: &T, upper: &[T]) -> Vec<T> {
+        weighted(w_rows, upper, |wi, i| {
+            let pos = if wi.is_positive() {
+                wi.clone()
+            } else {
+                T::zero()
+            };
+            let neg = if wi.is_negative() {
+                wi.clone()
+            } else {
+                T::zero()
+            };
+            wi.clone() * a[i].clone() - lo.clone() * pos - hi.clone() * neg
+        })
+    }
+
+    fn weighted<T: Scalar>(w_rows: &[&[T]], upper: &[T], z: impl Fn(&T, usize) -> T) -> Vec<T> {
+        let n = w_rows.first().map_or(0, |r| r.len());
+        let mut out = vec![T::zero(); n];
+        for (row, r) in w_rows.iter().zip(upper) {
+            if r.is_zero() {
+                continue;
+            }
+            let zs: Vec<T> = row.iter().enumerate().map(|(i, wi)| z(wi, i)).collect();
+            let total = zs.iter().fold(T::zero(), |acc, v| acc + v.clone());
+            if total.is_zero() {
+                continue;
+            }
+            for (o, zi) in out.iter_mut().zip(zs) {
+                *o = o.clone() + zi * r.clone() / total.clone();
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,215 @@
+//! DTD root rules and the LRP rules without a root form, and their string syntax.
+//!
+//! For a neuron `j` with weights `w_j` and input `a`, a root rule picks a search direction
+//! `v`; the root is `ã = a − t v` with `t = R_j / (w_j · v)`, so that `w_j · ã = w_j · a − R_j`
+//! (Montavon et al., "Explaining nonlinear classification decisions with deep Taylor
+//! decomposition", Pattern Recognition 2017; Sixt & Landgraf, TMLR 2022). `1[w >= 0]` counts
+//! zero weights as positive.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Serialize, Serializer};
+
+use crate::error::{Error, Result};
+
+/// A relevance rule for one layer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Rule {
+    /// `0`: the root is the origin, `ã = 0` (kept for parity with the paper; not conservative).
+    Zero,
+    /// `z` (a.k.a. `x`): `v = a`; relevance equals LRP-0 without bias.
+    Z,
+    /// `z+`: `v = a ⊙ 1[w >= 0]`; relevance equals LRP-α1β0 with the bias ignored.
+    ZPlus,
+    /// `gamma:G`: `v = a ⊙ (1 + γ 1[w >= 0])`; relevance equals LRP-γ.
+    Gamma(f64),
+    /// `w2`: `v = w_j`; relevance equals LRP-w² (`R_i = w_ji² / Σ w_j² · R_j`).
+    WSquare,
+    /// `zb:LO:HI`: `v = a − lo 1[w >= 0] − hi 1[w < 0]`; relevance equals LRP-zB for inputs in
+    /// the box `[lo, hi]`.
+    ZBox { lo: f64, hi: f64 },
+    /// `epsilon:E`: LRP-ε, `R_i = a_i w_ji / (z_j + ε sign(z_j)) · R_j`. No root form.
+    Epsilon(f64),
+    /// `alphabeta:A:B`: LRP-αβ, `R_i = (α (a_i w_ji)⁺ / z_j⁺ − β (a_i w_ji)⁻ / z_j⁻) · R_j`.
+    /// No root form.
+    AlphaBeta { alpha: f64, beta: f64 },
+    /// `flat`: `R_i = R_j / n`, every input of the layer gets an equal share. No root form.
+    Flat,
+}
+
+impl Rule {
+    /// Whether the rule defines a root point (the DTD rules) or only relevances (LRP).
+    pub fn has_root(&self) -> bool {
+        !matches!(self, Rule::Epsilon(_) | Rule::AlphaBeta { .. } | Rule::Flat)
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rule::Zero => write!(f, "0"),
+            Rule::Z => write!(f, "z"),
+            Rule::ZPlus => write!(f, "z+"),
+            Rule::Gamma(g) => write!(f, "gamma:{g}"),
+            Rule::WSquare => write!(f, "w2"),
+            Rule::ZBox { lo, hi } => write!(f, "zb:{lo}:{hi}"),
+            Rule::Epsilon(e) => write!(f, "epsilon:{e}"),
+            Rule::AlphaBeta { alpha, beta } => write!(f, "alphabeta:{alpha}:{beta}"),
+            Rule::Flat => write!(f, "flat"),
+        }
+    }
+}
+
+impl Serialize for Rule {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+const RULE_SYNTAX: &str =
+    "expected one of 0, z, z+, w2, gamma:G, zb:LO:HI, epsilon:E, alphabeta:A:B, flat";
+
+fn number(text: &str, what: &str, rule: &str) -> Result<f64> {
+    let v: f64 = text
+        .parse()
+        .map_err(|_| Error::Usage(format!("rule '{rule}': {what} '{text}' is not a number")))?;
+    if !v.is_finite() {
+        return Err(Error::Usage(format!(
+            "rule '{rule}': {what} must be finite"
+        )));
+    }
+    Ok(v)
+}
+
+impl FromStr for Rule {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let parts: Vec<&str> = s.trim().split(':').collect();
+        let name = parts[0].to_ascii_lowercase();
+        let args = &parts[1..];
+        let want = |n: usize| -> Result<()> {
+            if args.len() == n {
+                Ok(())
+            } else {
+                Err(Error::Usage(format!(
+                    "rule '{s}': '{name}' takes {n} parameter(s), got {}; {RULE_SYNTAX}",
+                    args.len()
+                )))
+            }
+        };
+        let rule = match name.as_str() {
+            "0" | "zero" => {
+                want(0)?;
+                Rule::Zero
+            }
+            "z" | "x" => {
+                want(0)?;
+                Rule::Z
+            }
+            "z+" | "zplus" => {
+                want(0)?;
+                Rule::ZPlus
+            }
+            "w2" | "w^2" | "wsquare" => {
+                want(0)?;
+                Rule::WSquare
+            }
+            "flat" => {
+                want(0)?;
+                Rule::Flat
+            }
+            "gamma" => {
+                want(1)?;
+                let g = number(args[0], "gamma", s)?;
+                if g < 0.0 {
+                    return Err(Error::Usage(format!("rule '{s}': gamma must be >= 0")));
+                }
+                Rule::Gamma(g)
+            }
+            "zb" | "zbox" => {
+                want(2)?;
+                let lo = number(args[0], "LO", s)?;
+                let hi = number(args[1], "HI", s)?;
+                if lo > hi {
+                    return Err(Error::Usage(format!("rule '{s}': LO must not exceed HI")));
+                }
+                Rule::ZBox { lo, hi }
+            }
+            "epsilon" | "eps" => {
+                want(1)?;
+                let e = number(args[0], "epsilon", s)?;
+                if e < 0.0 {
+                    return Err(Error::Usage(format!("rule '{s}': epsilon must be >= 0")));
+                }
+                Rule::Epsilon(e)
+            }
+            "alphabeta" | "ab" => {
+                want(2)?;
+                let alpha = number(args[0], "alpha", s)?;
+                let beta = number(args[1], "beta", s)?;
+                if alpha < 0.0 || beta < 0.0 {
+                    return Err(Error::Usage(format!(
+                        "rule '{s}': alpha and beta must be >= 0"
+                    )));
+                }
+                Rule::AlphaBeta { alpha, beta }
+            }
+            _ => return Err(Error::Usage(format!("unknown rule '{s}': {RULE_SYNTAX}"))),
+        };
+        Ok(rule)
+    }
+}
+
+/// Whether rules take the layer's bias into their denominators.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum BiasMode {
+    /// DTD's z+ and the paper ignore biases: relevance is conserved exactly.
+    #[default]
+    Ignore,
+    /// The bias (its rule-specific part) enters the denominator and absorbs relevance.
+    Include,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_rule_and_prints_it_back() {
+        for text in [
+            "0",
+            "z",
+            "z+",
+            "w2",
+            "gamma:0.25",
+            "zb:-1:1",
+            "epsilon:0.01",
+            "alphabeta:2:1",
+            "flat",
+        ] {
+            let rule: Rule = text.parse().unwrap();
+            assert_eq!(rule.to_string(), text);
+            assert_eq!(rule.to_string().parse::<Rule>().unwrap(), rule);
+        }
+        assert_eq!("x".parse::<Rule>().unwrap(), Rule::Z);
+    }
+
+    #[test]
+    fn rejects_bad_rules_with_the_reason() {
+        for (text, needle) in [
+            ("gamma", "takes 1 parameter"),
+            ("gamma:abc", "not a number"),
+            ("gamma:-1", ">= 0"),
+            ("zb:1:0", "LO must not exceed HI"),
+            ("zb:0:inf", "finite"),
+            ("lrp", "unknown rule"),
+            ("z+:1", "takes 0 parameter"),
+        ] {
+            let err = text.parse::<Rule>().unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Rigorous error bounds for f64 evaluation of affine maps: the float filter.
+//!
+//! The standard model of floating-point arithmetic (Higham, "Accuracy and Stability of
+//! Numerical Algorithms", 2nd ed., §3.1) gives, for a sum of `n` rounded products evaluated
+//! left to right, `|fl(Σ w_i x_i) − Σ w_i x_i| <= γ_n Σ |w_i x_i|` with `γ_n = n u / (1 − n u)`
+//! and `u = 2^-53`, as long as no product underflows. Underflow adds at most half the smallest
+//! subnormal per product, which the bound below adds as an absolute term. The bound itself is
+//! computed in f64, so it is inflated once more by a relative and an absolute margin that
+//! cover its own rounding. A sign is trusted only when the computed value is farther from zero
+//! than this bound; everything else goes to exact rational arithmetic.
+
+/// Unit roundoff of f64 (round to nearest).
+const UNIT_ROUNDOFF: f64 = f64::EPSILON / 2.0;
+/// The smallest positive subnormal f64.
+const TINY: f64 = f64::from_bits(1);
+
+/// `γ_n = n u / (1 − n u)`.
+pub fn gamma(n: usize) -> f64 {
+    let nu = n as f64 * UNIT_ROUNDOFF;
+    assert!(nu < 0.5, "error bound requested for a sum of {n} terms");
+    nu / (1.0 - nu)
+}
+
+/// An f64 value with a bound on its distance to the exact value it stands for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bounded {
+    pub value: f64,
+    pub error: f64,
+}
+
+impl Bounded {
+    pub fn exact(value: f64) -> Self {
+        Self { value, error: 0.0 }
+    }
+
+    /// The sign of the exact value, when the bound decides it: `Some(1)`, `Some(-1)` or
+    /// `Some(0)` (only for an error-free zero); `None` when the bound straddles zero.
+    pub fn certain_sign(&self) -> Option<i8> {
+        if self.error == 0.0 {
+            return Some(if self.value > 0.0 {
+                1
+            } else if self.value < 0.0 {
+                -1
+            } else {
+                0
+            });
+        }
+        if self.value > self.error {
+            Some(1)
+        } else if self.value < -self.error {
+            Some(-1)
+        } else {
+            None
+        }
+    }
+
+    /// Whether the exact value is certainly `>= 0` (`Some(true)`), certainly `< 0`
+    /// (`Some(false)`), or undecided.
+    pub fn certainly_nonnegative(&self) -> Option<bool> {
+        if self.value >= self.error {
+            Some(true)
+        } else if self.value < -self.error {
+            Some(false)
+        } else {
+            None
+        }
+    }
+}
+
+/// `Σ w_i x_i + b` in f64 with a rigorous bound on the distance to the exact value of
+/// `Σ w_i X_i + b`, where the exact inputs satisfy `|X_i − x_i| <= x_err[i]` (`None`: the inputs
+/// are exact). Weights and bias are exact by construction (they are the model's values).
+pub fn affine_bounded(w: &[f64], x: &[f64], x_err: Option<&[f64]>, b: f64) -> Bounded {
+    debug_assert_eq!(w.len(), x.len());
+    let n = w.len();
+    let mut value = 0.0;
+    let mut magnitude = 0.0;
+    for (wi, xi) in w.iter().zip(x) {
+        let p = wi * xi;
+        value += p;
+        magnitude += p.abs();
+    }
+    value += b;
+    magnitude += b.abs();
+    let mut propagated = 0.0;
+    if let Some(e) = x_err {
+        for (wi, ei) in w.iter().zip(e) {
+            propagated += wi.abs() * ei;
+        }
+    }
+    Bounded {
+        value,
+        error: bound_from_parts(n, magnitude, propagated),
+    }
+}
+
+/// The error bound of an affine evaluation with `n` products, from the computed
+/// `Σ |w_i x_i| + |b|` and `Σ |w_i| e_i`.
+pub fn bound_from_parts(n: usize, magnitude: f64, propagated: f64) -> f64 {
+    if magnitude == 0.0 && propagated == 0.0 {
+        // Every product was an exact zero (a zero weight or input), so was the sum.
+        return 0.0;
+    }
+    let terms = n + 2;
+    // Both computed sums are themselves within a factor (1 + γ) of their exact values.
+    let inflate = 1.0 + 4.0 * gamma(terms + 2);
+    let raw = gamma(terms) * magnitude + propagated;
+    raw * inflate + (4 * terms) as f64 * TINY
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exact::{Rational, Scalar};
+
+    #[test]
+    fn bound_covers_cancellation() {
+        // 1e16 + 1 - 1e16 loses the 1 in f64.
+        let w = [1.0, 1.0, -1.0];
+        let x = [1e16, 1.0, 1e16];
+        let r = affine_bounded(&w, &x, None, 0.0);
+        let exact = Rational::from_f64(1.0);
+        let diff = (Rational::from_f64(r.value) - exact).abs();
+        assert!(diff <= Rational::from_f64(r.error));
+        assert_eq!(
+            r.certain_sign(),
+            None,
+            "the sign of 1 is not decidable from {r:?}"
+        );
+    }
+
+    #[test]
+    fn exact_zero_products_give_zero_error() {
+        let r = affine_bounded(&[0.0, 2.0], &[5.0, 0.0], None, 0.0);
+        assert_eq!(r, Bounded::exact(0.0));
+        assert_eq!(r.certain_sign(), Some(0));
+    }
+
+    #[test]
+    fn clear_cases_are_decided() {
+        let r = affine_bounded(&[1.0, 2.0], &[3.0, 4.0], None, -1.0);
+        assert_eq!(r.value, 10.0);
+        assert_eq!(r.certain_sign(), Some(1));
+        assert_eq!(r.certainly_nonnegative(), Some(true));
+    }
+}

@@ -1,0 +1,83 @@
+//! The forward pass, written once over [`Scalar`] so it runs in f64 and in exact rationals.
+
+use crate::exact::Scalar;
+use crate::model::ir::Network;
+
+/// Every intermediate value of one forward pass.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trace<T> {
+    /// `h_0 … h_L`: `inputs[l]` is the input of layer `l + 1`; the last entry is the output.
+    pub activations: Vec<Vec<T>>,
+    /// `z_1 … z_L`.
+    pub pre: Vec<Vec<T>>,
+}
+
+impl<T: Scalar> Trace<T> {
+    /// The input of layer `index + 1` (0-based layer index).
+    pub fn layer_input(&self, index: usize) -> &[T] {
+        &self.activations[index]
+    }
+
+    pub fn output(&self) -> &[T] {
+        self.activations
+            .last()
+            .expect("a trace has at least the input")
+    }
+}
+
+pub fn relu<T: Scalar>(z: &T) -> T {
+    if z.is_positive() {
+        z.clone()
+    } else {
+        T::zero()
+    }
+}
+
+/// The full forward pass from `x`, keeping pre-activations and activations of every layer.
+pub fn forward<T: Scalar>(net: &Network<T>, x: &[T]) -> Trace<T> {
+    let layers = net.layers();
+    let mut activations = Vec::with_capacity(layers.len() + 1);
+    let mut pre = Vec::with_capacity(layers.len());
+    activations.push(x.to_vec());
+    for layer in layers {
+        let mut z = Vec::with_capacity(layer.affine.out_dim());
+        layer
+            .affine
+            .apply_into(activations.last().expect("pushed above"), &mut z);
+        let h = if layer.relu {
+            z.iter().map(relu).collect()
+        } else {
+            z.clone()
+        };
+        pre.push(z);
+        activations.push(h);
+    }
+    Trace { activations, pre }
+}
+
+/// Only the network output at `x`.
+pub fn output<T: Scalar>(net: &Network<T>, x: &[T]) -> Vec<T> {
+    let mut h = x.to_vec();
+    let mut z = Vec::new();
+    for layer in net.layers() {
+        layer.affine.apply_into(&h, &mut z);
+        if layer.relu {
+            for v in &mut z {
+                *v = relu(v);
+            }
+        }
+        std::mem::swap(&mut h, &mut z);
+    }
+    h
+}
+
+/// Index of the largest output (the first one on ties); the default explained output.
+pub fn argmax(values: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, v) in values.iter().enumerate() {
+        if *v > values[best] {
+            best = i;
+        }
+    }
+    best
+}

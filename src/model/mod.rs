@@ -1,0 +1,67 @@
+//! The network IR, its loaders, and the forward pass.
+
+pub mod forward;
+pub mod inputs;
+pub mod ir;
+pub mod onnx;
+pub mod safetensors_json;
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+pub use forward::{forward, output, Trace};
+pub use ir::{Affine, Dense, Layer, Network};
+
+use crate::error::{Error, Result};
+use crate::exact::Rational;
+
+/// A loaded network with its exact twin, built on first use.
+#[derive(Clone, Debug)]
+pub struct Model {
+    net: Network,
+    exact: OnceLock<Network<Rational>>,
+    fingerprint: String,
+}
+
+impl Model {
+    pub fn new(net: Network) -> Self {
+        let fingerprint = net.fingerprint();
+        Self {
+            net,
+            exact: OnceLock::new(),
+            fingerprint,
+        }
+    }
+
+    /// Loads `.onnx` files, or `.json` descriptions that point at safetensors weights.
+    pub fn load(path: &Path) -> Result<Self> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        let net = match ext.as_deref() {
+            Some("onnx") => onnx::load(path)?,
+            Some("json") => safetensors_json::load(path)?,
+            _ => {
+                return Err(Error::file(
+                    path,
+                    "unknown model format: expected an .onnx file or a .json description with safetensors weights",
+                ))
+            }
+        };
+        Ok(Self::new(net))
+    }
+
+    pub fn net(&self) -> &Network {
+        &self.net
+    }
+
+    pub fn exact(&self) -> &Network<Rational> {
+        self.exact.get_or_init(|| self.net.to_exact())
+    }
+
+    /// SHA-256 of the architecture and parameters.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+}

@@ -1,0 +1,2111 @@
+//! ONNX loader: translates the ReLU MLPs that `torch.onnx.export` writes (operator set 7 and
+//! later; torch uses 11 to 18) into the network IR.
+//!
+//! The loader reads one shape of graph only: a single chain of nodes from the one data input to
+//! the one graph output, with weights held in initializers or `Constant` nodes. Each operator it
+//! understands is a row of the table `OPS` that either turns the node into an IR layer or changes
+//! nothing about the per-sample vector; every other operator, and every graph that is not such
+//! a chain, is an error naming the node. Weights are the exact f32/f64 values stored in the
+//! file, and any scaling the graph asks for (Gemm's `alpha` and `beta`) must itself be exact in
+//! f64, so the IR computes exactly the function the file describes.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::Path;
+
+use ndarray::{Array1, Array2};
+use onnx_protobuf::attribute_proto::AttributeType;
+use onnx_protobuf::tensor_proto::{DataLocation, DataType};
+use onnx_protobuf::tensor_shape_proto::dimension;
+use onnx_protobuf::{type_proto, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto};
+use protobuf::{CodedInputStream, Enum, Message};
+
+use crate::error::{Error, Result};
+use crate::exact::{Rational, Scalar};
+use crate::model::ir::{Affine, Dense, Layer, Network, MAX_PARAMETERS};
+
+/// The oldest default-domain operator set read. From 7 on, Gemm, Add and Dropout lost the
+/// `broadcast`/`is_test` attributes whose meaning differs, and Reshape takes its shape as an
+/// input; the operators in [`OPS`] keep the same meaning in every later set.
+const MIN_OPSET: i64 = 7;
+
+/// Loads an ONNX file and translates it into a validated [`Network`].
+pub fn load(path: &Path) -> Result<Network> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::file(path, format!("cannot read the ONNX model: {e}")))?;
+    let model = parse(&bytes).map_err(|problem| Error::file(path, problem))?;
+    let graph = model.graph.as_ref().ok_or_else(|| {
+        Error::file(
+            path,
+            "not an ONNX model, or truncated: the file holds no graph",
+        )
+    })?;
+    let layers = translate(graph).map_err(|problem| Error::file(path, problem))?;
+    Network::new(layers).map_err(|e| e.in_file(path))
+}
+
+/// Decodes the protobuf and checks the few model-level fields that tell an ONNX model from
+/// other protobuf data or from a file cut short.
+fn parse(bytes: &[u8]) -> Result<ModelProto, String> {
+    if bytes.is_empty() {
+        return Err("empty file (expected an ONNX model)".into());
+    }
+    let model = ModelProto::parse_from_bytes(bytes).map_err(|e| {
+        let reason = e.to_string();
+        // Exporters write `ir_version` (field 1, a varint: tag byte 0x08) first, so a file that
+        // starts that way and then runs out of bytes is a model cut short, not foreign data.
+        let ran_out = reason.contains("EOF") || reason.contains("Truncated");
+        if ran_out && bytes.first() == Some(&0x08) {
+            format!("truncated ONNX model ({reason})")
+        } else {
+            format!("not an ONNX model: {reason}")
+        }
+    })?;
+    if let Some(problem) = cut_short(bytes) {
+        return Err(format!("truncated ONNX model ({problem})"));
+    }
+    if model.ir_version <= 0 {
+        return Err("not an ONNX model: it declares no IR version".into());
+    }
+    // `opset_import` follows the graph in exporters' field order, so its absence after a parse
+    // that succeeded most often means the file ends early.
+    if model.opset_import.is_empty() {
+        return Err("truncated, or not an ONNX model: it declares no operator set".into());
+    }
+    if let Some(set) = model
+        .opset_import
+        .iter()
+        .find(|s| is_default_domain(&s.domain) && s.version < MIN_OPSET)
+    {
+        return Err(format!(
+            "operator set {} is older than {MIN_OPSET}, the oldest this loader reads; re-export with a newer opset_version",
+            set.version
+        ));
+    }
+    Ok(model)
+}
+
+/// rust-protobuf stops a nested message at the end of the buffer instead of at its declared
+/// length, so a file cut inside its graph parses as a smaller graph. A cut always lands inside
+/// the last top-level field, whose declared length then runs past the end of the file.
+fn cut_short(bytes: &[u8]) -> Option<String> {
+    let mut stream = CodedInputStream::from_bytes(bytes);
+    loop {
+        let tag = match stream.read_raw_tag_or_eof() {
+            Ok(Some(tag)) => tag,
+            Ok(None) => return None,
+            Err(e) => return Some(e.to_string()),
+        };
+        let field = tag >> 3;
+        let read = match tag & 7 {
+            0 => stream.read_raw_varint64().map(drop),
+            1 => stream.skip_raw_bytes(8),
+            5 => stream.skip_raw_bytes(4),
+            2 => {
+                let len = match stream.read_raw_varint64() {
+                    Ok(len) => len,
+                    Err(e) => return Some(e.to_string()),
+                };
+                let left = (bytes.len() as u64).saturating_sub(stream.pos());
+                if len > left {
+                    return Some(format!(
+                        "field {field} declares {len} bytes but only {left} remain"
+                    ));
+                }
+                // Protobuf messages are below 2 GiB; a longer field is left to the parser.
+                match u32::try_from(len) {
+                    Ok(len) => stream.skip_raw_bytes(len),
+                    Err(_) => return None,
+                }
+            }
+            // Groups and invalid wire types are the parser's business.
+            _ => return None,
+        };
+        if let Err(e) = read {
+            return Some(e.to_string());
+        }
+    }
+}
+
+fn is_default_domain(domain: &str) -> bool {
+    domain.is_empty() || domain == "ai.onnx"
+}
+
+/// One row of the operator table: the attributes the translation understands (any other is an
+/// error, since ignoring an attribute could change the function) and the translation step.
+struct Op {
+    name: &'static str,
+    attributes: &'static [&'static str],
+    step: Step,
+}
+
+/// Translates one node. `Err` carries the problem; the driver prefixes the node's name.
+type Step = for<'a> fn(&mut Chain<'a>, &Ctx<'a>) -> Result<(), String>;
+
+/// Every operator the loader reads. The order is the order the error message lists them in.
+const OPS: &[Op] = &[
+    Op {
+        name: "Gemm",
+        attributes: &["alpha", "beta", "transA", "transB"],
+        step: gemm,
+    },
+    Op {
+        name: "MatMul",
+        attributes: &[],
+        step: matmul,
+    },
+    Op {
+        name: "Add",
+        attributes: &[],
+        step: add_bias,
+    },
+    Op {
+        name: "Relu",
+        attributes: &[],
+        step: relu,
+    },
+    Op {
+        name: "Flatten",
+        attributes: &["axis"],
+        step: flatten,
+    },
+    Op {
+        name: "Reshape",
+        attributes: &["allowzero"],
+        step: reshape,
+    },
+    Op {
+        name: "Identity",
+        attributes: &[],
+        step: pass_through,
+    },
+    Op {
+        name: "Dropout",
+        attributes: &["ratio", "seed"],
+        step: dropout,
+    },
+    Op {
+        name: "Constant",
+        attributes: &[
+            "value",
+            "value_float",
+            "value_floats",
+            "value_int",
+            "value_ints",
+        ],
+        step: constant,
+    },
+];
+
+/// What one node sees of the driver.
+struct Ctx<'a> {
+    node: &'a NodeProto,
+    /// The position of the data input among the node's inputs; `None` for `Constant`.
+    data: Option<usize>,
+    /// The node right before this one (constants aside) was an affine node without a bias.
+    bias_open: bool,
+}
+
+/// A layer under construction; `label` names its node in errors raised when it is finished.
+struct Pending {
+    weight: Array2<f64>,
+    bias: Array1<f64>,
+    relu: bool,
+    label: String,
+}
+
+/// The per-sample view of the data tensor flowing along the chain.
+#[derive(Clone, Copy, Debug)]
+struct DataShape {
+    /// Rank of the tensor; `None` until known (a graph input without a declared shape).
+    rank: Option<usize>,
+    /// The static batch size, when the graph input declares one.
+    batch: Option<u64>,
+    /// Values per sample (the product of every dimension after the batch), when static.
+    width: Option<u64>,
+}
+
+/// The translation state: constants seen so far, layers built so far, the data's shape.
+struct Chain<'a> {
+    consts: HashMap<&'a str, Cow<'a, TensorProto>>,
+    layers: Vec<Pending>,
+    shape: DataShape,
+    /// Set by an affine node without a bias, so that an `Add` right after it can supply one.
+    open_bias: bool,
+}
+
+/// A decoded float tensor.
+struct Tensor {
+    dims: Vec<usize>,
+    data: Vec<f64>,
+}
+
+fn node_label(node: &NodeProto, index: usize) -> String {
+    if node.name.is_empty() {
+        format!("unnamed {} node (index {index})", node.op_type)
+    } else {
+        format!("node '{}' (index {index})", node.name)
+    }
+}
+
+fn supported_list() -> String {
+    OPS.iter().map(|op| op.name).collect::<Vec<_>>().join(", ")
+}
+
+/// Walks the graph's nodes in file order, following the single chain from the data input.
+fn translate(graph: &GraphProto) -> Result<Vec<Layer>, String> {
+    if !graph.sparse_initializer.is_empty() {
+        return Err("sparse initializers are not supported; export dense weights".into());
+    }
+    let mut consts: HashMap<&str, Cow<'_, TensorProto>> = HashMap::new();
+    for (k, t) in graph.initializer.iter().enumerate() {
+        if t.name.is_empty() {
+            return Err(format!("initializer #{k} has no name"));
+        }
+        if consts.insert(t.name.as_str(), Cow::Borrowed(t)).is_some() {
+            return Err(format!("two initializers are named '{}'", t.name));
+        }
+    }
+
+    // Older exporters also list every initializer as a graph input; only the rest are data.
+    let real: Vec<&ValueInfoProto> = graph
+        .input
+        .iter()
+        .filter(|v| !consts.contains_key(v.name.as_str()))
+        .collect();
+    let input = match real.as_slice() {
+        [one] => *one,
+        [] => return Err("the graph has no data input (every input is an initializer)".into()),
+        many => {
+            let names: Vec<String> = many.iter().map(|v| format!("'{}'", v.name)).collect();
+            return Err(format!(
+                "the graph has {} data inputs ({}); only a single-input chain is supported",
+                many.len(),
+                names.join(", ")
+            ));
+        }
+    };
+    let output = match graph.output.as_slice() {
+        [one] => one,
+        [] => return Err("the graph has no output".into()),
+        many => {
+            let names: Vec<String> = many.iter().map(|v| format!("'{}'", v.name)).collect();
+            return Err(format!(
+                "the graph has {} outputs ({}); only a single-output chain is supported",
+                many.len(),
+                names.join(", ")
+            ));
+        }
+    };
+
+    // Who produces and who consumes each tensor: the chain checks below need both directions.
+    let mut producer: HashMap<&str, usize> = HashMap::new();
+    let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, node) in graph.node.iter().enumerate() {
+        for name in node.output.iter().filter(|n| !n.is_empty()) {
+            let taken = consts.contains_key(name.as_str()) || *name == input.name;
+            if taken || producer.insert(name.as_str(), i).is_some() {
+                return Err(format!(
+                    "{}: output '{name}' is already defined elsewhere in the graph; every tensor must have one producer",
+                    node_label(node, i)
+                ));
+            }
+        }
+        for name in node.input.iter().filter(|n| !n.is_empty()) {
+            consumers.entry(name.as_str()).or_default().push(i);
+        }
+    }
+
+    let mut chain = Chain {
+        consts,
+        layers: Vec::new(),
+        shape: input_shape(input)?,
+        open_bias: false,
+    };
+    let mut current: &str = input.name.as_str();
+    let mut last_label = format!("the graph input '{current}'");
+
+    for (i, node) in graph.node.iter().enumerate() {
+        let label = node_label(node, i);
+        let at = |problem: String| format!("{label}: {problem}");
+        let op = lookup(node).map_err(at)?;
+        check_attributes(node, op).map_err(at)?;
+
+        let data: Vec<(usize, &str)> = node
+            .input
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| !n.is_empty() && !chain.consts.contains_key(n.as_str()))
+            .map(|(pos, n)| (pos, n.as_str()))
+            .collect();
+
+        if op.name == "Constant" {
+            if !node.input.is_empty() {
+                return Err(at("a Constant node takes no inputs".into()));
+            }
+            let ctx = Ctx {
+                node,
+                data: None,
+                bias_open: chain.open_bias,
+            };
+            (op.step)(&mut chain, &ctx).map_err(at)?;
+            continue;
+        }
+
+        let pos = match data.as_slice() {
+            [(pos, name)] => {
+                if *name != current {
+                    return Err(at(misplaced_input(name, current, i, &producer, input)));
+                }
+                *pos
+            }
+            [] if op.name == "Identity" => {
+                // An Identity of a constant (torch emits these for shared parameters) is one
+                // more name for the same constant, not a step of the chain.
+                alias_constant(&mut chain, node).map_err(at)?;
+                continue;
+            }
+            [] => {
+                return Err(at(format!(
+                    "all its inputs are initializers or constants, so an initializer is used as the data input; \
+                     the chain must run from the graph input '{}'",
+                    input.name
+                )))
+            }
+            many => {
+                let names: Vec<String> = many.iter().map(|(_, n)| format!("'{n}'")).collect();
+                return Err(at(format!(
+                    "it combines {} computed tensors ({}); only a single chain is supported (the graph branches)",
+                    many.len(),
+                    names.join(", ")
+                )));
+            }
+        };
+
+        // A data tensor read by a second node, or also returned as a graph output, is a branch.
+        if let Some(readers) = consumers.get(current) {
+            if readers.len() > 1 {
+                let list: Vec<String> = readers.iter().map(|r| r.to_string()).collect();
+                return Err(at(format!(
+                    "'{current}' feeds {} nodes (indices {}); only a single chain is supported (the graph branches)",
+                    readers.len(),
+                    list.join(", ")
+                )));
+            }
+        }
+        if current == output.name {
+            return Err(at(format!(
+                "it reads the graph output '{current}'; the graph output must end the chain"
+            )));
+        }
+
+        let ctx = Ctx {
+            node,
+            data: Some(pos),
+            bias_open: std::mem::replace(&mut chain.open_bias, false),
+        };
+        (op.step)(&mut chain, &ctx).map_err(at)?;
+
+        let Some(out) = node.output.first().filter(|n| !n.is_empty()) else {
+            return Err(at("it has no output".into()));
+        };
+        for (k, extra) in node.output.iter().enumerate().skip(1) {
+            if !extra.is_empty()
+                && (consumers.contains_key(extra.as_str()) || *extra == output.name)
+            {
+                return Err(at(format!(
+                    "its output {k} ('{extra}') is used; only the first output of {} is supported",
+                    node.op_type
+                )));
+            }
+        }
+        if let Some(last) = chain.layers.last_mut() {
+            // Errors raised when the layer is finished name the node that produced it.
+            if last.label.is_empty() {
+                last.label.clone_from(&label);
+            }
+        }
+        current = out.as_str();
+        last_label = label;
+    }
+
+    if current != output.name {
+        let problem = match producer.get(output.name.as_str()) {
+            Some(&j) => format!(
+                "the graph output '{}' comes from {}, but the chain ends at '{current}' from {last_label}",
+                output.name,
+                graph.node.get(j).map(|n| node_label(n, j)).unwrap_or_default()
+            ),
+            None => format!(
+                "the graph output '{}' is not produced by the chain, which ends at '{current}' from {last_label}",
+                output.name
+            ),
+        };
+        return Err(problem);
+    }
+    if chain.layers.is_empty() {
+        return Err("the graph has no Gemm or MatMul node, so it defines no layer".into());
+    }
+    check_output_shape(output, chain.shape)?;
+
+    chain
+        .layers
+        .into_iter()
+        .map(|p| {
+            let dense = Dense::new(p.weight, p.bias).map_err(|e| format!("{}: {e}", p.label))?;
+            Ok(Layer {
+                affine: Affine::Dense(dense),
+                relu: p.relu,
+            })
+        })
+        .collect()
+}
+
+fn lookup(node: &NodeProto) -> Result<&'static Op, String> {
+    let op = node.op_type.as_str();
+    if !is_default_domain(&node.domain) {
+        return Err(format!(
+            "unsupported operator '{}::{op}' (only the standard ONNX domain is read; dtdcert reads {})",
+            node.domain,
+            supported_list()
+        ));
+    }
+    OPS.iter().find(|o| o.name == op).ok_or_else(|| {
+        let hint = match op {
+            "Shape" | "Gather" | "Concat" | "Unsqueeze" => {
+                " (a dynamic reshape such as x.view(x.size(0), -1) exports as Shape/Gather/Concat; \
+                 use torch.flatten(x, 1) or nn.Flatten instead)"
+            }
+            "BatchNormalization" => " (fold batch norm into the preceding layer before export)",
+            _ => "",
+        };
+        format!(
+            "unsupported operator '{op}'{hint}; dtdcert reads {}",
+            supported_list()
+        )
+    })
+}
+
+fn check_attributes(node: &NodeProto, op: &Op) -> Result<(), String> {
+    match node
+        .attribute
+        .iter()
+        .find(|a| !op.attributes.contains(&a.name.as_str()))
+    {
+        Some(a) => Err(format!(
+            "attribute '{}' of {} is not supported (its meaning could change the function)",
+            a.name, op.name
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Explains why a node's data input is not the tensor the chain has reached.
+fn misplaced_input(
+    name: &str,
+    current: &str,
+    index: usize,
+    producer: &HashMap<&str, usize>,
+    input: &ValueInfoProto,
+) -> String {
+    match producer.get(name) {
+        Some(&j) if j >= index => format!(
+            "it reads '{name}', which node index {j} produces later; nodes must be in topological order \
+             (the graph is unordered or cyclic)"
+        ),
+        Some(&j) => format!(
+            "it reads '{name}' (output of node index {j}) instead of '{current}', the output of the node before it; \
+             only a single chain is supported (the graph branches)"
+        ),
+        None if name == input.name => format!(
+            "it reads the graph input '{name}' again instead of '{current}'; only a single chain is supported \
+             (the graph branches)"
+        ),
+        None => format!("it reads '{name}', which no node, initializer or graph input defines"),
+    }
+}
+
+/// The shape the graph input declares; element types other than float and double are refused
+/// because the IR's inputs are f32/f64 values.
+fn input_shape(input: &ValueInfoProto) -> Result<DataShape, String> {
+    let unknown = DataShape {
+        rank: None,
+        batch: None,
+        width: None,
+    };
+    let Some(value) = input.type_.as_ref().and_then(|t| t.value.as_ref()) else {
+        return Ok(unknown);
+    };
+    let type_proto::Value::TensorType(tensor) = value else {
+        return Err(format!("the graph input '{}' is not a tensor", input.name));
+    };
+    let elem = tensor.elem_type;
+    if elem != DataType::UNDEFINED as i32
+        && elem != DataType::FLOAT as i32
+        && elem != DataType::DOUBLE as i32
+    {
+        return Err(format!(
+            "the graph input '{}' has element type {}; only float and double inputs are supported",
+            input.name,
+            data_type_name(elem)
+        ));
+    }
+    let Some(shape) = tensor.shape.as_ref() else {
+        return Ok(unknown);
+    };
+    let dims: Vec<Option<u64>> = shape.dim.iter().map(static_dim).collect();
+    match dims.as_slice() {
+        [] => Err(format!(
+            "the graph input '{}' is a scalar; a vector per sample is needed",
+            input.name
+        )),
+        // An unbatched vector: the whole tensor is one sample.
+        [d] => Ok(DataShape {
+            rank: Some(1),
+            batch: None,
+            width: *d,
+        }),
+        [batch, rest @ ..] => Ok(DataShape {
+            rank: Some(dims.len()),
+            batch: *batch,
+            width: rest
+                .iter()
+                .try_fold(1u64, |acc, d| d.and_then(|d| acc.checked_mul(d))),
+        }),
+    }
+}
+
+fn static_dim(d: &onnx_protobuf::tensor_shape_proto::Dimension) -> Option<u64> {
+    match d.value {
+        Some(dimension::Value::DimValue(n)) if n > 0 => Some(n as u64),
+        _ => None,
+    }
+}
+
+/// If the graph output declares a static per-sample width, it must be what the chain computes.
+fn check_output_shape(output: &ValueInfoProto, shape: DataShape) -> Result<(), String> {
+    let Some(type_proto::Value::TensorType(tensor)) =
+        output.type_.as_ref().and_then(|t| t.value.as_ref())
+    else {
+        return Ok(());
+    };
+    let Some(declared) = tensor.shape.as_ref() else {
+        return Ok(());
+    };
+    if let ([_, last], Some(width)) = (declared.dim.as_slice(), shape.width) {
+        if let Some(d) = static_dim(last) {
+            if d != width {
+                return Err(format!(
+                    "the graph output '{}' declares {d} values per sample but the network computes {width}",
+                    output.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn data_type_name(code: i32) -> String {
+    match DataType::from_i32(code) {
+        Some(t) => format!("{t:?} ({code})"),
+        None => format!("unknown ({code})"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Translation steps, one per row of `OPS`.
+// ---------------------------------------------------------------------------------------------
+
+/// `Y = alpha · A · op(B) + beta · C`: a dense layer with `W = alpha · op(B)ᵀ`, `b = beta · C`.
+fn gemm<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
+    data_first(ctx)?;
+    let node = ctx.node;
+    let alpha = attr_float(node, "alpha")?.unwrap_or(1.0);
+    let beta = attr_float(node, "beta")?.unwrap_or(1.0);
+    if attr_int(node, "transA")?.unwrap_or(0) != 0 {
+        return Err(
+            "transA = 1 is not supported: the data input must be [batch, features], not transposed"
+                .into(),
+        );
+    }
+    let trans_b = match attr_int(node, "transB")?.unwrap_or(0) {
+        0 => false,
+        1 => true,
+        other => return Err(format!("transB = {other}; expected 0 or 1")),
+    };
+    let b_name = required_input(node, 1, "B")?;
+    let b = matrix(b_name, chain.floats(b_name)?)?;
+    // `op(B)` is [in, out]; the IR stores W as [out, in].
+    let weight = if trans_b { b } else { b.reversed_axes() };
+    let weight = scale_matrix(alpha, "alpha", weight)?;
+    let out = weight.nrows();
+    let c_name = node.input.get(2).filter(|n| !n.is_empty());
+    let bias = match c_name {
+        Some(c) => scale_vector(beta, "beta", bias_vector(c, chain.floats(c)?, out)?)?,
+        None => Array1::zeros(out),
+    };
+    chain.push_affine(node, weight, bias, false)?;
+    chain.open_bias = c_name.is_none();
+    Ok(())
+}
+
+/// `Y = A · B` with `B` an [in, out] constant: a dense layer with `W = Bᵀ` and, until an `Add`
+/// right after it supplies one, a zero bias.
+fn matmul<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
+    data_first(ctx)?;
+    let b_name = required_input(ctx.node, 1, "B")?;
+    let b = chain.floats(b_name)?;
+    if b.dims.len() != 2 {
+        return Err(format!(
+            "the weight '{b_name}' has shape {:?}; MatMul is read only with an [in, out] matrix",
+            b.dims
+        ));
+    }
+    let weight = matrix(b_name, b)?.reversed_axes();
+    let out = weight.nrows();
+    chain.push_affine(ctx.node, weight, Array1::zeros(out), true)?;
+    chain.open_bias = true;
+    Ok(())
+}
+
+/// `Y = X + c` right after a MatMul (or a Gemm without C): `c` becomes that layer's bias.
+fn add_bias<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
+    let Some(layer) = chain.layers.last_mut().filter(|_| ctx.bias_open) else {
+        return Err(
+            "Add is supported only as the bias of the MatMul (or Gemm without C) right before it"
+                .into(),
+        );
+    };
+    // The data may be either operand; the other one is the bias.
+    let other = match ctx.data {
+        Some(0) => 1,
+        Some(1) => 0,
+        _ => return Err("Add needs exactly two inputs".into()),
+    };
+    let b_name = required_input(ctx.node, other, "the bias")?;
+    let t = float_tensor(b_name, chain.consts.get(b_name).map(AsRef::as_ref))?;
+    // The bias replaces the zeros the affine node left, so no addition (and no rounding) occurs.
+    layer.bias = bias_vector(b_name, t, layer.weight.nrows())?;
+    Ok(())
+}
+
+/// `relu` on the output of the layer before it; consecutive Relus collapse into one.
+fn relu<'a>(chain: &mut Chain<'a>, _ctx: &Ctx<'a>) -> Result<(), String> {
+    match chain.layers.last_mut() {
+        Some(layer) => {
+            layer.relu = true;
+            Ok(())
+        }
+        None => Err("Relu on the raw input; a Relu must follow a Gemm or MatMul layer".into()),
+    }
+}
+
+/// Identity, and anything else that leaves each sample's vector as it is.
+fn pass_through<'a>(_chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
+    data_first(ctx)
+}
+
+/// In inference, Dropout passes its input through; a graph exported in training mode is
+/// refused because the function would be random.
+fn dropout<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
+    data_first(ctx)?;
+    if let Some(name) = ctx.node.input.get(2).filter(|n| !n.is_empty()) {
+        let training = chain
+            .consts
+            .get(name.as_str())
+            .map(|t| bool_values(name, t))
+            .transpose()?
+            .unwrap_or_default();
+        if training.iter().any(|&b| b) {
+            return Err(format!(
+                "training_mode '{name}' is true, so the output is random; export the model after model.eval()"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Flatten keeps the batch and joins every later dimension: a no-op on the per-sample vector
+/// exactly when the split is after the batch dimension.
+fn flatten<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
+    data_first(ctx)?;
+    let rank = chain.shape.rank.unwrap_or(2);
+    if rank < 2 {
+        return Err(
+            "Flatten of an unbatched vector would change which values form a sample".into(),
+        );
+    }
+    let axis = attr_int(ctx.node, "axis")?.unwrap_or(1);
+    let resolved = if axis < 0 { axis + rank as i64 } else { axis };
+    if resolved != 1 {
+        return Err(format!(
+            "Flatten with axis {axis} on a rank-{rank} tensor mixes samples; only axis 1 (keep the batch) is supported"
+        ));
+    }
+    chain.shape.rank = Some(2);
+    Ok(())
+}
+
+/// Reshape to `[batch, d]`, written with `0` (copy) or `-1` (infer) entries; anything that could
+/// move values between samples is refused.
+fn reshape<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
+    data_first(ctx)?;
+    let shape_name = required_input(ctx.node, 1, "shape")?;
+    let target = int64_values(shape_name, chain.consts.get(shape_name).map(AsRef::as_ref))?;
+    let allow_zero = attr_int(ctx.node, "allowzero")?.unwrap_or(0) != 0;
+    let s = chain.shape;
+    let rank = s.rank.unwrap_or(2);
+    if rank < 2 {
+        return Err("Reshape of an unbatched vector is not supported".into());
+    }
+    let [first, second] = target.as_slice() else {
+        return Err(format!(
+            "Reshape to {target:?} (from '{shape_name}'); only a reshape to [batch, features] is supported"
+        ));
+    };
+    let (first, second) = (*first, *second);
+    if allow_zero && (first == 0 || second == 0) {
+        return Err(format!(
+            "Reshape to {target:?} with allowzero = 1 makes an empty tensor"
+        ));
+    }
+    let keeps_batch = match first {
+        0 | -1 => true,
+        k if k > 0 => s.batch == Some(k as u64),
+        _ => false,
+    };
+    if !keeps_batch {
+        return Err(format!(
+            "Reshape to {target:?} (from '{shape_name}') does not keep the batch dimension; \
+             use 0 or -1 as its first entry"
+        ));
+    }
+    let width = match second {
+        -1 if first != -1 => s.width,
+        0 if rank == 2 => s.width,
+        k if k > 0 => match s.width {
+            Some(w) if w != k as u64 => {
+                return Err(format!(
+                    "Reshape to {target:?} (from '{shape_name}') would split or join samples of {w} values"
+                ))
+            }
+            _ => Some(k as u64),
+        },
+        _ => {
+            return Err(format!(
+                "Reshape to {target:?} (from '{shape_name}') is not [batch, features]"
+            ))
+        }
+    };
+    chain.shape = DataShape {
+        rank: Some(2),
+        batch: s.batch,
+        width,
+    };
+    Ok(())
+}
+
+/// A Constant's tensor acts like an initializer named after its output.
+fn constant<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
+    let node = ctx.node;
+    let Some(out) = node.output.first().filter(|n| !n.is_empty()) else {
+        return Err("a Constant node without an output".into());
+    };
+    let [attr] = node.attribute.as_slice() else {
+        return Err(format!(
+            "a Constant node needs exactly one value attribute, found {}",
+            node.attribute.len()
+        ));
+    };
+    let kind = attr.type_.enum_value();
+    let mut t = TensorProto::new();
+    let tensor = match (attr.name.as_str(), kind) {
+        ("value", Ok(AttributeType::TENSOR)) => match attr.t.as_ref() {
+            Some(v) => Cow::Borrowed(v),
+            None => return Err("the Constant's 'value' attribute holds no tensor".into()),
+        },
+        ("value_float", Ok(AttributeType::FLOAT)) => {
+            t.data_type = DataType::FLOAT as i32;
+            t.float_data = vec![attr.f];
+            Cow::Owned(t)
+        }
+        ("value_floats", Ok(AttributeType::FLOATS)) => {
+            t.data_type = DataType::FLOAT as i32;
+            t.dims = vec![attr.floats.len() as i64];
+            t.float_data = attr.floats.clone();
+            Cow::Owned(t)
+        }
+        ("value_int", Ok(AttributeType::INT)) => {
+            t.data_type = DataType::INT64 as i32;
+            t.int64_data = vec![attr.i];
+            Cow::Owned(t)
+        }
+        ("value_ints", Ok(AttributeType::INTS)) => {
+            t.data_type = DataType::INT64 as i32;
+            t.dims = vec![attr.ints.len() as i64];
+            t.int64_data = attr.ints.clone();
+            Cow::Owned(t)
+        }
+        (name, kind) => {
+            return Err(format!(
+                "the Constant's attribute '{name}' has type {}, which does not match its name",
+                attribute_type_name(kind)
+            ))
+        }
+    };
+    chain.consts.insert(out.as_str(), tensor);
+    Ok(())
+}
+
+/// Registers `Identity(constant)` as a second name of the constant.
+fn alias_constant<'a>(chain: &mut Chain<'a>, node: &'a NodeProto) -> Result<(), String> {
+    let (Some(from), Some(to)) = (
+        node.input.first().filter(|n| !n.is_empty()),
+        node.output.first().filter(|n| !n.is_empty()),
+    ) else {
+        return Err("an Identity node needs one input and one output".into());
+    };
+    let Some(tensor) = chain.consts.get(from.as_str()).cloned() else {
+        return Err(format!("it reads '{from}', which is not defined"));
+    };
+    chain.consts.insert(to.as_str(), tensor);
+    Ok(())
+}
+
+impl<'a> Chain<'a> {
+    fn floats(&self, name: &str) -> Result<Tensor, String> {
+        float_tensor(name, self.consts.get(name).map(AsRef::as_ref))
+    }
+
+    /// Appends a dense layer after checking it fits the data it receives.
+    fn push_affine(
+        &mut self,
+        node: &NodeProto,
+        weight: Array2<f64>,
+        bias: Array1<f64>,
+        unbatched_ok: bool,
+    ) -> Result<(), String> {
+        match self.shape.rank {
+            None | Some(2) => {}
+            Some(1) if unbatched_ok => {}
+            Some(1) => {
+                return Err(format!(
+                    "{} needs a [batch, features] input but the data is an unbatched vector here",
+                    node.op_type
+                ))
+            }
+            Some(r) => {
+                return Err(format!(
+                    "{} needs a [batch, features] input but the data has rank {r} here; flatten it first",
+                    node.op_type
+                ))
+            }
+        }
+        let in_dim = weight.ncols() as u64;
+        if let Some(w) = self.shape.width {
+            if w != in_dim {
+                return Err(if self.layers.is_empty() {
+                    format!(
+                        "the graph input declares {w} values per sample but the first layer expects {in_dim}"
+                    )
+                } else {
+                    format!(
+                        "{} expects {in_dim} values per sample but receives {w}",
+                        node.op_type
+                    )
+                });
+            }
+        }
+        self.shape.rank = Some(self.shape.rank.unwrap_or(2));
+        self.shape.width = Some(weight.nrows() as u64);
+        self.layers.push(Pending {
+            weight,
+            bias,
+            relu: false,
+            // Filled in by the driver, which knows the node's index.
+            label: String::new(),
+        });
+        Ok(())
+    }
+}
+
+fn data_first(ctx: &Ctx<'_>) -> Result<(), String> {
+    match ctx.data {
+        None | Some(0) => Ok(()),
+        Some(p) => Err(format!(
+            "its first input '{}' is an initializer and the data arrives as input {p}; \
+             an initializer cannot be the data input",
+            ctx.node
+                .input
+                .first()
+                .map(String::as_str)
+                .unwrap_or_default()
+        )),
+    }
+}
+
+fn required_input<'n>(node: &'n NodeProto, pos: usize, what: &str) -> Result<&'n str, String> {
+    node.input
+        .get(pos)
+        .filter(|n| !n.is_empty())
+        .map(String::as_str)
+        .ok_or_else(|| format!("{} has no input {pos} ({what})", node.op_type))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attributes and tensors.
+// ---------------------------------------------------------------------------------------------
+
+fn attribute_type_name(kind: std::result::Result<AttributeType, i32>) -> String {
+    match kind {
+        Ok(t) => format!("{t:?}"),
+        Err(code) => format!("unknown ({code})"),
+    }
+}
+
+fn attr_float(node: &NodeProto, name: &str) -> Result<Option<f64>, String> {
+    let Some(a) = node.attribute.iter().find(|a| a.name == name) else {
+        return Ok(None);
+    };
+    match a.type_.enum_value() {
+        Ok(AttributeType::FLOAT) if a.f.is_finite() => Ok(Some(f64::from(a.f))),
+        Ok(AttributeType::FLOAT) => Err(format!("attribute '{name}' is {}", a.f)),
+        kind => Err(format!(
+            "attribute '{name}' has type {}, expected FLOAT",
+            attribute_type_name(kind)
+        )),
+    }
+}
+
+fn attr_int(node: &NodeProto, name: &str) -> Result<Option<i64>, String> {
+    let Some(a) = node.attribute.iter().find(|a| a.name == name) else {
+        return Ok(None);
+    };
+    match a.type_.enum_value() {
+        Ok(AttributeType::INT) => Ok(Some(a.i)),
+        kind => Err(format!(
+            "attribute '{name}' has type {}, expected INT",
+            attribute_type_name(kind)
+        )),
+    }
+}
+
+/// The shape of a tensor and its element count, refusing absurd shapes before anything is
+/// allocated for them.
+fn tensor_shape(name: &str, t: &TensorProto) -> Result<(Vec<usize>, usize), String> {
+    if t.data_location.value() == DataLocation::EXTERNAL as i32 || !t.external_data.is_empty() {
+        return Err(format!(
+            "tensor '{name}' keeps its data in an external file, which is not supported; \
+             export with the weights inside the model"
+        ));
+    }
+    if t.segment.is_some() {
+        return Err(format!(
+            "tensor '{name}' is segmented, which is not supported"
+        ));
+    }
+    let mut dims = Vec::with_capacity(t.dims.len());
+    let mut count = 1usize;
+    for &d in &t.dims {
+        let d = usize::try_from(d)
+            .map_err(|_| format!("tensor '{name}' has a negative dimension in {:?}", t.dims))?;
+        count = count
+            .checked_mul(d)
+            .filter(|&c| c <= MAX_PARAMETERS)
+            .ok_or_else(|| {
+                format!(
+                    "tensor '{name}' has shape {:?}, more than {MAX_PARAMETERS} values",
+                    t.dims
+                )
+            })?;
+        dims.push(d);
+    }
+    Ok((dims, count))
+}
+
+/// Decodes fixed-width little-endian values after checking the byte count against the shape.
+fn from_raw<const N: usize, V>(
+    name: &str,
+    raw: &[u8],
+    count: usize,
+    dims: &[usize],
+    decode: impl Fn([u8; N]) -> V,
+) -> Result<Vec<V>, String> {
+    // `count` is at most MAX_PARAMETERS, so the product cannot overflow on 64-bit targets; the
+    // check keeps 32-bit ones honest.
+    let expected = count.checked_mul(N);
+    if expected != Some(raw.len()) {
+        return Err(format!(
+            "tensor '{name}' has {} bytes of data but its shape {dims:?} needs {}",
+            raw.len(),
+            expected.map_or_else(|| "more".to_string(), |e| e.to_string())
+        ));
+    }
+    Ok(raw
+        .chunks_exact(N)
+        .map(|c| {
+            let mut b = [0u8; N];
+            b.copy_from_slice(c);
+            decode(b)
+        })
+        .collect())
+}
+
+fn count_matches(name: &str, found: usize, count: usize, dims: &[usize]) -> Result<(), String> {
+    if found == count {
+        Ok(())
+    } else {
+        Err(format!(
+            "tensor '{name}' holds {found} values but its shape {dims:?} needs {count}"
+        ))
+    }
+}
+
+/// A float or double tensor as exact f64 values (every f32 is an f64).
+fn float_tensor(name: &str, t: Option<&TensorProto>) -> Result<Tensor, String> {
+    let t = t.ok_or_else(|| format!("'{name}' is not an initializer or constant"))?;
+    let (dims, count) = tensor_shape(name, t)?;
+    let data = match DataType::from_i32(t.data_type) {
+        Some(DataType::FLOAT) if !t.raw_data.is_empty() => {
+            from_raw(name, &t.raw_data, count, &dims, |b| f64::from(f32::from_le_bytes(b)))?
+        }
+        Some(DataType::FLOAT) => {
+            count_matches(name, t.float_data.len(), count, &dims)?;
+            t.float_data.iter().map(|&v| f64::from(v)).collect()
+        }
+        Some(DataType::DOUBLE) if !t.raw_data.is_empty() => {
+            from_raw(name, &t.raw_data, count, &dims, f64::from_le_bytes)?
+        }
+        Some(DataType::DOUBLE) => {
+            count_matches(name, t.double_data.len(), count, &dims)?;
+            t.double_data.clone()
+        }
+        _ => {
+            return Err(format!(
+                "tensor '{name}' has data type {}; only float (1) and double (11) weights are supported",
+                data_type_name(t.data_type)
+            ))
+        }
+    };
+    Ok(Tensor { dims, data })
+}
+
+/// An int64 tensor, as Reshape's shape input is.
+fn int64_values(name: &str, t: Option<&TensorProto>) -> Result<Vec<i64>, String> {
+    let t = t.ok_or_else(|| format!("'{name}' is not an initializer or constant"))?;
+    let (dims, count) = tensor_shape(name, t)?;
+    if t.data_type != DataType::INT64 as i32 {
+        return Err(format!(
+            "tensor '{name}' has data type {}; a shape must be INT64 (7)",
+            data_type_name(t.data_type)
+        ));
+    }
+    if !t.raw_data.is_empty() {
+        return from_raw(name, &t.raw_data, count, &dims, i64::from_le_bytes);
+    }
+    count_matches(name, t.int64_data.len(), count, &dims)?;
+    Ok(t.int64_data.clone())
+}
+
+/// A bool tensor (Dropout's training_mode); ONNX stores bools as bytes or in `int32_data`.
+fn bool_values(name: &str, t: &TensorProto) -> Result<Vec<bool>, String> {
+    let (dims, count) = tensor_shape(name, t)?;
+    if t.data_type != DataType::BOOL as i32 {
+        return Err(format!(
+            "tensor '{name}' has data type {}; expected BOOL (9)",
+            data_type_name(t.data_type)
+        ));
+    }
+    if !t.raw_data.is_empty() {
+        return from_raw(name, &t.raw_data, count, &dims, |[b]: [u8; 1]| b != 0);
+    }
+    count_matches(name, t.int32_data.len(), count, &dims)?;
+    Ok(t.int32_data.iter().map(|&v| v != 0).collect())
+}
+
+fn matrix(name: &str, t: Tensor) -> Result<Array2<f64>, String> {
+    let [rows, cols] = t.dims.as_slice() else {
+        return Err(format!(
+            "the weight '{name}' has shape {:?}; a matrix is needed",
+            t.dims
+        ));
+    };
+    Array2::from_shape_vec((*rows, *cols), t.data).map_err(|e| format!("the weight '{name}': {e}"))
+}
+
+/// A bias of `out` values from a tensor of shape [out] or [1, out], or a scalar broadcast.
+fn bias_vector(name: &str, t: Tensor, out: usize) -> Result<Array1<f64>, String> {
+    match t.dims.as_slice() {
+        [n] | [1, n] if *n == out => Ok(Array1::from(t.data)),
+        [] | [1] | [1, 1] => match t.data.first() {
+            Some(&v) => Ok(Array1::from_elem(out, v)),
+            None => Err(format!("the bias '{name}' is empty")),
+        },
+        dims => Err(format!(
+            "the bias '{name}' has shape {dims:?}; expected [{out}] or [1, {out}]"
+        )),
+    }
+}
+
+/// `factor · v` for every entry, refusing any product that rounds: the IR must hold the exact
+/// weights the graph computes with.
+fn scale(factor: f64, what: &str, v: f64, entry: &dyn Fn() -> String) -> Result<f64, String> {
+    // Non-finite weights pass unchanged so that the network's own check reports them.
+    if !v.is_finite() {
+        return Ok(v);
+    }
+    let p = factor * v;
+    let exact = if p.abs() >= f64::MIN_POSITIVE || p.is_infinite() {
+        // Above the subnormal range the rounding error of a product is itself an f64, so the
+        // fused multiply-add returns it exactly: zero if and only if nothing was rounded.
+        factor.mul_add(v, -p) == 0.0
+    } else {
+        // A product that underflows can have an error too small for any f64, so the fused
+        // test could miss it; settle these rare cases in exact arithmetic.
+        Rational::from_f64(factor) * Rational::from_f64(v) == Rational::from_f64(p)
+    };
+    if exact {
+        Ok(p)
+    } else {
+        Err(format!(
+            "{what} = {factor} times {} = {v} is not exactly representable in f64; \
+             fold {what} into the weights before export",
+            entry()
+        ))
+    }
+}
+
+fn scale_matrix(factor: f64, what: &str, m: Array2<f64>) -> Result<Array2<f64>, String> {
+    if factor == 1.0 {
+        return Ok(m);
+    }
+    let mut m = m;
+    for ((r, c), v) in m.indexed_iter_mut() {
+        *v = scale(factor, what, *v, &|| format!("weight [{r}, {c}]"))?;
+    }
+    Ok(m)
+}
+
+fn scale_vector(factor: f64, what: &str, b: Array1<f64>) -> Result<Array1<f64>, String> {
+    if factor == 1.0 {
+        return Ok(b);
+    }
+    let mut b = b;
+    for (j, v) in b.indexed_iter_mut() {
+        *v = scale(factor, what, *v, &|| format!("bias [{j}]"))?;
+    }
+    Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::forward::output;
+    use onnx_protobuf::tensor_shape_proto::Dimension;
+    use onnx_protobuf::{
+        AttributeProto, GraphProto, OperatorSetIdProto, TensorShapeProto, TypeProto,
+    };
+    use std::path::PathBuf;
+
+    fn floats(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
+        let mut t = TensorProto::new();
+        t.name = name.into();
+        t.dims = dims.to_vec();
+        t.data_type = DataType::FLOAT as i32;
+        // torch writes raw little-endian bytes; float_data is covered by `floats_listed`.
+        t.raw_data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        t
+    }
+
+    fn floats_listed(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
+        let mut t = floats(name, dims, &[]);
+        t.float_data = values.to_vec();
+        t
+    }
+
+    fn doubles(name: &str, dims: &[i64], values: &[f64]) -> TensorProto {
+        let mut t = TensorProto::new();
+        t.name = name.into();
+        t.dims = dims.to_vec();
+        t.data_type = DataType::DOUBLE as i32;
+        t.double_data = values.to_vec();
+        t
+    }
+
+    fn int64s(name: &str, values: &[i64]) -> TensorProto {
+        let mut t = TensorProto::new();
+        t.name = name.into();
+        t.dims = vec![values.len() as i64];
+        t.data_type = DataType::INT64 as i32;
+        t.raw_data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        t
+    }
+
+    fn attr_f(name: &str, v: f32) -> AttributeProto {
+        let mut a = AttributeProto::new();
+        a.name = name.into();
+        a.type_ = AttributeType::FLOAT.into();
+        a.f = v;
+        a
+    }
+
+    fn attr_i(name: &str, v: i64) -> AttributeProto {
+        let mut a = AttributeProto::new();
+        a.name = name.into();
+        a.type_ = AttributeType::INT.into();
+        a.i = v;
+        a
+    }
+
+    fn attr_t(name: &str, t: TensorProto) -> AttributeProto {
+        let mut a = AttributeProto::new();
+        a.name = name.into();
+        a.type_ = AttributeType::TENSOR.into();
+        a.t = Some(t).into();
+        a
+    }
+
+    fn node(
+        op: &str,
+        name: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attrs: Vec<AttributeProto>,
+    ) -> NodeProto {
+        let mut n = NodeProto::new();
+        n.op_type = op.into();
+        n.name = name.into();
+        n.input = inputs.iter().map(|s| s.to_string()).collect();
+        n.output = outputs.iter().map(|s| s.to_string()).collect();
+        n.attribute = attrs;
+        n
+    }
+
+    /// A float tensor value; `None` dimensions are dynamic (`dim_param`).
+    fn value(name: &str, dims: &[Option<i64>]) -> ValueInfoProto {
+        let mut shape = TensorShapeProto::new();
+        for d in dims {
+            let mut dim = Dimension::new();
+            dim.value = Some(match d {
+                Some(n) => dimension::Value::DimValue(*n),
+                None => dimension::Value::DimParam("batch".into()),
+            });
+            shape.dim.push(dim);
+        }
+        let mut tensor = type_proto::Tensor::new();
+        tensor.elem_type = DataType::FLOAT as i32;
+        tensor.shape = Some(shape).into();
+        let mut ty = TypeProto::new();
+        ty.value = Some(type_proto::Value::TensorType(tensor));
+        let mut v = ValueInfoProto::new();
+        v.name = name.into();
+        v.type_ = Some(ty).into();
+        v
+    }
+
+    fn model(
+        nodes: Vec<NodeProto>,
+        inits: Vec<TensorProto>,
+        input: ValueInfoProto,
+        out: ValueInfoProto,
+    ) -> ModelProto {
+        let mut g = GraphProto::new();
+        g.name = "main_graph".into();
+        g.node = nodes;
+        g.initializer = inits;
+        g.input = vec![input];
+        g.output = vec![out];
+        let mut set = OperatorSetIdProto::new();
+        set.version = 17;
+        let mut m = ModelProto::new();
+        m.ir_version = 8;
+        m.producer_name = "pytorch".into();
+        m.graph = Some(g).into();
+        m.opset_import = vec![set];
+        m
+    }
+
+    fn write_bytes(bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("model.onnx");
+        std::fs::write(&path, bytes).expect("write model");
+        (dir, path)
+    }
+
+    fn load_model(m: &ModelProto) -> Result<Network> {
+        let (_dir, path) = write_bytes(&m.write_to_bytes().expect("serialise"));
+        load(&path)
+    }
+
+    fn load_err(m: &ModelProto) -> String {
+        match load_model(m) {
+            Ok(net) => panic!("expected an error, loaded {}", net.describe()),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn assert_has(message: &str, parts: &[&str]) {
+        for part in parts {
+            assert!(message.contains(part), "'{part}' missing from: {message}");
+        }
+    }
+
+    fn batch(width: i64) -> ValueInfoProto {
+        value("input", &[None, Some(width)])
+    }
+
+    fn out(width: i64) -> ValueInfoProto {
+        value("output", &[None, Some(width)])
+    }
+
+    /// W1 = [[1, 2], [-1, 0.5], [0, -3]], b1 = [0.5, 1, -1], W2 = [[1, -2, 0.25]], b2 = [2].
+    const W1: [f32; 6] = [1.0, 2.0, -1.0, 0.5, 0.0, -3.0];
+    const B1: [f32; 3] = [0.5, 1.0, -1.0];
+    const W2: [f32; 3] = [1.0, -2.0, 0.25];
+    const B2: [f32; 1] = [2.0];
+
+    /// The 2-3-1 network by hand at x = [1, -2]: z1 = [-2.5, -1, 5], h1 = [0, 0, 5],
+    /// y = 0 - 0 + 1.25 + 2 = 3.25.
+    fn reference_output(net: &Network) {
+        assert_eq!(net.widths(), vec![2, 3, 1]);
+        assert!(net.layers()[0].relu);
+        assert!(!net.layers()[1].relu);
+        assert_eq!(output(net, &[1.0, -2.0]), vec![3.25]);
+        // At x = 0: h1 = relu(b1) = [0.5, 1, 0], y = 0.5 - 2 + 2 = 0.5.
+        assert_eq!(output(net, &[0.0, 0.0]), vec![0.5]);
+    }
+
+    fn transposed(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+        (0..cols)
+            .flat_map(|c| (0..rows).map(move |r| w[r * cols + c]))
+            .collect()
+    }
+
+    #[test]
+    fn gemm_with_trans_b_1_as_torch_writes_it() {
+        let m = model(
+            vec![
+                node(
+                    "Gemm",
+                    "/fc1/Gemm",
+                    &["input", "w1", "b1"],
+                    &["h"],
+                    vec![
+                        attr_f("alpha", 1.0),
+                        attr_f("beta", 1.0),
+                        attr_i("transB", 1),
+                    ],
+                ),
+                node("Relu", "/relu/Relu", &["h"], &["r"], vec![]),
+                node(
+                    "Gemm",
+                    "/fc2/Gemm",
+                    &["r", "w2", "b2"],
+                    &["output"],
+                    vec![attr_i("transB", 1)],
+                ),
+            ],
+            vec![
+                floats("w1", &[3, 2], &W1),
+                floats("b1", &[3], &B1),
+                floats("w2", &[1, 3], &W2),
+                floats_listed("b2", &[1], &B2),
+            ],
+            batch(2),
+            out(1),
+        );
+        reference_output(&load_model(&m).expect("loads"));
+    }
+
+    #[test]
+    fn gemm_with_trans_b_0_takes_in_by_out_weights() {
+        let m = model(
+            vec![
+                node(
+                    "Gemm",
+                    "g1",
+                    &["input", "w1", "b1"],
+                    &["h"],
+                    vec![attr_i("transB", 0)],
+                ),
+                node("Relu", "r1", &["h"], &["r"], vec![]),
+                node("Gemm", "g2", &["r", "w2", "b2"], &["output"], vec![]),
+            ],
+            vec![
+                floats_listed("w1", &[2, 3], &transposed(&W1, 3, 2)),
+                floats("b1", &[1, 3], &B1),
+                floats("w2", &[3, 1], &W2),
+                floats("b2", &[1, 1], &B2),
+            ],
+            batch(2),
+            out(1),
+        );
+        reference_output(&load_model(&m).expect("loads"));
+    }
+
+    #[test]
+    fn gemm_alpha_and_beta_scale_exactly() {
+        let m = model(
+            vec![node(
+                "Gemm",
+                "g",
+                &["input", "w", "b"],
+                &["output"],
+                vec![
+                    attr_f("alpha", 0.5),
+                    attr_f("beta", -3.0),
+                    attr_i("transB", 1),
+                ],
+            )],
+            vec![floats("w", &[1, 2], &[3.0, 0.1]), floats("b", &[1], &[0.1])],
+            batch(2),
+            out(1),
+        );
+        let net = load_model(&m).expect("loads");
+        let layer = &net.layers()[0].affine;
+        // Every product of an f32 attribute and an f32 weight is exact in f64.
+        assert_eq!(layer.row(0), &[1.5, 0.5 * f64::from(0.1f32)]);
+        assert_eq!(*layer.bias(0), -3.0 * f64::from(0.1f32));
+        assert_eq!(
+            output(&net, &[2.0, 0.0]),
+            vec![3.0 - 3.0 * f64::from(0.1f32)]
+        );
+    }
+
+    #[test]
+    fn gemm_alpha_that_rounds_is_refused() {
+        let m = model(
+            vec![node(
+                "Gemm",
+                "g",
+                &["input", "w"],
+                &["output"],
+                vec![attr_f("alpha", 0.1), attr_i("transB", 1)],
+            )],
+            vec![doubles("w", &[1, 2], &[1.0, 0.1])],
+            batch(2),
+            out(1),
+        );
+        assert_has(
+            &load_err(&m),
+            &[
+                "model.onnx",
+                "node 'g' (index 0)",
+                "alpha",
+                "weight [0, 1]",
+                "not exactly representable",
+            ],
+        );
+    }
+
+    #[test]
+    fn gemm_beta_that_underflows_is_refused() {
+        // 2^-1074 (the smallest subnormal) times 0.75 rounds to 2^-1074 or 0: not exact, though
+        // the rounding error is too small for the fused test to see.
+        let tiny = f64::from_bits(1);
+        let m = model(
+            vec![node(
+                "Gemm",
+                "g",
+                &["input", "w", "b"],
+                &["output"],
+                vec![attr_f("beta", 0.75), attr_i("transB", 1)],
+            )],
+            vec![
+                floats("w", &[1, 2], &[1.0, 1.0]),
+                doubles("b", &[1], &[tiny]),
+            ],
+            batch(2),
+            out(1),
+        );
+        assert_has(
+            &load_err(&m),
+            &[
+                "node 'g' (index 0)",
+                "beta = 0.75",
+                "bias [0]",
+                "not exactly representable",
+            ],
+        );
+    }
+
+    #[test]
+    fn gemm_trans_a_is_an_error_naming_the_node() {
+        let m = model(
+            vec![node(
+                "Gemm",
+                "/fc/Gemm",
+                &["input", "w"],
+                &["output"],
+                vec![attr_i("transA", 1), attr_i("transB", 1)],
+            )],
+            vec![floats("w", &[1, 2], &[1.0, 2.0])],
+            batch(2),
+            out(1),
+        );
+        assert_has(&load_err(&m), &["node '/fc/Gemm' (index 0)", "transA"]);
+    }
+
+    fn matmul_add_model(bias_first: bool) -> ModelProto {
+        let add1 = if bias_first {
+            ["b1", "m1"]
+        } else {
+            ["m1", "b1"]
+        };
+        let add2 = if bias_first {
+            ["b2", "m2"]
+        } else {
+            ["m2", "b2"]
+        };
+        model(
+            vec![
+                node("MatMul", "/fc1/MatMul", &["input", "w1"], &["m1"], vec![]),
+                node("Add", "/fc1/Add", &add1, &["h"], vec![]),
+                node("Relu", "/relu/Relu", &["h"], &["r"], vec![]),
+                node("MatMul", "/fc2/MatMul", &["r", "w2"], &["m2"], vec![]),
+                node("Add", "/fc2/Add", &add2, &["output"], vec![]),
+            ],
+            vec![
+                floats("w1", &[2, 3], &transposed(&W1, 3, 2)),
+                floats("b1", &[3], &B1),
+                floats("w2", &[3, 1], &W2),
+                floats("b2", &[1], &B2),
+            ],
+            batch(2),
+            out(1),
+        )
+    }
+
+    #[test]
+    fn matmul_then_add_in_either_order() {
+        reference_output(&load_model(&matmul_add_model(false)).expect("loads"));
+        reference_output(&load_model(&matmul_add_model(true)).expect("loads"));
+    }
+
+    #[test]
+    fn matmul_without_add_and_affine_after_affine() {
+        // Two affine nodes without a Relu between them stay two layers without ReLU.
+        let m = model(
+            vec![
+                node("MatMul", "m", &["input", "w1"], &["a"], vec![]),
+                node(
+                    "Gemm",
+                    "g",
+                    &["a", "w2", "b2"],
+                    &["output"],
+                    vec![attr_i("transB", 1)],
+                ),
+            ],
+            vec![
+                floats("w1", &[2, 3], &transposed(&W1, 3, 2)),
+                floats("w2", &[1, 3], &W2),
+                floats("b2", &[1], &B2),
+            ],
+            batch(2),
+            out(1),
+        );
+        let net = load_model(&m).expect("loads");
+        assert_eq!(net.widths(), vec![2, 3, 1]);
+        assert!(net.layers().iter().all(|l| !l.relu));
+        assert!(net.layers()[0].affine.bias(0) == &0.0);
+        // z1 = [-3, -2, 6] (no bias, no ReLU), y = -3 + 4 + 1.5 + 2 = 4.5.
+        assert_eq!(output(&net, &[1.0, -2.0]), vec![4.5]);
+    }
+
+    #[test]
+    fn shape_nodes_that_keep_the_vector_are_no_ops() {
+        let shape_node = node(
+            "Constant",
+            "/Constant",
+            &[],
+            &["shape"],
+            vec![attr_t("value", int64s("", &[-1, 3]))],
+        );
+        let m = model(
+            vec![
+                node(
+                    "Flatten",
+                    "/flatten/Flatten",
+                    &["input"],
+                    &["f"],
+                    vec![attr_i("axis", 1)],
+                ),
+                node("Identity", "/id", &["f"], &["i"], vec![]),
+                node(
+                    "Gemm",
+                    "g1",
+                    &["i", "w1", "b1"],
+                    &["h"],
+                    vec![attr_i("transB", 1)],
+                ),
+                node("Relu", "r1", &["h"], &["r"], vec![]),
+                node("Relu", "r2", &["r"], &["rr"], vec![]),
+                node(
+                    "Dropout",
+                    "/drop/Dropout",
+                    &["rr", "ratio"],
+                    &["d", "mask"],
+                    vec![],
+                ),
+                shape_node,
+                node("Reshape", "/Reshape", &["d", "shape"], &["s"], vec![]),
+                node("Reshape", "/Reshape_1", &["s", "shape0"], &["s2"], vec![]),
+                node(
+                    "Flatten",
+                    "/flatten_1",
+                    &["s2"],
+                    &["f2"],
+                    vec![attr_i("axis", -1)],
+                ),
+                node(
+                    "Gemm",
+                    "g2",
+                    &["f2", "w2", "b2"],
+                    &["output"],
+                    vec![attr_i("transB", 1)],
+                ),
+            ],
+            vec![
+                floats("w1", &[3, 2], &W1),
+                floats("b1", &[3], &B1),
+                floats("w2", &[1, 3], &W2),
+                floats("b2", &[1], &B2),
+                floats("ratio", &[], &[0.5]),
+                int64s("shape0", &[0, -1]),
+            ],
+            batch(2),
+            out(1),
+        );
+        let net = load_model(&m).expect("loads");
+        assert_eq!(
+            net.layers().len(),
+            2,
+            "consecutive Relus collapse and no-ops add no layer"
+        );
+        reference_output(&net);
+    }
+
+    #[test]
+    fn image_input_flattened_after_the_batch() {
+        let m = model(
+            vec![
+                node("Flatten", "f", &["input"], &["flat"], vec![]),
+                node(
+                    "Gemm",
+                    "g",
+                    &["flat", "w", "b"],
+                    &["output"],
+                    vec![attr_i("transB", 1)],
+                ),
+            ],
+            vec![
+                floats("w", &[1, 4], &[1.0, 2.0, 3.0, 4.0]),
+                floats("b", &[1], &[0.0]),
+            ],
+            value("input", &[None, Some(1), Some(2), Some(2)]),
+            out(1),
+        );
+        let net = load_model(&m).expect("loads");
+        assert_eq!(output(&net, &[1.0, 1.0, 1.0, -1.0]), vec![2.0]);
+
+        let mut wrong = m.clone();
+        wrong.graph.as_mut().expect("graph").node[0].attribute = vec![attr_i("axis", 2)];
+        assert_has(&load_err(&wrong), &["node 'f' (index 0)", "axis 2"]);
+    }
+
+    #[test]
+    fn constants_from_value_floats_and_identity_aliases() {
+        let mut wf = AttributeProto::new();
+        wf.name = "value_floats".into();
+        wf.type_ = AttributeType::FLOATS.into();
+        wf.floats = vec![0.5, -1.0];
+        let m = model(
+            vec![
+                node("Constant", "c", &[], &["bias"], vec![wf]),
+                node("Identity", "alias", &["w"], &["w_shared"], vec![]),
+                node(
+                    "Gemm",
+                    "g",
+                    &["input", "w_shared", "bias"],
+                    &["output"],
+                    vec![attr_i("transB", 1)],
+                ),
+            ],
+            vec![floats("w", &[2, 1], &[2.0, 3.0])],
+            value("input", &[None, Some(1)]),
+            out(2),
+        );
+        let net = load_model(&m).expect("loads");
+        assert_eq!(output(&net, &[2.0]), vec![4.5, 5.0]);
+    }
+
+    #[test]
+    fn initializers_listed_as_inputs_are_not_data_inputs() {
+        let mut m = model(
+            vec![node(
+                "Gemm",
+                "g",
+                &["input", "w", "b"],
+                &["output"],
+                vec![attr_i("transB", 1)],
+            )],
+            vec![floats("w", &[1, 2], &[1.0, 1.0]), floats("b", &[1], &[1.0])],
+            batch(2),
+            out(1),
+        );
+        let g = m.graph.as_mut().expect("graph");
+        g.input.push(value("w", &[Some(1), Some(2)]));
+        g.input.push(value("b", &[Some(1)]));
+        assert_eq!(
+            output(&load_model(&m).expect("loads"), &[1.0, 2.0]),
+            vec![4.0]
+        );
+    }
+
+    #[test]
+    fn unsupported_operator_names_node_and_operator() {
+        let m = model(
+            vec![
+                node(
+                    "Gemm",
+                    "g",
+                    &["input", "w"],
+                    &["h"],
+                    vec![attr_i("transB", 1)],
+                ),
+                node("Sigmoid", "/act/Sigmoid", &["h"], &["output"], vec![]),
+            ],
+            vec![floats("w", &[1, 2], &[1.0, 2.0])],
+            batch(2),
+            out(1),
+        );
+        assert_has(
+            &load_err(&m),
+            &[
+                "model.onnx: node '/act/Sigmoid' (index 1): unsupported operator 'Sigmoid'",
+                "Gemm, MatMul",
+            ],
+        );
+        let mut other_domain = m.clone();
+        other_domain.graph.as_mut().expect("graph").node[1].domain = "com.microsoft".into();
+        assert_has(
+            &load_err(&other_domain),
+            &["node '/act/Sigmoid' (index 1)", "'com.microsoft::Sigmoid'"],
+        );
+    }
+
+    #[test]
+    fn branches_are_errors_naming_the_node() {
+        // The second Gemm reads the first Gemm's output, skipping the Relu: a branch.
+        let m = model(
+            vec![
+                node(
+                    "Gemm",
+                    "g1",
+                    &["input", "w1", "b1"],
+                    &["h"],
+                    vec![attr_i("transB", 1)],
+                ),
+                node("Relu", "r", &["h"], &["r"], vec![]),
+                node(
+                    "Gemm",
+                    "g2",
+                    &["h", "w2", "b2"],
+                    &["output"],
+                    vec![attr_i("transB", 1)],
+                ),
+            ],
+            vec![
+                floats("w1", &[3, 2], &W1),
+                floats("b1", &[3], &B1),
+                floats("w2", &[1, 3], &W2),
+                floats("b2", &[1], &B2),
+            ],
+            batch(2),
+            out(1),
+        );
+        assert_has(
+            &load_err(&m),
+            &["node 'r' (index 1)", "'h' feeds 2 nodes", "branches"],
+        );
+
+        // A residual connection: Add of two computed tensors.
+        let m = model(
+            vec![
+                node(
+                    "Gemm",
+                    "g1",
+                    &["input", "w", "b"],
+                    &["h"],
+                    vec![attr_i("transB", 1)],
+                ),
+                node("Add", "res", &["h", "input"], &["output"], vec![]),
+            ],
+            vec![
+                floats("w", &[2, 2], &[1.0, 0.0, 0.0, 1.0]),
+                floats("b", &[2], &[0.0, 0.0]),
+            ],
+            batch(2),
+            out(2),
+        );
+        assert_has(
+            &load_err(&m),
+            &[
+                "node 'g1' (index 0)",
+                "'input' feeds 2 nodes (indices 0, 1)",
+                "branches",
+            ],
+        );
+    }
+
+    #[test]
+    fn chain_shape_errors_name_the_node() {
+        let w = || {
+            vec![
+                floats("w", &[1, 2], &[1.0, 2.0]),
+                floats("w2", &[1, 1], &[1.0]),
+            ]
+        };
+        let relu_first = model(
+            vec![
+                node("Relu", "/relu", &["input"], &["r"], vec![]),
+                node(
+                    "Gemm",
+                    "g",
+                    &["r", "w"],
+                    &["output"],
+                    vec![attr_i("transB", 1)],
+                ),
+            ],
+            w(),
+            batch(2),
+            out(1),
+        );
+        assert_has(
+            &load_err(&relu_first),
+            &["node '/relu' (index 0)", "Relu on the raw input"],
+        );
+
+        let init_as_data = model(
+            vec![node("MatMul", "mm", &["w", "input"], &["output"], vec![])],
+            w(),
+            batch(2),
+            out(1),
+        );
+        assert_has(
+            &load_err(&init_as_data),
+            &[
+                "node 'mm' (index 0)",
+                "initializer cannot be the data input",
+            ],
+        );
+
+        let unordered = model(
+            vec![
+                node(
+                    "Gemm",
+                    "g2",
+                    &["h", "w2"],
+                    &["output"],
+                    vec![attr_i("transB", 1)],
+                ),
+                node(
+                    "Gemm",
+                    "g1",
+                    &["input", "w"],
+                    &["h"],
+                    vec![attr_i("transB", 1)],
+                ),
+            ],
+            w(),
+            batch(2),
+            out(1),
+        );
+        assert_has(
+            &load_err(&unordered),
+            &["node 'g2' (index 0)", "topological order"],
+        );
+
+        let mut two_inputs = relu_first.clone();
+        two_inputs
+            .graph
+            .as_mut()
+            .expect("graph")
+            .input
+            .push(value("second", &[None, Some(2)]));
+        assert_has(&load_err(&two_inputs), &["2 data inputs", "'second'"]);
+
+        let wrong_width = model(
+            vec![node(
+                "Gemm",
+                "g",
+                &["input", "w"],
+                &["output"],
+                vec![attr_i("transB", 1)],
+            )],
+            w(),
+            batch(3),
+            out(1),
+        );
+        assert_has(
+            &load_err(&wrong_width),
+            &[
+                "node 'g' (index 0)",
+                "declares 3 values per sample",
+                "expects 2",
+            ],
+        );
+
+        let batch_changing = model(
+            vec![
+                node("Reshape", "rs", &["input", "shape"], &["s"], vec![]),
+                node(
+                    "Gemm",
+                    "g",
+                    &["s", "w"],
+                    &["output"],
+                    vec![attr_i("transB", 1)],
+                ),
+            ],
+            vec![floats("w", &[1, 2], &[1.0, 2.0]), int64s("shape", &[1, -1])],
+            batch(2),
+            out(1),
+        );
+        assert_has(
+            &load_err(&batch_changing),
+            &["node 'rs' (index 0)", "batch dimension"],
+        );
+    }
+
+    #[test]
+    fn tensor_problems_name_the_tensor() {
+        let with = |t: TensorProto| {
+            model(
+                vec![node(
+                    "Gemm",
+                    "g",
+                    &["input", "w"],
+                    &["output"],
+                    vec![attr_i("transB", 1)],
+                )],
+                vec![t],
+                batch(2),
+                out(1),
+            )
+        };
+        let mut half = floats("w", &[1, 2], &[]);
+        half.data_type = DataType::FLOAT16 as i32;
+        half.raw_data = vec![0, 60, 0, 60];
+        assert_has(
+            &load_err(&with(half)),
+            &["node 'g' (index 0)", "tensor 'w'", "FLOAT16 (10)"],
+        );
+
+        let mut ints = int64s("w", &[1, 2]);
+        ints.dims = vec![1, 2];
+        assert_has(&load_err(&with(ints)), &["tensor 'w'", "INT64 (7)"]);
+
+        let short = floats("w", &[1, 3], &[1.0, 2.0]);
+        assert_has(
+            &load_err(&with(short)),
+            &["tensor 'w'", "8 bytes", "needs 12"],
+        );
+
+        let absurd = floats("w", &[1 << 40, 1 << 40], &[1.0]);
+        assert_has(&load_err(&with(absurd)), &["tensor 'w'", "more than"]);
+
+        let mut external = floats("w", &[1, 2], &[]);
+        external.data_location = DataLocation::EXTERNAL.into();
+        assert_has(&load_err(&with(external)), &["tensor 'w'", "external"]);
+
+        let nan = floats("w", &[1, 2], &[1.0, f32::NAN]);
+        assert_has(
+            &load_err(&with(nan)),
+            &["model.onnx", "layer 1: weight [0, 1] is NaN"],
+        );
+    }
+
+    #[test]
+    fn dropout_in_training_mode_is_refused() {
+        let mut flag = TensorProto::new();
+        flag.name = "train".into();
+        flag.data_type = DataType::BOOL as i32;
+        flag.raw_data = vec![1];
+        let m = model(
+            vec![
+                node(
+                    "Gemm",
+                    "g",
+                    &["input", "w"],
+                    &["h"],
+                    vec![attr_i("transB", 1)],
+                ),
+                node("Dropout", "d", &["h", "", "train"], &["output"], vec![]),
+            ],
+            vec![floats("w", &[1, 2], &[1.0, 2.0]), flag],
+            batch(2),
+            out(1),
+        );
+        assert_has(&load_err(&m), &["node 'd' (index 1)", "training_mode"]);
+    }
+
+    fn valid_bytes() -> Vec<u8> {
+        matmul_add_model(false).write_to_bytes().expect("serialise")
+    }
+
+    fn load_bytes(bytes: &[u8]) -> Result<Network> {
+        let (_dir, path) = write_bytes(bytes);
+        load(&path)
+    }
+
+    #[test]
+    fn damaged_files_get_one_clear_error() {
+        let bytes = valid_bytes();
+        // Every cut after the first field (ir_version) must read as a truncation.
+        for end in 2..bytes.len() {
+            let cut = load_bytes(&bytes[..end]).expect_err("truncated");
+            assert_has(&cut.to_string(), &["model.onnx", "truncated"]);
+        }
+        let half = load_bytes(&bytes[..bytes.len() / 2])
+            .expect_err("truncated")
+            .to_string();
+        assert_has(&half, &["truncated ONNX model (field 7 declares"]);
+
+        let garbage =
+            load_bytes(b"\xff\xfe this is not protobuf at all \x00\x01").expect_err("garbage");
+        assert_has(&garbage.to_string(), &["model.onnx", "not an ONNX model"]);
+
+        let text = load_bytes(b"{\"layers\": []}").expect_err("json");
+        assert_has(&text.to_string(), &["not an ONNX model"]);
+
+        let empty = load_bytes(b"").expect_err("empty");
+        assert_has(&empty.to_string(), &["model.onnx", "empty file"]);
+
+        let missing = load(Path::new("/nonexistent/dtdcert/model.onnx")).expect_err("missing");
+        assert_has(
+            &missing.to_string(),
+            &["/nonexistent/dtdcert/model.onnx", "cannot read"],
+        );
+    }
+
+    #[test]
+    fn no_prefix_or_byte_damage_panics() {
+        let bytes = valid_bytes();
+        for end in 0..bytes.len() {
+            let _ = load_bytes(&bytes[..end]);
+        }
+        // A fixed-seed LCG picks bytes to overwrite; every outcome must be Ok or Err.
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..2000 {
+            let mut damaged = bytes.clone();
+            for _ in 0..3 {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let at = (state >> 33) as usize % damaged.len();
+                damaged[at] = (state >> 17) as u8;
+            }
+            let _ = load_bytes(&damaged);
+        }
+    }
+}

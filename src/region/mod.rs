@@ -1,0 +1,454 @@
+//! Activation patterns, the affine map of the network inside a linear region, the region as a
+//! polytope, and exact membership of a point in it (DESIGN.md §1.2).
+//!
+//! With the pattern `s` of an input `x` fixed, layer `k`'s pre-activation is an affine function
+//! of the input `a` of any lower layer `m`; the region seen from layer `m` is
+//! `P_m(x) = { a : σ_{k,j} z_{k,j}(a) >= 0 for every ReLU neuron of layers k >= m }` with
+//! `σ = 2s − 1`. Membership is decided by evaluating the linearised network (ReLU replaced by
+//! the fixed mask `diag(s)`) at the point: in f64 with a rigorous error bound, and in exact
+//! rationals whenever the bound cannot decide.
+
+use ndarray::{Array1, Array2};
+use serde::Serialize;
+
+use crate::exact::filter::{affine_bounded, Bounded};
+use crate::exact::{Rational, Scalar};
+use crate::model::forward::{forward, relu, Trace};
+use crate::model::{Model, Network};
+
+/// How a verdict was reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decision {
+    /// f64 evaluation whose error bound settled every sign involved.
+    Float,
+    /// The error bound could not settle a sign; exact rational arithmetic did.
+    ExactFallback,
+    /// Computed in exact rational arithmetic from the start (`--exact`).
+    Exact,
+}
+
+/// The activation pattern `s_{l,j} = [z_{l,j}(x) > 0]`; `None` for a layer without ReLU.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pattern {
+    layers: Vec<Option<Vec<bool>>>,
+}
+
+impl Pattern {
+    /// The pattern read off exact (or trusted) pre-activations.
+    pub fn from_pre<T: Scalar>(net: &Network<T>, pre: &[Vec<T>]) -> Self {
+        Self {
+            layers: net
+                .layers()
+                .iter()
+                .zip(pre)
+                .map(|(layer, z)| {
+                    layer
+                        .relu
+                        .then(|| z.iter().map(Scalar::is_positive).collect())
+                })
+                .collect(),
+        }
+    }
+
+    /// Per layer (0-based index), the mask of active neurons, or `None` without ReLU.
+    pub fn layer(&self, index: usize) -> Option<&[bool]> {
+        self.layers[index].as_deref()
+    }
+
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Number of constraints of `P_m` (0-based layer index `m`): ReLU neurons of layers >= m.
+    pub fn constraints_from(&self, m: usize) -> usize {
+        self.layers[m..].iter().flatten().map(Vec::len).sum()
+    }
+
+    /// Active neurons per layer (`None` for layers without ReLU).
+    pub fn active_counts(&self) -> Vec<Option<usize>> {
+        self.layers
+            .iter()
+            .map(|l| l.as_ref().map(|s| s.iter().filter(|&&b| b).count()))
+            .collect()
+    }
+
+    /// The pattern as strings of `1` (active) and `0`, one per layer (`-` without ReLU).
+    pub fn bit_strings(&self) -> Vec<String> {
+        self.layers
+            .iter()
+            .map(|l| match l {
+                Some(s) => s.iter().map(|&b| if b { '1' } else { '0' }).collect(),
+                None => "-".to_string(),
+            })
+            .collect()
+    }
+}
+
+/// The forward pass of `x` in f64 with the pattern decided exactly: f64 with error bounds, and
+/// an exact forward pass when some pre-activation is too close to zero for the bound.
+pub fn trace_and_pattern(model: &Model, x: &[f64]) -> (Trace<f64>, Pattern, Decision) {
+    let net = model.net();
+    let layers = net.layers();
+    let mut activations: Vec<Vec<f64>> = Vec::with_capacity(layers.len() + 1);
+    let mut pre: Vec<Vec<f64>> = Vec::with_capacity(layers.len());
+    let mut errors: Vec<f64> = Vec::new();
+    let mut undecided = false;
+    activations.push(x.to_vec());
+    for layer in layers {
+        let input = activations.last().expect("pushed above");
+        let (z, e) = bounded_affine_layer(&layer.affine, input, &errors);
+        if layer.relu
+            && z.iter().zip(&e).any(|(&v, &err)| {
+                Bounded {
+                    value: v,
+                    error: err,
+                }
+                .certain_sign()
+                .is_none()
+            })
+        {
+            undecided = true;
+        }
+        // relu is 1-Lipschitz, so the bound carries over unchanged.
+        let h: Vec<f64> = if layer.relu {
+            z.iter().map(relu).collect()
+        } else {
+            z.clone()
+        };
+        errors = e;
+        pre.push(z);
+        activations.push(h);
+    }
+    let trace = Trace { activations, pre };
+    if undecided {
+        let xr: Vec<Rational> = x.iter().map(|&v| Rational::from_f64(v)).collect();
+        let exact = forward(model.exact(), &xr);
+        let pattern = Pattern::from_pre(model.exact(), &exact.pre);
+        (trace, pattern, Decision::ExactFallback)
+    } else {
+        let pattern = Pattern::from_pre(net, &trace.pre);
+        (trace, pattern, Decision::Float)
+    }
+}
+
+/// One affine layer in f64 with per-output error bounds, from inputs with bounds `errors`
+/// (empty: exact inputs).
+fn bounded_affine_layer(
+    affine: &crate::model::Affine,
+    input: &[f64],
+    errors: &[f64],
+) -> (Vec<f64>, Vec<f64>) {
+    let out = affine.out_dim();
+    let mut z = Vec::with_capacity(out);
+    let mut e = Vec::with_capacity(out);
+    let errs = (!errors.is_empty()).then_some(errors);
+    for j in 0..out {
+        let b = affine_bounded(affine.row(j), input, errs, *affine.bias(j));
+        z.push(b.value);
+        e.push(b.error);
+    }
+    (z, e)
+}
+
+/// Whether a point lies in the region, and if not, where it leaves it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Membership {
+    /// Every constraint holds; `slack` is the smallest `σ z` over them (f64, for reading).
+    Inside { slack: Option<f64> },
+    /// The first violated constraint in (layer, neuron) order, 1-based layer, 0-based
+    /// neuron, and its `σ z` (negative).
+    Outside {
+        layer: usize,
+        neuron: usize,
+        margin: f64,
+    },
+}
+
+impl Membership {
+    pub fn is_inside(&self) -> bool {
+        matches!(self, Membership::Inside { .. })
+    }
+}
+
+/// Exact membership of `point` (an input of layer `m`, 0-based) in `P_m`, computed in `T`'s
+/// arithmetic. With `T = Rational` this is the reference the filtered check must equal.
+pub fn membership<T: Scalar>(
+    net: &Network<T>,
+    pattern: &Pattern,
+    m: usize,
+    point: &[T],
+) -> Membership {
+    let mut h = point.to_vec();
+    let mut z = Vec::new();
+    let mut slack: Option<T> = None;
+    for (k, layer) in net.layers().iter().enumerate().skip(m) {
+        layer.affine.apply_into(&h, &mut z);
+        if let Some(mask) = pattern.layer(k) {
+            for (j, (v, &active)) in z.iter().zip(mask).enumerate() {
+                let signed = if active { v.clone() } else { -v.clone() };
+                if signed.is_negative() {
+                    return Membership::Outside {
+                        layer: k + 1,
+                        neuron: j,
+                        margin: signed.to_f64(),
+                    };
+                }
+                if slack.as_ref().is_none_or(|s| signed < *s) {
+                    slack = Some(signed);
+                }
+            }
+            for (v, &active) in z.iter_mut().zip(mask) {
+                if !active {
+                    *v = T::zero();
+                }
+            }
+        }
+        std::mem::swap(&mut h, &mut z);
+    }
+    Membership::Inside {
+        slack: slack.map(|s| s.to_f64()),
+    }
+}
+
+/// Membership of an f64 point decided exactly: f64 with error bounds first, exact rationals
+/// when some sign that matters is undecided.
+pub fn membership_filtered(
+    model: &Model,
+    pattern: &Pattern,
+    m: usize,
+    point: &[f64],
+) -> (Membership, Decision) {
+    let net = model.net();
+    let mut h = point.to_vec();
+    let mut h_err: Vec<f64> = Vec::new();
+    let mut slack = f64::INFINITY;
+    let mut any_constraint = false;
+    for (k, layer) in net.layers().iter().enumerate().skip(m) {
+        let (mut z, mut e) = bounded_affine_layer(&layer.affine, &h, &h_err);
+        if let Some(mask) = pattern.layer(k) {
+            for (j, (&v, &active)) in z.iter().zip(mask).enumerate() {
+                let signed = Bounded {
+                    value: if active { v } else { -v },
+                    error: e[j],
+                };
+                match signed.certainly_nonnegative() {
+                    Some(true) => {
+                        any_constraint = true;
+                        slack = slack.min(signed.value);
+                    }
+                    Some(false) => {
+                        // Every earlier constraint is certainly satisfied, so this is the
+                        // first violated one.
+                        return (
+                            Membership::Outside {
+                                layer: k + 1,
+                                neuron: j,
+                                margin: signed.value,
+                            },
+                            Decision::Float,
+                        );
+                    }
+                    None => {
+                        let pr: Vec<Rational> =
+                            point.iter().map(|&v| Rational::from_f64(v)).collect();
+                        return (
+                            membership(model.exact(), pattern, m, &pr),
+                            Decision::ExactFallback,
+                        );
+                    }
+                }
+            }
+            for ((v, err), &active) in z.iter_mut().zip(e.iter_mut()).zip(mask) {
+                if !active {
+                    *v = 0.0;
+                    *err = 0.0;
+                }
+            }
+        }
+        h = z;
+        h_err = e;
+    }
+    (
+        Membership::Inside {
+            slack: any_constraint.then_some(slack),
+        },
+        Decision::Float,
+    )
+}
+
+/// `z_k(a) = A a + c` for one layer `k` above `m`, inside the region.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AffineMap<T> {
+    pub a: Array2<T>,
+    pub c: Array1<T>,
+}
+
+/// The affine maps `a ↦ z_k(a)` for every layer `k >= m` (0-based), with the pattern fixed.
+pub fn affine_maps<T: Scalar>(net: &Network<T>, pattern: &Pattern, m: usize) -> Vec<AffineMap<T>> {
+    let layers = net.layers();
+    let dim = layers[m].affine.in_dim();
+    // The map of the current layer input h_{k-1}(a): starts as the identity.
+    let mut h_a = Array2::from_shape_fn(
+        (dim, dim),
+        |(i, j)| if i == j { T::one() } else { T::zero() },
+    );
+    let mut h_c = Array1::from_elem(dim, T::zero());
+    let mut maps = Vec::with_capacity(layers.len() - m);
+    for (k, layer) in layers.iter().enumerate().skip(m) {
+        let out = layer.affine.out_dim();
+        let mut a = Array2::from_elem((out, dim), T::zero());
+        let mut c = Array1::from_elem(out, T::zero());
+        for j in 0..out {
+            let w = layer.affine.row(j);
+            for (i, wi) in w.iter().enumerate() {
+                if wi.is_zero() {
+                    continue;
+                }
+                for col in 0..dim {
+                    T::mul_add_assign(&mut a[[j, col]], wi, &h_a[[i, col]]);
+                }
+                T::mul_add_assign(&mut c[j], wi, &h_c[i]);
+            }
+            c[j] = c[j].clone() + layer.affine.bias(j).clone();
+        }
+        let (mut next_a, mut next_c) = (a.clone(), c.clone());
+        if let Some(mask) = pattern.layer(k) {
+            for (j, &active) in mask.iter().enumerate() {
+                if !active {
+                    next_a.row_mut(j).fill(T::zero());
+                    next_c[j] = T::zero();
+                }
+            }
+        }
+        maps.push(AffineMap { a, c });
+        h_a = next_a;
+        h_c = next_c;
+    }
+    maps
+}
+
+/// The polytope `P_m = { a : G a + h >= 0 }`, one row per ReLU neuron of layers >= m.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Polytope<T> {
+    pub g: Array2<T>,
+    pub h: Array1<T>,
+    /// The (1-based layer, neuron) of each row.
+    pub rows: Vec<(usize, usize)>,
+}
+
+impl<T: Scalar> Polytope<T> {
+    pub fn contains(&self, a: &[T]) -> bool {
+        (0..self.g.nrows()).all(|r| {
+            let row = self.g.row(r);
+            let mut acc = self.h[r].clone();
+            for (gi, ai) in row.iter().zip(a) {
+                T::mul_add_assign(&mut acc, gi, ai);
+            }
+            !acc.is_negative()
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.g.ncols()
+    }
+
+    pub fn num_constraints(&self) -> usize {
+        self.g.nrows()
+    }
+}
+
+/// `P_m(x)` for the pattern of `x`, materialised as dense constraints.
+pub fn polytope<T: Scalar>(net: &Network<T>, pattern: &Pattern, m: usize) -> Polytope<T> {
+    let maps = affine_maps(net, pattern, m);
+    let dim = net.layers()[m].affine.in_dim();
+    let count = pattern.constraints_from(m);
+    let mut g = Array2::from_elem((count, dim), T::zero());
+    let mut h = Array1::from_elem(count, T::zero());
+    let mut rows = Vec::with_capacity(count);
+    for (offset, map) in maps.iter().enumerate() {
+        let k = m + offset;
+        if let Some(mask) = pattern.layer(k) {
+            for (j, &active) in mask.iter().enumerate() {
+                let r = rows.len();
+                for col in 0..dim {
+                    let v = map.a[[j, col]].clone();
+                    g[[r, col]] = if active { v } else { -v };
+                }
+                h[r] = if active {
+                    map.c[j].clone()
+                } else {
+                    -map.c[j].clone()
+                };
+                rows.push((k + 1, j));
+            }
+        }
+    }
+    Polytope { g, h, rows }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ir::dense_layer;
+
+    fn tiny() -> Model {
+        // 2 -> 2 (ReLU) -> 1 (ReLU)
+        let l1 = dense_layer(2, 2, vec![1.0, -1.0, 0.5, 1.0], vec![0.0, -0.25], true).unwrap();
+        let l2 = dense_layer(1, 2, vec![1.0, 1.0], vec![0.0], true).unwrap();
+        Model::new(Network::new(vec![l1, l2]).unwrap())
+    }
+
+    #[test]
+    fn input_lies_in_its_own_region() {
+        let model = tiny();
+        let x = [1.0, 0.5];
+        let (trace, pattern, decision) = trace_and_pattern(&model, &x);
+        assert_eq!(decision, Decision::Float);
+        assert_eq!(pattern.bit_strings(), vec!["11", "1"]);
+        assert!(membership(model.net(), &pattern, 0, &x).is_inside());
+        assert!(membership(model.net(), &pattern, 1, trace.layer_input(1)).is_inside());
+        let poly = polytope(model.net(), &pattern, 0);
+        assert_eq!(poly.num_constraints(), 3);
+        assert!(poly.contains(&x));
+    }
+
+    #[test]
+    fn face_points_are_inside_and_decided_exactly() {
+        let model = tiny();
+        let (_, pattern, _) = trace_and_pattern(&model, &[1.0, 0.5]);
+        // On the face x0 - x1 = 0 of neuron (1, 0).
+        let (m, _) = membership_filtered(&model, &pattern, 0, &[0.3, 0.3]);
+        assert!(m.is_inside(), "{m:?}");
+        let (m, _) = membership_filtered(&model, &pattern, 0, &[0.3, 0.4]);
+        assert_eq!(
+            m,
+            Membership::Outside {
+                layer: 1,
+                neuron: 0,
+                margin: 0.3 - 0.4
+            }
+        );
+    }
+
+    #[test]
+    fn affine_map_matches_linearised_forward() {
+        let model = tiny();
+        let (_, pattern, _) = trace_and_pattern(&model, &[1.0, 0.5]);
+        let maps = affine_maps(model.exact(), &pattern, 0);
+        let p = [Rational::from_f64(0.75), Rational::from_f64(-0.5)];
+        let z1: Vec<Rational> = (0..2)
+            .map(|j| {
+                crate::exact::scalar::affine_dot(
+                    maps[0].a.row(j).to_slice().unwrap(),
+                    &p,
+                    &maps[0].c[j],
+                )
+            })
+            .collect();
+        let mut expect = Vec::new();
+        model.exact().layers()[0].affine.apply_into(&p, &mut expect);
+        assert_eq!(z1, expect);
+    }
+}

@@ -1,0 +1,83 @@
+//! Human-readable reports: Markdown renderings of the JSON summaries.
+
+use std::fmt::Write;
+
+use crate::audit::run::SummaryDocument;
+use crate::audit::summary::Counts;
+
+fn pct(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        "–".to_string()
+    } else {
+        format!("{:.1} %", 100.0 * part as f64 / whole as f64)
+    }
+}
+
+fn counts_row(out: &mut String, name: &str, c: &Counts, samples: u64) {
+    let _ = writeln!(
+        out,
+        "| {name} | {} | {} ({}) | {} | {} | {} ({}) | {} | {} | {:.1e} |",
+        c.roots,
+        c.roots_outside,
+        pct(c.roots_outside, c.roots),
+        c.roots_out_of_domain,
+        c.roots_valid,
+        c.samples_with_root_outside,
+        pct(c.samples_with_root_outside, samples),
+        c.no_root_zero_relevance + c.no_root_small_denominator + c.not_applicable,
+        c.exact_fallbacks,
+        c.max_conservation_error,
+    );
+}
+
+/// summary.md of an audit run.
+pub fn audit_markdown(doc: &SummaryDocument<'_>) -> String {
+    let s = doc.summary;
+    let mut out = String::new();
+    let _ = writeln!(out, "# dtdcert audit\n");
+    let _ = writeln!(
+        out,
+        "- model: `{}` ({})",
+        doc.model.path.display(),
+        doc.model.architecture
+    );
+    let _ = writeln!(out, "- model fingerprint: `{}`", doc.model.fingerprint);
+    let _ = writeln!(
+        out,
+        "- inputs: `{}` ({} samples of width {})",
+        doc.inputs.path.display(),
+        doc.inputs.samples,
+        doc.inputs.width
+    );
+    let _ = writeln!(
+        out,
+        "- rule: `{}`, input-layer rule: `{}`",
+        doc.rule, doc.input_rule
+    );
+    let _ = writeln!(
+        out,
+        "- verdicts: {}",
+        if doc.settings.exact {
+            "exact rational arithmetic throughout (--exact)"
+        } else {
+            "f64 with rigorous error bounds, exact rational fallback"
+        }
+    );
+    let _ = writeln!(out, "- dtdcert {}\n", doc.version);
+    let _ = writeln!(
+        out,
+        "| layer | roots | outside region | out of domain | valid | samples with a root outside | neurons without root | exact fallbacks | max conservation error |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    for l in &s.layers {
+        counts_row(&mut out, &l.layer.to_string(), &l.counts, s.samples);
+    }
+    counts_row(&mut out, "total", &s.total, s.samples);
+    let _ = writeln!(
+        out,
+        "\nLayer 1 takes the network input. A root is valid when it lies in the input's linear region \
+         P_l(x) and in the domain. Activation patterns that needed exact arithmetic: {}.",
+        s.pattern_exact_fallbacks
+    );
+    out
+}
