@@ -89,8 +89,14 @@ pub struct LayerRecord {
     pub relevance_in: f64,
     /// `Σ R^{l-1}` (relevance passed to the layer's inputs).
     pub relevance_out: f64,
-    /// Relevance not passed on: neurons without a root, bias and stabiliser terms.
+    /// Relevance not passed on: `no_root_relevance + absorbed`.
     pub unresolved: f64,
+    /// Relevance of neurons without a root (small denominator) or under a rule without one
+    /// that did not pass it on.
+    pub no_root_relevance: f64,
+    /// Relevance absorbed by bias or stabiliser terms of denominators (and, for rule 0, the
+    /// mismatch between `R_j` and `w_j · a`).
+    pub absorbed: f64,
     /// `relevance_in − relevance_out − unresolved` (0 up to rounding; exactly 0 with --exact).
     pub conservation_error: f64,
     pub neurons: Vec<NeuronRecord>,
@@ -257,16 +263,22 @@ fn assemble<T: Scalar>(
                     }
                 })
                 .collect();
-            let unresolved = step
-                .neurons
-                .iter()
-                .fold(T::zero(), |acc, n| acc + n.unresolved.clone());
+            let (mut no_root, mut absorbed) = (T::zero(), T::zero());
+            for n in &step.neurons {
+                match n.outcome {
+                    RootOutcome::Root { .. } => absorbed = absorbed + n.unresolved.clone(),
+                    RootOutcome::None(_) => no_root = no_root + n.unresolved.clone(),
+                }
+            }
+            let unresolved = no_root.clone() + absorbed.clone();
             LayerRecord {
                 layer: index + 1,
                 rule: step.rule,
                 relevance_in: sum(&step.upper).to_f64(),
                 relevance_out: sum(&step.lower).to_f64(),
                 unresolved: unresolved.to_f64(),
+                no_root_relevance: no_root.to_f64(),
+                absorbed: absorbed.to_f64(),
                 conservation_error: step.conservation_error().to_f64(),
                 neurons,
             }
