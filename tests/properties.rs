@@ -6,8 +6,10 @@ use dtdcert::dtd::{closed_form, explain, BiasMode, DtdSettings, RootOutcome, Rul
 use dtdcert::exact::{Rational, Scalar};
 use dtdcert::model::forward::{forward, relu};
 use dtdcert::region::{
-    affine_maps, membership, membership_filtered, polytope, trace_and_pattern, Membership, Pattern,
+    affine_maps, membership, membership_batch, membership_filtered, polytope, trace_and_pattern,
+    Membership, Pattern,
 };
+use ndarray::Array2;
 use proptest::prelude::*;
 use util::{network_and_input, to_exact};
 
@@ -123,24 +125,39 @@ proptest! {
         }
     }
 
-    /// The f64 verdict with its exact fallback equals the verdict computed purely in rationals.
+    /// The f64 verdict with its exact fallback, one root at a time and batched per layer,
+    /// equals the verdict computed purely in rationals.
     #[test]
     fn float_verdict_equals_exact_verdict((model, x) in network_and_input(-1.0, 1.0), rule in root_rules()) {
         let (trace, pattern, _) = trace_and_pattern(&model, &x);
         let k = dtdcert::model::forward::argmax(trace.output());
         let e = explain(model.net(), &trace, &settings(rule, 1e-5), k, true);
         for (index, step) in e.layers.iter().enumerate() {
-            for n in &step.neurons {
-                if let RootOutcome::Root { point, .. } = &n.outcome {
-                    let (fast, _) = membership_filtered(&model, &pattern, index, point);
-                    let exact = membership(model.exact(), &pattern, index, &to_exact(point));
-                    match (&fast, &exact) {
+            let points: Vec<&Vec<f64>> = step
+                .neurons
+                .iter()
+                .filter_map(|n| match &n.outcome {
+                    RootOutcome::Root { point, .. } => Some(point),
+                    RootOutcome::None(_) => None,
+                })
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            let d = points[0].len();
+            let batch = Array2::from_shape_fn((points.len(), d), |(r, c)| points[r][c]);
+            let batched = membership_batch(&model, &pattern, index, &batch);
+            for (point, (in_batch, _)) in points.iter().zip(&batched) {
+                let (fast, _) = membership_filtered(&model, &pattern, index, point);
+                let exact = membership(model.exact(), &pattern, index, &to_exact(point));
+                for verdict in [&fast, in_batch] {
+                    match (verdict, &exact) {
                         (Membership::Inside { .. }, Membership::Inside { .. }) => {}
                         (
                             Membership::Outside { layer: l1, neuron: n1, .. },
                             Membership::Outside { layer: l2, neuron: n2, .. },
                         ) => prop_assert_eq!((l1, n1), (l2, n2)),
-                        _ => prop_assert!(false, "f64 {:?} vs exact {:?}", fast, exact),
+                        _ => prop_assert!(false, "f64 {:?} vs exact {:?}", verdict, exact),
                     }
                 }
             }

@@ -2,11 +2,13 @@
 //! exactly whether each root lies in the input's linear region and in the domain
 //! (DESIGN.md §1.4). Records stream to `records.jsonl`; counts accumulate into a summary.
 
+pub mod histogram;
 pub mod output;
 pub mod run;
 pub mod summary;
 
-use serde::Serialize;
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
 
 pub use summary::Summary;
 
@@ -14,18 +16,19 @@ use crate::dtd::{explain, DtdSettings, NoRoot, RootOutcome};
 use crate::exact::{Rational, Scalar};
 use crate::model::{forward, Model};
 use crate::region::{
-    membership, membership_filtered, trace_and_pattern, Decision, Membership, Pattern,
+    membership, membership_batch, membership_filtered, trace_and_pattern, Decision, Membership,
+    Pattern,
 };
 
 /// Where roots must lie besides the region.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Box1 {
     pub lo: f64,
     pub hi: f64,
 }
 
 /// Everything that determines an audit's results; serialised into every summary.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AuditSettings {
     pub dtd: DtdSettings,
     /// The input domain box (`--domain LO:HI`); `None`: unbounded, unless the input rule is
@@ -48,7 +51,7 @@ impl AuditSettings {
 }
 
 /// Domain membership of a root.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum DomainCheck {
     In,
@@ -60,27 +63,27 @@ pub enum DomainCheck {
 }
 
 /// The verdict on one root.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RootVerdict {
     pub valid: bool,
     pub region: Membership,
     pub domain: DomainCheck,
     pub decided_by: Decision,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub point: Option<Vec<f64>>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NeuronRecord {
     pub neuron: usize,
     pub relevance: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_root: Option<NoRoot>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<RootVerdict>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerRecord {
     /// 1-based; layer 1 takes the network input.
     pub layer: usize,
@@ -103,7 +106,7 @@ pub struct LayerRecord {
 }
 
 /// One line of `records.jsonl`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SampleRecord {
     pub sample: usize,
     pub explained: usize,
@@ -168,10 +171,49 @@ fn audit_float(
     let (trace, pattern, pattern_decided_by) = trace_and_pattern(model, x);
     let k = resolve_target(target, trace.output());
     let explanation = explain(model.net(), &trace, &settings.dtd, k, true);
+    // All roots of a layer are judged together: one matrix product per layer above.
+    let mut verdicts: Vec<std::vec::IntoIter<(Membership, Decision)>> = explanation
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(index, step)| {
+            let points: Vec<&[f64]> = step
+                .neurons
+                .iter()
+                .filter_map(|n| match &n.outcome {
+                    RootOutcome::Root { point, .. } => Some(point.as_slice()),
+                    RootOutcome::None(_) => None,
+                })
+                .collect();
+            let judged = match points.len() {
+                0 => Vec::new(),
+                1 => vec![membership_filtered(model, &pattern, index, points[0])],
+                n => {
+                    let d = points[0].len();
+                    let batch = Array2::from_shape_fn((n, d), |(r, c)| points[r][c]);
+                    membership_batch(model, &pattern, index, &batch)
+                }
+            };
+            judged.into_iter()
+        })
+        .collect();
     let input_box = settings.input_domain();
-    let layers = assemble(&explanation, |index, point| {
-        let (region, decided_by) = membership_filtered(model, &pattern, index, point);
-        let domain = domain_check(point, index, input_box);
+    // Where the error bound cannot decide, the f64 root is too close to a face for its own
+    // rounding to be ignored: the root itself is then recomputed exactly, with the whole
+    // explanation of this sample, once.
+    let mut exact: Option<ExactRoots> = None;
+    let layers = assemble(&explanation, |index, j, point| {
+        let (mut region, decided_by) = verdicts[index]
+            .next()
+            .expect("one verdict per root, in order");
+        let mut domain = domain_check(point, index, input_box);
+        if decided_by == Decision::ExactFallback {
+            let roots = exact.get_or_insert_with(|| ExactRoots::new(model, settings, x, k));
+            if let Some(root) = roots.root(index, j) {
+                region = membership(model.exact(), &pattern, index, root);
+                domain = domain_check(root, index, input_box);
+            }
+        }
         (
             region,
             domain,
@@ -185,6 +227,29 @@ fn audit_float(
         output: trace.output()[k],
         pattern_decided_by,
         layers,
+    }
+}
+
+/// The exact explanation of one sample, computed when some f64 verdict needs it.
+struct ExactRoots {
+    explanation: crate::dtd::Explanation<Rational>,
+}
+
+impl ExactRoots {
+    fn new(model: &Model, settings: &AuditSettings, x: &[f64], k: usize) -> Self {
+        let xr: Vec<Rational> = x.iter().map(|&v| Rational::from_f64(v)).collect();
+        let trace = forward::forward(model.exact(), &xr);
+        Self {
+            explanation: explain(model.exact(), &trace, &settings.dtd, k, true),
+        }
+    }
+
+    /// The exact root of neuron `j` of layer `index`, if it has one in exact arithmetic too.
+    fn root(&self, index: usize, j: usize) -> Option<&[Rational]> {
+        match &self.explanation.layers[index].neurons[j].outcome {
+            RootOutcome::Root { point, .. } => Some(point),
+            RootOutcome::None(_) => None,
+        }
     }
 }
 
@@ -203,7 +268,7 @@ fn audit_exact(
     let k = resolve_target(target, &out_f64);
     let explanation = explain(net, &trace, &settings.dtd, k, true);
     let input_box = settings.input_domain();
-    let layers = assemble(&explanation, |index, point| {
+    let layers = assemble(&explanation, |index, _, point| {
         let region = membership(net, &pattern, index, point);
         let domain = domain_check(point, index, input_box);
         let coords = settings
@@ -222,10 +287,10 @@ fn audit_exact(
 
 type Judged = (Membership, DomainCheck, Decision, Option<Vec<f64>>);
 
-/// Turn an explanation into records, judging each root with `judge(layer_index, point)`.
+/// Turn an explanation into records, judging each root with `judge(layer_index, neuron, point)`.
 fn assemble<T: Scalar>(
     explanation: &crate::dtd::Explanation<T>,
-    mut judge: impl FnMut(usize, &[T]) -> Judged,
+    mut judge: impl FnMut(usize, usize, &[T]) -> Judged,
 ) -> Vec<LayerRecord> {
     let sum = |v: &[T]| v.iter().fold(T::zero(), |acc, x| acc + x.clone());
     explanation
@@ -241,7 +306,7 @@ fn assemble<T: Scalar>(
                     let (no_root, root) = match &n.outcome {
                         RootOutcome::None(reason) => (Some(*reason), None),
                         RootOutcome::Root { point, .. } => {
-                            let (region, domain, decided_by, point) = judge(index, point);
+                            let (region, domain, decided_by, point) = judge(index, j, point);
                             let valid = region.is_inside() && domain == DomainCheck::In;
                             (
                                 None,

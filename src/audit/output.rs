@@ -75,10 +75,21 @@ impl OutputDir {
         self.staging.join(name)
     }
 
-    /// Marks the folder as a run and moves it into place, replacing an earlier run.
-    pub fn commit(mut self, kind: &str) -> Result<PathBuf> {
-        let marker = serde_json::json!({"tool": "dtdcert", "version": env!("CARGO_PKG_VERSION"), "kind": kind});
-        write_file(&self.file(MARKER), format!("{marker}\n").as_bytes())?;
+    /// The staging folder itself.
+    pub fn path(&self) -> &Path {
+        &self.staging
+    }
+
+    /// Marks the folder as a complete run of `kind` and moves it into place, replacing an
+    /// earlier run.
+    pub fn commit(self, kind: &str) -> Result<PathBuf> {
+        let text = marker(kind, true);
+        self.commit_marked(&text)
+    }
+
+    /// Writes `marker_text` as the marker and moves the folder into place.
+    pub fn commit_marked(mut self, marker_text: &str) -> Result<PathBuf> {
+        write_file(&self.file(MARKER), marker_text.as_bytes())?;
         if self.target.exists() {
             fs::remove_dir_all(&self.target).map_err(|e| Error::write(&self.target, e))?;
         }
@@ -94,6 +105,38 @@ impl Drop for OutputDir {
             let _ = fs::remove_dir_all(&self.staging);
         }
     }
+}
+
+/// The marker file's text for a run of `kind`.
+pub fn marker(kind: &str, complete: bool) -> String {
+    let m = serde_json::json!({
+        "tool": "dtdcert", "version": env!("CARGO_PKG_VERSION"), "kind": kind, "complete": complete,
+    });
+    format!("{m}\n")
+}
+
+/// What a folder's marker says, if it has one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarkerStatus {
+    pub kind: String,
+    pub complete: bool,
+}
+
+/// Reads `dir`'s marker; `None` when the folder is not a dtdcert run.
+pub fn marker_status(dir: &Path) -> Option<MarkerStatus> {
+    let text = fs::read_to_string(dir.join(MARKER)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    if v.get("tool")?.as_str()? != "dtdcert" {
+        return None;
+    }
+    Some(MarkerStatus {
+        kind: v
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or("")
+            .to_string(),
+        complete: v.get("complete").and_then(|c| c.as_bool()).unwrap_or(true),
+    })
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -1,20 +1,34 @@
-//! A whole audit run: inputs in, `records.jsonl`, `summary.json` and `summary.md` out.
+//! A whole audit run: inputs in; `run.json`, `records.jsonl`, `summary.json`, `summary.md`,
+//! `summary.html` (and `roots.csv`) out. Runs stream, resume after a crash, split into shards,
+//! and merge.
+//!
+//! The results folder holds `run.json` (everything that determines the results) from the
+//! start, and `records.jsonl` grows as samples finish, flushed to disk after every chunk. The
+//! summaries are written, each atomically, only when every sample is done; the marker file then
+//! says the run is complete. An interrupted run is continued with `--resume`: the records on
+//! disk are read back (a torn last line is cut off and redone), the counts rebuilt from them,
+//! and the audit goes on after the last complete record, so the final files equal those of an
+//! uninterrupted run.
 
-use std::io::{BufWriter, IsTerminal, Write};
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::str::FromStr;
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
 
-use super::output::OutputDir;
+use super::output::{marker, write_atomic, OutputDir, MARKER};
 use super::{audit_sample, AuditSettings, SampleRecord, Summary};
 use crate::error::{Error, Result};
 use crate::model::inputs::Inputs;
 use crate::model::Model;
 
 /// Which output each sample explains.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Targets {
     /// Each sample's top output.
@@ -24,12 +38,27 @@ pub enum Targets {
     /// One index per sample, from a file.
     File {
         path: PathBuf,
+        /// SHA-256 of the indices, so a resumed run can tell a changed file.
+        fingerprint: String,
         #[serde(skip)]
         indices: Vec<usize>,
     },
 }
 
 impl Targets {
+    /// Targets read from a file.
+    pub fn from_file(path: PathBuf, indices: Vec<usize>) -> Self {
+        let mut h = Sha256::new();
+        for k in &indices {
+            h.update((*k as u64).to_le_bytes());
+        }
+        Targets::File {
+            path,
+            fingerprint: format!("sha256:{:x}", h.finalize()),
+            indices,
+        }
+    }
+
     pub fn for_sample(&self, i: usize) -> Option<usize> {
         match self {
             Targets::Top => None,
@@ -47,7 +76,8 @@ impl Targets {
                 outputs - 1
             ))),
             Targets::Index { .. } => Ok(()),
-            Targets::File { path, indices } => match indices.iter().position(|&k| k >= outputs) {
+            Targets::File { path, indices, .. } => match indices.iter().position(|&k| k >= outputs)
+            {
                 Some(pos) => Err(Error::file(
                     path,
                     format!(
@@ -62,125 +92,617 @@ impl Targets {
     }
 }
 
-/// What identifies a run besides its settings.
-#[derive(Clone, Debug, Serialize)]
-pub struct RunIdentity {
-    pub model_path: PathBuf,
-    pub inputs_path: PathBuf,
+/// Shard `index` of `count` (1-based): the samples `i` with `i mod count = index − 1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
 }
 
-/// The document written to summary.json.
-#[derive(Serialize)]
-pub struct SummaryDocument<'a> {
-    pub tool: &'static str,
-    pub version: &'static str,
-    pub model: ModelInfo,
-    pub inputs: InputsInfo,
-    pub rule: String,
-    pub input_rule: String,
-    pub targets: &'a Targets,
-    pub settings: &'a AuditSettings,
-    #[serde(flatten)]
-    pub summary: &'a Summary,
+impl Shard {
+    pub fn contains(&self, sample: usize) -> bool {
+        sample % self.count == self.index - 1
+    }
 }
 
-#[derive(Serialize)]
+impl FromStr for Shard {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |why: &str| Error::Usage(format!("--shard '{s}': {why}"));
+        let (k, n) = s
+            .split_once('/')
+            .ok_or_else(|| bad("expected K/N, for example 2/8"))?;
+        let index: usize = k
+            .trim()
+            .parse()
+            .map_err(|_| bad("K is not a whole number"))?;
+        let count: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| bad("N is not a whole number"))?;
+        if count == 0 {
+            return Err(bad("N must be at least 1"));
+        }
+        if index == 0 || index > count {
+            return Err(bad(&format!("K must be between 1 and N = {count}")));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
     pub path: PathBuf,
     pub fingerprint: String,
     pub architecture: String,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InputsInfo {
     pub path: PathBuf,
     pub samples: usize,
     pub width: usize,
+    /// SHA-256 of the input file's bytes.
+    pub fingerprint: String,
 }
 
-/// Samples audited together; records of a chunk are written in sample order.
-const CHUNK: usize = 512;
+/// Everything that determines a run's results: `run.json`. A resumed run and the shards of a
+/// merge must agree on all of it (shards differ only in `shard`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub tool: String,
+    pub version: String,
+    pub model: ModelInfo,
+    pub inputs: InputsInfo,
+    pub targets: Targets,
+    pub settings: AuditSettings,
+    pub shard: Option<Shard>,
+}
 
-/// Audits every input and writes the run's folder. Returns the summary.
+impl RunSpec {
+    pub fn new(
+        model: &Model,
+        model_path: &Path,
+        inputs: &Inputs,
+        inputs_path: &Path,
+        targets: Targets,
+        settings: AuditSettings,
+        shard: Option<Shard>,
+    ) -> Result<Self> {
+        targets.validate(model.net().output_dim())?;
+        Ok(Self {
+            tool: "dtdcert".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            model: ModelInfo {
+                path: model_path.to_path_buf(),
+                fingerprint: model.fingerprint().to_string(),
+                architecture: model.net().describe(),
+            },
+            inputs: InputsInfo {
+                path: inputs_path.to_path_buf(),
+                samples: inputs.len(),
+                width: inputs.dim(),
+                fingerprint: file_fingerprint(inputs_path)?,
+            },
+            targets,
+            settings,
+            shard,
+        })
+    }
+
+    /// The samples of this run, in order.
+    pub fn samples(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.inputs.samples).filter(move |&i| self.shard.is_none_or(|s| s.contains(i)))
+    }
+}
+
+/// SHA-256 of a file's bytes, streamed.
+pub fn file_fingerprint(path: &Path) -> Result<String> {
+    let mut f = File::open(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    Ok(format!("sha256:{:x}", h.finalize()))
+}
+
+/// The document written to summary.json: the run's identity, its settings, and the counts.
+#[derive(Serialize)]
+pub struct SummaryDocument<'a> {
+    pub tool: &'static str,
+    pub version: &'a str,
+    pub model: &'a ModelInfo,
+    pub inputs: &'a InputsInfo,
+    pub rule: String,
+    pub input_rule: String,
+    pub targets: &'a Targets,
+    pub settings: &'a AuditSettings,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    #[serde(flatten)]
+    pub summary: &'a Summary,
+}
+
+impl<'a> SummaryDocument<'a> {
+    pub fn new(spec: &'a RunSpec, summary: &'a Summary) -> Self {
+        Self {
+            tool: "dtdcert",
+            version: &spec.version,
+            model: &spec.model,
+            inputs: &spec.inputs,
+            rule: spec.settings.dtd.rule.to_string(),
+            input_rule: spec.settings.dtd.rule_for(0).to_string(),
+            targets: &spec.targets,
+            settings: &spec.settings,
+            shard: spec.shard,
+            summary,
+        }
+    }
+}
+
+/// Output options that do not change the results.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OutputOptions {
+    /// Show a progress bar on stderr (only when it is a terminal).
+    pub progress: bool,
+    /// Also write `roots.csv`.
+    pub csv: bool,
+}
+
+/// Samples audited together; records of a chunk are written in sample order, then flushed.
+const CHUNK: usize = 512;
+/// How often records are forced to the disk.
+const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Starts a new run in `out` (absent, empty, or a complete earlier run, which is replaced).
 pub fn run(
     model: &Model,
     inputs: &Inputs,
-    identity: &RunIdentity,
-    targets: &Targets,
-    settings: &AuditSettings,
+    spec: &RunSpec,
     out: &Path,
-    progress: bool,
+    options: OutputOptions,
 ) -> Result<Summary> {
-    targets.validate(model.net().output_dim())?;
-    let dir = OutputDir::prepare(out)?;
-    let records_path = dir.file("records.jsonl");
-    let file = std::fs::File::create(&records_path).map_err(|e| Error::write(&records_path, e))?;
-    let mut records = BufWriter::new(file);
+    check_fresh_target(out)?;
+    // Bad input must not cost an earlier run or leave a partial folder: every row is checked
+    // before the folder is touched.
+    let mut row = Vec::new();
+    for i in spec.samples() {
+        inputs.row_into(i, &mut row)?;
+    }
+    if out.exists() {
+        // Only the files of the earlier run go; anything else the folder holds (the model, say)
+        // stays.
+        for name in RUN_FILES {
+            let path = out.join(name);
+            if path.exists() {
+                fs::remove_file(&path).map_err(|e| Error::write(&path, e))?;
+            }
+        }
+    } else {
+        fs::create_dir(out).map_err(|e| Error::write(out, e))?;
+    }
+    let json = serde_json::to_string_pretty(spec).expect("run specs serialise");
+    write_atomic(&out.join("run.json"), format!("{json}\n").as_bytes())?;
+    write_atomic(&out.join(MARKER), marker("audit", false).as_bytes())?;
+    let records = out.join("records.jsonl");
+    File::create(&records).map_err(|e| Error::write(&records, e))?;
     let mut summary = Summary::new(model.net().layers().len());
-    let n = inputs.len();
-    let show = progress && std::io::stderr().is_terminal();
-    let started = Instant::now();
+    continue_run(model, inputs, spec, out, &mut summary, 0, options)?;
+    Ok(summary)
+}
+
+/// Continues the interrupted run in `dir`, which must have been started with the same spec.
+pub fn resume(
+    model: &Model,
+    inputs: &Inputs,
+    spec: &RunSpec,
+    dir: &Path,
+    options: OutputOptions,
+) -> Result<Summary> {
+    let status = super::output::marker_status(dir);
+    let Some(status) = status else {
+        return Err(Error::Usage(format!(
+            "--resume {}: not a dtdcert audit folder (no {MARKER})",
+            dir.display()
+        )));
+    };
+    let run_json = dir.join("run.json");
+    let text = fs::read_to_string(&run_json)
+        .map_err(|e| Error::file(&run_json, format!("cannot read: {e}")))?;
+    let stored: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::file(&run_json, format!("not a run description: {e}")))?;
+    let current = serde_json::to_value(spec).expect("run specs serialise");
+    if let Some((field, was, now)) = first_difference(&stored, &current, String::new()) {
+        return Err(Error::Usage(format!(
+            "--resume {}: this run was started with {field} = {was}, not {now}; \
+             resume it with the original settings or start a new run",
+            dir.display()
+        )));
+    }
+    let records = dir.join("records.jsonl");
+    let (mut summary, done) = scan_records(&records, spec, model.net().layers().len())?;
+    if status.complete {
+        return Ok(summary);
+    }
+    continue_run(model, inputs, spec, dir, &mut summary, done, options)?;
+    Ok(summary)
+}
+
+/// The files an audit run writes into its folder.
+const RUN_FILES: [&str; 7] = [
+    MARKER,
+    "run.json",
+    "records.jsonl",
+    "summary.json",
+    "summary.md",
+    "summary.html",
+    "roots.csv",
+];
+
+/// Refuses an `--out` that holds something other than a complete earlier audit run, or whose
+/// parent folder is missing.
+fn check_fresh_target(out: &Path) -> Result<()> {
+    if !out.exists() {
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if !parent.is_dir() {
+            return Err(Error::Usage(format!(
+                "--out {}: the parent folder {} does not exist",
+                out.display(),
+                parent.display()
+            )));
+        }
+        return Ok(());
+    }
+    if !out.is_dir() {
+        return Err(Error::Usage(format!(
+            "--out {}: exists and is not a folder",
+            out.display()
+        )));
+    }
+    let empty = fs::read_dir(out)
+        .map_err(|e| Error::file(out, format!("cannot read the folder: {e}")))?
+        .next()
+        .is_none();
+    if empty {
+        return Ok(());
+    }
+    match super::output::marker_status(out) {
+        Some(s) if s.kind != "audit" => Err(Error::Usage(format!(
+            "--out {}: holds a dtdcert {} run, not an audit; choose another folder",
+            out.display(),
+            s.kind
+        ))),
+        Some(s) if s.complete => Ok(()),
+        Some(_) => Err(Error::Usage(format!(
+            "--out {}: holds an interrupted run; continue it with --resume {} (same arguments), or remove the folder",
+            out.display(),
+            out.display()
+        ))),
+        None => Err(Error::Usage(format!(
+            "--out {}: exists and is not an earlier dtdcert run; choose another folder or remove it",
+            out.display()
+        ))),
+    }
+}
+
+/// The first field (as a dotted path) where two JSON values differ.
+fn first_difference(a: &Value, b: &Value, path: String) -> Option<(String, Value, Value)> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().find_map(|k| {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                first_difference(
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                    p,
+                )
+            })
+        }
+        _ if a == b => None,
+        _ => Some((path, a.clone(), b.clone())),
+    }
+}
+
+/// Reads back the complete records of an interrupted run, cuts off anything after the last
+/// complete one, and returns their counts and how many there are.
+fn scan_records(path: &Path, spec: &RunSpec, num_layers: usize) -> Result<(Summary, usize)> {
+    let file = File::open(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    let mut reader = BufReader::new(file);
+    let mut summary = Summary::new(num_layers);
+    let mut expected = spec.samples();
+    let (mut good_bytes, mut done) = (0u64, 0usize);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+        if read == 0 || line.last() != Some(&b'\n') {
+            break; // End of file, or a line torn by the interruption.
+        }
+        let Ok(record) = serde_json::from_slice::<SampleRecord>(&line) else {
+            break; // A damaged line: it and everything after it are redone.
+        };
+        match expected.next() {
+            Some(i) if i == record.sample => {}
+            want => {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "line {}: sample {} where {} was expected; the folder does not belong to this run",
+                        done + 1,
+                        record.sample,
+                        want.map_or("no further sample".to_string(), |i| format!("sample {i}"))
+                    ),
+                ))
+            }
+        }
+        summary.add(&record);
+        good_bytes += read as u64;
+        done += 1;
+    }
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::write(path, e))?;
+    f.set_len(good_bytes).map_err(|e| Error::write(path, e))?;
+    f.sync_all().map_err(|e| Error::write(path, e))?;
+    Ok((summary, done))
+}
+
+/// Audits the samples of `spec` after the first `done`, appending to records.jsonl, then
+/// writes the summaries and marks the run complete.
+fn continue_run(
+    model: &Model,
+    inputs: &Inputs,
+    spec: &RunSpec,
+    dir: &Path,
+    summary: &mut Summary,
+    done: usize,
+    options: OutputOptions,
+) -> Result<()> {
+    let records_path = dir.join("records.jsonl");
+    let stopped = |e: std::io::Error| {
+        Error::file(
+            &records_path,
+            format!(
+                "{e}; the run stopped and can be continued with `dtdcert audit ... --resume {}`",
+                dir.display()
+            ),
+        )
+    };
+    let file = OpenOptions::new()
+        .append(true)
+        .open(&records_path)
+        .map_err(stopped)?;
+    let mut records = BufWriter::new(file);
+    let todo: Vec<usize> = spec.samples().skip(done).collect();
+    let total = (done + todo.len()) as u64;
+    let bar = progress_bar(total, done as u64, options.progress);
     let mut rows: Vec<Vec<f64>> = Vec::with_capacity(CHUNK);
-    for start in (0..n).step_by(CHUNK) {
-        let end = (start + CHUNK).min(n);
+    let mut last_sync = std::time::Instant::now();
+    for chunk in todo.chunks(CHUNK) {
         rows.clear();
-        for i in start..end {
+        for &i in chunk {
             rows.push(inputs.row(i)?);
         }
-        let done: Vec<(SampleRecord, String)> = rows
+        let lines: Vec<(SampleRecord, String)> = chunk
             .par_iter()
-            .enumerate()
-            .map(|(offset, x)| {
-                let i = start + offset;
-                let record = audit_sample(model, settings, i, x, targets.for_sample(i));
+            .zip(rows.par_iter())
+            .map(|(&i, x)| {
+                let record = audit_sample(model, &spec.settings, i, x, spec.targets.for_sample(i));
                 let line = serde_json::to_string(&record).expect("records serialise");
                 (record, line)
             })
             .collect();
-        for (record, line) in &done {
+        for (record, line) in &lines {
             summary.add(record);
-            writeln!(records, "{line}").map_err(|e| Error::write(&records_path, e))?;
+            records.write_all(line.as_bytes()).map_err(stopped)?;
+            records.write_all(b"\n").map_err(stopped)?;
         }
-        if show {
-            let secs = started.elapsed().as_secs_f64().max(1e-9);
-            let rate = end as f64 / secs;
-            let eta = (n - end) as f64 / rate;
-            eprint!("\raudited {end}/{n} samples, {rate:.0} samples/s, ETA {eta:.0} s   ");
+        records.flush().map_err(stopped)?;
+        // Flushed to the OS after every chunk (enough for a killed process); forced to the disk
+        // at most once a second (what a power loss can take is redone on --resume).
+        if last_sync.elapsed() >= SYNC_EVERY {
+            records.get_ref().sync_data().map_err(stopped)?;
+            last_sync = std::time::Instant::now();
         }
+        bar.inc(chunk.len() as u64);
     }
-    if show {
-        eprintln!();
-    }
-    records
-        .into_inner()
-        .map_err(|e| Error::write(&records_path, e.into_error()))?
-        .sync_all()
-        .map_err(|e| Error::write(&records_path, e))?;
-    let doc = SummaryDocument {
-        tool: "dtdcert",
-        version: env!("CARGO_PKG_VERSION"),
-        model: ModelInfo {
-            path: identity.model_path.clone(),
-            fingerprint: model.fingerprint().to_string(),
-            architecture: model.net().describe(),
-        },
-        inputs: InputsInfo {
-            path: identity.inputs_path.clone(),
-            samples: n,
-            width: inputs.dim(),
-        },
-        rule: settings.dtd.rule.to_string(),
-        input_rule: settings.dtd.rule_for(0).to_string(),
-        targets,
-        settings,
-        summary: &summary,
+    bar.finish_and_clear();
+    records.get_ref().sync_data().map_err(stopped)?;
+    drop(records);
+    finish(dir, spec, summary, options.csv)
+}
+
+fn progress_bar(total: u64, done: u64, wanted: bool) -> ProgressBar {
+    let target = if wanted && std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
     };
+    let bar = ProgressBar::with_draw_target(Some(total), target);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} samples, {per_sec}, ETA {eta}")
+            .expect("a valid template"),
+    );
+    bar.set_position(done);
+    bar
+}
+
+/// Writes the summaries, then marks the run complete.
+fn finish(dir: &Path, spec: &RunSpec, summary: &Summary, csv: bool) -> Result<()> {
+    write_summaries(dir, spec, summary, csv)?;
+    write_atomic(&dir.join(MARKER), marker("audit", true).as_bytes())
+}
+
+/// Writes summary.json, summary.md, summary.html (and roots.csv from records.jsonl), each
+/// atomically.
+fn write_summaries(dir: &Path, spec: &RunSpec, summary: &Summary, csv: bool) -> Result<()> {
+    let doc = SummaryDocument::new(spec, summary);
     let json = serde_json::to_string_pretty(&doc).expect("summaries serialise");
-    std::fs::write(dir.file("summary.json"), format!("{json}\n"))
-        .map_err(|e| Error::write(dir.file("summary.json"), e))?;
-    let md = crate::report::audit_markdown(&doc);
-    std::fs::write(dir.file("summary.md"), md)
-        .map_err(|e| Error::write(dir.file("summary.md"), e))?;
-    dir.commit("audit")?;
+    write_atomic(&dir.join("summary.json"), format!("{json}\n").as_bytes())?;
+    write_atomic(
+        &dir.join("summary.md"),
+        crate::report::audit_markdown(&doc).as_bytes(),
+    )?;
+    if csv {
+        crate::report::csv::roots_csv(&dir.join("records.jsonl"), &dir.join("roots.csv"))?;
+    }
+    write_atomic(
+        &dir.join("summary.html"),
+        crate::report::html::audit_html(&doc).as_bytes(),
+    )
+}
+
+/// Combines the complete shard folders of one run into the folder `out`, identical to what a
+/// single run over all samples writes.
+pub fn merge(dirs: &[PathBuf], out: &Path, csv: bool) -> Result<Summary> {
+    if dirs.is_empty() {
+        return Err(Error::Usage(
+            "merge: name the shard folders to combine".into(),
+        ));
+    }
+    let mut specs = Vec::with_capacity(dirs.len());
+    for dir in dirs {
+        match super::output::marker_status(dir) {
+            Some(s) if s.complete => {}
+            Some(_) => {
+                return Err(Error::Usage(format!(
+                    "merge: {} is an interrupted run; finish it with --resume first",
+                    dir.display()
+                )))
+            }
+            None => {
+                return Err(Error::Usage(format!(
+                    "merge: {} is not a dtdcert audit folder",
+                    dir.display()
+                )))
+            }
+        }
+        let path = dir.join("run.json");
+        let text = fs::read_to_string(&path)
+            .map_err(|e| Error::file(&path, format!("cannot read: {e}")))?;
+        let spec: RunSpec = serde_json::from_str(&text)
+            .map_err(|e| Error::file(&path, format!("not a run description: {e}")))?;
+        specs.push(spec);
+    }
+    let count = match specs[0].shard {
+        Some(s) => s.count,
+        None => {
+            return Err(Error::Usage(format!(
+                "merge: {} is not a shard (no --shard)",
+                dirs[0].display()
+            )))
+        }
+    };
+    let mut by_index: Vec<Option<usize>> = vec![None; count];
+    let base = RunSpec {
+        shard: None,
+        ..specs[0].clone()
+    };
+    let base_value = serde_json::to_value(&base).expect("run specs serialise");
+    for (d, spec) in specs.iter().enumerate() {
+        let Some(shard) = spec.shard else {
+            return Err(Error::Usage(format!(
+                "merge: {} is not a shard (no --shard)",
+                dirs[d].display()
+            )));
+        };
+        if shard.count != count {
+            return Err(Error::Usage(format!(
+                "merge: {} is shard {}/{}, but {} is one of {count}",
+                dirs[d].display(),
+                shard.index,
+                shard.count,
+                dirs[0].display()
+            )));
+        }
+        let value = serde_json::to_value(RunSpec {
+            shard: None,
+            ..spec.clone()
+        })
+        .expect("run specs serialise");
+        if let Some((field, a, b)) = first_difference(&base_value, &value, String::new()) {
+            return Err(Error::Usage(format!(
+                "merge: {} and {} belong to different runs ({field}: {a} vs {b})",
+                dirs[0].display(),
+                dirs[d].display()
+            )));
+        }
+        if let Some(other) = by_index[shard.index - 1].replace(d) {
+            return Err(Error::Usage(format!(
+                "merge: {} and {} are both shard {}/{count}",
+                dirs[other].display(),
+                dirs[d].display(),
+                shard.index
+            )));
+        }
+    }
+    if let Some(missing) = by_index.iter().position(Option::is_none) {
+        return Err(Error::Usage(format!(
+            "merge: shard {}/{count} is missing",
+            missing + 1
+        )));
+    }
+    let staging = OutputDir::prepare(out)?;
+    let mut readers: Vec<(PathBuf, BufReader<File>)> = by_index
+        .iter()
+        .map(|d| {
+            let path = dirs[d.expect("checked above")].join("records.jsonl");
+            let f =
+                File::open(&path).map_err(|e| Error::file(&path, format!("cannot read: {e}")))?;
+            Ok((path, BufReader::new(f)))
+        })
+        .collect::<Result<_>>()?;
+    let records_path = staging.file("records.jsonl");
+    let mut writer =
+        BufWriter::new(File::create(&records_path).map_err(|e| Error::write(&records_path, e))?);
+    let mut summary: Option<Summary> = None;
+    let mut line = String::new();
+    for i in 0..base.inputs.samples {
+        let (path, reader) = &mut readers[i % count];
+        line.clear();
+        reader
+            .read_line(&mut line)
+            .map_err(|e| Error::file(&*path, format!("cannot read: {e}")))?;
+        let record: SampleRecord = serde_json::from_str(&line).map_err(|e| {
+            Error::file(
+                &*path,
+                format!("record of sample {i} is missing or damaged: {e}"),
+            )
+        })?;
+        if record.sample != i {
+            return Err(Error::file(
+                &*path,
+                format!(
+                    "holds sample {} where sample {i} was expected",
+                    record.sample
+                ),
+            ));
+        }
+        summary
+            .get_or_insert_with(|| Summary::new(record.layers.len()))
+            .add(&record);
+        writer
+            .write_all(line.as_bytes())
+            .map_err(|e| Error::write(&records_path, e))?;
+    }
+    writer.flush().map_err(|e| Error::write(&records_path, e))?;
+    drop(writer);
+    let summary = summary.expect("a run has at least one sample");
+    let json = serde_json::to_string_pretty(&base).expect("run specs serialise");
+    write_atomic(&staging.file("run.json"), format!("{json}\n").as_bytes())?;
+    write_summaries(staging.path(), &base, &summary, csv)?;
+    staging.commit_marked(&marker("audit", true))?;
     Ok(summary)
 }

@@ -1,13 +1,14 @@
 //! Counts over an audit run, per layer and in total (DESIGN.md §1.4): what `summary.json`
 //! holds.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::histogram::LogHistogram;
 use super::{DomainCheck, SampleRecord};
 use crate::region::Decision;
 
 /// Counts for one layer (or, in `total`, over all layers).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counts {
     /// Neurons that have a root (non-zero relevance, denominator above the threshold).
     pub roots: u64,
@@ -29,9 +30,13 @@ pub struct Counts {
     pub exact_fallbacks: u64,
     /// The largest `|Σ R^l − Σ R^{l-1} − unresolved|` over samples (rounding only).
     pub max_conservation_error: f64,
+    /// `|σ z|` at the first violated constraint of every root outside its region.
+    pub margin_histogram: LogHistogram,
+    /// `|Σ R^l − Σ R^{l-1} − unresolved|` per sample (and layer).
+    pub conservation_error_histogram: LogHistogram,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerCounts {
     pub layer: usize,
     #[serde(flatten)]
@@ -39,7 +44,7 @@ pub struct LayerCounts {
 }
 
 /// Everything summary.json reports besides the run's identity and settings.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub samples: u64,
     /// Samples whose activation pattern needed exact arithmetic to decide.
@@ -76,6 +81,7 @@ impl Summary {
                 max_conservation_error: lr.conservation_error.abs(),
                 ..Counts::default()
             };
+            c.conservation_error_histogram.add(lr.conservation_error);
             for n in &lr.neurons {
                 match (&n.no_root, &n.root) {
                     (Some(crate::dtd::NoRoot::ZeroRelevance), _) => c.no_root_zero_relevance += 1,
@@ -85,8 +91,9 @@ impl Summary {
                     (Some(crate::dtd::NoRoot::NotApplicable), _) => c.not_applicable += 1,
                     (None, Some(v)) => {
                         c.roots += 1;
-                        if !v.region.is_inside() {
+                        if let crate::region::Membership::Outside { margin, .. } = v.region {
                             c.roots_outside += 1;
+                            c.margin_histogram.add(margin);
                         }
                         if v.domain != DomainCheck::In {
                             c.roots_out_of_domain += 1;
@@ -137,6 +144,9 @@ impl Counts {
         self.not_applicable += o.not_applicable;
         self.exact_fallbacks += o.exact_fallbacks;
         self.max_conservation_error = self.max_conservation_error.max(o.max_conservation_error);
+        self.margin_histogram.merge(&o.margin_histogram);
+        self.conservation_error_histogram
+            .merge(&o.conservation_error_histogram);
     }
 
     /// Fraction of roots outside the region (0 without roots).

@@ -5,17 +5,22 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{parse_domain, DataArgs, Outcome, RuleArgs, TargetArgs};
-use crate::audit::run::{run as run_audit, RunIdentity};
+use crate::audit::run::{resume, run as run_audit, OutputOptions, RunSpec, Shard};
 use crate::audit::AuditSettings;
 use crate::error::Result;
 
 /// Audit DTD roots: are they in the input's linear region and in the domain?
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Example:\n  dtdcert audit --model examples/c6/model.onnx --inputs examples/c6/inputs.npy \\\n      --rule z+ --explain 0 --out audit-c6\n\nWrites OUT/records.jsonl (one line per input: per layer and neuron the relevance, the root \
-verdict, the first violated neuron and its margin), OUT/summary.json and OUT/summary.md.\n\
+    after_help = "Examples:\n  dtdcert audit --model examples/c6/model.onnx --inputs examples/c6/inputs.npy \\\n      --rule z+ --explain 0 --out audit-c6\n  \
+dtdcert audit ... --out audit-c6 --shard 2/8        one of 8 shards; combine with `dtdcert merge`\n  \
+dtdcert audit ... --resume audit-c6                  continue an interrupted run (same arguments)\n\n\
+Writes OUT/run.json at once and OUT/records.jsonl as samples finish (one line per input: per layer \
+and neuron the relevance, the root verdict, the first violated neuron and its margin); at the end \
+OUT/summary.json, OUT/summary.md, OUT/summary.html (and OUT/roots.csv with --csv).\n\
 Exit code 1 with --fail-on-invalid when some root is outside its region or domain."
 )]
+#[command(group(clap::ArgGroup::new("destination").required(true).args(["out", "resume"])))]
 pub struct AuditArgs {
     #[command(flatten)]
     pub data: DataArgs,
@@ -24,7 +29,7 @@ pub struct AuditArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// The input domain box LO:HI (default: unbounded, or the zB rule's box).
-    #[arg(long, value_name = "LO:HI")]
+    #[arg(long, value_name = "LO:HI", allow_hyphen_values = true)]
     pub domain: Option<String>,
     /// Compute roots and verdicts in exact rational arithmetic (small networks).
     #[arg(long)]
@@ -32,20 +37,30 @@ pub struct AuditArgs {
     /// Write the coordinates of every root into the records.
     #[arg(long)]
     pub roots: bool,
+    /// Audit only shard K of N (1-based): the samples i with i mod N = K − 1.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Also write OUT/roots.csv, one row per neuron of every layer and sample.
+    #[arg(long)]
+    pub csv: bool,
     /// Exit with code 1 when some root is outside its region or domain.
     #[arg(long)]
     pub fail_on_invalid: bool,
-    /// No progress line on stderr.
+    /// No progress bar on stderr.
     #[arg(long, short)]
     pub quiet: bool,
-    /// The results folder (created; an earlier run there is replaced).
+    /// The results folder (created; a complete earlier run there is replaced).
     #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
+    /// Continue the interrupted run in DIR; give the same arguments as when it started.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
 }
 
 pub fn run(args: AuditArgs) -> Result<Outcome> {
     let dtd = args.rules.resolve()?;
     let domain = args.domain.as_deref().map(parse_domain).transpose()?;
+    let shard = args.shard.as_deref().map(str::parse::<Shard>).transpose()?;
     let (model, inputs) = args.data.load()?;
     let targets = args.target.resolve(inputs.len())?;
     let settings = AuditSettings {
@@ -54,19 +69,24 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
         exact: args.exact,
         keep_points: args.roots,
     };
-    let identity = RunIdentity {
-        model_path: args.data.model.clone(),
-        inputs_path: args.data.inputs.clone(),
-    };
-    let summary = run_audit(
+    let spec = RunSpec::new(
         &model,
+        &args.data.model,
         &inputs,
-        &identity,
-        &targets,
-        &settings,
-        &args.out,
-        !args.quiet,
+        &args.data.inputs,
+        targets,
+        settings,
+        shard,
     )?;
+    let options = OutputOptions {
+        progress: !args.quiet,
+        csv: args.csv,
+    };
+    let (summary, dir) = match (&args.out, &args.resume) {
+        (_, Some(dir)) => (resume(&model, &inputs, &spec, dir, options)?, dir),
+        (Some(out), None) => (run_audit(&model, &inputs, &spec, out, options)?, out),
+        (None, None) => unreachable!("clap requires --out or --resume"),
+    };
     let t = &summary.total;
     if !args.quiet {
         eprintln!(
@@ -76,7 +96,7 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
             t.roots_outside,
             t.roots_out_of_domain,
             t.roots_valid,
-            args.out.display()
+            dir.display()
         );
     }
     let invalid = t.roots - t.roots_valid;

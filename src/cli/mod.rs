@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod explain;
+pub mod merge;
 pub mod region;
 pub mod repro;
 
@@ -43,6 +44,7 @@ pub struct Cli {
 pub enum Command {
     Audit(audit::AuditArgs),
     Explain(explain::ExplainArgs),
+    Merge(merge::MergeArgs),
     Region(region::RegionArgs),
     #[command(subcommand)]
     Repro(repro::ReproCommand),
@@ -53,6 +55,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
         Command::Audit(a) => audit::run(a),
         Command::Explain(a) => explain::run(a),
+        Command::Merge(a) => merge::run(a),
         Command::Region(a) => region::run(a),
         Command::Repro(c) => repro::run(c),
     }
@@ -97,10 +100,7 @@ impl TargetArgs {
     pub fn resolve(&self, samples: usize) -> Result<Targets> {
         Ok(match (&self.explain, &self.targets) {
             (Some(k), _) => Targets::Index { index: *k },
-            (None, Some(path)) => Targets::File {
-                path: path.clone(),
-                indices: load_targets(path, samples)?,
-            },
+            (None, Some(path)) => Targets::from_file(path.clone(), load_targets(path, samples)?),
             (None, None) => Targets::Top,
         })
     }

@@ -9,7 +9,7 @@
 
 pub mod rules;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use rules::{BiasMode, Rule};
 
@@ -17,7 +17,7 @@ use crate::exact::Scalar;
 use crate::model::{Network, Trace};
 
 /// Rules and numerical settings of one explanation.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DtdSettings {
     /// The rule of every layer except the first.
     pub rule: Rule,
@@ -54,7 +54,7 @@ impl DtdSettings {
 }
 
 /// Why a neuron has no root.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NoRoot {
     /// `R_j = 0`: nothing to explain.

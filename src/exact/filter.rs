@@ -97,15 +97,63 @@ pub fn affine_bounded(w: &[f64], x: &[f64], x_err: Option<&[f64]>, b: f64) -> Bo
 /// The error bound of an affine evaluation with `n` products, from the computed
 /// `Σ |w_i x_i| + |b|` and `Σ |w_i| e_i`.
 pub fn bound_from_parts(n: usize, magnitude: f64, propagated: f64) -> f64 {
-    if magnitude == 0.0 && propagated == 0.0 {
-        // Every product was an exact zero (a zero weight or input), so was the sum.
-        return 0.0;
+    ErrorModel::new(n).bound(magnitude, propagated)
+}
+
+/// The constants of the error bound for affine evaluations with `n` products, computed once
+/// per layer.
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorModel {
+    gamma: f64,
+    inflate: f64,
+    underflow: f64,
+}
+
+impl ErrorModel {
+    pub fn new(n: usize) -> Self {
+        let terms = n + 2;
+        Self {
+            gamma: gamma(terms),
+            // Both computed sums are themselves within a factor (1 + γ) of their exact values.
+            inflate: 1.0 + 4.0 * gamma(terms + 2),
+            underflow: (4 * terms) as f64 * TINY,
+        }
     }
-    let terms = n + 2;
-    // Both computed sums are themselves within a factor (1 + γ) of their exact values.
-    let inflate = 1.0 + 4.0 * gamma(terms + 2);
-    let raw = gamma(terms) * magnitude + propagated;
-    raw * inflate + (4 * terms) as f64 * TINY
+
+    /// The bound from the computed `Σ |w_i x_i| + |b|` and `Σ |w_i| e_i`.
+    #[inline]
+    pub fn bound(&self, magnitude: f64, propagated: f64) -> f64 {
+        if magnitude == 0.0 && propagated == 0.0 {
+            // Every product was an exact zero (a zero weight or input), so was the sum.
+            return 0.0;
+        }
+        (self.gamma * magnitude + propagated) * self.inflate + self.underflow
+    }
+
+    /// The bound of `fl(w · x + b)` evaluated in any order (a blocked matrix product, with or
+    /// without fused multiply-adds), from upper bounds on `‖w‖₂`, `‖x‖₂` and the Euclidean
+    /// norm of the inputs' own errors: Cauchy–Schwarz bounds both `Σ |w_i x_i|` and
+    /// `Σ |w_i| e_i`.
+    #[inline]
+    pub fn bound_from_norms(&self, w_norm: f64, x_norm: f64, b: f64, err_norm: f64) -> f64 {
+        self.bound(w_norm * x_norm + b.abs(), w_norm * err_norm)
+    }
+}
+
+/// A rigorous upper bound on the Euclidean norm of `x`, from its computed value: covers the
+/// rounding of the squares, the sum and the square root, and squares lost to underflow.
+pub fn norm_upper(x: &[f64]) -> f64 {
+    norm_upper_iter(x.iter().copied())
+}
+
+/// [`norm_upper`] of the values an iterator yields.
+pub fn norm_upper_iter(x: impl Iterator<Item = f64>) -> f64 {
+    let (mut sum, mut n) = (0.0f64, 0usize);
+    for v in x {
+        sum += v * v;
+        n += 1;
+    }
+    sum.sqrt() * (1.0 + 2.0 * gamma(n + 4)) + (n as f64).sqrt() * 1.5e-154
 }
 
 #[cfg(test)]

@@ -671,7 +671,7 @@ fn open(path: &Path, key: Option<&str>) -> Result<Container> {
             return Err(Error::file(
                 path,
                 format!(
-                    "the archive holds several arrays ({}); pass a key to choose one",
+                    "the archive holds several arrays ({}); pass a key to choose one (for --inputs: --inputs-key NAME)",
                     listed()
                 ),
             ))

@@ -20,6 +20,7 @@ use crate::exact::Rational;
 pub struct Model {
     net: Network,
     exact: OnceLock<Network<Rational>>,
+    row_norms: OnceLock<Vec<Vec<f64>>>,
     fingerprint: String,
 }
 
@@ -29,6 +30,7 @@ impl Model {
         Self {
             net,
             exact: OnceLock::new(),
+            row_norms: OnceLock::new(),
             fingerprint,
         }
     }
@@ -58,6 +60,22 @@ impl Model {
 
     pub fn exact(&self) -> &Network<Rational> {
         self.exact.get_or_init(|| self.net.to_exact())
+    }
+
+    /// Per layer, upper bounds on the Euclidean norms of the weight rows (for batched error
+    /// bounds).
+    pub fn row_norms(&self) -> &[Vec<f64>] {
+        self.row_norms.get_or_init(|| {
+            self.net
+                .layers()
+                .iter()
+                .map(|l| {
+                    (0..l.affine.out_dim())
+                        .map(|j| crate::exact::filter::norm_upper(l.affine.row(j)))
+                        .collect()
+                })
+                .collect()
+        })
     }
 
     /// SHA-256 of the architecture and parameters.

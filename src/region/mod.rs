@@ -9,20 +9,21 @@
 //! rationals whenever the bound cannot decide.
 
 use ndarray::{Array1, Array2};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::exact::filter::{affine_bounded, Bounded};
+use crate::exact::filter::{affine_bounded, norm_upper_iter, Bounded, ErrorModel};
 use crate::exact::{Rational, Scalar};
 use crate::model::forward::{forward, relu, Trace};
 use crate::model::{Model, Network};
 
 /// How a verdict was reached.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Decision {
     /// f64 evaluation whose error bound settled every sign involved.
     Float,
-    /// The error bound could not settle a sign; exact rational arithmetic did.
+    /// The error bound could not settle a sign; exact rational arithmetic did. In an audit the
+    /// root itself is then recomputed exactly and the verdict is about the exact root.
     ExactFallback,
     /// Computed in exact rational arithmetic from the start (`--exact`).
     Exact,
@@ -152,7 +153,7 @@ fn bounded_affine_layer(
 }
 
 /// Whether a point lies in the region, and if not, where it leaves it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum Membership {
     /// Every constraint holds; `slack` is the smallest `σ z` over them (f64, for reading).
@@ -276,6 +277,119 @@ pub fn membership_filtered(
         },
         Decision::Float,
     )
+}
+
+/// Membership of many points (the rows of `points`, inputs of layer `m`) at once: each layer
+/// of the linearised network is one matrix product over all points, with error bounds from
+/// row norms; points whose signs the bounds cannot settle are decided exactly, one by one.
+/// Gives the same verdicts as [`membership_filtered`] on each row.
+pub fn membership_batch(
+    model: &Model,
+    pattern: &Pattern,
+    m: usize,
+    points: &Array2<f64>,
+) -> Vec<(Membership, Decision)> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        Pending,
+        Outside {
+            layer: usize,
+            neuron: usize,
+            margin: f64,
+        },
+        NeedsExact,
+    }
+    let n = points.nrows();
+    let mut state = vec![State::Pending; n];
+    let mut slack = vec![f64::INFINITY; n];
+    let mut any_constraint = false;
+    let mut h = points.as_standard_layout().into_owned();
+    let mut err_norm = vec![0.0f64; n];
+    let norms = model.row_norms();
+    for (k, layer) in model.net().layers().iter().enumerate().skip(m) {
+        let crate::model::Affine::Dense(dense) = &layer.affine;
+        let mut z = h.dot(&dense.weight().t());
+        z += dense.bias();
+        let x_norm: Vec<f64> = h
+            .rows()
+            .into_iter()
+            .map(|r| norm_upper_iter(r.iter().copied()))
+            .collect();
+        let errors = ErrorModel::new(layer.affine.in_dim());
+        let bias = dense.bias();
+        let w_norm = &norms[k];
+        let mut next_err = vec![0.0f64; n];
+        for r in 0..n {
+            let mut sq = 0.0;
+            let mask = pattern.layer(k);
+            let mut row = z.row_mut(r);
+            for j in 0..row.len() {
+                let e = errors.bound_from_norms(w_norm[j], x_norm[r], bias[j], err_norm[r]);
+                if let Some(mask) = mask {
+                    any_constraint = true;
+                    if state[r] == State::Pending {
+                        let signed = Bounded {
+                            value: if mask[j] { row[j] } else { -row[j] },
+                            error: e,
+                        };
+                        match signed.certainly_nonnegative() {
+                            Some(true) => slack[r] = slack[r].min(signed.value),
+                            Some(false) => {
+                                state[r] = State::Outside {
+                                    layer: k + 1,
+                                    neuron: j,
+                                    margin: signed.value,
+                                }
+                            }
+                            None => state[r] = State::NeedsExact,
+                        }
+                    }
+                    if !mask[j] {
+                        row[j] = 0.0;
+                        continue;
+                    }
+                }
+                sq += e * e;
+            }
+            next_err[r] =
+                sq.sqrt() * (1.0 + 2.0 * crate::exact::filter::gamma(row.len() + 4)) + 1e-300;
+        }
+        h = z;
+        err_norm = next_err;
+    }
+    (0..n)
+        .map(|r| match state[r] {
+            State::Pending => (
+                Membership::Inside {
+                    slack: any_constraint.then_some(slack[r]),
+                },
+                Decision::Float,
+            ),
+            State::Outside {
+                layer,
+                neuron,
+                margin,
+            } => (
+                Membership::Outside {
+                    layer,
+                    neuron,
+                    margin,
+                },
+                Decision::Float,
+            ),
+            State::NeedsExact => {
+                let pr: Vec<Rational> = points
+                    .row(r)
+                    .iter()
+                    .map(|&v| Rational::from_f64(v))
+                    .collect();
+                (
+                    membership(model.exact(), pattern, m, &pr),
+                    Decision::ExactFallback,
+                )
+            }
+        })
+        .collect()
 }
 
 /// `z_k(a) = A a + c` for one layer `k` above `m`, inside the region.

@@ -1,5 +1,8 @@
 //! Human-readable reports: Markdown renderings of the JSON summaries.
 
+pub mod csv;
+pub mod html;
+
 use std::fmt::Write;
 
 use crate::audit::run::SummaryDocument;

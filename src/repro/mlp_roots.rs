@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::dtd::{explain, DtdSettings, RootOutcome, Rule};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::forward::output;
 use crate::model::ir::dense_layer;
 use crate::model::{Model, Network};
@@ -57,7 +57,7 @@ impl Default for Settings {
 }
 
 /// The C6 network: PyTorch's default initialisation in f32, then the effective bias treatment.
-pub fn c6_network(rng: &mut ChaCha8Rng, weight_factor: f64, bias_factor: f64) -> Network {
+pub fn c6_network(rng: &mut ChaCha8Rng, weight_factor: f64, bias_factor: f64) -> Result<Network> {
     let widths = [10usize, 10, 10, 2];
     let layers = widths
         .windows(2)
@@ -89,7 +89,11 @@ pub fn c6_network(rng: &mut ChaCha8Rng, weight_factor: f64, bias_factor: f64) ->
             dense_layer(fan_out, fan_in, weight, bias, true).expect("generated shapes agree")
         })
         .collect();
-    Network::new(layers).expect("generated weights are finite")
+    Network::new(layers).map_err(|e| {
+        Error::Usage(format!(
+            "the factors {weight_factor} and {bias_factor} give an invalid network: {e}"
+        ))
+    })
 }
 
 /// `x = |N(0, I)|` in f32, redrawn until `f_k(x) > min_output`.
@@ -99,16 +103,21 @@ pub fn c6_inputs(
     n: usize,
     k: usize,
     min_output: f64,
-) -> Vec<Vec<f64>> {
+) -> Result<Vec<Vec<f64>>> {
     let d = net.input_dim();
     let mut out = Vec::with_capacity(n);
     let mut attempts = 0u64;
+    let limit = 1_000_000 + 1000 * n as u64;
     while out.len() < n {
         attempts += 1;
-        assert!(
-            attempts < 1_000_000 + 1000 * n as u64,
-            "no input with f_{k}(x) > {min_output} found; the network is dead"
-        );
+        if attempts > limit {
+            return Err(Error::Usage(format!(
+                "only {} of {n} inputs with f_{k}(x) > {min_output} in {limit} draws: output {k} of the \
+                 generated network is almost never above the threshold (check --positive-weight-factor \
+                 and --positive-bias-factor)",
+                out.len()
+            )));
+        }
         let x: Vec<f64> = (0..d)
             .map(|_| {
                 let v: f64 = StandardNormal.sample(rng);
@@ -119,7 +128,7 @@ pub fn c6_inputs(
             out.push(x);
         }
     }
-    out
+    Ok(out)
 }
 
 /// One row of the C6 table.
@@ -237,11 +246,17 @@ pub struct Generated {
 /// Runs the whole C6 experiment in memory (no files).
 pub fn run_generated(settings: &Settings) -> Result<Generated> {
     let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
+    if settings.explain >= 2 {
+        return Err(Error::Usage(format!(
+            "--explain {} is out of range: the generated network has 2 outputs (0..1)",
+            settings.explain
+        )));
+    }
     let net = c6_network(
         &mut rng,
         settings.positive_weight_factor,
         settings.positive_bias_factor,
-    );
+    )?;
     // A separate stream for the inputs, so the network does not depend on the sample count.
     let mut input_rng = ChaCha8Rng::seed_from_u64(settings.seed.wrapping_add(rng.random::<u64>()));
     let inputs = c6_inputs(
@@ -250,7 +265,7 @@ pub fn run_generated(settings: &Settings) -> Result<Generated> {
         settings.samples,
         settings.explain,
         settings.min_output,
-    );
+    )?;
     let model = Model::new(net);
     let rows = rows_for_rules(&model, &inputs, Some(settings.explain), settings)?;
     Ok(Generated {

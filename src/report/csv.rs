@@ -1,0 +1,404 @@
+//! records.jsonl flattened to CSV, one row per neuron of every layer of every sample, for
+//! spreadsheets and data frames. The records are streamed, so runs of any size convert in
+//! constant memory.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+
+use crate::audit::{DomainCheck, NeuronRecord, SampleRecord};
+use crate::dtd::NoRoot;
+use crate::error::{Error, Result};
+use crate::model::inputs::AtomicFile;
+use crate::region::{Decision, Membership};
+
+/// The CSV header; every row has one field per column.
+pub const HEADER: &str = "sample,explained,layer,neuron,relevance,has_root,no_root,valid,region,\
+violated_layer,violated_neuron,margin,domain,domain_coordinate,domain_value,decided_by";
+
+/// A CSV field: quoted, with quotes doubled, when it holds a separator, a quote or a line break.
+fn field(s: &str) -> Cow<'_, str> {
+    if s.contains([',', '"', '\n', '\r']) {
+        Cow::Owned(format!("\"{}\"", s.replace('"', "\"\"")))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// The spellings of records.jsonl.
+fn no_root_name(reason: NoRoot) -> &'static str {
+    match reason {
+        NoRoot::ZeroRelevance => "zero-relevance",
+        NoRoot::SmallDenominator => "small-denominator",
+        NoRoot::NotApplicable => "not-applicable",
+    }
+}
+
+fn decision_name(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Float => "float",
+        Decision::ExactFallback => "exact-fallback",
+        Decision::Exact => "exact",
+    }
+}
+
+/// The columns after `relevance`, for one neuron.
+fn verdict_fields(n: &NeuronRecord) -> [String; 11] {
+    let mut f: [String; 11] = Default::default();
+    let [has_root, no_root, valid, region, v_layer, v_neuron, margin, domain, d_coord, d_value, decided_by] =
+        &mut f;
+    *has_root = n.root.is_some().to_string();
+    if let Some(reason) = n.no_root {
+        *no_root = no_root_name(reason).to_string();
+    }
+    if let Some(root) = &n.root {
+        *valid = root.valid.to_string();
+        match &root.region {
+            Membership::Inside { .. } => *region = "inside".to_string(),
+            Membership::Outside {
+                layer,
+                neuron,
+                margin: m,
+            } => {
+                *region = "outside".to_string();
+                *v_layer = layer.to_string();
+                *v_neuron = neuron.to_string();
+                *margin = m.to_string();
+            }
+        }
+        match &root.domain {
+            DomainCheck::In => *domain = "in".to_string(),
+            DomainCheck::Out { coordinate, value } => {
+                *domain = "out".to_string();
+                *d_coord = coordinate.to_string();
+                *d_value = value.to_string();
+            }
+        }
+        *decided_by = decision_name(root.decided_by).to_string();
+    }
+    f
+}
+
+/// Appends the rows of one sample to `out`; returns how many.
+fn sample_rows(out: &mut String, record: &SampleRecord) -> u64 {
+    let mut rows = 0;
+    for layer in &record.layers {
+        for n in &layer.neurons {
+            let _ = write!(
+                out,
+                "{},{},{},{},{}",
+                record.sample, record.explained, layer.layer, n.neuron, n.relevance
+            );
+            for v in verdict_fields(n) {
+                out.push(',');
+                out.push_str(&field(&v));
+            }
+            out.push('\n');
+            rows += 1;
+        }
+    }
+    rows
+}
+
+/// Writes `out` as CSV from the records.jsonl at `records`, one row per neuron of every layer
+/// of every sample, atomically. Returns the number of rows (without the header).
+pub fn roots_csv(records: &Path, out: &Path) -> Result<u64> {
+    if let (Ok(a), Ok(b)) = (records.canonicalize(), out.canonicalize()) {
+        if a == b {
+            return Err(Error::Usage(format!(
+                "{}: the CSV would overwrite the records it is made from",
+                out.display()
+            )));
+        }
+    }
+    let input =
+        File::open(records).map_err(|e| Error::file(records, format!("cannot open: {e}")))?;
+    let mut file = AtomicFile::create(out)?;
+    writeln!(file, "{HEADER}").map_err(|e| Error::write(out, e))?;
+    let mut rows = 0u64;
+    let mut buf = String::new();
+    for (i, line) in BufReader::new(input).lines().enumerate() {
+        let n = i + 1;
+        let line = line.map_err(|e| Error::file(records, format!("line {n}: {e}")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: SampleRecord = serde_json::from_str(&line)
+            .map_err(|e| Error::file(records, format!("line {n}: {e}")))?;
+        buf.clear();
+        rows += sample_rows(&mut buf, &record);
+        file.write_all(buf.as_bytes())
+            .map_err(|e| Error::write(out, e))?;
+    }
+    file.commit()?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{audit_sample, AuditSettings, Box1};
+    use crate::dtd::DtdSettings;
+    use crate::model::ir::dense_layer;
+    use crate::model::{Model, Network};
+
+    fn tiny_model() -> Model {
+        let l1 = dense_layer(
+            3,
+            2,
+            vec![1.0, -1.0, 0.5, 1.0, -0.75, 0.25],
+            vec![0.0, -0.25, 0.5],
+            true,
+        )
+        .unwrap();
+        let l2 = dense_layer(
+            2,
+            3,
+            vec![1.0, 1.0, -0.5, 0.5, -1.0, 1.0],
+            vec![0.1, 0.0],
+            false,
+        )
+        .unwrap();
+        Model::new(Network::new(vec![l1, l2]).unwrap())
+    }
+
+    fn write_records(
+        dir: &Path,
+        settings: &AuditSettings,
+    ) -> (std::path::PathBuf, Vec<SampleRecord>) {
+        let model = tiny_model();
+        let records: Vec<SampleRecord> = (0..9)
+            .map(|i| {
+                let x = vec![0.25 + 0.5 * i as f64, 1.5 - 0.3 * i as f64];
+                audit_sample(&model, settings, i, &x, Some(0))
+            })
+            .collect();
+        let path = dir.join("records.jsonl");
+        let text: String = records
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap() + "\n")
+            .collect();
+        std::fs::write(&path, text).unwrap();
+        (path, records)
+    }
+
+    #[test]
+    fn one_row_per_neuron_with_known_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = AuditSettings {
+            dtd: DtdSettings::default(),
+            domain: Some(Box1 { lo: 0.0, hi: 1.0 }),
+            exact: false,
+            keep_points: false,
+        };
+        let (records_path, records) = write_records(dir.path(), &settings);
+        let out = dir.path().join("roots.csv");
+        let rows = roots_csv(&records_path, &out).unwrap();
+        let expected: usize = records
+            .iter()
+            .map(|r| r.layers.iter().map(|l| l.neurons.len()).sum::<usize>())
+            .sum();
+        assert_eq!(rows as usize, expected);
+        assert_eq!(expected, 9 * (3 + 2));
+
+        let text = std::fs::read_to_string(&out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], HEADER);
+        assert_eq!(
+            lines[0],
+            "sample,explained,layer,neuron,relevance,has_root,no_root,valid,region,violated_layer,\
+             violated_neuron,margin,domain,domain_coordinate,domain_value,decided_by"
+        );
+        assert_eq!(lines.len(), expected + 1);
+        let columns = HEADER.split(',').count();
+        for line in &lines {
+            assert_eq!(line.split(',').count(), columns, "{line}");
+        }
+
+        // Rows follow the records in order, and values print the f64 the records hold. That is
+        // the f64 serde_json reads back, which without its `float_roundtrip` feature may be one
+        // ulp off the value written, so compare with the records as read from the file.
+        let records: Vec<SampleRecord> = std::fs::read_to_string(&records_path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let neurons = records
+            .iter()
+            .flat_map(|r| r.layers.iter().map(move |l| (r, l)))
+            .flat_map(|(r, l)| l.neurons.iter().map(move |n| (r, l, n)));
+        let mut seen_outside = false;
+        let mut seen_out_of_domain = false;
+        for ((r, l, n), line) in neurons.zip(&lines[1..]) {
+            let f: Vec<&str> = line.split(',').collect();
+            assert_eq!(f[0].parse::<usize>().unwrap(), r.sample);
+            assert_eq!(f[2].parse::<usize>().unwrap(), l.layer);
+            assert_eq!(f[3].parse::<usize>().unwrap(), n.neuron);
+            assert_eq!(
+                f[4].parse::<f64>().unwrap().to_bits(),
+                n.relevance.to_bits()
+            );
+            assert_eq!(f[5], n.root.is_some().to_string());
+            match &n.root {
+                None => {
+                    let expected = serde_json::to_value(n.no_root.unwrap()).unwrap();
+                    assert_eq!(f[6], expected.as_str().unwrap());
+                    assert!(f[7..].iter().all(|v| v.is_empty()));
+                }
+                Some(root) => {
+                    assert_eq!(f[6], "");
+                    assert_eq!(f[7], root.valid.to_string());
+                    if let Membership::Outside { margin, .. } = root.region {
+                        seen_outside = true;
+                        assert_eq!(f[8], "outside");
+                        assert_eq!(f[11].parse::<f64>().unwrap().to_bits(), margin.to_bits());
+                    }
+                    if let DomainCheck::Out { value, .. } = root.domain {
+                        seen_out_of_domain = true;
+                        assert_eq!(f[12], "out");
+                        assert_eq!(f[14].parse::<f64>().unwrap().to_bits(), value.to_bits());
+                    }
+                    let expected = serde_json::to_value(root.decided_by).unwrap();
+                    assert_eq!(f[15], expected.as_str().unwrap());
+                }
+            }
+        }
+        assert!(
+            seen_outside && seen_out_of_domain,
+            "the fixture covers both verdicts"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers.len(), 2, "{leftovers:?}");
+    }
+
+    #[test]
+    fn known_values_print_exactly() {
+        use crate::audit::RootVerdict;
+        use crate::dtd::Rule;
+        let root = |region, domain, decided_by| RootVerdict {
+            valid: false,
+            region,
+            domain,
+            decided_by,
+            point: None,
+        };
+        let record = SampleRecord {
+            sample: 3,
+            explained: 1,
+            output: 2.5,
+            pattern_decided_by: Decision::Float,
+            layers: vec![crate::audit::LayerRecord {
+                layer: 1,
+                rule: Rule::ZPlus,
+                relevance_in: 1.0,
+                relevance_out: 1.0,
+                unresolved: 0.0,
+                no_root_relevance: 0.0,
+                absorbed: 0.0,
+                conservation_error: 0.0,
+                neurons: vec![
+                    NeuronRecord {
+                        neuron: 0,
+                        relevance: 0.1,
+                        no_root: None,
+                        root: Some(root(
+                            Membership::Outside {
+                                layer: 2,
+                                neuron: 1,
+                                margin: -1.5e-7,
+                            },
+                            DomainCheck::Out {
+                                coordinate: 1,
+                                value: -0.25,
+                            },
+                            Decision::ExactFallback,
+                        )),
+                    },
+                    NeuronRecord {
+                        neuron: 1,
+                        relevance: 0.0,
+                        no_root: Some(NoRoot::ZeroRelevance),
+                        root: None,
+                    },
+                    NeuronRecord {
+                        neuron: 2,
+                        relevance: 0.9,
+                        no_root: None,
+                        root: Some(RootVerdict {
+                            valid: true,
+                            ..root(
+                                Membership::Inside { slack: Some(0.5) },
+                                DomainCheck::In,
+                                Decision::Float,
+                            )
+                        }),
+                    },
+                ],
+            }],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let records = dir.path().join("records.jsonl");
+        std::fs::write(&records, serde_json::to_string(&record).unwrap() + "\n\n").unwrap();
+        let out = dir.path().join("roots.csv");
+        assert_eq!(roots_csv(&records, &out).unwrap(), 3);
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(
+            text,
+            format!(
+                "{HEADER}\n\
+                 3,1,1,0,0.1,true,,false,outside,2,1,-0.00000015,out,1,-0.25,exact-fallback\n\
+                 3,1,1,1,0,false,zero-relevance,,,,,,,,,\n\
+                 3,1,1,2,0.9,true,,true,inside,,,,in,,,float\n"
+            )
+        );
+    }
+
+    #[test]
+    fn names_match_the_records() {
+        for r in [
+            NoRoot::ZeroRelevance,
+            NoRoot::SmallDenominator,
+            NoRoot::NotApplicable,
+        ] {
+            assert_eq!(serde_json::to_value(r).unwrap(), no_root_name(r));
+        }
+        for d in [Decision::Float, Decision::ExactFallback, Decision::Exact] {
+            assert_eq!(serde_json::to_value(d).unwrap(), decision_name(d));
+        }
+    }
+
+    #[test]
+    fn field_quotes_only_when_needed() {
+        assert_eq!(field("1.5"), "1.5");
+        assert_eq!(field("a,b"), "\"a,b\"");
+        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    #[test]
+    fn a_bad_line_names_the_file_and_line_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = AuditSettings {
+            dtd: DtdSettings::default(),
+            domain: None,
+            exact: false,
+            keep_points: false,
+        };
+        let (records_path, _) = write_records(dir.path(), &settings);
+        let mut text = std::fs::read_to_string(&records_path).unwrap();
+        text.push_str("{\"sample\": 9}\n");
+        std::fs::write(&records_path, text).unwrap();
+        let out = dir.path().join("roots.csv");
+        let err = roots_csv(&records_path, &out).unwrap_err().to_string();
+        assert!(
+            err.contains("records.jsonl") && err.contains("line 10:"),
+            "{err}"
+        );
+        assert!(!out.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

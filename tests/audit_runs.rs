@@ -1,0 +1,319 @@
+//! Audit runs: resume after an interruption at any point, shards merged into the single run,
+//! and well-formed report files.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use dtdcert::audit::output::{marker, MARKER};
+use dtdcert::audit::run::{merge, resume, run, OutputOptions, RunSpec, Shard, Targets};
+use dtdcert::audit::AuditSettings;
+use dtdcert::dtd::DtdSettings;
+use dtdcert::model::inputs::{load_inputs, Inputs};
+use dtdcert::model::Model;
+
+const MODEL: &str = "examples/c6/model.onnx";
+const INPUTS: &str = "examples/c6/inputs.npy";
+
+fn setup(shard: Option<Shard>) -> (Model, Inputs, RunSpec) {
+    let model = Model::load(Path::new(MODEL)).unwrap();
+    let inputs = load_inputs(Path::new(INPUTS), None).unwrap();
+    let settings = AuditSettings {
+        dtd: DtdSettings::default(),
+        domain: None,
+        exact: false,
+        keep_points: false,
+    };
+    let spec = RunSpec::new(
+        &model,
+        Path::new(MODEL),
+        &inputs,
+        Path::new(INPUTS),
+        Targets::Index { index: 0 },
+        settings,
+        shard,
+    )
+    .unwrap();
+    (model, inputs, spec)
+}
+
+const OPTIONS: OutputOptions = OutputOptions {
+    progress: false,
+    csv: true,
+};
+
+fn read(dir: &Path, name: &str) -> Vec<u8> {
+    fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
+}
+
+const OUTPUTS: [&str; 6] = [
+    "run.json",
+    "records.jsonl",
+    "summary.json",
+    "summary.md",
+    "summary.html",
+    "roots.csv",
+];
+
+fn assert_same_outputs(a: &Path, b: &Path) {
+    for name in OUTPUTS {
+        assert!(
+            read(a, name) == read(b, name),
+            "{name} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+}
+
+fn reference(tmp: &Path) -> PathBuf {
+    let (model, inputs, spec) = setup(None);
+    let dir = tmp.join("reference");
+    run(&model, &inputs, &spec, &dir, OPTIONS).unwrap();
+    dir
+}
+
+/// A folder as a run killed after `cut` bytes of records.jsonl reached the disk leaves it.
+fn interrupted_copy(reference: &Path, cut: usize, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    fs::write(to.join("run.json"), read(reference, "run.json")).unwrap();
+    fs::write(to.join(MARKER), marker("audit", false)).unwrap();
+    let records = read(reference, "records.jsonl");
+    fs::write(to.join("records.jsonl"), &records[..cut]).unwrap();
+}
+
+#[test]
+fn resume_after_interruption_at_many_points_gives_identical_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reference = reference(tmp.path());
+    let records = read(&reference, "records.jsonl");
+    let line_ends: Vec<usize> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b'\n')
+        .map(|(i, _)| i + 1)
+        .collect();
+    // Nothing written, a record boundary, mid-line (torn), one byte short of a newline, and all.
+    let mut cuts = vec![0, 1, records.len() - 1, records.len()];
+    for &end in line_ends.iter().step_by(17) {
+        cuts.extend([end, end + 5, end.saturating_sub(1)]);
+    }
+    let (model, inputs, spec) = setup(None);
+    for (n, cut) in cuts.into_iter().filter(|&c| c <= records.len()).enumerate() {
+        let dir = tmp.path().join(format!("cut-{n}"));
+        interrupted_copy(&reference, cut, &dir);
+        let summary = resume(&model, &inputs, &spec, &dir, OPTIONS).unwrap();
+        assert_eq!(summary.samples, 100, "cut at byte {cut}");
+        assert_same_outputs(&reference, &dir);
+        assert!(fs::read_to_string(dir.join(MARKER))
+            .unwrap()
+            .contains("\"complete\":true"));
+    }
+}
+
+#[test]
+fn a_damaged_last_line_is_redone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reference = reference(tmp.path());
+    let dir = tmp.path().join("damaged");
+    let records = read(&reference, "records.jsonl");
+    let cut = records.iter().position(|&b| b == b'\n').unwrap() + 1;
+    interrupted_copy(&reference, cut, &dir);
+    let mut bytes = read(&dir, "records.jsonl");
+    bytes.extend_from_slice(b"{\"sample\":1,\"expl\n");
+    fs::write(dir.join("records.jsonl"), bytes).unwrap();
+    let (model, inputs, spec) = setup(None);
+    resume(&model, &inputs, &spec, &dir, OPTIONS).unwrap();
+    assert_same_outputs(&reference, &dir);
+}
+
+#[test]
+fn resume_refuses_other_settings_and_foreign_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reference = reference(tmp.path());
+    let dir = tmp.path().join("part");
+    interrupted_copy(&reference, 0, &dir);
+    let (model, inputs, mut spec) = setup(None);
+    spec.settings.dtd.rule = dtdcert::dtd::Rule::WSquare;
+    let err = resume(&model, &inputs, &spec, &dir, OPTIONS)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("settings.dtd.rule") && err.contains("w2"),
+        "{err}"
+    );
+    spec = setup(None).2;
+    spec.targets = Targets::Index { index: 1 };
+    let err = resume(&model, &inputs, &spec, &dir, OPTIONS)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("targets.index"), "{err}");
+    // Records of another shard in a folder whose run.json says single run.
+    let (_, _, shard_spec) = setup(Some(Shard { index: 2, count: 2 }));
+    let shard_dir = tmp.path().join("shard");
+    run(&model, &inputs, &shard_spec, &shard_dir, OPTIONS).unwrap();
+    fs::write(dir.join("records.jsonl"), read(&shard_dir, "records.jsonl")).unwrap();
+    let err = resume(&model, &inputs, &setup(None).2, &dir, OPTIONS)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not belong to this run"), "{err}");
+}
+
+#[test]
+fn merged_shards_equal_the_single_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reference = reference(tmp.path());
+    for count in [1, 3, 7] {
+        let mut dirs = Vec::new();
+        for index in (1..=count).rev() {
+            let (model, inputs, spec) = setup(Some(Shard { index, count }));
+            let dir = tmp.path().join(format!("shard-{index}-of-{count}"));
+            let summary = run(&model, &inputs, &spec, &dir, OPTIONS).unwrap();
+            assert_eq!(
+                summary.samples as usize,
+                (0..100).filter(|i| i % count == index - 1).count()
+            );
+            dirs.push(dir);
+        }
+        let out = tmp.path().join(format!("merged-{count}"));
+        merge(&dirs, &out, true).unwrap();
+        assert_same_outputs(&reference, &out);
+    }
+}
+
+#[test]
+fn merge_refuses_incomplete_sets_and_mixed_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut dirs = Vec::new();
+    for index in 1..=3 {
+        let (model, inputs, spec) = setup(Some(Shard { index, count: 3 }));
+        let dir = tmp.path().join(format!("s{index}"));
+        run(&model, &inputs, &spec, &dir, OPTIONS).unwrap();
+        dirs.push(dir);
+    }
+    let out = tmp.path().join("out");
+    let err = merge(&dirs[..2], &out, false).unwrap_err().to_string();
+    assert!(err.contains("shard 3/3 is missing"), "{err}");
+    let err = merge(
+        &[dirs[0].clone(), dirs[0].clone(), dirs[2].clone()],
+        &out,
+        false,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("both shard 1/3"), "{err}");
+    let (model, inputs, mut spec) = setup(Some(Shard { index: 2, count: 3 }));
+    spec.settings.dtd.rule = dtdcert::dtd::Rule::Gamma(1.0);
+    let other = tmp.path().join("other");
+    run(&model, &inputs, &spec, &other, OPTIONS).unwrap();
+    let err = merge(&[dirs[0].clone(), other, dirs[2].clone()], &out, false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("different runs"), "{err}");
+    fs::write(dirs[1].join(MARKER), marker("audit", false)).unwrap();
+    let err = merge(&dirs, &out, false).unwrap_err().to_string();
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(!out.exists(), "a refused merge writes nothing");
+}
+
+#[test]
+fn shard_specs_are_checked() {
+    for bad in ["5/4", "0/0", "0/3", "x/2", "3", "1/-2"] {
+        assert!(bad.parse::<Shard>().is_err(), "{bad}");
+    }
+    assert_eq!(
+        "2/8".parse::<Shard>().unwrap(),
+        Shard { index: 2, count: 8 }
+    );
+}
+
+#[test]
+fn report_files_are_well_formed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = reference(tmp.path());
+    let summary: serde_json::Value = serde_json::from_slice(&read(&dir, "summary.json")).unwrap();
+    let html = String::from_utf8(read(&dir, "summary.html")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") || html.starts_with("<!doctype html>"));
+    assert!(html.trim_end().ends_with("</html>"));
+    assert_eq!(html.matches("<svg").count(), html.matches("</svg>").count());
+    assert!(html.matches("<svg").count() >= 3, "three plots");
+    assert!(!html.contains("<script"), "self-contained, no scripts");
+    assert!(!html.contains("http://") || html.contains("http://www.w3.org/2000/svg"));
+    let md = String::from_utf8(read(&dir, "summary.md")).unwrap();
+    let table: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+    let columns = table[0].matches('|').count();
+    assert!(table.iter().all(|l| l.matches('|').count() == columns));
+    assert_eq!(table.len(), 2 + 3 + 1, "header, rule, three layers, total");
+    let csv = String::from_utf8(read(&dir, "roots.csv")).unwrap();
+    let mut lines = csv.lines();
+    let fields = lines.next().unwrap().split(',').count();
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 100 * (10 + 10 + 2));
+    assert!(rows.iter().all(|r| r.split(',').count() == fields));
+    let outside_rows = rows.iter().filter(|r| r.contains(",outside,")).count() as u64;
+    assert_eq!(
+        outside_rows,
+        summary["total"]["roots_outside"].as_u64().unwrap()
+    );
+}
+
+/// A real process killed with SIGKILL mid-run, then resumed from the command line.
+#[test]
+fn killed_process_resumes_to_the_uninterrupted_result() {
+    use dtdcert::repro::mlp_roots::{c6_inputs, c6_network};
+    use rand::SeedableRng;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let net = c6_network(&mut rng, 2.744, -1.96).unwrap();
+    let xs = c6_inputs(&net, &mut rng, 20_000, 0, 0.1).unwrap();
+    let model_path = tmp.path().join("model.json");
+    dtdcert::model::safetensors_json::save(&net, &model_path).unwrap();
+    let inputs_path = tmp.path().join("inputs.npy");
+    let flat: Vec<f64> = xs.iter().flatten().copied().collect();
+    let array = ndarray::Array2::from_shape_vec((xs.len(), 10), flat).unwrap();
+    dtdcert::model::inputs::write_npy_f64_atomic(&inputs_path, &array).unwrap();
+    let bin = env!("CARGO_BIN_EXE_dtdcert");
+    let args = |dest: &str, dir: &Path| {
+        let mut c = std::process::Command::new(bin);
+        c.args(["audit", "--quiet", "--explain", "0", "--model"])
+            .arg(&model_path)
+            .arg("--inputs")
+            .arg(&inputs_path)
+            .arg(dest)
+            .arg(dir);
+        c
+    };
+    let full = tmp.path().join("full");
+    assert!(args("--out", &full).status().unwrap().success());
+    let killed = tmp.path().join("killed");
+    let mut child = args("--out", &killed).spawn().unwrap();
+    let records = killed.join("records.jsonl");
+    let started = std::time::Instant::now();
+    while fs::metadata(&records).map_or(0, |m| m.len()) < 100_000
+        && started.elapsed().as_secs() < 60
+    {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let written = fs::metadata(&records).unwrap().len();
+    let complete = fs::read_to_string(killed.join(MARKER))
+        .unwrap()
+        .contains("\"complete\":true");
+    assert!(
+        !complete,
+        "the run was killed before it finished ({written} bytes of records)"
+    );
+    assert!(args("--resume", &killed).status().unwrap().success());
+    for name in [
+        "records.jsonl",
+        "summary.json",
+        "summary.md",
+        "summary.html",
+    ] {
+        assert!(
+            read(&full, name) == read(&killed, name),
+            "{name} differs after resume"
+        );
+    }
+}
