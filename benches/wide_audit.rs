@@ -58,7 +58,7 @@ fn main() {
     let records: Vec<_> = inputs
         .par_iter()
         .enumerate()
-        .map(|(i, x)| audit_sample(&model, &settings, i, x, None))
+        .map(|(i, x)| audit_sample(&model, &settings, i, x, None).unwrap())
         .collect();
     let mut summary = Summary::new(WIDTHS.len() - 1);
     for r in &records {

@@ -265,7 +265,7 @@ fn killed_process_resumes_to_the_uninterrupted_result() {
     let tmp = tempfile::tempdir().unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let net = c6_network(&mut rng, 2.744, -1.96).unwrap();
-    let xs = c6_inputs(&net, &mut rng, 20_000, 0, 0.1).unwrap();
+    let xs = c6_inputs(&net, &mut rng, 10_000, 0, 0.1).unwrap();
     let model_path = tmp.path().join("model.json");
     dtdcert::model::safetensors_json::save(&net, &model_path).unwrap();
     let inputs_path = tmp.path().join("inputs.npy");

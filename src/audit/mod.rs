@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 pub use summary::Summary;
 
 use crate::dtd::{explain, DtdSettings, NoRoot, RootOutcome};
+use crate::error::Result;
 use crate::exact::{Rational, Scalar};
 use crate::model::{forward, Model};
 use crate::region::{
@@ -147,18 +148,30 @@ fn domain_check<T: Scalar>(
 }
 
 /// Audit one input: explain output `target` (or the top output) and decide every root.
+/// Fails (naming the sample) when f64 overflows on this input: a value of the forward pass, a
+/// relevance or a root that is not finite cannot be judged.
 pub fn audit_sample(
     model: &Model,
     settings: &AuditSettings,
     sample: usize,
     x: &[f64],
     target: Option<usize>,
-) -> SampleRecord {
-    if settings.exact {
+) -> Result<SampleRecord> {
+    let record = if settings.exact {
         audit_exact(model, settings, sample, x, target)
     } else {
-        audit_float(model, settings, sample, x, target)
+        audit_float(model, settings, sample, x, target)?
+    };
+    if !record.output.is_finite() {
+        return Err(overflow(sample, "the explained output"));
     }
+    Ok(record)
+}
+
+fn overflow(sample: usize, what: &str) -> crate::error::Error {
+    crate::error::invalid(format!(
+        "sample {sample}: {what} overflows f64, so its roots cannot be judged"
+    ))
 }
 
 fn audit_float(
@@ -167,10 +180,25 @@ fn audit_float(
     sample: usize,
     x: &[f64],
     target: Option<usize>,
-) -> SampleRecord {
+) -> Result<SampleRecord> {
     let (trace, pattern, pattern_decided_by) = trace_and_pattern(model, x);
+    if trace.activations.iter().flatten().any(|v| !v.is_finite()) {
+        return Err(overflow(sample, "the forward pass"));
+    }
     let k = resolve_target(target, trace.output());
     let explanation = explain(model.net(), &trace, &settings.dtd, k, true);
+    for (index, step) in explanation.layers.iter().enumerate() {
+        for (j, n) in step.neurons.iter().enumerate() {
+            if let RootOutcome::Root { point, .. } = &n.outcome {
+                if !n.relevance.is_finite() || point.iter().any(|v| !v.is_finite()) {
+                    return Err(overflow(
+                        sample,
+                        &format!("the root of layer {} neuron {j}", index + 1),
+                    ));
+                }
+            }
+        }
+    }
     // All roots of a layer are judged together: one matrix product per layer above.
     let mut verdicts: Vec<std::vec::IntoIter<(Membership, Decision)>> = explanation
         .layers
@@ -198,22 +226,11 @@ fn audit_float(
         })
         .collect();
     let input_box = settings.input_domain();
-    // Where the error bound cannot decide, the f64 root is too close to a face for its own
-    // rounding to be ignored: the root itself is then recomputed exactly, with the whole
-    // explanation of this sample, once.
-    let mut exact: Option<ExactRoots> = None;
-    let layers = assemble(&explanation, |index, j, point| {
-        let (mut region, decided_by) = verdicts[index]
+    let layers = assemble(&explanation, |index, point| {
+        let (region, decided_by) = verdicts[index]
             .next()
             .expect("one verdict per root, in order");
-        let mut domain = domain_check(point, index, input_box);
-        if decided_by == Decision::ExactFallback {
-            let roots = exact.get_or_insert_with(|| ExactRoots::new(model, settings, x, k));
-            if let Some(root) = roots.root(index, j) {
-                region = membership(model.exact(), &pattern, index, root);
-                domain = domain_check(root, index, input_box);
-            }
-        }
+        let domain = domain_check(point, index, input_box);
         (
             region,
             domain,
@@ -221,36 +238,13 @@ fn audit_float(
             settings.keep_points.then(|| point.to_vec()),
         )
     });
-    SampleRecord {
+    Ok(SampleRecord {
         sample,
         explained: k,
         output: trace.output()[k],
         pattern_decided_by,
         layers,
-    }
-}
-
-/// The exact explanation of one sample, computed when some f64 verdict needs it.
-struct ExactRoots {
-    explanation: crate::dtd::Explanation<Rational>,
-}
-
-impl ExactRoots {
-    fn new(model: &Model, settings: &AuditSettings, x: &[f64], k: usize) -> Self {
-        let xr: Vec<Rational> = x.iter().map(|&v| Rational::from_f64(v)).collect();
-        let trace = forward::forward(model.exact(), &xr);
-        Self {
-            explanation: explain(model.exact(), &trace, &settings.dtd, k, true),
-        }
-    }
-
-    /// The exact root of neuron `j` of layer `index`, if it has one in exact arithmetic too.
-    fn root(&self, index: usize, j: usize) -> Option<&[Rational]> {
-        match &self.explanation.layers[index].neurons[j].outcome {
-            RootOutcome::Root { point, .. } => Some(point),
-            RootOutcome::None(_) => None,
-        }
-    }
+    })
 }
 
 fn audit_exact(
@@ -268,7 +262,7 @@ fn audit_exact(
     let k = resolve_target(target, &out_f64);
     let explanation = explain(net, &trace, &settings.dtd, k, true);
     let input_box = settings.input_domain();
-    let layers = assemble(&explanation, |index, _, point| {
+    let layers = assemble(&explanation, |index, point| {
         let region = membership(net, &pattern, index, point);
         let domain = domain_check(point, index, input_box);
         let coords = settings
@@ -287,10 +281,10 @@ fn audit_exact(
 
 type Judged = (Membership, DomainCheck, Decision, Option<Vec<f64>>);
 
-/// Turn an explanation into records, judging each root with `judge(layer_index, neuron, point)`.
+/// Turn an explanation into records, judging each root with `judge(layer_index, point)`.
 fn assemble<T: Scalar>(
     explanation: &crate::dtd::Explanation<T>,
-    mut judge: impl FnMut(usize, usize, &[T]) -> Judged,
+    mut judge: impl FnMut(usize, &[T]) -> Judged,
 ) -> Vec<LayerRecord> {
     let sum = |v: &[T]| v.iter().fold(T::zero(), |acc, x| acc + x.clone());
     explanation
@@ -306,7 +300,7 @@ fn assemble<T: Scalar>(
                     let (no_root, root) = match &n.outcome {
                         RootOutcome::None(reason) => (Some(*reason), None),
                         RootOutcome::Root { point, .. } => {
-                            let (region, domain, decided_by, point) = judge(index, j, point);
+                            let (region, domain, decided_by, point) = judge(index, point);
                             let valid = region.is_inside() && domain == DomainCheck::In;
                             (
                                 None,

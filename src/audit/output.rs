@@ -19,9 +19,9 @@ pub struct OutputDir {
 }
 
 impl OutputDir {
-    /// Checks that `target` is absent, empty, or an earlier dtdcert run, and creates the
-    /// staging folder beside it.
-    pub fn prepare(target: &Path) -> Result<Self> {
+    /// Checks that `target` is absent, empty, or a complete earlier dtdcert run of the same
+    /// `kind` (which the commit replaces as a whole), and creates the staging folder beside it.
+    pub fn prepare(target: &Path, kind: &str) -> Result<Self> {
         if target.exists() {
             if !target.is_dir() {
                 return Err(Error::Usage(format!(
@@ -33,11 +33,25 @@ impl OutputDir {
                 .map_err(|e| Error::file(target, format!("cannot read the folder: {e}")))?
                 .next()
                 .is_none();
-            if !empty && !target.join(MARKER).is_file() {
-                return Err(Error::Usage(format!(
-                    "--out {}: exists and is not an earlier dtdcert run; choose another folder or remove it",
-                    target.display()
-                )));
+            if !empty {
+                match marker_status(target) {
+                    Some(s) if s.kind == kind && s.complete => {}
+                    Some(s) => {
+                        return Err(Error::Usage(format!(
+                            "--out {}: holds {} dtdcert {} run, not a complete {kind} run it could replace; \
+                             choose another folder",
+                            target.display(),
+                            if s.complete { "a" } else { "an interrupted" },
+                            s.kind
+                        )))
+                    }
+                    None => {
+                        return Err(Error::Usage(format!(
+                            "--out {}: exists and is not an earlier dtdcert run; choose another folder or remove it",
+                            target.display()
+                        )))
+                    }
+                }
             }
         }
         let name = target.file_name().ok_or_else(|| {

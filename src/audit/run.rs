@@ -269,9 +269,11 @@ pub fn run(
         inputs.row_into(i, &mut row)?;
     }
     if out.exists() {
-        // Only the files of the earlier run go; anything else the folder holds (the model, say)
-        // stays.
-        for name in RUN_FILES {
+        // The folder is marked unfinished before anything of the earlier run goes, so an
+        // interruption never leaves a folder that looks complete. Only the files of the earlier
+        // run go; anything else the folder holds (the model, say) stays.
+        write_atomic(&out.join(MARKER), marker("audit", false).as_bytes())?;
+        for name in &RUN_FILES[1..] {
             let path = out.join(name);
             if path.exists() {
                 fs::remove_file(&path).map_err(|e| Error::write(&path, e))?;
@@ -375,6 +377,8 @@ fn check_fresh_target(out: &Path) -> Result<()> {
             s.kind
         ))),
         Some(s) if s.complete => Ok(()),
+        // Interrupted before it recorded what it was: there is nothing to resume.
+        Some(_) if !out.join("run.json").exists() => Ok(()),
         Some(_) => Err(Error::Usage(format!(
             "--out {}: holds an interrupted run; continue it with --resume {} (same arguments), or remove the folder",
             out.display(),
@@ -415,6 +419,10 @@ fn first_difference(a: &Value, b: &Value, path: String) -> Option<(String, Value
 /// Reads back the complete records of an interrupted run, cuts off anything after the last
 /// complete one, and returns their counts and how many there are.
 fn scan_records(path: &Path, spec: &RunSpec, num_layers: usize) -> Result<(Summary, usize)> {
+    if !path.exists() {
+        // Interrupted before the first record file was created.
+        File::create(path).map_err(|e| Error::write(path, e))?;
+    }
     let file = File::open(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
     let mut reader = BufReader::new(file);
     let mut summary = Summary::new(num_layers);
@@ -499,11 +507,12 @@ fn continue_run(
             .par_iter()
             .zip(rows.par_iter())
             .map(|(&i, x)| {
-                let record = audit_sample(model, &spec.settings, i, x, spec.targets.for_sample(i));
+                let record = audit_sample(model, &spec.settings, i, x, spec.targets.for_sample(i))
+                    .map_err(|e| e.in_file(&spec.inputs.path))?;
                 let line = serde_json::to_string(&record).expect("records serialise");
-                (record, line)
+                Ok((record, line))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         for (record, line) in &lines {
             summary.add(record);
             records.write_all(line.as_bytes()).map_err(stopped)?;
@@ -596,6 +605,23 @@ pub fn merge(dirs: &[PathBuf], out: &Path, csv: bool) -> Result<Summary> {
             .map_err(|e| Error::file(&path, format!("not a run description: {e}")))?;
         specs.push(spec);
     }
+    for (d, spec) in specs.iter().enumerate() {
+        if let Some(s) = spec.shard {
+            if s.count == 0 || s.index == 0 || s.index > s.count {
+                return Err(Error::file(
+                    dirs[d].join("run.json"),
+                    format!("shard {}/{} is not a valid shard", s.index, s.count),
+                ));
+            }
+            if s.count > dirs.len() {
+                // Fewer folders than shards: name the first shard that is not among them.
+                let given: std::collections::BTreeSet<usize> =
+                    specs.iter().filter_map(|sp| sp.shard.map(|x| x.index)).collect();
+                let missing = (1..=s.count).find(|k| !given.contains(k)).unwrap_or(s.count);
+                return Err(Error::Usage(format!("merge: shard {missing}/{} is missing", s.count)));
+            }
+        }
+    }
     let count = match specs[0].shard {
         Some(s) => s.count,
         None => {
@@ -654,7 +680,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, csv: bool) -> Result<Summary> {
             missing + 1
         )));
     }
-    let staging = OutputDir::prepare(out)?;
+    let staging = OutputDir::prepare(out, "audit")?;
     let mut readers: Vec<(PathBuf, BufReader<File>)> = by_index
         .iter()
         .map(|d| {
@@ -696,6 +722,18 @@ pub fn merge(dirs: &[PathBuf], out: &Path, csv: bool) -> Result<Summary> {
         writer
             .write_all(line.as_bytes())
             .map_err(|e| Error::write(&records_path, e))?;
+    }
+    for (path, reader) in &mut readers {
+        line.clear();
+        let more = reader
+            .read_line(&mut line)
+            .map_err(|e| Error::file(&*path, format!("cannot read: {e}")))?;
+        if more > 0 {
+            return Err(Error::file(
+                &*path,
+                "holds more records than its shard has samples",
+            ));
+        }
     }
     writer.flush().map_err(|e| Error::write(&records_path, e))?;
     drop(writer);

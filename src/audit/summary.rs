@@ -119,16 +119,6 @@ impl Summary {
         step_total.samples_with_root_out_of_domain = u64::from(any_out_of_domain);
         self.total.accumulate(&step_total);
     }
-
-    /// Combine with the summary of other samples of the same run.
-    pub fn merge(&mut self, other: &Summary) {
-        self.samples += other.samples;
-        self.pattern_exact_fallbacks += other.pattern_exact_fallbacks;
-        for (a, b) in self.layers.iter_mut().zip(&other.layers) {
-            a.counts.accumulate(&b.counts);
-        }
-        self.total.accumulate(&other.total);
-    }
 }
 
 impl Counts {

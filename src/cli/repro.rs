@@ -100,7 +100,7 @@ fn mlp_roots_cmd(args: MlpRootsArgs) -> Result<Outcome> {
         explain: args.explain.unwrap_or(0),
         ..Settings::default()
     };
-    let dir = OutputDir::prepare(&args.out)?;
+    let dir = OutputDir::prepare(&args.out, "repro mlp-roots")?;
     let (rows, source, title) = match (&args.model, &args.inputs) {
         (Some(model_path), Some(inputs_path)) => {
             let data = DataArgs {
@@ -120,6 +120,7 @@ fn mlp_roots_cmd(args: MlpRootsArgs) -> Result<Outcome> {
             let source = serde_json::json!({
                 "model": model_path, "fingerprint": model.fingerprint(),
                 "architecture": model.net().describe(), "inputs": inputs_path, "samples": inputs.len(),
+                "explained": args.explain.map_or("each input's top output".to_string(), |k| format!("output {k}")),
             });
             (
                 rows,

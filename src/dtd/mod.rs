@@ -133,7 +133,7 @@ pub fn explain<T: Scalar>(
         let rule = settings.rule_for(index);
         let a = trace.layer_input(index);
         let step = layer_step(&layer.affine, a, &upper, rule, settings, keep_roots);
-        upper = step.lower.clone();
+        upper.clone_from(&step.lower);
         out.push(step);
     }
     out.reverse();
@@ -170,60 +170,65 @@ fn stabilize<T: Scalar>(d: T, eps: &T) -> T {
     }
 }
 
-/// The direction `v` of a root rule and the bias term of its denominator.
-fn direction<T: Scalar>(rule: Rule, w: &[T], a: &[T], b: &T, bias: BiasMode) -> (Vec<T>, T) {
-    let include = bias == BiasMode::Include;
-    let nonneg = |wi: &T| !wi.is_negative();
-    match rule {
-        Rule::Zero | Rule::Z => (a.to_vec(), if include { b.clone() } else { T::zero() }),
-        Rule::ZPlus => (
-            w.iter()
-                .zip(a)
-                .map(|(wi, ai)| if nonneg(wi) { ai.clone() } else { T::zero() })
-                .collect(),
-            if include { positive(b) } else { T::zero() },
-        ),
-        Rule::Gamma(g) => {
-            let g = T::from_f64(g);
-            let one_plus = T::one() + g.clone();
-            (
-                w.iter()
-                    .zip(a)
-                    .map(|(wi, ai)| {
-                        if nonneg(wi) {
-                            ai.clone() * one_plus.clone()
-                        } else {
-                            ai.clone()
-                        }
-                    })
-                    .collect(),
-                if include {
-                    b.clone() + g * positive(b)
-                } else {
-                    T::zero()
-                },
-            )
+/// A root rule with its parameters converted to the scalar type once per layer.
+struct RootRule<T> {
+    rule: Rule,
+    /// `1 + γ` for the γ rule.
+    one_plus_gamma: T,
+    gamma: T,
+    lo: T,
+    hi: T,
+}
+
+impl<T: Scalar> RootRule<T> {
+    fn new(rule: Rule) -> Self {
+        let (gamma, lo, hi) = match rule {
+            Rule::Gamma(g) => (g, 0.0, 0.0),
+            Rule::ZBox { lo, hi } => (0.0, lo, hi),
+            _ => (0.0, 0.0, 0.0),
+        };
+        Self {
+            rule,
+            one_plus_gamma: T::one() + T::from_f64(gamma),
+            gamma: T::from_f64(gamma),
+            lo: T::from_f64(lo),
+            hi: T::from_f64(hi),
         }
-        Rule::WSquare => (
-            w.to_vec(),
-            if include {
-                b.clone() * b.clone()
-            } else {
-                T::zero()
-            },
-        ),
-        Rule::ZBox { lo, hi } => {
-            let (lo, hi) = (T::from_f64(lo), T::from_f64(hi));
-            (
-                w.iter()
-                    .zip(a)
-                    .map(|(wi, ai)| ai.clone() - if nonneg(wi) { lo.clone() } else { hi.clone() })
-                    .collect(),
-                if include { b.clone() } else { T::zero() },
-            )
+    }
+
+    /// Coordinate `i` of the search direction `v`, from `w_ji` and `a_i`.
+    #[inline]
+    fn v(&self, wi: &T, ai: &T) -> T {
+        let nonneg = !wi.is_negative();
+        match self.rule {
+            Rule::Zero | Rule::Z => ai.clone(),
+            Rule::ZPlus if nonneg => ai.clone(),
+            Rule::ZPlus => T::zero(),
+            Rule::Gamma(_) if nonneg => ai.clone() * self.one_plus_gamma.clone(),
+            Rule::Gamma(_) => ai.clone(),
+            Rule::WSquare => wi.clone(),
+            Rule::ZBox { .. } if nonneg => ai.clone() - self.lo.clone(),
+            Rule::ZBox { .. } => ai.clone() - self.hi.clone(),
+            Rule::Epsilon(_) | Rule::AlphaBeta { .. } | Rule::Flat => {
+                unreachable!("{} has no root direction", self.rule)
+            }
         }
-        Rule::Epsilon(_) | Rule::AlphaBeta { .. } | Rule::Flat => {
-            unreachable!("{rule} has no root direction")
+    }
+
+    /// The rule's bias term of the denominator (zero when the bias is ignored).
+    fn beta(&self, b: &T, bias: BiasMode) -> T {
+        if bias == BiasMode::Ignore {
+            return T::zero();
+        }
+        match self.rule {
+            Rule::Zero => T::zero(),
+            Rule::Z | Rule::ZBox { .. } => b.clone(),
+            Rule::ZPlus => positive(b),
+            Rule::Gamma(_) => b.clone() + self.gamma.clone() * positive(b),
+            Rule::WSquare => b.clone() * b.clone(),
+            Rule::Epsilon(_) | Rule::AlphaBeta { .. } | Rule::Flat => {
+                unreachable!("{} has no root direction", self.rule)
+            }
         }
     }
 }
@@ -242,6 +247,7 @@ fn layer_step<T: Scalar>(
     let mut neurons = Vec::with_capacity(upper.len());
     let threshold = T::from_f64(settings.denominator_threshold);
     let stabilizer = T::from_f64(settings.stabilizer);
+    let root_rule = rule.has_root().then(|| RootRule::new(rule));
     for (j, r) in upper.iter().enumerate() {
         if r.is_zero() {
             neurons.push(NeuronRelevance {
@@ -254,9 +260,9 @@ fn layer_step<T: Scalar>(
         let w = affine.row(j);
         let b = affine.bias(j);
         let mut passed = T::zero();
-        let outcome = if rule.has_root() {
+        let outcome = if let Some(root_rule) = &root_rule {
             root_step(
-                rule,
+                root_rule,
                 w,
                 a,
                 b,
@@ -288,7 +294,7 @@ fn layer_step<T: Scalar>(
 
 #[allow(clippy::too_many_arguments)]
 fn root_step<T: Scalar>(
-    rule: Rule,
+    rule: &RootRule<T>,
     w: &[T],
     a: &[T],
     b: &T,
@@ -300,40 +306,34 @@ fn root_step<T: Scalar>(
     lower: &mut [T],
     passed: &mut T,
 ) -> RootOutcome<T> {
-    let (v, beta) = direction(rule, w, a, b, settings.bias);
-    let (t, point) = if rule == Rule::Zero {
+    let t = if rule.rule == Rule::Zero {
         // The origin: ã = a − 1 · a.
-        (T::one(), keep_roots.then(|| vec![T::zero(); a.len()]))
+        T::one()
     } else {
         let mut wv = T::zero();
-        for (wi, vi) in w.iter().zip(&v) {
-            T::mul_add_assign(&mut wv, wi, vi);
+        for (wi, ai) in w.iter().zip(a) {
+            T::mul_add_assign(&mut wv, wi, &rule.v(wi, ai));
         }
-        let d = stabilize(wv + beta, stabilizer);
+        let d = stabilize(wv + rule.beta(b, settings.bias), stabilizer);
         if d.abs() <= *threshold {
             return RootOutcome::None(NoRoot::SmallDenominator);
         }
-        let t = r.clone() / d;
-        let point = keep_roots.then(|| {
-            a.iter()
-                .zip(&v)
-                .map(|(ai, vi)| ai.clone() - t.clone() * vi.clone())
-                .collect()
-        });
-        (t, point)
+        r.clone() / d
     };
-    for ((li, wi), vi) in lower.iter_mut().zip(w).zip(&v) {
+    let mut point = Vec::with_capacity(if keep_roots { a.len() } else { 0 });
+    for ((li, wi), ai) in lower.iter_mut().zip(w).zip(a) {
+        let vi = rule.v(wi, ai);
+        if keep_roots {
+            point.push(ai.clone() - t.clone() * vi.clone());
+        }
         if wi.is_zero() || vi.is_zero() {
             continue;
         }
-        let c = wi.clone() * t.clone() * vi.clone();
+        let c = wi.clone() * t.clone() * vi;
         *passed = passed.clone() + c.clone();
         *li = li.clone() + c;
     }
-    RootOutcome::Root {
-        point: point.unwrap_or_default(),
-        t,
-    }
+    RootOutcome::Root { point, t }
 }
 
 #[allow(clippy::too_many_arguments)]

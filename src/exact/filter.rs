@@ -75,10 +75,14 @@ pub fn affine_bounded(w: &[f64], x: &[f64], x_err: Option<&[f64]>, b: f64) -> Bo
     let n = w.len();
     let mut value = 0.0;
     let mut magnitude = 0.0;
+    // A product is an exact zero only when an operand is; a tiny product that underflowed to
+    // zero still counts (the bound's absolute term covers it).
+    let mut all_zero_products = true;
     for (wi, xi) in w.iter().zip(x) {
         let p = wi * xi;
         value += p;
         magnitude += p.abs();
+        all_zero_products &= *wi == 0.0 || *xi == 0.0;
     }
     value += b;
     magnitude += b.abs();
@@ -88,16 +92,14 @@ pub fn affine_bounded(w: &[f64], x: &[f64], x_err: Option<&[f64]>, b: f64) -> Bo
             propagated += wi.abs() * ei;
         }
     }
+    if all_zero_products && propagated == 0.0 {
+        // The sum is `0 + … + 0 + b`, which f64 computes exactly.
+        return Bounded::exact(value);
+    }
     Bounded {
         value,
-        error: bound_from_parts(n, magnitude, propagated),
+        error: ErrorModel::new(n).bound(magnitude, propagated),
     }
-}
-
-/// The error bound of an affine evaluation with `n` products, from the computed
-/// `Σ |w_i x_i| + |b|` and `Σ |w_i| e_i`.
-pub fn bound_from_parts(n: usize, magnitude: f64, propagated: f64) -> f64 {
-    ErrorModel::new(n).bound(magnitude, propagated)
 }
 
 /// The constants of the error bound for affine evaluations with `n` products, computed once
@@ -123,10 +125,6 @@ impl ErrorModel {
     /// The bound from the computed `Σ |w_i x_i| + |b|` and `Σ |w_i| e_i`.
     #[inline]
     pub fn bound(&self, magnitude: f64, propagated: f64) -> f64 {
-        if magnitude == 0.0 && propagated == 0.0 {
-            // Every product was an exact zero (a zero weight or input), so was the sum.
-            return 0.0;
-        }
         (self.gamma * magnitude + propagated) * self.inflate + self.underflow
     }
 
@@ -182,6 +180,38 @@ mod tests {
         let r = affine_bounded(&[0.0, 2.0], &[5.0, 0.0], None, 0.0);
         assert_eq!(r, Bounded::exact(0.0));
         assert_eq!(r.certain_sign(), Some(0));
+    }
+
+    #[test]
+    fn underflowed_products_are_not_exact_zeros() {
+        // 1e-200 * 1e-200 underflows to 0 in f64, but the exact product is positive.
+        let r = affine_bounded(&[1e-200], &[1e-200], None, 0.0);
+        assert_eq!(r.value, 0.0);
+        assert!(r.error > 0.0);
+        assert_eq!(r.certain_sign(), None);
+        assert_eq!(r.certainly_nonnegative(), None);
+    }
+
+    #[test]
+    fn batched_bounds_cover_the_exact_error() {
+        let w = [0.1, -0.3, 0.7, 1e-3];
+        let x = [3.0, 1.0 / 3.0, -2.5, 1e5];
+        let b = 0.2;
+        let mut value = 0.0;
+        // Any summation order is covered: reversed here.
+        for (wi, xi) in w.iter().zip(&x).rev() {
+            value += wi * xi;
+        }
+        value += b;
+        let bound =
+            ErrorModel::new(w.len()).bound_from_norms(norm_upper(&w), norm_upper(&x), b, 0.0);
+        let exact = w
+            .iter()
+            .zip(&x)
+            .fold(Rational::from_f64(b), |acc, (wi, xi)| {
+                acc + Rational::from_f64(*wi) * Rational::from_f64(*xi)
+            });
+        assert!((Rational::from_f64(value) - exact).abs() <= Rational::from_f64(bound));
     }
 
     #[test]

@@ -27,8 +27,6 @@ pub trait Scalar:
     + Div<Output = Self>
     + Neg<Output = Self>
 {
-    /// True when arithmetic on this type never rounds.
-    const EXACT: bool;
     fn zero() -> Self;
     fn one() -> Self;
     /// The exact value of a finite `f64`. Callers validate finiteness first.
@@ -48,7 +46,6 @@ pub trait Scalar:
 }
 
 impl Scalar for f64 {
-    const EXACT: bool = false;
     fn zero() -> Self {
         0.0
     }
@@ -76,7 +73,6 @@ impl Scalar for f64 {
 }
 
 impl Scalar for Rational {
-    const EXACT: bool = true;
     fn zero() -> Self {
         Zero::zero()
     }

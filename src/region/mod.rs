@@ -11,7 +11,7 @@
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
-use crate::exact::filter::{affine_bounded, norm_upper_iter, Bounded, ErrorModel};
+use crate::exact::filter::{affine_bounded, norm_upper, norm_upper_iter, Bounded, ErrorModel};
 use crate::exact::{Rational, Scalar};
 use crate::model::forward::{forward, relu, Trace};
 use crate::model::{Model, Network};
@@ -22,8 +22,7 @@ use crate::model::{Model, Network};
 pub enum Decision {
     /// f64 evaluation whose error bound settled every sign involved.
     Float,
-    /// The error bound could not settle a sign; exact rational arithmetic did. In an audit the
-    /// root itself is then recomputed exactly and the verdict is about the exact root.
+    /// The error bound could not settle a sign; exact rational arithmetic did.
     ExactFallback,
     /// Computed in exact rational arithmetic from the start (`--exact`).
     Exact,
@@ -320,9 +319,9 @@ pub fn membership_batch(
         let w_norm = &norms[k];
         let mut next_err = vec![0.0f64; n];
         for r in 0..n {
-            let mut sq = 0.0;
             let mask = pattern.layer(k);
             let mut row = z.row_mut(r);
+            let mut errors_row = Vec::with_capacity(row.len());
             for j in 0..row.len() {
                 let e = errors.bound_from_norms(w_norm[j], x_norm[r], bias[j], err_norm[r]);
                 if let Some(mask) = mask {
@@ -345,14 +344,14 @@ pub fn membership_batch(
                         }
                     }
                     if !mask[j] {
+                        // Masked to an exact zero: no error carries on.
                         row[j] = 0.0;
                         continue;
                     }
                 }
-                sq += e * e;
+                errors_row.push(e);
             }
-            next_err[r] =
-                sq.sqrt() * (1.0 + 2.0 * crate::exact::filter::gamma(row.len() + 4)) + 1e-300;
+            next_err[r] = norm_upper(&errors_row);
         }
         h = z;
         err_norm = next_err;

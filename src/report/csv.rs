@@ -172,7 +172,7 @@ mod tests {
         let records: Vec<SampleRecord> = (0..9)
             .map(|i| {
                 let x = vec![0.25 + 0.5 * i as f64, 1.5 - 0.3 * i as f64];
-                audit_sample(&model, settings, i, &x, Some(0))
+                audit_sample(&model, settings, i, &x, Some(0)).unwrap()
             })
             .collect();
         let path = dir.join("records.jsonl");

@@ -696,7 +696,7 @@ mod tests {
     fn summary_of(model: &Model, settings: &AuditSettings, inputs: &[Vec<f64>]) -> Summary {
         let mut summary = Summary::new(model.net().layers().len());
         for (i, x) in inputs.iter().enumerate() {
-            summary.add(&audit_sample(model, settings, i, x, Some(0)));
+            summary.add(&audit_sample(model, settings, i, x, Some(0)).unwrap());
         }
         summary
     }

@@ -1,4 +1,4 @@
-//! Human-readable reports: Markdown renderings of the JSON summaries.
+//! Reports: the Markdown and HTML renderings of an audit's summary, and the per-root CSV.
 
 pub mod csv;
 pub mod html;

@@ -36,6 +36,8 @@ pub struct Settings {
     /// A root "leaves the output unchanged" when `|f_k(ã) − f_k(x)|` is below this.
     pub unchanged_tolerance: f64,
     pub rules: Vec<Rule>,
+    /// The explained output of the generated experiment (with a user's model the report's
+    /// `source.explained` says which output was explained).
     pub explain: usize,
     pub dtd: DtdSettings,
 }
