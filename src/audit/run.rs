@@ -615,10 +615,17 @@ pub fn merge(dirs: &[PathBuf], out: &Path, csv: bool) -> Result<Summary> {
             }
             if s.count > dirs.len() {
                 // Fewer folders than shards: name the first shard that is not among them.
-                let given: std::collections::BTreeSet<usize> =
-                    specs.iter().filter_map(|sp| sp.shard.map(|x| x.index)).collect();
-                let missing = (1..=s.count).find(|k| !given.contains(k)).unwrap_or(s.count);
-                return Err(Error::Usage(format!("merge: shard {missing}/{} is missing", s.count)));
+                let given: std::collections::BTreeSet<usize> = specs
+                    .iter()
+                    .filter_map(|sp| sp.shard.map(|x| x.index))
+                    .collect();
+                let missing = (1..=s.count)
+                    .find(|k| !given.contains(k))
+                    .unwrap_or(s.count);
+                return Err(Error::Usage(format!(
+                    "merge: shard {missing}/{} is missing",
+                    s.count
+                )));
             }
         }
     }
