@@ -218,7 +218,8 @@ fn audit_float(
                 1 => vec![membership_filtered(model, &pattern, index, points[0])],
                 n => {
                     let d = points[0].len();
-                    let batch = Array2::from_shape_fn((n, d), |(r, c)| points[r][c]);
+                    let batch = Array2::from_shape_vec((n, d), points.concat())
+                        .expect("every root has the layer's input width");
                     membership_batch(model, &pattern, index, &batch)
                 }
             };

@@ -196,25 +196,6 @@ impl<T: Scalar> RootRule<T> {
         }
     }
 
-    /// Coordinate `i` of the search direction `v`, from `w_ji` and `a_i`.
-    #[inline]
-    fn v(&self, wi: &T, ai: &T) -> T {
-        let nonneg = !wi.is_negative();
-        match self.rule {
-            Rule::Zero | Rule::Z => ai.clone(),
-            Rule::ZPlus if nonneg => ai.clone(),
-            Rule::ZPlus => T::zero(),
-            Rule::Gamma(_) if nonneg => ai.clone() * self.one_plus_gamma.clone(),
-            Rule::Gamma(_) => ai.clone(),
-            Rule::WSquare => wi.clone(),
-            Rule::ZBox { .. } if nonneg => ai.clone() - self.lo.clone(),
-            Rule::ZBox { .. } => ai.clone() - self.hi.clone(),
-            Rule::Epsilon(_) | Rule::AlphaBeta { .. } | Rule::Flat => {
-                unreachable!("{} has no root direction", self.rule)
-            }
-        }
-    }
-
     /// The rule's bias term of the denominator (zero when the bias is ignored).
     fn beta(&self, b: &T, bias: BiasMode) -> T {
         if bias == BiasMode::Ignore {
@@ -306,34 +287,106 @@ fn root_step<T: Scalar>(
     lower: &mut [T],
     passed: &mut T,
 ) -> RootOutcome<T> {
-    let t = if rule.rule == Rule::Zero {
-        // The origin: ã = a − 1 · a.
-        T::one()
-    } else {
-        let mut wv = T::zero();
-        for (wi, ai) in w.iter().zip(a) {
-            T::mul_add_assign(&mut wv, wi, &rule.v(wi, ai));
-        }
-        let d = stabilize(wv + rule.beta(b, settings.bias), stabilizer);
-        if d.abs() <= *threshold {
-            return RootOutcome::None(NoRoot::SmallDenominator);
-        }
-        r.clone() / d
+    // The rule is matched once per neuron, not once per coordinate, so each loop below is a
+    // plain arithmetic loop.
+    let step = RootStep {
+        w,
+        a,
+        r,
+        threshold,
+        stabilizer,
+        keep_roots,
+        origin: rule.rule == Rule::Zero,
+        beta: rule.beta(b, settings.bias),
     };
-    let mut point = Vec::with_capacity(if keep_roots { a.len() } else { 0 });
-    for ((li, wi), ai) in lower.iter_mut().zip(w).zip(a) {
-        let vi = rule.v(wi, ai);
-        if keep_roots {
-            point.push(ai.clone() - t.clone() * vi.clone());
+    let nonneg = |wi: &T| !wi.is_negative();
+    match rule.rule {
+        Rule::Zero | Rule::Z => step.run(lower, passed, |_, ai| ai.clone()),
+        Rule::ZPlus => step.run(lower, passed, |wi, ai| {
+            if nonneg(wi) {
+                ai.clone()
+            } else {
+                T::zero()
+            }
+        }),
+        Rule::Gamma(_) => step.run(lower, passed, |wi, ai| {
+            if nonneg(wi) {
+                ai.clone() * rule.one_plus_gamma.clone()
+            } else {
+                ai.clone()
+            }
+        }),
+        Rule::WSquare => step.run(lower, passed, |wi, _| wi.clone()),
+        Rule::ZBox { .. } => step.run(lower, passed, |wi, ai| {
+            ai.clone()
+                - if nonneg(wi) {
+                    rule.lo.clone()
+                } else {
+                    rule.hi.clone()
+                }
+        }),
+        Rule::Epsilon(_) | Rule::AlphaBeta { .. } | Rule::Flat => {
+            unreachable!("{} has no root direction", rule.rule)
         }
-        if wi.is_zero() || vi.is_zero() {
-            continue;
-        }
-        let c = wi.clone() * t.clone() * vi;
-        *passed = passed.clone() + c.clone();
-        *li = li.clone() + c;
     }
-    RootOutcome::Root { point, t }
+}
+
+/// One neuron's root, for a direction given coordinate by coordinate.
+struct RootStep<'a, T> {
+    w: &'a [T],
+    a: &'a [T],
+    r: &'a T,
+    threshold: &'a T,
+    stabilizer: &'a T,
+    keep_roots: bool,
+    /// Rule 0: the root is the origin, `ã = a − 1 · a`, whatever the denominator.
+    origin: bool,
+    beta: T,
+}
+
+impl<T: Scalar> RootStep<'_, T> {
+    fn run(&self, lower: &mut [T], passed: &mut T, v: impl Fn(&T, &T) -> T) -> RootOutcome<T> {
+        // Four partial sums: independent additions keep the f64 pipeline full.
+        let mut lanes = [T::zero(), T::zero(), T::zero(), T::zero()];
+        let (w4, a4) = (self.w.chunks_exact(4), self.a.chunks_exact(4));
+        let (w_rest, a_rest) = (w4.remainder(), a4.remainder());
+        for (wc, ac) in w4.zip(a4) {
+            for (lane, (wi, ai)) in lanes.iter_mut().zip(wc.iter().zip(ac)) {
+                T::mul_add_assign(lane, wi, &v(wi, ai));
+            }
+        }
+        for (wi, ai) in w_rest.iter().zip(a_rest) {
+            T::mul_add_assign(&mut lanes[0], wi, &v(wi, ai));
+        }
+        let [l0, l1, l2, l3] = lanes;
+        let wv = (l0 + l1) + (l2 + l3);
+        let t = if self.origin {
+            T::one()
+        } else {
+            let d = stabilize(wv.clone() + self.beta.clone(), self.stabilizer);
+            if d.abs() <= *self.threshold {
+                return RootOutcome::None(NoRoot::SmallDenominator);
+            }
+            self.r.clone() / d
+        };
+        let mut point = Vec::new();
+        if self.keep_roots {
+            point = vec![T::zero(); self.a.len()];
+            for (((li, pi), wi), ai) in lower.iter_mut().zip(&mut point).zip(self.w).zip(self.a) {
+                let tv = t.clone() * v(wi, ai);
+                *pi = ai.clone() - tv.clone();
+                // Skips zero products itself where that saves work (rationals).
+                T::mul_add_assign(li, wi, &tv);
+            }
+        } else {
+            for ((li, wi), ai) in lower.iter_mut().zip(self.w).zip(self.a) {
+                T::mul_add_assign(li, wi, &(t.clone() * v(wi, ai)));
+            }
+        }
+        // Σ_i w_i t v_i = t (w · v); exact in rationals.
+        *passed = passed.clone() + t.clone() * wv;
+        RootOutcome::Root { point, t }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -73,19 +73,30 @@ impl Bounded {
 pub fn affine_bounded(w: &[f64], x: &[f64], x_err: Option<&[f64]>, b: f64) -> Bounded {
     debug_assert_eq!(w.len(), x.len());
     let n = w.len();
-    let mut value = 0.0;
-    let mut magnitude = 0.0;
+    // Four independent partial sums (the bound holds for any order of summation).
+    let mut value = [0.0f64; 4];
+    let mut magnitude = [0.0f64; 4];
     // A product is an exact zero only when an operand is; a tiny product that underflowed to
     // zero still counts (the bound's absolute term covers it).
     let mut all_zero_products = true;
-    for (wi, xi) in w.iter().zip(x) {
+    let (w4, x4) = (w.chunks_exact(4), x.chunks_exact(4));
+    let (w_rest, x_rest) = (w4.remainder(), x4.remainder());
+    for (wc, xc) in w4.zip(x4) {
+        for lane in 0..4 {
+            let p = wc[lane] * xc[lane];
+            value[lane] += p;
+            magnitude[lane] += p.abs();
+            all_zero_products &= wc[lane] == 0.0 || xc[lane] == 0.0;
+        }
+    }
+    for (wi, xi) in w_rest.iter().zip(x_rest) {
         let p = wi * xi;
-        value += p;
-        magnitude += p.abs();
+        value[0] += p;
+        magnitude[0] += p.abs();
         all_zero_products &= *wi == 0.0 || *xi == 0.0;
     }
-    value += b;
-    magnitude += b.abs();
+    let value = (value[0] + value[1]) + (value[2] + value[3]) + b;
+    let magnitude = (magnitude[0] + magnitude[1]) + (magnitude[2] + magnitude[3]) + b.abs();
     let mut propagated = 0.0;
     if let Some(e) = x_err {
         for (wi, ei) in w.iter().zip(e) {

@@ -318,10 +318,11 @@ pub fn membership_batch(
         let bias = dense.bias();
         let w_norm = &norms[k];
         let mut next_err = vec![0.0f64; n];
+        let mut errors_row = Vec::with_capacity(z.ncols());
         for r in 0..n {
             let mask = pattern.layer(k);
             let mut row = z.row_mut(r);
-            let mut errors_row = Vec::with_capacity(row.len());
+            errors_row.clear();
             for j in 0..row.len() {
                 let e = errors.bound_from_norms(w_norm[j], x_norm[r], bias[j], err_norm[r]);
                 if let Some(mask) = mask {
