@@ -8,7 +8,8 @@
 //! the fixed mask `diag(s)`) at the point: in f64 with a rigorous error bound, and in exact
 //! rationals whenever the bound cannot decide.
 
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ArrayView2, Axis};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::exact::filter::{affine_bounded, norm_upper, norm_upper_iter, Bounded, ErrorModel};
@@ -288,6 +289,30 @@ pub fn membership_batch(
     m: usize,
     points: &Array2<f64>,
 ) -> Vec<(Membership, Decision)> {
+    // Wide layers: blocks of roots in parallel (rayon), each its own chain of matrix products.
+    if points.nrows() <= ROOT_BLOCK {
+        return membership_block(model, pattern, m, points.view());
+    }
+    let blocks: Vec<ArrayView2<'_, f64>> = points.axis_chunks_iter(Axis(0), ROOT_BLOCK).collect();
+    blocks
+        .into_par_iter()
+        .map(|block| membership_block(model, pattern, m, block))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// Roots checked together in one chain of matrix products; wider layers are split into blocks
+/// of this many roots, checked in parallel.
+const ROOT_BLOCK: usize = 256;
+
+fn membership_block(
+    model: &Model,
+    pattern: &Pattern,
+    m: usize,
+    points: ArrayView2<'_, f64>,
+) -> Vec<(Membership, Decision)> {
     #[derive(Clone, Copy, PartialEq)]
     enum State {
         Pending,
@@ -544,6 +569,40 @@ mod tests {
                 margin: 0.3 - 0.4
             }
         );
+    }
+
+    #[test]
+    fn blocks_of_roots_get_the_same_verdicts_as_single_points() {
+        let model = tiny();
+        let (_, pattern, _) = trace_and_pattern(&model, &[1.0, 0.5]);
+        // More rows than one block, on a grid that puts many points on faces.
+        let n = 3 * ROOT_BLOCK + 7;
+        let points =
+            Array2::from_shape_fn((n, 2), |(r, c)| ((r * (c + 3)) % 17) as f64 / 8.0 - 1.0);
+        let batched = membership_batch(&model, &pattern, 0, &points);
+        assert_eq!(batched.len(), n);
+        for (r, (verdict, _)) in batched.iter().enumerate() {
+            let row = points.row(r).to_vec();
+            let (single, _) = membership_filtered(&model, &pattern, 0, &row);
+            match (verdict, &single) {
+                (Membership::Inside { .. }, Membership::Inside { .. }) => {}
+                (
+                    Membership::Outside {
+                        layer: a,
+                        neuron: b,
+                        ..
+                    },
+                    Membership::Outside {
+                        layer: c,
+                        neuron: d,
+                        ..
+                    },
+                ) => {
+                    assert_eq!((a, b), (c, d), "row {r}")
+                }
+                _ => panic!("row {r}: batched {verdict:?}, single {single:?}"),
+            }
+        }
     }
 
     #[test]
