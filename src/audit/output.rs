@@ -22,52 +22,25 @@ impl OutputDir {
     /// Checks that `target` is absent, empty, or a complete earlier dtdcert run of the same
     /// `kind` (which the commit replaces as a whole), and creates the staging folder beside it.
     pub fn prepare(target: &Path, kind: &str) -> Result<Self> {
-        if target.exists() {
-            if !target.is_dir() {
-                return Err(Error::Usage(format!(
-                    "--out {}: exists and is not a folder",
-                    target.display()
-                )));
-            }
-            let empty = fs::read_dir(target)
-                .map_err(|e| Error::file(target, format!("cannot read the folder: {e}")))?
-                .next()
-                .is_none();
-            if !empty {
-                match marker_status(target) {
-                    Some(s) if s.kind == kind && s.complete => {}
-                    Some(s) => {
-                        return Err(Error::Usage(format!(
-                            "--out {}: holds {} dtdcert {} run, not a complete {kind} run it could replace; \
-                             choose another folder",
-                            target.display(),
-                            if s.complete { "a" } else { "an interrupted" },
-                            s.kind
-                        )))
-                    }
-                    None => {
-                        return Err(Error::Usage(format!(
-                            "--out {}: exists and is not an earlier dtdcert run; choose another folder or remove it",
-                            target.display()
-                        )))
-                    }
+        if target_state(target)? == TargetState::Occupied {
+            match marker_status(target) {
+                Some(s) if s.kind == kind && s.complete => {}
+                Some(s) => {
+                    return Err(Error::Usage(format!(
+                        "--out {}: holds {} dtdcert {} run, not a complete {kind} run it could replace; \
+                         choose another folder",
+                        target.display(),
+                        if s.complete { "a" } else { "an interrupted" },
+                        s.kind
+                    )))
                 }
+                None => return Err(not_a_run(target)),
             }
         }
         let name = target.file_name().ok_or_else(|| {
             Error::Usage(format!("--out {}: not a folder name", target.display()))
         })?;
-        let parent = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        if !parent.is_dir() {
-            return Err(Error::Usage(format!(
-                "--out {}: the parent folder {} does not exist",
-                target.display(),
-                parent.display()
-            )));
-        }
+        let parent = parent_of(target);
         let staging = parent.join(format!(
             ".{}.tmp-{}",
             name.to_string_lossy(),
@@ -119,6 +92,61 @@ impl Drop for OutputDir {
             let _ = fs::remove_dir_all(&self.staging);
         }
     }
+}
+
+/// What an `--out` path holds now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetState {
+    /// Nothing yet; its parent folder exists.
+    Absent,
+    Empty,
+    Occupied,
+}
+
+/// The folder an `--out` path lives in.
+fn parent_of(target: &Path) -> PathBuf {
+    match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Checks that `target` is a folder or can become one, and says what it holds.
+pub fn target_state(target: &Path) -> Result<TargetState> {
+    if !target.exists() {
+        let parent = parent_of(target);
+        if !parent.is_dir() {
+            return Err(Error::Usage(format!(
+                "--out {}: the parent folder {} does not exist",
+                target.display(),
+                parent.display()
+            )));
+        }
+        return Ok(TargetState::Absent);
+    }
+    if !target.is_dir() {
+        return Err(Error::Usage(format!(
+            "--out {}: exists and is not a folder",
+            target.display()
+        )));
+    }
+    let empty = fs::read_dir(target)
+        .map_err(|e| Error::file(target, format!("cannot read the folder: {e}")))?
+        .next()
+        .is_none();
+    Ok(if empty {
+        TargetState::Empty
+    } else {
+        TargetState::Occupied
+    })
+}
+
+/// The error for an occupied folder that is no dtdcert run.
+pub fn not_a_run(target: &Path) -> Error {
+    Error::Usage(format!(
+        "--out {}: exists and is not an earlier dtdcert run; choose another folder or remove it",
+        target.display()
+    ))
 }
 
 /// The marker file's text for a run of `kind`.

@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::output::{marker, write_atomic, OutputDir, MARKER};
+use super::output::{
+    marker, not_a_run, target_state, write_atomic, OutputDir, TargetState, MARKER,
+};
 use super::{audit_sample, AuditSettings, SampleRecord, Summary};
 use crate::error::{Error, Result};
 use crate::model::inputs::Inputs;
@@ -343,31 +345,7 @@ const RUN_FILES: [&str; 7] = [
 /// Refuses an `--out` that holds something other than a complete earlier audit run, or whose
 /// parent folder is missing.
 fn check_fresh_target(out: &Path) -> Result<()> {
-    if !out.exists() {
-        let parent = match out.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        if !parent.is_dir() {
-            return Err(Error::Usage(format!(
-                "--out {}: the parent folder {} does not exist",
-                out.display(),
-                parent.display()
-            )));
-        }
-        return Ok(());
-    }
-    if !out.is_dir() {
-        return Err(Error::Usage(format!(
-            "--out {}: exists and is not a folder",
-            out.display()
-        )));
-    }
-    let empty = fs::read_dir(out)
-        .map_err(|e| Error::file(out, format!("cannot read the folder: {e}")))?
-        .next()
-        .is_none();
-    if empty {
+    if target_state(out)? != TargetState::Occupied {
         return Ok(());
     }
     match super::output::marker_status(out) {
@@ -384,10 +362,7 @@ fn check_fresh_target(out: &Path) -> Result<()> {
             out.display(),
             out.display()
         ))),
-        None => Err(Error::Usage(format!(
-            "--out {}: exists and is not an earlier dtdcert run; choose another folder or remove it",
-            out.display()
-        ))),
+        None => Err(not_a_run(out)),
     }
 }
 

@@ -141,34 +141,12 @@ mod tests {
     use super::*;
     use crate::audit::{audit_sample, AuditSettings, Box1};
     use crate::dtd::DtdSettings;
-    use crate::model::ir::dense_layer;
-    use crate::model::{Model, Network};
-
-    fn tiny_model() -> Model {
-        let l1 = dense_layer(
-            3,
-            2,
-            vec![1.0, -1.0, 0.5, 1.0, -0.75, 0.25],
-            vec![0.0, -0.25, 0.5],
-            true,
-        )
-        .unwrap();
-        let l2 = dense_layer(
-            2,
-            3,
-            vec![1.0, 1.0, -0.5, 0.5, -1.0, 1.0],
-            vec![0.1, 0.0],
-            false,
-        )
-        .unwrap();
-        Model::new(Network::new(vec![l1, l2]).unwrap())
-    }
 
     fn write_records(
         dir: &Path,
         settings: &AuditSettings,
     ) -> (std::path::PathBuf, Vec<SampleRecord>) {
-        let model = tiny_model();
+        let model = crate::report::tests_support::tiny_model();
         let records: Vec<SampleRecord> = (0..9)
             .map(|i| {
                 let x = vec![0.25 + 0.5 * i as f64, 1.5 - 0.3 * i as f64];

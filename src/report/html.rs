@@ -670,28 +670,7 @@ mod tests {
     use crate::audit::run::{InputsInfo, ModelInfo, RunSpec};
     use crate::audit::{audit_sample, AuditSettings, Summary};
     use crate::dtd::DtdSettings;
-    use crate::model::ir::dense_layer;
-    use crate::model::{Model, Network};
-
-    fn tiny_model() -> Model {
-        let l1 = dense_layer(
-            3,
-            2,
-            vec![1.0, -1.0, 0.5, 1.0, -0.75, 0.25],
-            vec![0.0, -0.25, 0.5],
-            true,
-        )
-        .unwrap();
-        let l2 = dense_layer(
-            2,
-            3,
-            vec![1.0, 1.0, -0.5, 0.5, -1.0, 1.0],
-            vec![0.1, 0.0],
-            false,
-        )
-        .unwrap();
-        Model::new(Network::new(vec![l1, l2]).unwrap())
-    }
+    use crate::model::Model;
 
     fn summary_of(model: &Model, settings: &AuditSettings, inputs: &[Vec<f64>]) -> Summary {
         let mut summary = Summary::new(model.net().layers().len());
@@ -757,7 +736,7 @@ mod tests {
 
     #[test]
     fn page_is_self_contained_escaped_and_deterministic() {
-        let model = tiny_model();
+        let model = crate::report::tests_support::tiny_model();
         let settings = AuditSettings {
             dtd: DtdSettings::default(),
             domain: None,
@@ -790,7 +769,7 @@ mod tests {
 
     #[test]
     fn empty_histograms_show_a_note() {
-        let model = tiny_model();
+        let model = crate::report::tests_support::tiny_model();
         let settings = AuditSettings {
             dtd: DtdSettings::default(),
             domain: None,

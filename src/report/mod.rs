@@ -84,3 +84,31 @@ pub fn audit_markdown(doc: &SummaryDocument<'_>) -> String {
     );
     out
 }
+
+/// A small network shared by the report tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use crate::model::ir::dense_layer;
+    use crate::model::{Model, Network};
+
+    /// 2 → 3 (ReLU) → 2.
+    pub fn tiny_model() -> Model {
+        let l1 = dense_layer(
+            3,
+            2,
+            vec![1.0, -1.0, 0.5, 1.0, -0.75, 0.25],
+            vec![0.0, -0.25, 0.5],
+            true,
+        )
+        .unwrap();
+        let l2 = dense_layer(
+            2,
+            3,
+            vec![1.0, 1.0, -0.5, 0.5, -1.0, 1.0],
+            vec![0.1, 0.0],
+            false,
+        )
+        .unwrap();
+        Model::new(Network::new(vec![l1, l2]).unwrap())
+    }
+}
