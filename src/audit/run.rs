@@ -325,6 +325,10 @@ pub fn resume(
     let records = dir.join("records.jsonl");
     let (mut summary, done) = scan_records(&records, spec, model.net().layers().len())?;
     if status.complete {
+        // Nothing left to audit; a table asked for now is still written.
+        if options.csv && !dir.join("roots.csv").exists() {
+            crate::report::csv::roots_csv(&records, &dir.join("roots.csv"))?;
+        }
         return Ok(summary);
     }
     continue_run(model, inputs, spec, dir, &mut summary, done, options)?;
