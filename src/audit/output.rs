@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::model::inputs::AtomicFile;
 
 /// The file that marks a folder as a dtdcert run, so a later run may replace it.
 pub const MARKER: &str = ".dtdcert-run";
@@ -189,18 +190,9 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Usage(format!("{}: not a file name", path.display())))?;
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = write_file(&tmp, bytes)
-        .and_then(|()| fs::rename(&tmp, path).map_err(|e| Error::write(path, e)));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    let mut file = AtomicFile::create(path)?;
+    file.writer()
+        .write_all(bytes)
+        .map_err(|e| Error::write(path, e))?;
+    file.commit()
 }
