@@ -98,12 +98,16 @@ pub fn affine_bounded(w: &[f64], x: &[f64], x_err: Option<&[f64]>, b: f64) -> Bo
     let value = (value[0] + value[1]) + (value[2] + value[3]) + b;
     let magnitude = (magnitude[0] + magnitude[1]) + (magnitude[2] + magnitude[3]) + b.abs();
     let mut propagated = 0.0;
+    // Exact inputs only where every error that meets a non-zero weight is itself zero: a
+    // computed sum of tiny errors may underflow to 0.0 without being one.
+    let mut exact_inputs = true;
     if let Some(e) = x_err {
         for (wi, ei) in w.iter().zip(e) {
             propagated += wi.abs() * ei;
+            exact_inputs &= *wi == 0.0 || *ei == 0.0;
         }
     }
-    if all_zero_products && propagated == 0.0 {
+    if all_zero_products && exact_inputs {
         // The sum is `0 + … + 0 + b`, which f64 computes exactly.
         return Bounded::exact(value);
     }
