@@ -17,13 +17,16 @@
 //! one [`Error::File`] naming the file and the problem; no file content makes these loaders
 //! panic.
 //!
-//! Known limit: an `.npz` member is parsed by ndarray-npy, which allocates what the member's
-//! header announces before reading the data; a corrupt member that announces far more data than
-//! the machine's memory can abort the process. `.npy` files are checked against their size first.
+//! An `.npz` member is parsed by ndarray-npy, which allocates what the member's header announces
+//! before reading the data; so the member is first read through without keeping anything, and a
+//! member that holds less data than its header announces is refused before that allocation.
+//! `.npy` files are checked against their size. Known limit: ndarray-npy also allocates the
+//! header dictionary at the length the member announces (up to 4 GiB, normally untouched
+//! zero pages) before finding it truncated.
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Cursor, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -31,7 +34,8 @@ use memmap2::Mmap;
 use ndarray::{Array2, ArrayD, ArrayViewD, Axis, CowArray, Ix2, IxDyn, OwnedRepr, ShapeBuilder};
 use ndarray_npy::npy::header::{Header, ReadHeaderError};
 use ndarray_npy::{
-    NpzReader, ReadNpyError, ReadNpzError, ReadableElement, ViewNpyExt, WriteNpyError, WriteNpyExt,
+    NpzReader, ReadDataError, ReadNpyError, ReadNpzError, ReadableElement, ViewNpyExt,
+    WriteNpyError, WriteNpyExt,
 };
 
 use crate::error::{Error, Result};
@@ -66,11 +70,28 @@ impl Float {
     }
 }
 
+/// The bytes of a `.npy` file: mapped from disk, or handed over in memory.
+enum Bytes {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(map) => map,
+            Bytes::Owned(bytes) => bytes,
+        }
+    }
+}
+
 enum Data {
-    /// A little-endian, C-order float array inside a mapped `.npy` file, from byte `offset`,
-    /// aligned for its element type.
+    /// A little-endian, C-order float array inside the bytes of a `.npy` file (mapped, or in
+    /// memory), from byte `offset`, aligned for its element type.
     Mapped {
-        map: Mmap,
+        map: Bytes,
         offset: usize,
         float: Float,
     },
@@ -102,14 +123,31 @@ impl fmt::Debug for Inputs {
             .field("path", &self.path)
             .field("shape", &self.shape)
             .field("dtype", &self.dtype_name())
-            .field("mapped", &matches!(self.data, Data::Mapped { .. }))
+            .field("mapped", &self.is_mapped())
             .finish()
     }
 }
 
 /// Loads the inputs in `path` (`.npy`, or `.npz` with `key` choosing among several arrays).
 pub fn load_inputs(path: &Path, key: Option<&str>) -> Result<Inputs> {
-    match open(path, key)? {
+    inputs_from(open(path, key)?, path)
+}
+
+/// [`load_inputs`] for the bytes of a `.npy` or `.npz` file already in memory (they are
+/// copied); `path_for_messages` names them in errors and in [`Inputs::path`].
+pub fn load_inputs_bytes(
+    bytes: &[u8],
+    path_for_messages: &Path,
+    key: Option<&str>,
+) -> Result<Inputs> {
+    inputs_from(
+        open_bytes(bytes, path_for_messages, key)?,
+        path_for_messages,
+    )
+}
+
+fn inputs_from<R: Read + Seek>(container: Container<R>, path: &Path) -> Result<Inputs> {
+    match container {
         Container::Npy(map) => inputs_from_npy(path, map),
         Container::Npz {
             mut archive,
@@ -119,8 +157,8 @@ pub fn load_inputs(path: &Path, key: Option<&str>) -> Result<Inputs> {
     }
 }
 
-fn inputs_from_npz(
-    archive: &mut NpzReader<File>,
+fn inputs_from_npz<R: Read + Seek>(
+    archive: &mut NpzReader<R>,
     member: &str,
     path: &Path,
 ) -> std::result::Result<Inputs, String> {
@@ -146,7 +184,7 @@ fn inputs_from_npz(
     })
 }
 
-fn inputs_from_npy(path: &Path, map: Mmap) -> Result<Inputs> {
+fn inputs_from_npy(path: &Path, map: Bytes) -> Result<Inputs> {
     let header = NpyHeader::parse(&map).map_err(|p| Error::file(path, p))?;
     let float = match (header.descr.kind, header.descr.size) {
         (b'f', 4) => Float::F32,
@@ -161,7 +199,7 @@ fn inputs_from_npy(path: &Path, map: Mmap) -> Result<Inputs> {
     let in_place = header.descr.order == ByteOrder::Little
         && cfg!(target_endian = "little")
         && (!header.fortran || header.shape.len() <= 1)
-        && (map.as_ptr() as usize + offset) % float.size() == 0;
+        && (map.as_ptr() as usize + offset).is_multiple_of(float.size());
     let viewable = in_place
         && match float {
             Float::F32 => ArrayViewD::<f32>::view_npy(&map).is_ok(),
@@ -302,7 +340,13 @@ impl Inputs {
 
     /// Whether the rows are read in place from a memory-mapped file.
     pub fn is_mapped(&self) -> bool {
-        matches!(self.data, Data::Mapped { .. })
+        matches!(
+            self.data,
+            Data::Mapped {
+                map: Bytes::Mapped(_),
+                ..
+            }
+        )
     }
 
     /// Row `i` (from 0) widened to f64 (exact for f32) into `out`, replacing its contents.
@@ -450,7 +494,30 @@ pub fn load_targets(path: &Path, n: usize) -> Result<Vec<usize>> {
 
 /// [`load_targets`] with a key choosing the array of an `.npz` archive that holds several.
 pub fn load_targets_keyed(path: &Path, key: Option<&str>, n: usize) -> Result<Vec<usize>> {
-    let (targets, member) = match open(path, key)? {
+    targets_from(open(path, key)?, path, n)
+}
+
+/// [`load_targets_keyed`] for the bytes of a `.npy` or `.npz` file already in memory;
+/// `path_for_messages` names them in errors.
+pub fn load_targets_bytes(
+    bytes: &[u8],
+    path_for_messages: &Path,
+    key: Option<&str>,
+    n: usize,
+) -> Result<Vec<usize>> {
+    targets_from(
+        open_bytes(bytes, path_for_messages, key)?,
+        path_for_messages,
+        n,
+    )
+}
+
+fn targets_from<R: Read + Seek>(
+    container: Container<R>,
+    path: &Path,
+    n: usize,
+) -> Result<Vec<usize>> {
+    let (targets, member) = match container {
         Container::Npy(map) => (targets_from_npy(&map, n), None),
         Container::Npz {
             mut archive,
@@ -528,8 +595,8 @@ fn targets_from_npy(bytes: &[u8], n: usize) -> std::result::Result<Vec<usize>, S
     }
 }
 
-fn targets_from_npz(
-    archive: &mut NpzReader<File>,
+fn targets_from_npz<R: Read + Seek>(
+    archive: &mut NpzReader<R>,
     member: &str,
     n: usize,
 ) -> std::result::Result<Vec<usize>, String> {
@@ -593,15 +660,21 @@ fn float_target(position: usize, v: f64) -> std::result::Result<usize, String> {
 }
 
 /// An opened NumPy file, recognised by its leading bytes.
-enum Container {
-    Npy(Mmap),
+enum Container<R: Read + Seek> {
+    Npy(Bytes),
     Npz {
-        archive: NpzReader<File>,
+        archive: NpzReader<R>,
         member: String,
     },
 }
 
-fn open(path: &Path, key: Option<&str>) -> Result<Container> {
+/// What a NumPy file's leading bytes say it is.
+enum Kind {
+    Npy,
+    Npz,
+}
+
+fn open(path: &Path, key: Option<&str>) -> Result<Container<File>> {
     let cannot = |e: io::Error| {
         let problem = match e.kind() {
             io::ErrorKind::NotFound => "no such file".to_string(),
@@ -619,20 +692,43 @@ fn open(path: &Path, key: Option<&str>) -> Result<Container> {
         .take(NPY_MAGIC.len() as u64)
         .read_to_end(&mut lead)
         .map_err(cannot)?;
+    match sniff(&lead, path, key)? {
+        Kind::Npy => {
+            // SAFETY: the map is read-only and private to this process; like every loader that
+            // maps its input, we rely on the file not being truncated while the inputs are in use.
+            let map = unsafe { Mmap::map(&file) }.map_err(cannot)?;
+            Ok(Container::Npy(Bytes::Mapped(map)))
+        }
+        Kind::Npz => npz_container(file, path, key),
+    }
+}
+
+/// [`open`] for a file's bytes already in memory.
+fn open_bytes<'a>(
+    bytes: &'a [u8],
+    path: &Path,
+    key: Option<&str>,
+) -> Result<Container<Cursor<&'a [u8]>>> {
+    let lead = &bytes[..bytes.len().min(NPY_MAGIC.len())];
+    match sniff(lead, path, key)? {
+        Kind::Npy => Ok(Container::Npy(Bytes::Owned(bytes.to_vec()))),
+        Kind::Npz => npz_container(Cursor::new(bytes), path, key),
+    }
+}
+
+/// Tells `.npy` from `.npz` by the first bytes of the file (up to the length of the magic).
+fn sniff(lead: &[u8], path: &Path, key: Option<&str>) -> Result<Kind> {
     if lead.is_empty() {
         return Err(Error::file(path, "the file is empty"));
     }
-    if NPY_MAGIC.starts_with(&lead) {
+    if NPY_MAGIC.starts_with(lead) {
         if let Some(key) = key {
             return Err(Error::file(
                 path,
                 format!("is a single .npy array; the key \"{key}\" can only choose an array in an .npz archive"),
             ));
         }
-        // SAFETY: the map is read-only and private to this process; like every loader that maps
-        // its input, we rely on the file not being truncated while the inputs are in use.
-        let map = unsafe { Mmap::map(&file) }.map_err(cannot)?;
-        return Ok(Container::Npy(map));
+        return Ok(Kind::Npy);
     }
     if !lead.starts_with(b"PK") {
         return Err(Error::file(
@@ -640,13 +736,22 @@ fn open(path: &Path, key: Option<&str>) -> Result<Container> {
             "not a NumPy file: it starts with neither the .npy magic bytes (\\x93NUMPY) nor an .npz (zip) signature",
         ));
     }
+    Ok(Kind::Npz)
+}
+
+/// Opens the zip archive and picks the member: the one named by `key`, or the only one.
+fn npz_container<R: Read + Seek>(
+    reader: R,
+    path: &Path,
+    key: Option<&str>,
+) -> Result<Container<R>> {
     let zip_err = |e: ReadNpzError| {
         Error::file(
             path,
             format!("not a readable .npz archive: {}", npz_problem(e)),
         )
     };
-    let mut archive = NpzReader::new(file).map_err(zip_err)?;
+    let mut archive = NpzReader::new(reader).map_err(zip_err)?;
     let names = archive.names().map_err(zip_err)?;
     if names.is_empty() {
         return Err(Error::file(path, "the .npz archive holds no arrays"));
@@ -680,26 +785,77 @@ fn open(path: &Path, key: Option<&str>) -> Result<Container> {
     Ok(Container::Npz { archive, member })
 }
 
-/// The dtype of an `.npz` member. A `u8` read refuses any other descriptor before allocating,
-/// and its error carries the descriptor.
-fn npz_descr(archive: &mut NpzReader<File>, member: &str) -> std::result::Result<Descr, String> {
-    match archive.by_name::<OwnedRepr<u8>, IxDyn>(member) {
-        Ok(_) => Ok(Descr::parse("|u1")),
+/// The dtype of an `.npz` member, read by [`DescriptorProbe`]: nothing is allocated and no
+/// data are read.
+fn npz_descr<R: Read + Seek>(
+    archive: &mut NpzReader<R>,
+    member: &str,
+) -> std::result::Result<Descr, String> {
+    match archive.by_name::<OwnedRepr<DescriptorProbe>, IxDyn>(member) {
         Err(ReadNpzError::Npy(ReadNpyError::WrongDescriptor(d))) => Ok(match d.as_string() {
             Some(text) => Descr::parse(text),
             None => Descr::structured(&d.to_string()),
         }),
         Err(e) => Err(npz_problem(e)),
+        Ok(_) => unreachable!("the descriptor probe always answers with the descriptor"),
     }
 }
 
-fn npz_read<T: ReadableElement>(
-    archive: &mut NpzReader<File>,
+/// Reads an `.npz` member, after checking with a [`LengthProbe`] that it holds the data its
+/// header announces, so that a corrupt header cannot make ndarray-npy allocate more than the
+/// member holds.
+fn npz_read<T: ReadableElement, R: Read + Seek>(
+    archive: &mut NpzReader<R>,
     member: &str,
 ) -> std::result::Result<ArrayD<T>, String> {
     archive
+        .by_name::<OwnedRepr<LengthProbe<T>>, IxDyn>(member)
+        .map_err(npz_problem)?;
+    archive
         .by_name::<OwnedRepr<T>, IxDyn>(member)
         .map_err(npz_problem)
+}
+
+/// An element type whose read stops at the header: it answers every descriptor with
+/// `WrongDescriptor`, which carries the descriptor.
+struct DescriptorProbe;
+
+impl ReadableElement for DescriptorProbe {
+    fn read_to_end_exact_vec<R: Read>(
+        _reader: R,
+        type_desc: &py_literal::Value,
+        _len: usize,
+    ) -> std::result::Result<Vec<Self>, ReadDataError> {
+        Err(ReadDataError::WrongDescriptor(type_desc.clone()))
+    }
+}
+
+/// A zero-sized stand-in for `T`: reading it streams the member's data through without keeping
+/// them, and fails the way reading `T` would when the member ends before the `len` elements
+/// its header announces. Extra data and the descriptor are left to the real read.
+struct LengthProbe<T>(std::marker::PhantomData<T>);
+
+impl<T> Clone for LengthProbe<T> {
+    fn clone(&self) -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl<T: ReadableElement> ReadableElement for LengthProbe<T> {
+    fn read_to_end_exact_vec<R: Read>(
+        reader: R,
+        _type_desc: &py_literal::Value,
+        len: usize,
+    ) -> std::result::Result<Vec<Self>, ReadDataError> {
+        // ndarray-npy has checked that `len <= isize::MAX`; a product past u64 saturates, and
+        // no member holds that much.
+        let needed = (len as u64).saturating_mul(std::mem::size_of::<T>() as u64);
+        let found = io::copy(&mut reader.take(needed), &mut io::sink())?;
+        if found < needed {
+            return Err(ReadDataError::Io(io::ErrorKind::UnexpectedEof.into()));
+        }
+        Ok(vec![Self(std::marker::PhantomData); len])
+    }
 }
 
 fn npz_problem(e: ReadNpzError) -> String {
@@ -1527,6 +1683,138 @@ mod tests {
         assert_eq!(
             load_targets(&dir.join("targets_i64_4.npy"), 4).unwrap(),
             vec![0, 1, 1, 0]
+        );
+    }
+
+    /// The in-memory entry points give what the file ones give, for every checked-in fixture
+    /// (good and bad) and every prefix of one of each kind.
+    #[test]
+    fn bytes_load_like_files() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+        let mut sources: Vec<PathBuf> = ["npy", "bad"]
+            .iter()
+            .flat_map(|d| std::fs::read_dir(root.join(d)).unwrap())
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "npy" || e == "npz"))
+            .collect();
+        sources.sort();
+        let dir = tempfile::tempdir().unwrap();
+        let cut = dir.path().join("cut");
+        let outcome = |r: Result<Inputs>| match r {
+            Ok(i) => Ok((
+                i.shape().to_vec(),
+                (0..i.len())
+                    .map(|k| i.row(k).map_err(|e| e.to_string()))
+                    .collect::<Vec<_>>(),
+            )),
+            Err(e) => Err(e.to_string()),
+        };
+        let compare = |path: &Path, bytes: &[u8]| {
+            for key in [None, Some("x"), Some("y")] {
+                assert_eq!(
+                    outcome(load_inputs(path, key)),
+                    outcome(load_inputs_bytes(bytes, path, key)),
+                    "{} with key {key:?}",
+                    path.display()
+                );
+                assert_eq!(
+                    load_targets_keyed(path, key, 4).map_err(|e| e.to_string()),
+                    load_targets_bytes(bytes, path, key, 4).map_err(|e| e.to_string()),
+                    "{} with key {key:?}",
+                    path.display()
+                );
+            }
+        };
+        for source in &sources {
+            let bytes = std::fs::read(source).unwrap();
+            compare(source, &bytes);
+        }
+        for name in ["npy/inputs_f32_4x3.npy", "npy/dataset_x_y.npz"] {
+            let bytes = std::fs::read(root.join(name)).unwrap();
+            for end in 0..bytes.len() {
+                std::fs::write(&cut, &bytes[..end]).unwrap();
+                compare(&cut, &bytes[..end]);
+            }
+        }
+        let bytes = std::fs::read(root.join("npy/inputs_f64_4x3.npy")).unwrap();
+        assert!(!load_inputs_bytes(&bytes, Path::new("x.npy"), None)
+            .unwrap()
+            .is_mapped());
+    }
+
+    /// CRC-32 (IEEE), to keep a hand-edited zip member readable.
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = (crc >> 1) ^ (0xedb8_8320 & (crc & 1).wrapping_neg());
+            }
+        }
+        !crc
+    }
+
+    /// An `.npz` holding one stored member `x.npy` with a 1-element array written by `add`,
+    /// whose header is then edited to announce 2^40 elements, with the zip CRCs fixed up.
+    fn npz_announcing_2_pow_40(path: &Path, add: impl FnOnce(&mut NpzWriter<File>)) {
+        let mut w = NpzWriter::new(File::create(path).unwrap());
+        add(&mut w);
+        w.finish().unwrap();
+        let mut bytes = std::fs::read(path).unwrap();
+        let (from, to): (&[u8], &[u8]) = (b"(1,)", b"(1099511627776,)");
+        let at = bytes.windows(from.len()).position(|w| w == from).unwrap();
+        // The header's space padding before its newline absorbs the longer shape.
+        let end = at + bytes[at..].iter().position(|&c| c == b'\n').unwrap();
+        let extra = to.len() - from.len();
+        assert!(bytes[end - extra..end].iter().all(|&c| c == b' '));
+        bytes.copy_within(at + from.len()..end - extra, at + to.len());
+        bytes[at..at + to.len()].copy_from_slice(to);
+        let start = 30 + usize::from(u16::from_le_bytes([bytes[26], bytes[27]]));
+        let size = u32::from_le_bytes(bytes[22..26].try_into().unwrap()) as usize;
+        let crc = crc32(&bytes[start..start + size]).to_le_bytes();
+        bytes[14..18].copy_from_slice(&crc);
+        let central = bytes.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+        bytes[central + 16..central + 20].copy_from_slice(&crc);
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    /// Found while writing the `npy_load` fuzz target (and crashing it): a 200-byte `.npz` whose
+    /// member announces a huge shape made ndarray-npy allocate it (8 TiB here) before reading
+    /// anything, which aborts the process.
+    #[test]
+    fn npz_member_announcing_more_data_than_it_holds_is_refused_before_allocating() {
+        let dir = tempfile::tempdir().unwrap();
+        let f64s = dir.path().join("f64.npz");
+        npz_announcing_2_pow_40(&f64s, |w| w.add_array("x", &arr1(&[1.0f64])).unwrap());
+        let e = err(load_inputs(&f64s, None));
+        assert!(e.contains("array \"x\": truncated"), "{e}");
+        let e = err(load_targets(&f64s, 1 << 40));
+        assert!(e.contains("truncated"), "{e}");
+
+        let u8s = dir.path().join("u8.npz");
+        npz_announcing_2_pow_40(&u8s, |w| w.add_array("x", &arr1(&[1u8])).unwrap());
+        let e = err(load_inputs(&u8s, None));
+        assert!(e.contains("dtype uint8"), "{e}");
+        let e = err(load_targets(&u8s, 1 << 40));
+        assert!(e.contains("truncated"), "{e}");
+
+        let i64s = dir.path().join("i64.npz");
+        npz_announcing_2_pow_40(&i64s, |w| w.add_array("x", &arr1(&[1i64])).unwrap());
+        let e = err(load_targets(&i64s, 1 << 40));
+        assert!(e.contains("truncated"), "{e}");
+        let bytes = std::fs::read(&i64s).unwrap();
+        let e = err(load_targets_bytes(&bytes, &i64s, None, 1 << 40));
+        assert!(e.contains("truncated"), "{e}");
+
+        // Intact members still load, and their damage is still told apart.
+        let ok = dir.path().join("ok.npz");
+        let mut w = NpzWriter::new(File::create(&ok).unwrap());
+        w.add_array("x", &arr2(&[[1.0f32, 2.0], [3.0, 4.0]]))
+            .unwrap();
+        w.finish().unwrap();
+        assert_eq!(
+            load_inputs(&ok, None).unwrap().row(1).unwrap(),
+            vec![3.0, 4.0]
         );
     }
 

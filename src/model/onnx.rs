@@ -33,7 +33,13 @@ const MIN_OPSET: i64 = 7;
 pub fn load(path: &Path) -> Result<Network> {
     let bytes = std::fs::read(path)
         .map_err(|e| Error::file(path, format!("cannot read the ONNX model: {e}")))?;
-    let model = parse(&bytes).map_err(|problem| Error::file(path, problem))?;
+    load_bytes(&bytes, path)
+}
+
+/// [`load`] for a model already in memory; `path_for_messages` names it in errors.
+pub fn load_bytes(bytes: &[u8], path_for_messages: &Path) -> Result<Network> {
+    let path = path_for_messages;
+    let model = parse(bytes).map_err(|problem| Error::file(path, problem))?;
     let graph = model.graph.as_ref().ok_or_else(|| {
         Error::file(
             path,
@@ -2053,7 +2059,7 @@ mod tests {
         matmul_add_model(false).write_to_bytes().expect("serialise")
     }
 
-    fn load_bytes(bytes: &[u8]) -> Result<Network> {
+    fn load_via_file(bytes: &[u8]) -> Result<Network> {
         let (_dir, path) = write_bytes(bytes);
         load(&path)
     }
@@ -2063,22 +2069,22 @@ mod tests {
         let bytes = valid_bytes();
         // Every cut after the first field (ir_version) must read as a truncation.
         for end in 2..bytes.len() {
-            let cut = load_bytes(&bytes[..end]).expect_err("truncated");
+            let cut = load_via_file(&bytes[..end]).expect_err("truncated");
             assert_has(&cut.to_string(), &["model.onnx", "truncated"]);
         }
-        let half = load_bytes(&bytes[..bytes.len() / 2])
+        let half = load_via_file(&bytes[..bytes.len() / 2])
             .expect_err("truncated")
             .to_string();
         assert_has(&half, &["truncated ONNX model (field 7 declares"]);
 
         let garbage =
-            load_bytes(b"\xff\xfe this is not protobuf at all \x00\x01").expect_err("garbage");
+            load_via_file(b"\xff\xfe this is not protobuf at all \x00\x01").expect_err("garbage");
         assert_has(&garbage.to_string(), &["model.onnx", "not an ONNX model"]);
 
-        let text = load_bytes(b"{\"layers\": []}").expect_err("json");
+        let text = load_via_file(b"{\"layers\": []}").expect_err("json");
         assert_has(&text.to_string(), &["not an ONNX model"]);
 
-        let empty = load_bytes(b"").expect_err("empty");
+        let empty = load_via_file(b"").expect_err("empty");
         assert_has(&empty.to_string(), &["model.onnx", "empty file"]);
 
         let missing = load(Path::new("/nonexistent/dtdcert/model.onnx")).expect_err("missing");
@@ -2088,11 +2094,42 @@ mod tests {
         );
     }
 
+    /// The in-memory entry point gives what `load` gives, for every checked-in fixture and
+    /// every prefix of a valid model.
+    #[test]
+    fn bytes_load_like_files() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx");
+        let mut fixtures: Vec<PathBuf> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+            .collect();
+        fixtures.sort();
+        assert!(fixtures.len() > 5);
+        let same = |path: &Path, bytes: &[u8]| {
+            assert_eq!(
+                load(path).map_err(|e| e.to_string()),
+                load_bytes(bytes, path).map_err(|e| e.to_string()),
+                "{}",
+                path.display()
+            );
+        };
+        for path in &fixtures {
+            same(path, &std::fs::read(path).unwrap());
+        }
+        let bytes = valid_bytes();
+        let (_dir, path) = write_bytes(&bytes);
+        for end in 0..bytes.len() {
+            std::fs::write(&path, &bytes[..end]).unwrap();
+            same(&path, &bytes[..end]);
+        }
+    }
+
     #[test]
     fn no_prefix_or_byte_damage_panics() {
         let bytes = valid_bytes();
         for end in 0..bytes.len() {
-            let _ = load_bytes(&bytes[..end]);
+            let _ = load_via_file(&bytes[..end]);
         }
         // A fixed-seed LCG picks bytes to overwrite; every outcome must be Ok or Err.
         let mut state: u64 = 0x2545_f491_4f6c_dd1d;
@@ -2105,7 +2142,7 @@ mod tests {
                 let at = (state >> 33) as usize % damaged.len();
                 damaged[at] = (state >> 17) as u8;
             }
-            let _ = load_bytes(&damaged);
+            let _ = load_via_file(&damaged);
         }
     }
 }

@@ -43,7 +43,7 @@
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 use ndarray::{Array1, Array2, ArrayViewD};
@@ -100,14 +100,41 @@ pub fn load(path: &Path) -> Result<Network> {
         )
     })?;
     let description = parse_description(&text).map_err(|p| Error::file(path, p))?;
-    let weights_path = path
-        .parent()
-        .unwrap_or(Path::new(""))
-        .join(&description.weights);
+    let weights_path = weights_path(path, &description);
     let map = map_weights(path, &weights_path)?;
-    let tensors = SafeTensors::deserialize(&map)
-        .map_err(|e| Error::file(&weights_path, format!("not a valid safetensors file: {e}")))?;
-    let layers = build_layers(&description, &tensors).map_err(|p| Error::file(path, p))?;
+    from_parts(path, &description, &weights_path, &map)
+}
+
+/// [`load`] for a description and weights already in memory. `path_for_messages` names the
+/// JSON file in errors; the weights are named as [`load`] would find them beside it.
+pub fn load_bytes(json: &[u8], weights: &[u8], path_for_messages: &Path) -> Result<Network> {
+    let path = path_for_messages;
+    let text = std::str::from_utf8(json)
+        .map_err(|_| Error::file(path, "not a text file (invalid UTF-8)"))?;
+    let description = parse_description(text).map_err(|p| Error::file(path, p))?;
+    let weights_path = weights_path(path, &description);
+    if weights.is_empty() {
+        return Err(Error::file(&weights_path, "the file is empty"));
+    }
+    from_parts(path, &description, &weights_path, weights)
+}
+
+/// The weights file: `weights` relative to the folder of the JSON file.
+fn weights_path(json: &Path, description: &Description<LayerSpec>) -> PathBuf {
+    json.parent()
+        .unwrap_or(Path::new(""))
+        .join(&description.weights)
+}
+
+fn from_parts(
+    path: &Path,
+    description: &Description<LayerSpec>,
+    weights_path: &Path,
+    weights: &[u8],
+) -> Result<Network> {
+    let tensors = SafeTensors::deserialize(weights)
+        .map_err(|e| Error::file(weights_path, format!("not a valid safetensors file: {e}")))?;
+    let layers = build_layers(description, &tensors).map_err(|p| Error::file(path, p))?;
     Network::new(layers).map_err(|e| e.in_file(path))
 }
 
@@ -784,5 +811,41 @@ mod tests {
                 json.display()
             )
         );
+    }
+
+    /// The in-memory entry point gives what `load` gives: the same network, or the same error
+    /// naming the same file.
+    #[test]
+    fn bytes_load_like_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = torch_style(dir.path());
+        let weights_file = dir.path().join("net.safetensors");
+        let weights = std::fs::read(&weights_file).unwrap();
+        let cases = [
+            describe(GOOD_LAYERS),
+            describe(r#"{"type": "dense", "weight": "missing"}"#),
+            describe(r#"{"type": "relu"}"#),
+            "{not json".to_string(),
+            "[]".to_string(),
+        ];
+        let same = |text: &[u8], weights: &[u8]| {
+            std::fs::write(&json, text).unwrap();
+            std::fs::write(&weights_file, weights).unwrap();
+            assert_eq!(
+                load(&json).map_err(|e| e.to_string()),
+                load_bytes(text, weights, &json).map_err(|e| e.to_string()),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        };
+        for text in &cases {
+            same(text.as_bytes(), &weights);
+        }
+        let good = describe(GOOD_LAYERS);
+        same(b"\xff\xfe not utf-8", &weights);
+        same(good.as_bytes(), b"");
+        for end in (1..weights.len()).step_by(7) {
+            same(good.as_bytes(), &weights[..end]);
+        }
     }
 }

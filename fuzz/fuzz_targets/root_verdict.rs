@@ -1,0 +1,335 @@
+//! The f64 audit's verdicts against pure rational arithmetic, on small random networks.
+//!
+//! The fuzz bytes build a network (1–4 inputs, 1–3 dense layers of width 1–4, ReLU after every
+//! hidden layer and optionally after the last), an input and the DTD settings. Weights, biases
+//! and inputs come from a small dyadic grid (so that inputs and roots land exactly on region
+//! faces often), mixed, for some cases, with f32 values from the bytes made finite. For each
+//! root rule the f64 audit (with root coordinates kept) must give, for every root, the verdict
+//! that exact membership of that same f64 root gives: status, and (layer, neuron) of the first
+//! violated constraint; the domain verdict must match an exact comparison. The activation
+//! pattern must be the exact one, the input must lie in its own region, and an audit in
+//! rationals (of one of the rules) must conserve relevance exactly.
+#![no_main]
+
+use dtdcert::audit::{audit_sample, AuditSettings, Box1, DomainCheck, RootVerdict};
+use dtdcert::dtd::{explain, BiasMode, DtdSettings, RootOutcome, Rule};
+use dtdcert::exact::{Rational, Scalar};
+use dtdcert::model::ir::dense_layer;
+use dtdcert::model::{forward, Affine, Model, Network};
+use dtdcert::region::{membership, trace_and_pattern, Membership, Pattern};
+use libfuzzer_sys::arbitrary::{Result, Unstructured};
+use libfuzzer_sys::fuzz_target;
+
+/// A grid value `k/4`, `k` in -8..=8; with `spread` 1 or more, also an f32 from the bytes with
+/// its exponent forced into [-8, 8]; with `spread` 2, also any f32 from the bytes (a non-finite
+/// one becoming 0). Half the values come from the grid either way.
+fn value(u: &mut Unstructured<'_>, spread: u8) -> Result<f64> {
+    let kind = if spread == 0 {
+        0
+    } else {
+        u.int_in_range(0..=2 * spread - 1)?
+    };
+    Ok(match kind {
+        k if k < spread => f64::from(u.int_in_range(-8i8..=8)?) / 4.0,
+        k if k == spread => {
+            let bits: u32 = u.arbitrary()?;
+            let exponent = u32::from(u.int_in_range(119u8..=135)?);
+            f64::from(f32::from_bits((bits & 0x807f_ffff) | (exponent << 23)))
+        }
+        _ => {
+            let v = f32::from_bits(u.arbitrary()?);
+            if v.is_finite() {
+                f64::from(v)
+            } else {
+                0.0
+            }
+        }
+    })
+}
+
+/// Zero, or of magnitude within [2^-16, 2^16]: the exact audit's rationals stay small.
+fn tame(v: f64) -> bool {
+    v == 0.0 || (2f64.powi(-16)..=2f64.powi(16)).contains(&v.abs())
+}
+
+/// A non-negative grid value.
+fn grid(u: &mut Unstructured<'_>) -> Result<f64> {
+    Ok(f64::from(u.int_in_range(0u8..=8)?) / 4.0)
+}
+
+struct Case {
+    model: Model,
+    x: Vec<f64>,
+    target: Option<usize>,
+    base: DtdSettings,
+    domain: Option<Box1>,
+    /// The rule of the input layer, when it differs from the others.
+    input_rule: Option<Rule>,
+    /// The parameters of the γ and zB rules.
+    gamma: f64,
+    zbox: (f64, f64),
+    /// Which rule (index into the six) is also audited in rationals, when every parameter
+    /// and input is [`tame`]; that audit costs more than all the others together.
+    exact_rule: usize,
+    tame: bool,
+}
+
+fn root_rule(u: &mut Unstructured<'_>, spread: u8) -> Result<Rule> {
+    Ok(match u.int_in_range(0u8..=5)? {
+        0 => Rule::Zero,
+        1 => Rule::Z,
+        2 => Rule::ZPlus,
+        3 => Rule::Gamma(grid(u)?),
+        4 => Rule::WSquare,
+        _ => {
+            let (a, b) = (value(u, spread)?, value(u, spread)?);
+            Rule::ZBox {
+                lo: a.min(b),
+                hi: a.max(b),
+            }
+        }
+    })
+}
+
+fn case(u: &mut Unstructured<'_>) -> Result<Case> {
+    // Grid values only (most inputs and roots on faces), grid and tame f32, or any f32.
+    let spread = u.int_in_range(0u8..=2)?;
+    let n_in = u.int_in_range(1usize..=4)?;
+    let depth = u.int_in_range(1usize..=3)?;
+    let last_relu: bool = u.arbitrary()?;
+    let mut layers = Vec::with_capacity(depth);
+    let mut width = n_in;
+    for l in 0..depth {
+        let out = u.int_in_range(1usize..=4)?;
+        let mut weight = Vec::with_capacity(out * width);
+        for _ in 0..out * width {
+            weight.push(value(u, spread)?);
+        }
+        let mut bias = Vec::with_capacity(out);
+        for _ in 0..out {
+            bias.push(if u.arbitrary()? {
+                value(u, spread)?
+            } else {
+                0.0
+            });
+        }
+        let relu = l + 1 < depth || last_relu;
+        layers.push(dense_layer(out, width, weight, bias, relu).expect("shapes agree"));
+        width = out;
+    }
+    let net = Network::new(layers).expect("finite weights, agreeing shapes");
+    let mut x = Vec::with_capacity(n_in);
+    for _ in 0..n_in {
+        x.push(value(u, spread)?);
+    }
+    let target = if u.arbitrary()? {
+        Some(u.int_in_range(0..=width - 1)?)
+    } else {
+        None
+    };
+    let base = DtdSettings {
+        rule: Rule::ZPlus,
+        input_rule: None,
+        bias: if u.arbitrary()? {
+            BiasMode::Include
+        } else {
+            BiasMode::Ignore
+        },
+        stabilizer: if u.ratio(1, 4)? { grid(u)? / 8.0 } else { 0.0 },
+        denominator_threshold: match u.int_in_range(0u8..=2)? {
+            0 => 1e-5,
+            1 => 0.0,
+            _ => grid(u)?,
+        },
+    };
+    let domain = if u.ratio(1, 3)? {
+        let (a, b) = (value(u, spread)?, value(u, spread)?);
+        Some(Box1 {
+            lo: a.min(b),
+            hi: a.max(b),
+        })
+    } else {
+        None
+    };
+    let input_rule = if u.ratio(1, 3)? {
+        Some(root_rule(u, spread)?)
+    } else {
+        None
+    };
+    let tame = x.iter().all(|&v| tame(v))
+        && net.layers().iter().all(|l| {
+            let Affine::Dense(d) = &l.affine;
+            d.weight().iter().chain(d.bias().iter()).all(|&v| tame(v))
+        });
+    let gamma = grid(u)?;
+    let (a, b) = (value(u, spread)?, value(u, spread)?);
+    Ok(Case {
+        model: Model::new(net),
+        x,
+        target,
+        base,
+        domain,
+        input_rule,
+        gamma,
+        zbox: (a.min(b), a.max(b)),
+        exact_rule: u.int_in_range(0usize..=5)?,
+        tame,
+    })
+}
+
+fn exact(point: &[f64]) -> Vec<Rational> {
+    point.iter().map(|&v| Rational::from_f64(v)).collect()
+}
+
+/// The domain verdict by plain comparison (exact for f64 values).
+fn domain_of(point: &[f64], layer_index: usize, input_box: Option<Box1>) -> DomainCheck {
+    let (lo, hi) = match (layer_index, input_box) {
+        (0, None) => return DomainCheck::In,
+        (0, Some(b)) => (b.lo, b.hi),
+        _ => (0.0, f64::INFINITY),
+    };
+    match point.iter().position(|&v| v < lo || v > hi) {
+        Some(i) => DomainCheck::Out {
+            coordinate: i,
+            value: point[i],
+        },
+        None => DomainCheck::In,
+    }
+}
+
+fn same_region(f: &Membership, e: &Membership) -> bool {
+    match (f, e) {
+        (Membership::Inside { .. }, Membership::Inside { .. }) => true,
+        (
+            Membership::Outside { layer, neuron, .. },
+            Membership::Outside {
+                layer: l2,
+                neuron: n2,
+                ..
+            },
+        ) => layer == l2 && neuron == n2,
+        _ => false,
+    }
+}
+
+fn check(c: &Case) {
+    let model = &c.model;
+    let net_q = model.exact();
+    let xq = exact(&c.x);
+
+    // The pattern is the exact one, and the input lies in its own region.
+    let (trace, pattern, _) = trace_and_pattern(model, &c.x);
+    let exact_trace = forward::forward(net_q, &xq);
+    assert_eq!(
+        pattern,
+        Pattern::from_pre(net_q, &exact_trace.pre),
+        "the f64 pattern differs from the exact one"
+    );
+    let own = membership(net_q, &pattern, 0, &xq);
+    assert!(
+        own.is_inside(),
+        "the input is outside its own region: {own:?}"
+    );
+    if trace.activations.iter().flatten().any(|v| !v.is_finite()) {
+        return;
+    }
+
+    let rules = [
+        Rule::Zero,
+        Rule::Z,
+        Rule::ZPlus,
+        Rule::Gamma(c.gamma),
+        Rule::WSquare,
+        Rule::ZBox {
+            lo: c.zbox.0,
+            hi: c.zbox.1,
+        },
+    ];
+    for (r, rule) in rules.into_iter().enumerate() {
+        let settings = AuditSettings {
+            dtd: DtdSettings {
+                rule,
+                input_rule: c.input_rule,
+                ..c.base.clone()
+            },
+            domain: c.domain,
+            exact: false,
+            keep_points: true,
+        };
+        let Ok(record) = audit_sample(model, &settings, 0, &c.x, c.target) else {
+            continue;
+        };
+        let explanation = explain(model.net(), &trace, &settings.dtd, record.explained, true);
+        let input_box = settings.input_domain();
+        for (index, layer) in record.layers.iter().enumerate() {
+            assert_eq!(layer.layer, index + 1);
+            for (j, n) in layer.neurons.iter().enumerate() {
+                let expected_point = match &explanation.layers[index].neurons[j].outcome {
+                    RootOutcome::Root { point, .. } => Some(point),
+                    RootOutcome::None(_) => None,
+                };
+                let Some(RootVerdict {
+                    valid,
+                    region,
+                    domain,
+                    point,
+                    ..
+                }) = &n.root
+                else {
+                    assert!(
+                        expected_point.is_none(),
+                        "layer {} neuron {j}: root lost",
+                        index + 1
+                    );
+                    continue;
+                };
+                let point = point.as_ref().expect("keep_points");
+                assert_eq!(
+                    Some(point),
+                    expected_point,
+                    "layer {} neuron {j}: the audit's root is not explain's",
+                    index + 1
+                );
+                let reference = membership(net_q, &pattern, index, &exact(point));
+                assert!(
+                    same_region(region, &reference),
+                    "{rule}: layer {} neuron {j}: f64 verdict {region:?}, exact {reference:?}, root {point:?}",
+                    index + 1
+                );
+                let expected_domain = domain_of(point, index, input_box);
+                assert_eq!(
+                    domain,
+                    &expected_domain,
+                    "{rule}: layer {} neuron {j}: domain",
+                    index + 1
+                );
+                assert_eq!(*valid, region.is_inside() && *domain == DomainCheck::In);
+            }
+        }
+
+        // The same audit in rationals conserves relevance exactly.
+        if r != c.exact_rule || !c.tame {
+            continue;
+        }
+        let exact_settings = AuditSettings {
+            exact: true,
+            ..settings
+        };
+        if let Ok(record) = audit_sample(model, &exact_settings, 0, &c.x, c.target) {
+            for layer in &record.layers {
+                assert_eq!(
+                    layer.conservation_error, 0.0,
+                    "{rule}: layer {}: conservation error in rationals",
+                    layer.layer
+                );
+            }
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut u = Unstructured::new(data);
+    if let Ok(c) = case(&mut u) {
+        check(&c);
+    }
+});
