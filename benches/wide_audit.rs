@@ -7,7 +7,6 @@
 use std::time::Instant;
 
 use dtdcert::audit::{audit_sample, AuditSettings, Summary};
-use dtdcert::dtd::DtdSettings;
 use dtdcert::model::ir::dense_layer;
 use dtdcert::model::{Model, Network};
 use ndarray::Array2;
@@ -46,12 +45,7 @@ fn main() {
     let inputs: Vec<Vec<f64>> = (0..SAMPLES)
         .map(|_| (0..WIDTHS[0]).map(|_| rng.random::<f32>() as f64).collect())
         .collect();
-    let settings = AuditSettings {
-        dtd: DtdSettings::default(),
-        domain: None,
-        exact: false,
-        keep_points: false,
-    };
+    let settings = AuditSettings::default();
     let _ = model.row_norms();
 
     let started = Instant::now();

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use dtdcert::audit::output::{marker, MARKER};
 use dtdcert::audit::run::{merge, resume, run, OutputOptions, RunSpec, Shard, Targets};
 use dtdcert::audit::AuditSettings;
-use dtdcert::dtd::DtdSettings;
 use dtdcert::model::inputs::{load_inputs, Inputs};
 use dtdcert::model::Model;
 
@@ -17,12 +16,7 @@ const INPUTS: &str = "examples/c6/inputs.npy";
 fn setup(shard: Option<Shard>) -> (Model, Inputs, RunSpec) {
     let model = Model::load(Path::new(MODEL)).unwrap();
     let inputs = load_inputs(Path::new(INPUTS), None).unwrap();
-    let settings = AuditSettings {
-        dtd: DtdSettings::default(),
-        domain: None,
-        exact: false,
-        keep_points: false,
-    };
+    let settings = AuditSettings::default();
     let spec = RunSpec::new(
         &model,
         Path::new(MODEL),

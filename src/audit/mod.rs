@@ -29,7 +29,9 @@ pub struct Box1 {
 }
 
 /// Everything that determines an audit's results; serialised into every summary.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The default: the default DTD settings, no domain box, f64 with exact fallback, no root
+/// coordinates in the records.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AuditSettings {
     pub dtd: DtdSettings,
     /// The input domain box (`--domain LO:HI`); `None`: unbounded, unless the input rule is

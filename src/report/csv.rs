@@ -360,12 +360,7 @@ mod tests {
     #[test]
     fn a_bad_line_names_the_file_and_line_and_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = AuditSettings {
-            dtd: DtdSettings::default(),
-            domain: None,
-            exact: false,
-            keep_points: false,
-        };
+        let settings = AuditSettings::default();
         let (records_path, _) = write_records(dir.path(), &settings);
         let mut text = std::fs::read_to_string(&records_path).unwrap();
         text.push_str("{\"sample\": 9}\n");

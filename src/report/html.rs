@@ -669,7 +669,6 @@ mod tests {
     use super::*;
     use crate::audit::run::{InputsInfo, ModelInfo, RunSpec};
     use crate::audit::{audit_sample, AuditSettings, Summary};
-    use crate::dtd::DtdSettings;
     use crate::model::Model;
 
     fn summary_of(model: &Model, settings: &AuditSettings, inputs: &[Vec<f64>]) -> Summary {
@@ -737,12 +736,7 @@ mod tests {
     #[test]
     fn page_is_self_contained_escaped_and_deterministic() {
         let model = crate::report::tests_support::tiny_model();
-        let settings = AuditSettings {
-            dtd: DtdSettings::default(),
-            domain: None,
-            exact: false,
-            keep_points: false,
-        };
+        let settings = AuditSettings::default();
         let summary = summary_of(&model, &settings, &inputs());
         assert!(summary.total.roots > 0);
         let path = "runs/<a&b>\"c\".onnx";
@@ -770,12 +764,7 @@ mod tests {
     #[test]
     fn empty_histograms_show_a_note() {
         let model = crate::report::tests_support::tiny_model();
-        let settings = AuditSettings {
-            dtd: DtdSettings::default(),
-            domain: None,
-            exact: false,
-            keep_points: false,
-        };
+        let settings = AuditSettings::default();
         let summary = Summary::new(2);
         let html = page(&model, &settings, &summary, "m.onnx");
         assert_eq!(html.matches("class=\"nodata\"").count(), 3);
