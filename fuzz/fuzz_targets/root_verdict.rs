@@ -1,12 +1,12 @@
 //! The f64 audit's verdicts against pure rational arithmetic, on small random networks.
 //!
-//! The fuzz bytes build a network (1–4 inputs, 1–3 dense layers of width 1–4, ReLU after every
-//! hidden layer and optionally after the last), an input and the DTD settings. Weights, biases
+//! The fuzz bytes build a network (1–4 inputs, 1–3 dense layers of width 1–4, each with or
+//! without a ReLU, hidden layers mostly with), an input and the DTD settings. Weights, biases
 //! and inputs come from a small dyadic grid (so that inputs and roots land exactly on region
-//! faces often), mixed, for some cases, with f32 values from the bytes made finite. For each
-//! root rule the f64 audit (with root coordinates kept) must give, for every root, the verdict
-//! that exact membership of that same f64 root gives: status, and (layer, neuron) of the first
-//! violated constraint; the domain verdict must match an exact comparison. The activation
+//! faces often), mixed, for some cases, with f32 or f64 values from the bytes made finite. For
+//! each root rule the f64 audit (with root coordinates kept) must give, for every root, the
+//! verdict that exact membership of that same f64 root gives: status, and (layer, neuron) of the
+//! first violated constraint; the domain verdict must match an exact comparison. The activation
 //! pattern must be the exact one, the input must lie in its own region, and an audit in
 //! rationals (of one of the rules) must conserve relevance exactly.
 #![no_main]
@@ -21,29 +21,26 @@ use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 
 /// A grid value `k/4`, `k` in -8..=8; with `spread` 1 or more, also an f32 from the bytes with
-/// its exponent forced into [-8, 8]; with `spread` 2, also any f32 from the bytes (a non-finite
-/// one becoming 0). Half the values come from the grid either way.
+/// its exponent forced into [-8, 8]; with `spread` 2 or more, also any f32 from the bytes; with
+/// `spread` 3, also any f64 from the bytes (for f64 weights, as ONNX doubles and F64 safetensors
+/// give, down to where error bounds underflow). A non-finite value becomes 0. Half the values
+/// come from the grid either way.
 fn value(u: &mut Unstructured<'_>, spread: u8) -> Result<f64> {
     let kind = if spread == 0 {
         0
     } else {
         u.int_in_range(0..=2 * spread - 1)?
     };
-    Ok(match kind {
-        k if k < spread => f64::from(u.int_in_range(-8i8..=8)?) / 4.0,
-        k if k == spread => {
+    let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
+    Ok(match kind.checked_sub(spread) {
+        None => f64::from(u.int_in_range(-8i8..=8)?) / 4.0,
+        Some(0) => {
             let bits: u32 = u.arbitrary()?;
             let exponent = u32::from(u.int_in_range(119u8..=135)?);
             f64::from(f32::from_bits((bits & 0x807f_ffff) | (exponent << 23)))
         }
-        _ => {
-            let v = f32::from_bits(u.arbitrary()?);
-            if v.is_finite() {
-                f64::from(v)
-            } else {
-                0.0
-            }
-        }
+        Some(1) => finite(f64::from(f32::from_bits(u.arbitrary()?))),
+        _ => finite(f64::from_bits(u.arbitrary()?)),
     })
 }
 
@@ -92,11 +89,10 @@ fn root_rule(u: &mut Unstructured<'_>, spread: u8) -> Result<Rule> {
 }
 
 fn case(u: &mut Unstructured<'_>) -> Result<Case> {
-    // Grid values only (most inputs and roots on faces), grid and tame f32, or any f32.
-    let spread = u.int_in_range(0u8..=2)?;
+    // Grid values only (most inputs and roots on faces), grid and tame f32, any f32, any f64.
+    let spread = u.int_in_range(0u8..=3)?;
     let n_in = u.int_in_range(1usize..=4)?;
     let depth = u.int_in_range(1usize..=3)?;
-    let last_relu: bool = u.arbitrary()?;
     let mut layers = Vec::with_capacity(depth);
     let mut width = n_in;
     for l in 0..depth {
@@ -113,7 +109,13 @@ fn case(u: &mut Unstructured<'_>) -> Result<Case> {
                 0.0
             });
         }
-        let relu = l + 1 < depth || last_relu;
+        // Mostly a ReLU after hidden layers; a linear hidden layer carries its rounding errors
+        // and cancellations to the next layer unmasked.
+        let relu = if l + 1 < depth {
+            u.ratio(3, 4)?
+        } else {
+            u.arbitrary()?
+        };
         layers.push(dense_layer(out, width, weight, bias, relu).expect("shapes agree"));
         width = out;
     }
