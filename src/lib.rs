@@ -14,6 +14,7 @@ pub use error::{Error, Result};
 pub mod audit;
 pub mod cli;
 pub mod dtd;
+pub mod lp;
 pub mod region;
 pub mod report;
 pub mod repro;

@@ -257,6 +257,7 @@ fn check(c: &Case) {
             domain: c.domain,
             exact: false,
             keep_points: true,
+            certify: None,
         };
         let Ok(record) = audit_sample(model, &settings, 0, &c.x, c.target) else {
             continue;

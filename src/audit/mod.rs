@@ -14,8 +14,12 @@ pub use summary::Summary;
 
 use crate::dtd::{explain, DtdSettings, NoRoot, RootOutcome};
 use crate::error::Result;
+use crate::exact::certificate::{Certificate, Problem};
 use crate::exact::{Rational, Scalar};
+use crate::lp::certify::{Answer, Certifier, Question};
+use crate::lp::{Backend, SolveOptions};
 use crate::model::{forward, Model};
+use crate::region::problem::Domain;
 use crate::region::{
     membership, membership_batch, membership_filtered, trace_and_pattern, Decision, Membership,
     Pattern,
@@ -41,6 +45,22 @@ pub struct AuditSettings {
     pub exact: bool,
     /// Write root coordinates into the records.
     pub keep_points: bool,
+    /// Certify a region question for roots (`--certify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certify: Option<CertifySettings>,
+}
+
+/// `--certify`: which question is asked for which roots, with which LP settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CertifySettings {
+    /// exists, nearest-l1 or nearest-linf.
+    pub problem: Problem,
+    /// Every root, not only those outside their region or domain (`--certify-all`).
+    pub all: bool,
+    /// Seconds per linear program.
+    pub lp_time_limit: f64,
+    /// microlp or highs.
+    pub lp_backend: String,
 }
 
 impl AuditSettings {
@@ -84,6 +104,36 @@ pub struct NeuronRecord {
     pub no_root: Option<NoRoot>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<RootVerdict>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certified: Option<CertifiedRoot>,
+}
+
+/// The certified answer for a root's neuron (`--certify`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CertifiedRoot {
+    pub answer: CertifiedAnswer,
+    /// The certified interval of the nearest valid root's distance (nearest problems).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance_lower: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance_upper: Option<f64>,
+    /// Why there is no certified answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The certificate, relative to the output folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CertifiedAnswer {
+    /// A valid root of the neuron exists (proved by a checked point).
+    ValidRootExists,
+    /// No valid root of the neuron exists (proved by a checked Farkas certificate).
+    NoValidRoot,
+    /// No certified answer (time limit, solver failure, rejected certificate).
+    Unknown,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -153,6 +203,102 @@ fn domain_check<T: Scalar>(
 /// Fails (naming the sample) when f64 overflows on this input: a value of the forward pass, a
 /// relevance or a root that is not finite cannot be judged.
 pub fn audit_sample(
+    model: &Model,
+    settings: &AuditSettings,
+    sample: usize,
+    x: &[f64],
+    target: Option<usize>,
+) -> Result<SampleRecord> {
+    audit_sample_certified(model, settings, sample, x, target).map(|(r, _)| r)
+}
+
+/// A certificate to be written under the output folder, by file name.
+pub type NamedCertificate = (String, Certificate);
+
+/// [`audit_sample`], with the certificates of `--certify` (the records name their files,
+/// `certificates/s<sample>_l<layer>_n<neuron>.json`).
+pub fn audit_sample_certified(
+    model: &Model,
+    settings: &AuditSettings,
+    sample: usize,
+    x: &[f64],
+    target: Option<usize>,
+) -> Result<(SampleRecord, Vec<NamedCertificate>)> {
+    let mut record = plain_audit(model, settings, sample, x, target)?;
+    let certificates = match &settings.certify {
+        Some(c) => certify_roots(model, settings, c, x, &mut record)?,
+        None => Vec::new(),
+    };
+    Ok((record, certificates))
+}
+
+fn certify_roots(
+    model: &Model,
+    settings: &AuditSettings,
+    c: &CertifySettings,
+    x: &[f64],
+    record: &mut SampleRecord,
+) -> Result<Vec<NamedCertificate>> {
+    let opts = SolveOptions {
+        backend: Backend::parse(&c.lp_backend).map_err(crate::error::Error::Usage)?,
+        time_limit: Some(c.lp_time_limit),
+    };
+    let certifier = Certifier {
+        model,
+        opts,
+        model_path: None,
+        inputs_path: None,
+    };
+    let mut out = Vec::new();
+    let input_box = settings.input_domain();
+    for lr in &mut record.layers {
+        for n in &mut lr.neurons {
+            let Some(root) = &n.root else { continue };
+            if root.valid && !c.all {
+                continue;
+            }
+            let question = Question {
+                sample_index: record.sample,
+                sample: x.to_vec(),
+                layer: lr.layer,
+                neuron: Some(n.neuron),
+                relevance: Some(n.relevance),
+                domain: Domain::of_layer(lr.layer, input_box.map(|b| (b.lo, b.hi))),
+                problem: c.problem,
+                constraint: None,
+            };
+            let certified = certifier.answer(&question);
+            let name = format!(
+                "certificates/s{}_l{}_n{}.json",
+                record.sample, lr.layer, n.neuron
+            );
+            let (answer, lower, upper, reason) = match &certified.answer {
+                Answer::Found { lower, upper, .. } => {
+                    (CertifiedAnswer::ValidRootExists, *lower, *upper, None)
+                }
+                Answer::None => (CertifiedAnswer::NoValidRoot, None, None, None),
+                Answer::Unknown { reason } => {
+                    (CertifiedAnswer::Unknown, None, None, Some(reason.clone()))
+                }
+                other => unreachable!("a root question gave {other:?}"),
+            };
+            let certificate = certified.certificate.map(|cert| {
+                out.push((name.clone(), cert));
+                name
+            });
+            n.certified = Some(CertifiedRoot {
+                answer,
+                distance_lower: lower,
+                distance_upper: upper,
+                reason,
+                certificate,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn plain_audit(
     model: &Model,
     settings: &AuditSettings,
     sample: usize,
@@ -322,6 +468,7 @@ fn assemble<T: Scalar>(
                         relevance: n.relevance.to_f64(),
                         no_root,
                         root,
+                        certified: None,
                     }
                 })
                 .collect();

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use super::output::{
     marker, not_a_run, target_state, write_atomic, OutputDir, TargetState, MARKER,
 };
-use super::{audit_sample, AuditSettings, SampleRecord, Summary};
+use super::{audit_sample_certified, AuditSettings, NamedCertificate, SampleRecord, Summary};
 use crate::error::{Error, Result};
 use crate::model::inputs::Inputs;
 use crate::model::Model;
@@ -482,17 +482,27 @@ fn continue_run(
         for &i in chunk {
             rows.push(inputs.row(i)?);
         }
-        let lines: Vec<(SampleRecord, String)> = chunk
+        let lines: Vec<(SampleRecord, String, Vec<NamedCertificate>)> = chunk
             .par_iter()
             .zip(rows.par_iter())
             .map(|(&i, x)| {
-                let record = audit_sample(model, &spec.settings, i, x, spec.targets.for_sample(i))
-                    .map_err(|e| e.in_file(&spec.inputs.path))?;
+                let (record, certificates) =
+                    audit_sample_certified(model, &spec.settings, i, x, spec.targets.for_sample(i))
+                        .map_err(|e| e.in_file(&spec.inputs.path))?;
                 let line = serde_json::to_string(&record).expect("records serialise");
-                Ok((record, line))
+                Ok((record, line, certificates))
             })
             .collect::<Result<_>>()?;
-        for (record, line) in &lines {
+        for (record, line, certificates) in &lines {
+            // Certificates first: a record never names a file that is not there.
+            for (name, cert) in certificates {
+                let path = dir.join(name);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| Error::write(parent, e))?;
+                }
+                let text = serde_json::to_string_pretty(cert).expect("certificates serialise");
+                write_atomic(&path, text.as_bytes())?;
+            }
             summary.add(record);
             records.write_all(line.as_bytes()).map_err(stopped)?;
             records.write_all(b"\n").map_err(stopped)?;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::histogram::LogHistogram;
-use super::{DomainCheck, SampleRecord};
+use super::{CertifiedAnswer, DomainCheck, SampleRecord};
 use crate::region::Decision;
 
 /// Counts for one layer (or, in `total`, over all layers).
@@ -34,6 +34,19 @@ pub struct Counts {
     pub margin_histogram: LogHistogram,
     /// `|Σ R^l − Σ R^{l-1} − unresolved|` per sample (and layer).
     pub conservation_error_histogram: LogHistogram,
+    /// `--certify`: invalid roots whose neuron has a valid root (proved by a checked point).
+    #[serde(default)]
+    pub invalid_with_valid_alternative: u64,
+    /// `--certify`: invalid roots whose neuron has no valid root at all (proved).
+    #[serde(default)]
+    pub invalid_without_valid_root: u64,
+    /// `--certify`: certified questions without a certified answer.
+    #[serde(default)]
+    pub certify_unknown: u64,
+    /// `--certify nearest`: the certified distance (upper end of the interval) from the
+    /// layer input to the nearest valid root, for invalid roots.
+    #[serde(default)]
+    pub certified_distance_histogram: LogHistogram,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -104,6 +117,19 @@ impl Summary {
                         if v.decided_by == Decision::ExactFallback {
                             c.exact_fallbacks += 1;
                         }
+                        if let Some(cert) = &n.certified {
+                            match cert.answer {
+                                CertifiedAnswer::Unknown => c.certify_unknown += 1,
+                                _ if v.valid => {}
+                                CertifiedAnswer::ValidRootExists => {
+                                    c.invalid_with_valid_alternative += 1;
+                                    if let Some(d) = cert.distance_upper {
+                                        c.certified_distance_histogram.add(d);
+                                    }
+                                }
+                                CertifiedAnswer::NoValidRoot => c.invalid_without_valid_root += 1,
+                            }
+                        }
                     }
                     (None, None) => unreachable!("a neuron record has a root or a reason for none"),
                 }
@@ -135,6 +161,11 @@ impl Counts {
         self.exact_fallbacks += o.exact_fallbacks;
         self.max_conservation_error = self.max_conservation_error.max(o.max_conservation_error);
         self.margin_histogram.merge(&o.margin_histogram);
+        self.invalid_with_valid_alternative += o.invalid_with_valid_alternative;
+        self.invalid_without_valid_root += o.invalid_without_valid_root;
+        self.certify_unknown += o.certify_unknown;
+        self.certified_distance_histogram
+            .merge(&o.certified_distance_histogram);
         self.conservation_error_histogram
             .merge(&o.conservation_error_histogram);
     }

@@ -6,8 +6,9 @@ use clap::Args;
 
 use super::{parse_domain, DataArgs, Outcome, RuleArgs, TargetArgs};
 use crate::audit::run::{resume, run as run_audit, OutputOptions, RunSpec, Shard};
-use crate::audit::AuditSettings;
+use crate::audit::{AuditSettings, CertifySettings};
 use crate::error::Result;
+use crate::exact::certificate::Problem;
 
 /// Audit DTD roots: are they in the input's linear region and in the domain?
 #[derive(Args, Debug)]
@@ -46,6 +47,16 @@ pub struct AuditArgs {
     /// Exit with code 1 when some root is outside its region or domain.
     #[arg(long)]
     pub fail_on_invalid: bool,
+    /// For roots outside their region or domain, certify whether the neuron has any valid
+    /// root (exists) or how far the nearest one is (nearest = nearest-l1, nearest-linf);
+    /// certificates go to OUT/certificates/.
+    #[arg(long, value_name = "PROBLEM", value_parser = ["exists", "nearest", "nearest-l1", "nearest-linf"])]
+    pub certify: Option<String>,
+    /// With --certify: certify every root, valid ones included.
+    #[arg(long, requires = "certify")]
+    pub certify_all: bool,
+    #[command(flatten)]
+    pub lp: super::certify::LpArgs,
     /// No progress bar on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -68,6 +79,22 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
         domain,
         exact: args.exact,
         keep_points: args.roots,
+        certify: match args.certify.as_deref() {
+            None => None,
+            Some(name) => {
+                let opts = args.lp.resolve()?;
+                Some(CertifySettings {
+                    problem: match name {
+                        "exists" => Problem::Exists,
+                        "nearest-linf" => Problem::NearestLinf,
+                        _ => Problem::NearestL1,
+                    },
+                    all: args.certify_all,
+                    lp_time_limit: opts.time_limit.expect("resolve sets a limit"),
+                    lp_backend: opts.backend.name().to_string(),
+                })
+            }
+        },
     };
     let spec = RunSpec::new(
         &model,

@@ -2,6 +2,7 @@
 //! subcommand that resolves them into settings and calls the library.
 
 pub mod audit;
+pub mod certify;
 pub mod explain;
 pub mod merge;
 pub mod region;
@@ -43,6 +44,8 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     Audit(audit::AuditArgs),
+    Certify(certify::CertifyArgs),
+    CheckCert(certify::CheckCertArgs),
     Explain(explain::ExplainArgs),
     Merge(merge::MergeArgs),
     Region(region::RegionArgs),
@@ -54,6 +57,8 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
         Command::Audit(a) => audit::run(a),
+        Command::Certify(a) => certify::run(a),
+        Command::CheckCert(a) => certify::run_check(a),
         Command::Explain(a) => explain::run(a),
         Command::Merge(a) => merge::run(a),
         Command::Region(a) => region::run(a),

@@ -5,7 +5,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod certificate;
+pub mod dyadic;
 pub mod filter;
+pub mod program;
 pub mod scalar;
 
 pub use filter::Bounded;

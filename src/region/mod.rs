@@ -8,6 +8,8 @@
 //! the fixed mask `diag(s)`) at the point: in f64 with a rigorous error bound, and in exact
 //! rationals whenever the bound cannot decide.
 
+pub mod problem;
+
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -277,6 +279,76 @@ pub fn membership_filtered(
         },
         Decision::Float,
     )
+}
+
+/// `σ z` of every constraint of `P_m` (ReLU neurons of layers >= m, in (layer, neuron) order,
+/// as the rows of [`polytope`]) at a point given in f64 with per-coordinate error bounds
+/// (`point_err` empty: exact), each with a rigorous bound on its distance to the exact value.
+pub fn signed_slacks_bounded(
+    model: &Model,
+    pattern: &Pattern,
+    m: usize,
+    point: &[f64],
+    point_err: &[f64],
+) -> Vec<Bounded> {
+    let mut h = point.to_vec();
+    let mut h_err = point_err.to_vec();
+    let mut out = Vec::new();
+    for (k, layer) in model.net().layers().iter().enumerate().skip(m) {
+        let (mut z, mut e) = bounded_affine_layer(&layer.affine, &h, &h_err);
+        if let Some(mask) = pattern.layer(k) {
+            for ((v, err), &active) in z.iter_mut().zip(e.iter_mut()).zip(mask) {
+                out.push(Bounded {
+                    value: if active { *v } else { -*v },
+                    error: *err,
+                });
+                if !active {
+                    *v = 0.0;
+                    *err = 0.0;
+                }
+            }
+        }
+        h = z;
+        h_err = e;
+    }
+    out
+}
+
+/// [`signed_slacks_bounded`] in exact rationals.
+pub fn signed_slacks_exact(
+    net: &Network<Rational>,
+    pattern: &Pattern,
+    m: usize,
+    point: &[Rational],
+) -> Vec<Rational> {
+    let mut h = point.to_vec();
+    let mut z = Vec::new();
+    let mut out = Vec::new();
+    for (k, layer) in net.layers().iter().enumerate().skip(m) {
+        layer.affine.apply_into(&h, &mut z);
+        if let Some(mask) = pattern.layer(k) {
+            for (v, &active) in z.iter_mut().zip(mask) {
+                out.push(if active { v.clone() } else { -v.clone() });
+                if !active {
+                    *v = Rational::zero();
+                }
+            }
+        }
+        std::mem::swap(&mut h, &mut z);
+    }
+    out
+}
+
+/// The (1-based layer, neuron) of every constraint of `P_m`, in the order of the slacks.
+pub fn constraint_labels(pattern: &Pattern, m: usize) -> Vec<(usize, usize)> {
+    (m..pattern.num_layers())
+        .flat_map(|k| {
+            pattern
+                .layer(k)
+                .map(|mask| (0..mask.len()).map(move |j| (k + 1, j)).collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// Membership of many points (the rows of `points`, inputs of layer `m`) at once: each layer

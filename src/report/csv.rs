@@ -166,6 +166,7 @@ mod tests {
     fn one_row_per_neuron_with_known_values() {
         let dir = tempfile::tempdir().unwrap();
         let settings = AuditSettings {
+            certify: None,
             dtd: DtdSettings::default(),
             domain: Some(Box1 { lo: 0.0, hi: 1.0 }),
             exact: false,
@@ -296,12 +297,14 @@ mod tests {
                             },
                             Decision::ExactFallback,
                         )),
+                        certified: None,
                     },
                     NeuronRecord {
                         neuron: 1,
                         relevance: 0.0,
                         no_root: Some(NoRoot::ZeroRelevance),
                         root: None,
+                        certified: None,
                     },
                     NeuronRecord {
                         neuron: 2,
@@ -315,6 +318,7 @@ mod tests {
                                 Decision::Float,
                             )
                         }),
+                        certified: None,
                     },
                 ],
             }],

@@ -1,0 +1,301 @@
+//! `dtdcert certify`: one region question for one sample, layer and neuron, answered with a
+//! certificate; and `dtdcert check-cert`: re-check certificates without any LP code.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use super::{check_sample, parse_domain, DataArgs, Outcome, RuleArgs, TargetArgs};
+use crate::audit::output::write_atomic;
+use crate::dtd::explain;
+use crate::error::{Error, Result};
+use crate::exact::certificate::{check, Certificate, Problem};
+use crate::lp::certify::{Answer, Certifier, Question};
+use crate::lp::{Backend, SolveOptions};
+use crate::model::forward::forward;
+use crate::model::Model;
+use crate::region::problem::Domain;
+
+/// The questions `certify` answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProblemArg {
+    Exists,
+    NearestL1,
+    NearestLinf,
+    Chebyshev,
+    Facet,
+}
+
+impl From<ProblemArg> for Problem {
+    fn from(p: ProblemArg) -> Self {
+        match p {
+            ProblemArg::Exists => Problem::Exists,
+            ProblemArg::NearestL1 => Problem::NearestL1,
+            ProblemArg::NearestLinf => Problem::NearestLinf,
+            ProblemArg::Chebyshev => Problem::Chebyshev,
+            ProblemArg::Facet => Problem::Facet,
+        }
+    }
+}
+
+/// LP options shared by the commands that solve programs.
+#[derive(Args, Debug, Clone)]
+pub struct LpArgs {
+    /// Seconds per linear program; a program that runs longer gives Unknown.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    pub lp_time_limit: f64,
+    /// The LP solver: microlp, or highs in builds with the `highs` feature.
+    #[arg(long, value_name = "NAME", default_value = "microlp")]
+    pub lp_backend: String,
+}
+
+impl LpArgs {
+    pub fn resolve(&self) -> Result<SolveOptions> {
+        if !self.lp_time_limit.is_finite() || self.lp_time_limit <= 0.0 {
+            return Err(Error::Usage(format!(
+                "--lp-time-limit must be a positive number of seconds, got {}",
+                self.lp_time_limit
+            )));
+        }
+        Ok(SolveOptions {
+            backend: Backend::parse(&self.lp_backend)
+                .map_err(|e| Error::Usage(format!("--lp-backend: {e}")))?,
+            time_limit: Some(self.lp_time_limit),
+        })
+    }
+}
+
+/// Answer one region question with a checked certificate.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  dtdcert certify --model examples/c6/model.onnx --inputs examples/c6/inputs.npy \\\n      --sample 3 --layer 1 --neuron 2 --problem nearest-l1 --out cert.json\n\n\
+Problems: exists (is there a valid root of the neuron?), nearest-l1 / nearest-linf (the valid\n\
+root nearest to the layer input), chebyshev (the largest ball inside the region; no neuron),\n\
+facet (is constraint --constraint L:J of the region redundant?).\n\
+Exit code 0: a certified answer; 1: no certified answer (Unknown, with the reason)."
+)]
+pub struct CertifyArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub lp: LpArgs,
+    /// The input (row), 0-based.
+    #[arg(long, value_name = "I")]
+    pub sample: usize,
+    /// The layer (1 = the first): the point lives in this layer's input space.
+    #[arg(long, value_name = "L", default_value_t = 1)]
+    pub layer: usize,
+    /// The neuron of the layer whose roots are asked about (root problems).
+    #[arg(long, value_name = "J")]
+    pub neuron: Option<usize>,
+    #[arg(long, value_enum)]
+    pub problem: ProblemArg,
+    /// The constraint L:J of a facet question (1-based layer, 0-based neuron).
+    #[arg(long, value_name = "L:J")]
+    pub constraint: Option<String>,
+    /// The input domain box LO:HI (layer 1 only; hidden layers use the non-negative orthant).
+    #[arg(long, value_name = "LO:HI", allow_hyphen_values = true)]
+    pub domain: Option<String>,
+    /// Write the certificate here (JSON).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// Checks a 1-based layer and a neuron against the model.
+pub fn check_layer_neuron(model: &Model, layer: usize, neuron: Option<usize>) -> Result<()> {
+    let layers = model.net().layers().len();
+    if layer == 0 || layer > layers {
+        return Err(Error::Usage(format!(
+            "--layer {layer} is out of range: the model has layers 1..{layers}"
+        )));
+    }
+    let width = model.net().layers()[layer - 1].affine.out_dim();
+    if let Some(j) = neuron {
+        if j >= width {
+            return Err(Error::Usage(format!(
+                "--neuron {j} is out of range: layer {layer} has {width} neurons (0..{})",
+                width - 1
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    sample: usize,
+    layer: usize,
+    neuron: Option<usize>,
+    problem: &'static str,
+    relevance: Option<f64>,
+    #[serde(flatten)]
+    answer: &'a Answer,
+    seconds: f64,
+    certificate: Option<String>,
+}
+
+pub fn run(args: CertifyArgs) -> Result<Outcome> {
+    let dtd = args.rules.resolve()?;
+    let opts = args.lp.resolve()?;
+    let (model, inputs) = args.data.load()?;
+    check_sample(&args.data.inputs, args.sample, inputs.len())?;
+    let problem: Problem = args.problem.into();
+    let root_question = matches!(
+        problem,
+        Problem::Exists | Problem::NearestL1 | Problem::NearestLinf
+    );
+    if root_question && args.neuron.is_none() {
+        return Err(Error::Usage(format!(
+            "--problem {} needs --neuron",
+            problem.name()
+        )));
+    }
+    check_layer_neuron(&model, args.layer, args.neuron)?;
+    let constraint = match (&args.constraint, problem) {
+        (Some(text), Problem::Facet) => Some(parse_constraint(text)?),
+        (None, Problem::Facet) => {
+            return Err(Error::Usage(
+                "--problem facet needs --constraint L:J".into(),
+            ))
+        }
+        _ => None,
+    };
+    let input_box = args.domain.as_deref().map(parse_domain).transpose()?;
+    let x = inputs.row(args.sample)?;
+    let targets = args.target.resolve(inputs.len())?;
+    targets.validate(model.net().output_dim())?;
+    let relevance = match (root_question, args.neuron) {
+        (true, Some(j)) => {
+            let trace = forward(model.net(), &x);
+            let k = crate::audit::resolve_target(targets.for_sample(args.sample), trace.output());
+            let e = explain(model.net(), &trace, &dtd, k, false);
+            Some(e.layers[args.layer - 1].upper[j])
+        }
+        _ => None,
+    };
+    let certifier = Certifier {
+        model: &model,
+        opts,
+        model_path: Some(args.data.model.display().to_string()),
+        inputs_path: Some(args.data.inputs.display().to_string()),
+    };
+    let question = Question {
+        sample_index: args.sample,
+        sample: x,
+        layer: args.layer,
+        neuron: args.neuron.filter(|_| root_question),
+        relevance,
+        domain: Domain::of_layer(args.layer, input_box.map(|b| (b.lo, b.hi))),
+        problem,
+        constraint,
+    };
+    let certified = certifier.answer(&question);
+    if let (Some(path), Some(cert)) = (&args.out, &certified.certificate) {
+        let text = serde_json::to_string_pretty(cert).expect("certificates serialise");
+        write_atomic(path, text.as_bytes())?;
+    }
+    let report = Report {
+        sample: args.sample,
+        layer: args.layer,
+        neuron: question.neuron,
+        problem: problem.name(),
+        relevance,
+        answer: &certified.answer,
+        seconds: certified.seconds,
+        certificate: args
+            .out
+            .as_ref()
+            .filter(|_| certified.certificate.is_some())
+            .map(|p| p.display().to_string()),
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).expect("reports serialise")
+    );
+    Ok(match certified.answer {
+        Answer::Unknown { .. } => Outcome::Found,
+        _ => Outcome::Clean,
+    })
+}
+
+fn parse_constraint(text: &str) -> Result<(usize, usize)> {
+    let bad = || Error::Usage(format!("--constraint '{text}': expected L:J, e.g. 2:5"));
+    let (l, j) = text.split_once(':').ok_or_else(bad)?;
+    Ok((
+        l.trim().parse().map_err(|_| bad())?,
+        j.trim().parse().map_err(|_| bad())?,
+    ))
+}
+
+/// Re-check certificates: no LP code runs, every sign is decided exactly.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  dtdcert check-cert --model examples/c6/model.onnx run/certificates/*.json\n\n\
+Exit code 0: every certificate accepted; 1: some certificate rejected (the reason is printed);\n\
+2: a certificate or the model could not be read."
+)]
+pub struct CheckCertArgs {
+    /// Certificate files.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// The model (default: the path recorded in each certificate).
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+}
+
+pub fn run_check(args: CheckCertArgs) -> Result<Outcome> {
+    let mut loaded: Vec<(PathBuf, Model)> = Vec::new();
+    let mut rejected = 0usize;
+    for file in &args.files {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| Error::file(file, format!("cannot read: {e}")))?;
+        let cert: Certificate = serde_json::from_str(&text)
+            .map_err(|e| Error::file(file, format!("not a certificate: {e}")))?;
+        let model_path = match (&args.model, &cert.model.path) {
+            (Some(p), _) => p.clone(),
+            (None, Some(p)) => PathBuf::from(p),
+            (None, None) => {
+                return Err(Error::Usage(format!(
+                    "{}: the certificate records no model path; pass --model",
+                    file.display()
+                )))
+            }
+        };
+        if !loaded.iter().any(|(p, _)| *p == model_path) {
+            loaded.push((model_path.clone(), Model::load(&model_path)?));
+        }
+        let model = &loaded
+            .iter()
+            .find(|(p, _)| *p == model_path)
+            .expect("loaded")
+            .1;
+        match check(model, &cert) {
+            Ok(acc) => {
+                let interval = match (&acc.lower, &acc.upper) {
+                    (Some(l), Some(u)) => format!(
+                        " [{:e}, {:e}]",
+                        crate::exact::Scalar::to_f64(l),
+                        crate::exact::Scalar::to_f64(u)
+                    ),
+                    (Some(l), None) => format!(" [{:e}, -]", crate::exact::Scalar::to_f64(l)),
+                    _ => String::new(),
+                };
+                println!("{}: accepted ({:?}){interval}", file.display(), acc.claim);
+            }
+            Err(r) => {
+                rejected += 1;
+                println!("{}: rejected: {r}", file.display());
+            }
+        }
+    }
+    Ok(if rejected > 0 {
+        Outcome::Found
+    } else {
+        Outcome::Clean
+    })
+}

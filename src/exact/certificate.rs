@@ -1,0 +1,683 @@
+//! Certificates for region questions and their checker.
+//!
+//! A certificate names the model (its fingerprint), the sample (its values), the layer, the
+//! neuron and the question, and carries the evidence for one claim:
+//! - `feasible`: a point. It is projected exactly (in rationals) onto the root hyperplane and
+//!   checked against every constraint of the region and the domain.
+//! - `infeasible`: multipliers whose combination of the program's rows is a contradiction,
+//!   evaluated exactly with the safe bound over the variables' bounds
+//!   ([`LinearProgram::safe_bound`]).
+//! - `optimal`: a point (an upper bound on the minimum, checked as for `feasible`) and
+//!   multipliers (a lower bound), so the optimum lies in a certified interval.
+//! - `ball` (Chebyshev): a centre and radius checked to lie inside the region, and
+//!   multipliers bounding the largest radius from above.
+//! - `facet` / `redundant`: a point that violates only the named constraint, or multipliers
+//!   proving that the constraint's pre-activation cannot change sign inside the others.
+//!
+//! The checker rebuilds every program from the model itself ([`crate::region::problem`]);
+//! it never reads a program from the certificate, never calls a solver, and has no
+//! tolerance: each sign it needs is decided exactly, by f64 evaluation with a rigorous error
+//! bound where that settles it and in rational arithmetic where it does not.
+
+use num_traits::{Signed, Zero};
+use serde::{Deserialize, Serialize};
+
+use super::dyadic::{exact_dot, Dyadic, ExactSum};
+use super::filter::Bounded;
+use super::program::Rejection;
+use super::{Rational, Scalar};
+use crate::model::Model;
+use crate::region::problem::{
+    chebyshev_program, composed_row_norms, facet_program, root_program, Domain, Norm, NormSide,
+    RegionView, RootPlane, Tightening,
+};
+use crate::region::{
+    constraint_labels, signed_slacks_bounded, signed_slacks_exact, trace_and_pattern, Pattern,
+};
+
+/// The format tag of certificate files.
+pub const FORMAT: &str = "dtdcert-certificate/1";
+
+/// The question a certificate answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Problem {
+    Exists,
+    NearestL1,
+    NearestLinf,
+    Chebyshev,
+    Facet,
+}
+
+impl Problem {
+    pub fn name(self) -> &'static str {
+        match self {
+            Problem::Exists => "exists",
+            Problem::NearestL1 => "nearest-l1",
+            Problem::NearestLinf => "nearest-linf",
+            Problem::Chebyshev => "chebyshev",
+            Problem::Facet => "facet",
+        }
+    }
+
+    fn norm(self) -> Norm {
+        match self {
+            Problem::NearestLinf => Norm::Linf,
+            _ => Norm::L1,
+        }
+    }
+}
+
+/// What the certificate claims.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Claim {
+    Feasible,
+    Infeasible,
+    Optimal,
+    Ball,
+    /// The constraint is not redundant: a point violates it and satisfies the others.
+    Facet,
+    Redundant,
+}
+
+/// The model a certificate is about.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelRef {
+    /// SHA-256 fingerprint of the architecture and weights ([`crate::model::Network::fingerprint`]).
+    pub fingerprint: String,
+    /// Where the model was read from when the certificate was written (informative).
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// The sample whose region the certificate is about.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SampleRef {
+    pub index: usize,
+    pub values: Vec<f64>,
+    /// The inputs file it came from (informative).
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+/// A certified interval `[lower, upper]` as exact rationals (`"p/q"`), with f64 readings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    pub lower: Option<String>,
+    pub upper: Option<String>,
+    pub lower_f64: Option<f64>,
+    pub upper_f64: Option<f64>,
+}
+
+/// One certificate file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Certificate {
+    pub format: String,
+    pub model: ModelRef,
+    pub sample: SampleRef,
+    /// 1-based layer: the point lives in this layer's input space.
+    pub layer: usize,
+    /// The neuron of `layer` whose root hyperplane the question is on (root questions).
+    #[serde(default)]
+    pub neuron: Option<usize>,
+    /// `R_j`, the relevance that defines the hyperplane `w_j·ã = w_j·a − R_j`.
+    #[serde(default)]
+    pub relevance: Option<f64>,
+    pub domain: Domain,
+    pub problem: Problem,
+    pub claim: Claim,
+    /// The constraint (1-based layer, neuron) of a facet question.
+    #[serde(default)]
+    pub constraint: Option<(usize, usize)>,
+    /// The point before projection (root questions), the witness (facet) or the centre.
+    #[serde(default)]
+    pub point: Option<Vec<f64>>,
+    #[serde(default)]
+    pub radius: Option<f64>,
+    /// One multiplier per row of the program the checker builds for the question.
+    #[serde(default)]
+    pub multipliers: Option<Vec<f64>>,
+    /// The certified interval for the optimum (optimal and ball claims).
+    #[serde(default)]
+    pub interval: Option<Interval>,
+    /// The tool version that wrote it.
+    #[serde(default)]
+    pub tool: Option<String>,
+}
+
+/// What a checked certificate establishes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Accepted {
+    pub claim: Claim,
+    /// The exact interval for an optimum (optimal: distance; ball: radius).
+    pub lower: Option<Rational>,
+    pub upper: Option<Rational>,
+    /// The projected point of a feasible or optimal root claim, rounded to f64 for reading.
+    pub point: Option<Vec<f64>>,
+}
+
+fn reject<T>(msg: impl Into<String>) -> Result<T, Rejection> {
+    Err(Rejection(msg.into()))
+}
+
+/// Everything the checker derives from the model and the sample.
+struct Context<'a> {
+    model: &'a Model,
+    pattern: Pattern,
+    m: usize,
+    centre: Vec<f64>,
+    domain: Domain,
+}
+
+impl Context<'_> {
+    fn view(&self) -> RegionView<'_> {
+        RegionView {
+            net: self.model.net(),
+            pattern: &self.pattern,
+            layer: self.m,
+            centre: &self.centre,
+            domain: self.domain,
+        }
+    }
+}
+
+/// Checks `cert` against `model`: the claim is accepted only if its evidence proves it.
+pub fn check(model: &Model, cert: &Certificate) -> Result<Accepted, Rejection> {
+    if cert.format != FORMAT {
+        return reject(format!("format '{}' is not {FORMAT}", cert.format));
+    }
+    if cert.model.fingerprint != model.fingerprint() {
+        return reject(format!(
+            "the certificate is for model {}, not for this model ({})",
+            cert.model.fingerprint,
+            model.fingerprint()
+        ));
+    }
+    let net = model.net();
+    let x = &cert.sample.values;
+    if x.len() != net.input_dim() {
+        return reject(format!(
+            "the sample has {} values, the model takes {}",
+            x.len(),
+            net.input_dim()
+        ));
+    }
+    if let Some(v) = x.iter().find(|v| !v.is_finite()) {
+        return reject(format!("the sample contains {v}"));
+    }
+    let layers = net.layers().len();
+    if cert.layer == 0 || cert.layer > layers {
+        return reject(format!(
+            "layer {} is out of range: the model has layers 1..{layers}",
+            cert.layer
+        ));
+    }
+    let m = cert.layer - 1;
+    match (m, cert.domain) {
+        (0, Domain::Free) => {}
+        (0, Domain::Box { lo, hi }) if lo.is_finite() && hi.is_finite() && lo <= hi => {}
+        (0, d) => return reject(format!("domain {d:?} is not valid for the input layer")),
+        (_, Domain::NonNegative) => {}
+        (_, d) => {
+            return reject(format!(
+                "domain {d:?}: a hidden layer's domain is the non-negative orthant"
+            ))
+        }
+    }
+    let (trace, pattern, _) = trace_and_pattern(model, x);
+    let ctx = Context {
+        model,
+        pattern,
+        m,
+        centre: trace.layer_input(m).to_vec(),
+        domain: cert.domain,
+    };
+    match cert.problem {
+        Problem::Exists | Problem::NearestL1 | Problem::NearestLinf => check_root(&ctx, cert),
+        Problem::Chebyshev => check_ball(&ctx, cert),
+        Problem::Facet => check_facet(&ctx, cert),
+    }
+}
+
+fn plane_of(ctx: &Context, cert: &Certificate) -> Result<RootPlane, Rejection> {
+    let width = ctx.model.net().layers()[ctx.m].affine.out_dim();
+    let Some(neuron) = cert.neuron else {
+        return reject("a root question needs a neuron");
+    };
+    if neuron >= width {
+        return reject(format!(
+            "neuron {neuron} is out of range: layer {} has {width} neurons",
+            ctx.m + 1
+        ));
+    }
+    let Some(relevance) = cert.relevance.filter(|r| r.is_finite()) else {
+        return reject("a root question needs a finite relevance");
+    };
+    Ok(RootPlane { neuron, relevance })
+}
+
+fn multipliers_of(cert: &Certificate) -> Result<&[f64], Rejection> {
+    cert.multipliers
+        .as_deref()
+        .ok_or_else(|| Rejection("the claim needs multipliers".into()))
+}
+
+fn point_of(ctx: &Context, cert: &Certificate) -> Result<Vec<f64>, Rejection> {
+    let Some(p) = cert.point.as_ref() else {
+        return reject("the claim needs a point");
+    };
+    if p.len() != ctx.centre.len() {
+        return reject(format!(
+            "the point has {} coordinates, layer {} has {} inputs",
+            p.len(),
+            ctx.m + 1,
+            ctx.centre.len()
+        ));
+    }
+    if let Some(v) = p.iter().find(|v| !v.is_finite()) {
+        return reject(format!("the point contains {v}"));
+    }
+    Ok(p.clone())
+}
+
+fn parse_rational(text: &str) -> Result<Rational, Rejection> {
+    text.parse::<Rational>()
+        .map_err(|_| Rejection(format!("'{text}' is not a rational number")))
+}
+
+/// Compares claimed interval ends with what the evidence proves: a claimed lower end may not
+/// exceed the proved one, a claimed upper end may not be below it.
+fn check_interval(
+    claimed: Option<&Interval>,
+    lower: Option<&Rational>,
+    upper: Option<&Rational>,
+) -> Result<(), Rejection> {
+    let Some(c) = claimed else {
+        return Ok(());
+    };
+    if let (Some(text), Some(proved)) = (c.lower.as_deref(), lower) {
+        if parse_rational(text)? > *proved {
+            return reject(format!(
+                "the claimed lower bound {text} exceeds the proved one {}",
+                proved.to_f64()
+            ));
+        }
+    }
+    if let (Some(text), Some(proved)) = (c.upper.as_deref(), upper) {
+        if parse_rational(text)? < *proved {
+            return reject(format!(
+                "the claimed upper bound {text} is below the proved one {}",
+                proved.to_f64()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A point `p + λ w` with rational `λ`, kept with its f64 reading and error bounds.
+struct Projected {
+    p: Vec<f64>,
+    w: Vec<f64>,
+    lambda: Rational,
+    approx: Vec<f64>,
+    err: Vec<f64>,
+}
+
+impl Projected {
+    fn exact(&self) -> Vec<Rational> {
+        self.p
+            .iter()
+            .zip(&self.w)
+            .map(|(&p, &w)| Rational::from_f64(p) + &self.lambda * Rational::from_f64(w))
+            .collect()
+    }
+
+    fn exact_coord(&self, i: usize) -> Rational {
+        Rational::from_f64(self.p[i]) + &self.lambda * Rational::from_f64(self.w[i])
+    }
+}
+
+const U: f64 = f64::EPSILON / 2.0;
+
+/// Upper bound on `|x|` for a rational, safe against the conversion's rounding.
+fn abs_upper(x: &Rational) -> f64 {
+    let f = Scalar::to_f64(&Signed::abs(x));
+    if f == 0.0 && !Zero::is_zero(x) {
+        return f64::MIN_POSITIVE;
+    }
+    (f * (1.0 + 4.0 * U)).next_up()
+}
+
+/// Projects `p` exactly onto `w·ã = w·a − R` along `w`.
+fn project(ctx: &Context, plane: RootPlane, p: Vec<f64>) -> Result<Projected, Rejection> {
+    let w = ctx.model.net().layers()[ctx.m]
+        .affine
+        .row(plane.neuron)
+        .to_vec();
+    let ww = exact_dot(&w, &w).expect("finite weights").to_rational();
+    if Zero::is_zero(&ww) {
+        return reject(format!(
+            "neuron {} has no weights: no hyperplane",
+            plane.neuron
+        ));
+    }
+    // λ = (w·a − R − w·p) / (w·w)
+    let mut num = ExactSum::new();
+    for ((&wi, &ai), &pi) in w.iter().zip(&ctx.centre).zip(&p) {
+        num.add_product(wi, ai);
+        num.add_product(-wi, pi);
+    }
+    num.add(-plane.relevance);
+    let lambda = num.value().expect("finite values").to_rational() / ww;
+    let lam = Scalar::to_f64(&lambda);
+    let lam_err = abs_upper(&(&lambda - Rational::from_f64(lam)));
+    let mut approx = Vec::with_capacity(p.len());
+    let mut err = Vec::with_capacity(p.len());
+    for (&pi, &wi) in p.iter().zip(&w) {
+        let prod = lam * wi;
+        let q = pi + prod;
+        approx.push(q);
+        let e = (lam_err * wi.abs() + 2.0 * U * (prod.abs() + q.abs())) * (1.0 + 4.0 * U)
+            + 2.0 * f64::from_bits(1);
+        err.push(e.next_up());
+    }
+    Ok(Projected {
+        p,
+        w,
+        lambda,
+        approx,
+        err,
+    })
+}
+
+/// Checks that every constraint of the region satisfies `σ z >= threshold_k` at the point
+/// (`thresholds` empty: all zero), except `skip`, which must be strictly negative instead.
+fn check_region(
+    ctx: &Context,
+    approx: &[f64],
+    err: &[f64],
+    exact: &dyn Fn() -> Vec<Rational>,
+    thresholds: &[Dyadic],
+    skip: Option<usize>,
+) -> Result<(), Rejection> {
+    let slacks = signed_slacks_bounded(ctx.model, &ctx.pattern, ctx.m, approx, err);
+    let labels = constraint_labels(&ctx.pattern, ctx.m);
+    let threshold_f = |k: usize| thresholds.get(k).map(|t| t.to_f64()).unwrap_or(0.0);
+    let decided = slacks.iter().enumerate().all(|(k, s)| {
+        let t = threshold_f(k);
+        // The threshold's own rounding: relative u, plus the subtraction's.
+        let b = Bounded {
+            value: s.value - t,
+            error: (s.error + 2.0 * U * (t.abs() + (s.value - t).abs())) * (1.0 + 4.0 * U),
+        };
+        if skip == Some(k) {
+            b.certain_sign() == Some(-1)
+        } else {
+            b.certainly_nonnegative() == Some(true)
+        }
+    });
+    if decided {
+        return Ok(());
+    }
+    let exact_slacks = signed_slacks_exact(ctx.model.exact(), &ctx.pattern, ctx.m, &exact());
+    for (k, s) in exact_slacks.iter().enumerate() {
+        let t = thresholds
+            .get(k)
+            .map(Dyadic::to_rational)
+            .unwrap_or_else(<Rational as Zero>::zero);
+        let (layer, neuron) = labels[k];
+        if skip == Some(k) {
+            if *s >= t {
+                return reject(format!(
+                    "the witness does not violate constraint (layer {layer}, neuron {neuron})"
+                ));
+            }
+        } else if *s < t {
+            return reject(format!(
+                "the point violates constraint (layer {layer}, neuron {neuron}) by {:e}",
+                Scalar::to_f64(&(t - s))
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks `lo + shrink <= x_i <= hi − shrink` (box) or `x_i >= shrink` (orthant) exactly,
+/// where `shrink` is the ball radius (0 for points).
+fn check_domain(
+    domain: Domain,
+    approx: &[f64],
+    err: &[f64],
+    exact: &dyn Fn(usize) -> Rational,
+    shrink: f64,
+) -> Result<(), Rejection> {
+    let (lo, hi) = match domain {
+        Domain::Free => return Ok(()),
+        Domain::NonNegative => (0.0, f64::INFINITY),
+        Domain::Box { lo, hi } => (lo, hi),
+    };
+    let r = Rational::from_f64(shrink);
+    for (i, (&v, &e)) in approx.iter().zip(err).enumerate() {
+        let margin = 4.0 * U * (v.abs() + lo.abs() + shrink) + e;
+        let clear_lo = v - lo - shrink > margin;
+        let clear_hi = !hi.is_finite() || hi - v - shrink > margin + 4.0 * U * hi.abs();
+        if clear_lo && clear_hi {
+            continue;
+        }
+        let x = exact(i);
+        if x < Rational::from_f64(lo) + &r {
+            return reject(format!(
+                "coordinate {i} is below the domain's lower end {lo}"
+            ));
+        }
+        if hi.is_finite() && x > Rational::from_f64(hi) - &r {
+            return reject(format!(
+                "coordinate {i} is above the domain's upper end {hi}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The exact distance `‖q − a‖` (L1 or L∞) of the projected point to the centre.
+fn distance(ctx: &Context, q: &Projected, norm: Norm) -> Rational {
+    let coord = |i: usize| Signed::abs(&(q.exact_coord(i) - Rational::from_f64(ctx.centre[i])));
+    match norm {
+        Norm::L1 => {
+            // Σ s_i (p_i − a_i) + λ Σ s_i w_i with s_i = sign(q_i − a_i).
+            let mut base = ExactSum::new();
+            let mut slope = ExactSum::new();
+            let mut odd = <Rational as Zero>::zero();
+            for i in 0..ctx.centre.len() {
+                let d = q.approx[i] - ctx.centre[i];
+                let e = q.err[i] + 2.0 * U * (d.abs() + ctx.centre[i].abs());
+                let s = if d > e {
+                    1.0
+                } else if d < -e {
+                    -1.0
+                } else {
+                    odd += coord(i);
+                    continue;
+                };
+                base.add_product(s, q.p[i]);
+                base.add_product(-s, ctx.centre[i]);
+                slope.add_product(s, q.w[i]);
+            }
+            base.value().expect("finite").to_rational()
+                + &q.lambda * slope.value().expect("finite").to_rational()
+                + odd
+        }
+        Norm::Linf => {
+            let bounds: Vec<(f64, f64)> = (0..ctx.centre.len())
+                .map(|i| {
+                    let d = (q.approx[i] - ctx.centre[i]).abs();
+                    let e = q.err[i] + 2.0 * U * (d + ctx.centre[i].abs());
+                    (d - e, d + e)
+                })
+                .collect();
+            let floor = bounds.iter().map(|b| b.0).fold(0.0, f64::max);
+            (0..ctx.centre.len())
+                .filter(|&i| bounds[i].1 >= floor)
+                .map(coord)
+                .max()
+                .unwrap_or_else(<Rational as Zero>::zero)
+        }
+    }
+}
+
+fn check_root(ctx: &Context, cert: &Certificate) -> Result<Accepted, Rejection> {
+    let plane = plane_of(ctx, cert)?;
+    let norm = cert.problem.norm();
+    let point_part = |ctx: &Context| -> Result<(Projected, Vec<f64>), Rejection> {
+        let p = point_of(ctx, cert)?;
+        let q = project(ctx, plane, p)?;
+        check_region(ctx, &q.approx, &q.err, &|| q.exact(), &[], None)?;
+        check_domain(ctx.domain, &q.approx, &q.err, &|i| q.exact_coord(i), 0.0)?;
+        let reading = q.approx.clone();
+        Ok((q, reading))
+    };
+    match (cert.problem, cert.claim) {
+        (Problem::Exists, Claim::Feasible)
+        | (Problem::NearestL1 | Problem::NearestLinf, Claim::Feasible) => {
+            let (_, reading) = point_part(ctx)?;
+            Ok(Accepted {
+                claim: Claim::Feasible,
+                lower: None,
+                upper: None,
+                point: Some(reading),
+            })
+        }
+        (_, Claim::Infeasible) => {
+            let (lp, _) = root_program(ctx.view(), Some(plane), Norm::L1, Tightening::NONE);
+            let bound = lp.safe_bound(multipliers_of(cert)?, false)?;
+            if bound.signum() <= 0 {
+                return reject(format!(
+                    "the combination of constraints is no contradiction (bound {:e} <= 0)",
+                    bound.to_f64()
+                ));
+            }
+            Ok(Accepted {
+                claim: Claim::Infeasible,
+                lower: None,
+                upper: None,
+                point: None,
+            })
+        }
+        (Problem::NearestL1 | Problem::NearestLinf, Claim::Optimal) => {
+            let (q, reading) = point_part(ctx)?;
+            let upper = distance(ctx, &q, norm);
+            let (lp, _) = root_program(ctx.view(), Some(plane), norm, Tightening::NONE);
+            // A distance is never negative, whatever the multipliers say.
+            let lower = std::cmp::max(
+                lp.safe_bound(multipliers_of(cert)?, true)?.to_rational(),
+                <Rational as Zero>::zero(),
+            );
+            if lower > upper {
+                // Impossible when both are proved; kept as a guard on the checker itself.
+                return reject("the lower bound exceeds the distance of a feasible point");
+            }
+            check_interval(cert.interval.as_ref(), Some(&lower), Some(&upper))?;
+            Ok(Accepted {
+                claim: Claim::Optimal,
+                lower: Some(lower),
+                upper: Some(upper),
+                point: Some(reading),
+            })
+        }
+        (p, c) => reject(format!("claim {c:?} does not answer problem {}", p.name())),
+    }
+}
+
+fn check_ball(ctx: &Context, cert: &Certificate) -> Result<Accepted, Rejection> {
+    if cert.claim != Claim::Ball {
+        return reject(format!(
+            "claim {:?} does not answer problem chebyshev",
+            cert.claim
+        ));
+    }
+    let c = point_of(ctx, cert)?;
+    let Some(r) = cert.radius.filter(|r| r.is_finite() && *r >= 0.0) else {
+        return reject("a ball needs a finite non-negative radius");
+    };
+    let norms = composed_row_norms(ctx.model.net(), &ctx.pattern, ctx.m);
+    let thresholds: Vec<Dyadic> = norms
+        .iter()
+        .flatten()
+        .map(|&(_, upper)| {
+            Dyadic::from_f64(upper)
+                .and_then(|u| u.mul_f64(r))
+                .expect("finite norm bounds")
+        })
+        .collect();
+    let zero = vec![0.0; c.len()];
+    let exact = || c.iter().map(|&v| Rational::from_f64(v)).collect::<Vec<_>>();
+    check_region(ctx, &c, &zero, &exact, &thresholds, None)?;
+    check_domain(ctx.domain, &c, &zero, &|i| Rational::from_f64(c[i]), r)?;
+    let lower = Rational::from_f64(r);
+    let upper = match cert.multipliers.as_deref() {
+        Some(y) => {
+            let (lp, _) = chebyshev_program(ctx.view(), &norms, NormSide::Outer, Tightening::NONE);
+            // min −r >= bound, so r <= −bound.
+            let bound = lp.safe_bound(y, true)?.to_rational();
+            let upper = -bound;
+            if upper < lower {
+                return reject("the upper bound on the radius is below the checked ball");
+            }
+            Some(upper)
+        }
+        None => None,
+    };
+    check_interval(cert.interval.as_ref(), Some(&lower), upper.as_ref())?;
+    Ok(Accepted {
+        claim: Claim::Ball,
+        lower: Some(lower),
+        upper,
+        point: Some(c),
+    })
+}
+
+fn check_facet(ctx: &Context, cert: &Certificate) -> Result<Accepted, Rejection> {
+    let Some((layer, neuron)) = cert.constraint else {
+        return reject("a facet question needs a constraint");
+    };
+    let labels = constraint_labels(&ctx.pattern, ctx.m);
+    let Some(index) = labels.iter().position(|&l| l == (layer, neuron)) else {
+        return reject(format!(
+            "(layer {layer}, neuron {neuron}) is not a constraint of the region seen from layer {}",
+            ctx.m + 1
+        ));
+    };
+    match cert.claim {
+        Claim::Facet => {
+            let p = point_of(ctx, cert)?;
+            let zero = vec![0.0; p.len()];
+            let exact = || p.iter().map(|&v| Rational::from_f64(v)).collect::<Vec<_>>();
+            check_region(ctx, &p, &zero, &exact, &[], Some(index))?;
+            check_domain(ctx.domain, &p, &zero, &|i| Rational::from_f64(p[i]), 0.0)?;
+        }
+        Claim::Redundant => {
+            let (lp, _, _) = facet_program(ctx.view(), layer - 1, neuron);
+            let bound = lp.safe_bound(multipliers_of(cert)?, true)?;
+            if bound.signum() < 0 {
+                return reject(format!(
+                    "the bound {:e} on the constraint's minimum is negative",
+                    bound.to_f64()
+                ));
+            }
+        }
+        c => return reject(format!("claim {c:?} does not answer problem facet")),
+    }
+    Ok(Accepted {
+        claim: cert.claim,
+        lower: None,
+        upper: None,
+        point: None,
+    })
+}
+
+/// The rational as `"p/q"` (or `"p"`), the interval format of certificates.
+pub fn rational_text(x: &Rational) -> String {
+    x.to_string()
+}

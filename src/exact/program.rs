@@ -1,0 +1,240 @@
+//! Linear programs as exact data, and the safe dual bound that certifies their answers.
+//!
+//! A [`LinearProgram`] is `min c·x` subject to rows `a_r·x (=|>=|<=) b_r` and bounds
+//! `l <= x <= u` (infinite bounds allowed). Coefficients, costs and bounds are f64 values,
+//! taken as the dyadic rationals they are; right-hand sides are exact [`Dyadic`]s, because a
+//! region's constraints shifted to a point are sums of products.
+//!
+//! Weak duality gives, for any multipliers `y` with the right signs (`y_r >= 0` on `>=` rows,
+//! `<= 0` on `<=` rows, free on `=` rows) and every feasible `x`:
+//!
+//! `c·x = r·x + y·(A x) >= Σ_r y_r b_r + Σ_i min(r_i l_i, r_i u_i)`, with `r = c − Aᵀy`,
+//!
+//! where `r_i x_i >= min(r_i l_i, r_i u_i)` uses only the bounds. This is the safe bound of
+//! Neumaier and Shcherbina ("Safe bounds in linear and mixed-integer programming", Math.
+//! Programming 99, 2004): the multipliers may come from any floating-point solver, because
+//! the bound is evaluated here exactly. With `c = 0`, a bound above zero proves that no `x`
+//! is feasible (a Farkas certificate).
+
+use serde::{Deserialize, Serialize};
+
+use super::dyadic::{Dyadic, ExactSum};
+
+/// The sense of a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RowKind {
+    Eq,
+    Ge,
+    Le,
+}
+
+/// One constraint `Σ coeffs · x (kind) rhs`.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// Sparse coefficients `(variable, value)`, each variable at most once.
+    pub coeffs: Vec<(usize, f64)>,
+    pub kind: RowKind,
+    pub rhs: Dyadic,
+    /// For LP files and messages: what the row stands for.
+    pub name: String,
+}
+
+/// `min c·x` over rows and bounds; see the module documentation.
+#[derive(Clone, Debug)]
+pub struct LinearProgram {
+    pub names: Vec<String>,
+    pub lower: Vec<f64>,
+    pub upper: Vec<f64>,
+    pub cost: Vec<f64>,
+    pub rows: Vec<Row>,
+}
+
+/// Why a certificate was rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection(pub String);
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl LinearProgram {
+    pub fn new() -> Self {
+        Self {
+            names: Vec::new(),
+            lower: Vec::new(),
+            upper: Vec::new(),
+            cost: Vec::new(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a variable and returns its index.
+    pub fn add_var(&mut self, name: String, lower: f64, upper: f64, cost: f64) -> usize {
+        self.names.push(name);
+        self.lower.push(lower);
+        self.upper.push(upper);
+        self.cost.push(cost);
+        self.names.len() - 1
+    }
+
+    pub fn add_row(&mut self, name: String, coeffs: Vec<(usize, f64)>, kind: RowKind, rhs: Dyadic) {
+        self.rows.push(Row {
+            coeffs,
+            kind,
+            rhs,
+            name,
+        });
+    }
+
+    pub fn num_vars(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn num_rows(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Number of non-zero coefficients.
+    pub fn nonzeros(&self) -> usize {
+        self.rows.iter().map(|r| r.coeffs.len()).sum()
+    }
+
+    /// The exact lower bound `Σ y_r b_r + Σ_i min(r_i l_i, r_i u_i)` on `c·x` over the
+    /// feasible set (with `c = 0` when `with_cost` is false), or why `y` does not give one.
+    pub fn safe_bound(&self, y: &[f64], with_cost: bool) -> Result<Dyadic, Rejection> {
+        if y.len() != self.rows.len() {
+            return Err(Rejection(format!(
+                "{} multipliers for {} constraints",
+                y.len(),
+                self.rows.len()
+            )));
+        }
+        let mut reduced: Vec<ExactSum> = (0..self.num_vars()).map(|_| ExactSum::new()).collect();
+        if with_cost {
+            for (acc, &c) in reduced.iter_mut().zip(&self.cost) {
+                acc.add(c);
+            }
+        }
+        let mut bound = Dyadic::zero();
+        for (r, (row, &yr)) in self.rows.iter().zip(y).enumerate() {
+            if !yr.is_finite() {
+                return Err(Rejection(format!(
+                    "multiplier {r} ({}) is not finite",
+                    row.name
+                )));
+            }
+            let wrong_sign = match row.kind {
+                RowKind::Eq => false,
+                RowKind::Ge => yr < 0.0,
+                RowKind::Le => yr > 0.0,
+            };
+            if wrong_sign {
+                return Err(Rejection(format!(
+                    "multiplier {r} ({}) is {yr}, of the wrong sign for a {:?} constraint",
+                    row.name, row.kind
+                )));
+            }
+            if yr == 0.0 {
+                continue;
+            }
+            for &(i, a) in &row.coeffs {
+                reduced[i].add_product(-a, yr);
+            }
+            bound = &bound + &row.rhs.mul_f64(yr).expect("finite multiplier");
+        }
+        for (i, acc) in reduced.iter().enumerate() {
+            let ri = acc.value().ok_or_else(|| {
+                Rejection(format!("reduced cost of {} is not finite", self.names[i]))
+            })?;
+            let limit = match ri.signum() {
+                0 => continue,
+                1 => self.lower[i],
+                _ => self.upper[i],
+            };
+            let term = ri.mul_f64(limit).ok_or_else(|| {
+                Rejection(format!(
+                    "reduced cost of {} is {:e}, but the variable is unbounded {}",
+                    self.names[i],
+                    ri.to_f64(),
+                    if ri.signum() > 0 { "below" } else { "above" }
+                ))
+            })?;
+            bound = &bound + &term;
+        }
+        Ok(bound)
+    }
+
+    /// The exact value of `c·x` at an f64 point.
+    pub fn cost_at(&self, x: &[f64]) -> Option<Dyadic> {
+        let mut s = ExactSum::new();
+        for (&c, &xi) in self.cost.iter().zip(x) {
+            s.add_product(c, xi);
+        }
+        s.value()
+    }
+}
+
+impl Default for LinearProgram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(x: f64) -> Dyadic {
+        Dyadic::from_f64(x).unwrap()
+    }
+
+    /// min x + y s.t. x + y >= 1, x - y = 0, 0 <= x, y <= 10.
+    fn small() -> LinearProgram {
+        let mut lp = LinearProgram::new();
+        let x = lp.add_var("x".into(), 0.0, 10.0, 1.0);
+        let y = lp.add_var("y".into(), 0.0, 10.0, 1.0);
+        lp.add_row("sum".into(), vec![(x, 1.0), (y, 1.0)], RowKind::Ge, d(1.0));
+        lp.add_row(
+            "diff".into(),
+            vec![(x, 1.0), (y, -1.0)],
+            RowKind::Eq,
+            d(0.0),
+        );
+        lp
+    }
+
+    #[test]
+    fn optimal_multipliers_give_the_optimum() {
+        let lp = small();
+        assert_eq!(lp.safe_bound(&[1.0, 0.0], true).unwrap(), d(1.0));
+        // Slightly off multipliers still give a valid (smaller) bound, never a larger one.
+        let b = lp.safe_bound(&[1.0 + 1e-12, 1e-13], true).unwrap();
+        assert!(b <= d(1.0), "{}", b.to_f64());
+        assert!(b.to_f64() > 0.99);
+    }
+
+    #[test]
+    fn wrong_signs_are_rejected() {
+        let lp = small();
+        let err = lp.safe_bound(&[-1.0, 0.0], true).unwrap_err();
+        assert!(err.0.contains("wrong sign"), "{err}");
+        assert!(lp.safe_bound(&[1.0], true).is_err());
+        assert!(lp.safe_bound(&[f64::NAN, 0.0], true).is_err());
+    }
+
+    #[test]
+    fn farkas_combination_proves_infeasibility() {
+        // x + y >= 25 with both at most 10: infeasible; y = (1, 0) gives 25 − 20 > 0.
+        let mut lp = small();
+        lp.rows[0].rhs = d(25.0);
+        let b = lp.safe_bound(&[1.0, 0.0], false).unwrap();
+        assert_eq!(b, d(5.0));
+        // Unbounded above: the same multipliers prove nothing.
+        lp.upper = vec![f64::INFINITY; 2];
+        let err = lp.safe_bound(&[1.0, 0.0], false).unwrap_err();
+        assert!(err.0.contains("unbounded above"), "{err}");
+    }
+}

@@ -1,0 +1,476 @@
+//! Certified answers to region questions: solve in floating point, write the evidence as a
+//! [`Certificate`], and keep the answer only if the exact checker accepts it.
+//!
+//! For a point the solver works on a tightened program (every constraint moved inwards by a
+//! small margin, except the face the root hyperplane may coincide with), so that its
+//! slightly-off solution still lies inside the exact region once projected exactly onto the
+//! hyperplane; margins grow from 1e-9 to 1e-5 until the check passes. Lower bounds and
+//! infeasibility come from the explicitly solved dual or Farkas program of the untightened
+//! program ([`super::dual_program`]); microlp reports no duals of its own.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::{dual_program, multipliers, solve, SolveOptions, Solved};
+use crate::exact::certificate::{
+    check, rational_text, Accepted, Certificate, Claim, Interval, ModelRef, Problem, SampleRef,
+    FORMAT,
+};
+use crate::exact::program::{LinearProgram, RowKind};
+use crate::exact::{Rational, Scalar};
+use crate::model::Model;
+use crate::region::problem::{
+    chebyshev_program, composed_row_norms, facet_program, root_program, Domain, Norm, NormSide,
+    RegionView, RootPlane, Tightening,
+};
+use crate::region::{trace_and_pattern, Pattern};
+
+/// Margins tried for the tightened point programs, in order.
+const MARGINS: [f64; 3] = [1e-9, 1e-7, 1e-5];
+/// Floors on one-sided reduced costs in dual programs (see [`dual_program`]), in order.
+const DUAL_MARGINS: [f64; 3] = [1e-9, 1e-7, 1e-5];
+
+/// One question about one sample's region.
+#[derive(Clone, Debug)]
+pub struct Question {
+    pub sample_index: usize,
+    pub sample: Vec<f64>,
+    /// 1-based: the point lives in this layer's input space.
+    pub layer: usize,
+    pub neuron: Option<usize>,
+    pub relevance: Option<f64>,
+    pub domain: Domain,
+    pub problem: Problem,
+    /// The constraint (1-based layer, neuron) of a facet question.
+    pub constraint: Option<(usize, usize)>,
+}
+
+/// The answer, with the certificate that proves it (or why there is none).
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "answer", rename_all = "kebab-case")]
+pub enum Answer {
+    /// A valid root exists (exists), or the nearest one is within `[lower, upper]`.
+    Found {
+        point: Vec<f64>,
+        lower: Option<f64>,
+        upper: Option<f64>,
+    },
+    /// Proved: no point of the region and domain lies on the hyperplane.
+    None,
+    /// Chebyshev: a ball of radius `lower` fits; no ball larger than `upper` does.
+    Ball {
+        centre: Vec<f64>,
+        lower: f64,
+        upper: Option<f64>,
+    },
+    /// Facet: the constraint is (not) redundant.
+    Facet { redundant: bool },
+    /// No certified answer; `reason` says why (time limit, solver failure, a rejected
+    /// certificate).
+    Unknown { reason: String },
+}
+
+/// A certified answer and its evidence.
+#[derive(Clone, Debug)]
+pub struct Certified {
+    pub answer: Answer,
+    /// `None` for Unknown answers.
+    pub certificate: Option<Certificate>,
+    /// Wall time spent solving and checking, in seconds.
+    pub seconds: f64,
+}
+
+/// What a region question is posed on: a model, its solve options, the file names to record.
+pub struct Certifier<'a> {
+    pub model: &'a Model,
+    pub opts: SolveOptions,
+    pub model_path: Option<String>,
+    pub inputs_path: Option<String>,
+}
+
+struct Prepared {
+    pattern: Pattern,
+    centre: Vec<f64>,
+    m: usize,
+}
+
+impl Certifier<'_> {
+    fn prepare(&self, q: &Question) -> Prepared {
+        let (trace, pattern, _) = trace_and_pattern(self.model, &q.sample);
+        let m = q.layer - 1;
+        Prepared {
+            centre: trace.layer_input(m).to_vec(),
+            pattern,
+            m,
+        }
+    }
+
+    fn skeleton(&self, q: &Question, claim: Claim) -> Certificate {
+        Certificate {
+            format: FORMAT.to_string(),
+            model: ModelRef {
+                fingerprint: self.model.fingerprint().to_string(),
+                path: self.model_path.clone(),
+            },
+            sample: SampleRef {
+                index: q.sample_index,
+                values: q.sample.clone(),
+                source: self.inputs_path.clone(),
+            },
+            layer: q.layer,
+            neuron: q.neuron,
+            relevance: q.relevance,
+            domain: q.domain,
+            problem: q.problem,
+            claim,
+            constraint: q.constraint,
+            point: None,
+            radius: None,
+            multipliers: None,
+            interval: None,
+            tool: Some(format!("dtdcert {}", env!("CARGO_PKG_VERSION"))),
+        }
+    }
+
+    /// Answers `q` with a checked certificate, or Unknown.
+    pub fn answer(&self, q: &Question) -> Certified {
+        let started = Instant::now();
+        let (answer, certificate) = match self.answer_inner(q) {
+            Ok((a, c)) => (a, Some(c)),
+            Err(reason) => (Answer::Unknown { reason }, None),
+        };
+        Certified {
+            answer,
+            certificate,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+
+    fn answer_inner(&self, q: &Question) -> Result<(Answer, Certificate), String> {
+        let prep = self.prepare(q);
+        let view = RegionView {
+            net: self.model.net(),
+            pattern: &prep.pattern,
+            layer: prep.m,
+            centre: &prep.centre,
+            domain: q.domain,
+        };
+        match q.problem {
+            Problem::Exists | Problem::NearestL1 | Problem::NearestLinf => {
+                self.root_question(q, view)
+            }
+            Problem::Chebyshev => self.ball_question(q, view),
+            Problem::Facet => self.facet_question(q, view),
+        }
+    }
+
+    /// Runs the checker on a certificate the producer wrote: the answer stands only if it
+    /// passes.
+    fn checked(&self, cert: Certificate) -> Result<(Accepted, Certificate), String> {
+        match check(self.model, &cert) {
+            Ok(a) => Ok((a, cert)),
+            Err(r) => Err(format!("certificate rejected: {r}")),
+        }
+    }
+
+    /// Solves the dual (or Farkas) program of `lp` with growing margins until `accept` takes
+    /// the multipliers (it runs the exact checker); returns what it accepted, or why nothing
+    /// was.
+    fn with_multipliers<T>(
+        &self,
+        lp: &LinearProgram,
+        farkas: bool,
+        mut accept: impl FnMut(Vec<f64>) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let mut last = String::from("no dual program was solved");
+        for margin in DUAL_MARGINS {
+            let dual = dual_program(lp, farkas, margin);
+            let y = match solve(&dual, &self.opts) {
+                Solved::Optimal { x, .. } => multipliers(lp, &x),
+                Solved::TimedOut => {
+                    return Err("the LP time limit was reached (dual program)".into())
+                }
+                Solved::Infeasible => {
+                    last = "the dual program is infeasible".into();
+                    continue;
+                }
+                Solved::Unbounded => return Err("the dual program is unbounded".into()),
+                Solved::Failed(e) => {
+                    last = format!("the solver failed on the dual program: {e}");
+                    continue;
+                }
+            };
+            match accept(signed(lp, y)) {
+                Ok(t) => return Ok(t),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn root_question(
+        &self,
+        q: &Question,
+        view: RegionView,
+    ) -> Result<(Answer, Certificate), String> {
+        let neuron = q.neuron.ok_or("a root question needs a neuron")?;
+        let relevance = q.relevance.ok_or("a root question needs a relevance")?;
+        let plane = RootPlane { neuron, relevance };
+        let norm = if q.problem == Problem::NearestLinf {
+            Norm::Linf
+        } else {
+            Norm::L1
+        };
+        // 0. A root hyperplane that coincides with its own neuron's face: the neuron's
+        // pre-activation is the constant `w·a + b − R` on the plane, and when that constant
+        // has the wrong sign, two rows prove that no root is valid.
+        let (exact_lp, _) = root_program(view, Some(plane), norm, Tightening::NONE);
+        if let Some(y) = own_face_contradiction(&exact_lp, view, plane) {
+            let mut cert = self.skeleton(q, Claim::Infeasible);
+            cert.multipliers = Some(y);
+            if let Ok((_, cert)) = self.checked(cert) {
+                return Ok((Answer::None, cert));
+            }
+        }
+        // 1. A point, from tightened programs.
+        let mut last_reason = String::new();
+        let mut proven_point: Option<(Accepted, Vec<f64>)> = None;
+        let mut tight_infeasible = false;
+        for margin in MARGINS {
+            let tightening = Tightening {
+                margin,
+                spare: Some((view.layer, neuron)),
+            };
+            let (lp, layout) = root_program(view, Some(plane), norm, tightening);
+            match solve(&lp, &self.opts) {
+                Solved::Optimal { x, .. } => {
+                    let point: Vec<f64> = view
+                        .centre
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &a)| a + x[layout.plus[i]] - x[layout.minus[i]])
+                        .collect();
+                    let mut cert = self.skeleton(q, Claim::Feasible);
+                    cert.point = Some(point.clone());
+                    match check(self.model, &cert) {
+                        Ok(a) => {
+                            proven_point = Some((a, point));
+                            break;
+                        }
+                        Err(r) => last_reason = format!("certificate rejected: {r}"),
+                    }
+                }
+                Solved::Infeasible => {
+                    tight_infeasible = true;
+                    break;
+                }
+                Solved::TimedOut => return Err("the LP time limit was reached".into()),
+                Solved::Unbounded => return Err("the LP is unbounded".into()),
+                Solved::Failed(e) => last_reason = format!("the solver failed: {e}"),
+            }
+        }
+        let Some((accepted, point)) = proven_point else {
+            // 2. No point: try to prove that none exists.
+            let cert = self
+                .with_multipliers(&exact_lp, true, |y| {
+                    let mut cert = self.skeleton(q, Claim::Infeasible);
+                    cert.multipliers = Some(y);
+                    self.checked(cert).map(|(_, c)| c)
+                })
+                .map_err(|e| {
+                    if tight_infeasible {
+                        e
+                    } else {
+                        format!("{last_reason}; {e}")
+                    }
+                })?;
+            return Ok((Answer::None, cert));
+        };
+        if q.problem == Problem::Exists {
+            let mut cert = self.skeleton(q, Claim::Feasible);
+            cert.point = Some(point);
+            return Ok((
+                Answer::Found {
+                    point: accepted.point.unwrap_or_default(),
+                    lower: None,
+                    upper: None,
+                },
+                cert,
+            ));
+        }
+        // 3. Nearest: a lower bound from the dual program.
+        let (acc, mut cert) = self.with_multipliers(&exact_lp, false, |y| {
+            let mut cert = self.skeleton(q, Claim::Optimal);
+            cert.point = Some(point.clone());
+            cert.multipliers = Some(y);
+            self.checked(cert)
+        })?;
+        cert.interval = Some(interval(acc.lower.as_ref(), acc.upper.as_ref()));
+        Ok((
+            Answer::Found {
+                point: acc.point.unwrap_or_default(),
+                lower: acc.lower.as_ref().map(Scalar::to_f64),
+                upper: acc.upper.as_ref().map(Scalar::to_f64),
+            },
+            cert,
+        ))
+    }
+
+    fn ball_question(
+        &self,
+        q: &Question,
+        view: RegionView,
+    ) -> Result<(Answer, Certificate), String> {
+        let norms = composed_row_norms(view.net, view.pattern, view.layer);
+        let (inner, layout) = chebyshev_program(view, &norms, NormSide::Inner, Tightening::NONE);
+        let r_var = layout.scalar.expect("a radius variable");
+        let (centre, radius) = match solve(&inner, &self.opts) {
+            Solved::Optimal { x, .. } => (
+                layout.centre.iter().map(|&i| x[i]).collect::<Vec<f64>>(),
+                x[r_var],
+            ),
+            Solved::Unbounded => return Err("the region contains arbitrarily large balls".into()),
+            Solved::Infeasible => return Err("the Chebyshev program is infeasible".into()),
+            Solved::TimedOut => return Err("the LP time limit was reached".into()),
+            Solved::Failed(e) => return Err(format!("the solver failed: {e}")),
+        };
+        let (outer, _) = chebyshev_program(view, &norms, NormSide::Outer, Tightening::NONE);
+        let y = self
+            .with_multipliers(&outer, false, |y| {
+                let mut probe = self.skeleton(q, Claim::Ball);
+                probe.point = Some(centre.clone());
+                probe.radius = Some(0.0);
+                probe.multipliers = Some(y.clone());
+                check(self.model, &probe).map(|_| y).map_err(|r| r.0)
+            })
+            .ok();
+        // Shrink the radius until the ball checks (the solver's ball touches faces).
+        let mut last = String::new();
+        for shrink in [1e-9, 1e-7, 1e-5, 1e-3] {
+            let mut cert = self.skeleton(q, Claim::Ball);
+            cert.point = Some(centre.clone());
+            cert.radius = Some((radius * (1.0 - shrink)).max(0.0));
+            cert.multipliers = y.clone();
+            match check(self.model, &cert) {
+                Ok(acc) => {
+                    cert.interval = Some(interval(acc.lower.as_ref(), acc.upper.as_ref()));
+                    return Ok((
+                        Answer::Ball {
+                            centre: centre.clone(),
+                            lower: acc.lower.as_ref().map(Scalar::to_f64).unwrap_or(0.0),
+                            upper: acc.upper.as_ref().map(Scalar::to_f64),
+                        },
+                        cert,
+                    ));
+                }
+                Err(r) => last = r.0,
+            }
+        }
+        Err(format!("certificate rejected: {last}"))
+    }
+
+    fn facet_question(
+        &self,
+        q: &Question,
+        view: RegionView,
+    ) -> Result<(Answer, Certificate), String> {
+        let (layer, neuron) = q.constraint.ok_or("a facet question needs a constraint")?;
+        let (lp, layout, v) = facet_program(view, layer - 1, neuron);
+        let witness = |x: &[f64]| -> Vec<f64> {
+            view.centre
+                .iter()
+                .enumerate()
+                .map(|(i, &a)| a + x[layout.plus[i]] - x[layout.minus[i]])
+                .collect()
+        };
+        let try_witness = |x: &[f64]| -> Option<Certificate> {
+            let mut cert = self.skeleton(q, Claim::Facet);
+            cert.point = Some(witness(x));
+            check(self.model, &cert).ok().map(|_| cert)
+        };
+        match solve(&lp, &self.opts) {
+            Solved::Unbounded => {
+                // Unbounded below: some point violates it; find one with a bounded copy.
+                let mut bounded = lp.clone();
+                bounded.lower[v] = -1.0;
+                match solve(&bounded, &self.opts) {
+                    Solved::Optimal { x, .. } => try_witness(&x)
+                        .map(|c| (Answer::Facet { redundant: false }, c))
+                        .ok_or_else(|| "the witness did not check".to_string()),
+                    _ => Err("no witness found".into()),
+                }
+            }
+            Solved::Optimal { x, objective } => {
+                if objective < 0.0 {
+                    if let Some(c) = try_witness(&x) {
+                        return Ok((Answer::Facet { redundant: false }, c));
+                    }
+                }
+                let cert = self.with_multipliers(&lp, false, |y| {
+                    let mut cert = self.skeleton(q, Claim::Redundant);
+                    cert.multipliers = Some(y);
+                    self.checked(cert).map(|(_, c)| c)
+                })?;
+                Ok((Answer::Facet { redundant: true }, cert))
+            }
+            Solved::Infeasible => Err("the facet program is infeasible".into()),
+            Solved::TimedOut => Err("the LP time limit was reached".into()),
+            Solved::Failed(e) => Err(format!("the solver failed: {e}")),
+        }
+    }
+}
+
+/// The two-row Farkas multipliers for a root plane on which its own neuron's pre-activation
+/// `w·a + b − R` has the sign that the pattern forbids; `None` otherwise.
+fn own_face_contradiction(
+    lp: &LinearProgram,
+    view: RegionView,
+    plane: RootPlane,
+) -> Option<Vec<f64>> {
+    let active = view.pattern.layer(view.layer)?[plane.neuron];
+    let affine = &view.net.layers()[view.layer].affine;
+    let mut z = crate::exact::dyadic::ExactSum::new();
+    for (&w, &a) in affine.row(plane.neuron).iter().zip(view.centre) {
+        z.add_product(w, a);
+    }
+    z.add(*affine.bias(plane.neuron));
+    z.add(-plane.relevance);
+    let sign = z.value()?.signum();
+    if (active && sign >= 0) || (!active && sign <= 0) {
+        return None;
+    }
+    let face_name = format!("z{}_{}", view.layer + 1, plane.neuron);
+    let face = lp.rows.iter().position(|r| r.name == face_name)?;
+    let root = lp.rows.iter().position(|r| r.name == "root")?;
+    let s = if active { 1.0 } else { -1.0 };
+    let mut y = vec![0.0; lp.num_rows()];
+    y[face] = s;
+    y[root] = -s;
+    Some(y)
+}
+
+/// Multipliers with the signs their rows require: a solver's value a rounding error on the
+/// wrong side of zero becomes zero (any multipliers of the right signs give a valid bound).
+fn signed(lp: &LinearProgram, mut y: Vec<f64>) -> Vec<f64> {
+    for (v, row) in y.iter_mut().zip(&lp.rows) {
+        let wrong = match row.kind {
+            RowKind::Eq => false,
+            RowKind::Ge => *v < 0.0,
+            RowKind::Le => *v > 0.0,
+        };
+        if wrong {
+            *v = 0.0;
+        }
+    }
+    y
+}
+
+fn interval(lower: Option<&Rational>, upper: Option<&Rational>) -> Interval {
+    Interval {
+        lower: lower.map(rational_text),
+        upper: upper.map(rational_text),
+        lower_f64: lower.map(Scalar::to_f64),
+        upper_f64: upper.map(Scalar::to_f64),
+    }
+}

@@ -1,0 +1,516 @@
+//! The region questions of DESIGN.md §1.5 written as linear programs, in the layered form:
+//! one block of variables per layer instead of the dense composed matrix of `P_m(x)`.
+//!
+//! Seen from layer `m` (0-based; its input `ã` has the centre `a`, the traced input of the
+//! layer), the point is written `ã = a + p − n` with `p, n >= 0`, so the distance to `a` is
+//! `Σ (p + n)` (L1) or `max (p_i + n_i)` (L∞), and the domain becomes bounds on `p` and `n`.
+//! Layer `m`'s pre-activations are `w_j·(p − n) + (w_j·a + b_j)`; an active neuron `j` feeds
+//! a variable `h_j >= 0` of the next block through an equality row, an inactive one gives the
+//! row `z_j <= 0`. The last ReLU layer's active neurons give rows `z_j >= 0` directly.
+//!
+//! Every builder here is deterministic: the certificate checker rebuilds the program of a
+//! certificate from the model and compares multipliers against it. Bounds that are not f64
+//! values (`hi − a_i`) are rounded outwards, so the program is a relaxation of the exact
+//! question and its dual bounds stay valid; feasible points are checked against the region
+//! itself, never against the program.
+
+use serde::{Deserialize, Serialize};
+
+use crate::exact::dyadic::{exact_dot, Dyadic};
+use crate::exact::filter::gamma;
+use crate::exact::program::{LinearProgram, RowKind};
+use crate::model::Network;
+
+use super::Pattern;
+
+/// Where the point may lie besides the region.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Domain {
+    /// No constraint (the input layer without `--domain`).
+    Free,
+    /// `ã >= 0`: a hidden layer's input is a ReLU output.
+    NonNegative,
+    /// `lo <= ã_i <= hi` for every coordinate (the input layer with `--domain LO:HI`).
+    Box { lo: f64, hi: f64 },
+}
+
+impl Domain {
+    /// The domain of 1-based layer `layer`'s input: the box (or nothing) at the network
+    /// input, the non-negative orthant above.
+    pub fn of_layer(layer: usize, input_box: Option<(f64, f64)>) -> Self {
+        match (layer, input_box) {
+            (1, Some((lo, hi))) => Domain::Box { lo, hi },
+            (1, None) => Domain::Free,
+            _ => Domain::NonNegative,
+        }
+    }
+}
+
+/// The objective of a root question.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Norm {
+    L1,
+    Linf,
+}
+
+/// One region seen from one layer: everything the programs are built from.
+#[derive(Clone, Copy, Debug)]
+pub struct RegionView<'a> {
+    pub net: &'a Network,
+    pub pattern: &'a Pattern,
+    /// 0-based index of the layer whose input is the variable point.
+    pub layer: usize,
+    /// The traced input of that layer.
+    pub centre: &'a [f64],
+    pub domain: Domain,
+}
+
+/// The hyperplane of neuron `neuron`'s roots: `w_j · ã = w_j · a − relevance`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RootPlane {
+    pub neuron: usize,
+    pub relevance: f64,
+}
+
+/// Which variables of a built program stand for what.
+#[derive(Clone, Debug, Default)]
+pub struct Layout {
+    /// `p_i` and `n_i` per coordinate of `ã` (empty for Chebyshev programs).
+    pub plus: Vec<usize>,
+    pub minus: Vec<usize>,
+    /// The centre coordinates (Chebyshev programs only).
+    pub centre: Vec<usize>,
+    /// `t` (L∞ distance) or `r` (Chebyshev radius).
+    pub scalar: Option<usize>,
+}
+
+/// Tightening applied when a program is built to find a point, not to bound: inequality rows
+/// and sign bounds are moved inwards by `margin` times the row's scale, so a solver's point,
+/// slightly off, still lies strictly inside the exact region. Certified programs use 0.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Tightening {
+    pub margin: f64,
+    /// A constraint (0-based layer, neuron) left as it is: the face that a root hyperplane
+    /// may coincide with, which the exact projection settles by itself.
+    pub spare: Option<(usize, usize)>,
+}
+
+impl Tightening {
+    pub const NONE: Tightening = Tightening {
+        margin: 0.0,
+        spare: None,
+    };
+}
+
+fn dyadic(x: f64) -> Dyadic {
+    Dyadic::from_f64(x).expect("model values are finite")
+}
+
+/// The index of the last layer with a ReLU (its constraints are the last ones of `P_m`).
+fn last_relu(net: &Network) -> Option<usize> {
+    net.layers().iter().rposition(|l| l.relu)
+}
+
+/// The region's rows, layer by layer from `view.layer` up (see the module documentation).
+struct LayerRows<'v> {
+    view: RegionView<'v>,
+    tightening: Tightening,
+}
+
+/// A sign constraint's own extra term: `coefficient · r` (Chebyshev) or nothing.
+type Extra<'a> = &'a dyn Fn(usize, usize) -> Option<(usize, f64)>;
+
+impl LayerRows<'_> {
+    /// Adds the region's rows to `lp`. Layer `m`'s affine part is `first_coeffs(j)` plus the
+    /// constant `first_const(j)`; `extra(k, j)` is an additional term of sign constraint
+    /// (k, j) on its "inside" side (`σ z − ν r >= 0`).
+    fn add(
+        &self,
+        lp: &mut LinearProgram,
+        first_coeffs: &dyn Fn(usize) -> Vec<(usize, f64)>,
+        first_const: &dyn Fn(usize) -> Dyadic,
+        extra: Extra,
+        drop: Option<(usize, usize)>,
+    ) -> Option<usize> {
+        let net = self.view.net;
+        let top = last_relu(net)?;
+        let margin = self.tightening.margin;
+        let mut dropped_var = None;
+        // Variables of the current block (outputs of the previous layer): (index in the
+        // layer's input, program variable).
+        let mut block: Vec<(usize, usize)> = Vec::new();
+        for k in self.view.layer..=top {
+            let layer = &net.layers()[k];
+            let mask = self.view.pattern.layer(k);
+            let out = layer.affine.out_dim();
+            let feeds_more = k < top;
+            let mut next_block = Vec::new();
+            for j in 0..out {
+                let (mut coeffs, constant) = if k == self.view.layer {
+                    (first_coeffs(j), first_const(j))
+                } else {
+                    let w = layer.affine.row(j);
+                    let coeffs: Vec<(usize, f64)> = block
+                        .iter()
+                        .filter(|(i, _)| w[*i] != 0.0)
+                        .map(|&(i, v)| (v, w[i]))
+                        .collect();
+                    (coeffs, dyadic(*layer.affine.bias(j)))
+                };
+                let scale = 1.0
+                    + constant.to_f64().abs()
+                    + coeffs.iter().map(|(_, c)| c.abs()).fold(0.0, f64::max);
+                let shift = if self.tightening.spare == Some((k, j)) {
+                    0.0
+                } else {
+                    margin * scale
+                };
+                let is_dropped = drop == Some((k, j));
+                let name = format!("z{}_{}", k + 1, j);
+                match mask.map(|m| m[j]) {
+                    // Without ReLU the output is a free variable of the next block.
+                    None => {
+                        if feeds_more {
+                            let v = lp.add_var(
+                                format!("h{}_{}", k + 1, j),
+                                f64::NEG_INFINITY,
+                                f64::INFINITY,
+                                0.0,
+                            );
+                            coeffs.push((v, -1.0));
+                            lp.add_row(name, coeffs, RowKind::Eq, -&constant);
+                            next_block.push((j, v));
+                        }
+                    }
+                    Some(true) if feeds_more || is_dropped => {
+                        let lower = if is_dropped { f64::NEG_INFINITY } else { shift };
+                        let v = lp.add_var(format!("h{}_{}", k + 1, j), lower, f64::INFINITY, 0.0);
+                        coeffs.push((v, -1.0));
+                        lp.add_row(name, coeffs, RowKind::Eq, -&constant);
+                        if let Some(e) = extra(k, j) {
+                            lp.add_row(
+                                format!("s{}_{}", k + 1, j),
+                                vec![(v, 1.0), (e.0, -e.1)],
+                                RowKind::Ge,
+                                Dyadic::zero(),
+                            );
+                        }
+                        if is_dropped {
+                            dropped_var = Some(v);
+                        }
+                        if feeds_more {
+                            next_block.push((j, v));
+                        }
+                    }
+                    Some(true) => {
+                        // z >= 0 (+ ν r): coeffs·x + constant >= shift
+                        if let Some(e) = extra(k, j) {
+                            coeffs.push((e.0, -e.1));
+                        }
+                        lp.add_row(name, coeffs, RowKind::Ge, &dyadic(shift) - &constant);
+                    }
+                    Some(false) => {
+                        if is_dropped {
+                            // The dropped constraint becomes the objective `−z`.
+                            let v = lp.add_var(
+                                format!("s{}_{}", k + 1, j),
+                                f64::NEG_INFINITY,
+                                f64::INFINITY,
+                                0.0,
+                            );
+                            coeffs.push((v, 1.0));
+                            lp.add_row(name, coeffs, RowKind::Eq, -&constant);
+                            dropped_var = Some(v);
+                            continue;
+                        }
+                        // z <= 0 (− ν r): coeffs·x + constant <= −shift
+                        if let Some(e) = extra(k, j) {
+                            coeffs.push((e.0, e.1));
+                        }
+                        lp.add_row(name, coeffs, RowKind::Le, &dyadic(-shift) - &constant);
+                    }
+                }
+            }
+            block = next_block;
+        }
+        dropped_var
+    }
+}
+
+/// The bounds `(p_lo, p_hi, n_hi)` of `p_i` and `n_i` (how far `ã_i` may move up and down
+/// from `a_i`), rounded outwards, then moved inwards by the tightening (which may force a
+/// small move up off the orthant's face: `p_lo > 0`).
+fn move_bounds(domain: Domain, a: f64, margin: f64) -> (f64, f64, f64) {
+    let shrink = |x: f64| (x - margin * (1.0 + x.abs())).max(0.0);
+    match domain {
+        Domain::Free => (0.0, f64::INFINITY, f64::INFINITY),
+        Domain::NonNegative => {
+            let room = a.max(0.0);
+            let lift = if margin > 0.0 && room < margin {
+                margin - room
+            } else {
+                0.0
+            };
+            (lift, f64::INFINITY, shrink(room))
+        }
+        Domain::Box { lo, hi } => (
+            0.0,
+            shrink((hi - a).next_up().max(0.0)),
+            shrink((a - lo).next_up().max(0.0)),
+        ),
+    }
+}
+
+/// The root questions (`exists` and `nearest`) as one program: points of the region and the
+/// domain on neuron `plane.neuron`'s root hyperplane (if any), at minimal distance to the
+/// centre in `norm`. `exists` is the L1 program (the solvers prove infeasibility faster with
+/// an objective than without).
+pub fn root_program(
+    view: RegionView,
+    plane: Option<RootPlane>,
+    norm: Norm,
+    tightening: Tightening,
+) -> (LinearProgram, Layout) {
+    let mut lp = LinearProgram::new();
+    let dim = view.centre.len();
+    let mut layout = Layout::default();
+    let unit = if norm == Norm::L1 { 1.0 } else { 0.0 };
+    for (i, &a) in view.centre.iter().enumerate() {
+        let (up_lo, up, down) = move_bounds(view.domain, a, tightening.margin);
+        layout
+            .plus
+            .push(lp.add_var(format!("p{i}"), up_lo, up, unit));
+        layout
+            .minus
+            .push(lp.add_var(format!("n{i}"), 0.0, down, unit));
+    }
+    if norm == Norm::Linf {
+        let t = lp.add_var("t".into(), 0.0, f64::INFINITY, 1.0);
+        layout.scalar = Some(t);
+        for i in 0..dim {
+            lp.add_row(
+                format!("dist{i}"),
+                vec![(layout.plus[i], 1.0), (layout.minus[i], 1.0), (t, -1.0)],
+                RowKind::Le,
+                Dyadic::zero(),
+            );
+        }
+    }
+    let first = &view.net.layers()[view.layer].affine;
+    let split = |w: &[f64]| -> Vec<(usize, f64)> {
+        let mut c = Vec::with_capacity(2 * w.len());
+        for (i, &wi) in w.iter().enumerate() {
+            if wi != 0.0 {
+                c.push((layout.plus[i], wi));
+                c.push((layout.minus[i], -wi));
+            }
+        }
+        c
+    };
+    let rows = LayerRows { view, tightening };
+    rows.add(
+        &mut lp,
+        &|j| split(first.row(j)),
+        &|j| {
+            let wa = exact_dot(first.row(j), view.centre).expect("finite centre");
+            &wa + &dyadic(*first.bias(j))
+        },
+        &|_, _| None,
+        None,
+    );
+    if let Some(plane) = plane {
+        lp.add_row(
+            "root".into(),
+            split(first.row(plane.neuron)),
+            RowKind::Eq,
+            dyadic(-plane.relevance),
+        );
+    }
+    (lp, layout)
+}
+
+/// Which side of the composed row norms a Chebyshev program uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NormSide {
+    /// Upper bounds on the norms: a feasible (centre, radius) is a ball inside the region.
+    Inner,
+    /// Lower bounds: the optimum is at least the true radius, so dual bounds stay valid.
+    Outer,
+}
+
+/// Rigorous lower and upper bounds on the Euclidean norms of the composed constraint rows
+/// `∇_ã z_{k,j}` of every ReLU layer `k >= m`, in (layer, neuron) order of `P_m`'s rows.
+pub fn composed_row_norms(net: &Network, pattern: &Pattern, m: usize) -> Vec<Vec<(f64, f64)>> {
+    let layers = net.layers();
+    let dim = layers[m].affine.in_dim();
+    // Current composed map of the layer input (rows = neurons) and its absolute counterpart.
+    let mut g = ndarray::Array2::<f64>::eye(dim);
+    let mut g_abs = ndarray::Array2::<f64>::eye(dim);
+    let mut depth_terms = 0usize;
+    let mut out = Vec::new();
+    for (k, layer) in layers.iter().enumerate().skip(m) {
+        let crate::model::Affine::Dense(d) = &layer.affine;
+        let w = d.weight();
+        let z = w.dot(&g);
+        let z_abs = w.mapv(f64::abs).dot(&g_abs);
+        depth_terms += layer.affine.in_dim();
+        // |fl(chain) − chain| <= γ_{Σ n} |W_k|…|W_m|, with the absolute product itself
+        // rounded up by one more γ factor.
+        let rel = gamma(depth_terms + 2) * (1.0 + gamma(depth_terms + 2));
+        if let Some(mask) = pattern.layer(k) {
+            let mut norms = Vec::with_capacity(mask.len());
+            for j in 0..mask.len() {
+                let row = z.row(j);
+                let err_row = z_abs.row(j);
+                let n = row.iter().map(|v| v * v).sum::<f64>().sqrt();
+                let e = err_row.iter().map(|v| v * v).sum::<f64>().sqrt() * rel;
+                let round = 1.0 + gamma(row.len() + 4);
+                let upper = ((n + e) * round).next_up();
+                let lower = ((n - e) / round).next_down().max(0.0);
+                norms.push((lower, upper));
+            }
+            out.push(norms);
+            let mut gz = z;
+            let mut gz_abs = z_abs;
+            for (j, &active) in mask.iter().enumerate() {
+                if !active {
+                    gz.row_mut(j).fill(0.0);
+                    gz_abs.row_mut(j).fill(0.0);
+                }
+            }
+            g = gz;
+            g_abs = gz_abs;
+        } else {
+            g = z;
+            g_abs = z_abs;
+        }
+    }
+    out
+}
+
+/// The Chebyshev program: the largest Euclidean ball (centre `c`, radius `r`) inside the
+/// region and the domain, as `min −r`.
+pub fn chebyshev_program(
+    view: RegionView,
+    norms: &[Vec<(f64, f64)>],
+    side: NormSide,
+    tightening: Tightening,
+) -> (LinearProgram, Layout) {
+    let mut lp = LinearProgram::new();
+    let mut layout = Layout::default();
+    let (lo, hi) = match view.domain {
+        Domain::Free => (f64::NEG_INFINITY, f64::INFINITY),
+        Domain::NonNegative => (0.0, f64::INFINITY),
+        Domain::Box { lo, hi } => (lo, hi),
+    };
+    for i in 0..view.centre.len() {
+        layout.centre.push(lp.add_var(format!("c{i}"), lo, hi, 0.0));
+    }
+    let r = lp.add_var("r".into(), 0.0, f64::INFINITY, -1.0);
+    layout.scalar = Some(r);
+    for (i, &c) in layout.centre.iter().enumerate() {
+        if lo.is_finite() {
+            lp.add_row(
+                format!("lo{i}"),
+                vec![(c, 1.0), (r, -1.0)],
+                RowKind::Ge,
+                dyadic(lo),
+            );
+        }
+        if hi.is_finite() {
+            lp.add_row(
+                format!("hi{i}"),
+                vec![(c, 1.0), (r, 1.0)],
+                RowKind::Le,
+                dyadic(hi),
+            );
+        }
+    }
+    // Norms are indexed by ReLU layer order from m.
+    let relu_index: Vec<Option<usize>> = {
+        let mut next = 0;
+        (0..view.net.layers().len())
+            .map(|k| {
+                (k >= view.layer && view.pattern.layer(k).is_some()).then(|| {
+                    next += 1;
+                    next - 1
+                })
+            })
+            .collect()
+    };
+    let first = &view.net.layers()[view.layer].affine;
+    let rows = LayerRows { view, tightening };
+    let centre = layout.centre.clone();
+    rows.add(
+        &mut lp,
+        &|j| {
+            first
+                .row(j)
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| **w != 0.0)
+                .map(|(i, &w)| (centre[i], w))
+                .collect()
+        },
+        &|j| dyadic(*first.bias(j)),
+        &|k, j| {
+            let (lower, upper) = norms[relu_index[k].expect("ReLU layer")][j];
+            Some((
+                r,
+                if side == NormSide::Inner {
+                    upper
+                } else {
+                    lower
+                },
+            ))
+        },
+        None,
+    );
+    (lp, layout)
+}
+
+/// The facet program of constraint `(k, j)` of `P_m` (0-based layer `k`): minimise its signed
+/// pre-activation `σ z_{k,j}` over the region without that constraint. A negative minimum
+/// means the constraint is not redundant. Returns the program and the variable holding
+/// `σ z_{k,j}` (for an inactive neuron, `−z`).
+pub fn facet_program(view: RegionView, k: usize, j: usize) -> (LinearProgram, Layout, usize) {
+    let (mut lp, layout) = root_program(view, None, Norm::L1, Tightening::NONE);
+    // Rebuild the region rows with the constraint dropped: simplest to start over.
+    lp.rows.clear();
+    lp.cost.iter_mut().for_each(|c| *c = 0.0);
+    lp.names.truncate(2 * view.centre.len());
+    lp.lower.truncate(2 * view.centre.len());
+    lp.upper.truncate(2 * view.centre.len());
+    lp.cost.truncate(2 * view.centre.len());
+    let first = &view.net.layers()[view.layer].affine;
+    let split = |w: &[f64]| -> Vec<(usize, f64)> {
+        let mut c = Vec::with_capacity(2 * w.len());
+        for (i, &wi) in w.iter().enumerate() {
+            if wi != 0.0 {
+                c.push((layout.plus[i], wi));
+                c.push((layout.minus[i], -wi));
+            }
+        }
+        c
+    };
+    let rows = LayerRows {
+        view,
+        tightening: Tightening::NONE,
+    };
+    let v = rows
+        .add(
+            &mut lp,
+            &|jj| split(first.row(jj)),
+            &|jj| {
+                let wa = exact_dot(first.row(jj), view.centre).expect("finite centre");
+                &wa + &dyadic(*first.bias(jj))
+            },
+            &|_, _| None,
+            Some((k, j)),
+        )
+        .expect("the dropped constraint is a ReLU neuron of the region");
+    lp.cost[v] = 1.0;
+    (lp, layout, v)
+}
