@@ -1593,6 +1593,7 @@ fn audit_records_say_exact_fallback_and_hold_exact_verdicts() {
         exact: false,
         keep_points: true,
         certify: None,
+        lp: Default::default(),
     };
     let record = audit_sample(&model, &settings, 7, &x, Some(0)).unwrap();
     assert_eq!(record.sample, 7);

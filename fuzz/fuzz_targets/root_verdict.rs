@@ -258,6 +258,7 @@ fn check(c: &Case) {
             exact: false,
             keep_points: true,
             certify: None,
+            lp: Default::default(),
         };
         let Ok(record) = audit_sample(model, &settings, 0, &c.x, c.target) else {
             continue;

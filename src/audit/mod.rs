@@ -17,6 +17,7 @@ use crate::error::Result;
 use crate::exact::certificate::{Certificate, Problem};
 use crate::exact::{Rational, Scalar};
 use crate::lp::certify::{Answer, Certifier, Question};
+use crate::lp::nearest_valid::{explain_valid, uses_lp};
 use crate::lp::{Backend, SolveOptions};
 use crate::model::{forward, Model};
 use crate::region::problem::Domain;
@@ -48,6 +49,36 @@ pub struct AuditSettings {
     /// Certify a region question for roots (`--certify`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certify: Option<CertifySettings>,
+    /// How linear programs are solved (`--certify`, the `nearest-valid` rule).
+    #[serde(default)]
+    pub lp: LpSettings,
+}
+
+/// `--lp-time-limit` and `--lp-backend`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LpSettings {
+    /// Seconds per linear program.
+    pub time_limit: f64,
+    /// microlp or highs.
+    pub backend: String,
+}
+
+impl Default for LpSettings {
+    fn default() -> Self {
+        Self {
+            time_limit: 60.0,
+            backend: "microlp".into(),
+        }
+    }
+}
+
+impl LpSettings {
+    pub fn options(&self) -> Result<SolveOptions> {
+        Ok(SolveOptions {
+            backend: Backend::parse(&self.backend).map_err(crate::error::Error::Usage)?,
+            time_limit: Some(self.time_limit),
+        })
+    }
 }
 
 /// `--certify`: which question is asked for which roots, with which LP settings.
@@ -57,10 +88,6 @@ pub struct CertifySettings {
     pub problem: Problem,
     /// Every root, not only those outside their region or domain (`--certify-all`).
     pub all: bool,
-    /// Seconds per linear program.
-    pub lp_time_limit: f64,
-    /// microlp or highs.
-    pub lp_backend: String,
 }
 
 impl AuditSettings {
@@ -239,10 +266,7 @@ fn certify_roots(
     x: &[f64],
     record: &mut SampleRecord,
 ) -> Result<Vec<NamedCertificate>> {
-    let opts = SolveOptions {
-        backend: Backend::parse(&c.lp_backend).map_err(crate::error::Error::Usage)?,
-        time_limit: Some(c.lp_time_limit),
-    };
+    let opts = settings.lp.options()?;
     let certifier = Certifier {
         model,
         opts,
@@ -266,6 +290,7 @@ fn certify_roots(
                 domain: Domain::of_layer(lr.layer, input_box.map(|b| (b.lo, b.hi))),
                 problem: c.problem,
                 constraint: None,
+                centre: None,
             };
             let certified = certifier.answer(&question);
             let name = format!(
@@ -305,6 +330,12 @@ fn plain_audit(
     x: &[f64],
     target: Option<usize>,
 ) -> Result<SampleRecord> {
+    if settings.exact && uses_lp(&settings.dtd, model.net().layers().len()) {
+        return Err(crate::error::Error::Usage(
+            "the nearest-valid rule finds roots with linear programs and cannot run with --exact"
+                .into(),
+        ));
+    }
     let record = if settings.exact {
         audit_exact(model, settings, sample, x, target)
     } else {
@@ -334,7 +365,20 @@ fn audit_float(
         return Err(overflow(sample, "the forward pass"));
     }
     let k = resolve_target(target, trace.output());
-    let explanation = explain(model.net(), &trace, &settings.dtd, k, true);
+    let explanation = if uses_lp(&settings.dtd, model.net().layers().len()) {
+        let input_box = settings.input_domain().map(|b| (b.lo, b.hi));
+        explain_valid(
+            model,
+            x,
+            &trace,
+            &settings.dtd,
+            k,
+            input_box,
+            settings.lp.options()?,
+        )
+    } else {
+        explain(model.net(), &trace, &settings.dtd, k, true)
+    };
     for (index, step) in explanation.layers.iter().enumerate() {
         for (j, n) in step.neurons.iter().enumerate() {
             if let RootOutcome::Root { point, .. } = &n.outcome {

@@ -26,6 +26,12 @@ pub struct Counts {
     pub no_root_small_denominator: u64,
     /// Neurons with relevance under an LRP rule that has no root form.
     pub not_applicable: u64,
+    /// `nearest-valid`: neurons proved to have no valid root.
+    #[serde(default)]
+    pub no_root_no_valid_root: u64,
+    /// `nearest-valid`: neurons whose root question got no certified answer.
+    #[serde(default)]
+    pub no_root_uncertified: u64,
     /// Root verdicts the f64 error bound could not decide, settled in exact arithmetic.
     pub exact_fallbacks: u64,
     /// The largest `|Σ R^l − Σ R^{l-1} − unresolved|` over samples (rounding only).
@@ -102,6 +108,8 @@ impl Summary {
                         c.no_root_small_denominator += 1
                     }
                     (Some(crate::dtd::NoRoot::NotApplicable), _) => c.not_applicable += 1,
+                    (Some(crate::dtd::NoRoot::NoValidRoot), _) => c.no_root_no_valid_root += 1,
+                    (Some(crate::dtd::NoRoot::Uncertified), _) => c.no_root_uncertified += 1,
                     (None, Some(v)) => {
                         c.roots += 1;
                         if let crate::region::Membership::Outside { margin, .. } = v.region {
@@ -158,6 +166,8 @@ impl Counts {
         self.no_root_zero_relevance += o.no_root_zero_relevance;
         self.no_root_small_denominator += o.no_root_small_denominator;
         self.not_applicable += o.not_applicable;
+        self.no_root_no_valid_root += o.no_root_no_valid_root;
+        self.no_root_uncertified += o.no_root_uncertified;
         self.exact_fallbacks += o.exact_fallbacks;
         self.max_conservation_error = self.max_conservation_error.max(o.max_conservation_error);
         self.margin_histogram.merge(&o.margin_histogram);

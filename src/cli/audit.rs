@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::{parse_domain, DataArgs, Outcome, RuleArgs, TargetArgs};
 use crate::audit::run::{resume, run as run_audit, OutputOptions, RunSpec, Shard};
-use crate::audit::{AuditSettings, CertifySettings};
+use crate::audit::{AuditSettings, CertifySettings, LpSettings};
 use crate::error::Result;
 use crate::exact::certificate::Problem;
 
@@ -72,6 +72,12 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
     let dtd = args.rules.resolve()?;
     let domain = args.domain.as_deref().map(parse_domain).transpose()?;
     let shard = args.shard.as_deref().map(str::parse::<Shard>).transpose()?;
+    if args.exact && (dtd.rule.needs_lp() || dtd.input_rule.is_some_and(|r| r.needs_lp())) {
+        return Err(crate::error::Error::Usage(
+            "the nearest-valid rule finds roots with linear programs and cannot run with --exact"
+                .into(),
+        ));
+    }
     let (model, inputs) = args.data.load()?;
     let targets = args.target.resolve(inputs.len())?;
     let settings = AuditSettings {
@@ -81,18 +87,20 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
         keep_points: args.roots,
         certify: match args.certify.as_deref() {
             None => None,
-            Some(name) => {
-                let opts = args.lp.resolve()?;
-                Some(CertifySettings {
-                    problem: match name {
-                        "exists" => Problem::Exists,
-                        "nearest-linf" => Problem::NearestLinf,
-                        _ => Problem::NearestL1,
-                    },
-                    all: args.certify_all,
-                    lp_time_limit: opts.time_limit.expect("resolve sets a limit"),
-                    lp_backend: opts.backend.name().to_string(),
-                })
+            Some(name) => Some(CertifySettings {
+                problem: match name {
+                    "exists" => Problem::Exists,
+                    "nearest-linf" => Problem::NearestLinf,
+                    _ => Problem::NearestL1,
+                },
+                all: args.certify_all,
+            }),
+        },
+        lp: {
+            let opts = args.lp.resolve()?;
+            LpSettings {
+                time_limit: opts.time_limit.expect("resolve sets a limit"),
+                backend: opts.backend.name().to_string(),
             }
         },
     };

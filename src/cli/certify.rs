@@ -193,6 +193,7 @@ pub fn run(args: CertifyArgs) -> Result<Outcome> {
         domain: Domain::of_layer(args.layer, input_box.map(|b| (b.lo, b.hi))),
         problem,
         constraint,
+        centre: None,
     };
     let certified = certifier.answer(&question);
     if let (Some(path), Some(cert)) = (&args.out, &certified.certificate) {

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod certify;
 pub mod explain;
+pub mod export_lp;
 pub mod merge;
 pub mod region;
 pub mod repro;
@@ -47,6 +48,7 @@ pub enum Command {
     Certify(certify::CertifyArgs),
     CheckCert(certify::CheckCertArgs),
     Explain(explain::ExplainArgs),
+    ExportLp(export_lp::ExportLpArgs),
     Merge(merge::MergeArgs),
     Region(region::RegionArgs),
     #[command(subcommand)]
@@ -60,6 +62,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Certify(a) => certify::run(a),
         Command::CheckCert(a) => certify::run_check(a),
         Command::Explain(a) => explain::run(a),
+        Command::ExportLp(a) => export_lp::run(a),
         Command::Merge(a) => merge::run(a),
         Command::Region(a) => region::run(a),
         Command::Repro(c) => repro::run(c),

@@ -7,6 +7,7 @@
 //! (no root, a bias or stabiliser term in the denominator, the origin rule's mismatch) is its
 //! unresolved remainder, reported rather than dropped.
 
+pub mod full_backward;
 pub mod rules;
 
 use serde::{Deserialize, Serialize};
@@ -57,6 +58,10 @@ impl DtdSettings {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum NoRoot {
+    /// `nearest-valid`: proved (by a checked certificate) that no valid root exists.
+    NoValidRoot,
+    /// `nearest-valid`: no certified answer (time limit, solver failure).
+    Uncertified,
     /// `R_j = 0`: nothing to explain.
     ZeroRelevance,
     /// `|w_j · v| <=` the threshold: no root along the rule's direction.
@@ -171,7 +176,7 @@ fn stabilize<T: Scalar>(d: T, eps: &T) -> T {
 }
 
 /// A root rule with its parameters converted to the scalar type once per layer.
-struct RootRule<T> {
+pub(crate) struct RootRule<T> {
     rule: Rule,
     /// `1 + γ` for the γ rule.
     one_plus_gamma: T,
@@ -181,7 +186,7 @@ struct RootRule<T> {
 }
 
 impl<T: Scalar> RootRule<T> {
-    fn new(rule: Rule) -> Self {
+    pub(crate) fn new(rule: Rule) -> Self {
         let (gamma, lo, hi) = match rule {
             Rule::Gamma(g) => (g, 0.0, 0.0),
             Rule::ZBox { lo, hi } => (0.0, lo, hi),
@@ -207,7 +212,7 @@ impl<T: Scalar> RootRule<T> {
             Rule::ZPlus => positive(b),
             Rule::Gamma(_) => b.clone() + self.gamma.clone() * positive(b),
             Rule::WSquare => b.clone() * b.clone(),
-            Rule::Epsilon(_) | Rule::AlphaBeta { .. } | Rule::Flat => {
+            Rule::Epsilon(_) | Rule::AlphaBeta { .. } | Rule::Flat | Rule::NearestValid(_) => {
                 unreachable!("{} has no root direction", self.rule)
             }
         }
@@ -215,7 +220,7 @@ impl<T: Scalar> RootRule<T> {
 }
 
 /// One layer: neuron relevances `upper` → input relevances, with roots.
-fn layer_step<T: Scalar>(
+pub fn layer_step<T: Scalar>(
     affine: &crate::model::Affine<T>,
     a: &[T],
     upper: &[T],
@@ -274,7 +279,7 @@ fn layer_step<T: Scalar>(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn root_step<T: Scalar>(
+pub(crate) fn root_step<T: Scalar>(
     rule: &RootRule<T>,
     w: &[T],
     a: &[T],
@@ -325,7 +330,7 @@ fn root_step<T: Scalar>(
                     rule.hi.clone()
                 }
         }),
-        Rule::Epsilon(_) | Rule::AlphaBeta { .. } | Rule::Flat => {
+        Rule::Epsilon(_) | Rule::AlphaBeta { .. } | Rule::Flat | Rule::NearestValid(_) => {
             unreachable!("{} has no root direction", rule.rule)
         }
     }
@@ -453,6 +458,8 @@ fn lrp_step<T: Scalar>(
                 give(i, share.clone());
             }
         }
+        // Without the LP path the rule passes nothing; see `crate::lp::nearest_valid`.
+        Rule::NearestValid(_) => {}
         _ => unreachable!("{rule} is a root rule"),
     }
 }

@@ -12,6 +12,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
+use crate::region::problem::Norm;
 
 /// A relevance rule for one layer.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -36,12 +37,21 @@ pub enum Rule {
     AlphaBeta { alpha: f64, beta: f64 },
     /// `flat`: `R_i = R_j / n`, every input of the layer gets an equal share. No root form.
     Flat,
+    /// `nearest-valid:l1|linf`: the root is the certified nearest valid root (in the region and
+    /// the domain, on the neuron's root hyperplane), found by a linear program; relevance
+    /// `R_i = w_ji (a_i − ã_i)`. Needs the LP path ([`crate::lp::nearest_valid`]).
+    NearestValid(Norm),
 }
 
 impl Rule {
     /// Whether the rule defines a root point (the DTD rules) or only relevances (LRP).
     pub fn has_root(&self) -> bool {
-        !matches!(self, Rule::Epsilon(_) | Rule::AlphaBeta { .. } | Rule::Flat)
+        !matches!(self, Rule::Epsilon(_) | Rule::AlphaBeta { .. } | Rule::Flat) && !self.needs_lp()
+    }
+
+    /// Whether the rule's roots come from linear programs (not from a root direction).
+    pub fn needs_lp(&self) -> bool {
+        matches!(self, Rule::NearestValid(_))
     }
 }
 
@@ -57,6 +67,8 @@ impl fmt::Display for Rule {
             Rule::Epsilon(e) => write!(f, "epsilon:{e}"),
             Rule::AlphaBeta { alpha, beta } => write!(f, "alphabeta:{alpha}:{beta}"),
             Rule::Flat => write!(f, "flat"),
+            Rule::NearestValid(Norm::L1) => write!(f, "nearest-valid:l1"),
+            Rule::NearestValid(Norm::Linf) => write!(f, "nearest-valid:linf"),
         }
     }
 }
@@ -75,7 +87,7 @@ impl<'de> Deserialize<'de> for Rule {
 }
 
 const RULE_SYNTAX: &str =
-    "expected one of 0, z, z+, w2, gamma:G, zb:LO:HI, epsilon:E, alphabeta:A:B, flat";
+    "expected one of 0, z, z+, w2, gamma:G, zb:LO:HI, epsilon:E, alphabeta:A:B, flat, nearest-valid:l1, nearest-valid:linf";
 
 fn number(text: &str, what: &str, rule: &str) -> Result<f64> {
     let v: f64 = text
@@ -163,6 +175,18 @@ impl FromStr for Rule {
                 }
                 Rule::AlphaBeta { alpha, beta }
             }
+            "nearest-valid" => {
+                want(1)?;
+                match args[0].to_ascii_lowercase().as_str() {
+                    "l1" => Rule::NearestValid(Norm::L1),
+                    "linf" => Rule::NearestValid(Norm::Linf),
+                    other => {
+                        return Err(Error::Usage(format!(
+                            "rule '{s}': norm '{other}' is not l1 or linf"
+                        )))
+                    }
+                }
+            }
             _ => return Err(Error::Usage(format!("unknown rule '{s}': {RULE_SYNTAX}"))),
         };
         Ok(rule)
@@ -196,6 +220,8 @@ mod tests {
             "epsilon:0.01",
             "alphabeta:2:1",
             "flat",
+            "nearest-valid:l1",
+            "nearest-valid:linf",
         ] {
             let rule: Rule = text.parse().unwrap();
             assert_eq!(rule.to_string(), text);
@@ -214,6 +240,7 @@ mod tests {
             ("zb:0:inf", "finite"),
             ("lrp", "unknown rule"),
             ("z+:1", "takes 0 parameter"),
+            ("nearest-valid:l2", "not l1 or linf"),
         ] {
             let err = text.parse::<Rule>().unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");

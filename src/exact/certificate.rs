@@ -6,7 +6,7 @@
 //!   checked against every constraint of the region and the domain.
 //! - `infeasible`: multipliers whose combination of the program's rows is a contradiction,
 //!   evaluated exactly with the safe bound over the variables' bounds
-//!   ([`LinearProgram::safe_bound`]).
+//!   ([`super::program::LinearProgram::safe_bound`]).
 //! - `optimal`: a point (an upper bound on the minimum, checked as for `feasible`) and
 //!   multipliers (a lower bound), so the optimum lies in a certified interval.
 //! - `ball` (Chebyshev): a centre and radius checked to lie inside the region, and
@@ -32,7 +32,8 @@ use crate::region::problem::{
     RegionView, RootPlane, Tightening,
 };
 use crate::region::{
-    constraint_labels, signed_slacks_bounded, signed_slacks_exact, trace_and_pattern, Pattern,
+    constraint_labels, pattern_from_layer, signed_slacks_bounded, signed_slacks_exact,
+    trace_and_pattern, Pattern,
 };
 
 /// The format tag of certificate files.
@@ -119,6 +120,11 @@ pub struct Certificate {
     pub sample: SampleRef,
     /// 1-based layer: the point lives in this layer's input space.
     pub layer: usize,
+    /// The layer input whose region the question is about, when it is not the sample's own
+    /// activation (full-backward DTD expands at the images of other roots); its activation
+    /// pattern from `layer` up defines the region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub centre: Option<Vec<f64>>,
     /// The neuron of `layer` whose root hyperplane the question is on (root questions).
     #[serde(default)]
     pub neuron: Option<usize>,
@@ -226,12 +232,31 @@ pub fn check(model: &Model, cert: &Certificate) -> Result<Accepted, Rejection> {
             ))
         }
     }
-    let (trace, pattern, _) = trace_and_pattern(model, x);
+    let (pattern, centre) = match &cert.centre {
+        None => {
+            let (trace, pattern, _) = trace_and_pattern(model, x);
+            (pattern, trace.layer_input(m).to_vec())
+        }
+        Some(c) => {
+            let width = net.layers()[m].affine.in_dim();
+            if c.len() != width {
+                return reject(format!(
+                    "the centre has {} values, layer {} has {width} inputs",
+                    c.len(),
+                    cert.layer
+                ));
+            }
+            if let Some(v) = c.iter().find(|v| !v.is_finite()) {
+                return reject(format!("the centre contains {v}"));
+            }
+            (pattern_from_layer(model, m, c).0, c.clone())
+        }
+    };
     let ctx = Context {
         model,
         pattern,
         m,
-        centre: trace.layer_input(m).to_vec(),
+        centre,
         domain: cert.domain,
     };
     match cert.problem {

@@ -24,7 +24,7 @@ use crate::region::problem::{
     chebyshev_program, composed_row_norms, facet_program, root_program, Domain, Norm, NormSide,
     RegionView, RootPlane, Tightening,
 };
-use crate::region::{trace_and_pattern, Pattern};
+use crate::region::{pattern_from_layer, trace_and_pattern, Pattern};
 
 /// Margins tried for the tightened point programs, in order.
 const MARGINS: [f64; 3] = [1e-9, 1e-7, 1e-5];
@@ -44,6 +44,9 @@ pub struct Question {
     pub problem: Problem,
     /// The constraint (1-based layer, neuron) of a facet question.
     pub constraint: Option<(usize, usize)>,
+    /// A layer input to ask about instead of the sample's own activation (see
+    /// [`Certificate::centre`]).
+    pub centre: Option<Vec<f64>>,
 }
 
 /// The answer, with the certificate that proves it (or why there is none).
@@ -97,12 +100,21 @@ struct Prepared {
 
 impl Certifier<'_> {
     fn prepare(&self, q: &Question) -> Prepared {
-        let (trace, pattern, _) = trace_and_pattern(self.model, &q.sample);
         let m = q.layer - 1;
-        Prepared {
-            centre: trace.layer_input(m).to_vec(),
-            pattern,
-            m,
+        match &q.centre {
+            Some(c) => Prepared {
+                pattern: pattern_from_layer(self.model, m, c).0,
+                centre: c.clone(),
+                m,
+            },
+            None => {
+                let (trace, pattern, _) = trace_and_pattern(self.model, &q.sample);
+                Prepared {
+                    centre: trace.layer_input(m).to_vec(),
+                    pattern,
+                    m,
+                }
+            }
         }
     }
 
@@ -125,6 +137,7 @@ impl Certifier<'_> {
             problem: q.problem,
             claim,
             constraint: q.constraint,
+            centre: q.centre.clone(),
             point: None,
             radius: None,
             multipliers: None,
@@ -225,8 +238,10 @@ impl Certifier<'_> {
         // 0. A root hyperplane that coincides with its own neuron's face: the neuron's
         // pre-activation is the constant `w·a + b − R` on the plane, and when that constant
         // has the wrong sign, two rows prove that no root is valid.
-        let (exact_lp, _) = root_program(view, Some(plane), norm, Tightening::NONE);
-        if let Some(y) = own_face_contradiction(&exact_lp, view, plane) {
+        // Infeasibility is proved on the L1 program whatever the norm: the checker rebuilds
+        // that one for every "infeasible" claim.
+        let (farkas_lp, _) = root_program(view, Some(plane), Norm::L1, Tightening::NONE);
+        if let Some(y) = own_face_contradiction(&farkas_lp, view, plane) {
             let mut cert = self.skeleton(q, Claim::Infeasible);
             cert.multipliers = Some(y);
             if let Ok((_, cert)) = self.checked(cert) {
@@ -270,10 +285,19 @@ impl Certifier<'_> {
                 Solved::Failed(e) => last_reason = format!("the solver failed: {e}"),
             }
         }
+        // The centre itself, projected onto the plane, is valid whenever the region has room
+        // along `w` (always when R = 0): a candidate when the tightened programs found none.
+        if proven_point.is_none() {
+            let mut cert = self.skeleton(q, Claim::Feasible);
+            cert.point = Some(view.centre.to_vec());
+            if let Ok(a) = check(self.model, &cert) {
+                proven_point = Some((a, view.centre.to_vec()));
+            }
+        }
         let Some((accepted, point)) = proven_point else {
             // 2. No point: try to prove that none exists.
             let cert = self
-                .with_multipliers(&exact_lp, true, |y| {
+                .with_multipliers(&farkas_lp, true, |y| {
                     let mut cert = self.skeleton(q, Claim::Infeasible);
                     cert.multipliers = Some(y);
                     self.checked(cert).map(|(_, c)| c)
@@ -300,6 +324,7 @@ impl Certifier<'_> {
             ));
         }
         // 3. Nearest: a lower bound from the dual program.
+        let (exact_lp, _) = root_program(view, Some(plane), norm, Tightening::NONE);
         let (acc, mut cert) = self.with_multipliers(&exact_lp, false, |y| {
             let mut cert = self.skeleton(q, Claim::Optimal);
             cert.point = Some(point.clone());

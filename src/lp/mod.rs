@@ -1,9 +1,11 @@
 //! Linear programs on good_lp: solving a [`LinearProgram`] with microlp (default) or HiGHS
-//! (feature `highs`), and building the dual programs whose solutions become certificates.
-//! Only this module imports good_lp; no answer leaves it uncertified (see
+//! (feature `highs`), building the dual programs whose solutions become certificates, and
+//! LP files. Only this module imports good_lp; no answer leaves it uncertified (see
 //! [`certify`]).
 
 pub mod certify;
+pub mod lpfile;
+pub mod nearest_valid;
 
 use std::time::Instant;
 

@@ -135,6 +135,48 @@ pub fn trace_and_pattern(model: &Model, x: &[f64]) -> (Trace<f64>, Pattern, Deci
     }
 }
 
+/// The activation pattern of the layers from `m` (0-based) up, for the layer input `a`,
+/// decided exactly as in [`trace_and_pattern`]; the layers below `m` get empty masks (the
+/// region seen from layer `m` does not involve them).
+pub fn pattern_from_layer(model: &Model, m: usize, a: &[f64]) -> (Pattern, Decision) {
+    let layers = model.net().layers();
+    let mut pre: Vec<Vec<f64>> = vec![Vec::new(); m];
+    let mut h = a.to_vec();
+    let mut errors: Vec<f64> = Vec::new();
+    let mut undecided = false;
+    for layer in &layers[m..] {
+        let (z, e) = bounded_affine_layer(&layer.affine, &h, &errors);
+        undecided |= layer.relu
+            && z.iter()
+                .zip(&e)
+                .any(|(&value, &error)| Bounded { value, error }.certain_sign().is_none());
+        h = if layer.relu {
+            z.iter().map(relu).collect()
+        } else {
+            z.clone()
+        };
+        errors = e;
+        pre.push(z);
+    }
+    if !undecided {
+        return (Pattern::from_pre(model.net(), &pre), Decision::Float);
+    }
+    let net = model.exact();
+    let mut exact_pre: Vec<Vec<Rational>> = vec![Vec::new(); m];
+    let mut h: Vec<Rational> = a.iter().map(|&v| Rational::from_f64(v)).collect();
+    let mut z = Vec::new();
+    for layer in &net.layers()[m..] {
+        layer.affine.apply_into(&h, &mut z);
+        h = if layer.relu {
+            z.iter().map(relu).collect()
+        } else {
+            z.clone()
+        };
+        exact_pre.push(z.clone());
+    }
+    (Pattern::from_pre(net, &exact_pre), Decision::ExactFallback)
+}
+
 /// One affine layer in f64 with per-output error bounds, from inputs with bounds `errors`
 /// (empty: exact inputs).
 fn bounded_affine_layer(

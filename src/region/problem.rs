@@ -239,28 +239,34 @@ impl LayerRows<'_> {
     }
 }
 
-/// The bounds `(p_lo, p_hi, n_hi)` of `p_i` and `n_i` (how far `ã_i` may move up and down
-/// from `a_i`), rounded outwards, then moved inwards by the tightening (which may force a
-/// small move up off the orthant's face: `p_lo > 0`).
-fn move_bounds(domain: Domain, a: f64, margin: f64) -> (f64, f64, f64) {
-    let shrink = |x: f64| (x - margin * (1.0 + x.abs())).max(0.0);
-    match domain {
-        Domain::Free => (0.0, f64::INFINITY, f64::INFINITY),
-        Domain::NonNegative => {
-            let room = a.max(0.0);
-            let lift = if margin > 0.0 && room < margin {
-                margin - room
-            } else {
-                0.0
-            };
-            (lift, f64::INFINITY, shrink(room))
+/// The bounds `(p_lo, p_hi, n_lo, n_hi)` of `p_i` and `n_i`, the moves of `ã_i` up and down
+/// from `a_i` that keep it in the domain interval `[lo, hi]`: a centre outside the interval
+/// (or, tightened, too close to its end) forces a move (`p_lo` or `n_lo > 0`). Rounded
+/// outwards, so the certified program (margin 0) is a relaxation; the tightening moves both
+/// ends inwards by `margin` times their scale.
+fn move_bounds(domain: Domain, a: f64, margin: f64) -> (f64, f64, f64, f64) {
+    let (lo, hi) = match domain {
+        Domain::Free => (f64::NEG_INFINITY, f64::INFINITY),
+        Domain::NonNegative => (0.0, f64::INFINITY),
+        Domain::Box { lo, hi } => (lo, hi),
+    };
+    let inwards = |end: f64, dir: f64| {
+        if end.is_finite() {
+            end + dir * margin * (1.0 + end.abs())
+        } else {
+            end
         }
-        Domain::Box { lo, hi } => (
-            0.0,
-            shrink((hi - a).next_up().max(0.0)),
-            shrink((a - lo).next_up().max(0.0)),
-        ),
-    }
+    };
+    let (lo, hi) = (inwards(lo, 1.0), inwards(hi, -1.0));
+    let up = |x: f64| {
+        if x.is_finite() {
+            x.next_up().max(0.0)
+        } else {
+            x.max(0.0)
+        }
+    };
+    let down = |x: f64| if x > 0.0 { x.next_down().max(0.0) } else { 0.0 };
+    (down(lo - a), up(hi - a), down(a - hi), up(a - lo))
 }
 
 /// The root questions (`exists` and `nearest`) as one program: points of the region and the
@@ -278,13 +284,13 @@ pub fn root_program(
     let mut layout = Layout::default();
     let unit = if norm == Norm::L1 { 1.0 } else { 0.0 };
     for (i, &a) in view.centre.iter().enumerate() {
-        let (up_lo, up, down) = move_bounds(view.domain, a, tightening.margin);
+        let (p_lo, p_hi, n_lo, n_hi) = move_bounds(view.domain, a, tightening.margin);
         layout
             .plus
-            .push(lp.add_var(format!("p{i}"), up_lo, up, unit));
+            .push(lp.add_var(format!("p{i}"), p_lo, p_hi, unit));
         layout
             .minus
-            .push(lp.add_var(format!("n{i}"), 0.0, down, unit));
+            .push(lp.add_var(format!("n{i}"), n_lo, n_hi, unit));
     }
     if norm == Norm::Linf {
         let t = lp.add_var("t".into(), 0.0, f64::INFINITY, 1.0);

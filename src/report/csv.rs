@@ -33,6 +33,8 @@ fn no_root_name(reason: NoRoot) -> &'static str {
         NoRoot::ZeroRelevance => "zero-relevance",
         NoRoot::SmallDenominator => "small-denominator",
         NoRoot::NotApplicable => "not-applicable",
+        NoRoot::NoValidRoot => "no-valid-root",
+        NoRoot::Uncertified => "uncertified",
     }
 }
 
@@ -167,6 +169,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let settings = AuditSettings {
             certify: None,
+            lp: Default::default(),
             dtd: DtdSettings::default(),
             domain: Some(Box1 { lo: 0.0, hi: 1.0 }),
             exact: false,
@@ -346,6 +349,8 @@ mod tests {
             NoRoot::ZeroRelevance,
             NoRoot::SmallDenominator,
             NoRoot::NotApplicable,
+            NoRoot::NoValidRoot,
+            NoRoot::Uncertified,
         ] {
             assert_eq!(serde_json::to_value(r).unwrap(), no_root_name(r));
         }

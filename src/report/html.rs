@@ -342,7 +342,12 @@ fn counts_row(out: &mut String, name: &str, c: &Counts, samples: u64, total: boo
             c.samples_with_root_outside,
             pct(c.samples_with_root_outside, samples)
         ),
-        (c.no_root_zero_relevance + c.no_root_small_denominator + c.not_applicable).to_string(),
+        (c.no_root_zero_relevance
+            + c.no_root_small_denominator
+            + c.not_applicable
+            + c.no_root_no_valid_root
+            + c.no_root_uncertified)
+            .to_string(),
         c.exact_fallbacks.to_string(),
         format!("{:.1e}", c.max_conservation_error),
     ];

@@ -27,7 +27,11 @@ fn counts_row(out: &mut String, name: &str, c: &Counts, samples: u64) {
         c.roots_valid,
         c.samples_with_root_outside,
         pct(c.samples_with_root_outside, samples),
-        c.no_root_zero_relevance + c.no_root_small_denominator + c.not_applicable,
+        c.no_root_zero_relevance
+            + c.no_root_small_denominator
+            + c.not_applicable
+            + c.no_root_no_valid_root
+            + c.no_root_uncertified,
         c.exact_fallbacks,
         c.max_conservation_error,
     );
