@@ -117,7 +117,8 @@ impl TargetArgs {
 /// Rules and their numerical options.
 #[derive(Args, Debug, Clone)]
 pub struct RuleArgs {
-    /// The rule of every layer: 0, z, z+, w2, gamma:G, zb:LO:HI, epsilon:E, alphabeta:A:B, flat.
+    /// The rule of every layer: 0, z, z+, w2, gamma:G, zb:LO:HI, epsilon:E, alphabeta:A:B, flat,
+    /// nearest-valid:l1, nearest-valid:linf.
     #[arg(long, default_value = "z+", value_name = "RULE")]
     pub rule: String,
     /// The rule of the first layer (DTD prescribes w2 or zb:LO:HI at the input, z+ above).

@@ -683,7 +683,7 @@ fn check_facet(ctx: &Context, cert: &Certificate) -> Result<Accepted, Rejection>
             check_domain(ctx.domain, &p, &zero, &|i| Rational::from_f64(p[i]), 0.0)?;
         }
         Claim::Redundant => {
-            let (lp, _, _) = facet_program(ctx.view(), layer - 1, neuron);
+            let (lp, _, _) = facet_program(ctx.view(), layer - 1, neuron, Tightening::NONE);
             let bound = lp.safe_bound(multipliers_of(cert)?, true)?;
             if bound.signum() < 0 {
                 return reject(format!(

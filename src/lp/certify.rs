@@ -401,48 +401,46 @@ impl Certifier<'_> {
         view: RegionView,
     ) -> Result<(Answer, Certificate), String> {
         let (layer, neuron) = q.constraint.ok_or("a facet question needs a constraint")?;
-        let (lp, layout, v) = facet_program(view, layer - 1, neuron);
-        let witness = |x: &[f64]| -> Vec<f64> {
-            view.centre
-                .iter()
-                .enumerate()
-                .map(|(i, &a)| a + x[layout.plus[i]] - x[layout.minus[i]])
-                .collect()
-        };
-        let try_witness = |x: &[f64]| -> Option<Certificate> {
-            let mut cert = self.skeleton(q, Claim::Facet);
-            cert.point = Some(witness(x));
-            check(self.model, &cert).ok().map(|_| cert)
-        };
-        match solve(&lp, &self.opts) {
-            Solved::Unbounded => {
-                // Unbounded below: some point violates it; find one with a bounded copy.
-                let mut bounded = lp.clone();
-                bounded.lower[v] = -1.0;
-                match solve(&bounded, &self.opts) {
-                    Solved::Optimal { x, .. } => try_witness(&x)
-                        .map(|c| (Answer::Facet { redundant: false }, c))
-                        .ok_or_else(|| "the witness did not check".to_string()),
-                    _ => Err("no witness found".into()),
-                }
-            }
-            Solved::Optimal { x, objective } => {
-                if objective < 0.0 {
-                    if let Some(c) = try_witness(&x) {
-                        return Ok((Answer::Facet { redundant: false }, c));
+        let (k, j) = (layer - 1, neuron);
+        // 1. A witness: a point strictly inside every other constraint (tightened) at which
+        // the constraint's signed pre-activation is negative.
+        let mut last = String::from("no witness found");
+        for margin in MARGINS {
+            let tightening = Tightening { margin, spare: None };
+            let (mut lp, layout, v) = facet_program(view, k, j, tightening);
+            lp.lower[v] = -1.0;
+            lp.upper[v] = -margin;
+            match solve(&lp, &self.opts) {
+                Solved::Optimal { x, .. } => {
+                    let point: Vec<f64> = view
+                        .centre
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &a)| a + x[layout.plus[i]] - x[layout.minus[i]])
+                        .collect();
+                    let mut cert = self.skeleton(q, Claim::Facet);
+                    cert.point = Some(point);
+                    match check(self.model, &cert) {
+                        Ok(_) => return Ok((Answer::Facet { redundant: false }, cert)),
+                        Err(r) => last = format!("certificate rejected: {r}"),
                     }
                 }
-                let cert = self.with_multipliers(&lp, false, |y| {
-                    let mut cert = self.skeleton(q, Claim::Redundant);
-                    cert.multipliers = Some(y);
-                    self.checked(cert).map(|(_, c)| c)
-                })?;
-                Ok((Answer::Facet { redundant: true }, cert))
+                Solved::Infeasible => break,
+                Solved::TimedOut => return Err("the LP time limit was reached".into()),
+                Solved::Unbounded => return Err("the facet program is unbounded".into()),
+                Solved::Failed(e) => last = format!("the solver failed: {e}"),
             }
-            Solved::Infeasible => Err("the facet program is infeasible".into()),
-            Solved::TimedOut => Err("the LP time limit was reached".into()),
-            Solved::Failed(e) => Err(format!("the solver failed: {e}")),
         }
+        // 2. No witness: prove that the pre-activation cannot change sign.
+        let (lp, _, _) = facet_program(view, k, j, Tightening::NONE);
+        let cert = self
+            .with_multipliers(&lp, false, |y| {
+                let mut cert = self.skeleton(q, Claim::Redundant);
+                cert.multipliers = Some(y);
+                self.checked(cert).map(|(_, c)| c)
+            })
+            .map_err(|e| format!("{last}; {e}"))?;
+        Ok((Answer::Facet { redundant: true }, cert))
     }
 }
 

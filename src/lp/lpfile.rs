@@ -1046,7 +1046,7 @@ mod tests {
                 for side in [NormSide::Inner, NormSide::Outer] {
                     round_trip(&chebyshev_program(view, &norms, side, Tightening::NONE).0);
                 }
-                round_trip(&facet_program(view, m, 0).0);
+                round_trip(&facet_program(view, m, 0, Tightening::NONE).0);
             }
         }
     }

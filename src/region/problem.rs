@@ -480,9 +480,15 @@ pub fn chebyshev_program(
 /// The facet program of constraint `(k, j)` of `P_m` (0-based layer `k`): minimise its signed
 /// pre-activation `σ z_{k,j}` over the region without that constraint. A negative minimum
 /// means the constraint is not redundant. Returns the program and the variable holding
-/// `σ z_{k,j}` (for an inactive neuron, `−z`).
-pub fn facet_program(view: RegionView, k: usize, j: usize) -> (LinearProgram, Layout, usize) {
-    let (mut lp, layout) = root_program(view, None, Norm::L1, Tightening::NONE);
+/// `σ z_{k,j}` (for an inactive neuron, `−z`). A tightening moves the other constraints
+/// inwards (for finding a witness that checks exactly); certified programs use none.
+pub fn facet_program(
+    view: RegionView,
+    k: usize,
+    j: usize,
+    tightening: Tightening,
+) -> (LinearProgram, Layout, usize) {
+    let (mut lp, layout) = root_program(view, None, Norm::L1, tightening);
     // Rebuild the region rows with the constraint dropped: simplest to start over.
     lp.rows.clear();
     lp.cost.iter_mut().for_each(|c| *c = 0.0);
@@ -501,10 +507,7 @@ pub fn facet_program(view: RegionView, k: usize, j: usize) -> (LinearProgram, La
         }
         c
     };
-    let rows = LayerRows {
-        view,
-        tightening: Tightening::NONE,
-    };
+    let rows = LayerRows { view, tightening };
     let v = rows
         .add(
             &mut lp,
