@@ -1823,3 +1823,48 @@ fn a_tiny_time_limit_gives_unknown_not_a_hang() {
     );
     assert!(!out.exists());
 }
+
+/// Regression: a facet question about a layer without ReLU (no constraint there) is a usage
+/// error from the command line and an Unknown answer from the library, never a panic.
+#[test]
+fn a_facet_question_off_the_region_is_refused() {
+    let model_path = "tests/data/safetensors/mlp_3_4_2.json";
+    let out = assert_cmd::Command::cargo_bin("dtdcert")
+        .unwrap()
+        .args(["certify", "--model", model_path])
+        .args([
+            "--inputs",
+            "tests/data/npy/inputs_f64_4x3.npy",
+            "--sample",
+            "0",
+        ])
+        .args(["--layer", "2", "--problem", "facet", "--constraint", "2:1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a constraint"), "{stderr}");
+    let model = dtdcert::model::Model::load(std::path::Path::new(model_path)).unwrap();
+    let certifier = dtdcert::lp::certify::Certifier {
+        model: &model,
+        opts: dtdcert::lp::SolveOptions::default(),
+        model_path: None,
+        inputs_path: None,
+    };
+    let q = dtdcert::lp::certify::Question {
+        sample_index: 0,
+        sample: vec![0.5, -0.25, 1.0],
+        layer: 2,
+        neuron: None,
+        relevance: None,
+        domain: dtdcert::region::problem::Domain::NonNegative,
+        problem: dtdcert::exact::certificate::Problem::Facet,
+        constraint: Some((2, 1)),
+        centre: None,
+    };
+    let answer = certifier.answer(&q).answer;
+    assert!(
+        matches!(answer, dtdcert::lp::certify::Answer::Unknown { .. }),
+        "{answer:?}"
+    );
+}

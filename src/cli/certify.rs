@@ -157,7 +157,24 @@ pub fn run(args: CertifyArgs) -> Result<Outcome> {
     }
     check_layer_neuron(&model, args.layer, args.neuron)?;
     let constraint = match (&args.constraint, problem) {
-        (Some(text), Problem::Facet) => Some(parse_constraint(text)?),
+        (Some(text), Problem::Facet) => {
+            let (l, j) = parse_constraint(text)?;
+            let layers = model.net().layers();
+            let ok = l >= args.layer
+                && l <= layers.len()
+                && layers[l - 1].relu
+                && j < layers[l - 1].affine.out_dim();
+            if !ok {
+                return Err(Error::Usage(format!(
+                    "--constraint {text}: not a constraint of the region seen from layer {}: \
+                     expected a ReLU layer from {} to {} and a neuron of it",
+                    args.layer,
+                    args.layer,
+                    layers.len()
+                )));
+            }
+            Some((l, j))
+        }
         (None, Problem::Facet) => {
             return Err(Error::Usage(
                 "--problem facet needs --constraint L:J".into(),

@@ -401,12 +401,24 @@ impl Certifier<'_> {
         view: RegionView,
     ) -> Result<(Answer, Certificate), String> {
         let (layer, neuron) = q.constraint.ok_or("a facet question needs a constraint")?;
-        let (k, j) = (layer - 1, neuron);
+        let (k, j) = (layer.wrapping_sub(1), neuron);
+        let is_constraint = k >= view.layer
+            && k < view.net.layers().len()
+            && view.pattern.layer(k).is_some_and(|mask| j < mask.len());
+        if !is_constraint {
+            return Err(format!(
+                "(layer {layer}, neuron {neuron}) is not a constraint of the region seen from layer {}",
+                view.layer + 1
+            ));
+        }
         // 1. A witness: a point strictly inside every other constraint (tightened) at which
         // the constraint's signed pre-activation is negative.
         let mut last = String::from("no witness found");
         for margin in MARGINS {
-            let tightening = Tightening { margin, spare: None };
+            let tightening = Tightening {
+                margin,
+                spare: None,
+            };
             let (mut lp, layout, v) = facet_program(view, k, j, tightening);
             lp.lower[v] = -1.0;
             lp.upper[v] = -margin;
