@@ -12,11 +12,12 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{dual_program, multipliers, solve, SolveOptions, Solved};
+use super::{dual_program, multipliers, solve, solve_with_duals, SolveOptions, Solved};
 use crate::exact::certificate::{
     check, rational_text, Accepted, Certificate, Claim, Interval, ModelRef, Problem, SampleRef,
     FORMAT,
 };
+use crate::exact::dyadic::ExactSum;
 use crate::exact::program::{LinearProgram, RowKind};
 use crate::exact::{Rational, Scalar};
 use crate::model::Model;
@@ -252,14 +253,18 @@ impl Certifier<'_> {
         let mut last_reason = String::new();
         let mut proven_point: Option<(Accepted, Vec<f64>)> = None;
         let mut tight_infeasible = false;
+        // Row duals of the solve that gave the point (HiGHS): multipliers for free.
+        let mut duals: Option<Vec<f64>> = None;
         for margin in MARGINS {
             let tightening = Tightening {
                 margin,
                 spare: Some((view.layer, neuron)),
             };
             let (lp, layout) = root_program(view, Some(plane), norm, tightening);
-            match solve(&lp, &self.opts) {
+            let (solved, y) = solve_with_duals(&lp, &self.opts);
+            match solved {
                 Solved::Optimal { x, .. } => {
+                    duals = y;
                     let point: Vec<f64> = view
                         .centre
                         .iter()
@@ -323,8 +328,27 @@ impl Certifier<'_> {
                 cert,
             ));
         }
-        // 3. Nearest: a lower bound from the dual program.
+        // 3. Nearest: a lower bound from the solver's duals when they prove one, else from the
+        // dual program.
         let (exact_lp, _) = root_program(view, Some(plane), norm, Tightening::NONE);
+        if let Some(y) = duals {
+            for y in [y.clone(), y.iter().map(|v| -v).collect()] {
+                let mut cert = self.skeleton(q, Claim::Optimal);
+                cert.point = Some(point.clone());
+                cert.multipliers = Some(repaired(&exact_lp, y));
+                if let Ok((acc, mut cert)) = self.checked(cert) {
+                    cert.interval = Some(interval(acc.lower.as_ref(), acc.upper.as_ref()));
+                    return Ok((
+                        Answer::Found {
+                            point: acc.point.unwrap_or_default(),
+                            lower: acc.lower.as_ref().map(Scalar::to_f64),
+                            upper: acc.upper.as_ref().map(Scalar::to_f64),
+                        },
+                        cert,
+                    ));
+                }
+            }
+        }
         let (acc, mut cert) = self.with_multipliers(&exact_lp, false, |y| {
             let mut cert = self.skeleton(q, Claim::Optimal);
             cert.point = Some(point.clone());
@@ -483,6 +507,53 @@ fn own_face_contradiction(
     y[face] = s;
     y[root] = -s;
     Some(y)
+}
+
+/// A solver's duals made into multipliers the safe bound accepts, where rounding left them a
+/// hair off: signs fixed ([`signed`]), all scaled by `1 − 1e-9` (which makes every reduced cost
+/// of a variable with a positive cost strictly positive), then, from the top layer down, each
+/// hidden variable's (`h…`) defining equality row adjusted so that its reduced cost is exactly
+/// non-negative (that row's multiplier is free and meets no other hidden variable of its
+/// block). Only the checker decides whether the result proves anything.
+fn repaired(lp: &LinearProgram, y: Vec<f64>) -> Vec<f64> {
+    let mut y: Vec<f64> = signed(lp, y).iter().map(|v| v * (1.0 - 1e-9)).collect();
+    let mut columns: Vec<Vec<(usize, f64)>> = vec![Vec::new(); lp.num_vars()];
+    for (r, row) in lp.rows.iter().enumerate() {
+        for &(i, a) in &row.coeffs {
+            columns[i].push((r, a));
+        }
+    }
+    let layer_of =
+        |name: &str| -> Option<usize> { name.strip_prefix('h')?.split('_').next()?.parse().ok() };
+    let mut hidden: Vec<(usize, usize)> = (0..lp.num_vars())
+        .filter(|&i| lp.upper[i] == f64::INFINITY && lp.lower[i].is_finite())
+        .filter_map(|i| layer_of(&lp.names[i]).map(|k| (k, i)))
+        .collect();
+    hidden.sort_unstable_by(|a, b| b.cmp(a));
+    for (_, v) in hidden {
+        // The row that defines h{k}_{j} is z{k}_{j}, where it has the coefficient −1.
+        let def_name = format!("z{}", &lp.names[v][1..]);
+        let Some(&(def, _)) = columns[v].iter().find(|&&(r, a)| {
+            a == -1.0 && lp.rows[r].kind == RowKind::Eq && lp.rows[r].name == def_name
+        }) else {
+            continue;
+        };
+        for _ in 0..4 {
+            let mut r = ExactSum::new();
+            r.add(lp.cost[v]);
+            for &(row, a) in &columns[v] {
+                r.add_product(-a, y[row]);
+            }
+            let Some(r) = r.value() else { break };
+            if r.signum() >= 0 {
+                break;
+            }
+            // r grows one-for-one with the defining row's multiplier.
+            let lift = (-r.to_f64()).max(f64::MIN_POSITIVE) * (1.0 + 1e-9);
+            y[def] = (y[def] + lift).next_up();
+        }
+    }
+    y
 }
 
 /// Multipliers with the signs their rows require: a solver's value a rounding error on the

@@ -99,6 +99,62 @@ pub fn solve(lp: &LinearProgram, opts: &SolveOptions) -> Solved {
     }
 }
 
+/// [`solve`], and the row duals where the backend reports them (HiGHS; microlp reports none).
+/// Duals are multipliers for [`LinearProgram::safe_bound`] of any program with the same rows,
+/// senses, costs and bound pattern: they feed the checker, which decides whether they prove
+/// anything.
+pub fn solve_with_duals(lp: &LinearProgram, opts: &SolveOptions) -> (Solved, Option<Vec<f64>>) {
+    match opts.backend {
+        Backend::Microlp => (solve(lp, opts), None),
+        #[cfg(feature = "highs")]
+        Backend::Highs => highs_with_duals(lp, opts),
+    }
+}
+
+#[cfg(feature = "highs")]
+fn highs_with_duals(lp: &LinearProgram, opts: &SolveOptions) -> (Solved, Option<Vec<f64>>) {
+    use good_lp::{DualValues, SolutionWithDual};
+    let (vars, handles, objective) = variables_of(lp);
+    let mut model = vars
+        .minimise(objective)
+        .using(good_lp::highs)
+        .set_option("presolve", "off");
+    if let Some(t) = opts.time_limit {
+        model = model.with_time_limit(t);
+    }
+    let refs: Vec<_> = lp
+        .rows
+        .iter()
+        .map(|row| {
+            let mut e = Expression::with_capacity(row.coeffs.len());
+            for &(i, a) in &row.coeffs {
+                e.add_mul(a, handles[i]);
+            }
+            let rhs = row.rhs.to_f64();
+            model.add_constraint(match row.kind {
+                RowKind::Eq => e.eq(rhs),
+                RowKind::Ge => e.geq(rhs),
+                RowKind::Le => e.leq(rhs),
+            })
+        })
+        .collect();
+    match model.solve() {
+        Ok(mut solution) => {
+            if !matches!(solution.status(), SolutionStatus::Optimal) {
+                return (Solved::TimedOut, None);
+            }
+            let x: Vec<f64> = handles.iter().map(|&v| solution.value(v)).collect();
+            let objective = lp.cost.iter().zip(&x).map(|(c, v)| c * v).sum();
+            let duals = solution.compute_dual();
+            let y: Vec<f64> = refs.iter().map(|r| duals.dual(r.clone())).collect();
+            (Solved::Optimal { x, objective }, Some(y))
+        }
+        Err(ResolutionError::Infeasible) => (Solved::Infeasible, None),
+        Err(ResolutionError::Unbounded) => (Solved::Unbounded, None),
+        Err(e) => (Solved::Failed(e.to_string()), None),
+    }
+}
+
 fn variables_of(lp: &LinearProgram) -> (ProblemVariables, Vec<Variable>, Expression) {
     let mut vars = ProblemVariables::new();
     let handles: Vec<Variable> = (0..lp.num_vars())

@@ -523,3 +523,27 @@ pub fn facet_program(
     lp.cost[v] = 1.0;
     (lp, layout, v)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn move_bounds_are_relaxations_and_never_nan() {
+        // Unbounded ends stay unbounded (a regression: inf − inf once made them NaN).
+        for margin in [0.0, 1e-9] {
+            let (p_lo, p_hi, n_lo, n_hi) = move_bounds(Domain::Free, 0.3, margin);
+            assert_eq!((p_lo, n_lo), (0.0, 0.0));
+            assert_eq!((p_hi, n_hi), (f64::INFINITY, f64::INFINITY));
+        }
+        // Certified bounds contain the exact moves; a centre outside the box must move.
+        let (p_lo, p_hi, n_lo, n_hi) = move_bounds(Domain::Box { lo: 0.0, hi: 0.1 }, 0.3, 0.0);
+        assert_eq!((p_lo, p_hi), (0.0, 0.0));
+        assert!(n_lo <= 0.3 - 0.1 && n_lo > 0.19);
+        assert!(n_hi >= 0.3);
+        // Tightened: a centre on the orthant's face must lift off it.
+        let (p_lo, _, _, n_hi) = move_bounds(Domain::NonNegative, 0.0, 1e-9);
+        assert!(p_lo > 0.0);
+        assert_eq!(n_hi, 0.0);
+    }
+}

@@ -1,0 +1,412 @@
+//! Certified answers to root questions, timed per answer: `Certifier::answer` (LP solves,
+//! dual program, exact check), each question from scratch ("cold"), on
+//!
+//! - the C6 network (examples/c6/model.onnx, examples/c6/inputs.npy): every first-layer
+//!   neuron of several samples, free domain; exists, nearest-l1, nearest-linf;
+//! - a 784-256-256-128-10 MLP with Gaussian weights scaled 1/sqrt(fan_in) and one random
+//!   input in [0,1]^784 (seeded), layer 1, a sample of the neurons with nonzero relevance,
+//!   domain [0,1]; exists, nearest-l1, and nearest-linf on fewer neurons with a time limit.
+//!
+//! After each answer the phases are replayed outside it and timed on their own: building the
+//! primal program at the first margin, solving it, building and solving the dual or Farkas
+//! program (only where the certificate carries multipliers), and the exact check of the
+//! certificate that `answer` produced. The replay is not part of the answer columns; an
+//! answer also runs the checker on its point before the final check, and may retry with
+//! larger margins.
+//!
+//! Run with `cargo bench --bench lp_certify` (add `--features highs` for the HiGHS backend
+//! too). Options after `--`: `--backend microlp|highs` (repeatable; default every backend of
+//! the build), `--samples N` (C6 samples, default 10), `--neurons N` (MLP neurons, default
+//! 20), `--linf-neurons N` (MLP L∞ neurons, default 3), `--time-limit S` (seconds per LP,
+//! default 30), `--only c6|mlp`, `--mlp-domain box|free` (default box).
+
+use std::path::Path;
+use std::time::Instant;
+
+use dtdcert::dtd::{explain, DtdSettings};
+use dtdcert::exact::certificate::{check, Certificate, Claim, Problem};
+use dtdcert::lp::certify::{Answer, Certifier, Question};
+use dtdcert::lp::{dual_program, solve, Backend, SolveOptions};
+use dtdcert::model::forward::{argmax, forward};
+use dtdcert::model::inputs::load_inputs;
+use dtdcert::model::ir::dense_layer;
+use dtdcert::model::{Model, Network};
+use dtdcert::region::problem::{root_program, Domain, Norm, RegionView, RootPlane, Tightening};
+use dtdcert::region::trace_and_pattern;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+const WIDTHS: [usize; 5] = [784, 256, 256, 128, 10];
+/// The first margin `Certifier` tries for the tightened point program.
+const FIRST_MARGIN: f64 = 1e-9;
+/// The first floor `Certifier` puts on one-sided reduced costs in dual programs.
+const DUAL_MARGIN: f64 = 1e-9;
+
+struct Settings {
+    backends: Vec<Backend>,
+    samples: usize,
+    neurons: usize,
+    linf_neurons: usize,
+    time_limit: f64,
+    only: Option<String>,
+    mlp_free: bool,
+}
+
+impl Settings {
+    fn from_args() -> Self {
+        let mut s = Settings {
+            backends: Vec::new(),
+            samples: 10,
+            neurons: 20,
+            linf_neurons: 3,
+            time_limit: 30.0,
+            only: None,
+            mlp_free: false,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(a) = args.next() {
+            let mut value = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
+            match a.as_str() {
+                "--backend" => s.backends.push(Backend::parse(&value()).unwrap()),
+                "--samples" => s.samples = value().parse().unwrap(),
+                "--neurons" => s.neurons = value().parse().unwrap(),
+                "--linf-neurons" => s.linf_neurons = value().parse().unwrap(),
+                "--time-limit" => s.time_limit = value().parse().unwrap(),
+                "--only" => s.only = Some(value()),
+                "--mlp-domain" => {
+                    s.mlp_free = match value().as_str() {
+                        "free" => true,
+                        "box" => false,
+                        other => panic!("--mlp-domain: expected free or box, got {other}"),
+                    }
+                }
+                // What cargo passes to every bench target.
+                "--bench" => {}
+                other => panic!("unknown option {other}"),
+            }
+        }
+        if s.backends.is_empty() {
+            s.backends.push(Backend::Microlp);
+            #[cfg(feature = "highs")]
+            s.backends.push(Backend::Highs);
+        }
+        s
+    }
+
+    fn runs(&self, workload: &str) -> bool {
+        self.only.as_deref().is_none_or(|o| o == workload)
+    }
+}
+
+/// Times of one question, in seconds; phases are `None` where the answer did not need them.
+struct Timing {
+    answer: f64,
+    build: f64,
+    primal: f64,
+    dual: Option<f64>,
+    check: Option<f64>,
+    kind: &'static str,
+    /// Why the answer is Unknown.
+    reason: Option<String>,
+}
+
+fn kind(a: &Answer) -> &'static str {
+    match a {
+        Answer::Found { .. } => "found",
+        Answer::None => "none",
+        Answer::Unknown { .. } => "unknown",
+        _ => "other",
+    }
+}
+
+fn certify_one(certifier: &Certifier, q: &Question) -> Timing {
+    let certified = certifier.answer(q);
+    let model = certifier.model;
+    // Replay of the phases, outside the answer.
+    let (trace, pattern, _) = trace_and_pattern(model, &q.sample);
+    let m = q.layer - 1;
+    let view = RegionView {
+        net: model.net(),
+        pattern: &pattern,
+        layer: m,
+        centre: trace.layer_input(m),
+        domain: q.domain,
+    };
+    let plane = RootPlane {
+        neuron: q.neuron.unwrap(),
+        relevance: q.relevance.unwrap(),
+    };
+    let norm = if q.problem == Problem::NearestLinf {
+        Norm::Linf
+    } else {
+        Norm::L1
+    };
+    let tightening = Tightening {
+        margin: FIRST_MARGIN,
+        spare: Some((m, plane.neuron)),
+    };
+    let started = Instant::now();
+    let (lp, _) = root_program(view, Some(plane), norm, tightening);
+    let build = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let _ = solve(&lp, &certifier.opts);
+    let primal = started.elapsed().as_secs_f64();
+    let cert: Option<&Certificate> = certified.certificate.as_ref();
+    let dual = cert.filter(|c| c.multipliers.is_some()).map(|c| {
+        let farkas = c.claim == Claim::Infeasible;
+        // Infeasibility is proved on the L1 program whatever the norm.
+        let norm = if farkas { Norm::L1 } else { norm };
+        let started = Instant::now();
+        let (exact_lp, _) = root_program(view, Some(plane), norm, Tightening::NONE);
+        let d = dual_program(&exact_lp, farkas, DUAL_MARGIN);
+        let _ = solve(&d, &certifier.opts);
+        started.elapsed().as_secs_f64()
+    });
+    let check = cert.map(|c| {
+        let started = Instant::now();
+        check(model, c).expect("a certificate from answer checks");
+        started.elapsed().as_secs_f64()
+    });
+    Timing {
+        answer: certified.seconds,
+        build,
+        primal,
+        dual,
+        check,
+        kind: kind(&certified.answer),
+        reason: match certified.answer {
+            Answer::Unknown { reason } => Some(reason),
+            _ => None,
+        },
+    }
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn median_ms(values: impl Iterator<Item = f64>) -> String {
+    let mut v: Vec<f64> = values.collect();
+    if v.is_empty() {
+        return "—".into();
+    }
+    v.sort_by(f64::total_cmp);
+    format!("{:.2}", percentile(&v, 50.0) * 1e3)
+}
+
+fn report(workload: &str, backend: Backend, problem: Problem, timings: &[Timing]) {
+    let mut answers: Vec<f64> = timings.iter().map(|t| t.answer).collect();
+    answers.sort_by(f64::total_cmp);
+    let count = |k: &str| timings.iter().filter(|t| t.kind == k).count();
+    println!(
+        "| {workload} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {}/{}/{} |",
+        backend.name(),
+        problem.name(),
+        timings.len(),
+        percentile(&answers, 50.0) * 1e3,
+        percentile(&answers, 90.0) * 1e3,
+        answers[0] * 1e3,
+        answers[answers.len() - 1] * 1e3,
+        median_ms(timings.iter().map(|t| t.build)),
+        median_ms(timings.iter().map(|t| t.primal)),
+        median_ms(timings.iter().filter_map(|t| t.dual)),
+        median_ms(timings.iter().filter_map(|t| t.check)),
+        count("found"),
+        count("none"),
+        count("unknown"),
+    );
+}
+
+/// Times `problem` on every question, prints its table row, and adds the reasons of Unknown
+/// answers to `unknown` (labelled with the backend and problem).
+fn run(
+    workload: &str,
+    certifier: &Certifier,
+    problem: Problem,
+    questions: &[Question],
+    unknown: &mut Vec<String>,
+) {
+    let timings: Vec<Timing> = questions
+        .iter()
+        .map(|q| {
+            let q = Question {
+                problem,
+                ..q.clone()
+            };
+            certify_one(certifier, &q)
+        })
+        .collect();
+    report(workload, certifier.opts.backend, problem, &timings);
+    let label = format!("{} {}", certifier.opts.backend.name(), problem.name());
+    unknown.extend(
+        timings
+            .into_iter()
+            .filter_map(|t| t.reason)
+            .map(|r| format!("{label}: {r}")),
+    );
+}
+
+/// Root questions for `neurons` of layer 1 of `x` (relevance: z+ rule, top output).
+fn questions(
+    model: &Model,
+    sample_index: usize,
+    x: &[f64],
+    domain: Domain,
+    neurons: &[usize],
+) -> Vec<Question> {
+    let trace = forward(model.net(), x);
+    let k = argmax(trace.output());
+    let e = explain(model.net(), &trace, &DtdSettings::default(), k, false);
+    neurons
+        .iter()
+        .map(|&j| Question {
+            sample_index,
+            sample: x.to_vec(),
+            layer: 1,
+            neuron: Some(j),
+            relevance: Some(e.layers[0].upper[j]),
+            domain,
+            problem: Problem::Exists,
+            constraint: None,
+            centre: None,
+        })
+        .collect()
+}
+
+fn mlp(rng: &mut ChaCha8Rng) -> Network {
+    let layers = WIDTHS
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| {
+            let scale = 1.0 / (w[0] as f64).sqrt();
+            let weight = (0..w[0] * w[1])
+                .map(|_| {
+                    let v: f64 = StandardNormal.sample(rng);
+                    (v * scale) as f32 as f64
+                })
+                .collect();
+            let bias = (0..w[1])
+                .map(|_| rng.random_range(-0.05..0.05f32) as f64)
+                .collect();
+            dense_layer(w[1], w[0], weight, bias, i + 2 < WIDTHS.len()).unwrap()
+        })
+        .collect();
+    Network::new(layers).unwrap()
+}
+
+fn header() {
+    println!(
+        "| workload | backend | problem | questions | median ms | p90 ms | min ms | max ms | program build ms (median) | primal solve ms (median) | dual build + solve ms (median) | check ms (median) | found/none/unknown |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+}
+
+fn main() {
+    let s = Settings::from_args();
+    let opts_for = |backend| SolveOptions {
+        backend,
+        time_limit: Some(s.time_limit),
+    };
+    println!(
+        "certified root answers, cold (each question from scratch), time limit {} s per LP",
+        s.time_limit
+    );
+    header();
+    let mut unknown = Vec::new();
+
+    if s.runs("c6") {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/c6");
+        let model = Model::load(&root.join("model.onnx")).unwrap();
+        let inputs = load_inputs(&root.join("inputs.npy"), None).unwrap();
+        let width = model.net().layers()[0].affine.out_dim();
+        let neurons: Vec<usize> = (0..width).collect();
+        let qs: Vec<Question> = (0..s.samples.min(inputs.len()))
+            .flat_map(|i| questions(&model, i, &inputs.row(i).unwrap(), Domain::Free, &neurons))
+            .collect();
+        let workload = format!("C6 10-10-10-2, {} samples × {width} neurons", s.samples);
+        for &backend in &s.backends {
+            let certifier = Certifier {
+                model: &model,
+                opts: opts_for(backend),
+                model_path: None,
+                inputs_path: None,
+            };
+            // Builds the model's exact copy and warms the caches before timing.
+            let _ = certifier.answer(&qs[0]);
+            for problem in [Problem::Exists, Problem::NearestL1, Problem::NearestLinf] {
+                run(&workload, &certifier, problem, &qs, &mut unknown);
+            }
+        }
+    }
+
+    if s.runs("mlp") {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let model = Model::new(mlp(&mut rng));
+        let x: Vec<f64> = (0..WIDTHS[0]).map(|_| rng.random::<f32>() as f64).collect();
+        let domain = if s.mlp_free {
+            Domain::Free
+        } else {
+            Domain::Box { lo: 0.0, hi: 1.0 }
+        };
+        let all = questions(&model, 0, &x, domain, &(0..WIDTHS[1]).collect::<Vec<_>>());
+        // Neurons with relevance 0 have the centre itself as their root: skip them.
+        let relevant: Vec<Question> = all
+            .into_iter()
+            .filter(|q| q.relevance != Some(0.0))
+            .collect();
+        let stride = (relevant.len() / s.neurons.max(1)).max(1);
+        let sample: Vec<Question> = relevant
+            .iter()
+            .step_by(stride)
+            .take(s.neurons)
+            .cloned()
+            .collect();
+        let workload = format!(
+            "MLP 784-256-256-128-10, layer 1, {} of {} relevant neurons, {}",
+            sample.len(),
+            relevant.len(),
+            if s.mlp_free { "free" } else { "box [0,1]" }
+        );
+        for &backend in &s.backends {
+            let certifier = Certifier {
+                model: &model,
+                opts: opts_for(backend),
+                model_path: None,
+                inputs_path: None,
+            };
+            let _ = certifier.answer(&sample[0]);
+            for problem in [Problem::Exists, Problem::NearestL1] {
+                run(&workload, &certifier, problem, &sample, &mut unknown);
+            }
+            if s.linf_neurons > 0 {
+                let few = &sample[..s.linf_neurons.min(sample.len())];
+                run(
+                    &workload,
+                    &certifier,
+                    Problem::NearestLinf,
+                    few,
+                    &mut unknown,
+                );
+            }
+        }
+    }
+
+    // Unknown answers by reason, most frequent first.
+    let mut reasons: Vec<(String, usize)> = Vec::new();
+    for r in unknown {
+        match reasons.iter_mut().find(|(seen, _)| *seen == r) {
+            Some((_, n)) => *n += 1,
+            None => reasons.push((r, 1)),
+        }
+    }
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
+    if !reasons.is_empty() {
+        println!("\nUnknown answers:");
+    }
+    for (r, n) in reasons {
+        println!("  {n} × {r}");
+    }
+}
