@@ -11,6 +11,7 @@ use crate::audit::output::write_atomic;
 use crate::dtd::explain;
 use crate::error::{Error, Result};
 use crate::exact::certificate::{check, Certificate, Problem};
+use crate::exact::{Rational, Scalar};
 use crate::lp::certify::{Answer, Certifier, Question};
 use crate::lp::{Backend, SolveOptions};
 use crate::model::forward::forward;
@@ -20,6 +21,8 @@ use crate::region::problem::Domain;
 /// The questions `certify` answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ProblemArg {
+    /// How far along the rule root's direction the region extends (closed form, exact).
+    Step,
     Exists,
     NearestL1,
     NearestLinf,
@@ -30,6 +33,7 @@ pub enum ProblemArg {
 impl From<ProblemArg> for Problem {
     fn from(p: ProblemArg) -> Self {
         match p {
+            ProblemArg::Step => unreachable!("step is answered in closed form, without a program"),
             ProblemArg::Exists => Problem::Exists,
             ProblemArg::NearestL1 => Problem::NearestL1,
             ProblemArg::NearestLinf => Problem::NearestLinf,
@@ -72,7 +76,8 @@ impl LpArgs {
     after_help = "Example:\n  dtdcert certify --model examples/c6/model.onnx --inputs examples/c6/inputs.npy \\\n      --sample 3 --layer 1 --neuron 2 --problem nearest-l1 --out cert.json\n\n\
 Problems: exists (is there a valid root of the neuron?), nearest-l1 / nearest-linf (the valid\n\
 root nearest to the layer input), chebyshev (the largest ball inside the region; no neuron),\n\
-facet (is constraint --constraint L:J of the region redundant?).\n\
+facet (is constraint --constraint L:J of the region redundant?), step (the largest t with\n\
+a - t (a - root) in the region, for the neuron's rule root; exact closed form, no certificate).\n\
 Exit code 0: a certified answer; 1: no certified answer (Unknown, with the reason)."
 )]
 pub struct CertifyArgs {
@@ -144,6 +149,9 @@ pub fn run(args: CertifyArgs) -> Result<Outcome> {
     let opts = args.lp.resolve()?;
     let (model, inputs) = args.data.load()?;
     check_sample(&args.data.inputs, args.sample, inputs.len())?;
+    if args.problem == ProblemArg::Step {
+        return run_step(&args, &model, &inputs.row(args.sample)?, &dtd, inputs.len());
+    }
     let problem: Problem = args.problem.into();
     let root_question = matches!(
         problem,
@@ -239,6 +247,75 @@ pub fn run(args: CertifyArgs) -> Result<Outcome> {
         Answer::Unknown { .. } => Outcome::Found,
         _ => Outcome::Clean,
     })
+}
+
+#[derive(Serialize)]
+struct StepReport {
+    sample: usize,
+    layer: usize,
+    neuron: usize,
+    problem: &'static str,
+    rule: String,
+    /// `t*` as an exact rational (`null`: the ray never leaves the region).
+    t: Option<String>,
+    t_f64: Option<f64>,
+    /// `t* >= 1`: the rule root itself lies in the region.
+    rule_root_inside: bool,
+}
+
+/// `--problem step`: the largest `t >= 0` with `a − t (a − ã) ∈ P_L(x)`, where `ã` is the rule
+/// root of the neuron, computed exactly in closed form (no linear program).
+fn run_step(
+    args: &CertifyArgs,
+    model: &Model,
+    x: &[f64],
+    dtd: &crate::dtd::DtdSettings,
+    samples: usize,
+) -> Result<Outcome> {
+    let Some(j) = args.neuron else {
+        return Err(Error::Usage("--problem step needs --neuron".into()));
+    };
+    check_layer_neuron(model, args.layer, Some(j))?;
+    let targets = args.target.resolve(samples)?;
+    targets.validate(model.net().output_dim())?;
+    let m = args.layer - 1;
+    let (trace, pattern, _) = crate::region::trace_and_pattern(model, x);
+    let k = crate::audit::resolve_target(targets.for_sample(args.sample), trace.output());
+    let e = explain(model.net(), &trace, dtd, k, true);
+    let crate::dtd::RootOutcome::Root { point, .. } = &e.layers[m].neurons[j].outcome else {
+        return Err(Error::Usage(format!(
+            "neuron {j} of layer {} has no {} root for sample {} (no direction to step along)",
+            args.layer,
+            dtd.rule_for(m),
+            args.sample
+        )));
+    };
+    let a: Vec<Rational> = trace
+        .layer_input(m)
+        .iter()
+        .map(|&v| Rational::from_f64(v))
+        .collect();
+    let v: Vec<Rational> = a
+        .iter()
+        .zip(point)
+        .map(|(ai, &p)| ai.clone() - Rational::from_f64(p))
+        .collect();
+    let t = crate::region::step_length(model.exact(), &pattern, m, &a, &v);
+    let report = StepReport {
+        sample: args.sample,
+        layer: args.layer,
+        neuron: j,
+        problem: "step",
+        rule: dtd.rule_for(m).to_string(),
+        rule_root_inside: t.as_ref().is_none_or(|t| *t >= Rational::from_f64(1.0)),
+        t_f64: t.as_ref().map(Scalar::to_f64),
+        t: t.as_ref().map(|t| t.to_string()),
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).expect("reports serialise")
+    );
+    Ok(Outcome::Clean)
 }
 
 fn parse_constraint(text: &str) -> Result<(usize, usize)> {

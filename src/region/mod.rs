@@ -381,6 +381,56 @@ pub fn signed_slacks_exact(
     out
 }
 
+/// The largest `t >= 0` with `a − t v ∈ P_m` (0-based layer `m`, `a` and `v` in layer `m`'s
+/// input space), in closed form: with the pattern fixed each constraint is affine along the
+/// ray, `σ z_k(a − t v) = σ z_k(a) − t σ J_k v`, so `t* = min { σ z_k(a) / σ J_k v : σ J_k v > 0 }`.
+/// `None` when the ray never leaves the region; `Some(0)` also when `a` itself is outside.
+/// Exact in rationals; in f64 it is the float reading of the same formula.
+pub fn step_length<T: Scalar>(
+    net: &Network<T>,
+    pattern: &Pattern,
+    m: usize,
+    a: &[T],
+    v: &[T],
+) -> Option<T> {
+    // Propagate the point and the direction together: the direction without biases.
+    let (mut h, mut d) = (a.to_vec(), v.to_vec());
+    let (mut z, mut dz) = (Vec::new(), Vec::new());
+    let mut best: Option<T> = None;
+    for (k, layer) in net.layers().iter().enumerate().skip(m) {
+        layer.affine.apply_into(&h, &mut z);
+        dz.clear();
+        for j in 0..layer.affine.out_dim() {
+            dz.push(crate::exact::scalar::dot(layer.affine.row(j), &d));
+        }
+        if let Some(mask) = pattern.layer(k) {
+            for ((zj, dj), &active) in z.iter_mut().zip(dz.iter_mut()).zip(mask) {
+                let (slack, rate) = if active {
+                    (zj.clone(), dj.clone())
+                } else {
+                    (-zj.clone(), -dj.clone())
+                };
+                if slack.is_negative() {
+                    return Some(T::zero());
+                }
+                if rate.is_positive() {
+                    let t = slack / rate;
+                    if best.as_ref().is_none_or(|b| t < *b) {
+                        best = Some(t);
+                    }
+                }
+                if !active {
+                    *zj = T::zero();
+                    *dj = T::zero();
+                }
+            }
+        }
+        std::mem::swap(&mut h, &mut z);
+        std::mem::swap(&mut d, &mut dz);
+    }
+    best
+}
+
 /// The (1-based layer, neuron) of every constraint of `P_m`, in the order of the slacks.
 pub fn constraint_labels(pattern: &Pattern, m: usize) -> Vec<(usize, usize)> {
     (m..pattern.num_layers())

@@ -337,6 +337,33 @@ pub fn root_program(
     (lp, layout)
 }
 
+/// The LP form of [`super::step_length`]: `max t` (as `min −t`) subject to `a − t v ∈ P_m`.
+/// The direction's products `w·v` are rounded in f64, so this program serves to test the closed
+/// form, not to certify it.
+pub fn step_program(view: RegionView, v: &[f64]) -> (LinearProgram, usize) {
+    let mut lp = LinearProgram::new();
+    let t = lp.add_var("t".into(), 0.0, f64::INFINITY, -1.0);
+    let first = &view.net.layers()[view.layer].affine;
+    let rows = LayerRows {
+        view,
+        tightening: Tightening::NONE,
+    };
+    rows.add(
+        &mut lp,
+        &|j| {
+            let wv: f64 = first.row(j).iter().zip(v).map(|(w, x)| w * x).sum();
+            vec![(t, -wv)]
+        },
+        &|j| {
+            let wa = exact_dot(first.row(j), view.centre).expect("finite centre");
+            &wa + &dyadic(*first.bias(j))
+        },
+        &|_, _| None,
+        None,
+    );
+    (lp, t)
+}
+
 /// Which side of the composed row norms a Chebyshev program uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NormSide {
