@@ -26,6 +26,7 @@ fuzz_target!(|data: &[u8]| {
         Rule::AlphaBeta { alpha, beta } => {
             assert!(alpha.is_finite() && beta.is_finite() && alpha >= 0.0 && beta >= 0.0)
         }
+        Rule::NearestValid(_) => assert!(rule.needs_lp() && !rule.has_root()),
         Rule::Zero | Rule::Z | Rule::ZPlus | Rule::WSquare | Rule::Flat => {}
     }
 });
