@@ -86,6 +86,27 @@ pub struct Layout {
     pub scalar: Option<usize>,
 }
 
+impl Layout {
+    /// `w·(p − n)` as coefficients: the row `w·ã` with `ã = a + p − n`, less its constant.
+    fn split(&self, w: &[f64]) -> Vec<(usize, f64)> {
+        let mut c = Vec::with_capacity(2 * w.len());
+        for (i, &wi) in w.iter().enumerate() {
+            if wi != 0.0 {
+                c.push((self.plus[i], wi));
+                c.push((self.minus[i], -wi));
+            }
+        }
+        c
+    }
+}
+
+/// `w_j·a + b_j` of the first layer's neuron `j` at the centre, exactly.
+fn pre_activation_at_centre(view: RegionView, j: usize) -> Dyadic {
+    let first = &view.net.layers()[view.layer].affine;
+    let wa = exact_dot(first.row(j), view.centre).expect("finite centre");
+    &wa + &dyadic(*first.bias(j))
+}
+
 /// Tightening applied when a program is built to find a point, not to bound: inequality rows
 /// and sign bounds are moved inwards by `margin` times the row's scale, so a solver's point,
 /// slightly off, still lies strictly inside the exact region. Certified programs use 0.
@@ -305,31 +326,18 @@ pub fn root_program(
         }
     }
     let first = &view.net.layers()[view.layer].affine;
-    let split = |w: &[f64]| -> Vec<(usize, f64)> {
-        let mut c = Vec::with_capacity(2 * w.len());
-        for (i, &wi) in w.iter().enumerate() {
-            if wi != 0.0 {
-                c.push((layout.plus[i], wi));
-                c.push((layout.minus[i], -wi));
-            }
-        }
-        c
-    };
     let rows = LayerRows { view, tightening };
     rows.add(
         &mut lp,
-        &|j| split(first.row(j)),
-        &|j| {
-            let wa = exact_dot(first.row(j), view.centre).expect("finite centre");
-            &wa + &dyadic(*first.bias(j))
-        },
+        &|j| layout.split(first.row(j)),
+        &|j| pre_activation_at_centre(view, j),
         &|_, _| None,
         None,
     );
     if let Some(plane) = plane {
         lp.add_row(
             "root".into(),
-            split(first.row(plane.neuron)),
+            layout.split(first.row(plane.neuron)),
             RowKind::Eq,
             dyadic(-plane.relevance),
         );
@@ -354,10 +362,7 @@ pub fn step_program(view: RegionView, v: &[f64]) -> (LinearProgram, usize) {
             let wv: f64 = first.row(j).iter().zip(v).map(|(w, x)| w * x).sum();
             vec![(t, -wv)]
         },
-        &|j| {
-            let wa = exact_dot(first.row(j), view.centre).expect("finite centre");
-            &wa + &dyadic(*first.bias(j))
-        },
+        &|j| pre_activation_at_centre(view, j),
         &|_, _| None,
         None,
     );
@@ -524,25 +529,12 @@ pub fn facet_program(
     lp.upper.truncate(2 * view.centre.len());
     lp.cost.truncate(2 * view.centre.len());
     let first = &view.net.layers()[view.layer].affine;
-    let split = |w: &[f64]| -> Vec<(usize, f64)> {
-        let mut c = Vec::with_capacity(2 * w.len());
-        for (i, &wi) in w.iter().enumerate() {
-            if wi != 0.0 {
-                c.push((layout.plus[i], wi));
-                c.push((layout.minus[i], -wi));
-            }
-        }
-        c
-    };
     let rows = LayerRows { view, tightening };
     let v = rows
         .add(
             &mut lp,
-            &|jj| split(first.row(jj)),
-            &|jj| {
-                let wa = exact_dot(first.row(jj), view.centre).expect("finite centre");
-                &wa + &dyadic(*first.bias(jj))
-            },
+            &|jj| layout.split(first.row(jj)),
+            &|jj| pre_activation_at_centre(view, jj),
             &|_, _| None,
             Some((k, j)),
         )
