@@ -130,14 +130,34 @@ pub fn explain<T: Scalar>(
     k: usize,
     keep_roots: bool,
 ) -> Explanation<T> {
+    explain_with(net, trace, k, |index, a, upper| {
+        let rule = settings.rule_for(index);
+        layer_step(
+            &net.layers()[index].affine,
+            a,
+            upper,
+            rule,
+            settings,
+            keep_roots,
+        )
+    })
+}
+
+/// The train-free recursion from output `k` down, with each layer's step given by
+/// `step(layer index, layer input, upper relevances)`: [`explain`] uses the rule steps; other
+/// root finders (the LP-based `nearest-valid`) supply their own for some layers.
+pub fn explain_with<T: Scalar>(
+    net: &Network<T>,
+    trace: &Trace<T>,
+    k: usize,
+    mut step: impl FnMut(usize, &[T], &[T]) -> LayerRelevance<T>,
+) -> Explanation<T> {
     let layers = net.layers();
     let mut upper: Vec<T> = vec![T::zero(); net.output_dim()];
     upper[k] = trace.output()[k].clone();
     let mut out: Vec<LayerRelevance<T>> = Vec::with_capacity(layers.len());
-    for (index, layer) in layers.iter().enumerate().rev() {
-        let rule = settings.rule_for(index);
-        let a = trace.layer_input(index);
-        let step = layer_step(&layer.affine, a, &upper, rule, settings, keep_roots);
+    for index in (0..layers.len()).rev() {
+        let step = step(index, trace.layer_input(index), &upper);
         upper.clone_from(&step.lower);
         out.push(step);
     }

@@ -265,12 +265,7 @@ impl Certifier<'_> {
             match solved {
                 Solved::Optimal { x, .. } => {
                     duals = y;
-                    let point: Vec<f64> = view
-                        .centre
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &a)| a + x[layout.plus[i]] - x[layout.minus[i]])
-                        .collect();
+                    let point = layout.point(view.centre, &x);
                     let mut cert = self.skeleton(q, Claim::Feasible);
                     cert.point = Some(point.clone());
                     match check(self.model, &cert) {
@@ -331,30 +326,22 @@ impl Certifier<'_> {
         // 3. Nearest: a lower bound from the solver's duals when they prove one, else from the
         // dual program.
         let (exact_lp, _) = root_program(view, Some(plane), norm, Tightening::NONE);
-        if let Some(y) = duals {
-            for y in [y.clone(), y.iter().map(|v| -v).collect()] {
-                let mut cert = self.skeleton(q, Claim::Optimal);
-                cert.point = Some(point.clone());
-                cert.multipliers = Some(repaired(&exact_lp, y));
-                if let Ok((acc, mut cert)) = self.checked(cert) {
-                    cert.interval = Some(interval(acc.lower.as_ref(), acc.upper.as_ref()));
-                    return Ok((
-                        Answer::Found {
-                            point: acc.point.unwrap_or_default(),
-                            lower: acc.lower.as_ref().map(Scalar::to_f64),
-                            upper: acc.upper.as_ref().map(Scalar::to_f64),
-                        },
-                        cert,
-                    ));
-                }
-            }
-        }
-        let (acc, mut cert) = self.with_multipliers(&exact_lp, false, |y| {
+        let optimal_with = |y: Vec<f64>| {
             let mut cert = self.skeleton(q, Claim::Optimal);
             cert.point = Some(point.clone());
             cert.multipliers = Some(y);
             self.checked(cert)
-        })?;
+        };
+        let from_duals = duals.and_then(|y| {
+            let negated = y.iter().map(|v| -v).collect();
+            [y, negated]
+                .into_iter()
+                .find_map(|y| optimal_with(repaired(&exact_lp, y)).ok())
+        });
+        let (acc, mut cert) = match from_duals {
+            Some(found) => found,
+            None => self.with_multipliers(&exact_lp, false, &optimal_with)?,
+        };
         cert.interval = Some(interval(acc.lower.as_ref(), acc.upper.as_ref()));
         Ok((
             Answer::Found {
@@ -448,12 +435,7 @@ impl Certifier<'_> {
             lp.upper[v] = -margin;
             match solve(&lp, &self.opts) {
                 Solved::Optimal { x, .. } => {
-                    let point: Vec<f64> = view
-                        .centre
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &a)| a + x[layout.plus[i]] - x[layout.minus[i]])
-                        .collect();
+                    let point = layout.point(view.centre, &x);
                     let mut cert = self.skeleton(q, Claim::Facet);
                     cert.point = Some(point);
                     match check(self.model, &cert) {

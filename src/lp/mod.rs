@@ -10,12 +10,12 @@ pub mod nearest_valid;
 use std::time::Instant;
 
 use good_lp::{
-    variable, Expression, ProblemVariables, ResolutionError, Solution, SolutionStatus, SolverModel,
-    Variable, WithTimeLimit,
+    variable, Constraint, Expression, ProblemVariables, ResolutionError, Solution, SolutionStatus,
+    SolverModel, Variable, WithTimeLimit,
 };
 
 use crate::exact::dyadic::Dyadic;
-use crate::exact::program::{LinearProgram, RowKind};
+use crate::exact::program::{LinearProgram, Row, RowKind};
 
 /// Which solver runs the programs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -125,18 +125,7 @@ fn highs_with_duals(lp: &LinearProgram, opts: &SolveOptions) -> (Solved, Option<
     let refs: Vec<_> = lp
         .rows
         .iter()
-        .map(|row| {
-            let mut e = Expression::with_capacity(row.coeffs.len());
-            for &(i, a) in &row.coeffs {
-                e.add_mul(a, handles[i]);
-            }
-            let rhs = row.rhs.to_f64();
-            model.add_constraint(match row.kind {
-                RowKind::Eq => e.eq(rhs),
-                RowKind::Ge => e.geq(rhs),
-                RowKind::Le => e.leq(rhs),
-            })
-        })
+        .map(|row| model.add_constraint(constraint(row, &handles)))
         .collect();
     match model.solve() {
         Ok(mut solution) => {
@@ -178,22 +167,27 @@ fn variables_of(lp: &LinearProgram) -> (ProblemVariables, Vec<Variable>, Express
     (vars, handles, objective)
 }
 
+/// One row as a good_lp constraint (its right-hand side rounded to f64).
+fn constraint(row: &Row, handles: &[Variable]) -> Constraint {
+    let mut e = Expression::with_capacity(row.coeffs.len());
+    for &(i, a) in &row.coeffs {
+        e.add_mul(a, handles[i]);
+    }
+    let rhs = row.rhs.to_f64();
+    match row.kind {
+        RowKind::Eq => e.eq(rhs),
+        RowKind::Ge => e.geq(rhs),
+        RowKind::Le => e.leq(rhs),
+    }
+}
+
 fn run<M: SolverModel<Error = ResolutionError>>(
     mut model: M,
     lp: &LinearProgram,
     handles: &[Variable],
 ) -> Solved {
     for row in &lp.rows {
-        let mut e = Expression::with_capacity(row.coeffs.len());
-        for &(i, a) in &row.coeffs {
-            e.add_mul(a, handles[i]);
-        }
-        let rhs = row.rhs.to_f64();
-        model.add_constraint(match row.kind {
-            RowKind::Eq => e.eq(rhs),
-            RowKind::Ge => e.geq(rhs),
-            RowKind::Le => e.leq(rhs),
-        });
+        model.add_constraint(constraint(row, handles));
     }
     match model.solve() {
         Ok(solution) => {

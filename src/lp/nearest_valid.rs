@@ -10,8 +10,8 @@
 
 use crate::dtd::full_backward::{RootFinder, Rootless, RuleRoots};
 use crate::dtd::{
-    layer_step, DtdSettings, Explanation, LayerRelevance, NeuronRelevance, NoRoot, RootOutcome,
-    Rule,
+    explain_with, layer_step, DtdSettings, Explanation, LayerRelevance, NeuronRelevance, NoRoot,
+    RootOutcome, Rule,
 };
 use crate::error::Result;
 use crate::exact::certificate::Problem;
@@ -202,31 +202,22 @@ pub fn explain_valid(
         model_path: None,
         inputs_path: None,
     };
-    let layers = model.net().layers();
-    let mut upper = vec![0.0; model.net().output_dim()];
-    upper[k] = trace.output()[k];
-    let mut out: Vec<LayerRelevance<f64>> = Vec::with_capacity(layers.len());
     let mut pattern: Option<Pattern> = None;
-    for (index, layer) in layers.iter().enumerate().rev() {
+    explain_with(model.net(), trace, k, |index, a, upper| {
         let rule = settings.rule_for(index);
-        let a = trace.layer_input(index);
-        let step = match rule {
+        match rule {
             Rule::NearestValid(norm) => {
                 let pattern = pattern.get_or_insert_with(|| trace_and_pattern(model, x).1);
                 valid_step(
-                    &certifier, x, pattern, index, a, &upper, norm, input_box, rule,
+                    &certifier, x, pattern, index, a, upper, norm, input_box, rule,
                 )
             }
-            _ => layer_step(&layer.affine, a, &upper, rule, settings, true),
-        };
-        upper.clone_from(&step.lower);
-        out.push(step);
-    }
-    out.reverse();
-    Explanation {
-        explained: k,
-        layers: out,
-    }
+            _ => {
+                let affine = &model.net().layers()[index].affine;
+                layer_step(affine, a, upper, rule, settings, true)
+            }
+        }
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -87,6 +87,15 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// The point `ã = a + p − n` of a solution `x` of a root or facet program.
+    pub fn point(&self, centre: &[f64], x: &[f64]) -> Vec<f64> {
+        centre
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| a + x[self.plus[i]] - x[self.minus[i]])
+            .collect()
+    }
+
     /// `w·(p − n)` as coefficients: the row `w·ã` with `ã = a + p − n`, less its constant.
     fn split(&self, w: &[f64]) -> Vec<(usize, f64)> {
         let mut c = Vec::with_capacity(2 * w.len());
