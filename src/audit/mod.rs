@@ -93,10 +93,8 @@ pub struct CertifySettings {
 impl AuditSettings {
     /// The box the input-layer roots must lie in, if any.
     pub fn input_domain(&self) -> Option<Box1> {
-        self.domain.or(match self.dtd.rule_for(0) {
-            crate::dtd::Rule::ZBox { lo, hi } => Some(Box1 { lo, hi }),
-            _ => None,
-        })
+        self.domain
+            .or(self.dtd.input_rule_box().map(|(lo, hi)| Box1 { lo, hi }))
     }
 }
 

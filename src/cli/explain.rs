@@ -87,10 +87,7 @@ fn lp_side(args: &ExplainArgs, dtd: &DtdSettings) -> Result<Option<LpSide>> {
     }
     let input_box = match args.domain.as_deref().map(parse_domain).transpose()? {
         Some(b) => Some((b.lo, b.hi)),
-        None => match dtd.rule_for(0) {
-            Rule::ZBox { lo, hi } => Some((lo, hi)),
-            _ => None,
-        },
+        None => dtd.input_rule_box(),
     };
     Ok(Some(LpSide {
         input_box,

@@ -45,6 +45,14 @@ impl Default for DtdSettings {
 }
 
 impl DtdSettings {
+    /// The input box `[lo, hi]` of a zB rule at the first layer, if that is the input rule.
+    pub fn input_rule_box(&self) -> Option<(f64, f64)> {
+        match self.rule_for(0) {
+            Rule::ZBox { lo, hi } => Some((lo, hi)),
+            _ => None,
+        }
+    }
+
     /// The rule of layer `index` (0-based).
     pub fn rule_for(&self, index: usize) -> Rule {
         match (index, self.input_rule) {
