@@ -10,6 +10,8 @@
 //! - A certified nearest distance is never larger than the distance of a sampled valid root.
 //! - `dtdcert certify` and `dtdcert check-cert` keep their command-line contract.
 
+mod util;
+
 use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::ops::RangeInclusive;
@@ -53,40 +55,7 @@ fn weight() -> impl Strategy<Value = f64> {
 /// A random MLP: `inputs` inputs, 1–3 hidden ReLU layers of width 2–6, 1–3 outputs with or
 /// without a last ReLU.
 fn mlp(inputs: RangeInclusive<usize>) -> impl Strategy<Value = Network> {
-    (
-        inputs,
-        prop::collection::vec(2usize..=6, 1..=3),
-        1usize..=3,
-        any::<bool>(),
-    )
-        .prop_flat_map(|(input, hidden, outputs, last_relu)| {
-            let mut widths = vec![input];
-            widths.extend(hidden);
-            widths.push(outputs);
-            let shapes: Vec<(usize, usize)> = widths.windows(2).map(|w| (w[1], w[0])).collect();
-            let params: Vec<_> = shapes
-                .iter()
-                .map(|&(r, c)| {
-                    (
-                        prop::collection::vec(weight(), r * c),
-                        prop::collection::vec(weight(), r),
-                    )
-                })
-                .collect();
-            (Just(shapes), params, Just(last_relu))
-        })
-        .prop_map(|(shapes, params, last_relu)| {
-            let n = shapes.len();
-            let layers = shapes
-                .into_iter()
-                .zip(params)
-                .enumerate()
-                .map(|(i, ((r, c), (w, b)))| {
-                    dense_layer(r, c, w, b, i + 1 < n || last_relu).unwrap()
-                })
-                .collect();
-            Network::new(layers).unwrap()
-        })
+    util::mlp(inputs, 2..=6, 1..=3, weight)
 }
 
 fn input_value() -> impl Strategy<Value = f64> {

@@ -2,9 +2,12 @@
 
 #![allow(dead_code)]
 
+use std::ops::RangeInclusive;
+
 use dtdcert::exact::{Rational, Scalar};
 use dtdcert::model::ir::dense_layer;
 use dtdcert::model::{Model, Network};
+
 use proptest::prelude::*;
 
 /// Weights that are f32 values, half of them from a small dyadic grid so that exact ties and
@@ -18,13 +21,24 @@ pub fn weight() -> impl Strategy<Value = f64> {
 
 /// A random MLP: 1–5 inputs, 1–3 hidden layers of width 1–5, 1–3 outputs.
 pub fn network() -> impl Strategy<Value = Network> {
+    mlp(1..=5, 1..=5, 1..=3, weight)
+}
+
+/// A random MLP with `inputs` inputs, 1–3 hidden ReLU layers of `widths` neurons, 1–3 outputs
+/// with or without a last ReLU, and parameters drawn from `weight()`.
+pub fn mlp<S: Strategy<Value = f64> + 'static>(
+    inputs: RangeInclusive<usize>,
+    widths: RangeInclusive<usize>,
+    depth: RangeInclusive<usize>,
+    weight: fn() -> S,
+) -> impl Strategy<Value = Network> {
     (
-        1usize..=5,
-        prop::collection::vec(1usize..=5, 1..=3),
+        inputs,
+        prop::collection::vec(widths, depth),
         1usize..=3,
         any::<bool>(),
     )
-        .prop_flat_map(|(input, hidden, outputs, last_relu)| {
+        .prop_flat_map(move |(input, hidden, outputs, last_relu)| {
             let mut widths = vec![input];
             widths.extend(hidden);
             widths.push(outputs);
