@@ -65,12 +65,6 @@ for t in "${targets[@]}"; do
     if [ -f "fuzz/dicts/$t.dict" ]; then
         flags+=(-dict="fuzz/dicts/$t.dict")
     fi
-    case "$t" in
-        # ndarray-npy allocates an .npz member's header at the length it announces, up to
-        # 4 GiB of untouched zero pages, before finding it truncated (a known limit, see
-        # src/model/inputs.rs); libFuzzer's default 2 GiB malloc limit would stop every run there.
-        npy_load) flags+=(-malloc_limit_mb=4200) ;;
-    esac
     # shellcheck disable=SC2206 # FUZZ_FLAGS is split on purpose
     flags+=(${FUZZ_FLAGS:-})
     log="fuzz/artifacts/$t.log"

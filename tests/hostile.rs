@@ -907,6 +907,44 @@ fn npz_members_declaring_huge_shapes_are_refused_before_allocating() {
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
+/// An `.npz` whose member's `.npy` header (format 3.0, where the header length is a u32)
+/// announces 0xFFFF_FFF0 bytes of header text over the 17 it holds, stored uncompressed. It is
+/// refused from the member's first bytes, before the text is read, quickly and under the
+/// address-space cap, as inputs and as targets.
+#[test]
+fn npz_member_announcing_a_4_gib_header_is_refused_before_reading_it() {
+    use std::io::Write;
+    use zip::write::SimpleFileOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let mut member = b"\x93NUMPY\x03\x00".to_vec();
+    member.extend(0xFFFF_FFF0u32.to_le_bytes());
+    member.extend(b"{'descr': '<f8', ");
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    w.start_file("x.npy", stored).unwrap();
+    w.write_all(&member).unwrap();
+    let npz = write_in(&dir, "long_header.npz", &w.finish().unwrap().into_inner());
+    let needles = [
+        "long_header.npz",
+        "array \"x\"",
+        "header is too long",
+        "4294967280",
+    ];
+    refused_by_every_command(&p(VALID_JSON), &npz, says_quickly(&needles));
+    for cmd in ["audit", "explain"] {
+        let args = [
+            os(cmd),
+            os("--model"),
+            os(VALID_JSON),
+            os("--inputs"),
+            os(INPUTS_3),
+            os("--targets"),
+            os(&npz),
+        ];
+        expect_refusal(&args, says_quickly(&needles));
+    }
+}
+
 #[test]
 fn safetensors_declaring_absurd_sizes_or_damaged_are_refused() {
     for (stem, problem) in [

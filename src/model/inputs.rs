@@ -17,12 +17,13 @@
 //! one [`Error::File`] naming the file and the problem; no file content makes these loaders
 //! panic.
 //!
-//! An `.npz` member is parsed by ndarray-npy, which allocates what the member's header announces
-//! before reading the data; so the member is first read through without keeping anything, and a
-//! member that holds less data than its header announces is refused before that allocation.
-//! `.npy` files are checked against their size. Known limit: ndarray-npy also allocates the
-//! header dictionary at the length the member announces (up to 4 GiB, normally untouched
-//! zero pages) before finding it truncated.
+//! Nothing is allocated at a size a file only announces. `.npy` files are checked against their
+//! size before anything is read. An `.npz` member is read with the `zip` crate: first the fixed
+//! start of its `.npy` header (magic bytes, version, header length), and a header announcing
+//! more than 10 000 bytes (NumPy's own limit) is refused before its text is read; then, once the
+//! header's dtype and shape are accepted, the data it describes, into a buffer that grows only
+//! as the data arrive, so a member holding less than its header announces costs no more than it
+//! holds. Bytes beyond the data are counted without being kept.
 
 use std::fmt;
 use std::fs::File;
@@ -31,18 +32,23 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::Mmap;
-use ndarray::{Array2, ArrayD, ArrayViewD, Axis, CowArray, Ix2, IxDyn, OwnedRepr, ShapeBuilder};
+use ndarray::{Array2, ArrayD, ArrayViewD, Axis, CowArray, Ix2, IxDyn, ShapeBuilder};
 use ndarray_npy::npy::header::{Header, ReadHeaderError};
-use ndarray_npy::{
-    NpzReader, ReadDataError, ReadNpyError, ReadNpzError, ReadableElement, ViewNpyExt,
-    WriteNpyError, WriteNpyExt,
-};
+use ndarray_npy::{ViewNpyExt, WriteNpyError, WriteNpyExt};
+use zip::ZipArchive;
 
 use crate::error::{Error, Result};
 
 const NPY_MAGIC: &[u8; 6] = b"\x93NUMPY";
-/// Header dictionaries are a few dozen bytes; NumPy itself refuses headers over 10 000 bytes.
+/// The longest header text accepted in an `.npy` file. Header dictionaries are a few dozen bytes;
+/// this one is read in place from the mapped file, after checking that the file holds it.
 const MAX_NPY_HEADER: usize = 1 << 20;
+/// The longest header text accepted in an `.npz` member, checked before the text is read into
+/// memory (its length field is a u32 in format versions 2 and 3, so it may announce 4 GiB).
+/// NumPy's own limit: `numpy.load` refuses longer headers by default (`max_header_size`).
+const MAX_NPZ_HEADER: usize = 10_000;
+/// The fixed start of an `.npy` file at its longest: magic bytes, version, a 4-byte length.
+const NPY_PREAMBLE_MAX: usize = 12;
 /// Deeper bracket nesting than any real header has; refused before parsing, so that a crafted
 /// header cannot exhaust the stack of the recursive literal parser.
 const MAX_NPY_HEADER_NESTING: usize = 32;
@@ -148,53 +154,33 @@ pub fn load_inputs_bytes(
 
 fn inputs_from<R: Read + Seek>(container: Container<R>, path: &Path) -> Result<Inputs> {
     match container {
-        Container::Npy(map) => inputs_from_npy(path, map),
+        Container::Npy(map) => inputs_from_npy(path, map).map_err(|p| Error::file(path, p)),
         Container::Npz {
             mut archive,
+            index,
             member,
-        } => inputs_from_npz(&mut archive, &member, path)
+        } => npz_member(&mut archive, index, |h| Ok(input_layout(h)?.0.size()))
+            .and_then(|bytes| inputs_from_npy(path, Bytes::Owned(bytes)))
             .map_err(|problem| Error::file(path, format!("array \"{member}\": {problem}"))),
     }
 }
 
-fn inputs_from_npz<R: Read + Seek>(
-    archive: &mut NpzReader<R>,
-    member: &str,
-    path: &Path,
-) -> std::result::Result<Inputs, String> {
-    let descr = npz_descr(archive, member)?;
-    let (shape, data) = match (descr.kind, descr.size) {
-        (b'f', 4) => {
-            let a: ArrayD<f32> = npz_read(archive, member)?;
-            (a.shape().to_vec(), Data::F32(as_rows(a)))
-        }
-        (b'f', 8) => {
-            let a: ArrayD<f64> = npz_read(archive, member)?;
-            (a.shape().to_vec(), Data::F64(as_rows(a)))
-        }
-        _ => return Err(wrong_input_dtype(&descr)),
-    };
-    let (rows, width) = rows_and_width(&shape)?;
-    Ok(Inputs {
-        path: path.to_path_buf(),
-        shape,
-        rows,
-        width,
-        data,
-    })
-}
-
-fn inputs_from_npy(path: &Path, map: Bytes) -> Result<Inputs> {
-    let header = NpyHeader::parse(&map).map_err(|p| Error::file(path, p))?;
+/// The float type, rows and width of inputs stored under `header`, or why they cannot be inputs.
+fn input_layout(header: &NpyHeader) -> std::result::Result<(Float, usize, usize), String> {
     let float = match (header.descr.kind, header.descr.size) {
         (b'f', 4) => Float::F32,
         (b'f', 8) => Float::F64,
-        _ => return Err(Error::file(path, wrong_input_dtype(&header.descr))),
+        _ => return Err(wrong_input_dtype(&header.descr)),
     };
-    let (rows, width) = rows_and_width(&header.shape).map_err(|p| Error::file(path, p))?;
-    header
-        .check_data_len(map.len(), float.size())
-        .map_err(|p| Error::file(path, p))?;
+    let (rows, width) = rows_and_width(&header.shape)?;
+    Ok((float, rows, width))
+}
+
+/// Inputs from the bytes of an `.npy` file (mapped, or in memory).
+fn inputs_from_npy(path: &Path, map: Bytes) -> std::result::Result<Inputs, String> {
+    let header = NpyHeader::parse(&map)?;
+    let (float, rows, width) = input_layout(&header)?;
+    header.check_data_len(map.len(), float.size())?;
     let offset = header.data_offset;
     let in_place = header.descr.order == ByteOrder::Little
         && cfg!(target_endian = "little")
@@ -211,8 +197,7 @@ fn inputs_from_npy(path: &Path, map: Bytes) -> Result<Inputs> {
         let bytes = &map[offset..];
         let big = header.descr.order == ByteOrder::Big;
         let dim = IxDyn(&header.shape).set_f(header.fortran);
-        let bad =
-            |e: ndarray::ShapeError| Error::file(path, format!("shape does not match data: {e}"));
+        let bad = |e: ndarray::ShapeError| format!("shape does not match data: {e}");
         match float {
             Float::F32 => {
                 let values = decode(
@@ -521,8 +506,13 @@ fn targets_from<R: Read + Seek>(
         Container::Npy(map) => (targets_from_npy(&map, n), None),
         Container::Npz {
             mut archive,
+            index,
             member,
-        } => (targets_from_npz(&mut archive, &member, n), Some(member)),
+        } => (
+            npz_member(&mut archive, index, |h| target_layout(h, n))
+                .and_then(|bytes| targets_from_npy(&bytes, n)),
+            Some(member),
+        ),
     };
     targets.map_err(|problem| match member {
         Some(m) => Error::file(path, format!("array \"{m}\": {problem}")),
@@ -530,8 +520,8 @@ fn targets_from<R: Read + Seek>(
     })
 }
 
-fn targets_from_npy(bytes: &[u8], n: usize) -> std::result::Result<Vec<usize>, String> {
-    let header = NpyHeader::parse(bytes)?;
+/// The element size of `n` targets stored under `header`, or why they cannot be targets.
+fn target_layout(header: &NpyHeader, n: usize) -> std::result::Result<usize, String> {
     let d = &header.descr;
     if !matches!(
         (d.kind, d.size),
@@ -540,7 +530,14 @@ fn targets_from_npy(bytes: &[u8], n: usize) -> std::result::Result<Vec<usize>, S
         return Err(wrong_target_dtype(d));
     }
     check_target_shape(&header.shape, n)?;
-    header.check_data_len(bytes.len(), d.size)?;
+    Ok(d.size)
+}
+
+fn targets_from_npy(bytes: &[u8], n: usize) -> std::result::Result<Vec<usize>, String> {
+    let header = NpyHeader::parse(bytes)?;
+    let size = target_layout(&header, n)?;
+    header.check_data_len(bytes.len(), size)?;
+    let d = &header.descr;
     let data = &bytes[header.data_offset..];
     let big = d.order == ByteOrder::Big;
     macro_rules! ints {
@@ -595,34 +592,6 @@ fn targets_from_npy(bytes: &[u8], n: usize) -> std::result::Result<Vec<usize>, S
     }
 }
 
-fn targets_from_npz<R: Read + Seek>(
-    archive: &mut NpzReader<R>,
-    member: &str,
-    n: usize,
-) -> std::result::Result<Vec<usize>, String> {
-    let d = npz_descr(archive, member)?;
-    macro_rules! read {
-        ($t:ty, $convert:expr) => {{
-            let a: ArrayD<$t> = npz_read(archive, member)?;
-            check_target_shape(a.shape(), n)?;
-            a.iter().enumerate().map(|(k, &v)| $convert(k, v)).collect()
-        }};
-    }
-    match (d.kind, d.size) {
-        (b'i', 1) => read!(i8, |k, v| int_target(k, i128::from(v))),
-        (b'i', 2) => read!(i16, |k, v| int_target(k, i128::from(v))),
-        (b'i', 4) => read!(i32, |k, v| int_target(k, i128::from(v))),
-        (b'i', 8) => read!(i64, |k, v| int_target(k, i128::from(v))),
-        (b'u', 1) => read!(u8, |k, v| int_target(k, i128::from(v))),
-        (b'u', 2) => read!(u16, |k, v| int_target(k, i128::from(v))),
-        (b'u', 4) => read!(u32, |k, v| int_target(k, i128::from(v))),
-        (b'u', 8) => read!(u64, |k, v| int_target(k, i128::from(v))),
-        (b'f', 4) => read!(f32, |k, v| float_target(k, f64::from(v))),
-        (b'f', 8) => read!(f64, float_target),
-        _ => Err(wrong_target_dtype(&d)),
-    }
-}
-
 fn wrong_target_dtype(descr: &Descr) -> String {
     format!(
         "targets must be integer class indices (or floats holding whole numbers), but the array has dtype {}",
@@ -663,7 +632,10 @@ fn float_target(position: usize, v: f64) -> std::result::Result<usize, String> {
 enum Container<R: Read + Seek> {
     Npy(Bytes),
     Npz {
-        archive: NpzReader<R>,
+        archive: ZipArchive<R>,
+        /// The member's index in the archive.
+        index: usize,
+        /// Its name as listed to the user (without `.npy`).
         member: String,
     },
 }
@@ -740,19 +712,26 @@ fn sniff(lead: &[u8], path: &Path, key: Option<&str>) -> Result<Kind> {
 }
 
 /// Opens the zip archive and picks the member: the one named by `key`, or the only one.
+/// Members are named as NumPy names them, without their `.npy` suffix.
 fn npz_container<R: Read + Seek>(
     reader: R,
     path: &Path,
     key: Option<&str>,
 ) -> Result<Container<R>> {
-    let zip_err = |e: ReadNpzError| {
-        Error::file(
-            path,
-            format!("not a readable .npz archive: {}", npz_problem(e)),
-        )
+    let zip_err = |e: zip::result::ZipError| {
+        Error::file(path, format!("not a readable .npz archive: zip error: {e}"))
     };
-    let mut archive = NpzReader::new(reader).map_err(zip_err)?;
-    let names = archive.names().map_err(zip_err)?;
+    let mut archive = ZipArchive::new(reader).map_err(zip_err)?;
+    // Opening each member (not only listing the names) refuses, here, the members that could
+    // not be read: encrypted ones, or unsupported compression methods.
+    let names = (0..archive.len())
+        .map(|i| {
+            let file = archive.by_index(i)?;
+            let name = file.name();
+            Ok(name.strip_suffix(".npy").unwrap_or(name).to_owned())
+        })
+        .collect::<zip::result::ZipResult<Vec<String>>>()
+        .map_err(zip_err)?;
     if names.is_empty() {
         return Err(Error::file(path, "the .npz archive holds no arrays"));
     }
@@ -782,100 +761,76 @@ fn npz_container<R: Read + Seek>(
             ))
         }
     };
-    Ok(Container::Npz { archive, member })
+    // A member stored under the key itself comes first, as in ndarray-npy's lookup.
+    let index = archive
+        .index_for_name(&member)
+        .or_else(|| archive.index_for_name(&format!("{member}.npy")))
+        .ok_or_else(|| Error::file(path, format!("no array named \"{member}\"")))?;
+    Ok(Container::Npz {
+        archive,
+        index,
+        member,
+    })
 }
 
-/// The dtype of an `.npz` member, read by [`DescriptorProbe`]: nothing is allocated and no
-/// data are read.
-fn npz_descr<R: Read + Seek>(
-    archive: &mut NpzReader<R>,
-    member: &str,
-) -> std::result::Result<Descr, String> {
-    match archive.by_name::<OwnedRepr<DescriptorProbe>, IxDyn>(member) {
-        Err(ReadNpzError::Npy(ReadNpyError::WrongDescriptor(d))) => Ok(match d.as_string() {
-            Some(text) => Descr::parse(text),
-            None => Descr::structured(&d.to_string()),
-        }),
-        Err(e) => Err(npz_problem(e)),
-        Ok(_) => unreachable!("the descriptor probe always answers with the descriptor"),
+/// Reads member `index` of an `.npz` archive as the bytes of an `.npy` file, allocating nothing
+/// at a size the member only announces. The fixed start of its header comes first, and a
+/// header longer than [`MAX_NPZ_HEADER`] is refused before its text is read. Then `accept`
+/// judges the parsed header (dtype, shape) and answers the size of an element; only then are the
+/// data read, no further than the header describes and into a buffer that grows as they arrive.
+/// A member holding less or more than that is refused; bytes beyond are counted, not kept.
+fn npz_member<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    index: usize,
+    accept: impl FnOnce(&NpyHeader) -> std::result::Result<usize, String>,
+) -> std::result::Result<Vec<u8>, String> {
+    let mut member = archive
+        .by_index(index)
+        .map_err(|e| format!("zip error: {e}"))?;
+    let mut bytes = Vec::new();
+    // Reads on until `bytes` holds `len` bytes or the member ends.
+    let mut fill_to = |bytes: &mut Vec<u8>, len: usize| {
+        let more = len.saturating_sub(bytes.len()) as u64;
+        (&mut member)
+            .take(more)
+            .read_to_end(bytes)
+            .map_err(member_problem)
+    };
+    fill_to(&mut bytes, NPY_PREAMBLE_MAX)?;
+    let (preamble, header_len) = match npy_preamble(&bytes)? {
+        Some(found) => found,
+        None if bytes.is_empty() => return Err("the member is empty".into()),
+        None => return Err(member_header_truncated()),
+    };
+    if header_len > MAX_NPZ_HEADER {
+        return Err(format!(
+            "the .npy header is too long: it announces {header_len} bytes, more than the {MAX_NPZ_HEADER} allowed"
+        ));
     }
-}
-
-/// Reads an `.npz` member, after checking with a [`LengthProbe`] that it holds the data its
-/// header announces, so that a corrupt header cannot make ndarray-npy allocate more than the
-/// member holds.
-fn npz_read<T: ReadableElement, R: Read + Seek>(
-    archive: &mut NpzReader<R>,
-    member: &str,
-) -> std::result::Result<ArrayD<T>, String> {
-    archive
-        .by_name::<OwnedRepr<LengthProbe<T>>, IxDyn>(member)
-        .map_err(npz_problem)?;
-    archive
-        .by_name::<OwnedRepr<T>, IxDyn>(member)
-        .map_err(npz_problem)
-}
-
-/// An element type whose read stops at the header: it answers every descriptor with
-/// `WrongDescriptor`, which carries the descriptor.
-struct DescriptorProbe;
-
-impl ReadableElement for DescriptorProbe {
-    fn read_to_end_exact_vec<R: Read>(
-        _reader: R,
-        type_desc: &py_literal::Value,
-        _len: usize,
-    ) -> std::result::Result<Vec<Self>, ReadDataError> {
-        Err(ReadDataError::WrongDescriptor(type_desc.clone()))
+    let data_offset = preamble + header_len;
+    fill_to(&mut bytes, data_offset)?;
+    if bytes.len() < data_offset {
+        return Err(member_header_truncated());
     }
+    let header = NpyHeader::parse(&bytes)?;
+    let elem_size = accept(&header)?;
+    let expected = header.data_len(elem_size)?;
+    fill_to(&mut bytes, data_offset.saturating_add(expected))?;
+    let beyond = io::copy(&mut member, &mut io::sink()).map_err(member_problem)?;
+    let member_len = bytes
+        .len()
+        .saturating_add(usize::try_from(beyond).unwrap_or(usize::MAX));
+    header.check_data_len(member_len, elem_size)?;
+    Ok(bytes)
 }
 
-/// A zero-sized stand-in for `T`: reading it streams the member's data through without keeping
-/// them, and fails the way reading `T` would when the member ends before the `len` elements
-/// its header announces. Extra data and the descriptor are left to the real read.
-struct LengthProbe<T>(std::marker::PhantomData<T>);
-
-impl<T> Clone for LengthProbe<T> {
-    fn clone(&self) -> Self {
-        Self(std::marker::PhantomData)
-    }
+fn member_header_truncated() -> String {
+    "truncated: the member ends inside its .npy header".into()
 }
 
-impl<T: ReadableElement> ReadableElement for LengthProbe<T> {
-    fn read_to_end_exact_vec<R: Read>(
-        reader: R,
-        _type_desc: &py_literal::Value,
-        len: usize,
-    ) -> std::result::Result<Vec<Self>, ReadDataError> {
-        // ndarray-npy has checked that `len <= isize::MAX`; a product past u64 saturates, and
-        // no member holds that much.
-        let needed = (len as u64).saturating_mul(std::mem::size_of::<T>() as u64);
-        let found = io::copy(&mut reader.take(needed), &mut io::sink())?;
-        if found < needed {
-            return Err(ReadDataError::Io(io::ErrorKind::UnexpectedEof.into()));
-        }
-        Ok(vec![Self(std::marker::PhantomData); len])
-    }
-}
-
-fn npz_problem(e: ReadNpzError) -> String {
-    match e {
-        ReadNpzError::Zip(e) => format!("zip error: {e}"),
-        ReadNpzError::Npy(e) => match e {
-            ReadNpyError::MissingData => {
-                "truncated: the data end before the header's shape is filled".into()
-            }
-            ReadNpyError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                "truncated: the member ends early".into()
-            }
-            ReadNpyError::ParseHeader(e) => format!("malformed .npy header: {e}"),
-            ReadNpyError::ExtraBytes(n) => {
-                format!("{n} bytes follow the data the header describes")
-            }
-            ReadNpyError::WrongDescriptor(d) => format!("unsupported dtype {d}"),
-            other => other.to_string(),
-        },
-    }
+/// A failed read of an `.npz` member: damaged compressed data, a checksum that does not match.
+fn member_problem(e: io::Error) -> String {
+    format!("cannot read the member: {e}")
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -966,6 +921,32 @@ impl Descr {
     }
 }
 
+/// Reads the fixed start of an `.npy` file from `lead`: magic bytes, format version, and the
+/// length of the header text that follows. Answers the length of this preamble and that of the
+/// header text, or `None` when `lead` ends first.
+fn npy_preamble(lead: &[u8]) -> std::result::Result<Option<(usize, usize)>, String> {
+    if !NPY_MAGIC.starts_with(&lead[..lead.len().min(NPY_MAGIC.len())]) {
+        return Err("not a .npy file: wrong magic bytes".into());
+    }
+    let Some(&[major, minor]) = lead.get(6..8) else {
+        return Ok(None);
+    };
+    let len_bytes = match (major, minor) {
+        (1, 0) => 2,
+        (2 | 3, 0) => 4,
+        _ => return Err(format!("unsupported .npy format version {major}.{minor}")),
+    };
+    let preamble = 8 + len_bytes;
+    let header_len = match lead.get(8..preamble) {
+        Some(&[a, b]) => usize::from(u16::from_le_bytes([a, b])),
+        Some(&[a, b, c, d]) => {
+            usize::try_from(u32::from_le_bytes([a, b, c, d])).unwrap_or(usize::MAX)
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some((preamble, header_len)))
+}
+
 /// The header of an `.npy` file, checked against the file's bytes.
 struct NpyHeader {
     descr: Descr,
@@ -980,30 +961,7 @@ impl NpyHeader {
         if bytes.is_empty() {
             return Err("the file is empty".into());
         }
-        if !bytes.starts_with(NPY_MAGIC) {
-            return Err(if NPY_MAGIC.starts_with(bytes) {
-                truncated()
-            } else {
-                "not a .npy file: wrong magic bytes".into()
-            });
-        }
-        let (major, minor) = match bytes.get(6..8) {
-            Some(v) => (v[0], v[1]),
-            None => return Err(truncated()),
-        };
-        let len_bytes = match (major, minor) {
-            (1, 0) => 2,
-            (2 | 3, 0) => 4,
-            _ => return Err(format!("unsupported .npy format version {major}.{minor}")),
-        };
-        let prefix = 8 + len_bytes;
-        let header_len = match bytes.get(8..prefix) {
-            Some(&[a, b]) => usize::from(u16::from_le_bytes([a, b])),
-            Some(&[a, b, c, d]) => {
-                usize::try_from(u32::from_le_bytes([a, b, c, d])).unwrap_or(usize::MAX)
-            }
-            _ => return Err(truncated()),
-        };
+        let (prefix, header_len) = npy_preamble(bytes)?.ok_or_else(truncated)?;
         if header_len > MAX_NPY_HEADER {
             return Err(format!(
                 "malformed .npy header: it claims {header_len} bytes, more than the {MAX_NPY_HEADER} allowed"
@@ -1041,14 +999,18 @@ impl NpyHeader {
         })
     }
 
-    /// Checks that exactly the data the header describes follow it.
-    fn check_data_len(&self, file_len: usize, elem_size: usize) -> std::result::Result<(), String> {
-        let expected = self
-            .shape
+    /// The length in bytes of the data the header describes, with elements of `elem_size` bytes.
+    fn data_len(&self, elem_size: usize) -> std::result::Result<usize, String> {
+        self.shape
             .iter()
             .try_fold(elem_size, |acc, &s| acc.checked_mul(s))
             .filter(|&n| n <= isize::MAX as usize)
-            .ok_or_else(|| format!("shape {:?} is too large", self.shape))?;
+            .ok_or_else(|| format!("shape {:?} is too large", self.shape))
+    }
+
+    /// Checks that exactly the data the header describes follow it.
+    fn check_data_len(&self, file_len: usize, elem_size: usize) -> std::result::Result<(), String> {
+        let expected = self.data_len(elem_size)?;
         let found = file_len - self.data_offset;
         if found < expected {
             Err(format!(
@@ -1816,6 +1778,92 @@ mod tests {
             load_inputs(&ok, None).unwrap().row(1).unwrap(),
             vec![3.0, 4.0]
         );
+    }
+
+    /// An `.npz` (in memory) holding one member `x.npy` with the bytes `member`.
+    fn npz_of(member: &[u8], compressed: bool) -> Vec<u8> {
+        use zip::write::SimpleFileOptions;
+        let method = if compressed {
+            zip::CompressionMethod::Deflated
+        } else {
+            zip::CompressionMethod::Stored
+        };
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        w.start_file(
+            "x.npy",
+            SimpleFileOptions::default().compression_method(method),
+        )
+        .unwrap();
+        w.write_all(member).unwrap();
+        w.finish().unwrap().into_inner()
+    }
+
+    /// A member's header length is a u32 in .npy versions 2 and 3: one announcing 4 GiB, over
+    /// a few bytes, is refused from its preamble, before its text is read (ndarray-npy used to
+    /// allocate it first). The bound is NumPy's own, and a header just within it still loads.
+    #[test]
+    fn npz_member_announcing_a_header_over_the_bound_is_refused_before_reading_it() {
+        let name = Path::new("long_header.npz");
+        let mut v3 = NPY_MAGIC.to_vec();
+        v3.extend([3, 0]);
+        v3.extend(0xFFFF_FFF0u32.to_le_bytes());
+        v3.extend(b"{'descr': '<f8', ");
+        for compressed in [false, true] {
+            let npz = npz_of(&v3, compressed);
+            let e = err(load_inputs_bytes(&npz, name, None));
+            assert_eq!(
+                e,
+                "long_header.npz: array \"x\": the .npy header is too long: it announces \
+                 4294967280 bytes, more than the 10000 allowed"
+            );
+            let e = err(load_targets_bytes(&npz, name, Some("x"), 3));
+            assert!(
+                e.contains("array \"x\": the .npy header is too long"),
+                "{e}"
+            );
+        }
+
+        let dict = "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 2), }";
+        let data: Vec<u8> = [1.5f64, -2.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let at_bound = raw_npy(dict, 10 + MAX_NPZ_HEADER, &data);
+        let inputs = load_inputs_bytes(&npz_of(&at_bound, true), name, None).unwrap();
+        assert_eq!(inputs.row(0).unwrap(), vec![1.5, -2.0]);
+        let over = raw_npy(dict, 11 + MAX_NPZ_HEADER, &data);
+        let e = err(load_inputs_bytes(&npz_of(&over, false), name, None));
+        assert!(e.contains("it announces 10001 bytes"), "{e}");
+
+        // The member's other damage is still told apart.
+        let ok = raw_npy(dict, 128, &data);
+        let cases: [(&[u8], &str); 5] = [
+            (
+                &ok[..ok.len() - 3],
+                "truncated: the header describes float64",
+            ),
+            (
+                &[ok.as_slice(), &[0; 8]].concat(),
+                "8 bytes follow the 16 bytes",
+            ),
+            (
+                &ok[..30],
+                "truncated: the member ends inside its .npy header",
+            ),
+            (b"", "the member is empty"),
+            (
+                b"\x93NUMPY\x02\x00\x10",
+                "truncated: the member ends inside",
+            ),
+        ];
+        for (member, expected) in cases {
+            for compressed in [false, true] {
+                let e = err(load_inputs_bytes(&npz_of(member, compressed), name, None));
+                assert!(e.contains(expected), "{expected}: {e}");
+            }
+        }
+        let e = err(load_inputs_bytes(&npz_of(b"PK\x03\x04", false), name, None));
+        assert!(e.contains("not a .npy file: wrong magic bytes"), "{e}");
     }
 
     #[test]
