@@ -1,53 +1,50 @@
-//! Certified answers to root questions, timed per answer: `Certifier::answer` (LP solves,
-//! dual program, exact check), each question from scratch ("cold"), on
+//! Certified answers to root questions, timed per answer (`Certifier::answer`: LP solves,
+//! multipliers, exact check), on
 //!
 //! - the C6 network (examples/c6/model.onnx, examples/c6/inputs.npy): every first-layer
 //!   neuron of several samples, free domain; exists, nearest-l1, nearest-linf;
 //! - a 784-256-256-128-10 MLP with Gaussian weights scaled 1/sqrt(fan_in) and one random
 //!   input in [0,1]^784 (seeded), layer 1, a sample of the neurons with nonzero relevance,
-//!   domain [0,1]; exists, nearest-l1, and nearest-linf on fewer neurons with a time limit.
+//!   domain [0,1]; exists, nearest-l1, nearest-linf.
 //!
-//! After each answer the phases are replayed outside it and timed on their own: building the
-//! primal program at the first margin, solving it, building and solving the dual or Farkas
-//! program (only where the certificate carries multipliers), and the exact check of the
-//! certificate that `answer` produced. The replay is not part of the answer columns; an
-//! answer also runs the checker on its point before the final check, and may retry with
-//! larger margins.
+//! Each in three modes: `cold` (a fresh certifier per question: the region's composed rows
+//! are built for it), `warm` (one certifier for the questions of a region, which differ only
+//! in the hyperplane: composed rows and layered programs are reused) and `full programs`
+//! (constraint generation off: the full layered programs and, for microlp, the explicit dual
+//! programs — the path every answer falls back to). The check column times the exact check
+//! of the answer's certificate on its own (the answer includes it already).
 //!
 //! Run with `cargo bench --bench lp_certify` (add `--features highs` for the HiGHS backend
 //! too). Options after `--`: `--backend microlp|highs` (repeatable; default every backend of
 //! the build), `--samples N` (C6 samples, default 10), `--neurons N` (MLP neurons, default
-//! 20), `--linf-neurons N` (MLP L∞ neurons, default 3), `--time-limit S` (seconds per LP,
-//! default 30), `--only c6|mlp`, `--mlp-domain box|free` (default box).
+//! 20), `--linf-neurons N` (MLP L∞ neurons, default 10), `--full-neurons N` (MLP neurons in
+//! the full-programs mode, default 2), `--time-limit S` (seconds per question, default 30),
+//! `--only c6|mlp`, `--mlp-domain box|free` (default box).
 
 use std::path::Path;
 use std::time::Instant;
 
 use dtdcert::dtd::{explain, DtdSettings};
-use dtdcert::exact::certificate::{check, Certificate, Claim, Problem};
-use dtdcert::lp::certify::{Answer, Certifier, Question};
-use dtdcert::lp::{dual_program, solve, Backend, SolveOptions};
+use dtdcert::exact::certificate::{check, Problem};
+use dtdcert::lp::certify::{Answer, Certifier, Question, RegionCache};
+use dtdcert::lp::{Backend, SolveOptions};
 use dtdcert::model::forward::{argmax, forward};
 use dtdcert::model::inputs::load_inputs;
 use dtdcert::model::ir::dense_layer;
 use dtdcert::model::{Model, Network};
-use dtdcert::region::problem::{root_program, Domain, Norm, RegionView, RootPlane, Tightening};
-use dtdcert::region::trace_and_pattern;
+use dtdcert::region::problem::Domain;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 const WIDTHS: [usize; 5] = [784, 256, 256, 128, 10];
-/// The first margin `Certifier` tries for the tightened point program.
-const FIRST_MARGIN: f64 = 1e-9;
-/// The first floor `Certifier` puts on one-sided reduced costs in dual programs.
-const DUAL_MARGIN: f64 = 1e-9;
 
 struct Settings {
     backends: Vec<Backend>,
     samples: usize,
     neurons: usize,
     linf_neurons: usize,
+    full_neurons: usize,
     time_limit: f64,
     only: Option<String>,
     mlp_free: bool,
@@ -59,7 +56,8 @@ impl Settings {
             backends: Vec::new(),
             samples: 10,
             neurons: 20,
-            linf_neurons: 3,
+            linf_neurons: 10,
+            full_neurons: 2,
             time_limit: 30.0,
             only: None,
             mlp_free: false,
@@ -72,6 +70,7 @@ impl Settings {
                 "--samples" => s.samples = value().parse().unwrap(),
                 "--neurons" => s.neurons = value().parse().unwrap(),
                 "--linf-neurons" => s.linf_neurons = value().parse().unwrap(),
+                "--full-neurons" => s.full_neurons = value().parse().unwrap(),
                 "--time-limit" => s.time_limit = value().parse().unwrap(),
                 "--only" => s.only = Some(value()),
                 "--mlp-domain" => {
@@ -99,13 +98,33 @@ impl Settings {
     }
 }
 
-/// Times of one question, in seconds; phases are `None` where the answer did not need them.
+/// How the certifier meets a question.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// A fresh certifier: nothing of the region is reused.
+    Cold,
+    /// One certifier for all questions, primed with one question on the same region: the
+    /// region's composed rows and layered programs are reused.
+    Warm,
+    /// The full layered programs only (no constraint generation), fresh each time.
+    Full,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Cold => "cold",
+            Mode::Warm => "warm",
+            Mode::Full => "full programs",
+        }
+    }
+}
+
+/// Times of one question, in seconds.
 struct Timing {
     answer: f64,
-    build: f64,
-    primal: f64,
-    dual: Option<f64>,
     check: Option<f64>,
+    screened: bool,
     kind: &'static str,
     /// Why the answer is Unknown.
     reason: Option<String>,
@@ -122,58 +141,16 @@ fn kind(a: &Answer) -> &'static str {
 
 fn certify_one(certifier: &Certifier, q: &Question) -> Timing {
     let certified = certifier.answer(q);
-    let model = certifier.model;
-    // Replay of the phases, outside the answer.
-    let (trace, pattern, _) = trace_and_pattern(model, &q.sample);
-    let m = q.layer - 1;
-    let view = RegionView {
-        net: model.net(),
-        pattern: &pattern,
-        layer: m,
-        centre: trace.layer_input(m),
-        domain: q.domain,
-    };
-    let plane = RootPlane {
-        neuron: q.neuron.unwrap(),
-        relevance: q.relevance.unwrap(),
-    };
-    let norm = if q.problem == Problem::NearestLinf {
-        Norm::Linf
-    } else {
-        Norm::L1
-    };
-    let tightening = Tightening {
-        margin: FIRST_MARGIN,
-        spare: Some((m, plane.neuron)),
-    };
-    let started = Instant::now();
-    let (lp, _) = root_program(view, Some(plane), norm, tightening);
-    let build = started.elapsed().as_secs_f64();
-    let started = Instant::now();
-    let _ = solve(&lp, &certifier.opts);
-    let primal = started.elapsed().as_secs_f64();
-    let cert: Option<&Certificate> = certified.certificate.as_ref();
-    let dual = cert.filter(|c| c.multipliers.is_some()).map(|c| {
-        let farkas = c.claim == Claim::Infeasible;
-        // Infeasibility is proved on the L1 program whatever the norm.
-        let norm = if farkas { Norm::L1 } else { norm };
+    // The exact check of the certificate on its own (the answer ran it already).
+    let check = certified.certificate.as_ref().map(|c| {
         let started = Instant::now();
-        let (exact_lp, _) = root_program(view, Some(plane), norm, Tightening::NONE);
-        let d = dual_program(&exact_lp, farkas, DUAL_MARGIN);
-        let _ = solve(&d, &certifier.opts);
-        started.elapsed().as_secs_f64()
-    });
-    let check = cert.map(|c| {
-        let started = Instant::now();
-        check(model, c).expect("a certificate from answer checks");
+        check(certifier.model, c).expect("a certificate from answer checks");
         started.elapsed().as_secs_f64()
     });
     Timing {
         answer: certified.seconds,
-        build,
-        primal,
-        dual,
         check,
+        screened: certified.screened,
         kind: kind(&certified.answer),
         reason: match certified.answer {
             Answer::Unknown { reason } => Some(reason),
@@ -197,38 +174,47 @@ fn median_ms(values: impl Iterator<Item = f64>) -> String {
     format!("{:.2}", percentile(&v, 50.0) * 1e3)
 }
 
-fn report(workload: &str, backend: Backend, problem: Problem, timings: &[Timing]) {
+fn report(workload: &str, backend: Backend, problem: Problem, mode: Mode, timings: &[Timing]) {
     let mut answers: Vec<f64> = timings.iter().map(|t| t.answer).collect();
     answers.sort_by(f64::total_cmp);
     let count = |k: &str| timings.iter().filter(|t| t.kind == k).count();
     println!(
-        "| {workload} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {}/{}/{} |",
+        "| {workload} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {}/{}/{} |",
         backend.name(),
         problem.name(),
+        mode.name(),
         timings.len(),
         percentile(&answers, 50.0) * 1e3,
         percentile(&answers, 90.0) * 1e3,
         answers[0] * 1e3,
         answers[answers.len() - 1] * 1e3,
-        median_ms(timings.iter().map(|t| t.build)),
-        median_ms(timings.iter().map(|t| t.primal)),
-        median_ms(timings.iter().filter_map(|t| t.dual)),
         median_ms(timings.iter().filter_map(|t| t.check)),
+        timings.iter().filter(|t| t.screened).count(),
         count("found"),
         count("none"),
         count("unknown"),
     );
 }
 
-/// Times `problem` on every question, prints its table row, and adds the reasons of Unknown
-/// answers to `unknown` (labelled with the backend and problem).
+/// Times `problem` on every question in `mode`, prints its table row, and adds the reasons of
+/// Unknown answers to `unknown` (labelled with the backend and problem).
 fn run(
     workload: &str,
-    certifier: &Certifier,
+    model: &Model,
+    opts: SolveOptions,
     problem: Problem,
+    mode: Mode,
     questions: &[Question],
     unknown: &mut Vec<String>,
 ) {
+    let certifier = |cache| Certifier {
+        model,
+        opts,
+        model_path: None,
+        inputs_path: None,
+        cache,
+    };
+    let shared = certifier(RegionCache::default());
     let timings: Vec<Timing> = questions
         .iter()
         .map(|q| {
@@ -236,11 +222,23 @@ fn run(
                 problem,
                 ..q.clone()
             };
-            certify_one(certifier, &q)
+            match mode {
+                Mode::Cold => certify_one(&certifier(RegionCache::default()), &q),
+                Mode::Full => certify_one(&certifier(RegionCache::full_programs()), &q),
+                Mode::Warm => {
+                    // Primes the cache with the region of this question (a no-op when the
+                    // previous question was on the same region).
+                    let _ = shared.answer(&Question {
+                        problem: Problem::Exists,
+                        ..q.clone()
+                    });
+                    certify_one(&shared, &q)
+                }
+            }
         })
         .collect();
-    report(workload, certifier.opts.backend, problem, &timings);
-    let label = format!("{} {}", certifier.opts.backend.name(), problem.name());
+    report(workload, opts.backend, problem, mode, &timings);
+    let label = format!("{} {} {}", opts.backend.name(), problem.name(), mode.name());
     unknown.extend(
         timings
             .into_iter()
@@ -299,9 +297,9 @@ fn mlp(rng: &mut ChaCha8Rng) -> Network {
 
 fn header() {
     println!(
-        "| workload | backend | problem | questions | median ms | p90 ms | min ms | max ms | program build ms (median) | primal solve ms (median) | dual build + solve ms (median) | check ms (median) | found/none/unknown |"
+        "| workload | backend | problem | mode | questions | median ms | p90 ms | min ms | max ms | check ms (median) | by constraint generation | found/none/unknown |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
 }
 
 fn main() {
@@ -311,7 +309,7 @@ fn main() {
         time_limit: Some(s.time_limit),
     };
     println!(
-        "certified root answers, cold (each question from scratch), time limit {} s per LP",
+        "certified root answers, time limit {} s per question",
         s.time_limit
     );
     header();
@@ -328,16 +326,11 @@ fn main() {
             .collect();
         let workload = format!("C6 10-10-10-2, {} samples × {width} neurons", s.samples);
         for &backend in &s.backends {
-            let certifier = Certifier {
-                model: &model,
-                opts: opts_for(backend),
-                model_path: None,
-                inputs_path: None,
-            };
-            // Builds the model's exact copy and warms the caches before timing.
-            let _ = certifier.answer(&qs[0]);
             for problem in [Problem::Exists, Problem::NearestL1, Problem::NearestLinf] {
-                run(&workload, &certifier, problem, &qs, &mut unknown);
+                for mode in [Mode::Cold, Mode::Warm, Mode::Full] {
+                    let opts = opts_for(backend);
+                    run(&workload, &model, opts, problem, mode, &qs, &mut unknown);
+                }
             }
         }
     }
@@ -371,25 +364,31 @@ fn main() {
             if s.mlp_free { "free" } else { "box [0,1]" }
         );
         for &backend in &s.backends {
-            let certifier = Certifier {
-                model: &model,
-                opts: opts_for(backend),
-                model_path: None,
-                inputs_path: None,
-            };
-            let _ = certifier.answer(&sample[0]);
-            for problem in [Problem::Exists, Problem::NearestL1] {
-                run(&workload, &certifier, problem, &sample, &mut unknown);
-            }
-            if s.linf_neurons > 0 {
-                let few = &sample[..s.linf_neurons.min(sample.len())];
-                run(
-                    &workload,
-                    &certifier,
-                    Problem::NearestLinf,
-                    few,
-                    &mut unknown,
-                );
+            let opts = opts_for(backend);
+            for problem in [Problem::Exists, Problem::NearestL1, Problem::NearestLinf] {
+                let qs = if problem == Problem::NearestLinf {
+                    &sample[..s.linf_neurons.min(sample.len())]
+                } else {
+                    &sample[..]
+                };
+                if qs.is_empty() {
+                    continue;
+                }
+                for mode in [Mode::Cold, Mode::Warm] {
+                    run(&workload, &model, opts, problem, mode, qs, &mut unknown);
+                }
+                let few = &qs[..s.full_neurons.min(qs.len())];
+                if !few.is_empty() {
+                    run(
+                        &workload,
+                        &model,
+                        opts,
+                        problem,
+                        Mode::Full,
+                        few,
+                        &mut unknown,
+                    );
+                }
             }
         }
     }

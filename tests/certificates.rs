@@ -8,6 +8,8 @@
 //! - On 2-dimensional networks, `exists` and `nearest` agree with sampling the root line and
 //!   with the exact segment of the line inside the region.
 //! - A certified nearest distance is never larger than the distance of a sampled valid root.
+//! - Constraint generation (reduced programs) and the full programs give the same answers:
+//!   both found or both none, with intersecting certified intervals.
 //! - `dtdcert certify` and `dtdcert check-cert` keep their command-line contract.
 
 mod util;
@@ -22,7 +24,7 @@ use dtdcert::dtd::{explain, DtdSettings};
 use dtdcert::exact::certificate::{check, Accepted, Certificate, Claim, Problem, FORMAT};
 use dtdcert::exact::program::{LinearProgram, RowKind};
 use dtdcert::exact::{Rational, Scalar};
-use dtdcert::lp::certify::{Answer, Certifier, Question};
+use dtdcert::lp::certify::{Answer, Certifier, Question, RegionCache};
 use dtdcert::lp::SolveOptions;
 use dtdcert::model::forward::{argmax, forward};
 use dtdcert::model::ir::dense_layer;
@@ -197,6 +199,7 @@ impl Posed {
             },
             model_path: None,
             inputs_path: None,
+            cache: Default::default(),
         }
     }
 
@@ -1505,6 +1508,84 @@ fn unknown_answers_are_rare() {
     );
 }
 
+/// Answers with and without constraint generation, on the same questions.
+#[derive(Default)]
+struct Agreement {
+    compared: usize,
+    screened: usize,
+    unknown: usize,
+}
+
+fn screened_case(case: &Case, tally: &RefCell<Agreement>) -> Result<(), TestCaseError> {
+    let posed = case.pose(false);
+    let screened = posed.certifier();
+    let full = Certifier {
+        cache: RegionCache::full_programs(),
+        ..posed.certifier()
+    };
+    for problem in [Problem::Exists, Problem::NearestL1, Problem::NearestLinf] {
+        let q = posed.question(problem);
+        let a = screened.answer(&q);
+        let b = full.answer(&q);
+        prop_assert!(!b.screened);
+        let mut t = tally.borrow_mut();
+        if a.screened {
+            t.screened += 1;
+            // Its evidence is a certificate like any other.
+            let acc = check(&posed.model, &round_trip(a.certificate.as_ref().unwrap()));
+            prop_assert!(acc.is_ok(), "{acc:?}");
+        }
+        match (&a.answer, &b.answer) {
+            (Answer::Unknown { .. }, _) | (_, Answer::Unknown { .. }) => t.unknown += 1,
+            (Answer::None, Answer::None) => t.compared += 1,
+            (
+                Answer::Found {
+                    lower: l1,
+                    upper: u1,
+                    ..
+                },
+                Answer::Found {
+                    lower: l2,
+                    upper: u2,
+                    ..
+                },
+            ) => {
+                t.compared += 1;
+                // Two proved enclosures of the same optimum intersect.
+                if let (Some(l1), Some(u1), Some(l2), Some(u2)) = (l1, u1, l2, u2) {
+                    prop_assert!(
+                        l1 <= u2 && l2 <= u1,
+                        "{}: [{l1}, {u1}] and [{l2}, {u2}] are disjoint",
+                        posed.describe(problem)
+                    );
+                }
+            }
+            (x, y) => prop_assert!(
+                false,
+                "{}: {x:?} with constraint generation, {y:?} without",
+                posed.describe(problem)
+            ),
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn constraint_generation_agrees_with_the_full_programs() {
+    let tally = RefCell::new(Agreement::default());
+    let strategy = case(2..=6, input_domain().boxed());
+    let result = runner(48).run(&strategy, |c| screened_case(&c, &tally));
+    let t = tally.into_inner();
+    println!(
+        "{} answers compared, {} by constraint generation, {} unknown",
+        t.compared, t.screened, t.unknown
+    );
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    assert!(t.compared > 0 && t.screened > 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 5: the command line
 
@@ -1819,6 +1900,7 @@ fn a_facet_question_off_the_region_is_refused() {
         opts: dtdcert::lp::SolveOptions::default(),
         model_path: None,
         inputs_path: None,
+        cache: Default::default(),
     };
     let q = dtdcert::lp::certify::Question {
         sample_index: 0,

@@ -94,6 +94,7 @@ fn no_valid_rule_root_beats_the_certified_nearest_distance() {
         opts: SolveOptions::default(),
         model_path: None,
         inputs_path: None,
+        cache: Default::default(),
     };
     let mut compared = 0;
     for (s, x) in rows.iter().enumerate() {

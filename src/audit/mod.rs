@@ -270,6 +270,7 @@ fn certify_roots(
         opts,
         model_path: None,
         inputs_path: None,
+        cache: Default::default(),
     };
     let mut out = Vec::new();
     let input_box = settings.input_domain();

@@ -208,6 +208,7 @@ pub fn run(args: CertifyArgs) -> Result<Outcome> {
         opts,
         model_path: Some(args.data.model.display().to_string()),
         inputs_path: Some(args.data.inputs.display().to_string()),
+        cache: Default::default(),
     };
     let question = Question {
         sample_index: args.sample,

@@ -515,6 +515,8 @@ fn distance(ctx: &Context, q: &Projected, norm: Norm) -> Rational {
             let mut base = ExactSum::new();
             let mut slope = ExactSum::new();
             let mut odd = <Rational as Zero>::zero();
+            // Coordinates the projection alone moves (p_i = a_i): |λ w_i| each.
+            let mut unmoved = ExactSum::new();
             for i in 0..ctx.centre.len() {
                 let d = q.approx[i] - ctx.centre[i];
                 let e = q.err[i] + 2.0 * U * (d.abs() + ctx.centre[i].abs());
@@ -522,6 +524,9 @@ fn distance(ctx: &Context, q: &Projected, norm: Norm) -> Rational {
                     1.0
                 } else if d < -e {
                     -1.0
+                } else if q.p[i] == ctx.centre[i] {
+                    unmoved.add(q.w[i].abs());
+                    continue;
                 } else {
                     odd += coord(i);
                     continue;
@@ -532,6 +537,7 @@ fn distance(ctx: &Context, q: &Projected, norm: Norm) -> Rational {
             }
             base.value().expect("finite").to_rational()
                 + &q.lambda * slope.value().expect("finite").to_rational()
+                + Signed::abs(&q.lambda) * unmoved.value().expect("finite").to_rational()
                 + odd
         }
         Norm::Linf => {

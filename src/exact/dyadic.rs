@@ -279,13 +279,18 @@ impl ExactSum {
         if self.invalid {
             return None;
         }
+        // Σ bins[k] 2^(32k − OFFSET), over the bins in use only.
+        let Some(low) = self.bins.iter().position(|&b| b != 0) else {
+            return Some(Dyadic::zero());
+        };
+        let high = self.bins.iter().rposition(|&b| b != 0).unwrap_or(low);
         let mut acc = BigInt::zero();
-        for &b in self.bins.iter().rev() {
+        for &b in self.bins[low..=high].iter().rev() {
             acc = (acc << 32u32) + b;
         }
         Some(Dyadic {
             mantissa: acc,
-            exponent: -OFFSET,
+            exponent: 32 * low as i64 - OFFSET,
         })
     }
 }

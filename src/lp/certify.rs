@@ -8,10 +8,12 @@
 //! infeasibility come from the explicitly solved dual or Farkas program of the untightened
 //! program ([`super::dual_program`]); microlp reports no duals of its own.
 
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
 
+use super::screened::{self, layered_multipliers, Outcome};
 use super::{dual_program, multipliers, solve, solve_with_duals, SolveOptions, Solved};
 use crate::exact::certificate::{
     check, rational_text, Accepted, Certificate, Claim, Interval, ModelRef, Problem, SampleRef,
@@ -21,14 +23,18 @@ use crate::exact::dyadic::ExactSum;
 use crate::exact::program::{LinearProgram, RowKind};
 use crate::exact::{Rational, Scalar};
 use crate::model::Model;
+use crate::region::composed::ComposedRows;
 use crate::region::problem::{
-    chebyshev_program, composed_row_norms, facet_program, root_program, Domain, Norm, NormSide,
-    RegionView, RootPlane, Tightening,
+    add_root_row, chebyshev_program, composed_row_norms, facet_program, root_program, Domain,
+    Layout, Norm, NormSide, RegionView, RootPlane, Tightening,
 };
 use crate::region::{pattern_from_layer, trace_and_pattern, Pattern};
 
 /// Margins tried for the tightened point programs, in order.
 const MARGINS: [f64; 3] = [1e-9, 1e-7, 1e-5];
+/// The largest relative gap `(upper − lower) / (1 + upper)` of a certified distance that the
+/// reduced programs of constraint generation may leave; a wider one goes to the full programs.
+const SCREENED_GAP: f64 = 1e-6;
 /// Floors on one-sided reduced costs in dual programs (see [`dual_program`]), in order.
 const DUAL_MARGINS: [f64; 3] = [1e-9, 1e-7, 1e-5];
 
@@ -83,6 +89,9 @@ pub struct Certified {
     pub certificate: Option<Certificate>,
     /// Wall time spent solving and checking, in seconds.
     pub seconds: f64,
+    /// Whether the reduced programs of constraint generation gave the answer (else the full
+    /// programs did, or nothing did).
+    pub screened: bool,
 }
 
 /// What a region question is posed on: a model, its solve options, the file names to record.
@@ -91,6 +100,78 @@ pub struct Certifier<'a> {
     pub opts: SolveOptions,
     pub model_path: Option<String>,
     pub inputs_path: Option<String>,
+    /// What the last region asked about keeps for the next question on it.
+    pub cache: RegionCache,
+}
+
+/// The parts of one region's programs that do not depend on the root hyperplane: its composed
+/// rows (for screening) and its layered root programs without the root row (for the exact
+/// multipliers). Questions on the same region (same layer, same centre) reuse them.
+#[derive(Default)]
+pub struct RegionCache {
+    last: Mutex<Option<Arc<CachedRegion>>>,
+    full_only: bool,
+}
+
+struct CachedRegion {
+    layer: usize,
+    centre: Vec<f64>,
+    domain: Domain,
+    rows: ComposedRows,
+    /// Per norm (L1, L∞): `root_program(view, None, norm, NONE)`, built when first needed.
+    programs: [Mutex<Option<Arc<RootBase>>>; 2],
+}
+
+/// A layered root program without its root row, and its layout.
+type RootBase = (LinearProgram, Layout);
+
+impl RegionCache {
+    /// A cache that sends every root question to the full programs, skipping constraint
+    /// generation (for comparisons).
+    pub fn full_programs() -> Self {
+        RegionCache {
+            full_only: true,
+            ..Default::default()
+        }
+    }
+
+    fn region(&self, view: RegionView) -> Arc<CachedRegion> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = last.as_ref() {
+            let same_centre = r.centre.len() == view.centre.len()
+                && r.centre
+                    .iter()
+                    .zip(view.centre)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+            if r.layer == view.layer && r.domain == view.domain && same_centre {
+                return r.clone();
+            }
+        }
+        let r = Arc::new(CachedRegion {
+            layer: view.layer,
+            centre: view.centre.to_vec(),
+            domain: view.domain,
+            rows: ComposedRows::new(view.net, view.pattern, view.layer, view.centre),
+            programs: Default::default(),
+        });
+        *last = Some(r.clone());
+        r
+    }
+}
+
+impl CachedRegion {
+    /// The full layered root program of `plane` in `norm`, untightened.
+    fn root_program(&self, view: RegionView, plane: RootPlane, norm: Norm) -> LinearProgram {
+        let slot = &self.programs[usize::from(norm == Norm::Linf)];
+        let base = {
+            let mut p = slot.lock().unwrap_or_else(|e| e.into_inner());
+            p.get_or_insert_with(|| Arc::new(root_program(view, None, norm, Tightening::NONE)))
+                .clone()
+        };
+        let (mut lp, layout) = (base.0.clone(), &base.1);
+        add_root_row(&mut lp, layout, view, plane);
+        lp
+    }
 }
 
 struct Prepared {
@@ -150,18 +231,20 @@ impl Certifier<'_> {
     /// Answers `q` with a checked certificate, or Unknown.
     pub fn answer(&self, q: &Question) -> Certified {
         let started = Instant::now();
-        let (answer, certificate) = match self.answer_inner(q) {
-            Ok((a, c)) => (a, Some(c)),
-            Err(reason) => (Answer::Unknown { reason }, None),
+        let (answer, certificate, screened) = match self.answer_inner(q) {
+            Ok((a, c, screened)) => (a, Some(c), screened),
+            Err(reason) => (Answer::Unknown { reason }, None, false),
         };
         Certified {
             answer,
             certificate,
             seconds: started.elapsed().as_secs_f64(),
+            screened,
         }
     }
 
-    fn answer_inner(&self, q: &Question) -> Result<(Answer, Certificate), String> {
+    /// The answer, its certificate, and whether constraint generation gave it.
+    fn answer_inner(&self, q: &Question) -> Result<(Answer, Certificate, bool), String> {
         let prep = self.prepare(q);
         let view = RegionView {
             net: self.model.net(),
@@ -174,8 +257,8 @@ impl Certifier<'_> {
             Problem::Exists | Problem::NearestL1 | Problem::NearestLinf => {
                 self.root_question(q, view)
             }
-            Problem::Chebyshev => self.ball_question(q, view),
-            Problem::Facet => self.facet_question(q, view),
+            Problem::Chebyshev => self.ball_question(q, view).map(|(a, c)| (a, c, false)),
+            Problem::Facet => self.facet_question(q, view).map(|(a, c)| (a, c, false)),
         }
     }
 
@@ -227,7 +310,7 @@ impl Certifier<'_> {
         &self,
         q: &Question,
         view: RegionView,
-    ) -> Result<(Answer, Certificate), String> {
+    ) -> Result<(Answer, Certificate, bool), String> {
         let neuron = q.neuron.ok_or("a root question needs a neuron")?;
         let relevance = q.relevance.ok_or("a root question needs a relevance")?;
         let plane = RootPlane { neuron, relevance };
@@ -246,10 +329,16 @@ impl Certifier<'_> {
             let mut cert = self.skeleton(q, Claim::Infeasible);
             cert.multipliers = Some(y);
             if let Ok((_, cert)) = self.checked(cert) {
-                return Ok((Answer::None, cert));
+                return Ok((Answer::None, cert, false));
             }
         }
-        // 1. A point, from tightened programs.
+        // 1. The reduced programs of constraint generation, when they settle and check.
+        if !self.cache.full_only {
+            if let Some(found) = self.screened_root(q, view, plane, norm) {
+                return found.map(|(a, c)| (a, c, true));
+            }
+        }
+        // 2. A point, from tightened full programs.
         let mut last_reason = String::new();
         let mut proven_point: Option<(Accepted, Vec<f64>)> = None;
         let mut tight_infeasible = false;
@@ -295,7 +384,7 @@ impl Certifier<'_> {
             }
         }
         let Some((accepted, point)) = proven_point else {
-            // 2. No point: try to prove that none exists.
+            // 3. No point: try to prove that none exists.
             let cert = self
                 .with_multipliers(&farkas_lp, true, |y| {
                     let mut cert = self.skeleton(q, Claim::Infeasible);
@@ -309,7 +398,7 @@ impl Certifier<'_> {
                         format!("{last_reason}; {e}")
                     }
                 })?;
-            return Ok((Answer::None, cert));
+            return Ok((Answer::None, cert, false));
         };
         if q.problem == Problem::Exists {
             let mut cert = self.skeleton(q, Claim::Feasible);
@@ -321,9 +410,10 @@ impl Certifier<'_> {
                     upper: None,
                 },
                 cert,
+                false,
             ));
         }
-        // 3. Nearest: a lower bound from the solver's duals when they prove one, else from the
+        // 4. Nearest: a lower bound from the solver's duals when they prove one, else from the
         // dual program.
         let (exact_lp, _) = root_program(view, Some(plane), norm, Tightening::NONE);
         let optimal_with = |y: Vec<f64>| {
@@ -350,7 +440,69 @@ impl Certifier<'_> {
                 upper: acc.upper.as_ref().map(Scalar::to_f64),
             },
             cert,
+            false,
         ))
+    }
+
+    /// The root question by constraint generation ([`screened`]): `None` when it does not
+    /// settle or its evidence does not check, and the full programs must answer.
+    fn screened_root(
+        &self,
+        q: &Question,
+        view: RegionView,
+        plane: RootPlane,
+        norm: Norm,
+    ) -> Option<Result<(Answer, Certificate), String>> {
+        let region = self.cache.region(view);
+        for margin in MARGINS {
+            let s = match screened::solve_root(view, &region.rows, plane, norm, margin, &self.opts)
+            {
+                Outcome::Point(s) => s,
+                Outcome::TimedOut => return Some(Err("the LP time limit was reached".into())),
+                Outcome::Infeasible | Outcome::GaveUp(_) => return None,
+            };
+            let mut cert = self.skeleton(q, Claim::Feasible);
+            cert.point = Some(s.point.clone());
+            let Ok(accepted) = check(self.model, &cert) else {
+                continue;
+            };
+            if q.problem == Problem::Exists {
+                let answer = Answer::Found {
+                    point: accepted.point.unwrap_or_default(),
+                    lower: None,
+                    upper: None,
+                };
+                return Some(Ok((answer, cert)));
+            }
+            let duals = s.duals?;
+            let exact_lp = region.root_program(view, plane, norm);
+            let negated: Vec<f64> = duals.iter().map(|v| -v).collect();
+            for y in [duals, negated] {
+                let y = layered_multipliers(view, &region.rows, norm, &s.kept, &y);
+                let mut cert = self.skeleton(q, Claim::Optimal);
+                cert.point = Some(s.point.clone());
+                cert.multipliers = Some(repaired(&exact_lp, y));
+                let Ok((acc, mut cert)) = self.checked(cert) else {
+                    continue;
+                };
+                let (lo, hi) = (acc.lower.as_ref(), acc.upper.as_ref());
+                let tight = match (lo.map(Scalar::to_f64), hi.map(Scalar::to_f64)) {
+                    (Some(l), Some(u)) => u - l <= SCREENED_GAP * (1.0 + u.abs()),
+                    _ => false,
+                };
+                if tight {
+                    cert.interval = Some(interval(acc.lower.as_ref(), acc.upper.as_ref()));
+                    let answer = Answer::Found {
+                        point: acc.point.unwrap_or_default(),
+                        lower: acc.lower.as_ref().map(Scalar::to_f64),
+                        upper: acc.upper.as_ref().map(Scalar::to_f64),
+                    };
+                    return Some(Ok((answer, cert)));
+                }
+            }
+            return None;
+        }
+        None
     }
 
     fn ball_question(
@@ -496,7 +648,10 @@ fn own_face_contradiction(
 /// of a variable with a positive cost strictly positive), then, from the top layer down, each
 /// hidden variable's (`h…`) defining equality row adjusted so that its reduced cost is exactly
 /// non-negative (that row's multiplier is free and meets no other hidden variable of its
-/// block). Only the checker decides whether the result proves anything.
+/// block). Last, in L∞ programs, a move `p_i` or `n_i` without an upper bound whose reduced
+/// cost is still negative has its distance row `p_i + n_i − t <= 0` lowered by the deficit:
+/// that lifts both reduced costs and takes the same amount off `t`'s, which the scaling left
+/// about 1e-9 above zero. Only the checker decides whether the result proves anything.
 fn repaired(lp: &LinearProgram, y: Vec<f64>) -> Vec<f64> {
     let mut y: Vec<f64> = signed(lp, y).iter().map(|v| v * (1.0 - 1e-9)).collect();
     let mut columns: Vec<Vec<(usize, f64)>> = vec![Vec::new(); lp.num_vars()];
@@ -533,6 +688,33 @@ fn repaired(lp: &LinearProgram, y: Vec<f64>) -> Vec<f64> {
             // r grows one-for-one with the defining row's multiplier.
             let lift = (-r.to_f64()).max(f64::MIN_POSITIVE) * (1.0 + 1e-9);
             y[def] = (y[def] + lift).next_up();
+        }
+    }
+    let reduced = |v: usize, y: &[f64]| {
+        let mut r = ExactSum::new();
+        r.add(lp.cost[v]);
+        for &(row, a) in &columns[v] {
+            r.add_product(-a, y[row]);
+        }
+        r.value().map(|r| r.to_f64())
+    };
+    for (r, row) in lp.rows.iter().enumerate() {
+        if !row.name.starts_with("dist") || row.kind != RowKind::Le {
+            continue;
+        }
+        let moves: Vec<usize> = row
+            .coeffs
+            .iter()
+            .filter(|&&(v, a)| a == 1.0 && lp.upper[v] == f64::INFINITY)
+            .map(|&(v, _)| v)
+            .collect();
+        let deficit = moves
+            .iter()
+            .filter_map(|&v| reduced(v, &y))
+            .fold(0.0f64, |d, r| d.max(-r));
+        if deficit > 0.0 {
+            // Rounded up: the reduced costs then clear zero.
+            y[r] = (y[r] - deficit * (1.0 + 1e-9)).next_down();
         }
     }
     y

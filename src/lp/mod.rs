@@ -6,6 +6,7 @@
 pub mod certify;
 pub mod lpfile;
 pub mod nearest_valid;
+pub mod screened;
 
 use std::time::Instant;
 

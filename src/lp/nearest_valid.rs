@@ -50,6 +50,7 @@ impl<'a> ValidRoots<'a> {
                 opts,
                 model_path: None,
                 inputs_path: None,
+                cache: Default::default(),
             },
             rules: RuleRoots::new(model.net(), settings),
             settings: settings.clone(),
@@ -201,6 +202,7 @@ pub fn explain_valid(
         opts,
         model_path: None,
         inputs_path: None,
+        cache: Default::default(),
     };
     let mut pattern: Option<Pattern> = None;
     explain_with(model.net(), trace, k, |index, a, upper| {

@@ -8,6 +8,7 @@
 //! the fixed mask `diag(s)`) at the point: in f64 with a rigorous error bound, and in exact
 //! rationals whenever the bound cannot decide.
 
+pub mod composed;
 pub mod problem;
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};

@@ -274,7 +274,7 @@ impl LayerRows<'_> {
 /// (or, tightened, too close to its end) forces a move (`p_lo` or `n_lo > 0`). Rounded
 /// outwards, so the certified program (margin 0) is a relaxation; the tightening moves both
 /// ends inwards by `margin` times their scale.
-fn move_bounds(domain: Domain, a: f64, margin: f64) -> (f64, f64, f64, f64) {
+pub fn move_bounds(domain: Domain, a: f64, margin: f64) -> (f64, f64, f64, f64) {
     let (lo, hi) = match domain {
         Domain::Free => (f64::NEG_INFINITY, f64::INFINITY),
         Domain::NonNegative => (0.0, f64::INFINITY),
@@ -344,14 +344,21 @@ pub fn root_program(
         None,
     );
     if let Some(plane) = plane {
-        lp.add_row(
-            "root".into(),
-            layout.split(first.row(plane.neuron)),
-            RowKind::Eq,
-            dyadic(-plane.relevance),
-        );
+        add_root_row(&mut lp, &layout, view, plane);
     }
     (lp, layout)
+}
+
+/// Adds the root row `w_j·(p − n) = −R` (the last row of a [`root_program`]) to a program
+/// built without it: the programs of one region differ only in this row.
+pub fn add_root_row(lp: &mut LinearProgram, layout: &Layout, view: RegionView, plane: RootPlane) {
+    let first = &view.net.layers()[view.layer].affine;
+    lp.add_row(
+        "root".into(),
+        layout.split(first.row(plane.neuron)),
+        RowKind::Eq,
+        dyadic(-plane.relevance),
+    );
 }
 
 /// The LP form of [`super::step_length`]: `max t` (as `min −t`) subject to `a − t v ∈ P_m`.

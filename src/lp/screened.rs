@@ -1,0 +1,454 @@
+//! Root questions over one region by constraint generation: the region's constraints enter a
+//! reduced program only once a solution violates them.
+//!
+//! The point nearest to the centre on a root hyperplane usually meets a handful of the
+//! region's hundreds of faces. The reduced program keeps the distance variables, the domain
+//! bounds and the root row of [`root_program`](crate::region::problem::root_program), and of the
+//! region only the rows (in their composed form, [`ComposedRows`]) that some earlier solution
+//! violated. Its optimum is a lower bound on the full one, and equal to it once its solution
+//! satisfies every row; its duals, carried back through the layers, are multipliers for the
+//! full layered program. Nothing here is trusted: the point and the multipliers go to the exact
+//! checker like any other, and a failure sends the question to the full program.
+
+use std::time::Instant;
+
+use ndarray::Array2;
+
+use super::{solve_with_duals, SolveOptions, Solved};
+use crate::exact::dyadic::Dyadic;
+use crate::exact::program::{LinearProgram, RowKind};
+use crate::region::composed::ComposedRows;
+use crate::region::problem::{move_bounds, Norm, RegionView, RootPlane};
+
+/// Rounds of constraint generation before giving up.
+const MAX_ROUNDS: usize = 40;
+/// Violated rows added per round, at most.
+const ROWS_PER_ROUND: usize = 16;
+
+/// A reduced program's solution that satisfies every row of the region (in f64).
+#[derive(Clone, Debug)]
+pub struct Screened {
+    /// The solution `x` of the last reduced program and its point `ã = a + p − n`.
+    pub point: Vec<f64>,
+    /// The last reduced program's duals (HiGHS) or basis multipliers (microlp), by row.
+    pub duals: Option<Vec<f64>>,
+    /// The composed rows the last program kept, in its row order after the fixed rows.
+    pub kept: Vec<usize>,
+    pub rounds: usize,
+    /// The last reduced program (for reading its multipliers).
+    pub program: LinearProgram,
+    pub solution: Vec<f64>,
+}
+
+/// What a screened solve gives.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    Point(Box<Screened>),
+    /// The reduced (tightened) program has no solution: proves nothing by itself.
+    Infeasible,
+    TimedOut,
+    /// No answer within the rounds, or a solver failure.
+    GaveUp(String),
+}
+
+/// The fixed part of a reduced program: distance variables, domain bounds, the L∞ rows and
+/// the root row; then the kept composed rows, each tightened by `margin` times its scale.
+fn reduced_program(
+    view: RegionView,
+    rows: &ComposedRows,
+    plane: RootPlane,
+    norm: Norm,
+    margin: f64,
+    kept: &[usize],
+) -> LinearProgram {
+    let mut lp = LinearProgram::new();
+    let dim = view.centre.len();
+    let unit = if norm == Norm::L1 { 1.0 } else { 0.0 };
+    for (i, &a) in view.centre.iter().enumerate() {
+        let (p_lo, p_hi, n_lo, n_hi) = move_bounds(view.domain, a, margin);
+        lp.add_var(format!("p{i}"), p_lo, p_hi, unit);
+        lp.add_var(format!("n{i}"), n_lo, n_hi, unit);
+    }
+    if norm == Norm::Linf {
+        let t = lp.add_var("t".into(), 0.0, f64::INFINITY, 1.0);
+        for i in 0..dim {
+            lp.add_row(
+                format!("dist{i}"),
+                vec![(2 * i, 1.0), (2 * i + 1, 1.0), (t, -1.0)],
+                RowKind::Le,
+                Dyadic::zero(),
+            );
+        }
+    }
+    let split = |w: &mut dyn Iterator<Item = f64>| -> Vec<(usize, f64)> {
+        let mut c = Vec::with_capacity(2 * dim);
+        for (i, wi) in w.enumerate() {
+            if wi != 0.0 {
+                c.push((2 * i, wi));
+                c.push((2 * i + 1, -wi));
+            }
+        }
+        c
+    };
+    let w = view.net.layers()[view.layer].affine.row(plane.neuron);
+    lp.add_row(
+        "root".into(),
+        split(&mut w.iter().copied()),
+        RowKind::Eq,
+        Dyadic::from_f64(-plane.relevance).expect("finite relevance"),
+    );
+    for &i in kept {
+        let s = rows.sign[i];
+        let rhs = margin * rows.scale(i) - s * rows.z0[i];
+        let (k, j) = rows.labels[i];
+        lp.add_row(
+            format!("c{}_{j}", k + 1),
+            split(&mut rows.g.row(i).iter().map(|v| s * v)),
+            RowKind::Ge,
+            Dyadic::from_f64(rhs).expect("finite row"),
+        );
+    }
+    lp
+}
+
+/// The point of a reduced program's solution.
+fn point_of(centre: &[f64], x: &[f64]) -> Vec<f64> {
+    centre
+        .iter()
+        .enumerate()
+        .map(|(i, &a)| a + x[2 * i] - x[2 * i + 1])
+        .collect()
+}
+
+/// Solves the root question of `plane` (tightened by `margin`) by constraint generation.
+pub fn solve_root(
+    view: RegionView,
+    rows: &ComposedRows,
+    plane: RootPlane,
+    norm: Norm,
+    margin: f64,
+    opts: &SolveOptions,
+) -> Outcome {
+    // The plane's own face is constant on the plane: settled before any program is solved.
+    let own = (view.layer, plane.neuron);
+    let mut kept: Vec<usize> = Vec::new();
+    let mut in_kept = vec![false; rows.len()];
+    let started = Instant::now();
+    for round in 1..=MAX_ROUNDS {
+        // The time limit holds for all rounds together.
+        let mut round_opts = *opts;
+        if let Some(limit) = opts.time_limit {
+            let left = limit - started.elapsed().as_secs_f64();
+            if left <= 0.0 {
+                return Outcome::TimedOut;
+            }
+            round_opts.time_limit = Some(left);
+        }
+        let lp = reduced_program(view, rows, plane, norm, margin, &kept);
+        let (solved, duals) = solve_with_duals(&lp, &round_opts);
+        let x = match solved {
+            Solved::Optimal { x, .. } => x,
+            Solved::Infeasible => return Outcome::Infeasible,
+            Solved::TimedOut => return Outcome::TimedOut,
+            Solved::Unbounded => return Outcome::GaveUp("a reduced program is unbounded".into()),
+            Solved::Failed(e) => return Outcome::GaveUp(format!("the solver failed: {e}")),
+        };
+        let point = point_of(view.centre, &x);
+        let delta: Vec<f64> = point.iter().zip(view.centre).map(|(p, a)| p - a).collect();
+        let slacks = rows.slacks(&delta);
+        // Rows short of half their margin: the solution is outside them (or too close).
+        let mut violated: Vec<(f64, usize)> = slacks
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| !in_kept[i] && rows.labels[i] != own)
+            .filter_map(|(i, &s)| {
+                let scale = rows.scale(i);
+                (s < 0.5 * margin * scale).then_some((s / scale, i))
+            })
+            .collect();
+        if violated.is_empty() {
+            let duals = duals.or_else(|| basis_multipliers(&lp, &x));
+            return Outcome::Point(Box::new(Screened {
+                point,
+                duals,
+                kept,
+                rounds: round,
+                program: lp,
+                solution: x,
+            }));
+        }
+        violated.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for &(_, i) in violated.iter().take(ROWS_PER_ROUND) {
+            in_kept[i] = true;
+            kept.push(i);
+        }
+    }
+    Outcome::GaveUp(format!(
+        "constraint generation did not settle in {MAX_ROUNDS} rounds"
+    ))
+}
+
+/// Multipliers read off an optimal vertex `x` when the solver reports none: with `B` the
+/// variables strictly between their bounds and `T` the rows that hold with equality, the
+/// least-squares solution of `A_{T,B}ᵀ y_T = c_B` (zero on the other rows). At a
+/// non-degenerate optimum this is the dual solution; elsewhere it is a guess the exact
+/// check judges.
+pub fn basis_multipliers(lp: &LinearProgram, x: &[f64]) -> Option<Vec<f64>> {
+    let off =
+        |v: f64, bound: f64| !bound.is_finite() || (v - bound).abs() > 1e-9 * (1.0 + bound.abs());
+    let basic: Vec<usize> = (0..lp.num_vars())
+        .filter(|&i| off(x[i], lp.lower[i]) && off(x[i], lp.upper[i]))
+        .collect();
+    let tight: Vec<usize> = lp
+        .rows
+        .iter()
+        .enumerate()
+        .filter(|(_, row)| {
+            let ax: f64 = row.coeffs.iter().map(|&(i, a)| a * x[i]).sum();
+            let b = row.rhs.to_f64();
+            let scale = 1.0
+                + b.abs()
+                + row
+                    .coeffs
+                    .iter()
+                    .map(|&(i, a)| (a * x[i]).abs())
+                    .sum::<f64>();
+            row.kind == RowKind::Eq || (ax - b).abs() <= 1e-9 * scale
+        })
+        .map(|(r, _)| r)
+        .collect();
+    let (nt, nb) = (tight.len(), basic.len());
+
+    if nt == 0 {
+        return Some(vec![0.0; lp.num_rows()]);
+    }
+    // Column position of each basic variable.
+    let mut pos = vec![usize::MAX; lp.num_vars()];
+    for (b, &i) in basic.iter().enumerate() {
+        pos[i] = b;
+    }
+    // A_{T,B} as dense rows (nt × nb).
+    let mut a = Array2::<f64>::zeros((nt, nb));
+    for (t, &r) in tight.iter().enumerate() {
+        for &(i, v) in &lp.rows[r].coeffs {
+            if pos[i] != usize::MAX {
+                a[[t, pos[i]]] = v;
+            }
+        }
+    }
+    let c: Vec<f64> = basic.iter().map(|&i| lp.cost[i]).collect();
+    // Normal equations (A Aᵀ + ρ I) y = A c, with a tiny ridge for degenerate vertices.
+    let mut m = a.dot(&a.t());
+    let trace: f64 = (0..nt).map(|i| m[[i, i]]).sum::<f64>() / nt as f64;
+    let ridge = 1e-12 * trace.max(1.0);
+    for i in 0..nt {
+        m[[i, i]] += ridge;
+    }
+    let rhs = a.dot(&ndarray::Array1::from(c));
+    let y_t = solve_dense(m, rhs.to_vec())?;
+    let mut y = vec![0.0; lp.num_rows()];
+    for (t, &r) in tight.iter().enumerate() {
+        y[r] = y_t[t];
+    }
+    Some(y)
+}
+
+/// Gaussian elimination with partial pivoting; `None` for a singular matrix.
+fn solve_dense(mut m: Array2<f64>, mut b: Vec<f64>) -> Option<Vec<f64>> {
+    let n = b.len();
+    for col in 0..n {
+        let piv = (col..n).max_by(|&i, &j| m[[i, col]].abs().total_cmp(&m[[j, col]].abs()))?;
+        if m[[piv, col]] == 0.0 || !m[[piv, col]].is_finite() {
+            return None;
+        }
+        if piv != col {
+            for k in 0..n {
+                m.swap([piv, k], [col, k]);
+            }
+            b.swap(piv, col);
+        }
+        let d = m[[col, col]];
+        for r in col + 1..n {
+            let f = m[[r, col]] / d;
+            if f != 0.0 {
+                for k in col..n {
+                    m[[r, k]] -= f * m[[col, k]];
+                }
+                b[r] -= f * b[col];
+            }
+        }
+    }
+    let mut y = vec![0.0; n];
+    for r in (0..n).rev() {
+        let s: f64 = (r + 1..n).map(|k| m[[r, k]] * y[k]).sum();
+        y[r] = (b[r] - s) / m[[r, r]];
+    }
+    y.iter().all(|v| v.is_finite()).then_some(y)
+}
+
+/// Multipliers for the full layered root program (`Tightening::NONE`, rows in the order of
+/// [`root_program`](crate::region::problem::root_program): the L∞ rows, then one row
+/// `z{k+1}_{j}` per neuron of layers `m..=top`, then the root row) from a reduced program's
+/// multipliers `y` (rows: the L∞ rows, the root row, then the kept composed rows).
+///
+/// A composed row's multiplier `λ_i` stands for the sign constraint of neuron `(k, j)`: on its
+/// own row (`≥` or `≤`, as `σ λ`) or, for an active neuron that feeds the next layer, as the
+/// reduced cost of its variable `h_{k,j} >= 0`; each defining equality then carries what the
+/// layers above ask of it, `(W_{k+1}ᵀ u_{k+1})_j`, so that every hidden variable's reduced
+/// cost is what the composed row says.
+pub fn layered_multipliers(
+    view: RegionView,
+    rows: &ComposedRows,
+    norm: Norm,
+    kept: &[usize],
+    y: &[f64],
+) -> Vec<f64> {
+    let net = view.net;
+    let layers = net.layers();
+    let dim = view.centre.len();
+    let n_dist = if norm == Norm::Linf { dim } else { 0 };
+    let Some(top) = layers.iter().rposition(|l| l.relu) else {
+        return y.to_vec();
+    };
+    // σ λ per (layer, neuron).
+    let mut own: Vec<Vec<f64>> = (view.layer..=top)
+        .map(|k| vec![0.0; layers[k].affine.out_dim()])
+        .collect();
+    for (t, &i) in kept.iter().enumerate() {
+        let (k, j) = rows.labels[i];
+        own[k - view.layer][j] += rows.sign[i] * y[n_dist + 1 + t];
+    }
+    // Top-down: u_k = σλ_k + [passes h_k on] W_{k+1}ᵀ u_{k+1}.
+    let mut u: Vec<Vec<f64>> = vec![Vec::new(); top + 1 - view.layer];
+    for k in (view.layer..=top).rev() {
+        let mut uk = own[k - view.layer].clone();
+        if k < top {
+            let above = &u[k + 1 - view.layer];
+            let next = &layers[k + 1].affine;
+            let mask = view.pattern.layer(k);
+            for (j, v) in uk.iter_mut().enumerate() {
+                let passes = mask.is_none_or(|m| m[j]);
+                if passes {
+                    let mut s = 0.0;
+                    for (r, &ur) in above.iter().enumerate() {
+                        if ur != 0.0 {
+                            s += ur * next.row(r)[j];
+                        }
+                    }
+                    *v += s;
+                }
+            }
+        }
+        u[k - view.layer] = uk;
+    }
+    let mut out = Vec::with_capacity(y.len() + 1024);
+    out.extend_from_slice(&y[..n_dist]);
+    for uk in &u {
+        out.extend_from_slice(uk);
+    }
+    out.push(y[n_dist]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::forward::forward;
+    use crate::model::ir::dense_layer;
+    use crate::model::Network;
+    use crate::region::problem::{root_program, Domain, Tightening};
+    use crate::region::Pattern;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn basis_multipliers_are_the_duals_of_a_non_degenerate_vertex() {
+        // min x + y  s.t.  x + 2y >= 2,  x, y >= 0: optimum (0, 1), dual 1/2.
+        let mut lp = LinearProgram::new();
+        let x = lp.add_var("x".into(), 0.0, f64::INFINITY, 1.0);
+        let y = lp.add_var("y".into(), 0.0, f64::INFINITY, 1.0);
+        lp.add_row(
+            "r".into(),
+            vec![(x, 1.0), (y, 2.0)],
+            RowKind::Ge,
+            Dyadic::from_f64(2.0).unwrap(),
+        );
+        let m = basis_multipliers(&lp, &[0.0, 1.0]).unwrap();
+        assert!((m[0] - 0.5).abs() < 1e-9, "{m:?}");
+        let bound = lp.safe_bound(&m, true).unwrap().to_f64();
+        assert!((bound - 1.0).abs() < 1e-9, "{bound}");
+    }
+
+    /// The reduced program's multipliers, carried through the layers, bound the full layered
+    /// program as tightly as they bound the reduced one.
+    #[test]
+    fn layered_multipliers_bound_the_full_program() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let widths = [6usize, 8, 7, 5, 2];
+        let mut checked = 0;
+        for _ in 0..20 {
+            let layers = widths
+                .windows(2)
+                .enumerate()
+                .map(|(i, w)| {
+                    let weight = (0..w[0] * w[1])
+                        .map(|_| rng.random_range(-1.0..1.0))
+                        .collect();
+                    let bias = (0..w[1]).map(|_| rng.random_range(-0.2..0.2)).collect();
+                    dense_layer(w[1], w[0], weight, bias, i + 2 < widths.len()).unwrap()
+                })
+                .collect();
+            let net = Network::new(layers).unwrap();
+            let x: Vec<f64> = (0..widths[0]).map(|_| rng.random_range(0.0..1.0)).collect();
+            let trace = forward(&net, &x);
+            let pattern = Pattern::from_pre(&net, &trace.pre);
+            let view = RegionView {
+                net: &net,
+                pattern: &pattern,
+                layer: 0,
+                centre: &x,
+                domain: Domain::Box { lo: 0.0, hi: 1.0 },
+            };
+            let rows = ComposedRows::new(&net, &pattern, 0, &x);
+            for neuron in 0..widths[1] {
+                let plane = RootPlane {
+                    neuron,
+                    relevance: 0.05,
+                };
+                let own = pattern.layer(0).unwrap()[neuron];
+                let z = trace.pre[0][neuron] - plane.relevance;
+                if own != (z >= 0.0) {
+                    continue; // the plane lies outside its own face
+                }
+                for norm in [Norm::L1, Norm::Linf] {
+                    let opts = SolveOptions::default();
+                    let Outcome::Point(s) = solve_root(view, &rows, plane, norm, 0.0, &opts) else {
+                        continue;
+                    };
+                    let reduced: f64 = s
+                        .program
+                        .cost
+                        .iter()
+                        .zip(&s.solution)
+                        .map(|(c, v)| c * v)
+                        .sum();
+                    let y = layered_multipliers(view, &rows, norm, &s.kept, &s.duals.unwrap());
+                    let (full, _) = root_program(view, Some(plane), norm, Tightening::NONE);
+                    assert_eq!(y.len(), full.num_rows());
+                    // The exact bound of the layered program, up to the rounding of the
+                    // hidden reduced costs (at most a few ulps of the multipliers' scale).
+                    let r = full.safe_bound(&y, true);
+                    if let Ok(bound) = r {
+                        let b = bound.to_f64();
+                        assert!(
+                            (b - reduced).abs() <= 1e-7 * (1.0 + reduced.abs()),
+                            "{norm:?}: bound {b} vs reduced optimum {reduced}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 20, "only {checked} bounds compared");
+    }
+}

@@ -1,0 +1,154 @@
+//! The region's constraints as dense rows around a centre, in f64:
+//! `σ_i (z_i(a) + g_i·δ) >= 0` for every ReLU neuron `i` of layers `>= m`, with `δ = ã − a`.
+//!
+//! These rows are rounded (each `g_i` is a chain of matrix products), so they decide nothing:
+//! they choose which constraints a reduced program needs (see `lp::screened`). Every answer
+//! built from them is rebuilt and checked against the exact region.
+
+use ndarray::{Array1, Array2};
+
+use crate::model::{Affine, Network};
+
+use super::Pattern;
+
+/// The composed constraint rows of one region seen from one layer.
+#[derive(Clone, Debug)]
+pub struct ComposedRows {
+    /// (0-based layer, neuron) of each row, in the order of `P_m`'s rows.
+    pub labels: Vec<(usize, usize)>,
+    /// `σ = +1` for an active neuron (`z >= 0`), `−1` for an inactive one (`z <= 0`).
+    pub sign: Vec<f64>,
+    /// `∂z_i / ∂ã`, one row per constraint.
+    pub g: Array2<f64>,
+    /// `z_i(a)`: the pre-activations at the centre.
+    pub z0: Vec<f64>,
+}
+
+impl ComposedRows {
+    /// The rows of the region of `pattern` seen from 0-based layer `m`, around `centre`.
+    pub fn new(net: &Network, pattern: &Pattern, m: usize, centre: &[f64]) -> Self {
+        let layers = net.layers();
+        let dim = layers[m].affine.in_dim();
+        let mut labels = Vec::new();
+        let mut sign = Vec::new();
+        let mut z0 = Vec::new();
+        let mut blocks: Vec<Array2<f64>> = Vec::new();
+        // The current layer input's value at the centre and its Jacobian in ã.
+        let mut h = Array1::from(centre.to_vec());
+        let mut jac: Option<Array2<f64>> = None;
+        for (k, layer) in layers.iter().enumerate().skip(m) {
+            let Affine::Dense(d) = &layer.affine;
+            let w = d.weight();
+            let z = w.dot(&h) + d.bias();
+            let g = match &jac {
+                None => w.to_owned(),
+                Some(j) => w.dot(j),
+            };
+            let Some(mask) = pattern.layer(k) else {
+                h = z;
+                jac = Some(g);
+                continue;
+            };
+            for (j, &active) in mask.iter().enumerate() {
+                labels.push((k, j));
+                sign.push(if active { 1.0 } else { -1.0 });
+                z0.push(z[j]);
+            }
+            let mut next_h = z;
+            let mut next_g = g.clone();
+            for (j, &active) in mask.iter().enumerate() {
+                if !active {
+                    next_h[j] = 0.0;
+                    next_g.row_mut(j).fill(0.0);
+                }
+            }
+            blocks.push(g);
+            h = next_h;
+            jac = Some(next_g);
+        }
+        let mut all = Array2::zeros((labels.len(), dim));
+        let mut at = 0;
+        for b in blocks {
+            let rows = b.nrows();
+            all.slice_mut(ndarray::s![at..at + rows, ..]).assign(&b);
+            at += rows;
+        }
+        ComposedRows {
+            labels,
+            sign,
+            g: all,
+            z0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// `σ_i (z_i(a) + g_i·δ)` for every row: positive inside.
+    pub fn slacks(&self, delta: &[f64]) -> Vec<f64> {
+        let gd = self.g.dot(&ndarray::ArrayView1::from(delta));
+        gd.iter()
+            .zip(&self.z0)
+            .zip(&self.sign)
+            .map(|((v, z), s)| s * (z + v))
+            .collect()
+    }
+
+    /// The row's scale: `1 + |z_i(a)| + max_k |g_ik|`.
+    pub fn scale(&self, i: usize) -> f64 {
+        1.0 + self.z0[i].abs() + self.g.row(i).iter().fold(0.0f64, |m, v| m.max(v.abs()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::forward::forward;
+    use crate::model::ir::dense_layer;
+    use crate::region::Pattern;
+
+    #[test]
+    fn rows_give_the_pre_activations_of_nearby_points() {
+        let net = Network::new(vec![
+            dense_layer(
+                3,
+                2,
+                vec![1.0, -2.0, 0.5, 1.0, -1.0, 0.25],
+                vec![0.1, -0.2, 0.3],
+                true,
+            )
+            .unwrap(),
+            dense_layer(
+                2,
+                3,
+                vec![1.0, 1.0, -1.0, -0.5, 2.0, 1.0],
+                vec![0.0, 0.5],
+                true,
+            )
+            .unwrap(),
+            dense_layer(1, 2, vec![1.0, -1.0], vec![0.0], false).unwrap(),
+        ])
+        .unwrap();
+        let x = [0.3, 0.7];
+        let trace = forward(&net, &x);
+        let pattern = Pattern::from_pre(&net, &trace.pre);
+        let rows = ComposedRows::new(&net, &pattern, 0, &x);
+        assert_eq!(rows.len(), 5);
+        // A point whose pattern is the same: the linear rows are the pre-activations.
+        let delta = [1e-3, -2e-3];
+        let y = [x[0] + delta[0], x[1] + delta[1]];
+        let t = forward(&net, &y);
+        assert_eq!(Pattern::from_pre(&net, &t.pre), pattern);
+        let s = rows.slacks(&delta);
+        for (i, &(k, j)) in rows.labels.iter().enumerate() {
+            let z = t.pre[k][j];
+            assert!((s[i] - rows.sign[i] * z).abs() < 1e-12, "row {i}");
+            assert!(s[i] >= 0.0);
+        }
+    }
+}
