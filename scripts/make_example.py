@@ -6,8 +6,8 @@ network with the reference code's effective initialisation). This script rebuild
 same network as a torch.nn.Sequential and writes examples/c6/model.onnx with the
 TorchScript exporter, as users' models usually arrive.
 
-Run it with the pinned environment of scripts/make_onnx_fixtures.sh:
-    ~/.cache/dtdcert/pyref/bin/python scripts/make_example.py
+Run it in the pinned reference environment:
+    scripts/pyref.sh make_example.py
 """
 
 import json

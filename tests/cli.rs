@@ -981,6 +981,24 @@ fn usage_errors_exit_2() {
     ])
     .expect_code(2);
     assert!(run.stderr.contains("--targets"), "{}", run.stderr);
+    // Full-backward DTD expands f_k: a one-hot start is refused, nothing written.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.npy");
+    let run = dtdcert(&[
+        "explain",
+        "--model",
+        MODEL,
+        "--inputs",
+        INPUTS,
+        "--full-backward",
+        "--initial-relevance",
+        "one",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .expect_code(2);
+    assert!(run.stderr.contains("--initial-relevance"), "{}", run.stderr);
+    assert!(!out.exists());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ fn dtd(rule: Rule) -> DtdSettings {
         bias: BiasMode::Ignore,
         stabilizer: 0.0,
         denominator_threshold: 1e-5,
+        ..DtdSettings::default()
     }
 }
 

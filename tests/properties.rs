@@ -38,6 +38,7 @@ fn settings(rule: Rule, threshold: f64) -> DtdSettings {
         bias: BiasMode::Ignore,
         stabilizer: 0.0,
         denominator_threshold: threshold,
+        ..DtdSettings::default()
     }
 }
 

@@ -12,7 +12,7 @@
 #![no_main]
 
 use dtdcert::audit::{audit_sample, AuditSettings, Box1, DomainCheck, RootVerdict};
-use dtdcert::dtd::{explain, BiasMode, DtdSettings, RootOutcome, Rule};
+use dtdcert::dtd::{explain, BiasMode, DtdSettings, InitialRelevance, RootOutcome, Rule};
 use dtdcert::exact::{Rational, Scalar};
 use dtdcert::model::ir::dense_layer;
 use dtdcert::model::{forward, Affine, Model, Network};
@@ -143,6 +143,7 @@ fn case(u: &mut Unstructured<'_>) -> Result<Case> {
             1 => 0.0,
             _ => grid(u)?,
         },
+        initial_relevance: InitialRelevance::Output,
     };
     let domain = if u.ratio(1, 3)? {
         let (a, b) = (value(u, spread)?, value(u, spread)?);

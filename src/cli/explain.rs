@@ -14,7 +14,7 @@ use super::{parse_domain, DataArgs, Outcome, RuleArgs, TargetArgs};
 use crate::dtd::full_backward::{
     full_backward, Expansion, FullBackward, FullBackwardSettings, RootFinder, Rootless, RuleRoots,
 };
-use crate::dtd::{explain, DtdSettings, Rule};
+use crate::dtd::{explain, DtdSettings, InitialRelevance, Rule};
 use crate::error::{Error, Result};
 use crate::exact::{Rational, Scalar};
 use crate::lp::nearest_valid::{explain_valid, ValidRoots};
@@ -99,6 +99,13 @@ pub fn run(args: ExplainArgs) -> Result<Outcome> {
     let dtd = args.rules.resolve()?;
     let lp = lp_side(&args, &dtd)?;
     if args.full_backward {
+        if dtd.initial_relevance != InitialRelevance::Output {
+            return Err(Error::Usage(
+                "--initial-relevance applies to the train-free recursion; --full-backward \
+                 expands the output's value f_k"
+                    .into(),
+            ));
+        }
         return run_full_backward(&args, &dtd, lp.as_ref());
     }
     let (model, inputs) = args.data.load()?;

@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::audit::run::Targets;
 use crate::audit::Box1;
-use crate::dtd::{BiasMode, DtdSettings, Rule};
+use crate::dtd::{BiasMode, DtdSettings, InitialRelevance, Rule};
 use crate::error::{Error, Result};
 use crate::model::inputs::{load_inputs, load_targets, Inputs};
 use crate::model::Model;
@@ -127,12 +127,17 @@ pub struct RuleArgs {
     /// Whether denominators include the layer's bias (DTD's z+ ignores it).
     #[arg(long, value_enum, default_value_t = BiasMode::Ignore)]
     pub bias: BiasMode,
-    /// Add EPS · sign(d) to every root rule's denominator d (0: none).
+    /// Add EPS · sign(d) (sign(0) = +1) to every rule's denominator d but ε's, which has its
+    /// own (0: none)
     #[arg(long, default_value_t = 0.0, value_name = "EPS")]
     pub stabilizer: f64,
     /// Neurons whose |denominator| is at or below this get no root.
     #[arg(long, default_value_t = 1e-5, value_name = "T")]
     pub denominator_threshold: f64,
+    /// The explained output's starting relevance: its value f_k (DTD, Captum) or 1 (Zennit's
+    /// one-hot `attr_output`)
+    #[arg(long, value_enum, default_value_t = InitialRelevance::Output)]
+    pub initial_relevance: InitialRelevance,
 }
 
 impl RuleArgs {
@@ -159,6 +164,7 @@ impl RuleArgs {
             bias: self.bias,
             stabilizer: self.stabilizer,
             denominator_threshold: self.denominator_threshold,
+            initial_relevance: self.initial_relevance,
         })
     }
 }

@@ -648,6 +648,7 @@ mod tests {
             bias: BiasMode::Ignore,
             stabilizer: 0.0,
             denominator_threshold: 1e-5,
+            ..DtdSettings::default()
         }
     }
 

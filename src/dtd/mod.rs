@@ -12,7 +12,7 @@ pub mod rules;
 
 use serde::{Deserialize, Serialize};
 
-pub use rules::{BiasMode, Rule};
+pub use rules::{BiasMode, InitialRelevance, Rule};
 
 use crate::exact::Scalar;
 use crate::model::{Network, Trace};
@@ -26,10 +26,14 @@ pub struct DtdSettings {
     pub input_rule: Option<Rule>,
     /// Whether denominators include the (rule-specific) bias. Default: ignore.
     pub bias: BiasMode,
-    /// `ε` added as `ε · sign(d)` to every root rule's denominator `d`; 0 disables it.
+    /// `ε` added as `ε · sign(d)` to the denominator `d` of every rule but ε (which has its
+    /// own); 0 disables it.
     pub stabilizer: f64,
     /// A neuron whose `|denominator|` is at or below this gets no root. Default 1e-5.
     pub denominator_threshold: f64,
+    /// What the explained output's relevance starts as (train-free recursion).
+    #[serde(default)]
+    pub initial_relevance: InitialRelevance,
 }
 
 impl Default for DtdSettings {
@@ -40,6 +44,7 @@ impl Default for DtdSettings {
             bias: BiasMode::Ignore,
             stabilizer: 0.0,
             denominator_threshold: 1e-5,
+            initial_relevance: InitialRelevance::Output,
         }
     }
 }
@@ -138,31 +143,42 @@ pub fn explain<T: Scalar>(
     k: usize,
     keep_roots: bool,
 ) -> Explanation<T> {
-    explain_with(net, trace, k, |index, a, upper| {
-        let rule = settings.rule_for(index);
-        layer_step(
-            &net.layers()[index].affine,
-            a,
-            upper,
-            rule,
-            settings,
-            keep_roots,
-        )
-    })
+    explain_with(
+        net,
+        trace,
+        k,
+        settings.initial_relevance,
+        |index, a, upper| {
+            let rule = settings.rule_for(index);
+            layer_step(
+                &net.layers()[index].affine,
+                a,
+                upper,
+                rule,
+                settings,
+                keep_roots,
+            )
+        },
+    )
 }
 
-/// The train-free recursion from output `k` down, with each layer's step given by
-/// `step(layer index, layer input, upper relevances)`: [`explain`] uses the rule steps; other
-/// root finders (the LP-based `nearest-valid`) supply their own for some layers.
+/// The train-free recursion from output `k` (starting as `initial` says) down, with each
+/// layer's step given by `step(layer index, layer input, upper relevances)`: [`explain`] uses
+/// the rule steps; other root finders (the LP-based `nearest-valid`) supply their own for some
+/// layers.
 pub fn explain_with<T: Scalar>(
     net: &Network<T>,
     trace: &Trace<T>,
     k: usize,
+    initial: InitialRelevance,
     mut step: impl FnMut(usize, &[T], &[T]) -> LayerRelevance<T>,
 ) -> Explanation<T> {
     let layers = net.layers();
     let mut upper: Vec<T> = vec![T::zero(); net.output_dim()];
-    upper[k] = trace.output()[k].clone();
+    upper[k] = match initial {
+        InitialRelevance::Output => trace.output()[k].clone(),
+        InitialRelevance::One => T::one(),
+    };
     let mut out: Vec<LayerRelevance<T>> = Vec::with_capacity(layers.len());
     for index in (0..layers.len()).rev() {
         let step = step(index, trace.layer_input(index), &upper);
@@ -231,12 +247,17 @@ impl<T: Scalar> RootRule<T> {
 
     /// The rule's bias term of the denominator (zero when the bias is ignored).
     fn beta(&self, b: &T, bias: BiasMode) -> T {
-        if bias == BiasMode::Ignore {
-            return T::zero();
+        match bias {
+            BiasMode::Ignore => return T::zero(),
+            BiasMode::Plain if self.rule != Rule::Zero => return b.clone(),
+            _ => {}
         }
         match self.rule {
             Rule::Zero => T::zero(),
-            Rule::Z | Rule::ZBox { .. } => b.clone(),
+            Rule::Z => b.clone(),
+            // zB's three passes (`z`, `lo` on the positive part, `hi` on the negative part)
+            // carry `b`, `b⁺` and `b⁻`: the bias cancels (as in Zennit's ZBox).
+            Rule::ZBox { .. } => T::zero(),
             Rule::ZPlus => positive(b),
             Rule::Gamma(_) => b.clone() + self.gamma.clone() * positive(b),
             Rule::WSquare => b.clone() * b.clone(),
@@ -289,7 +310,7 @@ pub fn layer_step<T: Scalar>(
                 &mut passed,
             )
         } else {
-            lrp_step(rule, w, a, b, r, settings.bias, &mut lower, &mut passed);
+            lrp_step(rule, w, a, b, r, settings, &mut lower, &mut passed);
             RootOutcome::None(NoRoot::NotApplicable)
         };
         neurons.push(NeuronRelevance {
@@ -429,11 +450,12 @@ fn lrp_step<T: Scalar>(
     a: &[T],
     b: &T,
     r: &T,
-    bias: BiasMode,
+    settings: &DtdSettings,
     lower: &mut [T],
     passed: &mut T,
 ) {
-    let include = bias == BiasMode::Include;
+    let include = settings.bias != BiasMode::Ignore;
+    let stabilizer = T::from_f64(settings.stabilizer);
     let mut give = |i: usize, c: T| {
         *passed = passed.clone() + c.clone();
         lower[i] = lower[i].clone() + c;
@@ -465,6 +487,8 @@ fn lrp_step<T: Scalar>(
                 pos = pos + positive(c);
                 neg = neg + negative(c);
             }
+            // Each side's denominator is stabilised on its own (sign(0) = +1).
+            let (pos, neg) = (stabilize(pos, &stabilizer), stabilize(neg, &stabilizer));
             let (alpha, beta) = (T::from_f64(alpha), T::from_f64(beta));
             for (i, c) in contributions.iter().enumerate() {
                 let mut share = T::zero();
@@ -480,7 +504,7 @@ fn lrp_step<T: Scalar>(
             }
         }
         Rule::Flat => {
-            let n = T::from_f64(w.len() as f64);
+            let n = stabilize(T::from_f64(w.len() as f64), &stabilizer);
             let share = r.clone() / n;
             for i in 0..w.len() {
                 give(i, share.clone());

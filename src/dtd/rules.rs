@@ -193,6 +193,17 @@ impl FromStr for Rule {
     }
 }
 
+/// The relevance the explained output starts the recursion with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum InitialRelevance {
+    /// `R_k = f_k(x)`, the output's value: DTD's convention and Captum's.
+    #[default]
+    Output,
+    /// `R_k = 1`: the one-hot start that Zennit's usual `attr_output` gives.
+    One,
+}
+
 /// Whether rules take the layer's bias into their denominators.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -202,6 +213,9 @@ pub enum BiasMode {
     Ignore,
     /// The bias (its rule-specific part) enters the denominator and absorbs relevance.
     Include,
+    /// The layer's bias as it is enters the denominator, whatever the rule does to the weights
+    /// (Captum's γ and α1β0 rules with their bias kept). For ε and α-β the same as `include`.
+    Plain,
 }
 
 #[cfg(test)]

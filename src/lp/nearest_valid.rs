@@ -205,21 +205,27 @@ pub fn explain_valid(
         cache: Default::default(),
     };
     let mut pattern: Option<Pattern> = None;
-    explain_with(model.net(), trace, k, |index, a, upper| {
-        let rule = settings.rule_for(index);
-        match rule {
-            Rule::NearestValid(norm) => {
-                let pattern = pattern.get_or_insert_with(|| trace_and_pattern(model, x).1);
-                valid_step(
-                    &certifier, x, pattern, index, a, upper, norm, input_box, rule,
-                )
+    explain_with(
+        model.net(),
+        trace,
+        k,
+        settings.initial_relevance,
+        |index, a, upper| {
+            let rule = settings.rule_for(index);
+            match rule {
+                Rule::NearestValid(norm) => {
+                    let pattern = pattern.get_or_insert_with(|| trace_and_pattern(model, x).1);
+                    valid_step(
+                        &certifier, x, pattern, index, a, upper, norm, input_box, rule,
+                    )
+                }
+                _ => {
+                    let affine = &model.net().layers()[index].affine;
+                    layer_step(affine, a, upper, rule, settings, true)
+                }
             }
-            _ => {
-                let affine = &model.net().layers()[index].affine;
-                layer_step(affine, a, upper, rule, settings, true)
-            }
-        }
-    })
+        },
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
