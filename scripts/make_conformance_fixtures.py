@@ -38,21 +38,26 @@ RTOL = 1e-8
 @dataclass(frozen=True)
 class Case:
     name: str
+    # An MLP's layer widths; for a convolutional case its [channels, height, width] input.
     sizes: tuple[int, ...]
     # The inputs are drawn uniformly from [low, high].
     low: float
     high: float
     samples: int
     seed: int
+    conv: bool = False
 
 
 CASES = [
     Case("mlp_6_8_5_3", (6, 8, 5, 3), -1.0, 1.0, 4, 11),
     Case("mlp_10_16_12_4", (10, 16, 12, 4), 0.0, 1.0, 4, 12),
+    Case("conv_2x6x6", (2, 6, 6), -1.0, 1.0, 4, 13, conv=True),
 ]
 
 
 def build(case: Case) -> nn.Sequential:
+    if case.conv:
+        return build_conv(case)
     gen = torch.Generator().manual_seed(case.seed)
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(case.sizes[:-1], case.sizes[1:])):
@@ -69,13 +74,51 @@ def build(case: Case) -> nn.Sequential:
     return nn.Sequential(*layers).eval()
 
 
+class ConvNet(nn.Module):
+    """Conv(2->3, 3x3, pad 1), ReLU, AvgPool2d(2), Conv(3->4, 2x2), ReLU, flatten,
+    Linear(16->3). The flatten is a function, not a module: Captum has no rule for
+    nn.Flatten."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(2, 3, 3, padding=1)
+        self.r1 = nn.ReLU()
+        self.pool = nn.AvgPool2d(2)
+        self.c2 = nn.Conv2d(3, 4, 2)
+        self.r2 = nn.ReLU()
+        self.fc = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.r2(self.c2(self.pool(self.r1(self.c1(x)))))
+        return self.fc(torch.flatten(x, 1))
+
+
+def build_conv(case: Case) -> nn.Module:
+    """ConvNet in float64 with seeded values representable in float32."""
+    gen = torch.Generator().manual_seed(case.seed)
+    model = ConvNet().double()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                fan_in = m.weight[0].numel()
+                w = torch.randn(m.weight.shape, generator=gen, dtype=torch.float64) / fan_in**0.5
+                b = 0.1 * torch.randn(m.bias.shape, generator=gen, dtype=torch.float64)
+                m.weight.copy_(w.float().double())
+                m.bias.copy_(b.float().double())
+    return model.eval()
+
+
+def input_shape(case: Case) -> tuple[int, ...]:
+    return case.sizes if case.conv else (case.sizes[0],)
+
+
 def inputs_of(case: Case, model: nn.Module) -> tuple[np.ndarray, np.ndarray]:
     gen = torch.Generator().manual_seed(case.seed + 1000)
     out_x, out_t = [], []
     # Draw until `samples` inputs have a positive top output (the explained output; the
     # libraries' rules differ for a negative one, which no rule here is meant for).
     while len(out_x) < case.samples:
-        x = case.low + (case.high - case.low) * torch.rand(case.sizes[0], generator=gen, dtype=torch.float64)
+        x = case.low + (case.high - case.low) * torch.rand(input_shape(case), generator=gen, dtype=torch.float64)
         x = x.float().double()
         y = model(x[None])[0]
         k = int(torch.argmax(y))
@@ -85,12 +128,12 @@ def inputs_of(case: Case, model: nn.Module) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(out_x), np.array(out_t, dtype=np.int64)
 
 
-def export(model: nn.Module, n_in: int, path: Path) -> None:
+def export(model: nn.Module, shape: tuple[int, ...], path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
-            (torch.zeros(1, n_in, dtype=torch.float64),),
+            (torch.zeros(1, *shape, dtype=torch.float64),),
             str(path),
             dynamo=False,
             opset_version=17,
@@ -116,21 +159,26 @@ def zennit_relevance(model: nn.Module, x: np.ndarray, targets: np.ndarray, compo
                 onehot[0, k] = 1.0
                 return onehot if initial == "one" else onehot * y
             _, rel = attributor(inp, attr_output)
-        out.append(rel[0].detach().numpy())
+        out.append(rel[0].detach().numpy().reshape(-1))
     return np.stack(out)
 
 
 def zennit_configs(case: Case) -> list[dict]:
     from zennit.composites import EpsilonGammaBox, EpsilonPlusFlat, LayerMapComposite, SpecialFirstLayerMapComposite
-    from zennit.rules import AlphaBeta, Epsilon, Flat, Gamma, Pass, WSquare, ZBox, ZPlus
-    from zennit.types import Activation, Linear as AnyLinear
+    from zennit.rules import AlphaBeta, Epsilon, Flat, Gamma, Norm, Pass, WSquare, ZBox, ZPlus
+    from zennit.types import Activation, AvgPool, Linear as AnyLinear
+
+    # As Zennit's built-in composites do: ReLU passes relevance on, average pooling gets Norm
+    # (ε-like with the stabiliser); `Linear` covers dense and convolutional layers.
+    def base() -> list:
+        return [(Activation, Pass()), (AvgPool, Norm())]
 
     def everywhere(rule_factory) -> Callable[[], object]:
-        return lambda: LayerMapComposite(layer_map=[(Activation, Pass()), (AnyLinear, rule_factory())])
+        return lambda: LayerMapComposite(layer_map=base() + [(AnyLinear, rule_factory())])
 
     def first_then(first, rest) -> Callable[[], object]:
         return lambda: SpecialFirstLayerMapComposite(
-            layer_map=[(Activation, Pass()), (AnyLinear, rest())],
+            layer_map=base() + [(AnyLinear, rest())],
             first_map=[(AnyLinear, first())],
         )
 
@@ -148,6 +196,9 @@ def zennit_configs(case: Case) -> list[dict]:
         dict(rule="zplus", zennit="ZPlus above a Flat first layer",
              make=first_then(lambda: Flat(), lambda: ZPlus()),
              args=["--input-rule", "flat", "--rule", "z+", "--bias", "include", "--stabilizer", s]),
+        dict(rule="zplus-w2", zennit="ZPlus above a WSquare first layer",
+             make=first_then(lambda: WSquare(), lambda: ZPlus()),
+             args=["--input-rule", "w2", "--rule", "z+", "--bias", "include", "--stabilizer", s]),
         dict(rule="alphabeta-2-1", zennit="AlphaBeta(alpha=2, beta=1)", make=everywhere(lambda: AlphaBeta(2.0, 1.0)),
              args=["--rule", "alphabeta:2:1", "--bias", "include", "--stabilizer", s]),
         dict(rule="alphabeta-1-0", zennit="AlphaBeta(alpha=1, beta=0)", make=everywhere(lambda: AlphaBeta(1.0, 0.0)),
@@ -168,8 +219,14 @@ def zennit_configs(case: Case) -> list[dict]:
              make=lambda: EpsilonPlusFlat(),
              args=["--input-rule", "flat", "--rule", "epsilon:1e-6", "--bias", "include", "--stabilizer", s]),
     ]
+    # On a convolutional net dtdcert's pooling layer takes the rule of every layer, which is
+    # Zennit's Norm there only for ε with ε = 1e-6 and for z+ (non-negative weights and
+    # inputs); Flat counts every input of the dense form, not the kernel's taps.
+    conv_ok = {"epsilon", "zplus-w2", "zbox-epsilon"}
     for c in configs:
         c["args"] = c["args"] + root
+    if case.conv:
+        configs = [c for c in configs if c["rule"] in conv_ok]
     return configs
 
 
@@ -180,7 +237,7 @@ def zennit_configs(case: Case) -> list[dict]:
 def captum_relevance(model: nn.Module, x: np.ndarray, targets: np.ndarray, rules: Callable[[int], object]) -> np.ndarray:
     from captum.attr import LRP
 
-    linears = [m for m in model if isinstance(m, nn.Linear)]
+    linears = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
     out = []
     for xi, k in zip(x, targets):
         # Captum deletes the rules after every call: set them again each time.
@@ -188,7 +245,7 @@ def captum_relevance(model: nn.Module, x: np.ndarray, targets: np.ndarray, rules
             lin.rule = rules(i)
         inp = torch.tensor(xi[None], dtype=torch.float64, requires_grad=True)
         rel = LRP(model).attribute(inp, target=int(k))
-        out.append(rel[0].detach().numpy())
+        out.append(rel[0].detach().numpy().reshape(-1))
     return np.stack(out)
 
 
@@ -198,7 +255,7 @@ def captum_configs(case: Case) -> list[dict]:
     # Captum stabilises every rule but ε with 1e-9 (PropagationRule.STABILITY_FACTOR).
     s = "1e-9"
     root = ["--denominator-threshold", "0"]
-    return [
+    configs = [
         dict(rule="epsilon", captum="EpsilonRule(epsilon=1e-9)", rules=lambda i: EpsilonRule(),
              args=["--rule", "epsilon:1e-9", "--bias", "include"]),
         dict(rule="epsilon-0.1", captum="EpsilonRule(epsilon=0.1)", rules=lambda i: EpsilonRule(epsilon=0.1),
@@ -217,6 +274,10 @@ def captum_configs(case: Case) -> list[dict]:
              rules=lambda i: Alpha1_Beta0_Rule() if i == 0 else EpsilonRule(),
              args=["--input-rule", "z+", "--rule", "epsilon:1e-9", "--bias", "plain", "--stabilizer", s] + root),
     ]
+    # Captum's pooling layers keep their default EpsilonRule(1e-9), which is dtdcert's rule at
+    # the pooling layer for ε(1e-9) and for z+ with the 1e-9 stabiliser.
+    conv_ok = {"epsilon", "alpha1beta0", "alpha1beta0-nobias"}
+    return [c for c in configs if not case.conv or c["rule"] in conv_ok]
 
 
 # --------------------------------------------------------------------------------------------
@@ -259,12 +320,12 @@ def main() -> int:
         model = build(case)
         x, targets = inputs_of(case, model)
         model_file = f"{case.name}.onnx"
-        export(model, case.sizes[0], out_dir / model_file)
+        export(model, input_shape(case), out_dir / model_file)
         np.save(out_dir / f"{case.name}.inputs.npy", x)
         np.save(out_dir / f"{case.name}.targets.npy", targets)
         cases.append(dict(case=case.name, model=model_file, inputs=f"{case.name}.inputs.npy",
                           targets=f"{case.name}.targets.npy", sizes=list(case.sizes),
-                          input_range=[case.low, case.high]))
+                          input_range=[case.low, case.high], convolutional=case.conv))
         for initial in ["output", "one"]:
             for cfg in zennit_configs(case):
                 rel = zennit_relevance(model, x, targets, cfg["make"](), initial)

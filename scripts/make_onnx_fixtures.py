@@ -119,6 +119,80 @@ class TinyConvNet(nn.Module):
         return self.fc(self.flatten(self.relu(self.conv(x))))
 
 
+def _randomise_batch_norm(bn: nn.Module) -> None:
+    """Running statistics and affine parameters away from their identity defaults."""
+    n = bn.num_features
+    with torch.no_grad():
+        bn.running_mean.copy_(0.2 * torch.randn(n))
+        bn.running_var.copy_(0.5 + torch.rand(n))
+        bn.weight.copy_(1.0 + 0.3 * torch.randn(n))
+        bn.bias.copy_(0.1 * torch.randn(n))
+
+
+class ConvBnPoolNet(nn.Module):
+    """Conv(2->4, 3x3, pad 1) on 2x6x6, ReLU, AvgPool2d(2), BatchNorm2d, Conv(4->3, 2x2,
+    stride 1), ReLU, AdaptiveAvgPool2d(1), Flatten, Linear(3->2)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(2, 4, 3, padding=1)
+        self.pool = nn.AvgPool2d(2)
+        self.bn = nn.BatchNorm2d(4)
+        _randomise_batch_norm(self.bn)
+        self.c2 = nn.Conv2d(4, 3, 2)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn(self.pool(torch.relu(self.c1(x))))
+        x = torch.relu(self.c2(x))
+        return self.fc(torch.flatten(self.gap(x), 1))
+
+
+class StridedConvNet(nn.Module):
+    """Conv(1->3, 3x3, stride 2, pad 1) on 1x7x7, ReLU, AvgPool2d(3, stride 1, pad 1,
+    count_include_pad=False), Flatten, Linear(48->5), ReLU, Linear(5->2)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3, stride=2, padding=1)
+        self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        self.fc1 = nn.Linear(48, 5)
+        self.fc2 = nn.Linear(5, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(torch.relu(self.conv(x)))
+        return self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))
+
+
+class BnAfterReluMLP(nn.Module):
+    """Linear(5->6), ReLU, BatchNorm1d(6), Linear(6->3): the batch norm cannot be folded into
+    the layer before it (a ReLU is in between)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(5, 6)
+        self.bn = nn.BatchNorm1d(6)
+        _randomise_batch_norm(self.bn)
+        self.fc2 = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.bn(torch.relu(self.fc1(x))))
+
+
+class ConvMaxPoolNet(nn.Module):
+    """Conv2d(1->2, 3x3) on 1x6x6, ReLU, MaxPool2d(2), Flatten, Linear(8->2)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.max_pool2d(torch.relu(self.conv(x)), 2)
+        return self.fc(torch.flatten(x, 1))
+
+
 # --------------------------------------------------------------------------
 # Fixture specifications
 # --------------------------------------------------------------------------
@@ -222,6 +296,46 @@ VALID_SPECS: list[Spec] = [
         dynamic_batch=True,
         notes="`x.reshape(-1, 4)` first, then Linear, ReLU, Linear",
     ),
+    Spec(
+        name="conv_1x4x4_opset13",
+        build=TinyConvNet,
+        seed=34, exporter="torchscript", opset=13, dtype="float32",
+        input_dim=16, output_dim=2, layer_sizes=[16, 8, 2], relu_last=False,
+        dynamic_batch=True, export_input_shape=(1, 1, 4, 4),
+        notes="Conv2d(1, 2, 3) on [N, 1, 4, 4], ReLU, Flatten, Linear(8, 2)",
+        extra={"relus": [True, False]},
+    ),
+    Spec(
+        name="conv_bn_pool_2x6x6_f64_opset17",
+        build=lambda: ConvBnPoolNet().double(),
+        seed=35, exporter="torchscript", opset=17, dtype="float64",
+        input_dim=72, output_dim=2, layer_sizes=[72, 144, 36, 12, 3, 2], relu_last=False,
+        dynamic_batch=True, export_input_shape=(1, 2, 6, 6),
+        notes="Conv(2->4, 3x3, pad 1), ReLU, AvgPool2d(2), BatchNorm2d (random running "
+              "statistics; folded into the pooling layer), Conv(4->3, 2x2), ReLU, "
+              "AdaptiveAvgPool2d(1) (GlobalAveragePool), Flatten, Linear(3->2)",
+        extra={"relus": [True, False, True, False, False]},
+    ),
+    Spec(
+        name="conv_strided_1x7x7_opset11",
+        build=StridedConvNet,
+        seed=36, exporter="torchscript", opset=11, dtype="float32",
+        input_dim=49, output_dim=2, layer_sizes=[49, 48, 48, 5, 2], relu_last=False,
+        dynamic_batch=True, export_input_shape=(1, 1, 7, 7),
+        notes="Conv(1->3, 3x3, stride 2, pad 1), ReLU, AvgPool2d(3, stride 1, pad 1, "
+              "count_include_pad=False), Flatten, Linear(48->5), ReLU, Linear(5->2)",
+        extra={"relus": [True, False, True, False]},
+    ),
+    Spec(
+        name="mlp_bn_after_relu_5_6_3_opset17",
+        build=BnAfterReluMLP,
+        seed=37, exporter="torchscript", opset=17, dtype="float32",
+        input_dim=5, output_dim=3, layer_sizes=[5, 6, 6, 3], relu_last=False,
+        dynamic_batch=True,
+        notes="Linear(5->6), ReLU, BatchNorm1d(6) (random running statistics; its own "
+              "diagonal layer), Linear(6->3)",
+        extra={"relus": [True, False, False]},
+    ),
 ]
 
 INVALID_MODEL_SPECS: list[Spec] = [
@@ -255,13 +369,13 @@ INVALID_MODEL_SPECS: list[Spec] = [
         extra={"bad_layer": 0, "bad_index": [2], "bad_value": "+inf"},
     ),
     Spec(
-        name="conv",
-        build=TinyConvNet,
-        seed=34, exporter="torchscript", opset=13, dtype="float32",
-        input_dim=16, output_dim=2, layer_sizes=[], relu_last=False,
-        dynamic_batch=True, export_input_shape=(1, 1, 4, 4),
-        kind="invalid", problem="unsupported operator Conv",
-        notes="Conv2d(1, 2, 3) on [N, 1, 4, 4], ReLU, Flatten, Linear(8, 2)",
+        name="maxpool",
+        build=ConvMaxPoolNet,
+        seed=38, exporter="torchscript", opset=13, dtype="float32",
+        input_dim=36, output_dim=2, layer_sizes=[], relu_last=False,
+        dynamic_batch=True, export_input_shape=(1, 1, 6, 6),
+        kind="invalid", problem="unsupported operator MaxPool",
+        notes="Conv2d(1, 2, 3) on [N, 1, 6, 6], ReLU, MaxPool2d(2), Flatten, Linear(8, 2)",
     ),
 ]
 
@@ -547,7 +661,8 @@ def main() -> int:
         onnx.checker.check_model(model, full_check=True)
 
         rng = np.random.default_rng(1000 + spec.seed)
-        x = rng.standard_normal((N_SAMPLES, spec.input_dim)).astype(np.dtype(spec.dtype))
+        sample = spec.export_input_shape[1:] if spec.export_input_shape else (spec.input_dim,)
+        x = rng.standard_normal((N_SAMPLES, *sample)).astype(np.dtype(spec.dtype))
         ref = copy.deepcopy(module).double().eval()
         with torch.no_grad():
             y = ref(torch.from_numpy(x.astype(np.float64))).numpy().astype(np.float64)
@@ -626,7 +741,8 @@ def main() -> int:
         "regenerate": "scripts/make_onnx_fixtures.sh",
         "versions": versions(),
         "conventions": {
-            "inputs": "NAME.inputs.npy, shape [n_samples, input_dim], dtype = model dtype, "
+            "inputs": "NAME.inputs.npy, shape [n_samples, input_dim] ([n_samples, C, H, W] "
+                      "for image models), dtype = model dtype, "
                       "numpy default_rng(1000 + seed).standard_normal",
             "outputs": "NAME.outputs.npy, float64, PyTorch forward pass of a .double() "
                        "copy of the module on the inputs converted to float64",

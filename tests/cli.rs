@@ -1053,11 +1053,11 @@ fn unsupported_operator_sigmoid() {
 }
 
 #[test]
-fn unsupported_operator_conv() {
+fn unsupported_operator_maxpool() {
     expect_refusal_by_every_command(
-        "tests/data/onnx/conv.onnx",
+        "tests/data/onnx/maxpool.onnx",
         INPUTS,
-        &["conv.onnx", "'Conv'|\"Conv\"| Conv", "unsupported"],
+        &["maxpool.onnx", "'MaxPool'", "unsupported"],
     );
 }
 

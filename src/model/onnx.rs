@@ -1,5 +1,6 @@
-//! ONNX loader: translates the ReLU MLPs that `torch.onnx.export` writes (operator set 7 and
-//! later; torch uses 11 to 18) into the network IR.
+//! ONNX loader: translates the ReLU MLPs and small convolutional networks that
+//! `torch.onnx.export` writes (operator set 7 and later; torch uses 11 to 18) into the network
+//! IR.
 //!
 //! The loader reads one shape of graph only: a single chain of nodes from the one data input to
 //! the one graph output, with weights held in initializers or `Constant` nodes. Each operator it
@@ -8,6 +9,13 @@
 //! a chain, is an error naming the node. Weights are the exact f32/f64 values stored in the
 //! file, and any scaling the graph asks for (Gemm's `alpha` and `beta`) must itself be exact in
 //! f64, so the IR computes exactly the function the file describes.
+//!
+//! Image operators (Conv, AveragePool, GlobalAveragePool) become dense layers over the
+//! flattened `[channels, height, width]` sample, the IR's one affine form, which bounds them
+//! (`MAX_LOWERED_ENTRIES`). Average pooling's `1/count` and BatchNormalization's per-channel
+//! scale `γ/√(var + ε)` and shift are f64 roundings of the file's arithmetic (the one exception
+//! to the exactness above); batch norm is folded into the layer before it when no ReLU lies in
+//! between, else it is a diagonal layer of its own.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -171,6 +179,41 @@ const OPS: &[Op] = &[
         step: relu,
     },
     Op {
+        name: "Conv",
+        attributes: &[
+            "auto_pad",
+            "dilations",
+            "group",
+            "kernel_shape",
+            "pads",
+            "strides",
+        ],
+        step: conv,
+    },
+    Op {
+        name: "BatchNormalization",
+        attributes: &["epsilon", "momentum", "training_mode"],
+        step: batch_norm,
+    },
+    Op {
+        name: "AveragePool",
+        attributes: &[
+            "auto_pad",
+            "ceil_mode",
+            "count_include_pad",
+            "dilations",
+            "kernel_shape",
+            "pads",
+            "strides",
+        ],
+        step: average_pool,
+    },
+    Op {
+        name: "GlobalAveragePool",
+        attributes: &[],
+        step: global_average_pool,
+    },
+    Op {
         name: "Flatten",
         attributes: &["axis"],
         step: flatten,
@@ -229,6 +272,8 @@ struct DataShape {
     batch: Option<u64>,
     /// Values per sample (the product of every dimension after the batch), when static.
     width: Option<u64>,
+    /// `[channels, height, width]` of an image-shaped sample (rank 4), when static.
+    spatial: Option<[usize; 3]>,
 }
 
 /// The translation state: constants seen so far, layers built so far, the data's shape.
@@ -482,7 +527,7 @@ fn lookup(node: &NodeProto) -> Result<&'static Op, String> {
                 " (a dynamic reshape such as x.view(x.size(0), -1) exports as Shape/Gather/Concat; \
                  use torch.flatten(x, 1) or nn.Flatten instead)"
             }
-            "BatchNormalization" => " (fold batch norm into the preceding layer before export)",
+            "MaxPool" => " (max pooling is piecewise linear and not read yet; average pooling is)",
             _ => "",
         };
         format!(
@@ -538,6 +583,7 @@ fn input_shape(input: &ValueInfoProto) -> Result<DataShape, String> {
         rank: None,
         batch: None,
         width: None,
+        spatial: None,
     };
     let Some(value) = input.type_.as_ref().and_then(|t| t.value.as_ref()) else {
         return Ok(unknown);
@@ -570,6 +616,7 @@ fn input_shape(input: &ValueInfoProto) -> Result<DataShape, String> {
             rank: Some(1),
             batch: None,
             width: *d,
+            spatial: None,
         }),
         [batch, rest @ ..] => Ok(DataShape {
             rank: Some(dims.len()),
@@ -577,6 +624,14 @@ fn input_shape(input: &ValueInfoProto) -> Result<DataShape, String> {
             width: rest
                 .iter()
                 .try_fold(1u64, |acc, d| d.and_then(|d| acc.checked_mul(d))),
+            spatial: match rest {
+                [Some(c), Some(h), Some(w)] => usize::try_from(*c)
+                    .ok()
+                    .zip(usize::try_from(*h).ok())
+                    .zip(usize::try_from(*w).ok())
+                    .map(|((c, h), w)| [c, h, w]),
+                _ => None,
+            },
         }),
     }
 }
@@ -706,6 +761,354 @@ fn relu<'a>(chain: &mut Chain<'a>, _ctx: &Ctx<'a>) -> Result<(), String> {
     }
 }
 
+/// Entries a convolution or pooling layer may have once written as a dense matrix (the IR's
+/// only affine form): 2^26 (512 MiB of f64). Larger image layers need an operator form that the
+/// IR does not have yet.
+const MAX_LOWERED_ENTRIES: usize = 1 << 26;
+
+/// The `[channels, height, width]` of the data reaching an image operator.
+fn image_shape(chain: &Chain<'_>, op: &str) -> Result<[usize; 3], String> {
+    match (chain.shape.rank, chain.shape.spatial) {
+        (Some(4), Some(s)) => Ok(s),
+        (Some(4), None) | (None, _) => Err(format!(
+            "{op} needs static [channels, height, width] sizes; export the model with a fixed \
+             image size (only the batch may be dynamic)"
+        )),
+        (Some(r), _) => Err(format!(
+            "{op} needs [batch, channels, height, width] data but the data has rank {r} here"
+        )),
+    }
+}
+
+/// The window geometry of a 2-D convolution or pooling: kernel, strides and (top, left,
+/// bottom, right) pads, checked against the attributes this loader does not implement.
+struct Window {
+    kernel: [usize; 2],
+    strides: [usize; 2],
+    /// top, left, bottom, right
+    pads: [usize; 4],
+}
+
+impl Window {
+    fn read(node: &NodeProto, kernel: Option<[usize; 2]>) -> Result<Self, String> {
+        if let Some(mode) = attr_string(node, "auto_pad")? {
+            if mode != "NOTSET" {
+                return Err(format!(
+                    "auto_pad = {mode} is not supported; export with explicit pads (auto_pad NOTSET)"
+                ));
+            }
+        }
+        if let Some(d) = attr_ints(node, "dilations")? {
+            if d.iter().any(|&v| v != 1) {
+                return Err(format!("dilations {d:?} are not supported; only 1 is"));
+            }
+        }
+        let pair = |name: &str, v: Vec<i64>| -> Result<[usize; 2], String> {
+            match v.as_slice() {
+                [a, b] if *a > 0 && *b > 0 => Ok([*a as usize, *b as usize]),
+                _ => Err(format!(
+                    "{name} {v:?}: two positive values (height, width) are needed"
+                )),
+            }
+        };
+        let declared = attr_ints(node, "kernel_shape")?
+            .map(|k| pair("kernel_shape", k))
+            .transpose()?;
+        let kernel = match (declared, kernel) {
+            (Some(d), Some(w)) if d != w => {
+                return Err(format!(
+                    "kernel_shape {d:?} does not match the weight's kernel {w:?}"
+                ))
+            }
+            (Some(k), _) | (None, Some(k)) => k,
+            (None, None) => return Err("kernel_shape is missing".into()),
+        };
+        let strides = match attr_ints(node, "strides")? {
+            Some(v) => pair("strides", v)?,
+            None => [1, 1],
+        };
+        let pads = match attr_ints(node, "pads")?.as_deref() {
+            None => [0; 4],
+            Some(&[t, l, b, r]) if [t, l, b, r].iter().all(|&p| p >= 0) => {
+                [t as usize, l as usize, b as usize, r as usize]
+            }
+            Some(p) => {
+                return Err(format!(
+                    "pads {p:?}: four non-negative values (top, left, bottom, right) are needed"
+                ))
+            }
+        };
+        Ok(Window {
+            kernel,
+            strides,
+            pads,
+        })
+    }
+
+    /// The output height and width for an input of `h × w`.
+    fn output(&self, h: usize, w: usize) -> Result<[usize; 2], String> {
+        let side = |n: usize, k: usize, s: usize, p0: usize, p1: usize| {
+            (n + p0 + p1).checked_sub(k).map(|span| span / s + 1)
+        };
+        match (
+            side(
+                h,
+                self.kernel[0],
+                self.strides[0],
+                self.pads[0],
+                self.pads[2],
+            ),
+            side(
+                w,
+                self.kernel[1],
+                self.strides[1],
+                self.pads[1],
+                self.pads[3],
+            ),
+        ) {
+            (Some(a), Some(b)) => Ok([a, b]),
+            _ => Err(format!(
+                "the kernel {:?} is larger than the padded {h}×{w} input",
+                self.kernel
+            )),
+        }
+    }
+
+    /// The input positions `(row, column)` of output `(i, j)`'s window that lie inside the
+    /// `h × w` input, with their kernel offsets `(u, v)`.
+    fn taps(&self, i: usize, j: usize, h: usize, w: usize) -> Vec<(usize, usize, usize, usize)> {
+        let mut out = Vec::with_capacity(self.kernel[0] * self.kernel[1]);
+        for u in 0..self.kernel[0] {
+            for v in 0..self.kernel[1] {
+                let r = (i * self.strides[0] + u).checked_sub(self.pads[0]);
+                let c = (j * self.strides[1] + v).checked_sub(self.pads[1]);
+                if let (Some(r), Some(c)) = (r, c) {
+                    if r < h && c < w {
+                        out.push((r, c, u, v));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A dense matrix of `rows × cols` for a lowered image layer, refused when too large.
+fn lowered(op: &str, rows: usize, cols: usize) -> Result<Array2<f64>, String> {
+    match rows.checked_mul(cols) {
+        Some(n) if n <= MAX_LOWERED_ENTRIES => Ok(Array2::zeros((rows, cols))),
+        _ => Err(format!(
+            "{op} written as a dense layer would be {rows} × {cols} (more than 2^26 entries); \
+             image inputs this large are not supported yet"
+        )),
+    }
+}
+
+/// `Conv` (2-D, group 1, dilation 1, explicit pads): a dense layer over the flattened
+/// `[channels, height, width]` sample, one row per output position and channel.
+fn conv<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
+    data_first(ctx)?;
+    let node = ctx.node;
+    if let Some(g) = attr_int(node, "group")? {
+        if g != 1 {
+            return Err(format!("group = {g} is not supported; only 1 is"));
+        }
+    }
+    let [c_in, h, w] = image_shape(chain, "Conv")?;
+    let w_name = required_input(node, 1, "W")?;
+    let k = chain.floats(w_name)?;
+    let [c_out, k_in, kh, kw] = k.dims.as_slice() else {
+        return Err(format!(
+            "the weight '{w_name}' has shape {:?}; a 2-D convolution needs [out, in, height, width]",
+            k.dims
+        ));
+    };
+    let (c_out, k_in, kh, kw) = (*c_out, *k_in, *kh, *kw);
+    if k_in != c_in {
+        return Err(format!(
+            "the weight '{w_name}' takes {k_in} channels but the data has {c_in}"
+        ));
+    }
+    let window = Window::read(node, Some([kh, kw]))?;
+    let [ho, wo] = window.output(h, w)?;
+    let mut weight = lowered("Conv", c_out * ho * wo, c_in * h * w)?;
+    for o in 0..c_out {
+        for i in 0..ho {
+            for j in 0..wo {
+                let row = (o * ho + i) * wo + j;
+                for (r, c, u, v) in window.taps(i, j, h, w) {
+                    for ch in 0..c_in {
+                        let value = k.data[((o * c_in + ch) * kh + u) * kw + v];
+                        weight[[row, (ch * h + r) * w + c]] = value;
+                    }
+                }
+            }
+        }
+    }
+    let bias = match node.input.get(2).filter(|n| !n.is_empty()) {
+        Some(b_name) => {
+            let b = bias_vector(b_name, chain.floats(b_name)?, c_out)?;
+            Array1::from_shape_fn(c_out * ho * wo, |row| b[row / (ho * wo)])
+        }
+        None => Array1::zeros(c_out * ho * wo),
+    };
+    chain.push_image_layer(weight, bias, [c_out, ho, wo]);
+    Ok(())
+}
+
+/// `AveragePool` (2-D, `ceil_mode` 0): a dense layer whose rows average each window over the
+/// input positions it covers (`count_include_pad` 0) or over the whole kernel (1).
+fn average_pool<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
+    data_first(ctx)?;
+    let node = ctx.node;
+    if attr_int(node, "ceil_mode")?.unwrap_or(0) != 0 {
+        return Err("ceil_mode = 1 is not supported; only 0 (floor) is".into());
+    }
+    let include_pad = attr_int(node, "count_include_pad")?.unwrap_or(0) != 0;
+    let [c, h, w] = image_shape(chain, "AveragePool")?;
+    let window = Window::read(node, None)?;
+    pool(chain, c, h, w, &window, include_pad, "AveragePool")
+}
+
+/// `GlobalAveragePool`: the mean of each channel.
+fn global_average_pool<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
+    data_first(ctx)?;
+    let [c, h, w] = image_shape(chain, "GlobalAveragePool")?;
+    let window = Window {
+        kernel: [h, w],
+        strides: [1, 1],
+        pads: [0; 4],
+    };
+    pool(chain, c, h, w, &window, false, "GlobalAveragePool")
+}
+
+fn pool(
+    chain: &mut Chain<'_>,
+    c: usize,
+    h: usize,
+    w: usize,
+    window: &Window,
+    include_pad: bool,
+    op: &str,
+) -> Result<(), String> {
+    let [ho, wo] = window.output(h, w)?;
+    let mut weight = lowered(op, c * ho * wo, c * h * w)?;
+    for ch in 0..c {
+        for i in 0..ho {
+            for j in 0..wo {
+                let taps = window.taps(i, j, h, w);
+                let count = if include_pad {
+                    window.kernel[0] * window.kernel[1]
+                } else {
+                    taps.len()
+                };
+                if count == 0 {
+                    return Err(format!("a window of {op} covers no input position"));
+                }
+                let share = 1.0 / count as f64;
+                let row = (ch * ho + i) * wo + j;
+                for (r, col, _, _) in taps {
+                    weight[[row, (ch * h + r) * w + col]] = share;
+                }
+            }
+        }
+    }
+    chain.push_image_layer(weight, Array1::zeros(c * ho * wo), [c, ho, wo]);
+    Ok(())
+}
+
+/// `BatchNormalization` in inference: `y = s (x − mean) + B` per channel with
+/// `s = scale / sqrt(var + epsilon)`, both computed in f64. It is folded into the affine layer
+/// right before it when that layer has no ReLU yet (each folded weight `s·w` rounded once), and
+/// is an affine layer of its own (diagonal, exact in `s` and the shift) otherwise.
+fn batch_norm<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
+    data_first(ctx)?;
+    let node = ctx.node;
+    if attr_int(node, "training_mode")?.unwrap_or(0) != 0 {
+        return Err(
+            "training_mode = 1 normalises with batch statistics; export the model after model.eval()"
+                .into(),
+        );
+    }
+    let eps = attr_float(node, "epsilon")?.unwrap_or(1e-5);
+    // Channels: dimension 1 of an image or of a [batch, features] tensor.
+    let (channels, per_channel) = match (chain.shape.rank, chain.shape.spatial) {
+        (Some(4), Some([c, h, w])) => (c, h * w),
+        (Some(2), _) => match chain.shape.width {
+            Some(n) => (n as usize, 1),
+            None => return Err("BatchNormalization needs a static number of features".into()),
+        },
+        _ => {
+            return Err(
+                "BatchNormalization is read on [batch, features] or static [batch, channels, height, width] data"
+                    .into(),
+            )
+        }
+    };
+    let mut params = Vec::with_capacity(4);
+    for (pos, what) in [(1, "scale"), (2, "B"), (3, "mean"), (4, "var")] {
+        let name = required_input(node, pos, what)?;
+        let t = chain.floats(name)?;
+        if t.data.len() != channels {
+            return Err(format!(
+                "'{name}' ({what}) has {} values for {channels} channels",
+                t.data.len()
+            ));
+        }
+        params.push(t.data);
+    }
+    let (scale, shift, mean, var) = (&params[0], &params[1], &params[2], &params[3]);
+    let mut s = Vec::with_capacity(channels);
+    let mut t = Vec::with_capacity(channels);
+    for c in 0..channels {
+        let d = (var[c] + eps).sqrt();
+        if !(d.is_finite() && d > 0.0) {
+            return Err(format!(
+                "channel {c}: var + epsilon = {} has no positive square root",
+                var[c] + eps
+            ));
+        }
+        let sc = scale[c] / d;
+        s.push(sc);
+        t.push(shift[c] - mean[c] * sc);
+    }
+    let n = channels * per_channel;
+    let channel_of = |row: usize| row / per_channel;
+    match chain
+        .layers
+        .last_mut()
+        .filter(|l| !l.relu && !ctx.bias_open)
+    {
+        Some(layer) if layer.weight.nrows() == n => {
+            for (row, mut w) in layer.weight.rows_mut().into_iter().enumerate() {
+                let sc = s[channel_of(row)];
+                w.mapv_inplace(|v| v * sc);
+                layer.bias[row] = layer.bias[row] * sc + t[channel_of(row)];
+            }
+        }
+        _ => {
+            let mut weight = lowered("BatchNormalization", n, n)?;
+            for row in 0..n {
+                weight[[row, row]] = s[channel_of(row)];
+            }
+            let bias = Array1::from_shape_fn(n, |row| t[channel_of(row)]);
+            let spatial = chain.shape.spatial;
+            let width = chain.shape.width;
+            let rank = chain.shape.rank;
+            chain.layers.push(Pending {
+                weight,
+                bias,
+                relu: false,
+                label: String::new(),
+            });
+            chain.shape.spatial = spatial;
+            chain.shape.width = width;
+            chain.shape.rank = rank;
+        }
+    }
+    Ok(())
+}
+
 /// Identity, and anything else that leaves each sample's vector as it is.
 fn pass_through<'a>(_chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
     data_first(ctx)
@@ -749,6 +1152,7 @@ fn flatten<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
         ));
     }
     chain.shape.rank = Some(2);
+    chain.shape.spatial = None;
     Ok(())
 }
 
@@ -807,6 +1211,7 @@ fn reshape<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
         rank: Some(2),
         batch: s.batch,
         width,
+        spatial: None,
     };
     Ok(())
 }
@@ -924,6 +1329,7 @@ impl<'a> Chain<'a> {
         }
         self.shape.rank = Some(self.shape.rank.unwrap_or(2));
         self.shape.width = Some(weight.nrows() as u64);
+        self.shape.spatial = None;
         self.layers.push(Pending {
             weight,
             bias,
@@ -932,6 +1338,21 @@ impl<'a> Chain<'a> {
             label: String::new(),
         });
         Ok(())
+    }
+}
+
+impl Chain<'_> {
+    /// Appends a lowered image layer whose output is `[channels, height, width]`.
+    fn push_image_layer(&mut self, weight: Array2<f64>, bias: Array1<f64>, out: [usize; 3]) {
+        self.shape.rank = Some(4);
+        self.shape.width = Some(weight.nrows() as u64);
+        self.shape.spatial = Some(out);
+        self.layers.push(Pending {
+            weight,
+            bias,
+            relu: false,
+            label: String::new(),
+        });
     }
 }
 
@@ -978,6 +1399,32 @@ fn attr_float(node: &NodeProto, name: &str) -> Result<Option<f64>, String> {
         Ok(AttributeType::FLOAT) => Err(format!("attribute '{name}' is {}", a.f)),
         kind => Err(format!(
             "attribute '{name}' has type {}, expected FLOAT",
+            attribute_type_name(kind)
+        )),
+    }
+}
+
+fn attr_ints(node: &NodeProto, name: &str) -> Result<Option<Vec<i64>>, String> {
+    let Some(a) = node.attribute.iter().find(|a| a.name == name) else {
+        return Ok(None);
+    };
+    match a.type_.enum_value() {
+        Ok(AttributeType::INTS) => Ok(Some(a.ints.clone())),
+        kind => Err(format!(
+            "attribute '{name}' has type {}, expected INTS",
+            attribute_type_name(kind)
+        )),
+    }
+}
+
+fn attr_string(node: &NodeProto, name: &str) -> Result<Option<String>, String> {
+    let Some(a) = node.attribute.iter().find(|a| a.name == name) else {
+        return Ok(None);
+    };
+    match a.type_.enum_value() {
+        Ok(AttributeType::STRING) => Ok(Some(String::from_utf8_lossy(&a.s).into_owned())),
+        kind => Err(format!(
+            "attribute '{name}' has type {}, expected STRING",
             attribute_type_name(kind)
         )),
     }
@@ -2144,5 +2591,288 @@ mod tests {
             }
             let _ = load_via_file(&damaged);
         }
+    }
+
+    fn attr_is(name: &str, v: &[i64]) -> AttributeProto {
+        let mut a = AttributeProto::new();
+        a.name = name.into();
+        a.type_ = AttributeType::INTS.into();
+        a.ints = v.to_vec();
+        a
+    }
+
+    fn attr_s(name: &str, v: &str) -> AttributeProto {
+        let mut a = AttributeProto::new();
+        a.name = name.into();
+        a.type_ = AttributeType::STRING.into();
+        a.s = v.as_bytes().to_vec();
+        a
+    }
+
+    /// Conv(2 -> 3, 3x2 kernel, stride (2, 1), pads (1, 0, 0, 1)) on a 2x4x3 image, then
+    /// AveragePool(2x2, stride 1, count_include_pad 0, pads (0, 0, 1, 1)), Flatten, Gemm.
+    fn conv_model(conv_attrs: Vec<AttributeProto>) -> ModelProto {
+        let k: Vec<f32> = (0..36)
+            .map(|i| ((i * 7) % 11) as f32 / 4.0 - 1.25)
+            .collect();
+        let b: Vec<f32> = vec![0.5, -0.25, 0.125];
+        let mut attrs = vec![
+            attr_is("kernel_shape", &[3, 2]),
+            attr_is("strides", &[2, 1]),
+            attr_is("pads", &[1, 0, 0, 1]),
+        ];
+        attrs.extend(conv_attrs);
+        // Conv output: h = (4 + 1 - 3) / 2 + 1 = 2, w = (3 + 1 - 2) / 1 + 1 = 3: 3x2x3 = 18.
+        // Pool output: (2 + 1 - 2) + 1 = 2, (3 + 1 - 2) + 1 = 3: 3x2x3 = 18.
+        let fc: Vec<f32> = (0..36)
+            .map(|i| ((i * 5) % 7) as f32 / 8.0 - 0.375)
+            .collect();
+        model(
+            vec![
+                node("Conv", "conv", &["input", "k", "kb"], &["c"], attrs),
+                node("Relu", "relu", &["c"], &["r"], vec![]),
+                node(
+                    "AveragePool",
+                    "pool",
+                    &["r"],
+                    &["p"],
+                    vec![
+                        attr_is("kernel_shape", &[2, 2]),
+                        attr_is("pads", &[0, 0, 1, 1]),
+                    ],
+                ),
+                node("Flatten", "flat", &["p"], &["f"], vec![attr_i("axis", 1)]),
+                node(
+                    "Gemm",
+                    "fc",
+                    &["f", "w", "wb"],
+                    &["output"],
+                    vec![attr_i("transB", 1)],
+                ),
+            ],
+            vec![
+                floats("k", &[3, 2, 3, 2], &k),
+                floats("kb", &[3], &b),
+                floats("w", &[2, 18], &fc),
+                floats("wb", &[2], &[0.0, 1.0]),
+            ],
+            value("input", &[None, Some(2), Some(4), Some(3)]),
+            out(2),
+        )
+    }
+
+    /// The same network evaluated directly, loop by loop.
+    fn conv_by_hand(x: &[f64]) -> Vec<f64> {
+        let k: Vec<f64> = (0..36)
+            .map(|i| ((i * 7) % 11) as f64 / 4.0 - 1.25)
+            .collect();
+        let kb = [0.5, -0.25, 0.125];
+        let px = |c: usize, r: i64, col: i64| -> Option<f64> {
+            (0..4)
+                .contains(&r)
+                .then_some(())
+                .filter(|_| (0..3).contains(&col))
+                .map(|_| x[(c * 4 + r as usize) * 3 + col as usize])
+        };
+        let mut conv = [0.0; 18];
+        for o in 0..3 {
+            for i in 0..2 {
+                for j in 0..3 {
+                    let mut acc = kb[o];
+                    for c in 0..2 {
+                        for u in 0..3 {
+                            for v in 0..2 {
+                                let r = (i * 2 + u) as i64 - 1;
+                                let col = (j + v) as i64;
+                                if let Some(val) = px(c, r, col) {
+                                    acc += k[((o * 2 + c) * 3 + u) * 2 + v] * val;
+                                }
+                            }
+                        }
+                    }
+                    conv[(o * 2 + i) * 3 + j] = acc.max(0.0);
+                }
+            }
+        }
+        let mut pool = [0.0; 18];
+        for c in 0..3 {
+            for i in 0..2 {
+                for j in 0..3 {
+                    let (mut sum, mut n) = (0.0, 0.0);
+                    for u in 0..2 {
+                        for v in 0..2 {
+                            let (r, col) = (i + u, j + v);
+                            if r < 2 && col < 3 {
+                                sum += conv[(c * 2 + r) * 3 + col];
+                                n += 1.0;
+                            }
+                        }
+                    }
+                    pool[(c * 2 + i) * 3 + j] = sum / n;
+                }
+            }
+        }
+        let fc: Vec<f64> = (0..36)
+            .map(|i| ((i * 5) % 7) as f64 / 8.0 - 0.375)
+            .collect();
+        (0..2)
+            .map(|o| (0..18).map(|i| fc[o * 18 + i] * pool[i]).sum::<f64>() + [0.0, 1.0][o])
+            .collect()
+    }
+
+    #[test]
+    fn conv_and_average_pool_are_dense_layers_computing_the_same_function() {
+        let net = load_model(&conv_model(vec![])).expect("loads");
+        assert_eq!(net.widths(), vec![24, 18, 18, 2]);
+        let relus: Vec<bool> = net.layers().iter().map(|l| l.relu).collect();
+        assert_eq!(relus, vec![true, false, false]);
+        for seed in 0..20u64 {
+            let x: Vec<f64> = (0..24)
+                .map(|i| (((i as u64 * 31 + seed * 17) % 23) as f64 - 11.0) / 8.0)
+                .collect();
+            let got = output(&net, &x);
+            let want = conv_by_hand(&x);
+            for (g, w) in got.iter().zip(&want) {
+                assert!(
+                    (g - w).abs() <= 1e-12 * (1.0 + w.abs()),
+                    "{got:?} vs {want:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn conv_attributes_the_loader_does_not_implement_are_named() {
+        for (attr, words) in [
+            (attr_i("group", 2), &["conv", "group = 2"][..]),
+            (
+                attr_is("dilations", &[2, 2]),
+                &["conv", "dilations [2, 2]"][..],
+            ),
+            (
+                attr_s("auto_pad", "SAME_UPPER"),
+                &["conv", "auto_pad = SAME_UPPER"][..],
+            ),
+        ] {
+            assert_has(&load_err(&conv_model(vec![attr])), words);
+        }
+    }
+
+    #[test]
+    fn image_layers_too_large_for_a_dense_matrix_are_refused() {
+        // 3x128x128 input, Conv 3 -> 16, 3x3, pad 1: 262,144 x 49,152 entries.
+        let m = model(
+            vec![node(
+                "Conv",
+                "big",
+                &["input", "k"],
+                &["output"],
+                vec![attr_is("pads", &[1, 1, 1, 1])],
+            )],
+            vec![floats("k", &[16, 3, 3, 3], &[0.5; 432])],
+            value("input", &[None, Some(3), Some(128), Some(128)]),
+            value("output", &[None, Some(16), Some(128), Some(128)]),
+        );
+        assert_has(&load_err(&m), &["big", "Conv", "2^26", "not supported yet"]);
+    }
+
+    #[test]
+    fn batch_norm_folds_into_the_layer_before_it_or_stands_alone() {
+        let scale = [2.0f32, 0.5, 1.0];
+        let shift = [0.25f32, -1.0, 0.0];
+        let mean = [1.0f32, -2.0, 0.5];
+        let var = [3.0f32, 0.75, 1.0];
+        let bn_inits = || {
+            vec![
+                floats("s", &[3], &scale),
+                floats("t", &[3], &shift),
+                floats("m", &[3], &mean),
+                floats("v", &[3], &var),
+            ]
+        };
+        let bn = |input: &str, out: &str| {
+            node(
+                "BatchNormalization",
+                "bn",
+                &[input, "s", "t", "m", "v"],
+                &[out],
+                vec![attr_f("epsilon", 0.25)],
+            )
+        };
+        let by_hand = |z: &[f64]| -> Vec<f64> {
+            (0..3)
+                .map(|c| {
+                    let s = f64::from(scale[c]) / (f64::from(var[c]) + 0.25).sqrt();
+                    s * (z[c] - f64::from(mean[c])) + f64::from(shift[c])
+                })
+                .collect()
+        };
+        // Gemm 2 -> 3, BN: folded into the Gemm.
+        let mut inits = vec![floats("w1", &[3, 2], &W1), floats("b1", &[3], &B1)];
+        inits.extend(bn_inits());
+        let folded = load_model(&model(
+            vec![
+                node(
+                    "Gemm",
+                    "fc",
+                    &["input", "w1", "b1"],
+                    &["h"],
+                    vec![attr_i("transB", 1)],
+                ),
+                bn("h", "output"),
+            ],
+            inits.clone(),
+            batch(2),
+            out(3),
+        ))
+        .expect("loads");
+        assert_eq!(folded.widths(), vec![2, 3]);
+        // Gemm, Relu, BN: a diagonal layer of its own after the ReLU.
+        let alone = load_model(&model(
+            vec![
+                node(
+                    "Gemm",
+                    "fc",
+                    &["input", "w1", "b1"],
+                    &["h"],
+                    vec![attr_i("transB", 1)],
+                ),
+                node("Relu", "relu", &["h"], &["r"], vec![]),
+                bn("r", "output"),
+            ],
+            inits,
+            batch(2),
+            out(3),
+        ))
+        .expect("loads");
+        assert_eq!(alone.widths(), vec![2, 3, 3]);
+        for x in [[1.0, -2.0], [0.5, 0.25], [-3.0, 1.0]] {
+            let z: Vec<f64> = (0..3)
+                .map(|j| {
+                    f64::from(W1[2 * j]) * x[0] + f64::from(W1[2 * j + 1]) * x[1] + f64::from(B1[j])
+                })
+                .collect();
+            let relu: Vec<f64> = z.iter().map(|v| v.max(0.0)).collect();
+            for (net, input) in [(&folded, &z), (&alone, &relu)] {
+                let got = output(net, &x);
+                for (g, w) in got.iter().zip(by_hand(input)) {
+                    assert!((g - w).abs() <= 1e-14 * (1.0 + w.abs()), "{got:?}");
+                }
+            }
+        }
+        // Training mode is refused.
+        let m = model(
+            vec![node(
+                "BatchNormalization",
+                "bn",
+                &["input", "s", "t", "m", "v"],
+                &["output"],
+                vec![attr_i("training_mode", 1)],
+            )],
+            bn_inits(),
+            batch(3),
+            out(3),
+        );
+        assert_has(&load_err(&m), &["bn", "training_mode", "model.eval()"]);
     }
 }
