@@ -51,7 +51,7 @@ class Case:
 CASES = [
     Case("mlp_6_8_5_3", (6, 8, 5, 3), -1.0, 1.0, 4, 11),
     Case("mlp_10_16_12_4", (10, 16, 12, 4), 0.0, 1.0, 4, 12),
-    Case("conv_2x6x6", (2, 6, 6), -1.0, 1.0, 4, 13, conv=True),
+    Case("conv_2x6x6", (2, 6, 6), 0.0, 1.0, 4, 13, conv=True),
 ]
 
 
@@ -164,7 +164,14 @@ def zennit_relevance(model: nn.Module, x: np.ndarray, targets: np.ndarray, compo
 
 
 def zennit_configs(case: Case) -> list[dict]:
-    from zennit.composites import EpsilonGammaBox, EpsilonPlusFlat, LayerMapComposite, SpecialFirstLayerMapComposite
+    from zennit.composites import (
+        EpsilonAlpha2Beta1,
+        EpsilonGammaBox,
+        EpsilonPlus,
+        EpsilonPlusFlat,
+        LayerMapComposite,
+        SpecialFirstLayerMapComposite,
+    )
     from zennit.rules import AlphaBeta, Epsilon, Flat, Gamma, Norm, Pass, WSquare, ZBox, ZPlus
     from zennit.types import Activation, AvgPool, Linear as AnyLinear
 
@@ -219,14 +226,29 @@ def zennit_configs(case: Case) -> list[dict]:
              make=lambda: EpsilonPlusFlat(),
              args=["--input-rule", "flat", "--rule", "epsilon:1e-6", "--bias", "include", "--stabilizer", s]),
     ]
-    # On a convolutional net dtdcert's pooling layer takes the rule of every layer, which is
-    # Zennit's Norm there only for ε with ε = 1e-6 and for z+ (non-negative weights and
-    # inputs); Flat counts every input of the dense form, not the kernel's taps.
+    # On the convolutional net (dtdcert's layers: 1 conv, 2 pooling, 3 conv, 4 dense) the
+    # pooling layer takes the layer rule unless `--layer-rule 2=...` says otherwise; that is
+    # Zennit's Norm for ε with ε = 1e-6 and for z+ (non-negative weights and inputs). Flat
+    # counts every input of the dense form, not the kernel's taps, and is left out.
+    pool_dense = ["--layer-rule", "2=epsilon:1e-6", "--layer-rule", "4=epsilon:1e-6"]
+    conv_only = [
+        dict(rule="EpsilonPlus", zennit="composite EpsilonPlus (ZPlus on convolutions)",
+             make=lambda: EpsilonPlus(),
+             args=["--rule", "z+"] + pool_dense + ["--bias", "include", "--stabilizer", s]),
+        dict(rule="EpsilonAlpha2Beta1", zennit="composite EpsilonAlpha2Beta1",
+             make=lambda: EpsilonAlpha2Beta1(),
+             args=["--rule", "alphabeta:2:1"] + pool_dense + ["--bias", "include", "--stabilizer", s]),
+        dict(rule="EpsilonGammaBox-conv",
+             zennit=f"composite EpsilonGammaBox(low={lo}, high={hi}) (ZBox first, Gamma on convolutions)",
+             make=lambda: EpsilonGammaBox(low=lo, high=hi),
+             args=["--rule", "gamma:0.25", "--layer-rule", f"1=zb:{lo}:{hi}"] + pool_dense
+             + ["--bias", "include", "--stabilizer", s]),
+    ]
     conv_ok = {"epsilon", "zplus-w2", "zbox-epsilon"}
+    if case.conv:
+        configs = [c for c in configs if c["rule"] in conv_ok] + conv_only
     for c in configs:
         c["args"] = c["args"] + root
-    if case.conv:
-        configs = [c for c in configs if c["rule"] in conv_ok]
     return configs
 
 
@@ -275,9 +297,17 @@ def captum_configs(case: Case) -> list[dict]:
              args=["--input-rule", "z+", "--rule", "epsilon:1e-9", "--bias", "plain", "--stabilizer", s] + root),
     ]
     # Captum's pooling layers keep their default EpsilonRule(1e-9), which is dtdcert's rule at
-    # the pooling layer for ε(1e-9) and for z+ with the 1e-9 stabiliser.
+    # the pooling layer for ε(1e-9) and for z+ with the 1e-9 stabiliser; for γ, layer 2 (the
+    # pooling) and layer 4 (dense) are set to ε explicitly.
     conv_ok = {"epsilon", "alpha1beta0", "alpha1beta0-nobias"}
-    return [c for c in configs if not case.conv or c["rule"] in conv_ok]
+    if not case.conv:
+        return configs
+    return [c for c in configs if c["rule"] in conv_ok] + [
+        dict(rule="gamma-conv-epsilon-dense", captum="GammaRule(gamma=0.25) on convolutions, EpsilonRule() on the Linear",
+             rules=lambda i: GammaRule(gamma=0.25) if i < 2 else EpsilonRule(),
+             args=["--rule", "gamma:0.25", "--layer-rule", "2=epsilon:1e-9", "--layer-rule", "4=epsilon:1e-9",
+                   "--bias", "plain", "--stabilizer", s] + root),
+    ]
 
 
 # --------------------------------------------------------------------------------------------

@@ -999,6 +999,29 @@ fn usage_errors_exit_2() {
     .expect_code(2);
     assert!(run.stderr.contains("--initial-relevance"), "{}", run.stderr);
     assert!(!out.exists());
+    // Per-layer rules: malformed, or for a layer the model lacks (C6 has 3).
+    for (bad, says) in [
+        ("0=z+", "not a layer number"),
+        ("two=z+", "not a layer number"),
+        ("2", "expected L=RULE"),
+        ("2=zz", "zz"),
+        ("4=w2", "the model has layers 1..3"),
+    ] {
+        let run = dtdcert(&[
+            "explain",
+            "--model",
+            MODEL,
+            "--inputs",
+            INPUTS,
+            "--layer-rule",
+            bad,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .expect_code(2);
+        assert!(run.stderr.contains(says), "{bad}: {}", run.stderr);
+        assert!(!out.exists());
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

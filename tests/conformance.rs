@@ -122,9 +122,19 @@ fn the_manifest_covers_both_libraries_and_every_shared_rule() {
         "zbox-epsilon",
         "EpsilonGammaBox",
         "EpsilonPlusFlat",
+        "EpsilonPlus",
+        "EpsilonAlpha2Beta1",
+        "EpsilonGammaBox-conv",
     ] {
         assert!(has("zennit", rule), "zennit {rule}");
     }
+    assert!(has("captum", "gamma-conv-epsilon-dense"));
+    // A convolutional case is among them.
+    assert!(m["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["convolutional"] == true));
     for initial in ["output", "one"] {
         assert!(refs.iter().any(|r| r["initial_relevance"] == initial));
     }

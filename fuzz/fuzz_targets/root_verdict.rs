@@ -144,6 +144,7 @@ fn case(u: &mut Unstructured<'_>) -> Result<Case> {
             _ => grid(u)?,
         },
         initial_relevance: InitialRelevance::Output,
+        layer_rules: Vec::new(),
     };
     let domain = if u.ratio(1, 3)? {
         let (a, b) = (value(u, spread)?, value(u, spread)?);

@@ -72,13 +72,14 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
     let dtd = args.rules.resolve()?;
     let domain = args.domain.as_deref().map(parse_domain).transpose()?;
     let shard = args.shard.as_deref().map(str::parse::<Shard>).transpose()?;
-    if args.exact && (dtd.rule.needs_lp() || dtd.input_rule.is_some_and(|r| r.needs_lp())) {
+    if args.exact && dtd.named_rules().iter().any(|r| r.needs_lp()) {
         return Err(crate::error::Error::Usage(
             "the nearest-valid rule finds roots with linear programs and cannot run with --exact"
                 .into(),
         ));
     }
     let (model, inputs) = args.data.load()?;
+    super::check_layer_rules(&dtd, &model)?;
     let targets = args.target.resolve(inputs.len())?;
     let settings = AuditSettings {
         dtd,

@@ -148,6 +148,7 @@ pub fn run(args: CertifyArgs) -> Result<Outcome> {
     let dtd = args.rules.resolve()?;
     let opts = args.lp.resolve()?;
     let (model, inputs) = args.data.load()?;
+    super::check_layer_rules(&dtd, &model)?;
     check_sample(&args.data.inputs, args.sample, inputs.len())?;
     if args.problem == ProblemArg::Step {
         return run_step(&args, &model, &inputs.row(args.sample)?, &dtd, inputs.len());

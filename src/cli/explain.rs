@@ -76,7 +76,7 @@ struct LpSide {
 }
 
 fn lp_side(args: &ExplainArgs, dtd: &DtdSettings) -> Result<Option<LpSide>> {
-    if !(dtd.rule.needs_lp() || dtd.input_rule.is_some_and(|r| r.needs_lp())) {
+    if !dtd.named_rules().iter().any(Rule::needs_lp) {
         return Ok(None);
     }
     if args.exact {
@@ -109,6 +109,7 @@ pub fn run(args: ExplainArgs) -> Result<Outcome> {
         return run_full_backward(&args, &dtd, lp.as_ref());
     }
     let (model, inputs) = args.data.load()?;
+    super::check_layer_rules(&dtd, &model)?;
     let targets = args.target.resolve(inputs.len())?;
     targets.validate(model.net().output_dim())?;
     let n = inputs.len();
@@ -205,6 +206,7 @@ fn run_full_backward(
         )));
     }
     let (model, inputs) = args.data.load()?;
+    super::check_layer_rules(dtd, &model)?;
     settings.check_network(model.net())?;
     let targets = args.target.resolve(inputs.len())?;
     targets.validate(model.net().output_dim())?;

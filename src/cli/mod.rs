@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::audit::run::Targets;
 use crate::audit::Box1;
-use crate::dtd::{BiasMode, DtdSettings, InitialRelevance, Rule};
+use crate::dtd::{BiasMode, DtdSettings, InitialRelevance, LayerRule, Rule};
 use crate::error::{Error, Result};
 use crate::model::inputs::{load_inputs, load_targets, Inputs};
 use crate::model::Model;
@@ -83,6 +83,12 @@ pub struct DataArgs {
     pub inputs_key: Option<String>,
 }
 
+/// Refuses `--layer-rule`s for layers `model` does not have.
+pub fn check_layer_rules(dtd: &DtdSettings, model: &Model) -> Result<()> {
+    dtd.check_layers(model.net().layers().len())
+        .map_err(Error::Usage)
+}
+
 impl DataArgs {
     /// Loads the model and the inputs and checks that their widths agree.
     pub fn load(&self) -> Result<(Model, Inputs)> {
@@ -138,6 +144,9 @@ pub struct RuleArgs {
     /// one-hot `attr_output`)
     #[arg(long, value_enum, default_value_t = InitialRelevance::Output)]
     pub initial_relevance: InitialRelevance,
+    /// The rule of layer L (1-based; repeatable; overrides --rule and --input-rule there)
+    #[arg(long = "layer-rule", value_name = "L=RULE")]
+    pub layer_rule: Vec<String>,
 }
 
 impl RuleArgs {
@@ -165,8 +174,29 @@ impl RuleArgs {
             stabilizer: self.stabilizer,
             denominator_threshold: self.denominator_threshold,
             initial_relevance: self.initial_relevance,
+            layer_rules: self
+                .layer_rule
+                .iter()
+                .map(|text| parse_layer_rule(text))
+                .collect::<Result<_>>()?,
         })
     }
+}
+
+/// Parses `L=RULE` (1-based layer).
+fn parse_layer_rule(text: &str) -> Result<LayerRule> {
+    let bad = |why: String| Error::Usage(format!("--layer-rule '{text}': {why}"));
+    let (layer, rule) = text
+        .split_once('=')
+        .ok_or_else(|| bad("expected L=RULE, e.g. 1=w2".into()))?;
+    let layer: usize = layer
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&l| l >= 1)
+        .ok_or_else(|| bad(format!("'{layer}' is not a layer number (1, 2, ...)")))?;
+    let rule: Rule = rule.trim().parse()?;
+    Ok(LayerRule { layer, rule })
 }
 
 /// Parses `LO:HI`.

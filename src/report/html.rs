@@ -237,6 +237,16 @@ fn identity_table(out: &mut String, doc: &SummaryDocument<'_>) {
         "input-layer rule",
         &format!("<code>{}</code>", escape(&doc.input_rule)),
     );
+    if !doc.settings.dtd.layer_rules.is_empty() {
+        row(
+            out,
+            "per-layer rules",
+            &format!(
+                "<code>{}</code>",
+                escape(&doc.settings.dtd.layer_rules_text())
+            ),
+        );
+    }
     row(
         out,
         "verdicts",

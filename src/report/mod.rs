@@ -61,6 +61,13 @@ pub fn audit_markdown(doc: &SummaryDocument<'_>) -> String {
         "- rule: `{}`, input-layer rule: `{}`",
         doc.rule, doc.input_rule
     );
+    if !doc.settings.dtd.layer_rules.is_empty() {
+        let _ = writeln!(
+            out,
+            "- per-layer rules: `{}`",
+            doc.settings.dtd.layer_rules_text()
+        );
+    }
     let _ = writeln!(
         out,
         "- verdicts: {}",
