@@ -226,11 +226,11 @@ def zennit_configs(case: Case) -> list[dict]:
              make=lambda: EpsilonPlusFlat(),
              args=["--input-rule", "flat", "--rule", "epsilon:1e-6", "--bias", "include", "--stabilizer", s]),
     ]
-    # On the convolutional net (dtdcert's layers: 1 conv, 2 pooling, 3 conv, 4 dense) the
-    # pooling layer takes the layer rule unless `--layer-rule 2=...` says otherwise; that is
-    # Zennit's Norm for ε with ε = 1e-6 and for z+ (non-negative weights and inputs). Flat
-    # counts every input of the dense form, not the kernel's taps, and is left out.
-    pool_dense = ["--layer-rule", "2=epsilon:1e-6", "--layer-rule", "4=epsilon:1e-6"]
+    # On the convolutional net (dtdcert's layers: 1 conv, 2 pooling, 3 conv, 4 dense) every
+    # composite gives the pooling layer Norm, which is `--layer-rule 2=epsilon:1e-6`; the
+    # built-in composites give the dense layer ε.
+    pool = ["--layer-rule", "2=epsilon:1e-6"]
+    pool_dense = pool + ["--layer-rule", "4=epsilon:1e-6"]
     conv_only = [
         dict(rule="EpsilonPlus", zennit="composite EpsilonPlus (ZPlus on convolutions)",
              make=lambda: EpsilonPlus(),
@@ -238,15 +238,19 @@ def zennit_configs(case: Case) -> list[dict]:
         dict(rule="EpsilonAlpha2Beta1", zennit="composite EpsilonAlpha2Beta1",
              make=lambda: EpsilonAlpha2Beta1(),
              args=["--rule", "alphabeta:2:1"] + pool_dense + ["--bias", "include", "--stabilizer", s]),
+        dict(rule="EpsilonPlusFlat-conv", zennit="composite EpsilonPlusFlat (Flat first, ZPlus on convolutions)",
+             make=lambda: EpsilonPlusFlat(),
+             args=["--rule", "z+", "--layer-rule", "1=flat"] + pool_dense
+             + ["--bias", "include", "--stabilizer", s]),
         dict(rule="EpsilonGammaBox-conv",
              zennit=f"composite EpsilonGammaBox(low={lo}, high={hi}) (ZBox first, Gamma on convolutions)",
              make=lambda: EpsilonGammaBox(low=lo, high=hi),
              args=["--rule", "gamma:0.25", "--layer-rule", f"1=zb:{lo}:{hi}"] + pool_dense
              + ["--bias", "include", "--stabilizer", s]),
     ]
-    conv_ok = {"epsilon", "zplus-w2", "zbox-epsilon"}
     if case.conv:
-        configs = [c for c in configs if c["rule"] in conv_ok] + conv_only
+        mlp_only = {"EpsilonGammaBox", "EpsilonPlusFlat"}
+        configs = [dict(c, args=c["args"] + pool) for c in configs if c["rule"] not in mlp_only] + conv_only
     for c in configs:
         c["args"] = c["args"] + root
     return configs
@@ -296,13 +300,12 @@ def captum_configs(case: Case) -> list[dict]:
              rules=lambda i: Alpha1_Beta0_Rule() if i == 0 else EpsilonRule(),
              args=["--input-rule", "z+", "--rule", "epsilon:1e-9", "--bias", "plain", "--stabilizer", s] + root),
     ]
-    # Captum's pooling layers keep their default EpsilonRule(1e-9), which is dtdcert's rule at
-    # the pooling layer for ε(1e-9) and for z+ with the 1e-9 stabiliser; for γ, layer 2 (the
-    # pooling) and layer 4 (dense) are set to ε explicitly.
-    conv_ok = {"epsilon", "alpha1beta0", "alpha1beta0-nobias"}
+    # Captum's pooling layers keep their default EpsilonRule(1e-9): on the convolutional
+    # case (layers 1 conv, 2 pooling, 3 conv, 4 dense) that is `--layer-rule 2=epsilon:1e-9`.
     if not case.conv:
         return configs
-    return [c for c in configs if c["rule"] in conv_ok] + [
+    pool = ["--layer-rule", "2=epsilon:1e-9"]
+    return [dict(c, args=c["args"] + pool) for c in configs] + [
         dict(rule="gamma-conv-epsilon-dense", captum="GammaRule(gamma=0.25) on convolutions, EpsilonRule() on the Linear",
              rules=lambda i: GammaRule(gamma=0.25) if i < 2 else EpsilonRule(),
              args=["--rule", "gamma:0.25", "--layer-rule", "2=epsilon:1e-9", "--layer-rule", "4=epsilon:1e-9",

@@ -125,16 +125,22 @@ fn the_manifest_covers_both_libraries_and_every_shared_rule() {
         "EpsilonPlus",
         "EpsilonAlpha2Beta1",
         "EpsilonGammaBox-conv",
+        "EpsilonPlusFlat-conv",
     ] {
         assert!(has("zennit", rule), "zennit {rule}");
     }
     assert!(has("captum", "gamma-conv-epsilon-dense"));
-    // A convolutional case is among them.
+    // A convolutional case is among them, with flat and w² on its convolutions.
     assert!(m["cases"]
         .as_array()
         .unwrap()
         .iter()
         .any(|c| c["convolutional"] == true));
+    for rule in ["flat", "wsquare", "gamma", "alphabeta-2-1"] {
+        assert!(refs
+            .iter()
+            .any(|r| r["case"] == "conv_2x6x6" && r["library"] == "zennit" && r["rule"] == rule));
+    }
     for initial in ["output", "one"] {
         assert!(refs.iter().any(|r| r["initial_relevance"] == initial));
     }

@@ -361,7 +361,18 @@ pub fn layer_step<T: Scalar>(
                 &mut passed,
             )
         } else {
-            lrp_step(rule, w, a, b, r, settings, &mut lower, &mut passed);
+            let connected = affine.connected(j);
+            lrp_step(
+                rule,
+                w,
+                a,
+                b,
+                r,
+                settings,
+                connected,
+                &mut lower,
+                &mut passed,
+            );
             RootOutcome::None(NoRoot::NotApplicable)
         };
         neurons.push(NeuronRelevance {
@@ -502,6 +513,7 @@ fn lrp_step<T: Scalar>(
     b: &T,
     r: &T,
     settings: &DtdSettings,
+    connected: Option<&[u32]>,
     lower: &mut [T],
     passed: &mut T,
 ) {
@@ -554,13 +566,27 @@ fn lrp_step<T: Scalar>(
                 }
             }
         }
-        Rule::Flat => {
-            let n = stabilize(T::from_f64(w.len() as f64), &stabilizer);
-            let share = r.clone() / n;
-            for i in 0..w.len() {
-                give(i, share.clone());
+        // Every input the neuron is connected to gets an equal share (a convolution's
+        // window, a dense layer's every input).
+        Rule::Flat => match connected {
+            Some(inputs) => {
+                let n = stabilize(T::from_f64(inputs.len() as f64), &stabilizer);
+                if n.is_zero() {
+                    return;
+                }
+                let share = r.clone() / n;
+                for &i in inputs {
+                    give(i as usize, share.clone());
+                }
             }
-        }
+            None => {
+                let n = stabilize(T::from_f64(w.len() as f64), &stabilizer);
+                let share = r.clone() / n;
+                for i in 0..w.len() {
+                    give(i, share.clone());
+                }
+            }
+        },
         // Without the LP path the rule passes nothing; see `crate::lp::nearest_valid`.
         Rule::NearestValid(_) => {}
         _ => unreachable!("{rule} is a root rule"),

@@ -1,6 +1,8 @@
 //! The network IR: a validated sequence of layers, each an affine map followed by an optional
 //! ReLU. It knows nothing of file formats; loaders translate into it.
 
+use std::sync::Arc;
+
 use ndarray::{Array1, Array2};
 use sha2::{Digest, Sha256};
 
@@ -15,6 +17,39 @@ pub const MAX_PARAMETERS: usize = 1 << 31;
 pub struct Dense<T = f64> {
     weight: Array2<T>,
     bias: Array1<T>,
+    /// Which inputs each output is connected to, where that is not all of them (a
+    /// convolution or pooling written as a dense layer: its window's positions). `None`:
+    /// every input.
+    connections: Option<Arc<Connections>>,
+}
+
+/// The inputs each output of a layer is connected to, row by row (compressed rows).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connections {
+    offsets: Vec<usize>,
+    inputs: Vec<u32>,
+}
+
+impl Connections {
+    /// From one list of input indices per output.
+    pub fn from_rows(rows: Vec<Vec<u32>>) -> Self {
+        let mut offsets = Vec::with_capacity(rows.len() + 1);
+        offsets.push(0);
+        let mut inputs = Vec::new();
+        for r in rows {
+            inputs.extend(r);
+            offsets.push(inputs.len());
+        }
+        Connections { offsets, inputs }
+    }
+
+    pub fn row(&self, j: usize) -> &[u32] {
+        &self.inputs[self.offsets[j]..self.offsets[j + 1]]
+    }
+
+    fn rows(&self) -> usize {
+        self.offsets.len() - 1
+    }
 }
 
 impl<T: Scalar> Dense<T> {
@@ -37,7 +72,43 @@ impl<T: Scalar> Dense<T> {
         Ok(Self {
             weight: weight.as_standard_layout().into_owned(),
             bias,
+            connections: None,
         })
+    }
+
+    /// [`Dense::new`] for a layer whose outputs see only some inputs (each listed input index
+    /// must be in range; weights outside the lists must be zero).
+    pub fn with_connections(
+        weight: Array2<T>,
+        bias: Array1<T>,
+        connections: Connections,
+    ) -> Result<Self> {
+        let mut d = Self::new(weight, bias)?;
+        if connections.rows() != d.weight.nrows() {
+            return Err(invalid(format!(
+                "connections for {} rows, the layer has {}",
+                connections.rows(),
+                d.weight.nrows()
+            )));
+        }
+        let cols = d.weight.ncols();
+        for j in 0..connections.rows() {
+            let listed = connections.row(j);
+            if listed.iter().any(|&i| i as usize >= cols) {
+                return Err(invalid(format!("connections of row {j} out of range")));
+            }
+            let mut seen = vec![false; cols];
+            for &i in listed {
+                seen[i as usize] = true;
+            }
+            if let Some(i) = (0..cols).find(|&i| !seen[i] && !d.weight[[j, i]].is_zero()) {
+                return Err(invalid(format!(
+                    "row {j} has a weight at input {i}, which its connections do not list"
+                )));
+            }
+        }
+        d.connections = Some(Arc::new(connections));
+        Ok(d)
     }
 
     pub fn weight(&self) -> &Array2<T> {
@@ -83,6 +154,13 @@ impl<T: Scalar> Affine<T> {
         }
     }
 
+    /// The inputs output `j` is connected to, where that is not every input.
+    pub fn connected(&self, j: usize) -> Option<&[u32]> {
+        match self {
+            Affine::Dense(d) => d.connections.as_ref().map(|c| c.row(j)),
+        }
+    }
+
     pub fn bias(&self, j: usize) -> &T {
         match self {
             Affine::Dense(d) => &d.bias[j],
@@ -112,6 +190,7 @@ impl<T: Scalar> Affine<T> {
             Affine::Dense(d) => Affine::Dense(Dense {
                 weight: d.weight.map(&f),
                 bias: d.bias.map(&f),
+                connections: d.connections.clone(),
             }),
         }
     }
@@ -200,6 +279,15 @@ impl Network<f64> {
                     h.update((d.weight.ncols() as u64).to_le_bytes());
                     for v in d.weight.iter().chain(d.bias.iter()) {
                         h.update(v.to_bits().to_le_bytes());
+                    }
+                    if let Some(c) = &d.connections {
+                        h.update(b"connections");
+                        for &o in &c.offsets {
+                            h.update((o as u64).to_le_bytes());
+                        }
+                        for &i in &c.inputs {
+                            h.update(i.to_le_bytes());
+                        }
                     }
                 }
             }

@@ -30,7 +30,7 @@ use protobuf::{CodedInputStream, Enum, Message};
 
 use crate::error::{Error, Result};
 use crate::exact::{Rational, Scalar};
-use crate::model::ir::{Affine, Dense, Layer, Network, MAX_PARAMETERS};
+use crate::model::ir::{Affine, Connections, Dense, Layer, Network, MAX_PARAMETERS};
 
 /// The oldest default-domain operator set read. From 7 on, Gemm, Add and Dropout lost the
 /// `broadcast`/`is_test` attributes whose meaning differs, and Reshape takes its shape as an
@@ -261,6 +261,8 @@ struct Pending {
     bias: Array1<f64>,
     relu: bool,
     label: String,
+    /// The inputs each row sees, for image layers (`None`: all).
+    connections: Option<Vec<Vec<u32>>>,
 }
 
 /// The per-sample view of the data tensor flowing along the chain.
@@ -503,7 +505,13 @@ fn translate(graph: &GraphProto) -> Result<Vec<Layer>, String> {
         .layers
         .into_iter()
         .map(|p| {
-            let dense = Dense::new(p.weight, p.bias).map_err(|e| format!("{}: {e}", p.label))?;
+            let dense = match p.connections {
+                Some(rows) => {
+                    Dense::with_connections(p.weight, p.bias, Connections::from_rows(rows))
+                }
+                None => Dense::new(p.weight, p.bias),
+            }
+            .map_err(|e| format!("{}: {e}", p.label))?;
             Ok(Layer {
                 affine: Affine::Dense(dense),
                 relu: p.relu,
@@ -932,16 +940,22 @@ fn conv<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
     let window = Window::read(node, Some([kh, kw]))?;
     let [ho, wo] = window.output(h, w)?;
     let mut weight = lowered("Conv", c_out * ho * wo, c_in * h * w)?;
+    let mut connections = Vec::with_capacity(c_out * ho * wo);
     for o in 0..c_out {
         for i in 0..ho {
             for j in 0..wo {
                 let row = (o * ho + i) * wo + j;
+                let mut seen = Vec::new();
                 for (r, c, u, v) in window.taps(i, j, h, w) {
                     for ch in 0..c_in {
                         let value = k.data[((o * c_in + ch) * kh + u) * kw + v];
-                        weight[[row, (ch * h + r) * w + c]] = value;
+                        let col = (ch * h + r) * w + c;
+                        weight[[row, col]] = value;
+                        seen.push(col as u32);
                     }
                 }
+                seen.sort_unstable();
+                connections.push(seen);
             }
         }
     }
@@ -952,7 +966,7 @@ fn conv<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
         }
         None => Array1::zeros(c_out * ho * wo),
     };
-    chain.push_image_layer(weight, bias, [c_out, ho, wo]);
+    chain.push_image_layer(weight, bias, [c_out, ho, wo], connections);
     Ok(())
 }
 
@@ -993,6 +1007,7 @@ fn pool(
 ) -> Result<(), String> {
     let [ho, wo] = window.output(h, w)?;
     let mut weight = lowered(op, c * ho * wo, c * h * w)?;
+    let mut connections = Vec::with_capacity(c * ho * wo);
     for ch in 0..c {
         for i in 0..ho {
             for j in 0..wo {
@@ -1007,13 +1022,18 @@ fn pool(
                 }
                 let share = 1.0 / count as f64;
                 let row = (ch * ho + i) * wo + j;
+                let mut seen = Vec::with_capacity(taps.len());
                 for (r, col, _, _) in taps {
-                    weight[[row, (ch * h + r) * w + col]] = share;
+                    let at = (ch * h + r) * w + col;
+                    weight[[row, at]] = share;
+                    seen.push(at as u32);
                 }
+                seen.sort_unstable();
+                connections.push(seen);
             }
         }
     }
-    chain.push_image_layer(weight, Array1::zeros(c * ho * wo), [c, ho, wo]);
+    chain.push_image_layer(weight, Array1::zeros(c * ho * wo), [c, ho, wo], connections);
     Ok(())
 }
 
@@ -1100,6 +1120,7 @@ fn batch_norm<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
                 bias,
                 relu: false,
                 label: String::new(),
+                connections: Some((0..n as u32).map(|i| vec![i]).collect()),
             });
             chain.shape.spatial = spatial;
             chain.shape.width = width;
@@ -1336,6 +1357,7 @@ impl<'a> Chain<'a> {
             relu: false,
             // Filled in by the driver, which knows the node's index.
             label: String::new(),
+            connections: None,
         });
         Ok(())
     }
@@ -1343,7 +1365,13 @@ impl<'a> Chain<'a> {
 
 impl Chain<'_> {
     /// Appends a lowered image layer whose output is `[channels, height, width]`.
-    fn push_image_layer(&mut self, weight: Array2<f64>, bias: Array1<f64>, out: [usize; 3]) {
+    fn push_image_layer(
+        &mut self,
+        weight: Array2<f64>,
+        bias: Array1<f64>,
+        out: [usize; 3],
+        connections: Vec<Vec<u32>>,
+    ) {
         self.shape.rank = Some(4);
         self.shape.width = Some(weight.nrows() as u64);
         self.shape.spatial = Some(out);
@@ -1352,6 +1380,7 @@ impl Chain<'_> {
             bias,
             relu: false,
             label: String::new(),
+            connections: Some(connections),
         });
     }
 }
