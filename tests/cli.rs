@@ -981,45 +981,27 @@ fn usage_errors_exit_2() {
     ])
     .expect_code(2);
     assert!(run.stderr.contains("--targets"), "{}", run.stderr);
-    // Full-backward DTD expands f_k: a one-hot start is refused, nothing written.
+    // Refused explain options: one error naming the problem, exit 2, nothing written. A
+    // one-hot start with full-backward DTD (which expands f_k); per-layer rules malformed or
+    // for a layer the model lacks (C6 has 3).
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.npy");
-    let run = dtdcert(&[
-        "explain",
-        "--model",
-        MODEL,
-        "--inputs",
-        INPUTS,
-        "--full-backward",
-        "--initial-relevance",
-        "one",
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .expect_code(2);
-    assert!(run.stderr.contains("--initial-relevance"), "{}", run.stderr);
-    assert!(!out.exists());
-    // Per-layer rules: malformed, or for a layer the model lacks (C6 has 3).
-    for (bad, says) in [
-        ("0=z+", "not a layer number"),
-        ("two=z+", "not a layer number"),
-        ("2", "expected L=RULE"),
-        ("2=zz", "zz"),
-        ("4=w2", "the model has layers 1..3"),
+    for (extra, says) in [
+        (
+            &["--full-backward", "--initial-relevance", "one"][..],
+            "--initial-relevance",
+        ),
+        (&["--layer-rule", "0=z+"][..], "not a layer number"),
+        (&["--layer-rule", "two=z+"][..], "not a layer number"),
+        (&["--layer-rule", "2"][..], "expected L=RULE"),
+        (&["--layer-rule", "2=zz"][..], "zz"),
+        (&["--layer-rule", "4=w2"][..], "the model has layers 1..3"),
     ] {
-        let run = dtdcert(&[
-            "explain",
-            "--model",
-            MODEL,
-            "--inputs",
-            INPUTS,
-            "--layer-rule",
-            bad,
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .expect_code(2);
-        assert!(run.stderr.contains(says), "{bad}: {}", run.stderr);
+        let mut args = vec!["explain", "--model", MODEL, "--inputs", INPUTS];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+        let run = dtdcert(&args).expect_code(2);
+        assert!(run.stderr.contains(says), "{extra:?}: {}", run.stderr);
         assert!(!out.exists());
     }
 }

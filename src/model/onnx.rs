@@ -25,7 +25,9 @@ use ndarray::{Array1, Array2};
 use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::tensor_proto::{DataLocation, DataType};
 use onnx_protobuf::tensor_shape_proto::dimension;
-use onnx_protobuf::{type_proto, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto};
+use onnx_protobuf::{
+    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto,
+};
 use protobuf::{CodedInputStream, Enum, Message};
 
 use crate::error::{Error, Result};
@@ -1419,57 +1421,47 @@ fn attribute_type_name(kind: std::result::Result<AttributeType, i32>) -> String 
     }
 }
 
-fn attr_float(node: &NodeProto, name: &str) -> Result<Option<f64>, String> {
+/// Node attribute `name`, read by `read` when it has type `kind`; `None` when absent.
+fn attr<T>(
+    node: &NodeProto,
+    name: &str,
+    kind: AttributeType,
+    read: impl FnOnce(&AttributeProto) -> Result<T, String>,
+) -> Result<Option<T>, String> {
     let Some(a) = node.attribute.iter().find(|a| a.name == name) else {
         return Ok(None);
     };
     match a.type_.enum_value() {
-        Ok(AttributeType::FLOAT) if a.f.is_finite() => Ok(Some(f64::from(a.f))),
-        Ok(AttributeType::FLOAT) => Err(format!("attribute '{name}' is {}", a.f)),
-        kind => Err(format!(
-            "attribute '{name}' has type {}, expected FLOAT",
-            attribute_type_name(kind)
+        Ok(k) if k == kind => read(a).map(Some),
+        k => Err(format!(
+            "attribute '{name}' has type {}, expected {kind:?}",
+            attribute_type_name(k)
         )),
     }
+}
+
+fn attr_float(node: &NodeProto, name: &str) -> Result<Option<f64>, String> {
+    attr(node, name, AttributeType::FLOAT, |a| {
+        if a.f.is_finite() {
+            Ok(f64::from(a.f))
+        } else {
+            Err(format!("attribute '{name}' is {}", a.f))
+        }
+    })
 }
 
 fn attr_ints(node: &NodeProto, name: &str) -> Result<Option<Vec<i64>>, String> {
-    let Some(a) = node.attribute.iter().find(|a| a.name == name) else {
-        return Ok(None);
-    };
-    match a.type_.enum_value() {
-        Ok(AttributeType::INTS) => Ok(Some(a.ints.clone())),
-        kind => Err(format!(
-            "attribute '{name}' has type {}, expected INTS",
-            attribute_type_name(kind)
-        )),
-    }
+    attr(node, name, AttributeType::INTS, |a| Ok(a.ints.clone()))
 }
 
 fn attr_string(node: &NodeProto, name: &str) -> Result<Option<String>, String> {
-    let Some(a) = node.attribute.iter().find(|a| a.name == name) else {
-        return Ok(None);
-    };
-    match a.type_.enum_value() {
-        Ok(AttributeType::STRING) => Ok(Some(String::from_utf8_lossy(&a.s).into_owned())),
-        kind => Err(format!(
-            "attribute '{name}' has type {}, expected STRING",
-            attribute_type_name(kind)
-        )),
-    }
+    attr(node, name, AttributeType::STRING, |a| {
+        Ok(String::from_utf8_lossy(&a.s).into_owned())
+    })
 }
 
 fn attr_int(node: &NodeProto, name: &str) -> Result<Option<i64>, String> {
-    let Some(a) = node.attribute.iter().find(|a| a.name == name) else {
-        return Ok(None);
-    };
-    match a.type_.enum_value() {
-        Ok(AttributeType::INT) => Ok(Some(a.i)),
-        kind => Err(format!(
-            "attribute '{name}' has type {}, expected INT",
-            attribute_type_name(kind)
-        )),
-    }
+    attr(node, name, AttributeType::INT, |a| Ok(a.i))
 }
 
 /// The shape of a tensor and its element count, refusing absurd shapes before anything is
