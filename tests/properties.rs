@@ -4,14 +4,10 @@ mod util;
 
 use dtdcert::dtd::{closed_form, explain, BiasMode, DtdSettings, RootOutcome, Rule};
 use dtdcert::exact::{Rational, Scalar};
-use dtdcert::model::forward::{forward, relu};
-use dtdcert::region::{
-    affine_maps, membership, membership_batch, membership_filtered, polytope, trace_and_pattern,
-    Membership, Pattern,
-};
-use ndarray::Array2;
+use dtdcert::model::forward::forward;
+use dtdcert::region::{membership, membership_filtered, polytope, trace_and_pattern, Pattern};
 use proptest::prelude::*;
-use util::{network_and_input, to_exact};
+use util::{network_and_input, taylor_exact_at_inside_roots, to_exact, verdicts_agree};
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -130,83 +126,14 @@ proptest! {
     /// equals the verdict computed purely in rationals.
     #[test]
     fn float_verdict_equals_exact_verdict((model, x) in network_and_input(-1.0, 1.0), rule in root_rules()) {
-        let (trace, pattern, _) = trace_and_pattern(&model, &x);
-        let k = dtdcert::model::forward::argmax(trace.output());
-        let e = explain(model.net(), &trace, &settings(rule, 1e-5), k, true);
-        for (index, step) in e.layers.iter().enumerate() {
-            let points: Vec<&Vec<f64>> = step
-                .neurons
-                .iter()
-                .filter_map(|n| match &n.outcome {
-                    RootOutcome::Root { point, .. } => Some(point),
-                    RootOutcome::None(_) => None,
-                })
-                .collect();
-            if points.is_empty() {
-                continue;
-            }
-            let d = points[0].len();
-            let batch = Array2::from_shape_fn((points.len(), d), |(r, c)| points[r][c]);
-            let batched = membership_batch(&model, &pattern, index, &batch);
-            for (point, (in_batch, _)) in points.iter().zip(&batched) {
-                let (fast, _) = membership_filtered(&model, &pattern, index, point);
-                let exact = membership(model.exact(), &pattern, index, &to_exact(point));
-                for verdict in [&fast, in_batch] {
-                    match (verdict, &exact) {
-                        (Membership::Inside { .. }, Membership::Inside { .. }) => {}
-                        (
-                            Membership::Outside { layer: l1, neuron: n1, .. },
-                            Membership::Outside { layer: l2, neuron: n2, .. },
-                        ) => prop_assert_eq!((l1, n1), (l2, n2)),
-                        _ => prop_assert!(false, "f64 {:?} vs exact {:?}", verdict, exact),
-                    }
-                }
-            }
-        }
+        verdicts_agree(&model, &x, &settings(rule, 1e-5))?;
     }
 
     /// At a root inside P_l(x), the network above layer l equals its first-order Taylor
     /// expansion at a (checked in rationals with the real ReLUs).
     #[test]
     fn inside_root_makes_taylor_expansion_exact((model, x) in network_and_input(-1.0, 1.0), rule in root_rules()) {
-        let net = model.exact();
-        let trace = forward(net, &to_exact(&x));
-        let pattern = Pattern::from_pre(net, &trace.pre);
-        let k = explained_output(trace.output());
-        let e = explain(net, &trace, &settings(rule, 1e-5), k, true);
-        for (index, step) in e.layers.iter().enumerate() {
-            let a = trace.layer_input(index);
-            let maps = affine_maps(net, &pattern, index);
-            let top = maps.last().unwrap();
-            let last_mask = pattern.layer(net.layers().len() - 1);
-            for n in &step.neurons {
-                let RootOutcome::Root { point, .. } = &n.outcome else { continue };
-                if !membership(net, &pattern, index, point).is_inside() {
-                    continue;
-                }
-                // Real network from layer `index` upwards at the root.
-                let mut h = point.clone();
-                let mut z = Vec::new();
-                for layer in &net.layers()[index..] {
-                    layer.affine.apply_into(&h, &mut z);
-                    if layer.relu {
-                        z = z.iter().map(relu).collect();
-                    }
-                    std::mem::swap(&mut h, &mut z);
-                }
-                // Taylor expansion at a: f(a) + J (ã − a), J the region's linear map.
-                for (o, value) in h.iter().enumerate() {
-                    let active = last_mask.is_none_or(|m| m[o]);
-                    let mut taylor = trace.output()[o].clone();
-                    if active {
-                        for (c, (pi, ai)) in point.iter().zip(a).enumerate() {
-                            taylor += top.a[[o, c]].clone() * (pi.clone() - ai.clone());
-                        }
-                    }
-                    prop_assert_eq!(value, &taylor);
-                }
-            }
-        }
+        taylor_exact_at_inside_roots(&model, &x, &settings(rule, 1e-5))?;
     }
 
     /// z+ (bias ignored) equals LRP-α1β0 without bias, w² equals LRP-w², and zB at the input

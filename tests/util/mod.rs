@@ -4,9 +4,17 @@
 
 use std::ops::RangeInclusive;
 
+use dtdcert::dtd::{explain, DtdSettings, RootOutcome};
 use dtdcert::exact::{Rational, Scalar};
+use dtdcert::model::forward::{forward, relu};
 use dtdcert::model::ir::dense_layer;
 use dtdcert::model::{Model, Network};
+use dtdcert::region::{
+    affine_maps, membership, membership_batch, membership_filtered, trace_and_pattern, Membership,
+    Pattern,
+};
+use ndarray::Array2;
+use proptest::test_runner::TestCaseError;
 
 use proptest::prelude::*;
 
@@ -85,4 +93,106 @@ pub fn network_and_input(lo: f64, hi: f64) -> impl Strategy<Value = (Model, Vec<
 
 pub fn to_exact(v: &[f64]) -> Vec<Rational> {
     v.iter().map(|&x| Rational::from_f64(x)).collect()
+}
+
+/// The f64 verdict with its exact fallback, one root at a time and batched per layer, equals
+/// the verdict computed purely in rationals, for every root of `x`'s explanation.
+pub fn verdicts_agree(
+    model: &Model,
+    x: &[f64],
+    settings: &DtdSettings,
+) -> Result<(), TestCaseError> {
+    let (trace, pattern, _) = trace_and_pattern(model, x);
+    let k = dtdcert::model::forward::argmax(trace.output());
+    let e = explain(model.net(), &trace, settings, k, true);
+    for (index, step) in e.layers.iter().enumerate() {
+        let points: Vec<&Vec<f64>> = step
+            .neurons
+            .iter()
+            .filter_map(|n| match &n.outcome {
+                RootOutcome::Root { point, .. } => Some(point),
+                RootOutcome::None(_) => None,
+            })
+            .collect();
+        if points.is_empty() {
+            continue;
+        }
+        let d = points[0].len();
+        let batch = Array2::from_shape_fn((points.len(), d), |(r, c)| points[r][c]);
+        let batched = membership_batch(model, &pattern, index, &batch);
+        for (point, (in_batch, _)) in points.iter().zip(&batched) {
+            let (fast, _) = membership_filtered(model, &pattern, index, point);
+            let exact = membership(model.exact(), &pattern, index, &to_exact(point));
+            for verdict in [&fast, in_batch] {
+                match (verdict, &exact) {
+                    (Membership::Inside { .. }, Membership::Inside { .. }) => {}
+                    (
+                        Membership::Outside {
+                            layer: l1,
+                            neuron: n1,
+                            ..
+                        },
+                        Membership::Outside {
+                            layer: l2,
+                            neuron: n2,
+                            ..
+                        },
+                    ) => prop_assert_eq!((l1, n1), (l2, n2)),
+                    _ => prop_assert!(false, "f64 {:?} vs exact {:?}", verdict, exact),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// At every root of `x`'s explanation (computed in rationals) that lies inside `P_l(x)`, the
+/// network above layer `l` equals its first-order Taylor expansion at the layer input.
+pub fn taylor_exact_at_inside_roots(
+    model: &Model,
+    x: &[f64],
+    settings: &DtdSettings,
+) -> Result<(), TestCaseError> {
+    let net = model.exact();
+    let trace = forward(net, &to_exact(x));
+    let pattern = Pattern::from_pre(net, &trace.pre);
+    let out: Vec<f64> = trace.output().iter().map(Scalar::to_f64).collect();
+    let k = dtdcert::model::forward::argmax(&out);
+    let e = explain(net, &trace, settings, k, true);
+    for (index, step) in e.layers.iter().enumerate() {
+        let a = trace.layer_input(index);
+        let maps = affine_maps(net, &pattern, index);
+        let top = maps.last().unwrap();
+        let last_mask = pattern.layer(net.layers().len() - 1);
+        for n in &step.neurons {
+            let RootOutcome::Root { point, .. } = &n.outcome else {
+                continue;
+            };
+            if !membership(net, &pattern, index, point).is_inside() {
+                continue;
+            }
+            // The real network from layer `index` upwards at the root.
+            let mut h = point.clone();
+            let mut z = Vec::new();
+            for layer in &net.layers()[index..] {
+                layer.affine.apply_into(&h, &mut z);
+                if layer.relu {
+                    z = z.iter().map(relu).collect();
+                }
+                std::mem::swap(&mut h, &mut z);
+            }
+            // Taylor expansion at a: f(a) + J (ã − a), J the region's linear map.
+            for (o, value) in h.iter().enumerate() {
+                let active = last_mask.is_none_or(|m| m[o]);
+                let mut taylor = trace.output()[o].clone();
+                if active {
+                    for (c, (pi, ai)) in point.iter().zip(a).enumerate() {
+                        taylor += top.a[[o, c]].clone() * (pi.clone() - ai.clone());
+                    }
+                }
+                prop_assert_eq!(value, &taylor);
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,437 @@
+//! Property tests on random small convolutional networks, written as the ONNX graphs
+//! `torch.onnx.export` produces (Conv, Relu, AveragePool or GlobalAveragePool, Flatten, Gemm)
+//! and loaded through the ONNX reader (200 cases per property):
+//!
+//! - the dense layers the reader writes compute exactly (in rationals) what a direct
+//!   evaluation of the convolution, the pooling and the dense layer computes;
+//! - the f64 verdicts of every root equal the verdicts computed in rationals;
+//! - at every root inside its region, the network above equals its Taylor expansion.
+
+mod util;
+
+use std::path::Path;
+
+use dtdcert::dtd::{DtdSettings, Rule};
+use dtdcert::exact::{Rational, Scalar as _};
+use dtdcert::model::forward::forward;
+use dtdcert::model::onnx::load_bytes;
+use dtdcert::model::Model;
+use onnx_protobuf::attribute_proto::AttributeType;
+use onnx_protobuf::tensor_proto::DataType;
+use onnx_protobuf::tensor_shape_proto::{dimension, Dimension};
+use onnx_protobuf::{
+    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
+};
+use proptest::prelude::*;
+use protobuf::Message;
+use util::{taylor_exact_at_inside_roots, to_exact, verdicts_agree, weight};
+
+/// The pooling after the convolution's ReLU.
+#[derive(Clone, Copy, Debug)]
+enum Pool {
+    None,
+    /// 2x2, stride 1, no padding.
+    Average {
+        include_pad: bool,
+        pad: bool,
+    },
+    Global,
+}
+
+/// A small convolutional network: its geometry and parameters.
+#[derive(Clone, Debug)]
+struct ConvNet {
+    c_in: usize,
+    h: usize,
+    w: usize,
+    c_out: usize,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    /// top, left, bottom, right
+    pads: [usize; 4],
+    pool: Pool,
+    outputs: usize,
+    kernel_values: Vec<f64>,
+    conv_bias: Vec<f64>,
+    dense: Vec<f64>,
+    dense_bias: Vec<f64>,
+}
+
+impl ConvNet {
+    fn conv_out(&self) -> [usize; 2] {
+        [
+            (self.h + self.pads[0] + self.pads[2] - self.kernel[0]) / self.stride[0] + 1,
+            (self.w + self.pads[1] + self.pads[3] - self.kernel[1]) / self.stride[1] + 1,
+        ]
+    }
+
+    fn pool_out(&self) -> [usize; 2] {
+        let [ho, wo] = self.conv_out();
+        match self.pool {
+            Pool::None => [ho, wo],
+            Pool::Average { pad, .. } => {
+                let p = usize::from(pad);
+                [ho + p - 1, wo + p - 1]
+            }
+            Pool::Global => [1, 1],
+        }
+    }
+
+    fn flat(&self) -> usize {
+        let [a, b] = self.pool_out();
+        self.c_out * a * b
+    }
+
+    /// The network evaluated directly in rationals, loop by loop.
+    fn evaluate(&self, x: &[Rational]) -> Vec<Rational> {
+        let [ho, wo] = self.conv_out();
+        let at = |c: usize, r: i64, col: i64| -> Option<&Rational> {
+            let inside = (0..self.h as i64).contains(&r) && (0..self.w as i64).contains(&col);
+            inside.then(|| &x[(c * self.h + r as usize) * self.w + col as usize])
+        };
+        let mut conv = vec![Rational::from_f64(0.0); self.c_out * ho * wo];
+        for o in 0..self.c_out {
+            for i in 0..ho {
+                for j in 0..wo {
+                    let mut acc = Rational::from_f64(self.conv_bias[o]);
+                    for c in 0..self.c_in {
+                        for u in 0..self.kernel[0] {
+                            for v in 0..self.kernel[1] {
+                                let r = (i * self.stride[0] + u) as i64 - self.pads[0] as i64;
+                                let col = (j * self.stride[1] + v) as i64 - self.pads[1] as i64;
+                                if let Some(value) = at(c, r, col) {
+                                    let k = ((o * self.c_in + c) * self.kernel[0] + u)
+                                        * self.kernel[1]
+                                        + v;
+                                    acc += Rational::from_f64(self.kernel_values[k]) * value;
+                                }
+                            }
+                        }
+                    }
+                    let relu = if acc > Rational::from_f64(0.0) {
+                        acc
+                    } else {
+                        Rational::from_f64(0.0)
+                    };
+                    conv[(o * ho + i) * wo + j] = relu;
+                }
+            }
+        }
+        let [po, qo] = self.pool_out();
+        let pooled: Vec<Rational> = match self.pool {
+            Pool::None => conv,
+            Pool::Global => (0..self.c_out)
+                .map(|o| {
+                    let sum = conv[o * ho * wo..(o + 1) * ho * wo]
+                        .iter()
+                        .fold(Rational::from_f64(0.0), |s, v| s + v);
+                    sum * Rational::from_f64(1.0 / (ho * wo) as f64)
+                })
+                .collect(),
+            Pool::Average { include_pad, pad } => {
+                let mut out = Vec::with_capacity(self.c_out * po * qo);
+                for o in 0..self.c_out {
+                    for i in 0..po {
+                        for j in 0..qo {
+                            let mut sum = Rational::from_f64(0.0);
+                            let mut n = 0;
+                            for u in 0..2 {
+                                for v in 0..2 {
+                                    // Padding, when there is any, is at the bottom and right.
+                                    let (r, c) = (i + u, j + v);
+                                    if r < ho && c < wo {
+                                        sum += &conv[(o * ho + r) * wo + c];
+                                        n += 1;
+                                    }
+                                }
+                            }
+                            let count = if include_pad || !pad { 4 } else { n };
+                            // The reader's weight is the f64 value of 1/count.
+                            out.push(sum * Rational::from_f64(1.0 / count as f64));
+                        }
+                    }
+                }
+                out
+            }
+        };
+        (0..self.outputs)
+            .map(|k| {
+                let mut acc = Rational::from_f64(self.dense_bias[k]);
+                for (i, v) in pooled.iter().enumerate() {
+                    acc += Rational::from_f64(self.dense[k * pooled.len() + i]) * v;
+                }
+                acc
+            })
+            .collect()
+    }
+
+    fn onnx(&self) -> Vec<u8> {
+        let mut nodes = vec![
+            node(
+                "Conv",
+                &["input", "k", "kb"],
+                "c",
+                vec![
+                    ints("kernel_shape", &self.kernel),
+                    ints("strides", &self.stride),
+                    ints("pads", &self.pads),
+                ],
+            ),
+            node("Relu", &["c"], "r", vec![]),
+        ];
+        let pooled = match self.pool {
+            Pool::None => "r",
+            Pool::Average { include_pad, pad } => {
+                let p = usize::from(pad);
+                nodes.push(node(
+                    "AveragePool",
+                    &["r"],
+                    "p",
+                    vec![
+                        ints("kernel_shape", &[2, 2]),
+                        ints("pads", &[0, 0, p, p]),
+                        int("count_include_pad", i64::from(include_pad)),
+                    ],
+                ));
+                "p"
+            }
+            Pool::Global => {
+                nodes.push(node("GlobalAveragePool", &["r"], "p", vec![]));
+                "p"
+            }
+        };
+        nodes.push(node("Flatten", &[pooled], "f", vec![int("axis", 1)]));
+        nodes.push(node(
+            "Gemm",
+            &["f", "w", "wb"],
+            "output",
+            vec![int("transB", 1)],
+        ));
+        let mut g = GraphProto::new();
+        g.name = "conv".into();
+        g.node = nodes;
+        g.initializer = vec![
+            tensor(
+                "k",
+                &[self.c_out, self.c_in, self.kernel[0], self.kernel[1]],
+                &self.kernel_values,
+            ),
+            tensor("kb", &[self.c_out], &self.conv_bias),
+            tensor("w", &[self.outputs, self.flat()], &self.dense),
+            tensor("wb", &[self.outputs], &self.dense_bias),
+        ];
+        g.input = vec![value(
+            "input",
+            &[None, Some(self.c_in), Some(self.h), Some(self.w)],
+        )];
+        g.output = vec![value("output", &[None, Some(self.outputs)])];
+        let mut set = OperatorSetIdProto::new();
+        set.version = 17;
+        let mut m = ModelProto::new();
+        m.ir_version = 8;
+        m.graph = Some(g).into();
+        m.opset_import = vec![set];
+        m.write_to_bytes().unwrap()
+    }
+}
+
+fn node(op: &str, inputs: &[&str], output: &str, attrs: Vec<AttributeProto>) -> NodeProto {
+    let mut n = NodeProto::new();
+    n.op_type = op.into();
+    n.name = op.to_lowercase();
+    n.input = inputs.iter().map(|s| s.to_string()).collect();
+    n.output = vec![output.into()];
+    n.attribute = attrs;
+    n
+}
+
+fn ints(name: &str, v: &[usize]) -> AttributeProto {
+    let mut a = AttributeProto::new();
+    a.name = name.into();
+    a.type_ = AttributeType::INTS.into();
+    a.ints = v.iter().map(|&x| x as i64).collect();
+    a
+}
+
+fn int(name: &str, v: i64) -> AttributeProto {
+    let mut a = AttributeProto::new();
+    a.name = name.into();
+    a.type_ = AttributeType::INT.into();
+    a.i = v;
+    a
+}
+
+fn tensor(name: &str, dims: &[usize], values: &[f64]) -> TensorProto {
+    let mut t = TensorProto::new();
+    t.name = name.into();
+    t.dims = dims.iter().map(|&d| d as i64).collect();
+    t.data_type = DataType::DOUBLE as i32;
+    t.double_data = values.to_vec();
+    t
+}
+
+fn value(name: &str, dims: &[Option<usize>]) -> ValueInfoProto {
+    let mut shape = TensorShapeProto::new();
+    for d in dims {
+        let mut dim = Dimension::new();
+        dim.value = Some(match d {
+            Some(n) => dimension::Value::DimValue(*n as i64),
+            None => dimension::Value::DimParam("batch".into()),
+        });
+        shape.dim.push(dim);
+    }
+    let mut t = type_proto::Tensor::new();
+    t.elem_type = DataType::DOUBLE as i32;
+    t.shape = Some(shape).into();
+    let mut ty = TypeProto::new();
+    ty.value = Some(type_proto::Value::TensorType(t));
+    let mut v = ValueInfoProto::new();
+    v.name = name.into();
+    v.type_ = Some(ty).into();
+    v
+}
+
+fn pool() -> impl Strategy<Value = Pool> {
+    prop_oneof![
+        Just(Pool::None),
+        (any::<bool>(), any::<bool>())
+            .prop_map(|(include_pad, pad)| Pool::Average { include_pad, pad }),
+        Just(Pool::Global),
+    ]
+}
+
+/// A network and an input for it: geometry first (sizes that give a conv output of at least
+/// 2x2), then the parameters and the input.
+fn conv_net_and_input() -> impl Strategy<Value = (ConvNet, Vec<f64>)> {
+    (
+        1usize..=2,
+        3usize..=5,
+        3usize..=5,
+        1usize..=3,
+        (1usize..=3, 1usize..=3),
+        (1usize..=2, 1usize..=2),
+        prop::array::uniform4(0usize..=1),
+        pool(),
+        1usize..=3,
+    )
+        .prop_filter_map(
+            "a conv output of at least 2x2",
+            |(c_in, h, w, c_out, (kh, kw), (sh, sw), pads, pool, outputs)| {
+                let net = ConvNet {
+                    c_in,
+                    h,
+                    w,
+                    c_out,
+                    kernel: [kh, kw],
+                    stride: [sh, sw],
+                    pads,
+                    pool,
+                    outputs,
+                    kernel_values: Vec::new(),
+                    conv_bias: Vec::new(),
+                    dense: Vec::new(),
+                    dense_bias: Vec::new(),
+                };
+                let [ho, wo] = net.conv_out();
+                (ho >= 2 && wo >= 2).then_some(net)
+            },
+        )
+        .prop_flat_map(|net| {
+            let params = (
+                prop::collection::vec(
+                    weight(),
+                    net.c_out * net.c_in * net.kernel[0] * net.kernel[1],
+                ),
+                prop::collection::vec(weight(), net.c_out),
+                prop::collection::vec(weight(), net.outputs * net.flat()),
+                prop::collection::vec(weight(), net.outputs),
+                prop::collection::vec(
+                    prop_oneof![(-8i32..=8).prop_map(|k| k as f64 / 8.0), -1.0f64..1.0],
+                    net.c_in * net.h * net.w,
+                ),
+            );
+            (Just(net), params)
+        })
+        .prop_map(|(mut net, (k, kb, w, wb, x))| {
+            net.kernel_values = k;
+            net.conv_bias = kb;
+            net.dense = w;
+            net.dense_bias = wb;
+            (net, x)
+        })
+}
+
+fn root_rules() -> impl Strategy<Value = Rule> {
+    prop_oneof![
+        Just(Rule::Z),
+        Just(Rule::ZPlus),
+        Just(Rule::Gamma(0.25)),
+        Just(Rule::WSquare),
+        Just(Rule::ZBox { lo: -1.0, hi: 1.0 }),
+    ]
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 200,
+        ..ProptestConfig::default()
+    }
+}
+
+fn load(net: &ConvNet) -> Model {
+    Model::new(load_bytes(&net.onnx(), Path::new("random.onnx")).expect("a valid conv net"))
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The reader's dense layers compute, exactly, the direct convolution, pooling and dense
+    /// layer.
+    #[test]
+    fn dense_layers_compute_the_convolution_exactly((net, x) in conv_net_and_input()) {
+        let model = load(&net);
+        let exact = to_exact(&x);
+        let got = forward(model.exact(), &exact).output().to_vec();
+        prop_assert_eq!(got, net.evaluate(&exact));
+    }
+
+    /// The f64 verdict of every root, alone and batched, equals the verdict in rationals.
+    #[test]
+    fn float_verdict_equals_exact_verdict_on_conv_nets((net, x) in conv_net_and_input(), rule in root_rules()) {
+        let settings = DtdSettings { rule, ..DtdSettings::default() };
+        verdicts_agree(&load(&net), &x, &settings)?;
+    }
+
+    /// At every root inside its region the network above equals its Taylor expansion.
+    #[test]
+    fn inside_root_makes_taylor_expansion_exact_on_conv_nets((net, x) in conv_net_and_input(), rule in root_rules()) {
+        let settings = DtdSettings { rule, ..DtdSettings::default() };
+        taylor_exact_at_inside_roots(&load(&net), &x, &settings)?;
+    }
+}
+
+/// A hand-checked case: a 1x3x3 input, a 2x2 kernel of ones, no padding, global pooling.
+#[test]
+fn a_kernel_of_ones_sums_each_window() {
+    let net = ConvNet {
+        c_in: 1,
+        h: 3,
+        w: 3,
+        c_out: 1,
+        kernel: [2, 2],
+        stride: [1, 1],
+        pads: [0; 4],
+        pool: Pool::Global,
+        outputs: 1,
+        kernel_values: vec![1.0; 4],
+        conv_bias: vec![0.0],
+        dense: vec![1.0],
+        dense_bias: vec![0.0],
+    };
+    // Windows of 1..9: 12, 16, 24, 28; their mean is 20.
+    let x: Vec<f64> = (1..=9).map(f64::from).collect();
+    let model = load(&net);
+    assert_eq!(forward(model.net(), &x).output(), &[20.0]);
+    assert_eq!(net.evaluate(&to_exact(&x)), vec![Rational::from_f64(20.0)]);
+}
