@@ -159,3 +159,36 @@ fn c6_onnx_and_safetensors_encodings_are_the_same_network() {
         );
     }
 }
+
+/// `--keep-batch-norm`: the batch norms of the fixtures become diagonal layers of their own
+/// (one more layer each) and the network still matches PyTorch.
+#[test]
+fn batch_norm_kept_as_its_own_layer_matches_pytorch() {
+    use dtdcert::model::onnx::LoadOptions;
+    let keep = LoadOptions {
+        keep_batch_norm: true,
+    };
+    for (file, extra) in [
+        ("conv_bn_pool_2x6x6_f64_opset17", 1),
+        ("mlp_bn_after_relu_5_6_3_opset17", 0),
+    ] {
+        let path = onnx_dir().join(format!("{file}.onnx"));
+        let folded = Model::load(&path).unwrap();
+        let kept = Model::load_with(&path, keep).unwrap();
+        assert_eq!(
+            kept.net().layers().len(),
+            folded.net().layers().len() + extra,
+            "{file}"
+        );
+        let inputs = load_inputs(&onnx_dir().join(format!("{file}.inputs.npy")), None).unwrap();
+        let outputs: Array2<f64> =
+            read_npy(onnx_dir().join(format!("{file}.outputs.npy"))).unwrap();
+        for (i, want) in outputs.rows().into_iter().enumerate() {
+            let got = forward::output(kept.net(), &inputs.row(i).unwrap());
+            let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            for (g, w) in got.iter().zip(want.iter()) {
+                assert!((g - w).abs() / scale <= 5e-13, "{file}: {g} vs {w}");
+            }
+        }
+    }
+}

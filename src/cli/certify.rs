@@ -343,6 +343,9 @@ pub struct CheckCertArgs {
     /// The model (default: the path recorded in each certificate).
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
+    /// Read ONNX BatchNormalization as a layer of its own, as the certificates' run did
+    #[arg(long)]
+    pub keep_batch_norm: bool,
 }
 
 pub fn run_check(args: CheckCertArgs) -> Result<Outcome> {
@@ -364,7 +367,10 @@ pub fn run_check(args: CheckCertArgs) -> Result<Outcome> {
             }
         };
         if !loaded.iter().any(|(p, _)| *p == model_path) {
-            loaded.push((model_path.clone(), Model::load(&model_path)?));
+            let options = crate::model::onnx::LoadOptions {
+                keep_batch_norm: args.keep_batch_norm,
+            };
+            loaded.push((model_path.clone(), Model::load_with(&model_path, options)?));
         }
         let model = &loaded
             .iter()

@@ -81,6 +81,10 @@ pub struct DataArgs {
     /// The array to use from an .npz with several arrays.
     #[arg(long, value_name = "NAME")]
     pub inputs_key: Option<String>,
+    /// Keep ONNX BatchNormalization as a diagonal layer of its own instead of folding it into
+    /// the layer before it (no rounding; one more layer)
+    #[arg(long)]
+    pub keep_batch_norm: bool,
 }
 
 /// Refuses `--layer-rule`s for layers `model` does not have.
@@ -92,7 +96,10 @@ pub fn check_layer_rules(dtd: &DtdSettings, model: &Model) -> Result<()> {
 impl DataArgs {
     /// Loads the model and the inputs and checks that their widths agree.
     pub fn load(&self) -> Result<(Model, Inputs)> {
-        let model = Model::load(&self.model)?;
+        let options = crate::model::onnx::LoadOptions {
+            keep_batch_norm: self.keep_batch_norm,
+        };
+        let model = Model::load_with(&self.model, options)?;
         let inputs = load_inputs(&self.inputs, self.inputs_key.as_deref())?;
         inputs.check_width(&self.inputs, model.net().input_dim())?;
         Ok((model, inputs))

@@ -107,6 +107,7 @@ fn mlp_roots_cmd(args: MlpRootsArgs) -> Result<Outcome> {
                 model: model_path.clone(),
                 inputs: inputs_path.clone(),
                 inputs_key: None,
+                keep_batch_norm: false,
             };
             let (model, inputs) = data.load()?;
             if let Some(k) = args.explain {

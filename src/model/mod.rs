@@ -37,12 +37,17 @@ impl Model {
 
     /// Loads `.onnx` files, or `.json` descriptions that point at safetensors weights.
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_with(path, onnx::LoadOptions::default())
+    }
+
+    /// [`Model::load`] with ONNX load options (a JSON description has no batch norm).
+    pub fn load_with(path: &Path, options: onnx::LoadOptions) -> Result<Self> {
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase);
         let net = match ext.as_deref() {
-            Some("onnx") => onnx::load(path)?,
+            Some("onnx") => onnx::load_with(path, options)?,
             Some("json") => safetensors_json::load(path)?,
             _ => {
                 return Err(Error::file(

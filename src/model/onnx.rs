@@ -39,15 +39,37 @@ use crate::model::ir::{Affine, Connections, Dense, Layer, Network, MAX_PARAMETER
 /// input; the operators in [`OPS`] keep the same meaning in every later set.
 const MIN_OPSET: i64 = 7;
 
+/// Choices in how a graph becomes the IR.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// BatchNormalization as a (diagonal) layer of its own, never folded into the layer
+    /// before it: no rounding, at the price of one more layer.
+    pub keep_batch_norm: bool,
+}
+
 /// Loads an ONNX file and translates it into a validated [`Network`].
 pub fn load(path: &Path) -> Result<Network> {
+    load_with(path, LoadOptions::default())
+}
+
+/// [`load`] with options.
+pub fn load_with(path: &Path, options: LoadOptions) -> Result<Network> {
     let bytes = std::fs::read(path)
         .map_err(|e| Error::file(path, format!("cannot read the ONNX model: {e}")))?;
-    load_bytes(&bytes, path)
+    load_bytes_with(&bytes, path, options)
 }
 
 /// [`load`] for a model already in memory; `path_for_messages` names it in errors.
 pub fn load_bytes(bytes: &[u8], path_for_messages: &Path) -> Result<Network> {
+    load_bytes_with(bytes, path_for_messages, LoadOptions::default())
+}
+
+/// [`load_bytes`] with options.
+pub fn load_bytes_with(
+    bytes: &[u8],
+    path_for_messages: &Path,
+    options: LoadOptions,
+) -> Result<Network> {
     let path = path_for_messages;
     let model = parse(bytes).map_err(|problem| Error::file(path, problem))?;
     let graph = model.graph.as_ref().ok_or_else(|| {
@@ -56,7 +78,7 @@ pub fn load_bytes(bytes: &[u8], path_for_messages: &Path) -> Result<Network> {
             "not an ONNX model, or truncated: the file holds no graph",
         )
     })?;
-    let layers = translate(graph).map_err(|problem| Error::file(path, problem))?;
+    let layers = translate(graph, options).map_err(|problem| Error::file(path, problem))?;
     Network::new(layers).map_err(|e| e.in_file(path))
 }
 
@@ -287,6 +309,7 @@ struct Chain<'a> {
     shape: DataShape,
     /// Set by an affine node without a bias, so that an `Add` right after it can supply one.
     open_bias: bool,
+    options: LoadOptions,
 }
 
 /// A decoded float tensor.
@@ -308,7 +331,7 @@ fn supported_list() -> String {
 }
 
 /// Walks the graph's nodes in file order, following the single chain from the data input.
-fn translate(graph: &GraphProto) -> Result<Vec<Layer>, String> {
+fn translate(graph: &GraphProto, options: LoadOptions) -> Result<Vec<Layer>, String> {
     if !graph.sparse_initializer.is_empty() {
         return Err("sparse initializers are not supported; export dense weights".into());
     }
@@ -376,6 +399,7 @@ fn translate(graph: &GraphProto) -> Result<Vec<Layer>, String> {
         layers: Vec::new(),
         shape: input_shape(input)?,
         open_bias: false,
+        options,
     };
     let mut current: &str = input.name.as_str();
     let mut last_label = format!("the graph input '{current}'");
@@ -1042,7 +1066,8 @@ fn pool(
 /// `BatchNormalization` in inference: `y = s (x − mean) + B` per channel with
 /// `s = scale / sqrt(var + epsilon)`, both computed in f64. It is folded into the affine layer
 /// right before it when that layer has no ReLU yet (each folded weight `s·w` rounded once), and
-/// is an affine layer of its own (diagonal, exact in `s` and the shift) otherwise.
+/// is an affine layer of its own (diagonal, exact in `s` and the shift) otherwise, or always
+/// with [`LoadOptions::keep_batch_norm`].
 fn batch_norm<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
     data_first(ctx)?;
     let node = ctx.node;
@@ -1096,10 +1121,11 @@ fn batch_norm<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
     }
     let n = channels * per_channel;
     let channel_of = |row: usize| row / per_channel;
+    let fold = !chain.options.keep_batch_norm;
     match chain
         .layers
         .last_mut()
-        .filter(|l| !l.relu && !ctx.bias_open)
+        .filter(|l| fold && !l.relu && !ctx.bias_open)
     {
         Some(layer) if layer.weight.nrows() == n => {
             for (row, mut w) in layer.weight.rows_mut().into_iter().enumerate() {
@@ -2880,6 +2906,58 @@ mod tests {
                     assert!((g - w).abs() <= 1e-14 * (1.0 + w.abs()), "{got:?}");
                 }
             }
+        }
+        // Kept on request: the Gemm, then a diagonal layer; folded, each weight and bias is the
+        // kept network's exact composition rounded (weights once, biases twice).
+        let mut inits = vec![floats("w1", &[3, 2], &W1), floats("b1", &[3], &B1)];
+        inits.extend(bn_inits());
+        let graph = model(
+            vec![
+                node(
+                    "Gemm",
+                    "fc",
+                    &["input", "w1", "b1"],
+                    &["h"],
+                    vec![attr_i("transB", 1)],
+                ),
+                bn("h", "output"),
+            ],
+            inits,
+            batch(2),
+            out(3),
+        );
+        let bytes = graph.write_to_bytes().unwrap();
+        let kept = load_bytes_with(
+            &bytes,
+            Path::new("bn.onnx"),
+            LoadOptions {
+                keep_batch_norm: true,
+            },
+        )
+        .expect("loads");
+        assert_eq!(kept.widths(), vec![2, 3, 3]);
+        let exact = kept.to_exact();
+        let (gemm, diag) = (&exact.layers()[0].affine, &exact.layers()[1].affine);
+        let half_ulp = |v: f64| {
+            Rational::from_f64((v.next_up() - v).abs().max((v - v.next_down()).abs()) / 2.0)
+        };
+        for j in 0..3 {
+            let scale = diag.row(j)[j].clone();
+            for (i, w) in gemm.row(j).iter().enumerate() {
+                let composed = scale.clone() * w;
+                let f = folded.layers()[0].affine.row(j)[i];
+                let err = (Rational::from_f64(f) - composed).abs();
+                assert!(
+                    err <= half_ulp(f),
+                    "weight ({j}, {i}) rounded more than once"
+                );
+            }
+            let composed = scale * gemm.bias(j) + diag.bias(j);
+            let f = *folded.layers()[0].affine.bias(j);
+            let err = (Rational::from_f64(f) - composed).abs();
+            // fl(fl(b·s) + t): one rounding of the product, one of the sum.
+            let product = kept.layers()[0].affine.bias(j) * kept.layers()[1].affine.row(j)[j];
+            assert!(err <= half_ulp(product) + half_ulp(f), "bias {j}");
         }
         // Training mode is refused.
         let m = model(
