@@ -117,7 +117,7 @@ fn no_valid_rule_root_beats_the_certified_nearest_distance() {
                     layer: index + 1,
                     neuron: Some(j),
                     relevance: Some(n.relevance),
-                    domain: Domain::of_layer(index + 1, None),
+                    domain: Domain::of_layer(model.net(), index + 1, None),
                     problem: Problem::NearestL1,
                     constraint: None,
                     centre: None,

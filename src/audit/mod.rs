@@ -198,15 +198,19 @@ pub fn resolve_target(target: Option<usize>, output: &[f64]) -> usize {
     target.unwrap_or_else(|| forward::argmax(output))
 }
 
-fn domain_check<T: Scalar>(
+fn domain_check<T: Scalar, U: Scalar>(
     point: &[T],
     layer_index: usize,
     input_box: Option<Box1>,
+    net: &crate::model::Network<U>,
 ) -> DomainCheck {
+    // The input box at the network input, `>= 0` above a ReLU, nothing above a layer without.
     let bounds = if layer_index == 0 {
         input_box.map(|b| (Some(T::from_f64(b.lo)), Some(T::from_f64(b.hi))))
-    } else {
+    } else if net.layers()[layer_index - 1].relu {
         Some((Some(T::zero()), None))
+    } else {
+        None
     };
     let Some((lo, hi)) = bounds else {
         return DomainCheck::In;
@@ -286,7 +290,7 @@ fn certify_roots(
                 layer: lr.layer,
                 neuron: Some(n.neuron),
                 relevance: Some(n.relevance),
-                domain: Domain::of_layer(lr.layer, input_box.map(|b| (b.lo, b.hi))),
+                domain: Domain::of_layer(model.net(), lr.layer, input_box.map(|b| (b.lo, b.hi))),
                 problem: c.problem,
                 constraint: None,
                 centre: None,
@@ -422,7 +426,7 @@ fn audit_float(
         let (region, decided_by) = verdicts[index]
             .next()
             .expect("one verdict per root, in order");
-        let domain = domain_check(point, index, input_box);
+        let domain = domain_check(point, index, input_box, model.net());
         (
             region,
             domain,
@@ -456,7 +460,7 @@ fn audit_exact(
     let input_box = settings.input_domain();
     let layers = assemble(&explanation, |index, point| {
         let region = membership(net, &pattern, index, point);
-        let domain = domain_check(point, index, input_box);
+        let domain = domain_check(point, index, input_box, net);
         let coords = settings
             .keep_points
             .then(|| point.iter().map(Scalar::to_f64).collect());

@@ -217,7 +217,7 @@ pub fn run(args: CertifyArgs) -> Result<Outcome> {
         layer: args.layer,
         neuron: args.neuron.filter(|_| root_question),
         relevance,
-        domain: Domain::of_layer(args.layer, input_box.map(|b| (b.lo, b.hi))),
+        domain: Domain::of_layer(model.net(), args.layer, input_box.map(|b| (b.lo, b.hi))),
         problem,
         constraint,
         centre: None,

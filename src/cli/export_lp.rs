@@ -130,7 +130,7 @@ pub fn build(args: &ExportLpArgs) -> Result<Exported> {
             i, args.layer, args.sample
         )));
     }
-    let domain = Domain::of_layer(args.layer, input_box.map(|b| (b.lo, b.hi)));
+    let domain = Domain::of_layer(model.net(), args.layer, input_box.map(|b| (b.lo, b.hi)));
     let view = RegionView {
         net,
         pattern: &pattern,
@@ -192,12 +192,19 @@ pub fn build(args: &ExportLpArgs) -> Result<Exported> {
                 Problem::NearestLinf => (Norm::Linf, "the valid root nearest to a in L-infinity"),
                 Problem::Chebyshev => unreachable!("chebyshev has no neuron"),
             };
+            let layer_rules = dtd.layer_rules_text();
             comments.push(format!(
-                "neuron {j}, explained output {k}, rule {}{}, bias {}, relevance R = {r:?}",
+                "neuron {j}, explained output {k}, rule {}{}{}, bias {}, initial relevance {:?}, relevance R = {r:?}",
                 dtd.rule,
                 dtd.input_rule
                     .map_or_else(String::new, |r| format!(", input rule {r}")),
-                format!("{:?}", dtd.bias).to_lowercase()
+                if layer_rules.is_empty() {
+                    String::new()
+                } else {
+                    format!(", layer rules {layer_rules}")
+                },
+                format!("{:?}", dtd.bias).to_lowercase(),
+                dtd.initial_relevance
             ));
             comments.push(format!(
                 "problem {}: {what}; roots: w_{j} . (a + p - n) = w_{j} . a - R",

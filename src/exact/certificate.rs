@@ -225,11 +225,14 @@ pub fn check(model: &Model, cert: &Certificate) -> Result<Accepted, Rejection> {
         (0, Domain::Free) => {}
         (0, Domain::Box { lo, hi }) if lo.is_finite() && hi.is_finite() && lo <= hi => {}
         (0, d) => return reject(format!("domain {d:?} is not valid for the input layer")),
-        (_, Domain::NonNegative) => {}
         (_, d) => {
-            return reject(format!(
-                "domain {d:?}: a hidden layer's domain is the non-negative orthant"
-            ))
+            let expected = Domain::of_layer(net, cert.layer, None);
+            if d != expected {
+                return reject(format!(
+                    "domain {d:?}: layer {}'s domain is {expected:?} (the non-negative orthant above a ReLU, no constraint above a layer without one)",
+                    cert.layer
+                ));
+            }
         }
     }
     let (pattern, centre) = match &cert.centre {

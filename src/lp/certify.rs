@@ -125,6 +125,10 @@ struct CachedRegion {
 /// A layered root program without its root row, and its layout.
 type RootBase = (LinearProgram, Layout);
 
+/// The most entries (rows × layer width) of a region's composed rows that constraint
+/// generation builds (2^24, 128 MiB); larger regions go to the full layered programs.
+const MAX_COMPOSED_ENTRIES: usize = 1 << 24;
+
 impl RegionCache {
     /// A cache that sends every root question to the full programs, skipping constraint
     /// generation (for comparisons).
@@ -135,7 +139,11 @@ impl RegionCache {
         }
     }
 
-    fn region(&self, view: RegionView) -> Arc<CachedRegion> {
+    fn region(&self, view: RegionView) -> Option<Arc<CachedRegion>> {
+        let rows = view.pattern.constraints_from(view.layer);
+        if rows.saturating_mul(view.centre.len()) > MAX_COMPOSED_ENTRIES {
+            return None;
+        }
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = last.as_ref() {
             let same_centre = r.centre.len() == view.centre.len()
@@ -144,7 +152,7 @@ impl RegionCache {
                     .zip(view.centre)
                     .all(|(a, b)| a.to_bits() == b.to_bits());
             if r.layer == view.layer && r.domain == view.domain && same_centre {
-                return r.clone();
+                return Some(r.clone());
             }
         }
         let r = Arc::new(CachedRegion {
@@ -155,7 +163,7 @@ impl RegionCache {
             programs: Default::default(),
         });
         *last = Some(r.clone());
-        r
+        Some(r)
     }
 }
 
@@ -453,7 +461,7 @@ impl Certifier<'_> {
         plane: RootPlane,
         norm: Norm,
     ) -> Option<Result<(Answer, Certificate), String>> {
-        let region = self.cache.region(view);
+        let region = self.cache.region(view)?;
         for margin in MARGINS {
             let s = match screened::solve_root(view, &region.rows, plane, norm, margin, &self.opts)
             {
@@ -652,7 +660,7 @@ fn own_face_contradiction(
 /// cost is still negative has its distance row `p_i + n_i − t <= 0` lowered by the deficit:
 /// that lifts both reduced costs and takes the same amount off `t`'s, which the scaling left
 /// about 1e-9 above zero. Only the checker decides whether the result proves anything.
-fn repaired(lp: &LinearProgram, y: Vec<f64>) -> Vec<f64> {
+pub(crate) fn repaired(lp: &LinearProgram, y: Vec<f64>) -> Vec<f64> {
     let mut y: Vec<f64> = signed(lp, y).iter().map(|v| v * (1.0 - 1e-9)).collect();
     let mut columns: Vec<Vec<(usize, f64)>> = vec![Vec::new(); lp.num_vars()];
     for (r, row) in lp.rows.iter().enumerate() {

@@ -78,7 +78,7 @@ impl RootFinder<f64> for ValidRoots<'_> {
             layer: layer + 1,
             neuron: Some(neuron),
             relevance: Some(relevance),
-            domain: Domain::of_layer(layer + 1, self.input_box),
+            domain: Domain::of_layer(self.certifier.model.net(), layer + 1, self.input_box),
             problem: problem_of(norm),
             constraint: None,
             centre: Some(a.to_vec()),
@@ -86,7 +86,8 @@ impl RootFinder<f64> for ValidRoots<'_> {
         match self.certifier.answer(&question).answer {
             Answer::Found { point, .. } => {
                 let (pattern, _) = pattern_from_layer(self.certifier.model, layer, a);
-                let domain = Domain::of_layer(layer + 1, self.input_box);
+                let domain =
+                    Domain::of_layer(self.certifier.model.net(), layer + 1, self.input_box);
                 Ok(Some(settle(
                     self.certifier.model,
                     &pattern,
@@ -258,7 +259,7 @@ fn valid_step(
             layer: index + 1,
             neuron: Some(j),
             relevance: Some(plane_relevance(certifier.model, index, j, a, r)),
-            domain: Domain::of_layer(index + 1, input_box),
+            domain: Domain::of_layer(certifier.model.net(), index + 1, input_box),
             problem: problem_of(norm),
             constraint: None,
             centre: None,

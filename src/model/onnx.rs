@@ -659,11 +659,14 @@ fn input_shape(input: &ValueInfoProto) -> Result<DataShape, String> {
                 .iter()
                 .try_fold(1u64, |acc, d| d.and_then(|d| acc.checked_mul(d))),
             spatial: match rest {
-                [Some(c), Some(h), Some(w)] => usize::try_from(*c)
-                    .ok()
-                    .zip(usize::try_from(*h).ok())
-                    .zip(usize::try_from(*w).ok())
-                    .map(|((c, h), w)| [c, h, w]),
+                [Some(c), Some(h), Some(w)] => {
+                    let fits = |d: u64| usize::try_from(d).ok().filter(|&d| d <= MAX_IMAGE_SIDE);
+                    let width_known = c.checked_mul(*h).and_then(|v| v.checked_mul(*w)).is_some();
+                    match (fits(*c), fits(*h), fits(*w)) {
+                        (Some(c), Some(h), Some(w)) if width_known => Some([c, h, w]),
+                        _ => None,
+                    }
+                }
                 _ => None,
             },
         }),
@@ -800,13 +803,17 @@ fn relu<'a>(chain: &mut Chain<'a>, _ctx: &Ctx<'a>) -> Result<(), String> {
 /// IR does not have yet.
 const MAX_LOWERED_ENTRIES: usize = 1 << 26;
 
+/// The largest image side, channel count, kernel side, stride or pad read (2^24): keeps every
+/// size computed from them far from overflow.
+const MAX_IMAGE_SIDE: usize = 1 << 24;
+
 /// The `[channels, height, width]` of the data reaching an image operator.
 fn image_shape(chain: &Chain<'_>, op: &str) -> Result<[usize; 3], String> {
     match (chain.shape.rank, chain.shape.spatial) {
         (Some(4), Some(s)) => Ok(s),
         (Some(4), None) | (None, _) => Err(format!(
-            "{op} needs static [channels, height, width] sizes; export the model with a fixed \
-             image size (only the batch may be dynamic)"
+            "{op} needs static [channels, height, width] sizes of at most 2^24 each; export the \
+             model with a fixed image size (only the batch may be dynamic)"
         )),
         (Some(r), _) => Err(format!(
             "{op} needs [batch, channels, height, width] data but the data has rank {r} here"
@@ -837,9 +844,13 @@ impl Window {
                 return Err(format!("dilations {d:?} are not supported; only 1 is"));
             }
         }
+        let side = |v: i64| usize::try_from(v).ok().filter(|&v| v <= MAX_IMAGE_SIDE);
         let pair = |name: &str, v: Vec<i64>| -> Result<[usize; 2], String> {
             match v.as_slice() {
-                [a, b] if *a > 0 && *b > 0 => Ok([*a as usize, *b as usize]),
+                [a, b] if *a > 0 && *b > 0 => match (side(*a), side(*b)) {
+                    (Some(a), Some(b)) => Ok([a, b]),
+                    _ => Err(format!("{name} {v:?}: values above 2^24 are not read")),
+                },
                 _ => Err(format!(
                     "{name} {v:?}: two positive values (height, width) are needed"
                 )),
@@ -863,13 +874,13 @@ impl Window {
         };
         let pads = match attr_ints(node, "pads")?.as_deref() {
             None => [0; 4],
-            Some(&[t, l, b, r]) if [t, l, b, r].iter().all(|&p| p >= 0) => {
+            Some(&[t, l, b, r]) if [t, l, b, r].iter().all(|&p| side(p).is_some()) => {
                 [t as usize, l as usize, b as usize, r as usize]
             }
             Some(p) => {
                 return Err(format!(
-                    "pads {p:?}: four non-negative values (top, left, bottom, right) are needed"
-                ))
+                "pads {p:?}: four values (top, left, bottom, right) between 0 and 2^24 are needed"
+            ))
             }
         };
         Ok(Window {
@@ -911,29 +922,42 @@ impl Window {
     /// The input positions `(row, column)` of output `(i, j)`'s window that lie inside the
     /// `h × w` input, with their kernel offsets `(u, v)`.
     fn taps(&self, i: usize, j: usize, h: usize, w: usize) -> Vec<(usize, usize, usize, usize)> {
-        let mut out = Vec::with_capacity(self.kernel[0] * self.kernel[1]);
-        for u in 0..self.kernel[0] {
-            for v in 0..self.kernel[1] {
-                let r = (i * self.strides[0] + u).checked_sub(self.pads[0]);
-                let c = (j * self.strides[1] + v).checked_sub(self.pads[1]);
-                if let (Some(r), Some(c)) = (r, c) {
-                    if r < h && c < w {
-                        out.push((r, c, u, v));
-                    }
-                }
+        // Kernel offsets whose position `start + u − pad` lies in `0..n`.
+        let span = |start: usize, pad: usize, n: usize, k: usize| {
+            let first = pad.saturating_sub(start);
+            let end = (n + pad).saturating_sub(start).min(k);
+            first..end.max(first)
+        };
+        let (r0, c0) = (i * self.strides[0], j * self.strides[1]);
+        let mut out = Vec::new();
+        for u in span(r0, self.pads[0], h, self.kernel[0]) {
+            for v in span(c0, self.pads[1], w, self.kernel[1]) {
+                out.push((r0 + u - self.pads[0], c0 + v - self.pads[1], u, v));
             }
         }
         out
     }
 }
 
-/// A dense matrix of `rows × cols` for a lowered image layer, refused when too large.
-fn lowered(op: &str, rows: usize, cols: usize) -> Result<Array2<f64>, String> {
-    match rows.checked_mul(cols) {
-        Some(n) if n <= MAX_LOWERED_ENTRIES => Ok(Array2::zeros((rows, cols))),
+/// A dense matrix with the product of `rows` rows and of `cols` columns for a lowered image
+/// layer, refused when too large.
+fn lowered(op: &str, rows: &[usize], cols: &[usize]) -> Result<Array2<f64>, String> {
+    let product = |dims: &[usize]| dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    match (product(rows), product(cols)) {
+        (Some(r), Some(c)) if r.checked_mul(c).is_some_and(|n| n <= MAX_LOWERED_ENTRIES) => {
+            Ok(Array2::zeros((r, c)))
+        }
         _ => Err(format!(
-            "{op} written as a dense layer would be {rows} × {cols} (more than 2^26 entries); \
-             image inputs this large are not supported yet"
+            "{op} written as a dense layer would be ({}) × ({}) (more than 2^26 entries); \
+             image inputs this large are not supported yet",
+            rows.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("·"),
+            cols.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("·"),
         )),
     }
 }
@@ -963,9 +987,18 @@ fn conv<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
             "the weight '{w_name}' takes {k_in} channels but the data has {c_in}"
         ));
     }
+    if [c_out, kh, kw]
+        .iter()
+        .any(|&d| d == 0 || d > MAX_IMAGE_SIDE)
+    {
+        return Err(format!(
+            "the weight '{w_name}' has shape {:?}; every size must be between 1 and 2^24",
+            k.dims
+        ));
+    }
     let window = Window::read(node, Some([kh, kw]))?;
     let [ho, wo] = window.output(h, w)?;
-    let mut weight = lowered("Conv", c_out * ho * wo, c_in * h * w)?;
+    let mut weight = lowered("Conv", &[c_out, ho, wo], &[c_in, h, w])?;
     let mut connections = Vec::with_capacity(c_out * ho * wo);
     for o in 0..c_out {
         for i in 0..ho {
@@ -1032,7 +1065,7 @@ fn pool(
     op: &str,
 ) -> Result<(), String> {
     let [ho, wo] = window.output(h, w)?;
-    let mut weight = lowered(op, c * ho * wo, c * h * w)?;
+    let mut weight = lowered(op, &[c, ho, wo], &[c, h, w])?;
     let mut connections = Vec::with_capacity(c * ho * wo);
     for ch in 0..c {
         for i in 0..ho {
@@ -1119,7 +1152,9 @@ fn batch_norm<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
         s.push(sc);
         t.push(shift[c] - mean[c] * sc);
     }
-    let n = channels * per_channel;
+    let Some(n) = channels.checked_mul(per_channel) else {
+        return Err("BatchNormalization over more values than the IR can index".into());
+    };
     let channel_of = |row: usize| row / per_channel;
     let fold = !chain.options.keep_batch_norm;
     match chain
@@ -1135,7 +1170,7 @@ fn batch_norm<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
             }
         }
         _ => {
-            let mut weight = lowered("BatchNormalization", n, n)?;
+            let mut weight = lowered("BatchNormalization", &[n], &[n])?;
             for row in 0..n {
                 weight[[row, row]] = s[channel_of(row)];
             }
@@ -2803,6 +2838,76 @@ mod tests {
         ] {
             assert_has(&load_err(&conv_model(vec![attr])), words);
         }
+    }
+
+    #[test]
+    fn absurd_image_attributes_are_refused_without_overflow_or_allocation() {
+        let conv = |attrs: Vec<AttributeProto>, kernel: &[i64], input: &[Option<i64>]| {
+            let n: i64 = kernel.iter().product();
+            model(
+                vec![node("Conv", "c", &["input", "k"], &["output"], attrs)],
+                vec![floats("k", kernel, &vec![0.5; n.max(0) as usize])],
+                value("input", input),
+                value("output", &[None, None, None, None]),
+            )
+        };
+        let image = [None, Some(1), Some(4), Some(4)];
+        for (attrs, kernel, input, words) in [
+            (
+                vec![attr_is("pads", &[i64::MAX, 0, i64::MAX, 0])],
+                &[1, 1, 2, 2][..],
+                &image[..],
+                &["c", "pads", "2^24"][..],
+            ),
+            (
+                vec![attr_is("pads", &[-1, 0, 0, 0])],
+                &[1, 1, 2, 2][..],
+                &image[..],
+                &["c", "pads"][..],
+            ),
+            (
+                vec![attr_is("strides", &[1 << 40, 1])],
+                &[1, 1, 2, 2][..],
+                &image[..],
+                &["c", "strides", "2^24"][..],
+            ),
+            (
+                vec![],
+                &[1, 1, 0, 2][..],
+                &image[..],
+                &["c", "between 1 and 2^24"][..],
+            ),
+            (
+                vec![],
+                &[1, 1, 2, 2][..],
+                &[None, Some(1), Some(1 << 32), Some(1 << 32)][..],
+                &[
+                    "c",
+                    "static [channels, height, width] sizes of at most 2^24",
+                ][..],
+            ),
+        ] {
+            assert_has(&load_err(&conv(attrs, kernel, input)), words);
+        }
+        // A huge pooling kernel over a small image: refused at once, not looped over.
+        let m = model(
+            vec![node(
+                "AveragePool",
+                "p",
+                &["input"],
+                &["output"],
+                vec![
+                    attr_is("kernel_shape", &[1 << 24, 1]),
+                    attr_is("pads", &[1 << 23, 0, 1 << 23, 0]),
+                ],
+            )],
+            vec![],
+            value("input", &[None, Some(1), Some(4), Some(4)]),
+            value("output", &[None, None, None, None]),
+        );
+        let started = std::time::Instant::now();
+        let _ = load_model(&m);
+        assert!(started.elapsed().as_secs_f64() < 5.0);
     }
 
     #[test]

@@ -37,12 +37,17 @@ pub enum Domain {
 
 impl Domain {
     /// The domain of 1-based layer `layer`'s input: the box (or nothing) at the network
-    /// input, the non-negative orthant above.
-    pub fn of_layer(layer: usize, input_box: Option<(f64, f64)>) -> Self {
+    /// input, the non-negative orthant above a ReLU, nothing above a layer without one.
+    pub fn of_layer<T: crate::exact::Scalar>(
+        net: &Network<T>,
+        layer: usize,
+        input_box: Option<(f64, f64)>,
+    ) -> Self {
         match (layer, input_box) {
             (1, Some((lo, hi))) => Domain::Box { lo, hi },
             (1, None) => Domain::Free,
-            _ => Domain::NonNegative,
+            _ if net.layers()[layer - 2].relu => Domain::NonNegative,
+            _ => Domain::Free,
         }
     }
 }

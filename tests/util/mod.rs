@@ -97,11 +97,13 @@ pub fn to_exact(v: &[f64]) -> Vec<Rational> {
 
 /// The f64 verdict with its exact fallback, one root at a time and batched per layer, equals
 /// the verdict computed purely in rationals, for every root of `x`'s explanation.
+/// Returns how many roots it compared.
 pub fn verdicts_agree(
     model: &Model,
     x: &[f64],
     settings: &DtdSettings,
-) -> Result<(), TestCaseError> {
+) -> Result<usize, TestCaseError> {
+    let mut compared = 0;
     let (trace, pattern, _) = trace_and_pattern(model, x);
     let k = dtdcert::model::forward::argmax(trace.output());
     let e = explain(model.net(), &trace, settings, k, true);
@@ -121,6 +123,7 @@ pub fn verdicts_agree(
         let batch = Array2::from_shape_fn((points.len(), d), |(r, c)| points[r][c]);
         let batched = membership_batch(model, &pattern, index, &batch);
         for (point, (in_batch, _)) in points.iter().zip(&batched) {
+            compared += 1;
             let (fast, _) = membership_filtered(model, &pattern, index, point);
             let exact = membership(model.exact(), &pattern, index, &to_exact(point));
             for verdict in [&fast, in_batch] {
@@ -143,16 +146,18 @@ pub fn verdicts_agree(
             }
         }
     }
-    Ok(())
+    Ok(compared)
 }
 
 /// At every root of `x`'s explanation (computed in rationals) that lies inside `P_l(x)`, the
 /// network above layer `l` equals its first-order Taylor expansion at the layer input.
+/// Returns how many inside roots it checked.
 pub fn taylor_exact_at_inside_roots(
     model: &Model,
     x: &[f64],
     settings: &DtdSettings,
-) -> Result<(), TestCaseError> {
+) -> Result<usize, TestCaseError> {
+    let mut checked = 0;
     let net = model.exact();
     let trace = forward(net, &to_exact(x));
     let pattern = Pattern::from_pre(net, &trace.pre);
@@ -171,6 +176,7 @@ pub fn taylor_exact_at_inside_roots(
             if !membership(net, &pattern, index, point).is_inside() {
                 continue;
             }
+            checked += 1;
             // The real network from layer `index` upwards at the root.
             let mut h = point.clone();
             let mut z = Vec::new();
@@ -194,5 +200,5 @@ pub fn taylor_exact_at_inside_roots(
             }
         }
     }
-    Ok(())
+    Ok(checked)
 }
