@@ -185,12 +185,19 @@ fn exact(point: &[f64]) -> Vec<Rational> {
     point.iter().map(|&v| Rational::from_f64(v)).collect()
 }
 
-/// The domain verdict by plain comparison (exact for f64 values).
-fn domain_of(point: &[f64], layer_index: usize, input_box: Option<Box1>) -> DomainCheck {
+/// The domain verdict by plain comparison (exact for f64 values): the input box at the input,
+/// `>= 0` above a ReLU, nothing above a layer without one.
+fn domain_of(
+    point: &[f64],
+    layer_index: usize,
+    input_box: Option<Box1>,
+    after_relu: bool,
+) -> DomainCheck {
     let (lo, hi) = match (layer_index, input_box) {
         (0, None) => return DomainCheck::In,
         (0, Some(b)) => (b.lo, b.hi),
-        _ => (0.0, f64::INFINITY),
+        _ if after_relu => (0.0, f64::INFINITY),
+        _ => return DomainCheck::In,
     };
     match point.iter().position(|&v| v < lo || v > hi) {
         Some(i) => DomainCheck::Out {
@@ -302,7 +309,8 @@ fn check(c: &Case) {
                     "{rule}: layer {} neuron {j}: f64 verdict {region:?}, exact {reference:?}, root {point:?}",
                     index + 1
                 );
-                let expected_domain = domain_of(point, index, input_box);
+                let after_relu = index > 0 && model.net().layers()[index - 1].relu;
+                let expected_domain = domain_of(point, index, input_box, after_relu);
                 assert_eq!(
                     domain,
                     &expected_domain,
