@@ -9,6 +9,7 @@
 
 mod util;
 
+use std::cell::Cell;
 use std::path::Path;
 
 use dtdcert::dtd::{DtdSettings, Rule};
@@ -16,18 +17,12 @@ use dtdcert::exact::{Rational, Scalar as _};
 use dtdcert::model::forward::forward;
 use dtdcert::model::onnx::load_bytes;
 use dtdcert::model::Model;
-use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::tensor_proto::DataType;
-use onnx_protobuf::tensor_shape_proto::{dimension, Dimension};
-use onnx_protobuf::{
-    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto,
-};
-use std::cell::Cell;
 
 use proptest::prelude::*;
 use proptest::test_runner::{RngSeed, TestRunner};
 use protobuf::Message;
+use util::onnx::{attr_int, attr_ints, doubles, model, node, value};
 use util::{taylor_exact_at_inside_roots, to_exact, verdicts_agree, weight};
 
 /// The pooling after the convolution's ReLU.
@@ -170,129 +165,79 @@ impl ConvNet {
     }
 
     fn onnx(&self) -> Vec<u8> {
+        let i = |v: &[usize]| -> Vec<i64> { v.iter().map(|&x| x as i64).collect() };
         let mut nodes = vec![
             node(
                 "Conv",
+                "conv",
                 &["input", "k", "kb"],
-                "c",
+                &["c"],
                 vec![
-                    ints("kernel_shape", &self.kernel),
-                    ints("strides", &self.stride),
-                    ints("pads", &self.pads),
+                    attr_ints("kernel_shape", &i(&self.kernel)),
+                    attr_ints("strides", &i(&self.stride)),
+                    attr_ints("pads", &i(&self.pads)),
                 ],
             ),
-            node("Relu", &["c"], "r", vec![]),
+            node("Relu", "relu", &["c"], &["r"], vec![]),
         ];
         let pooled = match self.pool {
             Pool::None => "r",
             Pool::Average { include_pad, pad } => {
-                let p = usize::from(pad);
+                let p = i64::from(pad);
                 nodes.push(node(
                     "AveragePool",
+                    "pool",
                     &["r"],
-                    "p",
+                    &["p"],
                     vec![
-                        ints("kernel_shape", &[2, 2]),
-                        ints("pads", &[0, 0, p, p]),
-                        int("count_include_pad", i64::from(include_pad)),
+                        attr_ints("kernel_shape", &[2, 2]),
+                        attr_ints("pads", &[0, 0, p, p]),
+                        attr_int("count_include_pad", i64::from(include_pad)),
                     ],
                 ));
                 "p"
             }
             Pool::Global => {
-                nodes.push(node("GlobalAveragePool", &["r"], "p", vec![]));
+                nodes.push(node("GlobalAveragePool", "pool", &["r"], &["p"], vec![]));
                 "p"
             }
         };
-        nodes.push(node("Flatten", &[pooled], "f", vec![int("axis", 1)]));
+        nodes.push(node(
+            "Flatten",
+            "flatten",
+            &[pooled],
+            &["f"],
+            vec![attr_int("axis", 1)],
+        ));
         nodes.push(node(
             "Gemm",
+            "fc",
             &["f", "w", "wb"],
-            "output",
-            vec![int("transB", 1)],
+            &["output"],
+            vec![attr_int("transB", 1)],
         ));
-        let mut g = GraphProto::new();
-        g.name = "conv".into();
-        g.node = nodes;
-        g.initializer = vec![
-            tensor(
-                "k",
-                &[self.c_out, self.c_in, self.kernel[0], self.kernel[1]],
-                &self.kernel_values,
+        let dims =
+            |v: &[usize]| -> Vec<Option<i64>> { v.iter().map(|&x| Some(x as i64)).collect() };
+        let input = [vec![None], dims(&[self.c_in, self.h, self.w])].concat();
+        let kernel = i(&[self.c_out, self.c_in, self.kernel[0], self.kernel[1]]);
+        model(
+            nodes,
+            vec![
+                doubles("k", &kernel, &self.kernel_values),
+                doubles("kb", &i(&[self.c_out]), &self.conv_bias),
+                doubles("w", &i(&[self.outputs, self.flat()]), &self.dense),
+                doubles("wb", &i(&[self.outputs]), &self.dense_bias),
+            ],
+            value("input", &input, DataType::DOUBLE),
+            value(
+                "output",
+                &[None, Some(self.outputs as i64)],
+                DataType::DOUBLE,
             ),
-            tensor("kb", &[self.c_out], &self.conv_bias),
-            tensor("w", &[self.outputs, self.flat()], &self.dense),
-            tensor("wb", &[self.outputs], &self.dense_bias),
-        ];
-        g.input = vec![value(
-            "input",
-            &[None, Some(self.c_in), Some(self.h), Some(self.w)],
-        )];
-        g.output = vec![value("output", &[None, Some(self.outputs)])];
-        let mut set = OperatorSetIdProto::new();
-        set.version = 17;
-        let mut m = ModelProto::new();
-        m.ir_version = 8;
-        m.graph = Some(g).into();
-        m.opset_import = vec![set];
-        m.write_to_bytes().unwrap()
+        )
+        .write_to_bytes()
+        .unwrap()
     }
-}
-
-fn node(op: &str, inputs: &[&str], output: &str, attrs: Vec<AttributeProto>) -> NodeProto {
-    let mut n = NodeProto::new();
-    n.op_type = op.into();
-    n.name = op.to_lowercase();
-    n.input = inputs.iter().map(|s| s.to_string()).collect();
-    n.output = vec![output.into()];
-    n.attribute = attrs;
-    n
-}
-
-fn ints(name: &str, v: &[usize]) -> AttributeProto {
-    let mut a = AttributeProto::new();
-    a.name = name.into();
-    a.type_ = AttributeType::INTS.into();
-    a.ints = v.iter().map(|&x| x as i64).collect();
-    a
-}
-
-fn int(name: &str, v: i64) -> AttributeProto {
-    let mut a = AttributeProto::new();
-    a.name = name.into();
-    a.type_ = AttributeType::INT.into();
-    a.i = v;
-    a
-}
-
-fn tensor(name: &str, dims: &[usize], values: &[f64]) -> TensorProto {
-    let mut t = TensorProto::new();
-    t.name = name.into();
-    t.dims = dims.iter().map(|&d| d as i64).collect();
-    t.data_type = DataType::DOUBLE as i32;
-    t.double_data = values.to_vec();
-    t
-}
-
-fn value(name: &str, dims: &[Option<usize>]) -> ValueInfoProto {
-    let mut shape = TensorShapeProto::new();
-    for d in dims {
-        let mut dim = Dimension::new();
-        dim.value = Some(match d {
-            Some(n) => dimension::Value::DimValue(*n as i64),
-            None => dimension::Value::DimParam("batch".into()),
-        });
-        shape.dim.push(dim);
-    }
-    let mut t = type_proto::Tensor::new();
-    t.elem_type = DataType::DOUBLE as i32;
-    t.shape = Some(shape).into();
-    let mut ty = TypeProto::new();
-    ty.value = Some(type_proto::Value::TensorType(t));
-    let mut v = ValueInfoProto::new();
-    v.name = name.into();
-    v.type_ = Some(ty).into();
-    v
 }
 
 fn pool() -> impl Strategy<Value = Pool> {

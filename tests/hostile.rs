@@ -37,15 +37,11 @@ use dtdcert::region::{
     Pattern,
 };
 use ndarray::Array2;
-use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::tensor_proto::DataType;
-use onnx_protobuf::tensor_shape_proto::{dimension, Dimension};
-use onnx_protobuf::{
-    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto,
-};
+use onnx_protobuf::{ModelProto, NodeProto, TensorProto, ValueInfoProto};
 use protobuf::Message;
 use tempfile::TempDir;
+use util::onnx::{attr_int, floats};
 use util::to_exact;
 
 // =============================================================================================
@@ -317,76 +313,29 @@ fn the_valid_hostile_fixture_is_accepted() {
 // ONNX graphs built here
 // =============================================================================================
 
-fn floats(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
-    let mut t = TensorProto::new();
-    t.name = name.into();
-    t.dims = dims.to_vec();
-    t.data_type = DataType::FLOAT as i32;
-    t.raw_data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    t
-}
-
-fn attr_i(name: &str, v: i64) -> AttributeProto {
-    let mut a = AttributeProto::new();
-    a.name = name.into();
-    a.type_ = AttributeType::INT.into();
-    a.i = v;
-    a
-}
-
 fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str]) -> NodeProto {
-    let mut n = NodeProto::new();
-    n.op_type = op.into();
-    n.name = name.into();
-    n.input = inputs.iter().map(|s| s.to_string()).collect();
-    n.output = outputs.iter().map(|s| s.to_string()).collect();
-    n
+    util::onnx::node(op, name, inputs, outputs, vec![])
 }
 
 /// `Gemm(data, w, b)` with `transB = 1`, as torch writes `nn.Linear`.
 fn gemm(name: &str, data: &str, w: &str, b: &str, out: &str) -> NodeProto {
-    let mut n = node("Gemm", name, &[data, w, b], &[out]);
-    n.attribute = vec![attr_i("transB", 1)];
-    n
+    util::onnx::node(
+        "Gemm",
+        name,
+        &[data, w, b],
+        &[out],
+        vec![attr_int("transB", 1)],
+    )
 }
 
 /// A tensor value `[batch, width]` of element type `elem`.
 fn value(name: &str, width: i64, elem: DataType) -> ValueInfoProto {
-    let mut shape = TensorShapeProto::new();
-    for d in [
-        dimension::Value::DimParam("batch".into()),
-        dimension::Value::DimValue(width),
-    ] {
-        let mut dim = Dimension::new();
-        dim.value = Some(d);
-        shape.dim.push(dim);
-    }
-    let mut tensor = type_proto::Tensor::new();
-    tensor.elem_type = elem as i32;
-    tensor.shape = Some(shape).into();
-    let mut ty = TypeProto::new();
-    ty.value = Some(type_proto::Value::TensorType(tensor));
-    let mut v = ValueInfoProto::new();
-    v.name = name.into();
-    v.type_ = Some(ty).into();
-    v
+    util::onnx::value(name, &[None, Some(width)], elem)
 }
 
+/// A model with the graph output `[batch, 2]` of floats.
 fn onnx_model(nodes: Vec<NodeProto>, inits: Vec<TensorProto>, input: ValueInfoProto) -> ModelProto {
-    let mut g = GraphProto::new();
-    g.name = "main_graph".into();
-    g.node = nodes;
-    g.initializer = inits;
-    g.input = vec![input];
-    g.output = vec![value("output", 2, DataType::FLOAT)];
-    let mut set = OperatorSetIdProto::new();
-    set.version = 17;
-    let mut m = ModelProto::new();
-    m.ir_version = 8;
-    m.producer_name = "pytorch".into();
-    m.graph = Some(g).into();
-    m.opset_import = vec![set];
-    m
+    util::onnx::model(nodes, inits, input, value("output", 2, DataType::FLOAT))
 }
 
 /// The 3-4-2 network's initializers (the values do not matter to these tests).

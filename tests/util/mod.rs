@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod onnx;
+
 use std::ops::RangeInclusive;
 
 use dtdcert::dtd::{explain, DtdSettings, RootOutcome};
