@@ -21,23 +21,22 @@
 //! the full-programs mode, default 2), `--time-limit S` (seconds per question, default 30),
 //! `--only c6|mlp`, `--mlp-domain box|free` (default box).
 
+mod common;
+
 use std::path::Path;
 use std::time::Instant;
 
+use common::{wide_mlp, WIDTHS};
 use dtdcert::dtd::{explain, DtdSettings};
 use dtdcert::exact::certificate::{check, Problem};
 use dtdcert::lp::certify::{Answer, Certifier, Question, RegionCache};
 use dtdcert::lp::{Backend, SolveOptions};
 use dtdcert::model::forward::{argmax, forward};
 use dtdcert::model::inputs::load_inputs;
-use dtdcert::model::ir::dense_layer;
-use dtdcert::model::{Model, Network};
+use dtdcert::model::Model;
 use dtdcert::region::problem::Domain;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
-
-const WIDTHS: [usize; 5] = [784, 256, 256, 128, 10];
 
 struct Settings {
     backends: Vec<Backend>,
@@ -274,27 +273,6 @@ fn questions(
         .collect()
 }
 
-fn mlp(rng: &mut ChaCha8Rng) -> Network {
-    let layers = WIDTHS
-        .windows(2)
-        .enumerate()
-        .map(|(i, w)| {
-            let scale = 1.0 / (w[0] as f64).sqrt();
-            let weight = (0..w[0] * w[1])
-                .map(|_| {
-                    let v: f64 = StandardNormal.sample(rng);
-                    (v * scale) as f32 as f64
-                })
-                .collect();
-            let bias = (0..w[1])
-                .map(|_| rng.random_range(-0.05..0.05f32) as f64)
-                .collect();
-            dense_layer(w[1], w[0], weight, bias, i + 2 < WIDTHS.len()).unwrap()
-        })
-        .collect();
-    Network::new(layers).unwrap()
-}
-
 fn header() {
     println!(
         "| workload | backend | problem | mode | questions | median ms | p90 ms | min ms | max ms | check ms (median) | by constraint generation | found/none/unknown |"
@@ -337,7 +315,7 @@ fn main() {
 
     if s.runs("mlp") {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let model = Model::new(mlp(&mut rng));
+        let model = Model::new(wide_mlp(&mut rng));
         let x: Vec<f64> = (0..WIDTHS[0]).map(|_| rng.random::<f32>() as f64).collect();
         let domain = if s.mlp_free {
             Domain::Free

@@ -4,44 +4,23 @@
 //!
 //! Run with `cargo bench --bench wide_audit`.
 
+mod common;
+
 use std::time::Instant;
 
+use common::{wide_mlp, WIDTHS};
 use dtdcert::audit::{audit_sample, AuditSettings, Summary};
-use dtdcert::model::ir::dense_layer;
-use dtdcert::model::{Model, Network};
+use dtdcert::model::Model;
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
-const WIDTHS: [usize; 5] = [784, 256, 256, 128, 10];
 const SAMPLES: usize = 1000;
-
-fn network(rng: &mut ChaCha8Rng) -> Network {
-    let layers = WIDTHS
-        .windows(2)
-        .enumerate()
-        .map(|(i, w)| {
-            let scale = 1.0 / (w[0] as f64).sqrt();
-            let weight = (0..w[0] * w[1])
-                .map(|_| {
-                    let v: f64 = StandardNormal.sample(rng);
-                    (v * scale) as f32 as f64
-                })
-                .collect();
-            let bias = (0..w[1])
-                .map(|_| rng.random_range(-0.05..0.05f32) as f64)
-                .collect();
-            dense_layer(w[1], w[0], weight, bias, i + 2 < WIDTHS.len()).unwrap()
-        })
-        .collect();
-    Network::new(layers).unwrap()
-}
 
 fn main() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let model = Model::new(network(&mut rng));
+    let model = Model::new(wide_mlp(&mut rng));
     let inputs: Vec<Vec<f64>> = (0..SAMPLES)
         .map(|_| (0..WIDTHS[0]).map(|_| rng.random::<f32>() as f64).collect())
         .collect();
