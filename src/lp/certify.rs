@@ -411,25 +411,12 @@ impl Certifier<'_> {
         if q.problem == Problem::Exists {
             let mut cert = self.skeleton(q, Claim::Feasible);
             cert.point = Some(point);
-            return Ok((
-                Answer::Found {
-                    point: accepted.point.unwrap_or_default(),
-                    lower: None,
-                    upper: None,
-                },
-                cert,
-                false,
-            ));
+            return Ok((found(accepted, &mut cert), cert, false));
         }
         // 4. Nearest: a lower bound from the solver's duals when they prove one, else from the
         // dual program.
         let (exact_lp, _) = root_program(view, Some(plane), norm, Tightening::NONE);
-        let optimal_with = |y: Vec<f64>| {
-            let mut cert = self.skeleton(q, Claim::Optimal);
-            cert.point = Some(point.clone());
-            cert.multipliers = Some(y);
-            self.checked(cert)
-        };
+        let optimal_with = |y: Vec<f64>| self.optimal(q, &point, y);
         let from_duals = duals.and_then(|y| {
             let negated = y.iter().map(|v| -v).collect();
             [y, negated]
@@ -437,19 +424,23 @@ impl Certifier<'_> {
                 .find_map(|y| optimal_with(repaired(&exact_lp, y)).ok())
         });
         let (acc, mut cert) = match from_duals {
-            Some(found) => found,
+            Some(checked) => checked,
             None => self.with_multipliers(&exact_lp, false, &optimal_with)?,
         };
-        cert.interval = Some(interval(acc.lower.as_ref(), acc.upper.as_ref()));
-        Ok((
-            Answer::Found {
-                point: acc.point.unwrap_or_default(),
-                lower: acc.lower.as_ref().map(Scalar::to_f64),
-                upper: acc.upper.as_ref().map(Scalar::to_f64),
-            },
-            cert,
-            false,
-        ))
+        Ok((found(acc, &mut cert), cert, false))
+    }
+
+    /// An "optimal" certificate for `point` with multipliers `y`, if the checker accepts it.
+    fn optimal(
+        &self,
+        q: &Question,
+        point: &[f64],
+        y: Vec<f64>,
+    ) -> Result<(Accepted, Certificate), String> {
+        let mut cert = self.skeleton(q, Claim::Optimal);
+        cert.point = Some(point.to_vec());
+        cert.multipliers = Some(y);
+        self.checked(cert)
     }
 
     /// The root question by constraint generation ([`screened`]): `None` when it does not
@@ -475,22 +466,14 @@ impl Certifier<'_> {
                 continue;
             };
             if q.problem == Problem::Exists {
-                let answer = Answer::Found {
-                    point: accepted.point.unwrap_or_default(),
-                    lower: None,
-                    upper: None,
-                };
-                return Some(Ok((answer, cert)));
+                return Some(Ok((found(accepted, &mut cert), cert)));
             }
             let duals = s.duals?;
             let exact_lp = region.root_program(view, plane, norm);
             let negated: Vec<f64> = duals.iter().map(|v| -v).collect();
             for y in [duals, negated] {
                 let y = layered_multipliers(view, &region.rows, norm, &s.kept, &y);
-                let mut cert = self.skeleton(q, Claim::Optimal);
-                cert.point = Some(s.point.clone());
-                cert.multipliers = Some(repaired(&exact_lp, y));
-                let Ok((acc, mut cert)) = self.checked(cert) else {
+                let Ok((acc, mut cert)) = self.optimal(q, &s.point, repaired(&exact_lp, y)) else {
                     continue;
                 };
                 let (lo, hi) = (acc.lower.as_ref(), acc.upper.as_ref());
@@ -499,13 +482,7 @@ impl Certifier<'_> {
                     _ => false,
                 };
                 if tight {
-                    cert.interval = Some(interval(acc.lower.as_ref(), acc.upper.as_ref()));
-                    let answer = Answer::Found {
-                        point: acc.point.unwrap_or_default(),
-                        lower: acc.lower.as_ref().map(Scalar::to_f64),
-                        upper: acc.upper.as_ref().map(Scalar::to_f64),
-                    };
-                    return Some(Ok((answer, cert)));
+                    return Some(Ok((found(acc, &mut cert), cert)));
                 }
             }
             return None;
@@ -619,6 +596,19 @@ impl Certifier<'_> {
             })
             .map_err(|e| format!("{last}; {e}"))?;
         Ok((Answer::Facet { redundant: true }, cert))
+    }
+}
+
+/// The Found answer of an accepted root certificate; a proved distance interval is also written
+/// into the certificate.
+fn found(acc: Accepted, cert: &mut Certificate) -> Answer {
+    if acc.lower.is_some() || acc.upper.is_some() {
+        cert.interval = Some(interval(acc.lower.as_ref(), acc.upper.as_ref()));
+    }
+    Answer::Found {
+        point: acc.point.unwrap_or_default(),
+        lower: acc.lower.as_ref().map(Scalar::to_f64),
+        upper: acc.upper.as_ref().map(Scalar::to_f64),
     }
 }
 
