@@ -18,7 +18,7 @@ use super::{solve_with_duals, SolveOptions, Solved};
 use crate::exact::dyadic::Dyadic;
 use crate::exact::program::{LinearProgram, RowKind};
 use crate::region::composed::ComposedRows;
-use crate::region::problem::{move_bounds, Norm, RegionView, RootPlane};
+use crate::region::problem::{add_root_row, distance_program, Layout, Norm, RegionView, RootPlane};
 
 /// Rounds of constraint generation before giving up.
 const MAX_ROUNDS: usize = 40;
@@ -51,8 +51,9 @@ pub enum Outcome {
     GaveUp(String),
 }
 
-/// The fixed part of a reduced program: distance variables, domain bounds, the L∞ rows and
-/// the root row; then the kept composed rows, each tightened by `margin` times its scale.
+/// The fixed part of a reduced program ([`distance_program`] and the root row); then the kept
+/// composed rows, each tightened by `margin` times its scale. `None` when a kept row is not
+/// finite in f64.
 fn reduced_program(
     view: RegionView,
     rows: &ComposedRows,
@@ -60,69 +61,25 @@ fn reduced_program(
     norm: Norm,
     margin: f64,
     kept: &[usize],
-) -> Option<LinearProgram> {
-    let mut lp = LinearProgram::new();
-    let dim = view.centre.len();
-    let unit = if norm == Norm::L1 { 1.0 } else { 0.0 };
-    for (i, &a) in view.centre.iter().enumerate() {
-        let (p_lo, p_hi, n_lo, n_hi) = move_bounds(view.domain, a, margin);
-        lp.add_var(format!("p{i}"), p_lo, p_hi, unit);
-        lp.add_var(format!("n{i}"), n_lo, n_hi, unit);
-    }
-    if norm == Norm::Linf {
-        let t = lp.add_var("t".into(), 0.0, f64::INFINITY, 1.0);
-        for i in 0..dim {
-            lp.add_row(
-                format!("dist{i}"),
-                vec![(2 * i, 1.0), (2 * i + 1, 1.0), (t, -1.0)],
-                RowKind::Le,
-                Dyadic::zero(),
-            );
-        }
-    }
-    let split = |w: &mut dyn Iterator<Item = f64>| -> Vec<(usize, f64)> {
-        let mut c = Vec::with_capacity(2 * dim);
-        for (i, wi) in w.enumerate() {
-            if wi != 0.0 {
-                c.push((2 * i, wi));
-                c.push((2 * i + 1, -wi));
-            }
-        }
-        c
-    };
-    let w = view.net.layers()[view.layer].affine.row(plane.neuron);
-    lp.add_row(
-        "root".into(),
-        split(&mut w.iter().copied()),
-        RowKind::Eq,
-        Dyadic::from_f64(-plane.relevance)?,
-    );
+) -> Option<(LinearProgram, Layout)> {
+    let (mut lp, layout) = distance_program(view, norm, margin);
+    add_root_row(&mut lp, &layout, view, plane);
     for &i in kept {
         let s = rows.sign[i];
-        let rhs = margin * rows.scale(i) - s * rows.z0[i];
-        let (k, j) = rows.labels[i];
-        // A composed row that overflowed f64 cannot be screened: the caller falls back.
-        let rhs = Dyadic::from_f64(rhs)?;
-        if rows.g.row(i).iter().any(|v| !v.is_finite()) {
+        let rhs = Dyadic::from_f64(margin * rows.scale(i) - s * rows.z0[i])?;
+        let signed: Vec<f64> = rows.g.row(i).iter().map(|v| s * v).collect();
+        if signed.iter().any(|v| !v.is_finite()) {
             return None;
         }
+        let (k, j) = rows.labels[i];
         lp.add_row(
             format!("c{}_{j}", k + 1),
-            split(&mut rows.g.row(i).iter().map(|v| s * v)),
+            layout.split(&signed),
             RowKind::Ge,
             rhs,
         );
     }
-    Some(lp)
-}
-
-/// The point of a reduced program's solution.
-fn point_of(centre: &[f64], x: &[f64]) -> Vec<f64> {
-    centre
-        .iter()
-        .enumerate()
-        .map(|(i, &a)| a + x[2 * i] - x[2 * i + 1])
-        .collect()
+    Some((lp, layout))
 }
 
 /// Solves the root question of `plane` (tightened by `margin`) by constraint generation.
@@ -149,7 +106,7 @@ pub fn solve_root(
             }
             round_opts.time_limit = Some(left);
         }
-        let Some(lp) = reduced_program(view, rows, plane, norm, margin, &kept) else {
+        let Some((lp, layout)) = reduced_program(view, rows, plane, norm, margin, &kept) else {
             return Outcome::GaveUp("a composed row is not finite in f64".into());
         };
         let (solved, duals) = solve_with_duals(&lp, &round_opts);
@@ -160,7 +117,7 @@ pub fn solve_root(
             Solved::Unbounded => return Outcome::GaveUp("a reduced program is unbounded".into()),
             Solved::Failed(e) => return Outcome::GaveUp(format!("the solver failed: {e}")),
         };
-        let point = point_of(view.centre, &x);
+        let point = layout.point(view.centre, &x);
         let delta: Vec<f64> = point.iter().zip(view.centre).map(|(p, a)| p - a).collect();
         let slacks = rows.slacks(&delta);
         // Rows short of half their margin: the solution is outside them (or too close).

@@ -102,7 +102,7 @@ impl Layout {
     }
 
     /// `w·(p − n)` as coefficients: the row `w·ã` with `ã = a + p − n`, less its constant.
-    fn split(&self, w: &[f64]) -> Vec<(usize, f64)> {
+    pub fn split(&self, w: &[f64]) -> Vec<(usize, f64)> {
         let mut c = Vec::with_capacity(2 * w.len());
         for (i, &wi) in w.iter().enumerate() {
             if wi != 0.0 {
@@ -279,7 +279,7 @@ impl LayerRows<'_> {
 /// (or, tightened, too close to its end) forces a move (`p_lo` or `n_lo > 0`). Rounded
 /// outwards, so the certified program (margin 0) is a relaxation; the tightening moves both
 /// ends inwards by `margin` times their scale.
-pub fn move_bounds(domain: Domain, a: f64, margin: f64) -> (f64, f64, f64, f64) {
+fn move_bounds(domain: Domain, a: f64, margin: f64) -> (f64, f64, f64, f64) {
     let (lo, hi) = match domain {
         Domain::Free => (f64::NEG_INFINITY, f64::INFINITY),
         Domain::NonNegative => (0.0, f64::INFINITY),
@@ -314,12 +314,32 @@ pub fn root_program(
     norm: Norm,
     tightening: Tightening,
 ) -> (LinearProgram, Layout) {
+    let (mut lp, layout) = distance_program(view, norm, tightening.margin);
+    let first = &view.net.layers()[view.layer].affine;
+    let rows = LayerRows { view, tightening };
+    rows.add(
+        &mut lp,
+        &|j| layout.split(first.row(j)),
+        &|j| pre_activation_at_centre(view, j),
+        &|_, _| None,
+        None,
+    );
+    if let Some(plane) = plane {
+        add_root_row(&mut lp, &layout, view, plane);
+    }
+    (lp, layout)
+}
+
+/// The start of every root program: the moves `p, n` of each coordinate (bounded by the
+/// domain, tightened by `margin`; costed 1 for L1) and, for L∞, the distance `t` with its rows
+/// `p_i + n_i − t <= 0`.
+pub fn distance_program(view: RegionView, norm: Norm, margin: f64) -> (LinearProgram, Layout) {
     let mut lp = LinearProgram::new();
     let dim = view.centre.len();
     let mut layout = Layout::default();
     let unit = if norm == Norm::L1 { 1.0 } else { 0.0 };
     for (i, &a) in view.centre.iter().enumerate() {
-        let (p_lo, p_hi, n_lo, n_hi) = move_bounds(view.domain, a, tightening.margin);
+        let (p_lo, p_hi, n_lo, n_hi) = move_bounds(view.domain, a, margin);
         layout
             .plus
             .push(lp.add_var(format!("p{i}"), p_lo, p_hi, unit));
@@ -338,18 +358,6 @@ pub fn root_program(
                 Dyadic::zero(),
             );
         }
-    }
-    let first = &view.net.layers()[view.layer].affine;
-    let rows = LayerRows { view, tightening };
-    rows.add(
-        &mut lp,
-        &|j| layout.split(first.row(j)),
-        &|j| pre_activation_at_centre(view, j),
-        &|_, _| None,
-        None,
-    );
-    if let Some(plane) = plane {
-        add_root_row(&mut lp, &layout, view, plane);
     }
     (lp, layout)
 }
