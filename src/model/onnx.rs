@@ -2962,7 +2962,7 @@ mod tests {
         // Gemm 2 -> 3, BN: folded into the Gemm.
         let mut inits = vec![floats("w1", &[3, 2], &W1), floats("b1", &[3], &B1)];
         inits.extend(bn_inits());
-        let folded = load_model(&model(
+        let gemm_bn = model(
             vec![
                 node(
                     "Gemm",
@@ -2976,8 +2976,8 @@ mod tests {
             inits.clone(),
             batch(2),
             out(3),
-        ))
-        .expect("loads");
+        );
+        let folded = load_model(&gemm_bn).expect("loads");
         assert_eq!(folded.widths(), vec![2, 3]);
         // Gemm, Relu, BN: a diagonal layer of its own after the ReLU.
         let alone = load_model(&model(
@@ -3014,24 +3014,7 @@ mod tests {
         }
         // Kept on request: the Gemm, then a diagonal layer; folded, each weight and bias is the
         // kept network's exact composition rounded (weights once, biases twice).
-        let mut inits = vec![floats("w1", &[3, 2], &W1), floats("b1", &[3], &B1)];
-        inits.extend(bn_inits());
-        let graph = model(
-            vec![
-                node(
-                    "Gemm",
-                    "fc",
-                    &["input", "w1", "b1"],
-                    &["h"],
-                    vec![attr_i("transB", 1)],
-                ),
-                bn("h", "output"),
-            ],
-            inits,
-            batch(2),
-            out(3),
-        );
-        let bytes = graph.write_to_bytes().unwrap();
+        let bytes = gemm_bn.write_to_bytes().unwrap();
         let kept = load_bytes_with(
             &bytes,
             Path::new("bn.onnx"),
