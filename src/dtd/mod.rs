@@ -568,25 +568,19 @@ fn lrp_step<T: Scalar>(
         }
         // Every input the neuron is connected to gets an equal share (a convolution's
         // window, a dense layer's every input).
-        Rule::Flat => match connected {
-            Some(inputs) => {
-                let n = stabilize(T::from_f64(inputs.len() as f64), &stabilizer);
-                if n.is_zero() {
-                    return;
-                }
-                let share = r.clone() / n;
-                for &i in inputs {
-                    give(i as usize, share.clone());
-                }
+        Rule::Flat => {
+            let count = connected.map_or(w.len(), <[u32]>::len);
+            let n = stabilize(T::from_f64(count as f64), &stabilizer);
+            // A window that covers only padding has no inputs to share with.
+            if n.is_zero() {
+                return;
             }
-            None => {
-                let n = stabilize(T::from_f64(w.len() as f64), &stabilizer);
-                let share = r.clone() / n;
-                for i in 0..w.len() {
-                    give(i, share.clone());
-                }
+            let share = r.clone() / n;
+            match connected {
+                Some(inputs) => inputs.iter().for_each(|&i| give(i as usize, share.clone())),
+                None => (0..w.len()).for_each(|i| give(i, share.clone())),
             }
-        },
+        }
         // Without the LP path the rule passes nothing; see `crate::lp::nearest_valid`.
         Rule::NearestValid(_) => {}
         _ => unreachable!("{rule} is a root rule"),

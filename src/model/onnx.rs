@@ -1175,9 +1175,7 @@ fn batch_norm<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
                 weight[[row, row]] = s[channel_of(row)];
             }
             let bias = Array1::from_shape_fn(n, |row| t[channel_of(row)]);
-            let spatial = chain.shape.spatial;
-            let width = chain.shape.width;
-            let rank = chain.shape.rank;
+            // The data keeps its shape: no `push_*` helper, which would reset it.
             chain.layers.push(Pending {
                 weight,
                 bias,
@@ -1185,9 +1183,6 @@ fn batch_norm<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
                 label: String::new(),
                 connections: Some((0..n as u32).map(|i| vec![i]).collect()),
             });
-            chain.shape.spatial = spatial;
-            chain.shape.width = width;
-            chain.shape.rank = rank;
         }
     }
     Ok(())
