@@ -34,7 +34,6 @@ pub struct Screened {
     pub duals: Option<Vec<f64>>,
     /// The composed rows the last program kept, in its row order after the fixed rows.
     pub kept: Vec<usize>,
-    pub rounds: usize,
     /// The last reduced program (for reading its multipliers).
     pub program: LinearProgram,
     pub solution: Vec<f64>,
@@ -96,7 +95,7 @@ pub fn solve_root(
     let mut kept: Vec<usize> = Vec::new();
     let mut in_kept = vec![false; rows.len()];
     let started = Instant::now();
-    for round in 1..=MAX_ROUNDS {
+    for _ in 0..MAX_ROUNDS {
         // The time limit holds for all rounds together.
         let mut round_opts = *opts;
         if let Some(limit) = opts.time_limit {
@@ -136,7 +135,6 @@ pub fn solve_root(
                 point,
                 duals,
                 kept,
-                rounds: round,
                 program: lp,
                 solution: x,
             }));
