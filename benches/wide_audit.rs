@@ -53,8 +53,10 @@ fn main() {
         .layers()
         .iter()
         .map(|l| {
-            let dtdcert::model::Affine::Dense(d) = &l.affine;
-            d.weight().clone()
+            l.affine
+                .dense_matrix(usize::MAX)
+                .expect("no size limit")
+                .into_owned()
         })
         .collect();
     let shapes: Vec<Vec<usize>> = records

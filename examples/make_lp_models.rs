@@ -90,7 +90,9 @@ fn models(dir: &Path) -> Fallible<()> {
     let mut scaled = Vec::new();
     for (layer, factor) in c6.net().layers().iter().zip(factors) {
         running *= factor;
-        let Affine::Dense(d) = &layer.affine;
+        let Affine::Dense(d) = &layer.affine else {
+            return Err("the C6 network has dense layers only".into());
+        };
         let (rows, cols) = d.weight().dim();
         let weight: Vec<f64> = d.weight().iter().map(|w| w * factor).collect();
         let bias: Vec<f64> = d.bias().iter().map(|b| b * running).collect();

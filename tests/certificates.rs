@@ -282,7 +282,7 @@ impl Seen {
         relevance: f64,
         p: &[f64],
     ) -> Option<Vec<Rational>> {
-        let w = exact(model.net().layers()[self.m].affine.row(neuron));
+        let w = exact(&model.net().layers()[self.m].affine.row(neuron).dense());
         let ww = dot(&w, &w);
         if Scalar::is_zero(&ww) {
             return None;
@@ -559,7 +559,13 @@ fn across_a_face(
             continue;
         }
         let sigma = if active { 1.0 } else { -1.0 };
-        let u: Vec<f64> = layer.affine.row(j).iter().map(|v| sigma * v).collect();
+        let u: Vec<f64> = layer
+            .affine
+            .row(j)
+            .dense()
+            .iter()
+            .map(|v| sigma * v)
+            .collect();
         let uu: f64 = u.iter().map(|v| v * v).sum();
         if uu == 0.0 {
             continue;
@@ -721,7 +727,8 @@ fn mutants(model: &Model, cert: &Certificate, acc: &Accepted, seed: u64) -> Vec<
             net.layers()[seen.m]
                 .affine
                 .row(cert.neuron.unwrap())
-                .to_vec()
+                .dense()
+                .into_owned()
         });
         // Out of the domain: a coordinate where the plane's normal is smallest moves far, so
         // its projection moves by at least half as far (|w_i|² <= |w|²/2 for dim >= 2).
@@ -1328,7 +1335,7 @@ fn two_dimensional_case(case: &Case, tally: &RefCell<Tally>) -> Result<(), TestC
         unreachable!("2-D cases use boxes")
     };
     let seen = posed.seen();
-    let w = exact(model.net().layers()[0].affine.row(posed.neuron));
+    let w = exact(&model.net().layers()[0].affine.row(posed.neuron).dense());
     let ww = dot(&w, &w);
     if Scalar::is_zero(&ww) {
         return Ok(());

@@ -1060,7 +1060,7 @@ fn naive_pre(net: &Network, x: &[f64]) -> Vec<Vec<f64>> {
     let mut pre = Vec::new();
     for layer in net.layers() {
         let z: Vec<f64> = (0..layer.affine.out_dim())
-            .map(|j| naive_affine(layer.affine.row(j), &h, *layer.affine.bias(j)))
+            .map(|j| naive_affine(&layer.affine.row(j).dense(), &h, *layer.affine.bias(j)))
             .collect();
         h = if layer.relu {
             z.iter().map(|&v| v.max(0.0)).collect()
@@ -1099,7 +1099,7 @@ fn naive_inside(net: &Network, pattern: &Pattern, m: usize, point: &[f64]) -> bo
     let mut h = point.to_vec();
     for (k, layer) in net.layers().iter().enumerate().skip(m) {
         let mut z: Vec<f64> = (0..layer.affine.out_dim())
-            .map(|j| naive_affine(layer.affine.row(j), &h, *layer.affine.bias(j)))
+            .map(|j| naive_affine(&layer.affine.row(j).dense(), &h, *layer.affine.bias(j)))
             .collect();
         if let Some(mask) = pattern.layer(k) {
             for (v, &active) in z.iter_mut().zip(mask) {
@@ -1267,11 +1267,11 @@ fn layer_1_must_fall_back(model: &Model, pattern: &Pattern, point: &[f64]) -> bo
     let affine = &model.net().layers()[0].affine;
     let mask = pattern.layer(0).expect("layer 1 has a ReLU");
     for (j, &active) in mask.iter().enumerate() {
-        let (w, b) = (affine.row(j), *affine.bias(j));
-        if undecidable(w, point, b) {
+        let (w, b) = (affine.row(j).dense(), *affine.bias(j));
+        if undecidable(&w, point, b) {
             return true;
         }
-        let z = to_exact(w)
+        let z = to_exact(&w)
             .iter()
             .zip(to_exact(point))
             .fold(Rational::from_f64(b), |acc, (wi, xi)| acc + wi.clone() * xi);
@@ -1286,7 +1286,7 @@ fn layer_1_must_fall_back(model: &Model, pattern: &Pattern, point: &[f64]) -> bo
 /// settle.
 fn pattern_must_fall_back(model: &Model, point: &[f64]) -> bool {
     let affine = &model.net().layers()[0].affine;
-    (0..affine.out_dim()).any(|j| undecidable(affine.row(j), point, *affine.bias(j)))
+    (0..affine.out_dim()).any(|j| undecidable(&affine.row(j).dense(), point, *affine.bias(j)))
 }
 
 /// Two faces: `x0 + x1 = 1` (neuron 0, bias −1) and `x0 = x1` (neuron 1, `0.1 x0 − 0.1 x1`).
@@ -1425,7 +1425,7 @@ fn huge_tiny_and_underflowing_weights_are_decided_exactly() {
             naive_inside(model.net(), &pattern, 0, pt),
             "naive f64 {pt:?}"
         );
-        let hard = undecidable(rows.row(*neuron), pt, 0.0);
+        let hard = undecidable(&rows.row(*neuron).dense(), pt, 0.0);
         assert!(hard, "{pt:?}");
         let what = format!("point {pt:?}");
         check_verdict(

@@ -69,6 +69,7 @@ fn nearest_valid_roots_are_valid_on_their_planes_and_conserve_relevance() {
                     }
                     let moved: f64 = affine
                         .row(j)
+                        .dense()
                         .iter()
                         .zip(a)
                         .zip(point)

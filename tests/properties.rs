@@ -57,9 +57,9 @@ proptest! {
             let a = trace.layer_input(index);
             for (j, n) in step.neurons.iter().enumerate() {
                 if let RootOutcome::Root { point, .. } = &n.outcome {
-                    let w = net.layers()[index].affine.row(j);
-                    let lhs = dtdcert::exact::scalar::dot(w, point);
-                    let rhs = dtdcert::exact::scalar::dot(w, a) - n.relevance.clone();
+                    let w = net.layers()[index].affine.row(j).dense();
+                    let lhs = dtdcert::exact::scalar::dot(&w, point);
+                    let rhs = dtdcert::exact::scalar::dot(&w, a) - n.relevance.clone();
                     prop_assert_eq!(lhs, rhs);
                 }
             }
@@ -71,9 +71,9 @@ proptest! {
             let a = ftrace.layer_input(index);
             for (j, n) in step.neurons.iter().enumerate() {
                 if let RootOutcome::Root { point, .. } = &n.outcome {
-                    let w = model.net().layers()[index].affine.row(j);
+                    let w = model.net().layers()[index].affine.row(j).dense();
                     let scale: f64 = w.iter().zip(a).zip(point).map(|((wi, ai), pi)| wi.abs() * (ai.abs() + pi.abs())).sum::<f64>() + n.relevance.abs();
-                    let gap = dtdcert::exact::scalar::dot(w, point) - (dtdcert::exact::scalar::dot(w, a) - n.relevance);
+                    let gap = dtdcert::exact::scalar::dot(&w, point) - (dtdcert::exact::scalar::dot(&w, a) - n.relevance);
                     prop_assert!(gap.abs() <= 1e-12 * scale.max(1.0), "gap {gap} at layer {index} neuron {j}");
                 }
             }
@@ -147,7 +147,8 @@ proptest! {
             let e = explain(net, &trace, &settings(rule, 0.0), k, false);
             for (index, step) in e.layers.iter().enumerate() {
                 let layer = &net.layers()[index].affine;
-                let rows: Vec<&[Rational]> = (0..layer.out_dim()).map(|j| layer.row(j)).collect();
+                let owned: Vec<Vec<Rational>> = (0..layer.out_dim()).map(|j| layer.row(j).dense().into_owned()).collect();
+                let rows: Vec<&[Rational]> = owned.iter().map(Vec::as_slice).collect();
                 let expect = match rule {
                     Rule::ZPlus => closed_form::alpha1_beta0(&rows, trace.layer_input(index), &step.upper),
                     _ => closed_form::w_square(&rows, &step.upper),
@@ -158,7 +159,8 @@ proptest! {
         let zb = DtdSettings { input_rule: Some(Rule::ZBox { lo: 0.0, hi: 1.0 }), ..settings(Rule::ZPlus, 0.0) };
         let e = explain(net, &trace, &zb, k, false);
         let layer = &net.layers()[0].affine;
-        let rows: Vec<&[Rational]> = (0..layer.out_dim()).map(|j| layer.row(j)).collect();
+        let owned: Vec<Vec<Rational>> = (0..layer.out_dim()).map(|j| layer.row(j).dense().into_owned()).collect();
+                let rows: Vec<&[Rational]> = owned.iter().map(Vec::as_slice).collect();
         let expect = closed_form::z_box(&rows, trace.layer_input(0), &Rational::from_f64(0.0), &Rational::from_f64(1.0), &e.layers[0].upper);
         prop_assert_eq!(&e.layers[0].lower, &expect);
     }

@@ -162,8 +162,9 @@ fn case(u: &mut Unstructured<'_>) -> Result<Case> {
     };
     let tame = x.iter().all(|&v| tame(v))
         && net.layers().iter().all(|l| {
-            let Affine::Dense(d) = &l.affine;
-            d.weight().iter().chain(d.bias().iter()).all(|&v| tame(v))
+            let a = &l.affine;
+            (0..a.out_dim())
+                .all(|j| tame(*a.bias(j)) && a.row(j).values().iter().all(|&v| tame(v)))
         });
     let gamma = grid(u)?;
     let (a, b) = (value(u, spread)?, value(u, spread)?);

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 pub use summary::Summary;
 
-use crate::dtd::{explain, DtdSettings, NoRoot, RootOutcome};
+use crate::dtd::{explain, neuron_root, DtdSettings, NoRoot, RootOutcome};
 use crate::error::Result;
 use crate::exact::certificate::{Certificate, Problem};
 use crate::exact::{Rational, Scalar};
@@ -368,6 +368,8 @@ fn audit_float(
         return Err(overflow(sample, "the forward pass"));
     }
     let k = resolve_target(target, trace.output());
+    // Rule roots are not kept by the explanation: they are rebuilt and judged a block at a
+    // time below, so a wide image layer never holds all its roots at once.
     let explanation = if uses_lp(&settings.dtd, model.net().layers().len()) {
         let input_box = settings.input_domain().map(|b| (b.lo, b.hi));
         explain_valid(
@@ -380,37 +382,39 @@ fn audit_float(
             settings.lp.options()?,
         )
     } else {
-        explain(model.net(), &trace, &settings.dtd, k, true)
+        explain(model.net(), &trace, &settings.dtd, k, false)
     };
+    let input_box = settings.input_domain();
+    let mut verdicts: Vec<std::vec::IntoIter<Judged>> = Vec::new();
     for (index, step) in explanation.layers.iter().enumerate() {
-        for (j, n) in step.neurons.iter().enumerate() {
-            if let RootOutcome::Root { point, .. } = &n.outcome {
+        let with_root: Vec<usize> = (0..step.neurons.len())
+            .filter(|&j| matches!(step.neurons[j].outcome, RootOutcome::Root { .. }))
+            .collect();
+        let a = trace.layer_input(index);
+        let mut judged = Vec::with_capacity(with_root.len());
+        for block in with_root.chunks(ROOTS_PER_BLOCK) {
+            let mut points: Vec<Vec<f64>> = Vec::with_capacity(block.len());
+            for &j in block {
+                let n = &step.neurons[j];
+                let point = match &n.outcome {
+                    // A root the step kept (the LP root finder keeps its points).
+                    RootOutcome::Root { point, .. } if !point.is_empty() => point.clone(),
+                    _ => match neuron_root(model.net(), index, j, a, &n.relevance, &settings.dtd) {
+                        RootOutcome::Root { point, .. } => point,
+                        RootOutcome::None(_) => unreachable!("the same step found a root"),
+                    },
+                };
                 if !n.relevance.is_finite() || point.iter().any(|v| !v.is_finite()) {
                     return Err(overflow(
                         sample,
                         &format!("the root of layer {} neuron {j}", index + 1),
                     ));
                 }
+                points.push(point);
             }
-        }
-    }
-    // All roots of a layer are judged together: one matrix product per layer above.
-    let mut verdicts: Vec<std::vec::IntoIter<(Membership, Decision)>> = explanation
-        .layers
-        .iter()
-        .enumerate()
-        .map(|(index, step)| {
-            let points: Vec<&[f64]> = step
-                .neurons
-                .iter()
-                .filter_map(|n| match &n.outcome {
-                    RootOutcome::Root { point, .. } => Some(point.as_slice()),
-                    RootOutcome::None(_) => None,
-                })
-                .collect();
-            let judged = match points.len() {
-                0 => Vec::new(),
-                1 => vec![membership_filtered(model, &pattern, index, points[0])],
+            // All roots of a block are judged together: one matrix product per layer above.
+            let regions = match points.len() {
+                1 => vec![membership_filtered(model, &pattern, index, &points[0])],
                 n => {
                     let d = points[0].len();
                     let batch = Array2::from_shape_vec((n, d), points.concat())
@@ -418,21 +422,22 @@ fn audit_float(
                     membership_batch(model, &pattern, index, &batch)
                 }
             };
-            judged.into_iter()
-        })
-        .collect();
-    let input_box = settings.input_domain();
-    let layers = assemble(&explanation, |index, point| {
-        let (region, decided_by) = verdicts[index]
+            for ((region, decided_by), point) in regions.into_iter().zip(points) {
+                let domain = domain_check(&point, index, input_box, model.net());
+                judged.push((
+                    region,
+                    domain,
+                    decided_by,
+                    settings.keep_points.then_some(point),
+                ));
+            }
+        }
+        verdicts.push(judged.into_iter());
+    }
+    let layers = assemble(&explanation, |index, _| {
+        verdicts[index]
             .next()
-            .expect("one verdict per root, in order");
-        let domain = domain_check(point, index, input_box, model.net());
-        (
-            region,
-            domain,
-            decided_by,
-            settings.keep_points.then(|| point.to_vec()),
-        )
+            .expect("one verdict per root, in order")
     });
     Ok(SampleRecord {
         sample,
@@ -476,6 +481,10 @@ fn audit_exact(
 }
 
 type Judged = (Membership, DomainCheck, Decision, Option<Vec<f64>>);
+
+/// Roots rebuilt and judged together: bounds the memory of a wide layer's roots to this many
+/// points of the layer's input width.
+const ROOTS_PER_BLOCK: usize = 1024;
 
 /// Turn an explanation into records, judging each root with `judge(layer_index, point)`.
 fn assemble<T: Scalar>(

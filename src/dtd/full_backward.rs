@@ -197,7 +197,7 @@ impl<T: Scalar> RootFinder<T> for RuleRoots<'_, T> {
         let mut passed = T::zero();
         let outcome = root_step(
             rule,
-            affine.row(neuron),
+            &affine.row(neuron),
             a,
             affine.bias(neuron),
             &relevance,
@@ -563,9 +563,10 @@ impl<'a, T: Scalar> Recursion<'a, T> {
             }
             let (z_root, out_root) = apply(layer, &root);
             let at_root = self.eval(index + 1, &out_root, None)?;
-            let w = layer.affine.row(j);
+            // The gradient is recorded over every input, so the row is taken whole.
+            let w = layer.affine.row(j).dense();
             let active =
-                !layer.relu || self.active_toward(&z_root[j], w, layer.affine.bias(j), &root, h);
+                !layer.relu || self.active_toward(&z_root[j], &w, layer.affine.bias(j), &root, h);
             let c = &at_root.slope[j];
             let mut passed = T::zero();
             let mut gradient = Vec::new();
@@ -756,7 +757,7 @@ mod tests {
         let Expansion::Root { gradient, .. } = &top.neurons[0].expansion else {
             panic!("the explained output is expanded: {:?}", top.neurons[0]);
         };
-        assert_eq!(gradient, net.layers()[2].affine.row(0));
+        assert_eq!(*gradient, *net.layers()[2].affine.row(0).dense());
         for (a, b) in fb.input_relevance().iter().zip(fe.input_relevance()) {
             assert!(
                 (a - b.to_f64()).abs() <= 1e-12 * (1.0 + a.abs()),
@@ -974,11 +975,11 @@ mod tests {
                 expanded += 1;
                 let up = upper_relevance(&net, index, point, 1, &opts, &finder).unwrap();
                 assert_eq!(up.relevance[j], n.remainder);
-                let w = net.layers()[index].affine.row(j);
+                let w = net.layers()[index].affine.row(j).dense();
                 let ratio_ok = gradient.iter().all(Scalar::is_zero)
                     || gradient
                         .iter()
-                        .zip(w)
+                        .zip(w.iter())
                         .all(|(g, wi)| *g == up.slope[j].clone() * wi.clone());
                 assert!(ratio_ok, "layer {index} neuron {j}");
             }

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use rules::{BiasMode, InitialRelevance, Rule};
 
 use crate::exact::Scalar;
+use crate::model::ir::Row;
 use crate::model::{Network, Trace};
 
 /// Rules and numerical settings of one explanation.
@@ -349,7 +350,7 @@ pub fn layer_step<T: Scalar>(
         let outcome = if let Some(root_rule) = &root_rule {
             root_step(
                 root_rule,
-                w,
+                &w,
                 a,
                 b,
                 r,
@@ -361,18 +362,7 @@ pub fn layer_step<T: Scalar>(
                 &mut passed,
             )
         } else {
-            let connected = affine.connected(j);
-            lrp_step(
-                rule,
-                w,
-                a,
-                b,
-                r,
-                settings,
-                connected,
-                &mut lower,
-                &mut passed,
-            );
+            lrp_step(rule, &w, a, b, r, settings, &mut lower, &mut passed);
             RootOutcome::None(NoRoot::NotApplicable)
         };
         neurons.push(NeuronRelevance {
@@ -389,10 +379,46 @@ pub fn layer_step<T: Scalar>(
     }
 }
 
+/// The root of neuron `j` of 0-based layer `index` at input `a` with relevance `r`, exactly as
+/// [`explain`] with `keep_roots` computes it (the rule is the one the settings give that
+/// layer; a rule without roots gives none).
+pub fn neuron_root<T: Scalar>(
+    net: &Network<T>,
+    index: usize,
+    j: usize,
+    a: &[T],
+    r: &T,
+    settings: &DtdSettings,
+) -> RootOutcome<T> {
+    let rule = settings.rule_for(index);
+    if !rule.has_root() || r.is_zero() {
+        return RootOutcome::None(if r.is_zero() {
+            NoRoot::ZeroRelevance
+        } else {
+            NoRoot::NotApplicable
+        });
+    }
+    let affine = &net.layers()[index].affine;
+    let (mut lower, mut passed) = (vec![T::zero(); a.len()], T::zero());
+    root_step(
+        &RootRule::new(rule),
+        &affine.row(j),
+        a,
+        affine.bias(j),
+        r,
+        settings,
+        &T::from_f64(settings.denominator_threshold),
+        &T::from_f64(settings.stabilizer),
+        true,
+        &mut lower,
+        &mut passed,
+    )
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn root_step<T: Scalar>(
     rule: &RootRule<T>,
-    w: &[T],
+    w: &Row<'_, T>,
     a: &[T],
     b: &T,
     r: &T,
@@ -405,9 +431,12 @@ pub(crate) fn root_step<T: Scalar>(
 ) -> RootOutcome<T> {
     // The rule is matched once per neuron, not once per coordinate, so each loop below is a
     // plain arithmetic loop.
+    let listed = w.gather(a);
     let step = RootStep {
-        w,
-        a,
+        w: w.values(),
+        a: &listed,
+        full: a,
+        inputs: w.inputs(),
         r,
         threshold,
         stabilizer,
@@ -449,8 +478,12 @@ pub(crate) fn root_step<T: Scalar>(
 
 /// One neuron's root, for a direction given coordinate by coordinate.
 struct RootStep<'a, T> {
+    /// The listed weights of the neuron's row and the inputs at their positions.
     w: &'a [T],
     a: &'a [T],
+    /// The whole input, and the positions of the listed weights (`None`: every input).
+    full: &'a [T],
+    inputs: Option<&'a [u32]>,
     r: &'a T,
     threshold: &'a T,
     stabilizer: &'a T,
@@ -486,17 +519,40 @@ impl<T: Scalar> RootStep<'_, T> {
             self.r.clone() / d
         };
         let mut point = Vec::new();
-        if self.keep_roots {
-            point = vec![T::zero(); self.a.len()];
-            for (((li, pi), wi), ai) in lower.iter_mut().zip(&mut point).zip(self.w).zip(self.a) {
-                let tv = t.clone() * v(wi, ai);
-                *pi = ai.clone() - tv.clone();
-                // Skips zero products itself where that saves work (rationals).
-                T::mul_add_assign(li, wi, &tv);
+        match self.inputs {
+            None if self.keep_roots => {
+                point = vec![T::zero(); self.a.len()];
+                for (((li, pi), wi), ai) in lower.iter_mut().zip(&mut point).zip(self.w).zip(self.a)
+                {
+                    let tv = t.clone() * v(wi, ai);
+                    *pi = ai.clone() - tv.clone();
+                    // Skips zero products itself where that saves work (rationals).
+                    T::mul_add_assign(li, wi, &tv);
+                }
             }
-        } else {
-            for ((li, wi), ai) in lower.iter_mut().zip(self.w).zip(self.a) {
-                T::mul_add_assign(li, wi, &(t.clone() * v(wi, ai)));
+            None => {
+                for ((li, wi), ai) in lower.iter_mut().zip(self.w).zip(self.a) {
+                    T::mul_add_assign(li, wi, &(t.clone() * v(wi, ai)));
+                }
+            }
+            Some(inputs) => {
+                if self.keep_roots {
+                    // An input the row does not list has weight 0, which the rules' sign
+                    // tests count as non-negative.
+                    let zero = T::zero();
+                    point = self
+                        .full
+                        .iter()
+                        .map(|ai| ai.clone() - t.clone() * v(&zero, ai))
+                        .collect();
+                }
+                for ((&i, wi), ai) in inputs.iter().zip(self.w).zip(self.a) {
+                    let tv = t.clone() * v(wi, ai);
+                    if self.keep_roots {
+                        point[i as usize] = ai.clone() - tv.clone();
+                    }
+                    T::mul_add_assign(&mut lower[i as usize], wi, &tv);
+                }
             }
         }
         // Σ_i w_i t v_i = t (w · v); exact in rationals.
@@ -505,28 +561,32 @@ impl<T: Scalar> RootStep<'_, T> {
     }
 }
 
+/// One neuron's LRP step over the listed weights of its row (an unlisted input has weight 0
+/// and is not connected, so it receives nothing).
 #[allow(clippy::too_many_arguments)]
 fn lrp_step<T: Scalar>(
     rule: Rule,
-    w: &[T],
+    row: &Row<'_, T>,
     a: &[T],
     b: &T,
     r: &T,
     settings: &DtdSettings,
-    connected: Option<&[u32]>,
     lower: &mut [T],
     passed: &mut T,
 ) {
     let include = settings.bias != BiasMode::Ignore;
     let stabilizer = T::from_f64(settings.stabilizer);
-    let mut give = |i: usize, c: T| {
+    let (w, a) = (row.values(), row.gather(a));
+    let inputs = row.inputs();
+    let mut give = |k: usize, c: T| {
+        let i = inputs.map_or(k, |ix| ix[k] as usize);
         *passed = passed.clone() + c.clone();
         lower[i] = lower[i].clone() + c;
     };
     match rule {
         Rule::Epsilon(e) => {
             let mut z = if include { b.clone() } else { T::zero() };
-            for (wi, ai) in w.iter().zip(a) {
+            for (wi, ai) in w.iter().zip(a.iter()) {
                 T::mul_add_assign(&mut z, wi, ai);
             }
             let d = stabilize(z, &T::from_f64(e));
@@ -534,14 +594,14 @@ fn lrp_step<T: Scalar>(
                 return;
             }
             let scale = r.clone() / d;
-            for (i, (wi, ai)) in w.iter().zip(a).enumerate() {
+            for (i, (wi, ai)) in w.iter().zip(a.iter()).enumerate() {
                 give(i, wi.clone() * ai.clone() * scale.clone());
             }
         }
         Rule::AlphaBeta { alpha, beta } => {
             let contributions: Vec<T> = w
                 .iter()
-                .zip(a)
+                .zip(a.iter())
                 .map(|(wi, ai)| wi.clone() * ai.clone())
                 .collect();
             let mut pos = if include { positive(b) } else { T::zero() };
@@ -569,17 +629,13 @@ fn lrp_step<T: Scalar>(
         // Every input the neuron is connected to gets an equal share (a convolution's
         // window, a dense layer's every input).
         Rule::Flat => {
-            let count = connected.map_or(w.len(), <[u32]>::len);
-            let n = stabilize(T::from_f64(count as f64), &stabilizer);
+            let n = stabilize(T::from_f64(row.connected() as f64), &stabilizer);
             // A window that covers only padding has no inputs to share with.
             if n.is_zero() {
                 return;
             }
             let share = r.clone() / n;
-            match connected {
-                Some(inputs) => inputs.iter().for_each(|&i| give(i as usize, share.clone())),
-                None => (0..w.len()).for_each(|i| give(i, share.clone())),
-            }
+            (0..w.len()).for_each(|k| give(k, share.clone()));
         }
         // Without the LP path the rule passes nothing; see `crate::lp::nearest_valid`.
         Rule::NearestValid(_) => {}

@@ -383,7 +383,8 @@ fn project(ctx: &Context, plane: RootPlane, p: Vec<f64>) -> Result<Projected, Re
     let w = ctx.model.net().layers()[ctx.m]
         .affine
         .row(plane.neuron)
-        .to_vec();
+        .dense()
+        .into_owned();
     let ww = exact_dot(&w, &w).expect("finite weights").to_rational();
     if Zero::is_zero(&ww) {
         return reject(format!(

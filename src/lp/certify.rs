@@ -622,8 +622,8 @@ fn own_face_contradiction(
     let active = view.pattern.layer(view.layer)?[plane.neuron];
     let affine = &view.net.layers()[view.layer].affine;
     let mut z = crate::exact::dyadic::ExactSum::new();
-    for (&w, &a) in affine.row(plane.neuron).iter().zip(view.centre) {
-        z.add_product(w, a);
+    for (i, &w) in affine.row(plane.neuron).entries() {
+        z.add_product(w, view.centre[i]);
     }
     z.add(*affine.bias(plane.neuron));
     z.add(-plane.relevance);

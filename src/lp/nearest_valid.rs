@@ -122,8 +122,8 @@ fn plane_relevance(model: &Model, index: usize, j: usize, a: &[f64], r: f64) -> 
         return r;
     }
     let mut z = ExactSum::new();
-    for (&w, &ai) in layer.affine.row(j).iter().zip(a) {
-        z.add_product(w, ai);
+    for (i, &w) in layer.affine.row(j).entries() {
+        z.add_product(w, a[i]);
     }
     z.add(*layer.affine.bias(j));
     let Some(z) = z.value() else { return r };
@@ -268,10 +268,9 @@ fn valid_step(
         let (outcome, passed) = match certifier.answer(&question).answer {
             Answer::Found { point, .. } => {
                 let point = settle(certifier.model, pattern, index, domain, a, point);
-                let w = affine.row(j);
                 let mut passed = 0.0;
-                for (i, ((&wi, &ai), &pi)) in w.iter().zip(a).zip(&point).enumerate() {
-                    let c = wi * (ai - pi);
+                for (i, &wi) in affine.row(j).entries() {
+                    let c = wi * (a[i] - point[i]);
                     lower[i] += c;
                     passed += c;
                 }

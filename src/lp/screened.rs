@@ -17,6 +17,7 @@ use ndarray::Array2;
 use super::{solve_with_duals, SolveOptions, Solved};
 use crate::exact::dyadic::Dyadic;
 use crate::exact::program::{LinearProgram, RowKind};
+use crate::model::ir::Row;
 use crate::region::composed::ComposedRows;
 use crate::region::problem::{add_root_row, distance_program, Layout, Norm, RegionView, RootPlane};
 
@@ -73,7 +74,7 @@ fn reduced_program(
         let (k, j) = rows.labels[i];
         lp.add_row(
             format!("c{}_{j}", k + 1),
-            layout.split(&signed),
+            layout.split(Row::from_dense(&signed)),
             RowKind::Ge,
             rhs,
         );
@@ -294,16 +295,18 @@ pub fn layered_multipliers(
             let above = &u[k + 1 - view.layer];
             let next = &layers[k + 1].affine;
             let mask = view.pattern.layer(k);
-            for (j, v) in uk.iter_mut().enumerate() {
-                let passes = mask.is_none_or(|m| m[j]);
-                if passes {
-                    let mut s = 0.0;
-                    for (r, &ur) in above.iter().enumerate() {
-                        if ur != 0.0 {
-                            s += ur * next.row(r)[j];
-                        }
+            // Wᵀu, row by row over the rows' listed weights.
+            let mut s = vec![0.0; uk.len()];
+            for (r, &ur) in above.iter().enumerate() {
+                if ur != 0.0 {
+                    for (j, &w) in next.row(r).entries() {
+                        s[j] += ur * w;
                     }
-                    *v += s;
+                }
+            }
+            for (j, (v, sj)) in uk.iter_mut().zip(s).enumerate() {
+                if mask.is_none_or(|m| m[j]) {
+                    *v += sj;
                 }
             }
         }

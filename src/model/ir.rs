@@ -1,9 +1,9 @@
 //! The network IR: a validated sequence of layers, each an affine map followed by an optional
 //! ReLU. It knows nothing of file formats; loaders translate into it.
 
-use std::sync::Arc;
+use std::borrow::Cow;
 
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ArrayView2};
 use sha2::{Digest, Sha256};
 
 use crate::error::{invalid, Result};
@@ -17,39 +17,6 @@ pub const MAX_PARAMETERS: usize = 1 << 31;
 pub struct Dense<T = f64> {
     weight: Array2<T>,
     bias: Array1<T>,
-    /// Which inputs each output is connected to, where that is not all of them (a
-    /// convolution or pooling written as a dense layer: its window's positions). `None`:
-    /// every input.
-    connections: Option<Arc<Connections>>,
-}
-
-/// The inputs each output of a layer is connected to, row by row (compressed rows).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Connections {
-    offsets: Vec<usize>,
-    inputs: Vec<u32>,
-}
-
-impl Connections {
-    /// From one list of input indices per output.
-    pub fn from_rows(rows: Vec<Vec<u32>>) -> Self {
-        let mut offsets = Vec::with_capacity(rows.len() + 1);
-        offsets.push(0);
-        let mut inputs = Vec::new();
-        for r in rows {
-            inputs.extend(r);
-            offsets.push(inputs.len());
-        }
-        Connections { offsets, inputs }
-    }
-
-    pub fn row(&self, j: usize) -> &[u32] {
-        &self.inputs[self.offsets[j]..self.offsets[j + 1]]
-    }
-
-    fn rows(&self) -> usize {
-        self.offsets.len() - 1
-    }
 }
 
 impl<T: Scalar> Dense<T> {
@@ -72,43 +39,7 @@ impl<T: Scalar> Dense<T> {
         Ok(Self {
             weight: weight.as_standard_layout().into_owned(),
             bias,
-            connections: None,
         })
-    }
-
-    /// [`Dense::new`] for a layer whose outputs see only some inputs (each listed input index
-    /// must be in range; weights outside the lists must be zero).
-    pub fn with_connections(
-        weight: Array2<T>,
-        bias: Array1<T>,
-        connections: Connections,
-    ) -> Result<Self> {
-        let mut d = Self::new(weight, bias)?;
-        if connections.rows() != d.weight.nrows() {
-            return Err(invalid(format!(
-                "connections for {} rows, the layer has {}",
-                connections.rows(),
-                d.weight.nrows()
-            )));
-        }
-        let cols = d.weight.ncols();
-        for j in 0..connections.rows() {
-            let listed = connections.row(j);
-            if listed.iter().any(|&i| i as usize >= cols) {
-                return Err(invalid(format!("connections of row {j} out of range")));
-            }
-            let mut seen = vec![false; cols];
-            for &i in listed {
-                seen[i as usize] = true;
-            }
-            if let Some(i) = (0..cols).find(|&i| !seen[i] && !d.weight[[j, i]].is_zero()) {
-                return Err(invalid(format!(
-                    "row {j} has a weight at input {i}, which its connections do not list"
-                )));
-            }
-        }
-        d.connections = Some(Arc::new(connections));
-        Ok(d)
     }
 
     pub fn weight(&self) -> &Array2<T> {
@@ -128,61 +59,282 @@ impl<T: Scalar> Dense<T> {
     }
 }
 
+/// An affine map whose outputs each see a few inputs (a convolution, a pooling window, batch
+/// norm on an image): compressed rows, so no dense matrix is ever built. Each row lists its
+/// inputs in increasing order with their weights; an input a row does not list has weight 0
+/// and is not connected to it (the flat rule shares only over listed inputs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sparse<T = f64> {
+    in_dim: usize,
+    offsets: Vec<usize>,
+    inputs: Vec<u32>,
+    values: Vec<T>,
+    bias: Array1<T>,
+}
+
+impl<T: Scalar> Sparse<T> {
+    /// One `(input, weight)` list per output. Checks that every input is below `in_dim`
+    /// (itself below 2^32), that each list is strictly increasing, and that the bias has one
+    /// entry per row.
+    pub fn from_rows(in_dim: usize, rows: Vec<Vec<(u32, T)>>, bias: Array1<T>) -> Result<Self> {
+        if rows.is_empty() || in_dim == 0 {
+            return Err(invalid(format!(
+                "sparse layer with {} outputs and {in_dim} inputs is empty",
+                rows.len()
+            )));
+        }
+        if u32::try_from(in_dim).is_err() {
+            return Err(invalid(format!(
+                "a sparse layer has at most 2^32 inputs, this one {in_dim}"
+            )));
+        }
+        if rows.len() != bias.len() {
+            return Err(invalid(format!(
+                "{} rows but the bias has {} entries",
+                rows.len(),
+                bias.len()
+            )));
+        }
+        let total = rows.iter().map(Vec::len).sum();
+        let mut offsets = Vec::with_capacity(rows.len() + 1);
+        let mut inputs = Vec::with_capacity(total);
+        let mut values = Vec::with_capacity(total);
+        offsets.push(0);
+        for (j, row) in rows.into_iter().enumerate() {
+            let mut last: Option<u32> = None;
+            for (i, v) in row {
+                if i as usize >= in_dim || last.is_some_and(|l| l >= i) {
+                    return Err(invalid(format!(
+                        "row {j}: input {i} is out of range or out of order"
+                    )));
+                }
+                last = Some(i);
+                inputs.push(i);
+                values.push(v);
+            }
+            offsets.push(inputs.len());
+        }
+        Ok(Self {
+            in_dim,
+            offsets,
+            inputs,
+            values,
+            bias,
+        })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    /// Every listed weight, row after row.
+    pub fn values(&self) -> &[T] {
+        &self.values
+    }
+
+    pub fn bias(&self) -> &Array1<T> {
+        &self.bias
+    }
+
+    fn row(&self, j: usize) -> Row<'_, T> {
+        let range = self.offsets[j]..self.offsets[j + 1];
+        Row {
+            len: self.in_dim,
+            values: &self.values[range.clone()],
+            inputs: Some(&self.inputs[range]),
+        }
+    }
+
+    /// Multiplies every weight and the bias of row `j` by `scale[j]` and adds `shift[j]` to
+    /// the bias (an affine map applied after this one, output by output), rounding once.
+    pub fn scale_rows(&mut self, scale: impl Fn(usize) -> T, shift: impl Fn(usize) -> T) {
+        for j in 0..self.rows() {
+            let s = scale(j);
+            for v in &mut self.values[self.offsets[j]..self.offsets[j + 1]] {
+                *v = v.clone() * s.clone();
+            }
+            self.bias[j] = self.bias[j].clone() * s + shift(j);
+        }
+    }
+}
+
+/// The weights of one output: every input's (a dense row), or the listed inputs' (a sparse
+/// row, where every other input has weight 0 and is not connected).
+#[derive(Clone, Copy, Debug)]
+pub struct Row<'a, T> {
+    len: usize,
+    values: &'a [T],
+    inputs: Option<&'a [u32]>,
+}
+
+impl<'a, T: Scalar> Row<'a, T> {
+    /// A dense row over every input.
+    pub fn from_dense(values: &'a [T]) -> Self {
+        Row {
+            len: values.len(),
+            values,
+            inputs: None,
+        }
+    }
+
+    /// The number of inputs of the layer (not of listed weights).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The listed weights: all of them for a dense row.
+    pub fn values(&self) -> &'a [T] {
+        self.values
+    }
+
+    /// The inputs of the listed weights, `None` for a dense row (every input).
+    pub fn inputs(&self) -> Option<&'a [u32]> {
+        self.inputs
+    }
+
+    /// How many inputs the output is connected to.
+    pub fn connected(&self) -> usize {
+        self.values.len()
+    }
+
+    /// `(input, weight)` for each listed weight.
+    pub fn entries(&self) -> impl Iterator<Item = (usize, &'a T)> + 'a {
+        let inputs = self.inputs;
+        self.values
+            .iter()
+            .enumerate()
+            .map(move |(k, v)| match inputs {
+                Some(ix) => (ix[k] as usize, v),
+                None => (k, v),
+            })
+    }
+
+    /// The whole row with its zeros: borrowed for a dense row.
+    pub fn dense(&self) -> Cow<'a, [T]> {
+        match self.inputs {
+            None => Cow::Borrowed(self.values),
+            Some(ix) => {
+                let mut out = vec![T::zero(); self.len];
+                for (&i, v) in ix.iter().zip(self.values) {
+                    out[i as usize] = v.clone();
+                }
+                Cow::Owned(out)
+            }
+        }
+    }
+
+    /// `a` at the listed inputs, in their order (borrowed for a dense row).
+    pub fn gather<'b>(&self, a: &'b [T]) -> Cow<'b, [T]> {
+        match self.inputs {
+            None => Cow::Borrowed(a),
+            Some(ix) => Cow::Owned(ix.iter().map(|&i| a[i as usize].clone()).collect()),
+        }
+    }
+
+    /// `w · a + b`, summed left to right over the listed weights in `T`'s arithmetic.
+    pub fn affine_dot(&self, a: &[T], b: &T) -> T {
+        match self.inputs {
+            None => crate::exact::scalar::affine_dot(self.values, a, b),
+            Some(ix) => {
+                let mut acc = T::zero();
+                for (&i, w) in ix.iter().zip(self.values) {
+                    T::mul_add_assign(&mut acc, w, &a[i as usize]);
+                }
+                acc + b.clone()
+            }
+        }
+    }
+
+    /// `w · a`.
+    pub fn dot(&self, a: &[T]) -> T {
+        self.affine_dot(a, &T::zero())
+    }
+}
+
 /// The affine part of a layer. Closed: every pass matches it exhaustively.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Affine<T = f64> {
     Dense(Dense<T>),
+    Sparse(Sparse<T>),
 }
 
 impl<T: Scalar> Affine<T> {
     pub fn in_dim(&self) -> usize {
         match self {
             Affine::Dense(d) => d.weight.ncols(),
+            Affine::Sparse(s) => s.in_dim,
         }
     }
 
     pub fn out_dim(&self) -> usize {
         match self {
             Affine::Dense(d) => d.weight.nrows(),
+            Affine::Sparse(s) => s.rows(),
         }
     }
 
     /// The weights of output `j` (the row `w_j` that DTD's rules act on).
-    pub fn row(&self, j: usize) -> &[T] {
+    pub fn row(&self, j: usize) -> Row<'_, T> {
         match self {
-            Affine::Dense(d) => d.row(j),
-        }
-    }
-
-    /// The inputs output `j` is connected to, where that is not every input.
-    pub fn connected(&self, j: usize) -> Option<&[u32]> {
-        match self {
-            Affine::Dense(d) => d.connections.as_ref().map(|c| c.row(j)),
+            Affine::Dense(d) => Row {
+                len: d.weight.ncols(),
+                values: d.row(j),
+                inputs: None,
+            },
+            Affine::Sparse(s) => s.row(j),
         }
     }
 
     pub fn bias(&self, j: usize) -> &T {
         match self {
             Affine::Dense(d) => &d.bias[j],
+            Affine::Sparse(s) => &s.bias[j],
         }
+    }
+
+    /// The number of stored weights (`rows × columns` for a dense layer).
+    pub fn stored_weights(&self) -> usize {
+        match self {
+            Affine::Dense(d) => d.weight.len(),
+            Affine::Sparse(s) => s.values.len(),
+        }
+    }
+
+    /// `W` as a dense matrix, when it has at most `limit` entries (borrowed for a dense
+    /// layer); `None` when larger.
+    pub fn dense_matrix(&self, limit: usize) -> Option<Cow<'_, Array2<T>>> {
+        let (rows, cols) = (self.out_dim(), self.in_dim());
+        if rows.checked_mul(cols).is_none_or(|n| n > limit) {
+            return None;
+        }
+        Some(match self {
+            Affine::Dense(d) => Cow::Borrowed(&d.weight),
+            Affine::Sparse(s) => {
+                let mut m = Array2::from_elem((rows, cols), T::zero());
+                for j in 0..rows {
+                    for (i, v) in s.row(j).entries() {
+                        m[[j, i]] = v.clone();
+                    }
+                }
+                Cow::Owned(m)
+            }
+        })
     }
 
     /// `out = W a + b`, summed left to right in `T`'s arithmetic.
     pub fn apply_into(&self, a: &[T], out: &mut Vec<T>) {
         out.clear();
-        match self {
-            Affine::Dense(d) => {
-                for j in 0..d.weight.nrows() {
-                    out.push(crate::exact::scalar::affine_dot(d.row(j), a, &d.bias[j]));
-                }
-            }
+        for j in 0..self.out_dim() {
+            out.push(self.row(j).affine_dot(a, self.bias(j)));
         }
     }
 
     fn parameters(&self) -> usize {
-        match self {
-            Affine::Dense(d) => d.weight.len() + d.bias.len(),
-        }
+        self.stored_weights() + self.out_dim()
     }
 
     fn map<U: Scalar>(&self, f: impl Fn(&T) -> U) -> Affine<U> {
@@ -190,8 +342,52 @@ impl<T: Scalar> Affine<T> {
             Affine::Dense(d) => Affine::Dense(Dense {
                 weight: d.weight.map(&f),
                 bias: d.bias.map(&f),
-                connections: d.connections.clone(),
             }),
+            Affine::Sparse(s) => Affine::Sparse(Sparse {
+                in_dim: s.in_dim,
+                offsets: s.offsets.clone(),
+                inputs: s.inputs.clone(),
+                values: s.values.iter().map(&f).collect(),
+                bias: s.bias.map(&f),
+            }),
+        }
+    }
+}
+
+impl Affine<f64> {
+    /// `W g` (or `|W| g` with `absolute`) for a matrix `g` with one row per input of the
+    /// layer: a composed map one layer further.
+    pub fn times(&self, g: ArrayView2<'_, f64>, absolute: bool) -> Array2<f64> {
+        match self {
+            Affine::Dense(d) if absolute => d.weight.mapv(f64::abs).dot(&g),
+            Affine::Dense(d) => d.weight.dot(&g),
+            Affine::Sparse(s) => {
+                let mut out = Array2::zeros((s.rows(), g.ncols()));
+                for (j, mut o) in out.rows_mut().into_iter().enumerate() {
+                    for (i, &w) in s.row(j).entries() {
+                        let w = if absolute { w.abs() } else { w };
+                        o.scaled_add(w, &g.row(i));
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// `h Wᵀ` for points `h` given as rows: the layer's linear part applied to each point.
+    pub fn apply_rows(&self, h: ArrayView2<'_, f64>) -> Array2<f64> {
+        match self {
+            Affine::Dense(d) => h.dot(&d.weight.t()),
+            Affine::Sparse(s) => {
+                let mut out = Array2::zeros((h.nrows(), s.rows()));
+                for (point, mut o) in h.rows().into_iter().zip(out.rows_mut()) {
+                    for (j, v) in o.iter_mut().enumerate() {
+                        let row = s.row(j);
+                        *v = row.entries().fold(0.0, |acc, (i, &w)| acc + w * point[i]);
+                    }
+                }
+                out
+            }
         }
     }
 }
@@ -229,19 +425,18 @@ impl Network<f64> {
                 }
             }
             parameters = parameters.saturating_add(layer.affine.parameters());
-            match &layer.affine {
-                Affine::Dense(d) => {
-                    if let Some(((r, c), v)) = d.weight.indexed_iter().find(|(_, v)| !v.is_finite())
-                    {
-                        return Err(invalid(format!(
-                            "layer {number}: weight [{r}, {c}] is {v}, weights must be finite"
-                        )));
-                    }
-                    if let Some((j, v)) = d.bias.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-                        return Err(invalid(format!(
-                            "layer {number}: bias [{j}] is {v}, biases must be finite"
-                        )));
-                    }
+            let affine = &layer.affine;
+            for j in 0..affine.out_dim() {
+                if let Some((i, v)) = affine.row(j).entries().find(|(_, v)| !v.is_finite()) {
+                    return Err(invalid(format!(
+                        "layer {number}: weight [{j}, {i}] is {v}, weights must be finite"
+                    )));
+                }
+                let b = affine.bias(j);
+                if !b.is_finite() {
+                    return Err(invalid(format!(
+                        "layer {number}: bias [{j}] is {b}, biases must be finite"
+                    )));
                 }
             }
         }
@@ -280,14 +475,19 @@ impl Network<f64> {
                     for v in d.weight.iter().chain(d.bias.iter()) {
                         h.update(v.to_bits().to_le_bytes());
                     }
-                    if let Some(c) = &d.connections {
-                        h.update(b"connections");
-                        for &o in &c.offsets {
-                            h.update((o as u64).to_le_bytes());
-                        }
-                        for &i in &c.inputs {
-                            h.update(i.to_le_bytes());
-                        }
+                }
+                Affine::Sparse(s) => {
+                    h.update(b"sparse");
+                    h.update((s.rows() as u64).to_le_bytes());
+                    h.update((s.in_dim as u64).to_le_bytes());
+                    for &o in &s.offsets {
+                        h.update((o as u64).to_le_bytes());
+                    }
+                    for &i in &s.inputs {
+                        h.update(i.to_le_bytes());
+                    }
+                    for v in s.values.iter().chain(s.bias.iter()) {
+                        h.update(v.to_bits().to_le_bytes());
                     }
                 }
             }
@@ -347,4 +547,129 @@ pub fn dense_layer(
         affine: Affine::Dense(Dense::new(weight, Array1::from(bias))?),
         relu,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 3-output, 5-input sparse layer and its dense twin.
+    fn pair() -> (Affine, Affine) {
+        let rows = vec![
+            vec![(0, 1.5), (3, -2.0)],
+            vec![],
+            vec![(1, 0.25), (2, 0.0), (4, -0.5)],
+        ];
+        let bias = Array1::from(vec![0.5, -1.0, 2.0]);
+        let sparse = Affine::Sparse(Sparse::from_rows(5, rows.clone(), bias.clone()).unwrap());
+        let mut w = Array2::zeros((3, 5));
+        for (j, row) in rows.iter().enumerate() {
+            for &(i, v) in row {
+                w[[j, i as usize]] = v;
+            }
+        }
+        (sparse, Affine::Dense(Dense::new(w, bias).unwrap()))
+    }
+
+    #[test]
+    fn sparse_rows_compute_what_their_dense_matrix_computes() {
+        let (sparse, dense) = pair();
+        assert_eq!(
+            *sparse.dense_matrix(usize::MAX).unwrap(),
+            *dense.dense_matrix(usize::MAX).unwrap()
+        );
+        assert!(sparse.dense_matrix(14).is_none());
+        let x = [1.0, -2.0, 3.5, 0.25, 8.0];
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        sparse.apply_into(&x, &mut a);
+        dense.apply_into(&x, &mut b);
+        assert_eq!(a, b);
+        let points = ndarray::arr2(&[x, [0.5, 0.0, -1.0, 2.0, 1.0]]);
+        let with_bias = |m: Array2<f64>| m + &Array1::from(vec![0.5, -1.0, 2.0]);
+        assert_eq!(
+            with_bias(sparse.apply_rows(points.view())).row(0).to_vec(),
+            a
+        );
+        assert_eq!(
+            sparse.apply_rows(points.view()),
+            dense.apply_rows(points.view())
+        );
+        let g = ndarray::Array2::from_shape_fn((5, 4), |(i, j)| i as f64 - 1.5 * j as f64);
+        for absolute in [false, true] {
+            assert_eq!(
+                sparse.times(g.view(), absolute),
+                dense.times(g.view(), absolute)
+            );
+        }
+        for j in 0..3 {
+            let (s, d) = (sparse.row(j), dense.row(j));
+            assert_eq!(s.dense(), d.dense());
+            assert_eq!(s.dot(&x), d.dot(&x));
+        }
+        // Only listed inputs are connected, explicit zeros included.
+        assert_eq!(
+            (0..3)
+                .map(|j| sparse.row(j).connected())
+                .collect::<Vec<_>>(),
+            vec![2, 0, 3]
+        );
+        assert_eq!(sparse.stored_weights(), 5);
+    }
+
+    #[test]
+    fn sparse_layers_are_checked_when_built() {
+        let bias = || Array1::from(vec![0.0, 0.0]);
+        for (rows, words) in [
+            (vec![vec![(1, 1.0), (0, 1.0)], vec![]], "out of order"),
+            (vec![vec![(2, 1.0), (2, 1.0)], vec![]], "out of order"),
+            (vec![vec![(3, 1.0)], vec![]], "out of range"),
+        ] {
+            let e = Sparse::from_rows(3, rows, bias()).unwrap_err().to_string();
+            assert!(e.contains(words), "{e}");
+        }
+        let e = Sparse::from_rows(3, vec![vec![(0, 1.0)]], bias())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bias has 2 entries"), "{e}");
+        let e = Sparse::<f64>::from_rows(0, vec![vec![], vec![]], bias())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("empty"), "{e}");
+        // Non-finite weights are refused by the network, naming the place.
+        let s = Sparse::from_rows(3, vec![vec![(2, f64::NAN)], vec![]], bias()).unwrap();
+        let e = Network::new(vec![Layer {
+            affine: Affine::Sparse(s),
+            relu: true,
+        }])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("weight [0, 2] is NaN"), "{e}");
+    }
+
+    #[test]
+    fn the_fingerprint_tells_sparse_from_dense_and_sees_every_index() {
+        let (sparse, dense) = pair();
+        let net = |a: Affine| {
+            Network::new(vec![Layer {
+                affine: a,
+                relu: false,
+            }])
+            .unwrap()
+            .fingerprint()
+        };
+        let moved = Affine::Sparse(
+            Sparse::from_rows(
+                5,
+                vec![
+                    vec![(0, 1.5), (4, -2.0)],
+                    vec![],
+                    vec![(1, 0.25), (2, 0.0), (4, -0.5)],
+                ],
+                Array1::from(vec![0.5, -1.0, 2.0]),
+            )
+            .unwrap(),
+        );
+        let (a, b, c) = (net(sparse), net(dense), net(moved));
+        assert!(a != b && a != c && b != c);
+    }
 }

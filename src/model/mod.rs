@@ -76,7 +76,7 @@ impl Model {
                 .iter()
                 .map(|l| {
                     (0..l.affine.out_dim())
-                        .map(|j| crate::exact::filter::norm_upper(l.affine.row(j)))
+                        .map(|j| crate::exact::filter::norm_upper(l.affine.row(j).values()))
                         .collect()
                 })
                 .collect()

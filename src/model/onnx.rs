@@ -10,12 +10,13 @@
 //! file, and any scaling the graph asks for (Gemm's `alpha` and `beta`) must itself be exact in
 //! f64, so the IR computes exactly the function the file describes.
 //!
-//! Image operators (Conv, AveragePool, GlobalAveragePool) become dense layers over the
-//! flattened `[channels, height, width]` sample, the IR's one affine form, which bounds them
-//! (`MAX_LOWERED_ENTRIES`). Average pooling's `1/count` and BatchNormalization's per-channel
-//! scale `γ/√(var + ε)` and shift are f64 roundings of the file's arithmetic (the one exception
-//! to the exactness above); batch norm is folded into the layer before it when no ReLU lies in
-//! between, else it is a diagonal layer of its own.
+//! Image operators (Conv, AveragePool, GlobalAveragePool) become sparse layers over the
+//! flattened `[channels, height, width]` sample: one row per output position and channel,
+//! listing the inputs of its window, so no dense matrix is built; their stored weights are
+//! bounded (`MAX_LOWERED_ENTRIES`). Average pooling's `1/count` and BatchNormalization's
+//! per-channel scale `γ/√(var + ε)` and shift are f64 roundings of the file's arithmetic (the
+//! one exception to the exactness above); batch norm is folded into the layer before it when
+//! no ReLU lies in between, else it is a diagonal layer of its own.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -32,7 +33,7 @@ use protobuf::{CodedInputStream, Enum, Message};
 
 use crate::error::{Error, Result};
 use crate::exact::{Rational, Scalar};
-use crate::model::ir::{Affine, Connections, Dense, Layer, Network, MAX_PARAMETERS};
+use crate::model::ir::{Affine, Dense, Layer, Network, Sparse, MAX_PARAMETERS};
 
 /// The oldest default-domain operator set read. From 7 on, Gemm, Add and Dropout lost the
 /// `broadcast`/`is_test` attributes whose meaning differs, and Reshape takes its shape as an
@@ -281,12 +282,47 @@ struct Ctx<'a> {
 
 /// A layer under construction; `label` names its node in errors raised when it is finished.
 struct Pending {
-    weight: Array2<f64>,
+    weight: Weights,
     bias: Array1<f64>,
     relu: bool,
     label: String,
-    /// The inputs each row sees, for image layers (`None`: all).
-    connections: Option<Vec<Vec<u32>>>,
+}
+
+/// The weights of a pending layer: a dense matrix (Gemm, MatMul), or for image layers one
+/// list of `(input, weight)` per output over `inputs` inputs.
+enum Weights {
+    Dense(Array2<f64>),
+    Sparse {
+        inputs: usize,
+        rows: Vec<Vec<(u32, f64)>>,
+    },
+}
+
+impl Weights {
+    fn rows(&self) -> usize {
+        match self {
+            Weights::Dense(w) => w.nrows(),
+            Weights::Sparse { rows, .. } => rows.len(),
+        }
+    }
+
+    /// Multiplies row `j` by `scale(j)`, rounding each product once.
+    fn scale_rows(&mut self, scale: impl Fn(usize) -> f64) {
+        match self {
+            Weights::Dense(w) => {
+                for (j, mut row) in w.rows_mut().into_iter().enumerate() {
+                    let s = scale(j);
+                    row.mapv_inplace(|v| v * s);
+                }
+            }
+            Weights::Sparse { rows, .. } => {
+                for (j, row) in rows.iter_mut().enumerate() {
+                    let s = scale(j);
+                    row.iter_mut().for_each(|(_, v)| *v *= s);
+                }
+            }
+        }
+    }
 }
 
 /// The per-sample view of the data tensor flowing along the chain.
@@ -531,15 +567,15 @@ fn translate(graph: &GraphProto, options: LoadOptions) -> Result<Vec<Layer>, Str
         .layers
         .into_iter()
         .map(|p| {
-            let dense = match p.connections {
-                Some(rows) => {
-                    Dense::with_connections(p.weight, p.bias, Connections::from_rows(rows))
+            let affine = match p.weight {
+                Weights::Dense(w) => Dense::new(w, p.bias).map(Affine::Dense),
+                Weights::Sparse { inputs, rows } => {
+                    Sparse::from_rows(inputs, rows, p.bias).map(Affine::Sparse)
                 }
-                None => Dense::new(p.weight, p.bias),
             }
             .map_err(|e| format!("{}: {e}", p.label))?;
             Ok(Layer {
-                affine: Affine::Dense(dense),
+                affine,
                 relu: p.relu,
             })
         })
@@ -783,7 +819,7 @@ fn add_bias<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
     let b_name = required_input(ctx.node, other, "the bias")?;
     let t = float_tensor(b_name, chain.consts.get(b_name).map(AsRef::as_ref))?;
     // The bias replaces the zeros the affine node left, so no addition (and no rounding) occurs.
-    layer.bias = bias_vector(b_name, t, layer.weight.nrows())?;
+    layer.bias = bias_vector(b_name, t, layer.weight.rows())?;
     Ok(())
 }
 
@@ -798,9 +834,8 @@ fn relu<'a>(chain: &mut Chain<'a>, _ctx: &Ctx<'a>) -> Result<(), String> {
     }
 }
 
-/// Entries a convolution or pooling layer may have once written as a dense matrix (the IR's
-/// only affine form): 2^26 (512 MiB of f64). Larger image layers need an operator form that the
-/// IR does not have yet.
+/// Weights a convolution, pooling or batch-norm layer may store in sparse form: 2^26 (1.5 GiB
+/// with their indices). A 24-channel 3×3 convolution of a 3×128×128 image stores 2.7 million.
 const MAX_LOWERED_ENTRIES: usize = 1 << 26;
 
 /// The largest image side, channel count, kernel side, stride or pad read (2^24): keeps every
@@ -939,22 +974,27 @@ impl Window {
     }
 }
 
-/// A dense matrix with the product of `rows` rows and of `cols` columns for a lowered image
-/// layer, refused when too large.
-fn lowered(op: &str, rows: &[usize], cols: &[usize]) -> Result<Array2<f64>, String> {
-    let product = |dims: &[usize]| dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-    match (product(rows), product(cols)) {
-        (Some(r), Some(c)) if r.checked_mul(c).is_some_and(|n| n <= MAX_LOWERED_ENTRIES) => {
-            Ok(Array2::zeros((r, c)))
+/// Checks that an image layer with the product of `rows` rows, each listing at most
+/// `per_row` weights, stays within [`MAX_LOWERED_ENTRIES`] and that its `inputs` can be
+/// indexed; returns the number of rows.
+fn lowered(op: &str, rows: &[usize], per_row: usize, inputs: usize) -> Result<usize, String> {
+    if u32::try_from(inputs).is_err() {
+        return Err(format!(
+            "{op} reads {inputs} values per sample, more than 2^32 - 1"
+        ));
+    }
+    let count = rows.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    match count {
+        Some(r)
+            if r.checked_mul(per_row)
+                .is_some_and(|n| n <= MAX_LOWERED_ENTRIES) =>
+        {
+            Ok(r)
         }
         _ => Err(format!(
-            "{op} written as a dense layer would be ({}) × ({}) (more than 2^26 entries); \
-             image inputs this large are not supported yet",
+            "{op} would store ({}) rows × {per_row} weights (more than 2^26); \
+             image layers this large are not supported",
             rows.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("·"),
-            cols.iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("·"),
@@ -962,7 +1002,7 @@ fn lowered(op: &str, rows: &[usize], cols: &[usize]) -> Result<Array2<f64>, Stri
     }
 }
 
-/// `Conv` (2-D, group 1, dilation 1, explicit pads): a dense layer over the flattened
+/// `Conv` (2-D, group 1, dilation 1, explicit pads): a sparse layer over the flattened
 /// `[channels, height, width]` sample, one row per output position and channel.
 fn conv<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
     data_first(ctx)?;
@@ -998,23 +1038,28 @@ fn conv<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
     }
     let window = Window::read(node, Some([kh, kw]))?;
     let [ho, wo] = window.output(h, w)?;
-    let mut weight = lowered("Conv", &[c_out, ho, wo], &[c_in, h, w])?;
-    let mut connections = Vec::with_capacity(c_out * ho * wo);
+    let inputs = c_in
+        .checked_mul(h)
+        .and_then(|n| n.checked_mul(w))
+        .ok_or("Conv reads more values per sample than can be indexed")?;
+    let per_row = c_in
+        .checked_mul(kh)
+        .and_then(|n| n.checked_mul(kw))
+        .ok_or("the Conv kernel has more weights than can be indexed")?;
+    let n = lowered("Conv", &[c_out, ho, wo], per_row, inputs)?;
+    let mut rows = Vec::with_capacity(n);
     for o in 0..c_out {
         for i in 0..ho {
             for j in 0..wo {
-                let row = (o * ho + i) * wo + j;
-                let mut seen = Vec::new();
+                let mut row = Vec::new();
                 for (r, c, u, v) in window.taps(i, j, h, w) {
                     for ch in 0..c_in {
                         let value = k.data[((o * c_in + ch) * kh + u) * kw + v];
-                        let col = (ch * h + r) * w + c;
-                        weight[[row, col]] = value;
-                        seen.push(col as u32);
+                        row.push((((ch * h + r) * w + c) as u32, value));
                     }
                 }
-                seen.sort_unstable();
-                connections.push(seen);
+                row.sort_unstable_by_key(|&(col, _)| col);
+                rows.push(row);
             }
         }
     }
@@ -1025,7 +1070,7 @@ fn conv<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
         }
         None => Array1::zeros(c_out * ho * wo),
     };
-    chain.push_image_layer(weight, bias, [c_out, ho, wo], connections);
+    chain.push_image_layer(inputs, rows, bias, [c_out, ho, wo]);
     Ok(())
 }
 
@@ -1065,8 +1110,19 @@ fn pool(
     op: &str,
 ) -> Result<(), String> {
     let [ho, wo] = window.output(h, w)?;
-    let mut weight = lowered(op, &[c, ho, wo], &[c, h, w])?;
-    let mut connections = Vec::with_capacity(c * ho * wo);
+    let inputs = c
+        .checked_mul(h)
+        .and_then(|n| n.checked_mul(w))
+        .ok_or(format!(
+            "{op} reads more values per sample than can be indexed"
+        ))?;
+    let per_row = window.kernel[0]
+        .checked_mul(window.kernel[1])
+        .ok_or(format!(
+            "the {op} window has more positions than can be indexed"
+        ))?;
+    let n = lowered(op, &[c, ho, wo], per_row, inputs)?;
+    let mut rows = Vec::with_capacity(n);
     for ch in 0..c {
         for i in 0..ho {
             for j in 0..wo {
@@ -1080,19 +1136,16 @@ fn pool(
                     return Err(format!("a window of {op} covers no input position"));
                 }
                 let share = 1.0 / count as f64;
-                let row = (ch * ho + i) * wo + j;
-                let mut seen = Vec::with_capacity(taps.len());
-                for (r, col, _, _) in taps {
-                    let at = (ch * h + r) * w + col;
-                    weight[[row, at]] = share;
-                    seen.push(at as u32);
-                }
-                seen.sort_unstable();
-                connections.push(seen);
+                // Taps come row by row, left to right: already in increasing input order.
+                rows.push(
+                    taps.into_iter()
+                        .map(|(r, col, _, _)| (((ch * h + r) * w + col) as u32, share))
+                        .collect(),
+                );
             }
         }
     }
-    chain.push_image_layer(weight, Array1::zeros(c * ho * wo), [c, ho, wo], connections);
+    chain.push_image_layer(inputs, rows, Array1::zeros(n), [c, ho, wo]);
     Ok(())
 }
 
@@ -1162,26 +1215,24 @@ fn batch_norm<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
         .last_mut()
         .filter(|l| fold && !l.relu && !ctx.bias_open)
     {
-        Some(layer) if layer.weight.nrows() == n => {
-            for (row, mut w) in layer.weight.rows_mut().into_iter().enumerate() {
-                let sc = s[channel_of(row)];
-                w.mapv_inplace(|v| v * sc);
-                layer.bias[row] = layer.bias[row] * sc + t[channel_of(row)];
+        Some(layer) if layer.weight.rows() == n => {
+            layer.weight.scale_rows(|row| s[channel_of(row)]);
+            for (row, b) in layer.bias.iter_mut().enumerate() {
+                *b = *b * s[channel_of(row)] + t[channel_of(row)];
             }
         }
         _ => {
-            let mut weight = lowered("BatchNormalization", &[n], &[n])?;
-            for row in 0..n {
-                weight[[row, row]] = s[channel_of(row)];
-            }
+            lowered("BatchNormalization", &[n], 1, n)?;
+            let rows = (0..n)
+                .map(|row| vec![(row as u32, s[channel_of(row)])])
+                .collect();
             let bias = Array1::from_shape_fn(n, |row| t[channel_of(row)]);
             // The data keeps its shape: no `push_*` helper, which would reset it.
             chain.layers.push(Pending {
-                weight,
+                weight: Weights::Sparse { inputs: n, rows },
                 bias,
                 relu: false,
                 label: String::new(),
-                connections: Some((0..n as u32).map(|i| vec![i]).collect()),
             });
         }
     }
@@ -1410,35 +1461,34 @@ impl<'a> Chain<'a> {
         self.shape.width = Some(weight.nrows() as u64);
         self.shape.spatial = None;
         self.layers.push(Pending {
-            weight,
+            weight: Weights::Dense(weight),
             bias,
             relu: false,
             // Filled in by the driver, which knows the node's index.
             label: String::new(),
-            connections: None,
         });
         Ok(())
     }
 }
 
 impl Chain<'_> {
-    /// Appends a lowered image layer whose output is `[channels, height, width]`.
+    /// Appends a sparse image layer over `inputs` inputs whose output is
+    /// `[channels, height, width]`.
     fn push_image_layer(
         &mut self,
-        weight: Array2<f64>,
+        inputs: usize,
+        rows: Vec<Vec<(u32, f64)>>,
         bias: Array1<f64>,
         out: [usize; 3],
-        connections: Vec<Vec<u32>>,
     ) {
         self.shape.rank = Some(4);
-        self.shape.width = Some(weight.nrows() as u64);
+        self.shape.width = Some(rows.len() as u64);
         self.shape.spatial = Some(out);
         self.layers.push(Pending {
-            weight,
+            weight: Weights::Sparse { inputs, rows },
             bias,
             relu: false,
             label: String::new(),
-            connections: Some(connections),
         });
     }
 }
@@ -1994,7 +2044,7 @@ mod tests {
         let net = load_model(&m).expect("loads");
         let layer = &net.layers()[0].affine;
         // Every product of an f32 attribute and an f32 weight is exact in f64.
-        assert_eq!(layer.row(0), &[1.5, 0.5 * f64::from(0.1f32)]);
+        assert_eq!(*layer.row(0).dense(), [1.5, 0.5 * f64::from(0.1f32)]);
         assert_eq!(*layer.bias(0), -3.0 * f64::from(0.1f32));
         assert_eq!(
             output(&net, &[2.0, 0.0]),
@@ -2798,11 +2848,14 @@ mod tests {
     }
 
     #[test]
-    fn conv_and_average_pool_are_dense_layers_computing_the_same_function() {
+    fn conv_and_average_pool_are_sparse_layers_computing_the_same_function() {
         let net = load_model(&conv_model(vec![])).expect("loads");
         assert_eq!(net.widths(), vec![24, 18, 18, 2]);
         let relus: Vec<bool> = net.layers().iter().map(|l| l.relu).collect();
         assert_eq!(relus, vec![true, false, false]);
+        assert!(net.layers()[..2]
+            .iter()
+            .all(|l| matches!(l.affine, Affine::Sparse(_))));
         for seed in 0..20u64 {
             let x: Vec<f64> = (0..24)
                 .map(|i| (((i as u64 * 31 + seed * 17) % 23) as f64 - 11.0) / 8.0)
@@ -2906,8 +2959,10 @@ mod tests {
     }
 
     #[test]
-    fn image_layers_too_large_for_a_dense_matrix_are_refused() {
-        // 3x128x128 input, Conv 3 -> 16, 3x3, pad 1: 262,144 x 49,152 entries.
+    fn image_sized_conv_layers_load_sparse_and_oversized_ones_are_refused() {
+        // 3x128x128 input, Conv 3 -> 16, 3x3, pad 1: 262,144 x 49,152 as a dense matrix, but
+        // at most 27 weights per row.
+        let kernel: Vec<f32> = (0..432).map(|i| (i % 7) as f32 / 4.0 - 0.75).collect();
         let m = model(
             vec![node(
                 "Conv",
@@ -2916,11 +2971,49 @@ mod tests {
                 &["output"],
                 vec![attr_is("pads", &[1, 1, 1, 1])],
             )],
-            vec![floats("k", &[16, 3, 3, 3], &[0.5; 432])],
+            vec![floats("k", &[16, 3, 3, 3], &kernel)],
             value("input", &[None, Some(3), Some(128), Some(128)]),
             value("output", &[None, Some(16), Some(128), Some(128)]),
         );
-        assert_has(&load_err(&m), &["big", "Conv", "2^26", "not supported yet"]);
+        let net = load_model(&m).expect("loads in sparse form");
+        let affine = &net.layers()[0].affine;
+        assert!(matches!(affine, Affine::Sparse(_)));
+        assert_eq!((affine.in_dim(), affine.out_dim()), (49_152, 262_144));
+        // Corners see 2x2 positions of 3 channels, inner positions 3x3.
+        assert_eq!(
+            affine.stored_weights(),
+            16 * (126 * 126 * 27 + 4 * 126 * 18 + 4 * 12)
+        );
+        // Output (channel 5, row 7, column 9) against the convolution written out.
+        let x: Vec<f64> = (0..49_152)
+            .map(|i| ((i * 37 % 101) as f64 - 50.0) / 64.0)
+            .collect();
+        let got = output(&net, &x)[(5 * 128 + 7) * 128 + 9];
+        let mut want = 0.0;
+        for c in 0..3 {
+            for u in 0..3 {
+                for v in 0..3 {
+                    let k = f64::from(kernel[((5 * 3 + c) * 3 + u) * 3 + v]);
+                    want += k * x[(c * 128 + 6 + u) * 128 + 8 + v];
+                }
+            }
+        }
+        assert!((got - want).abs() <= 1e-12, "{got} vs {want}");
+
+        // 64x256x256, Conv 64 -> 64, 3x3: 4,194,304 rows of 576 weights, over 2^26.
+        let m = model(
+            vec![node(
+                "Conv",
+                "huge",
+                &["input", "k"],
+                &["output"],
+                vec![attr_is("pads", &[1, 1, 1, 1])],
+            )],
+            vec![floats("k", &[64, 64, 3, 3], &vec![0.5; 36_864])],
+            value("input", &[None, Some(64), Some(256), Some(256)]),
+            value("output", &[None, Some(64), Some(256), Some(256)]),
+        );
+        assert_has(&load_err(&m), &["huge", "Conv", "2^26", "not supported"]);
     }
 
     #[test]
@@ -3025,10 +3118,10 @@ mod tests {
             Rational::from_f64((v.next_up() - v).abs().max((v - v.next_down()).abs()) / 2.0)
         };
         for j in 0..3 {
-            let scale = diag.row(j)[j].clone();
-            for (i, w) in gemm.row(j).iter().enumerate() {
+            let scale = diag.row(j).dense()[j].clone();
+            for (i, w) in gemm.row(j).dense().iter().enumerate() {
                 let composed = scale.clone() * w;
-                let f = folded.layers()[0].affine.row(j)[i];
+                let f = folded.layers()[0].affine.row(j).dense()[i];
                 let err = (Rational::from_f64(f) - composed).abs();
                 assert!(
                     err <= half_ulp(f),
@@ -3039,7 +3132,8 @@ mod tests {
             let f = *folded.layers()[0].affine.bias(j);
             let err = (Rational::from_f64(f) - composed).abs();
             // fl(fl(b·s) + t): one rounding of the product, one of the sum.
-            let product = kept.layers()[0].affine.bias(j) * kept.layers()[1].affine.row(j)[j];
+            let product =
+                kept.layers()[0].affine.bias(j) * kept.layers()[1].affine.row(j).dense()[j];
             assert!(err <= half_ulp(product) + half_ulp(f), "bias {j}");
         }
         // Training mode is refused.

@@ -411,6 +411,19 @@ pub fn save(net: &Network, json_path: &Path) -> Result<()> {
                     bias: Some(bias),
                 });
             }
+            Affine::Sparse(_) => {
+                return Err(Error::write(
+                    json_path,
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!(
+                            "layer {} is a sparse image layer; a JSON description holds dense \
+                             layers only, so keep the model as ONNX",
+                            i + 1
+                        ),
+                    ),
+                ))
+            }
         }
         if layer.relu {
             specs.push(LayerSpec::Relu {});
@@ -525,6 +538,7 @@ mod tests {
                 assert_eq!(a.weight()[[3, 2]], 0.5);
                 assert_eq!(b.bias().to_vec(), vec![0.0, 0.0]);
             }
+            other => panic!("expected dense layers, got {other:?}"),
         }
         // Through the model front door too.
         assert_eq!(crate::model::Model::load(&json).unwrap().net(), &net);
@@ -541,6 +555,7 @@ mod tests {
                 assert_eq!(d.weight().row(2).to_vec(), vec![0.5, 0.5, -1.5]);
                 assert_eq!(d.bias()[0], f64::from(0.1f32));
             }
+            other => panic!("expected a dense layer, got {other:?}"),
         }
     }
 

@@ -7,7 +7,7 @@
 
 use ndarray::{Array1, Array2};
 
-use crate::model::{Affine, Network};
+use crate::model::Network;
 
 use super::Pattern;
 
@@ -37,12 +37,16 @@ impl ComposedRows {
         let mut h = Array1::from(centre.to_vec());
         let mut jac: Option<Array2<f64>> = None;
         for (k, layer) in layers.iter().enumerate().skip(m) {
-            let Affine::Dense(d) = &layer.affine;
-            let w = d.weight();
-            let z = w.dot(&h) + d.bias();
+            let affine = &layer.affine;
+            let mut z = Vec::with_capacity(affine.out_dim());
+            affine.apply_into(h.as_slice().expect("contiguous"), &mut z);
+            let z = Array1::from(z);
             let g = match &jac {
-                None => w.to_owned(),
-                Some(j) => w.dot(j),
+                None => affine
+                    .dense_matrix(usize::MAX)
+                    .expect("no size limit")
+                    .into_owned(),
+                Some(j) => affine.times(j.view(), false),
             };
             let Some(mask) = pattern.layer(k) else {
                 h = z;

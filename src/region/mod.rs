@@ -190,7 +190,10 @@ fn bounded_affine_layer(
     let mut e = Vec::with_capacity(out);
     let errs = (!errors.is_empty()).then_some(errors);
     for j in 0..out {
-        let b = affine_bounded(affine.row(j), input, errs, *affine.bias(j));
+        let row = affine.row(j);
+        let input = row.gather(input);
+        let errs = errs.map(|e| row.gather(e));
+        let b = affine_bounded(row.values(), &input, errs.as_deref(), *affine.bias(j));
         z.push(b.value);
         e.push(b.error);
     }
@@ -402,7 +405,7 @@ pub fn step_length<T: Scalar>(
         layer.affine.apply_into(&h, &mut z);
         dz.clear();
         for j in 0..layer.affine.out_dim() {
-            dz.push(crate::exact::scalar::dot(layer.affine.row(j), &d));
+            dz.push(layer.affine.row(j).dot(&d));
         }
         if let Some(mask) = pattern.layer(k) {
             for ((zj, dj), &active) in z.iter_mut().zip(dz.iter_mut()).zip(mask) {
@@ -496,16 +499,16 @@ fn membership_block(
     let mut err_norm = vec![0.0f64; n];
     let norms = model.row_norms();
     for (k, layer) in model.net().layers().iter().enumerate().skip(m) {
-        let crate::model::Affine::Dense(dense) = &layer.affine;
-        let mut z = h.dot(&dense.weight().t());
-        z += dense.bias();
+        let mut z = layer.affine.apply_rows(h.view());
+        for (j, mut column) in z.columns_mut().into_iter().enumerate() {
+            column += *layer.affine.bias(j);
+        }
         let x_norm: Vec<f64> = h
             .rows()
             .into_iter()
             .map(|r| norm_upper_iter(r.iter().copied()))
             .collect();
         let errors = ErrorModel::new(layer.affine.in_dim());
-        let bias = dense.bias();
         let w_norm = &norms[k];
         let mut next_err = vec![0.0f64; n];
         let mut errors_row = Vec::with_capacity(z.ncols());
@@ -514,7 +517,12 @@ fn membership_block(
             let mut row = z.row_mut(r);
             errors_row.clear();
             for j in 0..row.len() {
-                let e = errors.bound_from_norms(w_norm[j], x_norm[r], bias[j], err_norm[r]);
+                let e = errors.bound_from_norms(
+                    w_norm[j],
+                    x_norm[r],
+                    *layer.affine.bias(j),
+                    err_norm[r],
+                );
                 if let Some(mask) = mask {
                     any_constraint = true;
                     if state[r] == State::Pending {
@@ -605,8 +613,7 @@ pub fn affine_maps<T: Scalar>(net: &Network<T>, pattern: &Pattern, m: usize) -> 
         let mut a = Array2::from_elem((out, dim), T::zero());
         let mut c = Array1::from_elem(out, T::zero());
         for j in 0..out {
-            let w = layer.affine.row(j);
-            for (i, wi) in w.iter().enumerate() {
+            for (i, wi) in layer.affine.row(j).entries() {
                 if wi.is_zero() {
                     continue;
                 }

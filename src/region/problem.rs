@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::exact::dyadic::{exact_dot, Dyadic};
 use crate::exact::filter::gamma;
 use crate::exact::program::{LinearProgram, RowKind};
+use crate::model::ir::Row;
 use crate::model::Network;
 
 use super::Pattern;
@@ -102,9 +103,9 @@ impl Layout {
     }
 
     /// `w·(p − n)` as coefficients: the row `w·ã` with `ã = a + p − n`, less its constant.
-    pub fn split(&self, w: &[f64]) -> Vec<(usize, f64)> {
-        let mut c = Vec::with_capacity(2 * w.len());
-        for (i, &wi) in w.iter().enumerate() {
+    pub fn split(&self, w: Row<'_, f64>) -> Vec<(usize, f64)> {
+        let mut c = Vec::with_capacity(2 * w.connected());
+        for (i, &wi) in w.entries() {
             if wi != 0.0 {
                 c.push((self.plus[i], wi));
                 c.push((self.minus[i], -wi));
@@ -117,7 +118,8 @@ impl Layout {
 /// `w_j·a + b_j` of the first layer's neuron `j` at the centre, exactly.
 fn pre_activation_at_centre(view: RegionView, j: usize) -> Dyadic {
     let first = &view.net.layers()[view.layer].affine;
-    let wa = exact_dot(first.row(j), view.centre).expect("finite centre");
+    let row = first.row(j);
+    let wa = exact_dot(row.values(), &row.gather(view.centre)).expect("finite centre");
     &wa + &dyadic(*first.bias(j))
 }
 
@@ -182,15 +184,25 @@ impl LayerRows<'_> {
             let out = layer.affine.out_dim();
             let feeds_more = k < top;
             let mut next_block = Vec::new();
+            // The program variable of each input of this layer, if it has one (an inactive
+            // neuron's output is 0 and has none).
+            let mut var_of = Vec::new();
+            if k > self.view.layer {
+                var_of = vec![None; layer.affine.in_dim()];
+                for &(i, v) in &block {
+                    var_of[i] = Some(v);
+                }
+            }
             for j in 0..out {
                 let (mut coeffs, constant) = if k == self.view.layer {
                     (first_coeffs(j), first_const(j))
                 } else {
-                    let w = layer.affine.row(j);
-                    let coeffs: Vec<(usize, f64)> = block
-                        .iter()
-                        .filter(|(i, _)| w[*i] != 0.0)
-                        .map(|&(i, v)| (v, w[i]))
+                    let coeffs: Vec<(usize, f64)> = layer
+                        .affine
+                        .row(j)
+                        .entries()
+                        .filter(|(_, w)| **w != 0.0)
+                        .filter_map(|(i, &w)| var_of[i].map(|v| (v, w)))
                         .collect();
                     (coeffs, dyadic(*layer.affine.bias(j)))
                 };
@@ -388,7 +400,7 @@ pub fn step_program(view: RegionView, v: &[f64]) -> (LinearProgram, usize) {
     rows.add(
         &mut lp,
         &|j| {
-            let wv: f64 = first.row(j).iter().zip(v).map(|(w, x)| w * x).sum();
+            let wv: f64 = first.row(j).entries().map(|(i, w)| w * v[i]).sum();
             vec![(t, -wv)]
         },
         &|j| pre_activation_at_centre(view, j),
@@ -418,10 +430,8 @@ pub fn composed_row_norms(net: &Network, pattern: &Pattern, m: usize) -> Vec<Vec
     let mut depth_terms = 0usize;
     let mut out = Vec::new();
     for (k, layer) in layers.iter().enumerate().skip(m) {
-        let crate::model::Affine::Dense(d) = &layer.affine;
-        let w = d.weight();
-        let z = w.dot(&g);
-        let z_abs = w.mapv(f64::abs).dot(&g_abs);
+        let z = layer.affine.times(g.view(), false);
+        let z_abs = layer.affine.times(g_abs.view(), true);
         depth_terms += layer.affine.in_dim();
         // |fl(chain) − chain| <= γ_{Σ n} |W_k|…|W_m|, with the absolute product itself
         // rounded up by one more γ factor.
@@ -515,8 +525,7 @@ pub fn chebyshev_program(
         &|j| {
             first
                 .row(j)
-                .iter()
-                .enumerate()
+                .entries()
                 .filter(|(_, w)| **w != 0.0)
                 .map(|(i, &w)| (centre[i], w))
                 .collect()
