@@ -159,10 +159,12 @@ fn main() {
     }
     let forward_s = started.elapsed().as_secs_f64() / passes as f64;
 
-    let mut settings = AuditSettings::default();
-    settings.dtd = DtdSettings {
-        rule: Rule::ZPlus,
-        ..DtdSettings::default()
+    let settings = AuditSettings {
+        dtd: DtdSettings {
+            rule: Rule::ZPlus,
+            ..DtdSettings::default()
+        },
+        ..AuditSettings::default()
     };
     let started = Instant::now();
     for x in &inputs {
