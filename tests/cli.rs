@@ -1328,3 +1328,66 @@ fn out_in_a_missing_folder() {
     let repro = ["repro", "mlp-roots", "--samples", "2", "--out", s(&out)];
     expect_refusal_in(dir.path(), &repro, needles);
 }
+
+/// A relation network audited for one question: the run records the question, and the
+/// question is required, checked against the network, and refused for other models.
+#[test]
+fn relation_network_audit_records_its_question_and_needs_one() {
+    let dir = tmp();
+    let out = dir.path().join("rn");
+    let model = "tests/data/relnet/rn.json";
+    let images = "tests/data/relnet/images.npy";
+    let run = dtdcert(&[
+        "audit",
+        "--model",
+        model,
+        "--inputs",
+        images,
+        "--question",
+        "1,0,0,1,0",
+        "--rule",
+        "z+",
+        "--quiet",
+        "--out",
+        s(&out),
+    ]);
+    run.ok();
+    let spec = read_json(&out.join("run.json"));
+    assert_eq!(
+        spec["model"]["question"],
+        serde_json::json!([1.0, 0.0, 0.0, 1.0, 0.0])
+    );
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("- question: `1,0,0,1,0`"), "{md}");
+    let summary = read_json(&out.join("summary.json"));
+    assert!(u(&summary["total"]["roots"]) > 1000, "{summary}");
+
+    expect_refusal(
+        &["audit", "--model", model, "--inputs", images],
+        &["rn.json", "--question", "5 values"],
+    );
+    expect_refusal(
+        &[
+            "audit",
+            "--model",
+            model,
+            "--inputs",
+            images,
+            "--question",
+            "1,0",
+        ],
+        &["rn.json", "the question has 2 values; the network takes 5"],
+    );
+    expect_refusal(
+        &[
+            "audit",
+            "--model",
+            MODEL,
+            "--inputs",
+            INPUTS,
+            "--question",
+            "1",
+        ],
+        &["--question applies to relation networks"],
+    );
+}

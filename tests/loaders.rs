@@ -164,9 +164,10 @@ fn c6_onnx_and_safetensors_encodings_are_the_same_network() {
 /// (one more layer each) and the network still matches PyTorch.
 #[test]
 fn batch_norm_kept_as_its_own_layer_matches_pytorch() {
-    use dtdcert::model::onnx::LoadOptions;
+    use dtdcert::model::LoadOptions;
     let keep = LoadOptions {
         keep_batch_norm: true,
+        question: None,
     };
     for (file, extra) in [
         ("conv_bn_pool_2x6x6_f64_opset17", 1),
@@ -174,7 +175,7 @@ fn batch_norm_kept_as_its_own_layer_matches_pytorch() {
     ] {
         let path = onnx_dir().join(format!("{file}.onnx"));
         let folded = Model::load(&path).unwrap();
-        let kept = Model::load_with(&path, keep).unwrap();
+        let kept = Model::load_with(&path, &keep).unwrap();
         assert_eq!(
             kept.net().layers().len(),
             folded.net().layers().len() + extra,

@@ -138,6 +138,9 @@ pub struct ModelInfo {
     pub path: PathBuf,
     pub fingerprint: String,
     pub architecture: String,
+    /// The question a relation-network model answered (`--question`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question: Option<Vec<f64>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -180,6 +183,7 @@ impl RunSpec {
                 path: model_path.to_path_buf(),
                 fingerprint: model.fingerprint().to_string(),
                 architecture: model.net().describe(),
+                question: None,
             },
             inputs: InputsInfo {
                 path: inputs_path.to_path_buf(),

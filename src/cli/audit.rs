@@ -105,7 +105,7 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
             }
         },
     };
-    let spec = RunSpec::new(
+    let mut spec = RunSpec::new(
         &model,
         &args.data.model,
         &inputs,
@@ -114,6 +114,7 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
         settings,
         shard,
     )?;
+    spec.model.question.clone_from(&args.data.question);
     let options = OutputOptions {
         progress: !args.quiet,
         csv: args.csv,

@@ -343,9 +343,17 @@ pub struct CheckCertArgs {
     /// The model (default: the path recorded in each certificate).
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
-    /// Read ONNX BatchNormalization as a layer of its own, as the certificates' run did
+    /// Read batch norm as a layer of its own, as the certificates' run did
     #[arg(long)]
     pub keep_batch_norm: bool,
+    /// The question of a relation-network model, as the certificates' run had it
+    #[arg(
+        long,
+        value_name = "V,V,...",
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
+    pub question: Option<Vec<f64>>,
 }
 
 pub fn run_check(args: CheckCertArgs) -> Result<Outcome> {
@@ -367,10 +375,11 @@ pub fn run_check(args: CheckCertArgs) -> Result<Outcome> {
             }
         };
         if !loaded.iter().any(|(p, _)| *p == model_path) {
-            let options = crate::model::onnx::LoadOptions {
+            let options = crate::model::LoadOptions {
                 keep_batch_norm: args.keep_batch_norm,
+                question: args.question.clone(),
             };
-            loaded.push((model_path.clone(), Model::load_with(&model_path, options)?));
+            loaded.push((model_path.clone(), Model::load_with(&model_path, &options)?));
         }
         let model = &loaded
             .iter()

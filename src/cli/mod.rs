@@ -81,10 +81,19 @@ pub struct DataArgs {
     /// The array to use from an .npz with several arrays.
     #[arg(long, value_name = "NAME")]
     pub inputs_key: Option<String>,
-    /// Keep ONNX BatchNormalization as a diagonal layer of its own instead of folding it into
-    /// the layer before it (no rounding; one more layer)
+    /// Keep batch norm (ONNX BatchNormalization, a relation network's) as a diagonal layer of
+    /// its own instead of folding it into the layer before it (no rounding; one more layer)
     #[arg(long)]
     pub keep_batch_norm: bool,
+    /// The question a relation-network model answers, for every input: its values, comma
+    /// separated (a relation network's description needs it; other models take none)
+    #[arg(
+        long,
+        value_name = "V,V,...",
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
+    pub question: Option<Vec<f64>>,
 }
 
 /// Refuses `--layer-rule`s for layers `model` does not have.
@@ -96,10 +105,17 @@ pub fn check_layer_rules(dtd: &DtdSettings, model: &Model) -> Result<()> {
 impl DataArgs {
     /// Loads the model and the inputs and checks that their widths agree.
     pub fn load(&self) -> Result<(Model, Inputs)> {
-        let options = crate::model::onnx::LoadOptions {
+        let options = crate::model::LoadOptions {
             keep_batch_norm: self.keep_batch_norm,
+            question: self.question.clone(),
         };
-        let model = Model::load_with(&self.model, options)?;
+        if options.question.is_some() && !crate::model::relnet::is_description(&self.model) {
+            return Err(Error::Usage(format!(
+                "--question applies to relation networks; {} is not one",
+                self.model.display()
+            )));
+        }
+        let model = Model::load_with(&self.model, &options)?;
         let inputs = load_inputs(&self.inputs, self.inputs_key.as_deref())?;
         inputs.check_width(&self.inputs, model.net().input_dim())?;
         Ok((model, inputs))

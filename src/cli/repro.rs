@@ -108,6 +108,7 @@ fn mlp_roots_cmd(args: MlpRootsArgs) -> Result<Outcome> {
                 inputs: inputs_path.clone(),
                 inputs_key: None,
                 keep_batch_norm: false,
+                question: None,
             };
             let (model, inputs) = data.load()?;
             if let Some(k) = args.explain {

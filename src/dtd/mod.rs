@@ -436,7 +436,7 @@ pub(crate) fn root_step<T: Scalar>(
         w: w.values(),
         a: &listed,
         full: a,
-        inputs: w.inputs(),
+        row: *w,
         r,
         threshold,
         stabilizer,
@@ -481,9 +481,9 @@ struct RootStep<'a, T> {
     /// The listed weights of the neuron's row and the inputs at their positions.
     w: &'a [T],
     a: &'a [T],
-    /// The whole input, and the positions of the listed weights (`None`: every input).
+    /// The whole input, and the row (for the positions of its listed weights).
     full: &'a [T],
-    inputs: Option<&'a [u32]>,
+    row: Row<'a, T>,
     r: &'a T,
     threshold: &'a T,
     stabilizer: &'a T,
@@ -519,8 +519,8 @@ impl<T: Scalar> RootStep<'_, T> {
             self.r.clone() / d
         };
         let mut point = Vec::new();
-        match self.inputs {
-            None if self.keep_roots => {
+        match self.row.is_dense() {
+            true if self.keep_roots => {
                 point = vec![T::zero(); self.a.len()];
                 for (((li, pi), wi), ai) in lower.iter_mut().zip(&mut point).zip(self.w).zip(self.a)
                 {
@@ -530,12 +530,12 @@ impl<T: Scalar> RootStep<'_, T> {
                     T::mul_add_assign(li, wi, &tv);
                 }
             }
-            None => {
+            true => {
                 for ((li, wi), ai) in lower.iter_mut().zip(self.w).zip(self.a) {
                     T::mul_add_assign(li, wi, &(t.clone() * v(wi, ai)));
                 }
             }
-            Some(inputs) => {
+            false => {
                 if self.keep_roots {
                     // An input the row does not list has weight 0, which the rules' sign
                     // tests count as non-negative.
@@ -546,12 +546,13 @@ impl<T: Scalar> RootStep<'_, T> {
                         .map(|ai| ai.clone() - t.clone() * v(&zero, ai))
                         .collect();
                 }
-                for ((&i, wi), ai) in inputs.iter().zip(self.w).zip(self.a) {
+                for (k, (wi, ai)) in self.w.iter().zip(self.a).enumerate() {
+                    let i = self.row.position(k);
                     let tv = t.clone() * v(wi, ai);
                     if self.keep_roots {
-                        point[i as usize] = ai.clone() - tv.clone();
+                        point[i] = ai.clone() - tv.clone();
                     }
-                    T::mul_add_assign(&mut lower[i as usize], wi, &tv);
+                    T::mul_add_assign(&mut lower[i], wi, &tv);
                 }
             }
         }
@@ -577,9 +578,8 @@ fn lrp_step<T: Scalar>(
     let include = settings.bias != BiasMode::Ignore;
     let stabilizer = T::from_f64(settings.stabilizer);
     let (w, a) = (row.values(), row.gather(a));
-    let inputs = row.inputs();
     let mut give = |k: usize, c: T| {
-        let i = inputs.map_or(k, |ix| ix[k] as usize);
+        let i = row.position(k);
         *passed = passed.clone() + c.clone();
         lower[i] = lower[i].clone() + c;
     };

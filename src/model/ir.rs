@@ -141,7 +141,7 @@ impl<T: Scalar> Sparse<T> {
         Row {
             len: self.in_dim,
             values: &self.values[range.clone()],
-            inputs: Some(&self.inputs[range]),
+            inputs: Inputs::Listed(&self.inputs[range]),
         }
     }
 
@@ -158,13 +158,74 @@ impl<T: Scalar> Sparse<T> {
     }
 }
 
-/// The weights of one output: every input's (a dense row), or the listed inputs' (a sparse
-/// row, where every other input has weight 0 and is not connected).
-#[derive(Clone, Copy, Debug)]
+/// One dense block applied to each of `copies` consecutive slices of the input: a
+/// block-diagonal map whose blocks share their weights (a relation network's MLP `g`, applied
+/// to every object pair). Output `p · rows + k` is the block's output `k` on slice `p`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shared<T = f64> {
+    block: Dense<T>,
+    copies: usize,
+}
+
+impl<T: Scalar> Shared<T> {
+    pub fn new(block: Dense<T>, copies: usize) -> Result<Self> {
+        let too_many = copies
+            .checked_mul(block.weight.ncols().max(block.weight.nrows()))
+            .is_none_or(|n| u32::try_from(n).is_err());
+        if copies == 0 || too_many {
+            return Err(invalid(format!(
+                "{copies} copies of a {}x{} block: between 1 and 2^32 - 1 inputs and outputs are supported",
+                block.weight.nrows(),
+                block.weight.ncols()
+            )));
+        }
+        Ok(Self { block, copies })
+    }
+
+    pub fn block(&self) -> &Dense<T> {
+        &self.block
+    }
+
+    pub fn copies(&self) -> usize {
+        self.copies
+    }
+
+    fn row(&self, j: usize) -> Row<'_, T> {
+        let (rows, cols) = self.block.weight.dim();
+        Row {
+            len: cols * self.copies,
+            values: self.block.row(j % rows),
+            inputs: Inputs::From((j / rows) * cols),
+        }
+    }
+}
+
+/// The weights of one output: every input's (a dense row), or some inputs' (a sparse or
+/// shared row, where every other input has weight 0 and is not connected).
+#[derive(Debug)]
 pub struct Row<'a, T> {
     len: usize,
     values: &'a [T],
-    inputs: Option<&'a [u32]>,
+    inputs: Inputs<'a>,
+}
+
+impl<T> Clone for Row<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Row<'_, T> {}
+
+/// Where a row's listed weights sit among the layer's inputs.
+#[derive(Clone, Copy, Debug)]
+enum Inputs<'a> {
+    /// Every input, in order.
+    All,
+    /// The inputs listed, in increasing order.
+    Listed(&'a [u32]),
+    /// Consecutive inputs from this one on.
+    From(usize),
 }
 
 impl<'a, T: Scalar> Row<'a, T> {
@@ -173,7 +234,7 @@ impl<'a, T: Scalar> Row<'a, T> {
         Row {
             len: values.len(),
             values,
-            inputs: None,
+            inputs: Inputs::All,
         }
     }
 
@@ -191,9 +252,18 @@ impl<'a, T: Scalar> Row<'a, T> {
         self.values
     }
 
-    /// The inputs of the listed weights, `None` for a dense row (every input).
-    pub fn inputs(&self) -> Option<&'a [u32]> {
-        self.inputs
+    /// Whether the row lists every input of the layer, in order.
+    pub fn is_dense(&self) -> bool {
+        matches!(self.inputs, Inputs::All)
+    }
+
+    /// The input of the `k`-th listed weight.
+    pub fn position(&self, k: usize) -> usize {
+        match self.inputs {
+            Inputs::All => k,
+            Inputs::Listed(ix) => ix[k] as usize,
+            Inputs::From(start) => start + k,
+        }
     }
 
     /// How many inputs the output is connected to.
@@ -203,43 +273,44 @@ impl<'a, T: Scalar> Row<'a, T> {
 
     /// `(input, weight)` for each listed weight.
     pub fn entries(&self) -> impl Iterator<Item = (usize, &'a T)> + 'a {
-        let inputs = self.inputs;
+        let row = *self;
         self.values
             .iter()
             .enumerate()
-            .map(move |(k, v)| match inputs {
-                Some(ix) => (ix[k] as usize, v),
-                None => (k, v),
-            })
+            .map(move |(k, v)| (row.position(k), v))
     }
 
     /// The whole row with its zeros: borrowed for a dense row.
     pub fn dense(&self) -> Cow<'a, [T]> {
-        match self.inputs {
-            None => Cow::Borrowed(self.values),
-            Some(ix) => {
-                let mut out = vec![T::zero(); self.len];
-                for (&i, v) in ix.iter().zip(self.values) {
-                    out[i as usize] = v.clone();
-                }
-                Cow::Owned(out)
-            }
+        if self.is_dense() {
+            return Cow::Borrowed(self.values);
         }
+        let mut out = vec![T::zero(); self.len];
+        for (i, v) in self.entries() {
+            out[i] = v.clone();
+        }
+        Cow::Owned(out)
     }
 
-    /// `a` at the listed inputs, in their order (borrowed for a dense row).
+    /// `a` at the listed inputs, in their order (borrowed for a dense or shared row).
     pub fn gather<'b>(&self, a: &'b [T]) -> Cow<'b, [T]> {
         match self.inputs {
-            None => Cow::Borrowed(a),
-            Some(ix) => Cow::Owned(ix.iter().map(|&i| a[i as usize].clone()).collect()),
+            Inputs::All => Cow::Borrowed(a),
+            Inputs::From(start) => Cow::Borrowed(&a[start..start + self.values.len()]),
+            Inputs::Listed(ix) => Cow::Owned(ix.iter().map(|&i| a[i as usize].clone()).collect()),
         }
     }
 
     /// `w · a + b`, summed left to right over the listed weights in `T`'s arithmetic.
     pub fn affine_dot(&self, a: &[T], b: &T) -> T {
         match self.inputs {
-            None => crate::exact::scalar::affine_dot(self.values, a, b),
-            Some(ix) => {
+            Inputs::All => crate::exact::scalar::affine_dot(self.values, a, b),
+            Inputs::From(start) => crate::exact::scalar::affine_dot(
+                self.values,
+                &a[start..start + self.values.len()],
+                b,
+            ),
+            Inputs::Listed(ix) => {
                 let mut acc = T::zero();
                 for (&i, w) in ix.iter().zip(self.values) {
                     T::mul_add_assign(&mut acc, w, &a[i as usize]);
@@ -260,6 +331,7 @@ impl<'a, T: Scalar> Row<'a, T> {
 pub enum Affine<T = f64> {
     Dense(Dense<T>),
     Sparse(Sparse<T>),
+    Shared(Shared<T>),
 }
 
 impl<T: Scalar> Affine<T> {
@@ -267,6 +339,7 @@ impl<T: Scalar> Affine<T> {
         match self {
             Affine::Dense(d) => d.weight.ncols(),
             Affine::Sparse(s) => s.in_dim,
+            Affine::Shared(s) => s.block.weight.ncols() * s.copies,
         }
     }
 
@@ -274,6 +347,7 @@ impl<T: Scalar> Affine<T> {
         match self {
             Affine::Dense(d) => d.weight.nrows(),
             Affine::Sparse(s) => s.rows(),
+            Affine::Shared(s) => s.block.weight.nrows() * s.copies,
         }
     }
 
@@ -283,9 +357,10 @@ impl<T: Scalar> Affine<T> {
             Affine::Dense(d) => Row {
                 len: d.weight.ncols(),
                 values: d.row(j),
-                inputs: None,
+                inputs: Inputs::All,
             },
             Affine::Sparse(s) => s.row(j),
+            Affine::Shared(s) => s.row(j),
         }
     }
 
@@ -293,14 +368,26 @@ impl<T: Scalar> Affine<T> {
         match self {
             Affine::Dense(d) => &d.bias[j],
             Affine::Sparse(s) => &s.bias[j],
+            Affine::Shared(s) => &s.block.bias[j % s.block.bias.len()],
         }
     }
 
-    /// The number of stored weights (`rows × columns` for a dense layer).
+    /// The number of stored weights (`rows × columns` for a dense layer, the block's for a
+    /// shared one).
     pub fn stored_weights(&self) -> usize {
         match self {
             Affine::Dense(d) => d.weight.len(),
             Affine::Sparse(s) => s.values.len(),
+            Affine::Shared(s) => s.block.weight.len(),
+        }
+    }
+
+    /// The number of stored biases.
+    fn stored_biases(&self) -> usize {
+        match self {
+            Affine::Dense(d) => d.bias.len(),
+            Affine::Sparse(s) => s.bias.len(),
+            Affine::Shared(s) => s.block.bias.len(),
         }
     }
 
@@ -311,18 +398,16 @@ impl<T: Scalar> Affine<T> {
         if rows.checked_mul(cols).is_none_or(|n| n > limit) {
             return None;
         }
-        Some(match self {
-            Affine::Dense(d) => Cow::Borrowed(&d.weight),
-            Affine::Sparse(s) => {
-                let mut m = Array2::from_elem((rows, cols), T::zero());
-                for j in 0..rows {
-                    for (i, v) in s.row(j).entries() {
-                        m[[j, i]] = v.clone();
-                    }
-                }
-                Cow::Owned(m)
+        if let Affine::Dense(d) = self {
+            return Some(Cow::Borrowed(&d.weight));
+        }
+        let mut m = Array2::from_elem((rows, cols), T::zero());
+        for j in 0..rows {
+            for (i, v) in self.row(j).entries() {
+                m[[j, i]] = v.clone();
             }
-        })
+        }
+        Some(Cow::Owned(m))
     }
 
     /// `out = W a + b`, summed left to right in `T`'s arithmetic.
@@ -334,7 +419,7 @@ impl<T: Scalar> Affine<T> {
     }
 
     fn parameters(&self) -> usize {
-        self.stored_weights() + self.out_dim()
+        self.stored_weights() + self.stored_biases()
     }
 
     fn map<U: Scalar>(&self, f: impl Fn(&T) -> U) -> Affine<U> {
@@ -350,6 +435,13 @@ impl<T: Scalar> Affine<T> {
                 values: s.values.iter().map(&f).collect(),
                 bias: s.bias.map(&f),
             }),
+            Affine::Shared(s) => Affine::Shared(Shared {
+                block: Dense {
+                    weight: s.block.weight.map(&f),
+                    bias: s.block.bias.map(&f),
+                },
+                copies: s.copies,
+            }),
         }
     }
 }
@@ -361,10 +453,10 @@ impl Affine<f64> {
         match self {
             Affine::Dense(d) if absolute => d.weight.mapv(f64::abs).dot(&g),
             Affine::Dense(d) => d.weight.dot(&g),
-            Affine::Sparse(s) => {
-                let mut out = Array2::zeros((s.rows(), g.ncols()));
+            Affine::Sparse(_) | Affine::Shared(_) => {
+                let mut out = Array2::zeros((self.out_dim(), g.ncols()));
                 for (j, mut o) in out.rows_mut().into_iter().enumerate() {
-                    for (i, &w) in s.row(j).entries() {
+                    for (i, &w) in self.row(j).entries() {
                         let w = if absolute { w.abs() } else { w };
                         o.scaled_add(w, &g.row(i));
                     }
@@ -378,6 +470,17 @@ impl Affine<f64> {
     pub fn apply_rows(&self, h: ArrayView2<'_, f64>) -> Array2<f64> {
         match self {
             Affine::Dense(d) => h.dot(&d.weight.t()),
+            // One product per copy: the block against the copy's slice of every point.
+            Affine::Shared(s) => {
+                let (rows, cols) = s.block.weight.dim();
+                let mut out = Array2::zeros((h.nrows(), rows * s.copies));
+                for p in 0..s.copies {
+                    let slice = h.slice(ndarray::s![.., p * cols..(p + 1) * cols]);
+                    out.slice_mut(ndarray::s![.., p * rows..(p + 1) * rows])
+                        .assign(&slice.dot(&s.block.weight.t()));
+                }
+                out
+            }
             Affine::Sparse(s) => {
                 let mut out = Array2::zeros((h.nrows(), s.rows()));
                 for (point, mut o) in h.rows().into_iter().zip(out.rows_mut()) {
@@ -487,6 +590,16 @@ impl Network<f64> {
                         h.update(i.to_le_bytes());
                     }
                     for v in s.values.iter().chain(s.bias.iter()) {
+                        h.update(v.to_bits().to_le_bytes());
+                    }
+                }
+                Affine::Shared(s) => {
+                    h.update(b"shared");
+                    h.update((s.copies as u64).to_le_bytes());
+                    let b = &s.block;
+                    h.update((b.weight.nrows() as u64).to_le_bytes());
+                    h.update((b.weight.ncols() as u64).to_le_bytes());
+                    for v in b.weight.iter().chain(b.bias.iter()) {
                         h.update(v.to_bits().to_le_bytes());
                     }
                 }

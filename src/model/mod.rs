@@ -1,9 +1,11 @@
 //! The network IR, its loaders, and the forward pass.
 
 pub mod forward;
+pub mod image;
 pub mod inputs;
 pub mod ir;
 pub mod onnx;
+pub mod relnet;
 pub mod safetensors_json;
 
 use std::path::Path;
@@ -14,6 +16,17 @@ pub use ir::{Affine, Dense, Layer, Network};
 
 use crate::error::{Error, Result};
 use crate::exact::Rational;
+
+/// Choices in how a model file becomes a network.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoadOptions {
+    /// Batch norm as a diagonal layer of its own instead of folded into the layer before it
+    /// (ONNX files and relation networks).
+    pub keep_batch_norm: bool,
+    /// The question a relation network answers (its description needs one; other models
+    /// take none).
+    pub question: Option<Vec<f64>>,
+}
 
 /// A loaded network with its exact twin, built on first use.
 #[derive(Clone, Debug)]
@@ -37,17 +50,37 @@ impl Model {
 
     /// Loads `.onnx` files, or `.json` descriptions that point at safetensors weights.
     pub fn load(path: &Path) -> Result<Self> {
-        Self::load_with(path, onnx::LoadOptions::default())
+        Self::load_with(path, &LoadOptions::default())
     }
 
-    /// [`Model::load`] with ONNX load options (a JSON description has no batch norm).
-    pub fn load_with(path: &Path, options: onnx::LoadOptions) -> Result<Self> {
+    /// [`Model::load`] with load options.
+    pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Self> {
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase);
         let net = match ext.as_deref() {
-            Some("onnx") => onnx::load_with(path, options)?,
+            Some("onnx") => onnx::load_with(
+                path,
+                onnx::LoadOptions {
+                    keep_batch_norm: options.keep_batch_norm,
+                },
+            )?,
+            Some("json") if relnet::is_description(path) => {
+                let rn = relnet::RelationNetwork::load(path)?;
+                let Some(question) = &options.question else {
+                    return Err(Error::file(
+                        path,
+                        format!(
+                            "a relation network answers a question: give its {} values with --question",
+                            rn.question_width()
+                        ),
+                    ));
+                };
+                let keep_batch_norm = options.keep_batch_norm;
+                rn.network(question, relnet::Options { keep_batch_norm })
+                    .map_err(|e| e.in_file(path))?
+            }
             Some("json") => safetensors_json::load(path)?,
             _ => {
                 return Err(Error::file(

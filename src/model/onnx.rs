@@ -33,6 +33,7 @@ use protobuf::{CodedInputStream, Enum, Message};
 
 use crate::error::{Error, Result};
 use crate::exact::{Rational, Scalar};
+use crate::model::image::{conv_rows, Window};
 use crate::model::ir::{Affine, Dense, Layer, Network, Sparse, MAX_PARAMETERS};
 
 /// The oldest default-domain operator set read. From 7 on, Gemm, Add and Dropout lost the
@@ -856,16 +857,13 @@ fn image_shape(chain: &Chain<'_>, op: &str) -> Result<[usize; 3], String> {
     }
 }
 
-/// The window geometry of a 2-D convolution or pooling: kernel, strides and (top, left,
-/// bottom, right) pads, checked against the attributes this loader does not implement.
-struct Window {
-    kernel: [usize; 2],
-    strides: [usize; 2],
-    /// top, left, bottom, right
-    pads: [usize; 4],
+/// The window geometry of a node, checked against the attributes this loader does not
+/// implement.
+trait ReadWindow: Sized {
+    fn read(node: &NodeProto, kernel: Option<[usize; 2]>) -> Result<Self, String>;
 }
 
-impl Window {
+impl ReadWindow for Window {
     fn read(node: &NodeProto, kernel: Option<[usize; 2]>) -> Result<Self, String> {
         if let Some(mode) = attr_string(node, "auto_pad")? {
             if mode != "NOTSET" {
@@ -923,54 +921,6 @@ impl Window {
             strides,
             pads,
         })
-    }
-
-    /// The output height and width for an input of `h × w`.
-    fn output(&self, h: usize, w: usize) -> Result<[usize; 2], String> {
-        let side = |n: usize, k: usize, s: usize, p0: usize, p1: usize| {
-            (n + p0 + p1).checked_sub(k).map(|span| span / s + 1)
-        };
-        match (
-            side(
-                h,
-                self.kernel[0],
-                self.strides[0],
-                self.pads[0],
-                self.pads[2],
-            ),
-            side(
-                w,
-                self.kernel[1],
-                self.strides[1],
-                self.pads[1],
-                self.pads[3],
-            ),
-        ) {
-            (Some(a), Some(b)) => Ok([a, b]),
-            _ => Err(format!(
-                "the kernel {:?} is larger than the padded {h}×{w} input",
-                self.kernel
-            )),
-        }
-    }
-
-    /// The input positions `(row, column)` of output `(i, j)`'s window that lie inside the
-    /// `h × w` input, with their kernel offsets `(u, v)`.
-    fn taps(&self, i: usize, j: usize, h: usize, w: usize) -> Vec<(usize, usize, usize, usize)> {
-        // Kernel offsets whose position `start + u − pad` lies in `0..n`.
-        let span = |start: usize, pad: usize, n: usize, k: usize| {
-            let first = pad.saturating_sub(start);
-            let end = (n + pad).saturating_sub(start).min(k);
-            first..end.max(first)
-        };
-        let (r0, c0) = (i * self.strides[0], j * self.strides[1]);
-        let mut out = Vec::new();
-        for u in span(r0, self.pads[0], h, self.kernel[0]) {
-            for v in span(c0, self.pads[1], w, self.kernel[1]) {
-                out.push((r0 + u - self.pads[0], c0 + v - self.pads[1], u, v));
-            }
-        }
-        out
     }
 }
 
@@ -1046,23 +996,8 @@ fn conv<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
         .checked_mul(kh)
         .and_then(|n| n.checked_mul(kw))
         .ok_or("the Conv kernel has more weights than can be indexed")?;
-    let n = lowered("Conv", &[c_out, ho, wo], per_row, inputs)?;
-    let mut rows = Vec::with_capacity(n);
-    for o in 0..c_out {
-        for i in 0..ho {
-            for j in 0..wo {
-                let mut row = Vec::new();
-                for (r, c, u, v) in window.taps(i, j, h, w) {
-                    for ch in 0..c_in {
-                        let value = k.data[((o * c_in + ch) * kh + u) * kw + v];
-                        row.push((((ch * h + r) * w + c) as u32, value));
-                    }
-                }
-                row.sort_unstable_by_key(|&(col, _)| col);
-                rows.push(row);
-            }
-        }
-    }
+    lowered("Conv", &[c_out, ho, wo], per_row, inputs)?;
+    let rows = conv_rows(&k.data, [c_out, c_in], [h, w], &window);
     let bias = match node.input.get(2).filter(|n| !n.is_empty()) {
         Some(b_name) => {
             let b = bias_vector(b_name, chain.floats(b_name)?, c_out)?;

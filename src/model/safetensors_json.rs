@@ -177,7 +177,7 @@ fn parse_description(text: &str) -> std::result::Result<Description<LayerSpec>, 
     })
 }
 
-fn map_weights(json: &Path, weights: &Path) -> Result<Mmap> {
+pub(crate) fn map_weights(json: &Path, weights: &Path) -> Result<Mmap> {
     let file = File::open(weights).map_err(|e| {
         Error::file(
             weights,
@@ -277,7 +277,7 @@ fn build_layers(
 }
 
 /// A tensor of the file, checked to be F32 or F64.
-fn tensor<'a>(
+pub(crate) fn tensor<'a>(
     tensors: &SafeTensors<'a>,
     file: &str,
     name: &str,
@@ -309,7 +309,7 @@ fn tensor<'a>(
 }
 
 /// The tensor's values widened to f64 (exact), in C order.
-fn values(t: &TensorView<'_>) -> Vec<f64> {
+pub(crate) fn values(t: &TensorView<'_>) -> Vec<f64> {
     let bytes = t.data();
     match t.dtype() {
         Dtype::F32 => bytes
@@ -411,14 +411,14 @@ pub fn save(net: &Network, json_path: &Path) -> Result<()> {
                     bias: Some(bias),
                 });
             }
-            Affine::Sparse(_) => {
+            Affine::Sparse(_) | Affine::Shared(_) => {
                 return Err(Error::write(
                     json_path,
                     io::Error::new(
                         io::ErrorKind::InvalidInput,
                         format!(
-                            "layer {} is a sparse image layer; a JSON description holds dense \
-                             layers only, so keep the model as ONNX",
+                            "layer {} is a sparse or shared layer; this JSON description holds \
+                             dense layers only",
                             i + 1
                         ),
                     ),

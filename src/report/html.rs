@@ -702,6 +702,7 @@ mod tests {
                 path: PathBuf::from(path),
                 fingerprint: model.fingerprint().to_string(),
                 architecture: model.net().describe(),
+                question: None,
             },
             inputs: InputsInfo {
                 path: PathBuf::from("in\"puts.npy"),

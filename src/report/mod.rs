@@ -49,6 +49,10 @@ pub fn audit_markdown(doc: &SummaryDocument<'_>) -> String {
         doc.model.architecture
     );
     let _ = writeln!(out, "- model fingerprint: `{}`", doc.model.fingerprint);
+    if let Some(q) = &doc.model.question {
+        let values: Vec<String> = q.iter().map(f64::to_string).collect();
+        let _ = writeln!(out, "- question: `{}`", values.join(","));
+    }
     let _ = writeln!(
         out,
         "- inputs: `{}` ({} samples of width {})",
