@@ -334,10 +334,10 @@ fn load(net: &ConvNet) -> Model {
 proptest! {
     #![proptest_config(config())]
 
-    /// The reader's dense layers compute, exactly, the direct convolution, pooling and dense
+    /// The reader's sparse layers compute, exactly, the direct convolution, pooling and dense
     /// layer.
     #[test]
-    fn dense_layers_compute_the_convolution_exactly((net, x) in conv_net_and_input()) {
+    fn sparse_layers_compute_the_convolution_exactly((net, x) in conv_net_and_input()) {
         let model = load(&net);
         let exact = to_exact(&x);
         let got = forward(model.exact(), &exact).output().to_vec();
@@ -423,4 +423,71 @@ fn a_kernel_of_ones_sums_each_window() {
     let model = load(&net);
     assert_eq!(forward(model.net(), &x).output(), &[20.0]);
     assert_eq!(net.evaluate(&to_exact(&x)), vec![Rational::from_f64(20.0)]);
+}
+
+/// An audit rebuilds and judges roots in blocks of 1024: on a layer of 2312 neurons (three
+/// blocks) its verdicts are those of each root judged on its own.
+#[test]
+fn audit_verdicts_across_root_blocks_equal_single_root_verdicts() {
+    use dtdcert::audit::{audit_sample, AuditSettings};
+    use dtdcert::dtd::{explain, RootOutcome};
+    use dtdcert::region::{membership_filtered, trace_and_pattern};
+    let (side, c_out) = (34, 2);
+    let wave = |i: usize, k: f64| ((i as f64 * k).sin() * 0.75 * 4096.0).round() / 4096.0;
+    let net = ConvNet {
+        c_in: 1,
+        h: side,
+        w: side,
+        c_out,
+        kernel: [3, 3],
+        stride: [1, 1],
+        pads: [1; 4],
+        pool: Pool::None,
+        outputs: 2,
+        kernel_values: (0..c_out * 9)
+            .map(|i| wave(i, 1.7).abs() + 0.0625)
+            .collect(),
+        // Every neuron active and every dense weight positive: every neuron of layer 1 has
+        // relevance, so a root.
+        conv_bias: vec![0.125, 0.25],
+        dense: (0..2 * c_out * side * side)
+            .map(|i| wave(i, 0.37).abs() / 16.0 + 1.0 / 64.0)
+            .collect(),
+        dense_bias: vec![0.0, 0.5],
+    };
+    let model = load(&net);
+    let x: Vec<f64> = (0..side * side).map(|i| wave(i, 0.11).abs()).collect();
+    for rule in [Rule::ZPlus, Rule::WSquare] {
+        let settings = AuditSettings {
+            dtd: DtdSettings {
+                rule,
+                ..DtdSettings::default()
+            },
+            ..AuditSettings::default()
+        };
+        let record = audit_sample(&model, &settings, 0, &x, Some(1)).unwrap();
+        let (trace, pattern, _) = trace_and_pattern(&model, &x);
+        let e = explain(model.net(), &trace, &settings.dtd, 1, true);
+        let mut compared = 0;
+        for (index, step) in e.layers.iter().enumerate() {
+            for (n, rec) in step.neurons.iter().zip(&record.layers[index].neurons) {
+                match (&n.outcome, &rec.root) {
+                    (RootOutcome::Root { point, .. }, Some(verdict)) => {
+                        let (region, _) = membership_filtered(&model, &pattern, index, point);
+                        assert_eq!(
+                            region,
+                            verdict.region,
+                            "layer {} neuron {}",
+                            index + 1,
+                            rec.neuron
+                        );
+                        compared += 1;
+                    }
+                    (RootOutcome::None(_), None) => {}
+                    (o, r) => panic!("layer {}: {o:?} against {r:?}", index + 1),
+                }
+            }
+        }
+        assert!(compared > 2048, "{rule}: {compared} roots compared");
+    }
 }

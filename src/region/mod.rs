@@ -15,7 +15,7 @@ use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::exact::filter::{affine_bounded, norm_upper, norm_upper_iter, Bounded, ErrorModel};
+use crate::exact::filter::{affine_bounded, norm_upper_iter, Bounded, ErrorModel};
 use crate::exact::{Rational, Scalar};
 use crate::model::forward::{forward, relu, Trace};
 use crate::model::{Model, Network};
@@ -496,64 +496,98 @@ fn membership_block(
     let mut slack = vec![f64::INFINITY; n];
     let mut any_constraint = false;
     let mut h = points.as_standard_layout().into_owned();
-    let mut err_norm = vec![0.0f64; n];
+    // Per point and coordinate, a bound on the error of `h` (the points themselves are exact).
+    let mut h_err = Array2::<f64>::zeros(h.dim());
+    // The points still pending, whose rows `h` holds: a decided point is not carried further.
+    let mut alive: Vec<usize> = (0..n).collect();
     let norms = model.row_norms();
     for (k, layer) in model.net().layers().iter().enumerate().skip(m) {
-        let mut z = layer.affine.apply_rows(h.view());
-        for (j, mut column) in z.columns_mut().into_iter().enumerate() {
-            column += *layer.affine.bias(j);
+        if alive.is_empty() {
+            break;
         }
-        let x_norm: Vec<f64> = h
-            .rows()
-            .into_iter()
-            .map(|r| norm_upper_iter(r.iter().copied()))
-            .collect();
-        let errors = ErrorModel::new(layer.affine.in_dim());
-        let w_norm = &norms[k];
-        let mut next_err = vec![0.0f64; n];
-        let mut errors_row = Vec::with_capacity(z.ncols());
-        for r in 0..n {
-            let mask = pattern.layer(k);
-            let mut row = z.row_mut(r);
-            errors_row.clear();
-            for j in 0..row.len() {
-                let e = errors.bound_from_norms(
-                    w_norm[j],
-                    x_norm[r],
-                    *layer.affine.bias(j),
-                    err_norm[r],
-                );
-                if let Some(mask) = mask {
-                    any_constraint = true;
-                    if state[r] == State::Pending {
+        let n = alive.len();
+        let (mut z, mut e) = match &layer.affine {
+            // A dense layer: one matrix product for all points, bounds from row norms.
+            crate::model::Affine::Dense(_) => {
+                let mut z = layer.affine.apply_rows(h.view());
+                for (j, mut column) in z.columns_mut().into_iter().enumerate() {
+                    column += *layer.affine.bias(j);
+                }
+                let errors = ErrorModel::new(layer.affine.in_dim());
+                let w_norm = &norms[k];
+                let mut e = Array2::zeros(z.dim());
+                for r in 0..n {
+                    let x_norm = norm_upper_iter(h.row(r).iter().copied());
+                    let err_norm = norm_upper_iter(h_err.row(r).iter().copied());
+                    for (j, ej) in e.row_mut(r).iter_mut().enumerate() {
+                        *ej = errors.bound_from_norms(
+                            w_norm[j],
+                            x_norm,
+                            *layer.affine.bias(j),
+                            err_norm,
+                        );
+                    }
+                }
+                (z, e)
+            }
+            // Sparse and shared rows see a few inputs: a norm over the whole input would
+            // loosen their bounds by the layer's width, so each row is bounded over its own.
+            _ => {
+                let out = layer.affine.out_dim();
+                let (mut z, mut e) = (Array2::zeros((n, out)), Array2::zeros((n, out)));
+                for r in 0..n {
+                    let x = h.row(r);
+                    let x_err = h_err.row(r);
+                    let (zr, er) = bounded_affine_layer(
+                        &layer.affine,
+                        x.as_slice().expect("standard layout"),
+                        x_err.as_slice().expect("standard layout"),
+                    );
+                    z.row_mut(r).assign(&Array1::from(zr));
+                    e.row_mut(r).assign(&Array1::from(er));
+                }
+                (z, e)
+            }
+        };
+        if let Some(mask) = pattern.layer(k) {
+            any_constraint = true;
+            for (r, &point) in alive.iter().enumerate() {
+                for (j, &active) in mask.iter().enumerate() {
+                    if state[point] == State::Pending {
                         let signed = Bounded {
-                            value: if mask[j] { row[j] } else { -row[j] },
-                            error: e,
+                            value: if active { z[[r, j]] } else { -z[[r, j]] },
+                            error: e[[r, j]],
                         };
                         match signed.certainly_nonnegative() {
-                            Some(true) => slack[r] = slack[r].min(signed.value),
+                            Some(true) => slack[point] = slack[point].min(signed.value),
                             Some(false) => {
-                                state[r] = State::Outside {
+                                state[point] = State::Outside {
                                     layer: k + 1,
                                     neuron: j,
                                     margin: signed.value,
                                 }
                             }
-                            None => state[r] = State::NeedsExact,
+                            None => state[point] = State::NeedsExact,
                         }
                     }
-                    if !mask[j] {
+                    if !active {
                         // Masked to an exact zero: no error carries on.
-                        row[j] = 0.0;
-                        continue;
+                        z[[r, j]] = 0.0;
+                        e[[r, j]] = 0.0;
                     }
                 }
-                errors_row.push(e);
             }
-            next_err[r] = norm_upper(&errors_row);
+        }
+        let pending: Vec<usize> = (0..n)
+            .filter(|&r| state[alive[r]] == State::Pending)
+            .collect();
+        if pending.len() < n {
+            z = z.select(Axis(0), &pending);
+            e = e.select(Axis(0), &pending);
+            alive = pending.iter().map(|&r| alive[r]).collect();
         }
         h = z;
-        err_norm = next_err;
+        h_err = e;
     }
     (0..n)
         .map(|r| match state[r] {
