@@ -431,7 +431,7 @@ fn a_kernel_of_ones_sums_each_window() {
 fn audit_verdicts_across_root_blocks_equal_single_root_verdicts() {
     use dtdcert::audit::{audit_sample, AuditSettings};
     use dtdcert::dtd::{explain, RootOutcome};
-    use dtdcert::region::{membership_filtered, trace_and_pattern};
+    use dtdcert::region::{membership_filtered, trace_and_pattern, Membership};
     let (side, c_out) = (34, 2);
     let wave = |i: usize, k: f64| ((i as f64 * k).sin() * 0.75 * 4096.0).round() / 4096.0;
     let net = ConvNet {
@@ -474,12 +474,34 @@ fn audit_verdicts_across_root_blocks_equal_single_root_verdicts() {
                 match (&n.outcome, &rec.root) {
                     (RootOutcome::Root { point, .. }, Some(verdict)) => {
                         let (region, _) = membership_filtered(&model, &pattern, index, point);
-                        assert_eq!(
-                            region,
-                            verdict.region,
-                            "layer {} neuron {}",
+                        // The same verdict; slacks and margins are f64 readings of one value,
+                        // summed in another order.
+                        let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * (1.0 + a.abs());
+                        let same = match (&region, &verdict.region) {
+                            (
+                                Membership::Inside { slack: Some(a) },
+                                Membership::Inside { slack: Some(b) },
+                            ) => close(*a, *b),
+                            (
+                                Membership::Outside {
+                                    layer: l1,
+                                    neuron: n1,
+                                    margin: a,
+                                },
+                                Membership::Outside {
+                                    layer: l2,
+                                    neuron: n2,
+                                    margin: b,
+                                },
+                            ) => (l1, n1) == (l2, n2) && close(*a, *b),
+                            (a, b) => a == b,
+                        };
+                        assert!(
+                            same,
+                            "layer {} neuron {}: {region:?} against {:?}",
                             index + 1,
-                            rec.neuron
+                            rec.neuron,
+                            verdict.region
                         );
                         compared += 1;
                     }

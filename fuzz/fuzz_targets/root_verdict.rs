@@ -15,7 +15,7 @@ use dtdcert::audit::{audit_sample, AuditSettings, Box1, DomainCheck, RootVerdict
 use dtdcert::dtd::{explain, BiasMode, DtdSettings, InitialRelevance, RootOutcome, Rule};
 use dtdcert::exact::{Rational, Scalar};
 use dtdcert::model::ir::dense_layer;
-use dtdcert::model::{forward, Affine, Model, Network};
+use dtdcert::model::{forward, Model, Network};
 use dtdcert::region::{membership, trace_and_pattern, Membership, Pattern};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
@@ -163,8 +163,7 @@ fn case(u: &mut Unstructured<'_>) -> Result<Case> {
     let tame = x.iter().all(|&v| tame(v))
         && net.layers().iter().all(|l| {
             let a = &l.affine;
-            (0..a.out_dim())
-                .all(|j| tame(*a.bias(j)) && a.row(j).values().iter().all(|&v| tame(v)))
+            (0..a.out_dim()).all(|j| tame(*a.bias(j)) && a.row(j).values().iter().all(|&v| tame(v)))
         });
     let gamma = grid(u)?;
     let (a, b) = (value(u, spread)?, value(u, spread)?);

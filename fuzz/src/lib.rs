@@ -1,7 +1,7 @@
 //! Checks shared by the fuzz targets.
 
 use dtdcert::exact::{Rational, Scalar};
-use dtdcert::model::{Affine, Network};
+use dtdcert::model::Network;
 
 /// What every network a loader accepts must satisfy: at least one layer, finite parameters,
 /// consecutive shapes that agree, and a forward pass that runs on the zero input and gives one
@@ -12,8 +12,8 @@ pub fn check_network(net: &Network) {
     let mut width = net.input_dim();
     assert!(width > 0, "a network of input width 0 was accepted");
     for (i, layer) in layers.iter().enumerate() {
-        let Affine::Dense(d) = &layer.affine;
-        let (rows, cols) = d.weight().dim();
+        let affine = &layer.affine;
+        let (rows, cols) = (affine.out_dim(), affine.in_dim());
         assert_eq!(
             cols,
             width,
@@ -21,15 +21,22 @@ pub fn check_network(net: &Network) {
             i + 1
         );
         assert!(rows > 0, "layer {} has no outputs", i + 1);
-        assert_eq!(d.bias().len(), rows, "layer {}: bias length", i + 1);
-        assert!(
-            d.weight()
-                .iter()
-                .chain(d.bias().iter())
-                .all(|v| v.is_finite()),
-            "layer {} has a non-finite parameter",
-            i + 1
-        );
+        for j in 0..rows {
+            let row = affine.row(j);
+            assert_eq!(row.len(), cols, "layer {}: row {j} width", i + 1);
+            assert!(
+                row.values().iter().all(|v| v.is_finite()) && affine.bias(j).is_finite(),
+                "layer {} has a non-finite parameter",
+                i + 1
+            );
+            // Listed inputs are in range and strictly increasing.
+            let positions: Vec<usize> = (0..row.connected()).map(|k| row.position(k)).collect();
+            assert!(
+                positions.windows(2).all(|p| p[0] < p[1]) && positions.iter().all(|&p| p < cols),
+                "layer {}: row {j} lists inputs out of order or range",
+                i + 1
+            );
+        }
         width = rows;
     }
     assert_eq!(width, net.output_dim());

@@ -34,8 +34,12 @@ impl Bounded {
     }
 
     /// The sign of the exact value, when the bound decides it: `Some(1)`, `Some(-1)` or
-    /// `Some(0)` (only for an error-free zero); `None` when the bound straddles zero.
+    /// `Some(0)` (only for an error-free zero); `None` when the bound straddles zero or a
+    /// value or bound is not finite (an overflowed sum can have either sign).
     pub fn certain_sign(&self) -> Option<i8> {
+        if !(self.value.is_finite() && self.error.is_finite()) {
+            return None;
+        }
         if self.error == 0.0 {
             return Some(if self.value > 0.0 {
                 1
@@ -55,8 +59,12 @@ impl Bounded {
     }
 
     /// Whether the exact value is certainly `>= 0` (`Some(true)`), certainly `< 0`
-    /// (`Some(false)`), or undecided.
+    /// (`Some(false)`), or undecided (also when a value or bound is not finite: an overflowed
+    /// sum can be `+inf` with a negative exact value).
     pub fn certainly_nonnegative(&self) -> Option<bool> {
+        if !(self.value.is_finite() && self.error.is_finite()) {
+            return None;
+        }
         if self.value >= self.error {
             Some(true)
         } else if self.value < -self.error {
@@ -173,6 +181,30 @@ pub fn norm_upper_iter(x: impl Iterator<Item = f64>) -> f64 {
 mod tests {
     use super::*;
     use crate::exact::{Rational, Scalar};
+
+    /// `3e308 − 1.5e308 − 1.6e308` is `+inf` in f64 (the first product overflows and the
+    /// others are added to it), but its exact value is negative: an infinite value or bound
+    /// decides nothing.
+    #[test]
+    fn an_overflowed_sum_decides_no_sign() {
+        let mut w = [0.0; 9];
+        let mut x = [0.0; 9];
+        (w[0], x[0]) = (2.0, 1.5e308);
+        (w[4], x[4]) = (-1.5, 1e308);
+        (w[8], x[8]) = (-1.6, 1e308);
+        let b = affine_bounded(&w, &x, None, 0.0);
+        assert_eq!(b.value, f64::INFINITY);
+        assert_eq!(b.certainly_nonnegative(), None);
+        assert_eq!(b.certain_sign(), None);
+        let nan = Bounded {
+            value: f64::NAN,
+            error: 0.0,
+        };
+        assert_eq!(
+            (nan.certain_sign(), nan.certainly_nonnegative()),
+            (None, None)
+        );
+    }
 
     #[test]
     fn bound_covers_cancellation() {

@@ -382,6 +382,15 @@ impl<T: Scalar> Affine<T> {
         }
     }
 
+    /// The most inputs any one output is connected to (the number of products in its sum).
+    pub fn max_connected(&self) -> usize {
+        match self {
+            Affine::Dense(d) => d.weight.ncols(),
+            Affine::Sparse(s) => s.offsets.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0),
+            Affine::Shared(s) => s.block.weight.ncols(),
+        }
+    }
+
     /// The number of stored biases.
     fn stored_biases(&self) -> usize {
         match self {

@@ -189,11 +189,25 @@ fn bounded_affine_layer(
     let mut z = Vec::with_capacity(out);
     let mut e = Vec::with_capacity(out);
     let errs = (!errors.is_empty()).then_some(errors);
+    // A sparse row's inputs and their errors, gathered into buffers reused row after row.
+    let (mut x, mut x_err) = (Vec::new(), Vec::new());
     for j in 0..out {
         let row = affine.row(j);
-        let input = row.gather(input);
-        let errs = errs.map(|e| row.gather(e));
-        let b = affine_bounded(row.values(), &input, errs.as_deref(), *affine.bias(j));
+        let bias = *affine.bias(j);
+        let b = if row.is_dense() {
+            affine_bounded(row.values(), input, errs, bias)
+        } else {
+            x.clear();
+            x_err.clear();
+            for k in 0..row.connected() {
+                let i = row.position(k);
+                x.push(input[i]);
+                if let Some(e) = errs {
+                    x_err.push(e[i]);
+                }
+            }
+            affine_bounded(row.values(), &x, errs.map(|_| &x_err[..]), bias)
+        };
         z.push(b.value);
         e.push(b.error);
     }
@@ -506,49 +520,33 @@ fn membership_block(
             break;
         }
         let n = alive.len();
-        let (mut z, mut e) = match &layer.affine {
-            // A dense layer: one matrix product for all points, bounds from row norms.
-            crate::model::Affine::Dense(_) => {
-                let mut z = layer.affine.apply_rows(h.view());
-                for (j, mut column) in z.columns_mut().into_iter().enumerate() {
-                    column += *layer.affine.bias(j);
-                }
-                let errors = ErrorModel::new(layer.affine.in_dim());
-                let w_norm = &norms[k];
-                let mut e = Array2::zeros(z.dim());
-                for r in 0..n {
-                    let x_norm = norm_upper_iter(h.row(r).iter().copied());
-                    let err_norm = norm_upper_iter(h_err.row(r).iter().copied());
-                    for (j, ej) in e.row_mut(r).iter_mut().enumerate() {
-                        *ej = errors.bound_from_norms(
-                            w_norm[j],
-                            x_norm,
-                            *layer.affine.bias(j),
-                            err_norm,
-                        );
-                    }
-                }
-                (z, e)
-            }
-            // Sparse and shared rows see a few inputs: a norm over the whole input would
-            // loosen their bounds by the layer's width, so each row is bounded over its own.
-            _ => {
-                let out = layer.affine.out_dim();
-                let (mut z, mut e) = (Array2::zeros((n, out)), Array2::zeros((n, out)));
-                for r in 0..n {
-                    let x = h.row(r);
-                    let x_err = h_err.row(r);
-                    let (zr, er) = bounded_affine_layer(
-                        &layer.affine,
-                        x.as_slice().expect("standard layout"),
-                        x_err.as_slice().expect("standard layout"),
-                    );
-                    z.row_mut(r).assign(&Array1::from(zr));
-                    e.row_mut(r).assign(&Array1::from(er));
-                }
-                (z, e)
-            }
+        // One product for all points; each value's bound from norms (Cauchy–Schwarz): of the
+        // row, of the input and of the input's errors. A shared layer's rows each see one
+        // copy's slice of the input, so they take that slice's norms.
+        let mut z = layer.affine.apply_rows(h.view());
+        for (j, mut column) in z.columns_mut().into_iter().enumerate() {
+            column += *layer.affine.bias(j);
+        }
+        let errors = ErrorModel::new(layer.affine.max_connected());
+        let w_norm = &norms[k];
+        let mut e = Array2::zeros(z.dim());
+        let (slices, slice_rows) = match &layer.affine {
+            crate::model::Affine::Shared(s) => (s.copies(), s.block().weight().nrows()),
+            _ => (1, layer.affine.out_dim()),
         };
+        let slice_cols = layer.affine.in_dim() / slices;
+        for r in 0..n {
+            let (x, x_err) = (h.row(r), h_err.row(r));
+            for p in 0..slices {
+                let cols = p * slice_cols..(p + 1) * slice_cols;
+                let x_norm = norm_upper_iter(x.slice(ndarray::s![cols.clone()]).iter().copied());
+                let err_norm = norm_upper_iter(x_err.slice(ndarray::s![cols]).iter().copied());
+                for j in p * slice_rows..(p + 1) * slice_rows {
+                    e[[r, j]] =
+                        errors.bound_from_norms(w_norm[j], x_norm, *layer.affine.bias(j), err_norm);
+                }
+            }
+        }
         if let Some(mask) = pattern.layer(k) {
             any_constraint = true;
             for (r, &point) in alive.iter().enumerate() {
