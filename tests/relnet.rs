@@ -348,3 +348,31 @@ fn broken_relation_network_descriptions_name_the_file_and_place() {
         }
     }
 }
+
+/// Sizes are checked before anything is built: 4096² objects would make 2.8·10^14 pairs.
+#[test]
+fn relation_networks_too_large_to_store_are_refused_before_building() {
+    let conv = ConvBlock {
+        kernel: vec![1.0],
+        shape: [1, 1, 1, 1],
+        bias: None,
+        stride: 1,
+        padding: 0,
+        batch_norm: None,
+    };
+    let rng = &mut ChaCha8Rng::seed_from_u64(5);
+    let e = RelationNetwork::new(
+        [1, 4096, 4096],
+        vec![conv],
+        None,
+        1,
+        vec![dense(rng, 4, 7)],
+        vec![dense(rng, 2, 4)],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("g[0] on all 16777216² pairs") && e.contains("2^26"),
+        "{e}"
+    );
+}

@@ -157,6 +157,12 @@ impl RelationNetwork {
             ));
         }
         let [mut c, mut h, mut w] = image;
+        let too_large = |what: String, n: Option<usize>| match n {
+            Some(n) if n <= MAX_STORED => Ok(()),
+            _ => Err(invalid(format!(
+                "{what} would store more than 2^26 weights; networks this large are not supported"
+            ))),
+        };
         for (i, block) in conv.iter().enumerate() {
             let [out, inp, kh, kw] = block.shape;
             if inp != c || kh != kw || kh == 0 || out == 0 || block.stride == 0 {
@@ -189,6 +195,10 @@ impl RelationNetwork {
                 .window()
                 .output(h, w)
                 .map_err(|e| invalid(format!("conv[{i}]: {e}")))?;
+            let stored = [out, ho, wo, inp, kh, kw]
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d));
+            too_large(format!("conv[{i}]"), stored)?;
             (c, h, w) = (out, ho, wo);
         }
         if h != w {
@@ -197,6 +207,10 @@ impl RelationNetwork {
             )));
         }
         let n = h * w;
+        let pair_weights = [n, n, g[0].weight().nrows(), 2 * c]
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d));
+        too_large(format!("g[0] on all {n}² pairs"), pair_weights)?;
         let coordinates = match coordinates {
             Some(cs) if cs.len() != n => {
                 return Err(invalid(format!(
@@ -510,6 +524,9 @@ struct LinearSpec {
     #[serde(default)]
     bias: Option<String>,
 }
+
+/// The most weights one layer of the chain may store (as for ONNX image layers).
+const MAX_STORED: usize = 1 << 26;
 
 /// The largest image side or channel count read: keeps every size computed from them small.
 const MAX_SIDE: usize = 1 << 16;
