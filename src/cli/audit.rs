@@ -114,7 +114,7 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
         settings,
         shard,
     )?;
-    spec.model.question.clone_from(&args.data.question);
+    spec.model.question.clone_from(&args.data.reading.question);
     let options = OutputOptions {
         progress: !args.quiet,
         csv: args.csv,

@@ -343,17 +343,9 @@ pub struct CheckCertArgs {
     /// The model (default: the path recorded in each certificate).
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
-    /// Read batch norm as a layer of its own, as the certificates' run did
-    #[arg(long)]
-    pub keep_batch_norm: bool,
-    /// The question of a relation-network model, as the certificates' run had it
-    #[arg(
-        long,
-        value_name = "V,V,...",
-        value_delimiter = ',',
-        allow_negative_numbers = true
-    )]
-    pub question: Option<Vec<f64>>,
+    /// How the model is read: give the certificates' run's --keep-batch-norm and --question.
+    #[command(flatten)]
+    pub reading: super::ModelArgs,
 }
 
 pub fn run_check(args: CheckCertArgs) -> Result<Outcome> {
@@ -375,11 +367,7 @@ pub fn run_check(args: CheckCertArgs) -> Result<Outcome> {
             }
         };
         if !loaded.iter().any(|(p, _)| *p == model_path) {
-            let options = crate::model::LoadOptions {
-                keep_batch_norm: args.keep_batch_norm,
-                question: args.question.clone(),
-            };
-            loaded.push((model_path.clone(), Model::load_with(&model_path, &options)?));
+            loaded.push((model_path.clone(), args.reading.load(&model_path)?));
         }
         let model = &loaded
             .iter()

@@ -81,6 +81,13 @@ pub struct DataArgs {
     /// The array to use from an .npz with several arrays.
     #[arg(long, value_name = "NAME")]
     pub inputs_key: Option<String>,
+    #[command(flatten)]
+    pub reading: ModelArgs,
+}
+
+/// How a model file becomes a network (the data commands and `check-cert`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ModelArgs {
     /// Keep batch norm (ONNX BatchNormalization, a relation network's) as a diagonal layer of
     /// its own instead of folding it into the layer before it (no rounding; one more layer)
     #[arg(long)]
@@ -96,6 +103,23 @@ pub struct DataArgs {
     pub question: Option<Vec<f64>>,
 }
 
+impl ModelArgs {
+    /// Loads `path` as these options say; `--question` only for a relation network.
+    pub fn load(&self, path: &Path) -> Result<Model> {
+        if self.question.is_some() && !crate::model::relnet::is_description(path) {
+            return Err(Error::Usage(format!(
+                "--question applies to relation networks; {} is not one",
+                path.display()
+            )));
+        }
+        let options = crate::model::LoadOptions {
+            keep_batch_norm: self.keep_batch_norm,
+            question: self.question.clone(),
+        };
+        Model::load_with(path, &options)
+    }
+}
+
 /// Refuses `--layer-rule`s for layers `model` does not have.
 pub fn check_layer_rules(dtd: &DtdSettings, model: &Model) -> Result<()> {
     dtd.check_layers(model.net().layers().len())
@@ -105,17 +129,7 @@ pub fn check_layer_rules(dtd: &DtdSettings, model: &Model) -> Result<()> {
 impl DataArgs {
     /// Loads the model and the inputs and checks that their widths agree.
     pub fn load(&self) -> Result<(Model, Inputs)> {
-        let options = crate::model::LoadOptions {
-            keep_batch_norm: self.keep_batch_norm,
-            question: self.question.clone(),
-        };
-        if options.question.is_some() && !crate::model::relnet::is_description(&self.model) {
-            return Err(Error::Usage(format!(
-                "--question applies to relation networks; {} is not one",
-                self.model.display()
-            )));
-        }
-        let model = Model::load_with(&self.model, &options)?;
+        let model = self.reading.load(&self.model)?;
         let inputs = load_inputs(&self.inputs, self.inputs_key.as_deref())?;
         inputs.check_width(&self.inputs, model.net().input_dim())?;
         Ok((model, inputs))

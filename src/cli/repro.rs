@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use ndarray::Array2;
 use serde::Serialize;
 
-use super::{DataArgs, Outcome};
+use super::{DataArgs, ModelArgs, Outcome};
 use crate::audit::output::OutputDir;
 use crate::dtd::Rule;
 use crate::error::{Error, Result};
@@ -107,8 +107,7 @@ fn mlp_roots_cmd(args: MlpRootsArgs) -> Result<Outcome> {
                 model: model_path.clone(),
                 inputs: inputs_path.clone(),
                 inputs_key: None,
-                keep_batch_norm: false,
-                question: None,
+                reading: ModelArgs::default(),
             };
             let (model, inputs) = data.load()?;
             if let Some(k) = args.explain {
