@@ -376,3 +376,57 @@ fn relation_networks_too_large_to_store_are_refused_before_building() {
         "{e}"
     );
 }
+
+/// The reference code's convention, batch norm passing relevance through unchanged: batch
+/// norm kept as its own layer, the z rule there and biases ignored. Each kept relevance is
+/// `w · (R / (w a)) · a` in f64, so equal to `R` within a few rounding errors.
+#[test]
+fn kept_batch_norm_with_the_z_rule_passes_relevance_through_unchanged() {
+    use dtdcert::dtd::{explain, BiasMode, LayerRule};
+    use dtdcert::model::forward::forward;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/relnet");
+    let rn = RelationNetwork::load(&dir.join("rn.json")).unwrap();
+    let images: Array2<f64> = ndarray_npy::read_npy(dir.join("images.npy")).unwrap();
+    let q = [1.0, 0.0, 0.0, 1.0, 0.0];
+    let net = rn
+        .network(
+            &q,
+            Options {
+                keep_batch_norm: true,
+            },
+        )
+        .unwrap();
+    // conv, bn, conv, bn, conv, bn, pairs, g, sum, f, f: batch norm at layers 2, 4 and 6.
+    let bn_layers = [2, 4, 6];
+    let settings = DtdSettings {
+        rule: Rule::ZPlus,
+        bias: BiasMode::Ignore,
+        layer_rules: bn_layers
+            .iter()
+            .map(|&layer| LayerRule {
+                layer,
+                rule: Rule::Z,
+            })
+            .collect(),
+        ..DtdSettings::default()
+    };
+    let mut passed = 0;
+    for s in 0..images.nrows() {
+        let trace = forward(&net, &images.row(s).to_vec());
+        let e = explain(&net, &trace, &settings, 0, false);
+        for layer in bn_layers {
+            let step = &e.layers[layer - 1];
+            for (i, (lo, up)) in step.lower.iter().zip(&step.upper).enumerate() {
+                // A zero input has no root: its relevance stays with the neuron.
+                if trace.layer_input(layer - 1)[i] != 0.0 {
+                    assert!(
+                        (lo - up).abs() <= 1e-14 * up.abs(),
+                        "sample {s}, layer {layer}, position {i}: {lo} vs {up}"
+                    );
+                    passed += usize::from(*up != 0.0);
+                }
+            }
+        }
+    }
+    assert!(passed > 500, "{passed} nonzero relevances compared");
+}
