@@ -23,7 +23,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{RngSeed, TestRunner};
 use protobuf::Message;
 use util::onnx::{attr_int, attr_ints, doubles, model, node, value};
-use util::{taylor_exact_at_inside_roots, to_exact, verdicts_agree, weight};
+use util::{hyperplane_rules, taylor_exact_at_inside_roots, to_exact, verdicts_agree, weight};
 
 /// The pooling after the convolution's ReLU.
 #[derive(Clone, Copy, Debug)]
@@ -310,16 +310,6 @@ fn conv_net_and_input() -> impl Strategy<Value = (ConvNet, Vec<f64>)> {
         })
 }
 
-fn root_rules() -> impl Strategy<Value = Rule> {
-    prop_oneof![
-        Just(Rule::Z),
-        Just(Rule::ZPlus),
-        Just(Rule::Gamma(0.25)),
-        Just(Rule::WSquare),
-        Just(Rule::ZBox { lo: -1.0, hi: 1.0 }),
-    ]
-}
-
 fn config() -> ProptestConfig {
     ProptestConfig {
         cases: 200,
@@ -360,14 +350,17 @@ fn runner() -> TestRunner {
 fn float_verdict_equals_exact_verdict_on_conv_nets() {
     let compared = Cell::new(0usize);
     runner()
-        .run(&(conv_net_and_input(), root_rules()), |((net, x), rule)| {
-            let settings = DtdSettings {
-                rule,
-                ..DtdSettings::default()
-            };
-            compared.set(compared.get() + verdicts_agree(&load(&net), &x, &settings)?);
-            Ok(())
-        })
+        .run(
+            &(conv_net_and_input(), hyperplane_rules()),
+            |((net, x), rule)| {
+                let settings = DtdSettings {
+                    rule,
+                    ..DtdSettings::default()
+                };
+                compared.set(compared.get() + verdicts_agree(&load(&net), &x, &settings)?);
+                Ok(())
+            },
+        )
         .unwrap();
     println!("{} roots compared", compared.get());
     assert!(
@@ -383,14 +376,18 @@ fn float_verdict_equals_exact_verdict_on_conv_nets() {
 fn inside_root_makes_taylor_expansion_exact_on_conv_nets() {
     let checked = Cell::new(0usize);
     runner()
-        .run(&(conv_net_and_input(), root_rules()), |((net, x), rule)| {
-            let settings = DtdSettings {
-                rule,
-                ..DtdSettings::default()
-            };
-            checked.set(checked.get() + taylor_exact_at_inside_roots(&load(&net), &x, &settings)?);
-            Ok(())
-        })
+        .run(
+            &(conv_net_and_input(), hyperplane_rules()),
+            |((net, x), rule)| {
+                let settings = DtdSettings {
+                    rule,
+                    ..DtdSettings::default()
+                };
+                checked
+                    .set(checked.get() + taylor_exact_at_inside_roots(&load(&net), &x, &settings)?);
+                Ok(())
+            },
+        )
         .unwrap();
     println!("{} inside roots checked", checked.get());
     assert!(

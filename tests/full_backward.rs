@@ -23,7 +23,7 @@ use ndarray::{s, Array2};
 use ndarray_npy::read_npy;
 use proptest::prelude::*;
 use serde_json::Value;
-use util::{network_and_input, to_exact, weight};
+use util::{hyperplane_rules, network_and_input, to_exact, weight};
 
 const MODEL: &str = "examples/c6/model.onnx";
 const INPUTS: &str = "examples/c6/inputs.npy";
@@ -33,17 +33,6 @@ fn config(cases: u32) -> ProptestConfig {
         cases,
         ..ProptestConfig::default()
     }
-}
-
-/// The root rules whose roots satisfy w_j · ã = w_j · a − R_j (all but rule 0).
-fn hyperplane_rules() -> impl Strategy<Value = Rule> {
-    prop_oneof![
-        Just(Rule::Z),
-        Just(Rule::ZPlus),
-        Just(Rule::Gamma(0.25)),
-        Just(Rule::WSquare),
-        Just(Rule::ZBox { lo: -1.0, hi: 1.0 }),
-    ]
 }
 
 fn root_rules() -> impl Strategy<Value = Rule> {

@@ -104,14 +104,8 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// Loads `path` as these options say; `--question` only for a relation network.
+    /// Loads `path` as these options say.
     pub fn load(&self, path: &Path) -> Result<Model> {
-        if self.question.is_some() && !crate::model::relnet::is_description(path) {
-            return Err(Error::Usage(format!(
-                "--question applies to relation networks; {} is not one",
-                path.display()
-            )));
-        }
         let options = crate::model::LoadOptions {
             keep_batch_norm: self.keep_batch_norm,
             question: self.question.clone(),

@@ -59,6 +59,13 @@ impl Model {
             .extension()
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase);
+        let relation_network = ext.as_deref() == Some("json") && relnet::is_description(path);
+        if options.question.is_some() && !relation_network {
+            return Err(Error::Usage(format!(
+                "--question applies to relation networks; {} is not one",
+                path.display()
+            )));
+        }
         let net = match ext.as_deref() {
             Some("onnx") => onnx::load_with(
                 path,
@@ -66,7 +73,7 @@ impl Model {
                     keep_batch_norm: options.keep_batch_norm,
                 },
             )?,
-            Some("json") if relnet::is_description(path) => {
+            Some("json") if relation_network => {
                 let rn = relnet::RelationNetwork::load(path)?;
                 let Some(question) = &options.question else {
                     return Err(Error::file(

@@ -397,7 +397,7 @@ impl RelationNetwork {
                     row.sort_unstable_by_key(|&(i, _)| i);
                     rows.push(row);
                     let mut constant = ExactSum::new();
-                    constant.add(*first.bias().get(k).expect("checked"));
+                    constant.add(first.bias()[k]);
                     for (d, (&xa, &xb)) in self.coordinates[a]
                         .iter()
                         .zip(&self.coordinates[b])

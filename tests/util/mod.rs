@@ -6,7 +6,7 @@ pub mod onnx;
 
 use std::ops::RangeInclusive;
 
-use dtdcert::dtd::{explain, DtdSettings, RootOutcome};
+use dtdcert::dtd::{explain, DtdSettings, RootOutcome, Rule};
 use dtdcert::exact::{Rational, Scalar};
 use dtdcert::model::forward::{forward, relu};
 use dtdcert::model::ir::dense_layer;
@@ -203,4 +203,15 @@ pub fn taylor_exact_at_inside_roots(
         }
     }
     Ok(checked)
+}
+
+/// The root rules whose roots satisfy w_j · ã = w_j · a − R_j (all but rule 0).
+pub fn hyperplane_rules() -> impl Strategy<Value = Rule> {
+    prop_oneof![
+        Just(Rule::Z),
+        Just(Rule::ZPlus),
+        Just(Rule::Gamma(0.25)),
+        Just(Rule::WSquare),
+        Just(Rule::ZBox { lo: -1.0, hi: 1.0 }),
+    ]
 }
