@@ -1,6 +1,7 @@
 """Writes tests/data/relnet/: a small relation network built and run in PyTorch, as the
-relation-network description dtdcert reads (rn.json + rn.safetensors), with images,
-questions and PyTorch's outputs (float64) to compare against.
+relation-network description dtdcert reads (rn.json + rn.safetensors) and as
+torch.onnx.export writes it (rn.onnx: dynamo exporter, opset 18, float64, inputs image and
+question), with images, questions and PyTorch's outputs (float64) to compare against.
 
 The network follows the paper's relation network at a small size: a 3x20x20 image; three
 blocks of [Conv 3x3 stride 2 pad 1 without bias, 8 channels, BatchNorm (eval, random running
@@ -17,7 +18,10 @@ import json
 import os
 import struct
 
+import warnings
+
 import numpy as np
+import onnx
 import torch
 from torch import nn
 
@@ -82,6 +86,42 @@ def write_safetensors(path, tensors):
             f.write(blob)
 
 
+def strip_for_determinism(model):
+    """Drops the doc strings and metadata (source paths, stack traces) the exporter records."""
+    model.doc_string = ""
+    del model.metadata_props[:]
+    g = model.graph
+    g.doc_string = ""
+    del g.metadata_props[:]
+    for n in g.node:
+        n.doc_string = ""
+        del n.metadata_props[:]
+    for item in list(g.input) + list(g.output) + list(g.value_info) + list(g.initializer):
+        item.doc_string = ""
+        del item.metadata_props[:]
+
+
+def export_onnx(net, path):
+    image = torch.zeros(1, 3, SIDE, SIDE, dtype=torch.float64)
+    question = torch.zeros(1, QUESTION, dtype=torch.float64)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            net, (image, question),
+            dynamo=True,
+            opset_version=18,
+            input_names=["image", "question"],
+            output_names=["answer"],
+            optimize=True,
+            verbose=False,
+            external_data=False,
+        )
+    model = program.model_proto
+    strip_for_determinism(model)
+    with open(path, "wb") as f:
+        f.write(model.SerializeToString())
+
+
 def main():
     torch.manual_seed(11)
     net = RelationNetwork()
@@ -136,7 +176,8 @@ def main():
     np.save(os.path.join(OUT, "images.npy"), images.reshape(4, -1).numpy())
     np.save(os.path.join(OUT, "questions.npy"), questions.numpy())
     np.save(os.path.join(OUT, "outputs.npy"), outputs.numpy())
-    print(f"wrote {OUT}: torch {torch.__version__}")
+    export_onnx(net, os.path.join(OUT, "rn.onnx"))
+    print(f"wrote {OUT}: torch {torch.__version__}, onnx {onnx.__version__}")
 
 
 if __name__ == "__main__":

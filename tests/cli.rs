@@ -1388,6 +1388,54 @@ fn relation_network_audit_records_its_question_and_needs_one() {
             "--question",
             "1",
         ],
+        &["--question", "second input", "this graph has one input"],
+    );
+    expect_refusal(
+        &[
+            "audit",
+            "--model",
+            MODEL_JSON,
+            "--inputs",
+            INPUTS,
+            "--question",
+            "1",
+        ],
         &["--question applies to relation networks"],
+    );
+
+    // The same network as torch.onnx.export writes it, with the question as its second input:
+    // the same roots, the question recorded the same way.
+    let onnx_out = dir.path().join("rn_onnx");
+    dtdcert(&[
+        "audit",
+        "--model",
+        "tests/data/relnet/rn.onnx",
+        "--inputs",
+        images,
+        "--question",
+        "1,0,0,1,0",
+        "--rule",
+        "z+",
+        "--quiet",
+        "--out",
+        s(&onnx_out),
+    ])
+    .ok();
+    let spec = read_json(&onnx_out.join("run.json"));
+    assert_eq!(
+        spec["model"]["question"],
+        serde_json::json!([1.0, 0.0, 0.0, 1.0, 0.0])
+    );
+    let from_onnx = read_json(&onnx_out.join("summary.json"));
+    assert_eq!(from_onnx["total"]["roots"], summary["total"]["roots"]);
+    expect_refusal(
+        &[
+            "audit",
+            "--model",
+            "tests/data/relnet/rn.onnx",
+            "--inputs",
+            images,
+        ],
+        &["rn.onnx", "second input 'question'", "--question"],
     );
 }

@@ -8,7 +8,7 @@ use dtdcert::dtd::{DtdSettings, Rule};
 use dtdcert::model::forward::output;
 use dtdcert::model::ir::Dense;
 use dtdcert::model::relnet::{BatchNorm, ConvBlock, Options, RelationNetwork};
-use dtdcert::model::{Affine, Model};
+use dtdcert::model::{Affine, LoadOptions, Model};
 use ndarray::{Array1, Array2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -306,6 +306,87 @@ fn a_relation_network_written_by_pytorch_loads_and_matches_its_outputs() {
         );
     }
     assert!(spread > 1e-6, "outputs do not depend on the question");
+}
+
+/// The same network as `torch.onnx.export` writes it (tests/data/relnet/rn.onnx: Conv with
+/// the batch norm folded by the exporter, Concat with the coordinate channels, Transpose,
+/// Unsqueeze, Expand, Concat with the question, Gemm on all pairs, ReduceSum): read tensor by
+/// tensor with the question as a constant, it is the chain of the description, layer for layer,
+/// and computes PyTorch's outputs.
+#[test]
+fn the_relation_network_exported_to_onnx_is_the_chain_of_its_description() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/relnet");
+    let rn = RelationNetwork::load(&dir.join("rn.json")).unwrap();
+    let read = |name: &str| -> Array2<f64> { ndarray_npy::read_npy(dir.join(name)).unwrap() };
+    let (images, questions, outputs) = (
+        read("images.npy"),
+        read("questions.npy"),
+        read("outputs.npy"),
+    );
+    let kind = |a: &Affine| match a {
+        Affine::Dense(_) => "dense",
+        Affine::Sparse(_) => "sparse",
+        Affine::Shared(_) => "shared",
+    };
+    for s in 0..images.nrows() {
+        let q = questions.row(s).to_vec();
+        let options = LoadOptions {
+            question: Some(q.clone()),
+            ..LoadOptions::default()
+        };
+        let onnx = Model::load_with(&dir.join("rn.onnx"), &options).unwrap();
+        let described = rn.network(&q, Options::default()).unwrap();
+        let (a, b) = (onnx.net().layers(), described.layers());
+        assert_eq!(onnx.net().widths(), described.widths());
+        assert_eq!(a.len(), b.len());
+        for (k, (la, lb)) in a.iter().zip(b).enumerate() {
+            assert_eq!(la.relu, lb.relu, "layer {}", k + 1);
+            assert_eq!(kind(&la.affine), kind(&lb.affine), "layer {}", k + 1);
+            assert_eq!(
+                la.affine.stored_weights(),
+                lb.affine.stored_weights(),
+                "layer {}",
+                k + 1
+            );
+            for j in 0..la.affine.out_dim() {
+                let (ra, rb) = (la.affine.row(j), lb.affine.row(j));
+                let (ea, eb): (Vec<_>, Vec<_>) = (ra.entries().collect(), rb.entries().collect());
+                assert_eq!(ea.len(), eb.len(), "layer {} row {j}", k + 1);
+                for ((ia, wa), (ib, wb)) in ea.iter().zip(&eb) {
+                    assert_eq!(ia, ib, "layer {} row {j}", k + 1);
+                    // The exporter folds batch norm in its own arithmetic.
+                    assert!(
+                        (**wa - **wb).abs() <= 1e-12 * (1.0 + wb.abs()),
+                        "layer {} row {j}: {wa} vs {wb}",
+                        k + 1
+                    );
+                }
+                let (ba, bb) = (la.affine.bias(j), lb.affine.bias(j));
+                assert!((ba - bb).abs() <= 1e-12 * (1.0 + bb.abs()));
+            }
+        }
+        let got = output(onnx.net(), &images.row(s).to_vec());
+        for (a, b) in got.iter().zip(outputs.row(s)) {
+            assert!(
+                (a - b).abs() <= 1e-9 * (1.0 + b.abs()),
+                "sample {s}: {got:?} vs {:?}",
+                outputs.row(s)
+            );
+        }
+    }
+    // The graph's second input is the question: it must be given, with its width.
+    let path = dir.join("rn.onnx");
+    let e = Model::load(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("rn.onnx") && e.contains("'question'") && e.contains("--question"),
+        "{e}"
+    );
+    let short = LoadOptions {
+        question: Some(vec![1.0; 4]),
+        ..LoadOptions::default()
+    };
+    let e = Model::load_with(&path, &short).unwrap_err().to_string();
+    assert!(e.contains("takes 5 values") && e.contains("gives 4"), "{e}");
 }
 
 #[test]

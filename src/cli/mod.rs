@@ -93,7 +93,8 @@ pub struct ModelArgs {
     #[arg(long)]
     pub keep_batch_norm: bool,
     /// The question a relation-network model answers, for every input: its values, comma
-    /// separated (a relation network's description needs it; other models take none)
+    /// separated (a relation network's description needs it, as does an ONNX graph with a
+    /// second input; other models take none)
     #[arg(
         long,
         value_name = "V,V,...",

@@ -60,7 +60,8 @@ impl Model {
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase);
         let relation_network = ext.as_deref() == Some("json") && relnet::is_description(path);
-        if options.question.is_some() && !relation_network {
+        // An ONNX graph may take the question as its second input; it checks that itself.
+        if options.question.is_some() && !relation_network && ext.as_deref() != Some("onnx") {
             return Err(Error::Usage(format!(
                 "--question applies to relation networks; {} is not one",
                 path.display()
@@ -71,6 +72,7 @@ impl Model {
                 path,
                 onnx::LoadOptions {
                     keep_batch_norm: options.keep_batch_norm,
+                    question: options.question.clone(),
                 },
             )?,
             Some("json") if relation_network => {

@@ -41,12 +41,17 @@ use crate::model::ir::{Affine, Dense, Layer, Network, Sparse, MAX_PARAMETERS};
 /// input; the operators in [`OPS`] keep the same meaning in every later set.
 const MIN_OPSET: i64 = 7;
 
+mod graph;
+
 /// Choices in how a graph becomes the IR.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct LoadOptions {
     /// BatchNormalization as a (diagonal) layer of its own, never folded into the layer
     /// before it: no rounding, at the price of one more layer.
     pub keep_batch_norm: bool,
+    /// The values of the graph's second input (a relation network's question), which the
+    /// network then treats as constants.
+    pub question: Option<Vec<f64>>,
 }
 
 /// Loads an ONNX file and translates it into a validated [`Network`].
@@ -80,7 +85,15 @@ pub fn load_bytes_with(
             "not an ONNX model, or truncated: the file holds no graph",
         )
     })?;
-    let layers = translate(graph, options).map_err(|problem| Error::file(path, problem))?;
+    // The default domain's operator set; without one, the oldest read.
+    let opset = model
+        .opset_import
+        .iter()
+        .filter(|s| is_default_domain(&s.domain))
+        .map(|s| s.version)
+        .max()
+        .unwrap_or(MIN_OPSET);
+    let layers = translate(graph, &options, opset).map_err(|problem| Error::file(path, problem))?;
     Network::new(layers).map_err(|e| e.in_file(path))
 }
 
@@ -368,7 +381,7 @@ fn supported_list() -> String {
 }
 
 /// Walks the graph's nodes in file order, following the single chain from the data input.
-fn translate(graph: &GraphProto, options: LoadOptions) -> Result<Vec<Layer>, String> {
+fn translate(graph: &GraphProto, options: &LoadOptions, opset: i64) -> Result<Vec<Layer>, String> {
     if !graph.sparse_initializer.is_empty() {
         return Err("sparse initializers are not supported; export dense weights".into());
     }
@@ -388,6 +401,32 @@ fn translate(graph: &GraphProto, options: LoadOptions) -> Result<Vec<Layer>, Str
         .iter()
         .filter(|v| !consts.contains_key(v.name.as_str()))
         .collect();
+    let output = match graph.output.as_slice() {
+        [one] => one,
+        [] => return Err("the graph has no output".into()),
+        many => {
+            let names: Vec<String> = many.iter().map(|v| format!("'{}'", v.name)).collect();
+            return Err(format!(
+                "the graph has {} outputs ({}); only a single-output network is supported",
+                many.len(),
+                names.join(", ")
+            ));
+        }
+    };
+    // Two inputs, or operators that move elements between positions: read tensor by tensor.
+    let moves = graph
+        .node
+        .iter()
+        .any(|n| is_default_domain(&n.domain) && graph::GRAPH_OPS.contains(&n.op_type.as_str()));
+    if real.len() == 2 || moves {
+        return graph::translate(graph, consts, &real, output, options, opset);
+    }
+    if options.question.is_some() {
+        return Err(
+            "--question gives the values of a graph's second input, and this graph has one input"
+                .into(),
+        );
+    }
     let input = match real.as_slice() {
         [one] => *one,
         [] => return Err("the graph has no data input (every input is an initializer)".into()),
@@ -395,18 +434,6 @@ fn translate(graph: &GraphProto, options: LoadOptions) -> Result<Vec<Layer>, Str
             let names: Vec<String> = many.iter().map(|v| format!("'{}'", v.name)).collect();
             return Err(format!(
                 "the graph has {} data inputs ({}); only a single-input chain is supported",
-                many.len(),
-                names.join(", ")
-            ));
-        }
-    };
-    let output = match graph.output.as_slice() {
-        [one] => one,
-        [] => return Err("the graph has no output".into()),
-        many => {
-            let names: Vec<String> = many.iter().map(|v| format!("'{}'", v.name)).collect();
-            return Err(format!(
-                "the graph has {} outputs ({}); only a single-output chain is supported",
                 many.len(),
                 names.join(", ")
             ));
@@ -436,7 +463,7 @@ fn translate(graph: &GraphProto, options: LoadOptions) -> Result<Vec<Layer>, Str
         layers: Vec::new(),
         shape: input_shape(input)?,
         open_bias: false,
-        options,
+        options: options.clone(),
     };
     let mut current: &str = input.name.as_str();
     let mut last_label = format!("the graph input '{current}'");
@@ -594,7 +621,7 @@ fn lookup(node: &NodeProto) -> Result<&'static Op, String> {
     }
     OPS.iter().find(|o| o.name == op).ok_or_else(|| {
         let hint = match op {
-            "Shape" | "Gather" | "Concat" | "Unsqueeze" => {
+            "Shape" | "Gather" => {
                 " (a dynamic reshape such as x.view(x.size(0), -1) exports as Shape/Gather/Concat; \
                  use torch.flatten(x, 1) or nn.Flatten instead)"
             }
@@ -1092,13 +1119,6 @@ fn pool(
 fn batch_norm<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
     data_first(ctx)?;
     let node = ctx.node;
-    if attr_int(node, "training_mode")?.unwrap_or(0) != 0 {
-        return Err(
-            "training_mode = 1 normalises with batch statistics; export the model after model.eval()"
-                .into(),
-        );
-    }
-    let eps = attr_float(node, "epsilon")?.unwrap_or(1e-5);
     // Channels: dimension 1 of an image or of a [batch, features] tensor.
     let (channels, per_channel) = match (chain.shape.rank, chain.shape.spatial) {
         (Some(4), Some([c, h, w])) => (c, h * w),
@@ -1113,33 +1133,7 @@ fn batch_norm<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
             )
         }
     };
-    let mut params = Vec::with_capacity(4);
-    for (pos, what) in [(1, "scale"), (2, "B"), (3, "mean"), (4, "var")] {
-        let name = required_input(node, pos, what)?;
-        let t = chain.floats(name)?;
-        if t.data.len() != channels {
-            return Err(format!(
-                "'{name}' ({what}) has {} values for {channels} channels",
-                t.data.len()
-            ));
-        }
-        params.push(t.data);
-    }
-    let (scale, shift, mean, var) = (&params[0], &params[1], &params[2], &params[3]);
-    let mut s = Vec::with_capacity(channels);
-    let mut t = Vec::with_capacity(channels);
-    for c in 0..channels {
-        let d = (var[c] + eps).sqrt();
-        if !(d.is_finite() && d > 0.0) {
-            return Err(format!(
-                "channel {c}: var + epsilon = {} has no positive square root",
-                var[c] + eps
-            ));
-        }
-        let sc = scale[c] / d;
-        s.push(sc);
-        t.push(shift[c] - mean[c] * sc);
-    }
+    let (s, t) = batch_norm_parameters(node, channels, |name| chain.floats(name))?;
     let Some(n) = channels.checked_mul(per_channel) else {
         return Err("BatchNormalization over more values than the IR can index".into());
     };
@@ -1172,6 +1166,50 @@ fn batch_norm<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Per channel, the scale `s = scale / sqrt(var + epsilon)` and shift `t = B − mean·s` of an
+/// inference BatchNormalization, both computed in f64.
+fn batch_norm_parameters(
+    node: &NodeProto,
+    channels: usize,
+    floats: impl Fn(&str) -> Result<Tensor, String>,
+) -> Result<(Vec<f64>, Vec<f64>), String> {
+    if attr_int(node, "training_mode")?.unwrap_or(0) != 0 {
+        return Err(
+            "training_mode = 1 normalises with batch statistics; export the model after model.eval()"
+                .into(),
+        );
+    }
+    let eps = attr_float(node, "epsilon")?.unwrap_or(1e-5);
+    let mut params = Vec::with_capacity(4);
+    for (pos, what) in [(1, "scale"), (2, "B"), (3, "mean"), (4, "var")] {
+        let name = required_input(node, pos, what)?;
+        let t = floats(name)?;
+        if t.data.len() != channels {
+            return Err(format!(
+                "'{name}' ({what}) has {} values for {channels} channels",
+                t.data.len()
+            ));
+        }
+        params.push(t.data);
+    }
+    let (scale, shift, mean, var) = (&params[0], &params[1], &params[2], &params[3]);
+    let mut s = Vec::with_capacity(channels);
+    let mut t = Vec::with_capacity(channels);
+    for c in 0..channels {
+        let d = (var[c] + eps).sqrt();
+        if !(d.is_finite() && d > 0.0) {
+            return Err(format!(
+                "channel {c}: var + epsilon = {} has no positive square root",
+                var[c] + eps
+            ));
+        }
+        let sc = scale[c] / d;
+        s.push(sc);
+        t.push(shift[c] - mean[c] * sc);
+    }
+    Ok((s, t))
 }
 
 /// Identity, and anything else that leaves each sample's vector as it is.
@@ -1287,6 +1325,12 @@ fn constant<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
     let Some(out) = node.output.first().filter(|n| !n.is_empty()) else {
         return Err("a Constant node without an output".into());
     };
+    chain.consts.insert(out.as_str(), constant_tensor(node)?);
+    Ok(())
+}
+
+/// The tensor a Constant node holds.
+fn constant_tensor(node: &NodeProto) -> Result<Cow<'_, TensorProto>, String> {
     let [attr] = node.attribute.as_slice() else {
         return Err(format!(
             "a Constant node needs exactly one value attribute, found {}",
@@ -1295,7 +1339,7 @@ fn constant<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
     };
     let kind = attr.type_.enum_value();
     let mut t = TensorProto::new();
-    let tensor = match (attr.name.as_str(), kind) {
+    Ok(match (attr.name.as_str(), kind) {
         ("value", Ok(AttributeType::TENSOR)) => match attr.t.as_ref() {
             Some(v) => Cow::Borrowed(v),
             None => return Err("the Constant's 'value' attribute holds no tensor".into()),
@@ -1328,9 +1372,7 @@ fn constant<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
                 attribute_type_name(kind)
             ))
         }
-    };
-    chain.consts.insert(out.as_str(), tensor);
-    Ok(())
+    })
 }
 
 /// Registers `Identity(constant)` as a second name of the constant.
@@ -2448,7 +2490,19 @@ mod tests {
             .expect("graph")
             .input
             .push(value("second", &[None, Some(2)]));
-        assert_has(&load_err(&two_inputs), &["2 data inputs", "'second'"]);
+        // A second input is a question, which the caller must give.
+        assert_has(
+            &load_err(&two_inputs),
+            &["second input 'second'", "2 values", "--question"],
+        );
+        let mut three_inputs = two_inputs.clone();
+        three_inputs
+            .graph
+            .as_mut()
+            .expect("graph")
+            .input
+            .push(value("third", &[None, Some(1)]));
+        assert_has(&load_err(&three_inputs), &["3 data inputs", "'third'"]);
 
         let wrong_width = model(
             vec![node(
@@ -3043,6 +3097,7 @@ mod tests {
             Path::new("bn.onnx"),
             LoadOptions {
                 keep_batch_norm: true,
+                ..LoadOptions::default()
             },
         )
         .expect("loads");
@@ -3085,5 +3140,306 @@ mod tests {
             out(3),
         );
         assert_has(&load_err(&m), &["bn", "training_mode", "model.eval()"]);
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Graphs read tensor by tensor (graph.rs).
+    // -----------------------------------------------------------------------------------------
+
+    /// Values of f32 with few bits, so that self-pair sums are exact.
+    fn quarter(k: usize) -> f32 {
+        ((k * 5 + 3) % 9) as f32 * 0.25 - 1.0
+    }
+
+    fn weights(name: &str, rows: usize, cols: usize, offset: usize) -> TensorProto {
+        let w: Vec<f32> = (0..rows * cols).map(|k| quarter(k + offset)).collect();
+        floats(name, &[rows as i64, cols as i64], &w)
+    }
+
+    fn linear(input: &str, w: &str, b: &str, output: &str) -> NodeProto {
+        node(
+            "Gemm",
+            output,
+            &[input, w, b],
+            &[output],
+            vec![attr_i("transB", 1)],
+        )
+    }
+
+    /// A relation network as the dynamo exporter writes one: 2×2×2 image (4 objects of 2
+    /// channels), a question of 1 value, g = 5 → 3 → 3, sum, f = 3 → 2.
+    fn tiny_relation_network() -> ModelProto {
+        let nodes = vec![
+            node("Reshape", "view", &["x", "s1"], &["v"], vec![]),
+            node(
+                "Transpose",
+                "permute",
+                &["v"],
+                &["objs"],
+                vec![attr_is("perm", &[0, 2, 1])],
+            ),
+            node("Unsqueeze", "unsqueeze", &["objs", "a1"], &["u1"], vec![]),
+            node("Expand", "expand_i", &["u1", "e"], &["xi"], vec![]),
+            node("Unsqueeze", "unsqueeze_1", &["objs", "a2"], &["u2"], vec![]),
+            node("Expand", "expand_j", &["u2", "e"], &["xj"], vec![]),
+            node("Reshape", "view_q", &["q", "s2"], &["q1"], vec![]),
+            node("Expand", "expand_q", &["q1", "e2"], &["qe"], vec![]),
+            node(
+                "Concat",
+                "cat",
+                &["xi", "xj", "qe"],
+                &["pairs"],
+                vec![attr_i("axis", 3)],
+            ),
+            node("Reshape", "view_pairs", &["pairs", "s3"], &["p2"], vec![]),
+            linear("p2", "w1", "b1", "g1"),
+            node("Relu", "relu1", &["g1"], &["r1"], vec![]),
+            linear("r1", "w2", "b2", "g2"),
+            node("Relu", "relu2", &["g2"], &["r2"], vec![]),
+            node("Reshape", "view_g", &["r2", "s4"], &["r3"], vec![]),
+            node(
+                "ReduceSum",
+                "sum",
+                &["r3", "a1"],
+                &["s"],
+                vec![attr_i("keepdims", 0)],
+            ),
+            linear("s", "w3", "b3", "output"),
+        ];
+        let inits = vec![
+            int64s("s1", &[1, 2, 4]),
+            int64s("a1", &[1]),
+            int64s("a2", &[2]),
+            int64s("e", &[1, 4, 4, 2]),
+            int64s("s2", &[1, 1, 1, -1]),
+            int64s("e2", &[1, 4, 4, 1]),
+            int64s("s3", &[16, -1]),
+            int64s("s4", &[1, 16, -1]),
+            weights("w1", 3, 5, 0),
+            weights("b1", 1, 3, 7),
+            weights("w2", 3, 3, 2),
+            weights("b2", 1, 3, 4),
+            weights("w3", 2, 3, 5),
+            weights("b3", 1, 2, 1),
+        ];
+        let mut m = model(
+            nodes,
+            inits,
+            value("x", &[None, Some(2), Some(2), Some(2)]),
+            out(2),
+        );
+        m.graph
+            .mut_or_insert_default()
+            .input
+            .push(value("q", &[None, Some(1)]));
+        m
+    }
+
+    fn load_with_question(m: &ModelProto, question: Option<Vec<f64>>) -> Result<Network> {
+        let bytes = m.write_to_bytes().expect("serialise");
+        let options = LoadOptions {
+            question,
+            ..LoadOptions::default()
+        };
+        load_bytes_with(&bytes, Path::new("rn.onnx"), options)
+    }
+
+    /// The tiny relation network written out: pair `i·4 + j` is `[object j, object i, q]`.
+    fn tiny_by_hand(x: &[f64], q: f64) -> Vec<f64> {
+        let w = |rows: usize, cols: usize, offset: usize| -> Vec<Vec<f64>> {
+            (0..rows)
+                .map(|r| {
+                    (0..cols)
+                        .map(|c| f64::from(quarter(r * cols + c + offset)))
+                        .collect()
+                })
+                .collect()
+        };
+        let (w1, b1, w2, b2, w3, b3) = (
+            w(3, 5, 0),
+            w(1, 3, 7),
+            w(3, 3, 2),
+            w(1, 3, 4),
+            w(2, 3, 5),
+            w(1, 2, 1),
+        );
+        let object = |o: usize| [x[o], x[4 + o]];
+        let mut sum = [0.0; 3];
+        for i in 0..4 {
+            for j in 0..4 {
+                let (a, b) = (object(j), object(i));
+                let pair = [a[0], a[1], b[0], b[1], q];
+                let h1: Vec<f64> = (0..3)
+                    .map(|k| (b1[0][k] + (0..5).map(|m| w1[k][m] * pair[m]).sum::<f64>()).max(0.0))
+                    .collect();
+                for k in 0..3 {
+                    sum[k] += (b2[0][k] + (0..3).map(|m| w2[k][m] * h1[m]).sum::<f64>()).max(0.0);
+                }
+            }
+        }
+        (0..2)
+            .map(|k| b3[0][k] + (0..3).map(|m| w3[k][m] * sum[m]).sum::<f64>())
+            .collect()
+    }
+
+    #[test]
+    fn graphs_that_move_elements_are_read_tensor_by_tensor() {
+        let m = tiny_relation_network();
+        for (s, q) in [0.5, -1.25, 2.0].into_iter().enumerate() {
+            let net = load_with_question(&m, Some(vec![q])).expect("loads");
+            // The pairs' first layer (sparse, constants in the bias), g's second layer (one
+            // block for all 16 pairs), the sum (no ReLU), f.
+            assert_eq!(net.widths(), vec![8, 48, 48, 3, 2]);
+            let relu: Vec<bool> = net.layers().iter().map(|l| l.relu).collect();
+            assert_eq!(relu, vec![true, true, false, false]);
+            let layers = net.layers();
+            assert!(matches!(layers[0].affine, Affine::Sparse(_)));
+            assert!(matches!(&layers[1].affine, Affine::Shared(sh) if sh.copies() == 16));
+            assert!(matches!(layers[2].affine, Affine::Sparse(_)));
+            assert!(matches!(layers[3].affine, Affine::Dense(_)));
+            // A self-pair lists each of its object's features once, with the summed weight.
+            assert_eq!(layers[0].affine.row(0).entries().count(), 2);
+            assert_eq!(layers[0].affine.row(3).entries().count(), 4);
+            for t in 0..4 {
+                let x: Vec<f64> = (0..8)
+                    .map(|i| ((i + 3 * t + s) as f64 * 0.7).sin())
+                    .collect();
+                let (got, want) = (output(&net, &x), tiny_by_hand(&x, q));
+                for (a, b) in got.iter().zip(&want) {
+                    assert!(
+                        (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
+                        "{got:?} vs {want:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// g's second layer as MatMul + Add (the bias the same for every pair), and a sum of two
+    /// computed tensors: the same functions.
+    #[test]
+    fn matmul_on_batched_rows_and_sums_of_tensors_compose() {
+        let mut m = tiny_relation_network();
+        let g = m.graph.mut_or_insert_default();
+        g.node[12] = node("MatMul", "mm", &["r1", "w2t"], &["m2"], vec![]);
+        g.node
+            .insert(13, node("Add", "bias", &["m2", "b2"], &["g2"], vec![]));
+        let w2: Vec<f32> = (0..9).map(|k| quarter(k + 2)).collect();
+        g.initializer
+            .push(floats("w2t", &[3, 3], &transposed(&w2, 3, 3)));
+        let net = load_with_question(&m, Some(vec![0.5])).expect("loads");
+        assert!(matches!(&net.layers()[1].affine, Affine::Shared(sh) if sh.copies() == 16));
+        let x: Vec<f64> = (0..8).map(|i| (i as f64 * 0.9).cos()).collect();
+        let (got, want) = (output(&net, &x), tiny_by_hand(&x, 0.5));
+        for (a, b) in got.iter().zip(&want) {
+            assert!(
+                (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
+                "{got:?} vs {want:?}"
+            );
+        }
+
+        // x + x through Unsqueeze/Squeeze: one input listed once with weight 2.
+        let nodes = vec![
+            node("Unsqueeze", "u", &["input", "a1"], &["u"], vec![]),
+            node("Squeeze", "s", &["u", "a1"], &["v"], vec![]),
+            node("Add", "twice", &["v", "input"], &["y"], vec![]),
+            linear("y", "w", "b", "output"),
+        ];
+        let inits = vec![
+            int64s("a1", &[1]),
+            weights("w", 1, 2, 0),
+            weights("b", 1, 1, 3),
+        ];
+        let net = load_with_question(&model(nodes, inits, batch(2), out(1)), None).unwrap();
+        let x = [0.75, -1.5];
+        let (w0, w1, b) = (
+            f64::from(quarter(0)),
+            f64::from(quarter(1)),
+            f64::from(quarter(3)),
+        );
+        assert_eq!(output(&net, &x), vec![w0 * 1.5 + w1 * -3.0 + b]);
+        assert_eq!(
+            net.layers()[0].affine.row(0).entries().collect::<Vec<_>>(),
+            vec![(0, &2.0)]
+        );
+    }
+
+    #[test]
+    fn graph_problems_name_the_node_and_what_is_missing() {
+        let m = tiny_relation_network();
+        let e = load_with_question(&m, None).unwrap_err().to_string();
+        assert_has(
+            &e,
+            &["rn.onnx", "second input 'q'", "1 values", "--question"],
+        );
+        let e = load_with_question(&m, Some(vec![1.0, 2.0]))
+            .unwrap_err()
+            .to_string();
+        assert_has(&e, &["'q' takes 1 values", "--question gives 2"]);
+
+        // A tensor read again after a later ReLU: a connection that skips a layer.
+        let nodes = vec![
+            linear("input", "w", "b", "a"),
+            node("Relu", "relu_a", &["a"], &["r"], vec![]),
+            linear("r", "w", "b", "c"),
+            node("Relu", "relu_c", &["c"], &["d"], vec![]),
+            node(
+                "Concat",
+                "skip",
+                &["d", "r"],
+                &["e"],
+                vec![attr_i("axis", 1)],
+            ),
+            linear("e", "w4", "b1", "output"),
+        ];
+        let inits = vec![
+            weights("w", 2, 2, 0),
+            weights("b", 1, 2, 3),
+            weights("w4", 1, 4, 1),
+            weights("b1", 1, 1, 2),
+        ];
+        let skip = model(nodes, inits, batch(2), out(1));
+        let e = load_with_question(&skip, None).unwrap_err().to_string();
+        assert_has(&e, &["node 'skip'", "'r'", "skip a layer"]);
+
+        // Two weights on one input whose sum rounds.
+        let nodes = vec![
+            node(
+                "Concat",
+                "twice",
+                &["input", "input"],
+                &["xx"],
+                vec![attr_i("axis", 1)],
+            ),
+            node(
+                "Gemm",
+                "fc",
+                &["xx", "w"],
+                &["output"],
+                vec![attr_i("transB", 1)],
+            ),
+        ];
+        let inits = vec![doubles("w", &[1, 2], &[1.0, 1e-30])];
+        let rounding = model(nodes, inits, batch(1), out(1));
+        let e = load_with_question(&rounding, None).unwrap_err().to_string();
+        assert_has(&e, &["node 'fc'", "do not sum exactly"]);
+
+        // An operator outside the list, in a graph read tensor by tensor.
+        let mut m = tiny_relation_network();
+        let g = m.graph.mut_or_insert_default();
+        g.node[11] = node("MaxPool", "pool", &["g1"], &["r1"], vec![]);
+        let e = load_with_question(&m, Some(vec![1.0]))
+            .unwrap_err()
+            .to_string();
+        assert_has(&e, &["node 'pool'", "MaxPool", "not read yet"]);
+
+        // An expansion that would make a batch.
+        let mut m = tiny_relation_network();
+        let g = m.graph.mut_or_insert_default();
+        g.initializer[3] = int64s("e", &[2, 4, 4, 2]);
+        let e = load_with_question(&m, Some(vec![1.0]))
+            .unwrap_err()
+            .to_string();
+        assert_has(&e, &["node 'expand_i'", "batch of 2"]);
     }
 }

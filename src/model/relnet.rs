@@ -9,8 +9,10 @@
 //!   statistics) is folded into it (`s = γ/√(var + ε)` per channel, each weight `s·w` rounded
 //!   once) or, with [`Options::keep_batch_norm`], kept as a diagonal layer of its own.
 //! - The objects are the `n = side²` cells of the last feature map, each with its `C` channels
-//!   and two coordinates. Pair `p = a·n + b` feeds `g` the vector `[object a, object b,
-//!   question]`. The first layer of `g` is applied to all pairs as one sparse layer over the
+//!   and two coordinates. Pair `p = i·n + j` feeds `g` the vector `[object j, object i,
+//!   question]`, the order of the reference code (`x_i = objects.unsqueeze(1).expand(..)`,
+//!   `x_j = objects.unsqueeze(2).expand(..)`, `cat([x_i, x_j, q], 3)`) and of its ONNX export,
+//!   so the neurons of `g` are numbered as in PyTorch. The first layer of `g` is applied to all pairs as one sparse layer over the
 //!   feature map: a pair's row lists the `2C` features of its two objects (`C` for a self-pair,
 //!   whose two weights are summed, which must be exact), and the coordinate and question
 //!   terms are constant for a given question, so they join the bias (summed exactly, then
@@ -371,8 +373,10 @@ impl RelationNetwork {
         let object = c + 2;
         let mut rows = Vec::with_capacity(n * n * units);
         let mut bias = Vec::with_capacity(n * n * units);
-        for a in 0..n {
-            for b in 0..n {
+        for i in 0..n {
+            for j in 0..n {
+                // Pair `i·n + j` is `[object j, object i]`, as the reference's expansion orders it.
+                let (a, b) = (j, i);
                 for k in 0..units {
                     let wk = first.row(k);
                     let mut row: Vec<(u32, f64)> = Vec::with_capacity(2 * c);
