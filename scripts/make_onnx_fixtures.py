@@ -193,6 +193,32 @@ class ConvMaxPoolNet(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+class CoordSetNet(nn.Module):
+    """A graph that is not a chain: Conv(1->2, 3x3, pad 1) on 1x5x5, ReLU, the two coordinate
+    channels concatenated (CoordConv), Conv(4->3, 3x3, stride 2), ReLU, BatchNorm2d (after
+    the ReLU: not foldable), the 4 cells as a set of 3-vectors (view + permute), Linear(3->5)
+    on each cell, ReLU, the sum over cells, Linear(5->2). The view reads the batch from the
+    tensor's shape, so the TorchScript export keeps Shape/Gather arithmetic."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 2, 3, padding=1)
+        self.c2 = nn.Conv2d(4, 3, 3, stride=2)
+        self.bn = nn.BatchNorm2d(3)
+        _randomise_batch_norm(self.bn)
+        self.g = nn.Linear(3, 5)
+        self.f = nn.Linear(5, 2)
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, 5), torch.linspace(-1, 1, 5), indexing="ij")
+        self.register_buffer("coords", torch.stack([xs, ys]).unsqueeze(0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.c1(x))
+        x = torch.cat([x, self.coords.expand(x.size(0), -1, -1, -1)], dim=1)
+        x = self.bn(torch.relu(self.c2(x)))
+        cells = x.view(x.size(0), x.size(1), -1).permute(0, 2, 1)
+        return self.f(torch.relu(self.g(cells)).sum(dim=1))
+
+
 # --------------------------------------------------------------------------
 # Fixture specifications
 # --------------------------------------------------------------------------
@@ -335,6 +361,29 @@ VALID_SPECS: list[Spec] = [
         notes="Linear(5->6), ReLU, BatchNorm1d(6) (random running statistics; its own "
               "diagonal layer), Linear(6->3)",
         extra={"relus": [True, False, False]},
+    ),
+]
+
+GRAPH_NOTES = ("Conv(1->2, 3x3, pad 1), ReLU, Concat with 2 coordinate channels, Conv(4->3, "
+               "3x3, stride 2), ReLU, BatchNorm2d, view + permute to 4 cells of 3, Linear(3->5) "
+               "per cell, ReLU, sum over cells, Linear(5->2); read tensor by tensor")
+
+VALID_SPECS += [
+    Spec(
+        name="coord_set_1x5x5_opset17",
+        build=CoordSetNet,
+        seed=39, exporter="torchscript", opset=17, dtype="float32",
+        input_dim=25, output_dim=2, layer_sizes=[25, 50, 12, 12, 20, 5, 2], relu_last=False,
+        dynamic_batch=True, export_input_shape=(1, 1, 5, 5), notes=GRAPH_NOTES,
+        extra={"relus": [True, True, False, True, False, False]},
+    ),
+    Spec(
+        name="coord_set_1x5x5_dynamo_opset18",
+        build=CoordSetNet,
+        seed=39, exporter="dynamo", opset=18, dtype="float32",
+        input_dim=25, output_dim=2, layer_sizes=[25, 50, 12, 12, 20, 5, 2], relu_last=False,
+        dynamic_batch=False, export_input_shape=(1, 1, 5, 5), notes=GRAPH_NOTES,
+        extra={"relus": [True, True, False, True, False, False]},
     ),
 ]
 

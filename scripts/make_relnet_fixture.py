@@ -1,7 +1,8 @@
 """Writes tests/data/relnet/: a small relation network built and run in PyTorch, as the
 relation-network description dtdcert reads (rn.json + rn.safetensors) and as
 torch.onnx.export writes it (rn.onnx: dynamo exporter, opset 18, float64, inputs image and
-question), with images, questions and PyTorch's outputs (float64) to compare against.
+question; rn_legacy.onnx and rn_legacy_dynamic.onnx: the TorchScript exporter, opset 17, with a
+static and with a dynamic batch, whose shape arithmetic stays in the graph), with images, questions and PyTorch's outputs (float64) to compare against.
 
 The network follows the paper's relation network at a small size: a 3x20x20 image; three
 blocks of [Conv 3x3 stride 2 pad 1 without bias, 8 channels, BatchNorm (eval, random running
@@ -122,6 +123,26 @@ def export_onnx(net, path):
         f.write(model.SerializeToString())
 
 
+def export_legacy(net, path, dynamic):
+    image = torch.zeros(1, 3, SIDE, SIDE, dtype=torch.float64)
+    question = torch.zeros(1, QUESTION, dtype=torch.float64)
+    axes = {"image": {0: "batch"}, "question": {0: "batch"}, "answer": {0: "batch"}}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net, (image, question), path,
+            dynamo=False,
+            opset_version=17,
+            input_names=["image", "question"],
+            output_names=["answer"],
+            dynamic_axes=axes if dynamic else None,
+        )
+    model = onnx.load(path)
+    strip_for_determinism(model)
+    with open(path, "wb") as f:
+        f.write(model.SerializeToString())
+
+
 def main():
     torch.manual_seed(11)
     net = RelationNetwork()
@@ -177,6 +198,8 @@ def main():
     np.save(os.path.join(OUT, "questions.npy"), questions.numpy())
     np.save(os.path.join(OUT, "outputs.npy"), outputs.numpy())
     export_onnx(net, os.path.join(OUT, "rn.onnx"))
+    export_legacy(net, os.path.join(OUT, "rn_legacy.onnx"), dynamic=False)
+    export_legacy(net, os.path.join(OUT, "rn_legacy_dynamic.onnx"), dynamic=True)
     print(f"wrote {OUT}: torch {torch.__version__}, onnx {onnx.__version__}")
 
 

@@ -308,7 +308,7 @@ fn a_relation_network_written_by_pytorch_loads_and_matches_its_outputs() {
     assert!(spread > 1e-6, "outputs do not depend on the question");
 }
 
-/// The same network as `torch.onnx.export` writes it (tests/data/relnet/rn.onnx: Conv with
+/// The same network as `torch.onnx.export` writes it (tests/data/relnet/rn*.onnx: Conv with
 /// the batch norm folded by the exporter, Concat with the coordinate channels, Transpose,
 /// Unsqueeze, Expand, Concat with the question, Gemm on all pairs, ReduceSum): read tensor by
 /// tensor with the question as a constant, it is the chain of the description, layer for layer,
@@ -328,13 +328,18 @@ fn the_relation_network_exported_to_onnx_is_the_chain_of_its_description() {
         Affine::Sparse(_) => "sparse",
         Affine::Shared(_) => "shared",
     };
-    for s in 0..images.nrows() {
+    // The dynamo export, and the TorchScript export with a static and with a dynamic batch,
+    // whose shape arithmetic (Shape, Gather, ConstantOfShape, Equal, Where, Range, Cast, ...)
+    // is folded into constants.
+    let files = ["rn.onnx", "rn_legacy.onnx", "rn_legacy_dynamic.onnx"];
+    for (s, file) in (0..images.nrows()).flat_map(|s| files.map(|f| (s, f))) {
         let q = questions.row(s).to_vec();
         let options = LoadOptions {
             question: Some(q.clone()),
             ..LoadOptions::default()
         };
-        let onnx = Model::load_with(&dir.join("rn.onnx"), &options).unwrap();
+        let onnx =
+            Model::load_with(&dir.join(file), &options).unwrap_or_else(|e| panic!("{file}: {e}"));
         let described = rn.network(&q, Options::default()).unwrap();
         let (a, b) = (onnx.net().layers(), described.layers());
         assert_eq!(onnx.net().widths(), described.widths());

@@ -41,6 +41,7 @@ use crate::model::ir::{Affine, Dense, Layer, Network, Sparse, MAX_PARAMETERS};
 /// input; the operators in [`OPS`] keep the same meaning in every later set.
 const MIN_OPSET: i64 = 7;
 
+mod fold;
 mod graph;
 
 /// Choices in how a graph becomes the IR.

@@ -19,6 +19,7 @@
 
 use std::rc::Rc;
 
+use super::fold::{self, axis, broadcast_positions, count, reshaped, strides};
 use super::*;
 use crate::exact::dyadic::ExactSum;
 use crate::model::ir::Shared;
@@ -115,63 +116,6 @@ struct Tracer<'a> {
     keep_batch_norm: bool,
     /// The opset of the default domain (Unsqueeze, Squeeze and ReduceSum changed at 13).
     opset: i64,
-}
-
-fn count(dims: &[usize]) -> Result<usize, String> {
-    dims.iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .filter(|&n| n <= MAX_LOWERED_ENTRIES)
-        .ok_or_else(|| format!("a tensor of shape {dims:?} has more than 2^26 values"))
-}
-
-fn strides(dims: &[usize]) -> Vec<usize> {
-    let mut s = vec![1; dims.len()];
-    for k in (0..dims.len().saturating_sub(1)).rev() {
-        s[k] = s[k + 1] * dims[k + 1];
-    }
-    s
-}
-
-/// For every position of a tensor of shape `to`, the position in a tensor of shape `from` that
-/// broadcasts to it (NumPy rules: dimensions aligned from the right, each 1 or equal).
-fn broadcast_positions(from: &[usize], to: &[usize]) -> Result<Vec<usize>, String> {
-    if from.len() > to.len() {
-        return Err(format!("shape {from:?} does not broadcast to {to:?}"));
-    }
-    let lead = to.len() - from.len();
-    for (k, &d) in from.iter().enumerate() {
-        if d != 1 && d != to[lead + k] {
-            return Err(format!("shape {from:?} does not broadcast to {to:?}"));
-        }
-    }
-    let (sf, st) = (strides(from), strides(to));
-    let n = count(to)?;
-    Ok((0..n)
-        .map(|p| {
-            from.iter()
-                .enumerate()
-                .map(|(k, &d)| {
-                    let index = (p / st[lead + k]) % to[lead + k];
-                    if d == 1 {
-                        0
-                    } else {
-                        index * sf[k]
-                    }
-                })
-                .sum()
-        })
-        .collect())
-}
-
-/// An axis attribute or input value in `-rank..rank`, resolved.
-fn axis(value: i64, rank: usize, what: &str) -> Result<usize, String> {
-    let r = rank as i64;
-    let resolved = if value < 0 { value + r } else { value };
-    if (0..r).contains(&resolved) {
-        Ok(resolved as usize)
-    } else {
-        Err(format!("{what} {value} is out of range for rank {rank}"))
-    }
 }
 
 /// `a + b` if f64 represents it exactly.
@@ -325,13 +269,17 @@ fn sample_dims(value: &ValueInfoProto) -> Result<Vec<usize>, String> {
     for (k, d) in shape.dim.iter().enumerate() {
         match (k, static_dim(d)) {
             (0, None | Some(1)) => dims.push(1),
-            (0, Some(b)) => return Err(format!(
+            (0, Some(b)) => {
+                return Err(format!(
                 "'{name}' has a static batch of {b}; export with a batch of 1 or a dynamic batch"
-            )),
+            ))
+            }
             (_, Some(v)) if v as usize <= MAX_IMAGE_SIDE => dims.push(v as usize),
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "'{name}' has a dynamic or oversized dimension {k}; only the batch may be dynamic"
-            )),
+            ))
+            }
         }
     }
     if dims.len() < 2 {
@@ -354,23 +302,6 @@ fn is_identity(elems: &[Elem], width: usize) -> bool {
 impl<'a> Tracer<'a> {
     fn node(&mut self, node: &'a NodeProto) -> Result<(), String> {
         let op = node.op_type.as_str();
-        if !is_default_domain(&node.domain) || !READ.contains(&op) {
-            let hint = match op {
-                "MaxPool" => {
-                    " (max pooling is piecewise linear and not read yet; average pooling is)"
-                }
-                "Shape" | "Gather" | "ConstantOfShape" | "Where" | "Equal" | "Cast" => {
-                    " (shape arithmetic: export with torch.onnx.export(..., dynamo=True), which \
-                     folds it into constants, and use torch.flatten(x, 1) rather than \
-                     x.view(x.size(0), -1))"
-                }
-                _ => "",
-            };
-            return Err(format!(
-                "unsupported operator '{op}'{hint}; dtdcert reads {}",
-                READ.join(", ")
-            ));
-        }
         if op == "Constant" {
             let out = first_output(node)?;
             let tensor = constant_tensor(node)?;
@@ -386,17 +317,40 @@ impl<'a> Tracer<'a> {
                 "it reads '{unknown}', which no graph input, initializer or earlier node defines"
             ));
         }
+        // Shape arithmetic on constants (and the static sizes of computed tensors) is folded.
+        let inputs = node.input.iter().filter(|n| !n.is_empty());
+        let constant = inputs.clone().count() > 0
+            && inputs.clone().all(|n| self.consts.contains_key(n.as_str()));
+        if is_default_domain(&node.domain)
+            && fold::FOLDED.contains(&op)
+            && (constant || op == "Shape")
+        {
+            let sizes = |name: &str| self.values.get(name).map(|d| d.dims.clone());
+            let t = fold::fold(node, &self.consts, &sizes, self.opset)?;
+            self.consts.insert(first_output(node)?, Cow::Owned(t));
+            return Ok(());
+        }
+        if !is_default_domain(&node.domain) || !READ.contains(&op) {
+            let hint = match op {
+                "MaxPool" => {
+                    " (max pooling is piecewise linear and not read yet; average pooling is)"
+                }
+                o if fold::FOLDED.contains(&o) => {
+                    " (read on constants and shapes only, not on tensors computed from the input)"
+                }
+                _ => "",
+            };
+            return Err(format!(
+                "unsupported operator '{op}'{hint}; dtdcert reads {}",
+                READ.join(", ")
+            ));
+        }
         let data_inputs = node
             .input
             .iter()
             .filter(|n| self.values.contains_key(n.as_str()))
             .count();
-        // Shape operators also move constants (the question on its way to the pairs).
-        let moves_constants = matches!(
-            op,
-            "Reshape" | "Flatten" | "Transpose" | "Unsqueeze" | "Squeeze" | "Expand" | "Concat"
-        );
-        if data_inputs == 0 && !moves_constants {
+        if data_inputs == 0 {
             if matches!(op, "Identity" | "Dropout") {
                 let (from, to) = (required_input(node, 0, "input")?, first_output(node)?);
                 let t = self
@@ -446,7 +400,7 @@ impl<'a> Tracer<'a> {
     fn data(&self, node: &NodeProto, pos: usize) -> Result<Rc<Data>, String> {
         match self.operand(node, pos)? {
             Operand::Data(d) => Ok(d),
-            // A constant moved by a shape operator: selected constants.
+            // A constant where the data is expected: selected constants.
             Operand::Const(t) => Ok(Rc::new(self.with(
                 t.dims,
                 Form::Select(t.data.into_iter().map(Elem::Const).collect()),
@@ -952,35 +906,8 @@ impl<'a> Tracer<'a> {
         let shape_name = required_input(node, 1, "shape")?;
         let target = self.ints(shape_name)?;
         let allow_zero = attr_int(node, "allowzero")?.unwrap_or(0) != 0;
-        let n: usize = x.dims.iter().product();
-        let mut dims = Vec::with_capacity(target.len());
-        let mut infer = None;
-        for (k, &d) in target.iter().enumerate() {
-            match d {
-                0 if !allow_zero => dims.push(*x.dims.get(k).ok_or_else(|| {
-                    format!("Reshape to {target:?}: entry {k} copies a dimension the data lacks")
-                })?),
-                -1 if infer.is_none() => {
-                    infer = Some(k);
-                    dims.push(1);
-                }
-                d if d > 0 && d as usize <= MAX_LOWERED_ENTRIES => dims.push(d as usize),
-                _ => return Err(format!("Reshape to {target:?} is not read")),
-            }
-        }
-        let known = count(&dims)?;
-        if let Some(k) = infer {
-            if known == 0 || !n.is_multiple_of(known) {
-                return Err(format!("Reshape to {target:?} does not fit {n} values"));
-            }
-            dims[k] = n / known;
-        }
-        if count(&dims)? != n {
-            return Err(format!(
-                "Reshape of shape {:?} to {target:?} changes the number of values",
-                x.dims
-            ));
-        }
+        let dims = reshaped(&x.dims, &target, allow_zero)?;
+        let n = count(&dims)?;
         self.gather(&x, &(0..n).collect::<Vec<_>>(), dims)
     }
 
