@@ -4,9 +4,11 @@
 //! f32 weights. The network is the chain of IR layers `RelationNetwork::network` builds.
 //!
 //! Measured in one run: a forward pass; the train-free z+ relevances (no roots); and, per
-//! layer, the cost of rebuilding and exactly judging roots, on the first `--roots` roots of
-//! the layer (default 256), from which the cost of all of the layer's roots is projected.
-//! Every figure is also given in forward passes.
+//! layer, the cost of rebuilding and exactly judging roots, on `ROOTS` roots spread evenly
+//! over the layer (default 256), from which the cost of all of the layer's roots is projected.
+//! Every figure is also given in forward passes. For the roots found outside, where they leave
+//! the region: at a constraint of their own layer (of their own pair or another pair in a
+//! shared layer) or of a later layer.
 //!
 //! Run with `cargo bench --bench relnet_audit` (`-- ROOTS` to judge more roots per layer).
 
@@ -16,8 +18,8 @@ use dtdcert::dtd::{explain, neuron_root, DtdSettings, RootOutcome, Rule};
 use dtdcert::model::forward;
 use dtdcert::model::ir::Dense;
 use dtdcert::model::relnet::{BatchNorm, ConvBlock, Options, RelationNetwork};
-use dtdcert::model::Model;
-use dtdcert::region::{membership_batch, trace_and_pattern};
+use dtdcert::model::{Affine, Model};
+use dtdcert::region::{membership_batch, trace_and_pattern, Membership};
 use ndarray::{Array1, Array2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -130,8 +132,10 @@ fn main() {
 
     let mut projected = 0.0;
     let mut total_roots = 0usize;
-    println!("| layer | roots | judged | outside | s per root | projected s | forward passes |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| layer | roots | judged | outside | first violated constraint | s per root | projected s | forward passes |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     for (index, step) in e.layers.iter().enumerate() {
         let with_root: Vec<usize> = (0..step.neurons.len())
             .filter(|&j| matches!(step.neurons[j].outcome, RootOutcome::Root { .. }))
@@ -140,7 +144,10 @@ fn main() {
             continue;
         }
         let a = trace.layer_input(index);
-        let judged: Vec<usize> = with_root.iter().copied().take(per_layer).collect();
+        // Evenly spread over the layer: a root's cost depends on where its neuron sits (a
+        // constraint of an earlier pair or of its own pair may end its check).
+        let stride = with_root.len().div_ceil(per_layer).max(1);
+        let judged: Vec<usize> = with_root.iter().copied().step_by(stride).collect();
         let started = Instant::now();
         let points: Vec<f64> = judged
             .iter()
@@ -162,11 +169,32 @@ fn main() {
         let verdicts = membership_batch(&model, &pattern, index, &batch);
         let per_root = started.elapsed().as_secs_f64() / judged.len() as f64;
         let outside = verdicts.iter().filter(|(m, _)| !m.is_inside()).count();
+        // Where the outside roots leave the region: a constraint of their own layer (in a shared
+        // layer, of their own pair or of another pair) or of a later layer.
+        let rows = match &model.net().layers()[index].affine {
+            Affine::Shared(s) => Some(s.block().weight().nrows()),
+            _ => None,
+        };
+        let (mut own_pair, mut other_pair, mut own_layer, mut later) = (0, 0, 0, 0);
+        for (&j, (m, _)) in judged.iter().zip(&verdicts) {
+            if let Membership::Outside { layer, neuron, .. } = m {
+                match (*layer == index + 1, rows) {
+                    (true, Some(r)) if neuron / r == j / r => own_pair += 1,
+                    (true, Some(_)) => other_pair += 1,
+                    (true, None) => own_layer += 1,
+                    (false, _) => later += 1,
+                }
+            }
+        }
+        let exits = match rows {
+            Some(_) => format!("own pair {own_pair}, other pairs {other_pair}, later {later}"),
+            None => format!("own layer {own_layer}, later {later}"),
+        };
         let layer_s = per_root * with_root.len() as f64;
         projected += layer_s;
         total_roots += with_root.len();
         println!(
-            "| {} | {} | {} | {} | {:.2e} | {:.1} | {:.0} |",
+            "| {} | {} | {} | {} | {exits} | {:.2e} | {:.1} | {:.0} |",
             index + 1,
             with_root.len(),
             judged.len(),

@@ -495,34 +495,76 @@ fn membership_block(
     m: usize,
     points: ArrayView2<'_, f64>,
 ) -> Vec<(Membership, Decision)> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum State {
-        Pending,
-        Outside {
-            layer: usize,
-            neuron: usize,
-            margin: f64,
-        },
-        NeedsExact,
-    }
     let n = points.nrows();
     let mut state = vec![State::Pending; n];
     let mut slack = vec![f64::INFINITY; n];
-    let mut any_constraint = false;
-    let mut h = points.as_standard_layout().into_owned();
-    // Per point and coordinate, a bound on the error of `h` (the points themselves are exact).
-    let mut h_err = Array2::<f64>::zeros(h.dim());
-    // The points still pending, whose rows `h` holds: a decided point is not carried further.
-    let mut alive: Vec<usize> = (0..n).collect();
+    let net = model.net();
+    let mut any_constraint = pattern.layer(m).is_some();
+    // Layer `m` in the order of its constraints, point by point (a shared layer: copy by copy
+    // for all points): most roots that leave the region do so at a constraint of their own
+    // layer, and the first one found ends their check. The others carry layer `m`'s outputs,
+    // with their error bounds, into the batched layers above.
+    let width = net.layers()[m].affine.out_dim();
+    let mut h = Array2::<f64>::zeros((0, width));
+    let mut h_err = Array2::<f64>::zeros((0, width));
+    let mut alive: Vec<usize> = Vec::new();
+    if let crate::model::Affine::Shared(shared) = &net.layers()[m].affine {
+        let ids: Vec<usize> = (0..n).collect();
+        (h, h_err, alive) = screen_shared(
+            model,
+            pattern,
+            m,
+            (points, None),
+            &ids,
+            shared,
+            &mut state,
+            &mut slack,
+        );
+    } else {
+        for (r, point) in points.outer_iter().enumerate() {
+            let point = point.as_standard_layout();
+            match screen(
+                model,
+                pattern,
+                m,
+                point.as_slice().expect("standard layout"),
+            ) {
+                Screen::Outside { neuron, margin } => {
+                    state[r] = State::Outside {
+                        layer: m + 1,
+                        neuron,
+                        margin,
+                    }
+                }
+                Screen::NeedsExact => state[r] = State::NeedsExact,
+                Screen::Passed { z, e, least } => {
+                    slack[r] = least;
+                    h.push_row(ndarray::ArrayView1::from(&z))
+                        .expect("one row of the layer's width");
+                    h_err
+                        .push_row(ndarray::ArrayView1::from(&e))
+                        .expect("one row of the layer's width");
+                    alive.push(r);
+                }
+            }
+        }
+    }
     let norms = model.row_norms();
-    for (k, layer) in model.net().layers().iter().enumerate().skip(m) {
+    for (k, layer) in net.layers().iter().enumerate().skip(m + 1) {
         if alive.is_empty() {
             break;
         }
+        if let crate::model::Affine::Shared(shared) = &layer.affine {
+            any_constraint |= pattern.layer(k).is_some();
+            let input = (h.view(), Some(h_err.view()));
+            (h, h_err, alive) = screen_shared(
+                model, pattern, k, input, &alive, shared, &mut state, &mut slack,
+            );
+            continue;
+        }
         let n = alive.len();
         // One product for all points; each value's bound from norms (Cauchy–Schwarz): of the
-        // row, of the input and of the input's errors. A shared layer's rows each see one
-        // copy's slice of the input, so they take that slice's norms.
+        // row, of the input and of the input's errors.
         let mut z = layer.affine.apply_rows(h.view());
         for (j, mut column) in z.columns_mut().into_iter().enumerate() {
             column += *layer.affine.bias(j);
@@ -530,21 +572,12 @@ fn membership_block(
         let errors = ErrorModel::new(layer.affine.max_connected());
         let w_norm = &norms[k];
         let mut e = Array2::zeros(z.dim());
-        let (slices, slice_rows) = match &layer.affine {
-            crate::model::Affine::Shared(s) => (s.copies(), s.block().weight().nrows()),
-            _ => (1, layer.affine.out_dim()),
-        };
-        let slice_cols = layer.affine.in_dim() / slices;
         for r in 0..n {
-            let (x, x_err) = (h.row(r), h_err.row(r));
-            for p in 0..slices {
-                let cols = p * slice_cols..(p + 1) * slice_cols;
-                let x_norm = norm_upper_iter(x.slice(ndarray::s![cols.clone()]).iter().copied());
-                let err_norm = norm_upper_iter(x_err.slice(ndarray::s![cols]).iter().copied());
-                for j in p * slice_rows..(p + 1) * slice_rows {
-                    e[[r, j]] =
-                        errors.bound_from_norms(w_norm[j], x_norm, *layer.affine.bias(j), err_norm);
-                }
+            let x_norm = norm_upper_iter(h.row(r).iter().copied());
+            let err_norm = norm_upper_iter(h_err.row(r).iter().copied());
+            for j in 0..layer.affine.out_dim() {
+                e[[r, j]] =
+                    errors.bound_from_norms(w_norm[j], x_norm, *layer.affine.bias(j), err_norm);
             }
         }
         if let Some(mask) = pattern.layer(k) {
@@ -620,6 +653,173 @@ fn membership_block(
             }
         })
         .collect()
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum State {
+    Pending,
+    Outside {
+        layer: usize,
+        neuron: usize,
+        margin: f64,
+    },
+    NeedsExact,
+}
+
+/// [`screen`] for a shared layer `k`, copy (pair) by copy: the rows of a copy for all points
+/// still pending in one matrix product, each value's bound from norms (Cauchy–Schwarz: of the
+/// block row, and of the copy's slice of the input and of its errors) as in the batched
+/// layers. `input` holds the layer inputs of the points `ids` (one row each) and their error
+/// bounds (`None`: exact). Returns the outputs and error bounds of the points that pass, and
+/// which points they are.
+#[allow(clippy::too_many_arguments)]
+fn screen_shared(
+    model: &Model,
+    pattern: &Pattern,
+    k: usize,
+    input: (ArrayView2<'_, f64>, Option<ArrayView2<'_, f64>>),
+    ids: &[usize],
+    shared: &crate::model::ir::Shared<f64>,
+    state: &mut [State],
+    slack: &mut [f64],
+) -> (Array2<f64>, Array2<f64>, Vec<usize>) {
+    let (h, h_err) = input;
+    let (n, width) = (h.nrows(), shared.copies() * shared.block().weight().nrows());
+    let (block, bias) = (shared.block().weight(), shared.block().bias());
+    let (rows, cols) = block.dim();
+    let errors = ErrorModel::new(cols);
+    let w_norm = &model.row_norms()[k];
+    let mask = pattern.layer(k);
+    // Per copy: the points pending at it (in increasing order) and their outputs and bounds.
+    let mut chunks: Vec<(Vec<usize>, Array2<f64>, Array2<f64>)> = Vec::new();
+    let mut pending: Vec<usize> = (0..n).collect();
+    for copy in 0..shared.copies() {
+        if pending.is_empty() {
+            break;
+        }
+        let cols_of_copy = ndarray::s![.., copy * cols..(copy + 1) * cols];
+        let slice = h.slice(cols_of_copy).select(Axis(0), &pending);
+        let slice_err = h_err.map(|e| e.slice(cols_of_copy).select(Axis(0), &pending));
+        let values = slice.dot(&block.t());
+        let mut z = Array2::<f64>::zeros((pending.len(), rows));
+        let mut e = Array2::<f64>::zeros((pending.len(), rows));
+        for (i, &row) in pending.iter().enumerate() {
+            let r = ids[row];
+            let x_norm = norm_upper_iter(slice.row(i).iter().copied());
+            let err_norm = slice_err
+                .as_ref()
+                .map_or(0.0, |e| norm_upper_iter(e.row(i).iter().copied()));
+            for (jr, &v) in values.row(i).iter().enumerate() {
+                let j = copy * rows + jr;
+                let value = v + bias[jr];
+                let error = errors.bound_from_norms(w_norm[j], x_norm, bias[jr], err_norm);
+                let active = mask.map(|mask| mask[j]);
+                if let Some(active) = active {
+                    let signed = Bounded {
+                        value: if active { value } else { -value },
+                        error,
+                    };
+                    match signed.certainly_nonnegative() {
+                        Some(true) => slack[r] = slack[r].min(signed.value),
+                        Some(false) => {
+                            state[r] = State::Outside {
+                                layer: k + 1,
+                                neuron: j,
+                                margin: signed.value,
+                            };
+                            break;
+                        }
+                        None => {
+                            state[r] = State::NeedsExact;
+                            break;
+                        }
+                    }
+                }
+                // An inactive neuron is masked to an exact zero: no error carries on.
+                if active != Some(false) {
+                    z[[i, jr]] = value;
+                    e[[i, jr]] = error;
+                }
+            }
+        }
+        chunks.push((pending.clone(), z, e));
+        pending.retain(|&row| state[ids[row]] == State::Pending);
+    }
+    // The points that passed every copy were pending at each: gather their rows.
+    let mut z = Array2::<f64>::zeros((pending.len(), width));
+    let mut e = Array2::<f64>::zeros((pending.len(), width));
+    for (copy, (at, values, errs)) in chunks.iter().enumerate() {
+        let cols_of_copy = ndarray::s![copy * rows..(copy + 1) * rows];
+        for (s, row) in pending.iter().enumerate() {
+            let i = at
+                .binary_search(row)
+                .expect("a passing point was pending at every copy");
+            z.row_mut(s).slice_mut(cols_of_copy).assign(&values.row(i));
+            e.row_mut(s).slice_mut(cols_of_copy).assign(&errs.row(i));
+        }
+    }
+    (z, e, pending.iter().map(|&row| ids[row]).collect())
+}
+
+/// Layer `m` of one point, checked row by row.
+enum Screen {
+    /// The first constraint of the layer, in order, that the point certainly violates (every
+    /// earlier one is certainly satisfied).
+    Outside { neuron: usize, margin: f64 },
+    /// A sign the bound cannot settle comes first.
+    NeedsExact,
+    /// Every constraint of the layer holds: its outputs (inactive neurons masked to exact
+    /// zeros) with their error bounds, and the smallest `σ z`.
+    Passed {
+        z: Vec<f64>,
+        e: Vec<f64>,
+        least: f64,
+    },
+}
+
+/// Each value's bound from norms (Cauchy–Schwarz: of the row and of the point) as in the
+/// batched layers, so that a point inside costs about what the product would.
+fn screen(model: &Model, pattern: &Pattern, m: usize, point: &[f64]) -> Screen {
+    let affine = &model.net().layers()[m].affine;
+    let mask = pattern.layer(m);
+    let out = affine.out_dim();
+    let errors = ErrorModel::new(affine.max_connected());
+    let w_norm = &model.row_norms()[m];
+    // The point is exact: no input errors.
+    let x_norm = norm_upper_iter(point.iter().copied());
+    let (mut z, mut e) = (Vec::with_capacity(out), Vec::with_capacity(out));
+    let mut least = f64::INFINITY;
+    for j in 0..out {
+        let bias = *affine.bias(j);
+        let value = affine.row(j).affine_dot(point, &bias);
+        let error = errors.bound_from_norms(w_norm[j], x_norm, bias, 0.0);
+        match mask.map(|mask| mask[j]) {
+            None => {
+                z.push(value);
+                e.push(error);
+            }
+            Some(active) => {
+                let signed = Bounded {
+                    value: if active { value } else { -value },
+                    error,
+                };
+                match signed.certainly_nonnegative() {
+                    Some(true) => least = least.min(signed.value),
+                    Some(false) => {
+                        return Screen::Outside {
+                            neuron: j,
+                            margin: signed.value,
+                        }
+                    }
+                    None => return Screen::NeedsExact,
+                }
+                // Masked to an exact zero: no error carries on.
+                z.push(if active { value } else { 0.0 });
+                e.push(if active { error } else { 0.0 });
+            }
+        }
+    }
+    Screen::Passed { z, e, least }
 }
 
 /// `z_k(a) = A a + c` for one layer `k` above `m`, inside the region.
@@ -741,6 +941,147 @@ mod tests {
         let l1 = dense_layer(2, 2, vec![1.0, -1.0, 0.5, 1.0], vec![0.0, -0.25], true).unwrap();
         let l2 = dense_layer(1, 2, vec![1.0, 1.0], vec![0.0], true).unwrap();
         Model::new(Network::new(vec![l1, l2]).unwrap())
+    }
+
+    /// A shared layer (3 copies of a 3×2 block) between dense ones: points judged in blocks,
+    /// copy by copy, get the exact verdicts, including the first violated constraint.
+    #[test]
+    fn shared_layers_screened_copy_by_copy_give_the_exact_verdicts() {
+        use crate::model::ir::{Dense, Layer, Shared};
+        let w = |k: usize| ((k * 7 + 3) % 11) as f64 / 4.0 - 1.25;
+        let l1 = dense_layer(
+            6,
+            2,
+            (0..12).map(w).collect(),
+            (0..6).map(|k| w(k + 5) / 2.0).collect(),
+            true,
+        )
+        .unwrap();
+        let block = Dense::new(
+            Array2::from_shape_fn((3, 2), |(r, c)| w(3 * r + c + 1)),
+            Array1::from_shape_fn(3, |r| w(r + 9) / 4.0),
+        )
+        .unwrap();
+        let l2 = Layer {
+            affine: crate::model::Affine::Shared(Shared::new(block, 3).unwrap()),
+            relu: true,
+        };
+        let l3 = dense_layer(
+            2,
+            9,
+            (0..18).map(|k| w(k + 2)).collect(),
+            vec![0.5, -0.5],
+            false,
+        )
+        .unwrap();
+        let model = Model::new(Network::new(vec![l1, l2, l3]).unwrap());
+        let (trace, pattern, _) = trace_and_pattern(&model, &[0.75, -0.5]);
+        // Points around the input of the shared layer (its own constraints come first), and
+        // around the network input (the shared layer's inputs then carry error bounds).
+        for m in [1, 0] {
+            let a = trace.layer_input(m).to_vec();
+            let n = 2 * ROOT_BLOCK + 31;
+            let points = Array2::from_shape_fn((n, a.len()), |(r, c)| {
+                a[c] + (((r * (c + 5)) % 13) as f64 / 4.0 - 1.5) * (r % 4) as f64 / 3.0
+            });
+            let batched = membership_batch(&model, &pattern, m, &points);
+            let (mut inside, mut outside, mut at_shared) = (0, 0, 0);
+            for (r, (verdict, _)) in batched.iter().enumerate() {
+                let exact: Vec<Rational> = points
+                    .row(r)
+                    .iter()
+                    .map(|&v| Rational::from_f64(v))
+                    .collect();
+                match (verdict, membership(model.exact(), &pattern, m, &exact)) {
+                    (Membership::Inside { .. }, Membership::Inside { .. }) => inside += 1,
+                    (
+                        Membership::Outside { layer, neuron, .. },
+                        Membership::Outside {
+                            layer: l,
+                            neuron: j,
+                            ..
+                        },
+                    ) => {
+                        assert_eq!((*layer, *neuron), (l, j), "input of {m}, row {r}");
+                        outside += 1;
+                        at_shared += usize::from(l == 2);
+                    }
+                    (v, e) => panic!("input of {m}, row {r}: batched {v:?}, exact {e:?}"),
+                }
+            }
+            assert!(
+                inside > 10 && outside > 100 && at_shared >= 10,
+                "input of {m}: {inside} inside, {outside} outside, {at_shared} at the shared layer"
+            );
+        }
+    }
+
+    /// A wide layer screened row by row: points leaving at an early row, at a late row, or
+    /// staying inside all get the exact verdicts.
+    #[test]
+    fn wide_layers_screened_row_by_row_give_the_exact_verdicts() {
+        const EARLY: usize = 1024;
+        let width = EARLY + 500;
+        let w = |k: usize| ((k * 7919 + 13) % 23) as f64 / 8.0 - 1.375;
+        let x = [0.5, -0.25, 0.75];
+        // The first rows have margins of 2 at `x`, the later ones margins of 1e-3: small
+        // moves leave the region at a late row, large ones at an early row.
+        let bias: Vec<f64> = (0..width)
+            .map(|j| {
+                let z: f64 = (0..3).map(|c| w(3 * j + c) * x[c]).sum();
+                let margin = if j < EARLY { 2.0 } else { 1e-3 };
+                let sign = if j % 2 == 0 { 1.0 } else { -1.0 };
+                sign * margin - z
+            })
+            .collect();
+        let l1 = dense_layer(width, 3, (0..3 * width).map(w).collect(), bias, true).unwrap();
+        let l2 = dense_layer(
+            2,
+            width,
+            (0..2 * width).map(|k| w(k + 1)).collect(),
+            vec![0.25, -0.5],
+            false,
+        )
+        .unwrap();
+        let model = Model::new(Network::new(vec![l1, l2]).unwrap());
+        let (_, pattern, _) = trace_and_pattern(&model, &x);
+        let n = 120;
+        let points = Array2::from_shape_fn((n, 3), |(r, c)| {
+            let size = [1e-6, 1e-2, 10.0][r % 3];
+            x[c] + (((r * (c + 3)) % 17) as f64 / 8.0 - 1.0) * size
+        });
+        let batched = membership_batch(&model, &pattern, 0, &points);
+        let (mut inside, mut early, mut late) = (0, 0, 0);
+        for (r, (verdict, _)) in batched.iter().enumerate() {
+            let exact: Vec<Rational> = points
+                .row(r)
+                .iter()
+                .map(|&v| Rational::from_f64(v))
+                .collect();
+            match (verdict, membership(model.exact(), &pattern, 0, &exact)) {
+                (Membership::Inside { .. }, Membership::Inside { .. }) => inside += 1,
+                (
+                    Membership::Outside { layer, neuron, .. },
+                    Membership::Outside {
+                        layer: l,
+                        neuron: j,
+                        ..
+                    },
+                ) => {
+                    assert_eq!((*layer, *neuron), (l, j), "row {r}");
+                    if j < EARLY {
+                        early += 1;
+                    } else {
+                        late += 1;
+                    }
+                }
+                (v, e) => panic!("row {r}: batched {v:?}, exact {e:?}"),
+            }
+        }
+        assert!(
+            inside >= 10 && early >= 10 && late >= 10,
+            "{inside} inside, {early} early, {late} late"
+        );
     }
 
     #[test]
