@@ -500,23 +500,23 @@ fn membership_block(
     let mut slack = vec![f64::INFINITY; n];
     let net = model.net();
     let mut any_constraint = pattern.layer(m).is_some();
-    // Layer `m` in the order of its constraints, point by point (a shared layer: copy by copy
-    // for all points): most roots that leave the region do so at a constraint of their own
+    // Layer `m` in the order of its constraints (a sparse layer point by point, row by row; a
+    // dense or shared one a block of rows at a time for all points): most roots that leave the region do so at a constraint of their own
     // layer, and the first one found ends their check. The others carry layer `m`'s outputs,
     // with their error bounds, into the batched layers above.
     let width = net.layers()[m].affine.out_dim();
     let mut h = Array2::<f64>::zeros((0, width));
     let mut h_err = Array2::<f64>::zeros((0, width));
     let mut alive: Vec<usize> = Vec::new();
-    if let crate::model::Affine::Shared(shared) = &net.layers()[m].affine {
+    if let Some(blocks) = row_blocks(&net.layers()[m].affine) {
         let ids: Vec<usize> = (0..n).collect();
-        (h, h_err, alive) = screen_shared(
+        (h, h_err, alive) = screen_in_blocks(
             model,
             pattern,
             m,
             (points, None),
             &ids,
-            shared,
+            &blocks,
             &mut state,
             &mut slack,
         );
@@ -554,11 +554,13 @@ fn membership_block(
         if alive.is_empty() {
             break;
         }
-        if let crate::model::Affine::Shared(shared) = &layer.affine {
+        // A shared layer copy by copy: a point leaving at an early copy skips the others.
+        if let crate::model::Affine::Shared(_) = &layer.affine {
             any_constraint |= pattern.layer(k).is_some();
+            let blocks = row_blocks(&layer.affine).expect("a shared layer has blocks");
             let input = (h.view(), Some(h_err.view()));
-            (h, h_err, alive) = screen_shared(
-                model, pattern, k, input, &alive, shared, &mut state, &mut slack,
+            (h, h_err, alive) = screen_in_blocks(
+                model, pattern, k, input, &alive, &blocks, &mut state, &mut slack,
             );
             continue;
         }
@@ -666,53 +668,121 @@ enum State {
     NeedsExact,
 }
 
-/// [`screen`] for a shared layer `k`, copy (pair) by copy: the rows of a copy for all points
-/// still pending in one matrix product, each value's bound from norms (Cauchy–Schwarz: of the
-/// block row, and of the copy's slice of the input and of its errors) as in the batched
-/// layers. `input` holds the layer inputs of the points `ids` (one row each) and their error
-/// bounds (`None`: exact). Returns the outputs and error bounds of the points that pass, and
-/// which points they are.
+/// Rows of a dense layer screened together (one matrix product for all pending points).
+const SCREEN_CHUNK: usize = 64;
+
+/// A layer cut into blocks of consecutive rows for [`screen_in_blocks`]: each block one matrix
+/// (a shared layer's block for each copy, or a chunk of a dense layer's rows), the bias of its
+/// rows, the input columns it reads and its first output row.
+struct RowBlock<'a> {
+    weight: ndarray::ArrayView2<'a, f64>,
+    bias: ndarray::ArrayView1<'a, f64>,
+    columns: std::ops::Range<usize>,
+    first_row: usize,
+}
+
+fn row_blocks(affine: &crate::model::Affine) -> Option<Vec<RowBlock<'_>>> {
+    match affine {
+        crate::model::Affine::Shared(shared) => {
+            let (block, bias) = (shared.block().weight(), shared.block().bias());
+            let (rows, cols) = block.dim();
+            Some(
+                (0..shared.copies())
+                    .map(|copy| RowBlock {
+                        weight: block.view(),
+                        bias: bias.view(),
+                        columns: copy * cols..(copy + 1) * cols,
+                        first_row: copy * rows,
+                    })
+                    .collect(),
+            )
+        }
+        crate::model::Affine::Dense(dense) => {
+            let (w, b) = (dense.weight(), dense.bias());
+            let (rows, cols) = w.dim();
+            Some(
+                (0..rows)
+                    .step_by(SCREEN_CHUNK)
+                    .map(|r0| {
+                        let r1 = (r0 + SCREEN_CHUNK).min(rows);
+                        RowBlock {
+                            weight: w.slice(ndarray::s![r0..r1, ..]),
+                            bias: b.slice(ndarray::s![r0..r1]),
+                            columns: 0..cols,
+                            first_row: r0,
+                        }
+                    })
+                    .collect(),
+            )
+        }
+        crate::model::Affine::Sparse(_) => None,
+    }
+}
+
+/// [`screen`] for a dense or shared layer `k` and a block of points, one block of rows at a
+/// time for all points still pending (one matrix product each), each value's bound from norms
+/// (Cauchy–Schwarz: of the row, and of the input columns the block reads and of their errors)
+/// as in the batched layers. `input` holds the layer inputs of the points `ids` (one row each)
+/// and their error bounds (`None`: exact). Returns the outputs and error bounds of the points
+/// that pass, and which points they are.
 #[allow(clippy::too_many_arguments)]
-fn screen_shared(
+fn screen_in_blocks(
     model: &Model,
     pattern: &Pattern,
     k: usize,
     input: (ArrayView2<'_, f64>, Option<ArrayView2<'_, f64>>),
     ids: &[usize],
-    shared: &crate::model::ir::Shared<f64>,
+    blocks: &[RowBlock<'_>],
     state: &mut [State],
     slack: &mut [f64],
 ) -> (Array2<f64>, Array2<f64>, Vec<usize>) {
     let (h, h_err) = input;
-    let (n, width) = (h.nrows(), shared.copies() * shared.block().weight().nrows());
-    let (block, bias) = (shared.block().weight(), shared.block().bias());
-    let (rows, cols) = block.dim();
-    let errors = ErrorModel::new(cols);
+    let affine = &model.net().layers()[k].affine;
+    let (n, width) = (h.nrows(), affine.out_dim());
+    let errors = ErrorModel::new(affine.max_connected());
     let w_norm = &model.row_norms()[k];
     let mask = pattern.layer(k);
-    // Per copy: the points pending at it (in increasing order) and their outputs and bounds.
-    let mut chunks: Vec<(Vec<usize>, Array2<f64>, Array2<f64>)> = Vec::new();
+    // Norms of the input columns a block reads, per point; consecutive blocks reading the same
+    // columns (the chunks of a dense layer) share them.
+    let mut norms: Option<(std::ops::Range<usize>, Vec<f64>, Vec<f64>)> = None;
+    // Per block: the points pending at it (in increasing order) and their outputs and bounds.
+    let mut done: Vec<(Vec<usize>, Array2<f64>, Array2<f64>)> = Vec::new();
     let mut pending: Vec<usize> = (0..n).collect();
-    for copy in 0..shared.copies() {
+    for block in blocks {
         if pending.is_empty() {
             break;
         }
-        let cols_of_copy = ndarray::s![.., copy * cols..(copy + 1) * cols];
-        let slice = h.slice(cols_of_copy).select(Axis(0), &pending);
-        let slice_err = h_err.map(|e| e.slice(cols_of_copy).select(Axis(0), &pending));
-        let values = slice.dot(&block.t());
+        if norms
+            .as_ref()
+            .is_none_or(|(cols, _, _)| *cols != block.columns)
+        {
+            let of = |m: ArrayView2<'_, f64>| -> Vec<f64> {
+                let part = m.slice(ndarray::s![.., block.columns.clone()]);
+                part.outer_iter()
+                    .map(|r| norm_upper_iter(r.iter().copied()))
+                    .collect()
+            };
+            let x = of(h);
+            let e = h_err.map_or_else(|| vec![0.0; n], of);
+            norms = Some((block.columns.clone(), x, e));
+        }
+        let (_, x_norm, err_norm) = norms.as_ref().expect("set above");
+        let inputs = h.slice(ndarray::s![.., block.columns.clone()]);
+        let values = if pending.len() == n {
+            inputs.dot(&block.weight.t())
+        } else {
+            inputs.select(Axis(0), &pending).dot(&block.weight.t())
+        };
+        let rows = block.weight.nrows();
         let mut z = Array2::<f64>::zeros((pending.len(), rows));
         let mut e = Array2::<f64>::zeros((pending.len(), rows));
         for (i, &row) in pending.iter().enumerate() {
             let r = ids[row];
-            let x_norm = norm_upper_iter(slice.row(i).iter().copied());
-            let err_norm = slice_err
-                .as_ref()
-                .map_or(0.0, |e| norm_upper_iter(e.row(i).iter().copied()));
             for (jr, &v) in values.row(i).iter().enumerate() {
-                let j = copy * rows + jr;
-                let value = v + bias[jr];
-                let error = errors.bound_from_norms(w_norm[j], x_norm, bias[jr], err_norm);
+                let j = block.first_row + jr;
+                let value = v + block.bias[jr];
+                let error =
+                    errors.bound_from_norms(w_norm[j], x_norm[row], block.bias[jr], err_norm[row]);
                 let active = mask.map(|mask| mask[j]);
                 if let Some(active) = active {
                     let signed = Bounded {
@@ -742,20 +812,24 @@ fn screen_shared(
                 }
             }
         }
-        chunks.push((pending.clone(), z, e));
+        done.push((pending.clone(), z, e));
         pending.retain(|&row| state[ids[row]] == State::Pending);
     }
-    // The points that passed every copy were pending at each: gather their rows.
+    // The points that passed every block were pending at each: gather their rows.
     let mut z = Array2::<f64>::zeros((pending.len(), width));
     let mut e = Array2::<f64>::zeros((pending.len(), width));
-    for (copy, (at, values, errs)) in chunks.iter().enumerate() {
-        let cols_of_copy = ndarray::s![copy * rows..(copy + 1) * rows];
+    for (block, (at, values, errs)) in blocks.iter().zip(&done) {
+        let rows = block.first_row..block.first_row + block.weight.nrows();
         for (s, row) in pending.iter().enumerate() {
             let i = at
                 .binary_search(row)
-                .expect("a passing point was pending at every copy");
-            z.row_mut(s).slice_mut(cols_of_copy).assign(&values.row(i));
-            e.row_mut(s).slice_mut(cols_of_copy).assign(&errs.row(i));
+                .expect("a passing point was pending at every block");
+            z.row_mut(s)
+                .slice_mut(ndarray::s![rows.clone()])
+                .assign(&values.row(i));
+            e.row_mut(s)
+                .slice_mut(ndarray::s![rows.clone()])
+                .assign(&errs.row(i));
         }
     }
     (z, e, pending.iter().map(|&row| ids[row]).collect())
