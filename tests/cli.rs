@@ -1334,32 +1334,36 @@ fn out_in_a_missing_folder() {
 #[test]
 fn relation_network_audit_records_its_question_and_needs_one() {
     let dir = tmp();
-    let out = dir.path().join("rn");
     let model = "tests/data/relnet/rn.json";
     let images = "tests/data/relnet/images.npy";
-    let run = dtdcert(&[
-        "audit",
-        "--model",
-        model,
-        "--inputs",
-        images,
-        "--question",
-        "1,0,0,1,0",
-        "--rule",
-        "z+",
-        "--quiet",
-        "--out",
-        s(&out),
-    ]);
-    run.ok();
-    let spec = read_json(&out.join("run.json"));
-    assert_eq!(
-        spec["model"]["question"],
-        serde_json::json!([1.0, 0.0, 0.0, 1.0, 0.0])
-    );
+    // An audit with the question, which run.json records; its summary.
+    let audit = |model: &str, out: &Path| {
+        dtdcert(&[
+            "audit",
+            "--model",
+            model,
+            "--inputs",
+            images,
+            "--question",
+            "1,0,0,1,0",
+            "--rule",
+            "z+",
+            "--quiet",
+            "--out",
+            s(out),
+        ])
+        .ok();
+        let spec = read_json(&out.join("run.json"));
+        assert_eq!(
+            spec["model"]["question"],
+            serde_json::json!([1.0, 0.0, 0.0, 1.0, 0.0])
+        );
+        read_json(&out.join("summary.json"))
+    };
+    let out = dir.path().join("rn");
+    let summary = audit(model, &out);
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(md.contains("- question: `1,0,0,1,0`"), "{md}");
-    let summary = read_json(&out.join("summary.json"));
     assert!(u(&summary["total"]["roots"]) > 1000, "{summary}");
 
     expect_refusal(
@@ -1405,28 +1409,7 @@ fn relation_network_audit_records_its_question_and_needs_one() {
 
     // The same network as torch.onnx.export writes it, with the question as its second input:
     // the same roots, the question recorded the same way.
-    let onnx_out = dir.path().join("rn_onnx");
-    dtdcert(&[
-        "audit",
-        "--model",
-        "tests/data/relnet/rn.onnx",
-        "--inputs",
-        images,
-        "--question",
-        "1,0,0,1,0",
-        "--rule",
-        "z+",
-        "--quiet",
-        "--out",
-        s(&onnx_out),
-    ])
-    .ok();
-    let spec = read_json(&onnx_out.join("run.json"));
-    assert_eq!(
-        spec["model"]["question"],
-        serde_json::json!([1.0, 0.0, 0.0, 1.0, 0.0])
-    );
-    let from_onnx = read_json(&onnx_out.join("summary.json"));
+    let from_onnx = audit("tests/data/relnet/rn.onnx", &dir.path().join("rn_onnx"));
     assert_eq!(from_onnx["total"]["roots"], summary["total"]["roots"]);
     expect_refusal(
         &[

@@ -984,22 +984,33 @@ fn lowered(op: &str, rows: &[usize], per_row: usize, inputs: usize) -> Result<us
 /// `[channels, height, width]` sample, one row per output position and channel.
 fn conv<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
     data_first(ctx)?;
-    let node = ctx.node;
+    let image = image_shape(chain, "Conv")?;
+    let (rows, bias, out) = conv_layer(ctx.node, image, |name| chain.floats(name))?;
+    chain.push_image_layer(image.iter().product(), rows, Array1::from(bias), out);
+    Ok(())
+}
+
+/// A Conv node over a `[c_in, h, w]` image (its weights read with `floats`): its rows, one bias
+/// per row, and the `[c_out, ho, wo]` output.
+#[allow(clippy::type_complexity)]
+fn conv_layer(
+    node: &NodeProto,
+    [c_in, h, w]: [usize; 3],
+    floats: impl Fn(&str) -> Result<Tensor, String>,
+) -> Result<(Vec<Vec<(u32, f64)>>, Vec<f64>, [usize; 3]), String> {
     if let Some(g) = attr_int(node, "group")? {
         if g != 1 {
             return Err(format!("group = {g} is not supported; only 1 is"));
         }
     }
-    let [c_in, h, w] = image_shape(chain, "Conv")?;
     let w_name = required_input(node, 1, "W")?;
-    let k = chain.floats(w_name)?;
-    let [c_out, k_in, kh, kw] = k.dims.as_slice() else {
+    let k = floats(w_name)?;
+    let [c_out, k_in, kh, kw] = k.dims[..] else {
         return Err(format!(
             "the weight '{w_name}' has shape {:?}; a 2-D convolution needs [out, in, height, width]",
             k.dims
         ));
     };
-    let (c_out, k_in, kh, kw) = (*c_out, *k_in, *kh, *kw);
     if k_in != c_in {
         return Err(format!(
             "the weight '{w_name}' takes {k_in} channels but the data has {c_in}"
@@ -1028,13 +1039,12 @@ fn conv<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
     let rows = conv_rows(&k.data, [c_out, c_in], [h, w], &window);
     let bias = match node.input.get(2).filter(|n| !n.is_empty()) {
         Some(b_name) => {
-            let b = bias_vector(b_name, chain.floats(b_name)?, c_out)?;
-            Array1::from_shape_fn(c_out * ho * wo, |row| b[row / (ho * wo)])
+            let b = bias_vector(b_name, floats(b_name)?, c_out)?;
+            (0..c_out * ho * wo).map(|row| b[row / (ho * wo)]).collect()
         }
-        None => Array1::zeros(c_out * ho * wo),
+        None => vec![0.0; c_out * ho * wo],
     };
-    chain.push_image_layer(inputs, rows, bias, [c_out, ho, wo]);
-    Ok(())
+    Ok((rows, bias, [c_out, ho, wo]))
 }
 
 /// `AveragePool` (2-D, `ceil_mode` 0): a dense layer whose rows average each window over the
@@ -1073,6 +1083,21 @@ fn pool(
     op: &str,
 ) -> Result<(), String> {
     let [ho, wo] = window.output(h, w)?;
+    let rows = pool_rows(op, [c, h, w], window, include_pad)?;
+    let n = rows.len();
+    chain.push_image_layer(c * h * w, rows, Array1::zeros(n), [c, ho, wo]);
+    Ok(())
+}
+
+/// The rows of an average pooling of a `[c, h, w]` image: each window's mean over the input
+/// positions it covers (`include_pad` false) or over the whole kernel (true).
+fn pool_rows(
+    op: &str,
+    [c, h, w]: [usize; 3],
+    window: &Window,
+    include_pad: bool,
+) -> Result<Vec<Vec<(u32, f64)>>, String> {
+    let [ho, wo] = window.output(h, w)?;
     let inputs = c
         .checked_mul(h)
         .and_then(|n| n.checked_mul(w))
@@ -1108,8 +1133,7 @@ fn pool(
             }
         }
     }
-    chain.push_image_layer(inputs, rows, Array1::zeros(n), [c, ho, wo]);
-    Ok(())
+    Ok(rows)
 }
 
 /// `BatchNormalization` in inference: `y = s (x − mean) + B` per channel with

@@ -1017,6 +1017,42 @@ mod tests {
         Model::new(Network::new(vec![l1, l2]).unwrap())
     }
 
+    /// Judges `points` (inputs of layer `m`) in blocks and asserts each verdict equals exact
+    /// membership, the first violated (layer, neuron) included; returns the number inside and
+    /// the violated constraint of each point outside.
+    fn batched_verdicts_are_exact(
+        model: &Model,
+        pattern: &Pattern,
+        m: usize,
+        points: &Array2<f64>,
+    ) -> (usize, Vec<(usize, usize)>) {
+        let batched = membership_batch(model, pattern, m, points);
+        let (mut inside, mut outside) = (0, Vec::new());
+        for (r, (verdict, _)) in batched.iter().enumerate() {
+            let exact: Vec<Rational> = points
+                .row(r)
+                .iter()
+                .map(|&v| Rational::from_f64(v))
+                .collect();
+            match (verdict, membership(model.exact(), pattern, m, &exact)) {
+                (Membership::Inside { .. }, Membership::Inside { .. }) => inside += 1,
+                (
+                    Membership::Outside { layer, neuron, .. },
+                    Membership::Outside {
+                        layer: l,
+                        neuron: j,
+                        ..
+                    },
+                ) => {
+                    assert_eq!((*layer, *neuron), (l, j), "input of {m}, row {r}");
+                    outside.push((l, j));
+                }
+                (v, e) => panic!("input of {m}, row {r}: batched {v:?}, exact {e:?}"),
+            }
+        }
+        (inside, outside)
+    }
+
     /// A shared layer (3 copies of a 3×2 block) between dense ones: points judged in blocks,
     /// copy by copy, get the exact verdicts, including the first violated constraint.
     #[test]
@@ -1058,31 +1094,9 @@ mod tests {
             let points = Array2::from_shape_fn((n, a.len()), |(r, c)| {
                 a[c] + (((r * (c + 5)) % 13) as f64 / 4.0 - 1.5) * (r % 4) as f64 / 3.0
             });
-            let batched = membership_batch(&model, &pattern, m, &points);
-            let (mut inside, mut outside, mut at_shared) = (0, 0, 0);
-            for (r, (verdict, _)) in batched.iter().enumerate() {
-                let exact: Vec<Rational> = points
-                    .row(r)
-                    .iter()
-                    .map(|&v| Rational::from_f64(v))
-                    .collect();
-                match (verdict, membership(model.exact(), &pattern, m, &exact)) {
-                    (Membership::Inside { .. }, Membership::Inside { .. }) => inside += 1,
-                    (
-                        Membership::Outside { layer, neuron, .. },
-                        Membership::Outside {
-                            layer: l,
-                            neuron: j,
-                            ..
-                        },
-                    ) => {
-                        assert_eq!((*layer, *neuron), (l, j), "input of {m}, row {r}");
-                        outside += 1;
-                        at_shared += usize::from(l == 2);
-                    }
-                    (v, e) => panic!("input of {m}, row {r}: batched {v:?}, exact {e:?}"),
-                }
-            }
+            let (inside, outside) = batched_verdicts_are_exact(&model, &pattern, m, &points);
+            let at_shared = outside.iter().filter(|(l, _)| *l == 2).count();
+            let outside = outside.len();
             assert!(
                 inside > 10 && outside > 100 && at_shared >= 10,
                 "input of {m}: {inside} inside, {outside} outside, {at_shared} at the shared layer"
@@ -1124,34 +1138,9 @@ mod tests {
             let size = [1e-6, 1e-2, 10.0][r % 3];
             x[c] + (((r * (c + 3)) % 17) as f64 / 8.0 - 1.0) * size
         });
-        let batched = membership_batch(&model, &pattern, 0, &points);
-        let (mut inside, mut early, mut late) = (0, 0, 0);
-        for (r, (verdict, _)) in batched.iter().enumerate() {
-            let exact: Vec<Rational> = points
-                .row(r)
-                .iter()
-                .map(|&v| Rational::from_f64(v))
-                .collect();
-            match (verdict, membership(model.exact(), &pattern, 0, &exact)) {
-                (Membership::Inside { .. }, Membership::Inside { .. }) => inside += 1,
-                (
-                    Membership::Outside { layer, neuron, .. },
-                    Membership::Outside {
-                        layer: l,
-                        neuron: j,
-                        ..
-                    },
-                ) => {
-                    assert_eq!((*layer, *neuron), (l, j), "row {r}");
-                    if j < EARLY {
-                        early += 1;
-                    } else {
-                        late += 1;
-                    }
-                }
-                (v, e) => panic!("row {r}: batched {v:?}, exact {e:?}"),
-            }
-        }
+        let (inside, outside) = batched_verdicts_are_exact(&model, &pattern, 0, &points);
+        let early = outside.iter().filter(|(_, j)| *j < EARLY).count();
+        let late = outside.len() - early;
         assert!(
             inside >= 10 && early >= 10 && late >= 10,
             "{inside} inside, {early} early, {late} late"

@@ -225,39 +225,7 @@ pub(super) fn fold(
                 Some(_) => return Err("axes as an input before opset 13".into()),
                 None => attr_ints(node, "axes")?,
             };
-            let mut dims = x.dims.clone();
-            if op == "Unsqueeze" {
-                let axes = axes.ok_or("Unsqueeze without axes")?;
-                let rank = dims.len() + axes.len();
-                let mut at: Vec<usize> = axes
-                    .iter()
-                    .map(|&a| axis(a, rank, "axis"))
-                    .collect::<Result<_, _>>()?;
-                at.sort_unstable();
-                if at.windows(2).any(|p| p[0] == p[1]) {
-                    return Err(format!("axes {axes:?} repeat an axis"));
-                }
-                for a in at {
-                    dims.insert(a, 1);
-                }
-            } else {
-                let rank = dims.len();
-                let mut at: Vec<usize> = match axes {
-                    Some(a) => a
-                        .iter()
-                        .map(|&v| axis(v, rank, "axis"))
-                        .collect::<Result<_, _>>()?,
-                    None => (0..rank).filter(|&k| dims[k] == 1).collect(),
-                };
-                at.sort_unstable();
-                at.dedup();
-                for a in at.into_iter().rev() {
-                    if dims[a] != 1 {
-                        return Err(format!("Squeeze of dimension {a} of size {}", dims[a]));
-                    }
-                    dims.remove(a);
-                }
-            }
+            let dims = squeezed(op, &x.dims, axes, 0)?;
             Value { dims, ..x }
         }
         "Reshape" => {
@@ -323,30 +291,10 @@ pub(super) fn fold(
         }
         "Transpose" => {
             let x = input(0)?;
-            let rank = x.dims.len();
-            let perm: Vec<usize> = match attr_ints(node, "perm")? {
-                None => (0..rank).rev().collect(),
-                Some(p) => p
-                    .iter()
-                    .map(|&v| axis(v, rank, "perm entry"))
-                    .collect::<Result<_, _>>()?,
-            };
-            let mut seen = perm.clone();
-            seen.sort_unstable();
-            if seen != (0..rank).collect::<Vec<_>>() {
-                return Err(format!("perm {perm:?} is not a permutation"));
-            }
-            let dims: Vec<usize> = perm.iter().map(|&k| x.dims[k]).collect();
-            let (si, so) = (strides(&x.dims), strides(&dims));
-            let data = (0..x.data.len())
-                .map(|p| {
-                    let from: usize = (0..rank).map(|k| (p / so[k]) % dims[k] * si[perm[k]]).sum();
-                    x.data[from]
-                })
-                .collect();
+            let (dims, from) = transposed(node, &x.dims)?;
             Value {
+                data: from.iter().map(|&p| x.data[p]).collect(),
                 dims,
-                data,
                 kind: x.kind,
             }
         }
@@ -354,6 +302,81 @@ pub(super) fn fold(
         _ => return Err(format!("{op} of constants is not folded")),
     };
     Ok(encode(out))
+}
+
+/// The shape after Unsqueeze (`axes` required) or Squeeze (`axes`, or every dimension of size
+/// 1 from `first` on) of a tensor of shape `dims`; dimensions before `first` cannot be removed.
+pub(super) fn squeezed(
+    op: &str,
+    dims: &[usize],
+    axes: Option<Vec<i64>>,
+    first: usize,
+) -> Result<Vec<usize>, String> {
+    let mut out = dims.to_vec();
+    if op == "Unsqueeze" {
+        let axes = axes.ok_or("Unsqueeze without axes")?;
+        let rank = dims.len() + axes.len();
+        let mut at: Vec<usize> = axes
+            .iter()
+            .map(|&a| axis(a, rank, "axis"))
+            .collect::<Result<_, _>>()?;
+        at.sort_unstable();
+        if at.windows(2).any(|p| p[0] == p[1]) {
+            return Err(format!("axes {axes:?} repeat an axis"));
+        }
+        for a in at {
+            out.insert(a, 1);
+        }
+    } else {
+        let rank = dims.len();
+        let mut at: Vec<usize> = match axes {
+            Some(a) => a
+                .iter()
+                .map(|&v| axis(v, rank, "axis"))
+                .collect::<Result<_, _>>()?,
+            None => (first..rank).filter(|&k| dims[k] == 1).collect(),
+        };
+        at.sort_unstable();
+        at.dedup();
+        for a in at.into_iter().rev() {
+            if a < first || dims[a] != 1 {
+                return Err(format!(
+                    "Squeeze of dimension {a} of shape {dims:?}; only dimensions of size 1{} can \
+                     be removed",
+                    if first > 0 { " after the batch" } else { "" }
+                ));
+            }
+            out.remove(a);
+        }
+    }
+    Ok(out)
+}
+
+/// The shape after a Transpose node (its `perm`, reversed by default) of a tensor of shape
+/// `dims`, and for each output position the input position it takes.
+pub(super) fn transposed(
+    node: &NodeProto,
+    dims: &[usize],
+) -> Result<(Vec<usize>, Vec<usize>), String> {
+    let rank = dims.len();
+    let perm: Vec<usize> = match attr_ints(node, "perm")? {
+        None => (0..rank).rev().collect(),
+        Some(p) => p
+            .iter()
+            .map(|&v| axis(v, rank, "perm entry"))
+            .collect::<Result<_, _>>()?,
+    };
+    let mut seen = perm.clone();
+    seen.sort_unstable();
+    if seen != (0..rank).collect::<Vec<_>>() {
+        return Err(format!("perm {perm:?} is not a permutation of 0..{rank}"));
+    }
+    let out: Vec<usize> = perm.iter().map(|&k| dims[k]).collect();
+    let (si, so) = (strides(dims), strides(&out));
+    let from = (0..count(&out)?)
+        .map(|p| (0..rank).map(|k| (p / so[k]) % out[k] * si[perm[k]]).sum())
+        .collect();
+    Ok((out, from))
 }
 
 /// Slice (opset 10 and later: starts, ends, axes and steps as inputs).

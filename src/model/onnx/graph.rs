@@ -754,48 +754,12 @@ impl<'a> Tracer<'a> {
             ],
         )?;
         let x = self.data(node, 0)?;
-        if let Some(g) = attr_int(node, "group")? {
-            if g != 1 {
-                return Err(format!("group = {g} is not supported; only 1 is"));
-            }
-        }
-        let [c_in, h, w] = self.image(&x, "Conv")?;
-        let w_name = required_input(node, 1, "W")?;
-        let k = self.floats(w_name)?;
-        let [c_out, k_in, kh, kw] = k.dims[..] else {
-            return Err(format!(
-                "the weight '{w_name}' has shape {:?}; a 2-D convolution needs [out, in, height, width]",
-                k.dims
-            ));
-        };
-        if k_in != c_in
-            || [c_out, kh, kw]
-                .iter()
-                .any(|&d| d == 0 || d > MAX_IMAGE_SIDE)
-        {
-            return Err(format!(
-                "the weight '{w_name}' has shape {:?} for data of {c_in} channels",
-                k.dims
-            ));
-        }
-        let window = Window::read(node, Some([kh, kw]))?;
-        let [ho, wo] = window.output(h, w)?;
-        let per_row = c_in
-            .checked_mul(kh)
-            .and_then(|n| n.checked_mul(kw))
-            .ok_or("the Conv kernel has more weights than can be indexed")?;
-        lowered("Conv", &[c_out, ho, wo], per_row, c_in * h * w)?;
-        let rows = conv_rows(&k.data, [c_out, c_in], [h, w], &window)
+        let image = self.image(&x, "Conv")?;
+        let (rows, bias, [c_out, ho, wo]) = conv_layer(node, image, |name| self.floats(name))?;
+        let rows = rows
             .into_iter()
             .map(|r| r.into_iter().map(|(i, v)| (i as usize, v)).collect())
             .collect();
-        let bias = match node.input.get(2).filter(|n| !n.is_empty()) {
-            Some(b_name) => {
-                let b = bias_vector(b_name, self.floats(b_name)?, c_out)?;
-                (0..c_out * ho * wo).map(|r| b[r / (ho * wo)]).collect()
-            }
-            None => vec![0.0; c_out * ho * wo],
-        };
         self.linear(&x, rows, bias, vec![1, c_out, ho, wo])
     }
 
@@ -831,34 +795,14 @@ impl<'a> Tracer<'a> {
             (Window::read(node, None)?, include)
         };
         let [ho, wo] = window.output(h, w)?;
-        lowered(
-            op,
-            &[c, ho, wo],
-            window.kernel[0] * window.kernel[1],
-            c * h * w,
-        )?;
-        let mut rows = Vec::with_capacity(c * ho * wo);
-        for ch in 0..c {
-            for i in 0..ho {
-                for j in 0..wo {
-                    let taps = window.taps(i, j, h, w);
-                    let n = if include_pad {
-                        window.kernel[0] * window.kernel[1]
-                    } else {
-                        taps.len()
-                    };
-                    if n == 0 {
-                        return Err(format!("a window of {op} covers no input position"));
-                    }
-                    let share = 1.0 / n as f64;
-                    rows.push(
-                        taps.into_iter()
-                            .map(|(r, col, _, _)| ((ch * h + r) * w + col, share))
-                            .collect(),
-                    );
-                }
-            }
-        }
+        let rows = pool_rows(op, [c, h, w], &window, include_pad)?
+            .into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .map(|(i, v)| (i as usize, v))
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>();
         let n = rows.len();
         self.linear(&x, rows, vec![0.0; n], vec![1, c, ho, wo])
     }
@@ -914,25 +858,7 @@ impl<'a> Tracer<'a> {
     fn transpose(&mut self, node: &NodeProto) -> Result<Data, String> {
         check_only(node, &["perm"])?;
         let x = self.data(node, 0)?;
-        let rank = x.dims.len();
-        let perm: Vec<usize> = match attr_ints(node, "perm")? {
-            None => (0..rank).rev().collect(),
-            Some(p) => p
-                .iter()
-                .map(|&v| axis(v, rank, "perm entry"))
-                .collect::<Result<_, _>>()?,
-        };
-        let mut seen = perm.clone();
-        seen.sort_unstable();
-        if seen != (0..rank).collect::<Vec<_>>() {
-            return Err(format!("perm {perm:?} is not a permutation of 0..{rank}"));
-        }
-        let dims: Vec<usize> = perm.iter().map(|&k| x.dims[k]).collect();
-        let (si, so) = (strides(&x.dims), strides(&dims));
-        let n = count(&dims)?;
-        let from: Vec<usize> = (0..n)
-            .map(|p| (0..rank).map(|k| (p / so[k]) % dims[k] * si[perm[k]]).sum())
-            .collect();
+        let (dims, from) = fold::transposed(node, &x.dims)?;
         self.gather(&x, &from, dims)
     }
 
@@ -945,43 +871,7 @@ impl<'a> Tracer<'a> {
             Some(name) => return Err(format!("axes as an input ('{name}') before opset 13")),
             None => attr_ints(node, "axes")?,
         };
-        let mut dims = x.dims.clone();
-        if node.op_type == "Unsqueeze" {
-            let axes = axes.ok_or("Unsqueeze without axes")?;
-            let rank = dims.len() + axes.len();
-            let mut at: Vec<usize> = axes
-                .iter()
-                .map(|&a| axis(a, rank, "axis"))
-                .collect::<Result<_, _>>()?;
-            at.sort_unstable();
-            if at.windows(2).any(|p| p[0] == p[1]) {
-                return Err(format!("axes {axes:?} repeat an axis"));
-            }
-            for a in at {
-                dims.insert(a, 1);
-            }
-        } else {
-            let rank = dims.len();
-            let mut at: Vec<usize> = match axes {
-                Some(a) => a
-                    .iter()
-                    .map(|&v| axis(v, rank, "axis"))
-                    .collect::<Result<_, _>>()?,
-                None => (1..rank).filter(|&k| dims[k] == 1).collect(),
-            };
-            at.sort_unstable();
-            at.dedup();
-            for a in at.into_iter().rev() {
-                if a == 0 || dims[a] != 1 {
-                    return Err(format!(
-                        "Squeeze of dimension {a} of shape {:?}; only dimensions of size 1 after \
-                         the batch can be removed",
-                        x.dims
-                    ));
-                }
-                dims.remove(a);
-            }
-        }
+        let dims = fold::squeezed(&node.op_type, &x.dims, axes, 1)?;
         let n = x.dims.iter().product();
         self.gather(&x, &(0..n).collect::<Vec<_>>(), dims)
     }
@@ -1187,25 +1077,20 @@ fn rows_of(part: &Operand) -> Result<Rows, String> {
     })
 }
 
+/// `b + shift` entry by entry (`shift` may be longer: a shared block's copies), or `None`
+/// when a sum rounds.
+fn shifted_bias<'a>(b: impl IntoIterator<Item = &'a f64>, shift: &[f64]) -> Option<Vec<f64>> {
+    b.into_iter()
+        .zip(shift)
+        .map(|(&x, &s)| exact_sum(x, s))
+        .collect()
+}
+
 /// `map + shift` with each bias entry summed exactly, or `None` when a sum rounds.
 fn shifted(map: &Map, shift: &[f64]) -> Option<Map> {
     match map {
-        Map::Dense(w, b) => {
-            let b = b
-                .iter()
-                .zip(shift)
-                .map(|(&x, &s)| exact_sum(x, s))
-                .collect::<Option<Vec<_>>>()?;
-            Some(Map::Dense(w.clone(), Array1::from(b)))
-        }
-        Map::Sparse(rows, b) => {
-            let b = b
-                .iter()
-                .zip(shift)
-                .map(|(&x, &s)| exact_sum(x, s))
-                .collect::<Option<Vec<_>>>()?;
-            Some(Map::Sparse(rows.clone(), b))
-        }
+        Map::Dense(w, b) => Some(Map::Dense(w.clone(), Array1::from(shifted_bias(b, shift)?))),
+        Map::Sparse(rows, b) => Some(Map::Sparse(rows.clone(), shifted_bias(b, shift)?)),
         Map::Shared(w, b, copies) => {
             // One block: the shift must be the same for every copy.
             let rows = w.nrows();
@@ -1213,11 +1098,7 @@ fn shifted(map: &Map, shift: &[f64]) -> Option<Map> {
             if !same {
                 return None;
             }
-            let b = b
-                .iter()
-                .zip(shift)
-                .map(|(&x, &s)| exact_sum(x, s))
-                .collect::<Option<Vec<_>>>()?;
+            let b = shifted_bias(b, shift)?;
             Some(Map::Shared(w.clone(), Array1::from(b), *copies))
         }
     }
