@@ -1246,9 +1246,16 @@ fn pass_through<'a>(_chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String>
 /// refused because the function would be random.
 fn dropout<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
     data_first(ctx)?;
-    if let Some(name) = ctx.node.input.get(2).filter(|n| !n.is_empty()) {
-        let training = chain
-            .consts
+    inference_dropout(ctx.node, &chain.consts)
+}
+
+/// Refuses a Dropout whose training_mode input is true.
+fn inference_dropout(
+    node: &NodeProto,
+    consts: &HashMap<&str, Cow<'_, TensorProto>>,
+) -> Result<(), String> {
+    if let Some(name) = node.input.get(2).filter(|n| !n.is_empty()) {
+        let training = consts
             .get(name.as_str())
             .map(|t| bool_values(name, t))
             .transpose()?

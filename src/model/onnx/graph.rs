@@ -562,20 +562,7 @@ impl<'a> Tracer<'a> {
     }
 
     fn dropout(&mut self, node: &NodeProto) -> Result<Data, String> {
-        if let Some(name) = node.input.get(2).filter(|n| !n.is_empty()) {
-            let training = self
-                .consts
-                .get(name.as_str())
-                .map(|t| bool_values(name, t))
-                .transpose()?
-                .unwrap_or_default();
-            if training.iter().any(|&b| b) {
-                return Err(format!(
-                    "training_mode '{name}' is true, so the output is random; export the model \
-                     after model.eval()"
-                ));
-            }
-        }
+        inference_dropout(node, &self.consts)?;
         Ok(self.data(node, 0)?.as_ref().clone())
     }
 
@@ -1112,13 +1099,7 @@ fn normalised(map: &Map, dims: &[usize], s: &[f64], t: &[f64]) -> Option<Map> {
     let channel_of = |p: usize| (p / per_channel) % channels;
     match map {
         Map::Dense(w, b) => {
-            let mut w = w.clone();
-            let mut b = b.clone();
-            for (j, mut row) in w.rows_mut().into_iter().enumerate() {
-                let c = channel_of(j);
-                row.mapv_inplace(|v| v * s[c]);
-                b[j] = b[j] * s[c] + t[c];
-            }
+            let (w, b) = scaled(w, b, channel_of, s, t);
             Some(Map::Dense(w, b))
         }
         Map::Sparse(rows, b) => {
@@ -1137,16 +1118,27 @@ fn normalised(map: &Map, dims: &[usize], s: &[f64], t: &[f64]) -> Option<Map> {
             if !same {
                 return None;
             }
-            let mut w = w.clone();
-            let mut b = b.clone();
-            for (j, mut row) in w.rows_mut().into_iter().enumerate() {
-                let c = channel_of(j);
-                row.mapv_inplace(|v| v * s[c]);
-                b[j] = b[j] * s[c] + t[c];
-            }
+            let (w, b) = scaled(w, b, channel_of, s, t);
             Some(Map::Shared(w, b, *copies))
         }
     }
+}
+
+/// `s·w` and `s·b + t` for each row `j` of a matrix, with the channel `channel_of(j)`.
+fn scaled(
+    w: &Array2<f64>,
+    b: &Array1<f64>,
+    channel_of: impl Fn(usize) -> usize,
+    s: &[f64],
+    t: &[f64],
+) -> (Array2<f64>, Array1<f64>) {
+    let (mut w, mut b) = (w.clone(), b.clone());
+    for (j, mut row) in w.rows_mut().into_iter().enumerate() {
+        let c = channel_of(j);
+        row.mapv_inplace(|v| v * s[c]);
+        b[j] = b[j] * s[c] + t[c];
+    }
+    (w, b)
 }
 
 fn first_output(node: &NodeProto) -> Result<&str, String> {
