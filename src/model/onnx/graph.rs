@@ -14,8 +14,9 @@
 //! norm and biases, which fold as in the chain translation.
 //!
 //! The first graph input is the explained input; a second one (the question) is a constant
-//! given with `--question`. A tensor computed before a cut and read after it (a residual
-//! connection) is refused: the IR is a chain.
+//! given with `--question`. Shape arithmetic on constants and on the static sizes of computed
+//! tensors is evaluated once ([`super::fold`]). A tensor computed before a cut and read after it
+//! (a residual connection) is refused: the IR is a chain.
 
 use std::rc::Rc;
 
