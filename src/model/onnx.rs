@@ -782,7 +782,19 @@ fn data_type_name(code: i32) -> String {
 /// `Y = alpha · A · op(B) + beta · C`: a dense layer with `W = alpha · op(B)ᵀ`, `b = beta · C`.
 fn gemm<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
     data_first(ctx)?;
-    let node = ctx.node;
+    let (weight, bias) = gemm_weights(ctx.node, |name| chain.floats(name))?;
+    let has_c = ctx.node.input.get(2).is_some_and(|n| !n.is_empty());
+    chain.push_affine(ctx.node, weight, bias, false)?;
+    chain.open_bias = !has_c;
+    Ok(())
+}
+
+/// A Gemm node's `W = alpha · op(B)ᵀ` ([out, in]) and `b = beta · C` (zeros without C), read
+/// with `floats`; products that round are refused.
+fn gemm_weights(
+    node: &NodeProto,
+    floats: impl Fn(&str) -> Result<Tensor, String>,
+) -> Result<(Array2<f64>, Array1<f64>), String> {
     let alpha = attr_float(node, "alpha")?.unwrap_or(1.0);
     let beta = attr_float(node, "beta")?.unwrap_or(1.0);
     if attr_int(node, "transA")?.unwrap_or(0) != 0 {
@@ -797,38 +809,43 @@ fn gemm<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
         other => return Err(format!("transB = {other}; expected 0 or 1")),
     };
     let b_name = required_input(node, 1, "B")?;
-    let b = matrix(b_name, chain.floats(b_name)?)?;
+    let b = matrix(b_name, floats(b_name)?)?;
     // `op(B)` is [in, out]; the IR stores W as [out, in].
     let weight = if trans_b { b } else { b.reversed_axes() };
     let weight = scale_matrix(alpha, "alpha", weight)?;
     let out = weight.nrows();
-    let c_name = node.input.get(2).filter(|n| !n.is_empty());
-    let bias = match c_name {
-        Some(c) => scale_vector(beta, "beta", bias_vector(c, chain.floats(c)?, out)?)?,
+    let bias = match node.input.get(2).filter(|n| !n.is_empty()) {
+        Some(c) => scale_vector(beta, "beta", bias_vector(c, floats(c)?, out)?)?,
         None => Array1::zeros(out),
     };
-    chain.push_affine(node, weight, bias, false)?;
-    chain.open_bias = c_name.is_none();
-    Ok(())
+    Ok((weight, bias))
 }
 
 /// `Y = A · B` with `B` an [in, out] constant: a dense layer with `W = Bᵀ` and, until an `Add`
 /// right after it supplies one, a zero bias.
 fn matmul<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
     data_first(ctx)?;
-    let b_name = required_input(ctx.node, 1, "B")?;
-    let b = chain.floats(b_name)?;
+    let weight = matmul_weight(ctx.node, |name| chain.floats(name))?;
+    let out = weight.nrows();
+    chain.push_affine(ctx.node, weight, Array1::zeros(out), true)?;
+    chain.open_bias = true;
+    Ok(())
+}
+
+/// A MatMul node's `W = Bᵀ` ([out, in]) for a constant [in, out] matrix `B`.
+fn matmul_weight(
+    node: &NodeProto,
+    floats: impl Fn(&str) -> Result<Tensor, String>,
+) -> Result<Array2<f64>, String> {
+    let b_name = required_input(node, 1, "B")?;
+    let b = floats(b_name)?;
     if b.dims.len() != 2 {
         return Err(format!(
             "the weight '{b_name}' has shape {:?}; MatMul is read only with an [in, out] matrix",
             b.dims
         ));
     }
-    let weight = matrix(b_name, b)?.reversed_axes();
-    let out = weight.nrows();
-    chain.push_affine(ctx.node, weight, Array1::zeros(out), true)?;
-    chain.open_bias = true;
-    Ok(())
+    Ok(matrix(b_name, b)?.reversed_axes())
 }
 
 /// `Y = X + c` right after a MatMul (or a Gemm without C): `c` becomes that layer's bias.

@@ -571,27 +571,7 @@ impl<'a> Tracer<'a> {
     fn gemm(&mut self, node: &NodeProto) -> Result<Data, String> {
         check_only(node, &["alpha", "beta", "transA", "transB"])?;
         let x = self.data(node, 0)?;
-        if attr_int(node, "transA")?.unwrap_or(0) != 0 {
-            return Err("transA = 1 is not supported".into());
-        }
-        let trans_b = match attr_int(node, "transB")?.unwrap_or(0) {
-            0 => false,
-            1 => true,
-            other => return Err(format!("transB = {other}; expected 0 or 1")),
-        };
-        let alpha = attr_float(node, "alpha")?.unwrap_or(1.0);
-        let beta = attr_float(node, "beta")?.unwrap_or(1.0);
-        let b_name = required_input(node, 1, "B")?;
-        let b = matrix(b_name, self.floats(b_name)?)?;
-        let weight = scale_matrix(alpha, "alpha", if trans_b { b } else { b.reversed_axes() })?;
-        let bias = match node.input.get(2).filter(|n| !n.is_empty()) {
-            Some(c) => scale_vector(
-                beta,
-                "beta",
-                bias_vector(c, self.floats(c)?, weight.nrows())?,
-            )?,
-            None => Array1::zeros(weight.nrows()),
-        };
+        let (weight, bias) = gemm_weights(node, |name| self.floats(name))?;
         let [m, k] = x.dims[..] else {
             return Err(format!(
                 "Gemm needs [rows, features] data but the data has shape {:?}",
@@ -604,15 +584,7 @@ impl<'a> Tracer<'a> {
     /// `A · B` on data `A` of shape [..., K] with a constant [K, N] matrix `B`.
     fn matmul(&mut self, node: &NodeProto) -> Result<Data, String> {
         let x = self.data(node, 0)?;
-        let b_name = required_input(node, 1, "B")?;
-        let b = self.floats(b_name)?;
-        if b.dims.len() != 2 {
-            return Err(format!(
-                "the weight '{b_name}' has shape {:?}; MatMul is read only with an [in, out] matrix",
-                b.dims
-            ));
-        }
-        let weight = matrix(b_name, b)?.reversed_axes();
+        let weight = matmul_weight(node, |name| self.floats(name))?;
         let Some((&k, lead)) = x.dims.split_last() else {
             return Err("MatMul of a scalar".into());
         };
