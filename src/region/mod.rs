@@ -501,9 +501,10 @@ fn membership_block(
     let net = model.net();
     let mut any_constraint = pattern.layer(m).is_some();
     // Layer `m` in the order of its constraints (a sparse layer point by point, row by row; a
-    // dense or shared one a block of rows at a time for all points): most roots that leave the region do so at a constraint of their own
-    // layer, and the first one found ends their check. The others carry layer `m`'s outputs,
-    // with their error bounds, into the batched layers above.
+    // dense or shared one a block of rows at a time for all points): most roots that leave
+    // the region do so at a constraint of their own layer, and the first one found ends their
+    // check. The others carry layer `m`'s outputs, with their error bounds, into the batched
+    // layers above.
     let width = net.layers()[m].affine.out_dim();
     let mut h = Array2::<f64>::zeros((0, width));
     let mut h_err = Array2::<f64>::zeros((0, width));
@@ -529,15 +530,8 @@ fn membership_block(
                 m,
                 point.as_slice().expect("standard layout"),
             ) {
-                Screen::Outside { neuron, margin } => {
-                    state[r] = State::Outside {
-                        layer: m + 1,
-                        neuron,
-                        margin,
-                    }
-                }
-                Screen::NeedsExact => state[r] = State::NeedsExact,
-                Screen::Passed { z, e, least } => {
+                Err(ended) => state[r] = ended,
+                Ok((z, e, least)) => {
                     slack[r] = least;
                     h.push_row(ndarray::ArrayView1::from(&z))
                         .expect("one row of the layer's width");
@@ -587,20 +581,9 @@ fn membership_block(
             for (r, &point) in alive.iter().enumerate() {
                 for (j, &active) in mask.iter().enumerate() {
                     if state[point] == State::Pending {
-                        let signed = Bounded {
-                            value: if active { z[[r, j]] } else { -z[[r, j]] },
-                            error: e[[r, j]],
-                        };
-                        match signed.certainly_nonnegative() {
-                            Some(true) => slack[point] = slack[point].min(signed.value),
-                            Some(false) => {
-                                state[point] = State::Outside {
-                                    layer: k + 1,
-                                    neuron: j,
-                                    margin: signed.value,
-                                }
-                            }
-                            None => state[point] = State::NeedsExact,
+                        match constraint(k + 1, j, active, z[[r, j]], e[[r, j]]) {
+                            Ok(signed) => slack[point] = slack[point].min(signed),
+                            Err(ended) => state[point] = ended,
                         }
                     }
                     if !active {
@@ -666,6 +649,31 @@ enum State {
         margin: f64,
     },
     NeedsExact,
+}
+
+/// Constraint `(layer, neuron)` of a pending point, `σ z >= 0` with `z = value ± error`:
+/// `Ok(σ z)` when it certainly holds, else the state that ends the point's check (checked in
+/// order, it is then the first violated constraint, or a sign only exact arithmetic settles).
+fn constraint(
+    layer: usize,
+    neuron: usize,
+    active: bool,
+    value: f64,
+    error: f64,
+) -> Result<f64, State> {
+    let signed = Bounded {
+        value: if active { value } else { -value },
+        error,
+    };
+    match signed.certainly_nonnegative() {
+        Some(true) => Ok(signed.value),
+        Some(false) => Err(State::Outside {
+            layer,
+            neuron,
+            margin: signed.value,
+        }),
+        None => Err(State::NeedsExact),
+    }
 }
 
 /// Rows of a dense layer screened together (one matrix product for all pending points).
@@ -785,22 +793,10 @@ fn screen_in_blocks(
                     errors.bound_from_norms(w_norm[j], x_norm[row], block.bias[jr], err_norm[row]);
                 let active = mask.map(|mask| mask[j]);
                 if let Some(active) = active {
-                    let signed = Bounded {
-                        value: if active { value } else { -value },
-                        error,
-                    };
-                    match signed.certainly_nonnegative() {
-                        Some(true) => slack[r] = slack[r].min(signed.value),
-                        Some(false) => {
-                            state[r] = State::Outside {
-                                layer: k + 1,
-                                neuron: j,
-                                margin: signed.value,
-                            };
-                            break;
-                        }
-                        None => {
-                            state[r] = State::NeedsExact;
+                    match constraint(k + 1, j, active, value, error) {
+                        Ok(signed) => slack[r] = slack[r].min(signed),
+                        Err(ended) => {
+                            state[r] = ended;
                             break;
                         }
                     }
@@ -835,25 +831,17 @@ fn screen_in_blocks(
     (z, e, pending.iter().map(|&row| ids[row]).collect())
 }
 
-/// Layer `m` of one point, checked row by row.
-enum Screen {
-    /// The first constraint of the layer, in order, that the point certainly violates (every
-    /// earlier one is certainly satisfied).
-    Outside { neuron: usize, margin: f64 },
-    /// A sign the bound cannot settle comes first.
-    NeedsExact,
-    /// Every constraint of the layer holds: its outputs (inactive neurons masked to exact
-    /// zeros) with their error bounds, and the smallest `σ z`.
-    Passed {
-        z: Vec<f64>,
-        e: Vec<f64>,
-        least: f64,
-    },
-}
-
 /// Each value's bound from norms (Cauchy–Schwarz: of the row and of the point) as in the
 /// batched layers, so that a point inside costs about what the product would.
-fn screen(model: &Model, pattern: &Pattern, m: usize, point: &[f64]) -> Screen {
+/// Layer `m` of one point, checked row by row: when every constraint holds, its outputs
+/// (inactive neurons masked to exact zeros) with their error bounds, and the smallest `σ z`;
+/// else the state that ends the point's check.
+fn screen(
+    model: &Model,
+    pattern: &Pattern,
+    m: usize,
+    point: &[f64],
+) -> Result<(Vec<f64>, Vec<f64>, f64), State> {
     let affine = &model.net().layers()[m].affine;
     let mask = pattern.layer(m);
     let out = affine.out_dim();
@@ -873,27 +861,14 @@ fn screen(model: &Model, pattern: &Pattern, m: usize, point: &[f64]) -> Screen {
                 e.push(error);
             }
             Some(active) => {
-                let signed = Bounded {
-                    value: if active { value } else { -value },
-                    error,
-                };
-                match signed.certainly_nonnegative() {
-                    Some(true) => least = least.min(signed.value),
-                    Some(false) => {
-                        return Screen::Outside {
-                            neuron: j,
-                            margin: signed.value,
-                        }
-                    }
-                    None => return Screen::NeedsExact,
-                }
+                least = least.min(constraint(m + 1, j, active, value, error)?);
                 // Masked to an exact zero: no error carries on.
                 z.push(if active { value } else { 0.0 });
                 e.push(if active { error } else { 0.0 });
             }
         }
     }
-    Screen::Passed { z, e, least }
+    Ok((z, e, least))
 }
 
 /// `z_k(a) = A a + c` for one layer `k` above `m`, inside the region.
