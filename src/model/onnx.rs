@@ -3482,6 +3482,16 @@ mod tests {
             .to_string();
         assert_has(&e, &["node 'pool'", "MaxPool", "not read yet"]);
 
+        // The output read again by a later ReLU whose result is unused.
+        let mut m = tiny_relation_network();
+        let g = m.graph.mut_or_insert_default();
+        g.node
+            .push(node("Relu", "after", &["output"], &["unused"], vec![]));
+        let e = load_with_question(&m, Some(vec![1.0]))
+            .unwrap_err()
+            .to_string();
+        assert_has(&e, &["graph output 'output'", "a later node reads it"]);
+
         // An expansion that would make a batch.
         let mut m = tiny_relation_network();
         let g = m.graph.mut_or_insert_default();

@@ -102,6 +102,15 @@ struct Data {
     form: Form,
 }
 
+impl Data {
+    /// Whether the tensor is expressed in the input of layer `layers` (the number of layers
+    /// cut so far), or is made of constants only.
+    fn reads_layer(&self, layers: usize) -> bool {
+        self.layer == layers
+            || matches!(&self.form, Form::Select(e) if e.iter().all(|e| matches!(e, Elem::Const(_))))
+    }
+}
+
 /// An input of a node: computed from the data, or constant.
 enum Operand {
     Data(Rc<Data>),
@@ -235,6 +244,14 @@ pub(super) fn translate<'a>(
             output.name, input.name
         ));
     };
+    if !last.reads_layer(tracer.layers.len()) {
+        return Err(format!(
+            "the graph output '{}' was computed before layer {} was cut and a later node reads \
+             it; a network output must end the graph",
+            output.name,
+            last.layer + 1
+        ));
+    }
     let declared = sample_dims(output).ok().and_then(|d| count(&d).ok());
     let width = last.dims.iter().product::<usize>();
     if let Some(d) = declared.filter(|&d| d != width) {
@@ -412,9 +429,7 @@ impl<'a> Tracer<'a> {
     fn operand(&self, node: &NodeProto, pos: usize) -> Result<Operand, String> {
         let name = required_input(node, pos, "data")?;
         if let Some(d) = self.values.get(name) {
-            let constant =
-                matches!(&d.form, Form::Select(e) if e.iter().all(|e| matches!(e, Elem::Const(_))));
-            if d.layer != self.layers.len() && !constant {
+            if !d.reads_layer(self.layers.len()) {
                 return Err(format!(
                     "'{name}' was computed before layer {} was cut (at a ReLU or before an affine \
                      step) and is read after it; connections that skip a layer (residual Add) \
