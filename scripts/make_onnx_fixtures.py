@@ -193,6 +193,26 @@ class ConvMaxPoolNet(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+class MaxPoolCoordNet(nn.Module):
+    """A max-pool network that is not a chain: Conv(2->3, 3x3, pad 1) on 2x7x7, MaxPool(3,
+    stride 2, pad 1) before the ReLU, ReLU, the two coordinate channels concatenated,
+    Conv(5->4, 2x2), ReLU, MaxPool(2, stride 1), Flatten, Linear(16->3)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(2, 3, 3, padding=1)
+        self.c2 = nn.Conv2d(5, 4, 2)
+        self.fc = nn.Linear(16, 3)
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, 4), torch.linspace(-1, 1, 4), indexing="ij")
+        self.register_buffer("coords", torch.stack([xs, ys]).unsqueeze(0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(nn.functional.max_pool2d(self.c1(x), 3, stride=2, padding=1))
+        x = torch.cat([x, self.coords.expand(x.size(0), -1, -1, -1)], dim=1)
+        x = nn.functional.max_pool2d(torch.relu(self.c2(x)), 2, stride=1)
+        return self.fc(torch.flatten(x, 1))
+
+
 class CoordSetNet(nn.Module):
     """A graph that is not a chain: Conv(1->2, 3x3, pad 1) on 1x5x5, ReLU, the two coordinate
     channels concatenated (CoordConv), Conv(4->3, 3x3, stride 2), ReLU, BatchNorm2d (after
@@ -368,7 +388,38 @@ GRAPH_NOTES = ("Conv(1->2, 3x3, pad 1), ReLU, Concat with 2 coordinate channels,
                "3x3, stride 2), ReLU, BatchNorm2d, view + permute to 4 cells of 3, Linear(3->5) "
                "per cell, ReLU, sum over cells, Linear(5->2); read tensor by tensor")
 
+MAXPOOL_NOTES = ("Conv(2->3, 3x3, pad 1), MaxPool(3, stride 2, pad 1), ReLU, Concat with 2 "
+                 "coordinate channels, Conv(5->4, 2x2), ReLU, MaxPool(2, stride 1), Flatten, "
+                 "Linear(16->3); read tensor by tensor")
+
 VALID_SPECS += [
+    Spec(
+        name="conv_maxpool_1x6x6_opset13",
+        build=ConvMaxPoolNet,
+        seed=38, exporter="torchscript", opset=13, dtype="float32",
+        input_dim=36, output_dim=2, layer_sizes=[36, 32, 8, 2], relu_last=False,
+        dynamic_batch=True, export_input_shape=(1, 1, 6, 6),
+        notes="Conv2d(1, 2, 3) on [N, 1, 6, 6], ReLU, MaxPool2d(2), Flatten, Linear(8, 2)",
+        extra={"relus": [True, False, False], "max_pools": [None, 4, None]},
+    ),
+    Spec(
+        name="maxpool_coord_2x7x7_opset17",
+        build=MaxPoolCoordNet,
+        seed=40, exporter="torchscript", opset=17, dtype="float32",
+        input_dim=98, output_dim=3, layer_sizes=[98, 147, 48, 48, 36, 16, 3], relu_last=False,
+        dynamic_batch=True, export_input_shape=(1, 2, 7, 7), notes=MAXPOOL_NOTES,
+        extra={"relus": [False, False, True, True, False, False],
+               "max_pools": [None, 9, None, None, 4, None]},
+    ),
+    Spec(
+        name="maxpool_coord_2x7x7_dynamo_opset18",
+        build=MaxPoolCoordNet,
+        seed=40, exporter="dynamo", opset=18, dtype="float32",
+        input_dim=98, output_dim=3, layer_sizes=[98, 147, 48, 48, 36, 16, 3], relu_last=False,
+        dynamic_batch=False, export_input_shape=(1, 2, 7, 7), notes=MAXPOOL_NOTES,
+        extra={"relus": [False, False, True, True, False, False],
+               "max_pools": [None, 9, None, None, 4, None]},
+    ),
     Spec(
         name="coord_set_1x5x5_opset17",
         build=CoordSetNet,
@@ -416,15 +467,6 @@ INVALID_MODEL_SPECS: list[Spec] = [
         mutate=_set_inf_bias,
         notes="+inf at bias[2] of the first Linear",
         extra={"bad_layer": 0, "bad_index": [2], "bad_value": "+inf"},
-    ),
-    Spec(
-        name="maxpool",
-        build=ConvMaxPoolNet,
-        seed=38, exporter="torchscript", opset=13, dtype="float32",
-        input_dim=36, output_dim=2, layer_sizes=[], relu_last=False,
-        dynamic_batch=True, export_input_shape=(1, 1, 6, 6),
-        kind="invalid", problem="unsupported operator MaxPool",
-        notes="Conv2d(1, 2, 3) on [N, 1, 6, 6], ReLU, MaxPool2d(2), Flatten, Linear(8, 2)",
     ),
 ]
 

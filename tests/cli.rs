@@ -1057,12 +1057,53 @@ fn unsupported_operator_sigmoid() {
     );
 }
 
+/// A max-pool network (exported by PyTorch) is audited; `region` shows each window's winner;
+/// what needs linear programs or ReLU-only layers is refused, naming the layer.
 #[test]
-fn unsupported_operator_maxpool() {
-    expect_refusal_by_every_command(
-        "tests/data/onnx/maxpool.onnx",
-        INPUTS,
-        &["maxpool.onnx", "'MaxPool'", "unsupported"],
+fn max_pool_networks_are_audited_and_refused_where_programs_are_needed() {
+    let dir = tmp();
+    let model = "tests/data/onnx/maxpool_coord_2x7x7_opset17.onnx";
+    let inputs = "tests/data/onnx/maxpool_coord_2x7x7_opset17.inputs.npy";
+    let out = dir.path().join("audit");
+    dtdcert(&[
+        "audit",
+        "--model",
+        model,
+        "--inputs",
+        inputs,
+        "--rule",
+        "z+",
+        "--quiet",
+        "--out",
+        s(&out),
+    ])
+    .ok();
+    let summary = read_json(&out.join("summary.json"));
+    assert!(u(&summary["total"]["roots"]) > 100, "{summary}");
+
+    let run = dtdcert(&[
+        "region", "--model", model, "--inputs", inputs, "--sample", "1", "--json",
+    ])
+    .ok();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let pool = &report["layers"][1];
+    assert_eq!(pool["max_pool"], 9, "{report}");
+    assert_eq!(pool["width"], 48, "{report}");
+    let winners: Vec<&str> = pool["pattern"].as_str().unwrap().split('.').collect();
+    assert_eq!(winners.len(), 48);
+    assert!(winners.iter().all(|w| w.parse::<usize>().unwrap() < 9));
+    // Seen from the input: 8 losers in each of 48 windows, 48 + 36 ReLUs, 3 losers in each of 16.
+    assert_eq!(report["constraints"], 48 * 8 + 48 + 36 + 16 * 3, "{report}");
+
+    let data = ["--model", model, "--inputs", inputs];
+    let with = |cmd: &[&'static str]| -> Vec<&str> { cmd.iter().chain(&data).copied().collect() };
+    expect_refusal(
+        &with(&["audit", "--certify", "exists"]),
+        &["--certify", "layer 2 max-pools"],
+    );
+    expect_refusal(
+        &with(&["explain", "--full-backward"]),
+        &["full-backward", "layer 2 max-pools"],
     );
 }
 

@@ -1,5 +1,6 @@
 //! Property tests on random small convolutional networks, written as the ONNX graphs
-//! `torch.onnx.export` produces (Conv, Relu, AveragePool or GlobalAveragePool, Flatten, Gemm)
+//! `torch.onnx.export` produces (Conv, Relu, AveragePool, GlobalAveragePool or MaxPool before
+//! or after the Relu, Flatten, Gemm)
 //! and loaded through the ONNX reader (200 cases per property):
 //!
 //! - the dense layers the reader writes compute exactly (in rationals) what a direct
@@ -35,6 +36,12 @@ enum Pool {
         pad: bool,
     },
     Global,
+    /// 2x2, stride 1, padded at the bottom and right when `pad`; before the ReLU when
+    /// `before_relu` (the same function: max and ReLU commute, but other layers).
+    Max {
+        pad: bool,
+        before_relu: bool,
+    },
 }
 
 /// A small convolutional network: its geometry and parameters.
@@ -68,7 +75,7 @@ impl ConvNet {
         let [ho, wo] = self.conv_out();
         match self.pool {
             Pool::None => [ho, wo],
-            Pool::Average { pad, .. } => {
+            Pool::Average { pad, .. } | Pool::Max { pad, .. } => {
                 let p = usize::from(pad);
                 [ho + p - 1, wo + p - 1]
             }
@@ -152,6 +159,29 @@ impl ConvNet {
                 }
                 out
             }
+            Pool::Max { .. } => {
+                let mut out = Vec::with_capacity(self.c_out * po * qo);
+                for o in 0..self.c_out {
+                    for i in 0..po {
+                        for j in 0..qo {
+                            let mut best: Option<&Rational> = None;
+                            for u in 0..2 {
+                                for v in 0..2 {
+                                    let (r, c) = (i + u, j + v);
+                                    if r < ho && c < wo {
+                                        let value = &conv[(o * ho + r) * wo + c];
+                                        if best.is_none_or(|b| value > b) {
+                                            best = Some(value);
+                                        }
+                                    }
+                                }
+                            }
+                            out.push(best.expect("a window covers the image").clone());
+                        }
+                    }
+                }
+                out
+            }
         };
         (0..self.outputs)
             .map(|k| {
@@ -166,22 +196,56 @@ impl ConvNet {
 
     fn onnx(&self) -> Vec<u8> {
         let i = |v: &[usize]| -> Vec<i64> { v.iter().map(|&x| x as i64).collect() };
-        let mut nodes = vec![
-            node(
-                "Conv",
-                "conv",
-                &["input", "k", "kb"],
+        let mut nodes = vec![node(
+            "Conv",
+            "conv",
+            &["input", "k", "kb"],
+            &["c"],
+            vec![
+                attr_ints("kernel_shape", &i(&self.kernel)),
+                attr_ints("strides", &i(&self.stride)),
+                attr_ints("pads", &i(&self.pads)),
+            ],
+        )];
+        if let Pool::Max {
+            pad,
+            before_relu: true,
+        } = self.pool
+        {
+            let p = i64::from(pad);
+            nodes.push(node(
+                "MaxPool",
+                "pool",
                 &["c"],
+                &["m"],
                 vec![
-                    attr_ints("kernel_shape", &i(&self.kernel)),
-                    attr_ints("strides", &i(&self.stride)),
-                    attr_ints("pads", &i(&self.pads)),
+                    attr_ints("kernel_shape", &[2, 2]),
+                    attr_ints("pads", &[0, 0, p, p]),
                 ],
-            ),
-            node("Relu", "relu", &["c"], &["r"], vec![]),
-        ];
+            ));
+            nodes.push(node("Relu", "relu", &["m"], &["p"], vec![]));
+        } else {
+            nodes.push(node("Relu", "relu", &["c"], &["r"], vec![]));
+        }
         let pooled = match self.pool {
             Pool::None => "r",
+            Pool::Max {
+                before_relu: true, ..
+            } => "p",
+            Pool::Max { pad, .. } => {
+                let p = i64::from(pad);
+                nodes.push(node(
+                    "MaxPool",
+                    "pool",
+                    &["r"],
+                    &["p"],
+                    vec![
+                        attr_ints("kernel_shape", &[2, 2]),
+                        attr_ints("pads", &[0, 0, p, p]),
+                    ],
+                ));
+                "p"
+            }
             Pool::Average { include_pad, pad } => {
                 let p = i64::from(pad);
                 nodes.push(node(
@@ -246,6 +310,8 @@ fn pool() -> impl Strategy<Value = Pool> {
         (any::<bool>(), any::<bool>())
             .prop_map(|(include_pad, pad)| Pool::Average { include_pad, pad }),
         Just(Pool::Global),
+        (any::<bool>(), any::<bool>())
+            .prop_map(|(pad, before_relu)| Pool::Max { pad, before_relu }),
     ]
 }
 
@@ -395,6 +461,53 @@ fn inside_root_makes_taylor_expansion_exact_on_conv_nets() {
         "only {} inside roots checked",
         checked.get()
     );
+}
+
+/// Through a max-pool layer relevance passes winner-take-all, in rationals: each window's
+/// relevance reaches exactly the input its first largest entry copies, nothing is left
+/// unresolved, and no neuron of the layer has a root.
+#[test]
+fn max_pool_layers_pass_relevance_to_their_winners() {
+    let layers = Cell::new(0usize);
+    runner()
+        .run(
+            &(conv_net_and_input(), hyperplane_rules()),
+            |((net, x), rule)| {
+                let model = load(&net);
+                let exact = model.exact();
+                let trace = forward(exact, &to_exact(&x));
+                let settings = DtdSettings {
+                    rule,
+                    ..DtdSettings::default()
+                };
+                let out: Vec<f64> = trace.output().iter().map(|v| v.to_f64()).collect();
+                let k = dtdcert::model::forward::argmax(&out);
+                let e = dtdcert::dtd::explain(exact, &trace, &settings, k, true);
+                for (index, layer) in exact.layers().iter().enumerate() {
+                    let Some(window) = layer.max_pool else {
+                        continue;
+                    };
+                    layers.set(layers.get() + 1);
+                    let step = &e.layers[index];
+                    let z = &trace.pre[index];
+                    let mut want = vec![Rational::from_f64(0.0); step.lower.len()];
+                    for (g, r) in step.upper.iter().enumerate() {
+                        let entries = g * window..(g + 1) * window;
+                        let best = entries.clone().map(|o| &z[o]).max().unwrap();
+                        let first = entries.clone().find(|&o| &z[o] == best).unwrap();
+                        let i = layer.gathered(first);
+                        want[i] = want[i].clone() + r.clone();
+                        let n = &step.neurons[g];
+                        prop_assert!(matches!(n.outcome, dtdcert::dtd::RootOutcome::None(_)));
+                        prop_assert_eq!(&n.unresolved, &Rational::from_f64(0.0));
+                    }
+                    prop_assert_eq!(&step.lower, &want);
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+    assert!(layers.get() >= 30, "only {} max-pool layers", layers.get());
 }
 
 /// A hand-checked case: a 1x3x3 input, a 2x2 kernel of ones, no padding, global pooling.

@@ -4,7 +4,7 @@ use dtdcert::exact::{Rational, Scalar};
 use dtdcert::model::Network;
 
 /// What every network a loader accepts must satisfy: at least one layer, finite parameters,
-/// consecutive shapes that agree, and a forward pass that runs on the zero input and gives one
+/// consecutive shapes that agree (a max-pool layer's output is one value per window), and a forward pass that runs on the zero input and gives one
 /// value per output, in f64 and in exact rationals alike.
 pub fn check_network(net: &Network) {
     let layers = net.layers();
@@ -37,7 +37,8 @@ pub fn check_network(net: &Network) {
                 i + 1
             );
         }
-        width = rows;
+        // A max-pool layer passes one value per window on.
+        width = layer.out_dim();
     }
     assert_eq!(width, net.output_dim());
     let y = dtdcert::model::forward::output(net, &vec![0.0; net.input_dim()]);

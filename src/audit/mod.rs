@@ -207,7 +207,7 @@ fn domain_check<T: Scalar, U: Scalar>(
     // The input box at the network input, `>= 0` above a ReLU, nothing above a layer without.
     let bounds = if layer_index == 0 {
         input_box.map(|b| (Some(T::from_f64(b.lo)), Some(T::from_f64(b.hi))))
-    } else if net.layers()[layer_index - 1].relu {
+    } else if net.output_nonnegative(layer_index - 1) {
         Some((Some(T::zero()), None))
     } else {
         None
@@ -268,6 +268,7 @@ fn certify_roots(
     x: &[f64],
     record: &mut SampleRecord,
 ) -> Result<Vec<NamedCertificate>> {
+    crate::lp::check_supported(model.net(), "--certify")?;
     let opts = settings.lp.options()?;
     let certifier = Certifier {
         model,
@@ -333,6 +334,9 @@ fn plain_audit(
     x: &[f64],
     target: Option<usize>,
 ) -> Result<SampleRecord> {
+    if uses_lp(&settings.dtd, model.net().layers().len()) {
+        crate::lp::check_supported(model.net(), "the nearest-valid rule")?;
+    }
     if settings.exact && uses_lp(&settings.dtd, model.net().layers().len()) {
         return Err(crate::error::Error::Usage(
             "the nearest-valid rule finds roots with linear programs and cannot run with --exact"

@@ -149,6 +149,7 @@ pub fn run(args: CertifyArgs) -> Result<Outcome> {
     let opts = args.lp.resolve()?;
     let (model, inputs) = args.data.load()?;
     super::check_layer_rules(&dtd, &model)?;
+    crate::lp::check_supported(model.net(), "certify")?;
     check_sample(&args.data.inputs, args.sample, inputs.len())?;
     if args.problem == ProblemArg::Step {
         return run_step(&args, &model, &inputs.row(args.sample)?, &dtd, inputs.len());
@@ -367,7 +368,9 @@ pub fn run_check(args: CheckCertArgs) -> Result<Outcome> {
             }
         };
         if !loaded.iter().any(|(p, _)| *p == model_path) {
-            loaded.push((model_path.clone(), args.reading.load(&model_path)?));
+            let model = args.reading.load(&model_path)?;
+            crate::lp::check_supported(model.net(), "check-cert")?;
+            loaded.push((model_path.clone(), model));
         }
         let model = &loaded
             .iter()

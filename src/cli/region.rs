@@ -31,6 +31,9 @@ struct LayerPattern {
     layer: usize,
     width: usize,
     relu: bool,
+    /// The window of a max-pool layer; its pattern is each window's winner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_pool: Option<usize>,
     active: Option<usize>,
     pattern: String,
 }
@@ -41,7 +44,8 @@ struct RegionReport {
     layer: usize,
     /// The polytope's dimension: the width of the layer's input.
     dimension: usize,
-    /// One constraint per ReLU neuron of the layers from `layer` up.
+    /// One constraint per ReLU neuron of the layers from `layer` up, and per max-pool entry
+    /// that is not its window's winner.
     constraints: usize,
     pattern_decided_by: Decision,
     layers: Vec<LayerPattern>,
@@ -75,8 +79,9 @@ pub fn run(args: RegionArgs) -> Result<Outcome> {
             .enumerate()
             .map(|(k, l)| LayerPattern {
                 layer: k + 1,
-                width: l.affine.out_dim(),
+                width: l.out_dim(),
                 relu: l.relu,
+                max_pool: l.max_pool,
                 active: counts[k],
                 pattern: bits[k].clone(),
             })
@@ -93,9 +98,15 @@ pub fn run(args: RegionArgs) -> Result<Outcome> {
             report.sample, report.layer, report.dimension, report.constraints, report.pattern_decided_by
         );
         for l in &report.layers {
-            match l.active {
-                Some(a) => println!("  layer {}: {a}/{} active  {}", l.layer, l.width, l.pattern),
-                None => println!("  layer {}: {} outputs, no ReLU", l.layer, l.width),
+            match (l.active, l.max_pool) {
+                (Some(a), _) => {
+                    println!("  layer {}: {a}/{} active  {}", l.layer, l.width, l.pattern)
+                }
+                (None, Some(w)) => println!(
+                    "  layer {}: {} max-pool windows of {w}, winners  {}",
+                    l.layer, l.width, l.pattern
+                ),
+                (None, None) => println!("  layer {}: {} outputs, no ReLU", l.layer, l.width),
             }
         }
     }

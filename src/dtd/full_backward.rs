@@ -355,6 +355,13 @@ fn check_cost<T: Scalar>(
     from: usize,
     settings: &FullBackwardSettings,
 ) -> Result<()> {
+    if let Some(k) = net.layers().iter().position(|l| l.max_pool.is_some()) {
+        return Err(Error::Usage(format!(
+            "full-backward DTD differentiates relevance functions of ReLU layers, and layer {} \
+             max-pools (the train-free recursion passes its relevance winner-take-all)",
+            k + 1
+        )));
+    }
     let worst = worst_case_evaluations(net, from);
     if worst > settings.max_evaluations {
         return Err(Error::Usage(format!(

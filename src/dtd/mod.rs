@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use rules::{BiasMode, InitialRelevance, Rule};
 
 use crate::exact::Scalar;
-use crate::model::ir::Row;
+use crate::model::ir::{Layer, Row};
 use crate::model::{Network, Trace};
 
 /// Rules and numerical settings of one explanation.
@@ -131,7 +131,7 @@ pub enum NoRoot {
     ZeroRelevance,
     /// `|w_j · v| <=` the threshold: no root along the rule's direction.
     SmallDenominator,
-    /// An LRP rule without a root form.
+    /// An LRP rule without a root form, or a max-pool layer (winner-take-all).
     NotApplicable,
 }
 
@@ -202,6 +202,10 @@ pub fn explain<T: Scalar>(
         settings.initial_relevance,
         |index, a, upper| {
             let rule = settings.rule_for(index);
+            let layer = &net.layers()[index];
+            if let Some(window) = layer.max_pool {
+                return winner_take_all(layer, window, a, upper, rule);
+            }
             layer_step(
                 &net.layers()[index].affine,
                 a,
@@ -379,6 +383,45 @@ pub fn layer_step<T: Scalar>(
     }
 }
 
+/// A max-pool layer: each window's relevance goes whole to the input its winner copies (the
+/// first largest entry), so nothing is left unresolved and no neuron has a root. `rule` is
+/// only recorded.
+pub fn winner_take_all<T: Scalar>(
+    layer: &Layer<T>,
+    window: usize,
+    a: &[T],
+    upper: &[T],
+    rule: Rule,
+) -> LayerRelevance<T> {
+    let mut z = Vec::with_capacity(layer.affine.out_dim());
+    layer.affine.apply_into(a, &mut z);
+    let (_, selected) = crate::model::ir::max_pool(&z, window);
+    let mut lower = vec![T::zero(); a.len()];
+    let neurons = upper
+        .iter()
+        .zip(&selected)
+        .map(|(r, &s)| {
+            let i = layer.gathered(s as usize);
+            lower[i] = lower[i].clone() + r.clone();
+            NeuronRelevance {
+                relevance: r.clone(),
+                outcome: RootOutcome::None(if r.is_zero() {
+                    NoRoot::ZeroRelevance
+                } else {
+                    NoRoot::NotApplicable
+                }),
+                unresolved: T::zero(),
+            }
+        })
+        .collect();
+    LayerRelevance {
+        rule,
+        upper: upper.to_vec(),
+        lower,
+        neurons,
+    }
+}
+
 /// The root of neuron `j` of 0-based layer `index` at input `a` with relevance `r`, exactly as
 /// [`explain`] with `keep_roots` computes it (the rule is the one the settings give that
 /// layer; a rule without roots gives none).
@@ -391,7 +434,7 @@ pub fn neuron_root<T: Scalar>(
     settings: &DtdSettings,
 ) -> RootOutcome<T> {
     let rule = settings.rule_for(index);
-    if !rule.has_root() || r.is_zero() {
+    if !rule.has_root() || r.is_zero() || net.layers()[index].max_pool.is_some() {
         return RootOutcome::None(if r.is_zero() {
             NoRoot::ZeroRelevance
         } else {

@@ -17,6 +17,21 @@ use good_lp::{
 
 use crate::exact::dyadic::Dyadic;
 use crate::exact::program::{LinearProgram, Row, RowKind};
+use crate::model::Network;
+
+/// The region programs (and the certificates built from them) model ReLU constraints; a network
+/// with a max-pool layer is refused by `what` (a command or option), naming the layer.
+pub fn check_supported(net: &Network, what: &str) -> crate::error::Result<()> {
+    match net.layers().iter().position(|l| l.max_pool.is_some()) {
+        Some(k) => Err(crate::error::Error::Usage(format!(
+            "{what} solves linear programs over regions, which dtdcert builds for networks \
+             without max-pool layers, and layer {} max-pools; audit, explain (train-free) and \
+             region run on this model",
+            k + 1
+        ))),
+        None => Ok(()),
+    }
+}
 
 /// Which solver runs the programs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

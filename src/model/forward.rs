@@ -1,7 +1,7 @@
 //! The forward pass, written once over [`Scalar`] so it runs in f64 and in exact rationals.
 
 use crate::exact::Scalar;
-use crate::model::ir::Network;
+use crate::model::ir::{max_pool, Layer, Network};
 
 /// Every intermediate value of one forward pass.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,11 +44,7 @@ pub fn forward<T: Scalar>(net: &Network<T>, x: &[T]) -> Trace<T> {
         layer
             .affine
             .apply_into(activations.last().expect("pushed above"), &mut z);
-        let h = if layer.relu {
-            z.iter().map(relu).collect()
-        } else {
-            z.clone()
-        };
+        let h = activate(layer, &z);
         pre.push(z);
         activations.push(h);
     }
@@ -66,9 +62,23 @@ pub fn output<T: Scalar>(net: &Network<T>, x: &[T]) -> Vec<T> {
                 *v = relu(v);
             }
         }
+        if let Some(window) = layer.max_pool {
+            z = max_pool(&z, window).0;
+        }
         std::mem::swap(&mut h, &mut z);
     }
     h
+}
+
+/// `h_l` from `z_l`: ReLU, the largest entry of each max-pool window, or `z_l` itself.
+pub fn activate<T: Scalar>(layer: &Layer<T>, z: &[T]) -> Vec<T> {
+    if let Some(window) = layer.max_pool {
+        max_pool(z, window).0
+    } else if layer.relu {
+        z.iter().map(relu).collect()
+    } else {
+        z.to_vec()
+    }
 }
 
 /// Index of the largest output (the first one on ties); the default explained output.

@@ -504,11 +504,54 @@ impl Affine<f64> {
     }
 }
 
-/// One DTD layer: `z_l = affine(h_{l-1})`, `h_l = relu(z_l)` when `relu` is set.
+/// One DTD layer: `z_l = affine(h_{l-1})`, `h_l = relu(z_l)` when `relu` is set, and with
+/// `max_pool: Some(w)` output `g` is the largest of `z_l`'s entries `g·w .. (g+1)·w` (a max-pool
+/// window; the layer's affine map is then a gather of its input, one weight of 1 a row, so that
+/// which entry wins is the layer's part of the activation pattern).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layer<T = f64> {
     pub affine: Affine<T>,
     pub relu: bool,
+    pub max_pool: Option<usize>,
+}
+
+impl<T: Scalar> Layer<T> {
+    /// An affine layer, with or without ReLU.
+    pub fn new(affine: Affine<T>, relu: bool) -> Self {
+        Self {
+            affine,
+            relu,
+            max_pool: None,
+        }
+    }
+
+    /// The width of `h_l`: the affine map's outputs, one per window for a max-pool layer.
+    pub fn out_dim(&self) -> usize {
+        self.affine.out_dim() / self.max_pool.unwrap_or(1)
+    }
+
+    /// For a max-pool layer, the input that entry `j` of `z_l` copies.
+    pub fn gathered(&self, j: usize) -> usize {
+        self.affine.row(j).position(0)
+    }
+}
+
+/// `h = max over windows of z`: the largest entry of each window, and the index (into `z`) of
+/// the first entry that reaches it.
+pub fn max_pool<T: Scalar>(z: &[T], window: usize) -> (Vec<T>, Vec<u32>) {
+    let groups = z.len() / window;
+    let (mut h, mut selected) = (Vec::with_capacity(groups), Vec::with_capacity(groups));
+    for g in 0..groups {
+        let mut best = g * window;
+        for o in best + 1..(g + 1) * window {
+            if z[o] > z[best] {
+                best = o;
+            }
+        }
+        h.push(z[best].clone());
+        selected.push(best as u32);
+    }
+    (h, selected)
 }
 
 /// A validated network. Layer `l` (1-based in reports) takes `h_{l-1}`; `h_0` is the input.
@@ -528,13 +571,17 @@ impl Network<f64> {
         for (i, layer) in layers.iter().enumerate() {
             let number = i + 1;
             if i > 0 {
-                let prev = layers[i - 1].affine.out_dim();
+                let prev = layers[i - 1].out_dim();
                 if layer.affine.in_dim() != prev {
                     return Err(invalid(format!(
                         "layer {number} expects {} inputs but layer {i} has {prev} outputs",
                         layer.affine.in_dim()
                     )));
                 }
+            }
+            if let Some(window) = layer.max_pool {
+                check_max_pool(layer, window)
+                    .map_err(|e| invalid(format!("layer {number}: {e}")))?;
             }
             parameters = parameters.saturating_add(layer.affine.parameters());
             let affine = &layer.affine;
@@ -569,6 +616,7 @@ impl Network<f64> {
                 .map(|l| Layer {
                     affine: l.affine.map(|&v| Rational::from_f64(v)),
                     relu: l.relu,
+                    max_pool: l.max_pool,
                 })
                 .collect(),
         }
@@ -614,6 +662,10 @@ impl Network<f64> {
                 }
             }
             h.update([u8::from(layer.relu)]);
+            if let Some(window) = layer.max_pool {
+                h.update(b"max-pool");
+                h.update((window as u64).to_le_bytes());
+            }
         }
         format!("sha256:{:x}", h.finalize())
     }
@@ -629,14 +681,26 @@ impl<T: Scalar> Network<T> {
     }
 
     pub fn output_dim(&self) -> usize {
-        self.layers[self.layers.len() - 1].affine.out_dim()
+        self.layers[self.layers.len() - 1].out_dim()
     }
 
     /// Widths `[input, layer 1, …, layer L]`.
     pub fn widths(&self) -> Vec<usize> {
         std::iter::once(self.input_dim())
-            .chain(self.layers.iter().map(|l| l.affine.out_dim()))
+            .chain(self.layers.iter().map(Layer::out_dim))
             .collect()
+    }
+
+    /// Whether some layer is a max-pool layer.
+    pub fn has_max_pool(&self) -> bool {
+        self.layers.iter().any(|l| l.max_pool.is_some())
+    }
+
+    /// Whether `h_l` (0-based layer `index`) is non-negative for every input: the layer has a
+    /// ReLU, or it max-pools a non-negative input.
+    pub fn output_nonnegative(&self, index: usize) -> bool {
+        let layer = &self.layers[index];
+        layer.relu || (layer.max_pool.is_some() && index > 0 && self.output_nonnegative(index - 1))
     }
 
     /// A short description such as `10-10-10-2 (ReLU after every layer)`.
@@ -655,6 +719,33 @@ impl<T: Scalar> Network<T> {
     }
 }
 
+/// A max-pool layer is a gather: each row one weight of exactly 1 and no bias, no ReLU, and
+/// whole windows.
+fn check_max_pool(layer: &Layer, window: usize) -> std::result::Result<(), String> {
+    let rows = layer.affine.out_dim();
+    if window == 0 || rows % window != 0 {
+        return Err(format!(
+            "a max-pool window of {window} does not divide the layer's {rows} entries"
+        ));
+    }
+    if layer.relu {
+        return Err("a max-pool layer has no ReLU of its own".into());
+    }
+    if !matches!(layer.affine, Affine::Sparse(_)) {
+        return Err("a max-pool layer's gather is a sparse layer".into());
+    }
+    for j in 0..rows {
+        let row = layer.affine.row(j);
+        let entries: Vec<(usize, &f64)> = row.entries().collect();
+        if entries.len() != 1 || *entries[0].1 != 1.0 || *layer.affine.bias(j) != 0.0 {
+            return Err(format!(
+                "row {j} of a max-pool layer is not a copy of one input (one weight of 1, bias 0)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Convenience constructor for a dense layer from row-major data.
 pub fn dense_layer(
     rows: usize,
@@ -665,10 +756,10 @@ pub fn dense_layer(
 ) -> Result<Layer> {
     let weight = Array2::from_shape_vec((rows, cols), weight)
         .map_err(|e| invalid(format!("weight shape {rows}x{cols}: {e}")))?;
-    Ok(Layer {
-        affine: Affine::Dense(Dense::new(weight, Array1::from(bias))?),
+    Ok(Layer::new(
+        Affine::Dense(Dense::new(weight, Array1::from(bias))?),
         relu,
-    })
+    ))
 }
 
 #[cfg(test)]
@@ -762,10 +853,51 @@ mod tests {
         let e = Network::new(vec![Layer {
             affine: Affine::Sparse(s),
             relu: true,
+            max_pool: None,
         }])
         .unwrap_err()
         .to_string();
         assert!(e.contains("weight [0, 2] is NaN"), "{e}");
+    }
+
+    #[test]
+    fn max_pool_layers_are_whole_windows_of_copies() {
+        let gather = |rows: Vec<Vec<(u32, f64)>>, bias: f64| {
+            let n = rows.len();
+            Affine::Sparse(Sparse::from_rows(3, rows, Array1::from_elem(n, bias)).unwrap())
+        };
+        let copies = || {
+            vec![
+                vec![(0, 1.0)],
+                vec![(2, 1.0)],
+                vec![(1, 1.0)],
+                vec![(1, 1.0)],
+            ]
+        };
+        let layer = |affine, relu, window| Layer {
+            affine,
+            relu,
+            max_pool: Some(window),
+        };
+        let net = Network::new(vec![layer(gather(copies(), 0.0), false, 2)]).unwrap();
+        assert_eq!(net.widths(), vec![3, 2]);
+        assert_eq!(
+            crate::model::forward::output(&net, &[1.0, -2.0, 0.5]),
+            vec![1.0, -2.0]
+        );
+        let mut scaled = copies();
+        scaled[3] = vec![(1, 2.0)];
+        let (_, dense) = pair();
+        for (l, words) in [
+            (layer(gather(copies(), 0.0), false, 3), "does not divide"),
+            (layer(gather(copies(), 0.0), true, 2), "no ReLU"),
+            (layer(gather(copies(), 0.5), false, 2), "row 0"),
+            (layer(gather(scaled, 0.0), false, 2), "row 3"),
+            (layer(dense, false, 1), "sparse layer"),
+        ] {
+            let e = Network::new(vec![l]).unwrap_err().to_string();
+            assert!(e.contains("layer 1") && e.contains(words), "{e}");
+        }
     }
 
     #[test]
@@ -775,6 +907,7 @@ mod tests {
             Network::new(vec![Layer {
                 affine: a,
                 relu: false,
+                max_pool: None,
             }])
             .unwrap()
             .fingerprint()

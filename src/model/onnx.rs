@@ -254,6 +254,11 @@ const OPS: &[Op] = &[
         step: global_average_pool,
     },
     Op {
+        name: "MaxPool",
+        attributes: MAX_POOL_ATTRIBUTES,
+        step: max_pool,
+    },
+    Op {
         name: "Flatten",
         attributes: &["axis"],
         step: flatten,
@@ -300,6 +305,8 @@ struct Pending {
     weight: Weights,
     bias: Array1<f64>,
     relu: bool,
+    /// A max-pool layer's window.
+    max_pool: Option<usize>,
     label: String,
 }
 
@@ -606,6 +613,7 @@ fn translate(graph: &GraphProto, options: &LoadOptions, opset: i64) -> Result<Ve
             Ok(Layer {
                 affine,
                 relu: p.relu,
+                max_pool: p.max_pool,
             })
         })
         .collect()
@@ -626,7 +634,6 @@ fn lookup(node: &NodeProto) -> Result<&'static Op, String> {
                 " (a dynamic reshape such as x.view(x.size(0), -1) exports as Shape/Gather/Concat; \
                  use torch.flatten(x, 1) or nn.Flatten instead)"
             }
-            "MaxPool" => " (max pooling is piecewise linear and not read yet; average pooling is)",
             _ => "",
         };
         format!(
@@ -869,9 +876,24 @@ fn add_bias<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
     Ok(())
 }
 
-/// `relu` on the output of the layer before it; consecutive Relus collapse into one.
+/// `relu` on the output of the layer before it; consecutive Relus collapse into one. After a
+/// max-pool layer it is a layer of its own (a copy of each input, with ReLU).
 fn relu<'a>(chain: &mut Chain<'a>, _ctx: &Ctx<'a>) -> Result<(), String> {
     match chain.layers.last_mut() {
+        Some(layer) if layer.max_pool.is_some() => {
+            let n = layer.weight.rows() / layer.max_pool.unwrap_or(1);
+            chain.layers.push(Pending {
+                weight: Weights::Sparse {
+                    inputs: n,
+                    rows: (0..n as u32).map(|i| vec![(i, 1.0)]).collect(),
+                },
+                bias: Array1::zeros(n),
+                relu: true,
+                max_pool: None,
+                label: String::new(),
+            });
+            Ok(())
+        }
         Some(layer) => {
             layer.relu = true;
             Ok(())
@@ -1078,6 +1100,78 @@ fn average_pool<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> 
     pool(chain, c, h, w, &window, include_pad, "AveragePool")
 }
 
+/// The attributes a `MaxPool` node may carry (`storage_order` concerns only the `Indices`
+/// output, which is refused when used).
+const MAX_POOL_ATTRIBUTES: &[&str] = &[
+    "auto_pad",
+    "ceil_mode",
+    "dilations",
+    "kernel_shape",
+    "pads",
+    "storage_order",
+    "strides",
+];
+
+/// `MaxPool` (2-D, `ceil_mode` 0): a max-pool layer, gathering each window's inputs.
+fn max_pool<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
+    data_first(ctx)?;
+    let [c, h, w] = image_shape(chain, "MaxPool")?;
+    let (window, [ho, wo]) = max_pool_window(ctx.node, [h, w])?;
+    let (rows, size) = max_pool_rows([c, h, w], &window)?;
+    let n = rows.len();
+    chain.push_image_layer(c * h * w, rows, Array1::zeros(n), [c, ho, wo]);
+    chain.shape.width = Some((c * ho * wo) as u64);
+    chain.layers.last_mut().expect("pushed above").max_pool = Some(size);
+    Ok(())
+}
+
+/// A `MaxPool` node's window and output size.
+fn max_pool_window(node: &NodeProto, [h, w]: [usize; 2]) -> Result<(Window, [usize; 2]), String> {
+    if attr_int(node, "ceil_mode")?.unwrap_or(0) != 0 {
+        return Err("ceil_mode = 1 is not supported; only 0 (floor) is".into());
+    }
+    let window = Window::read(node, None)?;
+    let out = window.output(h, w)?;
+    Ok((window, out))
+}
+
+/// The rows of a sparse layer: `(input, weight)` lists.
+type SparseRows = Vec<Vec<(u32, f64)>>;
+
+/// The gather of a max pooling of a `[c, h, w]` image: for each output position, one row per
+/// window position, each a copy of one input, and the window size. Padding never wins a max,
+/// so a window cut by the padding repeats its first input in the padded places (a repeat after
+/// the original never wins a tie either).
+fn max_pool_rows([c, h, w]: [usize; 3], window: &Window) -> Result<(SparseRows, usize), String> {
+    let [ho, wo] = window.output(h, w)?;
+    let inputs = c
+        .checked_mul(h)
+        .and_then(|n| n.checked_mul(w))
+        .ok_or("MaxPool reads more values per sample than can be indexed")?;
+    let size = window.kernel[0]
+        .checked_mul(window.kernel[1])
+        .ok_or("the MaxPool window has more positions than can be indexed")?;
+    lowered("MaxPool", &[c, ho, wo, size], 1, inputs)?;
+    let mut rows = Vec::with_capacity(c * ho * wo * size);
+    for ch in 0..c {
+        for i in 0..ho {
+            for j in 0..wo {
+                let taps: Vec<u32> = window
+                    .taps(i, j, h, w)
+                    .into_iter()
+                    .map(|(r, col, _, _)| ((ch * h + r) * w + col) as u32)
+                    .collect();
+                let Some(&first) = taps.first() else {
+                    return Err("a window of MaxPool covers no input position".into());
+                };
+                rows.extend(taps.iter().map(|&t| vec![(t, 1.0)]));
+                rows.extend((taps.len()..size).map(|_| vec![(first, 1.0)]));
+            }
+        }
+    }
+    Ok((rows, size))
+}
+
 /// `GlobalAveragePool`: the mean of each channel.
 fn global_average_pool<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
     data_first(ctx)?;
@@ -1184,7 +1278,7 @@ fn batch_norm<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
     match chain
         .layers
         .last_mut()
-        .filter(|l| fold && !l.relu && !ctx.bias_open)
+        .filter(|l| fold && !l.relu && l.max_pool.is_none() && !ctx.bias_open)
     {
         Some(layer) if layer.weight.rows() == n => {
             layer.weight.scale_rows(|row| s[channel_of(row)]);
@@ -1203,6 +1297,7 @@ fn batch_norm<'a>(chain: &mut Chain<'a>, ctx: &Ctx<'a>) -> Result<(), String> {
                 weight: Weights::Sparse { inputs: n, rows },
                 bias,
                 relu: false,
+                max_pool: None,
                 label: String::new(),
             });
         }
@@ -1490,6 +1585,7 @@ impl<'a> Chain<'a> {
             weight: Weights::Dense(weight),
             bias,
             relu: false,
+            max_pool: None,
             // Filled in by the driver, which knows the node's index.
             label: String::new(),
         });
@@ -1514,6 +1610,7 @@ impl Chain<'_> {
             weight: Weights::Sparse { inputs, rows },
             bias,
             relu: false,
+            max_pool: None,
             label: String::new(),
         });
     }
@@ -2926,6 +3023,70 @@ mod tests {
         }
     }
 
+    /// MaxPool alone on a 2x3x3 image (2x2 windows, stride 2, padded at the bottom and
+    /// right): each output is the largest input its window covers; attributes it does not
+    /// implement are named.
+    #[test]
+    fn max_pool_takes_the_largest_covered_input_and_names_what_it_does_not_read() {
+        let pool = |attrs: Vec<AttributeProto>, outputs: &[&str]| {
+            let mut all = vec![
+                attr_is("kernel_shape", &[2, 2]),
+                attr_is("strides", &[2, 2]),
+                attr_is("pads", &[0, 0, 1, 1]),
+            ];
+            all.extend(attrs);
+            model(
+                vec![node("MaxPool", "mp", &["input"], outputs, all)],
+                vec![],
+                value("input", &[None, Some(2), Some(3), Some(3)]),
+                value("output", &[None, None, None, None]),
+            )
+        };
+        let net = load_model(&pool(vec![], &["output"])).expect("loads");
+        assert_eq!(net.widths(), vec![18, 8]);
+        assert_eq!(net.layers()[0].max_pool, Some(4));
+        for seed in 0..20u64 {
+            let x: Vec<f64> = (0..18)
+                .map(|i| (((i as u64 * 31 + seed * 17) % 23) as f64 - 11.0) / 8.0)
+                .collect();
+            let mut want = Vec::new();
+            for c in 0..2 {
+                for (r0, c0) in [(0, 0), (0, 2), (2, 0), (2, 2)] {
+                    let mut best = f64::NEG_INFINITY;
+                    for r in r0..(r0 + 2).min(3) {
+                        for col in c0..(c0 + 2).min(3) {
+                            best = best.max(x[(c * 3 + r) * 3 + col]);
+                        }
+                    }
+                    want.push(best);
+                }
+            }
+            assert_eq!(output(&net, &x), want);
+        }
+        for (attrs, outputs, words) in [
+            (
+                vec![attr_i("ceil_mode", 1)],
+                &["output"][..],
+                &["mp", "ceil_mode = 1"][..],
+            ),
+            (
+                vec![attr_is("dilations", &[2, 2])],
+                &["output"][..],
+                &["mp", "dilations [2, 2]"][..],
+            ),
+            (
+                vec![attr_s("auto_pad", "SAME_UPPER")],
+                &["output"][..],
+                &["mp", "auto_pad = SAME_UPPER"][..],
+            ),
+        ] {
+            assert_has(&load_err(&pool(attrs, outputs)), words);
+        }
+        // An Indices output nothing reads changes nothing (storage_order only orders it).
+        let with_indices = pool(vec![attr_i("storage_order", 1)], &["output", "indices"]);
+        assert_eq!(load_model(&with_indices).expect("loads"), net);
+    }
+
     #[test]
     fn absurd_image_attributes_are_refused_without_overflow_or_allocation() {
         let conv = |attrs: Vec<AttributeProto>, kernel: &[i64], input: &[Option<i64>]| {
@@ -3476,11 +3637,11 @@ mod tests {
         // An operator outside the list, in a graph read tensor by tensor.
         let mut m = tiny_relation_network();
         let g = m.graph.mut_or_insert_default();
-        g.node[11] = node("MaxPool", "pool", &["g1"], &["r1"], vec![]);
+        g.node[11] = node("Sigmoid", "squash", &["g1"], &["r1"], vec![]);
         let e = load_with_question(&m, Some(vec![1.0]))
             .unwrap_err()
             .to_string();
-        assert_has(&e, &["node 'pool'", "MaxPool", "not read yet"]);
+        assert_has(&e, &["node 'squash'", "unsupported operator 'Sigmoid'"]);
 
         // The output read again by a later ReLU whose result is unused.
         let mut m = tiny_relation_network();

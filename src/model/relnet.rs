@@ -321,6 +321,7 @@ impl RelationNetwork {
             layers.push(Layer {
                 affine: Affine::Sparse(Sparse::from_rows(n_in, rows, Array1::from(bias))?),
                 relu: bn.is_none() || fold,
+                max_pool: None,
             });
             if let (Some((s, t)), false) = (&bn, fold) {
                 let n = out * per_channel;
@@ -331,6 +332,7 @@ impl RelationNetwork {
                 layers.push(Layer {
                     affine: Affine::Sparse(Sparse::from_rows(n, rows, bias)?),
                     relu: true,
+                    max_pool: None,
                 });
             }
             (c, h, w) = (out, ho, wo);
@@ -341,6 +343,7 @@ impl RelationNetwork {
             layers.push(Layer {
                 affine: Affine::Shared(Shared::new(block.clone(), pairs)?),
                 relu: true,
+                max_pool: None,
             });
         }
         let width = self.g.last().expect("checked").weight().nrows();
@@ -354,11 +357,13 @@ impl RelationNetwork {
                 Array1::zeros(width),
             )?),
             relu: false,
+            max_pool: None,
         });
         for (i, d) in self.f.iter().enumerate() {
             layers.push(Layer {
                 affine: Affine::Dense(d.clone()),
                 relu: i + 1 < self.f.len(),
+                max_pool: None,
             });
         }
         Network::new(layers)
@@ -426,6 +431,7 @@ impl RelationNetwork {
         Ok(Layer {
             affine: Affine::Sparse(Sparse::from_rows(c * n, rows, Array1::from(bias))?),
             relu: true,
+            max_pool: None,
         })
     }
 

@@ -259,6 +259,7 @@ fn build_layers(
                 layers.push(Layer {
                     affine: Affine::Dense(dense),
                     relu: false,
+                    max_pool: None,
                 });
                 previous = Some((i, out));
             }

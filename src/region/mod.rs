@@ -4,8 +4,10 @@
 //! With the pattern `s` of an input `x` fixed, layer `k`'s pre-activation is an affine function
 //! of the input `a` of any lower layer `m`; the region seen from layer `m` is
 //! `P_m(x) = { a : σ_{k,j} z_{k,j}(a) >= 0 for every ReLU neuron of layers k >= m }` with
-//! `σ = 2s − 1`. Membership is decided by evaluating the linearised network (ReLU replaced by
-//! the fixed mask `diag(s)`) at the point: in f64 with a rigorous error bound, and in exact
+//! `σ = 2s − 1`. A max-pool layer adds, for each window, `z_{k,w}(a) − z_{k,o}(a) >= 0` for its
+//! winner `w` and every other entry `o`, and passes `z_{k,w}` on. Membership is decided by
+//! evaluating the linearised network (ReLU replaced by the fixed mask `diag(s)`, max-pool by
+//! the fixed winners) at the point: in f64 with a rigorous error bound, and in exact
 //! rationals whenever the bound cannot decide.
 
 pub mod composed;
@@ -17,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::exact::filter::{affine_bounded, norm_upper_iter, Bounded, ErrorModel};
 use crate::exact::{Rational, Scalar};
-use crate::model::forward::{forward, relu, Trace};
+use crate::model::forward::{activate, forward, relu, Trace};
 use crate::model::{Model, Network};
 
 /// How a verdict was reached.
@@ -32,10 +34,47 @@ pub enum Decision {
     Exact,
 }
 
-/// The activation pattern `s_{l,j} = [z_{l,j}(x) > 0]`; `None` for a layer without ReLU.
+/// The activation pattern `s_{l,j} = [z_{l,j}(x) > 0]` of ReLU layers, and for max-pool
+/// layers the entry of `z_l` that wins each window (the first largest one).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pattern {
-    layers: Vec<Option<Vec<bool>>>,
+    layers: Vec<LayerPattern>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum LayerPattern {
+    Linear,
+    Relu(Vec<bool>),
+    Max { window: usize, selected: Vec<u32> },
+}
+
+/// The winners of a max-pool layer's windows: `selected[g]` indexes `z_l`.
+#[derive(Clone, Copy, Debug)]
+pub struct Selection<'a> {
+    pub window: usize,
+    pub selected: &'a [u32],
+}
+
+impl Selection<'_> {
+    /// The layer's constraints in order: for each window, each entry but the winner, as
+    /// `(winner, entry)`, meaning `z[winner] − z[entry] >= 0`.
+    pub fn constraints(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let window = self.window;
+        self.selected.iter().enumerate().flat_map(move |(g, &s)| {
+            (g * window..(g + 1) * window)
+                .filter(move |&o| o != s as usize)
+                .map(move |o| (s as usize, o))
+        })
+    }
+
+    /// Number of constraints.
+    pub fn len(&self) -> usize {
+        self.selected.len() * (self.window - 1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl Pattern {
@@ -47,43 +86,82 @@ impl Pattern {
                 .iter()
                 .zip(pre)
                 .map(|(layer, z)| {
-                    layer
-                        .relu
-                        .then(|| z.iter().map(Scalar::is_positive).collect())
+                    if let Some(window) = layer.max_pool {
+                        LayerPattern::Max {
+                            window,
+                            selected: crate::model::ir::max_pool(z, window).1,
+                        }
+                    } else if layer.relu {
+                        LayerPattern::Relu(z.iter().map(Scalar::is_positive).collect())
+                    } else {
+                        LayerPattern::Linear
+                    }
                 })
                 .collect(),
         }
     }
 
-    /// Per layer (0-based index), the mask of active neurons, or `None` without ReLU.
+    /// Per ReLU layer (0-based index), the mask of active neurons; `None` for other layers.
     pub fn layer(&self, index: usize) -> Option<&[bool]> {
-        self.layers[index].as_deref()
+        match &self.layers[index] {
+            LayerPattern::Relu(mask) => Some(mask),
+            _ => None,
+        }
+    }
+
+    /// Per max-pool layer (0-based index), the winners of its windows; `None` for other layers.
+    pub fn selection(&self, index: usize) -> Option<Selection<'_>> {
+        match &self.layers[index] {
+            LayerPattern::Max { window, selected } => Some(Selection {
+                window: *window,
+                selected,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Whether layer `index` (0-based) contributes constraints: a ReLU or a max-pool layer.
+    pub fn constrains(&self, index: usize) -> bool {
+        !matches!(self.layers[index], LayerPattern::Linear)
     }
 
     pub fn num_layers(&self) -> usize {
         self.layers.len()
     }
 
-    /// Number of constraints of `P_m` (0-based layer index `m`): ReLU neurons of layers >= m.
+    /// Number of constraints of `P_m` (0-based layer index `m`): ReLU neurons of layers >= m,
+    /// and for max-pool layers every entry of a window but its winner.
     pub fn constraints_from(&self, m: usize) -> usize {
-        self.layers[m..].iter().flatten().map(Vec::len).sum()
+        (m..self.layers.len())
+            .map(|k| match (self.layer(k), self.selection(k)) {
+                (Some(mask), _) => mask.len(),
+                (_, Some(selection)) => selection.len(),
+                _ => 0,
+            })
+            .sum()
     }
 
     /// Active neurons per layer (`None` for layers without ReLU).
     pub fn active_counts(&self) -> Vec<Option<usize>> {
-        self.layers
-            .iter()
-            .map(|l| l.as_ref().map(|s| s.iter().filter(|&&b| b).count()))
+        (0..self.layers.len())
+            .map(|k| self.layer(k).map(|s| s.iter().filter(|&&b| b).count()))
             .collect()
     }
 
-    /// The pattern as strings of `1` (active) and `0`, one per layer (`-` without ReLU).
+    /// The pattern as text, one string per layer: `1` (active) and `0` per ReLU neuron; for a
+    /// max-pool layer the winner's place in each window (0-based), separated by dots; `-`
+    /// for a layer without either.
     pub fn bit_strings(&self) -> Vec<String> {
         self.layers
             .iter()
             .map(|l| match l {
-                Some(s) => s.iter().map(|&b| if b { '1' } else { '0' }).collect(),
-                None => "-".to_string(),
+                LayerPattern::Relu(s) => s.iter().map(|&b| if b { '1' } else { '0' }).collect(),
+                LayerPattern::Max { window, selected } => selected
+                    .iter()
+                    .map(|&s| (s as usize % window).to_string())
+                    .collect::<Vec<_>>()
+                    .join("."),
+                LayerPattern::Linear => "-".to_string(),
             })
             .collect()
     }
@@ -102,25 +180,9 @@ pub fn trace_and_pattern(model: &Model, x: &[f64]) -> (Trace<f64>, Pattern, Deci
     for layer in layers {
         let input = activations.last().expect("pushed above");
         let (z, e) = bounded_affine_layer(&layer.affine, input, &errors);
-        if layer.relu
-            && z.iter().zip(&e).any(|(&v, &err)| {
-                Bounded {
-                    value: v,
-                    error: err,
-                }
-                .certain_sign()
-                .is_none()
-            })
-        {
-            undecided = true;
-        }
-        // relu is 1-Lipschitz, so the bound carries over unchanged.
-        let h: Vec<f64> = if layer.relu {
-            z.iter().map(relu).collect()
-        } else {
-            z.clone()
-        };
-        errors = e;
+        let (h, h_err, decided) = activate_bounded(layer, &z, &e);
+        undecided |= !decided;
+        errors = h_err;
         pre.push(z);
         activations.push(h);
     }
@@ -147,16 +209,9 @@ pub fn pattern_from_layer(model: &Model, m: usize, a: &[f64]) -> (Pattern, Decis
     let mut undecided = false;
     for layer in &layers[m..] {
         let (z, e) = bounded_affine_layer(&layer.affine, &h, &errors);
-        undecided |= layer.relu
-            && z.iter()
-                .zip(&e)
-                .any(|(&value, &error)| Bounded { value, error }.certain_sign().is_none());
-        h = if layer.relu {
-            z.iter().map(relu).collect()
-        } else {
-            z.clone()
-        };
-        errors = e;
+        let decided;
+        (h, errors, decided) = activate_bounded(layer, &z, &e);
+        undecided |= !decided;
         pre.push(z);
     }
     if !undecided {
@@ -168,14 +223,55 @@ pub fn pattern_from_layer(model: &Model, m: usize, a: &[f64]) -> (Pattern, Decis
     let mut z = Vec::new();
     for layer in &net.layers()[m..] {
         layer.affine.apply_into(&h, &mut z);
-        h = if layer.relu {
-            z.iter().map(relu).collect()
-        } else {
-            z.clone()
-        };
+        h = activate(layer, &z);
         exact_pre.push(z.clone());
     }
     (Pattern::from_pre(net, &exact_pre), Decision::ExactFallback)
+}
+
+/// `h_l` from `z_l` computed in f64 with error bounds `e`: the outputs, their bounds, and
+/// whether the bounds decide the layer's pattern (every ReLU sign, every window's first
+/// winner).
+fn activate_bounded(
+    layer: &crate::model::Layer,
+    z: &[f64],
+    e: &[f64],
+) -> (Vec<f64>, Vec<f64>, bool) {
+    if let Some(window) = layer.max_pool {
+        let (h, selected) = crate::model::ir::max_pool(z, window);
+        let mut decided = true;
+        let mut h_err = Vec::with_capacity(h.len());
+        for (g, &s) in selected.iter().enumerate() {
+            let s = s as usize;
+            let entries = g * window..(g + 1) * window;
+            // An earlier entry must be certainly smaller, a later one certainly not larger.
+            decided &= entries.clone().all(|o| {
+                let d = difference(z, e, s, o);
+                match o.cmp(&s) {
+                    std::cmp::Ordering::Less => d.certain_sign() == Some(1),
+                    std::cmp::Ordering::Equal => true,
+                    std::cmp::Ordering::Greater => d.certainly_nonnegative() == Some(true),
+                }
+            });
+            // |max Z − z_s| <= the largest error of the window, whichever entry wins exactly.
+            h_err.push(entries.map(|o| e[o]).fold(0.0, f64::max));
+        }
+        return (h, h_err, decided);
+    }
+    if !layer.relu {
+        return (z.to_vec(), e.to_vec(), true);
+    }
+    let decided = z
+        .iter()
+        .zip(e)
+        .all(|(&value, &error)| Bounded { value, error }.certain_sign().is_some());
+    // relu is 1-Lipschitz, so the bound carries over unchanged.
+    (z.iter().map(relu).collect(), e.to_vec(), decided)
+}
+
+/// `z[s] − z[o]` with a rigorous error bound, from values with bounds `e`.
+fn difference(z: &[f64], e: &[f64], s: usize, o: usize) -> Bounded {
+    affine_bounded(&[1.0, -1.0], &[z[s], z[o]], Some(&[e[s], e[o]]), 0.0)
 }
 
 /// One affine layer in f64 with per-output error bounds, from inputs with bounds `errors`
@@ -221,7 +317,8 @@ pub enum Membership {
     /// Every constraint holds; `slack` is the smallest `σ z` over them (f64, for reading).
     Inside { slack: Option<f64> },
     /// The first violated constraint in (layer, neuron) order, 1-based layer, 0-based
-    /// neuron, and its `σ z` (negative).
+    /// neuron, and its `σ z` (negative). In a max-pool layer the neuron is the entry of `z`
+    /// that overtakes its window's winner, and the margin `z_winner − z_entry`.
     Outside {
         layer: usize,
         neuron: usize,
@@ -267,6 +364,22 @@ pub fn membership<T: Scalar>(
                     *v = T::zero();
                 }
             }
+        }
+        if let Some(selection) = pattern.selection(k) {
+            for (s, o) in selection.constraints() {
+                let signed = z[s].clone() - z[o].clone();
+                if signed.is_negative() {
+                    return Membership::Outside {
+                        layer: k + 1,
+                        neuron: o,
+                        margin: signed.to_f64(),
+                    };
+                }
+                if slack.as_ref().is_none_or(|s| signed < *s) {
+                    slack = Some(signed);
+                }
+            }
+            z = selected(&z, selection);
         }
         std::mem::swap(&mut h, &mut z);
     }
@@ -330,6 +443,36 @@ pub fn membership_filtered(
                 }
             }
         }
+        if let Some(selection) = pattern.selection(k) {
+            for (s, o) in selection.constraints() {
+                let signed = difference(&z, &e, s, o);
+                match signed.certainly_nonnegative() {
+                    Some(true) => {
+                        any_constraint = true;
+                        slack = slack.min(signed.value);
+                    }
+                    Some(false) => {
+                        return (
+                            Membership::Outside {
+                                layer: k + 1,
+                                neuron: o,
+                                margin: signed.value,
+                            },
+                            Decision::Float,
+                        );
+                    }
+                    None => {
+                        let pr: Vec<Rational> =
+                            point.iter().map(|&v| Rational::from_f64(v)).collect();
+                        return (
+                            membership(model.exact(), pattern, m, &pr),
+                            Decision::ExactFallback,
+                        );
+                    }
+                }
+            }
+            (z, e) = (selected(&z, selection), selected(&e, selection));
+        }
         h = z;
         h_err = e;
     }
@@ -368,6 +511,14 @@ pub fn signed_slacks_bounded(
                 }
             }
         }
+        if let Some(selection) = pattern.selection(k) {
+            out.extend(
+                selection
+                    .constraints()
+                    .map(|(s, o)| difference(&z, &e, s, o)),
+            );
+            (z, e) = (selected(&z, selection), selected(&e, selection));
+        }
         h = z;
         h_err = e;
     }
@@ -394,9 +545,26 @@ pub fn signed_slacks_exact(
                 }
             }
         }
+        if let Some(selection) = pattern.selection(k) {
+            out.extend(
+                selection
+                    .constraints()
+                    .map(|(s, o)| z[s].clone() - z[o].clone()),
+            );
+            z = selected(&z, selection);
+        }
         std::mem::swap(&mut h, &mut z);
     }
     out
+}
+
+/// The winners of each window: `h_l` of a max-pool layer inside the region.
+fn selected<T: Clone>(z: &[T], selection: Selection<'_>) -> Vec<T> {
+    selection
+        .selected
+        .iter()
+        .map(|&s| z[s as usize].clone())
+        .collect()
 }
 
 /// The largest `t >= 0` with `a − t v ∈ P_m` (0-based layer `m`, `a` and `v` in layer `m`'s
@@ -443,6 +611,23 @@ pub fn step_length<T: Scalar>(
                 }
             }
         }
+        if let Some(selection) = pattern.selection(k) {
+            for (s, o) in selection.constraints() {
+                let slack = z[s].clone() - z[o].clone();
+                let rate = dz[s].clone() - dz[o].clone();
+                if slack.is_negative() {
+                    return Some(T::zero());
+                }
+                if rate.is_positive() {
+                    let t = slack / rate;
+                    if best.as_ref().is_none_or(|b| t < *b) {
+                        best = Some(t);
+                    }
+                }
+            }
+            z = selected(&z, selection);
+            dz = selected(&dz, selection);
+        }
         std::mem::swap(&mut h, &mut z);
         std::mem::swap(&mut d, &mut dz);
     }
@@ -450,13 +635,13 @@ pub fn step_length<T: Scalar>(
 }
 
 /// The (1-based layer, neuron) of every constraint of `P_m`, in the order of the slacks.
+/// A max-pool constraint is labelled by the entry that must not exceed its window's winner.
 pub fn constraint_labels(pattern: &Pattern, m: usize) -> Vec<(usize, usize)> {
     (m..pattern.num_layers())
-        .flat_map(|k| {
-            pattern
-                .layer(k)
-                .map(|mask| (0..mask.len()).map(move |j| (k + 1, j)).collect::<Vec<_>>())
-                .unwrap_or_default()
+        .flat_map(|k| match (pattern.layer(k), pattern.selection(k)) {
+            (Some(mask), _) => (0..mask.len()).map(|j| (k + 1, j)).collect(),
+            (_, Some(selection)) => selection.constraints().map(|(_, o)| (k + 1, o)).collect(),
+            _ => Vec::new(),
         })
         .collect()
 }
@@ -499,13 +684,13 @@ fn membership_block(
     let mut state = vec![State::Pending; n];
     let mut slack = vec![f64::INFINITY; n];
     let net = model.net();
-    let mut any_constraint = pattern.layer(m).is_some();
+    let mut any_constraint = pattern.constrains(m);
     // Layer `m` in the order of its constraints (a sparse layer point by point, row by row; a
     // dense or shared one a block of rows at a time for all points): most roots that leave
     // the region do so at a constraint of their own layer, and the first one found ends their
     // check. The others carry layer `m`'s outputs, with their error bounds, into the batched
     // layers above.
-    let width = net.layers()[m].affine.out_dim();
+    let width = net.layers()[m].out_dim();
     let mut h = Array2::<f64>::zeros((0, width));
     let mut h_err = Array2::<f64>::zeros((0, width));
     let mut alive: Vec<usize> = Vec::new();
@@ -550,7 +735,7 @@ fn membership_block(
         }
         // A shared layer copy by copy: a point leaving at an early copy skips the others.
         if let crate::model::Affine::Shared(_) = &layer.affine {
-            any_constraint |= pattern.layer(k).is_some();
+            any_constraint |= pattern.constrains(k);
             let blocks = row_blocks(&layer.affine).expect("a shared layer has blocks");
             let input = (h.view(), Some(h_err.view()));
             (h, h_err, alive) = screen_in_blocks(
@@ -593,6 +778,28 @@ fn membership_block(
                     }
                 }
             }
+        }
+        if let Some(selection) = pattern.selection(k) {
+            any_constraint = true;
+            for (r, &point) in alive.iter().enumerate() {
+                if state[point] != State::Pending {
+                    continue;
+                }
+                let (zr, er) = (z.row(r), e.row(r));
+                let (zr, er) = (zr.as_slice().expect("rows"), er.as_slice().expect("rows"));
+                for (s, o) in selection.constraints() {
+                    match window_constraint(k + 1, zr, er, s, o) {
+                        Ok(signed) => slack[point] = slack[point].min(signed),
+                        Err(ended) => {
+                            state[point] = ended;
+                            break;
+                        }
+                    }
+                }
+            }
+            let winners: Vec<usize> = selection.selected.iter().map(|&s| s as usize).collect();
+            z = z.select(Axis(1), &winners);
+            e = e.select(Axis(1), &winners);
         }
         let pending: Vec<usize> = (0..n)
             .filter(|&r| state[alive[r]] == State::Pending)
@@ -670,6 +877,21 @@ fn constraint(
         Some(false) => Err(State::Outside {
             layer,
             neuron,
+            margin: signed.value,
+        }),
+        None => Err(State::NeedsExact),
+    }
+}
+
+/// Max-pool constraint `z[s] − z[o] >= 0` of a pending point, as [`constraint`] does for a
+/// ReLU neuron; labelled by the entry `o`.
+fn window_constraint(layer: usize, z: &[f64], e: &[f64], s: usize, o: usize) -> Result<f64, State> {
+    let signed = difference(z, e, s, o);
+    match signed.certainly_nonnegative() {
+        Some(true) => Ok(signed.value),
+        Some(false) => Err(State::Outside {
+            layer,
+            neuron: o,
             margin: signed.value,
         }),
         None => Err(State::NeedsExact),
@@ -868,6 +1090,12 @@ fn screen(
             }
         }
     }
+    if let Some(selection) = pattern.selection(m) {
+        for (s, o) in selection.constraints() {
+            least = least.min(window_constraint(m + 1, &z, &e, s, o)?);
+        }
+        (z, e) = (selected(&z, selection), selected(&e, selection));
+    }
     Ok((z, e, least))
 }
 
@@ -914,6 +1142,11 @@ pub fn affine_maps<T: Scalar>(net: &Network<T>, pattern: &Pattern, m: usize) -> 
                 }
             }
         }
+        if let Some(selection) = pattern.selection(k) {
+            let winners: Vec<usize> = selection.selected.iter().map(|&s| s as usize).collect();
+            next_a = next_a.select(Axis(0), &winners);
+            next_c = next_c.select(Axis(0), &winners);
+        }
         maps.push(AffineMap { a, c });
         h_a = next_a;
         h_c = next_c;
@@ -921,7 +1154,8 @@ pub fn affine_maps<T: Scalar>(net: &Network<T>, pattern: &Pattern, m: usize) -> 
     maps
 }
 
-/// The polytope `P_m = { a : G a + h >= 0 }`, one row per ReLU neuron of layers >= m.
+/// The polytope `P_m = { a : G a + h >= 0 }`, one row per ReLU neuron of layers >= m and per
+/// max-pool constraint.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Polytope<T> {
     pub g: Array2<T>,
@@ -974,6 +1208,16 @@ pub fn polytope<T: Scalar>(net: &Network<T>, pattern: &Pattern, m: usize) -> Pol
                     -map.c[j].clone()
                 };
                 rows.push((k + 1, j));
+            }
+        }
+        if let Some(selection) = pattern.selection(k) {
+            for (s, o) in selection.constraints() {
+                let r = rows.len();
+                for col in 0..dim {
+                    g[[r, col]] = map.a[[s, col]].clone() - map.a[[o, col]].clone();
+                }
+                h[r] = map.c[s].clone() - map.c[o].clone();
+                rows.push((k + 1, o));
             }
         }
     }
@@ -1050,6 +1294,7 @@ mod tests {
         let l2 = Layer {
             affine: crate::model::Affine::Shared(Shared::new(block, 3).unwrap()),
             relu: true,
+            max_pool: None,
         };
         let l3 = dense_layer(
             2,
@@ -1077,6 +1322,92 @@ mod tests {
                 "input of {m}: {inside} inside, {outside} outside, {at_shared} at the shared layer"
             );
         }
+    }
+
+    /// A max-pool layer (windows of 3 over a ReLU layer, one input copied twice into a window) between
+    /// dense ones: points in blocks and one by one get the exact verdicts, including the
+    /// first losing entry that overtakes its window's winner; the polytope and the step
+    /// length agree with them; ties go to the first entry.
+    #[test]
+    fn max_pool_layers_give_the_exact_verdicts() {
+        use crate::model::ir::{Layer, Sparse};
+        let w = |k: usize| ((k * 7 + 3) % 11) as f64 / 4.0 - 1.25;
+        let l1 = dense_layer(
+            5,
+            2,
+            (0..10).map(w).collect(),
+            (0..5).map(|k| w(k + 5) / 2.0).collect(),
+            true,
+        )
+        .unwrap();
+        let picks = [0u32, 1, 2, 3, 4, 3];
+        let gather = Sparse::from_rows(
+            5,
+            picks.iter().map(|&i| vec![(i, 1.0)]).collect(),
+            Array1::zeros(6),
+        )
+        .unwrap();
+        let pool = Layer {
+            affine: crate::model::Affine::Sparse(gather),
+            relu: false,
+            max_pool: Some(3),
+        };
+        let l3 = dense_layer(2, 2, vec![1.0, -0.5, 0.25, 1.5], vec![0.5, -0.5], true).unwrap();
+        let model = Model::new(Network::new(vec![l1, pool, l3]).unwrap());
+        assert_eq!(model.net().widths(), vec![2, 5, 2, 2]);
+        let x = [0.75, -0.5];
+        let (trace, pattern, _) = trace_and_pattern(&model, &x);
+        let selection = pattern.selection(1).expect("a max-pool layer");
+        assert_eq!(selection.len(), 4);
+        // h_2 is the largest entry of each window, and the pattern names the first one.
+        for (g, &s) in selection.selected.iter().enumerate() {
+            let window: Vec<f64> = (3 * g..3 * g + 3).map(|o| trace.pre[1][o]).collect();
+            let best = window.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            assert_eq!(trace.layer_input(2)[g], best);
+            let first = window.iter().position(|&v| v == best).unwrap();
+            assert_eq!(s as usize, 3 * g + first);
+        }
+        let exact = polytope(model.exact(), &pattern, 0);
+        for m in [1, 0] {
+            let a = trace.layer_input(m).to_vec();
+            let n = 2 * ROOT_BLOCK + 31;
+            let points = Array2::from_shape_fn((n, a.len()), |(r, c)| {
+                a[c] + (((r * (c + 5)) % 13) as f64 / 4.0 - 1.5) * (r % 4) as f64 / 3.0
+            });
+            let (inside, outside) = batched_verdicts_are_exact(&model, &pattern, m, &points);
+            let at_pool = outside.iter().filter(|(l, _)| *l == 2).count();
+            // From the network input, most points leave at layer 1's ReLUs first.
+            assert!(
+                inside > 10 && outside.len() > 100 && (m == 0 || at_pool >= 10),
+                "input of {m}: {inside} inside, {} outside, {at_pool} at the max-pool layer",
+                outside.len()
+            );
+            for r in 0..n {
+                let point: Vec<f64> = points.row(r).to_vec();
+                let (alone, _) = membership_filtered(&model, &pattern, m, &point);
+                let exact_point: Vec<Rational> =
+                    point.iter().map(|&v| Rational::from_f64(v)).collect();
+                let truth = membership(model.exact(), &pattern, m, &exact_point);
+                assert_eq!(alone.is_inside(), truth.is_inside(), "row {r}");
+                if m == 0 {
+                    assert_eq!(exact.contains(&exact_point), truth.is_inside(), "row {r}");
+                    // From the input towards the point, the step stops where the region ends.
+                    let x_exact: Vec<Rational> = x.iter().map(|&v| Rational::from_f64(v)).collect();
+                    let v: Vec<Rational> = x_exact
+                        .iter()
+                        .zip(&exact_point)
+                        .map(|(a, p)| a.clone() - p.clone())
+                        .collect();
+                    let t = step_length(model.exact(), &pattern, 0, &x_exact, &v);
+                    let reaches = t.as_ref().is_none_or(|t| *t >= Rational::one());
+                    assert_eq!(reaches, truth.is_inside(), "row {r}: step {t:?}");
+                }
+            }
+        }
+        // The second window copies input 3 twice (entries 3 and 5): the copy never wins.
+        let h1 = trace.layer_input(1);
+        let want = if h1[3] >= h1[4] { 3 } else { 4 };
+        assert_eq!(pattern.selection(1).unwrap().selected[1], want);
     }
 
     /// A wide layer screened row by row: points leaving at an early row, at a late row, or

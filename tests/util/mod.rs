@@ -8,7 +8,7 @@ use std::ops::RangeInclusive;
 
 use dtdcert::dtd::{explain, DtdSettings, RootOutcome, Rule};
 use dtdcert::exact::{Rational, Scalar};
-use dtdcert::model::forward::{forward, relu};
+use dtdcert::model::forward::{activate, forward};
 use dtdcert::model::ir::dense_layer;
 use dtdcert::model::{Model, Network};
 use dtdcert::region::{
@@ -184,9 +184,7 @@ pub fn taylor_exact_at_inside_roots(
             let mut z = Vec::new();
             for layer in &net.layers()[index..] {
                 layer.affine.apply_into(&h, &mut z);
-                if layer.relu {
-                    z = z.iter().map(relu).collect();
-                }
+                z = activate(layer, &z);
                 std::mem::swap(&mut h, &mut z);
             }
             // Taylor expansion at a: f(a) + J (ã − a), J the region's linear map.

@@ -45,6 +45,7 @@ const READ: &[&str] = &[
     "BatchNormalization",
     "AveragePool",
     "GlobalAveragePool",
+    "MaxPool",
     "Flatten",
     "Reshape",
     "Transpose",
@@ -350,9 +351,6 @@ impl<'a> Tracer<'a> {
         }
         if !is_default_domain(&node.domain) || !READ.contains(&op) {
             let hint = match op {
-                "MaxPool" => {
-                    " (max pooling is piecewise linear and not read yet; average pooling is)"
-                }
                 o if fold::FOLDED.contains(&o) => {
                     " (read on constants and shapes only, not on tensors computed from the input)"
                 }
@@ -397,6 +395,7 @@ impl<'a> Tracer<'a> {
             "Conv" => self.conv(node)?,
             "BatchNormalization" => self.batch_norm(node)?,
             "AveragePool" | "GlobalAveragePool" => self.average_pool(node)?,
+            "MaxPool" => self.max_pool(node)?,
             "Flatten" => self.flatten(node)?,
             "Reshape" => self.reshape(node)?,
             "Transpose" => self.transpose(node)?,
@@ -486,7 +485,7 @@ impl<'a> Tracer<'a> {
         if u32::try_from(out).is_err() {
             return Err(format!("a layer of {out} outputs is too wide"));
         }
-        self.layers.push(Layer { affine, relu });
+        self.layers.push(Layer::new(affine, relu));
         self.width = out;
         Ok(Data {
             dims: x.dims.clone(),
@@ -780,6 +779,52 @@ impl<'a> Tracer<'a> {
             .collect::<Vec<_>>();
         let n = rows.len();
         self.linear(&x, rows, vec![0.0; n], vec![1, c, ho, wo])
+    }
+
+    /// A max-pool layer gathering each window of `x`'s elements; `x` is first cut into a
+    /// layer when it is an affine map or holds constants.
+    fn max_pool(&mut self, node: &NodeProto) -> Result<Data, String> {
+        check_only(node, MAX_POOL_ATTRIBUTES)?;
+        let x = self.data(node, 0)?;
+        let [c, h, w] = self.image(&x, "MaxPool")?;
+        let (window, [ho, wo]) = max_pool_window(node, [h, w])?;
+        let (rows, size) = max_pool_rows([c, h, w], &window)?;
+        let inputs = match &x.form {
+            Form::Select(elems) if elems.iter().all(|e| matches!(e, Elem::Input(_))) => {
+                elems.clone()
+            }
+            _ => match self.cut(&x, false)?.form {
+                Form::Select(e) => e,
+                Form::Map(_) => unreachable!("a cut gives selected elements"),
+            },
+        };
+        let rows: Vec<Vec<(u32, f64)>> = rows
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|(p, v)| match inputs[p as usize] {
+                        Elem::Input(i) => (i, v),
+                        Elem::Const(_) => unreachable!("constants were cut into a layer"),
+                    })
+                    .collect()
+            })
+            .collect();
+        let n = rows.len();
+        let affine = Sparse::from_rows(self.width, rows, Array1::zeros(n))
+            .map(Affine::Sparse)
+            .map_err(|e| e.to_string())?;
+        self.layers.push(Layer {
+            affine,
+            relu: false,
+            max_pool: Some(size),
+        });
+        let out = c * ho * wo;
+        self.width = out;
+        Ok(Data {
+            dims: vec![1, c, ho, wo],
+            layer: self.layers.len(),
+            form: Form::Select((0..out as u32).map(Elem::Input).collect()),
+        })
     }
 
     fn batch_norm(&mut self, node: &NodeProto) -> Result<Data, String> {
