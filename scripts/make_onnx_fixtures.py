@@ -213,6 +213,50 @@ class MaxPoolCoordNet(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+class ResidualConvNet(nn.Module):
+    """Two residual blocks as torchvision's BasicBlock writes them, on 2x6x6: a stem Conv(2->4,
+    3x3, pad 1) + BatchNorm + ReLU; a block Conv(4->4) + BN + ReLU + Conv(4->4) + BN, plus
+    its input, ReLU; a block Conv(4->6, stride 2) + BN + ReLU + Conv(6->6) + BN, plus a
+    1x1 stride-2 Conv + BN of its input (computed after the main branch), ReLU; global average
+    pooling, Linear(6->3). Batch norms with random running statistics."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+        def conv_bn(c_in: int, c_out: int, k: int, stride: int = 1) -> nn.Sequential:
+            bn = nn.BatchNorm2d(c_out)
+            _randomise_batch_norm(bn)
+            return nn.Sequential(
+                nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False), bn)
+
+        self.stem = conv_bn(2, 4, 3)
+        self.a1, self.a2 = conv_bn(4, 4, 3), conv_bn(4, 4, 3)
+        self.b1, self.b2 = conv_bn(4, 6, 3, stride=2), conv_bn(6, 6, 3)
+        self.down = conv_bn(4, 6, 1, stride=2)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x))
+        x = torch.relu(self.a2(torch.relu(self.a1(x))) + x)
+        out = self.b2(torch.relu(self.b1(x)))
+        x = torch.relu(out + self.down(x))
+        x = nn.functional.adaptive_avg_pool2d(x, 1)
+        return self.fc(torch.flatten(x, 1))
+
+
+class ResidualMLP(nn.Module):
+    """Linear(6->8), ReLU, Linear(8->8) plus its input, ReLU, Linear(8->3): a skip over one
+    layer, which folds into that layer's weights."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(6, 8), nn.Linear(8, 8), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.fc1(x))
+        return self.fc3(torch.relu(self.fc2(h) + h))
+
+
 class CoordSetNet(nn.Module):
     """A graph that is not a chain: Conv(1->2, 3x3, pad 1) on 1x5x5, ReLU, the two coordinate
     channels concatenated (CoordConv), Conv(4->3, 3x3, stride 2), ReLU, BatchNorm2d (after
@@ -392,7 +436,39 @@ MAXPOOL_NOTES = ("Conv(2->3, 3x3, pad 1), MaxPool(3, stride 2, pad 1), ReLU, Con
                  "coordinate channels, Conv(5->4, 2x2), ReLU, MaxPool(2, stride 1), Flatten, "
                  "Linear(16->3); read tensor by tensor")
 
+RESIDUAL_NOTES = ("stem Conv+BN+ReLU; BasicBlock(4->4); BasicBlock(4->6, stride 2, 1x1 "
+                  "Conv+BN shortcut); global average pooling; Linear(6->3); read tensor by "
+                  "tensor, each block's input carried past the block's first ReLU; float64, "
+                  "since the exporter folds the batch norms into the convolutions in the "
+                  "model's precision")
+RESIDUAL_LAYERS = dict(
+    input_dim=72, output_dim=3, layer_sizes=[72, 144, 288, 144, 198, 54, 6, 3],
+    relu_last=False, export_input_shape=(1, 2, 6, 6), notes=RESIDUAL_NOTES,
+    extra={"relus": [True, True, True, True, True, False, False],
+           "linear_tails": [0, 144, 0, 144, 0, 0, 0]},
+)
+
 VALID_SPECS += [
+    Spec(
+        name="residual_conv_2x6x6_f64_opset17",
+        build=lambda: ResidualConvNet().double(),
+        seed=41, exporter="torchscript", opset=17, dtype="float64",
+        dynamic_batch=True, **RESIDUAL_LAYERS,
+    ),
+    Spec(
+        name="residual_conv_2x6x6_f64_dynamo_opset18",
+        build=lambda: ResidualConvNet().double(),
+        seed=41, exporter="dynamo", opset=18, dtype="float64",
+        dynamic_batch=False, **RESIDUAL_LAYERS,
+    ),
+    Spec(
+        name="residual_mlp_6_8_3_opset17",
+        build=ResidualMLP,
+        seed=42, exporter="torchscript", opset=17, dtype="float32",
+        input_dim=6, output_dim=3, layer_sizes=[6, 8, 8, 3], relu_last=False,
+        dynamic_batch=True,
+        notes="Linear(6->8), ReLU, Linear(8->8) + its input, ReLU, Linear(8->3)",
+    ),
     Spec(
         name="conv_maxpool_1x6x6_opset13",
         build=ConvMaxPoolNet,

@@ -1057,6 +1057,44 @@ fn unsupported_operator_sigmoid() {
     );
 }
 
+/// A residual network (two BasicBlocks exported by PyTorch) is audited; `region` counts only
+/// the ReLU outputs as constraints; linear programs are refused, naming the carrying layer.
+#[test]
+fn residual_networks_are_audited_and_refused_where_programs_are_needed() {
+    let dir = tmp();
+    let model = "tests/data/onnx/residual_conv_2x6x6_f64_opset17.onnx";
+    let inputs = "tests/data/onnx/residual_conv_2x6x6_f64_opset17.inputs.npy";
+    let out = dir.path().join("audit");
+    dtdcert(&[
+        "audit",
+        "--model",
+        model,
+        "--inputs",
+        inputs,
+        "--rule",
+        "z+",
+        "--quiet",
+        "--out",
+        s(&out),
+    ])
+    .ok();
+    let summary = read_json(&out.join("summary.json"));
+    assert!(u(&summary["total"]["roots"]) > 100, "{summary}");
+    let run = dtdcert(&[
+        "region", "--model", model, "--inputs", inputs, "--sample", "0", "--json",
+    ])
+    .ok();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    // The ReLU outputs of layers 1-5; layer 2 carries 144 values and layer 4 carries 144.
+    assert_eq!(report["constraints"], 144 + 144 + 144 + 54 + 54, "{report}");
+    let data = ["--model", model, "--inputs", inputs];
+    let with = |cmd: &[&'static str]| -> Vec<&str> { cmd.iter().chain(&data).copied().collect() };
+    expect_refusal(
+        &with(&["audit", "--certify", "exists"]),
+        &["--certify", "layer 2 carries 144 values past its relu"],
+    );
+}
+
 /// A max-pool network (exported by PyTorch) is audited; `region` shows each window's winner;
 /// what needs linear programs or ReLU-only layers is refused, naming the layer.
 #[test]

@@ -623,3 +623,53 @@ fn audit_verdicts_across_root_blocks_equal_single_root_verdicts() {
         assert!(compared > 2048, "{rule}: {compared} roots compared");
     }
 }
+
+/// Networks PyTorch exported with max-pool layers and residual connections (the fixtures of
+/// `tests/data/onnx/`): on their inputs and for several rules, every root's f64 verdict equals
+/// the verdict in rationals, and at every root inside its region the network above equals its
+/// Taylor expansion. Rationals are slow: the conv nets on one input each, and the Taylor check
+/// (whose explanation in rationals divides at every root of seven layers) not on the deeper
+/// residual net.
+#[test]
+fn exported_max_pool_and_residual_networks_get_exact_verdicts_and_taylor_expansions() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx");
+    let (mut compared, mut inside) = (0usize, 0usize);
+    for (name, samples, rules, taylor) in [
+        ("maxpool_coord_2x7x7_opset17", 1, &[Rule::ZPlus][..], true),
+        (
+            "residual_conv_2x6x6_f64_opset17",
+            1,
+            &[Rule::ZPlus][..],
+            false,
+        ),
+        (
+            "residual_mlp_6_8_3_opset17",
+            5,
+            &[Rule::ZPlus, Rule::Z, Rule::WSquare][..],
+            true,
+        ),
+    ] {
+        let model = Model::load(&dir.join(format!("{name}.onnx"))).unwrap();
+        let inputs =
+            dtdcert::model::inputs::load_inputs(&dir.join(format!("{name}.inputs.npy")), None)
+                .unwrap();
+        for &rule in rules {
+            let settings = DtdSettings {
+                rule,
+                ..DtdSettings::default()
+            };
+            for i in 0..samples {
+                let x = inputs.row(i).unwrap();
+                compared += verdicts_agree(&model, &x, &settings).unwrap();
+                if taylor {
+                    inside += taylor_exact_at_inside_roots(&model, &x, &settings).unwrap();
+                }
+            }
+        }
+    }
+    println!("{compared} roots compared, {inside} inside roots checked");
+    assert!(
+        compared >= 300 && inside >= 10,
+        "{compared} compared, {inside} inside"
+    );
+}

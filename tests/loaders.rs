@@ -55,6 +55,11 @@ const TOLERANCES: &[(&str, f64)] = &[
     ("conv_maxpool_1x6x6_opset13.onnx", 1e-15),
     ("maxpool_coord_2x7x7_opset17.onnx", 1e-15),
     ("maxpool_coord_2x7x7_dynamo_opset18.onnx", 1e-15),
+    // Residual connections: the two branches' rows are summed exactly, then evaluated in f64
+    // in another order than PyTorch's (branch by branch).
+    ("residual_conv_2x6x6_f64_opset17.onnx", 1e-14),
+    ("residual_conv_2x6x6_f64_dynamo_opset18.onnx", 1e-14),
+    ("residual_mlp_6_8_3_opset17.onnx", 1e-14),
 ];
 
 fn tolerance(file: &str) -> f64 {
@@ -104,6 +109,15 @@ fn every_valid_onnx_fixture_loads_with_the_manifest_shapes_and_matches_pytorch()
             None => vec![None; relus.len()],
         };
         assert_eq!(pools, expected_pools, "{file}: max-pool layers");
+        let tails: Vec<usize> = net.layers().iter().map(|l| l.linear_tail).collect();
+        let expected_tails: Vec<usize> = match entry["linear_tails"].as_array() {
+            Some(listed) => listed
+                .iter()
+                .map(|v| v.as_u64().unwrap() as usize)
+                .collect(),
+            None => vec![0; relus.len()],
+        };
+        assert_eq!(tails, expected_tails, "{file}: outputs carried past a ReLU");
 
         let inputs_path = onnx_dir().join(entry["inputs"].as_str().unwrap());
         let inputs = load_inputs(&inputs_path, None).unwrap();

@@ -34,6 +34,9 @@ struct LayerPattern {
     /// The window of a max-pool layer; its pattern is each window's winner.
     #[serde(skip_serializing_if = "Option::is_none")]
     max_pool: Option<usize>,
+    /// Outputs carried past the ReLU (the last ones of the layer); no constraints.
+    #[serde(skip_serializing_if = "is_zero")]
+    linear_tail: usize,
     active: Option<usize>,
     pattern: String,
 }
@@ -49,6 +52,10 @@ struct RegionReport {
     constraints: usize,
     pattern_decided_by: Decision,
     layers: Vec<LayerPattern>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 pub fn run(args: RegionArgs) -> Result<Outcome> {
@@ -82,6 +89,7 @@ pub fn run(args: RegionArgs) -> Result<Outcome> {
                 width: l.out_dim(),
                 relu: l.relu,
                 max_pool: l.max_pool,
+                linear_tail: l.linear_tail,
                 active: counts[k],
                 pattern: bits[k].clone(),
             })
@@ -99,6 +107,13 @@ pub fn run(args: RegionArgs) -> Result<Outcome> {
         );
         for l in &report.layers {
             match (l.active, l.max_pool) {
+                (Some(a), _) if l.linear_tail > 0 => println!(
+                    "  layer {}: {a}/{} active, {} carried without ReLU  {}",
+                    l.layer,
+                    l.width - l.linear_tail,
+                    l.linear_tail,
+                    l.pattern
+                ),
                 (Some(a), _) => {
                     println!("  layer {}: {a}/{} active  {}", l.layer, l.width, l.pattern)
                 }

@@ -467,11 +467,7 @@ fn check_width<T: Scalar>(net: &Network<T>, layer: usize, a: &[T]) -> Result<()>
 fn apply<T: Scalar>(layer: &Layer<T>, a: &[T]) -> (Vec<T>, Vec<T>) {
     let mut z = Vec::with_capacity(layer.affine.out_dim());
     layer.affine.apply_into(a, &mut z);
-    let h = if layer.relu {
-        z.iter().map(crate::model::forward::relu).collect()
-    } else {
-        z.clone()
-    };
+    let h = crate::model::forward::activate(layer, &z);
     (z, h)
 }
 
@@ -572,8 +568,9 @@ impl<'a, T: Scalar> Recursion<'a, T> {
             let at_root = self.eval(index + 1, &out_root, None)?;
             // The gradient is recorded over every input, so the row is taken whole.
             let w = layer.affine.row(j).dense();
-            let active =
-                !layer.relu || self.active_toward(&z_root[j], &w, layer.affine.bias(j), &root, h);
+            // A neuron of a carried tail has no ReLU.
+            let active = j >= layer.relu_count()
+                || self.active_toward(&z_root[j], &w, layer.affine.bias(j), &root, h);
             let c = &at_root.slope[j];
             let mut passed = T::zero();
             let mut gradient = Vec::new();

@@ -507,12 +507,15 @@ impl Affine<f64> {
 /// One DTD layer: `z_l = affine(h_{l-1})`, `h_l = relu(z_l)` when `relu` is set, and with
 /// `max_pool: Some(w)` output `g` is the largest of `z_l`'s entries `g·w .. (g+1)·w` (a max-pool
 /// window; the layer's affine map is then a gather of its input, one weight of 1 a row, so that
-/// which entry wins is the layer's part of the activation pattern).
+/// which entry wins is the layer's part of the activation pattern). The last `linear_tail`
+/// outputs of a ReLU layer skip the ReLU: values carried past it unchanged, such as the input
+/// of a residual connection.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layer<T = f64> {
     pub affine: Affine<T>,
     pub relu: bool,
     pub max_pool: Option<usize>,
+    pub linear_tail: usize,
 }
 
 impl<T: Scalar> Layer<T> {
@@ -522,6 +525,16 @@ impl<T: Scalar> Layer<T> {
             affine,
             relu,
             max_pool: None,
+            linear_tail: 0,
+        }
+    }
+
+    /// The number of leading outputs with a ReLU (all of them, unless some are carried).
+    pub fn relu_count(&self) -> usize {
+        if self.relu {
+            self.affine.out_dim() - self.linear_tail
+        } else {
+            0
         }
     }
 
@@ -583,6 +596,15 @@ impl Network<f64> {
                 check_max_pool(layer, window)
                     .map_err(|e| invalid(format!("layer {number}: {e}")))?;
             }
+            if layer.linear_tail > 0 && (!layer.relu || layer.linear_tail > layer.affine.out_dim())
+            {
+                return Err(invalid(format!(
+                    "layer {number}: {} outputs skipping the ReLU, of a layer with {} outputs{}",
+                    layer.linear_tail,
+                    layer.affine.out_dim(),
+                    if layer.relu { "" } else { " and no ReLU" }
+                )));
+            }
             parameters = parameters.saturating_add(layer.affine.parameters());
             let affine = &layer.affine;
             for j in 0..affine.out_dim() {
@@ -617,6 +639,7 @@ impl Network<f64> {
                     affine: l.affine.map(|&v| Rational::from_f64(v)),
                     relu: l.relu,
                     max_pool: l.max_pool,
+                    linear_tail: l.linear_tail,
                 })
                 .collect(),
         }
@@ -666,6 +689,10 @@ impl Network<f64> {
                 h.update(b"max-pool");
                 h.update((window as u64).to_le_bytes());
             }
+            if layer.linear_tail > 0 {
+                h.update(b"linear-tail");
+                h.update((layer.linear_tail as u64).to_le_bytes());
+            }
         }
         format!("sha256:{:x}", h.finalize())
     }
@@ -697,10 +724,11 @@ impl<T: Scalar> Network<T> {
     }
 
     /// Whether `h_l` (0-based layer `index`) is non-negative for every input: the layer has a
-    /// ReLU, or it max-pools a non-negative input.
+    /// ReLU on every output, or it max-pools a non-negative input.
     pub fn output_nonnegative(&self, index: usize) -> bool {
         let layer = &self.layers[index];
-        layer.relu || (layer.max_pool.is_some() && index > 0 && self.output_nonnegative(index - 1))
+        (layer.relu && layer.linear_tail == 0)
+            || (layer.max_pool.is_some() && index > 0 && self.output_nonnegative(index - 1))
     }
 
     /// A short description such as `10-10-10-2 (ReLU after every layer)`.
@@ -854,6 +882,7 @@ mod tests {
             affine: Affine::Sparse(s),
             relu: true,
             max_pool: None,
+            linear_tail: 0,
         }])
         .unwrap_err()
         .to_string();
@@ -878,6 +907,7 @@ mod tests {
             affine,
             relu,
             max_pool: Some(window),
+            linear_tail: 0,
         };
         let net = Network::new(vec![layer(gather(copies(), 0.0), false, 2)]).unwrap();
         assert_eq!(net.widths(), vec![3, 2]);
@@ -908,6 +938,7 @@ mod tests {
                 affine: a,
                 relu: false,
                 max_pool: None,
+                linear_tail: 0,
             }])
             .unwrap()
             .fingerprint()

@@ -421,12 +421,27 @@ fn translate(graph: &GraphProto, options: &LoadOptions, opset: i64) -> Result<Ve
             ));
         }
     };
-    // Two inputs, or operators that move elements between positions: read tensor by tensor.
+    // Two inputs, operators that move elements between positions, or a sum of two computed
+    // tensors (a residual connection): read tensor by tensor.
     let moves = graph
         .node
         .iter()
         .any(|n| is_default_domain(&n.domain) && graph::GRAPH_OPS.contains(&n.op_type.as_str()));
-    if real.len() == 2 || moves {
+    let constant_nodes: Vec<&str> = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "Constant")
+        .flat_map(|n| n.output.iter().map(String::as_str))
+        .collect();
+    let joins = graph.node.iter().any(|n| {
+        is_default_domain(&n.domain)
+            && n.op_type == "Add"
+            && n.input.len() == 2
+            && n.input
+                .iter()
+                .all(|i| !consts.contains_key(i.as_str()) && !constant_nodes.contains(&i.as_str()))
+    });
+    if real.len() == 2 || moves || joins {
         return graph::translate(graph, consts, &real, output, options, opset);
     }
     if options.question.is_some() {
@@ -614,6 +629,7 @@ fn translate(graph: &GraphProto, options: &LoadOptions, opset: i64) -> Result<Ve
                 affine,
                 relu: p.relu,
                 max_pool: p.max_pool,
+                linear_tail: 0,
             })
         })
         .collect()
@@ -2532,7 +2548,7 @@ mod tests {
             &["node 'r' (index 1)", "'h' feeds 2 nodes", "branches"],
         );
 
-        // A residual connection: Add of two computed tensors.
+        // A residual connection: Add of two computed tensors, read tensor by tensor.
         let m = model(
             vec![
                 node(
@@ -2551,14 +2567,8 @@ mod tests {
             batch(2),
             out(2),
         );
-        assert_has(
-            &load_err(&m),
-            &[
-                "node 'g1' (index 0)",
-                "'input' feeds 2 nodes (indices 0, 1)",
-                "branches",
-            ],
-        );
+        let net = load_model(&m).expect("loads");
+        assert_eq!(output(&net, &[0.5, -3.0]), vec![1.0, -6.0]);
     }
 
     #[test]
@@ -3608,9 +3618,40 @@ mod tests {
             weights("w4", 1, 4, 1),
             weights("b1", 1, 1, 2),
         ];
+        // 'r' is carried past relu_c as two outputs without ReLU, and read from there.
         let skip = model(nodes, inits, batch(2), out(1));
-        let e = load_with_question(&skip, None).unwrap_err().to_string();
-        assert_has(&e, &["node 'skip'", "'r'", "skip a layer"]);
+        let net = load_with_question(&skip, None).expect("loads");
+        let tails: Vec<usize> = net.layers().iter().map(|l| l.linear_tail).collect();
+        assert_eq!(tails, vec![0, 2, 0]);
+        let q = |k: usize| f64::from(quarter(k));
+        let layer = |x: &[f64]| -> Vec<f64> {
+            (0..2)
+                .map(|o| q(2 * o) * x[0] + q(2 * o + 1) * x[1] + q(o + 3))
+                .collect()
+        };
+        for x in [[0.5, -1.25], [2.0, 0.75], [-1.0, -0.5]] {
+            let r: Vec<f64> = layer(&x).iter().map(|v| v.max(0.0)).collect();
+            let d: Vec<f64> = layer(&r).iter().map(|v| v.max(0.0)).collect();
+            let e = [d[0], d[1], r[0], r[1]];
+            let want = (0..4).map(|i| q(i + 1) * e[i]).sum::<f64>() + q(2);
+            assert_eq!(output(&net, &x), vec![want]);
+        }
+        // Values are not carried past a max-pool layer.
+        let nodes = vec![
+            node(
+                "MaxPool",
+                "pool",
+                &["input"],
+                &["p"],
+                vec![attr_is("kernel_shape", &[1, 2])],
+            ),
+            node("Add", "join", &["p", "input"], &["output"], vec![]),
+        ];
+        let image = value("input", &[None, Some(1), Some(1), Some(2)]);
+        let e = load_with_question(&model(nodes, vec![], image, out(1)), None)
+            .unwrap_err()
+            .to_string();
+        assert_has(&e, &["node 'join'", "'input'", "not past a max-pool layer"]);
 
         // Two weights on one input whose sum rounds.
         let nodes = vec![

@@ -322,6 +322,7 @@ impl RelationNetwork {
                 affine: Affine::Sparse(Sparse::from_rows(n_in, rows, Array1::from(bias))?),
                 relu: bn.is_none() || fold,
                 max_pool: None,
+                linear_tail: 0,
             });
             if let (Some((s, t)), false) = (&bn, fold) {
                 let n = out * per_channel;
@@ -333,6 +334,7 @@ impl RelationNetwork {
                     affine: Affine::Sparse(Sparse::from_rows(n, rows, bias)?),
                     relu: true,
                     max_pool: None,
+                    linear_tail: 0,
                 });
             }
             (c, h, w) = (out, ho, wo);
@@ -344,6 +346,7 @@ impl RelationNetwork {
                 affine: Affine::Shared(Shared::new(block.clone(), pairs)?),
                 relu: true,
                 max_pool: None,
+                linear_tail: 0,
             });
         }
         let width = self.g.last().expect("checked").weight().nrows();
@@ -358,12 +361,14 @@ impl RelationNetwork {
             )?),
             relu: false,
             max_pool: None,
+            linear_tail: 0,
         });
         for (i, d) in self.f.iter().enumerate() {
             layers.push(Layer {
                 affine: Affine::Dense(d.clone()),
                 relu: i + 1 < self.f.len(),
                 max_pool: None,
+                linear_tail: 0,
             });
         }
         Network::new(layers)
@@ -432,6 +437,7 @@ impl RelationNetwork {
             affine: Affine::Sparse(Sparse::from_rows(c * n, rows, Array1::from(bias))?),
             relu: true,
             max_pool: None,
+            linear_tail: 0,
         })
     }
 

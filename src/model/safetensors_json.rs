@@ -260,6 +260,7 @@ fn build_layers(
                     affine: Affine::Dense(dense),
                     relu: false,
                     max_pool: None,
+                    linear_tail: 0,
                 });
                 previous = Some((i, out));
             }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::exact::filter::{affine_bounded, norm_upper_iter, Bounded, ErrorModel};
 use crate::exact::{Rational, Scalar};
-use crate::model::forward::{activate, forward, relu, Trace};
+use crate::model::forward::{activate, forward, Trace};
 use crate::model::{Model, Network};
 
 /// How a verdict was reached.
@@ -34,7 +34,8 @@ pub enum Decision {
     Exact,
 }
 
-/// The activation pattern `s_{l,j} = [z_{l,j}(x) > 0]` of ReLU layers, and for max-pool
+/// The activation pattern `s_{l,j} = [z_{l,j}(x) > 0]` of ReLU layers (over the outputs with
+/// a ReLU: a layer's carried tail has none), and for max-pool
 /// layers the entry of `z_l` that wins each window (the first largest one).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pattern {
@@ -92,7 +93,9 @@ impl Pattern {
                             selected: crate::model::ir::max_pool(z, window).1,
                         }
                     } else if layer.relu {
-                        LayerPattern::Relu(z.iter().map(Scalar::is_positive).collect())
+                        // (Layers below the one a region is seen from come without values.)
+                        let relus = z.iter().take(layer.relu_count());
+                        LayerPattern::Relu(relus.map(Scalar::is_positive).collect())
                     } else {
                         LayerPattern::Linear
                     }
@@ -261,12 +264,13 @@ fn activate_bounded(
     if !layer.relu {
         return (z.to_vec(), e.to_vec(), true);
     }
-    let decided = z
+    let relus = layer.relu_count();
+    let decided = z[..relus]
         .iter()
         .zip(e)
         .all(|(&value, &error)| Bounded { value, error }.certain_sign().is_some());
     // relu is 1-Lipschitz, so the bound carries over unchanged.
-    (z.iter().map(relu).collect(), e.to_vec(), decided)
+    (activate(layer, z), e.to_vec(), decided)
 }
 
 /// `z[s] − z[o]` with a rigorous error bound, from values with bounds `e`.
@@ -1013,7 +1017,8 @@ fn screen_in_blocks(
                 let value = v + block.bias[jr];
                 let error =
                     errors.bound_from_norms(w_norm[j], x_norm[row], block.bias[jr], err_norm[row]);
-                let active = mask.map(|mask| mask[j]);
+                // Outputs past the mask are carried without ReLU.
+                let active = mask.and_then(|mask| mask.get(j).copied());
                 if let Some(active) = active {
                     match constraint(k + 1, j, active, value, error) {
                         Ok(signed) => slack[r] = slack[r].min(signed),
@@ -1073,11 +1078,12 @@ fn screen(
     let x_norm = norm_upper_iter(point.iter().copied());
     let (mut z, mut e) = (Vec::with_capacity(out), Vec::with_capacity(out));
     let mut least = f64::INFINITY;
-    for j in 0..out {
+    for (j, &norm) in w_norm.iter().enumerate().take(out) {
         let bias = *affine.bias(j);
         let value = affine.row(j).affine_dot(point, &bias);
-        let error = errors.bound_from_norms(w_norm[j], x_norm, bias, 0.0);
-        match mask.map(|mask| mask[j]) {
+        let error = errors.bound_from_norms(norm, x_norm, bias, 0.0);
+        // Outputs past the mask are carried without ReLU.
+        match mask.and_then(|mask| mask.get(j).copied()) {
             None => {
                 z.push(value);
                 e.push(error);
@@ -1295,6 +1301,7 @@ mod tests {
             affine: crate::model::Affine::Shared(Shared::new(block, 3).unwrap()),
             relu: true,
             max_pool: None,
+            linear_tail: 0,
         };
         let l3 = dense_layer(
             2,
@@ -1351,6 +1358,7 @@ mod tests {
             affine: crate::model::Affine::Sparse(gather),
             relu: false,
             max_pool: Some(3),
+            linear_tail: 0,
         };
         let l3 = dense_layer(2, 2, vec![1.0, -0.5, 0.25, 1.5], vec![0.5, -0.5], true).unwrap();
         let model = Model::new(Network::new(vec![l1, pool, l3]).unwrap());

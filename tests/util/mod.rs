@@ -12,8 +12,7 @@ use dtdcert::model::forward::{activate, forward};
 use dtdcert::model::ir::dense_layer;
 use dtdcert::model::{Model, Network};
 use dtdcert::region::{
-    affine_maps, membership, membership_batch, membership_filtered, trace_and_pattern, Membership,
-    Pattern,
+    membership, membership_batch, membership_filtered, trace_and_pattern, Membership, Pattern,
 };
 use ndarray::Array2;
 use proptest::test_runner::TestCaseError;
@@ -168,9 +167,6 @@ pub fn taylor_exact_at_inside_roots(
     let e = explain(net, &trace, settings, k, true);
     for (index, step) in e.layers.iter().enumerate() {
         let a = trace.layer_input(index);
-        let maps = affine_maps(net, &pattern, index);
-        let top = maps.last().unwrap();
-        let last_mask = pattern.layer(net.layers().len() - 1);
         for n in &step.neurons {
             let RootOutcome::Root { point, .. } = &n.outcome else {
                 continue;
@@ -188,19 +184,50 @@ pub fn taylor_exact_at_inside_roots(
                 std::mem::swap(&mut h, &mut z);
             }
             // Taylor expansion at a: f(a) + J (ã − a), J the region's linear map.
-            for (o, value) in h.iter().enumerate() {
-                let active = last_mask.is_none_or(|m| m[o]);
-                let mut taylor = trace.output()[o].clone();
-                if active {
-                    for (c, (pi, ai)) in point.iter().zip(a).enumerate() {
-                        taylor += top.a[[o, c]].clone() * (pi.clone() - ai.clone());
-                    }
-                }
-                prop_assert_eq!(value, &taylor);
+            let step: Vec<Rational> = point
+                .iter()
+                .zip(a)
+                .map(|(p, a)| p.clone() - a.clone())
+                .collect();
+            let moved = linearised_step(net, &pattern, index, step);
+            for ((value, fa), d) in h.iter().zip(trace.output()).zip(&moved) {
+                prop_assert_eq!(value, &(fa.clone() + d.clone()));
             }
         }
     }
     Ok(checked)
+}
+
+/// `J d`: the direction `d` (an input of layer `m`, 0-based) through the network with the
+/// activation pattern fixed (inactive ReLU outputs zeroed, each max-pool window's winner
+/// passed on, carried outputs unchanged), without biases.
+pub fn linearised_step(
+    net: &Network<Rational>,
+    pattern: &Pattern,
+    m: usize,
+    mut d: Vec<Rational>,
+) -> Vec<Rational> {
+    for (k, layer) in net.layers().iter().enumerate().skip(m) {
+        let mut z: Vec<Rational> = (0..layer.affine.out_dim())
+            .map(|j| layer.affine.row(j).dot(&d))
+            .collect();
+        if let Some(mask) = pattern.layer(k) {
+            for (v, &active) in z.iter_mut().zip(mask) {
+                if !active {
+                    *v = Rational::zero();
+                }
+            }
+        }
+        if let Some(selection) = pattern.selection(k) {
+            z = selection
+                .selected
+                .iter()
+                .map(|&s| z[s as usize].clone())
+                .collect();
+        }
+        d = z;
+    }
+    d
 }
 
 /// The root rules whose roots satisfy w_j · ã = w_j · a − R_j (all but rule 0).

@@ -33,6 +33,7 @@ pub(super) const GRAPH_OPS: &[&str] = &[
     "Squeeze",
     "Expand",
     "ReduceSum",
+    "ReduceMean",
 ];
 
 /// Every operator the graph translation reads, for error messages.
@@ -54,6 +55,7 @@ const READ: &[&str] = &[
     "Expand",
     "Concat",
     "ReduceSum",
+    "ReduceMean",
     "Identity",
     "Dropout",
     "Constant",
@@ -107,8 +109,11 @@ impl Data {
     /// Whether the tensor is expressed in the input of layer `layers` (the number of layers
     /// cut so far), or is made of constants only.
     fn reads_layer(&self, layers: usize) -> bool {
-        self.layer == layers
-            || matches!(&self.form, Form::Select(e) if e.iter().all(|e| matches!(e, Elem::Const(_))))
+        self.layer == layers || self.constant()
+    }
+
+    fn constant(&self) -> bool {
+        matches!(&self.form, Form::Select(e) if e.iter().all(|e| matches!(e, Elem::Const(_))))
     }
 }
 
@@ -121,6 +126,12 @@ enum Operand {
 struct Tracer<'a> {
     consts: HashMap<&'a str, Cow<'a, TensorProto>>,
     values: HashMap<&'a str, Rc<Data>>,
+    /// The index of the last node that reads each tensor (graph outputs are not counted).
+    last_use: HashMap<&'a str, usize>,
+    /// The index of the node being translated.
+    at: usize,
+    /// The graph output, never carried: a network output must end the graph.
+    output: &'a str,
     layers: Vec<Layer>,
     /// The width of the current layer input.
     width: usize,
@@ -178,9 +189,18 @@ pub(super) fn translate<'a>(
             ));
         }
     };
+    let mut last_use = HashMap::new();
+    for (i, node) in graph.node.iter().enumerate() {
+        for name in &node.input {
+            last_use.insert(name.as_str(), i);
+        }
+    }
     let mut tracer = Tracer {
         consts,
         values: HashMap::new(),
+        last_use,
+        at: 0,
+        output: output.name.as_str(),
         layers: Vec::new(),
         width: 0,
         keep_batch_norm: options.keep_batch_norm,
@@ -235,6 +255,7 @@ pub(super) fn translate<'a>(
 
     for (i, node) in graph.node.iter().enumerate() {
         let label = node_label(node, i);
+        tracer.at = i;
         tracer
             .node(node)
             .map_err(|problem| format!("{label}: {problem}"))?;
@@ -402,7 +423,7 @@ impl<'a> Tracer<'a> {
             "Unsqueeze" | "Squeeze" => self.squeeze(node)?,
             "Expand" => self.expand(node)?,
             "Concat" => self.concat(node)?,
-            "ReduceSum" => self.reduce_sum(node)?,
+            "ReduceSum" | "ReduceMean" => self.reduce(node)?,
             _ => unreachable!("every operator of READ is translated"),
         };
         let name = first_output(node)?;
@@ -430,9 +451,9 @@ impl<'a> Tracer<'a> {
         if let Some(d) = self.values.get(name) {
             if !d.reads_layer(self.layers.len()) {
                 return Err(format!(
-                    "'{name}' was computed before layer {} was cut (at a ReLU or before an affine \
-                     step) and is read after it; connections that skip a layer (residual Add) \
-                     are not supported",
+                    "'{name}' was computed before layer {} was cut and is read after it; values \
+                     are carried past ReLU and affine layers (a residual connection) but not past \
+                     a max-pool layer",
                     d.layer + 1
                 ));
             }
@@ -450,8 +471,89 @@ impl<'a> Tracer<'a> {
     }
 
     /// Cuts `x` into a layer of the chain (with a ReLU when `relu`) and returns its outputs as
-    /// the new layer input, in `x`'s shape.
+    /// the new layer input, in `x`'s shape. Tensors of the current layer that a later node
+    /// reads (the input of a residual connection) are carried into the new layer as extra
+    /// outputs without ReLU, and read from there.
     fn cut(&mut self, x: &Data, relu: bool) -> Result<Data, String> {
+        let carried = self.live_tensors();
+        if carried.is_empty() {
+            return self.cut_alone(x, relu);
+        }
+        let (mut rows, mut bias) = form_rows(&x.form)?;
+        let own = rows.len();
+        let mut places = Vec::with_capacity(carried.len());
+        for (names, data) in &carried {
+            let (r, b) = form_rows(&data.form)?;
+            places.push((names, data, rows.len(), r.len()));
+            rows.extend(r);
+            bias.extend(b);
+        }
+        let out = rows.len();
+        if u32::try_from(out).is_err() {
+            return Err(format!("a layer of {out} outputs is too wide"));
+        }
+        let affine = Sparse::from_rows(self.width, rows, Array1::from(bias))
+            .map(Affine::Sparse)
+            .map_err(|e| e.to_string())?;
+        self.layers.push(Layer {
+            affine,
+            relu,
+            max_pool: None,
+            linear_tail: if relu { out - own } else { 0 },
+        });
+        self.width = out;
+        let layer = self.layers.len();
+        for (names, data, first, len) in places {
+            let moved = Rc::new(Data {
+                dims: data.dims.clone(),
+                layer,
+                form: Form::Select(
+                    (first..first + len)
+                        .map(|i| Elem::Input(i as u32))
+                        .collect(),
+                ),
+            });
+            for name in names {
+                self.values.insert(name, Rc::clone(&moved));
+            }
+        }
+        Ok(Data {
+            dims: x.dims.clone(),
+            layer,
+            form: Form::Select((0..own as u32).map(Elem::Input).collect()),
+        })
+    }
+
+    /// The tensors of the current layer input that a node after this one reads, each with the
+    /// names it goes by, in the order of their first name.
+    fn live_tensors(&self) -> Vec<(Vec<&'a str>, Rc<Data>)> {
+        let layer = self.layers.len();
+        let mut live: Vec<(Vec<&'a str>, Rc<Data>)> = Vec::new();
+        let mut names: Vec<&'a str> = self
+            .values
+            .iter()
+            .filter(|(name, d)| {
+                d.layer == layer
+                    && !d.constant()
+                    && **name != self.output
+                    && self.last_use.get(*name).is_some_and(|&i| i > self.at)
+            })
+            .map(|(name, _)| *name)
+            .collect();
+        names.sort_unstable();
+        for name in names {
+            let data = &self.values[name];
+            match live.iter_mut().find(|(_, d)| Rc::ptr_eq(d, data)) {
+                Some((names, _)) => names.push(name),
+                None => live.push((vec![name], Rc::clone(data))),
+            }
+        }
+        live
+    }
+
+    /// [`Tracer::cut`] when nothing is carried: the layer keeps `x`'s form (dense, shared or
+    /// sparse).
+    fn cut_alone(&mut self, x: &Data, relu: bool) -> Result<Data, String> {
         let width = self.width;
         let affine = match &x.form {
             Form::Select(elems) => {
@@ -679,29 +781,32 @@ impl<'a> Tracer<'a> {
                         x.dims, y.dims
                     ));
                 }
-                let (ex, ey) = (self.select_in_place(&x)?, self.select_in_place(&y)?);
-                let n = ex.len();
-                let both = self.with(
-                    vec![2 * n],
-                    Form::Select(ex.into_iter().chain(ey).collect()),
-                );
-                let rows = (0..n).map(|p| vec![(p, 1.0), (n + p, 1.0)]).collect();
-                self.linear(&both, rows, vec![0.0; n], x.dims.clone())
+                if let (Form::Select(ex), Form::Select(ey)) = (&x.form, &y.form) {
+                    let n = ex.len();
+                    let both = self.with(
+                        vec![2 * n],
+                        Form::Select(ex.iter().chain(ey).copied().collect()),
+                    );
+                    let rows = (0..n).map(|p| vec![(p, 1.0), (n + p, 1.0)]).collect();
+                    return self.linear(&both, rows, vec![0.0; n], x.dims.clone());
+                }
+                // An affine map plus another tensor of the same layer input (the two branches
+                // of a residual connection): the rows added entry by entry, exactly; the two
+                // biases summed and rounded once (as the constants of `linear`).
+                let ((rx, bx), (ry, by)) = (form_rows(&x.form)?, form_rows(&y.form)?);
+                let mut rows = Vec::with_capacity(rx.len());
+                let mut bias = Vec::with_capacity(rx.len());
+                for ((a, b), (ba, bb)) in rx.into_iter().zip(ry).zip(bx.into_iter().zip(by)) {
+                    rows.push(merge_row(a.into_iter().chain(b).collect())?);
+                    let sum = ba + bb;
+                    if !sum.is_finite() {
+                        return Err(format!("the biases {ba} and {bb} sum beyond f64"));
+                    }
+                    bias.push(sum);
+                }
+                Ok(self.with(x.dims.clone(), Form::Map(Map::Sparse(rows, bias))))
             }
             (Operand::Const(_), Operand::Const(_)) => unreachable!("one input is data"),
-        }
-    }
-
-    /// Selected elements of a tensor that must not be cut (a cut would leave the other operand
-    /// behind).
-    fn select_in_place(&self, x: &Data) -> Result<Vec<Elem>, String> {
-        match &x.form {
-            Form::Select(e) => Ok(e.clone()),
-            Form::Map(_) => Err(
-                "both operands are affine maps of the layer input; only a sum where at least \
-                 one operand is taken as it is (no affine step since the last ReLU) is read"
-                    .into(),
-            ),
         }
     }
 
@@ -817,6 +922,7 @@ impl<'a> Tracer<'a> {
             affine,
             relu: false,
             max_pool: Some(size),
+            linear_tail: 0,
         });
         let out = c * ho * wo;
         self.width = out;
@@ -996,13 +1102,22 @@ impl<'a> Tracer<'a> {
         Ok(self.with(dims, Form::Map(Map::Sparse(rows, bias))))
     }
 
-    fn reduce_sum(&mut self, node: &NodeProto) -> Result<Data, String> {
+    /// ReduceSum, or ReduceMean (the sum with weights `1/count`, each the f64 nearest it, as in
+    /// average pooling).
+    fn reduce(&mut self, node: &NodeProto) -> Result<Data, String> {
         check_only(node, &["axes", "keepdims", "noop_with_empty_axes"])?;
+        let op = node.op_type.as_str();
         let x = self.data(node, 0)?;
         let rank = x.dims.len();
+        // The axes became an input at opset 13 for ReduceSum, at 18 for ReduceMean.
+        let axes_input = if op == "ReduceSum" { 13 } else { 18 };
         let axes = match node.input.get(1).filter(|n| !n.is_empty()) {
-            Some(name) if self.opset >= 13 => Some(self.ints(name)?),
-            Some(name) => return Err(format!("axes as an input ('{name}') before opset 13")),
+            Some(name) if self.opset >= axes_input => Some(self.ints(name)?),
+            Some(name) => {
+                return Err(format!(
+                    "axes as an input ('{name}') before opset {axes_input}"
+                ))
+            }
             None => attr_ints(node, "axes")?,
         };
         let noop = attr_int(node, "noop_with_empty_axes")?.unwrap_or(0) != 0;
@@ -1017,8 +1132,14 @@ impl<'a> Tracer<'a> {
         reduced.sort_unstable();
         reduced.dedup();
         if reduced.contains(&0) {
-            return Err("ReduceSum over the batch dimension mixes samples".into());
+            return Err(format!("{op} over the batch dimension mixes samples"));
         }
+        let count: usize = reduced.iter().map(|&k| x.dims[k]).product();
+        let weight = if op == "ReduceSum" {
+            1.0
+        } else {
+            1.0 / count as f64
+        };
         let keep = attr_int(node, "keepdims")?.unwrap_or(1) != 0;
         let kept_dims: Vec<usize> = (0..rank)
             .map(|k| if reduced.contains(&k) { 1 } else { x.dims[k] })
@@ -1038,7 +1159,7 @@ impl<'a> Tracer<'a> {
                     }
                 })
                 .sum();
-            rows[o].push((p, 1.0));
+            rows[o].push((p, weight));
         }
         let dims = if keep {
             kept_dims
@@ -1057,43 +1178,48 @@ type Rows = (Vec<Vec<(u32, f64)>>, Vec<f64>);
 
 /// The rows of an operand over the current layer input (a constant: rows without inputs).
 fn rows_of(part: &Operand) -> Result<Rows, String> {
-    Ok(match part {
-        Operand::Const(t) => (vec![Vec::new(); t.data.len()], t.data.clone()),
-        Operand::Data(d) => match &d.form {
-            Form::Select(e) => e
-                .iter()
-                .map(|e| match e {
-                    Elem::Input(i) => (vec![(*i, 1.0)], 0.0),
-                    Elem::Const(c) => (Vec::new(), *c),
+    match part {
+        Operand::Const(t) => Ok((vec![Vec::new(); t.data.len()], t.data.clone())),
+        Operand::Data(d) => form_rows(&d.form),
+    }
+}
+
+/// The rows of a tensor over the current layer input, and their biases.
+fn form_rows(form: &Form) -> Result<Rows, String> {
+    Ok(match form {
+        Form::Select(e) => e
+            .iter()
+            .map(|e| match e {
+                Elem::Input(i) => (vec![(*i, 1.0)], 0.0),
+                Elem::Const(c) => (Vec::new(), *c),
+            })
+            .unzip(),
+        Form::Map(Map::Sparse(rows, bias)) => (rows.clone(), bias.clone()),
+        Form::Map(Map::Dense(w, b)) => (
+            w.rows()
+                .into_iter()
+                .map(|r| r.iter().enumerate().map(|(i, &v)| (i as u32, v)).collect())
+                .collect(),
+            b.to_vec(),
+        ),
+        Form::Map(map @ Map::Shared(w, b, copies)) => {
+            let (rows, cols) = w.dim();
+            map.len()
+                .checked_mul(cols)
+                .filter(|&e| e <= MAX_LOWERED_ENTRIES)
+                .ok_or("the shared layer would store more than 2^26 weights")?;
+            (0..rows * copies)
+                .map(|j| {
+                    let (p, r) = (j / rows, j % rows);
+                    (
+                        (0..cols)
+                            .map(|c| ((p * cols + c) as u32, w[[r, c]]))
+                            .collect(),
+                        b[r],
+                    )
                 })
-                .unzip(),
-            Form::Map(Map::Sparse(rows, bias)) => (rows.clone(), bias.clone()),
-            Form::Map(Map::Dense(w, b)) => (
-                w.rows()
-                    .into_iter()
-                    .map(|r| r.iter().enumerate().map(|(i, &v)| (i as u32, v)).collect())
-                    .collect(),
-                b.to_vec(),
-            ),
-            Form::Map(map @ Map::Shared(w, b, copies)) => {
-                let (rows, cols) = w.dim();
-                map.len()
-                    .checked_mul(cols)
-                    .filter(|&e| e <= MAX_LOWERED_ENTRIES)
-                    .ok_or("the shared layer would store more than 2^26 weights")?;
-                (0..rows * copies)
-                    .map(|j| {
-                        let (p, r) = (j / rows, j % rows);
-                        (
-                            (0..cols)
-                                .map(|c| ((p * cols + c) as u32, w[[r, c]]))
-                                .collect(),
-                            b[r],
-                        )
-                    })
-                    .unzip()
-            }
-        },
+                .unzip()
+        }
     })
 }
 
