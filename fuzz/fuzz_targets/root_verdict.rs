@@ -14,7 +14,8 @@
 use dtdcert::audit::{audit_sample, AuditSettings, Box1, DomainCheck, RootVerdict};
 use dtdcert::dtd::{explain, BiasMode, DtdSettings, InitialRelevance, RootOutcome, Rule};
 use dtdcert::exact::{Rational, Scalar};
-use dtdcert::model::ir::dense_layer;
+use dtdcert::model::ir::{dense_layer, Affine, Layer, Sparse};
+use ndarray::Array1;
 use dtdcert::model::{forward, Model, Network};
 use dtdcert::region::{membership, trace_and_pattern, Membership, Pattern};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
@@ -116,8 +117,31 @@ fn case(u: &mut Unstructured<'_>) -> Result<Case> {
         } else {
             u.arbitrary()?
         };
-        layers.push(dense_layer(out, width, weight, bias, relu).expect("shapes agree"));
+        let mut layer = dense_layer(out, width, weight, bias, relu).expect("shapes agree");
+        // Sometimes the last outputs of a hidden ReLU layer skip the ReLU (values carried to
+        // the next layer, as a residual connection's input), and sometimes a max-pool layer
+        // (windows of 2 over copies of the outputs) follows.
+        if relu && l + 1 < depth && u.ratio(1, 4)? {
+            layer.linear_tail = u.int_in_range(1..=out)?;
+        }
+        layers.push(layer);
         width = out;
+        if relu && l + 1 < depth && u.ratio(1, 4)? {
+            let windows = u.int_in_range(1usize..=2)?;
+            let mut rows = Vec::with_capacity(2 * windows);
+            for _ in 0..2 * windows {
+                rows.push(vec![(u.int_in_range(0..=width - 1)? as u32, 1.0)]);
+            }
+            let gather = Sparse::from_rows(width, rows, Array1::zeros(2 * windows))
+                .expect("copies of the outputs");
+            layers.push(Layer {
+                affine: Affine::Sparse(gather),
+                relu: false,
+                max_pool: Some(2),
+                linear_tail: 0,
+            });
+            width = windows;
+        }
     }
     let net = Network::new(layers).expect("finite weights, agreeing shapes");
     let mut x = Vec::with_capacity(n_in);
@@ -186,7 +210,7 @@ fn exact(point: &[f64]) -> Vec<Rational> {
 }
 
 /// The domain verdict by plain comparison (exact for f64 values): the input box at the input,
-/// `>= 0` above a ReLU, nothing above a layer without one.
+/// `>= 0` above a ReLU (or a max-pool of ReLU outputs), nothing above other layers.
 fn domain_of(
     point: &[f64],
     layer_index: usize,
@@ -309,7 +333,14 @@ fn check(c: &Case) {
                     "{rule}: layer {} neuron {j}: f64 verdict {region:?}, exact {reference:?}, root {point:?}",
                     index + 1
                 );
-                let after_relu = index > 0 && model.net().layers()[index - 1].relu;
+                // Non-negative: after a ReLU on every output, or a max-pool of such outputs.
+                let layers = model.net().layers();
+                let all_relu = |k: usize| layers[k].relu && layers[k].linear_tail == 0;
+                let after_relu = index > 0
+                    && (all_relu(index - 1)
+                        || (layers[index - 1].max_pool.is_some()
+                            && index > 1
+                            && all_relu(index - 2)));
                 let expected_domain = domain_of(point, index, input_box, after_relu);
                 assert_eq!(
                     domain,
