@@ -15,11 +15,11 @@ use dtdcert::audit::{audit_sample, AuditSettings, Box1, DomainCheck, RootVerdict
 use dtdcert::dtd::{explain, BiasMode, DtdSettings, InitialRelevance, RootOutcome, Rule};
 use dtdcert::exact::{Rational, Scalar};
 use dtdcert::model::ir::{dense_layer, Affine, Layer, Sparse};
-use ndarray::Array1;
 use dtdcert::model::{forward, Model, Network};
 use dtdcert::region::{membership, trace_and_pattern, Membership, Pattern};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
+use ndarray::Array1;
 
 /// A grid value `k/4`, `k` in -8..=8; with `spread` 1 or more, also an f32 from the bytes with
 /// its exponent forced into [-8, 8]; with `spread` 2 or more, also any f32 from the bytes; with
