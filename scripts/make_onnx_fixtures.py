@@ -435,6 +435,13 @@ GRAPH_NOTES = ("Conv(1->2, 3x3, pad 1), ReLU, Concat with 2 coordinate channels,
 MAXPOOL_NOTES = ("Conv(2->3, 3x3, pad 1), MaxPool(3, stride 2, pad 1), ReLU, Concat with 2 "
                  "coordinate channels, Conv(5->4, 2x2), ReLU, MaxPool(2, stride 1), Flatten, "
                  "Linear(16->3); read tensor by tensor")
+MAXPOOL_LAYERS = dict(
+    build=MaxPoolCoordNet, seed=40, dtype="float32",
+    input_dim=98, output_dim=3, layer_sizes=[98, 147, 48, 48, 36, 16, 3], relu_last=False,
+    export_input_shape=(1, 2, 7, 7), notes=MAXPOOL_NOTES,
+    extra={"relus": [False, False, True, True, False, False],
+           "max_pools": [None, 9, None, None, 4, None]},
+)
 
 RESIDUAL_NOTES = ("stem Conv+BN+ReLU; BasicBlock(4->4); BasicBlock(4->6, stride 2, 1x1 "
                   "Conv+BN shortcut); global average pooling; Linear(6->3); read tensor by "
@@ -480,21 +487,11 @@ VALID_SPECS += [
     ),
     Spec(
         name="maxpool_coord_2x7x7_opset17",
-        build=MaxPoolCoordNet,
-        seed=40, exporter="torchscript", opset=17, dtype="float32",
-        input_dim=98, output_dim=3, layer_sizes=[98, 147, 48, 48, 36, 16, 3], relu_last=False,
-        dynamic_batch=True, export_input_shape=(1, 2, 7, 7), notes=MAXPOOL_NOTES,
-        extra={"relus": [False, False, True, True, False, False],
-               "max_pools": [None, 9, None, None, 4, None]},
+        exporter="torchscript", opset=17, dynamic_batch=True, **MAXPOOL_LAYERS,
     ),
     Spec(
         name="maxpool_coord_2x7x7_dynamo_opset18",
-        build=MaxPoolCoordNet,
-        seed=40, exporter="dynamo", opset=18, dtype="float32",
-        input_dim=98, output_dim=3, layer_sizes=[98, 147, 48, 48, 36, 16, 3], relu_last=False,
-        dynamic_batch=False, export_input_shape=(1, 2, 7, 7), notes=MAXPOOL_NOTES,
-        extra={"relus": [False, False, True, True, False, False],
-               "max_pools": [None, 9, None, None, 4, None]},
+        exporter="dynamo", opset=18, dynamic_batch=False, **MAXPOOL_LAYERS,
     ),
     Spec(
         name="coord_set_1x5x5_opset17",

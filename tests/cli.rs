@@ -1057,13 +1057,10 @@ fn unsupported_operator_sigmoid() {
     );
 }
 
-/// A residual network (two BasicBlocks exported by PyTorch) is audited; `region` counts only
-/// the ReLU outputs as constraints; linear programs are refused, naming the carrying layer.
-#[test]
-fn residual_networks_are_audited_and_refused_where_programs_are_needed() {
+/// Audits `model` on `inputs` (z+), checks that it judged more than 100 roots, and returns
+/// the `region --json` report of `sample`.
+fn audit_and_region(model: &str, inputs: &str, sample: &str) -> serde_json::Value {
     let dir = tmp();
-    let model = "tests/data/onnx/residual_conv_2x6x6_f64_opset17.onnx";
-    let inputs = "tests/data/onnx/residual_conv_2x6x6_f64_opset17.inputs.npy";
     let out = dir.path().join("audit");
     dtdcert(&[
         "audit",
@@ -1081,10 +1078,21 @@ fn residual_networks_are_audited_and_refused_where_programs_are_needed() {
     let summary = read_json(&out.join("summary.json"));
     assert!(u(&summary["total"]["roots"]) > 100, "{summary}");
     let run = dtdcert(&[
-        "region", "--model", model, "--inputs", inputs, "--sample", "0", "--json",
+        "region", "--model", model, "--inputs", inputs, "--sample", sample, "--json",
     ])
     .ok();
-    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    serde_json::from_str(&run.stdout).unwrap()
+}
+
+/// A residual network (two BasicBlocks exported by PyTorch) is audited; `region` counts only
+/// the ReLU outputs as constraints; linear programs are refused, naming the carrying layer.
+#[test]
+fn residual_networks_are_audited_and_refused_where_programs_are_needed() {
+    let (model, inputs) = (
+        "tests/data/onnx/residual_conv_2x6x6_f64_opset17.onnx",
+        "tests/data/onnx/residual_conv_2x6x6_f64_opset17.inputs.npy",
+    );
+    let report = audit_and_region(model, inputs, "0");
     // The ReLU outputs of layers 1-5; layer 2 carries 144 values and layer 4 carries 144.
     assert_eq!(report["constraints"], 144 + 144 + 144 + 54 + 54, "{report}");
     let data = ["--model", model, "--inputs", inputs];
@@ -1099,31 +1107,11 @@ fn residual_networks_are_audited_and_refused_where_programs_are_needed() {
 /// what needs linear programs or ReLU-only layers is refused, naming the layer.
 #[test]
 fn max_pool_networks_are_audited_and_refused_where_programs_are_needed() {
-    let dir = tmp();
-    let model = "tests/data/onnx/maxpool_coord_2x7x7_opset17.onnx";
-    let inputs = "tests/data/onnx/maxpool_coord_2x7x7_opset17.inputs.npy";
-    let out = dir.path().join("audit");
-    dtdcert(&[
-        "audit",
-        "--model",
-        model,
-        "--inputs",
-        inputs,
-        "--rule",
-        "z+",
-        "--quiet",
-        "--out",
-        s(&out),
-    ])
-    .ok();
-    let summary = read_json(&out.join("summary.json"));
-    assert!(u(&summary["total"]["roots"]) > 100, "{summary}");
-
-    let run = dtdcert(&[
-        "region", "--model", model, "--inputs", inputs, "--sample", "1", "--json",
-    ])
-    .ok();
-    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let (model, inputs) = (
+        "tests/data/onnx/maxpool_coord_2x7x7_opset17.onnx",
+        "tests/data/onnx/maxpool_coord_2x7x7_opset17.inputs.npy",
+    );
+    let report = audit_and_region(model, inputs, "1");
     let pool = &report["layers"][1];
     assert_eq!(pool["max_pool"], 9, "{report}");
     assert_eq!(pool["width"], 48, "{report}");

@@ -409,35 +409,13 @@ pub fn membership_filtered(
         let (mut z, mut e) = bounded_affine_layer(&layer.affine, &h, &h_err);
         if let Some(mask) = pattern.layer(k) {
             for (j, (&v, &active)) in z.iter().zip(mask).enumerate() {
-                let signed = Bounded {
-                    value: if active { v } else { -v },
-                    error: e[j],
-                };
-                match signed.certainly_nonnegative() {
-                    Some(true) => {
+                // Checked in order: a violated constraint is the first one.
+                match constraint(k + 1, j, active, v, e[j]) {
+                    Ok(signed) => {
                         any_constraint = true;
-                        slack = slack.min(signed.value);
+                        slack = slack.min(signed);
                     }
-                    Some(false) => {
-                        // Every earlier constraint is certainly satisfied, so this is the
-                        // first violated one.
-                        return (
-                            Membership::Outside {
-                                layer: k + 1,
-                                neuron: j,
-                                margin: signed.value,
-                            },
-                            Decision::Float,
-                        );
-                    }
-                    None => {
-                        let pr: Vec<Rational> =
-                            point.iter().map(|&v| Rational::from_f64(v)).collect();
-                        return (
-                            membership(model.exact(), pattern, m, &pr),
-                            Decision::ExactFallback,
-                        );
-                    }
+                    Err(state) => return ended(model, pattern, m, point, state),
                 }
             }
             for ((v, err), &active) in z.iter_mut().zip(e.iter_mut()).zip(mask) {
@@ -449,30 +427,12 @@ pub fn membership_filtered(
         }
         if let Some(selection) = pattern.selection(k) {
             for (s, o) in selection.constraints() {
-                let signed = difference(&z, &e, s, o);
-                match signed.certainly_nonnegative() {
-                    Some(true) => {
+                match window_constraint(k + 1, &z, &e, s, o) {
+                    Ok(signed) => {
                         any_constraint = true;
-                        slack = slack.min(signed.value);
+                        slack = slack.min(signed);
                     }
-                    Some(false) => {
-                        return (
-                            Membership::Outside {
-                                layer: k + 1,
-                                neuron: o,
-                                margin: signed.value,
-                            },
-                            Decision::Float,
-                        );
-                    }
-                    None => {
-                        let pr: Vec<Rational> =
-                            point.iter().map(|&v| Rational::from_f64(v)).collect();
-                        return (
-                            membership(model.exact(), pattern, m, &pr),
-                            Decision::ExactFallback,
-                        );
-                    }
+                    Err(state) => return ended(model, pattern, m, point, state),
                 }
             }
             (z, e) = (selected(&z, selection), selected(&e, selection));
@@ -824,31 +784,41 @@ fn membership_block(
                 },
                 Decision::Float,
             ),
-            State::Outside {
+            state => ended(model, pattern, m, &points.row(r).to_vec(), state),
+        })
+        .collect()
+}
+
+/// The verdict of a point whose check ended at `state` (outside, or needing exact
+/// arithmetic, which then decides it from the start).
+fn ended(
+    model: &Model,
+    pattern: &Pattern,
+    m: usize,
+    point: &[f64],
+    state: State,
+) -> (Membership, Decision) {
+    match state {
+        State::Outside {
+            layer,
+            neuron,
+            margin,
+        } => (
+            Membership::Outside {
                 layer,
                 neuron,
                 margin,
-            } => (
-                Membership::Outside {
-                    layer,
-                    neuron,
-                    margin,
-                },
-                Decision::Float,
-            ),
-            State::NeedsExact => {
-                let pr: Vec<Rational> = points
-                    .row(r)
-                    .iter()
-                    .map(|&v| Rational::from_f64(v))
-                    .collect();
-                (
-                    membership(model.exact(), pattern, m, &pr),
-                    Decision::ExactFallback,
-                )
-            }
-        })
-        .collect()
+            },
+            Decision::Float,
+        ),
+        State::NeedsExact | State::Pending => {
+            let exact: Vec<Rational> = point.iter().map(|&v| Rational::from_f64(v)).collect();
+            (
+                membership(model.exact(), pattern, m, &exact),
+                Decision::ExactFallback,
+            )
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
