@@ -3636,6 +3636,25 @@ mod tests {
             let want = (0..4).map(|i| q(i + 1) * e[i]).sum::<f64>() + q(2);
             assert_eq!(output(&net, &x), vec![want]);
         }
+        // A Shape of a tensor after a later cut reads only its (static) sizes: nothing carried.
+        let nodes = vec![
+            linear("input", "w", "b", "a"),
+            node("Relu", "relu_a", &["a"], &["r"], vec![]),
+            node("Shape", "size", &["a"], &["s"], vec![]),
+            node("Reshape", "view", &["r", "s"], &["v"], vec![]),
+            node(
+                "Concat",
+                "same",
+                &["v"],
+                &["output"],
+                vec![attr_i("axis", 1)],
+            ),
+        ];
+        let inits = vec![weights("w", 2, 2, 0), weights("b", 1, 2, 3)];
+        let sized = model(nodes, inits, batch(2), out(2));
+        let net = load_with_question(&sized, None).expect("loads");
+        assert!(net.layers().iter().all(|l| l.linear_tail == 0));
+        assert_eq!(net.widths(), vec![2, 2]);
         // Values are not carried past a max-pool layer.
         let nodes = vec![
             node(

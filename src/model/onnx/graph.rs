@@ -126,7 +126,8 @@ enum Operand {
 struct Tracer<'a> {
     consts: HashMap<&'a str, Cow<'a, TensorProto>>,
     values: HashMap<&'a str, Rc<Data>>,
-    /// The index of the last node that reads each tensor (graph outputs are not counted).
+    /// The index of the last node that reads each tensor's values (graph outputs and Shape
+    /// nodes are not counted).
     last_use: HashMap<&'a str, usize>,
     /// The index of the node being translated.
     at: usize,
@@ -189,8 +190,12 @@ pub(super) fn translate<'a>(
             ));
         }
     };
+    // A Shape reads only sizes, which are static: it keeps nothing alive.
     let mut last_use = HashMap::new();
     for (i, node) in graph.node.iter().enumerate() {
+        if node.op_type == "Shape" {
+            continue;
+        }
         for name in &node.input {
             last_use.insert(name.as_str(), i);
         }
