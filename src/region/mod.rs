@@ -349,20 +349,33 @@ pub fn membership<T: Scalar>(
     let mut slack: Option<T> = None;
     for (k, layer) in net.layers().iter().enumerate().skip(m) {
         layer.affine.apply_into(&h, &mut z);
-        if let Some(mask) = pattern.layer(k) {
-            for (j, (v, &active)) in z.iter().zip(mask).enumerate() {
-                let signed = if active { v.clone() } else { -v.clone() };
-                if signed.is_negative() {
-                    return Membership::Outside {
-                        layer: k + 1,
-                        neuron: j,
-                        margin: signed.to_f64(),
-                    };
-                }
-                if slack.as_ref().is_none_or(|s| signed < *s) {
-                    slack = Some(signed);
-                }
+        // The layer's constraints in order, each as (neuron, value that must be >= 0).
+        let checks: Vec<(usize, T)> = match (pattern.layer(k), pattern.selection(k)) {
+            (Some(mask), _) => z
+                .iter()
+                .zip(mask)
+                .enumerate()
+                .map(|(j, (v, &active))| (j, if active { v.clone() } else { -v.clone() }))
+                .collect(),
+            (_, Some(selection)) => selection
+                .constraints()
+                .map(|(s, o)| (o, z[s].clone() - z[o].clone()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (neuron, signed) in checks {
+            if signed.is_negative() {
+                return Membership::Outside {
+                    layer: k + 1,
+                    neuron,
+                    margin: signed.to_f64(),
+                };
             }
+            if slack.as_ref().is_none_or(|s| signed < *s) {
+                slack = Some(signed);
+            }
+        }
+        if let Some(mask) = pattern.layer(k) {
             for (v, &active) in z.iter_mut().zip(mask) {
                 if !active {
                     *v = T::zero();
@@ -370,19 +383,6 @@ pub fn membership<T: Scalar>(
             }
         }
         if let Some(selection) = pattern.selection(k) {
-            for (s, o) in selection.constraints() {
-                let signed = z[s].clone() - z[o].clone();
-                if signed.is_negative() {
-                    return Membership::Outside {
-                        layer: k + 1,
-                        neuron: o,
-                        margin: signed.to_f64(),
-                    };
-                }
-                if slack.as_ref().is_none_or(|s| signed < *s) {
-                    slack = Some(signed);
-                }
-            }
             z = selected(&z, selection);
         }
         std::mem::swap(&mut h, &mut z);
@@ -553,22 +553,39 @@ pub fn step_length<T: Scalar>(
         for j in 0..layer.affine.out_dim() {
             dz.push(layer.affine.row(j).dot(&d));
         }
+        // Each constraint's value at `a` and its rate of decrease along `v`.
+        let checks: Vec<(T, T)> = match (pattern.layer(k), pattern.selection(k)) {
+            (Some(mask), _) => z
+                .iter()
+                .zip(&dz)
+                .zip(mask)
+                .map(|((zj, dj), &active)| {
+                    if active {
+                        (zj.clone(), dj.clone())
+                    } else {
+                        (-zj.clone(), -dj.clone())
+                    }
+                })
+                .collect(),
+            (_, Some(selection)) => selection
+                .constraints()
+                .map(|(s, o)| (z[s].clone() - z[o].clone(), dz[s].clone() - dz[o].clone()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (slack, rate) in checks {
+            if slack.is_negative() {
+                return Some(T::zero());
+            }
+            if rate.is_positive() {
+                let t = slack / rate;
+                if best.as_ref().is_none_or(|b| t < *b) {
+                    best = Some(t);
+                }
+            }
+        }
         if let Some(mask) = pattern.layer(k) {
             for ((zj, dj), &active) in z.iter_mut().zip(dz.iter_mut()).zip(mask) {
-                let (slack, rate) = if active {
-                    (zj.clone(), dj.clone())
-                } else {
-                    (-zj.clone(), -dj.clone())
-                };
-                if slack.is_negative() {
-                    return Some(T::zero());
-                }
-                if rate.is_positive() {
-                    let t = slack / rate;
-                    if best.as_ref().is_none_or(|b| t < *b) {
-                        best = Some(t);
-                    }
-                }
                 if !active {
                     *zj = T::zero();
                     *dj = T::zero();
@@ -576,19 +593,6 @@ pub fn step_length<T: Scalar>(
             }
         }
         if let Some(selection) = pattern.selection(k) {
-            for (s, o) in selection.constraints() {
-                let slack = z[s].clone() - z[o].clone();
-                let rate = dz[s].clone() - dz[o].clone();
-                if slack.is_negative() {
-                    return Some(T::zero());
-                }
-                if rate.is_positive() {
-                    let t = slack / rate;
-                    if best.as_ref().is_none_or(|b| t < *b) {
-                        best = Some(t);
-                    }
-                }
-            }
             z = selected(&z, selection);
             dz = selected(&dz, selection);
         }
@@ -1248,20 +1252,32 @@ mod tests {
         (inside, outside)
     }
 
+    /// The weights of the hand-built test layers: quarters between −1.25 and 1.25.
+    fn grid(k: usize) -> f64 {
+        ((k * 7 + 3) % 11) as f64 / 4.0 - 1.25
+    }
+
+    /// A dense ReLU layer from 2 inputs to `width` outputs, with [`grid`] weights.
+    fn grid_layer(width: usize) -> crate::model::ir::Layer {
+        let weights = (0..2 * width).map(grid).collect();
+        let bias = (0..width).map(|k| grid(k + 5) / 2.0).collect();
+        dense_layer(width, 2, weights, bias, true).unwrap()
+    }
+
+    /// More than two blocks of points spread around `a`, some equal to it.
+    fn points_around(a: &[f64]) -> Array2<f64> {
+        Array2::from_shape_fn((2 * ROOT_BLOCK + 31, a.len()), |(r, c)| {
+            a[c] + (((r * (c + 5)) % 13) as f64 / 4.0 - 1.5) * (r % 4) as f64 / 3.0
+        })
+    }
+
     /// A shared layer (3 copies of a 3×2 block) between dense ones: points judged in blocks,
     /// copy by copy, get the exact verdicts, including the first violated constraint.
     #[test]
     fn shared_layers_screened_copy_by_copy_give_the_exact_verdicts() {
         use crate::model::ir::{Dense, Layer, Shared};
-        let w = |k: usize| ((k * 7 + 3) % 11) as f64 / 4.0 - 1.25;
-        let l1 = dense_layer(
-            6,
-            2,
-            (0..12).map(w).collect(),
-            (0..6).map(|k| w(k + 5) / 2.0).collect(),
-            true,
-        )
-        .unwrap();
+        let w = grid;
+        let l1 = grid_layer(6);
         let block = Dense::new(
             Array2::from_shape_fn((3, 2), |(r, c)| w(3 * r + c + 1)),
             Array1::from_shape_fn(3, |r| w(r + 9) / 4.0),
@@ -1287,10 +1303,7 @@ mod tests {
         // around the network input (the shared layer's inputs then carry error bounds).
         for m in [1, 0] {
             let a = trace.layer_input(m).to_vec();
-            let n = 2 * ROOT_BLOCK + 31;
-            let points = Array2::from_shape_fn((n, a.len()), |(r, c)| {
-                a[c] + (((r * (c + 5)) % 13) as f64 / 4.0 - 1.5) * (r % 4) as f64 / 3.0
-            });
+            let points = points_around(&a);
             let (inside, outside) = batched_verdicts_are_exact(&model, &pattern, m, &points);
             let at_shared = outside.iter().filter(|(l, _)| *l == 2).count();
             let outside = outside.len();
@@ -1308,15 +1321,7 @@ mod tests {
     #[test]
     fn max_pool_layers_give_the_exact_verdicts() {
         use crate::model::ir::{Layer, Sparse};
-        let w = |k: usize| ((k * 7 + 3) % 11) as f64 / 4.0 - 1.25;
-        let l1 = dense_layer(
-            5,
-            2,
-            (0..10).map(w).collect(),
-            (0..5).map(|k| w(k + 5) / 2.0).collect(),
-            true,
-        )
-        .unwrap();
+        let l1 = grid_layer(5);
         let picks = [0u32, 1, 2, 3, 4, 3];
         let gather = Sparse::from_rows(
             5,
@@ -1348,10 +1353,8 @@ mod tests {
         let exact = polytope(model.exact(), &pattern, 0);
         for m in [1, 0] {
             let a = trace.layer_input(m).to_vec();
-            let n = 2 * ROOT_BLOCK + 31;
-            let points = Array2::from_shape_fn((n, a.len()), |(r, c)| {
-                a[c] + (((r * (c + 5)) % 13) as f64 / 4.0 - 1.5) * (r % 4) as f64 / 3.0
-            });
+            let points = points_around(&a);
+            let n = points.nrows();
             let (inside, outside) = batched_verdicts_are_exact(&model, &pattern, m, &points);
             let at_pool = outside.iter().filter(|(l, _)| *l == 2).count();
             // From the network input, most points leave at layer 1's ReLUs first.
