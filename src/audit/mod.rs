@@ -96,6 +96,18 @@ impl AuditSettings {
         self.domain
             .or(self.dtd.input_rule_box().map(|(lo, hi)| Box1 { lo, hi }))
     }
+
+    /// Refuses settings that solve linear programs (`--certify`, the nearest-valid rule) on a
+    /// model whose regions those programs do not model (see [`crate::lp::check_supported`]).
+    pub fn check_model(&self, net: &crate::model::Network) -> Result<()> {
+        if self.certify.is_some() {
+            crate::lp::check_supported(net, "--certify")?;
+        }
+        if uses_lp(&self.dtd, net.layers().len()) {
+            crate::lp::check_supported(net, "the nearest-valid rule")?;
+        }
+        Ok(())
+    }
 }
 
 /// Domain membership of a root.
@@ -253,6 +265,7 @@ pub fn audit_sample_certified(
     x: &[f64],
     target: Option<usize>,
 ) -> Result<(SampleRecord, Vec<NamedCertificate>)> {
+    settings.check_model(model.net())?;
     let mut record = plain_audit(model, settings, sample, x, target)?;
     let certificates = match &settings.certify {
         Some(c) => certify_roots(model, settings, c, x, &mut record)?,
@@ -268,7 +281,6 @@ fn certify_roots(
     x: &[f64],
     record: &mut SampleRecord,
 ) -> Result<Vec<NamedCertificate>> {
-    crate::lp::check_supported(model.net(), "--certify")?;
     let opts = settings.lp.options()?;
     let certifier = Certifier {
         model,
@@ -334,9 +346,6 @@ fn plain_audit(
     x: &[f64],
     target: Option<usize>,
 ) -> Result<SampleRecord> {
-    if uses_lp(&settings.dtd, model.net().layers().len()) {
-        crate::lp::check_supported(model.net(), "the nearest-valid rule")?;
-    }
     if settings.exact && uses_lp(&settings.dtd, model.net().layers().len()) {
         return Err(crate::error::Error::Usage(
             "the nearest-valid rule finds roots with linear programs and cannot run with --exact"

@@ -105,12 +105,6 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
             }
         },
     };
-    if settings.certify.is_some() {
-        crate::lp::check_supported(model.net(), "--certify")?;
-    }
-    if crate::lp::nearest_valid::uses_lp(&settings.dtd, model.net().layers().len()) {
-        crate::lp::check_supported(model.net(), "the nearest-valid rule")?;
-    }
     let mut spec = RunSpec::new(
         &model,
         &args.data.model,
