@@ -107,30 +107,44 @@ fn case(
     inputs: RangeInclusive<usize>,
     domain: BoxedStrategy<Domain>,
 ) -> impl Strategy<Value = Case> {
-    mlp(inputs)
-        .prop_flat_map(move |net| {
-            let d = net.input_dim();
-            (
-                Just(net),
-                prop::collection::vec(input_value(), d),
-                any::<Index>(),
-                any::<Index>(),
-                relevance(),
-                domain.clone(),
-                any::<u64>(),
-            )
-        })
-        .prop_map(
-            |(net, x, layer, neuron, relevance, input_domain, seed)| Case {
-                net,
-                x,
-                layer,
-                neuron,
-                relevance,
-                input_domain,
-                seed,
-            },
+    case_on(mlp(inputs).boxed(), domain)
+}
+
+/// A network with a carried tail or a max-pool layer after some hidden ReLU layers.
+fn case_with_tails_and_pools(domain: BoxedStrategy<Domain>) -> impl Strategy<Value = Case> {
+    case_on(
+        util::mlp_with_tails_and_pools(2..=5, 2..=5, 1..=3, weight).boxed(),
+        domain,
+    )
+}
+
+fn case_on(
+    nets: BoxedStrategy<Network>,
+    domain: BoxedStrategy<Domain>,
+) -> impl Strategy<Value = Case> {
+    nets.prop_flat_map(move |net| {
+        let d = net.input_dim();
+        (
+            Just(net),
+            prop::collection::vec(input_value(), d),
+            any::<Index>(),
+            any::<Index>(),
+            relevance(),
+            domain.clone(),
+            any::<u64>(),
         )
+    })
+    .prop_map(
+        |(net, x, layer, neuron, relevance, input_domain, seed)| Case {
+            net,
+            x,
+            layer,
+            neuron,
+            relevance,
+            input_domain,
+            seed,
+        },
+    )
 }
 
 /// A case resolved against its network: one root plane of one layer.
@@ -157,7 +171,9 @@ impl Case {
             let trace = forward(net, &self.x);
             let k = argmax(trace.output());
             let e = explain(net, &trace, &DtdSettings::default(), k, false);
-            e.layers[layer - 1].upper[neuron]
+            // A max-pool layer's entry takes its window's relevance.
+            let window = net.layers()[layer - 1].max_pool.unwrap_or(1);
+            e.layers[layer - 1].upper[neuron / window]
         });
         Posed {
             model: Model::new(net.clone()),
@@ -168,7 +184,7 @@ impl Case {
             domain: if layer == 1 {
                 self.input_domain
             } else {
-                Domain::NonNegative
+                Domain::of_layer(net, layer, None)
             },
         }
     }
@@ -348,6 +364,29 @@ fn safe_bound(lp: &LinearProgram, y: &[f64], with_cost: bool) -> Option<Rational
         }
         bound += row.rhs.to_rational() * rat(yr);
     }
+    // Last variable first: one whose reduced cost has a sign its bounds forbid, and which
+    // is the last variable of an equality row with the coefficient −1 (the first such row),
+    // has that row's multiplier moved by exactly what makes its reduced cost zero.
+    for v in (0..lp.num_vars()).rev() {
+        let wrong = (reduced[v].is_positive() && lp.lower[v] == f64::NEG_INFINITY)
+            || (reduced[v].is_negative() && lp.upper[v] == f64::INFINITY);
+        if !wrong {
+            continue;
+        }
+        let defining = lp.rows.iter().find(|row| {
+            row.kind == RowKind::Eq
+                && row.coeffs.iter().all(|&(u, _)| u <= v)
+                && row.coeffs.iter().filter(|&&(u, _)| u == v).count() == 1
+                && row.coeffs.contains(&(v, -1.0))
+        });
+        if let Some(row) = defining {
+            let extra = -reduced[v].clone();
+            for &(u, a) in &row.coeffs {
+                reduced[u] -= rat(a) * &extra;
+            }
+            bound += row.rhs.to_rational() * extra;
+        }
+    }
     for (i, r) in reduced.iter().enumerate() {
         let limit = if r.is_positive() {
             lp.lower[i]
@@ -402,7 +441,18 @@ fn reference(model: &Model, cert: &Certificate) -> bool {
         (1, Domain::Free) => true,
         (1, Domain::Box { lo, hi }) => lo.is_finite() && hi.is_finite() && lo <= hi,
         (1, _) => false,
-        (_, d) => d == Domain::NonNegative,
+        // Above a layer whose outputs all pass a ReLU (or a max-pool of such), the orthant.
+        (layer, d) => {
+            let below = &net.layers()[layer - 2];
+            let nonnegative = |l: &dtdcert::model::Layer| l.relu && l.linear_tail == 0;
+            let orthant = nonnegative(below)
+                || (below.max_pool.is_some() && layer > 2 && nonnegative(&net.layers()[layer - 3]));
+            d == if orthant {
+                Domain::NonNegative
+            } else {
+                Domain::Free
+            }
+        }
     };
     if !domain_ok {
         return false;
@@ -472,10 +522,7 @@ fn reference(model: &Model, cert: &Certificate) -> bool {
             }
             let norms = composed_row_norms(net, &seen.pattern, seen.m);
             let slacks = signed_slacks_exact(model.exact(), &seen.pattern, seen.m, &exact(&c));
-            let thresholds = norms
-                .iter()
-                .flatten()
-                .map(|&(_, upper)| rat(upper) * rat(r));
+            let thresholds = norms.iter().map(|&(_, upper)| rat(upper) * rat(r));
             if slacks.iter().zip(thresholds).any(|(s, t)| *s < t) {
                 return false;
             }
@@ -643,7 +690,14 @@ fn mutants(model: &Model, cert: &Certificate, acc: &Accepted, seed: u64) -> Vec<
         push("box above the input", Reject, &|c| {
             c.domain = Domain::Box { lo: -1.0, hi: 1.0 }
         });
-        push("free above the input", Reject, &|c| c.domain = Domain::Free);
+        // Above the input the domain is the orthant or, above carried outputs, nothing:
+        // the other one is refused.
+        push("the other domain above the input", Reject, &|c| {
+            c.domain = match c.domain {
+                Domain::Free => Domain::NonNegative,
+                _ => Domain::Free,
+            }
+        });
     }
     push("tool", Accept, &|c| c.tool = Some("someone else".into()));
     push("model path", Accept, &|c| {
@@ -1596,6 +1650,66 @@ fn constraint_generation_agrees_with_the_full_programs() {
         "{} of {} answers by constraint generation",
         t.screened,
         t.compared
+    );
+}
+
+/// Regions with max-pool constraints (`z_winner − z_entry >= 0`) and outputs carried past a
+/// ReLU: every certificate is accepted and proves what it claims, mutations are judged as the
+/// reference judges them, Unknown answers are rare, and constraint generation agrees with the
+/// full programs.
+#[test]
+fn max_pool_constraints_and_carried_outputs_get_checked_certificates() {
+    let tally = RefCell::new(Tally::default());
+    let agreement = RefCell::new(Agreement::default());
+    let (pooled, carried) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
+    let strategy = case_with_tails_and_pools(input_domain().boxed());
+    let result = runner(48).run(&strategy, |c| {
+        let posed = c.pose(false);
+        let above = &c.net.layers()[posed.layer - 1..];
+        pooled.set(pooled.get() + usize::from(above.iter().any(|l| l.max_pool.is_some())));
+        // A tail in the region (a free variable of its programs) or just below it (the
+        // question's domain is then not the orthant).
+        let from = posed.layer.saturating_sub(2);
+        let tails = c.net.layers()[from..].iter().any(|l| l.linear_tail > 0);
+        carried.set(carried.get() + usize::from(tails));
+        certify_case(&c, &tally)?;
+        screened_case(&c, &agreement)
+    });
+    let (t, a) = (tally.into_inner(), agreement.into_inner());
+    let (pooled, carried) = (pooled.get(), carried.get());
+    println!(
+        "{} questions ({pooled} cases with max-pool constraints, {carried} with a carried tail \
+         in or just below the region): {} found, {} none, {} balls, {} unknown; {} mutants \
+         rejected; {} answers compared, {} by constraint generation",
+        t.questions,
+        t.found,
+        t.none,
+        t.balls,
+        t.unknown,
+        t.mutants_rejected,
+        a.compared,
+        a.screened
+    );
+    t.print_unknowns();
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    assert!(
+        pooled >= 10 && carried >= 10,
+        "{pooled} pooled, {carried} carried"
+    );
+    assert!(t.mutants_rejected > 0);
+    assert!(
+        (t.unknown as f64) < UNKNOWN_SHARE * t.questions as f64,
+        "{} of {} questions unknown",
+        t.unknown,
+        t.questions
+    );
+    assert!(
+        a.compared > 0 && a.screened * 2 >= a.compared,
+        "{} of {} answers by constraint generation",
+        a.screened,
+        a.compared
     );
 }
 

@@ -1084,10 +1084,38 @@ fn audit_and_region(model: &str, inputs: &str, sample: &str) -> serde_json::Valu
     serde_json::from_str(&run.stdout).unwrap()
 }
 
+/// Audits `model` on `inputs` with `--certify` (and the extra flags) and checks the
+/// certificates: every certified root's question has a certified answer (none Unknown), and
+/// `check-cert` accepts every certificate written. Returns the summary's totals.
+fn audit_certified(model: &str, inputs: &str, extra: &[&str]) -> Value {
+    let dir = tmp();
+    let out = dir.path().join("audit");
+    let mut args = vec![
+        "audit", "--model", model, "--inputs", inputs, "--rule", "z+", "--quiet", "--out",
+    ];
+    args.push(s(&out));
+    args.extend(extra);
+    dtdcert(&args).ok();
+    let total = read_json(&out.join("summary.json"))["total"].clone();
+    assert_eq!(u(&total["certify_unknown"]), 0, "{total}");
+    let files: Vec<PathBuf> = std::fs::read_dir(out.join("certificates"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let mut check = vec!["check-cert".to_string(), "--model".into(), model.into()];
+    check.extend(files.iter().map(|p| s(p).to_string()));
+    let run = dtdcert(&check).ok();
+    assert_eq!(run.stdout.matches(": accepted").count(), files.len());
+    let mut total = total;
+    total["certificate_files"] = files.len().into();
+    total
+}
+
 /// A residual network (two BasicBlocks exported by PyTorch) is audited; `region` counts only
-/// the ReLU outputs as constraints; linear programs are refused, naming the carrying layer.
+/// the ReLU outputs as constraints; every root gets a certified L∞ answer whose certificate
+/// `check-cert` accepts.
 #[test]
-fn residual_networks_are_audited_and_refused_where_programs_are_needed() {
+fn residual_networks_are_audited_and_certified() {
     let (model, inputs) = (
         "tests/data/onnx/residual_conv_2x6x6_f64_opset17.onnx",
         "tests/data/onnx/residual_conv_2x6x6_f64_opset17.inputs.npy",
@@ -1095,18 +1123,26 @@ fn residual_networks_are_audited_and_refused_where_programs_are_needed() {
     let report = audit_and_region(model, inputs, "0");
     // The ReLU outputs of layers 1-5; layer 2 carries 144 values and layer 4 carries 144.
     assert_eq!(report["constraints"], 144 + 144 + 144 + 54 + 54, "{report}");
-    let data = ["--model", model, "--inputs", inputs];
-    let with = |cmd: &[&'static str]| -> Vec<&str> { cmd.iter().chain(&data).copied().collect() };
-    expect_refusal(
-        &with(&["audit", "--certify", "exists"]),
-        &["--certify", "layer 2 carries 144 values past its relu"],
+    let total = audit_certified(
+        model,
+        inputs,
+        &["--certify", "nearest-linf", "--certify-all"],
+    );
+    assert!(u(&total["roots"]) > 100, "{total}");
+    assert_eq!(total["certificate_files"], total["roots"], "{total}");
+    assert_eq!(
+        u(&total["invalid_with_valid_alternative"]) + u(&total["invalid_without_valid_root"]),
+        u(&total["roots_outside"]),
+        "{total}"
     );
 }
 
 /// A max-pool network (exported by PyTorch) is audited; `region` shows each window's winner;
-/// what needs linear programs or ReLU-only layers is refused, naming the layer.
+/// the roots outside their regions get certified nearest valid roots, and the nearest-valid
+/// rule's roots are all valid; a facet question about a window's entry is answered, and about
+/// its winner refused; full-backward DTD is refused, naming the layer.
 #[test]
-fn max_pool_networks_are_audited_and_refused_where_programs_are_needed() {
+fn max_pool_networks_are_audited_and_certified() {
     let (model, inputs) = (
         "tests/data/onnx/maxpool_coord_2x7x7_opset17.onnx",
         "tests/data/onnx/maxpool_coord_2x7x7_opset17.inputs.npy",
@@ -1115,18 +1151,82 @@ fn max_pool_networks_are_audited_and_refused_where_programs_are_needed() {
     let pool = &report["layers"][1];
     assert_eq!(pool["max_pool"], 9, "{report}");
     assert_eq!(pool["width"], 48, "{report}");
-    let winners: Vec<&str> = pool["pattern"].as_str().unwrap().split('.').collect();
+    let winners: Vec<usize> = pool["pattern"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .map(|w| w.parse().unwrap())
+        .collect();
     assert_eq!(winners.len(), 48);
-    assert!(winners.iter().all(|w| w.parse::<usize>().unwrap() < 9));
+    assert!(winners.iter().all(|&w| w < 9));
     // Seen from the input: 8 losers in each of 48 windows, 48 + 36 ReLUs, 3 losers in each of 16.
     assert_eq!(report["constraints"], 48 * 8 + 48 + 36 + 16 * 3, "{report}");
 
+    let total = audit_certified(model, inputs, &["--certify", "nearest-l1"]);
+    assert!(u(&total["roots_outside"]) > 0, "{total}");
+    assert_eq!(
+        total["certificate_files"], total["roots_outside"],
+        "{total}"
+    );
+
+    // Window 0 of layer 2 at sample 1: its winner is no constraint, another entry is one.
+    let dir = tmp();
+    let facet = |entry: usize| -> Run {
+        dtdcert(&[
+            "certify",
+            "--model",
+            model,
+            "--inputs",
+            inputs,
+            "--sample",
+            "1",
+            "--layer",
+            "1",
+            "--problem",
+            "facet",
+            "--constraint",
+            &format!("2:{entry}"),
+            "--out",
+            s(&dir.path().join(format!("facet{entry}.json"))),
+        ])
+    };
+    let loser = (winners[0] + 1) % 9;
+    facet(loser).ok();
+    let cert = dir.path().join(format!("facet{loser}.json"));
+    let run = dtdcert(&["check-cert", "--model", model, s(&cert)]).ok();
+    assert!(run.stdout.contains("accepted"), "{}", run.stdout);
+    let refused = facet(winners[0]).expect_code(2);
+    assert!(
+        refused.stderr.contains("not a constraint"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!dir
+        .path()
+        .join(format!("facet{}.json", winners[0]))
+        .exists());
+
+    // The nearest-valid rule's roots are certified valid: none lies outside its region.
+    let out = dir.path().join("nearest-valid");
+    dtdcert(&[
+        "audit",
+        "--model",
+        model,
+        "--inputs",
+        inputs,
+        "--rule",
+        "nearest-valid:l1",
+        "--quiet",
+        "--out",
+        s(&out),
+    ])
+    .ok();
+    let total = &read_json(&out.join("summary.json"))["total"];
+    assert!(u(&total["roots"]) > 10, "{total}");
+    assert_eq!(u(&total["roots_valid"]), u(&total["roots"]), "{total}");
+
     let data = ["--model", model, "--inputs", inputs];
     let with = |cmd: &[&'static str]| -> Vec<&str> { cmd.iter().chain(&data).copied().collect() };
-    expect_refusal(
-        &with(&["audit", "--certify", "exists"]),
-        &["--certify", "layer 2 max-pools"],
-    );
     expect_refusal(
         &with(&["explain", "--full-backward"]),
         &["full-backward", "layer 2 max-pools"],

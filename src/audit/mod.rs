@@ -96,18 +96,6 @@ impl AuditSettings {
         self.domain
             .or(self.dtd.input_rule_box().map(|(lo, hi)| Box1 { lo, hi }))
     }
-
-    /// Refuses settings that solve linear programs (`--certify`, the nearest-valid rule) on a
-    /// model whose regions those programs do not model (see [`crate::lp::check_supported`]).
-    pub fn check_model(&self, net: &crate::model::Network) -> Result<()> {
-        if self.certify.is_some() {
-            crate::lp::check_supported(net, "--certify")?;
-        }
-        if uses_lp(&self.dtd, net.layers().len()) {
-            crate::lp::check_supported(net, "the nearest-valid rule")?;
-        }
-        Ok(())
-    }
 }
 
 /// Domain membership of a root.
@@ -265,7 +253,6 @@ pub fn audit_sample_certified(
     x: &[f64],
     target: Option<usize>,
 ) -> Result<(SampleRecord, Vec<NamedCertificate>)> {
-    settings.check_model(model.net())?;
     let mut record = plain_audit(model, settings, sample, x, target)?;
     let certificates = match &settings.certify {
         Some(c) => certify_roots(model, settings, c, x, &mut record)?,

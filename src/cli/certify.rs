@@ -149,7 +149,6 @@ pub fn run(args: CertifyArgs) -> Result<Outcome> {
     let opts = args.lp.resolve()?;
     let (model, inputs) = args.data.load()?;
     super::check_layer_rules(&dtd, &model)?;
-    crate::lp::check_supported(model.net(), "certify")?;
     check_sample(&args.data.inputs, args.sample, inputs.len())?;
     if args.problem == ProblemArg::Step {
         return run_step(&args, &model, &inputs.row(args.sample)?, &dtd, inputs.len());
@@ -169,18 +168,20 @@ pub fn run(args: CertifyArgs) -> Result<Outcome> {
     let constraint = match (&args.constraint, problem) {
         (Some(text), Problem::Facet) => {
             let (l, j) = parse_constraint(text)?;
-            let layers = model.net().layers();
-            let ok = l >= args.layer
-                && l <= layers.len()
-                && layers[l - 1].relu
-                && j < layers[l - 1].affine.out_dim();
-            if !ok {
+            // Constraints are ReLU neurons and, for a max-pool layer, the entries of each
+            // window but its winner at this sample.
+            let x = inputs.row(args.sample)?;
+            let (_, pattern, _) = crate::region::trace_and_pattern(&model, &x);
+            let labels = crate::region::constraint_labels(&pattern, args.layer - 1);
+            if !labels.contains(&(l, j)) {
                 return Err(Error::Usage(format!(
-                    "--constraint {text}: not a constraint of the region seen from layer {}: \
-                     expected a ReLU layer from {} to {} and a neuron of it",
+                    "--constraint {text}: not a constraint of sample {}'s region seen from \
+                     layer {}: expected a ReLU neuron, or an entry of a max-pool window other \
+                     than its winner, of a layer from {} to {}",
+                    args.sample,
                     args.layer,
                     args.layer,
-                    layers.len()
+                    model.net().layers().len()
                 )));
             }
             Some((l, j))
@@ -369,7 +370,6 @@ pub fn run_check(args: CheckCertArgs) -> Result<Outcome> {
         };
         if !loaded.iter().any(|(p, _)| *p == model_path) {
             let model = args.reading.load(&model_path)?;
-            crate::lp::check_supported(model.net(), "check-cert")?;
             loaded.push((model_path.clone(), model));
         }
         let model = &loaded

@@ -110,9 +110,6 @@ pub fn run(args: ExplainArgs) -> Result<Outcome> {
     }
     let (model, inputs) = args.data.load()?;
     super::check_layer_rules(&dtd, &model)?;
-    if lp.is_some() {
-        crate::lp::check_supported(model.net(), "the nearest-valid rule")?;
-    }
     let targets = args.target.resolve(inputs.len())?;
     targets.validate(model.net().output_dim())?;
     let n = inputs.len();

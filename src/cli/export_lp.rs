@@ -108,7 +108,6 @@ pub fn build(args: &ExportLpArgs) -> Result<Exported> {
     let input_box = args.domain.as_deref().map(parse_domain).transpose()?;
     let (model, inputs) = args.data.load()?;
     super::check_layer_rules(&dtd, &model)?;
-    crate::lp::check_supported(model.net(), "export-lp")?;
     check_sample(&args.data.inputs, args.sample, inputs.len())?;
     let neuron = match args.problem {
         Problem::Chebyshev => None,

@@ -436,10 +436,12 @@ fn check_region(
     let threshold_f = |k: usize| thresholds.get(k).map(|t| t.to_f64()).unwrap_or(0.0);
     let decided = slacks.iter().enumerate().all(|(k, s)| {
         let t = threshold_f(k);
-        // The threshold's own rounding: relative u, plus the subtraction's.
+        // The threshold's own rounding: relative u (and the smallest subnormal, where it
+        // underflows), plus the subtraction's.
         let b = Bounded {
             value: s.value - t,
-            error: (s.error + 2.0 * U * (t.abs() + (s.value - t).abs())) * (1.0 + 4.0 * U),
+            error: (s.error + 2.0 * U * (t.abs() + (s.value - t).abs()) + f64::from_bits(1))
+                * (1.0 + 4.0 * U),
         };
         if skip == Some(k) {
             b.certain_sign() == Some(-1)
@@ -639,7 +641,6 @@ fn check_ball(ctx: &Context, cert: &Certificate) -> Result<Accepted, Rejection> 
     let norms = composed_row_norms(ctx.model.net(), &ctx.pattern, ctx.m);
     let thresholds: Vec<Dyadic> = norms
         .iter()
-        .flatten()
         .map(|&(_, upper)| {
             Dyadic::from_f64(upper)
                 .and_then(|u| u.mul_f64(r))

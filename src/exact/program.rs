@@ -104,7 +104,38 @@ impl LinearProgram {
 
     /// The exact lower bound `Σ y_r b_r + Σ_i min(r_i l_i, r_i u_i)` on `c·x` over the
     /// feasible set (with `c = 0` when `with_cost` is false), or why `y` does not give one.
+    /// The multipliers of defining rows are first completed exactly where a variable's
+    /// reduced cost has a sign its bounds do not allow (see
+    /// [`Self::complete_defined_variables`]).
     pub fn safe_bound(&self, y: &[f64], with_cost: bool) -> Result<Dyadic, Rejection> {
+        let (reduced, mut bound) = self.completed(y, with_cost)?;
+        for (i, ri) in reduced.iter().enumerate() {
+            let limit = match ri.signum() {
+                0 => continue,
+                1 => self.lower[i],
+                _ => self.upper[i],
+            };
+            let term = ri.mul_f64(limit).ok_or_else(|| {
+                Rejection(format!(
+                    "reduced cost of {} is {:e}, but the variable is unbounded {}",
+                    self.names[i],
+                    ri.to_f64(),
+                    if ri.signum() > 0 { "below" } else { "above" }
+                ))
+            })?;
+            bound = &bound + &term;
+        }
+        Ok(bound)
+    }
+
+    /// The reduced costs `r = c − Aᵀy` that [`Self::safe_bound`] uses (after completing the
+    /// defining rows' multipliers), exactly.
+    pub fn reduced_costs(&self, y: &[f64], with_cost: bool) -> Result<Vec<Dyadic>, Rejection> {
+        self.completed(y, with_cost).map(|(r, _)| r)
+    }
+
+    /// The completed reduced costs and `Σ_r y_r b_r` (with the completions' multipliers).
+    fn completed(&self, y: &[f64], with_cost: bool) -> Result<(Vec<Dyadic>, Dyadic), Rejection> {
         if y.len() != self.rows.len() {
             return Err(Rejection(format!(
                 "{} multipliers for {} constraints",
@@ -145,26 +176,60 @@ impl LinearProgram {
             }
             bound = &bound + &row.rhs.mul_f64(yr).expect("finite multiplier");
         }
-        for (i, acc) in reduced.iter().enumerate() {
-            let ri = acc.value().ok_or_else(|| {
-                Rejection(format!("reduced cost of {} is not finite", self.names[i]))
-            })?;
-            let limit = match ri.signum() {
-                0 => continue,
-                1 => self.lower[i],
-                _ => self.upper[i],
+        let mut reduced: Vec<Dyadic> = reduced
+            .iter()
+            .enumerate()
+            .map(|(i, acc)| {
+                acc.value().ok_or_else(|| {
+                    Rejection(format!("reduced cost of {} is not finite", self.names[i]))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        self.complete_defined_variables(&mut reduced, &mut bound);
+        Ok((reduced, bound))
+    }
+
+    /// A variable with an infinite bound needs a reduced cost of the matching sign (exactly
+    /// 0 for a free one), which f64 multipliers miss by rounding errors. Any multiplier of an
+    /// equality row is allowed, so the bound moves them exactly: from the last variable to
+    /// the first, a variable whose reduced cost has a sign its bounds do not allow, and that
+    /// has a defining row (an equality row in which it has the coefficient −1 and every other
+    /// variable comes before it; the first such row), gets that row's multiplier moved by
+    /// exactly its reduced cost. That zeroes it and changes only earlier variables'.
+    fn complete_defined_variables(&self, reduced: &mut [Dyadic], bound: &mut Dyadic) {
+        let mut defining: Vec<Option<usize>> = vec![None; self.num_vars()];
+        for (r, row) in self.rows.iter().enumerate() {
+            if row.kind != RowKind::Eq {
+                continue;
+            }
+            let Some(&(v, a)) = row.coeffs.iter().max_by_key(|(v, _)| *v) else {
+                continue;
             };
-            let term = ri.mul_f64(limit).ok_or_else(|| {
-                Rejection(format!(
-                    "reduced cost of {} is {:e}, but the variable is unbounded {}",
-                    self.names[i],
-                    ri.to_f64(),
-                    if ri.signum() > 0 { "below" } else { "above" }
-                ))
-            })?;
-            bound = &bound + &term;
+            let once = row.coeffs.iter().filter(|(u, _)| *u == v).count() == 1;
+            if a == -1.0 && once && defining[v].is_none() {
+                defining[v] = Some(r);
+            }
         }
-        Ok(bound)
+        for v in (0..self.num_vars()).rev() {
+            let Some(r) = defining[v] else { continue };
+            let wrong = match reduced[v].signum() {
+                0 => false,
+                1 => self.lower[v] == f64::NEG_INFINITY,
+                _ => self.upper[v] == f64::INFINITY,
+            };
+            if !wrong {
+                continue;
+            }
+            // The row's multiplier grows by δ: each variable's reduced cost falls by a·δ, and
+            // v's (a = −1) rises by δ; δ = −r_v.
+            let delta = -&reduced[v];
+            let row = &self.rows[r];
+            for &(u, a) in &row.coeffs {
+                let change = delta.mul_f64(a).expect("finite coefficient");
+                reduced[u] = &reduced[u] - &change;
+            }
+            *bound = &*bound + &(&row.rhs * &delta);
+        }
     }
 
     /// The exact value of `c·x` at an f64 point.

@@ -552,7 +552,7 @@ impl Certifier<'_> {
         let (k, j) = (layer.wrapping_sub(1), neuron);
         let is_constraint = k >= view.layer
             && k < view.net.layers().len()
-            && view.pattern.layer(k).is_some_and(|mask| j < mask.len());
+            && view.pattern.faces(k).iter().any(|f| f.label() == j);
         if !is_constraint {
             return Err(format!(
                 "(layer {layer}, neuron {neuron}) is not a constraint of the region seen from layer {}",
@@ -619,7 +619,7 @@ fn own_face_contradiction(
     view: RegionView,
     plane: RootPlane,
 ) -> Option<Vec<f64>> {
-    let active = view.pattern.layer(view.layer)?[plane.neuron];
+    let active = *view.pattern.layer(view.layer)?.get(plane.neuron)?;
     let affine = &view.net.layers()[view.layer].affine;
     let mut z = crate::exact::dyadic::ExactSum::new();
     for (i, &w) in affine.row(plane.neuron).entries() {
@@ -688,13 +688,9 @@ pub(crate) fn repaired(lp: &LinearProgram, y: Vec<f64>) -> Vec<f64> {
             y[def] = (y[def] + lift).next_up();
         }
     }
-    let reduced = |v: usize, y: &[f64]| {
-        let mut r = ExactSum::new();
-        r.add(lp.cost[v]);
-        for &(row, a) in &columns[v] {
-            r.add_product(-a, y[row]);
-        }
-        r.value().map(|r| r.to_f64())
+    // The reduced costs the bound will see, after it completes the defining rows.
+    let Ok(reduced) = lp.reduced_costs(&y, true) else {
+        return y;
     };
     for (r, row) in lp.rows.iter().enumerate() {
         if !row.name.starts_with("dist") || row.kind != RowKind::Le {
@@ -706,10 +702,12 @@ pub(crate) fn repaired(lp: &LinearProgram, y: Vec<f64>) -> Vec<f64> {
             .filter(|&&(v, a)| a == 1.0 && lp.upper[v] == f64::INFINITY)
             .map(|&(v, _)| v)
             .collect();
+        // Rounded up: f64 rounds towards the nearest, so one step above.
         let deficit = moves
             .iter()
-            .filter_map(|&v| reduced(v, &y))
-            .fold(0.0f64, |d, r| d.max(-r));
+            .filter(|&&v| reduced[v].signum() < 0)
+            .map(|&v| (-reduced[v].to_f64()).next_up())
+            .fold(0.0f64, f64::max);
         if deficit > 0.0 {
             // Rounded up: the reduced costs then clear zero.
             y[r] = (y[r] - deficit * (1.0 + 1e-9)).next_down();

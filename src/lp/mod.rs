@@ -17,35 +17,6 @@ use good_lp::{
 
 use crate::exact::dyadic::Dyadic;
 use crate::exact::program::{LinearProgram, Row, RowKind};
-use crate::model::Network;
-
-/// The region programs (and the certificates built from them) model layers whose outputs all
-/// have a ReLU or none; a network with a max-pool layer, or with a layer carrying values past
-/// its ReLU (a residual connection), is refused by `what` (a command or option), naming the
-/// layer.
-pub fn check_supported(net: &Network, what: &str) -> crate::error::Result<()> {
-    let unsupported = net.layers().iter().enumerate().find_map(|(k, l)| {
-        if l.max_pool.is_some() {
-            Some(format!("layer {} max-pools", k + 1))
-        } else if l.linear_tail > 0 {
-            Some(format!(
-                "layer {} carries {} values past its ReLU (a residual connection)",
-                k + 1,
-                l.linear_tail
-            ))
-        } else {
-            None
-        }
-    });
-    match unsupported {
-        Some(what_layer) => Err(crate::error::Error::Usage(format!(
-            "{what} solves linear programs over regions, which dtdcert builds for networks \
-             without max-pool layers or residual connections, and {what_layer}; audit, \
-             explain (train-free) and region run on this model"
-        ))),
-        None => Ok(()),
-    }
-}
 
 /// Which solver runs the programs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

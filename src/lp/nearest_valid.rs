@@ -118,7 +118,7 @@ impl RootFinder<f64> for ValidRoots<'_> {
 /// the last place) stays with the neuron as unresolved relevance.
 fn plane_relevance(model: &Model, index: usize, j: usize, a: &[f64], r: f64) -> f64 {
     let layer = &model.net().layers()[index];
-    if !layer.relu || r <= 0.0 {
+    if !layer.relu || j >= layer.relu_count() || r <= 0.0 {
         return r;
     }
     let mut z = ExactSum::new();

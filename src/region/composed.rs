@@ -1,11 +1,12 @@
 //! The region's constraints as dense rows around a centre, in f64:
-//! `σ_i (z_i(a) + g_i·δ) >= 0` for every ReLU neuron `i` of layers `>= m`, with `δ = ã − a`.
+//! `σ_i (z_i(a) + g_i·δ) >= 0` for every constraint `i` of layers `>= m` (a ReLU neuron's
+//! pre-activation, or a max-pool entry's difference to its winner), with `δ = ã − a`.
 //!
 //! These rows are rounded (each `g_i` is a chain of matrix products), so they decide nothing:
 //! they choose which constraints a reduced program needs (see `lp::screened`). Every answer
 //! built from them is rebuilt and checked against the exact region.
 
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, Axis};
 
 use crate::model::Network;
 
@@ -14,13 +15,15 @@ use super::Pattern;
 /// The composed constraint rows of one region seen from one layer.
 #[derive(Clone, Debug)]
 pub struct ComposedRows {
-    /// (0-based layer, neuron) of each row, in the order of `P_m`'s rows.
+    /// (0-based layer, label) of each row, in the order of `P_m`'s rows (see
+    /// [`Face::label`](super::Face::label)).
     pub labels: Vec<(usize, usize)>,
-    /// `σ = +1` for an active neuron (`z >= 0`), `−1` for an inactive one (`z <= 0`).
+    /// `σ = +1` for an active neuron (`z >= 0`) or a max-pool constraint, `−1` for an
+    /// inactive neuron (`z <= 0`).
     pub sign: Vec<f64>,
     /// `∂z_i / ∂ã`, one row per constraint.
     pub g: Array2<f64>,
-    /// `z_i(a)`: the pre-activations at the centre.
+    /// `z_i(a)` (or the difference of two) at the centre.
     pub z0: Vec<f64>,
 }
 
@@ -48,25 +51,39 @@ impl ComposedRows {
                     .into_owned(),
                 Some(j) => affine.times(j.view(), false),
             };
-            let Some(mask) = pattern.layer(k) else {
-                h = z;
-                jac = Some(g);
-                continue;
-            };
-            for (j, &active) in mask.iter().enumerate() {
-                labels.push((k, j));
-                sign.push(if active { 1.0 } else { -1.0 });
-                z0.push(z[j]);
-            }
-            let mut next_h = z;
-            let mut next_g = g.clone();
-            for (j, &active) in mask.iter().enumerate() {
-                if !active {
-                    next_h[j] = 0.0;
-                    next_g.row_mut(j).fill(0.0);
+            let faces = pattern.faces(k);
+            let mut block = Array2::zeros((faces.len(), dim));
+            for (r, face) in faces.iter().enumerate() {
+                labels.push((k, face.label()));
+                sign.push(face.sign());
+                let (first, second) = face.entries();
+                match second {
+                    None => {
+                        z0.push(z[first]);
+                        block.row_mut(r).assign(&g.row(first));
+                    }
+                    Some(o) => {
+                        z0.push(z[first] - z[o]);
+                        block.row_mut(r).assign(&(&g.row(first) - &g.row(o)));
+                    }
                 }
             }
-            blocks.push(g);
+            blocks.push(block);
+            let mut next_h = z;
+            let mut next_g = g;
+            if let Some(mask) = pattern.layer(k) {
+                for (j, &active) in mask.iter().enumerate() {
+                    if !active {
+                        next_h[j] = 0.0;
+                        next_g.row_mut(j).fill(0.0);
+                    }
+                }
+            }
+            if let Some(selection) = pattern.selection(k) {
+                let winners: Vec<usize> = selection.selected.iter().map(|&s| s as usize).collect();
+                next_h = next_h.select(Axis(0), &winners);
+                next_g = next_g.select(Axis(0), &winners);
+            }
             h = next_h;
             jac = Some(next_g);
         }

@@ -78,6 +78,42 @@ impl Selection<'_> {
     }
 }
 
+/// One constraint of a layer's region: `σ z_j >= 0` for a ReLU neuron (`σ = +1` active,
+/// `−1` inactive), or `z_winner − z_entry >= 0` for an entry of a max-pool window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Face {
+    Sign { neuron: usize, active: bool },
+    Window { winner: usize, entry: usize },
+}
+
+impl Face {
+    /// The entry of `z` that labels the constraint: the neuron, or the entry that must not
+    /// exceed its window's winner.
+    pub fn label(self) -> usize {
+        match self {
+            Face::Sign { neuron, .. } => neuron,
+            Face::Window { entry, .. } => entry,
+        }
+    }
+
+    /// `σ`: the sign of the constraint's first term.
+    pub fn sign(self) -> f64 {
+        match self {
+            Face::Sign { active: false, .. } => -1.0,
+            _ => 1.0,
+        }
+    }
+
+    /// The entries of `z` whose (signed) difference must be non-negative: `(first, second)`
+    /// stands for `σ z_first − z_second`.
+    pub fn entries(self) -> (usize, Option<usize>) {
+        match self {
+            Face::Sign { neuron, .. } => (neuron, None),
+            Face::Window { winner, entry } => (winner, Some(entry)),
+        }
+    }
+}
+
 impl Pattern {
     /// The pattern read off exact (or trusted) pre-activations.
     pub fn from_pre<T: Scalar>(net: &Network<T>, pre: &[Vec<T>]) -> Self {
@@ -121,6 +157,30 @@ impl Pattern {
             }),
             _ => None,
         }
+    }
+
+    /// Layer `index`'s constraints (0-based), in the order of `P_m`'s rows.
+    pub fn faces(&self, index: usize) -> Vec<Face> {
+        match &self.layers[index] {
+            LayerPattern::Relu(mask) => mask
+                .iter()
+                .enumerate()
+                .map(|(neuron, &active)| Face::Sign { neuron, active })
+                .collect(),
+            LayerPattern::Max { window, selected } => Selection {
+                window: *window,
+                selected,
+            }
+            .constraints()
+            .map(|(winner, entry)| Face::Window { winner, entry })
+            .collect(),
+            LayerPattern::Linear => Vec::new(),
+        }
+    }
+
+    /// The last layer (0-based) with constraints.
+    pub fn last_constraining(&self) -> Option<usize> {
+        (0..self.layers.len()).rposition(|k| self.constrains(k))
     }
 
     /// Whether layer `index` (0-based) contributes constraints: a ReLU or a max-pool layer.

@@ -47,7 +47,7 @@ impl Domain {
         match (layer, input_box) {
             (1, Some((lo, hi))) => Domain::Box { lo, hi },
             (1, None) => Domain::Free,
-            _ if net.layers()[layer - 2].relu => Domain::NonNegative,
+            _ if net.output_nonnegative(layer - 2) => Domain::NonNegative,
             _ => Domain::Free,
         }
     }
@@ -145,24 +145,35 @@ fn dyadic(x: f64) -> Dyadic {
     Dyadic::from_f64(x).expect("model values are finite")
 }
 
-/// The index of the last layer with a ReLU (its constraints are the last ones of `P_m`).
-fn last_relu(net: &Network) -> Option<usize> {
-    net.layers().iter().rposition(|l| l.relu)
-}
-
 /// The region's rows, layer by layer from `view.layer` up (see the module documentation).
 struct LayerRows<'v> {
     view: RegionView<'v>,
     tightening: Tightening,
 }
 
-/// A sign constraint's own extra term: `coefficient · r` (Chebyshev) or nothing.
-type Extra<'a> = &'a dyn Fn(usize, usize) -> Option<(usize, f64)>;
+/// A constraint's own extra term, by its index among `P_m`'s constraints: `coefficient · r`
+/// (Chebyshev) or nothing.
+type Extra<'a> = &'a dyn Fn(usize) -> Option<(usize, f64)>;
+
+/// `a − b` of two rows over program variables (a max-pool constraint's difference of two
+/// copies). The weights are copies of weight 1, so the sums are exact.
+fn row_difference(a: Vec<(usize, f64)>, b: Vec<(usize, f64)>) -> Vec<(usize, f64)> {
+    let mut out = a;
+    for (v, c) in b {
+        match out.iter_mut().find(|(u, _)| *u == v) {
+            Some(entry) => entry.1 -= c,
+            None => out.push((v, -c)),
+        }
+    }
+    out.retain(|&(_, c)| c != 0.0);
+    out
+}
 
 impl LayerRows<'_> {
     /// Adds the region's rows to `lp`. Layer `m`'s affine part is `first_coeffs(j)` plus the
-    /// constant `first_const(j)`; `extra(k, j)` is an additional term of sign constraint
-    /// (k, j) on its "inside" side (`σ z − ν r >= 0`).
+    /// constant `first_const(j)`; `extra(i)` is an additional term of constraint `i` (its
+    /// index among `P_m`'s constraints) on its "inside" side (`σ z − ν r >= 0`). `drop` (a
+    /// 0-based layer and a constraint's label) becomes the objective variable, returned.
     fn add(
         &self,
         lp: &mut LinearProgram,
@@ -172,16 +183,17 @@ impl LayerRows<'_> {
         drop: Option<(usize, usize)>,
     ) -> Option<usize> {
         let net = self.view.net;
-        let top = last_relu(net)?;
+        let pattern = self.view.pattern;
+        let top = pattern.last_constraining()?;
         let margin = self.tightening.margin;
         let mut dropped_var = None;
+        // Index of the next constraint among P_m's.
+        let mut index = 0;
         // Variables of the current block (outputs of the previous layer): (index in the
         // layer's input, program variable).
         let mut block: Vec<(usize, usize)> = Vec::new();
         for k in self.view.layer..=top {
             let layer = &net.layers()[k];
-            let mask = self.view.pattern.layer(k);
-            let out = layer.affine.out_dim();
             let feeds_more = k < top;
             let mut next_block = Vec::new();
             // The program variable of each input of this layer, if it has one (an inactive
@@ -193,8 +205,8 @@ impl LayerRows<'_> {
                     var_of[i] = Some(v);
                 }
             }
-            for j in 0..out {
-                let (mut coeffs, constant) = if k == self.view.layer {
+            let row_of = |j: usize| -> (Vec<(usize, f64)>, Dyadic) {
+                if k == self.view.layer {
                     (first_coeffs(j), first_const(j))
                 } else {
                     let coeffs: Vec<(usize, f64)> = layer
@@ -205,18 +217,80 @@ impl LayerRows<'_> {
                         .filter_map(|(i, &w)| var_of[i].map(|v| (v, w)))
                         .collect();
                     (coeffs, dyadic(*layer.affine.bias(j)))
-                };
+                }
+            };
+            let shift_of = |j: usize, coeffs: &[(usize, f64)], constant: &Dyadic| {
                 let scale = 1.0
                     + constant.to_f64().abs()
                     + coeffs.iter().map(|(_, c)| c.abs()).fold(0.0, f64::max);
-                let shift = if self.tightening.spare == Some((k, j)) {
+                if self.tightening.spare == Some((k, j)) {
                     0.0
                 } else {
                     margin * scale
-                };
+                }
+            };
+            if let Some(selection) = pattern.selection(k) {
+                // Each window's output is a free variable equal to its winner.
+                if feeds_more {
+                    for (g, &s) in selection.selected.iter().enumerate() {
+                        let (mut coeffs, constant) = row_of(s as usize);
+                        let v = lp.add_var(
+                            format!("h{}_{}", k + 1, g),
+                            f64::NEG_INFINITY,
+                            f64::INFINITY,
+                            0.0,
+                        );
+                        coeffs.push((v, -1.0));
+                        lp.add_row(format!("m{}_{g}", k + 1), coeffs, RowKind::Eq, -&constant);
+                        next_block.push((g, v));
+                    }
+                }
+                for (s, o) in selection.constraints() {
+                    let ((cs, ks), (co, ko)) = (row_of(s), row_of(o));
+                    let mut coeffs = row_difference(cs, co);
+                    let constant = &ks - &ko;
+                    // A window that holds one value twice (padding) has a constraint that
+                    // is identically 0 >= 0: not tightened.
+                    let shift = if coeffs.is_empty() && constant.signum() == 0 {
+                        0.0
+                    } else {
+                        shift_of(o, &coeffs, &constant)
+                    };
+                    let name = format!("z{}_{o}", k + 1);
+                    if drop == Some((k, o)) {
+                        let v = lp.add_var(
+                            format!("s{}_{o}", k + 1),
+                            f64::NEG_INFINITY,
+                            f64::INFINITY,
+                            0.0,
+                        );
+                        coeffs.push((v, -1.0));
+                        lp.add_row(name, coeffs, RowKind::Eq, -&constant);
+                        dropped_var = Some(v);
+                    } else {
+                        if let Some(e) = extra(index) {
+                            coeffs.push((e.0, -e.1));
+                        }
+                        lp.add_row(name, coeffs, RowKind::Ge, &dyadic(shift) - &constant);
+                    }
+                    index += 1;
+                }
+                block = next_block;
+                continue;
+            }
+            let mask = pattern.layer(k);
+            for j in 0..layer.affine.out_dim() {
+                let (mut coeffs, constant) = row_of(j);
+                let shift = shift_of(j, &coeffs, &constant);
                 let is_dropped = drop == Some((k, j));
                 let name = format!("z{}_{}", k + 1, j);
-                match mask.map(|m| m[j]) {
+                // A carried output (past the ReLU neurons) has no sign.
+                let sign = mask.and_then(|m| m.get(j).copied());
+                let this = index;
+                if sign.is_some() {
+                    index += 1;
+                }
+                match sign {
                     // Without ReLU the output is a free variable of the next block.
                     None => {
                         if feeds_more {
@@ -236,7 +310,7 @@ impl LayerRows<'_> {
                         let v = lp.add_var(format!("h{}_{}", k + 1, j), lower, f64::INFINITY, 0.0);
                         coeffs.push((v, -1.0));
                         lp.add_row(name, coeffs, RowKind::Eq, -&constant);
-                        if let Some(e) = extra(k, j) {
+                        if let Some(e) = extra(this) {
                             lp.add_row(
                                 format!("s{}_{}", k + 1, j),
                                 vec![(v, 1.0), (e.0, -e.1)],
@@ -253,7 +327,7 @@ impl LayerRows<'_> {
                     }
                     Some(true) => {
                         // z >= 0 (+ ν r): coeffs·x + constant >= shift
-                        if let Some(e) = extra(k, j) {
+                        if let Some(e) = extra(this) {
                             coeffs.push((e.0, -e.1));
                         }
                         lp.add_row(name, coeffs, RowKind::Ge, &dyadic(shift) - &constant);
@@ -273,7 +347,7 @@ impl LayerRows<'_> {
                             continue;
                         }
                         // z <= 0 (− ν r): coeffs·x + constant <= −shift
-                        if let Some(e) = extra(k, j) {
+                        if let Some(e) = extra(this) {
                             coeffs.push((e.0, e.1));
                         }
                         lp.add_row(name, coeffs, RowKind::Le, &dyadic(-shift) - &constant);
@@ -333,7 +407,7 @@ pub fn root_program(
         &mut lp,
         &|j| layout.split(first.row(j)),
         &|j| pre_activation_at_centre(view, j),
-        &|_, _| None,
+        &|_| None,
         None,
     );
     if let Some(plane) = plane {
@@ -404,7 +478,7 @@ pub fn step_program(view: RegionView, v: &[f64]) -> (LinearProgram, usize) {
             vec![(t, -wv)]
         },
         &|j| pre_activation_at_centre(view, j),
-        &|_, _| None,
+        &|_| None,
         None,
     );
     (lp, t)
@@ -420,8 +494,9 @@ pub enum NormSide {
 }
 
 /// Rigorous lower and upper bounds on the Euclidean norms of the composed constraint rows
-/// `∇_ã z_{k,j}` of every ReLU layer `k >= m`, in (layer, neuron) order of `P_m`'s rows.
-pub fn composed_row_norms(net: &Network, pattern: &Pattern, m: usize) -> Vec<Vec<(f64, f64)>> {
+/// (`∇_ã z_{k,j}` of every ReLU neuron, `∇_ã (z_{k,s} − z_{k,o})` of every max-pool
+/// constraint) of every layer `k >= m`, in the order of `P_m`'s rows.
+pub fn composed_row_norms(net: &Network, pattern: &Pattern, m: usize) -> Vec<(f64, f64)> {
     let layers = net.layers();
     let dim = layers[m].affine.in_dim();
     // Current composed map of the layer input (rows = neurons) and its absolute counterpart.
@@ -429,49 +504,66 @@ pub fn composed_row_norms(net: &Network, pattern: &Pattern, m: usize) -> Vec<Vec
     let mut g_abs = ndarray::Array2::<f64>::eye(dim);
     let mut depth_terms = 0usize;
     let mut out = Vec::new();
+    let norm = |row: ndarray::ArrayView1<f64>| row.iter().map(|v| v * v).sum::<f64>().sqrt();
     for (k, layer) in layers.iter().enumerate().skip(m) {
-        let z = layer.affine.times(g.view(), false);
-        let z_abs = layer.affine.times(g_abs.view(), true);
+        let mut z = layer.affine.times(g.view(), false);
+        let mut z_abs = layer.affine.times(g_abs.view(), true);
         depth_terms += layer.affine.in_dim();
         // |fl(chain) − chain| <= γ_{Σ n} |W_k|…|W_m|, with the absolute product itself
         // rounded up by one more γ factor.
         let rel = gamma(depth_terms + 2) * (1.0 + gamma(depth_terms + 2));
-        if let Some(mask) = pattern.layer(k) {
-            let mut norms = Vec::with_capacity(mask.len());
-            for j in 0..mask.len() {
-                let row = z.row(j);
-                let err_row = z_abs.row(j);
-                let n = row.iter().map(|v| v * v).sum::<f64>().sqrt();
-                let e = err_row.iter().map(|v| v * v).sum::<f64>().sqrt() * rel;
-                let round = 1.0 + gamma(row.len() + 4);
-                let upper = ((n + e) * round).next_up();
-                let lower = ((n - e) / round).next_down().max(0.0);
-                norms.push((lower, upper));
+        for face in pattern.faces(k) {
+            // The norm's own rounding: γ of the row length plus 4; a difference of two
+            // rounded rows is rounded once more.
+            let (n, e, terms) = match face.entries() {
+                // Two copies of one value (a window cut by padding): exactly 0.
+                (s, Some(o)) if same_row(&layer.affine, s, o) => (0.0, 0.0, 0),
+                (j, None) => (norm(z.row(j)), norm(z_abs.row(j)) * rel, dim + 4),
+                (s, Some(o)) => (
+                    norm((&z.row(s) - &z.row(o)).view()),
+                    (norm(z_abs.row(s)) + norm(z_abs.row(o))) * rel,
+                    dim + 5,
+                ),
+            };
+            let round = 1.0 + gamma(terms);
+            // A row that is exactly zero (n = e = 0: every product in it is zero).
+            if terms == 0 || n + e == 0.0 {
+                out.push((0.0, 0.0));
+                continue;
             }
-            out.push(norms);
-            let mut gz = z;
-            let mut gz_abs = z_abs;
+            let upper = ((n + e) * round).next_up();
+            let lower = ((n - e) / round).next_down().max(0.0);
+            out.push((lower, upper));
+        }
+        if let Some(mask) = pattern.layer(k) {
             for (j, &active) in mask.iter().enumerate() {
                 if !active {
-                    gz.row_mut(j).fill(0.0);
-                    gz_abs.row_mut(j).fill(0.0);
+                    z.row_mut(j).fill(0.0);
+                    z_abs.row_mut(j).fill(0.0);
                 }
             }
-            g = gz;
-            g_abs = gz_abs;
-        } else {
-            g = z;
-            g_abs = z_abs;
         }
+        if let Some(selection) = pattern.selection(k) {
+            let winners: Vec<usize> = selection.selected.iter().map(|&s| s as usize).collect();
+            z = z.select(ndarray::Axis(0), &winners);
+            z_abs = z_abs.select(ndarray::Axis(0), &winners);
+        }
+        g = z;
+        g_abs = z_abs;
     }
     out
+}
+
+/// Whether rows `s` and `o` of `affine` are the same map (same weights, same bias).
+fn same_row(affine: &crate::model::Affine, s: usize, o: usize) -> bool {
+    affine.bias(s) == affine.bias(o) && affine.row(s).entries().eq(affine.row(o).entries())
 }
 
 /// The Chebyshev program: the largest Euclidean ball (centre `c`, radius `r`) inside the
 /// region and the domain, as `min −r`.
 pub fn chebyshev_program(
     view: RegionView,
-    norms: &[Vec<(f64, f64)>],
+    norms: &[(f64, f64)],
     side: NormSide,
     tightening: Tightening,
 ) -> (LinearProgram, Layout) {
@@ -505,18 +597,6 @@ pub fn chebyshev_program(
             );
         }
     }
-    // Norms are indexed by ReLU layer order from m.
-    let relu_index: Vec<Option<usize>> = {
-        let mut next = 0;
-        (0..view.net.layers().len())
-            .map(|k| {
-                (k >= view.layer && view.pattern.layer(k).is_some()).then(|| {
-                    next += 1;
-                    next - 1
-                })
-            })
-            .collect()
-    };
     let first = &view.net.layers()[view.layer].affine;
     let rows = LayerRows { view, tightening };
     let centre = layout.centre.clone();
@@ -531,8 +611,8 @@ pub fn chebyshev_program(
                 .collect()
         },
         &|j| dyadic(*first.bias(j)),
-        &|k, j| {
-            let (lower, upper) = norms[relu_index[k].expect("ReLU layer")][j];
+        &|i| {
+            let (lower, upper) = norms[i];
             Some((
                 r,
                 if side == NormSide::Inner {
@@ -573,7 +653,7 @@ pub fn facet_program(
             &mut lp,
             &|jj| layout.split(first.row(jj)),
             &|jj| pre_activation_at_centre(view, jj),
-            &|_, _| None,
+            &|_| None,
             Some((k, j)),
         )
         .expect("the dropped constraint is a ReLU neuron of the region");

@@ -9,7 +9,7 @@ use std::ops::RangeInclusive;
 use dtdcert::dtd::{explain, DtdSettings, RootOutcome, Rule};
 use dtdcert::exact::{Rational, Scalar};
 use dtdcert::model::forward::{activate, forward};
-use dtdcert::model::ir::dense_layer;
+use dtdcert::model::ir::{dense_layer, Affine, Layer, Sparse};
 use dtdcert::model::{Model, Network};
 use dtdcert::region::{
     membership, membership_batch, membership_filtered, trace_and_pattern, Membership, Pattern,
@@ -73,6 +73,55 @@ pub fn mlp<S: Strategy<Value = f64> + 'static>(
                     dense_layer(r, c, w, b, i + 1 < n || last_relu).unwrap()
                 })
                 .collect();
+            Network::new(layers).unwrap()
+        })
+}
+
+/// [`mlp`] with the two other shapes of region: after a hidden ReLU layer, sometimes its last
+/// outputs skip the ReLU (a carried tail, as a residual connection's input), and sometimes a
+/// max-pool layer follows with one window of 2 per output (the output itself and a copy of
+/// another, so that the next layer's width is unchanged).
+pub fn mlp_with_tails_and_pools<S: Strategy<Value = f64> + 'static>(
+    inputs: RangeInclusive<usize>,
+    widths: RangeInclusive<usize>,
+    depth: RangeInclusive<usize>,
+    weight: fn() -> S,
+) -> impl Strategy<Value = Network> {
+    mlp(inputs, widths, depth, weight)
+        .prop_flat_map(|net| {
+            let hidden = net.layers().len() - 1;
+            (
+                Just(net),
+                prop::collection::vec((0u8..3, 0u8..3, any::<u64>()), hidden),
+            )
+        })
+        .prop_map(|(net, choices)| {
+            let mut layers = Vec::new();
+            for (k, layer) in net.layers().iter().enumerate() {
+                let mut layer = layer.clone();
+                let width = layer.affine.out_dim();
+                let (tail, pool, seed) = choices.get(k).copied().unwrap_or((1, 1, 0));
+                if tail == 0 {
+                    layer.linear_tail = 1 + seed as usize % width;
+                }
+                layers.push(layer);
+                if pool == 0 {
+                    let rows: Vec<Vec<(u32, f64)>> = (0..width)
+                        .flat_map(|g| {
+                            let other = (seed >> (4 * (g % 16))) as usize % width;
+                            [vec![(g as u32, 1.0)], vec![(other as u32, 1.0)]]
+                        })
+                        .collect();
+                    let gather =
+                        Sparse::from_rows(width, rows, ndarray::Array1::zeros(2 * width)).unwrap();
+                    layers.push(Layer {
+                        affine: Affine::Sparse(gather),
+                        relu: false,
+                        max_pool: Some(2),
+                        linear_tail: 0,
+                    });
+                }
+            }
             Network::new(layers).unwrap()
         })
 }
