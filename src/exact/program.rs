@@ -105,8 +105,9 @@ impl LinearProgram {
     /// The exact lower bound `Σ y_r b_r + Σ_i min(r_i l_i, r_i u_i)` on `c·x` over the
     /// feasible set (with `c = 0` when `with_cost` is false), or why `y` does not give one.
     /// The multipliers of defining rows are first completed exactly where a variable's
-    /// reduced cost has a sign its bounds do not allow (see
-    /// [`Self::complete_defined_variables`]).
+    /// reduced cost has a sign its bounds do not allow: from the last variable to the first,
+    /// one that is the last variable of an equality row with the coefficient −1 gets that
+    /// row's multiplier moved by exactly its reduced cost.
     pub fn safe_bound(&self, y: &[f64], with_cost: bool) -> Result<Dyadic, Rejection> {
         let (reduced, mut bound) = self.completed(y, with_cost)?;
         for (i, ri) in reduced.iter().enumerate() {

@@ -6,7 +6,11 @@
 //! `Σ (p + n)` (L1) or `max (p_i + n_i)` (L∞), and the domain becomes bounds on `p` and `n`.
 //! Layer `m`'s pre-activations are `w_j·(p − n) + (w_j·a + b_j)`; an active neuron `j` feeds
 //! a variable `h_j >= 0` of the next block through an equality row, an inactive one gives the
-//! row `z_j <= 0`. The last ReLU layer's active neurons give rows `z_j >= 0` directly.
+//! row `z_j <= 0`. The last constraining layer's active neurons give rows `z_j >= 0` directly.
+//! Outputs without a sign (a layer without ReLU, a carried tail) are free variables of the
+//! next block, each defined by its equality row. A max-pool layer's window output is a free
+//! variable equal to its winner's row, and each other entry `o` of the window gives the row
+//! `z_winner − z_o >= 0`.
 //!
 //! Every builder here is deterministic: the certificate checker rebuilds the program of a
 //! certificate from the model and compares multipliers against it. Bounds that are not f64
@@ -38,7 +42,8 @@ pub enum Domain {
 
 impl Domain {
     /// The domain of 1-based layer `layer`'s input: the box (or nothing) at the network
-    /// input, the non-negative orthant above a ReLU, nothing above a layer without one.
+    /// input, the non-negative orthant above a layer whose outputs are all non-negative (see
+    /// [`Network::output_nonnegative`]), nothing above any other.
     pub fn of_layer<T: crate::exact::Scalar>(
         net: &Network<T>,
         layer: usize,
