@@ -18,3 +18,5 @@ pub mod lp;
 pub mod region;
 pub mod report;
 pub mod repro;
+#[cfg(feature = "torch")]
+pub mod torch;

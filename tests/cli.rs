@@ -1057,26 +1057,24 @@ fn unsupported_operator_sigmoid() {
     );
 }
 
+/// Runs `dtdcert audit` of `model` on `inputs` with `rule` (and `extra` flags) into `out`,
+/// quietly, and returns its summary's totals.
+fn audit_totals(out: &Path, model: &str, inputs: &str, rule: &str, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "audit", "--model", model, "--inputs", inputs, "--rule", rule, "--quiet", "--out",
+    ];
+    args.push(s(out));
+    args.extend(extra);
+    dtdcert(&args).ok();
+    read_json(&out.join("summary.json"))["total"].clone()
+}
+
 /// Audits `model` on `inputs` (z+), checks that it judged more than 100 roots, and returns
 /// the `region --json` report of `sample`.
 fn audit_and_region(model: &str, inputs: &str, sample: &str) -> serde_json::Value {
     let dir = tmp();
-    let out = dir.path().join("audit");
-    dtdcert(&[
-        "audit",
-        "--model",
-        model,
-        "--inputs",
-        inputs,
-        "--rule",
-        "z+",
-        "--quiet",
-        "--out",
-        s(&out),
-    ])
-    .ok();
-    let summary = read_json(&out.join("summary.json"));
-    assert!(u(&summary["total"]["roots"]) > 100, "{summary}");
+    let total = audit_totals(&dir.path().join("audit"), model, inputs, "z+", &[]);
+    assert!(u(&total["roots"]) > 100, "{total}");
     let run = dtdcert(&[
         "region", "--model", model, "--inputs", inputs, "--sample", sample, "--json",
     ])
@@ -1090,13 +1088,7 @@ fn audit_and_region(model: &str, inputs: &str, sample: &str) -> serde_json::Valu
 fn audit_certified(model: &str, inputs: &str, extra: &[&str]) -> Value {
     let dir = tmp();
     let out = dir.path().join("audit");
-    let mut args = vec![
-        "audit", "--model", model, "--inputs", inputs, "--rule", "z+", "--quiet", "--out",
-    ];
-    args.push(s(&out));
-    args.extend(extra);
-    dtdcert(&args).ok();
-    let total = read_json(&out.join("summary.json"))["total"].clone();
+    let total = audit_totals(&out, model, inputs, "z+", extra);
     assert_eq!(u(&total["certify_unknown"]), 0, "{total}");
     let files: Vec<PathBuf> = std::fs::read_dir(out.join("certificates"))
         .unwrap()
@@ -1208,20 +1200,7 @@ fn max_pool_networks_are_audited_and_certified() {
 
     // The nearest-valid rule's roots are certified valid: none lies outside its region.
     let out = dir.path().join("nearest-valid");
-    dtdcert(&[
-        "audit",
-        "--model",
-        model,
-        "--inputs",
-        inputs,
-        "--rule",
-        "nearest-valid:l1",
-        "--quiet",
-        "--out",
-        s(&out),
-    ])
-    .ok();
-    let total = &read_json(&out.join("summary.json"))["total"];
+    let total = audit_totals(&out, model, inputs, "nearest-valid:l1", &[]);
     assert!(u(&total["roots"]) > 10, "{total}");
     assert_eq!(u(&total["roots_valid"]), u(&total["roots"]), "{total}");
 
@@ -1230,6 +1209,28 @@ fn max_pool_networks_are_audited_and_certified() {
     expect_refusal(
         &with(&["explain", "--full-backward"]),
         &["full-backward", "layer 2 max-pools"],
+    );
+}
+
+/// `explain --backend torch` in a build without the `torch` feature says how to build it;
+/// `--device` and `--precision` belong to the torch backend.
+#[test]
+fn the_torch_backend_is_named_where_it_is_missing() {
+    let data = ["--model", MODEL, "--inputs", INPUTS];
+    let with = |cmd: &[&'static str]| -> Vec<&str> { cmd.iter().chain(&data).copied().collect() };
+    if !cfg!(feature = "torch") {
+        expect_refusal(
+            &with(&["explain", "--backend", "torch"]),
+            &["--backend torch", "--features torch", "setup_torch.sh"],
+        );
+    }
+    expect_refusal(
+        &with(&["explain", "--device", "cpu"]),
+        &["--device applies to --backend torch"],
+    );
+    expect_refusal(
+        &with(&["explain", "--backend", "gpu"]),
+        &["--backend 'gpu'", "exact or torch"],
     );
 }
 

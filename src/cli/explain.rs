@@ -64,9 +64,61 @@ pub struct ExplainArgs {
     pub domain: Option<String>,
     #[command(flatten)]
     pub lp: super::certify::LpArgs,
+    /// Where train-free relevances are computed: `exact` (this engine, in f64 or with
+    /// --exact in rationals) or `torch` (libtorch, a batch of inputs at a time; in builds with
+    /// the `torch` feature).
+    #[arg(long, value_name = "exact|torch", default_value = "exact")]
+    pub backend: String,
+    /// With --backend torch: `cpu`, `cuda` (an error where there is no CUDA device) or
+    /// `auto` [default: cpu].
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+    /// With --backend torch: `f64` or `f32` [default: f64]. The .npy file is f64 either way.
+    #[arg(long, value_name = "f32|f64")]
+    pub precision: Option<String>,
     /// The output .npy file.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+}
+
+/// What `--backend`, `--device` and `--precision` ask for: `None` for the exact engine.
+fn torch_side(args: &ExplainArgs) -> Result<Option<(String, String)>> {
+    match args.backend.as_str() {
+        "exact" => {
+            for (flag, given) in [("--device", &args.device), ("--precision", &args.precision)] {
+                if given.is_some() {
+                    return Err(Error::Usage(format!("{flag} applies to --backend torch")));
+                }
+            }
+            Ok(None)
+        }
+        "torch" => {
+            if args.exact || args.full_backward {
+                return Err(Error::Usage(format!(
+                    "--backend torch computes train-free relevances in floating point; {} \
+                     runs on --backend exact",
+                    if args.exact {
+                        "--exact"
+                    } else {
+                        "--full-backward"
+                    }
+                )));
+            }
+            let precision = args.precision.clone().unwrap_or_else(|| "f64".into());
+            if precision != "f64" && precision != "f32" {
+                return Err(Error::Usage(format!(
+                    "--precision '{precision}': expected f32 or f64"
+                )));
+            }
+            Ok(Some((
+                args.device.clone().unwrap_or_else(|| "cpu".into()),
+                precision,
+            )))
+        }
+        other => Err(Error::Usage(format!(
+            "--backend '{other}': expected exact or torch"
+        ))),
+    }
 }
 
 /// The LP side of an explanation: only the `nearest-valid` rule uses it.
@@ -97,6 +149,16 @@ fn lp_side(args: &ExplainArgs, dtd: &DtdSettings) -> Result<Option<LpSide>> {
 
 pub fn run(args: ExplainArgs) -> Result<Outcome> {
     let dtd = args.rules.resolve()?;
+    if let Some((device, precision)) = torch_side(&args)? {
+        if dtd.named_rules().iter().any(Rule::needs_lp) {
+            return Err(Error::Usage(
+                "the nearest-valid rule finds roots with linear programs, which --backend torch \
+                 does not solve; use --backend exact"
+                    .into(),
+            ));
+        }
+        return run_torch(&args, &dtd, &device, &precision);
+    }
     let lp = lp_side(&args, &dtd)?;
     if args.full_backward {
         if dtd.initial_relevance != InitialRelevance::Output {
@@ -141,6 +203,54 @@ pub fn run(args: ExplainArgs) -> Result<Outcome> {
 }
 
 const CHUNK: usize = 1024;
+
+/// `--backend torch`: the inputs a chunk at a time, each chunk one batch on the device.
+#[cfg(feature = "torch")]
+fn run_torch(
+    args: &ExplainArgs,
+    dtd: &DtdSettings,
+    device: &str,
+    precision: &str,
+) -> Result<Outcome> {
+    use crate::torch::{Precision, TorchNet};
+    let device = crate::torch::device(device)?;
+    let (model, inputs) = args.data.load()?;
+    super::check_layer_rules(dtd, &model)?;
+    let targets = args.target.resolve(inputs.len())?;
+    targets.validate(model.net().output_dim())?;
+    let precision = if precision == "f32" {
+        Precision::F32
+    } else {
+        Precision::F64
+    };
+    let net = TorchNet::new(model.net(), precision, device);
+    let n = inputs.len();
+    let d = model.net().input_dim();
+    let mut flat: Vec<f64> = Vec::with_capacity(n * d);
+    for start in (0..n).step_by(CHUNK) {
+        let end = (start + CHUNK).min(n);
+        let mut rows: Vec<f64> = Vec::with_capacity((end - start) * d);
+        for i in start..end {
+            rows.extend(inputs.row(i)?);
+        }
+        let wanted: Vec<Option<usize>> = (start..end).map(|i| targets.for_sample(i)).collect();
+        let relevances = net.explain(&net.input(&rows, end - start), &wanted, dtd)?;
+        flat.extend(crate::torch::to_f64(&relevances.lower[0]));
+    }
+    let array = Array2::from_shape_vec((n, d), flat).expect("one row of width d per input");
+    write_npy_f64_atomic(&args.out, &array)?;
+    Ok(Outcome::Clean)
+}
+
+#[cfg(not(feature = "torch"))]
+fn run_torch(_: &ExplainArgs, _: &DtdSettings, _: &str, _: &str) -> Result<Outcome> {
+    Err(Error::Usage(
+        "--backend torch: this build has no libtorch backend; build with \
+         `cargo build --release --features torch` after `export LIBTORCH=$(scripts/setup_torch.sh)` \
+         (README, \"The libtorch backend\")"
+            .into(),
+    ))
+}
 
 /// Input relevances of one input, in f64 or computed exactly and rounded once.
 fn relevance_row(

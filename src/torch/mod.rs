@@ -1,0 +1,540 @@
+//! The libtorch backend (cargo feature `torch`): the network IR as tch tensors, a batched
+//! forward pass, and batched train-free relevances for every rule with a closed form, on the
+//! CPU or a CUDA device, in f32 or f64. It computes what [`crate::dtd::explain`] computes, a
+//! batch of samples at a time, with each layer's sums as matrix products: the same numbers up
+//! to the order of the additions. Only this module imports tch.
+//!
+//! A layer's affine map `z = W a + b` is held as a [`Linear`]: a dense matrix, a shared block
+//! applied to every copy of its input, or a sparse list of `(row, column, weight)`. Every rule
+//! is a few products with `W` or with a map of it (`W ⊙ 1[W >= 0]`, `W²`, the connection
+//! pattern), forwards (`a ↦ a Wᵀ`) and backwards (`t ↦ t W`).
+
+use tch::{Device, Kind, Tensor};
+
+use crate::dtd::{BiasMode, DtdSettings, InitialRelevance, Rule};
+use crate::error::{Error, Result};
+use crate::model::ir::{Affine, Layer};
+use crate::model::Network;
+
+/// Where the tensors live: `cpu`, `cuda` (the first CUDA device; an error where there is
+/// none) or `auto` (CUDA where available, else the CPU).
+pub fn device(spec: &str) -> Result<Device> {
+    match spec {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+        "cuda" => Err(Error::Usage(format!(
+            "--device cuda: libtorch finds no CUDA device{}",
+            if cfg!(feature = "cuda") {
+                ""
+            } else {
+                " (this build does not link libtorch's CUDA library; build with \
+                 `--features cuda`)"
+            }
+        ))),
+        "auto" => Ok(Device::cuda_if_available()),
+        other => Err(Error::Usage(format!(
+            "--device '{other}': expected cpu, cuda or auto"
+        ))),
+    }
+}
+
+/// A tensor's values as f64, in row-major order (copied to the CPU).
+pub fn to_f64(t: &Tensor) -> Vec<f64> {
+    Vec::<f64>::try_from(
+        &t.to_device(Device::Cpu)
+            .to_kind(Kind::Double)
+            .contiguous()
+            .view([-1]),
+    )
+    .expect("a float tensor")
+}
+
+/// The floating-point type of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    F64,
+}
+
+impl Precision {
+    fn kind(self) -> Kind {
+        match self {
+            Precision::F32 => Kind::Float,
+            Precision::F64 => Kind::Double,
+        }
+    }
+}
+
+/// A layer's weights `W` (without bias) in one of three layouts.
+enum Linear {
+    /// `out × in`.
+    Dense(Tensor),
+    /// One `rows × cols` block applied to each of `copies` consecutive slices of the input.
+    Shared { block: Tensor, copies: i64 },
+    /// Entries `W[rows[e], cols[e]] = vals[e]`.
+    Sparse {
+        rows: Tensor,
+        cols: Tensor,
+        vals: Tensor,
+        out: i64,
+        inp: i64,
+    },
+}
+
+impl Linear {
+    fn of(affine: &Affine, kind: Kind, device: Device) -> Self {
+        let tensor = |values: &[f64], shape: &[i64]| {
+            Tensor::from_slice(values)
+                .view(shape)
+                .to_kind(kind)
+                .to_device(device)
+        };
+        match affine {
+            Affine::Dense(d) => {
+                let (r, c) = d.weight().dim();
+                let w = d.weight().as_standard_layout();
+                Linear::Dense(tensor(
+                    w.as_slice().expect("standard layout"),
+                    &[r as i64, c as i64],
+                ))
+            }
+            Affine::Shared(s) => {
+                let (r, c) = s.block().weight().dim();
+                let w = s.block().weight().as_standard_layout();
+                Linear::Shared {
+                    block: tensor(
+                        w.as_slice().expect("standard layout"),
+                        &[r as i64, c as i64],
+                    ),
+                    copies: s.copies() as i64,
+                }
+            }
+            Affine::Sparse(_) => {
+                let (mut rows, mut cols, mut vals) = (Vec::new(), Vec::new(), Vec::new());
+                for j in 0..affine.out_dim() {
+                    for (i, &w) in affine.row(j).entries() {
+                        rows.push(j as i64);
+                        cols.push(i as i64);
+                        vals.push(w);
+                    }
+                }
+                let index = |v: &[i64]| Tensor::from_slice(v).to_device(device);
+                Linear::Sparse {
+                    rows: index(&rows),
+                    cols: index(&cols),
+                    vals: tensor(&vals, &[vals.len() as i64]),
+                    out: affine.out_dim() as i64,
+                    inp: affine.in_dim() as i64,
+                }
+            }
+        }
+    }
+
+    /// The same layout with every listed weight `w` replaced by `f(w)` (elementwise).
+    fn map(&self, f: impl Fn(&Tensor) -> Tensor) -> Self {
+        match self {
+            Linear::Dense(w) => Linear::Dense(f(w)),
+            Linear::Shared { block, copies } => Linear::Shared {
+                block: f(block),
+                copies: *copies,
+            },
+            Linear::Sparse {
+                rows,
+                cols,
+                vals,
+                out,
+                inp,
+            } => Linear::Sparse {
+                rows: rows.shallow_clone(),
+                cols: cols.shallow_clone(),
+                vals: f(vals),
+                out: *out,
+                inp: *inp,
+            },
+        }
+    }
+
+    /// `a Wᵀ` for a batch `a` (`batch × in`).
+    fn forward(&self, a: &Tensor) -> Tensor {
+        let batch = a.size()[0];
+        match self {
+            Linear::Dense(w) => a.matmul(&w.tr()),
+            Linear::Shared { block, copies } => {
+                let cols = block.size()[1];
+                a.view([batch, *copies, cols])
+                    .matmul(&block.tr())
+                    .view([batch, -1])
+            }
+            Linear::Sparse {
+                rows,
+                cols,
+                vals,
+                out,
+                ..
+            } => {
+                let terms = a.index_select(1, cols) * vals;
+                Tensor::zeros([batch, *out], (a.kind(), a.device())).index_add(1, rows, &terms)
+            }
+        }
+    }
+
+    /// `t W` for a batch `t` (`batch × out`).
+    fn backward(&self, t: &Tensor) -> Tensor {
+        let batch = t.size()[0];
+        match self {
+            Linear::Dense(w) => t.matmul(w),
+            Linear::Shared { block, copies } => {
+                let rows = block.size()[0];
+                t.view([batch, *copies, rows])
+                    .matmul(block)
+                    .view([batch, -1])
+            }
+            Linear::Sparse {
+                rows,
+                cols,
+                vals,
+                inp,
+                ..
+            } => {
+                let terms = t.index_select(1, rows) * vals;
+                Tensor::zeros([batch, *inp], (t.kind(), t.device())).index_add(1, cols, &terms)
+            }
+        }
+    }
+}
+
+/// One IR layer on the device.
+struct TorchLayer {
+    w: Linear,
+    /// `1 × out`.
+    bias: Tensor,
+    out: i64,
+    /// Leading outputs with a ReLU (0 without ReLU).
+    relu_count: i64,
+    max_pool: Option<i64>,
+    /// For a max-pool layer: the input each entry of `z` copies.
+    gathered: Option<Tensor>,
+    /// The number of inputs each output is connected to (the flat rule's denominators).
+    connected: Tensor,
+}
+
+/// A network's layers as tensors of one precision on one device.
+pub struct TorchNet {
+    layers: Vec<TorchLayer>,
+    kind: Kind,
+    device: Device,
+}
+
+/// The batched train-free relevances of one call to [`TorchNet::explain`].
+pub struct Relevances {
+    /// The explained output of each sample.
+    pub explained: Vec<usize>,
+    /// Per layer (0-based), the relevances of its inputs: `batch × in`.
+    pub lower: Vec<Tensor>,
+    /// The network's outputs: `batch × outputs`.
+    pub output: Tensor,
+}
+
+impl TorchNet {
+    pub fn new(net: &Network, precision: Precision, device: Device) -> Self {
+        let kind = precision.kind();
+        let layers = net
+            .layers()
+            .iter()
+            .map(|layer| Self::layer(layer, kind, device))
+            .collect();
+        TorchNet {
+            layers,
+            kind,
+            device,
+        }
+    }
+
+    fn layer(layer: &Layer, kind: Kind, device: Device) -> TorchLayer {
+        let affine = &layer.affine;
+        let out = affine.out_dim();
+        let bias: Vec<f64> = (0..out).map(|j| *affine.bias(j)).collect();
+        let connected: Vec<f64> = (0..out).map(|j| affine.row(j).connected() as f64).collect();
+        let vector = |v: &[f64]| {
+            Tensor::from_slice(v)
+                .view([1, out as i64])
+                .to_kind(kind)
+                .to_device(device)
+        };
+        let gathered = layer.max_pool.map(|_| {
+            let g: Vec<i64> = (0..out).map(|j| layer.gathered(j) as i64).collect();
+            Tensor::from_slice(&g).to_device(device)
+        });
+        TorchLayer {
+            w: Linear::of(affine, kind, device),
+            bias: vector(&bias),
+            out: out as i64,
+            relu_count: layer.relu_count() as i64,
+            max_pool: layer.max_pool.map(|w| w as i64),
+            gathered,
+            connected: vector(&connected),
+        }
+    }
+
+    /// A batch of samples (row-major, `batch × inputs`) as a tensor of this network.
+    pub fn input(&self, values: &[f64], batch: usize) -> Tensor {
+        let width = values.len() / batch.max(1);
+        Tensor::from_slice(values)
+            .view([batch as i64, width as i64])
+            .to_kind(self.kind)
+            .to_device(self.device)
+    }
+
+    /// The forward pass: every layer's input, then the output.
+    pub fn forward(&self, x: &Tensor) -> Vec<Tensor> {
+        let mut h = vec![x.shallow_clone()];
+        for layer in &self.layers {
+            let z = layer.w.forward(&h[h.len() - 1]) + &layer.bias;
+            h.push(activate(layer, &z).0);
+        }
+        h
+    }
+
+    /// The train-free relevances of a batch: the explained output of sample `b` is
+    /// `targets[b]`, or its largest output where that is `None` (or `targets` is empty),
+    /// started as `settings.initial_relevance` says, and each layer passes relevance down with
+    /// its rule.
+    pub fn explain(
+        &self,
+        x: &Tensor,
+        targets: &[Option<usize>],
+        settings: &DtdSettings,
+    ) -> Result<Relevances> {
+        for (index, _) in self.layers.iter().enumerate() {
+            if let rule @ Rule::NearestValid(_) = settings.rule_for(index) {
+                return Err(Error::Usage(format!(
+                    "rule {rule} needs linear programs, which the torch backend does not \
+                     solve; use --backend exact"
+                )));
+            }
+        }
+        let h = self.forward(x);
+        let output = h[h.len() - 1].shallow_clone();
+        let batch = output.size()[0];
+        let outputs = output.size()[1] as usize;
+        if !targets.is_empty() && targets.len() as i64 != batch {
+            return Err(Error::Invalid(format!(
+                "{} targets for a batch of {batch}",
+                targets.len()
+            )));
+        }
+        if let Some(k) = targets.iter().flatten().find(|&&k| k >= outputs) {
+            return Err(Error::Invalid(format!(
+                "target {k} is out of range: the network has {outputs} outputs"
+            )));
+        }
+        let largest: Vec<i64> =
+            Vec::<i64>::try_from(&output.argmax(1, false).to_device(Device::Cpu)).expect("indices");
+        let explained: Vec<usize> = (0..batch as usize)
+            .map(|b| match targets.get(b).copied().flatten() {
+                Some(k) => k,
+                None => largest[b] as usize,
+            })
+            .collect();
+        let k = Tensor::from_slice(&explained.iter().map(|&k| k as i64).collect::<Vec<_>>())
+            .view([batch, 1])
+            .to_device(self.device);
+        let start = match settings.initial_relevance {
+            InitialRelevance::Output => output.gather(1, &k, false),
+            InitialRelevance::One => Tensor::ones([batch, 1], (self.kind, self.device)),
+        };
+        let mut upper = output.zeros_like().scatter(1, &k, &start);
+        let mut lower = Vec::with_capacity(self.layers.len());
+        for (index, layer) in self.layers.iter().enumerate().rev() {
+            let a = &h[index];
+            let next = match layer.max_pool {
+                Some(_) => winner_take_all(layer, a, &upper),
+                None => step(layer, a, &upper, settings.rule_for(index), settings),
+            };
+            lower.push(next.shallow_clone());
+            upper = next;
+        }
+        lower.reverse();
+        Ok(Relevances {
+            explained,
+            lower,
+            output,
+        })
+    }
+}
+
+/// `h` from `z`: ReLU on the leading `relu_count` outputs, or each window's largest entry;
+/// for a max-pool layer also the index (into `z`) of each window's first largest entry.
+fn activate(layer: &TorchLayer, z: &Tensor) -> (Tensor, Option<Tensor>) {
+    if let Some(window) = layer.max_pool {
+        let batch = z.size()[0];
+        let groups = z.view([batch, -1, window]);
+        // argmax returns the first largest entry.
+        let place = groups.argmax(2, true);
+        let h = groups.gather(2, &place, false).view([batch, -1]);
+        let offsets = Tensor::arange_start_step(0, layer.out, window, (Kind::Int64, z.device()))
+            .view([1, -1, 1]);
+        return (h, Some((place + offsets).view([batch, -1])));
+    }
+    match layer.relu_count {
+        0 => (z.shallow_clone(), None),
+        n if n == layer.out => (z.relu(), None),
+        n => {
+            let head = z.narrow(1, 0, n).relu();
+            let tail = z.narrow(1, n, layer.out - n);
+            (Tensor::cat(&[head, tail], 1), None)
+        }
+    }
+}
+
+/// A max-pool layer: each window's relevance goes whole to the input its winner copies.
+fn winner_take_all(layer: &TorchLayer, a: &Tensor, upper: &Tensor) -> Tensor {
+    let z = layer.w.forward(a) + &layer.bias;
+    let (_, winners) = activate(layer, &z);
+    let winners = winners.expect("a max-pool layer has winners");
+    let gathered = layer.gathered.as_ref().expect("a max-pool layer's copies");
+    let inputs = gathered
+        .index_select(0, &winners.view([-1]))
+        .view_as(&winners);
+    a.zeros_like().scatter_add(1, &inputs, upper)
+}
+
+/// `d + ε sign(d)` with `sign(0) = +1` (nothing when `ε = 0`).
+fn stabilize(d: &Tensor, eps: f64) -> Tensor {
+    if eps == 0.0 {
+        return d.shallow_clone();
+    }
+    let sign = Tensor::where_scalar(&d.lt(0.0), -1.0, 1.0).to_kind(d.kind());
+    d + sign * eps
+}
+
+/// `x / d` where `keep`, else 0 (so that no division by zero leaks a NaN).
+fn ratio(x: &Tensor, d: &Tensor, keep: &Tensor) -> Tensor {
+    let safe = d.where_self(keep, &d.ones_like());
+    (x / safe).where_self(keep, &x.zeros_like())
+}
+
+fn nonnegative(w: &Tensor) -> Tensor {
+    w.where_self(&w.ge(0.0), &w.zeros_like())
+}
+
+fn negative_part(w: &Tensor) -> Tensor {
+    w.where_self(&w.lt(0.0), &w.zeros_like())
+}
+
+fn positive_part(w: &Tensor) -> Tensor {
+    w.where_self(&w.gt(0.0), &w.zeros_like())
+}
+
+/// One layer's relevances: `upper` (`batch × out`) to the layer's inputs `a` (`batch × in`).
+fn step(layer: &TorchLayer, a: &Tensor, upper: &Tensor, rule: Rule, s: &DtdSettings) -> Tensor {
+    let w = &layer.w;
+    let b = &layer.bias;
+    let nonzero = upper.ne(0.0);
+    let include = s.bias != BiasMode::Ignore;
+    match rule {
+        Rule::Epsilon(e) => {
+            let z = w.forward(a);
+            let z = if include { z + b } else { z };
+            let d = stabilize(&z, e);
+            let keep = d.ne(0.0).logical_and(&nonzero);
+            a * w.backward(&ratio(upper, &d, &keep))
+        }
+        Rule::AlphaBeta { alpha, beta } => {
+            let (wp, wn) = (w.map(positive_part), w.map(negative_part));
+            let (ap, an) = (positive_part(a), negative_part(a));
+            let mut pos = wp.forward(&ap) + wn.forward(&an);
+            let mut neg = wp.forward(&an) + wn.forward(&ap);
+            if include {
+                pos += positive_part(b);
+                neg += negative_part(b);
+            }
+            let (pos, neg) = (stabilize(&pos, s.stabilizer), stabilize(&neg, s.stabilizer));
+            let sp = ratio(upper, &pos, &pos.ne(0.0).logical_and(&nonzero)) * alpha;
+            let sn = ratio(upper, &neg, &neg.ne(0.0).logical_and(&nonzero)) * beta;
+            &ap * wp.backward(&sp) + &an * wn.backward(&sp)
+                - (&an * wp.backward(&sn) + &ap * wn.backward(&sn))
+        }
+        Rule::Flat => {
+            let n = stabilize(&layer.connected, s.stabilizer).expand_as(upper);
+            let keep = n.ne(0.0).logical_and(&nonzero);
+            w.map(|v| v.ones_like()).backward(&ratio(upper, &n, &keep))
+        }
+        Rule::NearestValid(_) => unreachable!("refused in explain"),
+        Rule::Zero | Rule::Z | Rule::ZPlus | Rule::Gamma(_) | Rule::WSquare | Rule::ZBox { .. } => {
+            root_rule(layer, a, upper, rule, s)
+        }
+    }
+}
+
+/// A root rule's map from the neurons' `t` to the inputs' relevances.
+type Pass<'a> = Box<dyn Fn(&Tensor) -> Tensor + 'a>;
+
+/// The DTD root rules: `t_j = R_j / (w_j·v_j + β_j)` (stabilised; no root where the
+/// denominator is at or below the threshold, or for rule 0 `t = 1`), and input `i` gets
+/// `Σ_j w_ji t_j v_ji`.
+fn root_rule(
+    layer: &TorchLayer,
+    a: &Tensor,
+    upper: &Tensor,
+    rule: Rule,
+    s: &DtdSettings,
+) -> Tensor {
+    let w = &layer.w;
+    let b = &layer.bias;
+    let nonzero = upper.ne(0.0);
+    let ones = a.ones_like();
+    let beta = |rule_beta: Tensor| -> Tensor {
+        match s.bias {
+            BiasMode::Ignore => b.zeros_like(),
+            BiasMode::Plain if rule != Rule::Zero => b.shallow_clone(),
+            _ => rule_beta,
+        }
+    };
+    // (w·v per neuron, the map t ↦ Σ_j w_ji t_j v_ji)
+    let (wv, pass): (Tensor, Pass) = match rule {
+        Rule::Zero | Rule::Z => (w.forward(a), Box::new(|t| a * w.backward(t))),
+        Rule::ZPlus => {
+            let wp = w.map(nonnegative);
+            let wv = wp.forward(a);
+            (wv, Box::new(move |t| a * wp.backward(t)))
+        }
+        Rule::Gamma(g) => {
+            let wp = w.map(nonnegative);
+            let wv = w.forward(a) + wp.forward(a) * g;
+            (
+                wv,
+                Box::new(move |t| a * (w.backward(t) + wp.backward(t) * g)),
+            )
+        }
+        Rule::WSquare => {
+            let w2 = w.map(|v| v * v);
+            let wv = w2.forward(&ones);
+            (wv, Box::new(move |t| w2.backward(t)))
+        }
+        Rule::ZBox { lo, hi } => {
+            let (wp, wn) = (w.map(nonnegative), w.map(negative_part));
+            let wv = w.forward(a) - wp.forward(&ones) * lo - wn.forward(&ones) * hi;
+            (
+                wv,
+                Box::new(move |t| a * w.backward(t) - wp.backward(t) * lo - wn.backward(t) * hi),
+            )
+        }
+        _ => unreachable!("{rule} is not a root rule"),
+    };
+    let rule_beta = match rule {
+        Rule::Z => b.shallow_clone(),
+        Rule::ZPlus => positive_part(b),
+        Rule::Gamma(g) => b + positive_part(b) * g,
+        Rule::WSquare => b * b,
+        _ => b.zeros_like(),
+    };
+    let t = if rule == Rule::Zero {
+        nonzero.to_kind(upper.kind())
+    } else {
+        let d = stabilize(&(&wv + beta(rule_beta)), s.stabilizer);
+        let keep = d.abs().gt(s.denominator_threshold).logical_and(&nonzero);
+        ratio(upper, &d, &keep)
+    };
+    pass(&t)
+}
