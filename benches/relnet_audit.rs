@@ -14,76 +14,16 @@
 
 use std::time::Instant;
 
+mod common;
+
 use dtdcert::dtd::{explain, neuron_root, DtdSettings, RootOutcome, Rule};
 use dtdcert::model::forward;
-use dtdcert::model::ir::Dense;
-use dtdcert::model::relnet::{BatchNorm, ConvBlock, Options, RelationNetwork};
+use dtdcert::model::relnet::Options;
 use dtdcert::model::{Affine, Model};
 use dtdcert::region::{membership_batch, trace_and_pattern, Membership};
-use ndarray::{Array1, Array2};
+use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
-
-fn gaussian(rng: &mut ChaCha8Rng, n: usize, scale: f64) -> Vec<f64> {
-    (0..n)
-        .map(|_| {
-            let v: f64 = StandardNormal.sample(rng);
-            (v * scale) as f32 as f64
-        })
-        .collect()
-}
-
-fn dense(rng: &mut ChaCha8Rng, out: usize, inp: usize) -> Dense {
-    Dense::new(
-        Array2::from_shape_vec(
-            (out, inp),
-            gaussian(rng, out * inp, (2.0 / inp as f64).sqrt()),
-        )
-        .unwrap(),
-        Array1::from(gaussian(rng, out, 0.01)),
-    )
-    .unwrap()
-}
-
-fn sort_of_clevr(rng: &mut ChaCha8Rng) -> RelationNetwork {
-    let mut conv = Vec::new();
-    let mut c_in = 3;
-    for _ in 0..4 {
-        let uniform = |rng: &mut ChaCha8Rng, lo: f32, hi: f32| -> Vec<f64> {
-            (0..24)
-                .map(|_| f64::from(rng.random_range(lo..hi)))
-                .collect()
-        };
-        conv.push(ConvBlock {
-            kernel: gaussian(rng, 24 * c_in * 9, (2.0 / (9 * c_in) as f64).sqrt()),
-            shape: [24, c_in, 3, 3],
-            bias: None,
-            stride: 2,
-            padding: 1,
-            batch_norm: Some(BatchNorm {
-                scale: uniform(rng, 0.5, 1.5),
-                shift: uniform(rng, -0.2, 0.2),
-                mean: uniform(rng, -0.1, 0.1),
-                var: uniform(rng, 0.5, 2.0),
-                eps: 1e-5,
-            }),
-        });
-        c_in = 24;
-    }
-    let g = vec![
-        dense(rng, 256, 2 * 26 + 11),
-        dense(rng, 256, 256),
-        dense(rng, 256, 256),
-        dense(rng, 256, 256),
-    ];
-    let f = vec![
-        dense(rng, 256, 256),
-        dense(rng, 256, 256),
-        dense(rng, 10, 256),
-    ];
-    RelationNetwork::new([3, 75, 75], conv, None, 11, g, f).unwrap()
-}
 
 fn main() {
     let per_layer: usize = std::env::args()
@@ -91,7 +31,7 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(256);
     let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let rn = sort_of_clevr(&mut rng);
+    let rn = common::sort_of_clevr(&mut rng);
     let mut question = vec![0.0; 11];
     question[2] = 1.0;
     question[6] = 1.0;

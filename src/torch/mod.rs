@@ -71,14 +71,82 @@ enum Linear {
     Dense(Tensor),
     /// One `rows × cols` block applied to each of `copies` consecutive slices of the input.
     Shared { block: Tensor, copies: i64 },
-    /// Entries `W[rows[e], cols[e]] = vals[e]`.
-    Sparse {
-        rows: Tensor,
-        cols: Tensor,
-        vals: Tensor,
-        out: i64,
-        inp: i64,
-    },
+    /// Entries `W[r, c]` listed row by row, as a CSR matrix and its transpose.
+    Sparse(Box<SparseLinear>),
+}
+
+/// A sparse layer's weights: the listed entries in row order (`vals`) at `at` (`2 × nnz`:
+/// rows, then columns), and the transpose's entries at `t_at` in its own row order, whose
+/// values are `vals[perm]`; both as coalesced COO matrices.
+struct SparseLinear {
+    at: Tensor,
+    t_at: Tensor,
+    perm: Tensor,
+    vals: Tensor,
+    out: i64,
+    inp: i64,
+    /// `out × in` and `in × out`.
+    matrix: Tensor,
+    transposed: Tensor,
+}
+
+impl SparseLinear {
+    fn new(affine: &Affine, vals: Tensor) -> Self {
+        let device = vals.device();
+        let (out, inp) = (affine.out_dim(), affine.in_dim());
+        let (mut rows, mut cols) = (Vec::new(), Vec::new());
+        let mut entries: Vec<(usize, usize, usize)> = Vec::new();
+        for j in 0..out {
+            for (i, _) in affine.row(j).entries() {
+                entries.push((i, j, rows.len()));
+                rows.push(j as i64);
+                cols.push(i as i64);
+            }
+        }
+        // The transpose: entries by column, then row.
+        entries.sort_unstable();
+        let t_rows: Vec<i64> = entries.iter().map(|&(i, _, _)| i as i64).collect();
+        let t_cols: Vec<i64> = entries.iter().map(|&(_, j, _)| j as i64).collect();
+        let perm: Vec<i64> = entries.iter().map(|&(_, _, e)| e as i64).collect();
+        let index = |v: &[i64]| Tensor::from_slice(v).to_device(device);
+        let pair = |a: &[i64], b: &[i64]| Tensor::stack(&[index(a), index(b)], 0);
+        let empty = Tensor::zeros([0], (vals.kind(), device));
+        SparseLinear {
+            at: pair(&rows, &cols),
+            t_at: pair(&t_rows, &t_cols),
+            perm: index(&perm),
+            vals: empty.shallow_clone(),
+            out: out as i64,
+            inp: inp as i64,
+            matrix: empty.shallow_clone(),
+            transposed: empty,
+        }
+        .with_values(vals)
+    }
+
+    /// The same structure with other values (listed in row order).
+    fn with_values(&self, vals: Tensor) -> Self {
+        let (kind, device) = (vals.kind(), vals.device());
+        let coo = |at: &Tensor, values: &Tensor, size: [i64; 2]| {
+            Tensor::sparse_coo_tensor_indices_size(at, values, size, (kind, device), true)
+        };
+        let matrix = coo(&self.at, &vals, [self.out, self.inp]);
+        let transposed = coo(
+            &self.t_at,
+            &vals.index_select(0, &self.perm),
+            [self.inp, self.out],
+        );
+        SparseLinear {
+            at: self.at.shallow_clone(),
+            t_at: self.t_at.shallow_clone(),
+            perm: self.perm.shallow_clone(),
+            vals,
+            out: self.out,
+            inp: self.inp,
+            matrix,
+            transposed,
+        }
+    }
 }
 
 impl Linear {
@@ -110,22 +178,11 @@ impl Linear {
                 }
             }
             Affine::Sparse(_) => {
-                let (mut rows, mut cols, mut vals) = (Vec::new(), Vec::new(), Vec::new());
-                for j in 0..affine.out_dim() {
-                    for (i, &w) in affine.row(j).entries() {
-                        rows.push(j as i64);
-                        cols.push(i as i64);
-                        vals.push(w);
-                    }
-                }
-                let index = |v: &[i64]| Tensor::from_slice(v).to_device(device);
-                Linear::Sparse {
-                    rows: index(&rows),
-                    cols: index(&cols),
-                    vals: tensor(&vals, &[vals.len() as i64]),
-                    out: affine.out_dim() as i64,
-                    inp: affine.in_dim() as i64,
-                }
+                let vals: Vec<f64> = (0..affine.out_dim())
+                    .flat_map(|j| affine.row(j).values().to_vec())
+                    .collect();
+                let vals = tensor(&vals, &[vals.len() as i64]);
+                Linear::Sparse(Box::new(SparseLinear::new(affine, vals)))
             }
         }
     }
@@ -138,19 +195,7 @@ impl Linear {
                 block: f(block),
                 copies: *copies,
             },
-            Linear::Sparse {
-                rows,
-                cols,
-                vals,
-                out,
-                inp,
-            } => Linear::Sparse {
-                rows: rows.shallow_clone(),
-                cols: cols.shallow_clone(),
-                vals: f(vals),
-                out: *out,
-                inp: *inp,
-            },
+            Linear::Sparse(sparse) => Linear::Sparse(Box::new(sparse.with_values(f(&sparse.vals)))),
         }
     }
 
@@ -165,16 +210,8 @@ impl Linear {
                     .matmul(&block.tr())
                     .view([batch, -1])
             }
-            Linear::Sparse {
-                rows,
-                cols,
-                vals,
-                out,
-                ..
-            } => {
-                let terms = a.index_select(1, cols) * vals;
-                Tensor::zeros([batch, *out], (a.kind(), a.device())).index_add(1, rows, &terms)
-            }
+            // (W aᵀ)ᵀ: sparse times dense.
+            Linear::Sparse(sparse) => sparse.matrix.mm(&a.tr()).tr(),
         }
     }
 
@@ -189,16 +226,7 @@ impl Linear {
                     .matmul(block)
                     .view([batch, -1])
             }
-            Linear::Sparse {
-                rows,
-                cols,
-                vals,
-                inp,
-                ..
-            } => {
-                let terms = t.index_select(1, rows) * vals;
-                Tensor::zeros([batch, *inp], (t.kind(), t.device())).index_add(1, cols, &terms)
-            }
+            Linear::Sparse(sparse) => sparse.transposed.mm(&t.tr()).tr(),
         }
     }
 }
