@@ -156,6 +156,16 @@ fn batched_relevances_equal_the_engines_in_f64_and_f32() {
     );
 }
 
+/// An ONNX fixture of tests/data/onnx/ and its inputs.
+fn fixture(name: &str) -> (Model, Vec<Vec<f64>>) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx");
+    let model = Model::load(&dir.join(format!("{name}.onnx"))).unwrap();
+    let inputs =
+        dtdcert::model::inputs::load_inputs(&dir.join(format!("{name}.inputs.npy")), None).unwrap();
+    let xs = (0..inputs.len()).map(|i| inputs.row(i).unwrap()).collect();
+    (model, xs)
+}
+
 /// The convolutional fixtures (conv, batch norm, average and max pooling, residual blocks,
 /// coordinate channels), every rule: f64 relevances equal the engine's.
 #[test]
@@ -165,14 +175,7 @@ fn convolutional_networks_get_the_engines_relevances() {
         "maxpool_coord_2x7x7_opset17",
         "residual_conv_2x6x6_f64_opset17",
     ] {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/onnx/");
-        let model = Model::load(std::path::Path::new(&format!("{dir}{name}.onnx"))).unwrap();
-        let inputs = dtdcert::model::inputs::load_inputs(
-            std::path::Path::new(&format!("{dir}{name}.inputs.npy")),
-            None,
-        )
-        .unwrap();
-        let xs: Vec<Vec<f64>> = (0..inputs.len()).map(|i| inputs.row(i).unwrap()).collect();
+        let (model, xs) = fixture(name);
         for rule in rules() {
             let settings = DtdSettings {
                 rule,
@@ -199,15 +202,7 @@ fn convolutional_networks_get_the_engines_relevances() {
 
 #[test]
 fn the_forward_pass_is_the_engines() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/onnx/");
-    let name = "residual_conv_2x6x6_f64_opset17";
-    let model = Model::load(std::path::Path::new(&format!("{dir}{name}.onnx"))).unwrap();
-    let inputs = dtdcert::model::inputs::load_inputs(
-        std::path::Path::new(&format!("{dir}{name}.inputs.npy")),
-        None,
-    )
-    .unwrap();
-    let xs: Vec<Vec<f64>> = (0..inputs.len()).map(|i| inputs.row(i).unwrap()).collect();
+    let (model, xs) = fixture("residual_conv_2x6x6_f64_opset17");
     let torch = TorchNet::new(model.net(), Precision::F64, Device::Cpu);
     let flat: Vec<f64> = xs.iter().flatten().copied().collect();
     let h = torch.forward(&torch.input(&flat, xs.len()));
