@@ -1229,6 +1229,10 @@ fn the_torch_backend_is_named_where_it_is_missing() {
         &["--device applies to --backend torch"],
     );
     expect_refusal(
+        &with(&["explain", "--batch", "8"]),
+        &["--batch applies to --backend torch"],
+    );
+    expect_refusal(
         &with(&["explain", "--backend", "gpu"]),
         &["--backend 'gpu'", "exact or torch"],
     );

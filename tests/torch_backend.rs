@@ -265,7 +265,7 @@ fn bad_requests_are_refused_with_the_reason() {
 }
 
 /// `dtdcert explain --backend torch` writes the exact engine's relevances (f64 within 1e-12
-/// relative, f32 within 1e-5 for z+), and refuses what it cannot do with one line and exit
+/// relative, in one batch or in batches of 7; f32 within 1e-5 for z+), and refuses what it cannot do with one line and exit
 /// code 2, writing nothing.
 #[test]
 fn explain_with_the_torch_backend() {
@@ -287,17 +287,24 @@ fn explain_with_the_torch_backend() {
     assert!(s.status.success());
     let exact = read(&exact);
     let scale = exact.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    for (precision, tolerance) in [("f64", 1e-12), ("f32", 1e-5)] {
+    // f64 and f32 in one batch (all 100 inputs), and f64 in batches of 7.
+    let cases = [
+        ("f64", "1024", 1e-12),
+        ("f32", "1024", 1e-5),
+        ("f64", "7", 1e-12),
+    ];
+    for (precision, batch, tolerance) in cases {
+        let flags = [
+            "--rule",
+            "z+",
+            "--backend",
+            "torch",
+            "--precision",
+            precision,
+        ];
         let (s, path) = run(
-            &[
-                "--rule",
-                "z+",
-                "--backend",
-                "torch",
-                "--precision",
-                precision,
-            ],
-            &format!("{precision}.npy"),
+            &[&flags[..], &["--batch", batch]].concat(),
+            &format!("{precision}_{batch}.npy"),
         );
         assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
         let got = read(&path);
@@ -320,6 +327,10 @@ fn explain_with_the_torch_backend() {
     refused(
         &["--backend", "torch", "--precision", "f16"],
         "expected f32 or f64",
+    );
+    refused(
+        &["--backend", "torch", "--batch", "0"],
+        "--batch must be at least 1",
     );
     refused(
         &["--backend", "torch", "--device", "tpu"],

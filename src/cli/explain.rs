@@ -76,6 +76,10 @@ pub struct ExplainArgs {
     /// With --backend torch: `f64` or `f32` [default: f64]. The .npy file is f64 either way.
     #[arg(long, value_name = "f32|f64")]
     pub precision: Option<String>,
+    /// With --backend torch: inputs per batch [default: 1024, fewer for wide networks, so
+    /// that one layer's values for the batch stay within 2^24 numbers].
+    #[arg(long, value_name = "N")]
+    pub batch: Option<usize>,
     /// The output .npy file.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -85,10 +89,13 @@ pub struct ExplainArgs {
 fn torch_side(args: &ExplainArgs) -> Result<Option<(String, String)>> {
     match args.backend.as_str() {
         "exact" => {
-            for (flag, given) in [("--device", &args.device), ("--precision", &args.precision)] {
-                if given.is_some() {
-                    return Err(Error::Usage(format!("{flag} applies to --backend torch")));
-                }
+            let given = [
+                ("--device", args.device.is_some()),
+                ("--precision", args.precision.is_some()),
+                ("--batch", args.batch.is_some()),
+            ];
+            if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+                return Err(Error::Usage(format!("{flag} applies to --backend torch")));
             }
             Ok(None)
         }
@@ -103,6 +110,9 @@ fn torch_side(args: &ExplainArgs) -> Result<Option<(String, String)>> {
                         "--full-backward"
                     }
                 )));
+            }
+            if args.batch == Some(0) {
+                return Err(Error::Usage("--batch must be at least 1".into()));
             }
             let precision = args.precision.clone().unwrap_or_else(|| "f64".into());
             if precision != "f64" && precision != "f32" {
@@ -204,7 +214,11 @@ pub fn run(args: ExplainArgs) -> Result<Outcome> {
 
 const CHUNK: usize = 1024;
 
-/// `--backend torch`: the inputs a chunk at a time, each chunk one batch on the device.
+/// The most values of one layer for a whole batch that the default `--batch` allows.
+#[cfg(feature = "torch")]
+const TORCH_VALUES: usize = 1 << 24;
+
+/// `--backend torch`: the inputs a batch at a time on the device.
 #[cfg(feature = "torch")]
 fn run_torch(
     args: &ExplainArgs,
@@ -226,9 +240,13 @@ fn run_torch(
     let net = TorchNet::new(model.net(), precision, device);
     let n = inputs.len();
     let d = model.net().input_dim();
+    let widest = model.net().widths().into_iter().max().unwrap_or(1).max(1);
+    let batch = args
+        .batch
+        .unwrap_or_else(|| CHUNK.min((TORCH_VALUES / widest).max(1)));
     let mut flat: Vec<f64> = Vec::with_capacity(n * d);
-    for start in (0..n).step_by(CHUNK) {
-        let end = (start + CHUNK).min(n);
+    for start in (0..n).step_by(batch) {
+        let end = (start + batch).min(n);
         let mut rows: Vec<f64> = Vec::with_capacity((end - start) * d);
         for i in start..end {
             rows.extend(inputs.row(i)?);
