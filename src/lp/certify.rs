@@ -647,7 +647,8 @@ fn own_face_contradiction(
 /// hidden variable's (`h…`) defining equality row adjusted so that its reduced cost is exactly
 /// non-negative (that row's multiplier is free and meets no other hidden variable of its
 /// block). Last, in L∞ programs, a move `p_i` or `n_i` without an upper bound whose reduced
-/// cost is still negative has its distance row `p_i + n_i − t <= 0` lowered by the deficit:
+/// cost is still negative (as the safe bound sees it, after completing the defining rows'
+/// multipliers) has its distance row `p_i + n_i − t <= 0` lowered by the deficit:
 /// that lifts both reduced costs and takes the same amount off `t`'s, which the scaling left
 /// about 1e-9 above zero. Only the checker decides whether the result proves anything.
 pub(crate) fn repaired(lp: &LinearProgram, y: Vec<f64>) -> Vec<f64> {
