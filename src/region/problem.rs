@@ -174,6 +174,20 @@ fn row_difference(a: Vec<(usize, f64)>, b: Vec<(usize, f64)>) -> Vec<(usize, f64
     out
 }
 
+/// A new free variable `var` defined by the equality row `row`: `coeffs·x + constant − var = 0`.
+fn define(
+    lp: &mut LinearProgram,
+    var: String,
+    row: String,
+    mut coeffs: Vec<(usize, f64)>,
+    constant: &Dyadic,
+) -> usize {
+    let v = lp.add_var(var, f64::NEG_INFINITY, f64::INFINITY, 0.0);
+    coeffs.push((v, -1.0));
+    lp.add_row(row, coeffs, RowKind::Eq, -constant);
+    v
+}
+
 impl LayerRows<'_> {
     /// Adds the region's rows to `lp`. Layer `m`'s affine part is `first_coeffs(j)` plus the
     /// constant `first_const(j)`; `extra(i)` is an additional term of constraint `i` (its
@@ -238,16 +252,9 @@ impl LayerRows<'_> {
                 // Each window's output is a free variable equal to its winner.
                 if feeds_more {
                     for (g, &s) in selection.selected.iter().enumerate() {
-                        let (mut coeffs, constant) = row_of(s as usize);
-                        let v = lp.add_var(
-                            format!("h{}_{}", k + 1, g),
-                            f64::NEG_INFINITY,
-                            f64::INFINITY,
-                            0.0,
-                        );
-                        coeffs.push((v, -1.0));
-                        lp.add_row(format!("m{}_{g}", k + 1), coeffs, RowKind::Eq, -&constant);
-                        next_block.push((g, v));
+                        let (coeffs, constant) = row_of(s as usize);
+                        let (var, row) = (format!("h{}_{g}", k + 1), format!("m{}_{g}", k + 1));
+                        next_block.push((g, define(lp, var, row, coeffs, &constant)));
                     }
                 }
                 for (s, o) in selection.constraints() {
@@ -263,15 +270,8 @@ impl LayerRows<'_> {
                     };
                     let name = format!("z{}_{o}", k + 1);
                     if drop == Some((k, o)) {
-                        let v = lp.add_var(
-                            format!("s{}_{o}", k + 1),
-                            f64::NEG_INFINITY,
-                            f64::INFINITY,
-                            0.0,
-                        );
-                        coeffs.push((v, -1.0));
-                        lp.add_row(name, coeffs, RowKind::Eq, -&constant);
-                        dropped_var = Some(v);
+                        let var = format!("s{}_{o}", k + 1);
+                        dropped_var = Some(define(lp, var, name, coeffs, &constant));
                     } else {
                         if let Some(e) = extra(index) {
                             coeffs.push((e.0, -e.1));
@@ -299,15 +299,8 @@ impl LayerRows<'_> {
                     // Without ReLU the output is a free variable of the next block.
                     None => {
                         if feeds_more {
-                            let v = lp.add_var(
-                                format!("h{}_{}", k + 1, j),
-                                f64::NEG_INFINITY,
-                                f64::INFINITY,
-                                0.0,
-                            );
-                            coeffs.push((v, -1.0));
-                            lp.add_row(name, coeffs, RowKind::Eq, -&constant);
-                            next_block.push((j, v));
+                            let var = format!("h{}_{}", k + 1, j);
+                            next_block.push((j, define(lp, var, name, coeffs, &constant)));
                         }
                     }
                     Some(true) if feeds_more || is_dropped => {
