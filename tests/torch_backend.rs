@@ -320,26 +320,15 @@ fn explain_with_the_torch_backend() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
         assert!(!path.exists());
     };
-    refused(
-        &["--backend", "torch", "--exact"],
-        "--exact runs on --backend exact",
-    );
-    refused(
-        &["--backend", "torch", "--precision", "f16"],
-        "expected f32 or f64",
-    );
-    refused(
-        &["--backend", "torch", "--batch", "0"],
-        "--batch must be at least 1",
-    );
-    refused(
-        &["--backend", "torch", "--device", "tpu"],
-        "expected cpu, cuda or auto",
-    );
-    refused(
-        &["--backend", "torch", "--rule", "nearest-valid:l1"],
-        "--backend exact",
-    );
+    for (extra, needle) in [
+        (&["--exact"][..], "--exact runs on --backend exact"),
+        (&["--precision", "f16"], "expected f32 or f64"),
+        (&["--batch", "0"], "--batch must be at least 1"),
+        (&["--device", "tpu"], "expected cpu, cuda or auto"),
+        (&["--rule", "nearest-valid:l1"], "--backend exact"),
+    ] {
+        refused(&[&["--backend", "torch"][..], extra].concat(), needle);
+    }
     if !tch::Cuda::is_available() {
         refused(
             &["--backend", "torch", "--device", "cuda"],

@@ -315,12 +315,21 @@ impl TorchNet {
 
     /// The forward pass: every layer's input, then the output.
     pub fn forward(&self, x: &Tensor) -> Vec<Tensor> {
+        self.trace(x).0
+    }
+
+    /// [`Self::forward`], and for each max-pool layer the winners of its windows (indices into
+    /// its `z`, `batch × windows`).
+    fn trace(&self, x: &Tensor) -> (Vec<Tensor>, Vec<Option<Tensor>>) {
         let mut h = vec![x.shallow_clone()];
+        let mut winners = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
             let z = layer.w.forward(&h[h.len() - 1]) + &layer.bias;
-            h.push(activate(layer, &z).0);
+            let (next, won) = activate(layer, &z);
+            h.push(next);
+            winners.push(won);
         }
-        h
+        (h, winners)
     }
 
     /// The train-free relevances of a batch: the explained output of sample `b` is
@@ -341,7 +350,7 @@ impl TorchNet {
                 )));
             }
         }
-        let h = self.forward(x);
+        let (h, winners) = self.trace(x);
         let output = h[h.len() - 1].shallow_clone();
         let batch = output.size()[0];
         let outputs = output.size()[1] as usize;
@@ -375,8 +384,8 @@ impl TorchNet {
         let mut lower = Vec::with_capacity(self.layers.len());
         for (index, layer) in self.layers.iter().enumerate().rev() {
             let a = &h[index];
-            let next = match layer.max_pool {
-                Some(_) => winner_take_all(layer, a, &upper),
+            let next = match &winners[index] {
+                Some(won) => winner_take_all(layer, won, a, &upper),
                 None => step(layer, a, &upper, settings.rule_for(index), settings),
             };
             lower.push(next.shallow_clone());
@@ -415,15 +424,13 @@ fn activate(layer: &TorchLayer, z: &Tensor) -> (Tensor, Option<Tensor>) {
     }
 }
 
-/// A max-pool layer: each window's relevance goes whole to the input its winner copies.
-fn winner_take_all(layer: &TorchLayer, a: &Tensor, upper: &Tensor) -> Tensor {
-    let z = layer.w.forward(a) + &layer.bias;
-    let (_, winners) = activate(layer, &z);
-    let winners = winners.expect("a max-pool layer has winners");
+/// A max-pool layer: each window's relevance goes whole to the input its winner copies
+/// (`winners`: the forward pass's indices into `z`).
+fn winner_take_all(layer: &TorchLayer, winners: &Tensor, a: &Tensor, upper: &Tensor) -> Tensor {
     let gathered = layer.gathered.as_ref().expect("a max-pool layer's copies");
     let inputs = gathered
         .index_select(0, &winners.view([-1]))
-        .view_as(&winners);
+        .view_as(winners);
     a.zeros_like().scatter_add(1, &inputs, upper)
 }
 
