@@ -1594,3 +1594,47 @@ fn relation_network_audit_records_its_question_and_needs_one() {
         &["rn.onnx", "second input 'question'", "--question"],
     );
 }
+
+/// In a build without the `torch` feature, `--backend torch` is refused with the way to build
+/// it, and nothing is written; the exact backend refuses the torch-only flags.
+#[cfg(not(feature = "torch"))]
+#[test]
+fn the_torch_backend_is_refused_in_a_build_without_it() {
+    let dir = tmp();
+    let out = dir.path().join("audit");
+    let npy = dir.path().join("r.npy");
+    let audit = [
+        "audit",
+        "--model",
+        MODEL,
+        "--inputs",
+        INPUTS,
+        "--out",
+        s(&out),
+    ];
+    let explain = [
+        "explain",
+        "--model",
+        MODEL,
+        "--inputs",
+        INPUTS,
+        "--out",
+        s(&npy),
+    ];
+    for command in [&audit[..], &explain[..]] {
+        let run = dtdcert(&[command, &["--backend", "torch"]].concat()).expect_code(2);
+        assert!(
+            run.stderr.contains("--features torch") && run.stderr.contains("setup_torch.sh"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(run.stderr.trim_end().lines().count(), 1, "{}", run.stderr);
+        for (flag, value) in [("--device", "cpu"), ("--precision", "f32")] {
+            let run = dtdcert(&[command, &[flag, value]].concat()).expect_code(2);
+            assert!(run
+                .stderr
+                .contains(&format!("{flag} applies to --backend torch")));
+        }
+    }
+    assert!(!out.exists() && !npy.exists());
+}

@@ -1163,6 +1163,7 @@ fn check_verdict(
             "{what}: decided by the float bound where it cannot decide ({verdict:?})"
         ),
         Decision::Exact => panic!("{what}: Decision::Exact outside --exact"),
+        Decision::Unchecked => panic!("{what}: an unchecked verdict from the exact engine"),
     }
 }
 
@@ -1581,6 +1582,7 @@ fn audit_records_say_exact_fallback_and_hold_exact_verdicts() {
         keep_points: true,
         certify: None,
         lp: Default::default(),
+        torch: None,
     };
     let record = audit_sample(&model, &settings, 7, &x, Some(0)).unwrap();
     assert_eq!(record.sample, 7);

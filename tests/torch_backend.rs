@@ -15,9 +15,12 @@
 
 mod util;
 
+use dtdcert::audit::{audit_sample, AuditSettings, Box1, DomainCheck, RootVerdict};
 use dtdcert::dtd::{explain, BiasMode, DtdSettings, InitialRelevance, LayerRule, Rule};
 use dtdcert::model::forward::{argmax, forward};
 use dtdcert::model::{Model, Network};
+use dtdcert::region::Membership;
+use dtdcert::torch::audit::TorchAuditor;
 use dtdcert::torch::{device, Precision, TorchNet};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -334,5 +337,457 @@ fn explain_with_the_torch_backend() {
             &["--backend", "torch", "--device", "cuda"],
             "no CUDA device",
         );
+    }
+}
+
+/// What comparing the two engines' audit records found.
+#[derive(Default, Debug)]
+struct Parity {
+    roots: usize,
+    /// Roots whose verdicts differ (each one with a deciding value below resolution).
+    differing: usize,
+    /// The largest `|value| / (ε S)` among the differing roots' deciding values.
+    worst_ratio: f64,
+    /// The largest relevance difference, relative to the layer's scale.
+    worst_relevance: f64,
+    /// Neurons whose root/no-root outcome differs (a denominator at the threshold).
+    outcomes: usize,
+    /// The largest margin or slack difference of agreeing verdicts, relative to `S`.
+    worst_margin: f64,
+}
+
+/// The values a root's verdict turns on, as the exact engine reports them: the margin of the
+/// first violated constraint, the least slack, the distance of the first coordinate outside
+/// the domain box from the box.
+fn deciding_values(v: &RootVerdict, bounds: (Option<f64>, Option<f64>)) -> Vec<f64> {
+    let mut values = Vec::new();
+    match v.region {
+        Membership::Outside { margin, .. } => values.push(margin),
+        Membership::Inside { slack: Some(s) } => values.push(s),
+        Membership::Inside { slack: None } => {}
+    }
+    let point = v.point.as_ref().expect("points are kept");
+    let nearest_bound = point
+        .iter()
+        .flat_map(|&p| [bounds.0.map(|lo| p - lo), bounds.1.map(|hi| hi - p)])
+        .flatten()
+        .fold(f64::INFINITY, |m, d| m.min(d.abs()));
+    if nearest_bound.is_finite() {
+        values.push(nearest_bound);
+    }
+    values
+}
+
+/// Audits `xs` with the exact engine (f64 with error bounds) and with the torch backend in
+/// `precision`, and compares every record. Relevances must agree within `tolerance` relative
+/// to each layer's scale where `check_relevances`, and so must the margins and slacks of
+/// agreeing verdicts (relative to `S`); a verdict may differ only where one of the exact
+/// engine's deciding values is within `1024 ε S` of zero (`ε` the precision's unit
+/// roundoff, `S` the largest magnitude among the sample's layer inputs and the root).
+fn compare_audits(
+    model: &Model,
+    xs: &[Vec<f64>],
+    settings: &AuditSettings,
+    precision: Precision,
+    tolerance: f64,
+    check_relevances: bool,
+) -> Result<Parity, String> {
+    let settings = AuditSettings {
+        keep_points: true,
+        ..settings.clone()
+    };
+    let eps = match precision {
+        Precision::F64 => f64::EPSILON / 2.0,
+        Precision::F32 => f32::EPSILON as f64 / 2.0,
+    };
+    let auditor = TorchAuditor::new(model, precision, Device::Cpu);
+    let ids: Vec<usize> = (0..xs.len()).collect();
+    let targets = vec![None; xs.len()];
+    let got = auditor
+        .audit(model, &settings, &ids, xs, &targets)
+        .map_err(|e| e.to_string())?;
+    let mut parity = Parity::default();
+    let net = model.net();
+    for (i, (x, torch)) in xs.iter().zip(&got).enumerate() {
+        let exact = audit_sample(model, &settings, i, x, None).map_err(|e| e.to_string())?;
+        if torch.explained != exact.explained {
+            return Err(format!(
+                "sample {i}: explained {} and {}",
+                torch.explained, exact.explained
+            ));
+        }
+        let trace = forward(net, x);
+        let size = trace
+            .activations
+            .iter()
+            .flatten()
+            .fold(1.0f64, |m, v| m.max(v.abs()));
+        for (index, (t, e)) in torch.layers.iter().zip(&exact.layers).enumerate() {
+            let scale = e
+                .neurons
+                .iter()
+                .map(|n| n.relevance.abs())
+                .sum::<f64>()
+                .max(e.relevance_out.abs())
+                .max(e.unresolved.abs())
+                .max(f64::MIN_POSITIVE);
+            let pairs = [
+                (t.relevance_in, e.relevance_in),
+                (t.relevance_out, e.relevance_out),
+                (t.unresolved, e.unresolved),
+                (t.absorbed, e.absorbed),
+                (t.no_root_relevance, e.no_root_relevance),
+            ];
+            let neurons = t.neurons.iter().zip(&e.neurons);
+            let differences = pairs
+                .into_iter()
+                .chain(neurons.clone().map(|(a, b)| (a.relevance, b.relevance)));
+            for (a, b) in differences {
+                parity.worst_relevance = parity.worst_relevance.max((a - b).abs() / scale);
+            }
+            if check_relevances && parity.worst_relevance > tolerance {
+                return Err(format!(
+                    "sample {i} layer {}: relevance error {:e}",
+                    index + 1,
+                    parity.worst_relevance
+                ));
+            }
+            let bounds = match (index, settings.input_domain()) {
+                (0, Some(b)) => (Some(b.lo), Some(b.hi)),
+                (0, None) => (None, None),
+                _ if net.output_nonnegative(index - 1) => (Some(0.0), None),
+                _ => (None, None),
+            };
+            for (a, b) in neurons {
+                match (&a.root, &b.root) {
+                    (Some(ta), Some(eb)) => {
+                        parity.roots += 1;
+                        let point_size = eb
+                            .point
+                            .as_ref()
+                            .unwrap()
+                            .iter()
+                            .fold(size, |m, v| m.max(v.abs()));
+                        let same_domain = match (&ta.domain, &eb.domain) {
+                            (
+                                DomainCheck::Out {
+                                    coordinate: c1,
+                                    value: v1,
+                                },
+                                DomainCheck::Out {
+                                    coordinate: c2,
+                                    value: v2,
+                                },
+                            ) => {
+                                if c1 == c2 {
+                                    let d = (v1 - v2).abs() / point_size;
+                                    parity.worst_margin = parity.worst_margin.max(d);
+                                }
+                                c1 == c2
+                            }
+                            (a, b) => a == b,
+                        };
+                        let same = ta.valid == eb.valid
+                            && same_domain
+                            && match (&ta.region, &eb.region) {
+                                (
+                                    Membership::Outside {
+                                        layer: l1,
+                                        neuron: n1,
+                                        margin: m1,
+                                    },
+                                    Membership::Outside {
+                                        layer: l2,
+                                        neuron: n2,
+                                        margin: m2,
+                                    },
+                                ) => {
+                                    let here = l1 == l2 && n1 == n2;
+                                    if here {
+                                        let d = (m1 - m2).abs() / point_size;
+                                        parity.worst_margin = parity.worst_margin.max(d);
+                                    }
+                                    here
+                                }
+                                (
+                                    Membership::Inside { slack: s1 },
+                                    Membership::Inside { slack: s2 },
+                                ) => {
+                                    if let (Some(s1), Some(s2)) = (s1, s2) {
+                                        let d = (s1 - s2).abs() / point_size;
+                                        parity.worst_margin = parity.worst_margin.max(d);
+                                    }
+                                    s1.is_some() == s2.is_some()
+                                }
+                                _ => false,
+                            };
+                        if !same {
+                            let ratio = deciding_values(eb, bounds)
+                                .into_iter()
+                                .fold(f64::INFINITY, |m, v| m.min(v.abs()))
+                                / (eps * point_size);
+                            parity.differing += 1;
+                            parity.worst_ratio = parity.worst_ratio.max(ratio);
+                            if ratio > 1024.0 {
+                                return Err(format!(
+                                    "sample {i} layer {} neuron {}: verdicts {:?} (torch) and \
+                                     {:?} (exact), deciding values {ratio:e} ε S from zero",
+                                    index + 1,
+                                    b.neuron,
+                                    ta,
+                                    eb
+                                ));
+                            }
+                        }
+                    }
+                    (None, None) if a.no_root == b.no_root => {}
+                    _ => parity.outcomes += 1,
+                }
+            }
+        }
+    }
+    if check_relevances && parity.worst_margin > tolerance {
+        return Err(format!("margin error {:e}", parity.worst_margin));
+    }
+    Ok(parity)
+}
+
+/// Audit settings: the drawn DTD settings, with or without a domain box.
+fn audit_settings(dtd: DtdSettings, boxed: bool) -> AuditSettings {
+    AuditSettings {
+        dtd,
+        domain: boxed.then_some(Box1 { lo: -1.0, hi: 1.0 }),
+        ..AuditSettings::default()
+    }
+}
+
+/// Runs `compare_audits` in f64 (asserting relevances within 1e-12 and that every root and
+/// no-root outcome matches except below resolution) and in f32 (printed), over `cases`.
+fn audit_parity<S>(name: &str, cases: S, count: u32)
+where
+    S: Strategy<Value = (Model, Vec<Vec<f64>>, AuditSettings)>,
+{
+    let totals = std::cell::RefCell::new((Parity::default(), Parity::default()));
+    runner(count)
+        .run(&cases, |(model, xs, settings)| {
+            let p64 = compare_audits(&model, &xs, &settings, Precision::F64, 1e-12, true)
+                .map_err(|e| TestCaseError::fail(format!("f64: {e} with {settings:?}")))?;
+            prop_assert_eq!(p64.outcomes, 0, "f64 root outcomes differ");
+            let p32 = compare_audits(&model, &xs, &settings, Precision::F32, 1e-5, false)
+                .map_err(|e| TestCaseError::fail(format!("f32: {e} with {settings:?}")))?;
+            let mut t = totals.borrow_mut();
+            let (t64, t32) = &mut *t;
+            for (total, p) in [(t64, p64), (t32, p32)] {
+                total.roots += p.roots;
+                total.differing += p.differing;
+                total.outcomes += p.outcomes;
+                total.worst_ratio = total.worst_ratio.max(p.worst_ratio);
+                total.worst_relevance = total.worst_relevance.max(p.worst_relevance);
+                total.worst_margin = total.worst_margin.max(p.worst_margin);
+            }
+            Ok(())
+        })
+        .unwrap();
+    let (p64, p32) = totals.into_inner();
+    println!("{name}, f64: {p64:?}\n{name}, f32: {p32:?}");
+    // Not a vacuous pass: roots were judged.
+    assert!(
+        p64.roots >= 100 * count as usize / 128,
+        "{name}: {} roots",
+        p64.roots
+    );
+}
+
+/// The torch backend's audit records equal the exact engine's on random MLPs with carried
+/// tails and max-pool layers, every rule (LRP rules for the unresolved relevance), with and
+/// without a domain box.
+#[test]
+fn audits_equal_the_engines_on_random_mlps() {
+    let cases = util::mlp_with_tails_and_pools(2..=6, 2..=6, 1..=3, util::weight)
+        .prop_flat_map(|net| {
+            let d = net.input_dim();
+            let layers = net.layers().len();
+            (
+                Just(net),
+                prop::collection::vec(
+                    prop::collection::vec((-1.0f64..1.0).prop_map(|v| v as f32 as f64), d),
+                    1..=4,
+                ),
+                settings(layers),
+                any::<bool>(),
+            )
+        })
+        .prop_map(|(net, xs, dtd, boxed)| (Model::new(net), xs, audit_settings(dtd, boxed)));
+    audit_parity("random MLPs", cases, 256);
+}
+
+/// The same on random convolutional networks (convolution, average, global and max
+/// pooling) read from ONNX, with the DTD root rules.
+#[test]
+fn audits_equal_the_engines_on_random_conv_nets() {
+    let root_rules = ["0", "z", "z+", "gamma:0.25", "w2", "zb:-1:1"];
+    let cases = (
+        util::conv::conv_net_and_input(),
+        prop::sample::select(root_rules.to_vec()),
+        any::<bool>(),
+    )
+        .prop_map(|((net, x), rule, boxed)| {
+            let dtd = DtdSettings {
+                rule: rule.parse().unwrap(),
+                ..DtdSettings::default()
+            };
+            (util::conv::load(&net), vec![x], audit_settings(dtd, boxed))
+        });
+    audit_parity("random conv nets", cases, 192);
+}
+
+/// The shipped example (C6, whose roots lie on faces of their regions) and the convolutional,
+/// max-pool, residual and shared-layer fixtures: the torch backend's audits differ from the
+/// exact engine's only below resolution (in f64 and f32), and the differences are counted.
+#[test]
+fn audits_of_the_fixtures_differ_only_below_resolution() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let c6 = Model::load(&root.join("examples/c6/model.onnx")).unwrap();
+    let inputs =
+        dtdcert::model::inputs::load_inputs(&root.join("examples/c6/inputs.npy"), None).unwrap();
+    let c6_inputs = (0..inputs.len()).map(|i| inputs.row(i).unwrap()).collect();
+    let mut models = vec![("c6".to_string(), c6, c6_inputs)];
+    for name in [
+        "conv_bn_pool_2x6x6_f64_opset17",
+        "maxpool_coord_2x7x7_opset17",
+        "residual_conv_2x6x6_f64_opset17",
+        "coord_set_1x5x5_opset17",
+    ] {
+        let (model, xs) = fixture(name);
+        models.push((name.to_string(), model, xs));
+    }
+    let mut roots = 0;
+    for (name, model, xs) in &models {
+        for rule in ["z+", "z"] {
+            let settings = audit_settings(
+                DtdSettings {
+                    rule: rule.parse().unwrap(),
+                    ..DtdSettings::default()
+                },
+                false,
+            );
+            let p64 = compare_audits(model, xs, &settings, Precision::F64, 1e-12, true)
+                .unwrap_or_else(|e| panic!("{name}, {rule}, f64: {e}"));
+            assert_eq!(p64.outcomes, 0, "{name}, {rule}");
+            let p32 = compare_audits(model, xs, &settings, Precision::F32, 1e-5, false)
+                .unwrap_or_else(|e| panic!("{name}, {rule}, f32: {e}"));
+            println!("{name}, {rule}, f64: {p64:?}\n{name}, {rule}, f32: {p32:?}");
+            roots += p64.roots;
+        }
+    }
+    assert!(roots >= 1000, "{roots} roots");
+}
+
+/// Runs the binary from the package root.
+fn dtdcert(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_dtdcert"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `dtdcert audit --backend torch` writes the same files as the exact engine, with verdicts
+/// marked `unchecked` and the backend recorded in run.json (a resume with another precision
+/// is refused); `--certify` answers its roots with certificates `check-cert` accepts; what it
+/// cannot do is refused with one line and exit code 2, writing nothing.
+#[test]
+fn audit_with_the_torch_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let base = [
+        "audit",
+        "--model",
+        "examples/c6/model.onnx",
+        "--inputs",
+        "examples/c6/inputs.npy",
+        "-q",
+    ];
+    let z_plus = ["--rule", "z+"];
+    let exact = out("exact");
+    assert!(dtdcert(&[&base[..], &z_plus, &["--out", &exact]].concat())
+        .status
+        .success());
+    let torch = out("torch");
+    let flags = ["--backend", "torch", "--precision", "f64"];
+    let s = dtdcert(&[&base[..], &z_plus, &flags, &["--out", &torch]].concat());
+    assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
+    let json = |dir: &str, file: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/{file}")).unwrap()).unwrap()
+    };
+    let run = json(&torch, "run.json");
+    assert_eq!(run["settings"]["torch"]["precision"], "f64");
+    assert_eq!(run["settings"]["torch"]["device"], "cpu");
+    let (te, tt) = (json(&exact, "summary.json"), json(&torch, "summary.json"));
+    assert_eq!(te["total"]["roots"], tt["total"]["roots"]);
+    assert_eq!(te["samples"], tt["samples"]);
+    let records = std::fs::read_to_string(format!("{torch}/records.jsonl")).unwrap();
+    assert_eq!(records.lines().count(), 100);
+    let verdicts = records.matches("\"decided_by\":\"unchecked\"").count();
+    assert_eq!(verdicts as u64, tt["total"]["roots"].as_u64().unwrap());
+    // Resuming with another precision is refused.
+    let f32 = ["--backend", "torch", "--precision", "f32"];
+    let s = dtdcert(&[&base[..], &z_plus, &f32, &["--resume", &torch]].concat());
+    assert_eq!(s.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&s.stderr).contains("settings.torch.precision"));
+    // --certify on five samples: every certificate is accepted.
+    let certified = out("certified");
+    let certify = [
+        "--certify",
+        "nearest-l1",
+        "--shard",
+        "1/20",
+        "--out",
+        &certified,
+    ];
+    let s = dtdcert(&[&base[..], &z_plus, &flags, &certify].concat());
+    assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
+    let files: Vec<String> = std::fs::read_dir(format!("{certified}/certificates"))
+        .unwrap()
+        .map(|e| e.unwrap().path().to_str().unwrap().to_string())
+        .collect();
+    assert!(!files.is_empty());
+    let mut check = vec!["check-cert", "--model", "examples/c6/model.onnx"];
+    check.extend(files.iter().map(String::as_str));
+    let s = dtdcert(&check);
+    let stdout = String::from_utf8_lossy(&s.stdout);
+    assert_eq!(
+        stdout.matches(": accepted").count(),
+        files.len(),
+        "{stdout}"
+    );
+    // Refused, writing nothing.
+    let refused = out("refused");
+    let mut cases = vec![
+        (
+            vec!["--rule", "z+", "--exact"],
+            "--exact runs on --backend exact",
+        ),
+        (vec!["--precision", "f16"], "expected f32 or f64"),
+        (vec!["--device", "tpu"], "expected cpu, cuda or auto"),
+        (vec!["--rule", "nearest-valid:l1"], "--backend exact"),
+    ];
+    if !tch::Cuda::is_available() {
+        cases.push((vec!["--device", "cuda"], "no CUDA device"));
+    }
+    for (extra, needle) in cases {
+        let s = dtdcert(
+            &[
+                &base[..],
+                &["--backend", "torch", "--out", &refused],
+                &extra,
+            ]
+            .concat(),
+        );
+        let stderr = String::from_utf8_lossy(&s.stderr);
+        assert_eq!(s.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(!std::path::Path::new(&refused).exists(), "{extra:?}");
     }
 }

@@ -52,7 +52,113 @@ pub struct AuditSettings {
     /// How linear programs are solved (`--certify`, the `nearest-valid` rule).
     #[serde(default)]
     pub lp: LpSettings,
+    /// `--backend torch`: roots and verdicts on the libtorch backend, in its precision and
+    /// without error bounds; `None`: the exact engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torch: Option<TorchSettings>,
 }
+
+/// `--device` and `--precision` of `--backend torch`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TorchSettings {
+    /// cpu, cuda or auto.
+    pub device: String,
+    /// f64 or f32.
+    pub precision: String,
+}
+
+/// What computes an audit's records: the exact engine (f64 with error bounds and an exact
+/// fallback, or rationals), or the libtorch backend.
+pub enum Engine {
+    Exact,
+    #[cfg(feature = "torch")]
+    Torch(Box<crate::torch::audit::TorchAuditor>),
+}
+
+impl Engine {
+    /// The engine `settings` ask for (an error where that is the libtorch backend and this
+    /// build has none, or its device is missing).
+    pub fn new(model: &Model, settings: &AuditSettings) -> Result<Self> {
+        let Some(torch) = &settings.torch else {
+            return Ok(Engine::Exact);
+        };
+        if settings.exact || uses_lp(&settings.dtd, model.net().layers().len()) {
+            return Err(crate::error::Error::Usage(format!(
+                "--backend torch computes roots and verdicts in floating point; {} runs on \
+                 --backend exact",
+                if settings.exact {
+                    "--exact"
+                } else {
+                    "the nearest-valid rule"
+                }
+            )));
+        }
+        Self::torch(model, torch)
+    }
+
+    #[cfg(feature = "torch")]
+    fn torch(model: &Model, torch: &TorchSettings) -> Result<Self> {
+        use crate::torch::{device, Precision};
+        let precision = match torch.precision.as_str() {
+            "f32" => Precision::F32,
+            "f64" => Precision::F64,
+            other => {
+                return Err(crate::error::Error::Usage(format!(
+                    "--precision '{other}': expected f32 or f64"
+                )))
+            }
+        };
+        let auditor =
+            crate::torch::audit::TorchAuditor::new(model, precision, device(&torch.device)?);
+        Ok(Engine::Torch(Box::new(auditor)))
+    }
+
+    #[cfg(not(feature = "torch"))]
+    fn torch(_: &Model, _: &TorchSettings) -> Result<Self> {
+        Err(crate::error::Error::Usage(NO_TORCH.into()))
+    }
+
+    /// The records (and certificates) of samples `ids`, with inputs `rows` and targets
+    /// `targets` (one each), in order.
+    pub fn audit(
+        &self,
+        model: &Model,
+        settings: &AuditSettings,
+        ids: &[usize],
+        rows: &[Vec<f64>],
+        targets: &[Option<usize>],
+    ) -> Result<Vec<(SampleRecord, Vec<NamedCertificate>)>> {
+        use rayon::prelude::*;
+        match self {
+            Engine::Exact => ids
+                .par_iter()
+                .zip(rows.par_iter())
+                .zip(targets.par_iter())
+                .map(|((&i, x), &target)| audit_sample_certified(model, settings, i, x, target))
+                .collect(),
+            #[cfg(feature = "torch")]
+            Engine::Torch(auditor) => {
+                let records = auditor.audit(model, settings, ids, rows, targets)?;
+                records
+                    .into_par_iter()
+                    .zip(rows.par_iter())
+                    .map(|(mut record, x)| {
+                        let certificates = match &settings.certify {
+                            Some(c) => certify_roots(model, settings, c, x, &mut record)?,
+                            None => Vec::new(),
+                        };
+                        Ok((record, certificates))
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// The error for `--backend torch` in a build without the libtorch backend.
+pub const NO_TORCH: &str = "--backend torch: this build has no libtorch backend; build with \
+     `cargo build --release --features torch` after `export LIBTORCH=$(scripts/setup_torch.sh)` \
+     (README, \"The libtorch backend\")";
 
 /// `--lp-time-limit` and `--lp-backend`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -350,7 +456,7 @@ fn plain_audit(
     Ok(record)
 }
 
-fn overflow(sample: usize, what: &str) -> crate::error::Error {
+pub(crate) fn overflow(sample: usize, what: &str) -> crate::error::Error {
     crate::error::invalid(format!(
         "sample {sample}: {what} overflows f64, so its roots cannot be judged"
     ))

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use super::output::{
     marker, not_a_run, target_state, write_atomic, OutputDir, TargetState, MARKER,
 };
-use super::{audit_sample_certified, AuditSettings, NamedCertificate, SampleRecord, Summary};
+use super::{AuditSettings, Engine, NamedCertificate, SampleRecord, Summary};
 use crate::error::{Error, Result};
 use crate::model::inputs::Inputs;
 use crate::model::Model;
@@ -268,6 +268,7 @@ pub fn run(
     options: OutputOptions,
 ) -> Result<Summary> {
     check_fresh_target(out)?;
+    let engine = Engine::new(model, &spec.settings)?;
     // Bad input must not cost an earlier run or leave a partial folder: every row is checked
     // before the folder is touched.
     let mut row = Vec::new();
@@ -294,7 +295,7 @@ pub fn run(
     let records = out.join("records.jsonl");
     File::create(&records).map_err(|e| Error::write(&records, e))?;
     let mut summary = Summary::new(model.net().layers().len());
-    continue_run(model, inputs, spec, out, &mut summary, 0, options)?;
+    continue_run(&engine, model, inputs, spec, out, &mut summary, 0, options)?;
     Ok(summary)
 }
 
@@ -326,6 +327,7 @@ pub fn resume(
             dir.display()
         )));
     }
+    let engine = Engine::new(model, &spec.settings)?;
     let records = dir.join("records.jsonl");
     let (mut summary, done) = scan_records(&records, spec, model.net().layers().len())?;
     if status.complete {
@@ -335,7 +337,16 @@ pub fn resume(
         }
         return Ok(summary);
     }
-    continue_run(model, inputs, spec, dir, &mut summary, done, options)?;
+    continue_run(
+        &engine,
+        model,
+        inputs,
+        spec,
+        dir,
+        &mut summary,
+        done,
+        options,
+    )?;
     Ok(summary)
 }
 
@@ -452,7 +463,9 @@ fn scan_records(path: &Path, spec: &RunSpec, num_layers: usize) -> Result<(Summa
 
 /// Audits the samples of `spec` after the first `done`, appending to records.jsonl, then
 /// writes the summaries and marks the run complete.
+#[allow(clippy::too_many_arguments)]
 fn continue_run(
+    engine: &Engine,
     model: &Model,
     inputs: &Inputs,
     spec: &RunSpec,
@@ -486,17 +499,17 @@ fn continue_run(
         for &i in chunk {
             rows.push(inputs.row(i)?);
         }
-        let lines: Vec<(SampleRecord, String, Vec<NamedCertificate>)> = chunk
-            .par_iter()
-            .zip(rows.par_iter())
-            .map(|(&i, x)| {
-                let (record, certificates) =
-                    audit_sample_certified(model, &spec.settings, i, x, spec.targets.for_sample(i))
-                        .map_err(|e| e.in_file(&spec.inputs.path))?;
+        let targets: Vec<Option<usize>> =
+            chunk.iter().map(|&i| spec.targets.for_sample(i)).collect();
+        let lines: Vec<(SampleRecord, String, Vec<NamedCertificate>)> = engine
+            .audit(model, &spec.settings, chunk, &rows, &targets)
+            .map_err(|e| e.in_file(&spec.inputs.path))?
+            .into_par_iter()
+            .map(|(record, certificates)| {
                 let line = serde_json::to_string(&record).expect("records serialise");
-                Ok((record, line, certificates))
+                (record, line, certificates)
             })
-            .collect::<Result<_>>()?;
+            .collect();
         for (record, line, certificates) in &lines {
             // Certificates first: a record never names a file that is not there.
             for (name, cert) in certificates {

@@ -57,6 +57,8 @@ pub struct AuditArgs {
     pub certify_all: bool,
     #[command(flatten)]
     pub lp: super::certify::LpArgs,
+    #[command(flatten)]
+    pub backend: super::BackendArgs,
     /// No progress bar on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -72,6 +74,7 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
     let dtd = args.rules.resolve()?;
     let domain = args.domain.as_deref().map(parse_domain).transpose()?;
     let shard = args.shard.as_deref().map(str::parse::<Shard>).transpose()?;
+    let torch = args.backend.resolve(&[("--exact", args.exact)], &[])?;
     if args.exact && dtd.named_rules().iter().any(|r| r.needs_lp()) {
         return Err(crate::error::Error::Usage(
             "the nearest-valid rule finds roots with linear programs and cannot run with --exact"
@@ -104,6 +107,7 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
                 backend: opts.backend.name().to_string(),
             }
         },
+        torch,
     };
     let mut spec = RunSpec::new(
         &model,

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::{parse_domain, DataArgs, Outcome, RuleArgs, TargetArgs};
+use crate::audit::TorchSettings;
 use crate::dtd::full_backward::{
     full_backward, Expansion, FullBackward, FullBackwardSettings, RootFinder, Rootless, RuleRoots,
 };
@@ -64,18 +65,8 @@ pub struct ExplainArgs {
     pub domain: Option<String>,
     #[command(flatten)]
     pub lp: super::certify::LpArgs,
-    /// Where train-free relevances are computed: `exact` (this engine, in f64 or with
-    /// --exact in rationals) or `torch` (libtorch, a batch of inputs at a time; in builds with
-    /// the `torch` feature).
-    #[arg(long, value_name = "exact|torch", default_value = "exact")]
-    pub backend: String,
-    /// With --backend torch: `cpu`, `cuda` (an error where there is no CUDA device) or
-    /// `auto` [default: cpu].
-    #[arg(long, value_name = "DEVICE")]
-    pub device: Option<String>,
-    /// With --backend torch: `f64` or `f32` [default: f64]. The .npy file is f64 either way.
-    #[arg(long, value_name = "f32|f64")]
-    pub precision: Option<String>,
+    #[command(flatten)]
+    pub backend: super::BackendArgs,
     /// With --backend torch: inputs per batch [default: 1024, fewer for wide networks, so
     /// that one layer's values for the batch stay within 2^24 numbers].
     #[arg(long, value_name = "N")]
@@ -85,50 +76,20 @@ pub struct ExplainArgs {
     pub out: PathBuf,
 }
 
-/// What `--backend`, `--device` and `--precision` ask for: `None` for the exact engine.
-fn torch_side(args: &ExplainArgs) -> Result<Option<(String, String)>> {
-    match args.backend.as_str() {
-        "exact" => {
-            let given = [
-                ("--device", args.device.is_some()),
-                ("--precision", args.precision.is_some()),
-                ("--batch", args.batch.is_some()),
-            ];
-            if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
-                return Err(Error::Usage(format!("{flag} applies to --backend torch")));
-            }
-            Ok(None)
-        }
-        "torch" => {
-            if args.exact || args.full_backward {
-                return Err(Error::Usage(format!(
-                    "--backend torch computes train-free relevances in floating point; {} \
-                     runs on --backend exact",
-                    if args.exact {
-                        "--exact"
-                    } else {
-                        "--full-backward"
-                    }
-                )));
-            }
-            if args.batch == Some(0) {
-                return Err(Error::Usage("--batch must be at least 1".into()));
-            }
-            let precision = args.precision.clone().unwrap_or_else(|| "f64".into());
-            if precision != "f64" && precision != "f32" {
-                return Err(Error::Usage(format!(
-                    "--precision '{precision}': expected f32 or f64"
-                )));
-            }
-            Ok(Some((
-                args.device.clone().unwrap_or_else(|| "cpu".into()),
-                precision,
-            )))
-        }
-        other => Err(Error::Usage(format!(
-            "--backend '{other}': expected exact or torch"
-        ))),
+/// What `--backend`, `--device`, `--precision` and `--batch` ask for: `None` for the exact
+/// engine.
+fn torch_side(args: &ExplainArgs) -> Result<Option<TorchSettings>> {
+    let torch = args.backend.resolve(
+        &[
+            ("--exact", args.exact),
+            ("--full-backward", args.full_backward),
+        ],
+        &[("--batch", args.batch.is_some())],
+    )?;
+    if torch.is_some() && args.batch == Some(0) {
+        return Err(Error::Usage("--batch must be at least 1".into()));
     }
+    Ok(torch)
 }
 
 /// The LP side of an explanation: only the `nearest-valid` rule uses it.
@@ -159,7 +120,7 @@ fn lp_side(args: &ExplainArgs, dtd: &DtdSettings) -> Result<Option<LpSide>> {
 
 pub fn run(args: ExplainArgs) -> Result<Outcome> {
     let dtd = args.rules.resolve()?;
-    if let Some((device, precision)) = torch_side(&args)? {
+    if let Some(torch) = torch_side(&args)? {
         if dtd.named_rules().iter().any(Rule::needs_lp) {
             return Err(Error::Usage(
                 "the nearest-valid rule finds roots with linear programs, which --backend torch \
@@ -167,7 +128,7 @@ pub fn run(args: ExplainArgs) -> Result<Outcome> {
                     .into(),
             ));
         }
-        return run_torch(&args, &dtd, &device, &precision);
+        return run_torch(&args, &dtd, &torch);
     }
     let lp = lp_side(&args, &dtd)?;
     if args.full_backward {
@@ -220,19 +181,14 @@ const TORCH_VALUES: usize = 1 << 24;
 
 /// `--backend torch`: the inputs a batch at a time on the device.
 #[cfg(feature = "torch")]
-fn run_torch(
-    args: &ExplainArgs,
-    dtd: &DtdSettings,
-    device: &str,
-    precision: &str,
-) -> Result<Outcome> {
+fn run_torch(args: &ExplainArgs, dtd: &DtdSettings, torch: &TorchSettings) -> Result<Outcome> {
     use crate::torch::{Precision, TorchNet};
-    let device = crate::torch::device(device)?;
+    let device = crate::torch::device(&torch.device)?;
     let (model, inputs) = args.data.load()?;
     super::check_layer_rules(dtd, &model)?;
     let targets = args.target.resolve(inputs.len())?;
     targets.validate(model.net().output_dim())?;
-    let precision = if precision == "f32" {
+    let precision = if torch.precision == "f32" {
         Precision::F32
     } else {
         Precision::F64
@@ -261,13 +217,8 @@ fn run_torch(
 }
 
 #[cfg(not(feature = "torch"))]
-fn run_torch(_: &ExplainArgs, _: &DtdSettings, _: &str, _: &str) -> Result<Outcome> {
-    Err(Error::Usage(
-        "--backend torch: this build has no libtorch backend; build with \
-         `cargo build --release --features torch` after `export LIBTORCH=$(scripts/setup_torch.sh)` \
-         (README, \"The libtorch backend\")"
-            .into(),
-    ))
+fn run_torch(_: &ExplainArgs, _: &DtdSettings, _: &TorchSettings) -> Result<Outcome> {
+    Err(Error::Usage(crate::audit::NO_TORCH.into()))
 }
 
 /// Input relevances of one input, in f64 or computed exactly and rounded once.

@@ -14,11 +14,78 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 use crate::audit::run::Targets;
-use crate::audit::Box1;
+use crate::audit::{Box1, TorchSettings};
 use crate::dtd::{BiasMode, DtdSettings, InitialRelevance, LayerRule, Rule};
 use crate::error::{Error, Result};
 use crate::model::inputs::{load_inputs, load_targets, Inputs};
 use crate::model::Model;
+
+/// `--backend`, `--device` and `--precision` (audit, explain).
+#[derive(Args, Debug)]
+pub struct BackendArgs {
+    /// Where the work runs: `exact` (this engine: f64 with error bounds and an exact
+    /// fallback, or rationals with --exact) or `torch` (libtorch, a batch of inputs at a time,
+    /// in floating point; in builds with the `torch` feature).
+    #[arg(long, value_name = "exact|torch", default_value = "exact")]
+    pub backend: String,
+    /// With --backend torch: `cpu`, `cuda` (an error where there is no CUDA device) or
+    /// `auto` [default: cpu].
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+    /// With --backend torch: `f64` or `f32` [default: f64]. Output files are f64 either way.
+    #[arg(long, value_name = "f32|f64")]
+    pub precision: Option<String>,
+}
+
+impl BackendArgs {
+    /// The libtorch settings asked for (`None`: the exact engine). `exact_only` lists flags
+    /// (and whether each was given) that need the exact engine; `torch_only` those that apply
+    /// to the libtorch backend alone.
+    pub fn resolve(
+        &self,
+        exact_only: &[(&str, bool)],
+        torch_only: &[(&str, bool)],
+    ) -> Result<Option<TorchSettings>> {
+        match self.backend.as_str() {
+            "exact" => {
+                let mut given = [
+                    ("--device", self.device.is_some()),
+                    ("--precision", self.precision.is_some()),
+                ]
+                .into_iter()
+                .chain(torch_only.iter().copied());
+                if let Some((flag, _)) = given.find(|(_, given)| *given) {
+                    return Err(Error::Usage(format!("{flag} applies to --backend torch")));
+                }
+                Ok(None)
+            }
+            "torch" => {
+                if let Some((flag, _)) = exact_only.iter().find(|(_, given)| *given) {
+                    return Err(Error::Usage(format!(
+                        "--backend torch computes in floating point; {flag} runs on --backend \
+                         exact"
+                    )));
+                }
+                let precision = self.precision.clone().unwrap_or_else(|| "f64".into());
+                if precision != "f64" && precision != "f32" {
+                    return Err(Error::Usage(format!(
+                        "--precision '{precision}': expected f32 or f64"
+                    )));
+                }
+                let device = self.device.clone().unwrap_or_else(|| "cpu".into());
+                if !["cpu", "cuda", "auto"].contains(&device.as_str()) {
+                    return Err(Error::Usage(format!(
+                        "--device '{device}': expected cpu, cuda or auto"
+                    )));
+                }
+                Ok(Some(TorchSettings { device, precision }))
+            }
+            other => Err(Error::Usage(format!(
+                "--backend '{other}': expected exact or torch"
+            ))),
+        }
+    }
+}
 
 /// What a command found: 0 nothing to report, 1 what it was asked to look for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

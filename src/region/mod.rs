@@ -32,6 +32,9 @@ pub enum Decision {
     ExactFallback,
     /// Computed in exact rational arithmetic from the start (`--exact`).
     Exact,
+    /// The sign as computed in the run's float precision, without an error bound (the
+    /// torch backend).
+    Unchecked,
 }
 
 /// The activation pattern `s_{l,j} = [z_{l,j}(x) > 0]` of ReLU layers (over the outputs with
@@ -183,9 +186,14 @@ impl Pattern {
         (0..self.layers.len()).rposition(|k| self.constrains(k))
     }
 
-    /// Whether layer `index` (0-based) contributes constraints: a ReLU or a max-pool layer.
+    /// Whether layer `index` (0-based) contributes constraints: a ReLU layer with some output
+    /// under its ReLU, or a max-pool layer with windows of two or more entries.
     pub fn constrains(&self, index: usize) -> bool {
-        !matches!(self.layers[index], LayerPattern::Linear)
+        match &self.layers[index] {
+            LayerPattern::Linear => false,
+            LayerPattern::Relu(mask) => !mask.is_empty(),
+            LayerPattern::Max { window, selected } => *window > 1 && !selected.is_empty(),
+        }
     }
 
     pub fn num_layers(&self) -> usize {

@@ -43,6 +43,7 @@ fn decision_name(decision: Decision) -> &'static str {
         Decision::Float => "float",
         Decision::ExactFallback => "exact-fallback",
         Decision::Exact => "exact",
+        Decision::Unchecked => "unchecked",
     }
 }
 
@@ -174,6 +175,7 @@ mod tests {
             domain: Some(Box1 { lo: 0.0, hi: 1.0 }),
             exact: false,
             keep_points: false,
+            torch: None,
         };
         let (records_path, records) = write_records(dir.path(), &settings);
         let out = dir.path().join("roots.csv");
@@ -354,7 +356,12 @@ mod tests {
         ] {
             assert_eq!(serde_json::to_value(r).unwrap(), no_root_name(r));
         }
-        for d in [Decision::Float, Decision::ExactFallback, Decision::Exact] {
+        for d in [
+            Decision::Float,
+            Decision::ExactFallback,
+            Decision::Exact,
+            Decision::Unchecked,
+        ] {
             assert_eq!(serde_json::to_value(d).unwrap(), decision_name(d));
         }
     }

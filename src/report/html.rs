@@ -250,11 +250,7 @@ fn identity_table(out: &mut String, doc: &SummaryDocument<'_>) {
     row(
         out,
         "verdicts",
-        if doc.settings.exact {
-            "exact rational arithmetic throughout (--exact)"
-        } else {
-            "f64 with rigorous error bounds, exact rational fallback"
-        },
+        &escape(&super::verdicts_text(doc.settings)),
     );
     row(
         out,

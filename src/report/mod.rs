@@ -72,15 +72,7 @@ pub fn audit_markdown(doc: &SummaryDocument<'_>) -> String {
             doc.settings.dtd.layer_rules_text()
         );
     }
-    let _ = writeln!(
-        out,
-        "- verdicts: {}",
-        if doc.settings.exact {
-            "exact rational arithmetic throughout (--exact)"
-        } else {
-            "f64 with rigorous error bounds, exact rational fallback"
-        }
-    );
+    let _ = writeln!(out, "- verdicts: {}", verdicts_text(doc.settings));
     let _ = writeln!(out, "- dtdcert {}\n", doc.version);
     let _ = writeln!(
         out,
@@ -98,6 +90,18 @@ pub fn audit_markdown(doc: &SummaryDocument<'_>) -> String {
         s.pattern_exact_fallbacks
     );
     out
+}
+
+/// How an audit's verdicts were reached, for the reports.
+pub(crate) fn verdicts_text(settings: &crate::audit::AuditSettings) -> String {
+    match (&settings.torch, settings.exact) {
+        (Some(t), _) => format!(
+            "libtorch, {} on {}: signs as computed, without error bounds (unchecked)",
+            t.precision, t.device
+        ),
+        (None, true) => "exact rational arithmetic throughout (--exact)".into(),
+        (None, false) => "f64 with rigorous error bounds, exact rational fallback".into(),
+    }
 }
 
 /// A small network shared by the report tests.

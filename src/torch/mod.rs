@@ -9,6 +9,8 @@
 //! is a few products with `W` or with a map of it (`W ⊙ 1[W >= 0]`, `W²`, the connection
 //! pattern), forwards (`a ↦ a Wᵀ`) and backwards (`t ↦ t W`).
 
+pub mod audit;
+
 use tch::{Device, Kind, Tensor};
 
 use crate::dtd::{BiasMode, DtdSettings, InitialRelevance, Rule};
@@ -263,6 +265,31 @@ pub struct Relevances {
     pub output: Tensor,
 }
 
+/// One layer's step of a batch: what [`TorchNet::explain`] keeps, and what an audit needs
+/// besides (what each neuron passed on, and the roots' step lengths).
+pub(crate) struct Step {
+    /// The relevances of the layer's inputs: `batch × in`.
+    pub lower: Tensor,
+    /// What each neuron passed to its inputs (`Σ_i` of its contributions): `batch × out`.
+    pub passed: Tensor,
+    /// For a root rule: each neuron's step length `t` (0 without a root) and whether it has a
+    /// root, both `batch × out`.
+    pub roots: Option<(Tensor, Tensor)>,
+}
+
+/// A batch's forward pass and relevances.
+pub(crate) struct Pass {
+    /// Every layer's input, then the output.
+    pub h: Vec<Tensor>,
+    /// For each max-pool layer, the winners of its windows (indices into its `z`).
+    pub winners: Vec<Option<Tensor>>,
+    pub explained: Vec<usize>,
+    /// The relevance entering the top layer: `batch × outputs`.
+    pub start: Tensor,
+    /// Per layer (0-based).
+    pub steps: Vec<Step>,
+}
+
 impl TorchNet {
     pub fn new(net: &Network, precision: Precision, device: Device) -> Self {
         let kind = precision.kind();
@@ -342,6 +369,21 @@ impl TorchNet {
         targets: &[Option<usize>],
         settings: &DtdSettings,
     ) -> Result<Relevances> {
+        let pass = self.pass(x, targets, settings)?;
+        Ok(Relevances {
+            explained: pass.explained,
+            lower: pass.steps.into_iter().map(|s| s.lower).collect(),
+            output: pass.h[pass.h.len() - 1].shallow_clone(),
+        })
+    }
+
+    /// [`Self::explain`] with everything it computes on the way.
+    pub(crate) fn pass(
+        &self,
+        x: &Tensor,
+        targets: &[Option<usize>],
+        settings: &DtdSettings,
+    ) -> Result<Pass> {
         for (index, _) in self.layers.iter().enumerate() {
             if let rule @ Rule::NearestValid(_) = settings.rule_for(index) {
                 return Err(Error::Usage(format!(
@@ -380,22 +422,29 @@ impl TorchNet {
             InitialRelevance::Output => output.gather(1, &k, false),
             InitialRelevance::One => Tensor::ones([batch, 1], (self.kind, self.device)),
         };
-        let mut upper = output.zeros_like().scatter(1, &k, &start);
-        let mut lower = Vec::with_capacity(self.layers.len());
+        let start = output.zeros_like().scatter(1, &k, &start);
+        let mut upper = start.shallow_clone();
+        let mut steps = Vec::with_capacity(self.layers.len());
         for (index, layer) in self.layers.iter().enumerate().rev() {
             let a = &h[index];
             let next = match &winners[index] {
-                Some(won) => winner_take_all(layer, won, a, &upper),
+                Some(won) => Step {
+                    lower: winner_take_all(layer, won, a, &upper),
+                    passed: upper.shallow_clone(),
+                    roots: None,
+                },
                 None => step(layer, a, &upper, settings.rule_for(index), settings),
             };
-            lower.push(next.shallow_clone());
-            upper = next;
+            upper = next.lower.shallow_clone();
+            steps.push(next);
         }
-        lower.reverse();
-        Ok(Relevances {
+        steps.reverse();
+        Ok(Pass {
+            h,
+            winners,
             explained,
-            lower,
-            output,
+            start,
+            steps,
         })
     }
 }
@@ -462,38 +511,50 @@ fn positive_part(w: &Tensor) -> Tensor {
 }
 
 /// One layer's relevances: `upper` (`batch × out`) to the layer's inputs `a` (`batch × in`).
-fn step(layer: &TorchLayer, a: &Tensor, upper: &Tensor, rule: Rule, s: &DtdSettings) -> Tensor {
+fn step(layer: &TorchLayer, a: &Tensor, upper: &Tensor, rule: Rule, s: &DtdSettings) -> Step {
+    let lrp = |lower: Tensor, passed: Tensor| Step {
+        lower,
+        passed,
+        roots: None,
+    };
     let w = &layer.w;
     let b = &layer.bias;
     let nonzero = upper.ne(0.0);
     let include = s.bias != BiasMode::Ignore;
     match rule {
         Rule::Epsilon(e) => {
-            let z = w.forward(a);
-            let z = if include { z + b } else { z };
+            let wa = w.forward(a);
+            let z = if include { &wa + b } else { wa.shallow_clone() };
             let d = stabilize(&z, e);
             let keep = d.ne(0.0).logical_and(&nonzero);
-            a * w.backward(&ratio(upper, &d, &keep))
+            let scale = ratio(upper, &d, &keep);
+            lrp(a * w.backward(&scale), wa * scale)
         }
         Rule::AlphaBeta { alpha, beta } => {
             let (wp, wn) = (w.map(positive_part), w.map(negative_part));
             let (ap, an) = (positive_part(a), negative_part(a));
-            let mut pos = wp.forward(&ap) + wn.forward(&an);
-            let mut neg = wp.forward(&an) + wn.forward(&ap);
-            if include {
-                pos += positive_part(b);
-                neg += negative_part(b);
-            }
+            // The sums of the positive and of the negative contributions, then with the bias.
+            let (sum_pos, sum_neg) = (
+                wp.forward(&ap) + wn.forward(&an),
+                wp.forward(&an) + wn.forward(&ap),
+            );
+            let (pos, neg) = match include {
+                true => (&sum_pos + positive_part(b), &sum_neg + negative_part(b)),
+                false => (sum_pos.shallow_clone(), sum_neg.shallow_clone()),
+            };
             let (pos, neg) = (stabilize(&pos, s.stabilizer), stabilize(&neg, s.stabilizer));
             let sp = ratio(upper, &pos, &pos.ne(0.0).logical_and(&nonzero)) * alpha;
             let sn = ratio(upper, &neg, &neg.ne(0.0).logical_and(&nonzero)) * beta;
-            &ap * wp.backward(&sp) + &an * wn.backward(&sp)
-                - (&an * wp.backward(&sn) + &ap * wn.backward(&sn))
+            let lower = &ap * wp.backward(&sp) + &an * wn.backward(&sp)
+                - (&an * wp.backward(&sn) + &ap * wn.backward(&sn));
+            lrp(lower, sum_pos * &sp - sum_neg * &sn)
         }
         Rule::Flat => {
             let n = stabilize(&layer.connected, s.stabilizer).expand_as(upper);
             let keep = n.ne(0.0).logical_and(&nonzero);
-            w.map(|v| v.ones_like()).backward(&ratio(upper, &n, &keep))
+            let share = ratio(upper, &n, &keep);
+            let passed = &share * &layer.connected;
+            lrp(w.map(|v| v.ones_like()).backward(&share), passed)
         }
         Rule::NearestValid(_) => unreachable!("refused in explain"),
         Rule::Zero | Rule::Z | Rule::ZPlus | Rule::Gamma(_) | Rule::WSquare | Rule::ZBox { .. } => {
@@ -503,18 +564,12 @@ fn step(layer: &TorchLayer, a: &Tensor, upper: &Tensor, rule: Rule, s: &DtdSetti
 }
 
 /// A root rule's map from the neurons' `t` to the inputs' relevances.
-type Pass<'a> = Box<dyn Fn(&Tensor) -> Tensor + 'a>;
+type Backward<'a> = Box<dyn Fn(&Tensor) -> Tensor + 'a>;
 
 /// The DTD root rules: `t_j = R_j / (w_j·v_j + β_j)` (stabilised; no root where the
 /// denominator is at or below the threshold, or for rule 0 `t = 1`), and input `i` gets
 /// `Σ_j w_ji t_j v_ji`.
-fn root_rule(
-    layer: &TorchLayer,
-    a: &Tensor,
-    upper: &Tensor,
-    rule: Rule,
-    s: &DtdSettings,
-) -> Tensor {
+fn root_rule(layer: &TorchLayer, a: &Tensor, upper: &Tensor, rule: Rule, s: &DtdSettings) -> Step {
     let w = &layer.w;
     let b = &layer.bias;
     let nonzero = upper.ne(0.0);
@@ -527,7 +582,7 @@ fn root_rule(
         }
     };
     // (w·v per neuron, the map t ↦ Σ_j w_ji t_j v_ji)
-    let (wv, pass): (Tensor, Pass) = match rule {
+    let (wv, pass): (Tensor, Backward) = match rule {
         Rule::Zero | Rule::Z => (w.forward(a), Box::new(|t| a * w.backward(t))),
         Rule::ZPlus => {
             let wp = w.map(nonnegative);
@@ -564,12 +619,16 @@ fn root_rule(
         Rule::WSquare => b * b,
         _ => b.zeros_like(),
     };
-    let t = if rule == Rule::Zero {
-        nonzero.to_kind(upper.kind())
+    let (t, has_root) = if rule == Rule::Zero {
+        (nonzero.to_kind(upper.kind()), nonzero)
     } else {
         let d = stabilize(&(&wv + beta(rule_beta)), s.stabilizer);
         let keep = d.abs().gt(s.denominator_threshold).logical_and(&nonzero);
-        ratio(upper, &d, &keep)
+        (ratio(upper, &d, &keep), keep)
     };
-    pass(&t)
+    Step {
+        lower: pass(&t),
+        passed: &t * wv,
+        roots: Some((t, has_root)),
+    }
 }
