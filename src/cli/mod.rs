@@ -7,6 +7,7 @@ pub mod explain;
 pub mod export_lp;
 pub mod merge;
 pub mod region;
+pub mod relnet;
 pub mod repro;
 
 use std::path::{Path, PathBuf};
@@ -119,6 +120,8 @@ pub enum Command {
     Merge(merge::MergeArgs),
     Region(region::RegionArgs),
     #[command(subcommand)]
+    Relnet(relnet::RelnetCommand),
+    #[command(subcommand)]
     Repro(repro::ReproCommand),
 }
 
@@ -132,6 +135,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::ExportLp(a) => export_lp::run(a),
         Command::Merge(a) => merge::run(a),
         Command::Region(a) => region::run(a),
+        Command::Relnet(c) => relnet::run(c),
         Command::Repro(c) => repro::run(c),
     }
 }

@@ -1,3 +1,5 @@
-//! The paper's experiments (PAPER.md): the small-MLP root study (claim C6).
+//! The paper's experiments (PAPER.md): the small-MLP root study (claim C6) and the
+//! Sort-of-CLEVR data of the relation-network study (claim C7).
 
 pub mod mlp_roots;
+pub mod sort_of_clevr;
