@@ -1,5 +1,7 @@
 //! The paper's experiments (PAPER.md): the small-MLP root study (claim C6) and the
 //! Sort-of-CLEVR data of the relation-network study (claim C7).
 
+pub mod clevr;
 pub mod mlp_roots;
+pub mod resize;
 pub mod sort_of_clevr;
