@@ -1595,8 +1595,9 @@ fn relation_network_audit_records_its_question_and_needs_one() {
     );
 }
 
-/// In a build without the `torch` feature, `--backend torch` is refused with the way to build
-/// it, and nothing is written; the exact backend refuses the torch-only flags.
+/// In a build without the `torch` feature, `--backend torch`, `relnet train` and `relnet eval`
+/// are refused with the way to build it, and nothing is written; the exact backend refuses the
+/// torch-only flags.
 #[cfg(not(feature = "torch"))]
 #[test]
 fn the_torch_backend_is_refused_in_a_build_without_it() {
@@ -1637,4 +1638,12 @@ fn the_torch_backend_is_refused_in_a_build_without_it() {
         }
     }
     assert!(!out.exists() && !npy.exists());
+    let train = [
+        "relnet", "train", "--data", "x", "--out", "o", "--epochs", "1",
+    ];
+    let eval = ["relnet", "eval", "--data", "x", "--model", "m"];
+    for command in [&train[..], &eval[..]] {
+        let run = dtdcert(command).expect_code(2);
+        assert!(run.stderr.contains("--features torch"), "{}", run.stderr);
+    }
 }

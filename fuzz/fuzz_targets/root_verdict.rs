@@ -292,6 +292,7 @@ fn check(c: &Case) {
             keep_points: true,
             certify: None,
             lp: Default::default(),
+            torch: None,
         };
         let Ok(record) = audit_sample(model, &settings, 0, &c.x, c.target) else {
             continue;

@@ -430,3 +430,87 @@ pub fn write_set(
     std::fs::write(&json, text).map_err(|e| Error::write(&json, e))?;
     Ok(set)
 }
+
+/// A generated set read back for training or evaluation: images as `v / 255` (channels
+/// first, `3 × 75 × 75` each), and per question its image, vector, answer and subtype.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Loaded {
+    pub images: Vec<f32>,
+    pub image_of: Vec<usize>,
+    pub questions: Vec<f32>,
+    pub answers: Vec<usize>,
+    pub subtypes: Vec<Subtype>,
+}
+
+impl Loaded {
+    pub fn num_images(&self) -> usize {
+        self.images.len() / (3 * SIZE * SIZE)
+    }
+
+    pub fn num_questions(&self) -> usize {
+        self.answers.len()
+    }
+}
+
+/// Reads the set in `dir` (its first `limit` images where given): `questions.json` and the
+/// PNGs it names, each checked against the format.
+pub fn load_set(dir: &std::path::Path, limit: Option<usize>) -> crate::error::Result<Loaded> {
+    use crate::error::Error;
+    let path = dir.join("questions.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::file(&path, format!("cannot read a Sort-of-CLEVR set: {e}")))?;
+    let set: SetDescription = serde_json::from_str(&text)
+        .map_err(|e| Error::file(&path, format!("not a Sort-of-CLEVR question file: {e}")))?;
+    if set.format != FORMAT || set.image_size != SIZE || set.question_width != QUESTION_WIDTH {
+        return Err(Error::file(
+            &path,
+            format!(
+                "format '{}' with {}×{} images and questions of {}: expected '{FORMAT}', \
+                 {SIZE}×{SIZE}, {QUESTION_WIDTH}",
+                set.format, set.image_size, set.image_size, set.question_width
+            ),
+        ));
+    }
+    let count = limit.map_or(set.images.len(), |n| n.min(set.images.len()));
+    let mut loaded = Loaded {
+        images: Vec::with_capacity(count * 3 * SIZE * SIZE),
+        image_of: Vec::new(),
+        questions: Vec::new(),
+        answers: Vec::new(),
+        subtypes: Vec::new(),
+    };
+    for (i, image) in set.images.iter().take(count).enumerate() {
+        let png = dir.join(&image.image);
+        let (rgb, h, w) = super::clevr::read_png_rgb(&png)?;
+        if (h, w) != (SIZE, SIZE) {
+            return Err(Error::file(
+                &png,
+                format!("a {w}×{h} image: expected {SIZE}×{SIZE}"),
+            ));
+        }
+        for c in 0..3 {
+            loaded
+                .images
+                .extend((0..SIZE * SIZE).map(|p| f32::from(rgb[3 * p + c]) / 255.0));
+        }
+        for (q, question) in image.questions.iter().enumerate() {
+            if question.question.len() != QUESTION_WIDTH || question.answer >= ANSWERS.len() {
+                return Err(Error::file(
+                    &path,
+                    format!(
+                        "image {i} question {q}: a vector of {} values or answer {}",
+                        question.question.len(),
+                        question.answer
+                    ),
+                ));
+            }
+            loaded.image_of.push(i);
+            loaded
+                .questions
+                .extend(question.question.iter().map(|&v| f32::from(v)));
+            loaded.answers.push(question.answer);
+            loaded.subtypes.push(question.subtype);
+        }
+    }
+    Ok(loaded)
+}

@@ -1,0 +1,367 @@
+//! The Sort-of-CLEVR relation network in libtorch, trainable: four blocks of [Conv 3×3
+//! stride 2 padding 1 without bias, 24 channels, BatchNorm, ReLU] (75 → 38 → 19 → 10 → 5, so
+//! 25 objects), two coordinate channels (`linspace(-4, 4, 5)` along the width and the
+//! height), all ordered pairs `[object j, object i, question]`, `g` = 4 × (Linear 256 +
+//! ReLU), the sum over pairs, `f` = Linear 256, ReLU, Linear 256, ReLU, Linear 10.
+//!
+//! The parameters are named as the relation-network description names them (`conv.{3k}` a
+//! convolution, `conv.{3k+1}` its batch norm, `g.{k}`, `f.{k}`), so a model saved by
+//! [`TorchRelationNet::save`] (`rn.json` + `rn.safetensors`) loads into the exact engine
+//! ([`crate::model::relnet::RelationNetwork::load`]) and can be audited.
+
+use std::path::Path;
+
+use serde_json::json;
+use tch::nn::{self, Module, ModuleT, OptimizerConfig};
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{Error, Result};
+use crate::repro::sort_of_clevr::{
+    Kind as QuestionKind, Loaded, Subtype, ANSWERS, QUESTION_WIDTH, SIZE,
+};
+
+/// Convolution channels, blocks, and the widths of `g` and of `f`'s hidden layers.
+const CHANNELS: i64 = 24;
+const BLOCKS: usize = 4;
+const G: [i64; 4] = [256; 4];
+const F: [i64; 2] = [256; 2];
+
+/// The network and its parameters.
+pub struct TorchRelationNet {
+    vs: nn::VarStore,
+    conv: Vec<(nn::Conv2D, nn::BatchNorm)>,
+    g: Vec<nn::Linear>,
+    f: Vec<nn::Linear>,
+    /// `[objects, 2]`: each cell's (x, y).
+    coordinates: Tensor,
+}
+
+/// The side of the feature map after the convolution blocks.
+fn feature_side() -> i64 {
+    (0..BLOCKS).fold(SIZE as i64, |s, _| (s + 2 - 3) / 2 + 1)
+}
+
+impl TorchRelationNet {
+    /// A freshly initialised network (PyTorch's default initialisation, from libtorch's
+    /// generator: call `tch::manual_seed` first for a reproducible one).
+    pub fn new(device: Device) -> Self {
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let mut conv = Vec::new();
+        let mut channels = 3;
+        for k in 0..BLOCKS {
+            let config = nn::ConvConfig {
+                stride: 2,
+                padding: 1,
+                bias: false,
+                ..Default::default()
+            };
+            let c = nn::conv2d(root.sub("conv").sub(3 * k), channels, CHANNELS, 3, config);
+            let bn = nn::batch_norm2d(
+                root.sub("conv").sub(3 * k + 1),
+                CHANNELS,
+                Default::default(),
+            );
+            conv.push((c, bn));
+            channels = CHANNELS;
+        }
+        let mut width = 2 * (CHANNELS + 2) + QUESTION_WIDTH as i64;
+        let mut g = Vec::new();
+        for (k, &out) in G.iter().enumerate() {
+            g.push(nn::linear(
+                root.sub("g").sub(k),
+                width,
+                out,
+                Default::default(),
+            ));
+            width = out;
+        }
+        let mut f = Vec::new();
+        for (k, &out) in F.iter().chain(&[ANSWERS.len() as i64]).enumerate() {
+            f.push(nn::linear(
+                root.sub("f").sub(k),
+                width,
+                out,
+                Default::default(),
+            ));
+            width = out;
+        }
+        let side = feature_side();
+        let line = Tensor::linspace(-4.0, 4.0, side, (Kind::Float, device));
+        // Cell (r, c) in row-major order: x = line[c], y = line[r].
+        let x = line.repeat([side]);
+        let y = line.repeat_interleave_self_int(side, 0, None);
+        let coordinates = Tensor::stack(&[x, y], 1);
+        Self {
+            vs,
+            conv,
+            g,
+            f,
+            coordinates,
+        }
+    }
+
+    /// The logits of a batch: images `[B, 3, 75, 75]`, questions `[B, 11]`; batch norm uses
+    /// the batch's statistics when `train`, its running statistics otherwise.
+    pub fn forward(&self, images: &Tensor, questions: &Tensor, train: bool) -> Tensor {
+        let batch = images.size()[0];
+        let mut h = images.shallow_clone();
+        for (c, bn) in &self.conv {
+            h = bn.forward_t(&c.forward(&h), train).relu();
+        }
+        let n = feature_side() * feature_side();
+        let objects = h.view([batch, CHANNELS, n]).transpose(1, 2);
+        let coords = self.coordinates.unsqueeze(0).expand([batch, n, 2], false);
+        let objects = Tensor::cat(&[objects, coords], 2);
+        let d = CHANNELS + 2;
+        // Pair (i, j) is [object j, object i, question], as in the reference.
+        let x_i = objects.unsqueeze(1).expand([batch, n, n, d], false);
+        let x_j = objects.unsqueeze(2).expand([batch, n, n, d], false);
+        let q = questions
+            .unsqueeze(1)
+            .unsqueeze(1)
+            .expand([batch, n, n, QUESTION_WIDTH as i64], false);
+        let mut p = Tensor::cat(&[x_i, x_j, q], 3).view([batch * n * n, -1]);
+        for layer in &self.g {
+            p = layer.forward(&p).relu();
+        }
+        let mut s = p
+            .view([batch, n * n, -1])
+            .sum_dim_intlist(1, false, Kind::Float);
+        for (k, layer) in self.f.iter().enumerate() {
+            s = layer.forward(&s);
+            if k + 1 < self.f.len() {
+                s = s.relu();
+            }
+        }
+        s
+    }
+
+    /// Writes the parameters to `path` (safetensors).
+    pub fn save_weights(&self, path: &Path) -> Result<()> {
+        self.vs
+            .save(path)
+            .map_err(|e| Error::file(path, format!("cannot write: {e}")))
+    }
+
+    /// Writes `rn.safetensors` and its description `rn.json` into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        self.save_weights(&dir.join("rn.safetensors"))?;
+        let conv: Vec<_> = (0..BLOCKS)
+            .map(|k| {
+                let bn = format!("conv.{}", 3 * k + 1);
+                json!({
+                    "weight": format!("conv.{}.weight", 3 * k),
+                    "stride": 2,
+                    "padding": 1,
+                    "batch_norm": {
+                        "weight": format!("{bn}.weight"),
+                        "bias": format!("{bn}.bias"),
+                        "running_mean": format!("{bn}.running_mean"),
+                        "running_var": format!("{bn}.running_var"),
+                        "eps": 1e-5,
+                    }
+                })
+            })
+            .collect();
+        let linear = |name: &str, count: usize| -> Vec<serde_json::Value> {
+            (0..count)
+                .map(|k| json!({"weight": format!("{name}.{k}.weight"), "bias": format!("{name}.{k}.bias")}))
+                .collect()
+        };
+        let description = json!({
+            "format": crate::model::relnet::FORMAT,
+            "version": 1,
+            "weights": "rn.safetensors",
+            "image": [3, SIZE, SIZE],
+            "conv": conv,
+            "question": QUESTION_WIDTH,
+            "g": linear("g", self.g.len()),
+            "f": linear("f", self.f.len()),
+        });
+        let path = dir.join("rn.json");
+        let text = serde_json::to_string_pretty(&description).expect("descriptions serialise");
+        crate::audit::output::write_atomic(&path, format!("{text}\n").as_bytes())
+    }
+
+    /// A network saved by [`Self::save`] in `dir`.
+    pub fn load(dir: &Path, device: Device) -> Result<Self> {
+        let mut net = Self::new(device);
+        let weights = dir.join("rn.safetensors");
+        net.vs.load(&weights).map_err(|e| {
+            Error::file(
+                &weights,
+                format!("not this relation network's weights: {e}"),
+            )
+        })?;
+        Ok(net)
+    }
+}
+
+/// Training settings.
+#[derive(Clone, Debug)]
+pub struct TrainSettings {
+    pub epochs: usize,
+    pub batch: usize,
+    pub learning_rate: f64,
+    pub seed: u64,
+}
+
+/// Accuracy per question subtype (in the order shape, left, top, closest, furthest, count),
+/// per kind and overall, with the mean loss.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Accuracy {
+    pub loss: f64,
+    pub overall: f64,
+    pub non_relational: f64,
+    pub relational: f64,
+    pub by_subtype: Vec<SubtypeAccuracy>,
+    pub questions: usize,
+}
+
+/// The accuracy on the questions of one subtype.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SubtypeAccuracy {
+    pub subtype: Subtype,
+    pub accuracy: f64,
+    pub questions: usize,
+}
+
+const SUBTYPES: [Subtype; 6] = [
+    Subtype::Shape,
+    Subtype::Left,
+    Subtype::Top,
+    Subtype::Closest,
+    Subtype::Furthest,
+    Subtype::Count,
+];
+
+/// The set's tensors on a device.
+pub struct DeviceSet<'a> {
+    data: &'a Loaded,
+    images: Tensor,
+    image_of: Tensor,
+    questions: Tensor,
+    answers: Tensor,
+}
+
+impl<'a> DeviceSet<'a> {
+    pub fn new(data: &'a Loaded, device: Device) -> Self {
+        let n_img = data.num_images() as i64;
+        let n_q = data.num_questions() as i64;
+        let to_i64 = |v: &[usize]| v.iter().map(|&x| x as i64).collect::<Vec<_>>();
+        Self {
+            data,
+            images: Tensor::from_slice(&data.images)
+                .view([n_img, 3, SIZE as i64, SIZE as i64])
+                .to_device(device),
+            image_of: Tensor::from_slice(&to_i64(&data.image_of)).to_device(device),
+            questions: Tensor::from_slice(&data.questions)
+                .view([n_q, QUESTION_WIDTH as i64])
+                .to_device(device),
+            answers: Tensor::from_slice(&to_i64(&data.answers)).to_device(device),
+        }
+    }
+
+    /// Images, questions and answers of the questions `idx`.
+    fn batch(&self, idx: &Tensor) -> (Tensor, Tensor, Tensor) {
+        let images = self
+            .images
+            .index_select(0, &self.image_of.index_select(0, idx));
+        (
+            images,
+            self.questions.index_select(0, idx),
+            self.answers.index_select(0, idx),
+        )
+    }
+}
+
+/// One epoch over `set` in a shuffled order, updating the network; the mean loss.
+pub fn train_epoch(
+    net: &TorchRelationNet,
+    opt: &mut nn::Optimizer,
+    set: &DeviceSet,
+    settings: &TrainSettings,
+    epoch: usize,
+    mut progress: impl FnMut(usize),
+) -> f64 {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut order: Vec<i64> = (0..set.data.num_questions() as i64).collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(settings.seed);
+    rng.set_stream(epoch as u64);
+    order.shuffle(&mut rng);
+    let device = set.answers.device();
+    let (mut total, mut count) = (0.0, 0usize);
+    for chunk in order.chunks(settings.batch) {
+        let idx = Tensor::from_slice(chunk).to_device(device);
+        let (images, questions, answers) = set.batch(&idx);
+        let loss = net
+            .forward(&images, &questions, true)
+            .cross_entropy_for_logits(&answers);
+        opt.backward_step(&loss);
+        total += loss.double_value(&[]) * chunk.len() as f64;
+        count += chunk.len();
+        progress(chunk.len());
+    }
+    total / count.max(1) as f64
+}
+
+/// The network's accuracy on `set` (batch norm with running statistics), `batch` questions
+/// at a time.
+pub fn evaluate(net: &TorchRelationNet, set: &DeviceSet, batch: usize) -> Accuracy {
+    let _guard = tch::no_grad_guard();
+    let n = set.data.num_questions();
+    let device = set.answers.device();
+    let mut right = vec![false; n];
+    let mut loss = 0.0;
+    for start in (0..n).step_by(batch.max(1)) {
+        let end = (start + batch).min(n);
+        let idx = Tensor::arange_start(start as i64, end as i64, (Kind::Int64, device));
+        let (images, questions, answers) = set.batch(&idx);
+        let logits = net.forward(&images, &questions, false);
+        loss += logits.cross_entropy_for_logits(&answers).double_value(&[]) * (end - start) as f64;
+        let hit: Vec<bool> = Vec::try_from(
+            &logits
+                .argmax(1, false)
+                .eq_tensor(&answers)
+                .to_device(Device::Cpu),
+        )
+        .expect("booleans");
+        right[start..end].copy_from_slice(&hit);
+    }
+    let tally = |keep: &dyn Fn(Subtype) -> bool| {
+        let picked: Vec<bool> = (0..n)
+            .filter(|&i| keep(set.data.subtypes[i]))
+            .map(|i| right[i])
+            .collect();
+        let hits = picked.iter().filter(|&&r| r).count();
+        (hits as f64 / picked.len().max(1) as f64, picked.len())
+    };
+    let kind = |k: QuestionKind| move |s: Subtype| s.kind() == k;
+    Accuracy {
+        loss: loss / n.max(1) as f64,
+        overall: tally(&|_| true).0,
+        non_relational: tally(&kind(QuestionKind::NonRelational)).0,
+        relational: tally(&kind(QuestionKind::Relational)).0,
+        by_subtype: SUBTYPES
+            .iter()
+            .map(|&subtype| {
+                let (accuracy, questions) = tally(&|t| t == subtype);
+                SubtypeAccuracy {
+                    subtype,
+                    accuracy,
+                    questions,
+                }
+            })
+            .collect(),
+        questions: n,
+    }
+}
+
+/// An Adam optimiser for the network's parameters.
+pub fn optimizer(net: &TorchRelationNet, learning_rate: f64) -> Result<nn::Optimizer> {
+    nn::Adam::default()
+        .build(&net.vs, learning_rate)
+        .map_err(|e| Error::Invalid(format!("cannot build the optimiser: {e}")))
+}
