@@ -42,13 +42,7 @@ fn differing(a: &[SampleRecord], b: &[SampleRecord]) -> (usize, usize) {
 }
 
 fn main() {
-    let cuda = std::env::args().any(|a| a == "cuda") && tch::Cuda::is_available();
-    println!(
-        "threads: rayon {}, libtorch {}; CUDA: {}",
-        rayon::current_num_threads(),
-        tch::get_num_threads(),
-        if cuda { "yes" } else { "no" }
-    );
+    let cuda = common::torch_banner();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let model = Model::new(wide_mlp(&mut rng));
     let inputs: Vec<Vec<f64>> = (0..SAMPLES)

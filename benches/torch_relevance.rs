@@ -83,13 +83,7 @@ fn report(name: &str, batch: usize, rows: &[(String, f64)]) {
 }
 
 fn main() {
-    let cuda = std::env::args().any(|a| a == "cuda") && tch::Cuda::is_available();
-    println!(
-        "threads: rayon {}, libtorch {}; CUDA: {}",
-        rayon::current_num_threads(),
-        tch::get_num_threads(),
-        if cuda { "yes" } else { "no" }
-    );
+    let cuda = common::torch_banner();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mlp = common::wide_mlp(&mut rng);
     let rn = common::sort_of_clevr(&mut rng);

@@ -206,3 +206,111 @@ fn bad_training_requests_exit_with_code_2() {
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("rn.safetensors"));
 }
+
+/// The parameters of a saved model, by name.
+fn weights(dir: &Path) -> Vec<(String, Tensor)> {
+    let mut named = Tensor::read_safetensors(dir.join("rn.safetensors")).unwrap();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named
+}
+
+fn losses(dir: &Path) -> Vec<f64> {
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("training.json")).unwrap()).unwrap();
+    report["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["loss"].as_f64().unwrap())
+        .collect()
+}
+
+/// A training killed after a checkpoint and resumed, and a finished training trained on to
+/// more epochs, end with exactly the weights and losses of a training that ran through.
+#[test]
+fn resumed_training_equals_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("soc");
+    ok(dtdcert(&[
+        "relnet",
+        "generate",
+        "-q",
+        "--out",
+        s(&data),
+        "--images",
+        "6",
+        "--seed",
+        "4",
+    ]));
+    let seeded = |seed: &str, out: &str, flag: &str, epochs: &str| -> Vec<String> {
+        let path = dir.path().join(out);
+        [
+            "relnet",
+            "train",
+            "-q",
+            "--data",
+            s(&data),
+            "--batch",
+            "24",
+            "--seed",
+            seed,
+            "--learning-rate",
+            "1e-3",
+            "--epochs",
+            epochs,
+            flag,
+            s(&path),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let args = |out: &str, flag: &str, epochs: &str| seeded("3", out, flag, epochs);
+    let run = |a: Vec<String>| dtdcert(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    ok(run(args("through", "--out", "3")));
+
+    // Killed once its first epoch is saved, then resumed.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dtdcert"))
+        .args(args("killed", "--out", "3"))
+        .spawn()
+        .unwrap();
+    let report = dir.path().join("killed/training.json");
+    let started = std::time::Instant::now();
+    while !report.exists() && started.elapsed().as_secs() < 300 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(report.exists(), "no epoch finished");
+    let again = run(args("killed", "--out", "3"));
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "an interrupted folder is not replaced"
+    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--resume"));
+    let refused = run(seeded("4", "killed", "--resume", "3"));
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("seed"));
+    ok(run(args("killed", "--resume", "3")));
+
+    // Finished after one epoch, then trained on to three.
+    ok(run(args("extended", "--out", "1")));
+    ok(run(args("extended", "--resume", "3")));
+
+    let want = weights(&dir.path().join("through"));
+    for name in ["killed", "extended"] {
+        let folder = dir.path().join(name);
+        assert_eq!(
+            losses(&folder),
+            losses(&dir.path().join("through")),
+            "{name}"
+        );
+        let got = weights(&folder);
+        assert_eq!(got.len(), want.len());
+        for ((n1, t1), (n2, t2)) in got.iter().zip(&want) {
+            assert_eq!(n1, n2);
+            assert!(t1.equal(t2), "{name}: {n1} differs");
+        }
+    }
+}

@@ -112,6 +112,23 @@ fn worst_relative_error(
     worst
 }
 
+/// A random MLP with carried tails and max-pool layers, 1 to 4 inputs for it (f32 values in
+/// [−1, 1]) and drawn settings.
+fn mlp_cases() -> impl Strategy<Value = (Network, Vec<Vec<f64>>, DtdSettings)> {
+    util::mlp_with_tails_and_pools(2..=6, 2..=6, 1..=3, util::weight).prop_flat_map(|net| {
+        let d = net.input_dim();
+        let layers = net.layers().len();
+        (
+            Just(net),
+            prop::collection::vec(
+                prop::collection::vec((-1.0f64..1.0).prop_map(|v| v as f32 as f64), d),
+                1..=4,
+            ),
+            settings(layers),
+        )
+    })
+}
+
 fn runner(cases: u32) -> TestRunner {
     TestRunner::new(Config {
         cases,
@@ -123,19 +140,7 @@ fn runner(cases: u32) -> TestRunner {
 
 #[test]
 fn batched_relevances_equal_the_engines_in_f64_and_f32() {
-    let cases =
-        util::mlp_with_tails_and_pools(2..=6, 2..=6, 1..=3, util::weight).prop_flat_map(|net| {
-            let d = net.input_dim();
-            let layers = net.layers().len();
-            (
-                Just(net),
-                prop::collection::vec(
-                    prop::collection::vec((-1.0f64..1.0).prop_map(|v| v as f32 as f64), d),
-                    1..=4,
-                ),
-                settings(layers),
-            )
-        });
+    let cases = mlp_cases();
     let worst = std::cell::Cell::new((0.0f64, 0.0f64, 0usize));
     runner(128)
         .run(&cases, |(net, xs, settings)| {
@@ -603,21 +608,8 @@ where
 /// without a domain box.
 #[test]
 fn audits_equal_the_engines_on_random_mlps() {
-    let cases = util::mlp_with_tails_and_pools(2..=6, 2..=6, 1..=3, util::weight)
-        .prop_flat_map(|net| {
-            let d = net.input_dim();
-            let layers = net.layers().len();
-            (
-                Just(net),
-                prop::collection::vec(
-                    prop::collection::vec((-1.0f64..1.0).prop_map(|v| v as f32 as f64), d),
-                    1..=4,
-                ),
-                settings(layers),
-                any::<bool>(),
-            )
-        })
-        .prop_map(|(net, xs, dtd, boxed)| (Model::new(net), xs, audit_settings(dtd, boxed)));
+    let cases = (mlp_cases(), any::<bool>())
+        .prop_map(|((net, xs, dtd), boxed)| (Model::new(net), xs, audit_settings(dtd, boxed)));
     audit_parity("random MLPs", cases, 256);
 }
 

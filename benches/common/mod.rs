@@ -98,3 +98,17 @@ pub fn sort_of_clevr(rng: &mut ChaCha8Rng) -> RelationNetwork {
     ];
     RelationNetwork::new([3, 75, 75], conv, None, 11, g, f).unwrap()
 }
+
+/// Whether the GPU rows are wanted (`-- cuda`) and libtorch finds a CUDA device; prints the
+/// thread counts and the answer.
+#[cfg(feature = "torch")]
+pub fn torch_banner() -> bool {
+    let cuda = std::env::args().any(|a| a == "cuda") && tch::Cuda::is_available();
+    println!(
+        "threads: rayon {}, libtorch {}; CUDA: {}",
+        rayon::current_num_threads(),
+        tch::get_num_threads(),
+        if cuda { "yes" } else { "no" }
+    );
+    cuda
+}

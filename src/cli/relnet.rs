@@ -37,7 +37,11 @@ pub struct TrainArgs {
     pub epochs: usize,
     /// The model folder to create (absent or empty, or an earlier model, which is replaced).
     #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
+    /// Continue the training in DIR (interrupted, or finished with fewer epochs) from its
+    /// last checkpoint, to --epochs; the other settings must be those it started with.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
     /// A set to measure accuracy on after every epoch.
     #[arg(long, value_name = "DIR")]
     pub eval: Option<PathBuf>,
@@ -159,11 +163,112 @@ fn no_torch(command: &str) -> String {
     )
 }
 
+/// The settings a resumed training must share with the run it continues.
+#[cfg(feature = "torch")]
+fn training_settings(args: &TrainArgs) -> serde_json::Value {
+    serde_json::json!({
+        "data": args.data, "eval": args.eval, "images": args.images,
+        "batch": args.batch, "learning_rate": args.learning_rate, "seed": args.seed,
+        "optimizer": "Adam",
+    })
+}
+
+/// The folder of a new training (`--out`: absent, empty, or a finished training, whose files
+/// go) or of one to continue (`--resume`): its path, the epochs already trained (their
+/// report entries) and the last checkpoint.
+#[cfg(feature = "torch")]
+fn training_folder(args: &TrainArgs) -> Result<(PathBuf, Vec<serde_json::Value>)> {
+    use crate::audit::output::{
+        marker, marker_status, target_state, write_atomic, TargetState, MARKER,
+    };
+    const KIND: &str = "relnet train";
+    if let Some(dir) = &args.resume {
+        let complete = match marker_status(dir) {
+            Some(m) if m.kind == KIND => m.complete,
+            _ => {
+                return Err(Error::Usage(format!(
+                    "--resume {}: not a `relnet train` folder",
+                    dir.display()
+                )))
+            }
+        };
+        let path = dir.join("training.json");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::file(&path, format!("cannot read: {e}")))?;
+        let report: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::file(&path, format!("not a training report: {e}")))?;
+        let stored = &report["settings"];
+        let now = training_settings(args);
+        for (key, value) in now.as_object().expect("an object") {
+            if stored.get(key) != Some(value) {
+                return Err(Error::Usage(format!(
+                    "--resume {}: the training started with {key} = {}, not {value}; give the \
+                     original arguments",
+                    dir.display(),
+                    stored.get(key).unwrap_or(&serde_json::Value::Null)
+                )));
+            }
+        }
+        let done = report["epochs"].as_array().cloned().unwrap_or_default();
+        // An interrupted run whose epochs are all done only saves the model.
+        if done.len() > args.epochs || (complete && done.len() == args.epochs) {
+            return Err(Error::Usage(format!(
+                "--resume {}: {} epochs are trained already; ask for more with --epochs",
+                dir.display(),
+                done.len()
+            )));
+        }
+        write_atomic(&dir.join(MARKER), marker(KIND, false).as_bytes())?;
+        return Ok((dir.clone(), done));
+    }
+    let out = args.out.clone().expect("clap requires --out or --resume");
+    match target_state(&out)? {
+        TargetState::Absent => std::fs::create_dir(&out).map_err(|e| Error::write(&out, e))?,
+        TargetState::Empty => {}
+        TargetState::Occupied => match marker_status(&out) {
+            Some(m) if m.kind == KIND && m.complete => {
+                write_atomic(&out.join(MARKER), marker(KIND, false).as_bytes())?;
+                for name in ["rn.json", "rn.safetensors", "training.json"] {
+                    let path = out.join(name);
+                    if path.exists() {
+                        std::fs::remove_file(&path).map_err(|e| Error::write(&path, e))?;
+                    }
+                }
+                let checkpoints = out.join("checkpoints");
+                if checkpoints.exists() {
+                    std::fs::remove_dir_all(&checkpoints)
+                        .map_err(|e| Error::write(&checkpoints, e))?;
+                }
+            }
+            Some(m) if m.kind == KIND => {
+                return Err(Error::Usage(format!(
+                    "--out {}: holds an interrupted training; continue it with --resume {} \
+                     (same arguments), or remove the folder",
+                    out.display(),
+                    out.display()
+                )))
+            }
+            _ => {
+                return Err(Error::Usage(format!(
+                    "--out {}: holds something other than a finished `relnet train` model; \
+                     choose another folder",
+                    out.display()
+                )))
+            }
+        },
+    }
+    write_atomic(&out.join(MARKER), marker(KIND, false).as_bytes())?;
+    let checkpoints = out.join("checkpoints");
+    std::fs::create_dir_all(&checkpoints).map_err(|e| Error::write(&checkpoints, e))?;
+    Ok((out, Vec::new()))
+}
+
 #[cfg(feature = "torch")]
 fn train(args: TrainArgs) -> Result<Outcome> {
+    use crate::audit::output::{marker, write_atomic, MARKER};
     use crate::repro::sort_of_clevr::load_set;
     use crate::torch::relnet::{
-        evaluate, optimizer, train_epoch, DeviceSet, TorchRelationNet, TrainSettings,
+        evaluate, train_epoch, Adam, DeviceSet, TorchRelationNet, TrainSettings,
     };
     if args.epochs == 0 || args.batch == 0 {
         return Err(Error::Usage(
@@ -182,12 +287,17 @@ fn train(args: TrainArgs) -> Result<Outcome> {
         .as_deref()
         .map(|d| load_set(d, args.images))
         .transpose()?;
-    let dir = OutputDir::prepare(&args.out, "relnet train")?;
-    let checkpoints = dir.path().join("checkpoints");
-    std::fs::create_dir(&checkpoints).map_err(|e| Error::write(&checkpoints, e))?;
+    let (dir, mut epochs) = training_folder(&args)?;
     tch::manual_seed(args.seed as i64);
-    let net = TorchRelationNet::new(device);
-    let mut opt = optimizer(&net, args.learning_rate)?;
+    let mut net = TorchRelationNet::new(device);
+    let mut opt = Adam::new(&net, args.learning_rate);
+    let checkpoint = |epoch: usize, what: &str| {
+        dir.join(format!("checkpoints/epoch-{epoch:03}{what}.safetensors"))
+    };
+    if !epochs.is_empty() {
+        net.load_weights(&checkpoint(epochs.len(), ""))?;
+        opt.load(&checkpoint(epochs.len(), ".adam"))?;
+    }
     let settings = TrainSettings {
         epochs: args.epochs,
         batch: args.batch,
@@ -196,14 +306,14 @@ fn train(args: TrainArgs) -> Result<Outcome> {
     };
     let train_set = DeviceSet::new(&data, device);
     let eval_set = held_out.as_ref().map(|d| DeviceSet::new(d, device));
+    let first = epochs.len() + 1;
     let bar = progress(
-        (args.epochs * data.num_questions()) as u64,
+        ((args.epochs + 1 - first) * data.num_questions()) as u64,
         "{bar:40} {pos}/{len} questions, {per_sec}, ETA {eta} {msg}",
         args.quiet,
     );
-    let mut epochs = Vec::new();
     let started = std::time::Instant::now();
-    for epoch in 1..=args.epochs {
+    for epoch in first..=args.epochs {
         let t = std::time::Instant::now();
         let loss = train_epoch(&net, &mut opt, &train_set, &settings, epoch, |n| {
             bar.inc(n as u64)
@@ -218,40 +328,34 @@ fn train(args: TrainArgs) -> Result<Outcome> {
                 100.0 * a.relational
             ));
         }
-        let ckpt = checkpoints.join(format!("epoch-{epoch:03}.safetensors"));
-        net.save_weights(&ckpt)?;
+        // The checkpoint first, then the report that names it: a crash in between redoes
+        // the epoch.
+        net.save_weights(&checkpoint(epoch, ""))?;
+        opt.save(&checkpoint(epoch, ".adam"))?;
         epochs.push(serde_json::json!({
-            "epoch": epoch, "loss": loss, "seconds": seconds, "eval": accuracy,
+            "epoch": epoch, "loss": loss, "seconds": seconds, "device": args.device,
+            "eval": accuracy,
         }));
         let report = serde_json::json!({
             "tool": "dtdcert",
             "version": env!("CARGO_PKG_VERSION"),
-            "data": args.data, "eval": args.eval,
             "images": data.num_images(), "questions": data.num_questions(),
-            "settings": {
-                "epochs": args.epochs, "batch": args.batch,
-                "learning_rate": args.learning_rate, "seed": args.seed,
-                "device": args.device, "optimizer": "Adam",
-            },
-            "seconds": started.elapsed().as_secs_f64(),
+            "settings": training_settings(&args),
             "epochs": epochs,
         });
         let text = serde_json::to_string_pretty(&report).expect("reports serialise");
-        crate::audit::output::write_atomic(
-            &dir.path().join("training.json"),
-            format!("{text}\n").as_bytes(),
-        )?;
+        write_atomic(&dir.join("training.json"), format!("{text}\n").as_bytes())?;
     }
     bar.finish_and_clear();
-    net.save(dir.path())?;
-    let out = dir.commit("relnet train")?;
+    net.save(&dir)?;
+    write_atomic(&dir.join(MARKER), marker("relnet train", true).as_bytes())?;
     if !args.quiet {
         eprintln!(
-            "trained {} epochs on {} questions in {:.1} s; model in {}",
+            "trained epochs {first} to {} on {} questions in {:.1} s; model in {}",
             args.epochs,
             data.num_questions(),
             started.elapsed().as_secs_f64(),
-            out.display()
+            dir.display()
         );
     }
     Ok(Outcome::Clean)

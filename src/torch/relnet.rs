@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use serde_json::json;
-use tch::nn::{self, Module, ModuleT, OptimizerConfig};
+use tch::nn::{self, Module, ModuleT};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
@@ -139,9 +139,7 @@ impl TorchRelationNet {
 
     /// Writes the parameters to `path` (safetensors).
     pub fn save_weights(&self, path: &Path) -> Result<()> {
-        self.vs
-            .save(path)
-            .map_err(|e| Error::file(path, format!("cannot write: {e}")))
+        written_whole(path, |tmp| self.vs.save(tmp))
     }
 
     /// Writes `rn.safetensors` and its description `rn.json` into `dir`.
@@ -187,15 +185,30 @@ impl TorchRelationNet {
     /// A network saved by [`Self::save`] in `dir`.
     pub fn load(dir: &Path, device: Device) -> Result<Self> {
         let mut net = Self::new(device);
-        let weights = dir.join("rn.safetensors");
-        net.vs.load(&weights).map_err(|e| {
-            Error::file(
-                &weights,
-                format!("not this relation network's weights: {e}"),
-            )
-        })?;
+        net.load_weights(&dir.join("rn.safetensors"))?;
         Ok(net)
     }
+
+    /// Replaces the parameters with those [`Self::save_weights`] wrote to `path`.
+    pub fn load_weights(&mut self, path: &Path) -> Result<()> {
+        self.vs
+            .load(path)
+            .map_err(|e| Error::file(path, format!("not this relation network's weights: {e}")))
+    }
+}
+
+/// Writes a safetensors file under a temporary name beside `path` (`write` gets that name),
+/// then renames it into place: a crash never leaves a half-written file at `path`.
+fn written_whole(
+    path: &Path,
+    write: impl FnOnce(&Path) -> std::result::Result<(), tch::TchError>,
+) -> Result<()> {
+    let name = path
+        .file_name()
+        .map_or_else(Default::default, |n| n.to_string_lossy());
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}.safetensors", std::process::id()));
+    write(&tmp).map_err(|e| Error::file(path, format!("cannot write: {e}")))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::write(path, e))
 }
 
 /// Training settings.
@@ -279,7 +292,7 @@ impl<'a> DeviceSet<'a> {
 /// One epoch over `set` in a shuffled order, updating the network; the mean loss.
 pub fn train_epoch(
     net: &TorchRelationNet,
-    opt: &mut nn::Optimizer,
+    opt: &mut Adam,
     set: &DeviceSet,
     settings: &TrainSettings,
     epoch: usize,
@@ -359,9 +372,97 @@ pub fn evaluate(net: &TorchRelationNet, set: &DeviceSet, batch: usize) -> Accura
     }
 }
 
-/// An Adam optimiser for the network's parameters.
-pub fn optimizer(net: &TorchRelationNet, learning_rate: f64) -> Result<nn::Optimizer> {
-    nn::Adam::default()
-        .build(&net.vs, learning_rate)
-        .map_err(|e| Error::Invalid(format!("cannot build the optimiser: {e}")))
+/// Adam (Kingma and Ba; PyTorch's update: `p −= lr/(1 − β1^t) · m / (√v/√(1 − β2^t) + ε)`)
+/// over the network's trainable parameters, with its state (the moments and the step count)
+/// saved beside each checkpoint so that a resumed run continues exactly.
+pub struct Adam {
+    names: Vec<String>,
+    params: Vec<Tensor>,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+    step: i64,
+    learning_rate: f64,
+}
+
+const BETA1: f64 = 0.9;
+const BETA2: f64 = 0.999;
+const EPSILON: f64 = 1e-8;
+
+impl Adam {
+    pub fn new(net: &TorchRelationNet, learning_rate: f64) -> Self {
+        let mut named: Vec<(String, Tensor)> = net
+            .vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let (names, params): (Vec<String>, Vec<Tensor>) = named.into_iter().unzip();
+        let zeros = |ps: &[Tensor]| ps.iter().map(Tensor::zeros_like).collect();
+        Self {
+            m: zeros(&params),
+            v: zeros(&params),
+            names,
+            params,
+            step: 0,
+            learning_rate,
+        }
+    }
+
+    /// One step on the gradients of `loss`, which are then cleared.
+    pub fn backward_step(&mut self, loss: &Tensor) {
+        for p in &mut self.params {
+            p.zero_grad();
+        }
+        loss.backward();
+        let _guard = tch::no_grad_guard();
+        self.step += 1;
+        let bc1 = 1.0 - BETA1.powi(self.step as i32);
+        let bc2 = 1.0 - BETA2.powi(self.step as i32);
+        for ((p, m), v) in self.params.iter_mut().zip(&mut self.m).zip(&mut self.v) {
+            let g = p.grad();
+            if !g.defined() {
+                continue;
+            }
+            m.copy_(&(&*m * BETA1 + &g * (1.0 - BETA1)));
+            v.copy_(&(&*v * BETA2 + &g * &g * (1.0 - BETA2)));
+            let denom = v.sqrt() / bc2.sqrt() + EPSILON;
+            let update = &*m / denom * (self.learning_rate / bc1);
+            p.copy_(&(&*p - update));
+        }
+    }
+
+    /// Writes the moments and the step count to `path` (safetensors).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut named: Vec<(String, Tensor)> = Vec::new();
+        for (name, (m, v)) in self.names.iter().zip(self.m.iter().zip(&self.v)) {
+            named.push((format!("m.{name}"), m.shallow_clone()));
+            named.push((format!("v.{name}"), v.shallow_clone()));
+        }
+        named.push(("step".into(), Tensor::from_slice(&[self.step])));
+        written_whole(path, |tmp| Tensor::write_safetensors(&named, tmp))
+    }
+
+    /// Reads the state [`Self::save`] wrote.
+    pub fn load(&mut self, path: &Path) -> Result<()> {
+        let named = Tensor::read_safetensors(path)
+            .map_err(|e| Error::file(path, format!("not an optimiser state: {e}")))?;
+        let map: std::collections::HashMap<String, Tensor> = named.into_iter().collect();
+        let get = |key: &str| {
+            map.get(key)
+                .ok_or_else(|| Error::file(path, format!("no tensor '{key}'")))
+        };
+        let _guard = tch::no_grad_guard();
+        for (name, (m, v)) in self.names.iter().zip(self.m.iter_mut().zip(&mut self.v)) {
+            for (t, key) in [(m, format!("m.{name}")), (v, format!("v.{name}"))] {
+                let stored = get(&key)?;
+                if stored.size() != t.size() {
+                    return Err(Error::file(path, format!("'{key}' has the wrong shape")));
+                }
+                t.copy_(stored);
+            }
+        }
+        self.step = get("step")?.int64_value(&[0]);
+        Ok(())
+    }
 }
