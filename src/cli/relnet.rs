@@ -288,8 +288,7 @@ fn train(args: TrainArgs) -> Result<Outcome> {
         .map(|d| load_set(d, args.images))
         .transpose()?;
     let (dir, mut epochs) = training_folder(&args)?;
-    tch::manual_seed(args.seed as i64);
-    let mut net = TorchRelationNet::new(device);
+    let mut net = TorchRelationNet::seeded(args.seed, device);
     let mut opt = Adam::new(&net, args.learning_rate);
     let checkpoint = |epoch: usize, what: &str| {
         dir.join(format!("checkpoints/epoch-{epoch:03}{what}.safetensors"))

@@ -101,6 +101,12 @@ impl TorchRelationNet {
         }
     }
 
+    /// A network initialised from `seed` (libtorch's generator is seeded with it first).
+    pub fn seeded(seed: u64, device: Device) -> Self {
+        tch::manual_seed(seed as i64);
+        Self::new(device)
+    }
+
     /// The logits of a batch: images `[B, 3, 75, 75]`, questions `[B, 11]`; batch norm uses
     /// the batch's statistics when `train`, its running statistics otherwise.
     pub fn forward(&self, images: &Tensor, questions: &Tensor, train: bool) -> Tensor {
