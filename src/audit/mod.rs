@@ -99,15 +99,7 @@ impl Engine {
     #[cfg(feature = "torch")]
     fn torch(model: &Model, torch: &TorchSettings) -> Result<Self> {
         use crate::torch::{device, Precision};
-        let precision = match torch.precision.as_str() {
-            "f32" => Precision::F32,
-            "f64" => Precision::F64,
-            other => {
-                return Err(crate::error::Error::Usage(format!(
-                    "--precision '{other}': expected f32 or f64"
-                )))
-            }
-        };
+        let precision = Precision::parse(&torch.precision)?;
         let auditor =
             crate::torch::audit::TorchAuditor::new(model, precision, device(&torch.device)?);
         Ok(Engine::Torch(Box::new(auditor)))

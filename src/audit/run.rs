@@ -11,11 +11,10 @@
 //! uninterrupted run.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -491,7 +490,12 @@ fn continue_run(
     let mut records = BufWriter::new(file);
     let todo: Vec<usize> = spec.samples().skip(done).collect();
     let total = (done + todo.len()) as u64;
-    let bar = progress_bar(total, done as u64, options.progress);
+    let bar = super::output::progress_bar(
+        total,
+        "{bar:40} {pos}/{len} samples, {per_sec}, ETA {eta}",
+        options.progress,
+    );
+    bar.set_position(done as u64);
     let mut rows: Vec<Vec<f64>> = Vec::with_capacity(CHUNK);
     let mut last_sync = std::time::Instant::now();
     for chunk in todo.chunks(CHUNK) {
@@ -537,21 +541,6 @@ fn continue_run(
     records.get_ref().sync_data().map_err(stopped)?;
     drop(records);
     finish(dir, spec, summary, options.csv)
-}
-
-fn progress_bar(total: u64, done: u64, wanted: bool) -> ProgressBar {
-    let target = if wanted && std::io::stderr().is_terminal() {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
-    let bar = ProgressBar::with_draw_target(Some(total), target);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} samples, {per_sec}, ETA {eta}")
-            .expect("a valid template"),
-    );
-    bar.set_position(done);
-    bar
 }
 
 /// Writes the summaries, then marks the run complete.

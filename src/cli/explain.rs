@@ -78,11 +78,15 @@ pub struct ExplainArgs {
 
 /// What `--backend`, `--device`, `--precision` and `--batch` ask for: `None` for the exact
 /// engine.
-fn torch_side(args: &ExplainArgs) -> Result<Option<TorchSettings>> {
+fn torch_side(args: &ExplainArgs, dtd: &DtdSettings) -> Result<Option<TorchSettings>> {
     let torch = args.backend.resolve(
         &[
             ("--exact", args.exact),
             ("--full-backward", args.full_backward),
+            (
+                "the nearest-valid rule",
+                dtd.named_rules().iter().any(Rule::needs_lp),
+            ),
         ],
         &[("--batch", args.batch.is_some())],
     )?;
@@ -120,14 +124,7 @@ fn lp_side(args: &ExplainArgs, dtd: &DtdSettings) -> Result<Option<LpSide>> {
 
 pub fn run(args: ExplainArgs) -> Result<Outcome> {
     let dtd = args.rules.resolve()?;
-    if let Some(torch) = torch_side(&args)? {
-        if dtd.named_rules().iter().any(Rule::needs_lp) {
-            return Err(Error::Usage(
-                "the nearest-valid rule finds roots with linear programs, which --backend torch \
-                 does not solve; use --backend exact"
-                    .into(),
-            ));
-        }
+    if let Some(torch) = torch_side(&args, &dtd)? {
         return run_torch(&args, &dtd, &torch);
     }
     let lp = lp_side(&args, &dtd)?;
@@ -175,10 +172,6 @@ pub fn run(args: ExplainArgs) -> Result<Outcome> {
 
 const CHUNK: usize = 1024;
 
-/// The most values of one layer for a whole batch that the default `--batch` allows.
-#[cfg(feature = "torch")]
-const TORCH_VALUES: usize = 1 << 24;
-
 /// `--backend torch`: the inputs a batch at a time on the device.
 #[cfg(feature = "torch")]
 fn run_torch(args: &ExplainArgs, dtd: &DtdSettings, torch: &TorchSettings) -> Result<Outcome> {
@@ -188,18 +181,13 @@ fn run_torch(args: &ExplainArgs, dtd: &DtdSettings, torch: &TorchSettings) -> Re
     super::check_layer_rules(dtd, &model)?;
     let targets = args.target.resolve(inputs.len())?;
     targets.validate(model.net().output_dim())?;
-    let precision = if torch.precision == "f32" {
-        Precision::F32
-    } else {
-        Precision::F64
-    };
+    let precision = Precision::parse(&torch.precision)?;
     let net = TorchNet::new(model.net(), precision, device);
     let n = inputs.len();
     let d = model.net().input_dim();
-    let widest = model.net().widths().into_iter().max().unwrap_or(1).max(1);
     let batch = args
         .batch
-        .unwrap_or_else(|| CHUNK.min((TORCH_VALUES / widest).max(1)));
+        .unwrap_or_else(|| crate::torch::default_batch(model.net()));
     let mut flat: Vec<f64> = Vec::with_capacity(n * d);
     for start in (0..n).step_by(batch) {
         let end = (start + batch).min(n);

@@ -3,10 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Outcome;
-use crate::audit::output::OutputDir;
+use crate::audit::output::{progress_bar, OutputDir};
 use crate::error::{Error, Result};
 use crate::repro::sort_of_clevr::{write_set, ANSWERS, PER_KIND};
 
@@ -122,10 +121,10 @@ fn generate(args: GenerateArgs) -> Result<Outcome> {
         return Err(Error::Usage("--images must be at least 1".into()));
     }
     let dir = OutputDir::prepare(&args.out, "relnet generate")?;
-    let bar = progress(
+    let bar = progress_bar(
         args.images as u64,
         "{bar:40} {pos}/{len} images, {per_sec}, ETA {eta}",
-        args.quiet,
+        !args.quiet,
     );
     write_set(dir.path(), args.seed, args.images, |n| {
         bar.set_position(n as u64)
@@ -306,10 +305,10 @@ fn train(args: TrainArgs) -> Result<Outcome> {
     let train_set = DeviceSet::new(&data, device);
     let eval_set = held_out.as_ref().map(|d| DeviceSet::new(d, device));
     let first = epochs.len() + 1;
-    let bar = progress(
+    let bar = progress_bar(
         ((args.epochs + 1 - first) * data.num_questions()) as u64,
         "{bar:40} {pos}/{len} questions, {per_sec}, ETA {eta} {msg}",
-        args.quiet,
+        !args.quiet,
     );
     let started = std::time::Instant::now();
     for epoch in first..=args.epochs {
@@ -373,16 +372,4 @@ fn eval(args: EvalArgs) -> Result<Outcome> {
         serde_json::to_string_pretty(&accuracy).expect("accuracies serialise")
     );
     Ok(Outcome::Clean)
-}
-
-/// A progress bar on stderr when it is a terminal and not `quiet`.
-fn progress(total: u64, template: &str, quiet: bool) -> ProgressBar {
-    let target = if !quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
-    let bar = ProgressBar::with_draw_target(Some(total), target);
-    bar.set_style(ProgressStyle::with_template(template).expect("a valid template"));
-    bar
 }

@@ -19,9 +19,6 @@ use crate::region::{Decision, Membership};
 /// the widest layer it passes through).
 const BLOCK_NUMBERS: i64 = 1 << 22;
 
-/// Numbers one layer's values for a batch of samples may hold.
-const BATCH_NUMBERS: usize = 1 << 24;
-
 /// An audit engine: the model's network as tensors.
 pub struct TorchAuditor {
     net: TorchNet,
@@ -35,7 +32,7 @@ impl TorchAuditor {
     }
 
     /// Audit samples `ids` (with inputs `rows` and targets `targets`, one each), in batches
-    /// that keep each layer's values within 2^24 numbers: one record per sample, in order.
+    /// of [`super::default_batch`]: one record per sample, in order.
     pub fn audit(
         &self,
         model: &Model,
@@ -44,8 +41,7 @@ impl TorchAuditor {
         rows: &[Vec<f64>],
         targets: &[Option<usize>],
     ) -> Result<Vec<SampleRecord>> {
-        let widest = model.net().widths().into_iter().max().unwrap_or(1).max(1);
-        let batch = (BATCH_NUMBERS / widest).clamp(1, 1024);
+        let batch = super::default_batch(model.net());
         let mut records = Vec::with_capacity(ids.len());
         for start in (0..ids.len()).step_by(batch) {
             let end = (start + batch).min(ids.len());

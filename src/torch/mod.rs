@@ -41,6 +41,13 @@ pub fn device(spec: &str) -> Result<Device> {
     }
 }
 
+/// Samples a batch holds by default: 1024, or fewer so that one layer's values for the
+/// batch stay within 2^24 numbers.
+pub fn default_batch(net: &Network) -> usize {
+    let widest = net.widths().into_iter().max().unwrap_or(1).max(1);
+    ((1usize << 24) / widest).clamp(1, 1024)
+}
+
 /// A tensor's values as f64, in row-major order (copied to the CPU).
 pub fn to_f64(t: &Tensor) -> Vec<f64> {
     Vec::<f64>::try_from(
@@ -60,6 +67,17 @@ pub enum Precision {
 }
 
 impl Precision {
+    /// `f64` or `f32` (`--precision`).
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "f64" => Ok(Precision::F64),
+            "f32" => Ok(Precision::F32),
+            other => Err(Error::Usage(format!(
+                "--precision '{other}': expected f32 or f64"
+            ))),
+        }
+    }
+
     fn kind(self) -> Kind {
         match self {
             Precision::F32 => Kind::Float,
