@@ -34,6 +34,22 @@ fn ok(out: Output) -> Output {
     out
 }
 
+/// A Sort-of-CLEVR set of `images` images from `seed` in `out`.
+fn generate(out: &Path, images: usize, seed: u64) {
+    let (images, seed) = (images.to_string(), seed.to_string());
+    ok(dtdcert(&[
+        "relnet",
+        "generate",
+        "-q",
+        "--out",
+        s(out),
+        "--images",
+        &images,
+        "--seed",
+        &seed,
+    ]));
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -46,28 +62,8 @@ fn training_exports_a_model_the_exact_engine_computes() {
         dir.path().join("test"),
         dir.path().join("model"),
     );
-    ok(dtdcert(&[
-        "relnet",
-        "generate",
-        "-q",
-        "--out",
-        s(&train),
-        "--images",
-        "16",
-        "--seed",
-        "1",
-    ]));
-    ok(dtdcert(&[
-        "relnet",
-        "generate",
-        "-q",
-        "--out",
-        s(&test),
-        "--images",
-        "4",
-        "--seed",
-        "2",
-    ]));
+    generate(&train, 16, 1);
+    generate(&test, 4, 2);
     ok(dtdcert(&[
         "relnet",
         "train",
@@ -153,15 +149,7 @@ fn training_exports_a_model_the_exact_engine_computes() {
 fn bad_training_requests_exit_with_code_2() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("soc");
-    ok(dtdcert(&[
-        "relnet",
-        "generate",
-        "-q",
-        "--out",
-        s(&data),
-        "--images",
-        "2",
-    ]));
+    generate(&data, 2, 0);
     let out = dir.path().join("model");
     for (extra, needle) in [
         (vec!["--epochs", "0"], "at least 1"),
@@ -231,17 +219,7 @@ fn losses(dir: &Path) -> Vec<f64> {
 fn resumed_training_equals_an_uninterrupted_one() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("soc");
-    ok(dtdcert(&[
-        "relnet",
-        "generate",
-        "-q",
-        "--out",
-        s(&data),
-        "--images",
-        "6",
-        "--seed",
-        "4",
-    ]));
+    generate(&data, 6, 4);
     let seeded = |seed: &str, out: &str, flag: &str, epochs: &str| -> Vec<String> {
         let path = dir.path().join(out);
         [
