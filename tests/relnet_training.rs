@@ -153,6 +153,7 @@ fn bad_training_requests_exit_with_code_2() {
     let out = dir.path().join("model");
     for (extra, needle) in [
         (vec!["--epochs", "0"], "at least 1"),
+        (vec!["--epochs", "1", "--images", "0"], "at least 1"),
         (vec!["--epochs", "1", "--learning-rate", "0"], "positive"),
         (
             vec!["--epochs", "1", "--device", "tpu"],
@@ -193,6 +194,18 @@ fn bad_training_requests_exit_with_code_2() {
     ]);
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("rn.safetensors"));
+    let run = dtdcert(&[
+        "relnet",
+        "eval",
+        "--model",
+        s(dir.path()),
+        "--data",
+        s(&data),
+        "--images",
+        "0",
+    ]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--images must be at least 1"));
 }
 
 /// The parameters of a saved model, by name.

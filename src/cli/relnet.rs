@@ -269,9 +269,9 @@ fn train(args: TrainArgs) -> Result<Outcome> {
     use crate::torch::relnet::{
         evaluate, train_epoch, Adam, DeviceSet, TorchRelationNet, TrainSettings,
     };
-    if args.epochs == 0 || args.batch == 0 {
+    if args.epochs == 0 || args.batch == 0 || args.images == Some(0) {
         return Err(Error::Usage(
-            "--epochs and --batch must be at least 1".into(),
+            "--epochs, --batch and --images must be at least 1".into(),
         ));
     }
     if !(args.learning_rate.is_finite() && args.learning_rate > 0.0) {
@@ -363,6 +363,9 @@ fn train(args: TrainArgs) -> Result<Outcome> {
 fn eval(args: EvalArgs) -> Result<Outcome> {
     use crate::repro::sort_of_clevr::load_set;
     use crate::torch::relnet::{evaluate, DeviceSet, TorchRelationNet};
+    if args.images == Some(0) {
+        return Err(Error::Usage("--images must be at least 1".into()));
+    }
     let device = crate::torch::device(&args.device)?;
     let net = TorchRelationNet::load(&args.model, device)?;
     let data = load_set(&args.data, args.images)?;
