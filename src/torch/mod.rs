@@ -11,6 +11,7 @@
 
 pub mod audit;
 pub mod relnet;
+pub mod saliency;
 
 use tch::{Device, Kind, Tensor};
 

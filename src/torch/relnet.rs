@@ -25,15 +25,37 @@ const CHANNELS: i64 = 24;
 const BLOCKS: usize = 4;
 const G: [i64; 4] = [256; 4];
 const F: [i64; 2] = [256; 2];
+/// Batch norm's `ε` (PyTorch's default).
+pub(super) const BATCH_NORM_EPS: f64 = 1e-5;
 
 /// The network and its parameters.
 pub struct TorchRelationNet {
-    vs: nn::VarStore,
-    conv: Vec<(nn::Conv2D, nn::BatchNorm)>,
-    g: Vec<nn::Linear>,
-    f: Vec<nn::Linear>,
+    pub(super) vs: nn::VarStore,
+    pub(super) conv: Vec<(nn::Conv2D, nn::BatchNorm)>,
+    pub(super) g: Vec<nn::Linear>,
+    pub(super) f: Vec<nn::Linear>,
     /// `[objects, 2]`: each cell's (x, y).
-    coordinates: Tensor,
+    pub(super) coordinates: Tensor,
+}
+
+/// The values of one object: the channels and (x, y).
+pub(super) const OBJECT: i64 = CHANNELS + 2;
+
+/// `g`'s input for every ordered pair, `[B, n, n, 2 (C + 2) + q]`: entry `(i, j)` is
+/// `[object j, object i, question]`, as in the reference (`x_i = objects.unsqueeze(1)`,
+/// `x_j = objects.unsqueeze(2)`, `cat([x_i, x_j, q], 3)`).
+pub(super) fn pairs(objects: &Tensor, questions: &Tensor) -> Tensor {
+    let [batch, n, d] = objects.size()[..] else {
+        unreachable!("objects are [B, n, d]")
+    };
+    let x_i = objects.unsqueeze(1).expand([batch, n, n, d], false);
+    let x_j = objects.unsqueeze(2).expand([batch, n, n, d], false);
+    let width = questions.size()[1];
+    let q = questions
+        .unsqueeze(1)
+        .unsqueeze(1)
+        .expand([batch, n, n, width], false);
+    Tensor::cat(&[x_i, x_j, q], 3)
 }
 
 /// The side of the feature map after the convolution blocks.
@@ -60,7 +82,10 @@ impl TorchRelationNet {
             let bn = nn::batch_norm2d(
                 root.sub("conv").sub(3 * k + 1),
                 CHANNELS,
-                Default::default(),
+                nn::BatchNormConfig {
+                    eps: BATCH_NORM_EPS,
+                    ..Default::default()
+                },
             );
             conv.push((c, bn));
             channels = CHANNELS;
@@ -103,6 +128,10 @@ impl TorchRelationNet {
 
     /// A network initialised from `seed` (libtorch's generator is seeded with it first).
     pub fn seeded(seed: u64, device: Device) -> Self {
+        // libtorch's generator is global: the seed and the draws are one step for every
+        // thread that seeds through here.
+        static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _lock = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
         tch::manual_seed(seed as i64);
         Self::new(device)
     }
@@ -110,30 +139,19 @@ impl TorchRelationNet {
     /// The logits of a batch: images `[B, 3, 75, 75]`, questions `[B, 11]`; batch norm uses
     /// the batch's statistics when `train`, its running statistics otherwise.
     pub fn forward(&self, images: &Tensor, questions: &Tensor, train: bool) -> Tensor {
-        let batch = images.size()[0];
         let mut h = images.shallow_clone();
         for (c, bn) in &self.conv {
             h = bn.forward_t(&c.forward(&h), train).relu();
         }
-        let n = feature_side() * feature_side();
-        let objects = h.view([batch, CHANNELS, n]).transpose(1, 2);
-        let coords = self.coordinates.unsqueeze(0).expand([batch, n, 2], false);
-        let objects = Tensor::cat(&[objects, coords], 2);
-        let d = CHANNELS + 2;
-        // Pair (i, j) is [object j, object i, question], as in the reference.
-        let x_i = objects.unsqueeze(1).expand([batch, n, n, d], false);
-        let x_j = objects.unsqueeze(2).expand([batch, n, n, d], false);
-        let q = questions
-            .unsqueeze(1)
-            .unsqueeze(1)
-            .expand([batch, n, n, QUESTION_WIDTH as i64], false);
-        let mut p = Tensor::cat(&[x_i, x_j, q], 3).view([batch * n * n, -1]);
+        let n = self.coordinates.size()[0];
+        let mut p =
+            pairs(&self.objects(&h), questions).view([-1, 2 * OBJECT + QUESTION_WIDTH as i64]);
         for layer in &self.g {
             p = layer.forward(&p).relu();
         }
         let mut s = p
-            .view([batch, n * n, -1])
-            .sum_dim_intlist(1, false, Kind::Float);
+            .view([images.size()[0], n * n, -1])
+            .sum_dim_intlist(1, false, p.kind());
         for (k, layer) in self.f.iter().enumerate() {
             s = layer.forward(&s);
             if k + 1 < self.f.len() {
@@ -141,6 +159,71 @@ impl TorchRelationNet {
             }
         }
         s
+    }
+
+    /// The objects `[B, n, C + 2]` of the last feature map `[B, C, side, side]`: each cell's
+    /// channels and its (x, y).
+    pub(super) fn objects(&self, features: &Tensor) -> Tensor {
+        let batch = features.size()[0];
+        let n = self.coordinates.size()[0];
+        let objects = features.view([batch, CHANNELS, n]).transpose(1, 2);
+        let coords = self.coordinates.unsqueeze(0).expand([batch, n, 2], false);
+        Tensor::cat(&[objects, coords], 2)
+    }
+
+    /// Converts the parameters and the coordinates to `kind` (`Kind::Double` for f64).
+    pub fn set_kind(&mut self, kind: Kind) {
+        self.vs.set_kind(kind);
+        self.coordinates = self.coordinates.to_kind(kind);
+    }
+
+    /// The layers from the top down, each as a name and its parameters' prefixes: `f`'s
+    /// layers from the last, `g`'s, then the convolution blocks (convolution and batch norm).
+    pub fn layers_from_top(&self) -> Vec<(String, Vec<String>)> {
+        let mut layers = Vec::new();
+        for k in (0..self.f.len()).rev() {
+            layers.push((format!("f.{k}"), vec![format!("f.{k}.")]));
+        }
+        for k in (0..self.g.len()).rev() {
+            layers.push((format!("g.{k}"), vec![format!("g.{k}.")]));
+        }
+        for k in (0..self.conv.len()).rev() {
+            layers.push((
+                format!("conv block {}", k + 1),
+                vec![format!("conv.{}.", 3 * k), format!("conv.{}.", 3 * k + 1)],
+            ));
+        }
+        layers
+    }
+
+    /// A copy whose top `levels` layers of [`Self::layers_from_top`] are re-initialised
+    /// (PyTorch's default initialisation from `seed`; batch norm back to scale 1, shift 0,
+    /// mean 0, variance 1), the rest kept.
+    pub fn randomised(&self, levels: usize, seed: u64) -> Self {
+        let device = self.vs.device();
+        let kind = self.coordinates.kind();
+        let mut fresh = Self::seeded(seed, device);
+        fresh.set_kind(kind);
+        let mut copy = Self::new(device);
+        copy.set_kind(kind);
+        let prefixes: Vec<String> = self
+            .layers_from_top()
+            .into_iter()
+            .take(levels)
+            .flat_map(|(_, p)| p)
+            .collect();
+        let ours = self.vs.variables();
+        let theirs = fresh.vs.variables();
+        let _guard = tch::no_grad_guard();
+        for (name, mut var) in copy.vs.variables() {
+            let source = if prefixes.iter().any(|p| name.starts_with(p.as_str())) {
+                &theirs[&name]
+            } else {
+                &ours[&name]
+            };
+            var.copy_(source);
+        }
+        copy
     }
 
     /// Writes the parameters to `path` (safetensors).
@@ -163,7 +246,7 @@ impl TorchRelationNet {
                         "bias": format!("{bn}.bias"),
                         "running_mean": format!("{bn}.running_mean"),
                         "running_var": format!("{bn}.running_var"),
-                        "eps": 1e-5,
+                        "eps": BATCH_NORM_EPS,
                     }
                 })
             })
