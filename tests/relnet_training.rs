@@ -193,7 +193,7 @@ fn bad_training_requests_exit_with_code_2() {
         s(&data),
     ]);
     assert_eq!(run.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&run.stderr).contains("rn.safetensors"));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("rn.json"));
     let run = dtdcert(&[
         "relnet",
         "eval",

@@ -277,6 +277,18 @@ impl RelationNetwork {
         self.features[1] * self.features[2]
     }
 
+    pub fn conv_blocks(&self) -> usize {
+        self.conv.len()
+    }
+
+    pub fn g_layers(&self) -> usize {
+        self.g.len()
+    }
+
+    pub fn f_layers(&self) -> usize {
+        self.f.len()
+    }
+
     pub fn outputs(&self) -> usize {
         self.f.last().expect("checked").weight().nrows()
     }

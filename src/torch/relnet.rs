@@ -58,14 +58,34 @@ pub(super) fn pairs(objects: &Tensor, questions: &Tensor) -> Tensor {
     Tensor::cat(&[x_i, x_j, q], 3)
 }
 
+/// PyTorch's default initialisation of a layer's weights and biases (`kaiming_uniform_` with
+/// `a = √5`): uniform in `±1/√fan_in`. (tch's own default is He's initialisation, whose
+/// three times larger variance made the sum over pairs start in the hundreds.)
+fn pytorch_default(fan_in: i64) -> nn::Init {
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    nn::Init::Uniform {
+        lo: -bound,
+        up: bound,
+    }
+}
+
+fn linear(fan_in: i64) -> nn::LinearConfig {
+    nn::LinearConfig {
+        ws_init: pytorch_default(fan_in),
+        bs_init: Some(pytorch_default(fan_in)),
+        bias: true,
+    }
+}
+
 /// The side of the feature map after the convolution blocks.
 fn feature_side() -> i64 {
     (0..BLOCKS).fold(SIZE as i64, |s, _| (s + 2 - 3) / 2 + 1)
 }
 
 impl TorchRelationNet {
-    /// A freshly initialised network (PyTorch's default initialisation, from libtorch's
-    /// generator: call `tch::manual_seed` first for a reproducible one).
+    /// A freshly initialised network (PyTorch's default initialisation, see
+    /// [`pytorch_default`], from libtorch's generator: call `tch::manual_seed` first for a
+    /// reproducible one).
     pub fn new(device: Device) -> Self {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
@@ -76,6 +96,7 @@ impl TorchRelationNet {
                 stride: 2,
                 padding: 1,
                 bias: false,
+                ws_init: pytorch_default(channels * 9),
                 ..Default::default()
             };
             let c = nn::conv2d(root.sub("conv").sub(3 * k), channels, CHANNELS, 3, config);
@@ -93,22 +114,12 @@ impl TorchRelationNet {
         let mut width = 2 * (CHANNELS + 2) + QUESTION_WIDTH as i64;
         let mut g = Vec::new();
         for (k, &out) in G.iter().enumerate() {
-            g.push(nn::linear(
-                root.sub("g").sub(k),
-                width,
-                out,
-                Default::default(),
-            ));
+            g.push(nn::linear(root.sub("g").sub(k), width, out, linear(width)));
             width = out;
         }
         let mut f = Vec::new();
         for (k, &out) in F.iter().chain(&[ANSWERS.len() as i64]).enumerate() {
-            f.push(nn::linear(
-                root.sub("f").sub(k),
-                width,
-                out,
-                Default::default(),
-            ));
+            f.push(nn::linear(root.sub("f").sub(k), width, out, linear(width)));
             width = out;
         }
         let side = feature_side();
@@ -169,6 +180,11 @@ impl TorchRelationNet {
         let objects = features.view([batch, CHANNELS, n]).transpose(1, 2);
         let coords = self.coordinates.unsqueeze(0).expand([batch, n, 2], false);
         Tensor::cat(&[objects, coords], 2)
+    }
+
+    /// Converts the parameters and the coordinates to `precision`.
+    pub fn set_precision(&mut self, precision: super::Precision) {
+        self.set_kind(precision.kind());
     }
 
     /// Converts the parameters and the coordinates to `kind` (`Kind::Double` for f64).
@@ -271,8 +287,49 @@ impl TorchRelationNet {
         crate::audit::output::write_atomic(&path, format!("{text}\n").as_bytes())
     }
 
-    /// A network saved by [`Self::save`] in `dir`.
+    /// A network saved by [`Self::save`] in `dir`; a description of another architecture
+    /// (image size, question width, answers, layers) is refused with what it holds.
     pub fn load(dir: &Path, device: Device) -> Result<Self> {
+        let path = dir.join("rn.json");
+        let described = crate::model::relnet::RelationNetwork::load(&path)?;
+        let ours = (
+            [3, SIZE, SIZE],
+            QUESTION_WIDTH,
+            ANSWERS.len(),
+            BLOCKS,
+            G.len(),
+            F.len() + 1,
+        );
+        let theirs = (
+            described.image(),
+            described.question_width(),
+            described.outputs(),
+            described.conv_blocks(),
+            described.g_layers(),
+            described.f_layers(),
+        );
+        if theirs != ours {
+            return Err(Error::file(
+                &path,
+                format!(
+                    "a relation network for {:?} images, questions of {} values and {} answers \
+                     ({} convolution blocks, {} layers in g, {} in f); the Sort-of-CLEVR network \
+                     takes {:?}, {}, {} ({}, {}, {})",
+                    theirs.0,
+                    theirs.1,
+                    theirs.2,
+                    theirs.3,
+                    theirs.4,
+                    theirs.5,
+                    ours.0,
+                    ours.1,
+                    ours.2,
+                    ours.3,
+                    ours.4,
+                    ours.5
+                ),
+            ));
+        }
         let mut net = Self::new(device);
         net.load_weights(&dir.join("rn.safetensors"))?;
         Ok(net)
