@@ -1642,7 +1642,19 @@ fn the_torch_backend_is_refused_in_a_build_without_it() {
         "relnet", "train", "--data", "x", "--out", "o", "--epochs", "1",
     ];
     let eval = ["relnet", "eval", "--data", "x", "--model", "m"];
-    for command in [&train[..], &eval[..]] {
+    let sanity = [
+        "relnet",
+        "sanity",
+        "--data",
+        "x",
+        "--model",
+        "m",
+        "--samples",
+        "2",
+        "--out",
+        "o",
+    ];
+    for command in [&train[..], &eval[..], &sanity[..]] {
         let run = dtdcert(command).expect_code(2);
         assert!(run.stderr.contains("--features torch"), "{}", run.stderr);
     }

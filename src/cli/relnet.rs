@@ -14,6 +14,7 @@ pub enum RelnetCommand {
     Generate(GenerateArgs),
     Train(TrainArgs),
     Eval(EvalArgs),
+    Sanity(SanityArgs),
 }
 
 /// Train the Sort-of-CLEVR relation network (libtorch; builds with the `torch` feature).
@@ -83,6 +84,58 @@ pub struct EvalArgs {
     pub device: String,
 }
 
+/// Sanity check of a trained relation network's α1β0 saliency: how much the maps change with
+/// another answer, another question, or re-initialised layers, and how much relevance lies on
+/// the objects the question is about (libtorch).
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  dtdcert relnet sanity --model rn-soc --data soc-test --samples 1000 --out sanity\n\n\
+For each sample (a question drawn from --data) the true answer's saliency is compared with (a) \
+another answer of the same category, (b) the true answer with the questions permuted among the \
+samples by a derangement, (c) the last layer re-initialised and (d) the top k layers \
+re-initialised for every k: fraction of normalised pixels differing by more than 1/4, SSIM, \
+Spearman (signed and absolute), and per map the relevance mass and rank accuracy against the \
+question's mask. Writes OUT/summary.json, OUT/samples.csv, OUT/report.md, OUT/report.html and \
+OUT/panels/sample-NNN.png; README, \"Relation-network sanity check\"."
+)]
+pub struct SanityArgs {
+    /// A folder written by `relnet train`.
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// A set written by `relnet generate`.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Questions to draw (at least 2: the derangement needs another sample).
+    #[arg(long, value_name = "N")]
+    pub samples: usize,
+    /// The report folder to create (absent or empty, or an earlier report, which is
+    /// replaced).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Seeds the draws (questions, other answers, derangement) and the re-initialisation.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// How relevance crosses batch norm: `pass-through` (the reference's convention) or
+    /// `folded` (into the convolution's weights). Both use the running statistics.
+    #[arg(long, value_name = "RULE", default_value = "pass-through")]
+    pub batch_norm: String,
+    /// `f64` or `f32`.
+    #[arg(long, value_name = "P", default_value = "f64")]
+    pub precision: String,
+    /// `cpu`, `cuda` or `auto`.
+    #[arg(long, value_name = "DEVICE", default_value = "cpu")]
+    pub device: String,
+    /// Maps computed at once.
+    #[arg(long, value_name = "B", default_value_t = 16)]
+    pub batch: usize,
+    /// Samples drawn as image panels.
+    #[arg(long, value_name = "K", default_value_t = 8)]
+    pub panels: usize,
+    /// No progress bar on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
 /// Generate a Sort-of-CLEVR data set: 75×75 images of six coloured squares and circles, 10
 /// non-relational and 10 relational questions per image, answers and ground-truth masks.
 #[derive(Args, Debug)]
@@ -113,6 +166,7 @@ pub fn run(command: RelnetCommand) -> Result<Outcome> {
         RelnetCommand::Generate(args) => generate(args),
         RelnetCommand::Train(args) => train(args),
         RelnetCommand::Eval(args) => eval(args),
+        RelnetCommand::Sanity(args) => sanity(args),
     }
 }
 
@@ -151,6 +205,11 @@ fn train(_: TrainArgs) -> Result<Outcome> {
 #[cfg(not(feature = "torch"))]
 fn eval(_: EvalArgs) -> Result<Outcome> {
     Err(Error::Usage(no_torch("relnet eval")))
+}
+
+#[cfg(not(feature = "torch"))]
+fn sanity(_: SanityArgs) -> Result<Outcome> {
+    Err(Error::Usage(no_torch("relnet sanity")))
 }
 
 #[cfg(not(feature = "torch"))]
@@ -374,5 +433,148 @@ fn eval(args: EvalArgs) -> Result<Outcome> {
         "{}",
         serde_json::to_string_pretty(&accuracy).expect("accuracies serialise")
     );
+    Ok(Outcome::Clean)
+}
+
+#[cfg(feature = "torch")]
+fn sanity(args: SanityArgs) -> Result<Outcome> {
+    use crate::repro::sanity_report::{
+        panel_png, plan, variants, write, Measures, Summary, VariantSummary,
+    };
+    use crate::repro::sort_of_clevr::load_set;
+    use crate::torch::relnet::TorchRelationNet;
+    use crate::torch::saliency::{maps, BatchNormRelevance, Case};
+    if args.samples < 2 || args.batch == 0 {
+        return Err(Error::Usage(
+            "--samples must be at least 2 (the derangement needs another sample) and --batch \
+             at least 1"
+                .into(),
+        ));
+    }
+    let convention = BatchNormRelevance::parse(&args.batch_norm)?;
+    let precision = crate::torch::Precision::parse(&args.precision)?;
+    let device = crate::torch::device(&args.device)?;
+    let data = load_set(&args.data, None)?;
+    if args.samples > data.num_questions() {
+        return Err(Error::Usage(format!(
+            "--samples {}: {} holds {} questions",
+            args.samples,
+            args.data.display(),
+            data.num_questions()
+        )));
+    }
+    let mut net = TorchRelationNet::load(&args.model, device)?;
+    net.set_precision(precision);
+    let samples = plan(&data, args.samples, args.seed);
+    let masks = samples
+        .iter()
+        .map(|s| data.mask(s.question))
+        .collect::<Result<Vec<_>>>()?;
+    let dir = OutputDir::prepare(&args.out, "relnet sanity")?;
+    let layers: Vec<String> = net.layers_from_top().into_iter().map(|(n, _)| n).collect();
+    let variants = variants(&layers);
+    let bar = progress_bar(
+        (variants.len() * samples.len()) as u64,
+        "{bar:40} {pos}/{len} maps, {per_sec}, ETA {eta}",
+        !args.quiet,
+    );
+    let started = std::time::Instant::now();
+    let panels = args.panels.min(samples.len());
+    // The maps drawn in the panels: true answer, (a), (b), (c), all layers re-initialised.
+    let drawn = [0, 1, 2, 3, variants.len() - 1];
+    let mut panel_maps: Vec<Vec<Vec<f64>>> = vec![Vec::new(); panels];
+    let mut true_maps: Vec<Vec<f64>> = Vec::new();
+    let mut measures = Vec::new();
+    for (v, variant) in variants.iter().enumerate() {
+        let cases: Vec<Case> = samples
+            .iter()
+            .map(|s| Case {
+                question: s.question,
+                vector_of: if variant.name == "permuted-question" {
+                    samples[s.question_from].question
+                } else {
+                    s.question
+                },
+                explained: if variant.name == "other-answer" {
+                    s.other_index
+                } else {
+                    s.answer_index
+                },
+            })
+            .collect();
+        let randomised;
+        let model = if variant.randomised > 0 {
+            randomised = net.randomised(variant.randomised, args.seed);
+            &randomised
+        } else {
+            &net
+        };
+        let computed = maps(model, &data, &cases, args.batch, convention, |n| {
+            bar.inc(n as u64)
+        });
+        let per_sample: Vec<Measures> = computed
+            .iter()
+            .enumerate()
+            .map(|(k, m)| {
+                let original = (v > 0).then(|| true_maps[k].as_slice());
+                Measures::of(&m.relevance, original, &masks[k], m.logit, m.dropped)
+            })
+            .collect();
+        measures.push(per_sample);
+        if drawn.contains(&v) {
+            for (k, m) in computed.iter().take(panels).enumerate() {
+                panel_maps[k].push(m.relevance.clone());
+            }
+        }
+        if v == 0 {
+            true_maps = computed.into_iter().map(|m| m.relevance).collect();
+        }
+    }
+    bar.finish_and_clear();
+    let summary = Summary {
+        tool: "dtdcert",
+        version: env!("CARGO_PKG_VERSION"),
+        settings: serde_json::json!({
+            "model": args.model, "data": args.data, "samples": args.samples,
+            "seed": args.seed,
+            "draws": "questions, other answers and derangement from streams 0, 1, 2 of the seed (ChaCha8)",
+            "reinitialisation": format!("libtorch's default initialisation seeded with {}", args.seed),
+            "rule": "alpha1-beta0, biases out of the rule, concatenation split by slice (coordinates and question dropped), question constant, the logit as the start",
+            "batch_norm": convention.name(), "batch_norm_statistics": "running",
+            "precision": args.precision, "device": args.device,
+            "threshold": crate::repro::sanity::THRESHOLD,
+            "seconds": started.elapsed().as_secs_f64(),
+        }),
+        samples,
+        variants: variants
+            .iter()
+            .zip(&measures)
+            .map(|(v, m)| VariantSummary::of(v, m))
+            .collect(),
+    };
+    let pngs: Vec<Vec<u8>> = (0..panels)
+        .map(|k| {
+            let maps: Vec<&[f64]> = panel_maps[k].iter().map(Vec::as_slice).collect();
+            panel_png(&data, &summary.samples[k], &masks[k], &maps)
+        })
+        .collect();
+    write(dir.path(), &summary, &variants, &measures, &pngs)?;
+    let out = dir.commit("relnet sanity")?;
+    if !args.quiet {
+        for v in summary.variants.iter().skip(1) {
+            if let (Some(f), Some(s)) = (&v.fraction_differing, &v.ssim) {
+                eprintln!(
+                    "{:<60} differing {:.3}, SSIM {:.3}",
+                    v.variant.description, f.mean, s.mean
+                );
+            }
+        }
+        eprintln!(
+            "{} maps in {:.1} s; report in {}",
+            variants.len() * summary.samples.len(),
+            started.elapsed().as_secs_f64(),
+            out.display()
+        );
+    }
     Ok(Outcome::Clean)
 }

@@ -4,4 +4,6 @@
 pub mod clevr;
 pub mod mlp_roots;
 pub mod resize;
+pub mod sanity;
+pub mod sanity_report;
 pub mod sort_of_clevr;

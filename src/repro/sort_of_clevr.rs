@@ -365,16 +365,7 @@ impl Scene {
 
     /// The image as a PNG file (8-bit RGB).
     pub fn png(&self) -> Vec<u8> {
-        let mut bytes = Vec::new();
-        let mut encoder = png::Encoder::new(&mut bytes, SIZE as u32, SIZE as u32);
-        encoder.set_color(png::ColorType::Rgb);
-        encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder.write_header().expect("writing to memory");
-        writer
-            .write_image_data(&self.pixels())
-            .expect("writing to memory");
-        writer.finish().expect("writing to memory");
-        bytes
+        rgb_png(&self.pixels(), SIZE, SIZE)
     }
 
     /// The masks of all questions, `questions × SIZE × SIZE`.
@@ -383,6 +374,18 @@ impl Scene {
         let flat: Vec<u8> = (0..q).flat_map(|i| self.mask(i)).collect();
         ndarray::Array3::from_shape_vec((q, SIZE, SIZE), flat).expect("one mask per question")
     }
+}
+
+/// An 8-bit RGB PNG file of `height × width` pixels (`rgb` row-major, three bytes each).
+pub fn rgb_png(rgb: &[u8], height: usize, width: usize) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, width as u32, height as u32);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().expect("writing to memory");
+    writer.write_image_data(rgb).expect("writing to memory");
+    writer.finish().expect("writing to memory");
+    bytes
 }
 
 /// Writes images `0..images` of the set with `seed` into `dir` (a staging folder):
@@ -440,6 +443,10 @@ pub struct Loaded {
     pub questions: Vec<f32>,
     pub answers: Vec<usize>,
     pub subtypes: Vec<Subtype>,
+    /// Per question, its place among its image's questions (its mask's index).
+    pub place: Vec<usize>,
+    /// Per image, its masks file.
+    pub masks: Vec<std::path::PathBuf>,
 }
 
 impl Loaded {
@@ -449,6 +456,31 @@ impl Loaded {
 
     pub fn num_questions(&self) -> usize {
         self.answers.len()
+    }
+
+    /// The ground-truth mask of question `q` (`SIZE × SIZE`, row-major, nonzero on the
+    /// objects it is about), read from its image's masks file.
+    pub fn mask(&self, q: usize) -> crate::error::Result<Vec<u8>> {
+        use crate::error::Error;
+        let path = &self.masks[self.image_of[q]];
+        let masks: ndarray::Array3<u8> = ndarray_npy::read_npy(path)
+            .map_err(|e| Error::file(path, format!("not a u8 mask array (.npy): {e}")))?;
+        let (count, h, w) = masks.dim();
+        let place = self.place[q];
+        if (h, w) != (SIZE, SIZE) || place >= count {
+            return Err(Error::file(
+                path,
+                format!(
+                    "masks of shape {count} × {h} × {w}: expected one {SIZE} × {SIZE} mask per \
+                     question of the image"
+                ),
+            ));
+        }
+        Ok(masks
+            .index_axis(ndarray::Axis(0), place)
+            .iter()
+            .copied()
+            .collect())
     }
 }
 
@@ -478,6 +510,8 @@ pub fn load_set(dir: &std::path::Path, limit: Option<usize>) -> crate::error::Re
         questions: Vec::new(),
         answers: Vec::new(),
         subtypes: Vec::new(),
+        place: Vec::new(),
+        masks: Vec::new(),
     };
     for (i, image) in set.images.iter().take(count).enumerate() {
         let png = dir.join(&image.image);
@@ -510,7 +544,9 @@ pub fn load_set(dir: &std::path::Path, limit: Option<usize>) -> crate::error::Re
                 .extend(question.question.iter().map(|&v| f32::from(v)));
             loaded.answers.push(question.answer);
             loaded.subtypes.push(question.subtype);
+            loaded.place.push(q);
         }
+        loaded.masks.push(dir.join(&image.masks));
     }
     Ok(loaded)
 }

@@ -180,3 +180,86 @@ impl TorchRelationNet {
         }
     }
 }
+
+/// One map to compute: the image of question `question` of a set, the question vector of
+/// question `vector_of` (usually the same), and the explained answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Case {
+    pub question: usize,
+    pub vector_of: usize,
+    pub explained: usize,
+}
+
+/// A computed map: each input value's relevance (`[3, H, W]` row-major), the dropped
+/// relevance and the explained logit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Map {
+    pub relevance: Vec<f64>,
+    pub dropped: f64,
+    pub logit: f64,
+}
+
+/// The saliency maps of `cases` on `data`, `batch` at a time, on the network's device and
+/// in its precision; `progress` is called with the number of maps done.
+pub fn maps(
+    net: &TorchRelationNet,
+    data: &crate::repro::sort_of_clevr::Loaded,
+    cases: &[Case],
+    batch: usize,
+    batch_norm: BatchNormRelevance,
+    mut progress: impl FnMut(usize),
+) -> Vec<Map> {
+    use crate::repro::sort_of_clevr::{QUESTION_WIDTH, SIZE};
+    let device = net.vs.device();
+    let kind = net.coordinates.kind();
+    let pixels = 3 * SIZE * SIZE;
+    let mut out = Vec::with_capacity(cases.len());
+    for chunk in cases.chunks(batch.max(1)) {
+        let n = chunk.len() as i64;
+        let images: Vec<f32> = chunk
+            .iter()
+            .flat_map(|c| {
+                let i = data.image_of[c.question];
+                data.images[i * pixels..(i + 1) * pixels].iter().copied()
+            })
+            .collect();
+        let questions: Vec<f32> = chunk
+            .iter()
+            .flat_map(|c| {
+                let q = c.vector_of;
+                data.questions[q * QUESTION_WIDTH..(q + 1) * QUESTION_WIDTH]
+                    .iter()
+                    .copied()
+            })
+            .collect();
+        let explained: Vec<i64> = chunk.iter().map(|c| c.explained as i64).collect();
+        let side = SIZE as i64;
+        let to = |t: Tensor| t.to_kind(kind).to_device(device);
+        let s = net.saliency(
+            &to(Tensor::from_slice(&images).view([n, 3, side, side])),
+            &to(Tensor::from_slice(&questions).view([n, QUESTION_WIDTH as i64])),
+            &Tensor::from_slice(&explained).to_device(device),
+            batch_norm,
+        );
+        let host = |t: &Tensor| {
+            Vec::<f64>::try_from(
+                t.to_kind(Kind::Double)
+                    .to_device(tch::Device::Cpu)
+                    .flatten(0, -1),
+            )
+            .expect("a float tensor")
+        };
+        let relevance = host(&s.pixels);
+        let dropped = host(&s.dropped);
+        let logit = host(&s.logit);
+        for k in 0..chunk.len() {
+            out.push(Map {
+                relevance: relevance[k * pixels..(k + 1) * pixels].to_vec(),
+                dropped: dropped[k],
+                logit: logit[k],
+            });
+        }
+        progress(chunk.len());
+    }
+    out
+}

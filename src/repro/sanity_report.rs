@@ -1,0 +1,494 @@
+//! The relation-network sanity check's plan and report (`dtdcert relnet sanity`).
+//!
+//! For each sample (a question of a Sort-of-CLEVR set) the saliency of the true answer is
+//! compared with the saliency of
+//! - (a) another answer of the same category (yes/no, shape, count), drawn at random;
+//! - (b) the true answer with the questions permuted among the samples by a random
+//!   derangement (each image gets another sample's question);
+//! - (c) the true answer after re-initialising the last layer, and (d) after re-initialising
+//!   the top `k` layers for every `k` (cascading randomisation from the top).
+//!
+//! The measures are those of [`super::sanity`]. The report is `summary.json` (settings,
+//! seeds, per sample its question and draws, per comparison the statistics and histograms of
+//! each measure), `samples.csv` (every measure of every map), `report.md`, `report.html` and
+//! `panels/sample-NNN.png` (the image, the mask and the normalised maps).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use super::sanity::{mass_accuracy, normalised, pixel_map, rank_accuracy, Similarity, Stats};
+use super::sort_of_clevr::{rgb_png, Loaded, Subtype, ANSWERS, SIZE};
+use crate::audit::output::write_atomic;
+use crate::error::{Error, Result};
+
+/// The answers of the same category as `answer`: yes/no, the shapes, the counts.
+pub fn category(answer: usize) -> std::ops::Range<usize> {
+    match answer {
+        0 | 1 => 0..2,
+        2 | 3 => 2..4,
+        _ => 4..ANSWERS.len(),
+    }
+}
+
+/// One sample and its draws.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Sample {
+    /// The question's index in the set.
+    pub question: usize,
+    pub image: usize,
+    pub subtype: Subtype,
+    pub answer: String,
+    /// (a): the other answer explained.
+    pub other_answer: String,
+    /// (b): the sample whose question this one's image is shown with.
+    pub question_from: usize,
+    #[serde(skip)]
+    pub answer_index: usize,
+    #[serde(skip)]
+    pub other_index: usize,
+}
+
+/// Draws `count` distinct questions of `data` (streams 0, 1 and 2 of `seed`: the questions,
+/// the other answers, the derangement). Needs `2 <= count <= questions`.
+pub fn plan(data: &Loaded, count: usize, seed: u64) -> Vec<Sample> {
+    let stream = |s: u64| {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(s);
+        rng
+    };
+    let mut picked: Vec<usize> = (0..data.num_questions()).collect();
+    picked.shuffle(&mut stream(0));
+    picked.truncate(count);
+    let mut answers = stream(1);
+    // Sattolo's algorithm: a uniformly drawn cyclic permutation, so no sample keeps its own
+    // question.
+    let mut derangement: Vec<usize> = (0..count).collect();
+    let mut rng = stream(2);
+    for i in (1..count).rev() {
+        let j = rng.random_range(0..i);
+        derangement.swap(i, j);
+    }
+    picked
+        .iter()
+        .zip(&derangement)
+        .map(|(&q, &from)| {
+            let answer = data.answers[q];
+            let others: Vec<usize> = category(answer).filter(|&a| a != answer).collect();
+            let other = others[answers.random_range(0..others.len())];
+            Sample {
+                question: q,
+                image: data.image_of[q],
+                subtype: data.subtypes[q],
+                answer: ANSWERS[answer].into(),
+                other_answer: ANSWERS[other].into(),
+                question_from: from,
+                answer_index: answer,
+                other_index: other,
+            }
+        })
+        .collect()
+}
+
+/// What a map explains.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Variant {
+    /// A short name (`true`, `other-answer`, `permuted-question`, `top-K`).
+    pub name: String,
+    pub description: String,
+    /// Layers re-initialised from the top.
+    pub randomised: usize,
+}
+
+/// The maps' variants: the true answer, (a), (b), and for `k = 1..=layers.len()` the top `k`
+/// layers re-initialised (`layers` from the top).
+pub fn variants(layers: &[String]) -> Vec<Variant> {
+    let mut v = vec![
+        Variant {
+            name: "true".into(),
+            description: "the true answer".into(),
+            randomised: 0,
+        },
+        Variant {
+            name: "other-answer".into(),
+            description: "(a) another answer of the same category".into(),
+            randomised: 0,
+        },
+        Variant {
+            name: "permuted-question".into(),
+            description: "(b) the true answer, questions permuted by a derangement".into(),
+            randomised: 0,
+        },
+    ];
+    for k in 1..=layers.len() {
+        v.push(Variant {
+            name: format!("top-{k}"),
+            description: if k == 1 {
+                format!("(c) the last layer ({}) re-initialised", layers[0])
+            } else {
+                format!("(d) re-initialised down to {}", layers[k - 1])
+            },
+            randomised: k,
+        });
+    }
+    v
+}
+
+/// One map's measures.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Measures {
+    pub logit: f64,
+    pub dropped: f64,
+    /// Against the true answer's map (`None` for that map itself).
+    pub similarity: Option<Similarity>,
+    pub mass_accuracy: Option<f64>,
+    pub rank_accuracy: Option<f64>,
+}
+
+impl Measures {
+    /// The measures of `relevance` (`[3, SIZE, SIZE]`) against the true map and the mask.
+    pub fn of(
+        relevance: &[f64],
+        original: Option<&[f64]>,
+        mask: &[u8],
+        logit: f64,
+        dropped: f64,
+    ) -> Self {
+        Self {
+            logit,
+            dropped,
+            similarity: original.map(|o| Similarity::of(o, relevance, SIZE, SIZE)),
+            mass_accuracy: mass_accuracy(relevance, mask),
+            rank_accuracy: rank_accuracy(relevance, mask),
+        }
+    }
+}
+
+/// The statistics of one variant's measures over the samples.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VariantSummary {
+    #[serde(flatten)]
+    pub variant: Variant,
+    pub fraction_differing: Option<Stats>,
+    pub ssim: Option<Stats>,
+    pub spearman: Option<Stats>,
+    pub spearman_abs: Option<Stats>,
+    pub mass_accuracy: Option<Stats>,
+    pub rank_accuracy: Option<Stats>,
+}
+
+impl VariantSummary {
+    pub fn of(variant: &Variant, measures: &[Measures]) -> Self {
+        let sim = |f: &dyn Fn(&Similarity) -> Option<f64>, lo: f64| {
+            let v: Vec<Option<f64>> = measures
+                .iter()
+                .map(|m| m.similarity.as_ref().and_then(f))
+                .collect();
+            Stats::of(&v, lo, 1.0)
+        };
+        let gt = |f: &dyn Fn(&Measures) -> Option<f64>| {
+            Stats::of(&measures.iter().map(f).collect::<Vec<_>>(), 0.0, 1.0)
+        };
+        Self {
+            variant: variant.clone(),
+            fraction_differing: sim(&|s| Some(s.fraction_differing), 0.0),
+            ssim: sim(&|s| s.ssim, -1.0),
+            spearman: sim(&|s| s.spearman, -1.0),
+            spearman_abs: sim(&|s| s.spearman_abs, -1.0),
+            mass_accuracy: gt(&|m| m.mass_accuracy),
+            rank_accuracy: gt(&|m| m.rank_accuracy),
+        }
+    }
+}
+
+/// The whole run, as `summary.json` holds it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub settings: serde_json::Value,
+    pub samples: Vec<Sample>,
+    pub variants: Vec<VariantSummary>,
+}
+
+/// An RGB tile of a normalised map: white (0) to dark red (1).
+fn heat(values: &[f64]) -> Vec<u8> {
+    values
+        .iter()
+        .flat_map(|&t| {
+            let t = t.clamp(0.0, 1.0);
+            let fade = (255.0 * (1.0 - t)).round() as u8;
+            [(255.0 - 100.0 * t).round() as u8, fade, fade]
+        })
+        .collect()
+}
+
+/// A panel: tiles of `SIZE × SIZE` RGB side by side, each scaled 2×, 4 white pixels apart.
+fn panel(tiles: &[Vec<u8>]) -> Vec<u8> {
+    const SCALE: usize = 2;
+    const GAP: usize = 4;
+    let side = SIZE * SCALE;
+    let width = tiles.len() * side + (tiles.len() - 1) * GAP;
+    let mut rgb = vec![255u8; width * side * 3];
+    for (t, tile) in tiles.iter().enumerate() {
+        for r in 0..side {
+            for c in 0..side {
+                let from = ((r / SCALE) * SIZE + c / SCALE) * 3;
+                let to = (r * width + t * (side + GAP) + c) * 3;
+                rgb[to..to + 3].copy_from_slice(&tile[from..from + 3]);
+            }
+        }
+    }
+    rgb_png(&rgb, side, width)
+}
+
+/// The tiles of one sample's panel: the image, its mask, then each given map normalised.
+pub fn panel_png(data: &Loaded, sample: &Sample, mask: &[u8], maps: &[&[f64]]) -> Vec<u8> {
+    let pixels = SIZE * SIZE;
+    let image = &data.images[sample.image * 3 * pixels..(sample.image + 1) * 3 * pixels];
+    let mut tiles = vec![(0..pixels)
+        .flat_map(|p| (0..3).map(move |c| (image[c * pixels + p] * 255.0).round() as u8))
+        .collect::<Vec<u8>>()];
+    tiles.push(
+        mask.iter()
+            .flat_map(|&m| if m != 0 { [40u8; 3] } else { [235u8; 3] })
+            .collect(),
+    );
+    for map in maps {
+        tiles.push(heat(&normalised(&pixel_map(map, pixels))));
+    }
+    panel(&tiles)
+}
+
+fn cell(s: &Option<Stats>) -> String {
+    s.as_ref()
+        .map_or("–".into(), |s| format!("{:.3} ± {:.3}", s.mean, s.std))
+}
+
+/// The Markdown report: settings, one table of the comparisons, one of the ground truth.
+pub fn markdown(summary: &Summary, panels: usize) -> String {
+    let mut md = String::new();
+    let n = summary.samples.len();
+    let _ = writeln!(md, "# Relation-network sanity check\n");
+    let _ = writeln!(
+        md,
+        "dtdcert {}, {n} samples. Settings:\n\n```json\n{}\n```\n",
+        summary.version,
+        serde_json::to_string_pretty(&summary.settings).expect("settings serialise")
+    );
+    let _ = writeln!(
+        md,
+        "## Against the true answer's map (mean ± standard deviation over the samples)\n\n\
+         Fraction: pixels whose normalised values differ by more than 1/4. SSIM on the \
+         normalised maps; Spearman on the pixel maps, signed and absolute.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| map | fraction differing | SSIM | Spearman | Spearman of abs. |\n|---|---|---|---|---|"
+    );
+    for v in summary.variants.iter().skip(1) {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} |",
+            v.variant.description,
+            cell(&v.fraction_differing),
+            cell(&v.ssim),
+            cell(&v.spearman),
+            cell(&v.spearman_abs)
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n## Ground truth (the objects the question is about)\n\n| map | relevance mass \
+         accuracy | relevance rank accuracy |\n|---|---|---|"
+    );
+    for v in &summary.variants {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} |",
+            v.variant.description,
+            cell(&v.mass_accuracy),
+            cell(&v.rank_accuracy)
+        );
+    }
+    if panels > 0 {
+        let _ = writeln!(
+            md,
+            "\n## Panels\n\nImage, mask, then the normalised maps: true answer, (a), (b), (c), \
+             all layers re-initialised.\n"
+        );
+        for k in 0..panels {
+            let s = &summary.samples[k];
+            let _ = writeln!(
+                md,
+                "![sample {k}](panels/sample-{k:03}.png)\n\nSample {k}: question {} \
+                 (image {}, {:?}), answer {}, other answer {}, question of sample {}.\n",
+                s.question, s.image, s.subtype, s.answer, s.other_answer, s.question_from
+            );
+        }
+    }
+    md
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A histogram as an inline SVG bar chart.
+fn svg_histogram(stats: &Option<Stats>) -> String {
+    let Some(s) = stats else {
+        return String::new();
+    };
+    let h = &s.histogram;
+    let top = h.counts.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let mut svg = format!(
+        "<svg width=\"160\" height=\"40\" role=\"img\"><title>{:.2} to {:.2}</title>",
+        h.edges[0],
+        h.edges[h.edges.len() - 1]
+    );
+    for (k, &c) in h.counts.iter().enumerate() {
+        let height = 38.0 * c as f64 / top;
+        let _ = write!(
+            svg,
+            "<rect x=\"{}\" y=\"{:.1}\" width=\"7\" height=\"{height:.1}\" fill=\"#a33\"/>",
+            k * 8,
+            39.0 - height
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// The HTML report: the Markdown report's tables with histograms, and the panels.
+pub fn html(summary: &Summary, panels: usize) -> String {
+    let mut page = String::from(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Relation-network sanity \
+         check</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:\
+         collapse}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:middle}\
+         </style></head><body>\n<h1>Relation-network sanity check</h1>\n",
+    );
+    let _ = writeln!(
+        page,
+        "<p>dtdcert {}, {} samples.</p><pre>{}</pre>",
+        summary.version,
+        summary.samples.len(),
+        escape(&serde_json::to_string_pretty(&summary.settings).expect("settings serialise"))
+    );
+    let row = |s: &Option<Stats>| format!("<td>{}<br>{}</td>", cell(s), svg_histogram(s));
+    page.push_str(
+        "<h2>Against the true answer's map</h2><p>Mean ± standard deviation over the samples, \
+         and the histogram of the values.</p><table><tr><th>map</th><th>fraction differing \
+         (&gt; 1/4)</th><th>SSIM</th><th>Spearman</th><th>Spearman of abs.</th></tr>\n",
+    );
+    for v in summary.variants.iter().skip(1) {
+        let _ = writeln!(
+            page,
+            "<tr><td>{}</td>{}{}{}{}</tr>",
+            escape(&v.variant.description),
+            row(&v.fraction_differing),
+            row(&v.ssim),
+            row(&v.spearman),
+            row(&v.spearman_abs)
+        );
+    }
+    page.push_str(
+        "</table><h2>Ground truth</h2><table><tr><th>map</th><th>relevance mass accuracy</th>\
+         <th>relevance rank accuracy</th></tr>\n",
+    );
+    for v in &summary.variants {
+        let _ = writeln!(
+            page,
+            "<tr><td>{}</td>{}{}</tr>",
+            escape(&v.variant.description),
+            row(&v.mass_accuracy),
+            row(&v.rank_accuracy)
+        );
+    }
+    page.push_str("</table>\n");
+    if panels > 0 {
+        page.push_str(
+            "<h2>Panels</h2><p>Image, mask, then the normalised maps: true answer, (a), (b), \
+             (c), all layers re-initialised.</p>\n",
+        );
+        for k in 0..panels {
+            let s = &summary.samples[k];
+            let _ = writeln!(
+                page,
+                "<figure><img src=\"panels/sample-{k:03}.png\" alt=\"sample {k}\"><figcaption>\
+                 Sample {k}: question {} (image {}, {:?}), answer {}, other answer {}, question \
+                 of sample {}.</figcaption></figure>",
+                s.question, s.image, s.subtype, s.answer, s.other_answer, s.question_from
+            );
+        }
+    }
+    page.push_str("</body></html>\n");
+    page
+}
+
+/// One CSV line per sample and map.
+pub fn csv(samples: &[Sample], variants: &[Variant], measures: &[Vec<Measures>]) -> String {
+    let mut out = String::from(
+        "sample,question,image,subtype,map,logit,dropped,fraction_differing,ssim,spearman,\
+         spearman_abs,mass_accuracy,rank_accuracy\n",
+    );
+    let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x}"));
+    for (v, per_sample) in variants.iter().zip(measures) {
+        for (k, (s, m)) in samples.iter().zip(per_sample).enumerate() {
+            let sim = m.similarity.as_ref();
+            let _ = writeln!(
+                out,
+                "{k},{},{},{:?},{},{},{},{},{},{},{},{},{}",
+                s.question,
+                s.image,
+                s.subtype,
+                v.name,
+                m.logit,
+                m.dropped,
+                opt(sim.map(|s| s.fraction_differing)),
+                opt(sim.and_then(|s| s.ssim)),
+                opt(sim.and_then(|s| s.spearman)),
+                opt(sim.and_then(|s| s.spearman_abs)),
+                opt(m.mass_accuracy),
+                opt(m.rank_accuracy)
+            );
+        }
+    }
+    out
+}
+
+/// Writes the report files into `dir` (a staging folder).
+pub fn write(
+    dir: &Path,
+    summary: &Summary,
+    variants: &[Variant],
+    measures: &[Vec<Measures>],
+    panels: &[Vec<u8>],
+) -> Result<()> {
+    let json = serde_json::to_string_pretty(summary).expect("summaries serialise");
+    write_atomic(&dir.join("summary.json"), format!("{json}\n").as_bytes())?;
+    write_atomic(
+        &dir.join("samples.csv"),
+        csv(&summary.samples, variants, measures).as_bytes(),
+    )?;
+    write_atomic(
+        &dir.join("report.md"),
+        markdown(summary, panels.len()).as_bytes(),
+    )?;
+    write_atomic(
+        &dir.join("report.html"),
+        html(summary, panels.len()).as_bytes(),
+    )?;
+    if !panels.is_empty() {
+        let folder = dir.join("panels");
+        std::fs::create_dir_all(&folder).map_err(|e| Error::write(&folder, e))?;
+        for (k, png) in panels.iter().enumerate() {
+            write_atomic(&folder.join(format!("sample-{k:03}.png")), png)?;
+        }
+    }
+    Ok(())
+}
