@@ -8,45 +8,18 @@
 
 #![cfg(feature = "torch")]
 
+mod relnet_common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
+use relnet_common::{dtdcert, generate, ok, s};
 use serde_json::Value;
-
-fn dtdcert(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dtdcert"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// A set of 3 images and a model trained one epoch on it.
 fn setup(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let (data, model) = (dir.join("soc"), dir.join("rn"));
-    ok(dtdcert(&[
-        "relnet",
-        "generate",
-        "-q",
-        "--out",
-        s(&data),
-        "--images",
-        "3",
-        "--seed",
-        "4",
-    ]));
+    generate(&data, 3, 4);
     ok(dtdcert(&[
         "relnet",
         "train",
@@ -264,17 +237,7 @@ fn bad_sanity_requests_exit_with_code_2_and_write_nothing() {
     // A folder holding something else is not replaced.
     std::fs::create_dir(&out).unwrap();
     std::fs::write(out.join("notes.txt"), "mine").unwrap();
-    ok(dtdcert(&[
-        "relnet",
-        "generate",
-        "-q",
-        "--out",
-        s(&data),
-        "--images",
-        "3",
-        "--seed",
-        "4",
-    ]));
+    generate(&data, 3, 4);
     let run = sanity(&model, &data, &out, &["--samples", "3"]);
     assert_eq!(run.status.code(), Some(2));
     assert_eq!(

@@ -8,51 +8,18 @@
 
 #![cfg(feature = "torch")]
 
+mod relnet_common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use dtdcert::model::forward::forward;
 use dtdcert::model::relnet::{Options, RelationNetwork};
 use dtdcert::repro::sort_of_clevr::load_set;
 use dtdcert::torch::relnet::TorchRelationNet;
+use relnet_common::{dtdcert, generate, ok, s};
 use serde_json::Value;
 use tch::{Device, Kind, Tensor};
-
-fn dtdcert(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dtdcert"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// A Sort-of-CLEVR set of `images` images from `seed` in `out`.
-fn generate(out: &Path, images: usize, seed: u64) {
-    let (images, seed) = (images.to_string(), seed.to_string());
-    ok(dtdcert(&[
-        "relnet",
-        "generate",
-        "-q",
-        "--out",
-        s(out),
-        "--images",
-        &images,
-        "--seed",
-        &seed,
-    ]));
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 #[test]
 fn training_exports_a_model_the_exact_engine_computes() {
