@@ -55,14 +55,16 @@ fn uniform(name: &str, t: &Tensor) -> Tensor {
     Tensor::from_slice(&values).view(t.size().as_slice())
 }
 
-/// Batch norm with statistics and an affine map far from the identity.
+/// Batch norm with statistics and an affine map far from the identity, a third of its scales
+/// negative (α1β0 ignores a positive scale of a neuron's weights, so folding batch norm only
+/// changes the map through channels whose scale is negative).
 fn random_batch_norm(name: &str, t: &Tensor) -> Option<Tensor> {
     let u = || uniform(name, t);
     if !name.starts_with("conv.") || name.ends_with(".weight") && t.dim() == 4 {
         return None;
     }
     Some(match name.rsplit('.').next().unwrap() {
-        "weight" => u() + 0.5,
+        "weight" => u() * 1.5 - 0.5,
         "bias" => (u() - 0.5) * 0.4,
         "running_mean" => (u() - 0.5) * 0.2,
         "running_var" => u() * 1.5 + 0.5,
@@ -117,6 +119,11 @@ fn saliency_is_the_exact_engines_z_plus_explanation_where_the_conventions_coinci
         Vec::<f64>::try_from(s.pixels.flatten(0, -1)).unwrap()
     };
     let per_sample = 3 * SIZE * SIZE;
+    assert_ne!(
+        pixels_of(BatchNormRelevance::Folded),
+        pixels_of(BatchNormRelevance::PassThrough),
+        "negative scales: folding must change the map"
+    );
     for (convention, keep_batch_norm) in [
         (BatchNormRelevance::Folded, false),
         (BatchNormRelevance::PassThrough, true),
