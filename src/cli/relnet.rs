@@ -96,7 +96,7 @@ samples by a derangement, (c) the last layer re-initialised and (d) the top k la
 re-initialised for every k: fraction of normalised pixels differing by more than 1/4, SSIM, \
 Spearman (signed and absolute), and per map the relevance mass and rank accuracy against the \
 question's mask. Writes OUT/summary.json, OUT/samples.csv, OUT/report.md, OUT/report.html and \
-OUT/panels/sample-NNN.png; README, \"Relation-network sanity check\"."
+OUT/panels/sample-NNN.png; README, \"Saliency and the sanity check\"."
 )]
 pub struct SanityArgs {
     /// A folder written by `relnet train`.
