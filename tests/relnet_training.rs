@@ -151,28 +151,23 @@ fn bad_training_requests_exit_with_code_2() {
     ]);
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("questions.json"));
-    let run = dtdcert(&[
-        "relnet",
-        "eval",
-        "--model",
-        s(dir.path()),
-        "--data",
-        s(&data),
-    ]);
-    assert_eq!(run.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&run.stderr).contains("rn.json"));
-    let run = dtdcert(&[
-        "relnet",
-        "eval",
-        "--model",
-        s(dir.path()),
-        "--data",
-        s(&data),
-        "--images",
-        "0",
-    ]);
-    assert_eq!(run.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&run.stderr).contains("--images must be at least 1"));
+    // Not a model folder; no images.
+    for (extra, needle) in [
+        (&[][..], "rn.json"),
+        (&["--images", "0"], "--images must be at least 1"),
+    ] {
+        let eval = [
+            "relnet",
+            "eval",
+            "--model",
+            s(dir.path()),
+            "--data",
+            s(&data),
+        ];
+        let run = dtdcert(&[&eval[..], extra].concat());
+        assert_eq!(run.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&run.stderr).contains(needle));
+    }
 }
 
 /// The parameters of a saved model, by name.

@@ -284,19 +284,10 @@ fn training_folder(args: &TrainArgs) -> Result<(PathBuf, Vec<serde_json::Value>)
         TargetState::Absent => std::fs::create_dir(&out).map_err(|e| Error::write(&out, e))?,
         TargetState::Empty => {}
         TargetState::Occupied => match marker_status(&out) {
+            // A finished training is replaced as a whole, as a finished run of any command is.
             Some(m) if m.kind == KIND && m.complete => {
-                write_atomic(&out.join(MARKER), marker(KIND, false).as_bytes())?;
-                for name in ["rn.json", "rn.safetensors", "training.json"] {
-                    let path = out.join(name);
-                    if path.exists() {
-                        std::fs::remove_file(&path).map_err(|e| Error::write(&path, e))?;
-                    }
-                }
-                let checkpoints = out.join("checkpoints");
-                if checkpoints.exists() {
-                    std::fs::remove_dir_all(&checkpoints)
-                        .map_err(|e| Error::write(&checkpoints, e))?;
-                }
+                std::fs::remove_dir_all(&out).map_err(|e| Error::write(&out, e))?;
+                std::fs::create_dir(&out).map_err(|e| Error::write(&out, e))?;
             }
             Some(m) if m.kind == KIND => {
                 return Err(Error::Usage(format!(

@@ -216,30 +216,22 @@ impl TorchRelationNet {
     /// (PyTorch's default initialisation from `seed`; batch norm back to scale 1, shift 0,
     /// mean 0, variance 1), the rest kept.
     pub fn randomised(&self, levels: usize, seed: u64) -> Self {
-        let device = self.vs.device();
-        let kind = self.coordinates.kind();
-        let mut fresh = Self::seeded(seed, device);
-        fresh.set_kind(kind);
-        let mut copy = Self::new(device);
-        copy.set_kind(kind);
-        let prefixes: Vec<String> = self
+        let mut fresh = Self::seeded(seed, self.vs.device());
+        fresh.set_kind(self.coordinates.kind());
+        let replaced: Vec<String> = self
             .layers_from_top()
             .into_iter()
             .take(levels)
             .flat_map(|(_, p)| p)
             .collect();
         let ours = self.vs.variables();
-        let theirs = fresh.vs.variables();
         let _guard = tch::no_grad_guard();
-        for (name, mut var) in copy.vs.variables() {
-            let source = if prefixes.iter().any(|p| name.starts_with(p.as_str())) {
-                &theirs[&name]
-            } else {
-                &ours[&name]
-            };
-            var.copy_(source);
+        for (name, mut var) in fresh.vs.variables() {
+            if !replaced.iter().any(|p| name.starts_with(p.as_str())) {
+                var.copy_(&ours[&name]);
+            }
         }
-        copy
+        fresh
     }
 
     /// Writes the parameters to `path` (safetensors).
@@ -292,7 +284,8 @@ impl TorchRelationNet {
     pub fn load(dir: &Path, device: Device) -> Result<Self> {
         let path = dir.join("rn.json");
         let described = crate::model::relnet::RelationNetwork::load(&path)?;
-        let ours = (
+        type Shape = ([usize; 3], usize, usize, usize, usize, usize);
+        let ours: Shape = (
             [3, SIZE, SIZE],
             QUESTION_WIDTH,
             ANSWERS.len(),
@@ -300,7 +293,7 @@ impl TorchRelationNet {
             G.len(),
             F.len() + 1,
         );
-        let theirs = (
+        let theirs: Shape = (
             described.image(),
             described.question_width(),
             described.outputs(),
@@ -308,25 +301,19 @@ impl TorchRelationNet {
             described.g_layers(),
             described.f_layers(),
         );
+        let describe = |(image, question, answers, conv, g, f): Shape| {
+            format!(
+                "{image:?} images, questions of {question} values and {answers} answers ({conv} \
+                 convolution blocks, {g} layers in g, {f} in f)"
+            )
+        };
         if theirs != ours {
             return Err(Error::file(
                 &path,
                 format!(
-                    "a relation network for {:?} images, questions of {} values and {} answers \
-                     ({} convolution blocks, {} layers in g, {} in f); the Sort-of-CLEVR network \
-                     takes {:?}, {}, {} ({}, {}, {})",
-                    theirs.0,
-                    theirs.1,
-                    theirs.2,
-                    theirs.3,
-                    theirs.4,
-                    theirs.5,
-                    ours.0,
-                    ours.1,
-                    ours.2,
-                    ours.3,
-                    ours.4,
-                    ours.5
+                    "a relation network for {}; the Sort-of-CLEVR network takes {}",
+                    describe(theirs),
+                    describe(ours)
                 ),
             ));
         }
