@@ -28,6 +28,11 @@ const F: [i64; 2] = [256; 2];
 /// Batch norm's `ε` (PyTorch's default).
 pub(super) const BATCH_NORM_EPS: f64 = 1e-5;
 
+/// libtorch's generator is global: every network is initialised holding this, so the seed and
+/// the draws of [`TorchRelationNet::seeded`] are one step that no other thread's
+/// initialisation interleaves with.
+static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The network and its parameters.
 pub struct TorchRelationNet {
     pub(super) vs: nn::VarStore,
@@ -87,6 +92,12 @@ impl TorchRelationNet {
     /// [`pytorch_default`], from libtorch's generator: call `tch::manual_seed` first for a
     /// reproducible one).
     pub fn new(device: Device) -> Self {
+        let _lock = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
+        Self::build(device)
+    }
+
+    /// [`Self::new`] with the generator already held.
+    fn build(device: Device) -> Self {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let mut conv = Vec::new();
@@ -139,12 +150,9 @@ impl TorchRelationNet {
 
     /// A network initialised from `seed` (libtorch's generator is seeded with it first).
     pub fn seeded(seed: u64, device: Device) -> Self {
-        // libtorch's generator is global: the seed and the draws are one step for every
-        // thread that seeds through here.
-        static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let _lock = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
         tch::manual_seed(seed as i64);
-        Self::new(device)
+        Self::build(device)
     }
 
     /// The logits of a batch: images `[B, 3, 75, 75]`, questions `[B, 11]`; batch norm uses
