@@ -15,6 +15,7 @@ pub enum RelnetCommand {
     Train(TrainArgs),
     Eval(EvalArgs),
     Sanity(SanityArgs),
+    Roots(RootsArgs),
 }
 
 /// Train the Sort-of-CLEVR relation network (libtorch; builds with the `torch` feature).
@@ -136,6 +137,55 @@ pub struct SanityArgs {
     pub quiet: bool,
 }
 
+/// Whether the roots of a relation network's DTD explanation lie in the input's linear
+/// region: per layer, the fraction of drawn roots outside, judged exactly (exact engine; no
+/// libtorch needed).
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  dtdcert relnet roots --model rn-soc/rn.json --data soc-test --samples 100 \\\n      --roots 16 --out rn-roots\n\n\
+For each drawn question the network with that question fixed is one chain of layers; the \
+explanation's relevances are computed once, then in every layer up to --roots neurons with a \
+root are drawn, their roots rebuilt and judged against the region of the question's image (f64 \
+with error bounds, exact arithmetic where the bounds cannot decide). Writes OUT/summary.json \
+(settings, seeds, per layer the fraction outside with its Wilson interval, per sample the \
+answers), OUT/roots.csv (every judged root) and OUT/report.md; README, \"The roots of the \
+relation network\"."
+)]
+pub struct RootsArgs {
+    /// A relation-network description (`rn.json` of a `relnet train` folder, or any
+    /// description taking Sort-of-CLEVR images and questions).
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// A set written by `relnet generate`.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Questions to draw (distinct, uniformly).
+    #[arg(long, value_name = "N")]
+    pub samples: usize,
+    /// Roots drawn per layer and sample (every root of a layer that has fewer).
+    #[arg(long, value_name = "K", default_value_t = 16)]
+    pub roots: usize,
+    /// The report folder to create (absent or empty, or an earlier report, which is
+    /// replaced).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Seeds the draws: the questions from stream 0, sample s's roots from stream 1 + s
+    /// (ChaCha8).
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// The explained answer: `predicted` (the largest logit) or `true` (the set's answer).
+    #[arg(long, value_name = "WHICH", default_value = "predicted")]
+    pub explain: String,
+    /// Batch norm as a layer of its own (default: folded into its convolution).
+    #[arg(long)]
+    pub keep_batch_norm: bool,
+    #[command(flatten)]
+    pub rules: super::RuleArgs,
+    /// No progress bar on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
 /// Generate a Sort-of-CLEVR data set: 75×75 images of six coloured squares and circles, 10
 /// non-relational and 10 relational questions per image, answers and ground-truth masks.
 #[derive(Args, Debug)]
@@ -167,6 +217,7 @@ pub fn run(command: RelnetCommand) -> Result<Outcome> {
         RelnetCommand::Train(args) => train(args),
         RelnetCommand::Eval(args) => eval(args),
         RelnetCommand::Sanity(args) => sanity(args),
+        RelnetCommand::Roots(args) => roots(args),
     }
 }
 
@@ -191,6 +242,108 @@ fn generate(args: GenerateArgs) -> Result<Outcome> {
             args.images,
             args.images * 2 * PER_KIND,
             ANSWERS.join(", "),
+            out.display()
+        );
+    }
+    Ok(Outcome::Clean)
+}
+
+fn roots(args: RootsArgs) -> Result<Outcome> {
+    use crate::audit::output::write_atomic;
+    use crate::model::relnet::{Options, RelationNetwork};
+    use crate::repro::relnet_roots::{check_fits, csv, markdown, run, Explained, Settings};
+    use crate::repro::sort_of_clevr::load_set;
+    if args.samples == 0 || args.roots == 0 {
+        return Err(Error::Usage(
+            "--samples and --roots must be at least 1".into(),
+        ));
+    }
+    let explained = Explained::parse(&args.explain)?;
+    let dtd = args.rules.resolve()?;
+    if let Some(rule) = dtd.named_rules().into_iter().find(|r| r.needs_lp()) {
+        return Err(Error::Usage(format!(
+            "--rule {rule}: relnet roots rebuilds roots along a rule's direction; the \
+             nearest-valid rules find theirs with linear programs (use `dtdcert audit`)"
+        )));
+    }
+    let rn = RelationNetwork::load(&args.model)?;
+    check_fits(&rn, &args.model)?;
+    let options = Options {
+        keep_batch_norm: args.keep_batch_norm,
+    };
+    let layers = rn.layer_names(options).len();
+    dtd.check_layers(layers)
+        .map_err(|e| Error::Usage(format!("{e} (the chain has {layers} layers)")))?;
+    let data = load_set(&args.data, None)?;
+    if args.samples > data.num_questions() {
+        return Err(Error::Usage(format!(
+            "--samples {}: {} holds {} questions",
+            args.samples,
+            args.data.display(),
+            data.num_questions()
+        )));
+    }
+    let dir = OutputDir::prepare(&args.out, "relnet roots")?;
+    let bar = progress_bar(
+        args.samples as u64,
+        "{bar:40} {pos}/{len} samples, {per_sec}, ETA {eta}",
+        !args.quiet,
+    );
+    let started = std::time::Instant::now();
+    let settings = Settings {
+        samples: args.samples,
+        roots: args.roots,
+        seed: args.seed,
+        explained,
+        batch_norm: options,
+        dtd,
+    };
+    let outcome = run(&rn, &data, &settings, |n| bar.inc(n as u64))?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let recorded = serde_json::json!({
+        "model": args.model, "data": args.data, "samples": args.samples,
+        "roots_per_layer": args.roots, "seed": args.seed,
+        "draws": "questions from stream 0 of the seed, sample s's roots from stream 1 + s (ChaCha8)",
+        "explain": explained, "batch_norm": if args.keep_batch_norm { "kept" } else { "folded" },
+        "rule": settings.dtd.rule.to_string(),
+        "input_rule": settings.dtd.input_rule.map(|r| r.to_string()),
+        "layer_rules": settings.dtd.layer_rules_text(),
+        "bias": settings.dtd.bias, "stabilizer": settings.dtd.stabilizer,
+        "denominator_threshold": settings.dtd.denominator_threshold,
+        "initial_relevance": settings.dtd.initial_relevance,
+        "threads": rayon::current_num_threads(), "seconds": seconds,
+    });
+    let summary = serde_json::json!({
+        "tool": "dtdcert", "version": env!("CARGO_PKG_VERSION"),
+        "settings": recorded, "layers": outcome.layers, "samples": outcome.samples,
+    });
+    let json = serde_json::to_string_pretty(&summary).expect("summaries serialise");
+    write_atomic(&dir.file("summary.json"), format!("{json}\n").as_bytes())?;
+    write_atomic(
+        &dir.file("roots.csv"),
+        csv(&outcome, &outcome.layers).as_bytes(),
+    )?;
+    write_atomic(
+        &dir.file("report.md"),
+        markdown(&recorded, &outcome).as_bytes(),
+    )?;
+    let out = dir.commit("relnet roots")?;
+    if !args.quiet {
+        for r in outcome.layers.iter().filter(|r| r.judged > 0) {
+            eprintln!(
+                "layer {:>2} {:<16} {:>5} judged, {:>5} outside ({:.3})",
+                r.layer,
+                r.name,
+                r.judged,
+                r.outside,
+                r.fraction_outside.unwrap_or(0.0)
+            );
+        }
+        eprintln!(
+            "{} roots of {} samples in {seconds:.1} s; report in {}",
+            outcome.roots.len(),
+            outcome.samples.len(),
             out.display()
         );
     }

@@ -293,6 +293,24 @@ impl RelationNetwork {
         self.f.last().expect("checked").weight().nrows()
     }
 
+    /// The names of the layers of [`Self::network`]'s chain, in order: `conv block k` (with
+    /// `keep_batch_norm`, `conv k` and `batch norm k`), `g.k`, `sum over pairs`, `f.k`.
+    pub fn layer_names(&self, options: Options) -> Vec<String> {
+        let mut names = Vec::new();
+        for (k, block) in self.conv.iter().enumerate() {
+            if block.batch_norm.is_some() && options.keep_batch_norm {
+                names.push(format!("conv {}", k + 1));
+                names.push(format!("batch norm {}", k + 1));
+            } else {
+                names.push(format!("conv block {}", k + 1));
+            }
+        }
+        names.extend((0..self.g.len()).map(|k| format!("g.{k}")));
+        names.push("sum over pairs".into());
+        names.extend((0..self.f.len()).map(|k| format!("f.{k}")));
+        names
+    }
+
     /// The chain of IR layers computing the answer logits for `question` from an image.
     pub fn network(&self, question: &[f64], options: Options) -> Result<Network> {
         if question.len() != self.question {

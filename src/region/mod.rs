@@ -7,11 +7,13 @@
 //! `σ = 2s − 1`. A max-pool layer adds, for each window, `z_{k,w}(a) − z_{k,o}(a) >= 0` for its
 //! winner `w` and every other entry `o`, and passes `z_{k,w}` on. Membership is decided by
 //! evaluating the linearised network (ReLU replaced by the fixed mask `diag(s)`, max-pool by
-//! the fixed winners) at the point: in f64 with a rigorous error bound, and in exact
-//! rationals whenever the bound cannot decide.
+//! the fixed winners) at the point: in f64 with a rigorous error bound; where it cannot
+//! decide, with values rounded once from exact sums (`refined.rs`); and in exact rationals
+//! where that cannot decide either.
 
 pub mod composed;
 pub mod problem;
+mod refined;
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
@@ -28,7 +30,10 @@ use crate::model::{Model, Network};
 pub enum Decision {
     /// f64 evaluation whose error bound settled every sign involved.
     Float,
-    /// The error bound could not settle a sign; exact rational arithmetic did.
+    /// The f64 error bound could not settle a sign; values rounded once from exact sums of
+    /// their products, with their own error bounds, did (the filter's second tier).
+    Refined,
+    /// Neither bound could settle a sign; exact rational arithmetic did.
     ExactFallback,
     /// Computed in exact rational arithmetic from the start (`--exact`).
     Exact,
@@ -259,6 +264,9 @@ pub fn trace_and_pattern(model: &Model, x: &[f64]) -> (Trace<f64>, Pattern, Deci
     }
     let trace = Trace { activations, pre };
     if undecided {
+        if let Some(pattern) = refined_pattern(model, 0, x) {
+            return (trace, pattern, Decision::Refined);
+        }
         let xr: Vec<Rational> = x.iter().map(|&v| Rational::from_f64(v)).collect();
         let exact = forward(model.exact(), &xr);
         let pattern = Pattern::from_pre(model.exact(), &exact.pre);
@@ -288,6 +296,9 @@ pub fn pattern_from_layer(model: &Model, m: usize, a: &[f64]) -> (Pattern, Decis
     if !undecided {
         return (Pattern::from_pre(model.net(), &pre), Decision::Float);
     }
+    if let Some(pattern) = refined_pattern(model, m, a) {
+        return (pattern, Decision::Refined);
+    }
     let net = model.exact();
     let mut exact_pre: Vec<Vec<Rational>> = vec![Vec::new(); m];
     let mut h: Vec<Rational> = a.iter().map(|&v| Rational::from_f64(v)).collect();
@@ -298,6 +309,26 @@ pub fn pattern_from_layer(model: &Model, m: usize, a: &[f64]) -> (Pattern, Decis
         exact_pre.push(z.clone());
     }
     (Pattern::from_pre(net, &exact_pre), Decision::ExactFallback)
+}
+
+/// The pattern of the layers from `m` up for the layer input `a`, from the filter's second
+/// tier ([`refined::affine_layer`]); `None` when it too leaves a sign undecided. Layers below
+/// `m` get empty masks.
+fn refined_pattern(model: &Model, m: usize, a: &[f64]) -> Option<Pattern> {
+    let layers = model.net().layers();
+    let mut pre: Vec<Vec<f64>> = vec![Vec::new(); m];
+    let mut h = a.to_vec();
+    let mut errors: Vec<f64> = Vec::new();
+    for layer in &layers[m..] {
+        let (z, e) = refined::affine_layer(&layer.affine, &h, &errors);
+        let decided;
+        (h, errors, decided) = activate_bounded(layer, &z, &e);
+        if !decided {
+            return None;
+        }
+        pre.push(z);
+    }
+    Some(Pattern::from_pre(model.net(), &pre))
 }
 
 /// `h_l` from `z_l` computed in f64 with error bounds `e`: the outputs, their bounds, and
@@ -460,30 +491,80 @@ pub fn membership<T: Scalar>(
     }
 }
 
-/// Membership of an f64 point decided exactly: f64 with error bounds first, exact rationals
-/// when some sign that matters is undecided.
+/// Membership of an f64 point decided exactly: f64 with error bounds first, then the
+/// filter's second tier ([`refined::affine_layer`]), then exact rationals, each only when
+/// the one before leaves a sign that matters undecided.
 pub fn membership_filtered(
     model: &Model,
     pattern: &Pattern,
     m: usize,
     point: &[f64],
 ) -> (Membership, Decision) {
+    match bounded_membership(model, pattern, m, point, bounded_affine_layer) {
+        Some(verdict) => (verdict, Decision::Float),
+        None => refined_or_exact(model, pattern, m, point),
+    }
+}
+
+/// [`membership_filtered`] past its first tier.
+fn refined_or_exact(
+    model: &Model,
+    pattern: &Pattern,
+    m: usize,
+    point: &[f64],
+) -> (Membership, Decision) {
+    if let Some(verdict) = bounded_membership(model, pattern, m, point, refined::affine_layer) {
+        return (verdict, Decision::Refined);
+    }
+    let exact: Vec<Rational> = point.iter().map(|&v| Rational::from_f64(v)).collect();
+    (
+        membership(model.exact(), pattern, m, &exact),
+        Decision::ExactFallback,
+    )
+}
+
+/// An affine layer evaluated in f64 from inputs with error bounds: its values and theirs.
+type LayerValues = fn(&crate::model::Affine, &[f64], &[f64]) -> (Vec<f64>, Vec<f64>);
+
+/// Membership with every layer evaluated by `layer_values`; `None` when a
+/// sign that matters is undecided.
+fn bounded_membership(
+    model: &Model,
+    pattern: &Pattern,
+    m: usize,
+    point: &[f64],
+    layer_values: LayerValues,
+) -> Option<Membership> {
     let net = model.net();
     let mut h = point.to_vec();
     let mut h_err: Vec<f64> = Vec::new();
     let mut slack = f64::INFINITY;
     let mut any_constraint = false;
+    let settle = |checked: Result<f64, State>, slack: &mut f64, any: &mut bool| match checked {
+        Ok(signed) => {
+            *any = true;
+            *slack = slack.min(signed);
+            Ok(())
+        }
+        Err(State::Outside {
+            layer,
+            neuron,
+            margin,
+        }) => Err(Some(Membership::Outside {
+            layer,
+            neuron,
+            margin,
+        })),
+        Err(_) => Err(None),
+    };
     for (k, layer) in net.layers().iter().enumerate().skip(m) {
-        let (mut z, mut e) = bounded_affine_layer(&layer.affine, &h, &h_err);
+        let (mut z, mut e) = layer_values(&layer.affine, &h, &h_err);
         if let Some(mask) = pattern.layer(k) {
             for (j, (&v, &active)) in z.iter().zip(mask).enumerate() {
                 // Checked in order: a violated constraint is the first one.
-                match constraint(k + 1, j, active, v, e[j]) {
-                    Ok(signed) => {
-                        any_constraint = true;
-                        slack = slack.min(signed);
-                    }
-                    Err(state) => return ended(model, pattern, m, point, state),
+                let checked = constraint(k + 1, j, active, v, e[j]);
+                if let Err(ended) = settle(checked, &mut slack, &mut any_constraint) {
+                    return ended;
                 }
             }
             for ((v, err), &active) in z.iter_mut().zip(e.iter_mut()).zip(mask) {
@@ -495,12 +576,9 @@ pub fn membership_filtered(
         }
         if let Some(selection) = pattern.selection(k) {
             for (s, o) in selection.constraints() {
-                match window_constraint(k + 1, &z, &e, s, o) {
-                    Ok(signed) => {
-                        any_constraint = true;
-                        slack = slack.min(signed);
-                    }
-                    Err(state) => return ended(model, pattern, m, point, state),
+                let checked = window_constraint(k + 1, &z, &e, s, o);
+                if let Err(ended) = settle(checked, &mut slack, &mut any_constraint) {
+                    return ended;
                 }
             }
             (z, e) = (selected(&z, selection), selected(&e, selection));
@@ -508,12 +586,9 @@ pub fn membership_filtered(
         h = z;
         h_err = e;
     }
-    (
-        Membership::Inside {
-            slack: any_constraint.then_some(slack),
-        },
-        Decision::Float,
-    )
+    Some(Membership::Inside {
+        slack: any_constraint.then_some(slack),
+    })
 }
 
 /// `σ z` of every constraint of `P_m` (ReLU neurons of layers >= m, in (layer, neuron) order,
@@ -684,8 +759,9 @@ pub fn constraint_labels(pattern: &Pattern, m: usize) -> Vec<(usize, usize)> {
 
 /// Membership of many points (the rows of `points`, inputs of layer `m`) at once: each layer
 /// of the linearised network is one matrix product over all points, with error bounds from
-/// row norms; points whose signs the bounds cannot settle are decided exactly, one by one.
-/// Gives the same verdicts as [`membership_filtered`] on each row.
+/// row norms; points whose signs those bounds cannot settle go, one by one, to
+/// [`membership_filtered`] (per-value bounds, then exact arithmetic). Gives the same verdicts
+/// as [`membership_filtered`] on each row.
 pub fn membership_batch(
     model: &Model,
     pattern: &Pattern,
@@ -856,13 +932,16 @@ fn membership_block(
                 },
                 Decision::Float,
             ),
+            // The batched bounds come from norms; a point they leave undecided is checked
+            // again with per-value bounds, which fall back to exact arithmetic in turn.
+            State::NeedsExact => membership_filtered(model, pattern, m, &points.row(r).to_vec()),
             state => ended(model, pattern, m, &points.row(r).to_vec(), state),
         })
         .collect()
 }
 
-/// The verdict of a point whose check ended at `state` (outside, or needing exact
-/// arithmetic, which then decides it from the start).
+/// The verdict of a point whose check ended at `state` (outside, or needing more than the
+/// f64 bound, which the filter's next tiers then decide from the start).
 fn ended(
     model: &Model,
     pattern: &Pattern,
@@ -883,13 +962,7 @@ fn ended(
             },
             Decision::Float,
         ),
-        State::NeedsExact | State::Pending => {
-            let exact: Vec<Rational> = point.iter().map(|&v| Rational::from_f64(v)).collect();
-            (
-                membership(model.exact(), pattern, m, &exact),
-                Decision::ExactFallback,
-            )
-        }
+        State::NeedsExact | State::Pending => refined_or_exact(model, pattern, m, point),
     }
 }
 

@@ -41,6 +41,7 @@ fn no_root_name(reason: NoRoot) -> &'static str {
 fn decision_name(decision: Decision) -> &'static str {
     match decision {
         Decision::Float => "float",
+        Decision::Refined => "refined",
         Decision::ExactFallback => "exact-fallback",
         Decision::Exact => "exact",
         Decision::Unchecked => "unchecked",

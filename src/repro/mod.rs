@@ -3,6 +3,7 @@
 
 pub mod clevr;
 pub mod mlp_roots;
+pub mod relnet_roots;
 pub mod resize;
 pub mod sanity;
 pub mod sanity_report;

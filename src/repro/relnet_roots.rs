@@ -1,0 +1,473 @@
+//! The roots of a relation network's DTD explanation, judged exactly (issue: the paper's claim
+//! C7 asks whether z⁺ explanations of a relation network mean anything; this asks whether
+//! their Taylor expansions are even taken inside the input's linear region).
+//!
+//! For each drawn question of a Sort-of-CLEVR set, the network with that question fixed is
+//! one chain of IR layers ([`RelationNetwork::network`]). The explanation's relevances are
+//! computed once; in every layer, up to `roots` neurons with a root are drawn, their roots
+//! rebuilt ([`neuron_root`]) and judged against the input's region ([`membership_batch`]:
+//! f64 with error bounds, exact arithmetic where the bounds do not decide). A layer's row gives
+//! the fraction of judged roots outside the region with its Wilson score interval.
+
+use std::collections::BTreeMap;
+
+use ndarray::Array2;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::dtd::{explain, neuron_root, DtdSettings, RootOutcome};
+use crate::error::{Error, Result};
+use crate::model::forward::argmax;
+use crate::model::relnet::{Options, RelationNetwork};
+use crate::model::Model;
+use crate::region::{membership_batch, trace_and_pattern, Decision, Membership};
+use crate::repro::sort_of_clevr::{Loaded, ANSWERS, QUESTION_WIDTH, SIZE};
+
+/// The answer whose logit is explained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Explained {
+    /// The network's answer (the largest logit).
+    Predicted,
+    /// The set's answer.
+    True,
+}
+
+impl Explained {
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "predicted" => Ok(Self::Predicted),
+            "true" => Ok(Self::True),
+            other => Err(Error::Usage(format!(
+                "--explain {other}: expected `predicted` or `true`"
+            ))),
+        }
+    }
+}
+
+/// What a run draws and judges.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub samples: usize,
+    /// Roots drawn per layer and sample (all of a layer's roots where it has fewer).
+    pub roots: usize,
+    pub seed: u64,
+    pub explained: Explained,
+    pub batch_norm: Options,
+    pub dtd: DtdSettings,
+}
+
+/// One judged root.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RootRecord {
+    /// Index of the sample in the run.
+    pub sample: usize,
+    /// 1-based layer of the chain whose neuron the root belongs to.
+    pub layer: usize,
+    pub neuron: usize,
+    pub membership: Membership,
+    pub decided_by: Decision,
+}
+
+/// One drawn question and what happened to it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SampleRecord {
+    /// The question's index in the set, and its image.
+    pub question: usize,
+    pub image: usize,
+    pub answer: usize,
+    pub predicted: usize,
+    pub explained: usize,
+    pub pattern_decided_by: Decision,
+    /// Per layer of the chain, the neurons with a root.
+    pub roots_available: Vec<usize>,
+}
+
+/// One layer's tally over all samples.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LayerRow {
+    /// 1-based, as the command line counts layers.
+    pub layer: usize,
+    pub name: String,
+    pub neurons: usize,
+    /// Neurons with a root, summed over the samples.
+    pub roots_available: u64,
+    pub judged: u64,
+    pub outside: u64,
+    /// Of the roots outside, those that leave at a constraint of their own layer, and
+    /// those that leave at a later layer.
+    pub outside_own_layer: u64,
+    pub outside_later_layer: u64,
+    pub fraction_outside: Option<f64>,
+    /// The Wilson score interval (95 %) of the fraction outside.
+    pub wilson_95: Option<[f64; 2]>,
+    /// Verdicts the f64 bound could not reach: decided by the filter's second tier, or by
+    /// exact rationals.
+    pub refined: u64,
+    pub exact_fallbacks: u64,
+}
+
+/// Everything a run found.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Outcome {
+    pub samples: Vec<SampleRecord>,
+    pub roots: Vec<RootRecord>,
+    pub layers: Vec<LayerRow>,
+}
+
+/// The 95 % Wilson score interval of `k` successes in `n` trials (`None` for `n = 0`).
+pub fn wilson(k: u64, n: u64) -> Option<[f64; 2]> {
+    if n == 0 {
+        return None;
+    }
+    const Z: f64 = 1.959_963_984_540_054;
+    let (k, n) = (k as f64, n as f64);
+    let p = k / n;
+    let z2 = Z * Z;
+    let denominator = 1.0 + z2 / n;
+    let centre = (p + z2 / (2.0 * n)) / denominator;
+    let half = Z / denominator * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    // At k = 0 (k = n) the lower (upper) end is 0 (1) exactly; computed, it may round off it.
+    let lo = if k == 0.0 {
+        0.0
+    } else {
+        (centre - half).max(0.0)
+    };
+    let hi = if k == n {
+        1.0
+    } else {
+        (centre + half).min(1.0)
+    };
+    Some([lo, hi])
+}
+
+/// Checks that the network reads the set's images and questions.
+pub fn check_fits(rn: &RelationNetwork, model: &std::path::Path) -> Result<()> {
+    if rn.image() != [3, SIZE, SIZE] || rn.question_width() != QUESTION_WIDTH {
+        let [c, h, w] = rn.image();
+        return Err(Error::file(
+            model,
+            format!(
+                "the network takes {c}×{h}×{w} images and questions of {}; a Sort-of-CLEVR set \
+                 has 3×{SIZE}×{SIZE} and {QUESTION_WIDTH}",
+                rn.question_width()
+            ),
+        ));
+    }
+    if rn.outputs() != ANSWERS.len() {
+        return Err(Error::file(
+            model,
+            format!(
+                "the network has {} outputs; Sort-of-CLEVR has {} answers",
+                rn.outputs(),
+                ANSWERS.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The questions to draw: `samples` distinct ones, uniformly (stream 0 of the seed).
+pub fn draw_questions(data: &Loaded, samples: usize, seed: u64) -> Vec<usize> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(0);
+    let mut drawn = rand::seq::index::sample(&mut rng, data.num_questions(), samples).into_vec();
+    drawn.sort_unstable();
+    drawn
+}
+
+/// Judges the roots of every drawn question. `progress` is called with the number of
+/// samples finished.
+pub fn run(
+    rn: &RelationNetwork,
+    data: &Loaded,
+    settings: &Settings,
+    progress: impl Fn(usize) + Sync,
+) -> Result<Outcome> {
+    let questions = draw_questions(data, settings.samples, settings.seed);
+    // One chain per distinct question vector (building one costs more than a forward pass).
+    let mut groups: BTreeMap<Vec<u8>, Vec<usize>> = BTreeMap::new();
+    for (s, &q) in questions.iter().enumerate() {
+        let key = question_vector(data, q).iter().map(|&v| v as u8).collect();
+        groups.entry(key).or_default().push(s);
+    }
+    let mut per_sample: Vec<Option<(SampleRecord, Vec<RootRecord>)>> = vec![None; questions.len()];
+    let mut names: Option<Vec<String>> = None;
+    let mut widths: Vec<usize> = Vec::new();
+    for members in groups.values() {
+        let question = question_vector(data, questions[members[0]]);
+        let model = Model::new(rn.network(&question, settings.batch_norm)?);
+        if names.is_none() {
+            names = Some(rn.layer_names(settings.batch_norm));
+            widths = model
+                .net()
+                .layers()
+                .iter()
+                .map(|l| l.affine.out_dim())
+                .collect();
+        }
+        let done: Vec<(usize, (SampleRecord, Vec<RootRecord>))> = members
+            .par_iter()
+            .map(|&s| {
+                let outcome = judge_sample(&model, data, settings, s, questions[s]);
+                progress(1);
+                (s, outcome)
+            })
+            .collect();
+        for (s, outcome) in done {
+            per_sample[s] = Some(outcome);
+        }
+    }
+    let names = names.unwrap_or_default();
+    let (mut samples, mut roots) = (Vec::new(), Vec::new());
+    for outcome in per_sample {
+        let (sample, judged) = outcome.expect("every sample judged");
+        samples.push(sample);
+        roots.extend(judged);
+    }
+    let layers = tally(&names, &widths, &samples, &roots);
+    Ok(Outcome {
+        samples,
+        roots,
+        layers,
+    })
+}
+
+fn question_vector(data: &Loaded, q: usize) -> Vec<f64> {
+    data.questions[q * QUESTION_WIDTH..(q + 1) * QUESTION_WIDTH]
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect()
+}
+
+fn judge_sample(
+    model: &Model,
+    data: &Loaded,
+    settings: &Settings,
+    sample: usize,
+    question: usize,
+) -> (SampleRecord, Vec<RootRecord>) {
+    let image = data.image_of[question];
+    let pixels = 3 * SIZE * SIZE;
+    let x: Vec<f64> = data.images[image * pixels..(image + 1) * pixels]
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
+    let (trace, pattern, pattern_decided_by) = trace_and_pattern(model, &x);
+    let predicted = argmax(trace.output());
+    let explained = match settings.explained {
+        Explained::Predicted => predicted,
+        Explained::True => data.answers[question],
+    };
+    let explanation = explain(model.net(), &trace, &settings.dtd, explained, false);
+    // Stream 1 + sample of the seed draws the sample's roots, whatever the order samples run.
+    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
+    rng.set_stream(1 + sample as u64);
+    let mut records = Vec::new();
+    let mut roots_available = Vec::with_capacity(explanation.layers.len());
+    for (index, step) in explanation.layers.iter().enumerate() {
+        let with_root: Vec<usize> = (0..step.neurons.len())
+            .filter(|&j| matches!(step.neurons[j].outcome, RootOutcome::Root { .. }))
+            .collect();
+        roots_available.push(with_root.len());
+        if with_root.is_empty() {
+            continue;
+        }
+        let amount = settings.roots.min(with_root.len());
+        let mut drawn: Vec<usize> = rand::seq::index::sample(&mut rng, with_root.len(), amount)
+            .into_iter()
+            .map(|i| with_root[i])
+            .collect();
+        drawn.sort_unstable();
+        let a = trace.layer_input(index);
+        let mut points = Array2::zeros((drawn.len(), a.len()));
+        for (row, &j) in drawn.iter().enumerate() {
+            let relevance = &step.neurons[j].relevance;
+            match neuron_root(model.net(), index, j, a, relevance, &settings.dtd) {
+                RootOutcome::Root { point, .. } => points
+                    .row_mut(row)
+                    .assign(&ndarray::ArrayView1::from(&point)),
+                RootOutcome::None(_) => unreachable!("the explanation found a root here"),
+            }
+        }
+        let verdicts = membership_batch(model, &pattern, index, &points);
+        for (&neuron, (membership, decided_by)) in drawn.iter().zip(verdicts) {
+            records.push(RootRecord {
+                sample,
+                layer: index + 1,
+                neuron,
+                membership,
+                decided_by,
+            });
+        }
+    }
+    (
+        SampleRecord {
+            question,
+            image,
+            answer: data.answers[question],
+            predicted,
+            explained,
+            pattern_decided_by,
+            roots_available,
+        },
+        records,
+    )
+}
+
+fn tally(
+    names: &[String],
+    widths: &[usize],
+    samples: &[SampleRecord],
+    roots: &[RootRecord],
+) -> Vec<LayerRow> {
+    let mut rows: Vec<LayerRow> = names
+        .iter()
+        .zip(widths)
+        .enumerate()
+        .map(|(index, (name, &neurons))| LayerRow {
+            layer: index + 1,
+            name: name.clone(),
+            neurons,
+            roots_available: samples
+                .iter()
+                .map(|s| s.roots_available[index] as u64)
+                .sum(),
+            judged: 0,
+            outside: 0,
+            outside_own_layer: 0,
+            outside_later_layer: 0,
+            fraction_outside: None,
+            wilson_95: None,
+            refined: 0,
+            exact_fallbacks: 0,
+        })
+        .collect();
+    for root in roots {
+        let row = &mut rows[root.layer - 1];
+        row.judged += 1;
+        if let Membership::Outside { layer, .. } = root.membership {
+            row.outside += 1;
+            if layer == root.layer {
+                row.outside_own_layer += 1;
+            } else {
+                row.outside_later_layer += 1;
+            }
+        }
+        match root.decided_by {
+            Decision::Refined => row.refined += 1,
+            Decision::ExactFallback => row.exact_fallbacks += 1,
+            _ => {}
+        }
+    }
+    for row in &mut rows {
+        row.fraction_outside = (row.judged > 0).then(|| row.outside as f64 / row.judged as f64);
+        row.wilson_95 = wilson(row.outside, row.judged);
+    }
+    rows
+}
+
+/// The report's table (Markdown).
+pub fn markdown(settings: &serde_json::Value, outcome: &Outcome) -> String {
+    let mut out = String::from("# Roots of the relation network's explanation\n\n");
+    out.push_str(&format!(
+        "{} samples; settings: `{}`\n\n",
+        outcome.samples.len(),
+        settings
+    ));
+    let decided_by = |d: Decision| {
+        outcome
+            .samples
+            .iter()
+            .filter(|s| s.pattern_decided_by == d)
+            .count()
+    };
+    let correct = outcome
+        .samples
+        .iter()
+        .filter(|s| s.predicted == s.answer)
+        .count();
+    out.push_str(&format!(
+        "Answered correctly: {correct} of {}. Input patterns past the f64 bound: {} by the \
+         second tier, {} in exact rationals.\n\n",
+        outcome.samples.len(),
+        decided_by(Decision::Refined),
+        decided_by(Decision::ExactFallback)
+    ));
+    out.push_str(
+        "| layer | name | neurons | roots available | judged | outside | fraction outside | Wilson 95 % | leave at own layer | leave later | second tier | exact fallbacks |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in &outcome.layers {
+        let fraction = r.fraction_outside.map_or("-".into(), |f| format!("{f:.3}"));
+        let interval = r
+            .wilson_95
+            .map_or("-".into(), |[lo, hi]| format!("[{lo:.3}, {hi:.3}]"));
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {fraction} | {interval} | {} | {} | {} | {} |\n",
+            r.layer,
+            r.name,
+            r.neurons,
+            r.roots_available,
+            r.judged,
+            r.outside,
+            r.outside_own_layer,
+            r.outside_later_layer,
+            r.refined,
+            r.exact_fallbacks
+        ));
+    }
+    out
+}
+
+/// One line per judged root (CSV).
+pub fn csv(outcome: &Outcome, names: &[LayerRow]) -> String {
+    let mut out = String::from(
+        "sample,question,image,layer,name,neuron,status,exit_layer,exit_neuron,margin,slack,decided_by\n",
+    );
+    for r in &outcome.roots {
+        let s = &outcome.samples[r.sample];
+        let name = &names[r.layer - 1].name;
+        let decided = serde_json::to_value(r.decided_by).expect("decisions serialise");
+        let decided = decided.as_str().unwrap_or_default();
+        let tail = match &r.membership {
+            Membership::Inside { slack } => format!(
+                "inside,,,,{}",
+                slack.map_or(String::new(), |v| format!("{v:e}"))
+            ),
+            Membership::Outside {
+                layer,
+                neuron,
+                margin,
+            } => format!("outside,{layer},{neuron},{margin:e},"),
+        };
+        out.push_str(&format!(
+            "{},{},{},{},{name},{},{tail},{decided}\n",
+            r.sample, s.question, s.image, r.layer, r.neuron
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wilson_intervals_match_the_formula_worked_by_hand() {
+        // 0 of 10: [0, z²/(n + z²)] = [0, 3.8415/13.8415].
+        let [lo, hi] = wilson(0, 10).unwrap();
+        assert_eq!(lo, 0.0);
+        assert!((hi - 0.277_532).abs() < 1e-6, "{hi}");
+        // 5 of 10: symmetric about 1/2, half-width z √(0.025 + z²/400) / (1 + z²/10).
+        let [lo, hi] = wilson(5, 10).unwrap();
+        assert!((lo - 0.236_593).abs() < 1e-6, "{lo}");
+        assert!((hi - 0.763_407).abs() < 1e-6, "{hi}");
+        // 10 of 10 mirrors 0 of 10.
+        let [lo, hi] = wilson(10, 10).unwrap();
+        assert!((lo - 0.722_468).abs() < 1e-6 && hi == 1.0, "{lo} {hi}");
+        assert_eq!(wilson(0, 0), None);
+    }
+}
