@@ -193,34 +193,40 @@ pub fn run(
         let key = question_vector(data, q).iter().map(|&v| v as u8).collect();
         groups.entry(key).or_default().push(s);
     }
-    let mut per_sample: Vec<Option<(SampleRecord, Vec<RootRecord>)>> = vec![None; questions.len()];
-    let mut names: Option<Vec<String>> = None;
-    let mut widths: Vec<usize> = Vec::new();
-    for members in groups.values() {
-        let question = question_vector(data, questions[members[0]]);
-        let model = Model::new(rn.network(&question, settings.batch_norm)?);
-        if names.is_none() {
-            names = Some(rn.layer_names(settings.batch_norm));
-            widths = model
+    // Groups run in parallel, each building its chain once and judging its samples in turn,
+    // so that about as many chains are held as there are threads.
+    let groups: Vec<Vec<usize>> = groups.into_values().collect();
+    type Judged = (Vec<usize>, Vec<(usize, (SampleRecord, Vec<RootRecord>))>);
+    let judged: Vec<Judged> = groups
+        .into_par_iter()
+        .map(|members| -> Result<Judged> {
+            let question = question_vector(data, questions[members[0]]);
+            let model = Model::new(rn.network(&question, settings.batch_norm)?);
+            let widths = model
                 .net()
                 .layers()
                 .iter()
                 .map(|l| l.affine.out_dim())
                 .collect();
-        }
-        let done: Vec<(usize, (SampleRecord, Vec<RootRecord>))> = members
-            .par_iter()
-            .map(|&s| {
-                let outcome = judge_sample(&model, data, settings, s, questions[s]);
-                progress(1);
-                (s, outcome)
-            })
-            .collect();
+            let done = members
+                .iter()
+                .map(|&s| {
+                    let outcome = judge_sample(&model, data, settings, s, questions[s]);
+                    progress(1);
+                    (s, outcome)
+                })
+                .collect();
+            Ok((widths, done))
+        })
+        .collect::<Result<_>>()?;
+    let names = rn.layer_names(settings.batch_norm);
+    let widths = judged.first().map(|(w, _)| w.clone()).unwrap_or_default();
+    let mut per_sample: Vec<Option<(SampleRecord, Vec<RootRecord>)>> = vec![None; questions.len()];
+    for (_, done) in judged {
         for (s, outcome) in done {
             per_sample[s] = Some(outcome);
         }
     }
-    let names = names.unwrap_or_default();
     let (mut samples, mut roots) = (Vec::new(), Vec::new());
     for outcome in per_sample {
         let (sample, judged) = outcome.expect("every sample judged");
