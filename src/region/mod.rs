@@ -368,8 +368,15 @@ fn activate_bounded(
         .iter()
         .zip(e)
         .all(|(&value, &error)| Bounded { value, error }.certain_sign().is_some());
-    // relu is 1-Lipschitz, so the bound carries over unchanged.
-    (activate(layer, z), e.to_vec(), decided)
+    // relu is 1-Lipschitz, so the bound carries over; a value certainly below zero is cut to
+    // an exact zero, which carries none.
+    let mut h_err = e.to_vec();
+    for (err, (&value, &error)) in h_err.iter_mut().zip(z.iter().zip(e)).take(relus) {
+        if (Bounded { value, error }).certain_sign() == Some(-1) {
+            *err = 0.0;
+        }
+    }
+    (activate(layer, z), h_err, decided)
 }
 
 /// `z[s] − z[o]` with a rigorous error bound, from values with bounds `e`.
@@ -1355,6 +1362,24 @@ mod tests {
         let l1 = dense_layer(2, 2, vec![1.0, -1.0, 0.5, 1.0], vec![0.0, -0.25], true).unwrap();
         let l2 = dense_layer(1, 2, vec![1.0, 1.0], vec![0.0], true).unwrap();
         Model::new(Network::new(vec![l1, l2]).unwrap())
+    }
+
+    /// A ReLU whose input is certainly negative outputs an exact zero, so the large bound of
+    /// `x0 − 3 x1 = −2e16` does not reach layer 2, whose value is then its bias, 1e-3, exactly:
+    /// the pattern is decided in f64. Carried on, the bound (about 9) would hide its sign.
+    #[test]
+    fn certainly_inactive_neurons_carry_no_error() {
+        let l1 = dense_layer(1, 2, vec![1.0, -3.0], vec![0.0], true).unwrap();
+        let l2 = dense_layer(1, 1, vec![1.0], vec![1e-3], true).unwrap();
+        let model = Model::new(Network::new(vec![l1, l2]).unwrap());
+        let x = [1e16, 1e16];
+        let (z, e) = bounded_affine_layer(&model.net().layers()[0].affine, &x, &[]);
+        assert!(z[0] < -e[0] && e[0] > 1.0, "{z:?} ± {e:?}");
+        let (_, pattern, decision) = trace_and_pattern(&model, &x);
+        assert_eq!(decision, Decision::Float);
+        assert_eq!(pattern.layer(0), Some(&[false][..]));
+        assert_eq!(pattern.layer(1), Some(&[true][..]));
+        assert_eq!(pattern_from_layer(&model, 0, &x).1, Decision::Float);
     }
 
     /// Judges `points` (inputs of layer `m`) in blocks and asserts each verdict equals exact
