@@ -21,7 +21,7 @@ use dtdcert::repro::relnet_roots::wilson;
 use dtdcert::repro::sort_of_clevr::{load_set, Loaded, QUESTION_WIDTH, SIZE};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use relnet_common::{dtdcert, generate, ok, s};
+use relnet_common::{generate, ok, relnet};
 use safetensors::tensor::{Dtype, TensorView};
 use serde_json::{json, Value};
 
@@ -100,19 +100,7 @@ fn write_network(dir: &Path, seed: u64) -> PathBuf {
 }
 
 fn roots(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "relnet",
-        "roots",
-        "-q",
-        "--model",
-        s(model),
-        "--data",
-        s(data),
-        "--out",
-        s(out),
-    ];
-    args.extend_from_slice(extra);
-    dtdcert(&args)
+    relnet("roots", model, data, out, extra)
 }
 
 fn summary(dir: &Path) -> Value {

@@ -13,7 +13,7 @@ mod relnet_common;
 use std::path::Path;
 use std::process::Output;
 
-use relnet_common::{dtdcert, generate, ok, s};
+use relnet_common::{dtdcert, generate, ok, relnet, s};
 use serde_json::Value;
 
 /// A set of 3 images and a model trained one epoch on it.
@@ -35,22 +35,7 @@ fn setup(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
 }
 
 fn sanity(model: &Path, data: &Path, out: &Path, extra: &[&str]) -> Output {
-    let args = [
-        &[
-            "relnet",
-            "sanity",
-            "-q",
-            "--model",
-            s(model),
-            "--data",
-            s(data),
-            "--out",
-            s(out),
-        ][..],
-        extra,
-    ]
-    .concat();
-    dtdcert(&args)
+    relnet("sanity", model, data, out, extra)
 }
 
 fn summary(dir: &Path) -> Value {

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use super::Outcome;
 use crate::audit::output::{progress_bar, OutputDir};
 use crate::error::{Error, Result};
-use crate::repro::sort_of_clevr::{write_set, ANSWERS, PER_KIND};
+use crate::repro::sort_of_clevr::{load_set, write_set, Loaded, ANSWERS, PER_KIND};
 
 #[derive(Subcommand, Debug)]
 pub enum RelnetCommand {
@@ -248,11 +248,23 @@ fn generate(args: GenerateArgs) -> Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
+/// The set in `dir`, which must hold at least `samples` questions to draw.
+fn load_questions(dir: &std::path::Path, samples: usize) -> Result<Loaded> {
+    let data = load_set(dir, None)?;
+    if samples > data.num_questions() {
+        return Err(Error::Usage(format!(
+            "--samples {samples}: {} holds {} questions",
+            dir.display(),
+            data.num_questions()
+        )));
+    }
+    Ok(data)
+}
+
 fn roots(args: RootsArgs) -> Result<Outcome> {
     use crate::audit::output::write_atomic;
     use crate::model::relnet::{Options, RelationNetwork};
     use crate::repro::relnet_roots::{check_fits, csv, markdown, run, Explained, Settings};
-    use crate::repro::sort_of_clevr::load_set;
     if args.samples == 0 || args.roots == 0 {
         return Err(Error::Usage(
             "--samples and --roots must be at least 1".into(),
@@ -274,15 +286,7 @@ fn roots(args: RootsArgs) -> Result<Outcome> {
     let layers = rn.layer_names(options).len();
     dtd.check_layers(layers)
         .map_err(|e| Error::Usage(format!("{e} (the chain has {layers} layers)")))?;
-    let data = load_set(&args.data, None)?;
-    if args.samples > data.num_questions() {
-        return Err(Error::Usage(format!(
-            "--samples {}: {} holds {} questions",
-            args.samples,
-            args.data.display(),
-            data.num_questions()
-        )));
-    }
+    let data = load_questions(&args.data, args.samples)?;
     let dir = OutputDir::prepare(&args.out, "relnet roots")?;
     let bar = progress_bar(
         args.samples as u64,
@@ -468,7 +472,6 @@ fn training_folder(args: &TrainArgs) -> Result<(PathBuf, Vec<serde_json::Value>)
 #[cfg(feature = "torch")]
 fn train(args: TrainArgs) -> Result<Outcome> {
     use crate::audit::output::{marker, write_atomic, MARKER};
-    use crate::repro::sort_of_clevr::load_set;
     use crate::torch::relnet::{
         evaluate, train_epoch, Adam, DeviceSet, TorchRelationNet, TrainSettings,
     };
@@ -564,7 +567,6 @@ fn train(args: TrainArgs) -> Result<Outcome> {
 
 #[cfg(feature = "torch")]
 fn eval(args: EvalArgs) -> Result<Outcome> {
-    use crate::repro::sort_of_clevr::load_set;
     use crate::torch::relnet::{evaluate, DeviceSet, TorchRelationNet};
     if args.images == Some(0) {
         return Err(Error::Usage("--images must be at least 1".into()));
@@ -585,7 +587,6 @@ fn sanity(args: SanityArgs) -> Result<Outcome> {
     use crate::repro::sanity_report::{
         panel_png, plan, variants, write, Measures, Summary, VariantSummary,
     };
-    use crate::repro::sort_of_clevr::load_set;
     use crate::torch::relnet::TorchRelationNet;
     use crate::torch::saliency::{maps, BatchNormRelevance, Case};
     if args.samples < 2 || args.batch == 0 {
@@ -598,15 +599,7 @@ fn sanity(args: SanityArgs) -> Result<Outcome> {
     let convention = BatchNormRelevance::parse(&args.batch_norm)?;
     let precision = crate::torch::Precision::parse(&args.precision)?;
     let device = crate::torch::device(&args.device)?;
-    let data = load_set(&args.data, None)?;
-    if args.samples > data.num_questions() {
-        return Err(Error::Usage(format!(
-            "--samples {}: {} holds {} questions",
-            args.samples,
-            args.data.display(),
-            data.num_questions()
-        )));
-    }
+    let data = load_questions(&args.data, args.samples)?;
     let mut net = TorchRelationNet::load(&args.model, device)?;
     net.set_precision(precision);
     let samples = plan(&data, args.samples, args.seed);

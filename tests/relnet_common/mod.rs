@@ -22,6 +22,26 @@ pub fn ok(out: Output) -> Output {
     out
 }
 
+/// `dtdcert relnet COMMAND -q --model MODEL --data DATA --out OUT EXTRA…`.
+pub fn relnet(command: &str, model: &Path, data: &Path, out: &Path, extra: &[&str]) -> Output {
+    let args = [
+        &[
+            "relnet",
+            command,
+            "-q",
+            "--model",
+            s(model),
+            "--data",
+            s(data),
+            "--out",
+            s(out),
+        ][..],
+        extra,
+    ]
+    .concat();
+    dtdcert(&args)
+}
+
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
