@@ -324,10 +324,7 @@ fn roots(args: RootsArgs) -> Result<Outcome> {
     });
     let json = serde_json::to_string_pretty(&summary).expect("summaries serialise");
     write_atomic(&dir.file("summary.json"), format!("{json}\n").as_bytes())?;
-    write_atomic(
-        &dir.file("roots.csv"),
-        csv(&outcome, &outcome.layers).as_bytes(),
-    )?;
+    write_atomic(&dir.file("roots.csv"), csv(&outcome).as_bytes())?;
     write_atomic(
         &dir.file("report.md"),
         markdown(&recorded, &outcome).as_bytes(),

@@ -429,13 +429,13 @@ pub fn markdown(settings: &serde_json::Value, outcome: &Outcome) -> String {
 }
 
 /// One line per judged root (CSV).
-pub fn csv(outcome: &Outcome, names: &[LayerRow]) -> String {
+pub fn csv(outcome: &Outcome) -> String {
     let mut out = String::from(
         "sample,question,image,layer,name,neuron,status,exit_layer,exit_neuron,margin,slack,decided_by\n",
     );
     for r in &outcome.roots {
         let s = &outcome.samples[r.sample];
-        let name = &names[r.layer - 1].name;
+        let name = &outcome.layers[r.layer - 1].name;
         let decided = serde_json::to_value(r.decided_by).expect("decisions serialise");
         let decided = decided.as_str().unwrap_or_default();
         let tail = match &r.membership {
