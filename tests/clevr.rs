@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use dtdcert::repro::clevr::{
-    clevr_questions, clevr_xai_questions, load_image, load_mask, read_png_rgb, tokenize,
+    clevr_questions, clevr_xai_questions, load_image, load_mask, read_png_rgb, tokenize, Category,
     Vocabulary, XaiQuestions,
 };
 use dtdcert::repro::resize::resize_bilinear;
@@ -40,6 +40,8 @@ fn clevr_questions_images_and_tokens() {
     assert_eq!(val[2].image, root.join("images/val/CLEVR_val_000001.png"));
     assert_eq!(val[3].index, 3);
     assert_eq!(val[0].family, Some(29));
+    // The type comes from the program's last function.
+    assert!(val.iter().all(|q| q.category == Some(Category::Count)));
     assert!(val.iter().all(|q| q.mask.is_none()));
     let want = tokens_of(&expected(), "CLEVR_val");
     for (q, tokens) in val.iter().zip(&want) {

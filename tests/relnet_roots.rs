@@ -15,18 +15,35 @@ use std::path::{Path, PathBuf};
 use dtdcert::dtd::{explain, neuron_root, DtdSettings, Explanation, RootOutcome};
 use dtdcert::exact::{Rational, Scalar};
 use dtdcert::model::forward::{argmax, forward};
+use dtdcert::model::relnet::RelationNetwork;
 use dtdcert::model::{LoadOptions, Model, Trace};
 use dtdcert::region::{membership, trace_and_pattern, Membership, Pattern};
+use dtdcert::repro::clevr::{clevr_questions, load_image, Vocabulary};
 use dtdcert::repro::relnet_roots::wilson;
 use dtdcert::repro::sort_of_clevr::{load_set, Loaded, QUESTION_WIDTH, SIZE};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use relnet_common::{generate, ok, relnet};
+use relnet_common::{clevr_root, generate, ok, relnet, s};
 use safetensors::tensor::{Dtype, TensorView};
 use serde_json::{json, Value};
 
-/// Writes the network's description and weights into `dir`; returns the description's path.
+/// Writes the Sort-of-CLEVR-shaped network's description and weights into `dir`; returns
+/// the description's path.
 fn write_network(dir: &Path, seed: u64) -> PathBuf {
+    write_shaped(dir, seed, SIZE, QUESTION_WIDTH, 10, None)
+}
+
+/// [`write_network`] for `side × side` images, questions of `question` values and `outputs`
+/// outputs; with a vocabulary, the question vector comes from a question encoder (embedding
+/// of 3 values, LSTM of `question`) over its words.
+fn write_shaped(
+    dir: &Path,
+    seed: u64,
+    side: usize,
+    question: usize,
+    outputs: usize,
+    vocabulary: Option<&Vocabulary>,
+) -> PathBuf {
     let rng = &mut ChaCha8Rng::seed_from_u64(seed);
     let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
     let mut draw = |name: &str, shape: Vec<usize>, centre: f32, scale: f32| {
@@ -68,8 +85,29 @@ fn write_network(dir: &Path, seed: u64) -> PathBuf {
             })
             .collect::<Vec<_>>()
     };
-    let g = dense("g", &[(8, 2 * (2 + 2) + QUESTION_WIDTH), (8, 8)]);
-    let f = dense("f", &[(8, 8), (10, 8)]);
+    let g = dense("g", &[(8, 2 * (2 + 2) + question), (8, 8)]);
+    let f = dense("f", &[(8, 8), (outputs, 8)]);
+    let encoder = vocabulary.map(|v| {
+        let gates = 4 * question;
+        draw(
+            "text.embedding.weight",
+            vec![v.words.len() + 1, 3],
+            0.0,
+            1.0,
+        );
+        draw("text.lstm.weight_ih", vec![gates, 3], 0.0, 0.5);
+        draw("text.lstm.weight_hh", vec![gates, question], 0.0, 0.5);
+        draw("text.lstm.bias_ih", vec![gates], 0.0, 0.5);
+        draw("text.lstm.bias_hh", vec![gates], 0.0, 0.5);
+        std::fs::write(
+            dir.join("vocabulary.json"),
+            serde_json::to_string(v).unwrap(),
+        )
+        .unwrap();
+        json!({"vocabulary": "vocabulary.json", "embedding": "text.embedding.weight",
+               "weight_ih": "text.lstm.weight_ih", "weight_hh": "text.lstm.weight_hh",
+               "bias_ih": "text.lstm.bias_ih", "bias_hh": "text.lstm.bias_hh"})
+    });
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .into_iter()
         .map(|(name, shape, v)| {
@@ -90,10 +128,13 @@ fn write_network(dir: &Path, seed: u64) -> PathBuf {
         })
         .collect();
     safetensors::tensor::serialize_to_file(views, None, &dir.join("rn.safetensors")).unwrap();
-    let description = json!({
+    let mut description = json!({
         "format": "dtdcert-relation-network", "version": 1, "weights": "rn.safetensors",
-        "image": [3, SIZE, SIZE], "conv": conv, "question": QUESTION_WIDTH, "g": g, "f": f,
+        "image": [3, side, side], "conv": conv, "question": question, "g": g, "f": f,
     });
+    if let Some(encoder) = encoder {
+        description["question_encoder"] = encoder;
+    }
     let path = dir.join("rn.json");
     std::fs::write(&path, serde_json::to_string_pretty(&description).unwrap()).unwrap();
     path
@@ -122,11 +163,30 @@ struct Sample {
 }
 
 impl Sample {
-    fn new(model_path: &Path, set: &Loaded, question: usize, dtd: &DtdSettings) -> Self {
+    /// Question `question` of a Sort-of-CLEVR set.
+    fn soc(model_path: &Path, set: &Loaded, question: usize, dtd: &DtdSettings) -> Self {
         let q: Vec<f64> = set.questions[question * QUESTION_WIDTH..][..QUESTION_WIDTH]
             .iter()
             .map(|&v| f64::from(v))
             .collect();
+        let image = set.image_of[question];
+        let n = 3 * SIZE * SIZE;
+        let x: Vec<f64> = set.images[image * n..(image + 1) * n]
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        Self::new(model_path, q, &x, dtd, None)
+    }
+
+    /// The sample of question vector `q` and image `x`, explaining output `explained` (the
+    /// largest where `None`).
+    fn new(
+        model_path: &Path,
+        q: Vec<f64>,
+        x: &[f64],
+        dtd: &DtdSettings,
+        explained: Option<usize>,
+    ) -> Self {
         let model = Model::load_with(
             model_path,
             &LoadOptions {
@@ -135,15 +195,9 @@ impl Sample {
             },
         )
         .unwrap();
-        let image = set.image_of[question];
-        let n = 3 * SIZE * SIZE;
-        let x: Vec<f64> = set.images[image * n..(image + 1) * n]
-            .iter()
-            .map(|&v| f64::from(v))
-            .collect();
-        let (trace, pattern, _) = trace_and_pattern(&model, &x);
-        assert_eq!(pattern, exact_pattern(&model, &x), "question {question}");
-        let explained = argmax(trace.output());
+        let (trace, pattern, _) = trace_and_pattern(&model, x);
+        assert_eq!(pattern, exact_pattern(&model, x));
+        let explained = explained.unwrap_or_else(|| argmax(trace.output()));
         let explanation = explain(model.net(), &trace, dtd, explained, false);
         Self {
             model,
@@ -152,6 +206,71 @@ impl Sample {
             explanation,
         }
     }
+}
+
+/// Per layer the roots judged and those outside, and per (sample, layer) the roots drawn,
+/// after judging every line of `csv` again: its sample (`sample_of(question)`) rebuilt here,
+/// the root rebuilt and its membership decided in exact rationals.
+type Tallies = (Vec<u64>, Vec<u64>, HashMap<(usize, usize), usize>);
+
+fn judge_again(csv: &str, report: &Value, sample_of: impl Fn(usize) -> Sample) -> Tallies {
+    let dtd = DtdSettings::default();
+    let layers = report["layers"].as_array().unwrap();
+    let names: Vec<&str> = layers.iter().map(|l| l["name"].as_str().unwrap()).collect();
+    let samples = report["samples"].as_array().unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "sample,question,image,layer,name,neuron,status,exit_layer,exit_neuron,margin,slack,decided_by"
+    );
+    let mut samples_seen: HashMap<usize, Sample> = HashMap::new();
+    let mut judged = vec![0u64; layers.len()];
+    let mut outside = vec![0u64; layers.len()];
+    let mut per_sample_layer: HashMap<(usize, usize), usize> = HashMap::new();
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        let sample: usize = f[0].parse().unwrap();
+        let question: usize = f[1].parse().unwrap();
+        let layer: usize = f[3].parse().unwrap();
+        let neuron: usize = f[5].parse().unwrap();
+        assert_eq!(f[4], names[layer - 1], "{line}");
+        assert_eq!(samples[sample]["question"], question, "{line}");
+        judged[layer - 1] += 1;
+        *per_sample_layer.entry((sample, layer)).or_default() += 1;
+        let Sample {
+            model,
+            trace,
+            pattern,
+            explanation: e,
+        } = samples_seen
+            .entry(sample)
+            .or_insert_with(|| sample_of(question));
+        assert_eq!(samples[sample]["explained"], e.explained, "{line}");
+        let relevance = &e.layers[layer - 1].neurons[neuron].relevance;
+        let a = trace.layer_input(layer - 1);
+        let RootOutcome::Root { point, .. } =
+            neuron_root(model.net(), layer - 1, neuron, a, relevance, &dtd)
+        else {
+            panic!("{line}: no root");
+        };
+        let point: Vec<Rational> = point.iter().map(|&v| Rational::from_f64(v)).collect();
+        match membership(model.exact(), pattern, layer - 1, &point) {
+            Membership::Inside { .. } => assert_eq!(f[6], "inside", "{line}"),
+            Membership::Outside {
+                layer: l,
+                neuron: n,
+                ..
+            } => {
+                outside[layer - 1] += 1;
+                assert_eq!(
+                    (f[6], f[7], f[8]),
+                    ("outside", l.to_string().as_str(), n.to_string().as_str()),
+                    "{line}"
+                );
+            }
+        }
+    }
+    (judged, outside, per_sample_layer)
 }
 
 #[test]
@@ -189,60 +308,10 @@ fn every_judged_root_is_judged_again_in_exact_rationals() {
 
     // Every CSV line judged again.
     let set = load_set(&data, None).unwrap();
-    let csv = std::fs::read_to_string(out.join("roots.csv")).unwrap();
-    let mut lines = csv.lines();
-    assert_eq!(
-        lines.next().unwrap(),
-        "sample,question,image,layer,name,neuron,status,exit_layer,exit_neuron,margin,slack,decided_by"
-    );
-    let mut samples_seen: HashMap<usize, Sample> = HashMap::new();
-    let mut judged = vec![0u64; layers.len()];
-    let mut outside = vec![0u64; layers.len()];
-    let mut per_sample_layer: HashMap<(usize, usize), usize> = HashMap::new();
     let dtd = DtdSettings::default();
-    for line in lines {
-        let f: Vec<&str> = line.split(',').collect();
-        let sample: usize = f[0].parse().unwrap();
-        let question: usize = f[1].parse().unwrap();
-        let layer: usize = f[3].parse().unwrap();
-        let neuron: usize = f[5].parse().unwrap();
-        assert_eq!(f[4], names[layer - 1], "{line}");
-        assert_eq!(samples[sample]["question"], question, "{line}");
-        judged[layer - 1] += 1;
-        *per_sample_layer.entry((sample, layer)).or_default() += 1;
-        let Sample {
-            model,
-            trace,
-            pattern,
-            explanation: e,
-        } = samples_seen
-            .entry(sample)
-            .or_insert_with(|| Sample::new(&model_path, &set, question, &dtd));
-        assert_eq!(samples[sample]["explained"], e.explained, "{line}");
-        let relevance = &e.layers[layer - 1].neurons[neuron].relevance;
-        let a = trace.layer_input(layer - 1);
-        let RootOutcome::Root { point, .. } =
-            neuron_root(model.net(), layer - 1, neuron, a, relevance, &dtd)
-        else {
-            panic!("{line}: no root");
-        };
-        let point: Vec<Rational> = point.iter().map(|&v| Rational::from_f64(v)).collect();
-        match membership(model.exact(), pattern, layer - 1, &point) {
-            Membership::Inside { .. } => assert_eq!(f[6], "inside", "{line}"),
-            Membership::Outside {
-                layer: l,
-                neuron: n,
-                ..
-            } => {
-                outside[layer - 1] += 1;
-                assert_eq!(
-                    (f[6], f[7], f[8]),
-                    ("outside", l.to_string().as_str(), n.to_string().as_str()),
-                    "{line}"
-                );
-            }
-        }
-    }
+    let csv = std::fs::read_to_string(out.join("roots.csv")).unwrap();
+    let (judged, outside, per_sample_layer) =
+        judge_again(&csv, &report, |q| Sample::soc(&model_path, &set, q, &dtd));
     // The tallies are those of the lines, and each sample's draws are min(K, available).
     for (l, row) in layers.iter().enumerate() {
         assert_eq!(row["judged"], judged[l], "layer {}", l + 1);
@@ -349,5 +418,171 @@ fn bad_roots_requests_exit_with_code_2_and_write_nothing() {
     let err = String::from_utf8_lossy(&got.stderr);
     assert_eq!(got.status.code(), Some(2), "{err}");
     assert!(err.contains("questions.json"), "{err}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn clevr_questions_go_through_the_network_s_encoder_and_their_roots_are_judged_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("CLEVR_v1.0");
+    clevr_root(&root);
+    let vocabulary = Vocabulary::build(&clevr_questions(&root, "train").unwrap());
+    let outputs = vocabulary.answers.len() + 1;
+    let model_path = write_shaped(dir.path(), 3, 128, 4, outputs, Some(&vocabulary));
+    let out = dir.path().join("roots");
+    ok(roots(
+        &model_path,
+        &root,
+        &out,
+        &[
+            "--samples",
+            "1",
+            "--roots",
+            "2",
+            "--seed",
+            "1",
+            "--explain",
+            "true",
+        ],
+    ));
+    let report = summary(&out);
+    let val = clevr_questions(&root, "val").unwrap();
+    let rn = RelationNetwork::load(&model_path).unwrap();
+    let encoder = rn.question_encoder().unwrap();
+    // Each sample's answer is the model's index of the val answer, and it is explained.
+    for sample in report["samples"].as_array().unwrap() {
+        let q = &val[sample["question"].as_u64().unwrap() as usize];
+        let answer = vocabulary.answers[q.answer.as_ref().unwrap()];
+        assert_eq!(sample["answer"], answer);
+        assert_eq!(sample["explained"], answer);
+    }
+    let dtd = DtdSettings::default();
+    let csv = std::fs::read_to_string(out.join("roots.csv")).unwrap();
+    let (judged, _, per_sample_layer) = judge_again(&csv, &report, |question| {
+        let q = &val[question];
+        let vector = encoder.encode_text(&q.text).unwrap();
+        let x: Vec<f64> = load_image(&q.image)
+            .unwrap()
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        let answer = vocabulary.answers[q.answer.as_ref().unwrap()];
+        Sample::new(&model_path, vector, &x, &dtd, Some(answer))
+    });
+    assert!(judged.iter().sum::<u64>() >= 6, "{judged:?}");
+    assert!(per_sample_layer.values().all(|&n| n <= 2));
+
+    // The audit reads the same question in words and records both.
+    let x: Vec<f32> = load_image(&val[0].image).unwrap().iter().copied().collect();
+    let inputs = dir.path().join("x.npy");
+    ndarray_npy::write_npy(
+        &inputs,
+        &ndarray::Array2::from_shape_vec((1, x.len()), x).unwrap(),
+    )
+    .unwrap();
+    let audit = dir.path().join("audit");
+    ok(relnet_common::dtdcert(&[
+        "audit",
+        "-q",
+        "--model",
+        s(&model_path),
+        "--inputs",
+        s(&inputs),
+        "--question-text",
+        &val[0].text,
+        "--out",
+        s(&audit),
+    ]));
+    let spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(audit.join("run.json")).unwrap()).unwrap();
+    let vector = encoder.encode_text(&val[0].text).unwrap();
+    assert_eq!(spec["model"]["question"], json!(vector));
+    assert_eq!(spec["model"]["question_text"], val[0].text.as_str());
+}
+
+#[test]
+fn bad_question_encoders_and_question_texts_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("CLEVR_v1.0");
+    clevr_root(&root);
+    let vocabulary = Vocabulary::build(&clevr_questions(&root, "train").unwrap());
+    let outputs = vocabulary.answers.len() + 1;
+    let model = write_shaped(dir.path(), 3, 128, 4, outputs, Some(&vocabulary));
+    let refused = |needle: &str| {
+        let e = RelationNetwork::load(&model).unwrap_err().to_string();
+        assert!(e.contains("rn.json") && e.contains(needle), "{e}");
+    };
+    let words = dir.path().join("vocabulary.json");
+    let good = std::fs::read_to_string(&words).unwrap();
+    std::fs::remove_file(&words).unwrap();
+    refused("vocabulary.json");
+    let mut bad = vocabulary.clone();
+    bad.words.insert("zebra".into(), 0);
+    std::fs::write(&words, serde_json::to_string(&bad).unwrap()).unwrap();
+    refused("'zebra' has index 0");
+    let mut bad = vocabulary.clone();
+    bad.answers.insert("seven".into(), outputs);
+    std::fs::write(&words, serde_json::to_string(&bad).unwrap()).unwrap();
+    refused(&format!("'seven' has index {outputs}"));
+    // One word more than the embedding has rows.
+    let mut bad = vocabulary.clone();
+    bad.words.insert("zebra".into(), vocabulary.words.len() + 1);
+    std::fs::write(&words, serde_json::to_string(&bad).unwrap()).unwrap();
+    refused("text.embedding.weight");
+    std::fs::write(&words, good).unwrap();
+    RelationNetwork::load(&model).unwrap();
+
+    // --question-text: words outside the dictionary, a network without an encoder, a model
+    // that is no relation network; and CLEVR data for a network without an encoder.
+    let x = dir.path().join("x.npy");
+    ndarray_npy::write_npy(&x, &ndarray::Array2::<f32>::zeros((1, 3 * 128 * 128))).unwrap();
+    let plain_dir = dir.path().join("plain");
+    std::fs::create_dir(&plain_dir).unwrap();
+    let plain = write_network(&plain_dir, 1);
+    let out = dir.path().join("out");
+    for (model, text, needle) in [
+        (
+            &model,
+            "Is there a zebra?",
+            "'zebra' is not in the model's dictionary",
+        ),
+        (&plain, "Is there a cube?", "no question encoder"),
+    ] {
+        let got = relnet_common::dtdcert(&[
+            "audit",
+            "-q",
+            "--model",
+            s(model),
+            "--inputs",
+            s(&x),
+            "--question-text",
+            text,
+            "--out",
+            s(&out),
+        ]);
+        let err = String::from_utf8_lossy(&got.stderr);
+        assert_eq!(got.status.code(), Some(2), "{err}");
+        assert!(err.contains(needle) && err.contains("rn.json"), "{err}");
+        assert!(!out.exists());
+    }
+    let got = relnet_common::dtdcert(&[
+        "audit",
+        "-q",
+        "--model",
+        "tests/data/onnx/conv_1x4x4_opset13.onnx",
+        "--inputs",
+        s(&x),
+        "--question-text",
+        "Is there a cube?",
+        "--out",
+        s(&out),
+    ]);
+    let err = String::from_utf8_lossy(&got.stderr);
+    assert_eq!(got.status.code(), Some(2), "{err}");
+    assert!(err.contains("applies to relation networks"), "{err}");
+    let got = roots(&plain, &root, &out, &["--samples", "1"]);
+    let err = String::from_utf8_lossy(&got.stderr);
+    assert_eq!(got.status.code(), Some(2), "{err}");
+    assert!(err.contains("no question encoder"), "{err}");
     assert!(!out.exists());
 }

@@ -17,7 +17,7 @@ use dtdcert::dtd::{explain, BiasMode, DtdSettings, LayerRule, Rule};
 use dtdcert::model::forward::forward;
 use dtdcert::model::relnet::{Options, RelationNetwork};
 use dtdcert::repro::sort_of_clevr::{load_set, write_set, Loaded, QUESTION_WIDTH, SIZE};
-use dtdcert::torch::relnet::TorchRelationNet;
+use dtdcert::torch::relnet::{Task, TorchRelationNet};
 use dtdcert::torch::saliency::BatchNormRelevance;
 use tch::{Device, Kind, Tensor};
 
@@ -27,7 +27,9 @@ fn network(
     dir: &Path,
     edit: impl Fn(&str, &Tensor) -> Tensor,
 ) -> (TorchRelationNet, RelationNetwork) {
-    TorchRelationNet::seeded(7, Device::Cpu).save(dir).unwrap();
+    TorchRelationNet::seeded(7, Task::SortOfClevr, Device::Cpu)
+        .save(dir)
+        .unwrap();
     let path = dir.join("rn.safetensors");
     let edited: Vec<(String, Tensor)> = Tensor::read_safetensors(&path)
         .unwrap()
@@ -215,8 +217,8 @@ fn without_biases_pixels_and_dropped_slices_hold_the_whole_logit() {
 
 #[test]
 fn randomisation_replaces_exactly_the_top_layers() {
-    let net = TorchRelationNet::seeded(1, Device::Cpu);
-    let fresh = TorchRelationNet::seeded(2, Device::Cpu);
+    let net = TorchRelationNet::seeded(1, Task::SortOfClevr, Device::Cpu);
+    let fresh = TorchRelationNet::seeded(2, Task::SortOfClevr, Device::Cpu);
     let dir = tempfile::tempdir().unwrap();
     let weights = |n: &TorchRelationNet, name: &str| {
         let path = dir.path().join(format!("{name}.safetensors"));

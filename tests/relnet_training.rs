@@ -109,7 +109,7 @@ fn training_exports_a_model_the_exact_engine_computes() {
     let eval: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(eval["questions"], 80);
     assert_eq!(eval["overall"], epochs[2]["eval"]["overall"]);
-    assert_eq!(eval["by_subtype"].as_array().unwrap().len(), 6);
+    assert_eq!(eval["by_type"].as_array().unwrap().len(), 6);
 }
 
 #[test]

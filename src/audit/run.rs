@@ -140,6 +140,9 @@ pub struct ModelInfo {
     /// The question a relation-network model answered (`--question`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub question: Option<Vec<f64>>,
+    /// The question's words, where `--question-text` gave them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question_text: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -183,6 +186,7 @@ impl RunSpec {
                 fingerprint: model.fingerprint().to_string(),
                 architecture: model.net().describe(),
                 question: None,
+                question_text: None,
             },
             inputs: InputsInfo {
                 path: inputs_path.to_path_buf(),

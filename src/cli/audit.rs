@@ -118,7 +118,10 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
         settings,
         shard,
     )?;
-    spec.model.question.clone_from(&args.data.reading.question);
+    spec.model.question = args.data.reading.question(&args.data.model)?;
+    spec.model
+        .question_text
+        .clone_from(&args.data.reading.question_text);
     let options = OutputOptions {
         progress: !args.quiet,
         csv: args.csv,

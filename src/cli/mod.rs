@@ -173,6 +173,10 @@ pub struct ModelArgs {
         allow_negative_numbers = true
     )]
     pub question: Option<Vec<f64>>,
+    /// The question in words, for a relation network whose description has a question
+    /// encoder (a CLEVR model of `relnet train`): its vector is computed by the encoder
+    #[arg(long, value_name = "TEXT", conflicts_with = "question")]
+    pub question_text: Option<String>,
 }
 
 impl ModelArgs {
@@ -180,9 +184,36 @@ impl ModelArgs {
     pub fn load(&self, path: &Path) -> Result<Model> {
         let options = crate::model::LoadOptions {
             keep_batch_norm: self.keep_batch_norm,
-            question: self.question.clone(),
+            question: self.question(path)?,
         };
         Model::load_with(path, &options)
+    }
+
+    /// The question vector: `--question`'s values, or `--question-text` encoded by the
+    /// question encoder of the relation network described in `path`.
+    pub fn question(&self, path: &Path) -> Result<Option<Vec<f64>>> {
+        let Some(text) = &self.question_text else {
+            return Ok(self.question.clone());
+        };
+        if !crate::model::relnet::is_description(path) {
+            return Err(Error::Usage(format!(
+                "--question-text applies to relation networks with a question encoder; {} is \
+                 not a relation-network description",
+                path.display()
+            )));
+        }
+        let rn = crate::model::relnet::RelationNetwork::load(path)?;
+        let encoder = rn.question_encoder().ok_or_else(|| {
+            Error::file(
+                path,
+                "this relation network has no question encoder: give the question's values \
+                 with --question",
+            )
+        })?;
+        encoder
+            .encode_text(text)
+            .map(Some)
+            .map_err(|e| e.in_file(path))
     }
 }
 

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use super::Outcome;
 use crate::audit::output::{progress_bar, OutputDir};
 use crate::error::{Error, Result};
-use crate::repro::sort_of_clevr::{load_set, write_set, Loaded, ANSWERS, PER_KIND};
+use crate::repro::sort_of_clevr::{load_set, write_set, ANSWERS, PER_KIND};
 
 #[derive(Subcommand, Debug)]
 pub enum RelnetCommand {
@@ -18,19 +18,24 @@ pub enum RelnetCommand {
     Roots(RootsArgs),
 }
 
-/// Train the Sort-of-CLEVR relation network (libtorch; builds with the `torch` feature).
+/// Train a relation network on Sort-of-CLEVR or on CLEVR v1.0 (libtorch; builds with the
+/// `torch` feature).
 #[derive(Args, Debug)]
 #[command(
     after_help = "Example:\n  dtdcert relnet generate --out soc-train --images 9800 --seed 1\n  \
 dtdcert relnet generate --out soc-test --images 200 --seed 2\n  \
-dtdcert relnet train --data soc-train --eval soc-test --epochs 20 --out rn-soc\n\n\
-Writes OUT/rn.json and OUT/rn.safetensors (the relation-network description the exact engine \
-reads: `dtdcert audit --model OUT/rn.json --question ...`), OUT/checkpoints/epoch-NNN.safetensors \
-after every epoch, and OUT/training.json (settings, seeds, per epoch the loss, the time and the \
-accuracy on --eval per question type)."
+dtdcert relnet train --data soc-train --eval soc-test --epochs 20 --out rn-soc\n  \
+dtdcert relnet train --data CLEVR_v1.0 --eval CLEVR_v1.0 --schedule reference --epochs 150 \
+--device cuda --out rn-clevr\n\n\
+--data is a set written by `relnet generate` (Sort-of-CLEVR) or a CLEVR v1.0 folder (its train \
+split; --eval then uses the val split of the folder it names). Writes OUT/rn.json and \
+OUT/rn.safetensors (the relation-network description the exact engine reads: `dtdcert audit \
+--model OUT/rn.json --question ...`; for CLEVR also OUT/vocabulary.json), \
+OUT/checkpoints/epoch-NNN.safetensors after every epoch, and OUT/training.json (settings, seeds, \
+per epoch the loss, the learning rate, the time and the accuracy on --eval per question type)."
 )]
 pub struct TrainArgs {
-    /// A set written by `relnet generate`.
+    /// A set written by `relnet generate`, or a CLEVR v1.0 folder.
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
     /// Epochs.
@@ -43,18 +48,26 @@ pub struct TrainArgs {
     /// last checkpoint, to --epochs; the other settings must be those it started with.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
-    /// A set to measure accuracy on after every epoch.
+    /// A set to measure accuracy on after every epoch (for CLEVR, a CLEVR folder: its val
+    /// split).
     #[arg(long, value_name = "DIR")]
     pub eval: Option<PathBuf>,
     /// Only the first N images of --data (and of --eval).
     #[arg(long, value_name = "N")]
     pub images: Option<usize>,
-    /// Questions per step.
-    #[arg(long, value_name = "B", default_value_t = 64)]
-    pub batch: usize,
-    /// Adam's learning rate.
-    #[arg(long, value_name = "LR", default_value_t = 1e-4)]
-    pub learning_rate: f64,
+    /// `plain` (Adam with a constant learning rate) or `reference` (CLEVR's reference
+    /// schedule: batch 640, learning rate 5e-6 doubled every 20 epochs up to 5e-4, Adam
+    /// weight decay 1e-4, gradients clipped to norm 50, images padded by 4, cropped and
+    /// rotated by up to 2.8°).
+    #[arg(long, value_name = "NAME", default_value = "plain")]
+    pub schedule: String,
+    /// Questions per step [default: 64; 640 with --schedule reference].
+    #[arg(long, value_name = "B")]
+    pub batch: Option<usize>,
+    /// Adam's learning rate (the first epoch's with --schedule reference) [default: 1e-4;
+    /// 5e-6 with --schedule reference].
+    #[arg(long, value_name = "LR")]
+    pub learning_rate: Option<f64>,
     /// Seeds the initialisation (libtorch's generator) and the order of the questions.
     #[arg(long, value_name = "S", default_value_t = 0)]
     pub seed: u64,
@@ -66,17 +79,24 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
-/// Accuracy of a trained relation network on a Sort-of-CLEVR set, per question type (JSON on
-/// stdout; libtorch).
+/// Accuracy of a trained relation network on a Sort-of-CLEVR set or a CLEVR split, per
+/// question type (JSON on stdout; libtorch).
 #[derive(Args, Debug)]
-#[command(after_help = "Example:\n  dtdcert relnet eval --model rn-soc --data soc-test")]
+#[command(
+    after_help = "Example:\n  dtdcert relnet eval --model rn-soc --data soc-test\n  \
+dtdcert relnet eval --model rn-clevr --data CLEVR_v1.0 --split val"
+)]
 pub struct EvalArgs {
     /// A folder written by `relnet train`.
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
-    /// A set written by `relnet generate`.
+    /// A set written by `relnet generate` (a Sort-of-CLEVR model), or a CLEVR v1.0 folder
+    /// (a CLEVR model).
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
+    /// The CLEVR split: train or val.
+    #[arg(long, value_name = "SPLIT", default_value = "val")]
+    pub split: String,
     /// Only the first N images.
     #[arg(long, value_name = "N")]
     pub images: Option<usize>,
@@ -153,12 +173,16 @@ relation network\"."
 )]
 pub struct RootsArgs {
     /// A relation-network description (`rn.json` of a `relnet train` folder, or any
-    /// description taking Sort-of-CLEVR images and questions).
+    /// description taking the data's images and questions).
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
-    /// A set written by `relnet generate`.
+    /// A set written by `relnet generate`, or a CLEVR v1.0 folder (for a network with a
+    /// question encoder).
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
+    /// The CLEVR split to draw from.
+    #[arg(long, value_name = "SPLIT", default_value = "val")]
+    pub split: String,
     /// Questions to draw (distinct, uniformly).
     #[arg(long, value_name = "N")]
     pub samples: usize,
@@ -249,22 +273,33 @@ fn generate(args: GenerateArgs) -> Result<Outcome> {
 }
 
 /// The set in `dir`, which must hold at least `samples` questions to draw.
-fn load_questions(dir: &std::path::Path, samples: usize) -> Result<Loaded> {
+#[cfg(feature = "torch")]
+fn load_questions(
+    dir: &std::path::Path,
+    samples: usize,
+) -> Result<crate::repro::sort_of_clevr::Loaded> {
     let data = load_set(dir, None)?;
-    if samples > data.num_questions() {
+    enough_questions(samples, dir, data.num_questions())?;
+    Ok(data)
+}
+
+/// Refuses `--samples` above the `held` questions of the data in `dir`.
+fn enough_questions(samples: usize, dir: &std::path::Path, held: usize) -> Result<()> {
+    if samples > held {
         return Err(Error::Usage(format!(
-            "--samples {samples}: {} holds {} questions",
+            "--samples {samples}: {} holds {held} questions",
             dir.display(),
-            data.num_questions()
         )));
     }
-    Ok(data)
+    Ok(())
 }
 
 fn roots(args: RootsArgs) -> Result<Outcome> {
     use crate::audit::output::write_atomic;
     use crate::model::relnet::{Options, RelationNetwork};
-    use crate::repro::relnet_roots::{check_fits, csv, markdown, run, Explained, Settings};
+    use crate::repro::relnet_roots::{
+        check_fits, csv, markdown, run, ClevrQuestions, Explained, Questions, Settings,
+    };
     if args.samples == 0 || args.roots == 0 {
         return Err(Error::Usage(
             "--samples and --roots must be at least 1".into(),
@@ -279,14 +314,38 @@ fn roots(args: RootsArgs) -> Result<Outcome> {
         )));
     }
     let rn = RelationNetwork::load(&args.model)?;
-    check_fits(&rn, &args.model)?;
+    let soc;
+    let clevr;
+    let data: &dyn Questions = if is_clevr(&args.data) {
+        let encoder = rn.question_encoder().ok_or_else(|| {
+            Error::file(
+                &args.model,
+                format!(
+                    "{} is a CLEVR folder, but this network has no question encoder to read \
+                     its questions",
+                    args.data.display()
+                ),
+            )
+        })?;
+        let questions = crate::repro::clevr::clevr_questions(&args.data, &args.split)?;
+        let file = args
+            .data
+            .join(format!("questions/CLEVR_{}_questions.json", args.split));
+        clevr =
+            ClevrQuestions::new(questions, encoder, rn.outputs()).map_err(|e| e.in_file(&file))?;
+        &clevr
+    } else {
+        soc = load_set(&args.data, None)?;
+        &soc
+    };
+    enough_questions(args.samples, &args.data, data.num_questions())?;
+    check_fits(&rn, &args.model, data)?;
     let options = Options {
         keep_batch_norm: args.keep_batch_norm,
     };
     let layers = rn.layer_names(options).len();
     dtd.check_layers(layers)
         .map_err(|e| Error::Usage(format!("{e} (the chain has {layers} layers)")))?;
-    let data = load_questions(&args.data, args.samples)?;
     let dir = OutputDir::prepare(&args.out, "relnet roots")?;
     let bar = progress_bar(
         args.samples as u64,
@@ -302,7 +361,7 @@ fn roots(args: RootsArgs) -> Result<Outcome> {
         batch_norm: options,
         dtd,
     };
-    let outcome = run(&rn, &data, &settings, |n| bar.inc(n as u64))?;
+    let outcome = run(&rn, data, &settings, |n| bar.inc(n as u64))?;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let recorded = serde_json::json!({
@@ -375,14 +434,105 @@ fn no_torch(command: &str) -> String {
     )
 }
 
+/// The training settings of `args` (the schedule's defaults filled in).
+#[cfg(feature = "torch")]
+fn train_settings(args: &TrainArgs) -> Result<crate::torch::relnet::TrainSettings> {
+    let reference = match args.schedule.as_str() {
+        "plain" => false,
+        "reference" => true,
+        other => {
+            return Err(Error::Usage(format!(
+                "--schedule '{other}': expected plain or reference"
+            )))
+        }
+    };
+    let batch = args.batch.unwrap_or(if reference { 640 } else { 64 });
+    let learning_rate = args
+        .learning_rate
+        .unwrap_or(if reference { 5e-6 } else { 1e-4 });
+    if args.epochs == 0 || batch == 0 || args.images == Some(0) {
+        return Err(Error::Usage(
+            "--epochs, --batch and --images must be at least 1".into(),
+        ));
+    }
+    if !(learning_rate.is_finite() && learning_rate > 0.0) {
+        return Err(Error::Usage(
+            "--learning-rate must be a positive number".into(),
+        ));
+    }
+    Ok(crate::torch::relnet::TrainSettings {
+        epochs: args.epochs,
+        batch,
+        learning_rate,
+        doubling: reference.then_some((20, 5e-4)),
+        weight_decay: if reference { 1e-4 } else { 0.0 },
+        clip: reference.then_some(50.0),
+        augment: reference,
+        seed: args.seed,
+    })
+}
+
 /// The settings a resumed training must share with the run it continues.
 #[cfg(feature = "torch")]
 fn training_settings(args: &TrainArgs) -> serde_json::Value {
-    serde_json::json!({
+    let settings = train_settings(args).expect("checked before");
+    let mut json = serde_json::json!({
         "data": args.data, "eval": args.eval, "images": args.images,
-        "batch": args.batch, "learning_rate": args.learning_rate, "seed": args.seed,
+        "batch": settings.batch, "learning_rate": settings.learning_rate, "seed": args.seed,
         "optimizer": "Adam",
-    })
+    });
+    if args.schedule != "plain" {
+        json["schedule"] = serde_json::json!({
+            "name": args.schedule,
+            "doubling_every": settings.doubling.map(|d| d.0),
+            "learning_rate_max": settings.doubling.map(|d| d.1),
+            "weight_decay": settings.weight_decay,
+            "clip": settings.clip,
+            "augment": settings.augment,
+        });
+    }
+    json
+}
+
+/// Whether `dir` is a CLEVR v1.0 folder (it has `questions/`); otherwise it is read as a
+/// Sort-of-CLEVR set.
+fn is_clevr(dir: &std::path::Path) -> bool {
+    dir.join("questions").is_dir()
+}
+
+/// A CLEVR split encoded with `vocabulary`, its images decoded with a progress bar.
+#[cfg(feature = "torch")]
+fn clevr_split(
+    root: &std::path::Path,
+    split: &str,
+    questions: Option<Vec<crate::repro::clevr::Question>>,
+    vocabulary: &crate::repro::clevr::Vocabulary,
+    images: Option<usize>,
+    quiet: bool,
+) -> Result<crate::repro::clevr::ClevrSet> {
+    use crate::repro::clevr::{clevr_questions, ClevrSet};
+    let questions = match questions {
+        Some(q) => q,
+        None => clevr_questions(root, split)?,
+    };
+    let distinct = questions
+        .iter()
+        .map(|q| &q.image)
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    let bar = progress_bar(
+        images.map_or(distinct, |n| n.min(distinct)) as u64,
+        &format!("{{bar:40}} {{pos}}/{{len}} {split} images decoded, ETA {{eta}}"),
+        !quiet,
+    );
+    let set = ClevrSet::encode(&questions, vocabulary, images, || bar.inc(1)).map_err(|e| {
+        e.in_file(
+            root.join("questions")
+                .join(format!("CLEVR_{split}_questions.json")),
+        )
+    })?;
+    bar.finish_and_clear();
+    Ok(set)
 }
 
 /// The folder of a new training (`--out`: absent, empty, or a finished training, whose files
@@ -411,13 +561,23 @@ fn training_folder(args: &TrainArgs) -> Result<(PathBuf, Vec<serde_json::Value>)
             .map_err(|e| Error::file(&path, format!("not a training report: {e}")))?;
         let stored = &report["settings"];
         let now = training_settings(args);
-        for (key, value) in now.as_object().expect("an object") {
-            if stored.get(key) != Some(value) {
+        let keys: std::collections::BTreeSet<&String> = now
+            .as_object()
+            .into_iter()
+            .chain(stored.as_object())
+            .flat_map(|o| o.keys())
+            .collect();
+        let null = serde_json::Value::Null;
+        for key in keys {
+            let (then, value) = (
+                stored.get(key).unwrap_or(&null),
+                now.get(key).unwrap_or(&null),
+            );
+            if then != value {
                 return Err(Error::Usage(format!(
-                    "--resume {}: the training started with {key} = {}, not {value}; give the \
-                     original arguments",
+                    "--resume {}: the training started with {key} = {then}, not {value}; give \
+                     the original arguments",
                     dir.display(),
-                    stored.get(key).unwrap_or(&serde_json::Value::Null)
                 )));
             }
         }
@@ -469,29 +629,83 @@ fn training_folder(args: &TrainArgs) -> Result<(PathBuf, Vec<serde_json::Value>)
 #[cfg(feature = "torch")]
 fn train(args: TrainArgs) -> Result<Outcome> {
     use crate::audit::output::{marker, write_atomic, MARKER};
+    use crate::repro::clevr::{clevr_questions, ClevrSet, Vocabulary};
     use crate::torch::relnet::{
-        evaluate, train_epoch, Adam, DeviceSet, TorchRelationNet, TrainSettings,
+        evaluate, train_epoch, Adam, ClevrDeviceSet, DeviceSet, QuestionSet, Task, TorchRelationNet,
     };
-    if args.epochs == 0 || args.batch == 0 || args.images == Some(0) {
-        return Err(Error::Usage(
-            "--epochs, --batch and --images must be at least 1".into(),
-        ));
-    }
-    if !(args.learning_rate.is_finite() && args.learning_rate > 0.0) {
-        return Err(Error::Usage(
-            "--learning-rate must be a positive number".into(),
-        ));
-    }
+    let settings = train_settings(&args)?;
     let device = crate::torch::device(&args.device)?;
-    let data = load_set(&args.data, args.images)?;
-    let held_out = args
-        .eval
-        .as_deref()
-        .map(|d| load_set(d, args.images))
-        .transpose()?;
+    let clevr = is_clevr(&args.data);
+    if let Some(eval) = &args.eval {
+        if is_clevr(eval) != clevr {
+            return Err(Error::Usage(format!(
+                "--eval {}: {} data, but --data {} is {}",
+                eval.display(),
+                if clevr { "not CLEVR" } else { "CLEVR" },
+                args.data.display(),
+                if clevr { "CLEVR" } else { "Sort-of-CLEVR" }
+            )));
+        }
+    }
+    if settings.augment && !clevr {
+        return Err(Error::Usage(
+            "--schedule reference is CLEVR's schedule (its augmentation is for CLEVR's images); \
+             --data is a Sort-of-CLEVR set"
+                .into(),
+        ));
+    }
+    // The data: Sort-of-CLEVR sets, or CLEVR's train and val splits with the dictionaries of
+    // the training questions.
+    let (soc, soc_eval, clevr_sets, task) = if clevr {
+        let questions = clevr_questions(&args.data, "train")?;
+        let vocabulary = Vocabulary::build(&questions);
+        let train = clevr_split(
+            &args.data,
+            "train",
+            Some(questions),
+            &vocabulary,
+            args.images,
+            args.quiet,
+        )?;
+        let held_out = args
+            .eval
+            .as_deref()
+            .map(|d| clevr_split(d, "val", None, &vocabulary, args.images, args.quiet))
+            .transpose()?;
+        (
+            None,
+            None,
+            Some((train, held_out)),
+            Task::Clevr { vocabulary },
+        )
+    } else {
+        let data = load_set(&args.data, args.images)?;
+        let held_out = args
+            .eval
+            .as_deref()
+            .map(|d| load_set(d, args.images))
+            .transpose()?;
+        (Some(data), held_out, None, Task::SortOfClevr)
+    };
+    let (train_set, eval_set): (Box<dyn QuestionSet + '_>, Option<Box<dyn QuestionSet + '_>>) =
+        match (&soc, &clevr_sets) {
+            (Some(data), _) => (
+                Box::new(DeviceSet::new(data, device)),
+                soc_eval
+                    .as_ref()
+                    .map(|d| Box::new(DeviceSet::new(d, device)) as Box<dyn QuestionSet>),
+            ),
+            (None, Some((train, held_out))) => (
+                Box::new(ClevrDeviceSet::new(train, device)),
+                held_out.as_ref().map(|d: &ClevrSet| {
+                    Box::new(ClevrDeviceSet::new(d, device)) as Box<dyn QuestionSet>
+                }),
+            ),
+            (None, None) => unreachable!("one kind of data is loaded"),
+        };
     let (dir, mut epochs) = training_folder(&args)?;
-    let mut net = TorchRelationNet::seeded(args.seed, device);
-    let mut opt = Adam::new(&net, args.learning_rate);
+    let mut net = TorchRelationNet::seeded(args.seed, task, device);
+    let mut opt = Adam::new(&net);
     let checkpoint = |epoch: usize, what: &str| {
         dir.join(format!("checkpoints/epoch-{epoch:03}{what}.safetensors"))
     };
@@ -499,34 +713,33 @@ fn train(args: TrainArgs) -> Result<Outcome> {
         net.load_weights(&checkpoint(epochs.len(), ""))?;
         opt.load(&checkpoint(epochs.len(), ".adam"))?;
     }
-    let settings = TrainSettings {
-        epochs: args.epochs,
-        batch: args.batch,
-        learning_rate: args.learning_rate,
-        seed: args.seed,
-    };
-    let train_set = DeviceSet::new(&data, device);
-    let eval_set = held_out.as_ref().map(|d| DeviceSet::new(d, device));
+    let questions = train_set.num_questions();
     let first = epochs.len() + 1;
     let bar = progress_bar(
-        ((args.epochs + 1 - first) * data.num_questions()) as u64,
+        ((args.epochs + 1 - first) * questions) as u64,
         "{bar:40} {pos}/{len} questions, {per_sec}, ETA {eta} {msg}",
         !args.quiet,
     );
     let started = std::time::Instant::now();
     for epoch in first..=args.epochs {
         let t = std::time::Instant::now();
-        let loss = train_epoch(&net, &mut opt, &train_set, &settings, epoch, |n| {
+        let loss = train_epoch(&net, &mut opt, train_set.as_ref(), &settings, epoch, |n| {
             bar.inc(n as u64)
         });
         let seconds = t.elapsed().as_secs_f64();
-        let accuracy = eval_set.as_ref().map(|s| evaluate(&net, s, 256));
+        let accuracy = eval_set.as_ref().map(|s| evaluate(&net, s.as_ref(), 256));
         if let Some(a) = &accuracy {
+            let kinds = match (a.non_relational, a.relational) {
+                (Some(n), Some(r)) => format!(
+                    " (non-relational {:.1} %, relational {:.1} %)",
+                    100.0 * n,
+                    100.0 * r
+                ),
+                _ => String::new(),
+            };
             bar.set_message(format!(
-                "epoch {epoch}: loss {loss:.3}, accuracy {:.1} % (non-relational {:.1} %, relational {:.1} %)",
+                "epoch {epoch}: loss {loss:.3}, accuracy {:.1} %{kinds}",
                 100.0 * a.overall,
-                100.0 * a.non_relational,
-                100.0 * a.relational
             ));
         }
         // The checkpoint first, then the report that names it: a crash in between redoes
@@ -534,13 +747,18 @@ fn train(args: TrainArgs) -> Result<Outcome> {
         net.save_weights(&checkpoint(epoch, ""))?;
         opt.save(&checkpoint(epoch, ".adam"))?;
         epochs.push(serde_json::json!({
-            "epoch": epoch, "loss": loss, "seconds": seconds, "device": args.device,
-            "eval": accuracy,
+            "epoch": epoch, "loss": loss, "learning_rate": settings.learning_rate(epoch),
+            "seconds": seconds, "device": args.device, "eval": accuracy,
         }));
+        let images = soc.as_ref().map_or_else(
+            || clevr_sets.as_ref().map_or(0, |s| s.0.num_images()),
+            |d| d.num_images(),
+        );
         let report = serde_json::json!({
             "tool": "dtdcert",
             "version": env!("CARGO_PKG_VERSION"),
-            "images": data.num_images(), "questions": data.num_questions(),
+            "task": net.task().name(),
+            "images": images, "questions": questions,
             "settings": training_settings(&args),
             "epochs": epochs,
         });
@@ -552,9 +770,8 @@ fn train(args: TrainArgs) -> Result<Outcome> {
     write_atomic(&dir.join(MARKER), marker("relnet train", true).as_bytes())?;
     if !args.quiet {
         eprintln!(
-            "trained epochs {first} to {} on {} questions in {:.1} s; model in {}",
+            "trained epochs {first} to {} on {questions} questions in {:.1} s; model in {}",
             args.epochs,
-            data.num_questions(),
             started.elapsed().as_secs_f64(),
             dir.display()
         );
@@ -564,14 +781,42 @@ fn train(args: TrainArgs) -> Result<Outcome> {
 
 #[cfg(feature = "torch")]
 fn eval(args: EvalArgs) -> Result<Outcome> {
-    use crate::torch::relnet::{evaluate, DeviceSet, TorchRelationNet};
+    use crate::torch::relnet::{evaluate, ClevrDeviceSet, DeviceSet, Task, TorchRelationNet};
     if args.images == Some(0) {
         return Err(Error::Usage("--images must be at least 1".into()));
     }
     let device = crate::torch::device(&args.device)?;
     let net = TorchRelationNet::load(&args.model, device)?;
-    let data = load_set(&args.data, args.images)?;
-    let accuracy = evaluate(&net, &DeviceSet::new(&data, device), 256);
+    let accuracy = match net.task() {
+        Task::SortOfClevr if is_clevr(&args.data) => {
+            return Err(Error::Usage(format!(
+                "--data {}: a CLEVR folder, but {} is a Sort-of-CLEVR network",
+                args.data.display(),
+                args.model.display()
+            )))
+        }
+        Task::SortOfClevr => {
+            let data = load_set(&args.data, args.images)?;
+            evaluate(&net, &DeviceSet::new(&data, device), 256)
+        }
+        Task::Clevr { .. } if !is_clevr(&args.data) => {
+            return Err(Error::Usage(format!(
+                "--data {}: not a CLEVR v1.0 folder (no questions/), but {} is a CLEVR network",
+                args.data.display(),
+                args.model.display()
+            )))
+        }
+        Task::Clevr { vocabulary } => {
+            if !["train", "val"].contains(&args.split.as_str()) {
+                return Err(Error::Usage(format!(
+                    "--split '{}': expected train or val (CLEVR's test split has no answers)",
+                    args.split
+                )));
+            }
+            let data = clevr_split(&args.data, &args.split, None, vocabulary, args.images, true)?;
+            evaluate(&net, &ClevrDeviceSet::new(&data, device), 256)
+        }
+    };
     println!(
         "{}",
         serde_json::to_string_pretty(&accuracy).expect("accuracies serialise")
@@ -598,6 +843,13 @@ fn sanity(args: SanityArgs) -> Result<Outcome> {
     let device = crate::torch::device(&args.device)?;
     let data = load_questions(&args.data, args.samples)?;
     let mut net = TorchRelationNet::load(&args.model, device)?;
+    if net.task() != &crate::torch::relnet::Task::SortOfClevr {
+        return Err(Error::Usage(format!(
+            "--model {}: a {} network; the sanity check runs on Sort-of-CLEVR networks",
+            args.model.display(),
+            net.task().name()
+        )));
+    }
     net.set_precision(precision);
     let samples = plan(&data, args.samples, args.seed);
     let masks = samples

@@ -49,6 +49,13 @@
 //! - `g` and `f`: `[out, in]` weights (PyTorch's `nn.Linear`), optional biases. `g`'s first
 //!   weight has `2(C + 2) + question` columns: first object (channels, x, y), second object,
 //!   question.
+//! - `question_encoder` (optional; CLEVR): the question vector is computed from the question's
+//!   words by an embedding and a one-layer LSTM run over the words in reverse order (its final
+//!   hidden state, of `question` values). `{"vocabulary": "vocabulary.json", "embedding":
+//!   "text.embedding.weight", "weight_ih": …, "weight_hh": …, "bias_ih": …, "bias_hh": …}`:
+//!   the dictionaries (`{"words": {word: index}, "answers": {answer: index}}`, 1-based) and
+//!   PyTorch's `nn.Embedding` and `nn.LSTM` tensors (gates i, f, g, o). The chain still takes
+//!   the question vector as a constant; [`QuestionEncoder::encode`] computes it in f64.
 
 use std::io;
 use std::path::Path;
@@ -62,6 +69,7 @@ use crate::exact::dyadic::ExactSum;
 use crate::model::image::{conv_rows, Window};
 use crate::model::ir::{Affine, Dense, Layer, Network, Shared, Sparse};
 use crate::model::safetensors_json::{map_weights, tensor, values};
+use crate::repro::clevr::Vocabulary;
 
 /// The value of the description's `format` field.
 pub const FORMAT: &str = "dtdcert-relation-network";
@@ -139,6 +147,62 @@ pub struct RelationNetwork {
     question: usize,
     g: Vec<Dense>,
     f: Vec<Dense>,
+    encoder: Option<QuestionEncoder>,
+}
+
+/// A question encoder: word embedding and LSTM, in f64.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuestionEncoder {
+    pub vocabulary: Vocabulary,
+    /// `[words + 1, embedding]`.
+    embedding: Array2<f64>,
+    /// `[4 hidden, embedding]`, `[4 hidden, hidden]`, and the two biases, gates i, f, g, o.
+    weight_ih: Array2<f64>,
+    weight_hh: Array2<f64>,
+    bias_ih: Array1<f64>,
+    bias_hh: Array1<f64>,
+}
+
+impl QuestionEncoder {
+    /// The width of the question vectors (the LSTM's hidden state).
+    pub fn width(&self) -> usize {
+        self.weight_hh.ncols()
+    }
+
+    /// The question vector of a question's words (1-based indices, in the question's order):
+    /// the LSTM's final hidden state over the words in reverse order, from a zero state.
+    pub fn encode(&self, words: &[usize]) -> Vec<f64> {
+        let hidden = self.weight_hh.ncols();
+        let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+        let mut h = Array1::<f64>::zeros(hidden);
+        let mut c = Array1::<f64>::zeros(hidden);
+        for &w in words.iter().rev() {
+            let x = self.embedding.row(w);
+            let gates =
+                self.weight_ih.dot(&x) + &self.bias_ih + self.weight_hh.dot(&h) + &self.bias_hh;
+            for k in 0..hidden {
+                let (i, f) = (sigmoid(gates[k]), sigmoid(gates[hidden + k]));
+                let (g, o) = (gates[2 * hidden + k].tanh(), sigmoid(gates[3 * hidden + k]));
+                c[k] = f * c[k] + i * g;
+                h[k] = o * c[k].tanh();
+            }
+        }
+        h.to_vec()
+    }
+
+    /// The question vector of a question's text ([`crate::repro::clevr::tokenize`]); a word
+    /// outside the dictionary is an error naming it.
+    pub fn encode_text(&self, text: &str) -> Result<Vec<f64>> {
+        let words = crate::repro::clevr::tokenize(text)
+            .into_iter()
+            .map(|w| {
+                self.vocabulary.words.get(&w).copied().ok_or_else(|| {
+                    invalid(format!("the word '{w}' is not in the model's dictionary"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(self.encode(&words))
+    }
 }
 
 impl RelationNetwork {
@@ -260,7 +324,13 @@ impl RelationNetwork {
             question,
             g,
             f,
+            encoder: None,
         })
+    }
+
+    /// The question encoder, where the description has one.
+    pub fn question_encoder(&self) -> Option<&QuestionEncoder> {
+        self.encoder.as_ref()
     }
 
     /// `[channels, height, width]` of the image.
@@ -498,7 +568,7 @@ impl RelationNetwork {
         let tensors = SafeTensors::deserialize(&map).map_err(|e| {
             Error::file(&weights_path, format!("not a valid safetensors file: {e}"))
         })?;
-        d.build(&tensors)
+        d.build(&tensors, path.parent().unwrap_or(Path::new("")))
             .map_err(|p| Error::file(path, p))
             .and_then(|r| r.map_err(|e| e.in_file(path)))
     }
@@ -528,6 +598,19 @@ struct Description {
     question: usize,
     g: Vec<LinearSpec>,
     f: Vec<LinearSpec>,
+    #[serde(default)]
+    question_encoder: Option<EncoderSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EncoderSpec {
+    vocabulary: String,
+    embedding: String,
+    weight_ih: String,
+    weight_hh: String,
+    bias_ih: String,
+    bias_hh: String,
 }
 
 #[derive(Deserialize)]
@@ -571,6 +654,11 @@ struct LinearSpec {
     bias: Option<String>,
 }
 
+/// Reads a named tensor (its shape and values) of the weights file, or says why it cannot,
+/// with the place given.
+type ReadTensor<'a> =
+    dyn Fn(&str, &str) -> std::result::Result<(Vec<usize>, Vec<f64>), String> + 'a;
+
 /// The most weights one layer of the chain may store (as for ONNX image layers).
 const MAX_STORED: usize = 1 << 26;
 
@@ -582,6 +670,7 @@ impl Description {
     fn build(
         &self,
         tensors: &SafeTensors<'_>,
+        dir: &Path,
     ) -> std::result::Result<Result<RelationNetwork>, String> {
         let file = &self.weights;
         let read =
@@ -666,6 +755,13 @@ impl Description {
             };
         let g = linear(&self.g, "g")?;
         let f = linear(&self.f, "f")?;
+        let encoder = match &self.question_encoder {
+            Some(spec) => {
+                let outputs = f.last().map_or(0, |l| l.weight().nrows());
+                Some(self.encoder(spec, dir, outputs, &read)?)
+            }
+            None => None,
+        };
         Ok(RelationNetwork::new(
             self.image,
             conv,
@@ -673,6 +769,75 @@ impl Description {
             self.question,
             g,
             f,
-        ))
+        )
+        .map(|mut net| {
+            net.encoder = encoder;
+            net
+        }))
+    }
+
+    /// The question encoder of `spec`: its dictionaries (from `dir`) and tensors, each shape
+    /// checked against the dictionaries, the question width and the network's `outputs`.
+    fn encoder(
+        &self,
+        spec: &EncoderSpec,
+        dir: &Path,
+        outputs: usize,
+        read: &ReadTensor<'_>,
+    ) -> std::result::Result<QuestionEncoder, String> {
+        let at = "question_encoder";
+        let path = dir.join(&spec.vocabulary);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("{at}: cannot read {}: {e}", path.display()))?;
+        let vocabulary: Vocabulary = serde_json::from_str(&text)
+            .map_err(|e| format!("{at}: {} is not a vocabulary: {e}", path.display()))?;
+        let words = vocabulary.words.len();
+        if let Some((w, &i)) = vocabulary.words.iter().find(|(_, &i)| i == 0 || i > words) {
+            return Err(format!(
+                "{at}: the word '{w}' has index {i}; {words} words take 1 to {words}"
+            ));
+        }
+        if let Some((a, &i)) = vocabulary.answers.iter().find(|(_, &i)| i >= outputs) {
+            return Err(format!(
+                "{at}: the answer '{a}' has index {i}, beyond the network's {outputs} outputs"
+            ));
+        }
+        let hidden = self.question;
+        let matrix = |name: &str, rows: usize, cols: Option<usize>| {
+            let (shape, v) = read(name, at)?;
+            match (shape.as_slice(), cols) {
+                (&[r, c], Some(want)) if r == rows && c == want => {
+                    Ok(Array2::from_shape_vec((r, c), v).expect("shape checked"))
+                }
+                (&[r, c], None) if r == rows && c > 0 => {
+                    Ok(Array2::from_shape_vec((r, c), v).expect("shape checked"))
+                }
+                _ => Err(format!(
+                    "{at}: \"{name}\" has shape {shape:?}; expected [{rows}, {}]",
+                    cols.map_or("embedding".into(), |c| c.to_string())
+                )),
+            }
+        };
+        let embedding = matrix(&spec.embedding, words + 1, None)?;
+        let weight_ih = matrix(&spec.weight_ih, 4 * hidden, Some(embedding.ncols()))?;
+        let weight_hh = matrix(&spec.weight_hh, 4 * hidden, Some(hidden))?;
+        let vector = |name: &str| {
+            let (shape, v) = read(name, at)?;
+            if shape != [4 * hidden] {
+                return Err(format!(
+                    "{at}: \"{name}\" has shape {shape:?}; expected [{}]",
+                    4 * hidden
+                ));
+            }
+            Ok(Array1::from(v))
+        };
+        Ok(QuestionEncoder {
+            vocabulary,
+            embedding,
+            weight_ih,
+            weight_hh,
+            bias_ih: vector(&spec.bias_ih)?,
+            bias_hh: vector(&spec.bias_hh)?,
+        })
     }
 }

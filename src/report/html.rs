@@ -699,6 +699,7 @@ mod tests {
                 fingerprint: model.fingerprint().to_string(),
                 architecture: model.net().describe(),
                 question: None,
+                question_text: None,
             },
             inputs: InputsInfo {
                 path: PathBuf::from("in\"puts.npy"),

@@ -49,6 +49,9 @@ pub fn audit_markdown(doc: &SummaryDocument<'_>) -> String {
         doc.model.architecture
     );
     let _ = writeln!(out, "- model fingerprint: `{}`", doc.model.fingerprint);
+    if let Some(text) = &doc.model.question_text {
+        let _ = writeln!(out, "- question: \"{text}\" (its vector below)");
+    }
     if let Some(q) = &doc.model.question {
         let values: Vec<String> = q.iter().map(f64::to_string).collect();
         let _ = writeln!(out, "- question: `{}`", values.join(","));

@@ -37,6 +37,9 @@ pub struct Question {
     /// integers); `None` in CLEVR's test split.
     pub answer: Option<String>,
     pub family: Option<usize>,
+    /// The question type of CLEVR's evaluation, from the program's last function (see
+    /// [`Category`]); `None` where the file has no program.
+    pub category: Option<Category>,
     /// The ground-truth mask file (CLEVR-XAI), where the question has one.
     pub mask: Option<PathBuf>,
 }
@@ -52,6 +55,58 @@ struct Entry {
     question_index: Option<usize>,
     #[serde(default)]
     question_family_index: Option<usize>,
+    #[serde(default)]
+    program: Option<Vec<Step>>,
+}
+
+/// One function of a question's program (`function` in CLEVR v1.0, `type` in later files).
+#[derive(Deserialize)]
+struct Step {
+    #[serde(default, alias = "type")]
+    function: Option<String>,
+}
+
+/// CLEVR's five question types, by the function that gives the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Category {
+    Exist,
+    Count,
+    CompareInteger,
+    CompareAttribute,
+    QueryAttribute,
+}
+
+impl Category {
+    pub const ALL: [Category; 5] = [
+        Category::Exist,
+        Category::Count,
+        Category::CompareInteger,
+        Category::CompareAttribute,
+        Category::QueryAttribute,
+    ];
+
+    /// The type of a program whose last function is `function`.
+    pub fn of(function: &str) -> Option<Self> {
+        Some(match function {
+            "exist" => Category::Exist,
+            "count" => Category::Count,
+            "equal_integer" | "less_than" | "greater_than" => Category::CompareInteger,
+            f if f.starts_with("equal_") => Category::CompareAttribute,
+            f if f.starts_with("query_") => Category::QueryAttribute,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::Exist => "exist",
+            Category::Count => "count",
+            Category::CompareInteger => "compare-integer",
+            Category::CompareAttribute => "compare-attribute",
+            Category::QueryAttribute => "query-attribute",
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -107,6 +162,12 @@ fn questions(path: &Path, entries: Vec<Entry>, images: &Path) -> Result<Vec<Ques
             text: e.question,
             answer,
             family: e.question_family_index,
+            category: e
+                .program
+                .as_ref()
+                .and_then(|p| p.last())
+                .and_then(|s| s.function.as_deref())
+                .and_then(Category::of),
             mask: None,
         });
     }
@@ -270,7 +331,7 @@ pub fn tokenize(sentence: &str) -> Vec<String> {
 /// Word and answer dictionaries, 1-based in order of first appearance, as the reference
 /// builds them: 0 pads a question, and the reference network's 29 outputs hold CLEVR's 28
 /// answers at 1..=28.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, Deserialize)]
 pub struct Vocabulary {
     pub words: HashMap<String, usize>,
     pub answers: HashMap<String, usize>,
@@ -306,5 +367,190 @@ impl Vocabulary {
                 })
             })
             .collect()
+    }
+}
+
+/// The bytes of one preprocessed image: `128 × 128 × 3` (rows, columns, RGB), resized as
+/// [`load_image`] resizes, before the scaling to [−1, 1].
+pub const IMAGE_BYTES: usize = IMAGE_SIDE * IMAGE_SIDE * 3;
+
+/// A CLEVR split held for training or evaluation: its images resized (8-bit, `IMAGE_BYTES`
+/// each), and per question its image, its words' indices, its answer's index and its type.
+#[derive(Clone, Debug, Default)]
+pub struct ClevrSet {
+    pub images: Vec<u8>,
+    pub image_of: Vec<usize>,
+    /// The words' 1-based indices, in the question's order.
+    pub tokens: Vec<Vec<usize>>,
+    /// The answer's 1-based index (`Vocabulary::answers`).
+    pub answers: Vec<usize>,
+    pub categories: Vec<Option<Category>>,
+}
+
+impl ClevrSet {
+    /// The questions of `questions` on their first `limit` distinct images (all where
+    /// `None`), encoded with `vocabulary`; the images are decoded and resized in parallel,
+    /// `progress` called with each image done.
+    pub fn encode(
+        questions: &[Question],
+        vocabulary: &Vocabulary,
+        limit: Option<usize>,
+        progress: impl Fn() + Sync,
+    ) -> Result<Self> {
+        use rayon::prelude::*;
+        let mut image_index: HashMap<&Path, usize> = HashMap::new();
+        let mut paths: Vec<&Path> = Vec::new();
+        let mut set = ClevrSet::default();
+        for q in questions {
+            let next = paths.len();
+            let i = match image_index.get(q.image.as_path()) {
+                Some(&i) => i,
+                None if limit.is_some_and(|n| next >= n) => continue,
+                None => {
+                    image_index.insert(&q.image, next);
+                    paths.push(&q.image);
+                    next
+                }
+            };
+            let answer = q.answer.as_ref().ok_or_else(|| {
+                crate::error::invalid(format!(
+                    "question {}: no answer (CLEVR's test split has none)",
+                    q.index
+                ))
+            })?;
+            let index = vocabulary.answers.get(answer).copied().ok_or_else(|| {
+                crate::error::invalid(format!(
+                    "question {}: the answer '{answer}' is not in the dictionary",
+                    q.index
+                ))
+            })?;
+            set.image_of.push(i);
+            set.tokens.push(vocabulary.encode(q)?);
+            set.answers.push(index);
+            set.categories.push(q.category);
+        }
+        let decoded: Vec<Vec<u8>> = paths
+            .par_iter()
+            .map(|path| {
+                let (rgb, h, w) = read_png_rgb(path)?;
+                progress();
+                Ok(resize_bilinear(&rgb, (h, w, 3), (IMAGE_SIDE, IMAGE_SIDE)))
+            })
+            .collect::<Result<_>>()?;
+        set.images = decoded.concat();
+        Ok(set)
+    }
+
+    pub fn num_images(&self) -> usize {
+        self.images.len() / IMAGE_BYTES
+    }
+
+    pub fn num_questions(&self) -> usize {
+        self.answers.len()
+    }
+
+    /// Image `i`'s bytes.
+    pub fn image(&self, i: usize) -> &[u8] {
+        &self.images[i * IMAGE_BYTES..(i + 1) * IMAGE_BYTES]
+    }
+}
+
+/// The reference training's augmentation of a resized image (`side × side × 3`): padded by
+/// 4 black pixels on every side, cropped back to `side × side` at offset `(dx, dy)` (each
+/// in `0..=8`), then rotated by `degrees` about the centre, nearest neighbour, black where
+/// the rotation leaves the image (torchvision's `Pad(4)`, `RandomCrop`, `RandomRotation`).
+pub fn augment(image: &[u8], side: usize, dx: usize, dy: usize, degrees: f64) -> Vec<u8> {
+    let (sin, cos) = degrees.to_radians().sin_cos();
+    let centre = side as f64 / 2.0;
+    let mut out = vec![0u8; image.len()];
+    for y in 0..side {
+        for x in 0..side {
+            // The output pixel's centre, rotated back into the crop (counter-clockwise
+            // rotation of the content by `degrees`, the image's y axis pointing down).
+            let (u, v) = (x as f64 + 0.5 - centre, y as f64 + 0.5 - centre);
+            let sx = cos * u - sin * v + centre;
+            let sy = sin * u + cos * v + centre;
+            let (cx, cy) = (sx.floor() as i64, sy.floor() as i64);
+            // Crop coordinates to the unpadded image's.
+            let (ix, iy) = (cx + dx as i64 - 4, cy + dy as i64 - 4);
+            let inside =
+                |c: i64, i: i64| (0..side as i64).contains(&c) && (0..side as i64).contains(&i);
+            if inside(cx, ix) && inside(cy, iy) {
+                let from = (iy as usize * side + ix as usize) * 3;
+                let to = (y * side + x) * 3;
+                out[to..to + 3].copy_from_slice(&image[from..from + 3]);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gradient(side: usize) -> Vec<u8> {
+        (0..side * side * 3).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn question_types_follow_the_last_function() {
+        assert_eq!(Category::of("exist"), Some(Category::Exist));
+        assert_eq!(Category::of("count"), Some(Category::Count));
+        for f in ["equal_integer", "less_than", "greater_than"] {
+            assert_eq!(Category::of(f), Some(Category::CompareInteger), "{f}");
+        }
+        for f in ["equal_color", "equal_shape", "equal_size", "equal_material"] {
+            assert_eq!(Category::of(f), Some(Category::CompareAttribute), "{f}");
+        }
+        for f in ["query_color", "query_shape", "query_size", "query_material"] {
+            assert_eq!(Category::of(f), Some(Category::QueryAttribute), "{f}");
+        }
+        assert_eq!(Category::of("filter_color"), None);
+        assert_eq!(Category::of("scene"), None);
+    }
+
+    #[test]
+    fn the_centred_crop_without_rotation_is_the_image() {
+        let image = gradient(16);
+        assert_eq!(augment(&image, 16, 4, 4, 0.0), image);
+    }
+
+    #[test]
+    fn a_crop_offset_shifts_the_image_and_fills_black() {
+        let side = 16;
+        let image = gradient(side);
+        // dx = 6: the crop starts 2 pixels right of the image, so output x shows input x + 2.
+        let out = augment(&image, side, 6, 1, 0.0);
+        for y in 0..side {
+            for x in 0..side {
+                let (ix, iy) = (x as i64 + 2, y as i64 - 3);
+                let want = if (0..side as i64).contains(&ix) && (0..side as i64).contains(&iy) {
+                    image[(iy as usize * side + ix as usize) * 3]
+                } else {
+                    0
+                };
+                assert_eq!(out[(y * side + x) * 3], want, "({x}, {y})");
+            }
+        }
+    }
+
+    #[test]
+    fn a_quarter_turn_maps_rows_to_columns() {
+        let side = 8;
+        let image = gradient(side);
+        let out = augment(&image, side, 4, 4, 90.0);
+        for y in 0..side {
+            for x in 0..side {
+                // Output (x, y) samples input (side − 1 − y, x): the content turned a quarter.
+                let from = (x * side + (side - 1 - y)) * 3;
+                assert_eq!(&out[(y * side + x) * 3..][..3], &image[from..from + 3]);
+            }
+        }
+        // A small angle keeps the centre and blackens some corner pixels.
+        let big = gradient(64);
+        let turned = augment(&big, 64, 4, 4, 2.8);
+        assert_eq!(turned[(32 * 64 + 32) * 3], big[(32 * 64 + 32) * 3]);
+        assert_eq!(&turned[..3], &[0, 0, 0]);
     }
 }

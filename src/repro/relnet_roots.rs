@@ -2,7 +2,8 @@
 //! C7 asks whether z⁺ explanations of a relation network mean anything; this asks whether
 //! their Taylor expansions are even taken inside the input's linear region).
 //!
-//! For each drawn question of a Sort-of-CLEVR set, the network with that question fixed is
+//! For each drawn question of a Sort-of-CLEVR set or of a CLEVR split ([`Questions`]), the
+//! network with that question fixed is
 //! one chain of IR layers ([`RelationNetwork::network`]). The explanation's relevances are
 //! computed once; in every layer, up to `roots` neurons with a root are drawn, their roots
 //! rebuilt ([`neuron_root`]) and judged against the input's region ([`membership_batch`]:
@@ -20,10 +21,168 @@ use serde::Serialize;
 use crate::dtd::{explain, neuron_root, DtdSettings, RootOutcome};
 use crate::error::{Error, Result};
 use crate::model::forward::argmax;
+use crate::model::relnet::QuestionEncoder;
 use crate::model::relnet::{Options, RelationNetwork};
 use crate::model::Model;
 use crate::region::{membership_batch, trace_and_pattern, Decision, Membership};
+use crate::repro::clevr::{load_image, Question, IMAGE_SIDE};
 use crate::repro::sort_of_clevr::{Loaded, ANSWERS, QUESTION_WIDTH, SIZE};
+
+/// The questions a run draws from, each with its image, question vector and answer.
+pub trait Questions: Sync {
+    fn num_questions(&self) -> usize;
+    /// What the data is, for messages.
+    fn describe(&self) -> String;
+    /// The image shape `[3, side, side]` the data has.
+    fn image_shape(&self) -> [usize; 3];
+    /// The question vector's width, the network's outputs the answers need.
+    fn question_width(&self) -> usize;
+    fn outputs(&self) -> usize;
+    /// Question `q`'s vector, as `g` reads it.
+    fn vector(&self, q: usize) -> Result<Vec<f64>>;
+    /// Question `q`'s image: its index among the data's images, and its values as the
+    /// network reads them.
+    fn image(&self, q: usize) -> Result<(usize, Vec<f64>)>;
+    /// Question `q`'s answer: the output that stands for it.
+    fn answer(&self, q: usize) -> usize;
+}
+
+impl Questions for Loaded {
+    fn num_questions(&self) -> usize {
+        Loaded::num_questions(self)
+    }
+
+    fn describe(&self) -> String {
+        "a Sort-of-CLEVR set".into()
+    }
+
+    fn image_shape(&self) -> [usize; 3] {
+        [3, SIZE, SIZE]
+    }
+
+    fn question_width(&self) -> usize {
+        QUESTION_WIDTH
+    }
+
+    fn outputs(&self) -> usize {
+        ANSWERS.len()
+    }
+
+    fn vector(&self, q: usize) -> Result<Vec<f64>> {
+        Ok(self.questions[q * QUESTION_WIDTH..(q + 1) * QUESTION_WIDTH]
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect())
+    }
+
+    fn image(&self, q: usize) -> Result<(usize, Vec<f64>)> {
+        let image = self.image_of[q];
+        let pixels = 3 * SIZE * SIZE;
+        let x = self.images[image * pixels..(image + 1) * pixels]
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        Ok((image, x))
+    }
+
+    fn answer(&self, q: usize) -> usize {
+        self.answers[q]
+    }
+}
+
+/// The questions of a CLEVR split read by a model's question encoder: its words and answer
+/// indexed by the model's dictionaries, the image read when a question is drawn.
+pub struct ClevrQuestions<'a> {
+    questions: Vec<Question>,
+    words: Vec<Vec<usize>>,
+    answers: Vec<usize>,
+    image_index: Vec<usize>,
+    encoder: &'a QuestionEncoder,
+    outputs: usize,
+}
+
+impl<'a> ClevrQuestions<'a> {
+    /// Indexes `questions` with the dictionaries of `encoder` (a word or an answer outside
+    /// them, or a question without an answer, is an error naming the question).
+    pub fn new(
+        questions: Vec<Question>,
+        encoder: &'a QuestionEncoder,
+        outputs: usize,
+    ) -> Result<Self> {
+        let mut words = Vec::with_capacity(questions.len());
+        let mut answers = Vec::with_capacity(questions.len());
+        let mut image_index = Vec::with_capacity(questions.len());
+        let mut images: std::collections::HashMap<&std::path::Path, usize> = Default::default();
+        for q in &questions {
+            words.push(encoder.vocabulary.encode(q)?);
+            let answer = q
+                .answer
+                .as_deref()
+                .ok_or_else(|| crate::error::invalid(format!("question {}: no answer", q.index)))?;
+            answers.push(
+                encoder
+                    .vocabulary
+                    .answers
+                    .get(answer)
+                    .copied()
+                    .ok_or_else(|| {
+                        crate::error::invalid(format!(
+                            "question {}: the answer '{answer}' is not in the model's dictionary",
+                            q.index
+                        ))
+                    })?,
+            );
+            let next = images.len();
+            image_index.push(*images.entry(q.image.as_path()).or_insert(next));
+        }
+        Ok(Self {
+            questions,
+            words,
+            answers,
+            image_index,
+            encoder,
+            outputs,
+        })
+    }
+}
+
+impl Questions for ClevrQuestions<'_> {
+    fn num_questions(&self) -> usize {
+        self.questions.len()
+    }
+
+    fn describe(&self) -> String {
+        "a CLEVR split".into()
+    }
+
+    fn image_shape(&self) -> [usize; 3] {
+        [3, IMAGE_SIDE, IMAGE_SIDE]
+    }
+
+    fn question_width(&self) -> usize {
+        self.encoder.width()
+    }
+
+    fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    fn vector(&self, q: usize) -> Result<Vec<f64>> {
+        Ok(self.encoder.encode(&self.words[q]))
+    }
+
+    fn image(&self, q: usize) -> Result<(usize, Vec<f64>)> {
+        let values = load_image(&self.questions[q].image)?;
+        Ok((
+            self.image_index[q],
+            values.iter().map(|&v| f64::from(v)).collect(),
+        ))
+    }
+
+    fn answer(&self, q: usize) -> usize {
+        self.answers[q]
+    }
+}
 
 /// The answer whose logit is explained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -143,26 +302,35 @@ pub fn wilson(k: u64, n: u64) -> Option<[f64; 2]> {
     Some([lo, hi])
 }
 
-/// Checks that the network reads the set's images and questions.
-pub fn check_fits(rn: &RelationNetwork, model: &std::path::Path) -> Result<()> {
-    if rn.image() != [3, SIZE, SIZE] || rn.question_width() != QUESTION_WIDTH {
-        let [c, h, w] = rn.image();
+/// Checks that the network reads the data's images and questions and has an output for
+/// each of its answers.
+pub fn check_fits(
+    rn: &RelationNetwork,
+    model: &std::path::Path,
+    data: &dyn Questions,
+) -> Result<()> {
+    let [c, h, w] = data.image_shape();
+    if rn.image() != data.image_shape() || rn.question_width() != data.question_width() {
+        let [mc, mh, mw] = rn.image();
         return Err(Error::file(
             model,
             format!(
-                "the network takes {c}×{h}×{w} images and questions of {}; a Sort-of-CLEVR set \
-                 has 3×{SIZE}×{SIZE} and {QUESTION_WIDTH}",
-                rn.question_width()
+                "the network takes {mc}×{mh}×{mw} images and questions of {}; {} has \
+                 {c}×{h}×{w} and {}",
+                rn.question_width(),
+                data.describe(),
+                data.question_width()
             ),
         ));
     }
-    if rn.outputs() != ANSWERS.len() {
+    if rn.outputs() != data.outputs() {
         return Err(Error::file(
             model,
             format!(
-                "the network has {} outputs; Sort-of-CLEVR has {} answers",
+                "the network has {} outputs; {} needs {}",
                 rn.outputs(),
-                ANSWERS.len()
+                data.describe(),
+                data.outputs()
             ),
         ));
     }
@@ -170,7 +338,7 @@ pub fn check_fits(rn: &RelationNetwork, model: &std::path::Path) -> Result<()> {
 }
 
 /// The questions to draw: `samples` distinct ones, uniformly (stream 0 of the seed).
-pub fn draw_questions(data: &Loaded, samples: usize, seed: u64) -> Vec<usize> {
+pub fn draw_questions(data: &dyn Questions, samples: usize, seed: u64) -> Vec<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(0);
     let mut drawn = rand::seq::index::sample(&mut rng, data.num_questions(), samples).into_vec();
@@ -182,15 +350,19 @@ pub fn draw_questions(data: &Loaded, samples: usize, seed: u64) -> Vec<usize> {
 /// samples finished.
 pub fn run(
     rn: &RelationNetwork,
-    data: &Loaded,
+    data: &dyn Questions,
     settings: &Settings,
     progress: impl Fn(usize) + Sync,
 ) -> Result<Outcome> {
     let questions = draw_questions(data, settings.samples, settings.seed);
+    let vectors: Vec<Vec<f64>> = questions
+        .iter()
+        .map(|&q| data.vector(q))
+        .collect::<Result<_>>()?;
     // One chain per distinct question vector (building one costs more than a forward pass).
-    let mut groups: BTreeMap<Vec<u8>, Vec<usize>> = BTreeMap::new();
-    for (s, &q) in questions.iter().enumerate() {
-        let key = question_vector(data, q).iter().map(|&v| v as u8).collect();
+    let mut groups: BTreeMap<Vec<u64>, Vec<usize>> = BTreeMap::new();
+    for (s, vector) in vectors.iter().enumerate() {
+        let key = vector.iter().map(|v| v.to_bits()).collect();
         groups.entry(key).or_default().push(s);
     }
     // Groups run in parallel, each building its chain once and judging its samples in turn,
@@ -200,8 +372,7 @@ pub fn run(
     let judged: Vec<Judged> = groups
         .into_par_iter()
         .map(|members| -> Result<Judged> {
-            let question = question_vector(data, questions[members[0]]);
-            let model = Model::new(rn.network(&question, settings.batch_norm)?);
+            let model = Model::new(rn.network(&vectors[members[0]], settings.batch_norm)?);
             let widths = model
                 .net()
                 .layers()
@@ -211,11 +382,11 @@ pub fn run(
             let done = members
                 .iter()
                 .map(|&s| {
-                    let outcome = judge_sample(&model, data, settings, s, questions[s]);
+                    let outcome = judge_sample(&model, data, settings, s, questions[s])?;
                     progress(1);
-                    (s, outcome)
+                    Ok((s, outcome))
                 })
-                .collect();
+                .collect::<Result<_>>()?;
             Ok((widths, done))
         })
         .collect::<Result<_>>()?;
@@ -241,31 +412,19 @@ pub fn run(
     })
 }
 
-fn question_vector(data: &Loaded, q: usize) -> Vec<f64> {
-    data.questions[q * QUESTION_WIDTH..(q + 1) * QUESTION_WIDTH]
-        .iter()
-        .map(|&v| f64::from(v))
-        .collect()
-}
-
 fn judge_sample(
     model: &Model,
-    data: &Loaded,
+    data: &dyn Questions,
     settings: &Settings,
     sample: usize,
     question: usize,
-) -> (SampleRecord, Vec<RootRecord>) {
-    let image = data.image_of[question];
-    let pixels = 3 * SIZE * SIZE;
-    let x: Vec<f64> = data.images[image * pixels..(image + 1) * pixels]
-        .iter()
-        .map(|&v| f64::from(v))
-        .collect();
+) -> Result<(SampleRecord, Vec<RootRecord>)> {
+    let (image, x) = data.image(question)?;
     let (trace, pattern, pattern_decided_by) = trace_and_pattern(model, &x);
     let predicted = argmax(trace.output());
     let explained = match settings.explained {
         Explained::Predicted => predicted,
-        Explained::True => data.answers[question],
+        Explained::True => data.answer(question),
     };
     let explanation = explain(model.net(), &trace, &settings.dtd, explained, false);
     // Stream 1 + sample of the seed draws the sample's roots, whatever the order samples run.
@@ -309,18 +468,18 @@ fn judge_sample(
             });
         }
     }
-    (
+    Ok((
         SampleRecord {
             question,
             image,
-            answer: data.answers[question],
+            answer: data.answer(question),
             predicted,
             explained,
             pattern_decided_by,
             roots_available,
         },
         records,
-    )
+    ))
 }
 
 fn tally(
