@@ -23,7 +23,7 @@ use dtdcert::torch::relnet::{
     clip_scale, question_tokens, Adam, Task, TorchRelationNet, TrainSettings,
 };
 use relnet_common::{clevr_root, dtdcert, generate, ok, s, TRAIN, VAL};
-use serde_json::Value;
+use serde_json::{json, Value};
 use tch::{Device, Kind, Tensor};
 
 fn report(model: &Path) -> Value {
@@ -359,9 +359,24 @@ fn bad_clevr_requests_exit_with_code_2() {
         "CLEVR_val_questions.json",
     );
     std::fs::write(&val, &original).unwrap();
+    // More answers than the network's outputs hold.
+    let file = root.join("questions/CLEVR_train_questions.json");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let mut many: Value = serde_json::from_str(&original).unwrap();
+    let template = many["questions"][0].clone();
+    for k in 0..29 {
+        let mut q = template.clone();
+        q["answer"] = json!(format!("answer{k}"));
+        many["questions"].as_array_mut().unwrap().push(q);
+    }
+    std::fs::write(&file, many.to_string()).unwrap();
+    fails(
+        &joined(&train, &["--data", s(&root)]),
+        "the CLEVR network's 29 outputs hold at most 28",
+    );
+    std::fs::write(&file, &original).unwrap();
     // A missing training file and a missing image are named.
     let moved = dir.path().join("train.json");
-    let file = root.join("questions/CLEVR_train_questions.json");
     std::fs::rename(&file, &moved).unwrap();
     fails(
         &joined(&train, &["--data", s(&root)]),

@@ -472,14 +472,31 @@ fn clevr_questions_go_through_the_network_s_encoder_and_their_roots_are_judged_e
     assert!(judged.iter().sum::<u64>() >= 6, "{judged:?}");
     assert!(per_sample_layer.values().all(|&n| n <= 2));
 
-    // The audit reads the same question in words and records both.
-    let x: Vec<f32> = load_image(&val[0].image).unwrap().iter().copied().collect();
-    let inputs = dir.path().join("x.npy");
-    ndarray_npy::write_npy(
-        &inputs,
-        &ndarray::Array2::from_shape_vec((1, x.len()), x).unwrap(),
-    )
-    .unwrap();
+    // `relnet image` writes the preprocessed images, one row each; the audit reads the same
+    // question in words and records both.
+    let image = |out: &Path, images: &[&Path]| {
+        let head = ["relnet", "image", "--out", s(out)];
+        let paths: Vec<&str> = images.iter().map(|p| s(p)).collect();
+        relnet_common::dtdcert(&[&head[..], &paths].concat())
+    };
+    let (two, inputs) = (dir.path().join("two.npy"), dir.path().join("x.npy"));
+    ok(image(&two, &[&val[2].image, &val[0].image]));
+    ok(image(&inputs, &[&val[0].image]));
+    let rows: ndarray::Array2<f64> = ndarray_npy::read_npy(&two).unwrap();
+    assert_eq!(rows.dim(), (2, 3 * 128 * 128));
+    for (row, q) in rows.outer_iter().zip([&val[2], &val[0]]) {
+        let want: Vec<f64> = load_image(&q.image)
+            .unwrap()
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        assert_eq!(row.to_vec(), want);
+    }
+    let bad = image(&dir.path().join("y.npy"), &[&val[0].image, &two]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{err}");
+    assert!(err.contains("two.npy") && err.contains("PNG"), "{err}");
+    assert!(!dir.path().join("y.npy").exists());
     let audit = dir.path().join("audit");
     ok(relnet_common::dtdcert(&[
         "audit",

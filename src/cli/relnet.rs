@@ -16,6 +16,25 @@ pub enum RelnetCommand {
     Eval(EvalArgs),
     Sanity(SanityArgs),
     Roots(RootsArgs),
+    Image(ImageArgs),
+}
+
+/// Preprocess CLEVR images as the reference does (Pillow's bilinear resize to 128×128, then
+/// `v / 127.5 − 1`) into an inputs file for `audit`, `explain` and the other model commands:
+/// one row of 3 × 128 × 128 values (channels first) per image, f64 .npy.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  dtdcert relnet image --out x.npy CLEVR_v1.0/images/val/CLEVR_val_000000.png\n  \
+dtdcert audit --model rn-clevr/rn.json --question-text \"What color is the large sphere?\" \
+--inputs x.npy --out audit-clevr"
+)]
+pub struct ImageArgs {
+    /// The .npy file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// The PNG images, one row each in this order.
+    #[arg(required = true, value_name = "PNG")]
+    pub images: Vec<PathBuf>,
 }
 
 /// Train a relation network on Sort-of-CLEVR or on CLEVR v1.0 (libtorch; builds with the
@@ -242,7 +261,22 @@ pub fn run(command: RelnetCommand) -> Result<Outcome> {
         RelnetCommand::Eval(args) => eval(args),
         RelnetCommand::Sanity(args) => sanity(args),
         RelnetCommand::Roots(args) => roots(args),
+        RelnetCommand::Image(args) => image(args),
     }
+}
+
+fn image(args: ImageArgs) -> Result<Outcome> {
+    use crate::repro::clevr::{load_image, IMAGE_SIDE};
+    let width = 3 * IMAGE_SIDE * IMAGE_SIDE;
+    let mut rows = ndarray::Array2::<f64>::zeros((args.images.len(), width));
+    for (mut row, path) in rows.outer_iter_mut().zip(&args.images) {
+        let values = load_image(path)?;
+        row.iter_mut()
+            .zip(values.iter())
+            .for_each(|(r, &v)| *r = f64::from(v));
+    }
+    crate::model::inputs::write_npy_f64_atomic(&args.out, &rows)?;
+    Ok(Outcome::Clean)
 }
 
 fn generate(args: GenerateArgs) -> Result<Outcome> {
@@ -659,6 +693,18 @@ fn train(args: TrainArgs) -> Result<Outcome> {
     let (soc, soc_eval, clevr_sets, task) = if clevr {
         let questions = clevr_questions(&args.data, "train")?;
         let vocabulary = Vocabulary::build(&questions);
+        let outputs = crate::torch::relnet::CLEVR_OUTPUTS;
+        if vocabulary.answers.len() >= outputs {
+            return Err(Error::file(
+                args.data.join("questions/CLEVR_train_questions.json"),
+                format!(
+                    "{} distinct answers; the CLEVR network's {outputs} outputs hold at most {} \
+                     (output 0 is unused)",
+                    vocabulary.answers.len(),
+                    outputs - 1
+                ),
+            ));
+        }
         let train = clevr_split(
             &args.data,
             "train",
