@@ -7,7 +7,9 @@
 # FUZZ_TOOLCHAIN to use another toolchain than `nightly`. The committed seeds in
 # fuzz/seeds/TARGET are copied into the working corpus fuzz/corpus/TARGET (ignored by git)
 # before each run; fuzz/dicts/TARGET.dict, when present, is passed as the libFuzzer dictionary.
-# Extra libFuzzer flags can be given in FUZZ_FLAGS. Each run's log is written to
+# Extra libFuzzer flags can be given in FUZZ_FLAGS. FUZZ_ONE_BUILD=1 builds root_verdict with
+# the others (under AddressSanitizer) instead of in a build of its own: for short smoke runs,
+# where a second full build costs more than the slower fuzzing. Each run's log is written to
 # fuzz/artifacts/TARGET.log, and a crash input to fuzz/artifacts/TARGET/.
 #
 # Prints, per target, the seconds, the executions (libFuzzer's final
@@ -40,6 +42,10 @@ fi
 # `unsafe`). root_verdict is safe numeric code spending its time in big-rational arithmetic,
 # which AddressSanitizer slows down 2.5 times, so it runs without, built in its own folder.
 build_flags() {
+    if [ "${FUZZ_ONE_BUILD:-0}" = 1 ]; then
+        echo ""
+        return
+    fi
     case "$1" in
         root_verdict) echo "--sanitizer none --target-dir fuzz/target/sanitizer-none" ;;
         *) echo "" ;;
