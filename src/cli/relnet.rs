@@ -362,9 +362,7 @@ fn roots(args: RootsArgs) -> Result<Outcome> {
             )
         })?;
         let questions = crate::repro::clevr::clevr_questions(&args.data, &args.split)?;
-        let file = args
-            .data
-            .join(format!("questions/CLEVR_{}_questions.json", args.split));
+        let file = crate::repro::clevr::clevr_question_file(&args.data, &args.split);
         clevr =
             ClevrQuestions::new(questions, encoder, rn.outputs()).map_err(|e| e.in_file(&file))?;
         &clevr
@@ -506,10 +504,13 @@ fn train_settings(args: &TrainArgs) -> Result<crate::torch::relnet::TrainSetting
     })
 }
 
-/// The settings a resumed training must share with the run it continues.
+/// The settings a resumed training must share with the run it continues (`settings`: those
+/// [`train_settings`] made of `args`).
 #[cfg(feature = "torch")]
-fn training_settings(args: &TrainArgs) -> serde_json::Value {
-    let settings = train_settings(args).expect("checked before");
+fn training_settings(
+    args: &TrainArgs,
+    settings: &crate::torch::relnet::TrainSettings,
+) -> serde_json::Value {
     let mut json = serde_json::json!({
         "data": args.data, "eval": args.eval, "images": args.images,
         "batch": settings.batch, "learning_rate": settings.learning_rate, "seed": args.seed,
@@ -544,7 +545,7 @@ fn clevr_split(
     images: Option<usize>,
     quiet: bool,
 ) -> Result<crate::repro::clevr::ClevrSet> {
-    use crate::repro::clevr::{clevr_questions, ClevrSet};
+    use crate::repro::clevr::{clevr_question_file, clevr_questions, ClevrSet};
     let questions = match questions {
         Some(q) => q,
         None => clevr_questions(root, split)?,
@@ -559,12 +560,8 @@ fn clevr_split(
         &format!("{{bar:40}} {{pos}}/{{len}} {split} images decoded, ETA {{eta}}"),
         !quiet,
     );
-    let set = ClevrSet::encode(&questions, vocabulary, images, || bar.inc(1)).map_err(|e| {
-        e.in_file(
-            root.join("questions")
-                .join(format!("CLEVR_{split}_questions.json")),
-        )
-    })?;
+    let set = ClevrSet::encode(&questions, vocabulary, images, || bar.inc(1))
+        .map_err(|e| e.in_file(clevr_question_file(root, split)))?;
     bar.finish_and_clear();
     Ok(set)
 }
@@ -573,7 +570,10 @@ fn clevr_split(
 /// go) or of one to continue (`--resume`): its path, the epochs already trained (their
 /// report entries) and the last checkpoint.
 #[cfg(feature = "torch")]
-fn training_folder(args: &TrainArgs) -> Result<(PathBuf, Vec<serde_json::Value>)> {
+fn training_folder(
+    args: &TrainArgs,
+    settings: &crate::torch::relnet::TrainSettings,
+) -> Result<(PathBuf, Vec<serde_json::Value>)> {
     use crate::audit::output::{
         marker, marker_status, target_state, write_atomic, TargetState, MARKER,
     };
@@ -594,7 +594,7 @@ fn training_folder(args: &TrainArgs) -> Result<(PathBuf, Vec<serde_json::Value>)
         let report: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| Error::file(&path, format!("not a training report: {e}")))?;
         let stored = &report["settings"];
-        let now = training_settings(args);
+        let now = training_settings(args, settings);
         let keys: std::collections::BTreeSet<&String> = now
             .as_object()
             .into_iter()
@@ -696,7 +696,7 @@ fn train(args: TrainArgs) -> Result<Outcome> {
         let outputs = crate::torch::relnet::CLEVR_OUTPUTS;
         if vocabulary.answers.len() >= outputs {
             return Err(Error::file(
-                args.data.join("questions/CLEVR_train_questions.json"),
+                crate::repro::clevr::clevr_question_file(&args.data, "train"),
                 format!(
                     "{} distinct answers; the CLEVR network's {outputs} outputs hold at most {} \
                      (output 0 is unused)",
@@ -749,7 +749,7 @@ fn train(args: TrainArgs) -> Result<Outcome> {
             ),
             (None, None) => unreachable!("one kind of data is loaded"),
         };
-    let (dir, mut epochs) = training_folder(&args)?;
+    let (dir, mut epochs) = training_folder(&args, &settings)?;
     let mut net = TorchRelationNet::seeded(args.seed, task, device);
     let mut opt = Adam::new(&net);
     let checkpoint = |epoch: usize, what: &str| {
@@ -796,16 +796,12 @@ fn train(args: TrainArgs) -> Result<Outcome> {
             "epoch": epoch, "loss": loss, "learning_rate": settings.learning_rate(epoch),
             "seconds": seconds, "device": args.device, "eval": accuracy,
         }));
-        let images = soc.as_ref().map_or_else(
-            || clevr_sets.as_ref().map_or(0, |s| s.0.num_images()),
-            |d| d.num_images(),
-        );
         let report = serde_json::json!({
             "tool": "dtdcert",
             "version": env!("CARGO_PKG_VERSION"),
             "task": net.task().name(),
-            "images": images, "questions": questions,
-            "settings": training_settings(&args),
+            "images": train_set.num_images(), "questions": questions,
+            "settings": training_settings(&args, &settings),
             "epochs": epochs,
         });
         let text = serde_json::to_string_pretty(&report).expect("reports serialise");

@@ -193,14 +193,10 @@ impl QuestionEncoder {
     /// The question vector of a question's text ([`crate::repro::clevr::tokenize`]); a word
     /// outside the dictionary is an error naming it.
     pub fn encode_text(&self, text: &str) -> Result<Vec<f64>> {
-        let words = crate::repro::clevr::tokenize(text)
-            .into_iter()
-            .map(|w| {
-                self.vocabulary.words.get(&w).copied().ok_or_else(|| {
-                    invalid(format!("the word '{w}' is not in the model's dictionary"))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let words = self
+            .vocabulary
+            .words_of(text)
+            .map_err(|w| invalid(format!("the word '{w}' is not in the model's dictionary")))?;
         Ok(self.encode(&words))
     }
 }

@@ -181,6 +181,12 @@ fn questions(path: &Path, entries: Vec<Entry>, images: &Path) -> Result<Vec<Ques
     Ok(out)
 }
 
+/// The question file of CLEVR v1.0's `split` under `root`.
+pub fn clevr_question_file(root: &Path, split: &str) -> PathBuf {
+    root.join("questions")
+        .join(format!("CLEVR_{split}_questions.json"))
+}
+
 /// The questions of CLEVR v1.0's `split` (train, val or test) under `root`.
 pub fn clevr_questions(root: &Path, split: &str) -> Result<Vec<Question>> {
     if !["train", "val", "test"].contains(&split) {
@@ -188,9 +194,7 @@ pub fn clevr_questions(root: &Path, split: &str) -> Result<Vec<Question>> {
             "CLEVR split '{split}': expected train, val or test"
         )));
     }
-    let path = root
-        .join("questions")
-        .join(format!("CLEVR_{split}_questions.json"));
+    let path = clevr_question_file(root, split);
     let entries = read_questions(&path)?;
     questions(&path, entries, &root.join("images").join(split))
 }
@@ -356,17 +360,35 @@ impl Vocabulary {
 
     /// A question's word indices; a word outside the dictionary is an error naming it.
     pub fn encode(&self, question: &Question) -> Result<Vec<usize>> {
-        tokenize(&question.text)
+        self.words_of(&question.text).map_err(|w| {
+            crate::error::invalid(format!(
+                "question {}: the word '{w}' is not in the dictionary",
+                question.index
+            ))
+        })
+    }
+
+    /// The word indices of `text` ([`tokenize`]), or the first word outside the dictionary.
+    pub fn words_of(&self, text: &str) -> std::result::Result<Vec<usize>, String> {
+        tokenize(text)
             .into_iter()
-            .map(|w| {
-                self.words.get(&w).copied().ok_or_else(|| {
-                    crate::error::invalid(format!(
-                        "question {}: the word '{w}' is not in the dictionary",
-                        question.index
-                    ))
-                })
-            })
+            .map(|w| self.words.get(&w).copied().ok_or(w))
             .collect()
+    }
+
+    /// A question's answer index; a question without an answer (`none`: how the message
+    /// says so) or with one outside the dictionary (`dictionary`: its name in the message)
+    /// is an error naming the question.
+    pub fn answer(&self, question: &Question, none: &str, dictionary: &str) -> Result<usize> {
+        let answer = question.answer.as_deref().ok_or_else(|| {
+            crate::error::invalid(format!("question {}: no answer{none}", question.index))
+        })?;
+        self.answers.get(answer).copied().ok_or_else(|| {
+            crate::error::invalid(format!(
+                "question {}: the answer '{answer}' is not in {dictionary}",
+                question.index
+            ))
+        })
     }
 }
 
@@ -412,18 +434,7 @@ impl ClevrSet {
                     next
                 }
             };
-            let answer = q.answer.as_ref().ok_or_else(|| {
-                crate::error::invalid(format!(
-                    "question {}: no answer (CLEVR's test split has none)",
-                    q.index
-                ))
-            })?;
-            let index = vocabulary.answers.get(answer).copied().ok_or_else(|| {
-                crate::error::invalid(format!(
-                    "question {}: the answer '{answer}' is not in the dictionary",
-                    q.index
-                ))
-            })?;
+            let index = vocabulary.answer(q, " (CLEVR's test split has none)", "the dictionary")?;
             set.image_of.push(i);
             set.tokens.push(vocabulary.encode(q)?);
             set.answers.push(index);

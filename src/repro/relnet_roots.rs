@@ -115,23 +115,7 @@ impl<'a> ClevrQuestions<'a> {
         let mut images: std::collections::HashMap<&std::path::Path, usize> = Default::default();
         for q in &questions {
             words.push(encoder.vocabulary.encode(q)?);
-            let answer = q
-                .answer
-                .as_deref()
-                .ok_or_else(|| crate::error::invalid(format!("question {}: no answer", q.index)))?;
-            answers.push(
-                encoder
-                    .vocabulary
-                    .answers
-                    .get(answer)
-                    .copied()
-                    .ok_or_else(|| {
-                        crate::error::invalid(format!(
-                            "question {}: the answer '{answer}' is not in the model's dictionary",
-                            q.index
-                        ))
-                    })?,
-            );
+            answers.push(encoder.vocabulary.answer(q, "", "the model's dictionary")?);
             let next = images.len();
             image_index.push(*images.entry(q.image.as_path()).or_insert(next));
         }

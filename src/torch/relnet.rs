@@ -615,6 +615,7 @@ const SUBTYPES: [Subtype; 6] = [
 
 /// Questions a network trains and is evaluated on.
 pub trait QuestionSet {
+    fn num_images(&self) -> usize;
     fn num_questions(&self) -> usize;
     /// Images, questions and answers of the questions `idx`, on the set's device; with
     /// `augment`, each image augmented from that generator's draws.
@@ -661,6 +662,10 @@ impl<'a> DeviceSet<'a> {
 }
 
 impl QuestionSet for DeviceSet<'_> {
+    fn num_images(&self) -> usize {
+        self.data.num_images()
+    }
+
     fn num_questions(&self) -> usize {
         self.data.num_questions()
     }
@@ -727,6 +732,10 @@ impl<'a> ClevrDeviceSet<'a> {
 }
 
 impl QuestionSet for ClevrDeviceSet<'_> {
+    fn num_images(&self) -> usize {
+        self.data.num_images()
+    }
+
     fn num_questions(&self) -> usize {
         self.data.num_questions()
     }
