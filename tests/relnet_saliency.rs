@@ -7,7 +7,8 @@
 //!   layer of its own under the z rule);
 //! - in a network without biases every step conserves relevance, so the pixels' relevance plus
 //!   the dropped coordinate and question slices is the logit, in both conventions;
-//! - randomisation re-initialises exactly the layers asked for, from the top.
+//! - randomisation re-initialises exactly the layers asked for, from the top (CLEVR's question
+//!   encoder last).
 
 #![cfg(feature = "torch")]
 
@@ -217,31 +218,40 @@ fn without_biases_pixels_and_dropped_slices_hold_the_whole_logit() {
 
 #[test]
 fn randomisation_replaces_exactly_the_top_layers() {
-    let net = TorchRelationNet::seeded(1, Task::SortOfClevr, Device::Cpu);
-    let fresh = TorchRelationNet::seeded(2, Task::SortOfClevr, Device::Cpu);
-    let dir = tempfile::tempdir().unwrap();
-    let weights = |n: &TorchRelationNet, name: &str| {
-        let path = dir.path().join(format!("{name}.safetensors"));
-        n.save_weights(&path).unwrap();
-        Tensor::read_safetensors(&path)
-            .unwrap()
-            .into_iter()
-            .collect::<std::collections::HashMap<_, _>>()
-    };
-    let (original, other) = (weights(&net, "a"), weights(&fresh, "b"));
-    let layers = net.layers_from_top();
-    assert_eq!(layers.len(), 3 + 4 + 4);
-    for levels in [0, 1, 5, layers.len()] {
-        let randomised = weights(&net.randomised(levels, 2), "c");
-        let replaced: Vec<&String> = layers[..levels].iter().flat_map(|(_, p)| p).collect();
-        assert_eq!(randomised.len(), original.len());
-        for (name, t) in &randomised {
-            let expected = if replaced.iter().any(|p| name.starts_with(p.as_str())) {
-                &other[name]
-            } else {
-                &original[name]
-            };
-            assert!(t.equal(expected), "{levels} levels: {name}");
+    let mut vocabulary = dtdcert::repro::clevr::Vocabulary::default();
+    vocabulary.words.insert("cube".into(), 1);
+    vocabulary.answers.insert("yes".into(), 1);
+    // f, g, the convolution blocks, and CLEVR's question encoder last.
+    for (task, count) in [
+        (Task::SortOfClevr, 3 + 4 + 4),
+        (Task::Clevr { vocabulary }, 3 + 4 + 4 + 1),
+    ] {
+        let net = TorchRelationNet::seeded(1, task.clone(), Device::Cpu);
+        let fresh = TorchRelationNet::seeded(2, task, Device::Cpu);
+        let dir = tempfile::tempdir().unwrap();
+        let weights = |n: &TorchRelationNet, name: &str| {
+            let path = dir.path().join(format!("{name}.safetensors"));
+            n.save_weights(&path).unwrap();
+            Tensor::read_safetensors(&path)
+                .unwrap()
+                .into_iter()
+                .collect::<std::collections::HashMap<_, _>>()
+        };
+        let (original, other) = (weights(&net, "a"), weights(&fresh, "b"));
+        let layers = net.layers_from_top();
+        assert_eq!(layers.len(), count);
+        for levels in [0, 1, 5, layers.len() - 1, layers.len()] {
+            let randomised = weights(&net.randomised(levels, 2), "c");
+            let replaced: Vec<&String> = layers[..levels].iter().flat_map(|(_, p)| p).collect();
+            assert_eq!(randomised.len(), original.len());
+            for (name, t) in &randomised {
+                let expected = if replaced.iter().any(|p| name.starts_with(p.as_str())) {
+                    &other[name]
+                } else {
+                    &original[name]
+                };
+                assert!(t.equal(expected), "{levels} levels: {name}");
+            }
         }
     }
 }

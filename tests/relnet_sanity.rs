@@ -4,17 +4,27 @@
 //!   answer of the same category, a derangement of the questions), every measure lies in its
 //!   range, the CSV has a line per sample and map, the panels are PNGs of the stated size;
 //! - the same seed gives the same report, another seed other draws;
+//! - a CLEVR network on CLEVR-XAI (tests/data/clevr): the other answers come from the answer's
+//!   CLEVR category, the questions are deranged as words through the network's encoder (each
+//!   map's logit is the network's logit on its image and question), the question encoder is
+//!   the last layer re-initialised, the masks count where a question has one;
 //! - bad requests exit with code 2 and write nothing.
 
 #![cfg(feature = "torch")]
 
 mod relnet_common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use dtdcert::repro::clevr::{
+    answer_group, clevr_xai_questions, load_image, Category, Vocabulary, XaiQuestions,
+    ANSWER_GROUPS,
+};
+use dtdcert::torch::relnet::{question_tokens, Task, TorchRelationNet};
 use relnet_common::{dtdcert, generate, ok, relnet, s};
 use serde_json::Value;
+use tch::{Device, Kind, Tensor};
 
 /// A set of 3 images and a model trained one epoch on it.
 fn setup(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
@@ -229,4 +239,277 @@ fn bad_sanity_requests_exit_with_code_2_and_write_nothing() {
         std::fs::read_to_string(out.join("notes.txt")).unwrap(),
         "mine"
     );
+}
+
+fn xai_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/clevr/CLEVR-XAI_v1.0")
+}
+
+/// A seeded CLEVR network whose dictionaries hold the words of the CLEVR-XAI fixture's
+/// simple questions (less `drop`) and CLEVR's 28 answers, saved in `dir`.
+fn clevr_model(dir: &Path, drop: &str) -> Vocabulary {
+    let questions =
+        clevr_xai_questions(&xai_root(), XaiQuestions::Simple, "single_object", None).unwrap();
+    let mut vocabulary = Vocabulary::build(&questions);
+    if let Some(k) = vocabulary.words.remove(drop) {
+        // Keep the indices 1..=n.
+        for v in vocabulary.words.values_mut() {
+            if *v > k {
+                *v -= 1;
+            }
+        }
+    }
+    vocabulary.answers = ANSWER_GROUPS
+        .iter()
+        .flat_map(|g| g.iter())
+        .enumerate()
+        .map(|(k, a)| (a.to_string(), k + 1))
+        .collect();
+    let net = TorchRelationNet::seeded(
+        5,
+        Task::Clevr {
+            vocabulary: vocabulary.clone(),
+        },
+        Device::Cpu,
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    net.save(dir).unwrap();
+    vocabulary
+}
+
+/// `samples.csv` as rows of named fields.
+fn csv_rows(dir: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let text = std::fs::read_to_string(dir.join("samples.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+    lines
+        .map(|l| {
+            header
+                .iter()
+                .cloned()
+                .zip(l.split(',').map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn a_clevr_network_on_clevr_xai() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("rn-clevr");
+    let vocabulary = clevr_model(&model, "");
+    let out = dir.path().join("sanity");
+    ok(sanity(
+        &model,
+        &xai_root(),
+        &out,
+        &[
+            "--samples",
+            "3",
+            "--panels",
+            "3",
+            "--batch",
+            "4",
+            "--seed",
+            "4",
+        ],
+    ));
+    let report = summary(&out);
+    assert_eq!(report["settings"]["data_set"]["set"], "CLEVR-XAI");
+    assert_eq!(
+        report["settings"]["data_set"]["ground_truth"],
+        "single_object"
+    );
+    let questions =
+        clevr_xai_questions(&xai_root(), XaiQuestions::Simple, "single_object", None).unwrap();
+    let file: Value = serde_json::from_str(
+        &std::fs::read_to_string(xai_root().join("CLEVR-XAI_simple_questions.json")).unwrap(),
+    )
+    .unwrap();
+    let samples = report["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 3);
+    let mut from = Vec::new();
+    for (k, sample) in samples.iter().enumerate() {
+        let q = sample["question"].as_u64().unwrap() as usize;
+        let question = &questions[q];
+        assert_eq!(sample["text"], question.text.as_str());
+        assert_eq!(sample["answer"], question.answer.as_deref().unwrap());
+        assert_eq!(sample["image_file"], "CLEVR_unique_000000.png");
+        let program = file["questions"][q]["program"].as_array().unwrap();
+        let last = program.last().unwrap()["type"].as_str().unwrap();
+        assert_eq!(sample["type"], Category::of(last).unwrap().name());
+        // (a): another answer of the answer's CLEVR category.
+        let (answer, other) = (
+            sample["answer"].as_str().unwrap(),
+            sample["other_answer"].as_str().unwrap(),
+        );
+        assert_ne!(answer, other);
+        assert!(
+            answer_group(answer).unwrap().contains(&other),
+            "{answer} {other}"
+        );
+        let from_k = sample["question_from"].as_u64().unwrap() as usize;
+        assert_ne!(from_k, k);
+        from.push(from_k);
+    }
+    let mut sorted = from.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [0, 1, 2], "a permutation of the samples");
+
+    // True answer, (a), (b), then f, g, the convolution blocks and the question encoder.
+    let variants = report["variants"].as_array().unwrap();
+    assert_eq!(variants.len(), 3 + 12);
+    assert!(variants[14]["description"]
+        .as_str()
+        .unwrap()
+        .contains("question encoder"));
+    // Questions 0 and 1 have masks, question 2 none.
+    let with_masks = samples
+        .iter()
+        .filter(|s| {
+            questions[s["question"].as_u64().unwrap() as usize]
+                .mask
+                .is_some()
+        })
+        .count();
+    assert_eq!(variants[0]["mass_accuracy"]["samples"], with_masks);
+    assert_eq!(variants[0]["rank_accuracy"]["samples"], with_masks);
+
+    // Each map's logit is the network's logit for its image, question and answer: the
+    // permuted maps read the other sample's words through the encoder.
+    let mut net = TorchRelationNet::load(&model, Device::Cpu).unwrap();
+    net.set_kind(Kind::Double);
+    let _guard = tch::no_grad_guard();
+    let logit = |image_of: usize, question_of: usize, answer: &str| {
+        let q = |k: usize| &questions[samples[k]["question"].as_u64().unwrap() as usize];
+        let image = load_image(&q(image_of).image).unwrap();
+        let x: Vec<f64> = image.iter().map(|&v| f64::from(v)).collect();
+        let words = vocabulary.encode(q(question_of)).unwrap();
+        let logits = net.forward(
+            &Tensor::from_slice(&x).view([1, 3, 128, 128]),
+            &question_tokens(&[&words[..]]),
+            false,
+        );
+        logits.double_value(&[0, vocabulary.answers[answer] as i64])
+    };
+    let rows = csv_rows(&out);
+    assert_eq!(rows.len(), 15 * 3);
+    for row in &rows {
+        let k: usize = row["sample"].parse().unwrap();
+        let sample = &samples[k];
+        let answer = sample["answer"].as_str().unwrap();
+        let want = match row["map"].as_str() {
+            "true" => logit(k, k, answer),
+            "other-answer" => logit(k, k, sample["other_answer"].as_str().unwrap()),
+            "permuted-question" => logit(k, from[k], answer),
+            _ => continue,
+        };
+        let got: f64 = row["logit"].parse().unwrap();
+        assert!(
+            (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+            "sample {k}, {}: {got} vs {want}",
+            row["map"]
+        );
+    }
+    // Image, mask and five maps, 128 pixels each and 4 apart.
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(out.join("panels/sample-002.png")).unwrap(),
+    ));
+    let info = decoder.read_info().unwrap().info().clone();
+    assert_eq!((info.width, info.height), (7 * 128 + 6 * 4, 128));
+}
+
+/// A copy of the CLEVR-XAI fixture's question file and masks (its images stay where they
+/// are: `--images` names them).
+fn xai_copy(root: &Path) {
+    let masks = root.join("ground_truth_simple_questions_single_object");
+    std::fs::create_dir_all(&masks).unwrap();
+    let from = xai_root();
+    std::fs::copy(
+        from.join("CLEVR-XAI_simple_questions.json"),
+        root.join("CLEVR-XAI_simple_questions.json"),
+    )
+    .unwrap();
+    for k in 0..2 {
+        let name = format!("ground_truth_simple_questions_single_object/{k}.npy");
+        std::fs::copy(from.join(&name), root.join(&name)).unwrap();
+    }
+}
+
+#[test]
+fn bad_clevr_xai_requests_exit_with_code_2_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("rn-clevr");
+    clevr_model(&model, "cyan");
+    let root = dir.path().join("xai");
+    xai_copy(&root);
+    let images = xai_root().join("../CLEVR-XAI_v1.0_images_masks/images");
+    let out = dir.path().join("sanity");
+    let images_arg = ["--images", s(&images)];
+    let refused = |data: &Path, extra: &[&str], needles: &[&str]| {
+        let run = sanity(
+            &model,
+            data,
+            &out,
+            &[&["--samples", "3"][..], extra].concat(),
+        );
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{stderr}");
+        for needle in needles {
+            assert!(stderr.contains(needle), "{needle}: {stderr}");
+        }
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(!out.exists());
+    };
+    // A word outside the model's dictionary: the question file and the word.
+    refused(
+        &root,
+        &images_arg,
+        &["CLEVR-XAI_simple_questions.json", "'cyan'"],
+    );
+    clevr_model(&model, "");
+    refused(&root, &["--questions", "medium"], &["simple or complex"]);
+    refused(
+        &root,
+        &["--questions", "complex"],
+        &["CLEVR-XAI_complex_questions.json"],
+    );
+    refused(
+        &root,
+        &["--ground-truth", "all_objects", "--images", s(&images)],
+        &["ground_truth_simple_questions_all_objects"],
+    );
+    // Without --images the copy has no image folder.
+    refused(&root, &[], &["images", "missing"]);
+    // Not CLEVR-XAI for a CLEVR network.
+    refused(&model, &[], &["not a CLEVR-XAI folder"]);
+    // A mask of another size than the maps'.
+    ndarray_npy::write_npy(
+        root.join("ground_truth_simple_questions_single_object/1.npy"),
+        &ndarray::Array2::<bool>::from_elem((64, 96), true),
+    )
+    .unwrap();
+    refused(&root, &images_arg, &["1.npy", "64×96", "128×128"]);
+    // A Sort-of-CLEVR network on CLEVR-XAI, CLEVR-XAI options on Sort-of-CLEVR data.
+    let soc = dir.path().join("soc");
+    generate(&soc, 1, 3);
+    let soc_model = dir.path().join("rn-soc");
+    TorchRelationNet::seeded(1, Task::SortOfClevr, Device::Cpu)
+        .save(&{
+            std::fs::create_dir_all(&soc_model).unwrap();
+            soc_model.clone()
+        })
+        .unwrap();
+    let run = sanity(&soc_model, &xai_root(), &out, &["--samples", "3"]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("Sort-of-CLEVR network"));
+    let run = sanity(
+        &soc_model,
+        &soc,
+        &out,
+        &["--samples", "3", "--questions", "simple"],
+    );
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("CLEVR-XAI"));
+    assert!(!out.exists());
 }

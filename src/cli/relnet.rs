@@ -129,7 +129,9 @@ pub struct EvalArgs {
 /// the objects the question is about (libtorch).
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Example:\n  dtdcert relnet sanity --model rn-soc --data soc-test --samples 1000 --out sanity\n\n\
+    after_help = "Example:\n  dtdcert relnet sanity --model rn-soc --data soc-test --samples 1000 --out sanity\n  \
+dtdcert relnet sanity --model rn-clevr --data CLEVR-XAI_v1.0 --questions simple \\\n      \
+--ground-truth single_object --samples 1000 --out sanity-clevr\n\n\
 For each sample (a question drawn from --data) the true answer's saliency is compared with (a) \
 another answer of the same category, (b) the true answer with the questions permuted among the \
 samples by a derangement, (c) the last layer re-initialised and (d) the top k layers \
@@ -142,9 +144,22 @@ pub struct SanityArgs {
     /// A folder written by `relnet train`.
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
-    /// A set written by `relnet generate`.
+    /// A set written by `relnet generate` (a Sort-of-CLEVR model), or a CLEVR-XAI v1.0
+    /// folder (a CLEVR model).
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
+    /// CLEVR-XAI's question set: simple or complex [default: simple].
+    #[arg(long, value_name = "SET")]
+    pub questions: Option<String>,
+    /// CLEVR-XAI's ground-truth masks: single_object or all_objects (simple questions),
+    /// unique, unique_firstnonempty, union or all_objects (complex ones) [default:
+    /// single_object, unique].
+    #[arg(long, value_name = "KIND")]
+    pub ground_truth: Option<String>,
+    /// CLEVR-XAI's image folder [default: DATA/images, or the release's
+    /// CLEVR-XAI_v1.0_images_masks/images beside DATA].
+    #[arg(long, value_name = "DIR")]
+    pub images: Option<PathBuf>,
     /// Questions to draw (at least 2: the derangement needs another sample).
     #[arg(long, value_name = "N")]
     pub samples: usize,
@@ -306,15 +321,81 @@ fn generate(args: GenerateArgs) -> Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
-/// The set in `dir`, which must hold at least `samples` questions to draw.
+/// Whether `dir` holds CLEVR-XAI's question files.
 #[cfg(feature = "torch")]
-fn load_questions(
-    dir: &std::path::Path,
-    samples: usize,
-) -> Result<crate::repro::sort_of_clevr::Loaded> {
-    let data = load_set(dir, None)?;
-    enough_questions(samples, dir, data.num_questions())?;
-    Ok(data)
+fn is_clevr_xai(dir: &std::path::Path) -> bool {
+    use crate::repro::clevr::{xai_question_file, XaiQuestions};
+    [XaiQuestions::Simple, XaiQuestions::Complex]
+        .into_iter()
+        .any(|set| xai_question_file(dir, set).is_file())
+}
+
+/// The question set `relnet sanity` draws from: `--data` read as the network's task needs
+/// (a Sort-of-CLEVR set, or CLEVR-XAI for a CLEVR network), holding at least `--samples`
+/// questions; and how the report names it.
+#[cfg(feature = "torch")]
+fn sanity_set(
+    args: &SanityArgs,
+    task: &crate::torch::relnet::Task,
+) -> Result<(
+    Box<dyn crate::repro::sanity_sets::SanitySet>,
+    serde_json::Value,
+)> {
+    use crate::repro::clevr::XaiQuestions;
+    use crate::repro::sanity_sets::{SanitySet, XaiSet};
+    use crate::torch::relnet::Task;
+    let xai = is_clevr_xai(&args.data);
+    let (set, described): (Box<dyn SanitySet>, _) = match (task, xai) {
+        (Task::SortOfClevr, false) => {
+            if args.questions.is_some() || args.ground_truth.is_some() || args.images.is_some() {
+                return Err(Error::Usage(
+                    "--questions, --ground-truth and --images choose CLEVR-XAI data; --model \
+                     is a Sort-of-CLEVR network"
+                        .into(),
+                ));
+            }
+            let data = load_set(&args.data, None)?;
+            (Box::new(data), serde_json::json!({"set": "Sort-of-CLEVR"}))
+        }
+        (Task::Clevr { vocabulary }, true) => {
+            let questions = XaiQuestions::parse(args.questions.as_deref().unwrap_or("simple"))?;
+            let ground_truth = args
+                .ground_truth
+                .as_deref()
+                .unwrap_or(questions.default_ground_truth());
+            let data = XaiSet::load(
+                &args.data,
+                questions,
+                ground_truth,
+                args.images.as_deref(),
+                vocabulary,
+            )?;
+            let described = serde_json::json!({
+                "set": "CLEVR-XAI", "questions": questions.name(),
+                "ground_truth": ground_truth, "images": args.images,
+            });
+            (Box::new(data), described)
+        }
+        (Task::SortOfClevr, true) => {
+            return Err(Error::Usage(format!(
+                "--data {}: CLEVR-XAI questions; --model {} is a Sort-of-CLEVR network",
+                args.data.display(),
+                args.model.display()
+            )))
+        }
+        (Task::Clevr { .. }, false) => {
+            return Err(Error::file(
+                &args.data,
+                format!(
+                    "not a CLEVR-XAI folder (no CLEVR-XAI_simple_questions.json or \
+                     CLEVR-XAI_complex_questions.json); --model {} is a CLEVR network",
+                    args.model.display()
+                ),
+            ))
+        }
+    };
+    enough_questions(args.samples, &args.data, set.num_questions())?;
+    Ok((set, described))
 }
 
 /// Refuses `--samples` above the `held` questions of the data in `dir`.
@@ -869,7 +950,7 @@ fn eval(args: EvalArgs) -> Result<Outcome> {
 #[cfg(feature = "torch")]
 fn sanity(args: SanityArgs) -> Result<Outcome> {
     use crate::repro::sanity_report::{
-        panel_png, plan, variants, write, Measures, Summary, VariantSummary,
+        panel_png, variants, write, Measures, Summary, VariantSummary,
     };
     use crate::torch::relnet::TorchRelationNet;
     use crate::torch::saliency::{maps, BatchNormRelevance, Case};
@@ -883,20 +964,13 @@ fn sanity(args: SanityArgs) -> Result<Outcome> {
     let convention = BatchNormRelevance::parse(&args.batch_norm)?;
     let precision = crate::torch::Precision::parse(&args.precision)?;
     let device = crate::torch::device(&args.device)?;
-    let data = load_questions(&args.data, args.samples)?;
     let mut net = TorchRelationNet::load(&args.model, device)?;
-    if net.task() != &crate::torch::relnet::Task::SortOfClevr {
-        return Err(Error::Usage(format!(
-            "--model {}: a {} network; the sanity check runs on Sort-of-CLEVR networks",
-            args.model.display(),
-            net.task().name()
-        )));
-    }
+    let (data, described) = sanity_set(&args, net.task())?;
     net.set_precision(precision);
-    let samples = plan(&data, args.samples, args.seed);
-    let masks = samples
+    let samples = data.plan(args.samples, args.seed)?;
+    let inputs = samples
         .iter()
-        .map(|s| data.mask(s.question))
+        .map(|s| data.inputs(s))
         .collect::<Result<Vec<_>>>()?;
     let dir = OutputDir::prepare(&args.out, "relnet sanity")?;
     let layers: Vec<String> = net.layers_from_top().into_iter().map(|(n, _)| n).collect();
@@ -916,12 +990,13 @@ fn sanity(args: SanityArgs) -> Result<Outcome> {
     for (v, variant) in variants.iter().enumerate() {
         let cases: Vec<Case> = samples
             .iter()
-            .map(|s| Case {
-                question: s.question,
-                vector_of: if variant.name == "permuted-question" {
-                    samples[s.question_from].question
+            .enumerate()
+            .map(|(k, s)| Case {
+                sample: k,
+                question_of: if variant.name == "permuted-question" {
+                    s.question_from
                 } else {
-                    s.question
+                    k
                 },
                 explained: if variant.name == "other-answer" {
                     s.other_index
@@ -937,15 +1012,21 @@ fn sanity(args: SanityArgs) -> Result<Outcome> {
         } else {
             &net
         };
-        let computed = maps(model, &data, &cases, args.batch, convention, |n| {
-            bar.inc(n as u64)
-        });
+        let computed = maps(
+            model,
+            &inputs,
+            data.side(),
+            &cases,
+            args.batch,
+            convention,
+            |n| bar.inc(n as u64),
+        );
         let per_sample: Vec<Measures> = computed
             .iter()
             .enumerate()
             .map(|(k, m)| {
                 let original = (v > 0).then(|| true_maps[k].as_slice());
-                Measures::of(&m.relevance, original, &masks[k], m.logit, m.dropped)
+                Measures::of(&m.relevance, original, &inputs[k].mask, m.logit, m.dropped)
             })
             .collect();
         measures.push(per_sample);
@@ -963,11 +1044,12 @@ fn sanity(args: SanityArgs) -> Result<Outcome> {
         tool: "dtdcert",
         version: env!("CARGO_PKG_VERSION"),
         settings: serde_json::json!({
-            "model": args.model, "data": args.data, "samples": args.samples,
+            "model": args.model, "data": args.data, "data_set": described,
+            "samples": args.samples,
             "seed": args.seed,
             "draws": "questions, other answers and derangement from streams 0, 1, 2 of the seed (ChaCha8)",
             "reinitialisation": format!("libtorch's default initialisation seeded with {}", args.seed),
-            "rule": "alpha1-beta0, biases out of the rule, concatenation split by slice (coordinates and question dropped), question constant, the logit as the start",
+            "rule": "alpha1-beta0, biases out of the rule, concatenation split by slice (coordinates and question dropped), the question vector constant (CLEVR: the encoder's output), the logit as the start",
             "batch_norm": convention.name(), "batch_norm_statistics": "running",
             "precision": args.precision, "device": args.device,
             "threshold": crate::repro::sanity::THRESHOLD,
@@ -983,7 +1065,7 @@ fn sanity(args: SanityArgs) -> Result<Outcome> {
     let pngs: Vec<Vec<u8>> = (0..panels)
         .map(|k| {
             let maps: Vec<&[f64]> = panel_maps[k].iter().map(Vec::as_slice).collect();
-            panel_png(&data, &summary.samples[k], &masks[k], &maps)
+            panel_png(&data.image_bytes(&inputs[k].image), &inputs[k].mask, &maps)
         })
         .collect();
     write(dir.path(), &summary, &variants, &measures, &pngs)?;

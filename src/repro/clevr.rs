@@ -109,6 +109,25 @@ impl Category {
     }
 }
 
+/// CLEVR's 28 answers by category: yes/no, the counts, the colours, the shapes, the
+/// materials and the sizes.
+pub const ANSWER_GROUPS: [&[&str]; 6] = [
+    &["yes", "no"],
+    &["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"],
+    &[
+        "gray", "red", "blue", "green", "brown", "purple", "cyan", "yellow",
+    ],
+    &["cube", "sphere", "cylinder"],
+    &["rubber", "metal"],
+    &["small", "large"],
+];
+
+/// The answers of `answer`'s category ([`ANSWER_GROUPS`]), `answer` included; `None` for
+/// an answer outside CLEVR's.
+pub fn answer_group(answer: &str) -> Option<&'static [&'static str]> {
+    ANSWER_GROUPS.into_iter().find(|g| g.contains(&answer))
+}
+
 #[derive(Deserialize)]
 struct QuestionFile {
     questions: Vec<Entry>,
@@ -207,12 +226,37 @@ pub enum XaiQuestions {
 }
 
 impl XaiQuestions {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             XaiQuestions::Simple => "simple",
             XaiQuestions::Complex => "complex",
         }
     }
+
+    /// `simple` or `complex`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "simple" => Ok(XaiQuestions::Simple),
+            "complex" => Ok(XaiQuestions::Complex),
+            _ => Err(Error::Usage(format!(
+                "CLEVR-XAI questions '{s}': expected simple or complex"
+            ))),
+        }
+    }
+
+    /// The ground truth the sanity check reads by default: `single_object` for the simple
+    /// questions, `unique` for the complex ones.
+    pub fn default_ground_truth(self) -> &'static str {
+        match self {
+            XaiQuestions::Simple => "single_object",
+            XaiQuestions::Complex => "unique",
+        }
+    }
+}
+
+/// The question file of CLEVR-XAI's question set `set` under `root`.
+pub fn xai_question_file(root: &Path, set: XaiQuestions) -> PathBuf {
+    root.join(format!("CLEVR-XAI_{}_questions.json", set.name()))
 }
 
 /// The questions of CLEVR-XAI under `root`, with the masks of ground truth `kind`
@@ -225,7 +269,7 @@ pub fn clevr_xai_questions(
     kind: &str,
     images: Option<&Path>,
 ) -> Result<Vec<Question>> {
-    let path = root.join(format!("CLEVR-XAI_{}_questions.json", set.name()));
+    let path = xai_question_file(root, set);
     let entries = read_questions(&path)?;
     let images = match images {
         Some(dir) => dir.to_path_buf(),
@@ -502,6 +546,21 @@ mod tests {
 
     fn gradient(side: usize) -> Vec<u8> {
         (0..side * side * 3).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn the_answer_groups_hold_the_28_answers_once() {
+        let all: Vec<&str> = ANSWER_GROUPS
+            .iter()
+            .flat_map(|g| g.iter().copied())
+            .collect();
+        assert_eq!(all.len(), 28);
+        let distinct: BTreeSet<&str> = all.iter().copied().collect();
+        assert_eq!(distinct.len(), 28);
+        assert_eq!(answer_group("metal"), Some(&["rubber", "metal"][..]));
+        assert_eq!(answer_group("10").map(<[_]>::len), Some(11));
+        assert_eq!(answer_group("Metal"), None);
+        assert_eq!(answer_group("square"), None);
     }
 
     #[test]

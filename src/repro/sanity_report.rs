@@ -1,10 +1,12 @@
 //! The relation-network sanity check's plan and report (`dtdcert relnet sanity`).
 //!
-//! For each sample (a question of a Sort-of-CLEVR set) the saliency of the true answer is
-//! compared with the saliency of
-//! - (a) another answer of the same category (yes/no, shape, count), drawn at random;
+//! For each sample (a question of a Sort-of-CLEVR set or of CLEVR-XAI) the saliency of the
+//! true answer is compared with the saliency of
+//! - (a) another answer of the same category (Sort-of-CLEVR: yes/no, shape, count; CLEVR:
+//!   [`super::clevr::ANSWER_GROUPS`]), drawn at random;
 //! - (b) the true answer with the questions permuted among the samples by a random
-//!   derangement (each image gets another sample's question);
+//!   derangement (each image gets another sample's question: its vector, or its words
+//!   through the question encoder);
 //! - (c) the true answer after re-initialising the last layer, and (d) after re-initialising
 //!   the top `k` layers for every `k` (cascading randomisation from the top).
 //!
@@ -21,46 +23,72 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use super::sanity::{mass_accuracy, normalised, pixel_map, rank_accuracy, Similarity, Stats};
-use super::sort_of_clevr::{rgb_png, Loaded, Subtype, ANSWERS, SIZE};
+use super::sort_of_clevr::rgb_png;
 use crate::audit::output::write_atomic;
 use crate::error::{Error, Result};
 
-/// The answers of the same category as `answer`: yes/no, the shapes, the counts.
-pub fn category(answer: usize) -> std::ops::Range<usize> {
-    match answer {
-        0 | 1 => 0..2,
-        2 | 3 => 2..4,
-        _ => 4..ANSWERS.len(),
-    }
+/// What the plan needs of a drawn question.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Drawn {
+    /// How the report names the question (its index in the set or file).
+    pub id: usize,
+    /// Its image's index among the set's images.
+    pub image: usize,
+    /// Its image file, where the set has files.
+    pub image_file: Option<String>,
+    /// Its question type, where the set knows it.
+    pub question_type: Option<String>,
+    /// Its text, where it has one.
+    pub text: Option<String>,
+    /// The true answer's output.
+    pub answer: usize,
+    /// The outputs of the other answers of its category.
+    pub others: Vec<usize>,
 }
 
 /// One sample and its draws.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Sample {
-    /// The question's index in the set.
+    /// The question's index in the set (CLEVR-XAI: its `question_index`).
     pub question: usize,
     pub image: usize,
-    pub subtype: Subtype,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_file: Option<String>,
+    #[serde(rename = "type")]
+    pub question_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
     pub answer: String,
     /// (a): the other answer explained.
     pub other_answer: String,
     /// (b): the sample whose question this one's image is shown with.
     pub question_from: usize,
+    /// The question's position in the set.
+    #[serde(skip)]
+    pub position: usize,
     #[serde(skip)]
     pub answer_index: usize,
     #[serde(skip)]
     pub other_index: usize,
 }
 
-/// Draws `count` distinct questions of `data` (streams 0, 1 and 2 of `seed`: the questions,
-/// the other answers, the derangement). Needs `2 <= count <= questions`.
-pub fn plan(data: &Loaded, count: usize, seed: u64) -> Vec<Sample> {
+/// Draws `count` distinct questions of a set of `questions` (streams 0, 1 and 2 of `seed`:
+/// the questions, the other answers, the derangement). `describe` tells what a drawn
+/// position holds, `answer_name` names an output. Needs `2 <= count <= questions`; a drawn
+/// question without another answer of its category is an error.
+pub fn plan(
+    questions: usize,
+    count: usize,
+    seed: u64,
+    mut describe: impl FnMut(usize) -> Result<Drawn>,
+    answer_name: impl Fn(usize) -> String,
+) -> Result<Vec<Sample>> {
     let stream = |s: u64| {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(s);
         rng
     };
-    let mut picked: Vec<usize> = (0..data.num_questions()).collect();
+    let mut picked: Vec<usize> = (0..questions).collect();
     picked.shuffle(&mut stream(0));
     picked.truncate(count);
     let mut answers = stream(1);
@@ -76,19 +104,28 @@ pub fn plan(data: &Loaded, count: usize, seed: u64) -> Vec<Sample> {
         .iter()
         .zip(&derangement)
         .map(|(&q, &from)| {
-            let answer = data.answers[q];
-            let others: Vec<usize> = category(answer).filter(|&a| a != answer).collect();
-            let other = others[answers.random_range(0..others.len())];
-            Sample {
-                question: q,
-                image: data.image_of[q],
-                subtype: data.subtypes[q],
-                answer: ANSWERS[answer].into(),
-                other_answer: ANSWERS[other].into(),
-                question_from: from,
-                answer_index: answer,
-                other_index: other,
+            let d = describe(q)?;
+            if d.others.is_empty() {
+                return Err(crate::error::invalid(format!(
+                    "question {}: the model knows no other answer of the category of '{}'",
+                    d.id,
+                    answer_name(d.answer)
+                )));
             }
+            let other = d.others[answers.random_range(0..d.others.len())];
+            Ok(Sample {
+                question: d.id,
+                image: d.image,
+                image_file: d.image_file,
+                question_type: d.question_type,
+                text: d.text,
+                answer: answer_name(d.answer),
+                other_answer: answer_name(other),
+                question_from: from,
+                position: q,
+                answer_index: d.answer,
+                other_index: other,
+            })
         })
         .collect()
 }
@@ -149,7 +186,8 @@ pub struct Measures {
 }
 
 impl Measures {
-    /// The measures of `relevance` (`[3, SIZE, SIZE]`) against the true map and the mask.
+    /// The measures of `relevance` (`[3, side, side]`) against the true map and the mask
+    /// (`side × side`).
     pub fn of(
         relevance: &[f64],
         original: Option<&[f64]>,
@@ -157,10 +195,11 @@ impl Measures {
         logit: f64,
         dropped: f64,
     ) -> Self {
+        let side = (mask.len() as f64).sqrt().round() as usize;
         Self {
             logit,
             dropped,
-            similarity: original.map(|o| Similarity::of(o, relevance, SIZE, SIZE)),
+            similarity: original.map(|o| Similarity::of(o, relevance, side, side)),
             mass_accuracy: mass_accuracy(relevance, mask),
             rank_accuracy: rank_accuracy(relevance, mask),
         }
@@ -226,32 +265,32 @@ fn heat(values: &[f64]) -> Vec<u8> {
         .collect()
 }
 
-/// A panel: tiles of `SIZE × SIZE` RGB side by side, each scaled 2×, 4 white pixels apart.
-fn panel(tiles: &[Vec<u8>]) -> Vec<u8> {
-    const SCALE: usize = 2;
+/// A panel: square RGB tiles of `side` pixels side by side, scaled 2× below 100 pixels, 4
+/// white pixels apart.
+fn panel(tiles: &[Vec<u8>], side: usize) -> Vec<u8> {
     const GAP: usize = 4;
-    let side = SIZE * SCALE;
-    let width = tiles.len() * side + (tiles.len() - 1) * GAP;
-    let mut rgb = vec![255u8; width * side * 3];
+    let scale = if side < 100 { 2 } else { 1 };
+    let drawn = side * scale;
+    let width = tiles.len() * drawn + (tiles.len() - 1) * GAP;
+    let mut rgb = vec![255u8; width * drawn * 3];
     for (t, tile) in tiles.iter().enumerate() {
-        for r in 0..side {
-            for c in 0..side {
-                let from = ((r / SCALE) * SIZE + c / SCALE) * 3;
-                let to = (r * width + t * (side + GAP) + c) * 3;
+        for r in 0..drawn {
+            for c in 0..drawn {
+                let from = ((r / scale) * side + c / scale) * 3;
+                let to = (r * width + t * (drawn + GAP) + c) * 3;
                 rgb[to..to + 3].copy_from_slice(&tile[from..from + 3]);
             }
         }
     }
-    rgb_png(&rgb, side, width)
+    rgb_png(&rgb, drawn, width)
 }
 
-/// The tiles of one sample's panel: the image, its mask, then each given map normalised.
-pub fn panel_png(data: &Loaded, sample: &Sample, mask: &[u8], maps: &[&[f64]]) -> Vec<u8> {
-    let pixels = SIZE * SIZE;
-    let image = &data.images[sample.image * 3 * pixels..(sample.image + 1) * 3 * pixels];
-    let mut tiles = vec![(0..pixels)
-        .flat_map(|p| (0..3).map(move |c| (image[c * pixels + p] * 255.0).round() as u8))
-        .collect::<Vec<u8>>()];
+/// One sample's panel: the image (`side × side × 3` bytes), its mask (`side × side`), then
+/// each given map (`[3, side, side]`) normalised.
+pub fn panel_png(image: &[u8], mask: &[u8], maps: &[&[f64]]) -> Vec<u8> {
+    let pixels = mask.len();
+    let side = (pixels as f64).sqrt().round() as usize;
+    let mut tiles = vec![image.to_vec()];
     tiles.push(
         mask.iter()
             .flat_map(|&m| if m != 0 { [40u8; 3] } else { [235u8; 3] })
@@ -260,7 +299,20 @@ pub fn panel_png(data: &Loaded, sample: &Sample, mask: &[u8], maps: &[&[f64]]) -
     for map in maps {
         tiles.push(heat(&normalised(&pixel_map(map, pixels))));
     }
-    panel(&tiles)
+    panel(&tiles, side)
+}
+
+/// A sample's question as the panels' captions name it.
+fn caption(s: &Sample) -> String {
+    let mut text = format!("question {} (image {}", s.question, s.image);
+    if let Some(t) = &s.question_type {
+        let _ = write!(text, ", {t}");
+    }
+    text.push(')');
+    if let Some(q) = &s.text {
+        let _ = write!(text, " \u{201c}{q}\u{201d}");
+    }
+    text
 }
 
 fn cell(s: &Option<Stats>) -> String {
@@ -324,9 +376,12 @@ pub fn markdown(summary: &Summary, panels: usize) -> String {
             let s = &summary.samples[k];
             let _ = writeln!(
                 md,
-                "![sample {k}](panels/sample-{k:03}.png)\n\nSample {k}: question {} \
-                 (image {}, {:?}), answer {}, other answer {}, question of sample {}.\n",
-                s.question, s.image, s.subtype, s.answer, s.other_answer, s.question_from
+                "![sample {k}](panels/sample-{k:03}.png)\n\nSample {k}: {}, answer {}, other \
+                 answer {}, question of sample {}.\n",
+                caption(s),
+                s.answer,
+                s.other_answer,
+                s.question_from
             );
         }
     }
@@ -420,9 +475,12 @@ pub fn html(summary: &Summary, panels: usize) -> String {
             let _ = writeln!(
                 page,
                 "<figure><img src=\"panels/sample-{k:03}.png\" alt=\"sample {k}\"><figcaption>\
-                 Sample {k}: question {} (image {}, {:?}), answer {}, other answer {}, question \
-                 of sample {}.</figcaption></figure>",
-                s.question, s.image, s.subtype, s.answer, s.other_answer, s.question_from
+                 Sample {k}: {}, answer {}, other answer {}, question of sample {}.\
+                 </figcaption></figure>",
+                escape(&caption(s)),
+                escape(&s.answer),
+                escape(&s.other_answer),
+                s.question_from
             );
         }
     }
@@ -433,7 +491,7 @@ pub fn html(summary: &Summary, panels: usize) -> String {
 /// One CSV line per sample and map.
 pub fn csv(samples: &[Sample], variants: &[Variant], measures: &[Vec<Measures>]) -> String {
     let mut out = String::from(
-        "sample,question,image,subtype,map,logit,dropped,fraction_differing,ssim,spearman,\
+        "sample,question,image,type,map,logit,dropped,fraction_differing,ssim,spearman,\
          spearman_abs,mass_accuracy,rank_accuracy\n",
     );
     let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x}"));
@@ -442,10 +500,10 @@ pub fn csv(samples: &[Sample], variants: &[Variant], measures: &[Vec<Measures>])
             let sim = m.similarity.as_ref();
             let _ = writeln!(
                 out,
-                "{k},{},{},{:?},{},{},{},{},{},{},{},{},{}",
+                "{k},{},{},{},{},{},{},{},{},{},{},{},{}",
                 s.question,
                 s.image,
-                s.subtype,
+                s.question_type.as_deref().unwrap_or(""),
                 v.name,
                 m.logit,
                 m.dropped,

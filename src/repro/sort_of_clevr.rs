@@ -87,6 +87,18 @@ pub enum Subtype {
 }
 
 impl Subtype {
+    /// The name the reports use (as serialised).
+    pub fn name(self) -> &'static str {
+        match self {
+            Subtype::Shape => "shape",
+            Subtype::Left => "left",
+            Subtype::Top => "top",
+            Subtype::Closest => "closest",
+            Subtype::Furthest => "furthest",
+            Subtype::Count => "count",
+        }
+    }
+
     pub fn kind(self) -> Kind {
         match self {
             Subtype::Shape | Subtype::Left | Subtype::Top => Kind::NonRelational,

@@ -367,7 +367,9 @@ impl TorchRelationNet {
     }
 
     /// The layers from the top down, each as a name and its parameters' prefixes: `f`'s
-    /// layers from the last, `g`'s, then the convolution blocks (convolution and batch norm).
+    /// layers from the last, `g`'s, then the convolution blocks (convolution and batch norm)
+    /// and, last, CLEVR's question encoder (embedding and LSTM), which feeds `g` beside the
+    /// convolutions.
     pub fn layers_from_top(&self) -> Vec<(String, Vec<String>)> {
         let mut layers = Vec::new();
         for k in (0..self.f.len()).rev() {
@@ -381,6 +383,9 @@ impl TorchRelationNet {
                 format!("conv block {}", k + 1),
                 vec![format!("conv.{}.", 3 * k), format!("conv.{}.", 3 * k + 1)],
             ));
+        }
+        if self.text.is_some() {
+            layers.push(("question encoder".into(), vec!["text.".into()]));
         }
         layers
     }

@@ -18,8 +18,9 @@
 
 use tch::{Kind, Tensor};
 
-use super::relnet::{pairs, TorchRelationNet, BATCH_NORM_EPS, OBJECT};
+use super::relnet::{pairs, question_tokens, TorchRelationNet, BATCH_NORM_EPS, OBJECT};
 use crate::error::{Error, Result};
+use crate::repro::sanity_sets::{QuestionInput, SampleInputs};
 
 /// How relevance crosses batch norm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -181,12 +182,12 @@ impl TorchRelationNet {
     }
 }
 
-/// One map to compute: the image of question `question` of a set, the question vector of
-/// question `vector_of` (usually the same), and the explained answer.
+/// One map to compute: the image of sample `sample`, the question of sample `question_of`
+/// (usually the same), and the explained answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Case {
-    pub question: usize,
-    pub vector_of: usize,
+    pub sample: usize,
+    pub question_of: usize,
     pub explained: usize,
 }
 
@@ -199,45 +200,62 @@ pub struct Map {
     pub logit: f64,
 }
 
-/// The saliency maps of `cases` on `data`, `batch` at a time, on the network's device and
-/// in its precision; `progress` is called with the number of maps done.
+/// The question vectors `[B, q]` of `questions` (all of one kind) in the network's precision
+/// on its device: Sort-of-CLEVR's vectors as they are, CLEVR's words through the network's
+/// encoder.
+fn question_vectors(net: &TorchRelationNet, questions: &[&QuestionInput]) -> Tensor {
+    let device = net.vs.device();
+    let (mut vectors, mut words) = (Vec::new(), Vec::new());
+    for q in questions {
+        match q {
+            QuestionInput::Vector(v) => vectors.extend_from_slice(v),
+            QuestionInput::Words(w) => words.push(w.as_slice()),
+        }
+    }
+    if words.is_empty() {
+        return Tensor::from_slice(&vectors)
+            .view([questions.len() as i64, -1])
+            .to_kind(net.coordinates.kind())
+            .to_device(device);
+    }
+    let _guard = tch::no_grad_guard();
+    net.question_vectors(&question_tokens(&words).to_device(device))
+}
+
+/// The saliency maps of `cases` on the drawn samples' `inputs` (images `[3, side, side]`),
+/// `batch` at a time, on the network's device and in its precision; `progress` is called
+/// with the number of maps done.
 pub fn maps(
     net: &TorchRelationNet,
-    data: &crate::repro::sort_of_clevr::Loaded,
+    inputs: &[SampleInputs],
+    side: usize,
     cases: &[Case],
     batch: usize,
     batch_norm: BatchNormRelevance,
     mut progress: impl FnMut(usize),
 ) -> Vec<Map> {
-    use crate::repro::sort_of_clevr::{QUESTION_WIDTH, SIZE};
     let device = net.vs.device();
     let kind = net.coordinates.kind();
-    let pixels = 3 * SIZE * SIZE;
+    let pixels = 3 * side * side;
     let mut out = Vec::with_capacity(cases.len());
     for chunk in cases.chunks(batch.max(1)) {
         let n = chunk.len() as i64;
         let images: Vec<f32> = chunk
             .iter()
-            .flat_map(|c| {
-                let i = data.image_of[c.question];
-                data.images[i * pixels..(i + 1) * pixels].iter().copied()
-            })
+            .flat_map(|c| inputs[c.sample].image.iter().copied())
             .collect();
-        let questions: Vec<f32> = chunk
+        let questions: Vec<&QuestionInput> = chunk
             .iter()
-            .flat_map(|c| {
-                let q = c.vector_of;
-                data.questions[q * QUESTION_WIDTH..(q + 1) * QUESTION_WIDTH]
-                    .iter()
-                    .copied()
-            })
+            .map(|c| &inputs[c.question_of].question)
             .collect();
         let explained: Vec<i64> = chunk.iter().map(|c| c.explained as i64).collect();
-        let side = SIZE as i64;
-        let to = |t: Tensor| t.to_kind(kind).to_device(device);
+        let side = side as i64;
         let s = net.saliency(
-            &to(Tensor::from_slice(&images).view([n, 3, side, side])),
-            &to(Tensor::from_slice(&questions).view([n, QUESTION_WIDTH as i64])),
+            &Tensor::from_slice(&images)
+                .view([n, 3, side, side])
+                .to_kind(kind)
+                .to_device(device),
+            &question_vectors(net, &questions),
             &Tensor::from_slice(&explained).to_device(device),
             batch_norm,
         );
