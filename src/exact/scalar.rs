@@ -37,6 +37,15 @@ pub trait Scalar:
     fn abs(&self) -> Self;
     /// `acc += a * b`, without needless copies for big numbers.
     fn mul_add_assign(acc: &mut Self, a: &Self, b: &Self);
+    /// `Σ w_i x_i + b` over `terms`, the products summed left to right and `b` added last
+    /// (as [`affine_dot`] sums).
+    fn affine_sum<'a>(terms: impl Iterator<Item = (&'a Self, &'a Self)>, b: &Self) -> Self {
+        let mut acc = Self::zero();
+        for (w, x) in terms {
+            Self::mul_add_assign(&mut acc, w, x);
+        }
+        acc + b.clone()
+    }
     fn is_positive(&self) -> bool {
         *self > Self::zero()
     }
@@ -96,8 +105,134 @@ impl Scalar for Rational {
         if Zero::is_zero(a) || Zero::is_zero(b) {
             return;
         }
-        *acc += a * b;
+        if let (Some(ka), Some(kb), Some(kc)) = (
+            dyadic_exponent(a.denom()),
+            dyadic_exponent(b.denom()),
+            dyadic_exponent(acc.denom()),
+        ) {
+            *acc = dyadic_mul_add(acc.numer(), kc, a.numer() * b.numer(), ka + kb);
+            return;
+        }
+        *acc += product(a, b);
     }
+    fn affine_sum<'a>(terms: impl Iterator<Item = (&'a Self, &'a Self)>, b: &Self) -> Self {
+        let mut sum = CommonSum::new();
+        for (w, x) in terms {
+            if !Zero::is_zero(w) && !Zero::is_zero(x) {
+                sum.add(&product(w, x));
+            }
+        }
+        sum.add(b);
+        sum.value()
+    }
+}
+
+/// A sum of rationals kept over one common denominator `2^twos · odd` (`odd` odd), reduced
+/// once at the end: [`Rational`]'s addition reduces after every term, by binary gcds whose
+/// loops run once per bit of the numbers.
+struct CommonSum {
+    numer: BigInt,
+    odd: BigInt,
+    twos: u64,
+}
+
+impl CommonSum {
+    fn new() -> Self {
+        Self {
+            numer: BigInt::zero(),
+            odd: BigInt::from(1u8),
+            twos: 0,
+        }
+    }
+
+    fn add(&mut self, r: &Rational) {
+        if Zero::is_zero(r) {
+            return;
+        }
+        let d = r.denom();
+        let twos = d.trailing_zeros().unwrap_or(0);
+        let odd = d >> twos;
+        let mut p = r.numer().clone();
+        // The same power of two.
+        if twos > self.twos {
+            self.numer <<= twos - self.twos;
+            self.twos = twos;
+        } else {
+            p <<= self.twos - twos;
+        }
+        // The same odd part: equal, one a multiple of the other, or their product.
+        if odd == self.odd {
+            self.numer += p;
+        } else if (&self.odd % &odd).is_zero() {
+            self.numer += p * (&self.odd / &odd);
+        } else if (&odd % &self.odd).is_zero() {
+            self.numer = &self.numer * (&odd / &self.odd) + p;
+            self.odd = odd;
+        } else {
+            self.numer = &self.numer * &odd + p * &self.odd;
+            self.odd *= odd;
+        }
+    }
+
+    fn value(self) -> Rational {
+        if self.odd == BigInt::from(1u8) {
+            return dyadic_mul_add(&BigInt::zero(), 0, self.numer, self.twos);
+        }
+        Rational::new(self.numer, self.odd << self.twos)
+    }
+}
+
+/// Euclid's gcd of two machine words.
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// `a · b`, reduced. Where one factor is dyadic with a numerator of one machine word (an
+/// f64 weight), the cross-cancellation needs only a remainder by that word and a count of
+/// trailing zeros, not [`Rational`]'s binary gcds over the other factor's long digits.
+fn product(a: &Rational, b: &Rational) -> Rational {
+    let word = |r: &Rational| {
+        let k = dyadic_exponent(r.denom())?;
+        let n = r.numer().magnitude().to_u64()?;
+        Some((n, k))
+    };
+    let (small, (n, k), other) = match (word(a), word(b)) {
+        (Some(w), _) => (a, w, b),
+        (None, Some(w)) => (b, w, a),
+        (None, None) => return a * b,
+    };
+    // small = ±n / 2^k and other = m / d, both reduced: cancel gcd(n, d) and gcd(m, 2^k).
+    let (m, d) = (other.numer(), other.denom());
+    let g = gcd(n, (d.magnitude() % n).to_u64().unwrap_or(0));
+    let twos = m.trailing_zeros().unwrap_or(0).min(k);
+    let numer = (small.numer() / BigInt::from(g)) * (m >> twos);
+    let denom = (d / BigInt::from(g)) << (k - twos);
+    Rational::new_raw(numer, denom)
+}
+
+/// `k` where `denominator = 2^k` (a reduced rational's positive denominator), `None` for
+/// any other denominator.
+fn dyadic_exponent(denominator: &BigInt) -> Option<u64> {
+    let k = denominator.trailing_zeros().unwrap_or(0);
+    (denominator.bits() == k + 1).then_some(k)
+}
+
+/// `c / 2^kc + p / 2^kp` reduced, in integer arithmetic: the sum of dyadic rationals over
+/// the larger power of two, then the common factors of two removed. [`Rational`]'s own
+/// addition reduces by a binary gcd whose loop runs once per bit of the numerator, which
+/// made the exact forward passes quadratic in the numbers' length; every f64 is dyadic, and
+/// so are the sums and products the exact engine forms from them.
+fn dyadic_mul_add(c: &BigInt, kc: u64, p: BigInt, kp: u64) -> Rational {
+    let k = kc.max(kp);
+    let sum = (c << (k - kc)) + (p << (k - kp));
+    let Some(zeros) = sum.trailing_zeros() else {
+        return Zero::zero();
+    };
+    let shift = zeros.min(k);
+    Rational::new_raw(sum >> shift, BigInt::from(1u8) << (k - shift))
 }
 
 /// Exact rational from an integer numerator and denominator (test and settings helper).
@@ -108,11 +243,7 @@ pub fn ratio(numer: i64, denom: i64) -> Rational {
 /// `Σ w_i x_i + b` in the scalar's own arithmetic, summed left to right.
 pub fn affine_dot<T: Scalar>(w: &[T], x: &[T], b: &T) -> T {
     debug_assert_eq!(w.len(), x.len());
-    let mut acc = T::zero();
-    for (wi, xi) in w.iter().zip(x) {
-        T::mul_add_assign(&mut acc, wi, xi);
-    }
-    acc + b.clone()
+    T::affine_sum(w.iter().zip(x), b)
 }
 
 /// `Σ w_i x_i`.
@@ -145,5 +276,68 @@ mod tests {
         let xr: Vec<Rational> = x.iter().map(|&v| Rational::from_f64(v)).collect();
         let e = affine_dot(&wr, &xr, &Rational::from_f64(b));
         assert_eq!(Rational::from_f64(f), e);
+    }
+
+    /// The shortcuts of `mul_add_assign` (dyadic sums, products with a word-sized dyadic
+    /// factor) give Rational's own `acc + a·b`, reduced, on dyadic and other values (signs,
+    /// zeros, integers, cancellation, long numerators).
+    #[test]
+    fn dyadic_mul_add_is_rational_arithmetic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut values: Vec<Rational> = [0.0, 1.0, -1.0, 0.5, -0.75, 3.0, 1e-300, 2e300]
+            .iter()
+            .map(|&v| Rational::from_f64(v))
+            .collect();
+        for _ in 0..40 {
+            let v: f64 = rng.random_range(-1.0..1.0) * 2f64.powi(rng.random_range(-60..60));
+            values.push(Rational::from_f64(v));
+        }
+        values.push(ratio(1, 3));
+        values.push(ratio(-5, 6));
+        values.push(ratio(7, 12));
+        values.push(ratio(-1 << 40, 3 * 5 * 7 * 11 * 13));
+        // A long non-dyadic value with factors a word-sized numerator can cancel.
+        values.push(ratio(9, 35) * values[12].clone() * values[13].clone());
+        // Long dyadic numerators, as a few layers of exact products make them.
+        values.push(values[10].clone() * values[11].clone() * values[12].clone());
+        for acc in &values {
+            for a in &values {
+                for b in values.iter().step_by(7) {
+                    let mut fast = acc.clone();
+                    Rational::mul_add_assign(&mut fast, a, b);
+                    let want = acc.clone() + a.clone() * b.clone();
+                    assert_eq!(fast, want);
+                    // Reduced: the same fields as Rational's own result.
+                    assert_eq!((fast.numer(), fast.denom()), (want.numer(), want.denom()));
+                }
+            }
+        }
+        // Sums over one common denominator: Rational's own sum, reduced, whatever the
+        // denominators (equal, multiples of each other, coprime) and the bias.
+        for start in 0..values.len() {
+            let w: Vec<Rational> = values.iter().cycle().skip(start).take(9).cloned().collect();
+            let x: Vec<Rational> = values
+                .iter()
+                .rev()
+                .cycle()
+                .skip(start)
+                .take(9)
+                .cloned()
+                .collect();
+            let b = values[(start * 5) % values.len()].clone();
+            let mut want = <Rational as Scalar>::zero();
+            for (wi, xi) in w.iter().zip(&x) {
+                want += wi.clone() * xi.clone();
+            }
+            want += b.clone();
+            let got = affine_dot(&w, &x, &b);
+            assert_eq!((got.numer(), got.denom()), (want.numer(), want.denom()));
+        }
+        // acc = −a·b cancels to zero.
+        let mut zero = -(values[3].clone() * values[4].clone());
+        Rational::mul_add_assign(&mut zero, &values[3], &values[4]);
+        assert!(Zero::is_zero(&zero));
+        assert_eq!(zero.denom(), &BigInt::from(1));
     }
 }

@@ -310,13 +310,10 @@ impl<'a, T: Scalar> Row<'a, T> {
                 &a[start..start + self.values.len()],
                 b,
             ),
-            Inputs::Listed(ix) => {
-                let mut acc = T::zero();
-                for (&i, w) in ix.iter().zip(self.values) {
-                    T::mul_add_assign(&mut acc, w, &a[i as usize]);
-                }
-                acc + b.clone()
-            }
+            Inputs::Listed(ix) => T::affine_sum(
+                self.values.iter().zip(ix.iter().map(|&i| &a[i as usize])),
+                b,
+            ),
         }
     }
 
