@@ -494,11 +494,9 @@ fn bad_clevr_xai_requests_exit_with_code_2_and_write_nothing() {
     let soc = dir.path().join("soc");
     generate(&soc, 1, 3);
     let soc_model = dir.path().join("rn-soc");
+    std::fs::create_dir_all(&soc_model).unwrap();
     TorchRelationNet::seeded(1, Task::SortOfClevr, Device::Cpu)
-        .save(&{
-            std::fs::create_dir_all(&soc_model).unwrap();
-            soc_model.clone()
-        })
+        .save(&soc_model)
         .unwrap();
     let run = sanity(&soc_model, &xai_root(), &out, &["--samples", "3"]);
     assert_eq!(run.status.code(), Some(2));

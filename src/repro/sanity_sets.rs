@@ -254,14 +254,7 @@ mod tests {
 
     #[test]
     fn subtype_names_are_their_serialised_names() {
-        for s in [
-            Subtype::Shape,
-            Subtype::Left,
-            Subtype::Top,
-            Subtype::Closest,
-            Subtype::Furthest,
-            Subtype::Count,
-        ] {
+        for s in Subtype::ALL {
             assert_eq!(serde_json::to_value(s).unwrap(), s.name());
         }
     }

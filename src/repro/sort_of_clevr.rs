@@ -87,6 +87,15 @@ pub enum Subtype {
 }
 
 impl Subtype {
+    pub const ALL: [Subtype; 6] = [
+        Subtype::Shape,
+        Subtype::Left,
+        Subtype::Top,
+        Subtype::Closest,
+        Subtype::Furthest,
+        Subtype::Count,
+    ];
+
     /// The name the reports use (as serialised).
     pub fn name(self) -> &'static str {
         match self {

@@ -609,15 +609,6 @@ pub struct TypeAccuracy {
     pub questions: usize,
 }
 
-const SUBTYPES: [Subtype; 6] = [
-    Subtype::Shape,
-    Subtype::Left,
-    Subtype::Top,
-    Subtype::Closest,
-    Subtype::Furthest,
-    Subtype::Count,
-];
-
 /// Questions a network trains and is evaluated on.
 pub trait QuestionSet {
     fn num_images(&self) -> usize;
@@ -699,7 +690,7 @@ impl QuestionSet for DeviceSet<'_> {
     }
 
     fn types(&self) -> (Vec<String>, Vec<Option<usize>>) {
-        let names = SUBTYPES
+        let names = Subtype::ALL
             .iter()
             .map(|s| serde_json::to_value(s).expect("subtypes serialise"))
             .map(|v| v.as_str().unwrap_or_default().to_string())
@@ -708,7 +699,7 @@ impl QuestionSet for DeviceSet<'_> {
             .data
             .subtypes
             .iter()
-            .map(|s| SUBTYPES.iter().position(|t| t == s))
+            .map(|s| Subtype::ALL.iter().position(|t| t == s))
             .collect();
         (names, of)
     }
