@@ -7,7 +7,8 @@
 //! - a CLEVR network on CLEVR-XAI (tests/data/clevr): the other answers come from the answer's
 //!   CLEVR category, the questions are deranged as words through the network's encoder (each
 //!   map's logit is the network's logit on its image and question), the question encoder is
-//!   the last layer re-initialised, the masks count where a question has one;
+//!   the last layer re-initialised, the masks count where a question has one (and a mask of
+//!   another size is resized to the maps');
 //! - bad requests exit with code 2 and write nothing.
 
 #![cfg(feature = "torch")]
@@ -483,13 +484,29 @@ fn bad_clevr_xai_requests_exit_with_code_2_and_write_nothing() {
     refused(&root, &[], &["images", "missing"]);
     // Not CLEVR-XAI for a CLEVR network.
     refused(&model, &[], &["not a CLEVR-XAI folder"]);
-    // A mask of another size than the maps'.
-    ndarray_npy::write_npy(
-        root.join("ground_truth_simple_questions_single_object/1.npy"),
-        &ndarray::Array2::<bool>::from_elem((64, 96), true),
-    )
-    .unwrap();
-    refused(&root, &images_arg, &["1.npy", "64×96", "128×128"]);
+    // A mask that is not boolean.
+    let mask = root.join("ground_truth_simple_questions_single_object/1.npy");
+    ndarray_npy::write_npy(&mask, &ndarray::Array2::<f64>::zeros((128, 128))).unwrap();
+    refused(&root, &images_arg, &["1.npy"]);
+    // A mask of the render's size is resized to the maps' (CLEVR-XAI's evaluation): one that
+    // covers the whole image holds all of every map's relevance.
+    ndarray_npy::write_npy(&mask, &ndarray::Array2::<bool>::from_elem((320, 480), true)).unwrap();
+    let resized = dir.path().join("resized");
+    let extra = [&["--samples", "3", "--precision", "f32"][..], &images_arg].concat();
+    ok(sanity(&model, &root, &resized, &extra));
+    let samples = summary(&resized)["samples"].clone();
+    let whole = csv_rows(&resized)
+        .into_iter()
+        .filter(|row| {
+            let k: usize = row["sample"].parse().unwrap();
+            samples[k]["question"] == 1 && row["map"] == "true"
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(whole.len(), 1);
+    for measure in ["mass_accuracy", "rank_accuracy"] {
+        let v: f64 = whole[0][measure].parse().unwrap();
+        assert!((v - 1.0).abs() <= 1e-12, "{measure}: {v}");
+    }
     // A Sort-of-CLEVR network on CLEVR-XAI, CLEVR-XAI options on Sort-of-CLEVR data.
     let soc = dir.path().join("soc");
     generate(&soc, 1, 3);

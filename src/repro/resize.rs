@@ -1,5 +1,6 @@
 //! Image resizing as the reference pipeline does it: Pillow's `Image.resize(size, BILINEAR)`
-//! (what torchvision's `Resize` calls on a PIL image), reproduced to the byte. Pillow resamples
+//! (what torchvision's `Resize` calls on a PIL image), reproduced to the byte; and masks
+//! resized as CLEVR-XAI's evaluation resizes them. Pillow resamples
 //! with a triangle filter whose support widens with the scale when reducing (so it averages
 //! rather than samples), one axis at a time (horizontal first), in fixed point with 22
 //! fractional bits, rounding each pass back to 8 bits.
@@ -7,9 +8,9 @@
 /// Fractional bits of Pillow's fixed-point coefficients for 8-bit images.
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
-/// For each output position along one axis: the first input index, and the fixed-point
-/// weights of the inputs from there.
-fn coefficients(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
+/// For each output position along one axis: the first input index, and the normalised
+/// weights of the inputs from there (Pillow's `precompute_coeffs`, in doubles).
+fn weights(in_size: usize, out_size: usize) -> Vec<(usize, Vec<f64>)> {
     let scale = in_size as f64 / out_size as f64;
     let filter_scale = scale.max(1.0);
     // The bilinear (triangle) filter has support 1.
@@ -26,10 +27,23 @@ fn coefficients(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
                 .map(|x| triangle((x as f64 - center + 0.5) * ss))
                 .collect();
             let total: f64 = weights.iter().sum();
-            let fixed = weights
+            let normalised = weights
+                .iter()
+                .map(|&w| if total != 0.0 { w / total } else { w })
+                .collect();
+            (xmin, normalised)
+        })
+        .collect()
+}
+
+/// [`weights`] in fixed point, as Pillow resamples 8-bit images.
+fn coefficients(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
+    weights(in_size, out_size)
+        .into_iter()
+        .map(|(xmin, w)| {
+            let fixed = w
                 .iter()
                 .map(|&w| {
-                    let w = if total != 0.0 { w / total } else { w };
                     let scaled = w * f64::from(1u32 << PRECISION_BITS);
                     if w < 0.0 {
                         (-0.5 + scaled) as i32
@@ -41,6 +55,44 @@ fn coefficients(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
             (xmin, fixed)
         })
         .collect()
+}
+
+/// Resizes a boolean mask (`height × width`, row-major) as CLEVR-XAI's evaluation resizes a
+/// ground truth to a heatmap's size: Pillow's bilinear resize of the mask as a float image,
+/// then `> 0`. The triangle filter's weights are never negative, so an output pixel is set
+/// where some set input pixel has a positive weight in both passes.
+pub fn resize_mask(
+    mask: &[bool],
+    (height, width): (usize, usize),
+    (out_height, out_width): (usize, usize),
+) -> Vec<bool> {
+    assert_eq!(mask.len(), height * width, "pixel count");
+    let reach = |in_size: usize, out_size: usize| -> Vec<Vec<usize>> {
+        if in_size == out_size {
+            return (0..in_size).map(|i| vec![i]).collect();
+        }
+        weights(in_size, out_size)
+            .into_iter()
+            .map(|(start, w)| {
+                (0..w.len())
+                    .filter(|&i| w[i] > 0.0)
+                    .map(|i| start + i)
+                    .collect()
+            })
+            .collect()
+    };
+    let (rows, columns) = (reach(height, out_height), reach(width, out_width));
+    let mut out = Vec::with_capacity(out_height * out_width);
+    for from_rows in &rows {
+        for from_columns in &columns {
+            out.push(
+                from_rows
+                    .iter()
+                    .any(|&r| from_columns.iter().any(|&c| mask[r * width + c])),
+            );
+        }
+    }
+    out
 }
 
 /// A fixed-point sum back to 8 bits, clipped.
@@ -103,6 +155,45 @@ mod tests {
             for (_, k) in coefficients(inp, out) {
                 let sum: i64 = k.iter().map(|&w| i64::from(w)).sum();
                 assert!((sum - (1 << PRECISION_BITS)).abs() <= k.len() as i64);
+            }
+        }
+    }
+
+    #[test]
+    fn masks_grow_by_the_filters_support() {
+        // 4 → 2 on each axis: output 0 reads inputs 0..=2 (weights 3/7, 3/7, 1/7), output 1
+        // inputs 1..=3.
+        let one = |r: usize, c: usize| {
+            let mut m = vec![false; 16];
+            m[r * 4 + c] = true;
+            resize_mask(&m, (4, 4), (2, 2))
+        };
+        assert_eq!(one(0, 0), [true, false, false, false]);
+        assert_eq!(one(3, 3), [false, false, false, true]);
+        assert_eq!(one(1, 2), [true, true, true, true]);
+        assert_eq!(one(0, 3), [false, true, false, false]);
+        // The same size: unchanged.
+        let m: Vec<bool> = (0..12).map(|i| i % 5 == 0).collect();
+        assert_eq!(resize_mask(&m, (3, 4), (3, 4)), m);
+        // A CLEVR render's 320×480 rectangle at 128×128 covers the scaled rectangle and at
+        // most the filter's reach (one output pixel) beyond it on each side.
+        let (h, w) = (320, 480);
+        let inside = |r: usize, c: usize| (100..160).contains(&r) && (120..300).contains(&c);
+        let m: Vec<bool> = (0..h * w).map(|i| inside(i / w, i % w)).collect();
+        let out = resize_mask(&m, (h, w), (128, 128));
+        let (sy, sx) = (h as f64 / 128.0, w as f64 / 128.0);
+        for r in 0..128 {
+            for c in 0..128 {
+                let (y, x) = ((r as f64 + 0.5) * sy, (c as f64 + 0.5) * sx);
+                let centre_inside = (100.0..160.0).contains(&y) && (120.0..300.0).contains(&x);
+                let near =
+                    (100.0 - sy..160.0 + sy).contains(&y) && (120.0 - sx..300.0 + sx).contains(&x);
+                if centre_inside {
+                    assert!(out[r * 128 + c], "({r}, {c})");
+                }
+                if !near {
+                    assert!(!out[r * 128 + c], "({r}, {c})");
+                }
             }
         }
     }

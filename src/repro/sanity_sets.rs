@@ -2,7 +2,7 @@
 //! saliency: a Sort-of-CLEVR set (`relnet generate`; 75×75 images, question vectors, masks
 //! per question) and CLEVR-XAI's simple or complex questions (128×128 images preprocessed as
 //! the reference does, questions as words for the network's encoder, the ground-truth masks
-//! of one kind, 128×128).
+//! of one kind: 128×128 as released, other sizes resized as CLEVR-XAI's evaluation does).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,9 +11,10 @@ use super::clevr::{
     answer_group, clevr_xai_questions, load_image, load_mask, xai_question_file, Question,
     Vocabulary, XaiQuestions, IMAGE_SIDE,
 };
+use super::resize::resize_mask;
 use super::sanity_report::{plan, Drawn, Sample};
 use super::sort_of_clevr::{Loaded, ANSWERS, QUESTION_WIDTH, SIZE};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// A question as the network reads it.
 #[derive(Clone, Debug, PartialEq)]
@@ -222,17 +223,14 @@ impl SanitySet for XaiSet {
             None => vec![0; pixels],
             Some(path) => {
                 let m = load_mask(path)?;
-                if m.dim() != (IMAGE_SIDE, IMAGE_SIDE) {
-                    return Err(Error::file(
-                        path,
-                        format!(
-                            "a {}×{} mask; the maps are {IMAGE_SIDE}×{IMAGE_SIDE}",
-                            m.nrows(),
-                            m.ncols()
-                        ),
-                    ));
-                }
-                m.iter().map(|&b| u8::from(b)).collect()
+                let cells: Vec<bool> = m.iter().copied().collect();
+                let side = (IMAGE_SIDE, IMAGE_SIDE);
+                let cells = if m.dim() == side {
+                    cells
+                } else {
+                    resize_mask(&cells, m.dim(), side)
+                };
+                cells.into_iter().map(u8::from).collect()
             }
         };
         Ok(SampleInputs {
