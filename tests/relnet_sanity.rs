@@ -327,11 +327,17 @@ fn a_clevr_network_on_clevr_xai() {
         &std::fs::read_to_string(xai_root().join("CLEVR-XAI_simple_questions.json")).unwrap(),
     )
     .unwrap();
+    let by_id = |id: &Value| {
+        let id = id.as_u64().unwrap() as usize;
+        questions.iter().find(|x| x.index == id).unwrap()
+    };
     let samples = report["samples"].as_array().unwrap();
     assert_eq!(samples.len(), 3);
     let mut from = Vec::new();
     for (k, sample) in samples.iter().enumerate() {
-        let q = sample["question"].as_u64().unwrap() as usize;
+        // The report names a question by its question_index.
+        let id = sample["question"].as_u64().unwrap() as usize;
+        let q = questions.iter().position(|x| x.index == id).unwrap();
         let question = &questions[q];
         assert_eq!(sample["text"], question.text.as_str());
         assert_eq!(sample["answer"], question.answer.as_deref().unwrap());
@@ -367,11 +373,7 @@ fn a_clevr_network_on_clevr_xai() {
     // Questions 0 and 1 have masks, question 2 none.
     let with_masks = samples
         .iter()
-        .filter(|s| {
-            questions[s["question"].as_u64().unwrap() as usize]
-                .mask
-                .is_some()
-        })
+        .filter(|s| by_id(&s["question"]).mask.is_some())
         .count();
     assert_eq!(variants[0]["mass_accuracy"]["samples"], with_masks);
     assert_eq!(variants[0]["rank_accuracy"]["samples"], with_masks);
@@ -382,7 +384,7 @@ fn a_clevr_network_on_clevr_xai() {
     net.set_kind(Kind::Double);
     let _guard = tch::no_grad_guard();
     let logit = |image_of: usize, question_of: usize, answer: &str| {
-        let q = |k: usize| &questions[samples[k]["question"].as_u64().unwrap() as usize];
+        let q = |k: usize| by_id(&samples[k]["question"]);
         let image = load_image(&q(image_of).image).unwrap();
         let x: Vec<f64> = image.iter().map(|&v| f64::from(v)).collect();
         let words = vocabulary.encode(q(question_of)).unwrap();
@@ -482,6 +484,17 @@ fn bad_clevr_xai_requests_exit_with_code_2_and_write_nothing() {
     );
     // Without --images the copy has no image folder.
     refused(&root, &[], &["images", "missing"]);
+    // (a) needs another answer of the category of each question's answer.
+    let path = model.join("vocabulary.json");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v["answers"].as_object_mut().unwrap().remove("rubber");
+    std::fs::write(&path, v.to_string()).unwrap();
+    refused(
+        &root,
+        &images_arg,
+        &["CLEVR-XAI_simple_questions.json", "question 0", "'metal'"],
+    );
+    clevr_model(&model, "");
     // Not CLEVR-XAI for a CLEVR network.
     refused(&model, &[], &["not a CLEVR-XAI folder"]);
     // A mask that is not boolean.

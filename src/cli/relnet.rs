@@ -372,7 +372,7 @@ fn sanity_set(
             )?;
             let described = serde_json::json!({
                 "set": "CLEVR-XAI", "questions": questions.name(),
-                "ground_truth": ground_truth, "images": args.images,
+                "ground_truth": ground_truth, "images": data.image_folder(),
                 "masks": "128×128; another size resized as CLEVR-XAI's evaluation does (Pillow's bilinear resize of the mask as floats, then > 0)",
             });
             (Box::new(data), described)

@@ -14,7 +14,7 @@ use super::clevr::{
 use super::resize::resize_mask;
 use super::sanity_report::{plan, Drawn, Sample};
 use super::sort_of_clevr::{Loaded, ANSWERS, QUESTION_WIDTH, SIZE};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A question as the network reads it.
 #[derive(Clone, Debug, PartialEq)]
@@ -159,7 +159,7 @@ impl XaiSet {
             .iter()
             .map(|(a, &k)| (k, a.clone()))
             .collect();
-        let others = names
+        let others: HashMap<usize, Vec<usize>> = names
             .iter()
             .map(|(&k, name)| {
                 let group = answer_group(name).unwrap_or(&[]);
@@ -172,6 +172,25 @@ impl XaiSet {
                 (k, same)
             })
             .collect();
+        // (a) needs another answer of each question's category: checked for every question,
+        // so the outcome does not depend on which are drawn.
+        for (q, a) in questions.iter().zip(&answers) {
+            if others[a].is_empty() {
+                let name = &names[a];
+                let problem = if answer_group(name).is_none() {
+                    format!("the answer '{name}' is not one of CLEVR's 28 answers")
+                } else {
+                    format!(
+                        "the model's dictionary holds no other answer of the category of \
+                         '{name}'"
+                    )
+                };
+                return Err(Error::file(
+                    &file,
+                    format!("question {}: {problem}", q.index),
+                ));
+            }
+        }
         Ok(Self {
             questions,
             words,
@@ -180,6 +199,13 @@ impl XaiSet {
             names,
             others,
         })
+    }
+}
+
+impl XaiSet {
+    /// The folder the images were found in.
+    pub fn image_folder(&self) -> Option<&Path> {
+        self.questions.first().and_then(|q| q.image.parent())
     }
 }
 
