@@ -436,6 +436,37 @@ impl Vocabulary {
     }
 }
 
+/// Questions indexed with a model's dictionaries: per question its word indices, its answer's
+/// index and its image's index among the distinct images (in order of first appearance).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Indexed {
+    pub words: Vec<Vec<usize>>,
+    pub answers: Vec<usize>,
+    pub image_index: Vec<usize>,
+}
+
+impl Indexed {
+    /// Indexes `questions` with `vocabulary` (a word or an answer outside it, or a question
+    /// without an answer, is an error naming the question).
+    pub fn new(questions: &[Question], vocabulary: &Vocabulary) -> Result<Self> {
+        let mut words = Vec::with_capacity(questions.len());
+        let mut answers = Vec::with_capacity(questions.len());
+        let mut image_index = Vec::with_capacity(questions.len());
+        let mut images: HashMap<&Path, usize> = HashMap::new();
+        for q in questions {
+            words.push(vocabulary.encode(q)?);
+            answers.push(vocabulary.answer(q, "", "the model's dictionary")?);
+            let next = images.len();
+            image_index.push(*images.entry(q.image.as_path()).or_insert(next));
+        }
+        Ok(Self {
+            words,
+            answers,
+            image_index,
+        })
+    }
+}
+
 /// The bytes of one preprocessed image: `128 × 128 × 3` (rows, columns, RGB), resized as
 /// [`load_image`] resizes, before the scaling to [−1, 1].
 pub const IMAGE_BYTES: usize = IMAGE_SIDE * IMAGE_SIDE * 3;

@@ -25,7 +25,7 @@ use crate::model::relnet::QuestionEncoder;
 use crate::model::relnet::{Options, RelationNetwork};
 use crate::model::Model;
 use crate::region::{membership_batch, trace_and_pattern, Decision, Membership};
-use crate::repro::clevr::{load_image, Question, IMAGE_SIDE};
+use crate::repro::clevr::{load_image, Indexed, Question, IMAGE_SIDE};
 use crate::repro::sort_of_clevr::{Loaded, ANSWERS, QUESTION_WIDTH, SIZE};
 
 /// The questions a run draws from, each with its image, question vector and answer.
@@ -94,9 +94,7 @@ impl Questions for Loaded {
 /// indexed by the model's dictionaries, the image read when a question is drawn.
 pub struct ClevrQuestions<'a> {
     questions: Vec<Question>,
-    words: Vec<Vec<usize>>,
-    answers: Vec<usize>,
-    image_index: Vec<usize>,
+    indexed: Indexed,
     encoder: &'a QuestionEncoder,
     outputs: usize,
 }
@@ -109,21 +107,10 @@ impl<'a> ClevrQuestions<'a> {
         encoder: &'a QuestionEncoder,
         outputs: usize,
     ) -> Result<Self> {
-        let mut words = Vec::with_capacity(questions.len());
-        let mut answers = Vec::with_capacity(questions.len());
-        let mut image_index = Vec::with_capacity(questions.len());
-        let mut images: std::collections::HashMap<&std::path::Path, usize> = Default::default();
-        for q in &questions {
-            words.push(encoder.vocabulary.encode(q)?);
-            answers.push(encoder.vocabulary.answer(q, "", "the model's dictionary")?);
-            let next = images.len();
-            image_index.push(*images.entry(q.image.as_path()).or_insert(next));
-        }
+        let indexed = Indexed::new(&questions, &encoder.vocabulary)?;
         Ok(Self {
             questions,
-            words,
-            answers,
-            image_index,
+            indexed,
             encoder,
             outputs,
         })
@@ -152,19 +139,19 @@ impl Questions for ClevrQuestions<'_> {
     }
 
     fn vector(&self, q: usize) -> Result<Vec<f64>> {
-        Ok(self.encoder.encode(&self.words[q]))
+        Ok(self.encoder.encode(&self.indexed.words[q]))
     }
 
     fn image(&self, q: usize) -> Result<(usize, Vec<f64>)> {
         let values = load_image(&self.questions[q].image)?;
         Ok((
-            self.image_index[q],
+            self.indexed.image_index[q],
             values.iter().map(|&v| f64::from(v)).collect(),
         ))
     }
 
     fn answer(&self, q: usize) -> usize {
-        self.answers[q]
+        self.indexed.answers[q]
     }
 }
 

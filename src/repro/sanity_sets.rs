@@ -5,10 +5,10 @@
 //! of one kind: 128×128 as released, other sizes resized as CLEVR-XAI's evaluation does).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::clevr::{
-    answer_group, clevr_xai_questions, load_image, load_mask, xai_question_file, Question,
+    answer_group, clevr_xai_questions, load_image, load_mask, xai_question_file, Indexed, Question,
     Vocabulary, XaiQuestions, IMAGE_SIDE,
 };
 use super::resize::resize_mask;
@@ -140,20 +140,11 @@ impl XaiSet {
     ) -> Result<Self> {
         let file = xai_question_file(root, set);
         let questions = clevr_xai_questions(root, set, ground_truth, images)?;
-        let mut words = Vec::with_capacity(questions.len());
-        let mut answers = Vec::with_capacity(questions.len());
-        let mut image_index = Vec::with_capacity(questions.len());
-        let mut seen: HashMap<PathBuf, usize> = HashMap::new();
-        for q in &questions {
-            words.push(vocabulary.encode(q).map_err(|e| e.in_file(&file))?);
-            answers.push(
-                vocabulary
-                    .answer(q, "", "the model's dictionary")
-                    .map_err(|e| e.in_file(&file))?,
-            );
-            let next = seen.len();
-            image_index.push(*seen.entry(q.image.clone()).or_insert(next));
-        }
+        let Indexed {
+            words,
+            answers,
+            image_index,
+        } = Indexed::new(&questions, vocabulary).map_err(|e| e.in_file(&file))?;
         let names: HashMap<usize, String> = vocabulary
             .answers
             .iter()

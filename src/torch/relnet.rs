@@ -690,11 +690,7 @@ impl QuestionSet for DeviceSet<'_> {
     }
 
     fn types(&self) -> (Vec<String>, Vec<Option<usize>>) {
-        let names = Subtype::ALL
-            .iter()
-            .map(|s| serde_json::to_value(s).expect("subtypes serialise"))
-            .map(|v| v.as_str().unwrap_or_default().to_string())
-            .collect();
+        let names = Subtype::ALL.iter().map(|s| s.name().to_string()).collect();
         let of = self
             .data
             .subtypes
