@@ -3,10 +3,10 @@
 //! each input-layer root lies in the input's region. Run with `cargo bench --bench c6_audit`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use dtdcert::repro::mlp_roots::{rows_for_rules, run_generated, Settings};
+use dtdcert::repro::mlp_roots::{rows_for_rules, run_generated, MlpRootsSettings};
 
 fn c6(c: &mut Criterion) {
-    let settings = Settings::default();
+    let settings = MlpRootsSettings::default();
     c.bench_function(
         "c6 end to end: 4 rules x 1000 samples, 10-10-10-2, exact verdicts",
         |b| b.iter(|| run_generated(&settings).unwrap()),

@@ -27,9 +27,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use common::{wide_mlp, WIDTHS};
+use dtdcert::check::{check, Problem};
 use dtdcert::dtd::{explain, DtdSettings};
-use dtdcert::exact::certificate::{check, Problem};
-use dtdcert::lp::certify::{Answer, Certifier, Question, RegionCache};
+use dtdcert::lp::certify::{Answer, Certifier, RegionCache, RegionQuestion};
 use dtdcert::lp::{Backend, SolveOptions};
 use dtdcert::model::forward::{argmax, forward};
 use dtdcert::model::inputs::load_inputs;
@@ -138,7 +138,7 @@ fn kind(a: &Answer) -> &'static str {
     }
 }
 
-fn certify_one(certifier: &Certifier, q: &Question) -> Timing {
+fn certify_one(certifier: &Certifier, q: &RegionQuestion) -> Timing {
     let certified = certifier.answer(q);
     // The exact check of the certificate on its own (the answer ran it already).
     let check = certified.certificate.as_ref().map(|c| {
@@ -203,7 +203,7 @@ fn run(
     opts: SolveOptions,
     problem: Problem,
     mode: Mode,
-    questions: &[Question],
+    questions: &[RegionQuestion],
     unknown: &mut Vec<String>,
 ) {
     let certifier = |cache| Certifier {
@@ -217,7 +217,7 @@ fn run(
     let timings: Vec<Timing> = questions
         .iter()
         .map(|q| {
-            let q = Question {
+            let q = RegionQuestion {
                 problem,
                 ..q.clone()
             };
@@ -227,7 +227,7 @@ fn run(
                 Mode::Warm => {
                     // Primes the cache with the region of this question (a no-op when the
                     // previous question was on the same region).
-                    let _ = shared.answer(&Question {
+                    let _ = shared.answer(&RegionQuestion {
                         problem: Problem::Exists,
                         ..q.clone()
                     });
@@ -253,13 +253,13 @@ fn questions(
     x: &[f64],
     domain: Domain,
     neurons: &[usize],
-) -> Vec<Question> {
+) -> Vec<RegionQuestion> {
     let trace = forward(model.net(), x);
     let k = argmax(trace.output());
     let e = explain(model.net(), &trace, &DtdSettings::default(), k, false);
     neurons
         .iter()
-        .map(|&j| Question {
+        .map(|&j| RegionQuestion {
             sample_index,
             sample: x.to_vec(),
             layer: 1,
@@ -299,7 +299,7 @@ fn main() {
         let inputs = load_inputs(&root.join("inputs.npy"), None).unwrap();
         let width = model.net().layers()[0].affine.out_dim();
         let neurons: Vec<usize> = (0..width).collect();
-        let qs: Vec<Question> = (0..s.samples.min(inputs.len()))
+        let qs: Vec<RegionQuestion> = (0..s.samples.min(inputs.len()))
             .flat_map(|i| questions(&model, i, &inputs.row(i).unwrap(), Domain::Free, &neurons))
             .collect();
         let workload = format!("C6 10-10-10-2, {} samples × {width} neurons", s.samples);
@@ -324,12 +324,12 @@ fn main() {
         };
         let all = questions(&model, 0, &x, domain, &(0..WIDTHS[1]).collect::<Vec<_>>());
         // Neurons with relevance 0 have the centre itself as their root: skip them.
-        let relevant: Vec<Question> = all
+        let relevant: Vec<RegionQuestion> = all
             .into_iter()
             .filter(|q| q.relevance != Some(0.0))
             .collect();
         let stride = (relevant.len() / s.neurons.max(1)).max(1);
-        let sample: Vec<Question> = relevant
+        let sample: Vec<RegionQuestion> = relevant
             .iter()
             .step_by(stride)
             .take(s.neurons)

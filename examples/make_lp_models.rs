@@ -27,9 +27,10 @@ use std::time::Instant;
 
 use clap::Parser;
 use dtdcert::cli::{export_lp, Cli, Command};
+use dtdcert::io::write_npy_f64_atomic;
 use dtdcert::lp::lpfile::read_lp_file;
 use dtdcert::lp::{solve, SolveOptions, Solved};
-use dtdcert::model::inputs::{load_inputs, write_npy_f64_atomic};
+use dtdcert::model::inputs::load_inputs;
 use dtdcert::model::ir::dense_layer;
 use dtdcert::model::{safetensors_json, Affine, Model, Network};
 use ndarray::Array2;

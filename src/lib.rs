@@ -1,22 +1,37 @@
 //! dtdcert: exact audits of the root points of Deep Taylor Decomposition in ReLU networks.
 //!
-//! The layers of the crate, bottom up: [`exact`] (rational arithmetic and the float filter),
-//! [`model`] (the network IR, loaders, forward pass), [`region`] (activation patterns and the
-//! local linear region as a polytope), [`dtd`] (rules, roots, relevance, verdicts), [`audit`]
-//! (audit runs over many inputs), [`report`] (written summaries), [`repro`] (the paper's
-//! experiments) and [`cli`] (the command-line front end).
+//! The crate's folders are layers, listed here bottom up; a module imports only from layers
+//! below its own (`tests/layers.rs` checks it):
+//!
+//! | layer | what it holds |
+//! |---|---|
+//! | [`error`] | the library's error type and its exit codes |
+//! | [`io`] | files and folders written atomically, progress bars |
+//! | [`exact`] | rational arithmetic, the float filter, linear programs as exact data |
+//! | [`model`] | the network IR, its loaders, the forward pass |
+//! | [`region`] | activation patterns and the local linear region as a polytope |
+//! | [`check`] | the certificate checker (no LP or torch code) |
+//! | [`dtd`] | rules, roots, relevance (train-free and full-backward) |
+//! | [`lp`] | LP problems, certified answers, LP files |
+//! | [`audit`] | audit runs: records, resume, shards, merge, summaries |
+//! | [`report`] | Markdown, HTML and CSV reports |
+//! | [`repro`] | the paper's experiments |
+//! | `torch` | the libtorch backend (feature `torch`) |
+//! | [`cli`] | the command line: arguments to settings, settings to library calls |
 
-pub mod error;
-pub mod exact;
-pub mod model;
-
-pub use error::{Error, Result};
 pub mod audit;
+pub mod check;
 pub mod cli;
 pub mod dtd;
+pub mod error;
+pub mod exact;
+pub mod io;
 pub mod lp;
+pub mod model;
 pub mod region;
 pub mod report;
 pub mod repro;
 #[cfg(feature = "torch")]
 pub mod torch;
+
+pub use error::{Error, Result};

@@ -4,11 +4,14 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use dtdcert::audit::output::{marker, MARKER};
-use dtdcert::audit::run::{merge, resume, run, OutputOptions, RunSpec, Shard, Targets};
+use dtdcert::audit::spec::{RunSpec, Shard, Targets};
 use dtdcert::audit::AuditSettings;
+use dtdcert::audit::{OutputOptions, Runner, Summary};
+use dtdcert::error::Result;
+use dtdcert::io::output_dir::{marker, MARKER};
 use dtdcert::model::inputs::{load_inputs, Inputs};
 use dtdcert::model::Model;
+use dtdcert::report::Reports;
 
 const MODEL: &str = "examples/c6/model.onnx";
 const INPUTS: &str = "examples/c6/inputs.npy";
@@ -34,6 +37,39 @@ const OPTIONS: OutputOptions = OutputOptions {
     progress: false,
     csv: true,
 };
+
+/// A run on the exact engine, with the reports of `report`.
+fn runner(options: OutputOptions) -> Runner<'static> {
+    Runner {
+        backend: None,
+        reports: &Reports,
+        options,
+    }
+}
+
+fn run(
+    model: &Model,
+    inputs: &Inputs,
+    spec: &RunSpec,
+    out: &Path,
+    options: OutputOptions,
+) -> Result<Summary> {
+    runner(options).run(model, inputs, spec, out)
+}
+
+fn resume(
+    model: &Model,
+    inputs: &Inputs,
+    spec: &RunSpec,
+    dir: &Path,
+    options: OutputOptions,
+) -> Result<Summary> {
+    runner(options).resume(model, inputs, spec, dir)
+}
+
+fn merge(dirs: &[PathBuf], out: &Path, csv: bool) -> Result<Summary> {
+    dtdcert::audit::merge::merge(dirs, out, csv, &Reports)
+}
 
 fn read(dir: &Path, name: &str) -> Vec<u8> {
     fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
@@ -265,7 +301,7 @@ fn killed_process_resumes_to_the_uninterrupted_result() {
     let inputs_path = tmp.path().join("inputs.npy");
     let flat: Vec<f64> = xs.iter().flatten().copied().collect();
     let array = ndarray::Array2::from_shape_vec((xs.len(), 10), flat).unwrap();
-    dtdcert::model::inputs::write_npy_f64_atomic(&inputs_path, &array).unwrap();
+    dtdcert::io::write_npy_f64_atomic(&inputs_path, &array).unwrap();
     let bin = env!("CARGO_BIN_EXE_dtdcert");
     let args = |dest: &str, dir: &Path| {
         let mut c = std::process::Command::new(bin);

@@ -20,11 +20,11 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use dtdcert::check::{check, Accepted, Certificate, Claim, Problem, FORMAT};
 use dtdcert::dtd::{explain, DtdSettings};
-use dtdcert::exact::certificate::{check, Accepted, Certificate, Claim, Problem, FORMAT};
 use dtdcert::exact::program::{LinearProgram, RowKind};
 use dtdcert::exact::{Rational, Scalar};
-use dtdcert::lp::certify::{Answer, Certifier, Question, RegionCache};
+use dtdcert::lp::certify::{Answer, Certifier, RegionCache, RegionQuestion};
 use dtdcert::lp::SolveOptions;
 use dtdcert::model::forward::{argmax, forward};
 use dtdcert::model::ir::dense_layer;
@@ -191,9 +191,9 @@ impl Case {
 }
 
 impl Posed {
-    fn question(&self, problem: Problem) -> Question {
+    fn question(&self, problem: Problem) -> RegionQuestion {
         let root = problem != Problem::Chebyshev;
-        Question {
+        RegionQuestion {
             sample_index: 0,
             sample: self.x.clone(),
             layer: self.layer,
@@ -929,8 +929,8 @@ fn mutants(model: &Model, cert: &Certificate, acc: &Accepted, seed: u64) -> Vec<
     out
 }
 
-fn blank_interval() -> dtdcert::exact::certificate::Interval {
-    dtdcert::exact::certificate::Interval {
+fn blank_interval() -> dtdcert::check::Interval {
+    dtdcert::check::Interval {
         lower: None,
         upper: None,
         lower_f64: None,
@@ -2029,14 +2029,14 @@ fn a_facet_question_off_the_region_is_refused() {
         inputs_path: None,
         cache: Default::default(),
     };
-    let q = dtdcert::lp::certify::Question {
+    let q = dtdcert::lp::certify::RegionQuestion {
         sample_index: 0,
         sample: vec![0.5, -0.25, 1.0],
         layer: 2,
         neuron: None,
         relevance: None,
         domain: dtdcert::region::problem::Domain::NonNegative,
-        problem: dtdcert::exact::certificate::Problem::Facet,
+        problem: dtdcert::check::Problem::Facet,
         constraint: Some((2, 1)),
         centre: None,
     };

@@ -68,7 +68,7 @@ fn clevr_questions_images_and_tokens() {
         err.contains("CLEVR_test_000000.png") && err.contains("missing"),
         "{err}"
     );
-    let unknown = dtdcert::repro::clevr::Question {
+    let unknown = dtdcert::repro::clevr::ClevrQuestion {
         text: "What is a zorb?".into(),
         ..val[0].clone()
     };

@@ -6,9 +6,9 @@ mod util;
 
 use assert_cmd::Command;
 use dtdcert::audit::{audit_sample, AuditSettings};
+use dtdcert::check::Problem;
 use dtdcert::dtd::{explain, DtdSettings, RootOutcome, Rule};
-use dtdcert::exact::certificate::Problem;
-use dtdcert::lp::certify::{Answer, Certifier, Question};
+use dtdcert::lp::certify::{Answer, Certifier, RegionQuestion};
 use dtdcert::lp::nearest_valid::explain_valid;
 use dtdcert::lp::SolveOptions;
 use dtdcert::model::forward::forward;
@@ -112,7 +112,7 @@ fn no_valid_rule_root_beats_the_certified_nearest_distance() {
                 if !m.is_inside() || !in_domain {
                     continue;
                 }
-                let q = Question {
+                let q = RegionQuestion {
                     sample_index: s,
                     sample: x.clone(),
                     layer: index + 1,

@@ -149,7 +149,7 @@ fn clevr_training_exports_a_model_the_exact_engine_computes() {
 fn a_batch_encodes_each_question_as_it_is_encoded_alone() {
     let train: Vec<_> = TRAIN
         .iter()
-        .map(|&(i, t, a, _)| dtdcert::repro::clevr::Question {
+        .map(|&(i, t, a, _)| dtdcert::repro::clevr::ClevrQuestion {
             index: i,
             image: Default::default(),
             text: t.into(),

@@ -1,11 +1,11 @@
 //! The C6 table that the README reports (seed 0, 1000 samples) is what `repro mlp-roots`
 //! computes: a regression test for the published figures.
 
-use dtdcert::repro::mlp_roots::{run_generated, Settings};
+use dtdcert::repro::mlp_roots::{run_generated, MlpRootsSettings};
 
 #[test]
 fn readme_c6_table_is_reproduced() {
-    let generated = run_generated(&Settings::default()).unwrap();
+    let generated = run_generated(&MlpRootsSettings::default()).unwrap();
     let rows: Vec<(String, u64, u64, u64, u64)> = generated
         .rows
         .iter()

@@ -15,7 +15,7 @@
 
 mod util;
 
-use dtdcert::audit::{audit_sample, AuditSettings, Box1, DomainCheck, RootVerdict};
+use dtdcert::audit::{audit_sample, AuditSettings, DomainBox, DomainCheck, RootVerdict};
 use dtdcert::dtd::{explain, BiasMode, DtdSettings, InitialRelevance, LayerRule, Rule};
 use dtdcert::model::forward::{argmax, forward};
 use dtdcert::model::{Model, Network};
@@ -561,7 +561,7 @@ fn compare_audits(
 fn audit_settings(dtd: DtdSettings, boxed: bool) -> AuditSettings {
     AuditSettings {
         dtd,
-        domain: boxed.then_some(Box1 { lo: -1.0, hi: 1.0 }),
+        domain: boxed.then_some(DomainBox { lo: -1.0, hi: 1.0 }),
         ..AuditSettings::default()
     }
 }

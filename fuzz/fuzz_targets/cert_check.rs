@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use dtdcert::exact::certificate::{check, Certificate};
+use dtdcert::check::{check, Certificate};
 use dtdcert::model::Model;
 use libfuzzer_sys::fuzz_target;
 

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use dtdcert::model::onnx::{load_bytes, load_bytes_with, LoadOptions};
+use dtdcert::model::onnx::{load_bytes, load_bytes_with, OnnxOptions};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,9 +15,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(net) = load_bytes(data, path) {
         dtdcert_fuzz::check_network(&net);
     }
-    let options = LoadOptions {
+    let options = OnnxOptions {
         question: Some(vec![0.5, -1.0, 0.0, 1.0, 2.0]),
-        ..LoadOptions::default()
+        ..OnnxOptions::default()
     };
     if let Ok(net) = load_bytes_with(data, path, options) {
         dtdcert_fuzz::check_network(&net);

@@ -11,7 +11,7 @@
 //! rationals (of one of the rules) must conserve relevance exactly.
 #![no_main]
 
-use dtdcert::audit::{audit_sample, AuditSettings, Box1, DomainCheck, RootVerdict};
+use dtdcert::audit::{audit_sample, AuditSettings, DomainBox, DomainCheck, RootVerdict};
 use dtdcert::dtd::{explain, BiasMode, DtdSettings, InitialRelevance, RootOutcome, Rule};
 use dtdcert::exact::{Rational, Scalar};
 use dtdcert::model::ir::{dense_layer, Affine, Layer, Sparse};
@@ -60,7 +60,7 @@ struct Case {
     x: Vec<f64>,
     target: Option<usize>,
     base: DtdSettings,
-    domain: Option<Box1>,
+    domain: Option<DomainBox>,
     /// The rule of the input layer, when it differs from the others.
     input_rule: Option<Rule>,
     /// The parameters of the γ and zB rules.
@@ -172,7 +172,7 @@ fn case(u: &mut Unstructured<'_>) -> Result<Case> {
     };
     let domain = if u.ratio(1, 3)? {
         let (a, b) = (value(u, spread)?, value(u, spread)?);
-        Some(Box1 {
+        Some(DomainBox {
             lo: a.min(b),
             hi: a.max(b),
         })
@@ -214,7 +214,7 @@ fn exact(point: &[f64]) -> Vec<Rational> {
 fn domain_of(
     point: &[f64],
     layer_index: usize,
-    input_box: Option<Box1>,
+    input_box: Option<DomainBox>,
     after_relu: bool,
 ) -> DomainCheck {
     let (lo, hi) = match (layer_index, input_box) {

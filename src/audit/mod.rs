@@ -3,20 +3,22 @@
 //! (DESIGN.md §1.4). Records stream to `records.jsonl`; counts accumulate into a summary.
 
 pub mod histogram;
-pub mod output;
+pub mod merge;
 pub mod run;
+pub mod spec;
 pub mod summary;
 
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-pub use summary::Summary;
+pub use run::{OutputOptions, ReportWriter, Runner};
+pub use summary::{Summary, SummaryDocument};
 
+use crate::check::{Certificate, Problem};
 use crate::dtd::{explain, neuron_root, DtdSettings, NoRoot, RootOutcome};
 use crate::error::Result;
-use crate::exact::certificate::{Certificate, Problem};
 use crate::exact::{Rational, Scalar};
-use crate::lp::certify::{Answer, Certifier, Question};
+use crate::lp::certify::{Answer, Certifier, RegionQuestion};
 use crate::lp::nearest_valid::{explain_valid, uses_lp};
 use crate::lp::{Backend, SolveOptions};
 use crate::model::{forward, Model};
@@ -28,7 +30,7 @@ use crate::region::{
 
 /// Where roots must lie besides the region.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Box1 {
+pub struct DomainBox {
     pub lo: f64,
     pub hi: f64,
 }
@@ -41,7 +43,7 @@ pub struct AuditSettings {
     pub dtd: DtdSettings,
     /// The input domain box (`--domain LO:HI`); `None`: unbounded, unless the input rule is
     /// zB, whose box is then the domain.
-    pub domain: Option<Box1>,
+    pub domain: Option<DomainBox>,
     /// Compute roots and verdicts in exact rationals throughout.
     pub exact: bool,
     /// Write root coordinates into the records.
@@ -67,18 +69,39 @@ pub struct TorchSettings {
     pub precision: String,
 }
 
+/// Computes the records of samples outside the exact engine, in floating point without error
+/// bounds: the libtorch backend, which the CLI plugs in (`audit` does not know it).
+pub trait BatchAuditor {
+    /// The records of samples `ids`, with inputs `rows` and targets `targets` (one each), in
+    /// order.
+    fn records(
+        &self,
+        model: &Model,
+        settings: &AuditSettings,
+        ids: &[usize],
+        rows: &[Vec<f64>],
+        targets: &[Option<usize>],
+    ) -> Result<Vec<SampleRecord>>;
+}
+
+/// Builds the batch auditor that `--backend torch` settings ask for.
+pub type BatchBackend<'a> = &'a dyn Fn(&Model, &TorchSettings) -> Result<Box<dyn BatchAuditor>>;
+
 /// What computes an audit's records: the exact engine (f64 with error bounds and an exact
-/// fallback, or rationals), or the libtorch backend.
+/// fallback, or rationals), or a batch auditor (the libtorch backend).
 pub enum Engine {
     Exact,
-    #[cfg(feature = "torch")]
-    Torch(Box<crate::torch::audit::TorchAuditor>),
+    Batched(Box<dyn BatchAuditor>),
 }
 
 impl Engine {
-    /// The engine `settings` ask for (an error where that is the libtorch backend and this
-    /// build has none, or its device is missing).
-    pub fn new(model: &Model, settings: &AuditSettings) -> Result<Self> {
+    /// The engine `settings` ask for, a batch auditor built by `backend` where they name the
+    /// libtorch backend (an error where this build has none, or its device is missing).
+    pub fn new(
+        model: &Model,
+        settings: &AuditSettings,
+        backend: Option<BatchBackend>,
+    ) -> Result<Self> {
         let Some(torch) = &settings.torch else {
             return Ok(Engine::Exact);
         };
@@ -93,21 +116,10 @@ impl Engine {
                 }
             )));
         }
-        Self::torch(model, torch)
-    }
-
-    #[cfg(feature = "torch")]
-    fn torch(model: &Model, torch: &TorchSettings) -> Result<Self> {
-        use crate::torch::{device, Precision};
-        let precision = Precision::parse(&torch.precision)?;
-        let auditor =
-            crate::torch::audit::TorchAuditor::new(model, precision, device(&torch.device)?);
-        Ok(Engine::Torch(Box::new(auditor)))
-    }
-
-    #[cfg(not(feature = "torch"))]
-    fn torch(_: &Model, _: &TorchSettings) -> Result<Self> {
-        Err(crate::error::Error::Usage(NO_TORCH.into()))
+        match backend {
+            Some(build) => Ok(Engine::Batched(build(model, torch)?)),
+            None => Err(crate::error::Error::Usage(NO_TORCH.into())),
+        }
     }
 
     /// The records (and certificates) of samples `ids`, with inputs `rows` and targets
@@ -128,9 +140,8 @@ impl Engine {
                 .zip(targets.par_iter())
                 .map(|((&i, x), &target)| audit_sample_certified(model, settings, i, x, target))
                 .collect(),
-            #[cfg(feature = "torch")]
-            Engine::Torch(auditor) => {
-                let records = auditor.audit(model, settings, ids, rows, targets)?;
+            Engine::Batched(auditor) => {
+                let records = auditor.records(model, settings, ids, rows, targets)?;
                 records
                     .into_par_iter()
                     .zip(rows.par_iter())
@@ -190,9 +201,11 @@ pub struct CertifySettings {
 
 impl AuditSettings {
     /// The box the input-layer roots must lie in, if any.
-    pub fn input_domain(&self) -> Option<Box1> {
-        self.domain
-            .or(self.dtd.input_rule_box().map(|(lo, hi)| Box1 { lo, hi }))
+    pub fn input_domain(&self) -> Option<DomainBox> {
+        self.domain.or(self
+            .dtd
+            .input_rule_box()
+            .map(|(lo, hi)| DomainBox { lo, hi }))
     }
 }
 
@@ -299,7 +312,7 @@ pub fn resolve_target(target: Option<usize>, output: &[f64]) -> usize {
 fn domain_check<T: Scalar, U: Scalar>(
     point: &[T],
     layer_index: usize,
-    input_box: Option<Box1>,
+    input_box: Option<DomainBox>,
     net: &crate::model::Network<U>,
 ) -> DomainCheck {
     // The input box at the network input, `>= 0` above a ReLU, nothing above a layer without.
@@ -382,7 +395,7 @@ fn certify_roots(
             if root.valid && !c.all {
                 continue;
             }
-            let question = Question {
+            let question = RegionQuestion {
                 sample_index: record.sample,
                 sample: x.to_vec(),
                 layer: lr.layer,

@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::histogram::LogHistogram;
-use super::{CertifiedAnswer, DomainCheck, SampleRecord};
+use super::spec::{InputsInfo, ModelInfo, RunSpec, Shard, Targets};
+use super::{AuditSettings, CertifiedAnswer, DomainCheck, SampleRecord};
 use crate::region::Decision;
 
 /// Counts for one layer (or, in `total`, over all layers).
@@ -186,6 +187,40 @@ impl Counts {
             0.0
         } else {
             self.roots_outside as f64 / self.roots as f64
+        }
+    }
+}
+
+/// The document written to summary.json: the run's identity, its settings, and the counts.
+#[derive(Serialize)]
+pub struct SummaryDocument<'a> {
+    pub tool: &'static str,
+    pub version: &'a str,
+    pub model: &'a ModelInfo,
+    pub inputs: &'a InputsInfo,
+    pub rule: String,
+    pub input_rule: String,
+    pub targets: &'a Targets,
+    pub settings: &'a AuditSettings,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    #[serde(flatten)]
+    pub summary: &'a Summary,
+}
+
+impl<'a> SummaryDocument<'a> {
+    pub fn new(spec: &'a RunSpec, summary: &'a Summary) -> Self {
+        Self {
+            tool: "dtdcert",
+            version: &spec.version,
+            model: &spec.model,
+            inputs: &spec.inputs,
+            rule: spec.settings.dtd.rule.to_string(),
+            input_rule: spec.settings.dtd.rule_for(0).to_string(),
+            targets: &spec.targets,
+            settings: &spec.settings,
+            shard: spec.shard,
+            summary,
         }
     }
 }

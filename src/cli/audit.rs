@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{parse_domain, DataArgs, Outcome, RuleArgs, TargetArgs};
-use crate::audit::run::{resume, run as run_audit, OutputOptions, RunSpec, Shard};
+use crate::audit::spec::{RunSpec, Shard};
 use crate::audit::{AuditSettings, CertifySettings, LpSettings};
+use crate::audit::{OutputOptions, Runner};
+use crate::check::Problem;
 use crate::error::Result;
-use crate::exact::certificate::Problem;
 
 /// Audit DTD roots: are they in the input's linear region and in the domain?
 #[derive(Args, Debug)]
@@ -122,13 +123,17 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
     spec.model
         .question_text
         .clone_from(&args.data.reading.question_text);
-    let options = OutputOptions {
-        progress: !args.quiet,
-        csv: args.csv,
+    let runner = Runner {
+        backend: super::batch_backend(),
+        reports: &crate::report::Reports,
+        options: OutputOptions {
+            progress: !args.quiet,
+            csv: args.csv,
+        },
     };
     let (summary, dir) = match (&args.out, &args.resume) {
-        (_, Some(dir)) => (resume(&model, &inputs, &spec, dir, options)?, dir),
-        (Some(out), None) => (run_audit(&model, &inputs, &spec, out, options)?, out),
+        (_, Some(dir)) => (runner.resume(&model, &inputs, &spec, dir)?, dir),
+        (Some(out), None) => (runner.run(&model, &inputs, &spec, out)?, out),
         (None, None) => unreachable!("clap requires --out or --resume"),
     };
     let t = &summary.total;

@@ -7,12 +7,12 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use super::{check_sample, parse_domain, DataArgs, Outcome, RuleArgs, TargetArgs};
-use crate::audit::output::write_atomic;
+use crate::check::{check, Certificate, Problem};
 use crate::dtd::explain;
 use crate::error::{Error, Result};
-use crate::exact::certificate::{check, Certificate, Problem};
 use crate::exact::{Rational, Scalar};
-use crate::lp::certify::{Answer, Certifier, Question};
+use crate::io::write_atomic;
+use crate::lp::certify::{Answer, Certifier, RegionQuestion};
 use crate::lp::{Backend, SolveOptions};
 use crate::model::forward::forward;
 use crate::model::Model;
@@ -213,7 +213,7 @@ pub fn run(args: CertifyArgs) -> Result<Outcome> {
         inputs_path: Some(args.data.inputs.display().to_string()),
         cache: Default::default(),
     };
-    let question = Question {
+    let question = RegionQuestion {
         sample_index: args.sample,
         sample: x,
         layer: args.layer,

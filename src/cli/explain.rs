@@ -18,10 +18,10 @@ use crate::dtd::full_backward::{
 use crate::dtd::{explain, DtdSettings, InitialRelevance, Rule};
 use crate::error::{Error, Result};
 use crate::exact::{Rational, Scalar};
+use crate::io::{write_npy_f64_atomic, AtomicFile};
 use crate::lp::nearest_valid::{explain_valid, ValidRoots};
 use crate::lp::SolveOptions;
 use crate::model::forward::{argmax, forward};
-use crate::model::inputs::{write_npy_f64_atomic, AtomicFile};
 use crate::model::{Model, Network};
 
 /// Compute input relevances with DTD/LRP rules.

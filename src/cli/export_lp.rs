@@ -21,7 +21,7 @@ use crate::region::trace_and_pattern;
 
 /// Which question the program answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Problem {
+pub enum LpProblem {
     /// Is there a valid root of the neuron? A zero objective: optimum 0, or infeasible.
     Exists,
     /// The valid root nearest to the layer input in the L1 norm (infeasible: none exists).
@@ -32,13 +32,13 @@ pub enum Problem {
     Chebyshev,
 }
 
-impl Problem {
+impl LpProblem {
     fn name(self) -> &'static str {
         match self {
-            Problem::Exists => "exists",
-            Problem::NearestL1 => "nearest-l1",
-            Problem::NearestLinf => "nearest-linf",
-            Problem::Chebyshev => "chebyshev",
+            LpProblem::Exists => "exists",
+            LpProblem::NearestL1 => "nearest-l1",
+            LpProblem::NearestLinf => "nearest-linf",
+            LpProblem::Chebyshev => "chebyshev",
         }
     }
 }
@@ -78,7 +78,7 @@ pub struct ExportLpArgs {
     pub neuron: Option<usize>,
     /// The question the program answers.
     #[arg(long, value_enum)]
-    pub problem: Problem,
+    pub problem: LpProblem,
     /// The input domain box LO:HI (layer 1 only; hidden layers use the non-negative orthant).
     #[arg(long, value_name = "LO:HI", allow_hyphen_values = true)]
     pub domain: Option<String>,
@@ -110,7 +110,7 @@ pub fn build(args: &ExportLpArgs) -> Result<Exported> {
     super::check_layer_rules(&dtd, &model)?;
     check_sample(&args.data.inputs, args.sample, inputs.len())?;
     let neuron = match args.problem {
-        Problem::Chebyshev => None,
+        LpProblem::Chebyshev => None,
         _ => Some(args.neuron.ok_or_else(|| {
             Error::Usage(format!("--problem {} needs --neuron", args.problem.name()))
         })?),
@@ -187,10 +187,10 @@ pub fn build(args: &ExportLpArgs) -> Result<Exported> {
             }
             relevance = Some(r);
             let (norm, what) = match args.problem {
-                Problem::Exists => (Norm::L1, "is there a valid root? (zero objective)"),
-                Problem::NearestL1 => (Norm::L1, "the valid root nearest to a in L1"),
-                Problem::NearestLinf => (Norm::Linf, "the valid root nearest to a in L-infinity"),
-                Problem::Chebyshev => unreachable!("chebyshev has no neuron"),
+                LpProblem::Exists => (Norm::L1, "is there a valid root? (zero objective)"),
+                LpProblem::NearestL1 => (Norm::L1, "the valid root nearest to a in L1"),
+                LpProblem::NearestLinf => (Norm::Linf, "the valid root nearest to a in L-infinity"),
+                LpProblem::Chebyshev => unreachable!("chebyshev has no neuron"),
             };
             let layer_rules = dtd.layer_rules_text();
             comments.push(format!(
@@ -217,7 +217,7 @@ pub fn build(args: &ExportLpArgs) -> Result<Exported> {
             root_program(view, Some(plane), norm, Tightening::NONE)
         }
     };
-    if args.problem == Problem::Exists {
+    if args.problem == LpProblem::Exists {
         program.cost.iter_mut().for_each(|c| *c = 0.0);
     }
     comments.push(format!(

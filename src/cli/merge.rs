@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::Outcome;
-use crate::audit::run::merge;
+use crate::audit::merge::merge;
 use crate::error::Result;
 
 /// Combine the complete shard folders of one audit run into one results folder.
@@ -30,7 +30,7 @@ pub struct MergeArgs {
 }
 
 pub fn run(args: MergeArgs) -> Result<Outcome> {
-    let summary = merge(&args.shards, &args.out, args.csv)?;
+    let summary = merge(&args.shards, &args.out, args.csv, &crate::report::Reports)?;
     eprintln!(
         "merged {} shards: {} samples, {} roots, {} outside the region; results in {}",
         args.shards.len(),

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::audit::run::Targets;
-use crate::audit::{Box1, TorchSettings};
+use crate::audit::spec::Targets;
+use crate::audit::{DomainBox, TorchSettings};
 use crate::dtd::{BiasMode, DtdSettings, InitialRelevance, LayerRule, Rule};
 use crate::error::{Error, Result};
 use crate::model::inputs::{load_inputs, load_targets, Inputs};
@@ -334,7 +334,7 @@ fn parse_layer_rule(text: &str) -> Result<LayerRule> {
 }
 
 /// Parses `LO:HI`.
-pub fn parse_domain(text: &str) -> Result<Box1> {
+pub fn parse_domain(text: &str) -> Result<DomainBox> {
     let bad = || {
         Error::Usage(format!(
             "--domain '{text}': expected LO:HI with finite numbers, LO <= HI"
@@ -346,7 +346,7 @@ pub fn parse_domain(text: &str) -> Result<Box1> {
     if !lo.is_finite() || !hi.is_finite() || lo > hi {
         return Err(bad());
     }
-    Ok(Box1 { lo, hi })
+    Ok(DomainBox { lo, hi })
 }
 
 /// Refuses a sample index past the end of the inputs.
@@ -359,4 +359,16 @@ pub fn check_sample(path: &Path, sample: usize, samples: usize) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The batch backend `--backend torch` runs on: the libtorch backend where this build has one.
+pub fn batch_backend() -> Option<crate::audit::BatchBackend<'static>> {
+    #[cfg(feature = "torch")]
+    {
+        Some(&crate::torch::audit::backend)
+    }
+    #[cfg(not(feature = "torch"))]
+    {
+        None
+    }
 }

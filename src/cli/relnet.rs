@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::Outcome;
-use crate::audit::output::{progress_bar, OutputDir};
 use crate::error::{Error, Result};
+use crate::io::{progress_bar, OutputDir};
 use crate::repro::sort_of_clevr::{load_set, write_set, ANSWERS, PER_KIND};
 
 #[derive(Subcommand, Debug)]
@@ -290,7 +290,7 @@ fn image(args: ImageArgs) -> Result<Outcome> {
             .zip(values.iter())
             .for_each(|(r, &v)| *r = f64::from(v));
     }
-    crate::model::inputs::write_npy_f64_atomic(&args.out, &rows)?;
+    crate::io::write_npy_f64_atomic(&args.out, &rows)?;
     Ok(Outcome::Clean)
 }
 
@@ -411,10 +411,10 @@ fn enough_questions(samples: usize, dir: &std::path::Path, held: usize) -> Resul
 }
 
 fn roots(args: RootsArgs) -> Result<Outcome> {
-    use crate::audit::output::write_atomic;
+    use crate::io::write_atomic;
     use crate::model::relnet::{Options, RelationNetwork};
     use crate::repro::relnet_roots::{
-        check_fits, csv, markdown, run, ClevrQuestions, Explained, Questions, Settings,
+        check_fits, csv, markdown, run, ClevrQuestions, Explained, Questions, RelnetRootsSettings,
     };
     if args.samples == 0 || args.roots == 0 {
         return Err(Error::Usage(
@@ -467,7 +467,7 @@ fn roots(args: RootsArgs) -> Result<Outcome> {
         !args.quiet,
     );
     let started = std::time::Instant::now();
-    let settings = Settings {
+    let settings = RelnetRootsSettings {
         samples: args.samples,
         roots: args.roots,
         seed: args.seed,
@@ -622,7 +622,7 @@ fn is_clevr(dir: &std::path::Path) -> bool {
 fn clevr_split(
     root: &std::path::Path,
     split: &str,
-    questions: Option<Vec<crate::repro::clevr::Question>>,
+    questions: Option<Vec<crate::repro::clevr::ClevrQuestion>>,
     vocabulary: &crate::repro::clevr::Vocabulary,
     images: Option<usize>,
     quiet: bool,
@@ -656,9 +656,8 @@ fn training_folder(
     args: &TrainArgs,
     settings: &crate::torch::relnet::TrainSettings,
 ) -> Result<(PathBuf, Vec<serde_json::Value>)> {
-    use crate::audit::output::{
-        marker, marker_status, target_state, write_atomic, TargetState, MARKER,
-    };
+    use crate::io::output_dir::{marker, marker_status, target_state, TargetState, MARKER};
+    use crate::io::write_atomic;
     const KIND: &str = "relnet train";
     if let Some(dir) = &args.resume {
         let complete = match marker_status(dir) {
@@ -744,7 +743,8 @@ fn training_folder(
 
 #[cfg(feature = "torch")]
 fn train(args: TrainArgs) -> Result<Outcome> {
-    use crate::audit::output::{marker, write_atomic, MARKER};
+    use crate::io::output_dir::{marker, MARKER};
+    use crate::io::write_atomic;
     use crate::repro::clevr::{clevr_questions, ClevrSet, Vocabulary};
     use crate::torch::relnet::{
         evaluate, train_epoch, Adam, ClevrDeviceSet, DeviceSet, QuestionSet, Task, TorchRelationNet,
@@ -951,7 +951,7 @@ fn eval(args: EvalArgs) -> Result<Outcome> {
 #[cfg(feature = "torch")]
 fn sanity(args: SanityArgs) -> Result<Outcome> {
     use crate::repro::sanity_report::{
-        panel_png, variants, write, Measures, Summary, VariantSummary,
+        panel_png, variants, write, Measures, SanitySummary, VariantSummary,
     };
     use crate::torch::relnet::TorchRelationNet;
     use crate::torch::saliency::{maps, BatchNormRelevance, Case};
@@ -1041,7 +1041,7 @@ fn sanity(args: SanityArgs) -> Result<Outcome> {
         }
     }
     bar.finish_and_clear();
-    let summary = Summary {
+    let summary = SanitySummary {
         tool: "dtdcert",
         version: env!("CARGO_PKG_VERSION"),
         settings: serde_json::json!({

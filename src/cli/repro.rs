@@ -7,12 +7,12 @@ use ndarray::Array2;
 use serde::Serialize;
 
 use super::{DataArgs, ModelArgs, Outcome};
-use crate::audit::output::OutputDir;
 use crate::dtd::Rule;
 use crate::error::{Error, Result};
-use crate::model::inputs::write_npy_f64_atomic;
+use crate::io::write_npy_f64_atomic;
+use crate::io::OutputDir;
 use crate::model::safetensors_json;
-use crate::repro::mlp_roots::{self, RuleRow, Settings};
+use crate::repro::mlp_roots::{self, MlpRootsSettings, RuleRow};
 
 #[derive(Subcommand, Debug)]
 pub enum ReproCommand {
@@ -62,7 +62,7 @@ struct Report<'a> {
     version: &'static str,
     experiment: &'static str,
     source: serde_json::Value,
-    settings: &'a Settings,
+    settings: &'a MlpRootsSettings,
     rows: &'a [RuleRow],
 }
 
@@ -91,14 +91,14 @@ fn mlp_roots_cmd(args: MlpRootsArgs) -> Result<Outcome> {
             return Err(Error::Usage(format!("{name} must be finite")));
         }
     }
-    let settings = Settings {
+    let settings = MlpRootsSettings {
         seed: args.seed,
         samples: args.samples,
         positive_weight_factor: args.positive_weight_factor,
         positive_bias_factor: args.positive_bias_factor,
         rules,
         explain: args.explain.unwrap_or(0),
-        ..Settings::default()
+        ..MlpRootsSettings::default()
     };
     let dir = OutputDir::prepare(&args.out, "repro mlp-roots")?;
     let (rows, source, title) = match (&args.model, &args.inputs) {
@@ -111,7 +111,7 @@ fn mlp_roots_cmd(args: MlpRootsArgs) -> Result<Outcome> {
             };
             let (model, inputs) = data.load()?;
             if let Some(k) = args.explain {
-                crate::audit::run::Targets::Index { index: k }
+                crate::audit::spec::Targets::Index { index: k }
                     .validate(model.net().output_dim())?;
             }
             let rows_in: Vec<Vec<f64>> = (0..inputs.len())

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use rules::{BiasMode, InitialRelevance, Rule};
 
 use crate::exact::Scalar;
-use crate::model::ir::{Layer, Row};
+use crate::model::ir::{Layer, WeightRow};
 use crate::model::{Network, Trace};
 
 /// Rules and numerical settings of one explanation.
@@ -461,7 +461,7 @@ pub fn neuron_root<T: Scalar>(
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn root_step<T: Scalar>(
     rule: &RootRule<T>,
-    w: &Row<'_, T>,
+    w: &WeightRow<'_, T>,
     a: &[T],
     b: &T,
     r: &T,
@@ -526,7 +526,7 @@ struct RootStep<'a, T> {
     a: &'a [T],
     /// The whole input, and the row (for the positions of its listed weights).
     full: &'a [T],
-    row: Row<'a, T>,
+    row: WeightRow<'a, T>,
     r: &'a T,
     threshold: &'a T,
     stabilizer: &'a T,
@@ -610,7 +610,7 @@ impl<T: Scalar> RootStep<'_, T> {
 #[allow(clippy::too_many_arguments)]
 fn lrp_step<T: Scalar>(
     rule: Rule,
-    row: &Row<'_, T>,
+    row: &WeightRow<'_, T>,
     a: &[T],
     b: &T,
     r: &T,
@@ -680,7 +680,7 @@ fn lrp_step<T: Scalar>(
             let share = r.clone() / n;
             (0..w.len()).for_each(|k| give(k, share.clone()));
         }
-        // Without the LP path the rule passes nothing; see `crate::lp::nearest_valid`.
+        // Without the LP path the rule passes nothing; the LP layer supplies its roots.
         Rule::NearestValid(_) => {}
         _ => unreachable!("{rule} is a root rule"),
     }

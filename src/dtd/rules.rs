@@ -39,7 +39,8 @@ pub enum Rule {
     Flat,
     /// `nearest-valid:l1|linf`: the root is the certified nearest valid root (in the region and
     /// the domain, on the neuron's root hyperplane), found by a linear program; relevance
-    /// `R_i = w_ji (a_i − ã_i)`. Needs the LP path ([`crate::lp::nearest_valid`]).
+    /// `R_i = w_ji (a_i − ã_i)`. Needs the LP path (the `lp` layer above this one finds the
+    /// roots).
     NearestValid(Norm),
 }
 

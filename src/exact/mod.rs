@@ -5,7 +5,6 @@
 
 #![forbid(unsafe_code)]
 
-pub mod certificate;
 pub mod dyadic;
 pub mod filter;
 pub mod program;

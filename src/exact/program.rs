@@ -31,7 +31,7 @@ pub enum RowKind {
 
 /// One constraint `Σ coeffs · x (kind) rhs`.
 #[derive(Clone, Debug)]
-pub struct Row {
+pub struct ConstraintRow {
     /// Sparse coefficients `(variable, value)`, each variable at most once.
     pub coeffs: Vec<(usize, f64)>,
     pub kind: RowKind,
@@ -47,7 +47,7 @@ pub struct LinearProgram {
     pub lower: Vec<f64>,
     pub upper: Vec<f64>,
     pub cost: Vec<f64>,
-    pub rows: Vec<Row>,
+    pub rows: Vec<ConstraintRow>,
 }
 
 /// Why a certificate was rejected.
@@ -81,7 +81,7 @@ impl LinearProgram {
     }
 
     pub fn add_row(&mut self, name: String, coeffs: Vec<(usize, f64)>, kind: RowKind, rhs: Dyadic) {
-        self.rows.push(Row {
+        self.rows.push(ConstraintRow {
             coeffs,
             kind,
             rhs,

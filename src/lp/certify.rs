@@ -13,9 +13,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::screened::{self, layered_multipliers, Outcome};
+use super::screened::{self, layered_multipliers, ScreenOutcome};
 use super::{dual_program, multipliers, solve, solve_with_duals, SolveOptions, Solved};
-use crate::exact::certificate::{
+use crate::check::{
     check, rational_text, Accepted, Certificate, Claim, Interval, ModelRef, Problem, SampleRef,
     FORMAT,
 };
@@ -40,7 +40,7 @@ const DUAL_MARGINS: [f64; 3] = [1e-9, 1e-7, 1e-5];
 
 /// One question about one sample's region.
 #[derive(Clone, Debug)]
-pub struct Question {
+pub struct RegionQuestion {
     pub sample_index: usize,
     pub sample: Vec<f64>,
     /// 1-based: the point lives in this layer's input space.
@@ -189,7 +189,7 @@ struct Prepared {
 }
 
 impl Certifier<'_> {
-    fn prepare(&self, q: &Question) -> Prepared {
+    fn prepare(&self, q: &RegionQuestion) -> Prepared {
         let m = q.layer - 1;
         match &q.centre {
             Some(c) => Prepared {
@@ -208,7 +208,7 @@ impl Certifier<'_> {
         }
     }
 
-    fn skeleton(&self, q: &Question, claim: Claim) -> Certificate {
+    fn skeleton(&self, q: &RegionQuestion, claim: Claim) -> Certificate {
         Certificate {
             format: FORMAT.to_string(),
             model: ModelRef {
@@ -237,7 +237,7 @@ impl Certifier<'_> {
     }
 
     /// Answers `q` with a checked certificate, or Unknown.
-    pub fn answer(&self, q: &Question) -> Certified {
+    pub fn answer(&self, q: &RegionQuestion) -> Certified {
         let started = Instant::now();
         let (answer, certificate, screened) = match self.answer_inner(q) {
             Ok((a, c, screened)) => (a, Some(c), screened),
@@ -252,7 +252,7 @@ impl Certifier<'_> {
     }
 
     /// The answer, its certificate, and whether constraint generation gave it.
-    fn answer_inner(&self, q: &Question) -> Result<(Answer, Certificate, bool), String> {
+    fn answer_inner(&self, q: &RegionQuestion) -> Result<(Answer, Certificate, bool), String> {
         let prep = self.prepare(q);
         let view = RegionView {
             net: self.model.net(),
@@ -316,7 +316,7 @@ impl Certifier<'_> {
 
     fn root_question(
         &self,
-        q: &Question,
+        q: &RegionQuestion,
         view: RegionView,
     ) -> Result<(Answer, Certificate, bool), String> {
         let neuron = q.neuron.ok_or("a root question needs a neuron")?;
@@ -433,7 +433,7 @@ impl Certifier<'_> {
     /// An "optimal" certificate for `point` with multipliers `y`, if the checker accepts it.
     fn optimal(
         &self,
-        q: &Question,
+        q: &RegionQuestion,
         point: &[f64],
         y: Vec<f64>,
     ) -> Result<(Accepted, Certificate), String> {
@@ -447,7 +447,7 @@ impl Certifier<'_> {
     /// settle or its evidence does not check, and the full programs must answer.
     fn screened_root(
         &self,
-        q: &Question,
+        q: &RegionQuestion,
         view: RegionView,
         plane: RootPlane,
         norm: Norm,
@@ -456,9 +456,11 @@ impl Certifier<'_> {
         for margin in MARGINS {
             let s = match screened::solve_root(view, &region.rows, plane, norm, margin, &self.opts)
             {
-                Outcome::Point(s) => s,
-                Outcome::TimedOut => return Some(Err("the LP time limit was reached".into())),
-                Outcome::Infeasible | Outcome::GaveUp(_) => return None,
+                ScreenOutcome::Point(s) => s,
+                ScreenOutcome::TimedOut => {
+                    return Some(Err("the LP time limit was reached".into()))
+                }
+                ScreenOutcome::Infeasible | ScreenOutcome::GaveUp(_) => return None,
             };
             let mut cert = self.skeleton(q, Claim::Feasible);
             cert.point = Some(s.point.clone());
@@ -492,7 +494,7 @@ impl Certifier<'_> {
 
     fn ball_question(
         &self,
-        q: &Question,
+        q: &RegionQuestion,
         view: RegionView,
     ) -> Result<(Answer, Certificate), String> {
         let norms = composed_row_norms(view.net, view.pattern, view.layer);
@@ -545,7 +547,7 @@ impl Certifier<'_> {
 
     fn facet_question(
         &self,
-        q: &Question,
+        q: &RegionQuestion,
         view: RegionView,
     ) -> Result<(Answer, Certificate), String> {
         let (layer, neuron) = q.constraint.ok_or("a facet question needs a constraint")?;

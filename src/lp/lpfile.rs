@@ -310,7 +310,7 @@ pub fn write_lp_file(path: &Path, lp: &LinearProgram, comments: &[String]) -> Re
     use std::io::Write;
     let text = to_lp_string(lp, comments)
         .map_err(|problem| Error::Invalid(format!("cannot write {}: {problem}", path.display())))?;
-    let mut file = crate::model::inputs::AtomicFile::create(path)?;
+    let mut file = crate::io::AtomicFile::create(path)?;
     file.writer()
         .write_all(text.as_bytes())
         .map_err(|e| Error::write(path, e))?;

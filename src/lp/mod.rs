@@ -16,7 +16,7 @@ use good_lp::{
 };
 
 use crate::exact::dyadic::Dyadic;
-use crate::exact::program::{LinearProgram, Row, RowKind};
+use crate::exact::program::{ConstraintRow, LinearProgram, RowKind};
 
 /// Which solver runs the programs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -169,7 +169,7 @@ fn variables_of(lp: &LinearProgram) -> (ProblemVariables, Vec<Variable>, Express
 }
 
 /// One row as a good_lp constraint (its right-hand side rounded to f64).
-fn constraint(row: &Row, handles: &[Variable]) -> Constraint {
+fn constraint(row: &ConstraintRow, handles: &[Variable]) -> Constraint {
     let mut e = Expression::with_capacity(row.coeffs.len());
     for &(i, a) in &row.coeffs {
         e.add_mul(a, handles[i]);

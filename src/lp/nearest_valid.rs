@@ -8,20 +8,20 @@
 //! no valid root, or whose question gets no certified answer, passes nothing: its relevance is
 //! reported as unresolved, never dropped.
 
+use crate::check::Problem;
 use crate::dtd::full_backward::{RootFinder, Rootless, RuleRoots};
 use crate::dtd::{
     explain_with, layer_step, DtdSettings, Explanation, LayerRelevance, NeuronRelevance, NoRoot,
     RootOutcome, Rule,
 };
 use crate::error::Result;
-use crate::exact::certificate::Problem;
 use crate::exact::dyadic::{Dyadic, ExactSum};
 use crate::model::forward::Trace;
 use crate::model::Model;
 use crate::region::problem::{Domain, Norm};
 use crate::region::{membership_filtered, pattern_from_layer, trace_and_pattern, Pattern};
 
-use super::certify::{Answer, Certifier, Question};
+use super::certify::{Answer, Certifier, RegionQuestion};
 use super::SolveOptions;
 
 /// Roots for full-backward DTD ([`crate::dtd::full_backward`]): certified nearest valid roots
@@ -72,7 +72,7 @@ impl RootFinder<f64> for ValidRoots<'_> {
             return self.rules.root(layer, neuron, a, relevance);
         };
         let relevance = plane_relevance(self.certifier.model, layer, neuron, a, relevance);
-        let question = Question {
+        let question = RegionQuestion {
             sample_index: 0,
             sample: self.x.clone(),
             layer: layer + 1,
@@ -253,7 +253,7 @@ fn valid_step(
             });
             continue;
         }
-        let question = Question {
+        let question = RegionQuestion {
             sample_index: 0,
             sample: x.to_vec(),
             layer: index + 1,

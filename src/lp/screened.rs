@@ -17,7 +17,7 @@ use ndarray::Array2;
 use super::{solve_with_duals, SolveOptions, Solved};
 use crate::exact::dyadic::Dyadic;
 use crate::exact::program::{LinearProgram, RowKind};
-use crate::model::ir::Row;
+use crate::model::ir::WeightRow;
 use crate::region::composed::ComposedRows;
 use crate::region::problem::{add_root_row, distance_program, Layout, Norm, RegionView, RootPlane};
 
@@ -42,7 +42,7 @@ pub struct Screened {
 
 /// What a screened solve gives.
 #[derive(Clone, Debug)]
-pub enum Outcome {
+pub enum ScreenOutcome {
     Point(Box<Screened>),
     /// The reduced (tightened) program has no solution: proves nothing by itself.
     Infeasible,
@@ -74,7 +74,7 @@ fn reduced_program(
         let (k, j) = rows.labels[i];
         lp.add_row(
             format!("c{}_{j}", k + 1),
-            layout.split(Row::from_dense(&signed)),
+            layout.split(WeightRow::from_dense(&signed)),
             RowKind::Ge,
             rhs,
         );
@@ -90,7 +90,7 @@ pub fn solve_root(
     norm: Norm,
     margin: f64,
     opts: &SolveOptions,
-) -> Outcome {
+) -> ScreenOutcome {
     // The plane's own face is constant on the plane: settled before any program is solved.
     let own = (view.layer, plane.neuron);
     let mut kept: Vec<usize> = Vec::new();
@@ -102,20 +102,22 @@ pub fn solve_root(
         if let Some(limit) = opts.time_limit {
             let left = limit - started.elapsed().as_secs_f64();
             if left <= 0.0 {
-                return Outcome::TimedOut;
+                return ScreenOutcome::TimedOut;
             }
             round_opts.time_limit = Some(left);
         }
         let Some((lp, layout)) = reduced_program(view, rows, plane, norm, margin, &kept) else {
-            return Outcome::GaveUp("a composed row is not finite in f64".into());
+            return ScreenOutcome::GaveUp("a composed row is not finite in f64".into());
         };
         let (solved, duals) = solve_with_duals(&lp, &round_opts);
         let x = match solved {
             Solved::Optimal { x, .. } => x,
-            Solved::Infeasible => return Outcome::Infeasible,
-            Solved::TimedOut => return Outcome::TimedOut,
-            Solved::Unbounded => return Outcome::GaveUp("a reduced program is unbounded".into()),
-            Solved::Failed(e) => return Outcome::GaveUp(format!("the solver failed: {e}")),
+            Solved::Infeasible => return ScreenOutcome::Infeasible,
+            Solved::TimedOut => return ScreenOutcome::TimedOut,
+            Solved::Unbounded => {
+                return ScreenOutcome::GaveUp("a reduced program is unbounded".into())
+            }
+            Solved::Failed(e) => return ScreenOutcome::GaveUp(format!("the solver failed: {e}")),
         };
         let point = layout.point(view.centre, &x);
         let delta: Vec<f64> = point.iter().zip(view.centre).map(|(p, a)| p - a).collect();
@@ -132,7 +134,7 @@ pub fn solve_root(
             .collect();
         if violated.is_empty() {
             let duals = duals.or_else(|| basis_multipliers(&lp, &x));
-            return Outcome::Point(Box::new(Screened {
+            return ScreenOutcome::Point(Box::new(Screened {
                 point,
                 duals,
                 kept,
@@ -146,7 +148,7 @@ pub fn solve_root(
             kept.push(i);
         }
     }
-    Outcome::GaveUp(format!(
+    ScreenOutcome::GaveUp(format!(
         "constraint generation did not settle in {MAX_ROUNDS} rounds"
     ))
 }
@@ -458,7 +460,8 @@ mod tests {
                     }
                     for norm in [Norm::L1, Norm::Linf] {
                         let opts = SolveOptions::default();
-                        let Outcome::Point(s) = solve_root(view, &rows, plane, norm, 0.0, &opts)
+                        let ScreenOutcome::Point(s) =
+                            solve_root(view, &rows, plane, norm, 0.0, &opts)
                         else {
                             continue;
                         };

@@ -136,9 +136,9 @@ impl<T: Scalar> Sparse<T> {
         &self.bias
     }
 
-    fn row(&self, j: usize) -> Row<'_, T> {
+    fn row(&self, j: usize) -> WeightRow<'_, T> {
         let range = self.offsets[j]..self.offsets[j + 1];
-        Row {
+        WeightRow {
             len: self.in_dim,
             values: &self.values[range.clone()],
             inputs: Inputs::Listed(&self.inputs[range]),
@@ -190,9 +190,9 @@ impl<T: Scalar> Shared<T> {
         self.copies
     }
 
-    fn row(&self, j: usize) -> Row<'_, T> {
+    fn row(&self, j: usize) -> WeightRow<'_, T> {
         let (rows, cols) = self.block.weight.dim();
-        Row {
+        WeightRow {
             len: cols * self.copies,
             values: self.block.row(j % rows),
             inputs: Inputs::From((j / rows) * cols),
@@ -203,19 +203,19 @@ impl<T: Scalar> Shared<T> {
 /// The weights of one output: every input's (a dense row), or some inputs' (a sparse or
 /// shared row, where every other input has weight 0 and is not connected).
 #[derive(Debug)]
-pub struct Row<'a, T> {
+pub struct WeightRow<'a, T> {
     len: usize,
     values: &'a [T],
     inputs: Inputs<'a>,
 }
 
-impl<T> Clone for Row<'_, T> {
+impl<T> Clone for WeightRow<'_, T> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<T> Copy for Row<'_, T> {}
+impl<T> Copy for WeightRow<'_, T> {}
 
 /// Where a row's listed weights sit among the layer's inputs.
 #[derive(Clone, Copy, Debug)]
@@ -228,10 +228,10 @@ enum Inputs<'a> {
     From(usize),
 }
 
-impl<'a, T: Scalar> Row<'a, T> {
+impl<'a, T: Scalar> WeightRow<'a, T> {
     /// A dense row over every input.
     pub fn from_dense(values: &'a [T]) -> Self {
-        Row {
+        WeightRow {
             len: values.len(),
             values,
             inputs: Inputs::All,
@@ -349,9 +349,9 @@ impl<T: Scalar> Affine<T> {
     }
 
     /// The weights of output `j` (the row `w_j` that DTD's rules act on).
-    pub fn row(&self, j: usize) -> Row<'_, T> {
+    pub fn row(&self, j: usize) -> WeightRow<'_, T> {
         match self {
-            Affine::Dense(d) => Row {
+            Affine::Dense(d) => WeightRow {
                 len: d.weight.ncols(),
                 values: d.row(j),
                 inputs: Inputs::All,

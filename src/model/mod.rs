@@ -7,6 +7,7 @@ pub mod ir;
 pub mod onnx;
 pub mod relnet;
 pub mod safetensors_json;
+pub mod vocabulary;
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -70,7 +71,7 @@ impl Model {
         let net = match ext.as_deref() {
             Some("onnx") => onnx::load_with(
                 path,
-                onnx::LoadOptions {
+                onnx::OnnxOptions {
                     keep_batch_norm: options.keep_batch_norm,
                     question: options.question.clone(),
                 },

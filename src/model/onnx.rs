@@ -46,7 +46,7 @@ mod graph;
 
 /// Choices in how a graph becomes the IR.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct LoadOptions {
+pub struct OnnxOptions {
     /// BatchNormalization as a (diagonal) layer of its own, never folded into the layer
     /// before it: no rounding, at the price of one more layer.
     pub keep_batch_norm: bool,
@@ -57,11 +57,11 @@ pub struct LoadOptions {
 
 /// Loads an ONNX file and translates it into a validated [`Network`].
 pub fn load(path: &Path) -> Result<Network> {
-    load_with(path, LoadOptions::default())
+    load_with(path, OnnxOptions::default())
 }
 
 /// [`load`] with options.
-pub fn load_with(path: &Path, options: LoadOptions) -> Result<Network> {
+pub fn load_with(path: &Path, options: OnnxOptions) -> Result<Network> {
     let bytes = std::fs::read(path)
         .map_err(|e| Error::file(path, format!("cannot read the ONNX model: {e}")))?;
     load_bytes_with(&bytes, path, options)
@@ -69,14 +69,14 @@ pub fn load_with(path: &Path, options: LoadOptions) -> Result<Network> {
 
 /// [`load`] for a model already in memory; `path_for_messages` names it in errors.
 pub fn load_bytes(bytes: &[u8], path_for_messages: &Path) -> Result<Network> {
-    load_bytes_with(bytes, path_for_messages, LoadOptions::default())
+    load_bytes_with(bytes, path_for_messages, OnnxOptions::default())
 }
 
 /// [`load_bytes`] with options.
 pub fn load_bytes_with(
     bytes: &[u8],
     path_for_messages: &Path,
-    options: LoadOptions,
+    options: OnnxOptions,
 ) -> Result<Network> {
     let path = path_for_messages;
     let model = parse(bytes).map_err(|problem| Error::file(path, problem))?;
@@ -367,7 +367,7 @@ struct Chain<'a> {
     shape: DataShape,
     /// Set by an affine node without a bias, so that an `Add` right after it can supply one.
     open_bias: bool,
-    options: LoadOptions,
+    options: OnnxOptions,
 }
 
 /// A decoded float tensor.
@@ -389,7 +389,7 @@ fn supported_list() -> String {
 }
 
 /// Walks the graph's nodes in file order, following the single chain from the data input.
-fn translate(graph: &GraphProto, options: &LoadOptions, opset: i64) -> Result<Vec<Layer>, String> {
+fn translate(graph: &GraphProto, options: &OnnxOptions, opset: i64) -> Result<Vec<Layer>, String> {
     if !graph.sparse_initializer.is_empty() {
         return Err("sparse initializers are not supported; export dense weights".into());
     }
@@ -3315,9 +3315,9 @@ mod tests {
         let kept = load_bytes_with(
             &bytes,
             Path::new("bn.onnx"),
-            LoadOptions {
+            OnnxOptions {
                 keep_batch_norm: true,
-                ..LoadOptions::default()
+                ..OnnxOptions::default()
             },
         )
         .expect("loads");
@@ -3457,9 +3457,9 @@ mod tests {
 
     fn load_with_question(m: &ModelProto, question: Option<Vec<f64>>) -> Result<Network> {
         let bytes = m.write_to_bytes().expect("serialise");
-        let options = LoadOptions {
+        let options = OnnxOptions {
             question,
-            ..LoadOptions::default()
+            ..OnnxOptions::default()
         };
         load_bytes_with(&bytes, Path::new("rn.onnx"), options)
     }

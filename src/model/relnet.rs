@@ -69,7 +69,7 @@ use crate::exact::dyadic::ExactSum;
 use crate::model::image::{conv_rows, Window};
 use crate::model::ir::{Affine, Dense, Layer, Network, Shared, Sparse};
 use crate::model::safetensors_json::{map_weights, tensor, values};
-use crate::repro::clevr::Vocabulary;
+use crate::model::vocabulary::Vocabulary;
 
 /// The value of the description's `format` field.
 pub const FORMAT: &str = "dtdcert-relation-network";
@@ -190,7 +190,7 @@ impl QuestionEncoder {
         h.to_vec()
     }
 
-    /// The question vector of a question's text ([`crate::repro::clevr::tokenize`]); a word
+    /// The question vector of a question's text ([`crate::model::vocabulary::tokenize`]); a word
     /// outside the dictionary is an error naming it.
     pub fn encode_text(&self, text: &str) -> Result<Vec<f64>> {
         let words = self

@@ -53,7 +53,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::model::inputs::AtomicFile;
+use crate::io::AtomicFile;
 use crate::model::ir::{Affine, Dense, Layer, Network, MAX_PARAMETERS};
 
 /// The value of the description's `format` field.

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::exact::dyadic::{exact_dot, Dyadic};
 use crate::exact::filter::gamma;
 use crate::exact::program::{LinearProgram, RowKind};
-use crate::model::ir::Row;
+use crate::model::ir::WeightRow;
 use crate::model::Network;
 
 use super::Pattern;
@@ -108,7 +108,7 @@ impl Layout {
     }
 
     /// `w·(p − n)` as coefficients: the row `w·ã` with `ã = a + p − n`, less its constant.
-    pub fn split(&self, w: Row<'_, f64>) -> Vec<(usize, f64)> {
+    pub fn split(&self, w: WeightRow<'_, f64>) -> Vec<(usize, f64)> {
         let mut c = Vec::with_capacity(2 * w.connected());
         for (i, &wi) in w.entries() {
             if wi != 0.0 {

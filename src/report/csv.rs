@@ -11,7 +11,7 @@ use std::path::Path;
 use crate::audit::{DomainCheck, NeuronRecord, SampleRecord};
 use crate::dtd::NoRoot;
 use crate::error::{Error, Result};
-use crate::model::inputs::AtomicFile;
+use crate::io::AtomicFile;
 use crate::region::{Decision, Membership};
 
 /// The CSV header; every row has one field per column.
@@ -143,7 +143,7 @@ pub fn roots_csv(records: &Path, out: &Path) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{audit_sample, AuditSettings, Box1};
+    use crate::audit::{audit_sample, AuditSettings, DomainBox};
     use crate::dtd::DtdSettings;
 
     fn write_records(
@@ -173,7 +173,7 @@ mod tests {
             certify: None,
             lp: Default::default(),
             dtd: DtdSettings::default(),
-            domain: Some(Box1 { lo: 0.0, hi: 1.0 }),
+            domain: Some(DomainBox { lo: 0.0, hi: 1.0 }),
             exact: false,
             keep_points: false,
             torch: None,

@@ -12,8 +12,9 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::pct;
 use crate::audit::histogram::LogHistogram;
-use crate::audit::run::{SummaryDocument, Targets};
+use crate::audit::spec::Targets;
 use crate::audit::summary::Counts;
+use crate::audit::SummaryDocument;
 
 /// Title of the per-layer bar chart.
 pub const TITLE_OUTSIDE: &str = "Roots outside their region, per layer";
@@ -678,7 +679,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::audit::run::{InputsInfo, ModelInfo, RunSpec};
+    use crate::audit::spec::{InputsInfo, ModelInfo, RunSpec};
     use crate::audit::{audit_sample, AuditSettings, Summary};
     use crate::model::Model;
 

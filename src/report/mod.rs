@@ -4,9 +4,30 @@ pub mod csv;
 pub mod html;
 
 use std::fmt::Write;
+use std::path::Path;
 
-use crate::audit::run::SummaryDocument;
 use crate::audit::summary::Counts;
+use crate::audit::{ReportWriter, SummaryDocument};
+use crate::error::Result;
+use crate::io::write_atomic;
+
+/// The reports of an audit run: `summary.md`, `summary.html` and, when asked, `roots.csv`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Reports;
+
+impl ReportWriter for Reports {
+    fn write(&self, dir: &Path, doc: &SummaryDocument, csv: bool) -> Result<()> {
+        write_atomic(&dir.join("summary.md"), audit_markdown(doc).as_bytes())?;
+        if csv {
+            self.roots_csv(&dir.join("records.jsonl"), &dir.join("roots.csv"))?;
+        }
+        write_atomic(&dir.join("summary.html"), html::audit_html(doc).as_bytes())
+    }
+
+    fn roots_csv(&self, records: &Path, out: &Path) -> Result<()> {
+        csv::roots_csv(records, out).map(|_| ())
+    }
+}
 
 fn pct(part: u64, whole: u64) -> String {
     if whole == 0 {

@@ -21,13 +21,14 @@ use serde_json::Value;
 
 use super::resize::resize_bilinear;
 use crate::error::{Error, Result};
+pub use crate::model::vocabulary::{tokenize, Vocabulary};
 
 /// The side of a preprocessed image.
 pub const IMAGE_SIDE: usize = 128;
 
 /// One question of a question file.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Question {
+pub struct ClevrQuestion {
     /// `question_index` (the position in the file where there is none).
     pub index: usize,
     /// The image file.
@@ -152,7 +153,7 @@ fn answer_text(value: &Value) -> Option<String> {
 }
 
 /// The questions of `entries` with their images in `images`; every image must exist.
-fn questions(path: &Path, entries: Vec<Entry>, images: &Path) -> Result<Vec<Question>> {
+fn questions(path: &Path, entries: Vec<Entry>, images: &Path) -> Result<Vec<ClevrQuestion>> {
     let mut out = Vec::with_capacity(entries.len());
     for (position, e) in entries.into_iter().enumerate() {
         let answer = match &e.answer {
@@ -175,7 +176,7 @@ fn questions(path: &Path, entries: Vec<Entry>, images: &Path) -> Result<Vec<Ques
                 ),
             ));
         }
-        out.push(Question {
+        out.push(ClevrQuestion {
             index: e.question_index.unwrap_or(position),
             image: images.join(&e.image_filename),
             text: e.question,
@@ -207,7 +208,7 @@ pub fn clevr_question_file(root: &Path, split: &str) -> PathBuf {
 }
 
 /// The questions of CLEVR v1.0's `split` (train, val or test) under `root`.
-pub fn clevr_questions(root: &Path, split: &str) -> Result<Vec<Question>> {
+pub fn clevr_questions(root: &Path, split: &str) -> Result<Vec<ClevrQuestion>> {
     if !["train", "val", "test"].contains(&split) {
         return Err(Error::Usage(format!(
             "CLEVR split '{split}': expected train, val or test"
@@ -268,7 +269,7 @@ pub fn clevr_xai_questions(
     set: XaiQuestions,
     kind: &str,
     images: Option<&Path>,
-) -> Result<Vec<Question>> {
+) -> Result<Vec<ClevrQuestion>> {
     let path = xai_question_file(root, set);
     let entries = read_questions(&path)?;
     let images = match images {
@@ -360,34 +361,10 @@ pub fn load_mask(path: &Path) -> Result<Array2<bool>> {
     })
 }
 
-/// The reference tokenizer: punctuation `.,;:!?()` split off as tokens, whitespace
-/// collapsed, lower case.
-pub fn tokenize(sentence: &str) -> Vec<String> {
-    let mut spaced = String::with_capacity(sentence.len() + 8);
-    for ch in sentence.chars() {
-        if ".,;:!?()".contains(ch) {
-            spaced.push(' ');
-            spaced.push(ch);
-            spaced.push(' ');
-        } else {
-            spaced.push(ch);
-        }
-    }
-    spaced.split_whitespace().map(str::to_lowercase).collect()
-}
-
-/// Word and answer dictionaries, 1-based in order of first appearance, as the reference
-/// builds them: 0 pads a question, and the reference network's 29 outputs hold CLEVR's 28
-/// answers at 1..=28.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, Deserialize)]
-pub struct Vocabulary {
-    pub words: HashMap<String, usize>,
-    pub answers: HashMap<String, usize>,
-}
-
+/// Building a vocabulary from CLEVR questions, and indexing them with it.
 impl Vocabulary {
     /// The dictionaries of `questions` (the training questions).
-    pub fn build(questions: &[Question]) -> Self {
+    pub fn build(questions: &[ClevrQuestion]) -> Self {
         let mut v = Vocabulary::default();
         for q in questions {
             for word in tokenize(&q.text) {
@@ -403,7 +380,7 @@ impl Vocabulary {
     }
 
     /// A question's word indices; a word outside the dictionary is an error naming it.
-    pub fn encode(&self, question: &Question) -> Result<Vec<usize>> {
+    pub fn encode(&self, question: &ClevrQuestion) -> Result<Vec<usize>> {
         self.words_of(&question.text).map_err(|w| {
             crate::error::invalid(format!(
                 "question {}: the word '{w}' is not in the dictionary",
@@ -412,18 +389,10 @@ impl Vocabulary {
         })
     }
 
-    /// The word indices of `text` ([`tokenize`]), or the first word outside the dictionary.
-    pub fn words_of(&self, text: &str) -> std::result::Result<Vec<usize>, String> {
-        tokenize(text)
-            .into_iter()
-            .map(|w| self.words.get(&w).copied().ok_or(w))
-            .collect()
-    }
-
     /// A question's answer index; a question without an answer (`none`: how the message
     /// says so) or with one outside the dictionary (`dictionary`: its name in the message)
     /// is an error naming the question.
-    pub fn answer(&self, question: &Question, none: &str, dictionary: &str) -> Result<usize> {
+    pub fn answer(&self, question: &ClevrQuestion, none: &str, dictionary: &str) -> Result<usize> {
         let answer = question.answer.as_deref().ok_or_else(|| {
             crate::error::invalid(format!("question {}: no answer{none}", question.index))
         })?;
@@ -448,7 +417,7 @@ pub struct Indexed {
 impl Indexed {
     /// Indexes `questions` with `vocabulary` (a word or an answer outside it, or a question
     /// without an answer, is an error naming the question).
-    pub fn new(questions: &[Question], vocabulary: &Vocabulary) -> Result<Self> {
+    pub fn new(questions: &[ClevrQuestion], vocabulary: &Vocabulary) -> Result<Self> {
         let mut words = Vec::with_capacity(questions.len());
         let mut answers = Vec::with_capacity(questions.len());
         let mut image_index = Vec::with_capacity(questions.len());
@@ -489,7 +458,7 @@ impl ClevrSet {
     /// `None`), encoded with `vocabulary`; the images are decoded and resized in parallel,
     /// `progress` called with each image done.
     pub fn encode(
-        questions: &[Question],
+        questions: &[ClevrQuestion],
         vocabulary: &Vocabulary,
         limit: Option<usize>,
         progress: impl Fn() + Sync,

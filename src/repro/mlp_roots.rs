@@ -24,7 +24,7 @@ use crate::region::{membership_filtered, trace_and_pattern, Decision};
 
 /// Settings of the generated experiment; serialised into the report.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Settings {
+pub struct MlpRootsSettings {
     pub seed: u64,
     pub samples: usize,
     /// Multiplier of positive weights (reference code, effective: 1.4³ = 2.744).
@@ -42,7 +42,7 @@ pub struct Settings {
     pub dtd: DtdSettings,
 }
 
-impl Default for Settings {
+impl Default for MlpRootsSettings {
     fn default() -> Self {
         Self {
             seed: 0,
@@ -246,7 +246,7 @@ pub struct Generated {
 }
 
 /// Runs the whole C6 experiment in memory (no files).
-pub fn run_generated(settings: &Settings) -> Result<Generated> {
+pub fn run_generated(settings: &MlpRootsSettings) -> Result<Generated> {
     let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
     if settings.explain >= 2 {
         return Err(Error::Usage(format!(
@@ -282,7 +282,7 @@ pub fn rows_for_rules(
     model: &Model,
     inputs: &[Vec<f64>],
     k: Option<usize>,
-    settings: &Settings,
+    settings: &MlpRootsSettings,
 ) -> Result<Vec<RuleRow>> {
     Ok(settings
         .rules

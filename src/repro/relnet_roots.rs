@@ -25,7 +25,7 @@ use crate::model::relnet::QuestionEncoder;
 use crate::model::relnet::{Options, RelationNetwork};
 use crate::model::Model;
 use crate::region::{membership_batch, trace_and_pattern, Decision, Membership};
-use crate::repro::clevr::{load_image, Indexed, Question, IMAGE_SIDE};
+use crate::repro::clevr::{load_image, ClevrQuestion, Indexed, IMAGE_SIDE};
 use crate::repro::sort_of_clevr::{Loaded, ANSWERS, QUESTION_WIDTH, SIZE};
 
 /// The questions a run draws from, each with its image, question vector and answer.
@@ -93,7 +93,7 @@ impl Questions for Loaded {
 /// The questions of a CLEVR split read by a model's question encoder: its words and answer
 /// indexed by the model's dictionaries, the image read when a question is drawn.
 pub struct ClevrQuestions<'a> {
-    questions: Vec<Question>,
+    questions: Vec<ClevrQuestion>,
     indexed: Indexed,
     encoder: &'a QuestionEncoder,
     outputs: usize,
@@ -103,7 +103,7 @@ impl<'a> ClevrQuestions<'a> {
     /// Indexes `questions` with the dictionaries of `encoder` (a word or an answer outside
     /// them, or a question without an answer, is an error naming the question).
     pub fn new(
-        questions: Vec<Question>,
+        questions: Vec<ClevrQuestion>,
         encoder: &'a QuestionEncoder,
         outputs: usize,
     ) -> Result<Self> {
@@ -179,7 +179,7 @@ impl Explained {
 
 /// What a run draws and judges.
 #[derive(Clone, Debug)]
-pub struct Settings {
+pub struct RelnetRootsSettings {
     pub samples: usize,
     /// Roots drawn per layer and sample (all of a layer's roots where it has fewer).
     pub roots: usize,
@@ -203,7 +203,7 @@ pub struct RootRecord {
 
 /// One drawn question and what happened to it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct SampleRecord {
+pub struct DrawnQuestion {
     /// The question's index in the set, and its image.
     pub question: usize,
     pub image: usize,
@@ -241,8 +241,8 @@ pub struct LayerRow {
 
 /// Everything a run found.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Outcome {
-    pub samples: Vec<SampleRecord>,
+pub struct RelnetRootsOutcome {
+    pub samples: Vec<DrawnQuestion>,
     pub roots: Vec<RootRecord>,
     pub layers: Vec<LayerRow>,
 }
@@ -322,9 +322,9 @@ pub fn draw_questions(data: &dyn Questions, samples: usize, seed: u64) -> Vec<us
 pub fn run(
     rn: &RelationNetwork,
     data: &dyn Questions,
-    settings: &Settings,
+    settings: &RelnetRootsSettings,
     progress: impl Fn(usize) + Sync,
-) -> Result<Outcome> {
+) -> Result<RelnetRootsOutcome> {
     let questions = draw_questions(data, settings.samples, settings.seed);
     let vectors: Vec<Vec<f64>> = questions
         .iter()
@@ -339,7 +339,7 @@ pub fn run(
     // Groups run in parallel, each building its chain once and judging its samples in turn,
     // so that about as many chains are held as there are threads.
     let groups: Vec<Vec<usize>> = groups.into_values().collect();
-    type Judged = (Vec<usize>, Vec<(usize, (SampleRecord, Vec<RootRecord>))>);
+    type Judged = (Vec<usize>, Vec<(usize, (DrawnQuestion, Vec<RootRecord>))>);
     let judged: Vec<Judged> = groups
         .into_par_iter()
         .map(|members| -> Result<Judged> {
@@ -363,7 +363,7 @@ pub fn run(
         .collect::<Result<_>>()?;
     let names = rn.layer_names(settings.batch_norm);
     let widths = judged.first().map(|(w, _)| w.clone()).unwrap_or_default();
-    let mut per_sample: Vec<Option<(SampleRecord, Vec<RootRecord>)>> = vec![None; questions.len()];
+    let mut per_sample: Vec<Option<(DrawnQuestion, Vec<RootRecord>)>> = vec![None; questions.len()];
     for (_, done) in judged {
         for (s, outcome) in done {
             per_sample[s] = Some(outcome);
@@ -376,7 +376,7 @@ pub fn run(
         roots.extend(judged);
     }
     let layers = tally(&names, &widths, &samples, &roots);
-    Ok(Outcome {
+    Ok(RelnetRootsOutcome {
         samples,
         roots,
         layers,
@@ -386,10 +386,10 @@ pub fn run(
 fn judge_sample(
     model: &Model,
     data: &dyn Questions,
-    settings: &Settings,
+    settings: &RelnetRootsSettings,
     sample: usize,
     question: usize,
-) -> Result<(SampleRecord, Vec<RootRecord>)> {
+) -> Result<(DrawnQuestion, Vec<RootRecord>)> {
     let (image, x) = data.image(question)?;
     let (trace, pattern, pattern_decided_by) = trace_and_pattern(model, &x);
     let predicted = argmax(trace.output());
@@ -440,7 +440,7 @@ fn judge_sample(
         }
     }
     Ok((
-        SampleRecord {
+        DrawnQuestion {
             question,
             image,
             answer: data.answer(question),
@@ -456,7 +456,7 @@ fn judge_sample(
 fn tally(
     names: &[String],
     widths: &[usize],
-    samples: &[SampleRecord],
+    samples: &[DrawnQuestion],
     roots: &[RootRecord],
 ) -> Vec<LayerRow> {
     let mut rows: Vec<LayerRow> = names
@@ -506,7 +506,7 @@ fn tally(
 }
 
 /// The report's table (Markdown).
-pub fn markdown(settings: &serde_json::Value, outcome: &Outcome) -> String {
+pub fn markdown(settings: &serde_json::Value, outcome: &RelnetRootsOutcome) -> String {
     let mut out = String::from("# Roots of the relation network's explanation\n\n");
     out.push_str(&format!(
         "{} samples; settings: `{}`\n\n",
@@ -559,7 +559,7 @@ pub fn markdown(settings: &serde_json::Value, outcome: &Outcome) -> String {
 }
 
 /// One line per judged root (CSV).
-pub fn csv(outcome: &Outcome) -> String {
+pub fn csv(outcome: &RelnetRootsOutcome) -> String {
     let mut out = String::from(
         "sample,question,image,layer,name,neuron,status,exit_layer,exit_neuron,margin,slack,decided_by\n",
     );

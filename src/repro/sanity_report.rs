@@ -24,8 +24,8 @@ use serde::Serialize;
 
 use super::sanity::{mass_accuracy, normalised, pixel_map, rank_accuracy, Similarity, Stats};
 use super::sort_of_clevr::rgb_png;
-use crate::audit::output::write_atomic;
 use crate::error::{Error, Result};
+use crate::io::write_atomic;
 
 /// What the plan needs of a drawn question.
 #[derive(Clone, Debug, PartialEq)]
@@ -245,7 +245,7 @@ impl VariantSummary {
 
 /// The whole run, as `summary.json` holds it.
 #[derive(Clone, Debug, Serialize)]
-pub struct Summary {
+pub struct SanitySummary {
     pub tool: &'static str,
     pub version: &'static str,
     pub settings: serde_json::Value,
@@ -321,7 +321,7 @@ fn cell(s: &Option<Stats>) -> String {
 }
 
 /// The Markdown report: settings, one table of the comparisons, one of the ground truth.
-pub fn markdown(summary: &Summary, panels: usize) -> String {
+pub fn markdown(summary: &SanitySummary, panels: usize) -> String {
     let mut md = String::new();
     let n = summary.samples.len();
     let _ = writeln!(md, "# Relation-network sanity check\n");
@@ -420,7 +420,7 @@ fn svg_histogram(stats: &Option<Stats>) -> String {
 }
 
 /// The HTML report: the Markdown report's tables with histograms, and the panels.
-pub fn html(summary: &Summary, panels: usize) -> String {
+pub fn html(summary: &SanitySummary, panels: usize) -> String {
     let mut page = String::from(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Relation-network sanity \
          check</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:\
@@ -522,7 +522,7 @@ pub fn csv(samples: &[Sample], variants: &[Variant], measures: &[Vec<Measures>])
 /// Writes the report files into `dir` (a staging folder).
 pub fn write(
     dir: &Path,
-    summary: &Summary,
+    summary: &SanitySummary,
     variants: &[Variant],
     measures: &[Vec<Measures>],
     panels: &[Vec<u8>],

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::clevr::{
-    answer_group, clevr_xai_questions, load_image, load_mask, xai_question_file, Indexed, Question,
-    Vocabulary, XaiQuestions, IMAGE_SIDE,
+    answer_group, clevr_xai_questions, load_image, load_mask, xai_question_file, ClevrQuestion,
+    Indexed, Vocabulary, XaiQuestions, IMAGE_SIDE,
 };
 use super::resize::resize_mask;
 use super::sanity_report::{plan, Drawn, Sample};
@@ -116,7 +116,7 @@ impl SanitySet for Loaded {
 /// CLEVR-XAI's questions of one set with the masks of one ground-truth kind, indexed with a
 /// network's dictionaries.
 pub struct XaiSet {
-    questions: Vec<Question>,
+    questions: Vec<ClevrQuestion>,
     words: Vec<Vec<usize>>,
     answers: Vec<usize>,
     image_index: Vec<usize>,

@@ -138,7 +138,7 @@ impl Subtype {
 
 /// One question about one image.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Question {
+pub struct SortOfClevrQuestion {
     pub colour: usize,
     pub subtype: Subtype,
     /// An index into [`ANSWERS`].
@@ -147,7 +147,7 @@ pub struct Question {
     pub about: Vec<usize>,
 }
 
-impl Question {
+impl SortOfClevrQuestion {
     /// The binary question vector: colour one-hot, kind one-hot, subtype one-hot.
     pub fn vector(&self) -> [u8; QUESTION_WIDTH] {
         let mut v = [0u8; QUESTION_WIDTH];
@@ -162,7 +162,7 @@ impl Question {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scene {
     pub objects: Vec<Object>,
-    pub questions: Vec<Question>,
+    pub questions: Vec<SortOfClevrQuestion>,
 }
 
 fn shape_answer(shape: Shape) -> usize {
@@ -223,7 +223,7 @@ impl Scene {
     }
 
     /// The answer and the ground truth of a question about `objects`.
-    pub fn ask(objects: &[Object], colour: usize, subtype: Subtype) -> Question {
+    pub fn ask(objects: &[Object], colour: usize, subtype: Subtype) -> SortOfClevrQuestion {
         let me = objects[colour];
         let half = SIZE as i64; // Compared doubled: a centre c is left of 37.5 when 2c < 75.
         let distance = |o: &Object| {
@@ -262,7 +262,7 @@ impl Scene {
             }
         };
         about.sort_unstable();
-        Question {
+        SortOfClevrQuestion {
             colour,
             subtype,
             answer,

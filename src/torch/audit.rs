@@ -7,8 +7,9 @@
 
 use tch::{Device, Kind, Tensor};
 
-use super::{Linear, Pass, Precision, TorchNet};
-use crate::audit::{overflow, AuditSettings, DomainCheck, LayerRecord, NeuronRecord};
+use super::{device, Linear, Pass, Precision, TorchNet};
+use crate::audit::TorchSettings;
+use crate::audit::{overflow, AuditSettings, BatchAuditor, DomainCheck, LayerRecord, NeuronRecord};
 use crate::audit::{RootVerdict, SampleRecord};
 use crate::dtd::{NoRoot, Rule};
 use crate::error::Result;
@@ -22,6 +23,29 @@ const BLOCK_NUMBERS: i64 = 1 << 22;
 /// An audit engine: the model's network as tensors.
 pub struct TorchAuditor {
     net: TorchNet,
+}
+
+/// The libtorch backend of `--backend torch` settings, for [`crate::audit::Runner`].
+pub fn backend(model: &Model, torch: &TorchSettings) -> Result<Box<dyn BatchAuditor>> {
+    let precision = Precision::parse(&torch.precision)?;
+    Ok(Box::new(TorchAuditor::new(
+        model,
+        precision,
+        device(&torch.device)?,
+    )))
+}
+
+impl BatchAuditor for TorchAuditor {
+    fn records(
+        &self,
+        model: &Model,
+        settings: &AuditSettings,
+        ids: &[usize],
+        rows: &[Vec<f64>],
+        targets: &[Option<usize>],
+    ) -> Result<Vec<SampleRecord>> {
+        self.audit(model, settings, ids, rows, targets)
+    }
 }
 
 impl TorchAuditor {

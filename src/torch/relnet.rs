@@ -424,10 +424,7 @@ impl TorchRelationNet {
         let mut encoder = serde_json::Value::Null;
         if let Task::Clevr { vocabulary } = &self.task {
             let text = serde_json::to_string_pretty(vocabulary).expect("dictionaries serialise");
-            crate::audit::output::write_atomic(
-                &dir.join("vocabulary.json"),
-                format!("{text}\n").as_bytes(),
-            )?;
+            crate::io::write_atomic(&dir.join("vocabulary.json"), format!("{text}\n").as_bytes())?;
             encoder = json!({
                 "vocabulary": "vocabulary.json",
                 "embedding": "text.embedding.weight",
@@ -475,7 +472,7 @@ impl TorchRelationNet {
         }
         let path = dir.join("rn.json");
         let text = serde_json::to_string_pretty(&description).expect("descriptions serialise");
-        crate::audit::output::write_atomic(&path, format!("{text}\n").as_bytes())
+        crate::io::write_atomic(&path, format!("{text}\n").as_bytes())
     }
 
     /// A network saved by [`Self::save`] in `dir`: a Sort-of-CLEVR network, or a CLEVR one

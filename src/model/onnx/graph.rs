@@ -174,7 +174,7 @@ pub(super) fn translate<'a>(
     consts: HashMap<&'a str, Cow<'a, TensorProto>>,
     inputs: &[&'a ValueInfoProto],
     output: &ValueInfoProto,
-    options: &LoadOptions,
+    options: &OnnxOptions,
     opset: i64,
 ) -> Result<Vec<Layer>, String> {
     let (input, constant_input) = match inputs {

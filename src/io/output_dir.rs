@@ -2,11 +2,10 @@
 //! temporary name beside the destination and renamed into place at the end.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::atomic::write_file;
 use crate::error::{Error, Result};
-use crate::model::inputs::AtomicFile;
 
 /// The file that marks a folder as a dtdcert run, so a later run may replace it.
 pub const MARKER: &str = ".dtdcert-run";
@@ -180,34 +179,4 @@ pub fn marker_status(dir: &Path) -> Option<MarkerStatus> {
             .to_string(),
         complete: v.get("complete").and_then(|c| c.as_bool()).unwrap_or(true),
     })
-}
-
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = fs::File::create(path).map_err(|e| Error::write(path, e))?;
-    f.write_all(bytes).map_err(|e| Error::write(path, e))?;
-    f.sync_all().map_err(|e| Error::write(path, e))
-}
-
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = AtomicFile::create(path)?;
-    file.writer()
-        .write_all(bytes)
-        .map_err(|e| Error::write(path, e))?;
-    file.commit()
-}
-
-/// A progress bar of `total` steps drawn on stderr with `template`, when `wanted` and stderr
-/// is a terminal; hidden otherwise.
-pub fn progress_bar(total: u64, template: &str, wanted: bool) -> indicatif::ProgressBar {
-    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-    use std::io::IsTerminal;
-    let target = if wanted && std::io::stderr().is_terminal() {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
-    let bar = ProgressBar::with_draw_target(Some(total), target);
-    bar.set_style(ProgressStyle::with_template(template).expect("a valid template"));
-    bar
 }

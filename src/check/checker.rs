@@ -1,31 +1,13 @@
-//! Certificates for region questions and their checker.
-//!
-//! A certificate names the model (its fingerprint), the sample (its values), the layer, the
-//! neuron and the question, and carries the evidence for one claim:
-//! - `feasible`: a point. It is projected exactly (in rationals) onto the root hyperplane and
-//!   checked against every constraint of the region and the domain.
-//! - `infeasible`: multipliers whose combination of the program's rows is a contradiction,
-//!   evaluated exactly with the safe bound over the variables' bounds
-//!   ([`super::program::LinearProgram::safe_bound`]).
-//! - `optimal`: a point (an upper bound on the minimum, checked as for `feasible`) and
-//!   multipliers (a lower bound), so the optimum lies in a certified interval.
-//! - `ball` (Chebyshev): a centre and radius checked to lie inside the region, and
-//!   multipliers bounding the largest radius from above.
-//! - `facet` / `redundant`: a point that violates only the named constraint, or multipliers
-//!   proving that the constraint's pre-activation cannot change sign inside the others.
-//!
-//! The checker rebuilds every program from the model itself ([`crate::region::problem`]);
-//! it never reads a program from the certificate, never calls a solver, and has no
-//! tolerance: each sign it needs is decided exactly, by f64 evaluation with a rigorous error
-//! bound where that settles it and in rational arithmetic where it does not.
+//! The checker: rebuilds the question's program from the model and decides exactly whether the
+//! certificate's evidence proves its claim.
 
 use num_traits::{Signed, Zero};
-use serde::{Deserialize, Serialize};
 
-use super::dyadic::{exact_dot, Dyadic, ExactSum};
-use super::filter::Bounded;
-use super::program::Rejection;
-use super::{Rational, Scalar};
+use super::certificate::{Accepted, Certificate, Claim, Interval, Problem, FORMAT};
+use crate::exact::dyadic::{exact_dot, Dyadic, ExactSum};
+use crate::exact::filter::Bounded;
+use crate::exact::program::Rejection;
+use crate::exact::{Rational, Scalar};
 use crate::model::Model;
 use crate::region::problem::{
     chebyshev_program, composed_row_norms, facet_program, root_program, Domain, Norm, NormSide,
@@ -35,134 +17,6 @@ use crate::region::{
     constraint_labels, pattern_from_layer, signed_slacks_bounded, signed_slacks_exact,
     trace_and_pattern, Pattern,
 };
-
-/// The format tag of certificate files.
-pub const FORMAT: &str = "dtdcert-certificate/1";
-
-/// The question a certificate answers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Problem {
-    Exists,
-    NearestL1,
-    NearestLinf,
-    Chebyshev,
-    Facet,
-}
-
-impl Problem {
-    pub fn name(self) -> &'static str {
-        match self {
-            Problem::Exists => "exists",
-            Problem::NearestL1 => "nearest-l1",
-            Problem::NearestLinf => "nearest-linf",
-            Problem::Chebyshev => "chebyshev",
-            Problem::Facet => "facet",
-        }
-    }
-
-    fn norm(self) -> Norm {
-        match self {
-            Problem::NearestLinf => Norm::Linf,
-            _ => Norm::L1,
-        }
-    }
-}
-
-/// What the certificate claims.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Claim {
-    Feasible,
-    Infeasible,
-    Optimal,
-    Ball,
-    /// The constraint is not redundant: a point violates it and satisfies the others.
-    Facet,
-    Redundant,
-}
-
-/// The model a certificate is about.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ModelRef {
-    /// SHA-256 fingerprint of the architecture and weights ([`crate::model::Network::fingerprint`]).
-    pub fingerprint: String,
-    /// Where the model was read from when the certificate was written (informative).
-    #[serde(default)]
-    pub path: Option<String>,
-}
-
-/// The sample whose region the certificate is about.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SampleRef {
-    pub index: usize,
-    pub values: Vec<f64>,
-    /// The inputs file it came from (informative).
-    #[serde(default)]
-    pub source: Option<String>,
-}
-
-/// A certified interval `[lower, upper]` as exact rationals (`"p/q"`), with f64 readings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Interval {
-    pub lower: Option<String>,
-    pub upper: Option<String>,
-    pub lower_f64: Option<f64>,
-    pub upper_f64: Option<f64>,
-}
-
-/// One certificate file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Certificate {
-    pub format: String,
-    pub model: ModelRef,
-    pub sample: SampleRef,
-    /// 1-based layer: the point lives in this layer's input space.
-    pub layer: usize,
-    /// The layer input whose region the question is about, when it is not the sample's own
-    /// activation (full-backward DTD expands at the images of other roots); its activation
-    /// pattern from `layer` up defines the region.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub centre: Option<Vec<f64>>,
-    /// The neuron of `layer` whose root hyperplane the question is on (root questions).
-    #[serde(default)]
-    pub neuron: Option<usize>,
-    /// `R_j`, the relevance that defines the hyperplane `w_j·ã = w_j·a − R_j`.
-    #[serde(default)]
-    pub relevance: Option<f64>,
-    pub domain: Domain,
-    pub problem: Problem,
-    pub claim: Claim,
-    /// The constraint (1-based layer, neuron) of a facet question.
-    #[serde(default)]
-    pub constraint: Option<(usize, usize)>,
-    /// The point before projection (root questions), the witness (facet) or the centre.
-    #[serde(default)]
-    pub point: Option<Vec<f64>>,
-    #[serde(default)]
-    pub radius: Option<f64>,
-    /// One multiplier per row of the program the checker builds for the question.
-    #[serde(default)]
-    pub multipliers: Option<Vec<f64>>,
-    /// The certified interval for the optimum (optimal and ball claims).
-    #[serde(default)]
-    pub interval: Option<Interval>,
-    /// The tool version that wrote it.
-    #[serde(default)]
-    pub tool: Option<String>,
-}
-
-/// What a checked certificate establishes.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Accepted {
-    pub claim: Claim,
-    /// The exact interval for an optimum (optimal: distance; ball: radius).
-    pub lower: Option<Rational>,
-    pub upper: Option<Rational>,
-    /// The projected point of a feasible or optimal root claim, rounded to f64 for reading.
-    pub point: Option<Vec<f64>>,
-}
 
 fn reject<T>(msg: impl Into<String>) -> Result<T, Rejection> {
     Err(Rejection(msg.into()))
@@ -711,9 +565,4 @@ fn check_facet(ctx: &Context, cert: &Certificate) -> Result<Accepted, Rejection>
         upper: None,
         point: None,
     })
-}
-
-/// The rational as `"p/q"` (or `"p"`), the interval format of certificates.
-pub fn rational_text(x: &Rational) -> String {
-    x.to_string()
 }

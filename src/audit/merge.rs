@@ -1,0 +1,197 @@
+//! Merging the shards of one audit run into one results folder, identical to what a single
+//! run over all samples writes.
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::run::{write_summaries, ReportWriter};
+use super::spec::{first_difference, RunSpec};
+use super::{SampleRecord, Summary};
+use crate::error::{Error, Result};
+use crate::io::output_dir::{marker, OutputDir};
+use crate::io::write_atomic;
+
+/// Combines the complete shard folders of one run into the folder `out`, identical to what a
+/// single run over all samples writes.
+pub fn merge(
+    dirs: &[PathBuf],
+    out: &Path,
+    csv: bool,
+    reports: &dyn ReportWriter,
+) -> Result<Summary> {
+    if dirs.is_empty() {
+        return Err(Error::Usage(
+            "merge: name the shard folders to combine".into(),
+        ));
+    }
+    let mut specs = Vec::with_capacity(dirs.len());
+    for dir in dirs {
+        match crate::io::output_dir::marker_status(dir) {
+            Some(s) if s.complete => {}
+            Some(_) => {
+                return Err(Error::Usage(format!(
+                    "merge: {} is an interrupted run; finish it with --resume first",
+                    dir.display()
+                )))
+            }
+            None => {
+                return Err(Error::Usage(format!(
+                    "merge: {} is not a dtdcert audit folder",
+                    dir.display()
+                )))
+            }
+        }
+        let path = dir.join("run.json");
+        let text = fs::read_to_string(&path)
+            .map_err(|e| Error::file(&path, format!("cannot read: {e}")))?;
+        let spec: RunSpec = serde_json::from_str(&text)
+            .map_err(|e| Error::file(&path, format!("not a run description: {e}")))?;
+        specs.push(spec);
+    }
+    for (d, spec) in specs.iter().enumerate() {
+        if let Some(s) = spec.shard {
+            if s.count == 0 || s.index == 0 || s.index > s.count {
+                return Err(Error::file(
+                    dirs[d].join("run.json"),
+                    format!("shard {}/{} is not a valid shard", s.index, s.count),
+                ));
+            }
+            if s.count > dirs.len() {
+                // Fewer folders than shards: name the first shard that is not among them.
+                let given: std::collections::BTreeSet<usize> = specs
+                    .iter()
+                    .filter_map(|sp| sp.shard.map(|x| x.index))
+                    .collect();
+                let missing = (1..=s.count)
+                    .find(|k| !given.contains(k))
+                    .unwrap_or(s.count);
+                return Err(Error::Usage(format!(
+                    "merge: shard {missing}/{} is missing",
+                    s.count
+                )));
+            }
+        }
+    }
+    let count = match specs[0].shard {
+        Some(s) => s.count,
+        None => {
+            return Err(Error::Usage(format!(
+                "merge: {} is not a shard (no --shard)",
+                dirs[0].display()
+            )))
+        }
+    };
+    let mut by_index: Vec<Option<usize>> = vec![None; count];
+    let base = RunSpec {
+        shard: None,
+        ..specs[0].clone()
+    };
+    let base_value = serde_json::to_value(&base).expect("run specs serialise");
+    for (d, spec) in specs.iter().enumerate() {
+        let Some(shard) = spec.shard else {
+            return Err(Error::Usage(format!(
+                "merge: {} is not a shard (no --shard)",
+                dirs[d].display()
+            )));
+        };
+        if shard.count != count {
+            return Err(Error::Usage(format!(
+                "merge: {} is shard {}/{}, but {} is one of {count}",
+                dirs[d].display(),
+                shard.index,
+                shard.count,
+                dirs[0].display()
+            )));
+        }
+        let value = serde_json::to_value(RunSpec {
+            shard: None,
+            ..spec.clone()
+        })
+        .expect("run specs serialise");
+        if let Some((field, a, b)) = first_difference(&base_value, &value, String::new()) {
+            return Err(Error::Usage(format!(
+                "merge: {} and {} belong to different runs ({field}: {a} vs {b})",
+                dirs[0].display(),
+                dirs[d].display()
+            )));
+        }
+        if let Some(other) = by_index[shard.index - 1].replace(d) {
+            return Err(Error::Usage(format!(
+                "merge: {} and {} are both shard {}/{count}",
+                dirs[other].display(),
+                dirs[d].display(),
+                shard.index
+            )));
+        }
+    }
+    if let Some(missing) = by_index.iter().position(Option::is_none) {
+        return Err(Error::Usage(format!(
+            "merge: shard {}/{count} is missing",
+            missing + 1
+        )));
+    }
+    let staging = OutputDir::prepare(out, "audit")?;
+    let mut readers: Vec<(PathBuf, BufReader<File>)> = by_index
+        .iter()
+        .map(|d| {
+            let path = dirs[d.expect("checked above")].join("records.jsonl");
+            let f =
+                File::open(&path).map_err(|e| Error::file(&path, format!("cannot read: {e}")))?;
+            Ok((path, BufReader::new(f)))
+        })
+        .collect::<Result<_>>()?;
+    let records_path = staging.file("records.jsonl");
+    let mut writer =
+        BufWriter::new(File::create(&records_path).map_err(|e| Error::write(&records_path, e))?);
+    let mut summary: Option<Summary> = None;
+    let mut line = String::new();
+    for i in 0..base.inputs.samples {
+        let (path, reader) = &mut readers[i % count];
+        line.clear();
+        reader
+            .read_line(&mut line)
+            .map_err(|e| Error::file(&*path, format!("cannot read: {e}")))?;
+        let record: SampleRecord = serde_json::from_str(&line).map_err(|e| {
+            Error::file(
+                &*path,
+                format!("record of sample {i} is missing or damaged: {e}"),
+            )
+        })?;
+        if record.sample != i {
+            return Err(Error::file(
+                &*path,
+                format!(
+                    "holds sample {} where sample {i} was expected",
+                    record.sample
+                ),
+            ));
+        }
+        summary
+            .get_or_insert_with(|| Summary::new(record.layers.len()))
+            .add(&record);
+        writer
+            .write_all(line.as_bytes())
+            .map_err(|e| Error::write(&records_path, e))?;
+    }
+    for (path, reader) in &mut readers {
+        line.clear();
+        let more = reader
+            .read_line(&mut line)
+            .map_err(|e| Error::file(&*path, format!("cannot read: {e}")))?;
+        if more > 0 {
+            return Err(Error::file(
+                &*path,
+                "holds more records than its shard has samples",
+            ));
+        }
+    }
+    writer.flush().map_err(|e| Error::write(&records_path, e))?;
+    drop(writer);
+    let summary = summary.expect("a run has at least one sample");
+    let json = serde_json::to_string_pretty(&base).expect("run specs serialise");
+    write_atomic(&staging.file("run.json"), format!("{json}\n").as_bytes())?;
+    write_summaries(staging.path(), &base, &summary, csv, reports)?;
+    staging.commit_marked(&marker("audit", true))?;
+    Ok(summary)
+}

@@ -1,0 +1,230 @@
+//! What determines an audit run's results, as `run.json` records it: the model and inputs
+//! (with their fingerprints), the targets, the settings and the shard.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::AuditSettings;
+use crate::error::{Error, Result};
+use crate::model::inputs::Inputs;
+use crate::model::Model;
+
+/// Which output each sample explains.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Targets {
+    /// Each sample's top output.
+    Top,
+    /// The same output index for every sample.
+    Index { index: usize },
+    /// One index per sample, from a file.
+    File {
+        path: PathBuf,
+        /// SHA-256 of the indices, so a resumed run can tell a changed file.
+        fingerprint: String,
+        #[serde(skip)]
+        indices: Vec<usize>,
+    },
+}
+
+impl Targets {
+    /// Targets read from a file.
+    pub fn from_file(path: PathBuf, indices: Vec<usize>) -> Self {
+        let mut h = Sha256::new();
+        for k in &indices {
+            h.update((*k as u64).to_le_bytes());
+        }
+        Targets::File {
+            path,
+            fingerprint: format!("sha256:{:x}", h.finalize()),
+            indices,
+        }
+    }
+
+    pub fn for_sample(&self, i: usize) -> Option<usize> {
+        match self {
+            Targets::Top => None,
+            Targets::Index { index } => Some(*index),
+            Targets::File { indices, .. } => Some(indices[i]),
+        }
+    }
+
+    /// Checks every index against the model's output width.
+    pub fn validate(&self, outputs: usize) -> Result<()> {
+        match self {
+            Targets::Top => Ok(()),
+            Targets::Index { index } if *index >= outputs => Err(Error::Usage(format!(
+                "--explain {index} is out of range: the model has {outputs} outputs (0..{})",
+                outputs - 1
+            ))),
+            Targets::Index { .. } => Ok(()),
+            Targets::File { path, indices, .. } => match indices.iter().position(|&k| k >= outputs)
+            {
+                Some(pos) => Err(Error::file(
+                    path,
+                    format!(
+                        "target [{pos}] is {} but the model has {outputs} outputs (0..{})",
+                        indices[pos],
+                        outputs - 1
+                    ),
+                )),
+                None => Ok(()),
+            },
+        }
+    }
+}
+
+/// Shard `index` of `count` (1-based): the samples `i` with `i mod count = index − 1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    pub fn contains(&self, sample: usize) -> bool {
+        sample % self.count == self.index - 1
+    }
+}
+
+impl FromStr for Shard {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |why: &str| Error::Usage(format!("--shard '{s}': {why}"));
+        let (k, n) = s
+            .split_once('/')
+            .ok_or_else(|| bad("expected K/N, for example 2/8"))?;
+        let index: usize = k
+            .trim()
+            .parse()
+            .map_err(|_| bad("K is not a whole number"))?;
+        let count: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| bad("N is not a whole number"))?;
+        if count == 0 {
+            return Err(bad("N must be at least 1"));
+        }
+        if index == 0 || index > count {
+            return Err(bad(&format!("K must be between 1 and N = {count}")));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub path: PathBuf,
+    pub fingerprint: String,
+    pub architecture: String,
+    /// The question a relation-network model answered (`--question`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question: Option<Vec<f64>>,
+    /// The question's words, where `--question-text` gave them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question_text: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InputsInfo {
+    pub path: PathBuf,
+    pub samples: usize,
+    pub width: usize,
+    /// SHA-256 of the input file's bytes.
+    pub fingerprint: String,
+}
+
+/// Everything that determines a run's results: `run.json`. A resumed run and the shards of a
+/// merge must agree on all of it (shards differ only in `shard`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub tool: String,
+    pub version: String,
+    pub model: ModelInfo,
+    pub inputs: InputsInfo,
+    pub targets: Targets,
+    pub settings: AuditSettings,
+    pub shard: Option<Shard>,
+}
+
+impl RunSpec {
+    pub fn new(
+        model: &Model,
+        model_path: &Path,
+        inputs: &Inputs,
+        inputs_path: &Path,
+        targets: Targets,
+        settings: AuditSettings,
+        shard: Option<Shard>,
+    ) -> Result<Self> {
+        targets.validate(model.net().output_dim())?;
+        Ok(Self {
+            tool: "dtdcert".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            model: ModelInfo {
+                path: model_path.to_path_buf(),
+                fingerprint: model.fingerprint().to_string(),
+                architecture: model.net().describe(),
+                question: None,
+                question_text: None,
+            },
+            inputs: InputsInfo {
+                path: inputs_path.to_path_buf(),
+                samples: inputs.len(),
+                width: inputs.dim(),
+                fingerprint: file_fingerprint(inputs_path)?,
+            },
+            targets,
+            settings,
+            shard,
+        })
+    }
+
+    /// The samples of this run, in order.
+    pub fn samples(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.inputs.samples).filter(move |&i| self.shard.is_none_or(|s| s.contains(i)))
+    }
+}
+
+/// SHA-256 of a file's bytes, streamed.
+pub fn file_fingerprint(path: &Path) -> Result<String> {
+    let mut f = File::open(path).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    Ok(format!("sha256:{:x}", h.finalize()))
+}
+
+/// The first field (as a dotted path) where two JSON values differ.
+pub(crate) fn first_difference(
+    a: &Value,
+    b: &Value,
+    path: String,
+) -> Option<(String, Value, Value)> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().find_map(|k| {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                first_difference(
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                    p,
+                )
+            })
+        }
+        _ if a == b => None,
+        _ => Some((path, a.clone(), b.clone())),
+    }
+}

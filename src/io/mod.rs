@@ -1,0 +1,10 @@
+//! The bottom layer of file handling, shared by every layer above: files and folders written
+//! atomically (never seen half-written), and progress bars on stderr.
+
+pub mod atomic;
+pub mod output_dir;
+pub mod progress;
+
+pub use atomic::{write_atomic, write_npy_f64_atomic, AtomicFile};
+pub use output_dir::OutputDir;
+pub use progress::progress_bar;
