@@ -2,6 +2,7 @@
 //! exactly whether each root lies in the input's linear region and in the domain
 //! (DESIGN.md §1.4). Records stream to `records.jsonl`; counts accumulate into a summary.
 
+pub mod explain;
 pub mod histogram;
 pub mod merge;
 pub mod run;
@@ -169,24 +170,24 @@ pub struct LpSettings {
     /// Seconds per linear program.
     pub time_limit: f64,
     /// microlp or highs.
-    pub backend: String,
+    pub backend: Backend,
 }
 
 impl Default for LpSettings {
     fn default() -> Self {
         Self {
             time_limit: 60.0,
-            backend: "microlp".into(),
+            backend: Backend::Microlp,
         }
     }
 }
 
 impl LpSettings {
-    pub fn options(&self) -> Result<SolveOptions> {
-        Ok(SolveOptions {
-            backend: Backend::parse(&self.backend).map_err(crate::error::Error::Usage)?,
+    pub fn options(&self) -> SolveOptions {
+        SolveOptions {
+            backend: self.backend,
             time_limit: Some(self.time_limit),
-        })
+        }
     }
 }
 
@@ -379,7 +380,7 @@ fn certify_roots(
     x: &[f64],
     record: &mut SampleRecord,
 ) -> Result<Vec<NamedCertificate>> {
-    let opts = settings.lp.options()?;
+    let opts = settings.lp.options();
     let certifier = Certifier {
         model,
         opts,
@@ -490,7 +491,7 @@ fn audit_float(
             &settings.dtd,
             k,
             input_box,
-            settings.lp.options()?,
+            settings.lp.options(),
         )
     } else {
         explain(model.net(), &trace, &settings.dtd, k, false)

@@ -105,7 +105,7 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
             let opts = args.lp.resolve()?;
             LpSettings {
                 time_limit: opts.time_limit.expect("resolve sets a limit"),
-                backend: opts.backend.name().to_string(),
+                backend: opts.backend,
             }
         },
         torch,

@@ -54,6 +54,20 @@ impl Backend {
     }
 }
 
+/// Written by name (`"microlp"`, `"highs"`), as run.json and summaries record it.
+impl serde::Serialize for Backend {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Backend {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Backend::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
 /// How programs are solved.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct SolveOptions {

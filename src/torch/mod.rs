@@ -10,6 +10,7 @@
 //! pattern), forwards (`a ↦ a Wᵀ`) and backwards (`t ↦ t W`).
 
 pub mod audit;
+pub mod explain;
 pub mod relnet;
 pub mod saliency;
 

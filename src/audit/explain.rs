@@ -1,0 +1,346 @@
+//! Explanations of many inputs (`dtdcert explain`): one row of input relevances per input,
+//! by train-free DTD/LRP (in f64, or exactly and rounded once, or with certified nearest valid
+//! roots from linear programs) or by full-backward DTD with a report of every layer's
+//! remainders and the conservation gap. Like an audit, a run over an inputs file, a chunk of
+//! inputs at a time, in parallel.
+
+use std::io::Write;
+use std::path::Path;
+
+use ndarray::Array2;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::spec::Targets;
+use crate::dtd::full_backward::{
+    full_backward, Expansion, FullBackward, FullBackwardSettings, RootFinder, Rootless, RuleRoots,
+};
+use crate::dtd::{explain, DtdSettings, Rule};
+use crate::error::{Error, Result};
+use crate::exact::{Rational, Scalar};
+use crate::io::AtomicFile;
+use crate::lp::nearest_valid::{explain_valid, ValidRoots};
+use crate::lp::SolveOptions;
+use crate::model::forward::{argmax, forward};
+use crate::model::inputs::Inputs;
+use crate::model::{Model, Network};
+
+/// Inputs converted to f64 and explained together; rows are converted a chunk at a time, so
+/// the inputs are never held twice.
+const CHUNK: usize = 1024;
+
+/// Roots from linear programs: what the `nearest-valid` rule needs.
+#[derive(Clone, Copy, Debug)]
+pub struct LpRoots {
+    /// The input domain box of layer 1's roots (`None`: unbounded).
+    pub input_box: Option<(f64, f64)>,
+    pub opts: SolveOptions,
+}
+
+/// How `explain` computes: exactly or in f64, with LP roots or rule roots.
+#[derive(Clone, Copy, Debug)]
+pub struct Arithmetic {
+    /// Exact rational arithmetic, rounded to f64 once.
+    pub exact: bool,
+    /// LP roots (the nearest-valid rule); `None` for rule roots.
+    pub lp: Option<LpRoots>,
+}
+
+/// Input relevances by train-free DTD/LRP, one row per input.
+pub fn input_relevances(
+    model: &Model,
+    inputs: &Inputs,
+    targets: &Targets,
+    dtd: &DtdSettings,
+    how: Arithmetic,
+) -> Result<Array2<f64>> {
+    let n = inputs.len();
+    let d = model.net().input_dim();
+    let mut flat: Vec<f64> = Vec::with_capacity(n * d);
+    for start in (0..n).step_by(CHUNK) {
+        let end = (start + CHUNK).min(n);
+        let rows: Vec<Vec<f64>> = (start..end).map(|i| inputs.row(i)).collect::<Result<_>>()?;
+        let relevances: Vec<Vec<f64>> = rows
+            .par_iter()
+            .enumerate()
+            .map(|(offset, x)| {
+                relevance_row(
+                    model,
+                    dtd,
+                    x,
+                    targets.for_sample(start + offset),
+                    how.exact,
+                    how.lp.as_ref(),
+                )
+            })
+            .collect();
+        flat.extend(relevances.into_iter().flatten());
+    }
+    Ok(Array2::from_shape_vec((n, d), flat).expect("one row of width d per input"))
+}
+
+/// Input relevances by full-backward DTD, one row per input, and (when `reports`) each
+/// input's report.
+pub fn full_backward_relevances(
+    model: &Model,
+    inputs: &Inputs,
+    targets: &Targets,
+    dtd: &DtdSettings,
+    settings: &FullBackwardSettings,
+    how: Arithmetic,
+    reports: bool,
+) -> Result<(Array2<f64>, Vec<SampleReport>)> {
+    let n = inputs.len();
+    let d = model.net().input_dim();
+    let mut flat: Vec<f64> = Vec::with_capacity(n * d);
+    let mut samples: Vec<SampleReport> = Vec::new();
+    for start in (0..n).step_by(CHUNK) {
+        let end = (start + CHUNK).min(n);
+        let rows: Vec<Vec<f64>> = (start..end).map(|i| inputs.row(i)).collect::<Result<_>>()?;
+        let results: Vec<(Vec<f64>, SampleReport)> = rows
+            .par_iter()
+            .enumerate()
+            .map(|(offset, x)| {
+                let sample = start + offset;
+                full_backward_row(
+                    model,
+                    dtd,
+                    settings,
+                    x,
+                    sample,
+                    targets.for_sample(sample),
+                    how.exact,
+                    how.lp.as_ref(),
+                )
+            })
+            .collect::<Result<_>>()?;
+        for (row, report) in results {
+            flat.extend(row);
+            if reports {
+                samples.push(report);
+            }
+        }
+    }
+    let array = Array2::from_shape_vec((n, d), flat).expect("one row of width d per input");
+    Ok((array, samples))
+}
+
+/// Input relevances of one input, in f64 or computed exactly and rounded once.
+fn relevance_row(
+    model: &Model,
+    dtd: &DtdSettings,
+    x: &[f64],
+    target: Option<usize>,
+    exact: bool,
+    lp: Option<&LpRoots>,
+) -> Vec<f64> {
+    if let Some(lp) = lp {
+        let trace = forward(model.net(), x);
+        let k = target.unwrap_or_else(|| argmax(trace.output()));
+        return explain_valid(model, x, &trace, dtd, k, lp.input_box, lp.opts)
+            .input_relevance()
+            .to_vec();
+    }
+    if exact {
+        let xr: Vec<Rational> = x.iter().map(|&v| Rational::from_f64(v)).collect();
+        let trace = forward(model.exact(), &xr);
+        let out: Vec<f64> = trace.output().iter().map(Scalar::to_f64).collect();
+        let k = target.unwrap_or_else(|| argmax(&out));
+        explain(model.exact(), &trace, dtd, k, false)
+            .input_relevance()
+            .iter()
+            .map(Scalar::to_f64)
+            .collect()
+    } else {
+        let trace = forward(model.net(), x);
+        let k = target.unwrap_or_else(|| argmax(trace.output()));
+        explain(model.net(), &trace, dtd, k, false)
+            .input_relevance()
+            .to_vec()
+    }
+}
+
+/// Full-backward relevances of one input, in f64 or computed exactly and rounded once.
+#[allow(clippy::too_many_arguments)]
+fn full_backward_row(
+    model: &Model,
+    dtd: &DtdSettings,
+    settings: &FullBackwardSettings,
+    x: &[f64],
+    sample: usize,
+    target: Option<usize>,
+    exact: bool,
+    lp: Option<&LpRoots>,
+) -> Result<(Vec<f64>, SampleReport)> {
+    fn run<T: Scalar>(
+        net: &Network<T>,
+        dtd: &DtdSettings,
+        settings: &FullBackwardSettings,
+        x: &[T],
+        sample: usize,
+        target: Option<usize>,
+        finder: &dyn RootFinder<T>,
+    ) -> Result<(Vec<f64>, SampleReport)> {
+        let k = target.unwrap_or_else(|| {
+            let out: Vec<f64> = forward(net, x)
+                .output()
+                .iter()
+                .map(Scalar::to_f64)
+                .collect();
+            argmax(&out)
+        });
+        let fb = full_backward(net, x, k, settings, finder)?;
+        let row = fb.input_relevance().iter().map(Scalar::to_f64).collect();
+        Ok((row, SampleReport::new(sample, dtd, &fb)))
+    }
+    if let Some(lp) = lp {
+        let finder = ValidRoots::new(model, dtd, x, lp.input_box, lp.opts);
+        return run(model.net(), dtd, settings, x, sample, target, &finder);
+    }
+    if exact {
+        let xr: Vec<Rational> = x.iter().map(|&v| Rational::from_f64(v)).collect();
+        let finder = RuleRoots::new(model.exact(), dtd);
+        run(model.exact(), dtd, settings, &xr, sample, target, &finder)
+    } else {
+        let finder = RuleRoots::new(model.net(), dtd);
+        run(model.net(), dtd, settings, x, sample, target, &finder)
+    }
+}
+
+/// The document `explain --full-backward --report` writes.
+#[derive(Serialize)]
+pub struct FullBackwardReport<'a> {
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub model: ReportedModel<'a>,
+    pub inputs: &'a Path,
+    pub rule: String,
+    pub input_rule: String,
+    pub exact: bool,
+    pub settings: &'a DtdSettings,
+    pub full_backward: &'a FullBackwardSettings,
+    pub samples: Vec<SampleReport>,
+}
+
+#[derive(Serialize)]
+pub struct ReportedModel<'a> {
+    pub path: &'a Path,
+    pub fingerprint: &'a str,
+    pub architecture: String,
+}
+
+/// One input. `conservation_gap = output − input_relevance − remainder`, the sum of the
+/// layers' `taylor_error` (computed exactly with --exact, then rounded).
+#[derive(Serialize)]
+pub struct SampleReport {
+    sample: usize,
+    explained: usize,
+    output: f64,
+    evaluations: u64,
+    /// Σ of the input relevances.
+    input_relevance: f64,
+    /// Σ of every neuron's remainder.
+    remainder: f64,
+    conservation_gap: f64,
+    layers: Vec<LayerReport>,
+}
+
+#[derive(Serialize)]
+struct LayerReport {
+    /// 1-based; layer 1 takes the network input.
+    layer: usize,
+    rule: Rule,
+    /// `Σ R^l`.
+    relevance_in: f64,
+    /// `Σ R^{l-1}`: what the layer passed to its inputs.
+    relevance_out: f64,
+    remainder: f64,
+    /// `relevance_in − relevance_out − remainder`.
+    taylor_error: f64,
+    neurons: Vec<NeuronReport>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum Status {
+    Expanded,
+    NotPositive,
+    NoRoot,
+}
+
+#[derive(Serialize)]
+struct NeuronReport {
+    neuron: usize,
+    relevance: f64,
+    status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    no_root: Option<Rootless>,
+    passed: f64,
+    remainder: f64,
+    /// `R̂_j(a)`: the upper relevance function with the root's evaluation held fixed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frozen_relevance: Option<f64>,
+}
+
+impl SampleReport {
+    fn new<T: Scalar>(sample: usize, dtd: &DtdSettings, fb: &FullBackward<T>) -> Self {
+        let sum = |v: &[T]| v.iter().fold(T::zero(), |acc, x| acc + x.clone()).to_f64();
+        Self {
+            sample,
+            explained: fb.explained,
+            output: fb.output.to_f64(),
+            evaluations: fb.evaluations,
+            input_relevance: sum(fb.input_relevance()),
+            remainder: fb.remainder().to_f64(),
+            conservation_gap: fb.conservation_gap().to_f64(),
+            layers: fb
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(index, layer)| LayerReport {
+                    layer: index + 1,
+                    rule: dtd.rule_for(index),
+                    relevance_in: sum(&layer.upper),
+                    relevance_out: sum(&layer.lower),
+                    remainder: layer.remainder().to_f64(),
+                    taylor_error: layer.taylor_error().to_f64(),
+                    neurons: layer
+                        .neurons
+                        .iter()
+                        .enumerate()
+                        .map(|(j, n)| {
+                            let (status, no_root, frozen) = match &n.expansion {
+                                Expansion::Root { frozen, .. } => {
+                                    (Status::Expanded, None, Some(frozen.to_f64()))
+                                }
+                                Expansion::NotPositive => (Status::NotPositive, None, None),
+                                Expansion::NoRoot(why) => (Status::NoRoot, Some(*why), None),
+                            };
+                            NeuronReport {
+                                neuron: j,
+                                relevance: n.relevance.to_f64(),
+                                status,
+                                no_root,
+                                passed: n.passed.to_f64(),
+                                remainder: n.remainder.to_f64(),
+                                frozen_relevance: frozen,
+                            }
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl FullBackwardReport<'_> {
+    /// Writes the report as pretty JSON to `path`, atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let mut file = AtomicFile::create(path)?;
+        let writer = file.writer();
+        serde_json::to_writer_pretty(&mut *writer, self)
+            .map_err(|e| Error::write(path, std::io::Error::other(e)))?;
+        writer.write_all(b"\n").map_err(|e| Error::write(path, e))?;
+        file.commit()
+    }
+}

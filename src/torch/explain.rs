@@ -1,0 +1,41 @@
+//! Input relevances of many inputs on libtorch (`dtdcert explain --backend torch`): a batch
+//! of inputs at a time on the device, in f32 or f64, without error bounds.
+
+use ndarray::Array2;
+use tch::Device;
+
+use super::{default_batch, to_f64, Precision, TorchNet};
+use crate::audit::spec::Targets;
+use crate::dtd::DtdSettings;
+use crate::error::Result;
+use crate::model::inputs::Inputs;
+use crate::model::Model;
+
+/// Input relevances by train-free DTD/LRP, one row per input, `batch` inputs at a time
+/// (default: [`default_batch`]).
+pub fn input_relevances(
+    model: &Model,
+    inputs: &Inputs,
+    targets: &Targets,
+    dtd: &DtdSettings,
+    precision: Precision,
+    device: Device,
+    batch: Option<usize>,
+) -> Result<Array2<f64>> {
+    let net = TorchNet::new(model.net(), precision, device);
+    let n = inputs.len();
+    let d = model.net().input_dim();
+    let batch = batch.unwrap_or_else(|| default_batch(model.net()));
+    let mut flat: Vec<f64> = Vec::with_capacity(n * d);
+    for start in (0..n).step_by(batch) {
+        let end = (start + batch).min(n);
+        let mut rows: Vec<f64> = Vec::with_capacity((end - start) * d);
+        for i in start..end {
+            rows.extend(inputs.row(i)?);
+        }
+        let wanted: Vec<Option<usize>> = (start..end).map(|i| targets.for_sample(i)).collect();
+        let relevances = net.explain(&net.input(&rows, end - start), &wanted, dtd)?;
+        flat.extend(to_f64(&relevances.lower[0]));
+    }
+    Ok(Array2::from_shape_vec((n, d), flat).expect("one row of width d per input"))
+}
