@@ -18,6 +18,35 @@
 //! | [`repro`] | the paper's experiments |
 //! | `torch` | the libtorch backend (feature `torch`) |
 //! | [`cli`] | the command line: arguments to settings, settings to library calls |
+//!
+//! # Example
+//!
+//! Audit the first ten inputs of the shipped C6 example, explaining output 0 with z+ (the
+//! default rule), and read the counts an audit's summary reports:
+//!
+//! ```
+//! use std::path::Path;
+//!
+//! use dtdcert::audit::{audit_sample, AuditSettings, Summary};
+//! use dtdcert::model::inputs::load_inputs;
+//! use dtdcert::model::Model;
+//!
+//! let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/c6");
+//! let model = Model::load(&dir.join("model.onnx"))?;
+//! let inputs = load_inputs(&dir.join("inputs.npy"), None)?;
+//! let settings = AuditSettings::default();
+//! let mut summary = Summary::new(model.net().layers().len());
+//! for i in 0..10 {
+//!     let record = audit_sample(&model, &settings, i, &inputs.row(i)?, Some(0))?;
+//!     summary.add(&record);
+//! }
+//! let total = &summary.total;
+//! println!("{} roots, {} outside their region", total.roots, total.roots_outside);
+//! // Every root is valid, or outside its region, or out of the domain (or both).
+//! assert!(total.roots_valid + total.roots_outside <= total.roots);
+//! assert_eq!(summary.samples, 10);
+//! # Ok::<(), dtdcert::Error>(())
+//! ```
 
 pub mod audit;
 pub mod check;
