@@ -162,7 +162,7 @@ impl Engine {
 /// The error for `--backend torch` in a build without the libtorch backend.
 pub const NO_TORCH: &str = "--backend torch: this build has no libtorch backend; build with \
      `cargo build --release --features torch` after `export LIBTORCH=$(scripts/setup_torch.sh)` \
-     (README, \"The libtorch backend\")";
+     (docs/src/libtorch.md)";
 
 /// `--lp-time-limit` and `--lp-backend`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
