@@ -1,0 +1,67 @@
+//! The filter's first tier as the region uses it: affine layers evaluated in f64 with a
+//! rigorous bound on each value's error, and the difference of two such values; and
+//! [`Decision`], which tier settled a verdict. The second tier is `refined.rs`; what neither
+//! settles is computed in exact rationals.
+
+use serde::{Deserialize, Serialize};
+
+use crate::exact::filter::{affine_bounded, Bounded};
+
+/// How a verdict was reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decision {
+    /// f64 evaluation whose error bound settled every sign involved.
+    Float,
+    /// The f64 error bound could not settle a sign; values rounded once from exact sums of
+    /// their products, with their own error bounds, did (the filter's second tier).
+    Refined,
+    /// Neither bound could settle a sign; exact rational arithmetic did.
+    ExactFallback,
+    /// Computed in exact rational arithmetic from the start (`--exact`).
+    Exact,
+    /// The sign as computed in the run's float precision, without an error bound (the
+    /// torch backend).
+    Unchecked,
+}
+
+/// `z[s] − z[o]` with a rigorous error bound, from values with bounds `e`.
+pub(super) fn difference(z: &[f64], e: &[f64], s: usize, o: usize) -> Bounded {
+    affine_bounded(&[1.0, -1.0], &[z[s], z[o]], Some(&[e[s], e[o]]), 0.0)
+}
+
+/// One affine layer in f64 with per-output error bounds, from inputs with bounds `errors`
+/// (empty: exact inputs).
+pub(super) fn bounded_affine_layer(
+    affine: &crate::model::Affine,
+    input: &[f64],
+    errors: &[f64],
+) -> (Vec<f64>, Vec<f64>) {
+    let out = affine.out_dim();
+    let mut z = Vec::with_capacity(out);
+    let mut e = Vec::with_capacity(out);
+    let errs = (!errors.is_empty()).then_some(errors);
+    // A sparse row's inputs and their errors, gathered into buffers reused row after row.
+    let (mut x, mut x_err) = (Vec::new(), Vec::new());
+    for j in 0..out {
+        let row = affine.row(j);
+        let bias = *affine.bias(j);
+        let b = if row.is_dense() {
+            affine_bounded(row.values(), input, errs, bias)
+        } else {
+            x.clear();
+            x_err.clear();
+            for k in 0..row.connected() {
+                let i = row.position(k);
+                x.push(input[i]);
+                if let Some(e) = errs {
+                    x_err.push(e[i]);
+                }
+            }
+            affine_bounded(row.values(), &x, errs.map(|_| &x_err[..]), bias)
+        };
+        z.push(b.value);
+        e.push(b.error);
+    }
+    (z, e)
+}

@@ -1,0 +1,350 @@
+//! Whether one point lies in the region: exact membership in any scalar (`membership`), the
+//! filtered decision for an f64 point (`membership_filtered`: f64 with error bounds, then the
+//! filter's second tier, then exact rationals), the first tier's per-constraint checks that
+//! batched screening shares, and the signed slack `σ z` of every constraint (bounded in f64, or
+//! exact).
+
+use serde::{Deserialize, Serialize};
+
+use crate::exact::filter::Bounded;
+use crate::exact::{Rational, Scalar};
+use crate::model::{Model, Network};
+
+use super::filter::{bounded_affine_layer, difference, Decision};
+use super::pattern::{selected, Pattern};
+use super::refined;
+
+/// Whether a point lies in the region, and if not, where it leaves it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Membership {
+    /// Every constraint holds; `slack` is the smallest `σ z` over them (f64, for reading).
+    Inside { slack: Option<f64> },
+    /// The first violated constraint in (layer, neuron) order, 1-based layer, 0-based
+    /// neuron, and its `σ z` (negative). In a max-pool layer the neuron is the entry of `z`
+    /// that overtakes its window's winner, and the margin `z_winner − z_entry`.
+    Outside {
+        layer: usize,
+        neuron: usize,
+        margin: f64,
+    },
+}
+
+impl Membership {
+    pub fn is_inside(&self) -> bool {
+        matches!(self, Membership::Inside { .. })
+    }
+}
+
+/// Exact membership of `point` (an input of layer `m`, 0-based) in `P_m`, computed in `T`'s
+/// arithmetic. With `T = Rational` this is the reference the filtered check must equal.
+pub fn membership<T: Scalar>(
+    net: &Network<T>,
+    pattern: &Pattern,
+    m: usize,
+    point: &[T],
+) -> Membership {
+    let mut h = point.to_vec();
+    let mut z = Vec::new();
+    let mut slack: Option<T> = None;
+    for (k, layer) in net.layers().iter().enumerate().skip(m) {
+        layer.affine.apply_into(&h, &mut z);
+        // The layer's constraints in order, each as (neuron, value that must be >= 0).
+        let checks: Vec<(usize, T)> = match (pattern.layer(k), pattern.selection(k)) {
+            (Some(mask), _) => z
+                .iter()
+                .zip(mask)
+                .enumerate()
+                .map(|(j, (v, &active))| (j, if active { v.clone() } else { -v.clone() }))
+                .collect(),
+            (_, Some(selection)) => selection
+                .constraints()
+                .map(|(s, o)| (o, z[s].clone() - z[o].clone()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (neuron, signed) in checks {
+            if signed.is_negative() {
+                return Membership::Outside {
+                    layer: k + 1,
+                    neuron,
+                    margin: signed.to_f64(),
+                };
+            }
+            if slack.as_ref().is_none_or(|s| signed < *s) {
+                slack = Some(signed);
+            }
+        }
+        if let Some(mask) = pattern.layer(k) {
+            for (v, &active) in z.iter_mut().zip(mask) {
+                if !active {
+                    *v = T::zero();
+                }
+            }
+        }
+        if let Some(selection) = pattern.selection(k) {
+            z = selected(&z, selection);
+        }
+        std::mem::swap(&mut h, &mut z);
+    }
+    Membership::Inside {
+        slack: slack.map(|s| s.to_f64()),
+    }
+}
+
+/// Membership of an f64 point decided exactly: f64 with error bounds first, then the
+/// filter's second tier (`refined::affine_layer`), then exact rationals, each only when
+/// the one before leaves a sign that matters undecided.
+pub fn membership_filtered(
+    model: &Model,
+    pattern: &Pattern,
+    m: usize,
+    point: &[f64],
+) -> (Membership, Decision) {
+    match bounded_membership(model, pattern, m, point, bounded_affine_layer) {
+        Some(verdict) => (verdict, Decision::Float),
+        None => refined_or_exact(model, pattern, m, point),
+    }
+}
+
+/// [`membership_filtered`] past its first tier.
+pub(super) fn refined_or_exact(
+    model: &Model,
+    pattern: &Pattern,
+    m: usize,
+    point: &[f64],
+) -> (Membership, Decision) {
+    if let Some(verdict) = bounded_membership(model, pattern, m, point, refined::affine_layer) {
+        return (verdict, Decision::Refined);
+    }
+    let exact: Vec<Rational> = point.iter().map(|&v| Rational::from_f64(v)).collect();
+    (
+        membership(model.exact(), pattern, m, &exact),
+        Decision::ExactFallback,
+    )
+}
+
+/// An affine layer evaluated in f64 from inputs with error bounds: its values and theirs.
+type LayerValues = fn(&crate::model::Affine, &[f64], &[f64]) -> (Vec<f64>, Vec<f64>);
+
+/// Membership with every layer evaluated by `layer_values`; `None` when a
+/// sign that matters is undecided.
+fn bounded_membership(
+    model: &Model,
+    pattern: &Pattern,
+    m: usize,
+    point: &[f64],
+    layer_values: LayerValues,
+) -> Option<Membership> {
+    let net = model.net();
+    let mut h = point.to_vec();
+    let mut h_err: Vec<f64> = Vec::new();
+    let mut slack = f64::INFINITY;
+    let mut any_constraint = false;
+    let settle = |checked: Result<f64, State>, slack: &mut f64, any: &mut bool| match checked {
+        Ok(signed) => {
+            *any = true;
+            *slack = slack.min(signed);
+            Ok(())
+        }
+        Err(State::Outside {
+            layer,
+            neuron,
+            margin,
+        }) => Err(Some(Membership::Outside {
+            layer,
+            neuron,
+            margin,
+        })),
+        Err(_) => Err(None),
+    };
+    for (k, layer) in net.layers().iter().enumerate().skip(m) {
+        let (mut z, mut e) = layer_values(&layer.affine, &h, &h_err);
+        if let Some(mask) = pattern.layer(k) {
+            for (j, (&v, &active)) in z.iter().zip(mask).enumerate() {
+                // Checked in order: a violated constraint is the first one.
+                let checked = constraint(k + 1, j, active, v, e[j]);
+                if let Err(ended) = settle(checked, &mut slack, &mut any_constraint) {
+                    return ended;
+                }
+            }
+            for ((v, err), &active) in z.iter_mut().zip(e.iter_mut()).zip(mask) {
+                if !active {
+                    *v = 0.0;
+                    *err = 0.0;
+                }
+            }
+        }
+        if let Some(selection) = pattern.selection(k) {
+            for (s, o) in selection.constraints() {
+                let checked = window_constraint(k + 1, &z, &e, s, o);
+                if let Err(ended) = settle(checked, &mut slack, &mut any_constraint) {
+                    return ended;
+                }
+            }
+            (z, e) = (selected(&z, selection), selected(&e, selection));
+        }
+        h = z;
+        h_err = e;
+    }
+    Some(Membership::Inside {
+        slack: any_constraint.then_some(slack),
+    })
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum State {
+    Pending,
+    Outside {
+        layer: usize,
+        neuron: usize,
+        margin: f64,
+    },
+    NeedsExact,
+}
+
+/// Constraint `(layer, neuron)` of a pending point, `σ z >= 0` with `z = value ± error`:
+/// `Ok(σ z)` when it certainly holds, else the state that ends the point's check (checked in
+/// order, it is then the first violated constraint, or a sign only exact arithmetic settles).
+pub(super) fn constraint(
+    layer: usize,
+    neuron: usize,
+    active: bool,
+    value: f64,
+    error: f64,
+) -> Result<f64, State> {
+    let signed = Bounded {
+        value: if active { value } else { -value },
+        error,
+    };
+    match signed.certainly_nonnegative() {
+        Some(true) => Ok(signed.value),
+        Some(false) => Err(State::Outside {
+            layer,
+            neuron,
+            margin: signed.value,
+        }),
+        None => Err(State::NeedsExact),
+    }
+}
+
+/// Max-pool constraint `z[s] − z[o] >= 0` of a pending point, as [`constraint`] does for a
+/// ReLU neuron; labelled by the entry `o`.
+pub(super) fn window_constraint(
+    layer: usize,
+    z: &[f64],
+    e: &[f64],
+    s: usize,
+    o: usize,
+) -> Result<f64, State> {
+    let signed = difference(z, e, s, o);
+    match signed.certainly_nonnegative() {
+        Some(true) => Ok(signed.value),
+        Some(false) => Err(State::Outside {
+            layer,
+            neuron: o,
+            margin: signed.value,
+        }),
+        None => Err(State::NeedsExact),
+    }
+}
+
+/// `σ z` of every constraint of `P_m` (ReLU neurons of layers >= m, in (layer, neuron) order,
+/// as the rows of [`polytope`](super::polytope())) at a point given in f64 with
+/// per-coordinate error bounds (`point_err` empty: exact), each with a rigorous bound on its
+/// distance to the exact value.
+pub fn signed_slacks_bounded(
+    model: &Model,
+    pattern: &Pattern,
+    m: usize,
+    point: &[f64],
+    point_err: &[f64],
+) -> Vec<Bounded> {
+    let mut h = point.to_vec();
+    let mut h_err = point_err.to_vec();
+    let mut out = Vec::new();
+    for (k, layer) in model.net().layers().iter().enumerate().skip(m) {
+        let (mut z, mut e) = bounded_affine_layer(&layer.affine, &h, &h_err);
+        if let Some(mask) = pattern.layer(k) {
+            for ((v, err), &active) in z.iter_mut().zip(e.iter_mut()).zip(mask) {
+                out.push(Bounded {
+                    value: if active { *v } else { -*v },
+                    error: *err,
+                });
+                if !active {
+                    *v = 0.0;
+                    *err = 0.0;
+                }
+            }
+        }
+        if let Some(selection) = pattern.selection(k) {
+            out.extend(
+                selection
+                    .constraints()
+                    .map(|(s, o)| difference(&z, &e, s, o)),
+            );
+            (z, e) = (selected(&z, selection), selected(&e, selection));
+        }
+        h = z;
+        h_err = e;
+    }
+    out
+}
+
+/// [`signed_slacks_bounded`] in exact rationals.
+pub fn signed_slacks_exact(
+    net: &Network<Rational>,
+    pattern: &Pattern,
+    m: usize,
+    point: &[Rational],
+) -> Vec<Rational> {
+    let mut h = point.to_vec();
+    let mut z = Vec::new();
+    let mut out = Vec::new();
+    for (k, layer) in net.layers().iter().enumerate().skip(m) {
+        layer.affine.apply_into(&h, &mut z);
+        if let Some(mask) = pattern.layer(k) {
+            for (v, &active) in z.iter_mut().zip(mask) {
+                out.push(if active { v.clone() } else { -v.clone() });
+                if !active {
+                    *v = Rational::zero();
+                }
+            }
+        }
+        if let Some(selection) = pattern.selection(k) {
+            out.extend(
+                selection
+                    .constraints()
+                    .map(|(s, o)| z[s].clone() - z[o].clone()),
+            );
+            z = selected(&z, selection);
+        }
+        std::mem::swap(&mut h, &mut z);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::region::tests::tiny;
+    use crate::region::trace_and_pattern;
+
+    #[test]
+    fn face_points_are_inside_and_decided_exactly() {
+        let model = tiny();
+        let (_, pattern, _) = trace_and_pattern(&model, &[1.0, 0.5]);
+        // On the face x0 - x1 = 0 of neuron (1, 0).
+        let (m, _) = membership_filtered(&model, &pattern, 0, &[0.3, 0.3]);
+        assert!(m.is_inside(), "{m:?}");
+        let (m, _) = membership_filtered(&model, &pattern, 0, &[0.3, 0.4]);
+        assert_eq!(
+            m,
+            Membership::Outside {
+                layer: 1,
+                neuron: 0,
+                margin: 0.3 - 0.4
+            }
+        );
+    }
+}
