@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use dtdcert::model::inputs::{load_inputs_bytes, load_targets_bytes, InputsView};
+use dtdcert::model::inputs::{load_inputs_bytes, InputsView};
+use dtdcert::model::targets::load_targets_bytes;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

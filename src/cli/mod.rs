@@ -18,7 +18,8 @@ use crate::audit::spec::Targets;
 use crate::audit::{DomainBox, TorchSettings};
 use crate::dtd::{BiasMode, DtdSettings, InitialRelevance, LayerRule, Rule};
 use crate::error::{Error, Result};
-use crate::model::inputs::{load_inputs, load_targets, Inputs};
+use crate::model::inputs::{load_inputs, Inputs};
+use crate::model::targets::load_targets;
 use crate::model::Model;
 
 /// `--backend`, `--device` and `--precision` (audit, explain).

@@ -7,6 +7,7 @@ pub mod ir;
 pub mod onnx;
 pub mod relnet;
 pub mod safetensors_json;
+pub mod targets;
 pub mod vocabulary;
 
 use std::path::Path;
