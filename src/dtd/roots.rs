@@ -1,0 +1,270 @@
+//! The root of one neuron under a root rule: `ã = a − t v` along the rule's direction `v`,
+//! with `t = R_j / (w · v + β)`, and the relevance `w_i t v_i` it passes to each input.
+
+use super::explanation::{NoRoot, RootOutcome};
+use super::rules::{BiasMode, Rule};
+use super::settings::DtdSettings;
+use crate::exact::Scalar;
+use crate::model::ir::WeightRow;
+use crate::model::Network;
+
+pub(super) fn positive<T: Scalar>(x: &T) -> T {
+    if x.is_positive() {
+        x.clone()
+    } else {
+        T::zero()
+    }
+}
+
+pub(super) fn negative<T: Scalar>(x: &T) -> T {
+    if x.is_negative() {
+        x.clone()
+    } else {
+        T::zero()
+    }
+}
+
+/// `d + ε sign(d)`, with `sign(0) = +1`.
+pub(super) fn stabilize<T: Scalar>(d: T, eps: &T) -> T {
+    if eps.is_zero() {
+        d
+    } else if d.is_negative() {
+        d - eps.clone()
+    } else {
+        d + eps.clone()
+    }
+}
+
+/// A root rule with its parameters converted to the scalar type once per layer.
+pub(crate) struct RootRule<T> {
+    rule: Rule,
+    /// `1 + γ` for the γ rule.
+    one_plus_gamma: T,
+    gamma: T,
+    lo: T,
+    hi: T,
+}
+
+impl<T: Scalar> RootRule<T> {
+    pub(crate) fn new(rule: Rule) -> Self {
+        let (gamma, lo, hi) = match rule {
+            Rule::Gamma(g) => (g, 0.0, 0.0),
+            Rule::ZBox { lo, hi } => (0.0, lo, hi),
+            _ => (0.0, 0.0, 0.0),
+        };
+        Self {
+            rule,
+            one_plus_gamma: T::one() + T::from_f64(gamma),
+            gamma: T::from_f64(gamma),
+            lo: T::from_f64(lo),
+            hi: T::from_f64(hi),
+        }
+    }
+
+    /// The rule's bias term of the denominator (zero when the bias is ignored).
+    fn beta(&self, b: &T, bias: BiasMode) -> T {
+        match bias {
+            BiasMode::Ignore => return T::zero(),
+            BiasMode::Plain if self.rule != Rule::Zero => return b.clone(),
+            _ => {}
+        }
+        match self.rule {
+            Rule::Zero => T::zero(),
+            Rule::Z => b.clone(),
+            // zB's three passes (`z`, `lo` on the positive part, `hi` on the negative part)
+            // carry `b`, `b⁺` and `b⁻`: the bias cancels (as in Zennit's ZBox).
+            Rule::ZBox { .. } => T::zero(),
+            Rule::ZPlus => positive(b),
+            Rule::Gamma(_) => b.clone() + self.gamma.clone() * positive(b),
+            Rule::WSquare => b.clone() * b.clone(),
+            Rule::Epsilon(_) | Rule::AlphaBeta { .. } | Rule::Flat | Rule::NearestValid(_) => {
+                unreachable!("{} has no root direction", self.rule)
+            }
+        }
+    }
+}
+
+/// The root of neuron `j` of 0-based layer `index` at input `a` with relevance `r`, exactly as
+/// [`explain`] with `keep_roots` computes it (the rule is the one the settings give that
+/// layer; a rule without roots gives none).
+///
+/// [`explain`]: super::explain
+pub fn neuron_root<T: Scalar>(
+    net: &Network<T>,
+    index: usize,
+    j: usize,
+    a: &[T],
+    r: &T,
+    settings: &DtdSettings,
+) -> RootOutcome<T> {
+    let rule = settings.rule_for(index);
+    if !rule.has_root() || r.is_zero() || net.layers()[index].max_pool.is_some() {
+        return RootOutcome::None(if r.is_zero() {
+            NoRoot::ZeroRelevance
+        } else {
+            NoRoot::NotApplicable
+        });
+    }
+    let affine = &net.layers()[index].affine;
+    let (mut lower, mut passed) = (vec![T::zero(); a.len()], T::zero());
+    root_step(
+        &RootRule::new(rule),
+        &affine.row(j),
+        a,
+        affine.bias(j),
+        r,
+        settings,
+        &T::from_f64(settings.denominator_threshold),
+        &T::from_f64(settings.stabilizer),
+        true,
+        &mut lower,
+        &mut passed,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn root_step<T: Scalar>(
+    rule: &RootRule<T>,
+    w: &WeightRow<'_, T>,
+    a: &[T],
+    b: &T,
+    r: &T,
+    settings: &DtdSettings,
+    threshold: &T,
+    stabilizer: &T,
+    keep_roots: bool,
+    lower: &mut [T],
+    passed: &mut T,
+) -> RootOutcome<T> {
+    // The rule is matched once per neuron, not once per coordinate, so each loop below is a
+    // plain arithmetic loop.
+    let listed = w.gather(a);
+    let step = RootStep {
+        w: w.values(),
+        a: &listed,
+        full: a,
+        row: *w,
+        r,
+        threshold,
+        stabilizer,
+        keep_roots,
+        origin: rule.rule == Rule::Zero,
+        beta: rule.beta(b, settings.bias),
+    };
+    let nonneg = |wi: &T| !wi.is_negative();
+    match rule.rule {
+        Rule::Zero | Rule::Z => step.run(lower, passed, |_, ai| ai.clone()),
+        Rule::ZPlus => step.run(lower, passed, |wi, ai| {
+            if nonneg(wi) {
+                ai.clone()
+            } else {
+                T::zero()
+            }
+        }),
+        Rule::Gamma(_) => step.run(lower, passed, |wi, ai| {
+            if nonneg(wi) {
+                ai.clone() * rule.one_plus_gamma.clone()
+            } else {
+                ai.clone()
+            }
+        }),
+        Rule::WSquare => step.run(lower, passed, |wi, _| wi.clone()),
+        Rule::ZBox { .. } => step.run(lower, passed, |wi, ai| {
+            ai.clone()
+                - if nonneg(wi) {
+                    rule.lo.clone()
+                } else {
+                    rule.hi.clone()
+                }
+        }),
+        Rule::Epsilon(_) | Rule::AlphaBeta { .. } | Rule::Flat | Rule::NearestValid(_) => {
+            unreachable!("{} has no root direction", rule.rule)
+        }
+    }
+}
+
+/// One neuron's root, for a direction given coordinate by coordinate.
+struct RootStep<'a, T> {
+    /// The listed weights of the neuron's row and the inputs at their positions.
+    w: &'a [T],
+    a: &'a [T],
+    /// The whole input, and the row (for the positions of its listed weights).
+    full: &'a [T],
+    row: WeightRow<'a, T>,
+    r: &'a T,
+    threshold: &'a T,
+    stabilizer: &'a T,
+    keep_roots: bool,
+    /// Rule 0: the root is the origin, `ã = a − 1 · a`, whatever the denominator.
+    origin: bool,
+    beta: T,
+}
+
+impl<T: Scalar> RootStep<'_, T> {
+    fn run(&self, lower: &mut [T], passed: &mut T, v: impl Fn(&T, &T) -> T) -> RootOutcome<T> {
+        // Four partial sums: independent additions keep the f64 pipeline full.
+        let mut lanes = [T::zero(), T::zero(), T::zero(), T::zero()];
+        let (w4, a4) = (self.w.chunks_exact(4), self.a.chunks_exact(4));
+        let (w_rest, a_rest) = (w4.remainder(), a4.remainder());
+        for (wc, ac) in w4.zip(a4) {
+            for (lane, (wi, ai)) in lanes.iter_mut().zip(wc.iter().zip(ac)) {
+                T::mul_add_assign(lane, wi, &v(wi, ai));
+            }
+        }
+        for (wi, ai) in w_rest.iter().zip(a_rest) {
+            T::mul_add_assign(&mut lanes[0], wi, &v(wi, ai));
+        }
+        let [l0, l1, l2, l3] = lanes;
+        let wv = (l0 + l1) + (l2 + l3);
+        let t = if self.origin {
+            T::one()
+        } else {
+            let d = stabilize(wv.clone() + self.beta.clone(), self.stabilizer);
+            if d.abs() <= *self.threshold {
+                return RootOutcome::None(NoRoot::SmallDenominator);
+            }
+            self.r.clone() / d
+        };
+        let mut point = Vec::new();
+        match self.row.is_dense() {
+            true if self.keep_roots => {
+                point = vec![T::zero(); self.a.len()];
+                for (((li, pi), wi), ai) in lower.iter_mut().zip(&mut point).zip(self.w).zip(self.a)
+                {
+                    let tv = t.clone() * v(wi, ai);
+                    *pi = ai.clone() - tv.clone();
+                    // Skips zero products itself where that saves work (rationals).
+                    T::mul_add_assign(li, wi, &tv);
+                }
+            }
+            true => {
+                for ((li, wi), ai) in lower.iter_mut().zip(self.w).zip(self.a) {
+                    T::mul_add_assign(li, wi, &(t.clone() * v(wi, ai)));
+                }
+            }
+            false => {
+                if self.keep_roots {
+                    // An input the row does not list has weight 0, which the rules' sign
+                    // tests count as non-negative.
+                    let zero = T::zero();
+                    point = self
+                        .full
+                        .iter()
+                        .map(|ai| ai.clone() - t.clone() * v(&zero, ai))
+                        .collect();
+                }
+                for (k, (wi, ai)) in self.w.iter().zip(self.a).enumerate() {
+                    let i = self.row.position(k);
+                    let tv = t.clone() * v(wi, ai);
+                    if self.keep_roots {
+                        point[i] = ai.clone() - tv.clone();
+                    }
+                    T::mul_add_assign(&mut lower[i], wi, &tv);
+                }
+            }
+        }
+        // Σ_i w_i t v_i = t (w · v); exact in rationals.
+        *passed = passed.clone() + t.clone() * wv;
+        RootOutcome::Root { point, t }
+    }
+}

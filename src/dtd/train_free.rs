@@ -1,0 +1,172 @@
+//! The train-free recursion: from the explained output down, each layer's relevances passed
+//! to its inputs by the layer's rule, through roots (`roots.rs`), LRP shares
+//! (`lrp.rs`) or, at a max-pool layer, to each window's winner.
+
+use super::explanation::{Explanation, LayerRelevance, NeuronRelevance, NoRoot, RootOutcome};
+use super::lrp::lrp_step;
+use super::roots::{root_step, RootRule};
+use super::rules::{InitialRelevance, Rule};
+use super::settings::DtdSettings;
+use crate::exact::Scalar;
+use crate::model::ir::Layer;
+use crate::model::{Network, Trace};
+
+/// Train-free DTD/LRP of output `k` at the traced input. With `keep_roots` false, roots are
+/// not materialised (relevances only).
+pub fn explain<T: Scalar>(
+    net: &Network<T>,
+    trace: &Trace<T>,
+    settings: &DtdSettings,
+    k: usize,
+    keep_roots: bool,
+) -> Explanation<T> {
+    explain_with(
+        net,
+        trace,
+        k,
+        settings.initial_relevance,
+        |index, a, upper| {
+            let rule = settings.rule_for(index);
+            let layer = &net.layers()[index];
+            if let Some(window) = layer.max_pool {
+                return winner_take_all(layer, window, a, upper, rule);
+            }
+            layer_step(
+                &net.layers()[index].affine,
+                a,
+                upper,
+                rule,
+                settings,
+                keep_roots,
+            )
+        },
+    )
+}
+
+/// The train-free recursion from output `k` (starting as `initial` says) down, with each
+/// layer's step given by `step(layer index, layer input, upper relevances)`: [`explain`] uses
+/// the rule steps; other root finders (the LP-based `nearest-valid`) supply their own for some
+/// layers.
+pub fn explain_with<T: Scalar>(
+    net: &Network<T>,
+    trace: &Trace<T>,
+    k: usize,
+    initial: InitialRelevance,
+    mut step: impl FnMut(usize, &[T], &[T]) -> LayerRelevance<T>,
+) -> Explanation<T> {
+    let layers = net.layers();
+    let mut upper: Vec<T> = vec![T::zero(); net.output_dim()];
+    upper[k] = match initial {
+        InitialRelevance::Output => trace.output()[k].clone(),
+        InitialRelevance::One => T::one(),
+    };
+    let mut out: Vec<LayerRelevance<T>> = Vec::with_capacity(layers.len());
+    for index in (0..layers.len()).rev() {
+        let step = step(index, trace.layer_input(index), &upper);
+        upper.clone_from(&step.lower);
+        out.push(step);
+    }
+    out.reverse();
+    Explanation {
+        explained: k,
+        layers: out,
+    }
+}
+
+/// One layer: neuron relevances `upper` → input relevances, with roots.
+pub fn layer_step<T: Scalar>(
+    affine: &crate::model::Affine<T>,
+    a: &[T],
+    upper: &[T],
+    rule: Rule,
+    settings: &DtdSettings,
+    keep_roots: bool,
+) -> LayerRelevance<T> {
+    let n_in = affine.in_dim();
+    let mut lower = vec![T::zero(); n_in];
+    let mut neurons = Vec::with_capacity(upper.len());
+    let threshold = T::from_f64(settings.denominator_threshold);
+    let stabilizer = T::from_f64(settings.stabilizer);
+    let root_rule = rule.has_root().then(|| RootRule::new(rule));
+    for (j, r) in upper.iter().enumerate() {
+        if r.is_zero() {
+            neurons.push(NeuronRelevance {
+                relevance: r.clone(),
+                outcome: RootOutcome::None(NoRoot::ZeroRelevance),
+                unresolved: T::zero(),
+            });
+            continue;
+        }
+        let w = affine.row(j);
+        let b = affine.bias(j);
+        let mut passed = T::zero();
+        let outcome = if let Some(root_rule) = &root_rule {
+            root_step(
+                root_rule,
+                &w,
+                a,
+                b,
+                r,
+                settings,
+                &threshold,
+                &stabilizer,
+                keep_roots,
+                &mut lower,
+                &mut passed,
+            )
+        } else {
+            lrp_step(rule, &w, a, b, r, settings, &mut lower, &mut passed);
+            RootOutcome::None(NoRoot::NotApplicable)
+        };
+        neurons.push(NeuronRelevance {
+            relevance: r.clone(),
+            unresolved: r.clone() - passed,
+            outcome,
+        });
+    }
+    LayerRelevance {
+        rule,
+        upper: upper.to_vec(),
+        lower,
+        neurons,
+    }
+}
+
+/// A max-pool layer: each window's relevance goes whole to the input its winner copies (the
+/// first largest entry), so nothing is left unresolved and no neuron has a root. `rule` is
+/// only recorded.
+pub fn winner_take_all<T: Scalar>(
+    layer: &Layer<T>,
+    window: usize,
+    a: &[T],
+    upper: &[T],
+    rule: Rule,
+) -> LayerRelevance<T> {
+    let mut z = Vec::with_capacity(layer.affine.out_dim());
+    layer.affine.apply_into(a, &mut z);
+    let (_, selected) = crate::model::ir::max_pool(&z, window);
+    let mut lower = vec![T::zero(); a.len()];
+    let neurons = upper
+        .iter()
+        .zip(&selected)
+        .map(|(r, &s)| {
+            let i = layer.gathered(s as usize);
+            lower[i] = lower[i].clone() + r.clone();
+            NeuronRelevance {
+                relevance: r.clone(),
+                outcome: RootOutcome::None(if r.is_zero() {
+                    NoRoot::ZeroRelevance
+                } else {
+                    NoRoot::NotApplicable
+                }),
+                unresolved: T::zero(),
+            }
+        })
+        .collect();
+    LayerRelevance {
+        rule,
+        upper: upper.to_vec(),
+        lower,
+        neurons,
+    }
+}
