@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use super::Outcome;
 use crate::error::{Error, Result};
 use crate::io::{progress_bar, OutputDir};
-use crate::repro::sort_of_clevr::{load_set, write_set, ANSWERS, PER_KIND};
+use crate::repro::sort_of_clevr::{write_set, ANSWERS, PER_KIND};
 
 #[derive(Subcommand, Debug)]
 pub enum RelnetCommand {
@@ -321,101 +321,11 @@ fn generate(args: GenerateArgs) -> Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
-/// Whether `dir` holds CLEVR-XAI's question files.
-#[cfg(feature = "torch")]
-fn is_clevr_xai(dir: &std::path::Path) -> bool {
-    use crate::repro::clevr::{xai_question_file, XaiQuestions};
-    [XaiQuestions::Simple, XaiQuestions::Complex]
-        .into_iter()
-        .any(|set| xai_question_file(dir, set).is_file())
-}
-
-/// The question set `relnet sanity` draws from: `--data` read as the network's task needs
-/// (a Sort-of-CLEVR set, or CLEVR-XAI for a CLEVR network), holding at least `--samples`
-/// questions; and how the report names it.
-#[cfg(feature = "torch")]
-fn sanity_set(
-    args: &SanityArgs,
-    task: &crate::torch::relnet::Task,
-) -> Result<(
-    Box<dyn crate::repro::sanity_sets::SanitySet>,
-    serde_json::Value,
-)> {
-    use crate::repro::clevr::XaiQuestions;
-    use crate::repro::sanity_sets::{SanitySet, XaiSet};
-    use crate::torch::relnet::Task;
-    let xai = is_clevr_xai(&args.data);
-    let (set, described): (Box<dyn SanitySet>, _) = match (task, xai) {
-        (Task::SortOfClevr, false) => {
-            if args.questions.is_some() || args.ground_truth.is_some() || args.images.is_some() {
-                return Err(Error::Usage(
-                    "--questions, --ground-truth and --images choose CLEVR-XAI data; --model \
-                     is a Sort-of-CLEVR network"
-                        .into(),
-                ));
-            }
-            let data = load_set(&args.data, None)?;
-            (Box::new(data), serde_json::json!({"set": "Sort-of-CLEVR"}))
-        }
-        (Task::Clevr { vocabulary }, true) => {
-            let questions = XaiQuestions::parse(args.questions.as_deref().unwrap_or("simple"))?;
-            let ground_truth = args
-                .ground_truth
-                .as_deref()
-                .unwrap_or(questions.default_ground_truth());
-            let data = XaiSet::load(
-                &args.data,
-                questions,
-                ground_truth,
-                args.images.as_deref(),
-                vocabulary,
-            )?;
-            let described = serde_json::json!({
-                "set": "CLEVR-XAI", "questions": questions.name(),
-                "ground_truth": ground_truth, "images": data.image_folder(),
-                "masks": "128×128; another size resized as CLEVR-XAI's evaluation does (Pillow's bilinear resize of the mask as floats, then > 0)",
-            });
-            (Box::new(data), described)
-        }
-        (Task::SortOfClevr, true) => {
-            return Err(Error::Usage(format!(
-                "--data {}: CLEVR-XAI questions; --model {} is a Sort-of-CLEVR network",
-                args.data.display(),
-                args.model.display()
-            )))
-        }
-        (Task::Clevr { .. }, false) => {
-            return Err(Error::file(
-                &args.data,
-                format!(
-                    "not a CLEVR-XAI folder (no CLEVR-XAI_simple_questions.json or \
-                     CLEVR-XAI_complex_questions.json); --model {} is a CLEVR network",
-                    args.model.display()
-                ),
-            ))
-        }
-    };
-    enough_questions(args.samples, &args.data, set.num_questions())?;
-    Ok((set, described))
-}
-
-/// Refuses `--samples` above the `held` questions of the data in `dir`.
-fn enough_questions(samples: usize, dir: &std::path::Path, held: usize) -> Result<()> {
-    if samples > held {
-        return Err(Error::Usage(format!(
-            "--samples {samples}: {} holds {held} questions",
-            dir.display(),
-        )));
-    }
-    Ok(())
-}
-
-fn roots(args: RootsArgs) -> Result<Outcome> {
-    use crate::io::write_atomic;
-    use crate::model::relnet::{Options, RelationNetwork};
-    use crate::repro::relnet_roots::{
-        check_fits, csv, markdown, run, ClevrQuestions, Explained, Questions, RelnetRootsSettings,
-    };
+/// The settings of `relnet roots`: counts at least 1, the explained answer, and rules that
+/// rebuild roots along a direction.
+fn roots_run(args: RootsArgs) -> Result<crate::repro::relnet_roots::RelnetRootsRun> {
+    use crate::model::relnet::Options;
+    use crate::repro::relnet_roots::{Explained, RelnetRootsRun, RelnetRootsSettings};
     if args.samples == 0 || args.roots == 0 {
         return Err(Error::Usage(
             "--samples and --roots must be at least 1".into(),
@@ -429,81 +339,30 @@ fn roots(args: RootsArgs) -> Result<Outcome> {
              nearest-valid rules find theirs with linear programs (use `dtdcert audit`)"
         )));
     }
-    let rn = RelationNetwork::load(&args.model)?;
-    let soc;
-    let clevr;
-    let data: &dyn Questions = if is_clevr(&args.data) {
-        let encoder = rn.question_encoder().ok_or_else(|| {
-            Error::file(
-                &args.model,
-                format!(
-                    "{} is a CLEVR folder, but this network has no question encoder to read \
-                     its questions",
-                    args.data.display()
-                ),
-            )
-        })?;
-        let questions = crate::repro::clevr::clevr_questions(&args.data, &args.split)?;
-        let file = crate::repro::clevr::clevr_question_file(&args.data, &args.split);
-        clevr =
-            ClevrQuestions::new(questions, encoder, rn.outputs()).map_err(|e| e.in_file(&file))?;
-        &clevr
-    } else {
-        soc = load_set(&args.data, None)?;
-        &soc
-    };
-    enough_questions(args.samples, &args.data, data.num_questions())?;
-    check_fits(&rn, &args.model, data)?;
-    let options = Options {
-        keep_batch_norm: args.keep_batch_norm,
-    };
-    let layers = rn.layer_names(options).len();
-    dtd.check_layers(layers)
-        .map_err(|e| Error::Usage(format!("{e} (the chain has {layers} layers)")))?;
-    let dir = OutputDir::prepare(&args.out, "relnet roots")?;
-    let bar = progress_bar(
-        args.samples as u64,
-        "{bar:40} {pos}/{len} samples, {per_sec}, ETA {eta}",
-        !args.quiet,
-    );
-    let started = std::time::Instant::now();
-    let settings = RelnetRootsSettings {
-        samples: args.samples,
-        roots: args.roots,
-        seed: args.seed,
-        explained,
-        batch_norm: options,
-        dtd,
-    };
-    let outcome = run(&rn, data, &settings, |n| bar.inc(n as u64))?;
-    bar.finish_and_clear();
-    let seconds = started.elapsed().as_secs_f64();
-    let recorded = serde_json::json!({
-        "model": args.model, "data": args.data, "samples": args.samples,
-        "roots_per_layer": args.roots, "seed": args.seed,
-        "draws": "questions from stream 0 of the seed, sample s's roots from stream 1 + s (ChaCha8)",
-        "explain": explained, "batch_norm": if args.keep_batch_norm { "kept" } else { "folded" },
-        "rule": settings.dtd.rule.to_string(),
-        "input_rule": settings.dtd.input_rule.map(|r| r.to_string()),
-        "layer_rules": settings.dtd.layer_rules_text(),
-        "bias": settings.dtd.bias, "stabilizer": settings.dtd.stabilizer,
-        "denominator_threshold": settings.dtd.denominator_threshold,
-        "initial_relevance": settings.dtd.initial_relevance,
-        "threads": rayon::current_num_threads(), "seconds": seconds,
-    });
-    let summary = serde_json::json!({
-        "tool": "dtdcert", "version": env!("CARGO_PKG_VERSION"),
-        "settings": recorded, "layers": outcome.layers, "samples": outcome.samples,
-    });
-    let json = serde_json::to_string_pretty(&summary).expect("summaries serialise");
-    write_atomic(&dir.file("summary.json"), format!("{json}\n").as_bytes())?;
-    write_atomic(&dir.file("roots.csv"), csv(&outcome).as_bytes())?;
-    write_atomic(
-        &dir.file("report.md"),
-        markdown(&recorded, &outcome).as_bytes(),
-    )?;
-    let out = dir.commit("relnet roots")?;
-    if !args.quiet {
+    Ok(RelnetRootsRun {
+        model: args.model,
+        data: args.data,
+        split: args.split,
+        out: args.out,
+        progress: !args.quiet,
+        settings: RelnetRootsSettings {
+            samples: args.samples,
+            roots: args.roots,
+            seed: args.seed,
+            explained,
+            batch_norm: Options {
+                keep_batch_norm: args.keep_batch_norm,
+            },
+            dtd,
+        },
+    })
+}
+
+fn roots(args: RootsArgs) -> Result<Outcome> {
+    let quiet = args.quiet;
+    let report = crate::repro::relnet_roots::write_report(&roots_run(args)?)?;
+    if !quiet {
+        let outcome = &report.outcome;
         for r in outcome.layers.iter().filter(|r| r.judged > 0) {
             eprintln!(
                 "layer {:>2} {:<16} {:>5} judged, {:>5} outside ({:.3})",
@@ -515,10 +374,11 @@ fn roots(args: RootsArgs) -> Result<Outcome> {
             );
         }
         eprintln!(
-            "{} roots of {} samples in {seconds:.1} s; report in {}",
+            "{} roots of {} samples in {:.1} s; report in {}",
             outcome.roots.len(),
             outcome.samples.len(),
-            out.display()
+            report.seconds,
+            report.out.display()
         );
     }
     Ok(Outcome::Clean)
@@ -548,22 +408,16 @@ fn no_torch(command: &str) -> String {
     )
 }
 
-/// The training settings of `args` (the schedule's defaults filled in).
+/// The settings of `relnet train`: the schedule's defaults filled in, counts at least 1, a
+/// positive learning rate, the device.
 #[cfg(feature = "torch")]
-fn train_settings(args: &TrainArgs) -> Result<crate::torch::relnet::TrainSettings> {
-    let reference = match args.schedule.as_str() {
-        "plain" => false,
-        "reference" => true,
-        other => {
-            return Err(Error::Usage(format!(
-                "--schedule '{other}': expected plain or reference"
-            )))
-        }
-    };
-    let batch = args.batch.unwrap_or(if reference { 640 } else { 64 });
+fn training_run(args: TrainArgs) -> Result<crate::torch::relnet::TrainingRun> {
+    use crate::torch::relnet::{Schedule, TrainingRun};
+    let schedule = Schedule::parse(&args.schedule)?;
+    let batch = args.batch.unwrap_or(schedule.default_batch());
     let learning_rate = args
         .learning_rate
-        .unwrap_or(if reference { 5e-6 } else { 1e-4 });
+        .unwrap_or(schedule.default_learning_rate());
     if args.epochs == 0 || batch == 0 || args.images == Some(0) {
         return Err(Error::Usage(
             "--epochs, --batch and --images must be at least 1".into(),
@@ -574,330 +428,33 @@ fn train_settings(args: &TrainArgs) -> Result<crate::torch::relnet::TrainSetting
             "--learning-rate must be a positive number".into(),
         ));
     }
-    Ok(crate::torch::relnet::TrainSettings {
-        epochs: args.epochs,
-        batch,
-        learning_rate,
-        doubling: reference.then_some((20, 5e-4)),
-        weight_decay: if reference { 1e-4 } else { 0.0 },
-        clip: reference.then_some(50.0),
-        augment: reference,
-        seed: args.seed,
+    let device = crate::torch::device(&args.device)?;
+    Ok(TrainingRun {
+        settings: schedule.settings(args.epochs, batch, learning_rate, args.seed),
+        data: args.data,
+        eval: args.eval,
+        images: args.images,
+        out: args.out,
+        resume: args.resume,
+        schedule,
+        device,
+        device_name: args.device,
+        progress: !args.quiet,
     })
-}
-
-/// The settings a resumed training must share with the run it continues (`settings`: those
-/// [`train_settings`] made of `args`).
-#[cfg(feature = "torch")]
-fn training_settings(
-    args: &TrainArgs,
-    settings: &crate::torch::relnet::TrainSettings,
-) -> serde_json::Value {
-    let mut json = serde_json::json!({
-        "data": args.data, "eval": args.eval, "images": args.images,
-        "batch": settings.batch, "learning_rate": settings.learning_rate, "seed": args.seed,
-        "optimizer": "Adam",
-    });
-    if args.schedule != "plain" {
-        json["schedule"] = serde_json::json!({
-            "name": args.schedule,
-            "doubling_every": settings.doubling.map(|d| d.0),
-            "learning_rate_max": settings.doubling.map(|d| d.1),
-            "weight_decay": settings.weight_decay,
-            "clip": settings.clip,
-            "augment": settings.augment,
-        });
-    }
-    json
-}
-
-/// Whether `dir` is a CLEVR v1.0 folder (it has `questions/`); otherwise it is read as a
-/// Sort-of-CLEVR set.
-fn is_clevr(dir: &std::path::Path) -> bool {
-    dir.join("questions").is_dir()
-}
-
-/// A CLEVR split encoded with `vocabulary`, its images decoded with a progress bar.
-#[cfg(feature = "torch")]
-fn clevr_split(
-    root: &std::path::Path,
-    split: &str,
-    questions: Option<Vec<crate::repro::clevr::ClevrQuestion>>,
-    vocabulary: &crate::repro::clevr::Vocabulary,
-    images: Option<usize>,
-    quiet: bool,
-) -> Result<crate::repro::clevr::ClevrSet> {
-    use crate::repro::clevr::{clevr_question_file, clevr_questions, ClevrSet};
-    let questions = match questions {
-        Some(q) => q,
-        None => clevr_questions(root, split)?,
-    };
-    let distinct = questions
-        .iter()
-        .map(|q| &q.image)
-        .collect::<std::collections::HashSet<_>>()
-        .len();
-    let bar = progress_bar(
-        images.map_or(distinct, |n| n.min(distinct)) as u64,
-        &format!("{{bar:40}} {{pos}}/{{len}} {split} images decoded, ETA {{eta}}"),
-        !quiet,
-    );
-    let set = ClevrSet::encode(&questions, vocabulary, images, || bar.inc(1))
-        .map_err(|e| e.in_file(clevr_question_file(root, split)))?;
-    bar.finish_and_clear();
-    Ok(set)
-}
-
-/// The folder of a new training (`--out`: absent, empty, or a finished training, whose files
-/// go) or of one to continue (`--resume`): its path, the epochs already trained (their
-/// report entries) and the last checkpoint.
-#[cfg(feature = "torch")]
-fn training_folder(
-    args: &TrainArgs,
-    settings: &crate::torch::relnet::TrainSettings,
-) -> Result<(PathBuf, Vec<serde_json::Value>)> {
-    use crate::io::output_dir::{marker, marker_status, target_state, TargetState, MARKER};
-    use crate::io::write_atomic;
-    const KIND: &str = "relnet train";
-    if let Some(dir) = &args.resume {
-        let complete = match marker_status(dir) {
-            Some(m) if m.kind == KIND => m.complete,
-            _ => {
-                return Err(Error::Usage(format!(
-                    "--resume {}: not a `relnet train` folder",
-                    dir.display()
-                )))
-            }
-        };
-        let path = dir.join("training.json");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| Error::file(&path, format!("cannot read: {e}")))?;
-        let report: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| Error::file(&path, format!("not a training report: {e}")))?;
-        let stored = &report["settings"];
-        let now = training_settings(args, settings);
-        let keys: std::collections::BTreeSet<&String> = now
-            .as_object()
-            .into_iter()
-            .chain(stored.as_object())
-            .flat_map(|o| o.keys())
-            .collect();
-        let null = serde_json::Value::Null;
-        for key in keys {
-            let (then, value) = (
-                stored.get(key).unwrap_or(&null),
-                now.get(key).unwrap_or(&null),
-            );
-            if then != value {
-                return Err(Error::Usage(format!(
-                    "--resume {}: the training started with {key} = {then}, not {value}; give \
-                     the original arguments",
-                    dir.display(),
-                )));
-            }
-        }
-        let done = report["epochs"].as_array().cloned().unwrap_or_default();
-        // An interrupted run whose epochs are all done only saves the model.
-        if done.len() > args.epochs || (complete && done.len() == args.epochs) {
-            return Err(Error::Usage(format!(
-                "--resume {}: {} epochs are trained already; ask for more with --epochs",
-                dir.display(),
-                done.len()
-            )));
-        }
-        write_atomic(&dir.join(MARKER), marker(KIND, false).as_bytes())?;
-        return Ok((dir.clone(), done));
-    }
-    let out = args.out.clone().expect("clap requires --out or --resume");
-    match target_state(&out)? {
-        TargetState::Absent => std::fs::create_dir(&out).map_err(|e| Error::write(&out, e))?,
-        TargetState::Empty => {}
-        TargetState::Occupied => match marker_status(&out) {
-            // A finished training is replaced as a whole, as a finished run of any command is.
-            Some(m) if m.kind == KIND && m.complete => {
-                std::fs::remove_dir_all(&out).map_err(|e| Error::write(&out, e))?;
-                std::fs::create_dir(&out).map_err(|e| Error::write(&out, e))?;
-            }
-            Some(m) if m.kind == KIND => {
-                return Err(Error::Usage(format!(
-                    "--out {}: holds an interrupted training; continue it with --resume {} \
-                     (same arguments), or remove the folder",
-                    out.display(),
-                    out.display()
-                )))
-            }
-            _ => {
-                return Err(Error::Usage(format!(
-                    "--out {}: holds something other than a finished `relnet train` model; \
-                     choose another folder",
-                    out.display()
-                )))
-            }
-        },
-    }
-    write_atomic(&out.join(MARKER), marker(KIND, false).as_bytes())?;
-    let checkpoints = out.join("checkpoints");
-    std::fs::create_dir_all(&checkpoints).map_err(|e| Error::write(&checkpoints, e))?;
-    Ok((out, Vec::new()))
 }
 
 #[cfg(feature = "torch")]
 fn train(args: TrainArgs) -> Result<Outcome> {
-    use crate::io::output_dir::{marker, MARKER};
-    use crate::io::write_atomic;
-    use crate::repro::clevr::{clevr_questions, ClevrSet, Vocabulary};
-    use crate::torch::relnet::{
-        evaluate, train_epoch, Adam, ClevrDeviceSet, DeviceSet, QuestionSet, Task, TorchRelationNet,
-    };
-    let settings = train_settings(&args)?;
-    let device = crate::torch::device(&args.device)?;
-    let clevr = is_clevr(&args.data);
-    if let Some(eval) = &args.eval {
-        if is_clevr(eval) != clevr {
-            return Err(Error::Usage(format!(
-                "--eval {}: {} data, but --data {} is {}",
-                eval.display(),
-                if clevr { "not CLEVR" } else { "CLEVR" },
-                args.data.display(),
-                if clevr { "CLEVR" } else { "Sort-of-CLEVR" }
-            )));
-        }
-    }
-    if settings.augment && !clevr {
-        return Err(Error::Usage(
-            "--schedule reference is CLEVR's schedule (its augmentation is for CLEVR's images); \
-             --data is a Sort-of-CLEVR set"
-                .into(),
-        ));
-    }
-    // The data: Sort-of-CLEVR sets, or CLEVR's train and val splits with the dictionaries of
-    // the training questions.
-    let (soc, soc_eval, clevr_sets, task) = if clevr {
-        let questions = clevr_questions(&args.data, "train")?;
-        let vocabulary = Vocabulary::build(&questions);
-        let outputs = crate::torch::relnet::CLEVR_OUTPUTS;
-        if vocabulary.answers.len() >= outputs {
-            return Err(Error::file(
-                crate::repro::clevr::clevr_question_file(&args.data, "train"),
-                format!(
-                    "{} distinct answers; the CLEVR network's {outputs} outputs hold at most {} \
-                     (output 0 is unused)",
-                    vocabulary.answers.len(),
-                    outputs - 1
-                ),
-            ));
-        }
-        let train = clevr_split(
-            &args.data,
-            "train",
-            Some(questions),
-            &vocabulary,
-            args.images,
-            args.quiet,
-        )?;
-        let held_out = args
-            .eval
-            .as_deref()
-            .map(|d| clevr_split(d, "val", None, &vocabulary, args.images, args.quiet))
-            .transpose()?;
-        (
-            None,
-            None,
-            Some((train, held_out)),
-            Task::Clevr { vocabulary },
-        )
-    } else {
-        let data = load_set(&args.data, args.images)?;
-        let held_out = args
-            .eval
-            .as_deref()
-            .map(|d| load_set(d, args.images))
-            .transpose()?;
-        (Some(data), held_out, None, Task::SortOfClevr)
-    };
-    let (train_set, eval_set): (Box<dyn QuestionSet + '_>, Option<Box<dyn QuestionSet + '_>>) =
-        match (&soc, &clevr_sets) {
-            (Some(data), _) => (
-                Box::new(DeviceSet::new(data, device)),
-                soc_eval
-                    .as_ref()
-                    .map(|d| Box::new(DeviceSet::new(d, device)) as Box<dyn QuestionSet>),
-            ),
-            (None, Some((train, held_out))) => (
-                Box::new(ClevrDeviceSet::new(train, device)),
-                held_out.as_ref().map(|d: &ClevrSet| {
-                    Box::new(ClevrDeviceSet::new(d, device)) as Box<dyn QuestionSet>
-                }),
-            ),
-            (None, None) => unreachable!("one kind of data is loaded"),
-        };
-    let (dir, mut epochs) = training_folder(&args, &settings)?;
-    let mut net = TorchRelationNet::seeded(args.seed, task, device);
-    let mut opt = Adam::new(&net);
-    let checkpoint = |epoch: usize, what: &str| {
-        dir.join(format!("checkpoints/epoch-{epoch:03}{what}.safetensors"))
-    };
-    if !epochs.is_empty() {
-        net.load_weights(&checkpoint(epochs.len(), ""))?;
-        opt.load(&checkpoint(epochs.len(), ".adam"))?;
-    }
-    let questions = train_set.num_questions();
-    let first = epochs.len() + 1;
-    let bar = progress_bar(
-        ((args.epochs + 1 - first) * questions) as u64,
-        "{bar:40} {pos}/{len} questions, {per_sec}, ETA {eta} {msg}",
-        !args.quiet,
-    );
-    let started = std::time::Instant::now();
-    for epoch in first..=args.epochs {
-        let t = std::time::Instant::now();
-        let loss = train_epoch(&net, &mut opt, train_set.as_ref(), &settings, epoch, |n| {
-            bar.inc(n as u64)
-        });
-        let seconds = t.elapsed().as_secs_f64();
-        let accuracy = eval_set.as_ref().map(|s| evaluate(&net, s.as_ref(), 256));
-        if let Some(a) = &accuracy {
-            let kinds = match (a.non_relational, a.relational) {
-                (Some(n), Some(r)) => format!(
-                    " (non-relational {:.1} %, relational {:.1} %)",
-                    100.0 * n,
-                    100.0 * r
-                ),
-                _ => String::new(),
-            };
-            bar.set_message(format!(
-                "epoch {epoch}: loss {loss:.3}, accuracy {:.1} %{kinds}",
-                100.0 * a.overall,
-            ));
-        }
-        // The checkpoint first, then the report that names it: a crash in between redoes
-        // the epoch.
-        net.save_weights(&checkpoint(epoch, ""))?;
-        opt.save(&checkpoint(epoch, ".adam"))?;
-        epochs.push(serde_json::json!({
-            "epoch": epoch, "loss": loss, "learning_rate": settings.learning_rate(epoch),
-            "seconds": seconds, "device": args.device, "eval": accuracy,
-        }));
-        let report = serde_json::json!({
-            "tool": "dtdcert",
-            "version": env!("CARGO_PKG_VERSION"),
-            "task": net.task().name(),
-            "images": train_set.num_images(), "questions": questions,
-            "settings": training_settings(&args, &settings),
-            "epochs": epochs,
-        });
-        let text = serde_json::to_string_pretty(&report).expect("reports serialise");
-        write_atomic(&dir.join("training.json"), format!("{text}\n").as_bytes())?;
-    }
-    bar.finish_and_clear();
-    net.save(&dir)?;
-    write_atomic(&dir.join(MARKER), marker("relnet train", true).as_bytes())?;
-    if !args.quiet {
+    let quiet = args.quiet;
+    let trained = crate::torch::relnet::train(&training_run(args)?)?;
+    if !quiet {
         eprintln!(
-            "trained epochs {first} to {} on {questions} questions in {:.1} s; model in {}",
-            args.epochs,
-            started.elapsed().as_secs_f64(),
-            dir.display()
+            "trained epochs {} to {} on {} questions in {:.1} s; model in {}",
+            trained.first,
+            trained.last,
+            trained.questions,
+            trained.seconds,
+            trained.dir.display()
         );
     }
     Ok(Outcome::Clean)
@@ -905,42 +462,18 @@ fn train(args: TrainArgs) -> Result<Outcome> {
 
 #[cfg(feature = "torch")]
 fn eval(args: EvalArgs) -> Result<Outcome> {
-    use crate::torch::relnet::{evaluate, ClevrDeviceSet, DeviceSet, Task, TorchRelationNet};
+    use crate::torch::relnet::{evaluate_saved, EvaluationRun};
     if args.images == Some(0) {
         return Err(Error::Usage("--images must be at least 1".into()));
     }
     let device = crate::torch::device(&args.device)?;
-    let net = TorchRelationNet::load(&args.model, device)?;
-    let accuracy = match net.task() {
-        Task::SortOfClevr if is_clevr(&args.data) => {
-            return Err(Error::Usage(format!(
-                "--data {}: a CLEVR folder, but {} is a Sort-of-CLEVR network",
-                args.data.display(),
-                args.model.display()
-            )))
-        }
-        Task::SortOfClevr => {
-            let data = load_set(&args.data, args.images)?;
-            evaluate(&net, &DeviceSet::new(&data, device), 256)
-        }
-        Task::Clevr { .. } if !is_clevr(&args.data) => {
-            return Err(Error::Usage(format!(
-                "--data {}: not a CLEVR v1.0 folder (no questions/), but {} is a CLEVR network",
-                args.data.display(),
-                args.model.display()
-            )))
-        }
-        Task::Clevr { vocabulary } => {
-            if !["train", "val"].contains(&args.split.as_str()) {
-                return Err(Error::Usage(format!(
-                    "--split '{}': expected train or val (CLEVR's test split has no answers)",
-                    args.split
-                )));
-            }
-            let data = clevr_split(&args.data, &args.split, None, vocabulary, args.images, true)?;
-            evaluate(&net, &ClevrDeviceSet::new(&data, device), 256)
-        }
-    };
+    let accuracy = evaluate_saved(&EvaluationRun {
+        model: args.model,
+        data: args.data,
+        split: args.split,
+        images: args.images,
+        device,
+    })?;
     println!(
         "{}",
         serde_json::to_string_pretty(&accuracy).expect("accuracies serialise")
@@ -948,13 +481,12 @@ fn eval(args: EvalArgs) -> Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
+/// The settings of `relnet sanity`: at least 2 samples and a batch of at least 1, the batch
+/// norm convention, the precision, the device.
 #[cfg(feature = "torch")]
-fn sanity(args: SanityArgs) -> Result<Outcome> {
-    use crate::repro::sanity_report::{
-        panel_png, variants, write, Measures, SanitySummary, VariantSummary,
-    };
-    use crate::torch::relnet::TorchRelationNet;
-    use crate::torch::saliency::{maps, BatchNormRelevance, Case};
+fn sanity_run(args: SanityArgs) -> Result<crate::torch::relnet::SanityRun> {
+    use crate::torch::relnet::SanityRun;
+    use crate::torch::saliency::BatchNormRelevance;
     if args.samples < 2 || args.batch == 0 {
         return Err(Error::Usage(
             "--samples must be at least 2 (the derangement needs another sample) and --batch \
@@ -962,117 +494,34 @@ fn sanity(args: SanityArgs) -> Result<Outcome> {
                 .into(),
         ));
     }
-    let convention = BatchNormRelevance::parse(&args.batch_norm)?;
+    let batch_norm = BatchNormRelevance::parse(&args.batch_norm)?;
     let precision = crate::torch::Precision::parse(&args.precision)?;
     let device = crate::torch::device(&args.device)?;
-    let mut net = TorchRelationNet::load(&args.model, device)?;
-    let (data, described) = sanity_set(&args, net.task())?;
-    net.set_precision(precision);
-    let samples = data.plan(args.samples, args.seed)?;
-    let inputs = samples
-        .iter()
-        .map(|s| data.inputs(s))
-        .collect::<Result<Vec<_>>>()?;
-    let dir = OutputDir::prepare(&args.out, "relnet sanity")?;
-    let layers: Vec<String> = net.layers_from_top().into_iter().map(|(n, _)| n).collect();
-    let variants = variants(&layers);
-    let bar = progress_bar(
-        (variants.len() * samples.len()) as u64,
-        "{bar:40} {pos}/{len} maps, {per_sec}, ETA {eta}",
-        !args.quiet,
-    );
-    let started = std::time::Instant::now();
-    let panels = args.panels.min(samples.len());
-    // The maps drawn in the panels: true answer, (a), (b), (c), all layers re-initialised.
-    let drawn = [0, 1, 2, 3, variants.len() - 1];
-    let mut panel_maps: Vec<Vec<Vec<f64>>> = vec![Vec::new(); panels];
-    let mut true_maps: Vec<Vec<f64>> = Vec::new();
-    let mut measures = Vec::new();
-    for (v, variant) in variants.iter().enumerate() {
-        let cases: Vec<Case> = samples
-            .iter()
-            .enumerate()
-            .map(|(k, s)| Case {
-                sample: k,
-                question_of: if variant.name == "permuted-question" {
-                    s.question_from
-                } else {
-                    k
-                },
-                explained: if variant.name == "other-answer" {
-                    s.other_index
-                } else {
-                    s.answer_index
-                },
-            })
-            .collect();
-        let randomised;
-        let model = if variant.randomised > 0 {
-            randomised = net.randomised(variant.randomised, args.seed);
-            &randomised
-        } else {
-            &net
-        };
-        let computed = maps(
-            model,
-            &inputs,
-            data.side(),
-            &cases,
-            args.batch,
-            convention,
-            |n| bar.inc(n as u64),
-        );
-        let per_sample: Vec<Measures> = computed
-            .iter()
-            .enumerate()
-            .map(|(k, m)| {
-                let original = (v > 0).then(|| true_maps[k].as_slice());
-                Measures::of(&m.relevance, original, &inputs[k].mask, m.logit, m.dropped)
-            })
-            .collect();
-        measures.push(per_sample);
-        if drawn.contains(&v) {
-            for (k, m) in computed.iter().take(panels).enumerate() {
-                panel_maps[k].push(m.relevance.clone());
-            }
-        }
-        if v == 0 {
-            true_maps = computed.into_iter().map(|m| m.relevance).collect();
-        }
-    }
-    bar.finish_and_clear();
-    let summary = SanitySummary {
-        tool: "dtdcert",
-        version: env!("CARGO_PKG_VERSION"),
-        settings: serde_json::json!({
-            "model": args.model, "data": args.data, "data_set": described,
-            "samples": args.samples,
-            "seed": args.seed,
-            "draws": "questions, other answers and derangement from streams 0, 1, 2 of the seed (ChaCha8)",
-            "reinitialisation": format!("libtorch's default initialisation seeded with {}", args.seed),
-            "rule": "alpha1-beta0, biases out of the rule, concatenation split by slice (coordinates and question dropped), the question vector constant (CLEVR: the encoder's output), the logit as the start",
-            "batch_norm": convention.name(), "batch_norm_statistics": "running",
-            "precision": args.precision, "device": args.device,
-            "threshold": crate::repro::sanity::THRESHOLD,
-            "seconds": started.elapsed().as_secs_f64(),
-        }),
-        samples,
-        variants: variants
-            .iter()
-            .zip(&measures)
-            .map(|(v, m)| VariantSummary::of(v, m))
-            .collect(),
-    };
-    let pngs: Vec<Vec<u8>> = (0..panels)
-        .map(|k| {
-            let maps: Vec<&[f64]> = panel_maps[k].iter().map(Vec::as_slice).collect();
-            panel_png(&data.image_bytes(&inputs[k].image), &inputs[k].mask, &maps)
-        })
-        .collect();
-    write(dir.path(), &summary, &variants, &measures, &pngs)?;
-    let out = dir.commit("relnet sanity")?;
-    if !args.quiet {
-        for v in summary.variants.iter().skip(1) {
+    Ok(SanityRun {
+        model: args.model,
+        data: args.data,
+        questions: args.questions,
+        ground_truth: args.ground_truth,
+        images: args.images,
+        samples: args.samples,
+        out: args.out,
+        seed: args.seed,
+        batch_norm,
+        precision,
+        device,
+        device_name: args.device,
+        batch: args.batch,
+        panels: args.panels,
+        progress: !args.quiet,
+    })
+}
+
+#[cfg(feature = "torch")]
+fn sanity(args: SanityArgs) -> Result<Outcome> {
+    let quiet = args.quiet;
+    let report = crate::torch::relnet::sanity(&sanity_run(args)?)?;
+    if !quiet {
+        for v in report.summary.variants.iter().skip(1) {
             if let (Some(f), Some(s)) = (&v.fraction_differing, &v.ssim) {
                 eprintln!(
                     "{:<60} differing {:.3}, SSIM {:.3}",
@@ -1082,9 +531,9 @@ fn sanity(args: SanityArgs) -> Result<Outcome> {
         }
         eprintln!(
             "{} maps in {:.1} s; report in {}",
-            variants.len() * summary.samples.len(),
-            started.elapsed().as_secs_f64(),
-            out.display()
+            report.maps,
+            report.seconds,
+            report.out.display()
         );
     }
     Ok(Outcome::Clean)

@@ -9,8 +9,13 @@
 //! rebuilt ([`neuron_root`]) and judged against the input's region ([`membership_batch`]:
 //! f64 with error bounds, exact arithmetic where the bounds do not decide). A layer's row gives
 //! the fraction of judged roots outside the region with its Wilson score interval.
+//!
+//! [`write_report`] is `dtdcert relnet roots`: it reads the description and the data a
+//! [`RelnetRootsRun`] names, runs, and writes the report folder (`summary.json`, `roots.csv`,
+//! `report.md`).
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
 use rand::SeedableRng;
@@ -20,13 +25,16 @@ use serde::Serialize;
 
 use crate::dtd::{explain, neuron_root, DtdSettings, RootOutcome};
 use crate::error::{Error, Result};
+use crate::io::{progress_bar, write_atomic, OutputDir};
 use crate::model::forward::argmax;
 use crate::model::relnet::QuestionEncoder;
 use crate::model::relnet::{Options, RelationNetwork};
 use crate::model::Model;
 use crate::region::{membership_batch, trace_and_pattern, Decision, Membership};
-use crate::repro::clevr::{load_image, ClevrQuestion, Indexed, IMAGE_SIDE};
-use crate::repro::sort_of_clevr::{Loaded, ANSWERS, QUESTION_WIDTH, SIZE};
+use crate::repro::clevr::{
+    clevr_question_file, clevr_questions, load_image, ClevrQuestion, Indexed, IMAGE_SIDE,
+};
+use crate::repro::sort_of_clevr::{load_set, Loaded, ANSWERS, QUESTION_WIDTH, SIZE};
 
 /// The questions a run draws from, each with its image, question vector and answer.
 pub trait Questions: Sync {
@@ -275,11 +283,7 @@ pub fn wilson(k: u64, n: u64) -> Option<[f64; 2]> {
 
 /// Checks that the network reads the data's images and questions and has an output for
 /// each of its answers.
-pub fn check_fits(
-    rn: &RelationNetwork,
-    model: &std::path::Path,
-    data: &dyn Questions,
-) -> Result<()> {
+pub fn check_fits(rn: &RelationNetwork, model: &Path, data: &dyn Questions) -> Result<()> {
     let [c, h, w] = data.image_shape();
     if rn.image() != data.image_shape() || rn.question_width() != data.question_width() {
         let [mc, mh, mw] = rn.image();
@@ -585,6 +589,131 @@ pub fn csv(outcome: &RelnetRootsOutcome) -> String {
         ));
     }
     out
+}
+
+/// A `relnet roots` run: the description and the data it reads, the report folder it writes,
+/// and what it draws and judges.
+#[derive(Clone, Debug)]
+pub struct RelnetRootsRun {
+    /// A relation-network description (`rn.json`).
+    pub model: PathBuf,
+    /// A Sort-of-CLEVR set, or a CLEVR v1.0 folder (for a network with a question encoder).
+    pub data: PathBuf,
+    /// The CLEVR split to draw from.
+    pub split: String,
+    /// The report folder to create (absent or empty, or an earlier report, which is
+    /// replaced).
+    pub out: PathBuf,
+    /// A progress bar on stderr.
+    pub progress: bool,
+    /// What it draws and judges.
+    pub settings: RelnetRootsSettings,
+}
+
+/// What a `relnet roots` run wrote.
+#[derive(Clone, Debug)]
+pub struct RelnetRootsReport {
+    /// Everything the run found.
+    pub outcome: RelnetRootsOutcome,
+    /// The time the judging took.
+    pub seconds: f64,
+    /// The report folder.
+    pub out: PathBuf,
+}
+
+/// Whether `dir` is a CLEVR v1.0 folder (it has `questions/`); otherwise it is read as a
+/// Sort-of-CLEVR set.
+pub fn is_clevr(dir: &Path) -> bool {
+    dir.join("questions").is_dir()
+}
+
+/// Refuses `--samples` above the `held` questions of the data in `dir`.
+pub fn enough_questions(samples: usize, dir: &Path, held: usize) -> Result<()> {
+    if samples > held {
+        return Err(Error::Usage(format!(
+            "--samples {samples}: {} holds {held} questions",
+            dir.display(),
+        )));
+    }
+    Ok(())
+}
+
+/// Loads the network and the data of `job`, judges the roots ([`run`]) and writes
+/// `summary.json` (the settings, seeds, per layer the fraction outside, per sample the
+/// answers), `roots.csv` ([`csv`]) and `report.md` ([`markdown`]) into the report folder.
+pub fn write_report(job: &RelnetRootsRun) -> Result<RelnetRootsReport> {
+    let settings = &job.settings;
+    let rn = RelationNetwork::load(&job.model)?;
+    let soc;
+    let clevr;
+    let data: &dyn Questions = if is_clevr(&job.data) {
+        let encoder = rn.question_encoder().ok_or_else(|| {
+            Error::file(
+                &job.model,
+                format!(
+                    "{} is a CLEVR folder, but this network has no question encoder to read \
+                     its questions",
+                    job.data.display()
+                ),
+            )
+        })?;
+        let questions = clevr_questions(&job.data, &job.split)?;
+        let file = clevr_question_file(&job.data, &job.split);
+        clevr =
+            ClevrQuestions::new(questions, encoder, rn.outputs()).map_err(|e| e.in_file(&file))?;
+        &clevr
+    } else {
+        soc = load_set(&job.data, None)?;
+        &soc
+    };
+    enough_questions(settings.samples, &job.data, data.num_questions())?;
+    check_fits(&rn, &job.model, data)?;
+    let layers = rn.layer_names(settings.batch_norm).len();
+    settings
+        .dtd
+        .check_layers(layers)
+        .map_err(|e| Error::Usage(format!("{e} (the chain has {layers} layers)")))?;
+    let dir = OutputDir::prepare(&job.out, "relnet roots")?;
+    let bar = progress_bar(
+        settings.samples as u64,
+        "{bar:40} {pos}/{len} samples, {per_sec}, ETA {eta}",
+        job.progress,
+    );
+    let started = std::time::Instant::now();
+    let outcome = run(&rn, data, settings, |n| bar.inc(n as u64))?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let recorded = serde_json::json!({
+        "model": job.model, "data": job.data, "samples": settings.samples,
+        "roots_per_layer": settings.roots, "seed": settings.seed,
+        "draws": "questions from stream 0 of the seed, sample s's roots from stream 1 + s (ChaCha8)",
+        "explain": settings.explained,
+        "batch_norm": if settings.batch_norm.keep_batch_norm { "kept" } else { "folded" },
+        "rule": settings.dtd.rule.to_string(),
+        "input_rule": settings.dtd.input_rule.map(|r| r.to_string()),
+        "layer_rules": settings.dtd.layer_rules_text(),
+        "bias": settings.dtd.bias, "stabilizer": settings.dtd.stabilizer,
+        "denominator_threshold": settings.dtd.denominator_threshold,
+        "initial_relevance": settings.dtd.initial_relevance,
+        "threads": rayon::current_num_threads(), "seconds": seconds,
+    });
+    let summary = serde_json::json!({
+        "tool": "dtdcert", "version": env!("CARGO_PKG_VERSION"),
+        "settings": recorded, "layers": outcome.layers, "samples": outcome.samples,
+    });
+    let json = serde_json::to_string_pretty(&summary).expect("summaries serialise");
+    write_atomic(&dir.file("summary.json"), format!("{json}\n").as_bytes())?;
+    write_atomic(&dir.file("roots.csv"), csv(&outcome).as_bytes())?;
+    write_atomic(
+        &dir.file("report.md"),
+        markdown(&recorded, &outcome).as_bytes(),
+    )?;
+    let out = dir.commit("relnet roots")?;
+    Ok(RelnetRootsReport {
+        outcome,
+        seconds,
+        out,
+    })
 }
 
 #[cfg(test)]

@@ -253,6 +253,29 @@ pub struct SanitySummary {
     pub variants: Vec<VariantSummary>,
 }
 
+impl SanitySummary {
+    /// The summary of a run: its `settings` as recorded, its samples, and the statistics of
+    /// each variant's `measures` (one list per variant, in the order of `variants`).
+    pub fn new(
+        settings: serde_json::Value,
+        samples: Vec<Sample>,
+        variants: &[Variant],
+        measures: &[Vec<Measures>],
+    ) -> Self {
+        Self {
+            tool: "dtdcert",
+            version: env!("CARGO_PKG_VERSION"),
+            settings,
+            samples,
+            variants: variants
+                .iter()
+                .zip(measures)
+                .map(|(v, m)| VariantSummary::of(v, m))
+                .collect(),
+        }
+    }
+}
+
 /// An RGB tile of a normalised map: white (0) to dark red (1).
 fn heat(values: &[f64]) -> Vec<u8> {
     values

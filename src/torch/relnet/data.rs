@@ -1,11 +1,17 @@
 //! The questions a relation network trains and is evaluated on ([`QuestionSet`]): a
 //! Sort-of-CLEVR set's tensors on a device, or a CLEVR split whose batches are built (and
-//! augmented) on the CPU and sent to a device.
+//! augmented) on the CPU and sent to a device; and a CLEVR split read for them.
+
+use std::path::Path;
 
 use tch::{Device, Tensor};
 
 use super::net::question_tokens;
-use crate::repro::clevr::IMAGE_SIDE;
+use crate::error::Result;
+use crate::io::progress_bar;
+use crate::repro::clevr::{
+    clevr_question_file, clevr_questions, ClevrQuestion, ClevrSet, Vocabulary, IMAGE_SIDE,
+};
 use crate::repro::sort_of_clevr::{Kind as QuestionKind, Loaded, Subtype, QUESTION_WIDTH, SIZE};
 
 /// Questions a network trains and is evaluated on.
@@ -112,12 +118,12 @@ impl QuestionSet for DeviceSet<'_> {
 
 /// A CLEVR split (images held resized on the CPU, 8-bit) whose batches go to a device.
 pub struct ClevrDeviceSet<'a> {
-    data: &'a crate::repro::clevr::ClevrSet,
+    data: &'a ClevrSet,
     device: Device,
 }
 
 impl<'a> ClevrDeviceSet<'a> {
-    pub fn new(data: &'a crate::repro::clevr::ClevrSet, device: Device) -> Self {
+    pub fn new(data: &'a ClevrSet, device: Device) -> Self {
         Self { data, device }
     }
 }
@@ -182,4 +188,34 @@ impl QuestionSet for ClevrDeviceSet<'_> {
             .collect();
         (names, of)
     }
+}
+
+/// A CLEVR split encoded with `vocabulary` (`questions`: the split's questions where they are
+/// read already), its images decoded with a progress bar unless `quiet`.
+pub(super) fn clevr_split(
+    root: &Path,
+    split: &str,
+    questions: Option<Vec<ClevrQuestion>>,
+    vocabulary: &Vocabulary,
+    images: Option<usize>,
+    quiet: bool,
+) -> Result<ClevrSet> {
+    let questions = match questions {
+        Some(q) => q,
+        None => clevr_questions(root, split)?,
+    };
+    let distinct = questions
+        .iter()
+        .map(|q| &q.image)
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    let bar = progress_bar(
+        images.map_or(distinct, |n| n.min(distinct)) as u64,
+        &format!("{{bar:40}} {{pos}}/{{len}} {split} images decoded, ETA {{eta}}"),
+        !quiet,
+    );
+    let set = ClevrSet::encode(&questions, vocabulary, images, || bar.inc(1))
+        .map_err(|e| e.in_file(clevr_question_file(root, split)))?;
+    bar.finish_and_clear();
+    Ok(set)
 }

@@ -19,15 +19,25 @@
 //! gate order i, f, g, o), so a model saved by [`TorchRelationNet::save`] (`rn.json` +
 //! `rn.safetensors`, and CLEVR's `vocabulary.json`) loads into the exact engine
 //! ([`crate::model::relnet::RelationNetwork::load`]) and can be audited.
+//!
+//! The network and its forward pass are in `net`, saving and loading in `persistence`, the
+//! question sets in `data`, Adam and the learning-rate schedules in `optimiser`, the
+//! training and evaluation runs in `training`, and the sanity check of its saliency in
+//! `sanity`.
 
 mod data;
 mod net;
 mod optimiser;
 mod persistence;
+mod sanity;
 mod training;
 
 pub use data::{ClevrDeviceSet, DeviceSet, QuestionSet};
 pub(super) use net::{pairs, BATCH_NORM_EPS, OBJECT};
 pub use net::{question_tokens, Task, TorchRelationNet, CLEVR_OUTPUTS, EMBEDDING, LSTM};
-pub use optimiser::{clip_scale, Adam, TrainSettings};
-pub use training::{evaluate, train_epoch, Accuracy, TypeAccuracy};
+pub use optimiser::{clip_scale, Adam, Schedule, TrainSettings};
+pub use sanity::{sanity, SanityReport, SanityRun};
+pub use training::{
+    evaluate, evaluate_saved, train, train_epoch, Accuracy, EvaluationRun, Trained, TrainingRun,
+    TypeAccuracy,
+};

@@ -1,5 +1,6 @@
-//! The optimisation: the training settings with their learning-rate schedule, Adam with its
-//! state saved beside each checkpoint, and the clipping of the gradients' norm.
+//! The optimisation: the training settings with their learning-rate schedule (and the named
+//! [`Schedule`]s that fill them in), Adam with its state saved beside each checkpoint, and
+//! the clipping of the gradients' norm.
 
 use std::path::Path;
 
@@ -38,6 +39,75 @@ impl TrainSettings {
                 let doublings = ((epoch - 1) / every.max(1)).min(64) as i32;
                 (self.learning_rate * 2f64.powi(doublings)).min(max)
             }
+        }
+    }
+}
+
+/// A named schedule, as `relnet train --schedule` chooses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schedule {
+    /// Adam with a constant learning rate; by default batch 64 and learning rate 1e-4.
+    Plain,
+    /// CLEVR's reference schedule: batch 640, learning rate 5e-6 doubled every 20 epochs up
+    /// to 5e-4, Adam weight decay 1e-4, gradients clipped to norm 50, images augmented.
+    Reference,
+}
+
+impl Schedule {
+    /// `plain` or `reference` (`--schedule`).
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "plain" => Ok(Self::Plain),
+            "reference" => Ok(Self::Reference),
+            other => Err(Error::Usage(format!(
+                "--schedule '{other}': expected plain or reference"
+            ))),
+        }
+    }
+
+    /// The name `--schedule` takes and `training.json` records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Plain => "plain",
+            Self::Reference => "reference",
+        }
+    }
+
+    /// Questions per step unless given.
+    pub fn default_batch(self) -> usize {
+        match self {
+            Self::Plain => 64,
+            Self::Reference => 640,
+        }
+    }
+
+    /// The first epoch's learning rate unless given.
+    pub fn default_learning_rate(self) -> f64 {
+        match self {
+            Self::Plain => 1e-4,
+            Self::Reference => 5e-6,
+        }
+    }
+
+    /// The settings of this schedule with `batch` questions per step and `learning_rate` in
+    /// the first epoch.
+    pub fn settings(
+        self,
+        epochs: usize,
+        batch: usize,
+        learning_rate: f64,
+        seed: u64,
+    ) -> TrainSettings {
+        let reference = self == Self::Reference;
+        TrainSettings {
+            epochs,
+            batch,
+            learning_rate,
+            doubling: reference.then_some((20, 5e-4)),
+            weight_decay: if reference { 1e-4 } else { 0.0 },
+            clip: reference.then_some(50.0),
+            augment: reference,
+            seed,
         }
     }
 }
