@@ -3,11 +3,18 @@
 
 use std::path::{Path, PathBuf};
 
+/// What can go wrong in the library; every variant is shown as `path: problem` or the
+/// message alone, and every one maps to exit code 2 ([`Error::exit_code`]).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file that cannot be used: unreadable, malformed, or describing an invalid network.
     #[error("{}: {problem}", path.display())]
-    File { path: PathBuf, problem: String },
+    File {
+        /// The file at fault; the message starts with it.
+        path: PathBuf,
+        /// What is wrong with it, shown after the path.
+        problem: String,
+    },
     /// A network or input that fails validation, before a file is attached to it.
     #[error("{0}")]
     Invalid(String),
@@ -17,15 +24,19 @@ pub enum Error {
     /// Writing results failed.
     #[error("{}: {source}", path.display())]
     Write {
+        /// The file or folder that could not be written.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
 }
 
+/// The library's result type: [`Error`] unless another error type is named.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// An [`Error::File`] for `path` with the given problem.
     pub fn file(path: impl AsRef<Path>, problem: impl Into<String>) -> Self {
         Error::File {
             path: path.as_ref().to_path_buf(),
@@ -33,6 +44,7 @@ impl Error {
         }
     }
 
+    /// An [`Error::Write`] for `path`, keeping the I/O error as its source.
     pub fn write(path: impl AsRef<Path>, source: std::io::Error) -> Self {
         Error::Write {
             path: path.as_ref().to_path_buf(),

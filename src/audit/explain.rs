@@ -34,6 +34,7 @@ const CHUNK: usize = 1024;
 pub struct LpRoots {
     /// The input domain box of layer 1's roots (`None`: unbounded).
     pub input_box: Option<(f64, f64)>,
+    /// The solver and time limit of every program (`--lp-backend`, `--lp-time-limit`).
     pub opts: SolveOptions,
 }
 
@@ -210,22 +211,37 @@ fn full_backward_row(
 /// The document `explain --full-backward --report` writes.
 #[derive(Serialize)]
 pub struct FullBackwardReport<'a> {
+    /// The writing tool's name, `dtdcert`.
     pub tool: &'static str,
+    /// The writing tool's version.
     pub version: &'static str,
+    /// The explained model.
     pub model: ReportedModel<'a>,
+    /// The inputs file, as given to `--inputs`.
     pub inputs: &'a Path,
+    /// The rule string of `--rule` (every layer).
     pub rule: String,
+    /// The rule string of layer 1, after `--input-rule` and `--layer-rule 1=`.
     pub input_rule: String,
+    /// Whether the run used exact rational arithmetic (`--exact`).
     pub exact: bool,
+    /// The rules and their options (`--rule`, `--bias`, `--stabilizer`, ...).
     pub settings: &'a DtdSettings,
+    /// `--max-evaluations` and `--face-tolerance`.
     pub full_backward: &'a FullBackwardSettings,
+    /// One report per input, in the inputs file's order.
     pub samples: Vec<SampleReport>,
 }
 
+/// The model a full-backward report is about.
 #[derive(Serialize)]
 pub struct ReportedModel<'a> {
+    /// The model file, as given to `--model`.
     pub path: &'a Path,
+    /// SHA-256 of the architecture and weights.
     pub fingerprint: &'a str,
+    /// A short description of the layer widths, such as `10-10-10-2 (ReLU after every
+    /// layer)`.
     pub architecture: String,
 }
 

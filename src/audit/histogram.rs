@@ -9,10 +9,15 @@ use serde::{Deserialize, Serialize};
 pub struct LogHistogram {
     /// The exponent of the lowest bin edge.
     pub lowest_exponent: i32,
+    /// How many bins each factor of 10 is split into (2: half decades).
     pub bins_per_decade: u32,
+    /// The count of each bin, lowest first.
     pub counts: Vec<u64>,
+    /// Values exactly 0.
     pub zero: u64,
+    /// Nonzero values below the lowest bin edge.
     pub below: u64,
+    /// Values at or above the highest bin edge, and values that are not finite.
     pub above: u64,
 }
 
@@ -24,6 +29,8 @@ impl Default for LogHistogram {
 }
 
 impl LogHistogram {
+    /// An empty histogram from `10^lowest_exponent` to `10^highest_exponent`, with
+    /// `bins_per_decade` bins per factor of 10.
     pub fn new(lowest_exponent: i32, highest_exponent: i32, bins_per_decade: u32) -> Self {
         let bins = ((highest_exponent - lowest_exponent) as u32 * bins_per_decade) as usize;
         Self {
@@ -36,6 +43,7 @@ impl LogHistogram {
         }
     }
 
+    /// Counts `|v|` in its bin (or as zero, below or above).
     pub fn add(&mut self, v: f64) {
         let a = v.abs();
         if a == 0.0 {
@@ -52,6 +60,7 @@ impl LogHistogram {
         }
     }
 
+    /// Adds `other`'s counts; both must have the same layout.
     pub fn merge(&mut self, other: &LogHistogram) {
         debug_assert_eq!(self.counts.len(), other.counts.len());
         for (a, b) in self.counts.iter_mut().zip(&other.counts) {
@@ -62,6 +71,7 @@ impl LogHistogram {
         self.above += other.above;
     }
 
+    /// The number of values counted, zeros and values out of range included.
     pub fn total(&self) -> u64 {
         self.counts.iter().sum::<u64>() + self.zero + self.below + self.above
     }

@@ -51,8 +51,12 @@ pub trait ReportWriter {
 /// settings need (none in a build without one), the writer of the reports, and the output
 /// options. The CLI builds it.
 pub struct Runner<'a> {
+    /// Builds the batch auditor of `--backend torch`; `None` in a build without libtorch,
+    /// where such settings are refused.
     pub backend: Option<BatchBackend<'a>>,
+    /// Writes `summary.md`, `summary.html` and (with `--csv`) `roots.csv`.
     pub reports: &'a dyn ReportWriter,
+    /// Progress bar and `--csv`.
     pub options: OutputOptions,
 }
 

@@ -21,12 +21,17 @@ pub enum Targets {
     /// Each sample's top output.
     Top,
     /// The same output index for every sample.
-    Index { index: usize },
+    Index {
+        /// The 0-based output index (`--explain K`).
+        index: usize,
+    },
     /// One index per sample, from a file.
     File {
+        /// The targets file (`--targets FILE`).
         path: PathBuf,
         /// SHA-256 of the indices, so a resumed run can tell a changed file.
         fingerprint: String,
+        /// One 0-based output index per sample, in order (not written to `run.json`).
         #[serde(skip)]
         indices: Vec<usize>,
     },
@@ -46,6 +51,8 @@ impl Targets {
         }
     }
 
+    /// The output sample `i` explains; `None`: its top output. Panics when a targets file
+    /// has no entry for `i`.
     pub fn for_sample(&self, i: usize) -> Option<usize> {
         match self {
             Targets::Top => None,
@@ -82,11 +89,14 @@ impl Targets {
 /// Shard `index` of `count` (1-based): the samples `i` with `i mod count = index − 1`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shard {
+    /// `K` of `--shard K/N`, from 1 to `count`.
     pub index: usize,
+    /// `N` of `--shard K/N`, at least 1.
     pub count: usize,
 }
 
 impl Shard {
+    /// Whether sample `sample` (0-based) belongs to this shard.
     pub fn contains(&self, sample: usize) -> bool {
         sample % self.count == self.index - 1
     }
@@ -118,10 +128,15 @@ impl FromStr for Shard {
     }
 }
 
+/// The model of a run, as `run.json` and the summary record it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
+    /// The model file, as given to `--model`.
     pub path: PathBuf,
+    /// SHA-256 of the architecture and weights.
     pub fingerprint: String,
+    /// A short description of the layer widths, such as `10-10-10-2 (ReLU after every
+    /// layer)`.
     pub architecture: String,
     /// The question a relation-network model answered (`--question`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,10 +146,14 @@ pub struct ModelInfo {
     pub question_text: Option<String>,
 }
 
+/// The inputs of a run, as `run.json` and the summary record them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InputsInfo {
+    /// The inputs file, as given to `--inputs`.
     pub path: PathBuf,
+    /// The number of inputs in the file (all of them, whatever the shard).
     pub samples: usize,
+    /// The number of values per input.
     pub width: usize,
     /// SHA-256 of the input file's bytes.
     pub fingerprint: String,
@@ -144,16 +163,25 @@ pub struct InputsInfo {
 /// merge must agree on all of it (shards differ only in `shard`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
+    /// The writing tool's name, `dtdcert`.
     pub tool: String,
+    /// The writing tool's version.
     pub version: String,
+    /// The audited model.
     pub model: ModelInfo,
+    /// The inputs file.
     pub inputs: InputsInfo,
+    /// Which output each sample explains.
     pub targets: Targets,
+    /// Everything else that determines the results.
     pub settings: AuditSettings,
+    /// The shard this run covers (`--shard K/N`); `None`: every sample.
     pub shard: Option<Shard>,
 }
 
 impl RunSpec {
+    /// The spec of a run of `model` over `inputs`; fails when a target is out of range for
+    /// the model's outputs or the inputs file cannot be read for its fingerprint.
     pub fn new(
         model: &Model,
         model_path: &Path,

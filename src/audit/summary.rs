@@ -22,8 +22,12 @@ pub struct Counts {
     /// Samples with at least one root outside the region (in this layer; in any layer for
     /// `total`).
     pub samples_with_root_outside: u64,
+    /// Samples with at least one root outside the domain (in this layer; in any layer for
+    /// `total`).
     pub samples_with_root_out_of_domain: u64,
+    /// Neurons without a root because `R_j = 0`.
     pub no_root_zero_relevance: u64,
+    /// Neurons without a root because `|w_j · v|` is at most `--denominator-threshold`.
     pub no_root_small_denominator: u64,
     /// Neurons with relevance under an LRP rule that has no root form.
     pub not_applicable: u64,
@@ -56,9 +60,12 @@ pub struct Counts {
     pub certified_distance_histogram: LogHistogram,
 }
 
+/// One entry of summary.json's `layers`: a layer's number and its counts, side by side.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerCounts {
+    /// 1-based; layer 1 takes the network input.
     pub layer: usize,
+    /// The layer's counts over all samples.
     #[serde(flatten)]
     pub counts: Counts,
 }
@@ -66,14 +73,18 @@ pub struct LayerCounts {
 /// Everything summary.json reports besides the run's identity and settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// The number of samples counted.
     pub samples: u64,
     /// Samples whose activation pattern needed exact arithmetic to decide.
     pub pattern_exact_fallbacks: u64,
+    /// One entry per layer, layer 1 first.
     pub layers: Vec<LayerCounts>,
+    /// The counts over all layers.
     pub total: Counts,
 }
 
 impl Summary {
+    /// Empty counts for a network of `num_layers` layers.
     pub fn new(num_layers: usize) -> Self {
         Self {
             samples: 0,
@@ -88,6 +99,7 @@ impl Summary {
         }
     }
 
+    /// Counts one sample's record.
     pub fn add(&mut self, record: &SampleRecord) {
         self.samples += 1;
         if record.pattern_decided_by == Decision::ExactFallback {
@@ -194,21 +206,32 @@ impl Counts {
 /// The document written to summary.json: the run's identity, its settings, and the counts.
 #[derive(Serialize)]
 pub struct SummaryDocument<'a> {
+    /// The writing tool's name, `dtdcert`.
     pub tool: &'static str,
+    /// The tool version recorded in `run.json`.
     pub version: &'a str,
+    /// Model path, fingerprint and architecture.
     pub model: &'a ModelInfo,
+    /// The inputs file, its size and fingerprint.
     pub inputs: &'a InputsInfo,
+    /// The rule string of `--rule` (every layer).
     pub rule: String,
+    /// The rule string of layer 1, after `--input-rule` and `--layer-rule 1=`.
     pub input_rule: String,
+    /// Which output each sample explains.
     pub targets: &'a Targets,
+    /// All settings of the run.
     pub settings: &'a AuditSettings,
+    /// The shard the counts cover; absent for a whole run or a merge.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<Shard>,
+    /// The counts, written at the top level.
     #[serde(flatten)]
     pub summary: &'a Summary,
 }
 
 impl<'a> SummaryDocument<'a> {
+    /// The document of the run `spec` with the counts `summary`.
     pub fn new(spec: &'a RunSpec, summary: &'a Summary) -> Self {
         Self {
             tool: "dtdcert",

@@ -39,6 +39,7 @@ fn split(x: f64) -> Option<(i64, i64)> {
 }
 
 impl Dyadic {
+    /// The value 0 (`0 · 2^0`).
     pub fn zero() -> Self {
         Self {
             mantissa: BigInt::zero(),
@@ -63,10 +64,12 @@ impl Dyadic {
         }
     }
 
+    /// Whether the value is 0, whatever its exponent.
     pub fn is_zero(&self) -> bool {
         self.mantissa.is_zero()
     }
 
+    /// The absolute value, exact.
     pub fn abs(&self) -> Self {
         Self {
             mantissa: self.mantissa.abs(),
@@ -116,6 +119,7 @@ impl Dyadic {
         )
     }
 
+    /// The exact product with a finite f64; `None` when `x` is NaN or infinite.
     pub fn mul_f64(&self, x: f64) -> Option<Self> {
         let (m, e) = split(x)?;
         Some(Self {
@@ -213,6 +217,7 @@ impl Default for ExactSum {
 }
 
 impl ExactSum {
+    /// An empty sum (value 0).
     pub fn new() -> Self {
         Self {
             bins: vec![0; BINS],
@@ -256,6 +261,8 @@ impl ExactSum {
         self.pending = 0;
     }
 
+    /// Adds `x` exactly; a NaN or infinity makes the sum invalid ([`ExactSum::value`] is
+    /// then `None`).
     pub fn add(&mut self, x: f64) {
         match split(x) {
             Some((m, e)) => self.add_bits(m < 0, u128::from(m.unsigned_abs()), e + OFFSET),

@@ -24,11 +24,14 @@ pub fn gamma(n: usize) -> f64 {
 /// An f64 value with a bound on its distance to the exact value it stands for.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Bounded {
+    /// The computed f64 value.
     pub value: f64,
+    /// A rigorous bound on `|value − exact|` (0 when the value is exact).
     pub error: f64,
 }
 
 impl Bounded {
+    /// A value known to be exact (error bound 0).
     pub fn exact(value: f64) -> Self {
         Self { value, error: 0.0 }
     }
@@ -135,6 +138,7 @@ pub struct ErrorModel {
 }
 
 impl ErrorModel {
+    /// The constants for sums of `n` products plus a bias; panics when `(n + 4) u >= 1/2`.
     pub fn new(n: usize) -> Self {
         let terms = n + 2;
         Self {

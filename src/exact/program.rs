@@ -24,8 +24,11 @@ use super::dyadic::{Dyadic, ExactSum};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RowKind {
+    /// `a·x = b` (`eq`); its multiplier is free.
     Eq,
+    /// `a·x >= b` (`ge`); its multiplier must be `>= 0`.
     Ge,
+    /// `a·x <= b` (`le`); its multiplier must be `<= 0`.
     Le,
 }
 
@@ -34,7 +37,9 @@ pub enum RowKind {
 pub struct ConstraintRow {
     /// Sparse coefficients `(variable, value)`, each variable at most once.
     pub coeffs: Vec<(usize, f64)>,
+    /// Whether the row is `=`, `>=` or `<=`.
     pub kind: RowKind,
+    /// The right-hand side, exact.
     pub rhs: Dyadic,
     /// For LP files and messages: what the row stands for.
     pub name: String,
@@ -43,10 +48,15 @@ pub struct ConstraintRow {
 /// `min c·x` over rows and bounds; see the module documentation.
 #[derive(Clone, Debug)]
 pub struct LinearProgram {
+    /// The variables' names (for LP files and messages), one per variable.
     pub names: Vec<String>,
+    /// Lower bounds `l`, one per variable; `-inf` for none.
     pub lower: Vec<f64>,
+    /// Upper bounds `u`, one per variable; `+inf` for none.
     pub upper: Vec<f64>,
+    /// The objective `c`, one coefficient per variable (minimised).
     pub cost: Vec<f64>,
+    /// The constraint rows `A x (kind) b`.
     pub rows: Vec<ConstraintRow>,
 }
 
@@ -61,6 +71,7 @@ impl std::fmt::Display for Rejection {
 }
 
 impl LinearProgram {
+    /// A program without variables or rows.
     pub fn new() -> Self {
         Self {
             names: Vec::new(),
@@ -80,6 +91,7 @@ impl LinearProgram {
         self.names.len() - 1
     }
 
+    /// Adds the row `Σ coeffs · x (kind) rhs`, named `name`.
     pub fn add_row(&mut self, name: String, coeffs: Vec<(usize, f64)>, kind: RowKind, rhs: Dyadic) {
         self.rows.push(ConstraintRow {
             coeffs,
@@ -89,10 +101,12 @@ impl LinearProgram {
         });
     }
 
+    /// The number of variables.
     pub fn num_vars(&self) -> usize {
         self.names.len()
     }
 
+    /// The number of constraint rows.
     pub fn num_rows(&self) -> usize {
         self.rows.len()
     }

@@ -27,13 +27,17 @@ pub trait Scalar:
     + Div<Output = Self>
     + Neg<Output = Self>
 {
+    /// The additive identity, 0.
     fn zero() -> Self;
+    /// The multiplicative identity, 1.
     fn one() -> Self;
     /// The exact value of a finite `f64`. Callers validate finiteness first.
     fn from_f64(x: f64) -> Self;
     /// The nearest `f64` (exact for `f64`).
     fn to_f64(&self) -> f64;
+    /// Whether the value equals 0 (for `f64`, `-0.0` too).
     fn is_zero(&self) -> bool;
+    /// The absolute value `|x|` (exact in both implementations).
     fn abs(&self) -> Self;
     /// `acc += a * b`, without needless copies for big numbers.
     fn mul_add_assign(acc: &mut Self, a: &Self, b: &Self);
@@ -46,9 +50,11 @@ pub trait Scalar:
         }
         acc + b.clone()
     }
+    /// Whether the value is strictly greater than 0.
     fn is_positive(&self) -> bool {
         *self > Self::zero()
     }
+    /// Whether the value is strictly less than 0.
     fn is_negative(&self) -> bool {
         *self < Self::zero()
     }

@@ -45,6 +45,8 @@ pub struct AtomicFile {
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl AtomicFile {
+    /// Creates a new temporary file beside `dest` (`.NAME.PID-N.tmp`); fails with
+    /// [`Error::Write`] when `dest` has no file name or the file cannot be created.
     pub fn create(dest: &Path) -> Result<Self> {
         let name = dest.file_name().ok_or_else(|| {
             Error::write(

@@ -99,7 +99,9 @@ impl Drop for OutputDir {
 pub enum TargetState {
     /// Nothing yet; its parent folder exists.
     Absent,
+    /// An existing folder with nothing in it.
     Empty,
+    /// An existing folder with something in it: only a complete earlier run may be replaced.
     Occupied,
 }
 
@@ -160,7 +162,10 @@ pub fn marker(kind: &str, complete: bool) -> String {
 /// What a folder's marker says, if it has one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MarkerStatus {
+    /// The kind of run (`audit`, `relnet train`, ...); empty when the marker names none.
     pub kind: String,
+    /// Whether the run finished; `false` for an interrupted run, `true` when the marker
+    /// does not say.
     pub complete: bool,
 }
 

@@ -41,13 +41,20 @@ const DUAL_MARGINS: [f64; 3] = [1e-9, 1e-7, 1e-5];
 /// One question about one sample's region.
 #[derive(Clone, Debug)]
 pub struct RegionQuestion {
+    /// The sample's row in the inputs file, 0-based; recorded in the certificate.
     pub sample_index: usize,
+    /// The network input `x` whose activation pattern defines the region.
     pub sample: Vec<f64>,
     /// 1-based: the point lives in this layer's input space.
     pub layer: usize,
+    /// The neuron of `layer` whose root hyperplane is asked about (root questions).
     pub neuron: Option<usize>,
+    /// `R_j`, the relevance that defines the hyperplane `w_j·ã = w_j·a − R_j` (root
+    /// questions).
     pub relevance: Option<f64>,
+    /// The domain box: `--domain` (or none) at layer 1, the layer's own domain above.
     pub domain: Domain,
+    /// The question asked.
     pub problem: Problem,
     /// The constraint (1-based layer, neuron) of a facet question.
     pub constraint: Option<(usize, usize)>,
@@ -62,28 +69,43 @@ pub struct RegionQuestion {
 pub enum Answer {
     /// A valid root exists (exists), or the nearest one is within `[lower, upper]`.
     Found {
+        /// The checked root, projected exactly onto the hyperplane and rounded to f64.
         point: Vec<f64>,
+        /// The proved lower end of the nearest distance, rounded to f64 (nearest only).
         lower: Option<f64>,
+        /// The distance of `point`, rounded to f64 (nearest only).
         upper: Option<f64>,
     },
     /// Proved: no point of the region and domain lies on the hyperplane.
     None,
     /// Chebyshev: a ball of radius `lower` fits; no ball larger than `upper` does.
     Ball {
+        /// The ball's centre, in the layer's input space.
         centre: Vec<f64>,
+        /// The checked radius, rounded to f64.
         lower: f64,
+        /// The proved upper bound on the largest radius, rounded to f64; `None` when no
+        /// multipliers proved one.
         upper: Option<f64>,
     },
     /// Facet: the constraint is (not) redundant.
-    Facet { redundant: bool },
+    Facet {
+        /// `true`: multipliers prove the constraint redundant; `false`: a point violates
+        /// it alone.
+        redundant: bool,
+    },
     /// No certified answer; `reason` says why (time limit, solver failure, a rejected
     /// certificate).
-    Unknown { reason: String },
+    Unknown {
+        /// Why no answer was certified.
+        reason: String,
+    },
 }
 
 /// A certified answer and its evidence.
 #[derive(Clone, Debug)]
 pub struct Certified {
+    /// The answer, certified unless it is [`Answer::Unknown`].
     pub answer: Answer,
     /// `None` for Unknown answers.
     pub certificate: Option<Certificate>,
@@ -96,9 +118,13 @@ pub struct Certified {
 
 /// What a region question is posed on: a model, its solve options, the file names to record.
 pub struct Certifier<'a> {
+    /// The network whose regions are asked about.
     pub model: &'a Model,
+    /// The backend and time limit of every solve (`--lp-backend`, `--lp-time-limit`).
     pub opts: SolveOptions,
+    /// Recorded as the certificates' `model.path` (informative).
     pub model_path: Option<String>,
+    /// Recorded as the certificates' `sample.source` (informative).
     pub inputs_path: Option<String>,
     /// What the last region asked about keeps for the next question on it.
     pub cache: RegionCache,

@@ -322,6 +322,7 @@ pub fn write_lp_file(path: &Path, lp: &LinearProgram, comments: &[String]) -> Re
 pub struct ParseError {
     /// 1-based line number.
     pub line: usize,
+    /// What is wrong on that line.
     pub problem: String,
 }
 

@@ -30,6 +30,7 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The name as `--lp-backend` takes it and run.json records it (`microlp`, `highs`).
     pub fn name(self) -> &'static str {
         match self {
             Backend::Microlp => "microlp",
@@ -71,6 +72,7 @@ impl<'de> serde::Deserialize<'de> for Backend {
 /// How programs are solved.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct SolveOptions {
+    /// The solver (`--lp-backend`).
     pub backend: Backend,
     /// Seconds per solve; `None`: no limit.
     pub time_limit: Option<f64>,
@@ -79,10 +81,20 @@ pub struct SolveOptions {
 /// What the solver says (in floating point: not yet an answer).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Solved {
-    Optimal { x: Vec<f64>, objective: f64 },
+    /// The solver reports an optimum.
+    Optimal {
+        /// The solver's point, one value per variable of the program.
+        x: Vec<f64>,
+        /// `c·x` at that point, summed in f64.
+        objective: f64,
+    },
+    /// The solver reports that no point satisfies the rows and bounds.
     Infeasible,
+    /// The solver reports that the objective has no lower bound.
     Unbounded,
+    /// The time limit ran out, or the solver stopped without an optimum.
     TimedOut,
+    /// Any other solver error, with its message.
     Failed(String),
 }
 

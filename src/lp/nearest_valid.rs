@@ -37,6 +37,8 @@ pub struct ValidRoots<'a> {
 }
 
 impl<'a> ValidRoots<'a> {
+    /// Roots for the explanation of the network input `x` under `settings`; `input_box` is
+    /// layer 1's domain (`--domain`, else none) and `opts` the solver of every question.
     pub fn new(
         model: &'a Model,
         settings: &DtdSettings,

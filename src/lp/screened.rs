@@ -37,15 +37,18 @@ pub struct Screened {
     pub kept: Vec<usize>,
     /// The last reduced program (for reading its multipliers).
     pub program: LinearProgram,
+    /// The last reduced program's solution `x`, one value per variable of `program`.
     pub solution: Vec<f64>,
 }
 
 /// What a screened solve gives.
 #[derive(Clone, Debug)]
 pub enum ScreenOutcome {
+    /// A reduced program's solution satisfies every row of the region.
     Point(Box<Screened>),
     /// The reduced (tightened) program has no solution: proves nothing by itself.
     Infeasible,
+    /// The time limit, which holds for all rounds together, ran out.
     TimedOut,
     /// No answer within the rounds, or a solver failure.
     GaveUp(String),
