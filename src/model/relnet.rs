@@ -62,7 +62,7 @@ use std::path::Path;
 
 use ndarray::{Array1, Array2};
 use safetensors::SafeTensors;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, Error, Result};
 use crate::exact::dyadic::ExactSum;
@@ -73,6 +73,9 @@ use crate::model::vocabulary::Vocabulary;
 
 /// The value of the description's `format` field.
 pub const FORMAT: &str = "dtdcert-relation-network";
+
+/// The value of the description's `version` field.
+pub const VERSION: u64 = 1;
 
 /// Whether `path` is a JSON file whose `format` is [`FORMAT`] (any problem reading it: no).
 pub fn is_description(path: &Path) -> bool {
@@ -548,13 +551,13 @@ impl RelationNetwork {
                 },
             )
         })?;
-        let d: Description = serde_json::from_str(&text)
+        let d: RelnetDescription = serde_json::from_str(&text)
             .map_err(|e| Error::file(path, format!("invalid relation-network description: {e}")))?;
-        if d.format != FORMAT || d.version != 1 {
+        if d.format != FORMAT || d.version != VERSION {
             return Err(Error::file(
                 path,
                 format!(
-                    "\"format\" is \"{}\" version {}; expected \"{FORMAT}\" version 1",
+                    "\"format\" is \"{}\" version {}; expected \"{FORMAT}\" version {VERSION}",
                     d.format, d.version
                 ),
             ));
@@ -581,73 +584,118 @@ impl ConvBlock {
     }
 }
 
-#[derive(Deserialize)]
+/// The description `rn.json` holds (see the module documentation), as
+/// [`RelationNetwork::load`] reads it and the libtorch trainer writes it ([`Self::save`]).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct Description {
-    format: String,
-    version: u64,
-    weights: String,
-    image: [usize; 3],
-    conv: Vec<ConvSpec>,
-    #[serde(default)]
-    coordinates: Option<Vec<[f64; 2]>>,
-    question: usize,
-    g: Vec<LinearSpec>,
-    f: Vec<LinearSpec>,
-    #[serde(default)]
-    question_encoder: Option<EncoderSpec>,
+pub struct RelnetDescription {
+    /// [`FORMAT`].
+    pub format: String,
+    /// [`VERSION`].
+    pub version: u64,
+    /// The safetensors file of the weights, beside the description.
+    pub weights: String,
+    /// `[3, side, side]`.
+    pub image: [usize; 3],
+    /// The convolution blocks, first to last.
+    pub conv: Vec<ConvSpec>,
+    /// Each object's (x, y), in row-major cell order (default: `linspace(-4, 4, side)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinates: Option<Vec<[f64; 2]>>,
+    /// The width of the question vector.
+    pub question: usize,
+    /// The layers of `g`.
+    pub g: Vec<LinearSpec>,
+    /// The layers of `f`, the last one giving the outputs.
+    pub f: Vec<LinearSpec>,
+    /// CLEVR's question encoder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question_encoder: Option<EncoderSpec>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EncoderSpec {
-    vocabulary: String,
-    embedding: String,
-    weight_ih: String,
-    weight_hh: String,
-    bias_ih: String,
-    bias_hh: String,
+impl RelnetDescription {
+    /// Writes the description to `path`: pretty-printed JSON with a final newline, its keys in
+    /// alphabetical order (the order of serde_json's map, in which `rn.json` has always been
+    /// written).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let value = serde_json::to_value(self).expect("descriptions serialise");
+        let text = serde_json::to_string_pretty(&value).expect("descriptions serialise");
+        crate::io::write_atomic(path, format!("{text}\n").as_bytes())
+    }
 }
 
-#[derive(Deserialize)]
+/// A question encoder's dictionaries (a file beside the description) and tensors.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct ConvSpec {
-    weight: String,
-    #[serde(default)]
-    bias: Option<String>,
+pub struct EncoderSpec {
+    /// The dictionaries' JSON file.
+    pub vocabulary: String,
+    /// `[words + 1, embedding]`.
+    pub embedding: String,
+    /// The LSTM's `[4 hidden, embedding]` input weights (gates i, f, g, o).
+    pub weight_ih: String,
+    /// The LSTM's `[4 hidden, hidden]` recurrent weights.
+    pub weight_hh: String,
+    /// The LSTM's `[4 hidden]` input bias.
+    pub bias_ih: String,
+    /// The LSTM's `[4 hidden]` recurrent bias.
+    pub bias_hh: String,
+}
+
+/// A convolution block's tensors and geometry.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvSpec {
+    /// `[out, in, k, k]`.
+    pub weight: String,
+    /// `[out]`, where the convolution has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias: Option<String>,
+    /// Default 1.
     #[serde(default = "one")]
-    stride: usize,
+    pub stride: usize,
+    /// Symmetric; default 0.
     #[serde(default)]
-    padding: usize,
-    #[serde(default)]
-    batch_norm: Option<BatchNormSpec>,
+    pub padding: usize,
+    /// The batch norm after the convolution, where there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_norm: Option<BatchNormSpec>,
 }
 
 fn one() -> usize {
     1
 }
 
-#[derive(Deserialize)]
+/// A batch norm's tensors (`[channels]` each) and its `ε`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct BatchNormSpec {
-    weight: String,
-    bias: String,
-    running_mean: String,
-    running_var: String,
+pub struct BatchNormSpec {
+    /// The scale `γ`.
+    pub weight: String,
+    /// The shift `β`.
+    pub bias: String,
+    /// The running mean.
+    pub running_mean: String,
+    /// The running variance.
+    pub running_var: String,
+    /// Default 1e-5.
     #[serde(default = "default_eps")]
-    eps: f64,
+    pub eps: f64,
 }
 
 fn default_eps() -> f64 {
     1e-5
 }
 
-#[derive(Deserialize)]
+/// A linear layer's tensors: `[out, in]` and, where it has one, `[out]`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct LinearSpec {
-    weight: String,
-    #[serde(default)]
-    bias: Option<String>,
+pub struct LinearSpec {
+    /// `[out, in]`.
+    pub weight: String,
+    /// `[out]` (default: no bias).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias: Option<String>,
 }
 
 /// Reads a named tensor (its shape and values) of the weights file, or says why it cannot,
@@ -661,7 +709,7 @@ const MAX_STORED: usize = 1 << 26;
 /// The largest image side or channel count read: keeps every size computed from them small.
 const MAX_SIDE: usize = 1 << 16;
 
-impl Description {
+impl RelnetDescription {
     /// The network, or a problem in the description (outer error) or in the shapes (inner).
     fn build(
         &self,

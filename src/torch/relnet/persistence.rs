@@ -4,11 +4,14 @@
 
 use std::path::Path;
 
-use serde_json::json;
 use tch::Device;
 
 use super::net::{Task, TorchRelationNet, BATCH_NORM_EPS, BLOCKS, F, G};
 use crate::error::{Error, Result};
+use crate::model::relnet::{
+    BatchNormSpec, ConvSpec, EncoderSpec, LinearSpec, RelationNetwork, RelnetDescription, FORMAT,
+    VERSION,
+};
 
 impl TorchRelationNet {
     /// Writes the parameters to `path` (safetensors).
@@ -20,58 +23,59 @@ impl TorchRelationNet {
     /// dictionaries, `vocabulary.json`).
     pub fn save(&self, dir: &Path) -> Result<()> {
         self.save_weights(&dir.join("rn.safetensors"))?;
-        let mut encoder = serde_json::Value::Null;
+        let mut question_encoder = None;
         if let Task::Clevr { vocabulary } = &self.task {
             let text = serde_json::to_string_pretty(vocabulary).expect("dictionaries serialise");
             crate::io::write_atomic(&dir.join("vocabulary.json"), format!("{text}\n").as_bytes())?;
-            encoder = json!({
-                "vocabulary": "vocabulary.json",
-                "embedding": "text.embedding.weight",
-                "weight_ih": "text.lstm.weight_ih",
-                "weight_hh": "text.lstm.weight_hh",
-                "bias_ih": "text.lstm.bias_ih",
-                "bias_hh": "text.lstm.bias_hh",
+            question_encoder = Some(EncoderSpec {
+                vocabulary: "vocabulary.json".into(),
+                embedding: "text.embedding.weight".into(),
+                weight_ih: "text.lstm.weight_ih".into(),
+                weight_hh: "text.lstm.weight_hh".into(),
+                bias_ih: "text.lstm.bias_ih".into(),
+                bias_hh: "text.lstm.bias_hh".into(),
             });
         }
-        let conv: Vec<_> = (0..BLOCKS)
+        let conv = (0..BLOCKS)
             .map(|k| {
                 let bn = format!("conv.{}", 3 * k + 1);
-                json!({
-                    "weight": format!("conv.{}.weight", 3 * k),
-                    "stride": 2,
-                    "padding": 1,
-                    "batch_norm": {
-                        "weight": format!("{bn}.weight"),
-                        "bias": format!("{bn}.bias"),
-                        "running_mean": format!("{bn}.running_mean"),
-                        "running_var": format!("{bn}.running_var"),
-                        "eps": BATCH_NORM_EPS,
-                    }
-                })
+                ConvSpec {
+                    weight: format!("conv.{}.weight", 3 * k),
+                    bias: None,
+                    stride: 2,
+                    padding: 1,
+                    batch_norm: Some(BatchNormSpec {
+                        weight: format!("{bn}.weight"),
+                        bias: format!("{bn}.bias"),
+                        running_mean: format!("{bn}.running_mean"),
+                        running_var: format!("{bn}.running_var"),
+                        eps: BATCH_NORM_EPS,
+                    }),
+                }
             })
             .collect();
-        let linear = |name: &str, count: usize| -> Vec<serde_json::Value> {
+        let linear = |name: &str, count: usize| -> Vec<LinearSpec> {
             (0..count)
-                .map(|k| json!({"weight": format!("{name}.{k}.weight"), "bias": format!("{name}.{k}.bias")}))
+                .map(|k| LinearSpec {
+                    weight: format!("{name}.{k}.weight"),
+                    bias: Some(format!("{name}.{k}.bias")),
+                })
                 .collect()
         };
         let side = self.task.side();
-        let mut description = json!({
-            "format": crate::model::relnet::FORMAT,
-            "version": 1,
-            "weights": "rn.safetensors",
-            "image": [3, side, side],
-            "conv": conv,
-            "question": self.task.question_width(),
-            "g": linear("g", self.g.len()),
-            "f": linear("f", self.f.len()),
-        });
-        if !encoder.is_null() {
-            description["question_encoder"] = encoder;
-        }
-        let path = dir.join("rn.json");
-        let text = serde_json::to_string_pretty(&description).expect("descriptions serialise");
-        crate::io::write_atomic(&path, format!("{text}\n").as_bytes())
+        let description = RelnetDescription {
+            format: FORMAT.into(),
+            version: VERSION,
+            weights: "rn.safetensors".into(),
+            image: [3, side, side],
+            conv,
+            coordinates: None,
+            question: self.task.question_width(),
+            g: linear("g", self.g.len()),
+            f: linear("f", self.f.len()),
+            question_encoder,
+        };
+        description.save(&dir.join("rn.json"))
     }
 
     /// A network saved by [`Self::save`] in `dir`: a Sort-of-CLEVR network, or a CLEVR one
@@ -79,7 +83,7 @@ impl TorchRelationNet {
     /// (image size, question width, outputs, layers) is refused with what it holds.
     pub fn load(dir: &Path, device: Device) -> Result<Self> {
         let path = dir.join("rn.json");
-        let described = crate::model::relnet::RelationNetwork::load(&path)?;
+        let described = RelationNetwork::load(&path)?;
         let task = match described.question_encoder() {
             None => Task::SortOfClevr,
             Some(encoder) => Task::Clevr {
