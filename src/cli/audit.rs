@@ -24,10 +24,13 @@ Exit code 1 with --fail-on-invalid when some root is outside its region or domai
 )]
 #[command(group(clap::ArgGroup::new("destination").required(true).args(["out", "resume"])))]
 pub struct AuditArgs {
+    /// `--model`, `--inputs`, `--inputs-key` and how the model is read.
     #[command(flatten)]
     pub data: DataArgs,
+    /// `--rule`, `--input-rule`, `--layer-rule` and the rules' numerical options.
     #[command(flatten)]
     pub rules: RuleArgs,
+    /// `--explain` or `--targets`: which output is explained for each input.
     #[command(flatten)]
     pub target: TargetArgs,
     /// The input domain box LO:HI (default: unbounded, or the zB rule's box).
@@ -56,8 +59,10 @@ pub struct AuditArgs {
     /// With --certify: certify every root, valid ones included.
     #[arg(long, requires = "certify")]
     pub certify_all: bool,
+    /// `--lp-time-limit` and `--lp-backend`, for `--certify` and the nearest-valid rule.
     #[command(flatten)]
     pub lp: super::certify::LpArgs,
+    /// `--backend`, `--device` and `--precision`.
     #[command(flatten)]
     pub backend: super::BackendArgs,
     /// No progress bar on stderr.
@@ -71,6 +76,8 @@ pub struct AuditArgs {
     pub resume: Option<PathBuf>,
 }
 
+/// Runs (or with `--resume` continues) an audit into the results folder; `Found` when
+/// `--fail-on-invalid` is given and some root is outside its region or domain.
 pub fn run(args: AuditArgs) -> Result<Outcome> {
     let dtd = args.rules.resolve()?;
     let domain = args.domain.as_deref().map(parse_domain).transpose()?;

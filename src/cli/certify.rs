@@ -55,6 +55,8 @@ pub struct LpArgs {
 }
 
 impl LpArgs {
+    /// The solver options these flags ask for; a usage error for a time limit that is not a
+    /// positive number or a backend this build does not have.
     pub fn resolve(&self) -> Result<SolveOptions> {
         if !self.lp_time_limit.is_finite() || self.lp_time_limit <= 0.0 {
             return Err(Error::Usage(format!(
@@ -81,12 +83,16 @@ a - t (a - root) in the region, for the neuron's rule root; exact closed form, n
 Exit code 0: a certified answer; 1: no certified answer (Unknown, with the reason)."
 )]
 pub struct CertifyArgs {
+    /// `--model`, `--inputs`, `--inputs-key` and how the model is read.
     #[command(flatten)]
     pub data: DataArgs,
+    /// `--rule`, `--input-rule`, `--layer-rule` and the rules' numerical options.
     #[command(flatten)]
     pub rules: RuleArgs,
+    /// `--explain` or `--targets`: which output is explained for the sample.
     #[command(flatten)]
     pub target: TargetArgs,
+    /// `--lp-time-limit` and `--lp-backend`.
     #[command(flatten)]
     pub lp: LpArgs,
     /// The input (row), 0-based.
@@ -144,6 +150,8 @@ struct Report<'a> {
     certificate: Option<String>,
 }
 
+/// Answers the question and prints the answer as JSON (the certificate, if any, goes to
+/// `--out`); `Found` when there is no certified answer (Unknown).
 pub fn run(args: CertifyArgs) -> Result<Outcome> {
     let dtd = args.rules.resolve()?;
     let opts = args.lp.resolve()?;
@@ -350,6 +358,8 @@ pub struct CheckCertArgs {
     pub reading: super::ModelArgs,
 }
 
+/// Re-checks every certificate file and prints accepted or rejected for each; `Found` when
+/// some certificate is rejected.
 pub fn run_check(args: CheckCertArgs) -> Result<Outcome> {
     let mut loaded: Vec<(PathBuf, Model)> = Vec::new();
     let mut rejected = 0usize;

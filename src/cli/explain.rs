@@ -31,10 +31,13 @@ relevances come from full-backward DTD (every root re-evaluates the layers above
 remainder, and the conservation gap f_k(x) - sum of input relevances - sum of remainders."
 )]
 pub struct ExplainArgs {
+    /// `--model`, `--inputs`, `--inputs-key` and how the model is read.
     #[command(flatten)]
     pub data: DataArgs,
+    /// `--rule`, `--input-rule`, `--layer-rule` and the rules' numerical options.
     #[command(flatten)]
     pub rules: RuleArgs,
+    /// `--explain` or `--targets`: which output is explained for each input.
     #[command(flatten)]
     pub target: TargetArgs,
     /// Compute in exact rational arithmetic and round the result to f64 once.
@@ -60,8 +63,10 @@ pub struct ExplainArgs {
     /// the zB rule's box).
     #[arg(long, value_name = "LO:HI", allow_hyphen_values = true)]
     pub domain: Option<String>,
+    /// `--lp-time-limit` and `--lp-backend`, for the nearest-valid rule.
     #[command(flatten)]
     pub lp: super::certify::LpArgs,
+    /// `--backend`, `--device` and `--precision`.
     #[command(flatten)]
     pub backend: super::BackendArgs,
     /// With --backend torch: inputs per batch [default: 1024, fewer for wide networks, so
@@ -123,6 +128,8 @@ fn load(args: &ExplainArgs, dtd: &DtdSettings) -> Result<(Model, Inputs, Targets
     Ok((model, inputs, targets))
 }
 
+/// Writes the input relevances of every input to `--out` (and with `--full-backward
+/// --report` the full-backward report); always `Clean` when it succeeds.
 pub fn run(args: ExplainArgs) -> Result<Outcome> {
     let dtd = args.rules.resolve()?;
     if let Some(torch) = torch_side(&args, &dtd)? {

@@ -61,10 +61,13 @@ sample, layer, neuron, problem and relevance. Exit code 2 for bad input (a sampl
 neuron out of range); nothing is written then."
 )]
 pub struct ExportLpArgs {
+    /// `--model`, `--inputs`, `--inputs-key` and how the model is read.
     #[command(flatten)]
     pub data: DataArgs,
+    /// `--rule`, `--input-rule`, `--layer-rule` and the rules' numerical options.
     #[command(flatten)]
     pub rules: RuleArgs,
+    /// `--explain` or `--targets`: which output is explained for each input.
     #[command(flatten)]
     pub target: TargetArgs,
     /// The input (row), 0-based.
@@ -89,7 +92,9 @@ pub struct ExportLpArgs {
 
 /// The program of one export and the header comments describing it.
 pub struct Exported {
+    /// The linear program, as written to the LP file.
     pub program: LinearProgram,
+    /// The header comment lines (model fingerprint, sample, layer, neuron, problem, sizes).
     pub comments: Vec<String>,
     /// The neuron's relevance `R_J` (root problems only).
     pub relevance: Option<f64>,
@@ -233,6 +238,7 @@ pub fn build(args: &ExportLpArgs) -> Result<Exported> {
     })
 }
 
+/// Writes the program to `--out` and prints its size; always `Clean` when it succeeds.
 pub fn run(args: ExportLpArgs) -> Result<Outcome> {
     let exported = build(&args)?;
     write_lp_file(&args.out, &exported.program, &exported.comments)?;

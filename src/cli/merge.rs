@@ -29,6 +29,9 @@ pub struct MergeArgs {
     pub out: PathBuf,
 }
 
+/// Merges the shard folders into `--out` (also `roots.csv` with `--csv`) and reports the
+/// totals on stderr; fails for shards of different runs, or a missing, doubled or unfinished
+/// shard.
 pub fn run(args: MergeArgs) -> Result<Outcome> {
     let summary = merge(&args.shards, &args.out, args.csv, &crate::report::Reports)?;
     eprintln!(

@@ -92,10 +92,14 @@ impl BackendArgs {
 /// What a command found: 0 nothing to report, 1 what it was asked to look for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
+    /// Exit code 0: the command ran and found nothing it was asked to look for.
     Clean,
+    /// Exit code 1: e.g. `audit --fail-on-invalid` met an invalid root, `certify` got no
+    /// certified answer, `check-cert` rejected a certificate.
     Found,
 }
 
+/// The whole command line: one subcommand and its arguments.
 #[derive(Parser, Debug)]
 #[command(
     name = "dtdcert",
@@ -107,10 +111,12 @@ input's linear region, where its Taylor expansion is exact.\n\nExit codes: 0 suc
 command found what it was asked to look for (see each command), 2 bad input or usage."
 )]
 pub struct Cli {
+    /// The subcommand and its arguments.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The subcommands, each with its own argument struct.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     Audit(audit::AuditArgs),
@@ -153,6 +159,7 @@ pub struct DataArgs {
     /// The array to use from an .npz with several arrays.
     #[arg(long, value_name = "NAME")]
     pub inputs_key: Option<String>,
+    /// How the model file is read (`--keep-batch-norm`, `--question`, `--question-text`).
     #[command(flatten)]
     pub reading: ModelArgs,
 }
@@ -246,6 +253,8 @@ pub struct TargetArgs {
 }
 
 impl TargetArgs {
+    /// The explained outputs for `samples` inputs; fails when the `--targets` file cannot be
+    /// read or does not hold one output index per input.
     pub fn resolve(&self, samples: usize) -> Result<Targets> {
         Ok(match (&self.explain, &self.targets) {
             (Some(k), _) => Targets::Index { index: *k },
@@ -285,6 +294,8 @@ pub struct RuleArgs {
 }
 
 impl RuleArgs {
+    /// The DTD settings these flags ask for; fails for a rule that does not parse, a negative
+    /// or non-finite `--stabilizer` or `--denominator-threshold`, or a malformed `--layer-rule`.
     pub fn resolve(&self) -> Result<DtdSettings> {
         let rule: Rule = self.rule.parse()?;
         let input_rule = self

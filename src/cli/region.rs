@@ -13,6 +13,7 @@ use crate::region::{trace_and_pattern, Decision};
     after_help = "Example:\n  dtdcert region --model examples/c6/model.onnx --inputs examples/c6/inputs.npy --sample 3 --layer 1 --json"
 )]
 pub struct RegionArgs {
+    /// `--model`, `--inputs`, `--inputs-key` and how the model is read.
     #[command(flatten)]
     pub data: DataArgs,
     /// The input (row) to examine, 0-based.
@@ -58,6 +59,8 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+/// Prints the sample's activation pattern and the size of P_L(x), as text or with `--json`
+/// as JSON; always `Clean` when it succeeds.
 pub fn run(args: RegionArgs) -> Result<Outcome> {
     let (model, inputs) = args.data.load()?;
     check_sample(&args.data.inputs, args.sample, inputs.len())?;

@@ -66,6 +66,8 @@ struct Report<'a> {
     rows: &'a [RuleRow],
 }
 
+/// Runs one experiment, writes its files into the results folder and prints its Markdown
+/// table; always `Clean` when it succeeds.
 pub fn run(command: ReproCommand) -> Result<Outcome> {
     match command {
         ReproCommand::MlpRoots(args) => mlp_roots_cmd(args),

@@ -18,6 +18,7 @@ impl<T: Scalar> Trace<T> {
         &self.activations[index]
     }
 
+    /// The network output `h_L`.
     pub fn output(&self) -> &[T] {
         self.activations
             .last()
@@ -25,6 +26,7 @@ impl<T: Scalar> Trace<T> {
     }
 }
 
+/// `max(z, 0)`.
 pub fn relu<T: Scalar>(z: &T) -> T {
     if z.is_positive() {
         z.clone()

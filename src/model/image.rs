@@ -5,7 +5,9 @@
 /// bottom, right) pads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {
+    /// The kernel's height and width.
     pub kernel: [usize; 2],
+    /// The vertical and horizontal strides.
     pub strides: [usize; 2],
     /// top, left, bottom, right
     pub pads: [usize; 4],

@@ -76,7 +76,9 @@ pub struct Inputs {
 /// loaded array when its memory is in C order, copied otherwise.
 #[derive(Debug)]
 pub enum InputsView<'a> {
+    /// The rows of an f32 file, not converted.
     F32(CowArray<'a, f32, Ix2>),
+    /// The rows of an f64 file.
     F64(CowArray<'a, f64, Ix2>),
 }
 

@@ -42,10 +42,12 @@ impl<T: Scalar> Dense<T> {
         })
     }
 
+    /// `W`, of shape (outputs, inputs), in standard (row-major) layout.
     pub fn weight(&self) -> &Array2<T> {
         &self.weight
     }
 
+    /// `b`, one entry per output.
     pub fn bias(&self) -> &Array1<T> {
         &self.bias
     }
@@ -123,6 +125,7 @@ impl<T: Scalar> Sparse<T> {
         })
     }
 
+    /// The number of outputs.
     pub fn rows(&self) -> usize {
         self.offsets.len() - 1
     }
@@ -132,6 +135,7 @@ impl<T: Scalar> Sparse<T> {
         &self.values
     }
 
+    /// The bias, one entry per output.
     pub fn bias(&self) -> &Array1<T> {
         &self.bias
     }
@@ -168,6 +172,8 @@ pub struct Shared<T = f64> {
 }
 
 impl<T: Scalar> Shared<T> {
+    /// `copies` of `block`; fails for no copies, or for more than 2^32 − 1 inputs or outputs
+    /// in all.
     pub fn new(block: Dense<T>, copies: usize) -> Result<Self> {
         let too_many = copies
             .checked_mul(block.weight.ncols().max(block.weight.nrows()))
@@ -182,10 +188,12 @@ impl<T: Scalar> Shared<T> {
         Ok(Self { block, copies })
     }
 
+    /// The dense block every copy applies.
     pub fn block(&self) -> &Dense<T> {
         &self.block
     }
 
+    /// How many consecutive input slices the block is applied to.
     pub fn copies(&self) -> usize {
         self.copies
     }
@@ -243,6 +251,7 @@ impl<'a, T: Scalar> WeightRow<'a, T> {
         self.len
     }
 
+    /// Whether the layer has no inputs (never for a validated layer).
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -326,12 +335,16 @@ impl<'a, T: Scalar> WeightRow<'a, T> {
 /// The affine part of a layer. Closed: every pass matches it exhaustively.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Affine<T = f64> {
+    /// A full weight matrix `W` and bias `b`.
     Dense(Dense<T>),
+    /// Compressed rows, each listing the few inputs it sees.
     Sparse(Sparse<T>),
+    /// One dense block repeated over consecutive input slices (a relation network's `g`).
     Shared(Shared<T>),
 }
 
 impl<T: Scalar> Affine<T> {
+    /// The width of the map's input.
     pub fn in_dim(&self) -> usize {
         match self {
             Affine::Dense(d) => d.weight.ncols(),
@@ -340,6 +353,7 @@ impl<T: Scalar> Affine<T> {
         }
     }
 
+    /// The number of outputs (of `z_l`; a max-pool layer's `h_l` has fewer).
     pub fn out_dim(&self) -> usize {
         match self {
             Affine::Dense(d) => d.weight.nrows(),
@@ -361,6 +375,7 @@ impl<T: Scalar> Affine<T> {
         }
     }
 
+    /// The bias `b_j` of output `j`.
     pub fn bias(&self, j: usize) -> &T {
         match self {
             Affine::Dense(d) => &d.bias[j],
@@ -509,9 +524,13 @@ impl Affine<f64> {
 /// of a residual connection.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layer<T = f64> {
+    /// The affine map `z_l = affine(h_{l-1})`.
     pub affine: Affine<T>,
+    /// Whether a ReLU follows the affine map (on all outputs but the `linear_tail`).
     pub relu: bool,
+    /// The window size `w` of a max-pool layer; `None` for every other layer.
     pub max_pool: Option<usize>,
+    /// How many of the last outputs of a ReLU layer skip the ReLU (0: none).
     pub linear_tail: usize,
 }
 
@@ -696,14 +715,17 @@ impl Network<f64> {
 }
 
 impl<T: Scalar> Network<T> {
+    /// The layers, first to last (index `l - 1` holds layer `l`).
     pub fn layers(&self) -> &[Layer<T>] {
         &self.layers
     }
 
+    /// The width of the network input `h_0`.
     pub fn input_dim(&self) -> usize {
         self.layers[0].affine.in_dim()
     }
 
+    /// The width of the network output `h_L`.
     pub fn output_dim(&self) -> usize {
         self.layers[self.layers.len() - 1].out_dim()
     }

@@ -40,6 +40,7 @@ pub struct Model {
 }
 
 impl Model {
+    /// Wraps a validated network and computes its fingerprint.
     pub fn new(net: Network) -> Self {
         let fingerprint = net.fingerprint();
         Self {
@@ -103,10 +104,12 @@ impl Model {
         Ok(Self::new(net))
     }
 
+    /// The network in f64.
     pub fn net(&self) -> &Network {
         &self.net
     }
 
+    /// The same network in exact rationals, converted from the f64 weights on first use.
     pub fn exact(&self) -> &Network<Rational> {
         self.exact.get_or_init(|| self.net.to_exact())
     }

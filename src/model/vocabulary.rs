@@ -26,7 +26,9 @@ pub fn tokenize(sentence: &str) -> Vec<String> {
 /// answers at 1..=28.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Vocabulary {
+    /// Question word → its index, from 1 (0 pads a question).
     pub words: HashMap<String, usize>,
+    /// Answer → the network output that gives it, from 1 (1..=28 for CLEVR).
     pub answers: HashMap<String, usize>,
 }
 

@@ -102,10 +102,12 @@ impl ComposedRows {
         }
     }
 
+    /// The number of constraint rows.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
 
+    /// Whether the region has no constraints from layer `m` up.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }

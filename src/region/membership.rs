@@ -19,18 +19,25 @@ use super::refined;
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum Membership {
     /// Every constraint holds; `slack` is the smallest `σ z` over them (f64, for reading).
-    Inside { slack: Option<f64> },
+    Inside {
+        /// The smallest `σ z`; `None` when the region has no constraints.
+        slack: Option<f64>,
+    },
     /// The first violated constraint in (layer, neuron) order, 1-based layer, 0-based
     /// neuron, and its `σ z` (negative). In a max-pool layer the neuron is the entry of `z`
     /// that overtakes its window's winner, and the margin `z_winner − z_entry`.
     Outside {
+        /// The violated constraint's layer, 1-based.
         layer: usize,
+        /// The violated neuron (or max-pool entry) of that layer, 0-based.
         neuron: usize,
+        /// The violated constraint's `σ z` (negative), rounded to f64.
         margin: f64,
     },
 }
 
 impl Membership {
+    /// Whether the point satisfies every constraint.
     pub fn is_inside(&self) -> bool {
         matches!(self, Membership::Inside { .. })
     }

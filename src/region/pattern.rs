@@ -29,7 +29,9 @@ enum LayerPattern {
 /// The winners of a max-pool layer's windows: `selected[g]` indexes `z_l`.
 #[derive(Clone, Copy, Debug)]
 pub struct Selection<'a> {
+    /// The number of entries of `z_l` in each window.
     pub window: usize,
+    /// Per window `g`, the index into `z_l` of its winner (in `g·window .. (g+1)·window`).
     pub selected: &'a [u32],
 }
 
@@ -50,6 +52,7 @@ impl Selection<'_> {
         self.selected.len() * (self.window - 1)
     }
 
+    /// Whether the layer has no constraints (windows of one entry, or no windows).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -59,8 +62,20 @@ impl Selection<'_> {
 /// `−1` inactive), or `z_winner − z_entry >= 0` for an entry of a max-pool window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Face {
-    Sign { neuron: usize, active: bool },
-    Window { winner: usize, entry: usize },
+    /// `σ z_neuron >= 0`, a ReLU neuron's sign.
+    Sign {
+        /// The neuron, 0-based in its layer.
+        neuron: usize,
+        /// Whether the neuron is active (`σ = +1`) or inactive (`σ = −1`).
+        active: bool,
+    },
+    /// `z_winner − z_entry >= 0`, an entry of a max-pool window not above its winner.
+    Window {
+        /// The index into `z_l` of the window's winner.
+        winner: usize,
+        /// The index into `z_l` of another entry of the same window.
+        entry: usize,
+    },
 }
 
 impl Face {
@@ -170,6 +185,7 @@ impl Pattern {
         }
     }
 
+    /// The number of layers of the network the pattern belongs to.
     pub fn num_layers(&self) -> usize {
         self.layers.len()
     }

@@ -12,7 +12,9 @@ use super::pattern::{selected, Pattern};
 /// `z_k(a) = A a + c` for one layer `k` above `m`, inside the region.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AffineMap<T> {
+    /// `A`, of shape (outputs of layer `k`, width of layer `m`'s input).
     pub a: Array2<T>,
+    /// `c`, one entry per output of layer `k`.
     pub c: Array1<T>,
 }
 
@@ -68,13 +70,16 @@ pub fn affine_maps<T: Scalar>(net: &Network<T>, pattern: &Pattern, m: usize) -> 
 /// max-pool constraint.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Polytope<T> {
+    /// `G`, one row per constraint, one column per coordinate of `a`.
     pub g: Array2<T>,
+    /// `h`, one entry per constraint.
     pub h: Array1<T>,
     /// The (1-based layer, neuron) of each row.
     pub rows: Vec<(usize, usize)>,
 }
 
 impl<T: Scalar> Polytope<T> {
+    /// Whether `G a + h >= 0` holds row by row, in `T`'s arithmetic.
     pub fn contains(&self, a: &[T]) -> bool {
         (0..self.g.nrows()).all(|r| {
             let row = self.g.row(r);
@@ -86,10 +91,12 @@ impl<T: Scalar> Polytope<T> {
         })
     }
 
+    /// The dimension of the space `a` lives in (layer `m`'s input width).
     pub fn dim(&self) -> usize {
         self.g.ncols()
     }
 
+    /// The number of rows of `G`.
     pub fn num_constraints(&self) -> usize {
         self.g.nrows()
     }

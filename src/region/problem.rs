@@ -37,7 +37,12 @@ pub enum Domain {
     /// `ã >= 0`: a hidden layer's input is a ReLU output.
     NonNegative,
     /// `lo <= ã_i <= hi` for every coordinate (the input layer with `--domain LO:HI`).
-    Box { lo: f64, hi: f64 },
+    Box {
+        /// The lower end of every coordinate's interval.
+        lo: f64,
+        /// The upper end of every coordinate's interval.
+        hi: f64,
+    },
 }
 
 impl Domain {
@@ -62,26 +67,33 @@ impl Domain {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Norm {
+    /// Minimise `Σ (p_i + n_i)`, the L1 distance to the centre.
     L1,
+    /// Minimise `t` with `p_i + n_i <= t`, the L∞ distance to the centre.
     Linf,
 }
 
 /// One region seen from one layer: everything the programs are built from.
 #[derive(Clone, Copy, Debug)]
 pub struct RegionView<'a> {
+    /// The network, in f64.
     pub net: &'a Network,
+    /// The activation pattern that defines the region.
     pub pattern: &'a Pattern,
     /// 0-based index of the layer whose input is the variable point.
     pub layer: usize,
     /// The traced input of that layer.
     pub centre: &'a [f64],
+    /// Where the point may lie besides the region (see [`Domain::of_layer`]).
     pub domain: Domain,
 }
 
 /// The hyperplane of neuron `neuron`'s roots: `w_j · ã = w_j · a − relevance`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RootPlane {
+    /// The neuron `j`, 0-based in the layer the region is seen from.
     pub neuron: usize,
+    /// The neuron's relevance `R_j` from the explanation.
     pub relevance: f64,
 }
 
@@ -90,6 +102,7 @@ pub struct RootPlane {
 pub struct Layout {
     /// `p_i` and `n_i` per coordinate of `ã` (empty for Chebyshev programs).
     pub plus: Vec<usize>,
+    /// The variable of `n_i`, per coordinate (empty for Chebyshev programs).
     pub minus: Vec<usize>,
     /// The centre coordinates (Chebyshev programs only).
     pub centre: Vec<usize>,
@@ -133,6 +146,8 @@ fn pre_activation_at_centre(view: RegionView, j: usize) -> Dyadic {
 /// slightly off, still lies strictly inside the exact region. Certified programs use 0.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tightening {
+    /// How far rows and bounds move inwards, relative to their scale (`1 + |constant| +
+    /// max |coefficient|` for a row, `1 + |end|` for a domain bound); 0 moves nothing.
     pub margin: f64,
     /// A constraint (0-based layer, neuron) left as it is: the face that a root hyperplane
     /// may coincide with, which the exact projection settles by itself.
@@ -140,6 +155,7 @@ pub struct Tightening {
 }
 
 impl Tightening {
+    /// No tightening: the program certified answers are built from.
     pub const NONE: Tightening = Tightening {
         margin: 0.0,
         spare: None,

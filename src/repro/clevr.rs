@@ -33,10 +33,12 @@ pub struct ClevrQuestion {
     pub index: usize,
     /// The image file.
     pub image: PathBuf,
+    /// The question as written (`question`), not yet tokenized.
     pub text: String,
     /// The answer in lower case (`yes`/`no` for CLEVR-XAI's booleans, digits for its
     /// integers); `None` in CLEVR's test split.
     pub answer: Option<String>,
+    /// `question_family_index`, where the file has it.
     pub family: Option<usize>,
     /// The question type of CLEVR's evaluation, from the program's last function (see
     /// [`Category`]); `None` where the file has no program.
@@ -71,14 +73,20 @@ struct Step {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Category {
+    /// `exist`: yes or no.
     Exist,
+    /// `count`: a number.
     Count,
+    /// `equal_integer`, `less_than`, `greater_than`: yes or no.
     CompareInteger,
+    /// `equal_*` (colour, shape, material, size): yes or no.
     CompareAttribute,
+    /// `query_*`: a colour, shape, material or size.
     QueryAttribute,
 }
 
 impl Category {
+    /// All five types, in declaration order.
     pub const ALL: [Category; 5] = [
         Category::Exist,
         Category::Count,
@@ -99,6 +107,7 @@ impl Category {
         })
     }
 
+    /// The type's name in reports (`exist`, `count`, `compare-integer`, …).
     pub fn name(self) -> &'static str {
         match self {
             Category::Exist => "exist",
@@ -222,11 +231,14 @@ pub fn clevr_questions(root: &Path, split: &str) -> Result<Vec<ClevrQuestion>> {
 /// CLEVR-XAI's two question sets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum XaiQuestions {
+    /// `CLEVR-XAI_simple_questions.json`.
     Simple,
+    /// `CLEVR-XAI_complex_questions.json`.
     Complex,
 }
 
 impl XaiQuestions {
+    /// `simple` or `complex`, as in the file and folder names.
     pub fn name(self) -> &'static str {
         match self {
             XaiQuestions::Simple => "simple",
@@ -409,8 +421,11 @@ impl Vocabulary {
 /// index and its image's index among the distinct images (in order of first appearance).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Indexed {
+    /// Per question, its words' 1-based indices in order.
     pub words: Vec<Vec<usize>>,
+    /// Per question, its answer's 1-based index.
     pub answers: Vec<usize>,
+    /// Per question, the 0-based index of its image among the distinct images.
     pub image_index: Vec<usize>,
 }
 
@@ -444,12 +459,15 @@ pub const IMAGE_BYTES: usize = IMAGE_SIDE * IMAGE_SIDE * 3;
 /// each), and per question its image, its words' indices, its answer's index and its type.
 #[derive(Clone, Debug, Default)]
 pub struct ClevrSet {
+    /// Every image's bytes ([`IMAGE_BYTES`] each: rows, columns, RGB), one after the other.
     pub images: Vec<u8>,
+    /// Per question, the 0-based index of its image in `images`.
     pub image_of: Vec<usize>,
     /// The words' 1-based indices, in the question's order.
     pub tokens: Vec<Vec<usize>>,
     /// The answer's 1-based index (`Vocabulary::answers`).
     pub answers: Vec<usize>,
+    /// Per question, its type; `None` where the file has no program.
     pub categories: Vec<Option<Category>>,
 }
 
@@ -496,10 +514,12 @@ impl ClevrSet {
         Ok(set)
     }
 
+    /// The number of distinct images held.
     pub fn num_images(&self) -> usize {
         self.images.len() / IMAGE_BYTES
     }
 
+    /// The number of questions held.
     pub fn num_questions(&self) -> usize {
         self.answers.len()
     }

@@ -25,7 +25,9 @@ use crate::region::{membership_filtered, trace_and_pattern, Decision};
 /// Settings of the generated experiment; serialised into the report.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MlpRootsSettings {
+    /// Seed of the generated network; the inputs come from a stream derived from it.
     pub seed: u64,
+    /// Inputs to draw for the generated network (a user's inputs are all used).
     pub samples: usize,
     /// Multiplier of positive weights (reference code, effective: 1.4³ = 2.744).
     pub positive_weight_factor: f64,
@@ -35,10 +37,13 @@ pub struct MlpRootsSettings {
     pub min_output: f64,
     /// A root "leaves the output unchanged" when `|f_k(ã) − f_k(x)|` is below this.
     pub unchanged_tolerance: f64,
+    /// The rules compared, one table row each (the rule of every layer in that row).
     pub rules: Vec<Rule>,
     /// The explained output of the generated experiment (with a user's model the report's
     /// `source.explained` says which output was explained).
     pub explain: usize,
+    /// The DTD settings each row starts from: the row's rule replaces `rule`, and
+    /// `input_rule` is cleared.
     pub dtd: DtdSettings,
 }
 
@@ -136,21 +141,31 @@ pub fn c6_inputs(
 /// One row of the C6 table.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct RuleRow {
+    /// The rule of layer 1 by name (`z+`, `gamma:1`, …).
     pub rule: String,
+    /// Inputs explained.
     pub samples: u64,
     /// Input-layer roots (neurons of layer 1 with a root).
     pub roots: u64,
+    /// Inputs with at least one input-layer root outside their linear region.
     pub samples_with_root_outside: u64,
+    /// Input-layer roots outside the input's linear region (all layers' constraints).
     pub roots_outside: u64,
     /// Roots at which the explained output differs from `f_k(x)` by less than the tolerance.
     pub roots_output_unchanged: u64,
+    /// Roots with some coordinate below 0.
     pub roots_with_negative_entries: u64,
     /// Layer-1 neurons with relevance but no root (denominator at or below the threshold).
     pub neurons_without_root: u64,
+    /// Activation patterns and region verdicts that needed exact rational arithmetic.
     pub exact_fallbacks: u64,
+    /// `samples_with_root_outside / samples` (0 without samples).
     pub fraction_samples_with_root_outside: f64,
+    /// `roots_outside / roots` (0 without roots).
     pub fraction_roots_outside: f64,
+    /// `roots_output_unchanged / roots` (0 without roots).
     pub fraction_roots_output_unchanged: f64,
+    /// `roots_with_negative_entries / roots` (0 without roots).
     pub fraction_roots_with_negative_entries: f64,
 }
 
@@ -240,8 +255,11 @@ pub fn rule_row(
 
 /// The generated experiment: network, inputs, and one row per rule.
 pub struct Generated {
+    /// The C6 network ([`c6_network`]).
     pub model: Model,
+    /// The drawn inputs ([`c6_inputs`]), f32 values held as f64.
     pub inputs: Vec<Vec<f64>>,
+    /// One row per rule, in the order of the settings' `rules`.
     pub rows: Vec<RuleRow>,
 }
 

@@ -189,11 +189,14 @@ pub fn rank_accuracy(r: &[f64], mask: &[u8]) -> Option<f64> {
 /// Counts of values in equal bins over `[lo, hi]` (the last bin closed).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Histogram {
+    /// The `bins + 1` bin edges, from `lo` to `hi`.
     pub edges: Vec<f64>,
+    /// Per bin, how many values fall into it (values outside `[lo, hi]` are not counted).
     pub counts: Vec<usize>,
 }
 
 impl Histogram {
+    /// Bins `values` into `bins` equal bins over `[lo, hi]`.
     pub fn new(values: &[f64], lo: f64, hi: f64, bins: usize) -> Self {
         let edges = (0..=bins)
             .map(|k| lo + (hi - lo) * k as f64 / bins as f64)
@@ -213,12 +216,19 @@ impl Histogram {
 /// median, standard deviation and histogram.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Stats {
+    /// How many samples the measure is defined on.
     pub samples: usize,
+    /// The mean of the defined values.
     pub mean: f64,
+    /// Their median (the 50th [`percentile`]).
     pub median: f64,
+    /// Their standard deviation, over `n` (not `n − 1`).
     pub std: f64,
+    /// The smallest defined value.
     pub min: f64,
+    /// The largest defined value.
     pub max: f64,
+    /// The defined values in 20 equal bins over the `[lo, hi]` given to [`Stats::of`].
     pub histogram: Histogram,
 }
 
@@ -251,8 +261,11 @@ impl Stats {
 pub struct Similarity {
     /// Of the normalised maps, differing by more than [`THRESHOLD`].
     pub fraction_differing: f64,
+    /// [`ssim`] of the normalised maps; `None` for maps smaller than its 11×11 window.
     pub ssim: Option<f64>,
+    /// [`spearman`] of the pixel maps; `None` where either map is constant.
     pub spearman: Option<f64>,
+    /// [`spearman`] of the pixel maps' absolute values; `None` where either is constant.
     pub spearman_abs: Option<f64>,
 }
 

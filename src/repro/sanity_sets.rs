@@ -30,6 +30,7 @@ pub enum QuestionInput {
 pub struct SampleInputs {
     /// `[3, side, side]`, as the network reads it.
     pub image: Vec<f32>,
+    /// The question, as a vector or as words.
     pub question: QuestionInput,
     /// `side × side`, nonzero on the objects the question is about (all zero for a question
     /// without a mask).
@@ -40,6 +41,7 @@ pub struct SampleInputs {
 pub trait SanitySet {
     /// The side of the (square) images and masks.
     fn side(&self) -> usize;
+    /// How many questions the set holds to draw from.
     fn num_questions(&self) -> usize;
     /// Draws `count` samples ([`plan`]).
     fn plan(&self, count: usize, seed: u64) -> Result<Vec<Sample>>;

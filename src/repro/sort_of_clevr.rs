@@ -34,18 +34,24 @@ pub const QUESTION_WIDTH: usize = 11;
 /// Questions of each kind per image (as in the reference generator).
 pub const PER_KIND: usize = 10;
 
+/// An object's shape (`square` or `circle` in `questions.json`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Shape {
+    /// An 11×11 square.
     Square,
+    /// A disc of radius 5.
     Circle,
 }
 
 /// One object: its colour (an index into [`COLOURS`]), shape and centre (row, column).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Object {
+    /// An index into [`COLOURS`]; a scene has one object of each colour.
     pub colour: usize,
+    /// Square or circle.
     pub shape: Shape,
+    /// The centre pixel's row and column, at least [`HALF`] from the border.
     pub centre: [i64; 2],
 }
 
@@ -61,10 +67,14 @@ impl Object {
     }
 }
 
+/// Whether a question is about one object or about its relation to the others
+/// (`non-relational` or `relational` in `questions.json`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
+    /// About the object of the question's colour alone: shape, left, top.
     NonRelational,
+    /// About that object and others: closest, furthest, count.
     Relational,
 }
 
@@ -87,6 +97,7 @@ pub enum Subtype {
 }
 
 impl Subtype {
+    /// All six subtypes: the non-relational ones, then the relational ones.
     pub const ALL: [Subtype; 6] = [
         Subtype::Shape,
         Subtype::Left,
@@ -108,6 +119,7 @@ impl Subtype {
         }
     }
 
+    /// Whether the subtype is relational (closest, furthest, count) or not.
     pub fn kind(self) -> Kind {
         match self {
             Subtype::Shape | Subtype::Left | Subtype::Top => Kind::NonRelational,
@@ -139,7 +151,9 @@ impl Subtype {
 /// One question about one image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SortOfClevrQuestion {
+    /// The colour of the object asked about, an index into [`COLOURS`].
     pub colour: usize,
+    /// What is asked about it.
     pub subtype: Subtype,
     /// An index into [`ANSWERS`].
     pub answer: usize,
@@ -161,7 +175,9 @@ impl SortOfClevrQuestion {
 /// One image's objects (one of each colour, in colour order) and questions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scene {
+    /// Six objects, the one of colour `c` at index `c`.
     pub objects: Vec<Object>,
+    /// [`PER_KIND`] non-relational questions, then [`PER_KIND`] relational ones.
     pub questions: Vec<SortOfClevrQuestion>,
 }
 
@@ -305,44 +321,62 @@ impl Scene {
 pub struct SetDescription {
     /// `dtdcert sort-of-clevr 1`.
     pub format: String,
+    /// The version of dtdcert that wrote the set.
     pub version: String,
+    /// The seed every image was drawn from.
     pub seed: u64,
+    /// The side of the square images in pixels ([`SIZE`], 75).
     pub image_size: usize,
+    /// The length of a question vector ([`QUESTION_WIDTH`], 11).
     pub question_width: usize,
+    /// The colour names, in the order of the question vector's colour one-hot.
     pub colours: Vec<String>,
+    /// The answer vocabulary: output `k` of a network means `answers[k]`.
     pub answers: Vec<String>,
+    /// Every image of the set, in index order.
     pub images: Vec<ImageDescription>,
 }
 
 /// One image: its files, objects and questions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ImageDescription {
+    /// The image's index in the set (its ChaCha8 stream of the seed).
     pub index: usize,
     /// The PNG, relative to the set's folder.
     pub image: String,
     /// The masks (`questions × 75 × 75`, u8), relative to the set's folder.
     pub masks: String,
+    /// The six objects, in colour order.
     pub objects: Vec<ObjectDescription>,
+    /// The 20 questions, in the order of the masks: 10 non-relational, then 10 relational.
     pub questions: Vec<QuestionDescription>,
 }
 
+/// One object of an image, as `questions.json` lists it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ObjectDescription {
+    /// The colour's name (`red`, `green`, …).
     pub colour: String,
+    /// Square or circle.
     pub shape: Shape,
     /// Row, column of the centre pixel.
     pub centre: [i64; 2],
 }
 
+/// One question of an image, as `questions.json` lists it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QuestionDescription {
+    /// The name of the colour of the object asked about.
     pub colour: String,
+    /// Non-relational or relational (follows from the subtype).
     pub kind: Kind,
+    /// What is asked about the object.
     pub subtype: Subtype,
     /// The question vector.
     pub question: Vec<u8>,
     /// An index into `answers`.
     pub answer: usize,
+    /// The answer as text, `answers[answer]`.
     pub answer_text: String,
     /// The colours of the objects the question is about (its mask).
     pub about: Vec<String>,
@@ -459,10 +493,16 @@ pub fn write_set(
 /// first, `3 × 75 × 75` each), and per question its image, vector, answer and subtype.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Loaded {
+    /// Every image's values `v / 255`, channels first (`3 × 75 × 75` each), one after the
+    /// other.
     pub images: Vec<f32>,
+    /// Per question, the 0-based index of its image.
     pub image_of: Vec<usize>,
+    /// Every question's vector ([`QUESTION_WIDTH`] values of 0 or 1), one after the other.
     pub questions: Vec<f32>,
+    /// Per question, its answer as an index into [`ANSWERS`].
     pub answers: Vec<usize>,
+    /// Per question, its subtype.
     pub subtypes: Vec<Subtype>,
     /// Per question, its place among its image's questions (its mask's index).
     pub place: Vec<usize>,
@@ -471,10 +511,12 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// The number of images read.
     pub fn num_images(&self) -> usize {
         self.images.len() / (3 * SIZE * SIZE)
     }
 
+    /// The number of questions read (those of every image read).
     pub fn num_questions(&self) -> usize {
         self.answers.len()
     }
