@@ -25,14 +25,25 @@ pub enum NoRoot {
 /// The root of one neuron, or why there is none.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RootOutcome<T> {
-    Root { point: Vec<T>, t: T },
+    /// The root `ã = a − t v` along the rule's direction `v`.
+    Root {
+        /// `ã`, one value per input of the layer; empty when the roots were not kept
+        /// (`keep_roots` false: relevances only).
+        point: Vec<T>,
+        /// The step `t = R_j / (w_j · v + β)` (stabilised); 1 for the rule `0`.
+        t: T,
+    },
+    /// No root, and why.
     None(NoRoot),
 }
 
 /// One neuron of one layer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NeuronRelevance<T> {
+    /// `R_j`: the neuron's relevance, from the layer above (the initial relevance at the
+    /// explained output).
     pub relevance: T,
+    /// The neuron's root, or why it has none.
     pub outcome: RootOutcome<T>,
     /// `R_j −` what the neuron passed to its inputs.
     pub unresolved: T,
@@ -41,11 +52,14 @@ pub struct NeuronRelevance<T> {
 /// One layer's step of the recursion.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerRelevance<T> {
+    /// The rule the layer used (after `--input-rule` and `--layer-rule`; only recorded for
+    /// a max-pool layer, which passes its relevance winner-take-all).
     pub rule: Rule,
     /// `R^l`: relevances of the layer's neurons.
     pub upper: Vec<T>,
     /// `R^{l-1}`: relevances of the layer's inputs.
     pub lower: Vec<T>,
+    /// One per neuron of the layer, in order (zero-relevance neurons included).
     pub neurons: Vec<NeuronRelevance<T>>,
 }
 
@@ -62,7 +76,9 @@ impl<T: Scalar> LayerRelevance<T> {
 /// A whole explanation: layers in network order (layer 1 first).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Explanation<T> {
+    /// The explained output `k` (0-based), whose relevance starts the recursion.
     pub explained: usize,
+    /// One per layer of the network; `layers[0]` takes the network input.
     pub layers: Vec<LayerRelevance<T>>,
 }
 

@@ -1,10 +1,23 @@
 //! DTD root rules and the LRP rules without a root form, and their string syntax.
 //!
-//! For a neuron `j` with weights `w_j` and input `a`, a root rule picks a search direction
-//! `v`; the root is `ã = a − t v` with `t = R_j / (w_j · v)`, so that `w_j · ã = w_j · a − R_j`
-//! (Montavon et al., "Explaining nonlinear classification decisions with deep Taylor
-//! decomposition", Pattern Recognition 2017; Sixt & Landgraf, TMLR 2022). `1[w >= 0]` counts
-//! zero weights as positive.
+//! For a neuron `j` with weights `w_j` and input `a`, a root rule picks a search
+//! direction `v`; the root is `ã = a − t v` with `t = R_j / (w_j · v)`, so that
+//! `w_j · ã = w_j · a − R_j`, and the neuron passes `w_ji (a_i − ã_i) = w_ji t v_i` to
+//! input `i` (Montavon et al. 2017; Sixt & Landgraf 2022). `1[w >= 0]` counts zero
+//! weights as positive; `w⁺ = max(w, 0)`, `w⁻ = min(w, 0)`. `β` is the rule's bias term
+//! of the denominator, `t = R_j / (w_j · v + β)`, used with `--bias include`
+//! ([`BiasMode`]; `--bias plain` uses `b` itself).
+//!
+//! References:
+//! - Montavon et al. 2017: "Explaining Nonlinear Classification Decisions with Deep
+//!   Taylor Decomposition", Pattern Recognition 65 (DTD; the z+, w² and zB rules).
+//! - Bach et al. 2015: "On Pixel-Wise Explanations for Non-Linear Classifier Decisions
+//!   by Layer-Wise Relevance Propagation", PLOS ONE 10(7) (LRP; the z, ε and αβ rules).
+//! - Montavon et al. 2019: "Layer-Wise Relevance Propagation: An Overview", in
+//!   Explainable AI, LNCS 11700 (LRP-γ, and the names and conventions of LRP-0, LRP-ε,
+//!   LRP-αβ, flat and w²).
+//! - Sixt & Landgraf 2022: "A Rigorous Study of the Deep Taylor Decomposition", TMLR
+//!   (the paper dtdcert checks).
 
 use std::fmt;
 use std::str::FromStr;
@@ -14,38 +27,73 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::{Error, Result};
 use crate::region::problem::Norm;
 
-/// A relevance rule for one layer.
+/// A relevance rule for one layer, as `--rule`, `--input-rule` and `--layer-rule` write it
+/// (each variant's doc opens with its string; aliases in parentheses).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Rule {
-    /// `0`: the root is the origin, `ã = 0` (kept for parity with the paper; not conservative).
+    /// `0` (or `zero`): `v = a` with `t = 1`, so the root is the origin, `ã = 0`, and
+    /// `R_i = w_ji a_i` whatever `R_j`; `R_j − w_j · a` stays unresolved. Not conservative;
+    /// kept for parity with Sixt & Landgraf 2022. No `β`, no denominator threshold.
     Zero,
-    /// `z` (a.k.a. `x`): `v = a`; relevance equals LRP-0 without bias.
+    /// `z` (or `x`): `v = a`, so `R_i = a_i w_ji / (w_j · a + β) · R_j` with `β = b`:
+    /// LRP-0 (Bach et al. 2015's z-rule; Montavon et al. 2019), without bias by default.
     Z,
-    /// `z+`: `v = a ⊙ 1[w >= 0]`; relevance equals LRP-α1β0 with the bias ignored.
+    /// `z+` (or `zplus`): `v = a ⊙ 1[w >= 0]`, so
+    /// `R_i = a_i w_ji⁺ / (Σ_i' a_i' w_ji'⁺ + β) · R_j` with `β = max(b, 0)`: DTD's z+ rule
+    /// for ReLU layers, whose inputs are `>= 0` (Montavon et al. 2017); relevance equals
+    /// LRP-α1β0 (Bach et al. 2015) with the bias ignored.
     ZPlus,
-    /// `gamma:G`: `v = a ⊙ (1 + γ 1[w >= 0])`; relevance equals LRP-γ.
+    /// `gamma:G`: `v = a ⊙ (1 + G 1[w >= 0])`, `G >= 0`, so
+    /// `R_i = a_i (w_ji + G w_ji⁺) / (Σ_i' a_i' (w_ji' + G w_ji'⁺) + β) · R_j` with
+    /// `β = b + G max(b, 0)`: LRP-γ (Montavon et al. 2019); `G = 0` is `z`.
     Gamma(f64),
-    /// `w2`: `v = w_j`; relevance equals LRP-w² (`R_i = w_ji² / Σ w_j² · R_j`).
+    /// `w2` (or `w^2`, `wsquare`): `v = w_j`, so `R_i = w_ji² / (Σ_i' w_ji'² + β) · R_j`
+    /// with `β = b²`: DTD's w² rule for an unbounded input domain (Montavon et al. 2017),
+    /// LRP-w² (Montavon et al. 2019).
     WSquare,
-    /// `zb:LO:HI`: `v = a − lo 1[w >= 0] − hi 1[w < 0]`; relevance equals LRP-zB for inputs in
-    /// the box `[lo, hi]`.
-    ZBox { lo: f64, hi: f64 },
-    /// `epsilon:E`: LRP-ε, `R_i = a_i w_ji / (z_j + ε sign(z_j)) · R_j`. No root form.
+    /// `zb:LO:HI` (or `zbox`): `v = a − lo 1[w >= 0] − hi 1[w < 0]`, so
+    /// `R_i = (a_i w_ji − lo w_ji⁺ − hi w_ji⁻) / Σ_i' (…) · R_j`: DTD's zB rule for
+    /// inputs in the box `[lo, hi]` (Montavon et al. 2017), LRP-zB. `β = 0`: the bias
+    /// cancels.
+    ZBox {
+        /// `LO`: the lower bound of every input coordinate (finite).
+        lo: f64,
+        /// `HI`: the upper bound of every input coordinate (finite, `>= lo`).
+        hi: f64,
+    },
+    /// `epsilon:E` (or `eps`): LRP-ε, `R_i = a_i w_ji / (z_j + E sign(z_j)) · R_j` with
+    /// `z_j = w_j · a` (`+ b` unless the bias is ignored), `E >= 0`, `sign(0) = +1`
+    /// (Bach et al. 2015; Montavon et al. 2019). No root form; `--stabilizer` does not
+    /// apply (`E` is its own).
     Epsilon(f64),
-    /// `alphabeta:A:B`: LRP-αβ, `R_i = (α (a_i w_ji)⁺ / z_j⁺ − β (a_i w_ji)⁻ / z_j⁻) · R_j`.
-    /// No root form.
-    AlphaBeta { alpha: f64, beta: f64 },
-    /// `flat`: `R_i = R_j / n`, every input of the layer gets an equal share. No root form.
+    /// `alphabeta:A:B` (or `ab`): LRP-αβ,
+    /// `R_i = (A (a_i w_ji)⁺ / z_j⁺ − B (a_i w_ji)⁻ / z_j⁻) · R_j` with
+    /// `z_j^± = Σ_i (a_i w_ji)^±` (`+ b^±` unless the bias is ignored), each side
+    /// stabilised on its own by `--stabilizer` (Bach et al. 2015; Montavon et al. 2019).
+    /// No root form. Any `A, B >= 0` are accepted (Bach et al. require `A − B = 1`).
+    AlphaBeta {
+        /// `A >= 0`: the weight of the positive contributions.
+        alpha: f64,
+        /// `B >= 0`: the weight of the negative contributions.
+        beta: f64,
+    },
+    /// `flat`: `R_i = R_j / n` over the `n` inputs neuron `j` is connected to (every input
+    /// of a dense layer, a convolution's window), `n` stabilised by `--stabilizer`
+    /// (Montavon et al. 2019). No root form.
     Flat,
-    /// `nearest-valid:l1|linf`: the root is the certified nearest valid root (in the region and
-    /// the domain, on the neuron's root hyperplane), found by a linear program; relevance
-    /// `R_i = w_ji (a_i − ã_i)`. Needs the LP path (the `lp` layer above this one finds the
-    /// roots).
+    /// `nearest-valid:l1|linf`: the root is the valid root (in the input's region and the
+    /// domain, on the neuron's root hyperplane) nearest to `a` in the L1 or L∞ norm, from a
+    /// certified linear program; `R_i = w_ji (a_i − ã_i)`. Not from a paper: dtdcert's
+    /// root finder that is valid by construction, for the validity Sixt & Landgraf 2022
+    /// ask of roots. Needs the LP path (the `lp` layer above this one finds the roots;
+    /// without it the rule passes nothing).
     NearestValid(Norm),
 }
 
 impl Rule {
-    /// Whether the rule defines a root point (the DTD rules) or only relevances (LRP).
+    /// Whether the rule's root follows from a search direction (the DTD rules): false for
+    /// the LRP rules without a root form and for `nearest-valid`, whose roots come from
+    /// linear programs ([`Rule::needs_lp`]).
     pub fn has_root(&self) -> bool {
         !matches!(self, Rule::Epsilon(_) | Rule::AlphaBeta { .. } | Rule::Flat) && !self.needs_lp()
     }
@@ -87,8 +135,8 @@ impl<'de> Deserialize<'de> for Rule {
     }
 }
 
-const RULE_SYNTAX: &str =
-    "expected one of 0, z, z+, w2, gamma:G, zb:LO:HI, epsilon:E, alphabeta:A:B, flat, nearest-valid:l1, nearest-valid:linf";
+const RULE_SYNTAX: &str = "expected one of 0, z, z+, w2, gamma:G, zb:LO:HI, epsilon:E, \
+     alphabeta:A:B, flat, nearest-valid:l1, nearest-valid:linf";
 
 fn number(text: &str, what: &str, rule: &str) -> Result<f64> {
     let v: f64 = text

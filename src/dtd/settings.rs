@@ -33,7 +33,10 @@ pub struct DtdSettings {
 /// The rule of one layer, 1-based as the command line counts layers.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerRule {
+    /// `L` of `--layer-rule L=RULE`: the layer, from 1 (the layer taking the network
+    /// input); a convolutional network's pooling and batch-norm layers count.
     pub layer: usize,
+    /// `RULE`: the layer's rule, overriding `--rule` and `--input-rule` there.
     pub rule: Rule,
 }
 

@@ -37,6 +37,8 @@ pub enum Rootless {
 ///
 /// [`full_backward`]: super::full_backward()
 pub trait RootFinder<T = f64> {
+    /// The root of `neuron` of `layer` at the layer input `a`, whose upper relevance is
+    /// `relevance > 0`; `None` when it has none (see the trait's documentation).
     fn root(&self, layer: usize, neuron: usize, a: &[T], relevance: T) -> Result<Option<Vec<T>>>;
 
     /// Why [`RootFinder::root`] returned `None` for this neuron, for reports.
@@ -61,6 +63,8 @@ pub struct RuleRoots<'a, T> {
 }
 
 impl<'a, T: Scalar> RuleRoots<'a, T> {
+    /// The rule roots of `net` under `settings` (each layer's rule from
+    /// [`DtdSettings::rule_for`]); the settings are copied.
     pub fn new(net: &'a Network<T>, settings: &DtdSettings) -> Self {
         let rules = (0..net.layers().len())
             .map(|index| {

@@ -30,22 +30,24 @@
 //! `R_j(p)` re-runs the whole recursion above layer `l` at `p`, finding new roots for every
 //! upper neuron. Differentiated with those roots moving, `R_j` is a piecewise rational function
 //! of `p` (a rule root divides by `w · v(p)`) whose derivative depends on how a root finder
-//! computes its roots — and a search or LP root finder has no useful derivative at all. dtdcert holds
-//! fixed, while differentiating at `ã_j`, everything the evaluation at `ã_j` chose: the roots
-//! of every upper layer, their gradients, and which upper neurons were expanded. (The
-//! reference implementation differentiated the recursion with autograd, so what moved with
-//! the point depended on how its root finder computed roots.) With those fixed, the relevance
-//! that layer `l+1` passes down is affine in its input `h`,
+//! computes its roots — and a search or LP root finder has no useful derivative at all.
+//! dtdcert holds fixed, while differentiating at `ã_j`, everything the evaluation at `ã_j`
+//! chose: the roots of every upper layer, their gradients, and which upper neurons were
+//! expanded. (The reference implementation differentiated the recursion with autograd, so
+//! what moved with the point depended on how its root finder computed roots.) With those
+//! fixed, the relevance that layer `l+1` passes down is affine in its input `h`,
 //!
 //! ```text
-//! relevance(l+1, h) = Σ_i g_i ⊙ (h − ã_i) = c ⊙ h − o,    c = Σ_i g_i,  o = Σ_i g_i ⊙ ã_i
+//! relevance(l+1, h) = Σ_i g_i ⊙ (h − ã_i) = c ⊙ h − o,
+//!     where c = Σ_i g_i,  o = Σ_i g_i ⊙ ã_i
 //! ```
 //!
-//! (at the top, `c = e_k` and `o = 0`), so the frozen upper relevance function of neuron `j` is
-//! `R̂_j(p) = c_j h_j(p) − o_j` with `h_j(p) = relu(w_j · p + b_j)` — piecewise linear, and its
-//! gradient is exact: `g_j = c_j s_j w_j`, where `s_j` is the activation of neuron `j` at the
-//! root (1 for a layer without ReLU). `c` and `o` come out of the same recursion that evaluates
-//! `R(ã_j)`, so no derivative is ever approximated (no finite differences, no noise).
+//! (at the top, `c = e_k` and `o = 0`), so the frozen upper relevance function of neuron `j`
+//! is `R̂_j(p) = c_j h_j(p) − o_j` with `h_j(p) = relu(w_j · p + b_j)` — piecewise linear,
+//! and its gradient is exact: `g_j = c_j s_j w_j`, where `s_j` is the activation of neuron
+//! `j` at the root (1 for a layer without ReLU). `c` and `o` come out of the same recursion
+//! that evaluates `R(ã_j)`, so no derivative is ever approximated (no finite differences, no
+//! noise).
 //!
 //! A root often lies on the face of its own neuron: with the bias ignored, every rule root of
 //! the explained output satisfies `z_k(ã) = z_k(a) − R_k = 0`. There `s_j` is the activation

@@ -15,8 +15,13 @@ pub enum Expansion<T> {
     /// Expanded at `point` with `gradient` `g_j`; `frozen` is `R̂_j(a)`, the upper relevance
     /// function with everything the evaluation at the root chose held fixed, evaluated at `a`.
     Root {
+        /// `ã_j`, one value per input of the layer.
         point: Vec<T>,
+        /// `g_j = c_j s_j w_j`, one value per input of the layer (all zero when the neuron
+        /// is inactive at the root or `c_j = 0`).
         gradient: Vec<T>,
+        /// `R̂_j(a)` (the report's `frozen_relevance`): `remainder + passed` when the root
+        /// lies in the input's linear region.
         frozen: T,
     },
 }
@@ -30,6 +35,7 @@ pub struct FullBackwardNeuron<T> {
     pub passed: T,
     /// `R_j(ã_j)` for an expanded neuron; `R_j(a)` for one that was not expanded.
     pub remainder: T,
+    /// Whether and where the neuron was expanded (the report's `status`).
     pub expansion: Expansion<T>,
 }
 
@@ -48,6 +54,7 @@ pub struct FullBackwardLayer<T> {
     pub upper: Vec<T>,
     /// `Σ_j r_j`: the relevances of the layer's inputs.
     pub lower: Vec<T>,
+    /// One per neuron of the layer, in order.
     pub neurons: Vec<FullBackwardNeuron<T>>,
 }
 
@@ -70,6 +77,7 @@ impl<T: Scalar> FullBackwardLayer<T> {
 /// A full-backward explanation of output `explained` at one input.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FullBackward<T> {
+    /// The explained output `k` (0-based).
     pub explained: usize,
     /// `f_k(x)`.
     pub output: T,
@@ -109,6 +117,8 @@ pub struct UpperRelevance<T> {
     /// With everything this evaluation chose held fixed, `R_j(p) = slope_j h_j(p) − offset_j`
     /// for the layer's outputs `h(p)`; `relevance = slope ⊙ h(a) − offset`.
     pub slope: Vec<T>,
+    /// `offset_j`, one per neuron of the layer (see `slope`).
     pub offset: Vec<T>,
+    /// Evaluations of the recursion this call took.
     pub evaluations: u64,
 }

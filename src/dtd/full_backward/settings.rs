@@ -32,6 +32,7 @@ impl Default for FullBackwardSettings {
 }
 
 impl FullBackwardSettings {
+    /// Refuses (as a usage error) a `face_tolerance` that is negative or not finite.
     pub fn validate(&self) -> Result<()> {
         if !self.face_tolerance.is_finite() || self.face_tolerance < 0.0 {
             return Err(Error::Usage(format!(
