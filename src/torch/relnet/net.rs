@@ -207,8 +207,8 @@ fn feature_side(image_side: usize) -> i64 {
 }
 
 impl TorchRelationNet {
-    /// A freshly initialised network (PyTorch's default initialisation, see
-    /// [`pytorch_default`], from libtorch's generator: call `tch::manual_seed` first for a
+    /// A freshly initialised network (PyTorch's default initialisation: uniform in
+    /// `±1/√fan_in`, from libtorch's generator: call `tch::manual_seed` first for a
     /// reproducible one).
     pub fn new(task: Task, device: Device) -> Self {
         let _lock = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());

@@ -179,7 +179,7 @@ pub struct Trained {
 
 /// Trains a network as `job` says: refuses an evaluation set of another kind than the data
 /// and CLEVR's augmentation on Sort-of-CLEVR, reads the data (CLEVR's dictionaries from its
-/// training questions), prepares or reopens the folder ([`training_folder`]), and trains
+/// training questions), prepares a new folder or reopens the one to resume, and trains
 /// epoch by epoch, saving a checkpoint and `training.json` after each and the model at the
 /// end.
 pub fn train(job: &TrainingRun) -> Result<Trained> {
