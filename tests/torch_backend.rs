@@ -21,7 +21,7 @@ use dtdcert::model::forward::{argmax, forward};
 use dtdcert::model::{Model, Network};
 use dtdcert::region::Membership;
 use dtdcert::torch::audit::TorchAuditor;
-use dtdcert::torch::{device, Precision, TorchNet};
+use dtdcert::torch::{Precision, TorchNet};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use tch::Device;
@@ -136,6 +136,12 @@ fn runner(cases: u32) -> TestRunner {
         rng_seed: proptest::test_runner::RngSeed::Fixed(11),
         ..Config::default()
     })
+}
+
+
+/// The device `--device TEXT` names: parsed at the command line's boundary, then found.
+fn device(text: &str) -> dtdcert::Result<tch::Device> {
+    dtdcert::torch::device(dtdcert::audit::DeviceChoice::parse(text)?)
 }
 
 #[test]

@@ -67,10 +67,88 @@ pub struct AuditSettings {
 /// `--device` and `--precision` of `--backend torch`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TorchSettings {
-    /// cpu, cuda or auto.
-    pub device: String,
-    /// f64 or f32.
-    pub precision: String,
+    /// Where libtorch computes.
+    pub device: DeviceChoice,
+    /// The floating-point type libtorch computes in.
+    pub precision: Precision,
+}
+
+/// `--device`: where libtorch computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    /// `cpu`: the CPU.
+    Cpu,
+    /// `cuda`: the first CUDA device (an error where there is none).
+    Cuda,
+    /// `auto`: the first CUDA device where there is one, the CPU otherwise.
+    Auto,
+}
+
+impl DeviceChoice {
+    /// Parses `cpu`, `cuda` or `auto` (the value of `--device`).
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" => Ok(DeviceChoice::Cuda),
+            "auto" => Ok(DeviceChoice::Auto),
+            other => Err(crate::error::Error::Usage(format!(
+                "--device '{other}': expected cpu, cuda or auto"
+            ))),
+        }
+    }
+
+    /// The name `--device` takes and reports show.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceChoice::Cpu => "cpu",
+            DeviceChoice::Cuda => "cuda",
+            DeviceChoice::Auto => "auto",
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `--precision`: the floating-point type of a libtorch run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// `f64`: double precision.
+    F64,
+    /// `f32`: single precision.
+    F32,
+}
+
+impl Precision {
+    /// Parses `f64` or `f32` (the value of `--precision`).
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "f64" => Ok(Precision::F64),
+            "f32" => Ok(Precision::F32),
+            other => Err(crate::error::Error::Usage(format!(
+                "--precision '{other}': expected f32 or f64"
+            ))),
+        }
+    }
+
+    /// The name `--precision` takes and reports show.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F64 => "f64",
+            Precision::F32 => "f32",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Computes the records of samples outside the exact engine, in floating point without error

@@ -158,12 +158,16 @@ pub fn run(args: ExplainArgs) -> Result<Outcome> {
 /// `--backend torch`: the inputs a batch at a time on the device.
 #[cfg(feature = "torch")]
 fn run_torch(args: &ExplainArgs, dtd: &DtdSettings, torch: &TorchSettings) -> Result<Outcome> {
-    use crate::torch::Precision;
-    let device = crate::torch::device(&torch.device)?;
+    let device = crate::torch::device(torch.device)?;
     let (model, inputs, targets) = load(args, dtd)?;
-    let precision = Precision::parse(&torch.precision)?;
     let array = crate::torch::explain::input_relevances(
-        &model, &inputs, &targets, dtd, precision, device, args.batch,
+        &model,
+        &inputs,
+        &targets,
+        dtd,
+        torch.precision,
+        device,
+        args.batch,
     )?;
     write_npy_f64_atomic(&args.out, &array)?;
     Ok(Outcome::Clean)

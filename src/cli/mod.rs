@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 use crate::audit::spec::Targets;
-use crate::audit::{DomainBox, TorchSettings};
+use crate::audit::{DeviceChoice, DomainBox, Precision, TorchSettings};
 use crate::dtd::{BiasMode, DtdSettings, InitialRelevance, LayerRule, Rule};
 use crate::error::{Error, Result};
 use crate::model::inputs::{load_inputs, Inputs};
@@ -68,18 +68,8 @@ impl BackendArgs {
                          exact"
                     )));
                 }
-                let precision = self.precision.clone().unwrap_or_else(|| "f64".into());
-                if precision != "f64" && precision != "f32" {
-                    return Err(Error::Usage(format!(
-                        "--precision '{precision}': expected f32 or f64"
-                    )));
-                }
-                let device = self.device.clone().unwrap_or_else(|| "cpu".into());
-                if !["cpu", "cuda", "auto"].contains(&device.as_str()) {
-                    return Err(Error::Usage(format!(
-                        "--device '{device}': expected cpu, cuda or auto"
-                    )));
-                }
+                let precision = Precision::parse(self.precision.as_deref().unwrap_or("f64"))?;
+                let device = DeviceChoice::parse(self.device.as_deref().unwrap_or("cpu"))?;
                 Ok(Some(TorchSettings { device, precision }))
             }
             other => Err(Error::Usage(format!(

@@ -53,6 +53,7 @@ OUT/rn.safetensors (the relation-network description the exact engine reads: `dt
 OUT/checkpoints/epoch-NNN.safetensors after every epoch, and OUT/training.json (settings, seeds, \
 per epoch the loss, the learning rate, the time and the accuracy on --eval per question type)."
 )]
+#[command(group(clap::ArgGroup::new("destination").required(true).args(["out", "resume"])))]
 pub struct TrainArgs {
     /// A set written by `relnet generate`, or a CLEVR v1.0 folder.
     #[arg(long, value_name = "DIR")]
@@ -428,7 +429,7 @@ fn training_run(args: TrainArgs) -> Result<crate::torch::relnet::TrainingRun> {
             "--learning-rate must be a positive number".into(),
         ));
     }
-    let device = crate::torch::device(&args.device)?;
+    let device = crate::torch::device(crate::audit::DeviceChoice::parse(&args.device)?)?;
     Ok(TrainingRun {
         settings: schedule.settings(args.epochs, batch, learning_rate, args.seed),
         data: args.data,
@@ -466,7 +467,7 @@ fn eval(args: EvalArgs) -> Result<Outcome> {
     if args.images == Some(0) {
         return Err(Error::Usage("--images must be at least 1".into()));
     }
-    let device = crate::torch::device(&args.device)?;
+    let device = crate::torch::device(crate::audit::DeviceChoice::parse(&args.device)?)?;
     let accuracy = evaluate_saved(&EvaluationRun {
         model: args.model,
         data: args.data,
@@ -495,8 +496,8 @@ fn sanity_run(args: SanityArgs) -> Result<crate::torch::relnet::SanityRun> {
         ));
     }
     let batch_norm = BatchNormRelevance::parse(&args.batch_norm)?;
-    let precision = crate::torch::Precision::parse(&args.precision)?;
-    let device = crate::torch::device(&args.device)?;
+    let precision = crate::audit::Precision::parse(&args.precision)?;
+    let device = crate::torch::device(crate::audit::DeviceChoice::parse(&args.device)?)?;
     Ok(SanityRun {
         model: args.model,
         data: args.data,

@@ -27,11 +27,10 @@ pub struct TorchAuditor {
 
 /// The libtorch backend of `--backend torch` settings, for [`crate::audit::Runner`].
 pub fn backend(model: &Model, torch: &TorchSettings) -> Result<Box<dyn BatchAuditor>> {
-    let precision = Precision::parse(&torch.precision)?;
     Ok(Box::new(TorchAuditor::new(
         model,
-        precision,
-        device(&torch.device)?,
+        torch.precision,
+        device(torch.device)?,
     )))
 }
 

@@ -16,6 +16,8 @@ pub mod saliency;
 
 use tch::{Device, Kind, Tensor};
 
+use crate::audit::DeviceChoice;
+pub use crate::audit::Precision;
 use crate::dtd::{BiasMode, DtdSettings, InitialRelevance, Rule};
 use crate::error::{Error, Result};
 use crate::model::ir::{Affine, Layer};
@@ -23,11 +25,11 @@ use crate::model::Network;
 
 /// Where the tensors live: `cpu`, `cuda` (the first CUDA device; an error where there is
 /// none) or `auto` (CUDA where available, else the CPU).
-pub fn device(spec: &str) -> Result<Device> {
-    match spec {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
-        "cuda" => Err(Error::Usage(format!(
+pub fn device(choice: DeviceChoice) -> Result<Device> {
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+        DeviceChoice::Cuda => Err(Error::Usage(format!(
             "--device cuda: libtorch finds no CUDA device{}",
             if cfg!(feature = "cuda") {
                 ""
@@ -36,10 +38,7 @@ pub fn device(spec: &str) -> Result<Device> {
                  `--features cuda`)"
             }
         ))),
-        "auto" => Ok(Device::cuda_if_available()),
-        other => Err(Error::Usage(format!(
-            "--device '{other}': expected cpu, cuda or auto"
-        ))),
+        DeviceChoice::Auto => Ok(Device::cuda_if_available()),
     }
 }
 
@@ -61,30 +60,11 @@ pub fn to_f64(t: &Tensor) -> Vec<f64> {
     .expect("a float tensor")
 }
 
-/// The floating-point type of a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Precision {
-    F32,
-    F64,
-}
-
-impl Precision {
-    /// `f64` or `f32` (`--precision`).
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "f64" => Ok(Precision::F64),
-            "f32" => Ok(Precision::F32),
-            other => Err(Error::Usage(format!(
-                "--precision '{other}': expected f32 or f64"
-            ))),
-        }
-    }
-
-    fn kind(self) -> Kind {
-        match self {
-            Precision::F32 => Kind::Float,
-            Precision::F64 => Kind::Double,
-        }
+/// The tensor kind of a precision.
+pub(crate) fn kind(precision: Precision) -> Kind {
+    match precision {
+        Precision::F32 => Kind::Float,
+        Precision::F64 => Kind::Double,
     }
 }
 
@@ -313,7 +293,7 @@ pub(crate) struct Pass {
 
 impl TorchNet {
     pub fn new(net: &Network, precision: Precision, device: Device) -> Self {
-        let kind = precision.kind();
+        let kind = kind(precision);
         let layers = net
             .layers()
             .iter()

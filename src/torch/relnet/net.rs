@@ -332,7 +332,7 @@ impl TorchRelationNet {
 
     /// Converts the parameters and the coordinates to `precision`.
     pub fn set_precision(&mut self, precision: crate::torch::Precision) {
-        self.set_kind(precision.kind());
+        self.set_kind(crate::torch::kind(precision));
     }
 
     /// Converts the parameters and the coordinates to `kind` (`Kind::Double` for f64).

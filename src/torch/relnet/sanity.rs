@@ -213,10 +213,7 @@ pub fn sanity(job: &SanityRun) -> Result<SanityReport> {
         }
     }
     bar.finish_and_clear();
-    let precision = match job.precision {
-        Precision::F64 => "f64",
-        Precision::F32 => "f32",
-    };
+    let precision = job.precision.name();
     let settings = serde_json::json!({
         "model": job.model, "data": job.data, "data_set": described,
         "samples": job.samples,
