@@ -138,7 +138,6 @@ fn runner(cases: u32) -> TestRunner {
     })
 }
 
-
 /// The device `--device TEXT` names: parsed at the command line's boundary, then found.
 fn device(text: &str) -> dtdcert::Result<tch::Device> {
     dtdcert::torch::device(dtdcert::audit::DeviceChoice::parse(text)?)
