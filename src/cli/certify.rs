@@ -23,10 +23,16 @@ use crate::region::problem::Domain;
 pub enum ProblemArg {
     /// How far along the rule root's direction the region extends (closed form, exact).
     Step,
+    /// Is there a valid root of the neuron: a point of the region and the domain on its root
+    /// hyperplane?
     Exists,
+    /// The valid root nearest to the layer input in the L1 norm, with a certified interval.
     NearestL1,
+    /// The valid root nearest to the layer input in the L∞ norm, with a certified interval.
     NearestLinf,
+    /// The largest Euclidean ball inside the region and the domain (centre and radius).
     Chebyshev,
+    /// Whether constraint --constraint L:J bounds the region (a facet) or is redundant.
     Facet,
 }
 
@@ -104,6 +110,7 @@ pub struct CertifyArgs {
     /// The neuron of the layer whose roots are asked about (root problems).
     #[arg(long, value_name = "J")]
     pub neuron: Option<usize>,
+    /// The question to answer.
     #[arg(long, value_enum)]
     pub problem: ProblemArg,
     /// The constraint L:J of a facet question (1-based layer, 0-based neuron).

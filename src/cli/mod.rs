@@ -107,7 +107,11 @@ pub struct Cli {
 }
 
 /// The subcommands, each with its own argument struct.
+///
+/// A variant's doc comment would replace its argument struct's description in `--help`, so
+/// the variants with an argument struct take their description from it.
 #[derive(Subcommand, Debug)]
+#[allow(missing_docs)]
 pub enum Command {
     Audit(audit::AuditArgs),
     Certify(certify::CertifyArgs),
@@ -116,8 +120,10 @@ pub enum Command {
     ExportLp(export_lp::ExportLpArgs),
     Merge(merge::MergeArgs),
     Region(region::RegionArgs),
+    /// The relation-network experiments (C7): data, training, roots, the sanity check
     #[command(subcommand)]
     Relnet(relnet::RelnetCommand),
+    /// The paper's small-network experiment (C6): roots outside the input's region
     #[command(subcommand)]
     Repro(repro::ReproCommand),
 }

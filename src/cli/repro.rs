@@ -14,7 +14,9 @@ use crate::io::OutputDir;
 use crate::model::safetensors_json;
 use crate::repro::mlp_roots::{self, MlpRootsSettings, RuleRow};
 
+/// The subcommands of `dtdcert repro`.
 #[derive(Subcommand, Debug)]
+#[allow(missing_docs)] // each takes its description from its argument struct
 pub enum ReproCommand {
     MlpRoots(MlpRootsArgs),
 }

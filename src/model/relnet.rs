@@ -93,10 +93,15 @@ pub fn is_description(path: &Path) -> bool {
 /// Batch norm in inference form.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchNorm {
+    /// The scale `γ` per channel (PyTorch's `weight`).
     pub scale: Vec<f64>,
+    /// The shift `β` per channel (PyTorch's `bias`).
     pub shift: Vec<f64>,
+    /// The running mean per channel.
     pub mean: Vec<f64>,
+    /// The running variance per channel.
     pub var: Vec<f64>,
+    /// The `ε` added to the variance: `y = γ (x − mean)/√(var + ε) + β`.
     pub eps: f64,
 }
 
@@ -125,10 +130,15 @@ impl BatchNorm {
 pub struct ConvBlock {
     /// `[out, in, k, k]`, row-major.
     pub kernel: Vec<f64>,
+    /// `[out, in, k, k]`: output channels, input channels, the square kernel's side.
     pub shape: [usize; 4],
+    /// One value per output channel, where the convolution has a bias.
     pub bias: Option<Vec<f64>>,
+    /// The step of the kernel, the same along both axes (at least 1).
     pub stride: usize,
+    /// Zero padding added on each of the four sides.
     pub padding: usize,
+    /// The batch norm between the convolution and the ReLU, where the block has one.
     pub batch_norm: Option<BatchNorm>,
 }
 
@@ -156,6 +166,7 @@ pub struct RelationNetwork {
 /// A question encoder: word embedding and LSTM, in f64.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QuestionEncoder {
+    /// The word and answer dictionaries (the description's `vocabulary` file).
     pub vocabulary: Vocabulary,
     /// `[words + 1, embedding]`.
     embedding: Array2<f64>,
@@ -337,6 +348,7 @@ impl RelationNetwork {
         self.image
     }
 
+    /// The width of the question vector (the description's `question`).
     pub fn question_width(&self) -> usize {
         self.question
     }
@@ -346,18 +358,22 @@ impl RelationNetwork {
         self.features[1] * self.features[2]
     }
 
+    /// The number of convolution blocks.
     pub fn conv_blocks(&self) -> usize {
         self.conv.len()
     }
 
+    /// The number of linear layers of `g`.
     pub fn g_layers(&self) -> usize {
         self.g.len()
     }
 
+    /// The number of linear layers of `f`.
     pub fn f_layers(&self) -> usize {
         self.f.len()
     }
 
+    /// The number of answer logits (the rows of `f`'s last layer).
     pub fn outputs(&self) -> usize {
         self.f.last().expect("checked").weight().nrows()
     }
