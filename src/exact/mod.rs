@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod ball;
 pub mod dyadic;
 pub mod filter;
 pub mod program;
