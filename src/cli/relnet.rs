@@ -238,6 +238,8 @@ pub struct RootsArgs {
     /// Batch norm as a layer of its own (default: folded into its convolution).
     #[arg(long)]
     pub keep_batch_norm: bool,
+    /// `--rule`, `--input-rule`, `--layer-rule` and the rules' numerical options (the
+    /// nearest-valid rules refused).
     #[command(flatten)]
     pub rules: super::RuleArgs,
     /// No progress bar on stderr.
@@ -270,6 +272,8 @@ pub struct GenerateArgs {
     pub quiet: bool,
 }
 
+/// Runs one `dtdcert relnet` subcommand; `train`, `eval` and `sanity` are usage errors in a
+/// build without the `torch` feature.
 pub fn run(command: RelnetCommand) -> Result<Outcome> {
     match command {
         RelnetCommand::Generate(args) => generate(args),

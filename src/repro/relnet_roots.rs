@@ -38,13 +38,15 @@ use crate::repro::sort_of_clevr::{load_set, Loaded, ANSWERS, QUESTION_WIDTH, SIZ
 
 /// The questions a run draws from, each with its image, question vector and answer.
 pub trait Questions: Sync {
+    /// The number of questions; drawn indices are below it.
     fn num_questions(&self) -> usize;
     /// What the data is, for messages.
     fn describe(&self) -> String;
     /// The image shape `[3, side, side]` the data has.
     fn image_shape(&self) -> [usize; 3];
-    /// The question vector's width, the network's outputs the answers need.
+    /// The question vector's width.
     fn question_width(&self) -> usize;
+    /// The number of outputs the network needs to give every answer of the data.
     fn outputs(&self) -> usize;
     /// Question `q`'s vector, as `g` reads it.
     fn vector(&self, q: usize) -> Result<Vec<f64>>;
@@ -174,6 +176,7 @@ pub enum Explained {
 }
 
 impl Explained {
+    /// Parses `--explain`: `predicted` or `true`; anything else is a usage error.
     pub fn parse(text: &str) -> Result<Self> {
         match text {
             "predicted" => Ok(Self::Predicted),
@@ -188,12 +191,17 @@ impl Explained {
 /// What a run draws and judges.
 #[derive(Clone, Debug)]
 pub struct RelnetRootsSettings {
+    /// Distinct questions to draw (`--samples`, at least 1, at most the data holds).
     pub samples: usize,
     /// Roots drawn per layer and sample (all of a layer's roots where it has fewer).
     pub roots: usize,
+    /// `--seed`: the questions from ChaCha8 stream 0, sample `s`'s roots from stream `1 + s`.
     pub seed: u64,
+    /// The answer whose logit is explained (`--explain`).
     pub explained: Explained,
+    /// Batch norm folded into its convolution or kept as a layer (`--keep-batch-norm`).
     pub batch_norm: Options,
+    /// The rule options, as the audit's (no rule that needs linear programs).
     pub dtd: DtdSettings,
 }
 
@@ -204,20 +212,28 @@ pub struct RootRecord {
     pub sample: usize,
     /// 1-based layer of the chain whose neuron the root belongs to.
     pub layer: usize,
+    /// The neuron of that layer, 0-based.
     pub neuron: usize,
+    /// Inside the input's region (with its slack), or outside (the constraint it violates).
     pub membership: Membership,
+    /// The tier that settled the verdict: the f64 bound, the second tier or exact rationals.
     pub decided_by: Decision,
 }
 
 /// One drawn question and what happened to it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DrawnQuestion {
-    /// The question's index in the set, and its image.
+    /// The question's index among the data's questions.
     pub question: usize,
+    /// Its image's index among the data's images.
     pub image: usize,
+    /// The output that stands for the data's answer.
     pub answer: usize,
+    /// The output with the largest logit.
     pub predicted: usize,
+    /// The output whose logit is explained (`predicted` or `answer`, as `--explain` says).
     pub explained: usize,
+    /// The tier that decided the image's activation pattern.
     pub pattern_decided_by: Decision,
     /// Per layer of the chain, the neurons with a root.
     pub roots_available: Vec<usize>,
@@ -228,30 +244,40 @@ pub struct DrawnQuestion {
 pub struct LayerRow {
     /// 1-based, as the command line counts layers.
     pub layer: usize,
+    /// The layer's name in the chain: `conv block k` (or `conv k`, `batch norm k`), `g.k`,
+    /// `sum over pairs`, `f.k`.
     pub name: String,
+    /// The layer's width (its output neurons).
     pub neurons: usize,
     /// Neurons with a root, summed over the samples.
     pub roots_available: u64,
+    /// Roots drawn and judged, summed over the samples.
     pub judged: u64,
+    /// Judged roots outside the input's region.
     pub outside: u64,
-    /// Of the roots outside, those that leave at a constraint of their own layer, and
-    /// those that leave at a later layer.
+    /// Of the roots outside, those that leave at a constraint of their own layer.
     pub outside_own_layer: u64,
+    /// Of the roots outside, those that leave at a constraint of a later layer.
     pub outside_later_layer: u64,
+    /// `outside / judged`; `None` where no root was judged.
     pub fraction_outside: Option<f64>,
     /// The Wilson score interval (95 %) of the fraction outside.
     pub wilson_95: Option<[f64; 2]>,
-    /// Verdicts the f64 bound could not reach: decided by the filter's second tier, or by
-    /// exact rationals.
+    /// Verdicts the f64 bound could not reach that the filter's second tier decided.
     pub refined: u64,
+    /// Verdicts neither bound could reach, decided in exact rationals.
     pub exact_fallbacks: u64,
 }
 
 /// Everything a run found.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RelnetRootsOutcome {
+    /// The drawn questions, by increasing question index ([`RootRecord::sample`] indexes
+    /// this).
     pub samples: Vec<DrawnQuestion>,
+    /// Every judged root, sample by sample, layer by layer, neuron by neuron.
     pub roots: Vec<RootRecord>,
+    /// One row per layer of the chain, first to last.
     pub layers: Vec<LayerRow>,
 }
 

@@ -51,13 +51,19 @@ pub struct Drawn {
 pub struct Sample {
     /// The question's index in the set (CLEVR-XAI: its `question_index`).
     pub question: usize,
+    /// Its image's index among the set's images.
     pub image: usize,
+    /// Its image file's name (CLEVR-XAI; omitted for Sort-of-CLEVR).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_file: Option<String>,
+    /// Its question type (`type`: a Sort-of-CLEVR subtype or a CLEVR category; `null` where
+    /// unknown).
     #[serde(rename = "type")]
     pub question_type: Option<String>,
+    /// The question's text (CLEVR-XAI; omitted for Sort-of-CLEVR).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// The true answer, by name.
     pub answer: String,
     /// (a): the other answer explained.
     pub other_answer: String,
@@ -66,8 +72,10 @@ pub struct Sample {
     /// The question's position in the set.
     #[serde(skip)]
     pub position: usize,
+    /// The network output of the true answer.
     #[serde(skip)]
     pub answer_index: usize,
+    /// The network output of (a)'s other answer.
     #[serde(skip)]
     pub other_index: usize,
 }
@@ -135,6 +143,8 @@ pub fn plan(
 pub struct Variant {
     /// A short name (`true`, `other-answer`, `permuted-question`, `top-K`).
     pub name: String,
+    /// The map in words, as the report's tables name it (e.g. `(a) another answer of the
+    /// same category`).
     pub description: String,
     /// Layers re-initialised from the top.
     pub randomised: usize,
@@ -177,11 +187,16 @@ pub fn variants(layers: &[String]) -> Vec<Variant> {
 /// One map's measures.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Measures {
+    /// The explained logit, the relevance the backward pass starts from.
     pub logit: f64,
+    /// The relevance of the coordinate and question slices, dropped at `g`'s first layer.
     pub dropped: f64,
     /// Against the true answer's map (`None` for that map itself).
     pub similarity: Option<Similarity>,
+    /// Relevance mass accuracy against the question's mask; `None` for an empty mask or an
+    /// all-zero map.
     pub mass_accuracy: Option<f64>,
+    /// Relevance rank accuracy against the question's mask; `None` for an empty mask.
     pub rank_accuracy: Option<f64>,
 }
 
@@ -209,17 +224,32 @@ impl Measures {
 /// The statistics of one variant's measures over the samples.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct VariantSummary {
+    /// The variant (its fields written in line with the statistics).
     #[serde(flatten)]
     pub variant: Variant,
+    /// Statistics of the fraction of normalised pixels differing from the true map's by
+    /// more than 1/4 (histogram over [0, 1]); `None` for the true map itself, as are the
+    /// three below.
     pub fraction_differing: Option<Stats>,
+    /// Statistics of the SSIM against the true map (histogram over [−1, 1]).
     pub ssim: Option<Stats>,
+    /// Statistics of Spearman's correlation with the true pixel map (histogram over
+    /// [−1, 1]).
     pub spearman: Option<Stats>,
+    /// Statistics of Spearman's correlation of the pixel maps' absolute values (histogram
+    /// over [−1, 1]).
     pub spearman_abs: Option<Stats>,
+    /// Statistics of the relevance mass accuracy, over the samples that have one
+    /// (histogram over [0, 1]).
     pub mass_accuracy: Option<Stats>,
+    /// Statistics of the relevance rank accuracy, over the samples that have one
+    /// (histogram over [0, 1]).
     pub rank_accuracy: Option<Stats>,
 }
 
 impl VariantSummary {
+    /// The statistics of one measure per sample of `variant`; a measure defined on no
+    /// sample is `None`.
     pub fn of(variant: &Variant, measures: &[Measures]) -> Self {
         let sim = |f: &dyn Fn(&Similarity) -> Option<f64>, lo: f64| {
             let v: Vec<Option<f64>> = measures
@@ -246,10 +276,16 @@ impl VariantSummary {
 /// The whole run, as `summary.json` holds it.
 #[derive(Clone, Debug, Serialize)]
 pub struct SanitySummary {
+    /// Always `dtdcert`.
     pub tool: &'static str,
+    /// The version of dtdcert that wrote the report.
     pub version: &'static str,
+    /// The run's settings as the caller records them (`relnet sanity`: model, data, seed and
+    /// draws, rule, batch norm, precision, device, threshold, time).
     pub settings: serde_json::Value,
+    /// The drawn samples, in the order drawn (`sample` in `samples.csv` counts them).
     pub samples: Vec<Sample>,
+    /// Per variant (the true answer, (a), (b), then `top-1`, `top-2`, …), its statistics.
     pub variants: Vec<VariantSummary>,
 }
 

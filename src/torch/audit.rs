@@ -48,6 +48,7 @@ impl BatchAuditor for TorchAuditor {
 }
 
 impl TorchAuditor {
+    /// An auditor of `model`'s network, its tensors in `precision` on `device`.
     pub fn new(model: &Model, precision: Precision, device: Device) -> Self {
         Self {
             net: TorchNet::new(model.net(), precision, device),

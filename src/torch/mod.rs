@@ -4,7 +4,7 @@
 //! batch of samples at a time, with each layer's sums as matrix products: the same numbers up
 //! to the order of the additions. Only this module imports tch.
 //!
-//! A layer's affine map `z = W a + b` is held as a [`Linear`]: a dense matrix, a shared block
+//! A layer's affine map `z = W a + b` is held as a `Linear`: a dense matrix, a shared block
 //! applied to every copy of its input, or a sparse list of `(row, column, weight)`. Every rule
 //! is a few products with `W` or with a map of it (`W ⊙ 1[W >= 0]`, `W²`, the connection
 //! pattern), forwards (`a ↦ a Wᵀ`) and backwards (`t ↦ t W`).
@@ -292,6 +292,7 @@ pub(crate) struct Pass {
 }
 
 impl TorchNet {
+    /// The layers of `net` copied to `device` as tensors of `precision` (f32 or f64).
     pub fn new(net: &Network, precision: Precision, device: Device) -> Self {
         let kind = kind(precision);
         let layers = net

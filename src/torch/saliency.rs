@@ -33,6 +33,7 @@ pub enum BatchNormRelevance {
 }
 
 impl BatchNormRelevance {
+    /// Parses `--batch-norm`: `pass-through` or `folded`; anything else is a usage error.
     pub fn parse(s: &str) -> Result<Self> {
         match s {
             "pass-through" => Ok(Self::PassThrough),
@@ -43,6 +44,7 @@ impl BatchNormRelevance {
         }
     }
 
+    /// The name `--batch-norm` takes and the report's settings record.
     pub fn name(self) -> &'static str {
         match self {
             Self::PassThrough => "pass-through",
@@ -186,8 +188,11 @@ impl TorchRelationNet {
 /// (usually the same), and the explained answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Case {
+    /// The drawn sample whose image is explained (an index into the inputs).
     pub sample: usize,
+    /// The drawn sample whose question is asked (another one for the derangement, (b)).
     pub question_of: usize,
+    /// The network output whose logit is explained.
     pub explained: usize,
 }
 
@@ -195,8 +200,11 @@ pub struct Case {
 /// relevance and the explained logit.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Map {
+    /// Each input value's relevance, `[3, H, W]` row-major.
     pub relevance: Vec<f64>,
+    /// The relevance of the coordinate and question slices, dropped at `g`'s first layer.
     pub dropped: f64,
+    /// The explained logit, the relevance the backward pass starts from.
     pub logit: f64,
 }
 

@@ -16,7 +16,9 @@ use crate::repro::sort_of_clevr::{Kind as QuestionKind, Loaded, Subtype, QUESTIO
 
 /// Questions a network trains and is evaluated on.
 pub trait QuestionSet {
+    /// The number of images the questions are asked about.
     fn num_images(&self) -> usize;
+    /// The number of questions; a batch's indices are below it.
     fn num_questions(&self) -> usize;
     /// Images, questions and answers of the questions `idx`, on the set's device; with
     /// `augment`, each image augmented from that generator's draws.
@@ -25,6 +27,7 @@ pub trait QuestionSet {
         idx: &[usize],
         augment: Option<&mut rand_chacha::ChaCha8Rng>,
     ) -> (Tensor, Tensor, Tensor);
+    /// The device the batches are sent to.
     fn device(&self) -> Device;
     /// The question types' names and each question's type (`None`: no type known).
     fn types(&self) -> (Vec<String>, Vec<Option<usize>>);
@@ -44,6 +47,7 @@ pub struct DeviceSet<'a> {
 }
 
 impl<'a> DeviceSet<'a> {
+    /// Copies the set's images, questions and answers to `device` once.
     pub fn new(data: &'a Loaded, device: Device) -> Self {
         let n_img = data.num_images() as i64;
         let n_q = data.num_questions() as i64;
@@ -123,6 +127,7 @@ pub struct ClevrDeviceSet<'a> {
 }
 
 impl<'a> ClevrDeviceSet<'a> {
+    /// The split `data`, its batches sent to `device` as they are built.
     pub fn new(data: &'a ClevrSet, device: Device) -> Self {
         Self { data, device }
     }

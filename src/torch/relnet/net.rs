@@ -15,12 +15,17 @@ pub enum Task {
     SortOfClevr,
     /// 128×128 images, questions as words of `vocabulary` (embedding and LSTM), 29 outputs
     /// (output 0 unused, as in the reference: the answers' indices are 1-based).
-    Clevr { vocabulary: Vocabulary },
+    Clevr {
+        /// The word and answer dictionaries of the training questions (`vocabulary.json`).
+        vocabulary: Vocabulary,
+    },
 }
 
-/// CLEVR's word embedding and LSTM widths, and its outputs.
+/// CLEVR's word embedding width.
 pub const EMBEDDING: i64 = 32;
+/// CLEVR's LSTM width: its hidden state is the question vector `g` reads.
 pub const LSTM: i64 = 128;
+/// CLEVR's outputs: output 0 unused, the answers at 1..=28.
 pub const CLEVR_OUTPUTS: usize = 29;
 
 impl Task {
@@ -40,6 +45,7 @@ impl Task {
         }
     }
 
+    /// The number of logits: Sort-of-CLEVR's 10 answers, or CLEVR's 29 outputs.
     pub fn outputs(&self) -> usize {
         match self {
             Task::SortOfClevr => ANSWERS.len(),
@@ -47,6 +53,7 @@ impl Task {
         }
     }
 
+    /// `Sort-of-CLEVR` or `CLEVR`, as messages and `training.json`'s `task` name it.
     pub fn name(&self) -> &'static str {
         match self {
             Task::SortOfClevr => "Sort-of-CLEVR",
@@ -268,6 +275,7 @@ impl TorchRelationNet {
         }
     }
 
+    /// The data the network is built for.
     pub fn task(&self) -> &Task {
         &self.task
     }

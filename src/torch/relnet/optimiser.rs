@@ -13,7 +13,9 @@ use crate::error::{Error, Result};
 /// Training settings.
 #[derive(Clone, Debug)]
 pub struct TrainSettings {
+    /// The last epoch to train (`--epochs`; a resumed run goes on to it).
     pub epochs: usize,
+    /// Questions per Adam step (`--batch`; the last step of an epoch may have fewer).
     pub batch: usize,
     /// The learning rate of the first epoch.
     pub learning_rate: f64,
@@ -27,6 +29,8 @@ pub struct TrainSettings {
     pub clip: Option<f64>,
     /// The reference's image augmentation ([`crate::repro::clevr::augment`], CLEVR only).
     pub augment: bool,
+    /// `--seed`: seeds libtorch's initialisation and the question order (epoch `e`: ChaCha8
+    /// stream `e`; the augmentation: stream `2^32 + e`).
     pub seed: u64,
 }
 
@@ -145,6 +149,7 @@ const BETA2: f64 = 0.999;
 const EPSILON: f64 = 1e-8;
 
 impl Adam {
+    /// Adam over `net`'s trainable parameters, with zero moments at step 0.
     pub fn new(net: &TorchRelationNet) -> Self {
         let mut named: Vec<(String, Tensor)> = net
             .vs

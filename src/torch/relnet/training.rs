@@ -29,22 +29,31 @@ use crate::repro::sort_of_clevr::load_set;
 /// (Sort-of-CLEVR) and overall, with the mean loss.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Accuracy {
+    /// The mean cross-entropy loss per question.
     pub loss: f64,
+    /// The fraction of questions whose largest logit is their answer, in [0, 1].
     pub overall: f64,
+    /// The fraction right on the non-relational questions (Sort-of-CLEVR only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub non_relational: Option<f64>,
+    /// The fraction right on the relational questions (Sort-of-CLEVR only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relational: Option<f64>,
+    /// One entry per question type, in the set's order of types.
     pub by_type: Vec<TypeAccuracy>,
+    /// The number of questions evaluated.
     pub questions: usize,
 }
 
 /// The accuracy on the questions of one type.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct TypeAccuracy {
+    /// The type's name (`type` in the JSON), e.g. `closest` or `compare-integer`.
     #[serde(rename = "type")]
     pub name: String,
+    /// The fraction of this type's questions answered right (0 where there are none).
     pub accuracy: f64,
+    /// The number of questions of this type.
     pub questions: usize,
 }
 
