@@ -1,0 +1,107 @@
+//! What computes an audit's records: the exact engine, or a batch auditor (the libtorch
+//! backend, which the CLI plugs in) followed by `--certify` on the exact side.
+
+use crate::error::Result;
+use crate::lp::nearest_valid::uses_lp;
+use crate::model::Model;
+
+use super::records::SampleRecord;
+use super::sample::{audit_sample_certified, certify_roots, NamedCertificate};
+use super::settings::{AuditSettings, TorchSettings};
+
+/// Computes the records of samples outside the exact engine, in floating point without error
+/// bounds: the libtorch backend, which the CLI plugs in (`audit` does not know it).
+pub trait BatchAuditor {
+    /// The records of samples `ids`, with inputs `rows` and targets `targets` (one each), in
+    /// order.
+    fn records(
+        &self,
+        model: &Model,
+        settings: &AuditSettings,
+        ids: &[usize],
+        rows: &[Vec<f64>],
+        targets: &[Option<usize>],
+    ) -> Result<Vec<SampleRecord>>;
+}
+
+/// Builds the batch auditor that `--backend torch` settings ask for.
+pub type BatchBackend<'a> = &'a dyn Fn(&Model, &TorchSettings) -> Result<Box<dyn BatchAuditor>>;
+
+/// What computes an audit's records: the exact engine (f64 with error bounds and an exact
+/// fallback, or rationals), or a batch auditor (the libtorch backend).
+pub enum Engine {
+    /// `--backend exact`: f64 with rigorous error bounds and an exact fallback, or
+    /// rationals throughout with `--exact`.
+    Exact,
+    /// `--backend torch`: the records come from the batch auditor, in its precision.
+    Batched(Box<dyn BatchAuditor>),
+}
+
+impl Engine {
+    /// The engine `settings` ask for, a batch auditor built by `backend` where they name the
+    /// libtorch backend (an error where this build has none, or its device is missing).
+    pub fn new(
+        model: &Model,
+        settings: &AuditSettings,
+        backend: Option<BatchBackend>,
+    ) -> Result<Self> {
+        let Some(torch) = &settings.torch else {
+            return Ok(Engine::Exact);
+        };
+        if settings.exact || uses_lp(&settings.dtd, model.net().layers().len()) {
+            return Err(crate::error::Error::Usage(format!(
+                "--backend torch computes roots and verdicts in floating point; {} runs on \
+                 --backend exact",
+                if settings.exact {
+                    "--exact"
+                } else {
+                    "the nearest-valid rule"
+                }
+            )));
+        }
+        match backend {
+            Some(build) => Ok(Engine::Batched(build(model, torch)?)),
+            None => Err(crate::error::Error::Usage(NO_TORCH.into())),
+        }
+    }
+
+    /// The records (and certificates) of samples `ids`, with inputs `rows` and targets
+    /// `targets` (one each), in order.
+    pub fn audit(
+        &self,
+        model: &Model,
+        settings: &AuditSettings,
+        ids: &[usize],
+        rows: &[Vec<f64>],
+        targets: &[Option<usize>],
+    ) -> Result<Vec<(SampleRecord, Vec<NamedCertificate>)>> {
+        use rayon::prelude::*;
+        match self {
+            Engine::Exact => ids
+                .par_iter()
+                .zip(rows.par_iter())
+                .zip(targets.par_iter())
+                .map(|((&i, x), &target)| audit_sample_certified(model, settings, i, x, target))
+                .collect(),
+            Engine::Batched(auditor) => {
+                let records = auditor.records(model, settings, ids, rows, targets)?;
+                records
+                    .into_par_iter()
+                    .zip(rows.par_iter())
+                    .map(|(mut record, x)| {
+                        let certificates = match &settings.certify {
+                            Some(c) => certify_roots(model, settings, c, x, &mut record)?,
+                            None => Vec::new(),
+                        };
+                        Ok((record, certificates))
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// The error for `--backend torch` in a build without the libtorch backend.
+pub const NO_TORCH: &str = "--backend torch: this build has no libtorch backend; build with \
+     `cargo build --release --features torch` after `export LIBTORCH=$(scripts/setup_torch.sh)` \
+     (docs/src/libtorch.md)";

@@ -1,0 +1,132 @@
+//! The records an audit writes, one line of `records.jsonl` per sample: each layer's
+//! relevance balance, each neuron's root verdict (region and domain) and, with `--certify`,
+//! its certified answer.
+
+use serde::{Deserialize, Serialize};
+
+use crate::dtd::NoRoot;
+use crate::region::{Decision, Membership};
+
+/// Domain membership of a root.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum DomainCheck {
+    /// `{"status": "in"}`: every coordinate lies in the domain (always so where the layer
+    /// has none).
+    In,
+    /// The first coordinate outside the domain and its value.
+    Out {
+        /// The coordinate's 0-based index in the layer's input.
+        coordinate: usize,
+        /// The root's value there, rounded to f64.
+        value: f64,
+    },
+}
+
+/// The verdict on one root.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RootVerdict {
+    /// Inside the region and in the domain.
+    pub valid: bool,
+    /// Whether the root lies in the input's linear region seen from its layer.
+    pub region: Membership,
+    /// Whether the root lies in its layer's domain.
+    pub domain: DomainCheck,
+    /// How the region verdict was reached (`float`, `refined`, `exact-fallback`, ...).
+    pub decided_by: Decision,
+    /// The root's coordinates, rounded to f64 (`--roots` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point: Option<Vec<f64>>,
+}
+
+/// One neuron of a layer in `records.jsonl`: its relevance and either why it has no root or
+/// the verdict on its root.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NeuronRecord {
+    /// The neuron's 0-based index in its layer.
+    pub neuron: usize,
+    /// `R_j`, the relevance the neuron receives from above, rounded to f64.
+    pub relevance: f64,
+    /// Why the neuron has no root (`zero-relevance`, `small-denominator`, ...); `None` when
+    /// it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_root: Option<NoRoot>,
+    /// The verdict on the neuron's root; `None` when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<RootVerdict>,
+    /// The certified answer for the neuron (`--certify`, for the roots it asks about).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certified: Option<CertifiedRoot>,
+}
+
+/// The certified answer for a root's neuron (`--certify`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CertifiedRoot {
+    /// What was proved about the neuron's valid roots.
+    pub answer: CertifiedAnswer,
+    /// The certified interval of the nearest valid root's distance (nearest problems).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance_lower: Option<f64>,
+    /// The distance of the checked nearest valid root, the interval's upper end (nearest
+    /// problems).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance_upper: Option<f64>,
+    /// Why there is no certified answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The certificate, relative to the output folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+}
+
+/// The outcome of a `--certify` question, as the records' `certified.answer` spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CertifiedAnswer {
+    /// A valid root of the neuron exists (proved by a checked point).
+    ValidRootExists,
+    /// No valid root of the neuron exists (proved by a checked Farkas certificate).
+    NoValidRoot,
+    /// No certified answer (time limit, solver failure, rejected certificate).
+    Unknown,
+}
+
+/// One layer of a sample in `records.jsonl`: its relevance balance and its neurons.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerRecord {
+    /// 1-based; layer 1 takes the network input.
+    pub layer: usize,
+    /// The rule the layer's relevance was passed down with.
+    pub rule: crate::dtd::Rule,
+    /// `Σ R^l` (relevance entering the layer from above).
+    pub relevance_in: f64,
+    /// `Σ R^{l-1}` (relevance passed to the layer's inputs).
+    pub relevance_out: f64,
+    /// Relevance not passed on: `no_root_relevance + absorbed`.
+    pub unresolved: f64,
+    /// Relevance of neurons without a root (small denominator) or under a rule without one
+    /// that did not pass it on.
+    pub no_root_relevance: f64,
+    /// Relevance absorbed by bias or stabiliser terms of denominators (and, for rule 0, the
+    /// mismatch between `R_j` and `w_j · a`).
+    pub absorbed: f64,
+    /// `relevance_in − relevance_out − unresolved` (0 up to rounding; exactly 0 with --exact).
+    pub conservation_error: f64,
+    /// One record per neuron of the layer, in order.
+    pub neurons: Vec<NeuronRecord>,
+}
+
+/// One line of `records.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SampleRecord {
+    /// The input's 0-based row in the inputs file.
+    pub sample: usize,
+    /// The explained output `k`, 0-based (`--explain`, `--targets`, or the top output).
+    pub explained: usize,
+    /// The network's output `f_k(x)`, rounded to f64.
+    pub output: f64,
+    /// How the input's activation pattern was decided (`float`, `refined`, ...).
+    pub pattern_decided_by: Decision,
+    /// One record per layer, layer 1 (the one taking the network input) first.
+    pub layers: Vec<LayerRecord>,
+}

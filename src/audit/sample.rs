@@ -1,0 +1,385 @@
+//! The audit of one input: explain it, rebuild every root of every layer, judge each root's
+//! region and domain (in f64 with error bounds and an exact fallback, or in rationals), and
+//! certify the roots `--certify` asks about.
+
+use ndarray::Array2;
+
+use crate::check::Certificate;
+use crate::dtd::{explain, neuron_root, RootOutcome};
+use crate::error::Result;
+use crate::exact::{Rational, Scalar};
+use crate::lp::certify::{Answer, Certifier, RegionQuestion};
+use crate::lp::nearest_valid::{explain_valid, uses_lp};
+use crate::model::{forward, Model};
+use crate::region::problem::Domain;
+use crate::region::{
+    membership, membership_batch, membership_filtered, trace_and_pattern, Decision, Membership,
+    Pattern,
+};
+
+use super::records::{
+    CertifiedAnswer, CertifiedRoot, DomainCheck, LayerRecord, NeuronRecord, RootVerdict,
+    SampleRecord,
+};
+use super::settings::{AuditSettings, CertifySettings, DomainBox};
+
+/// The explained output: a fixed index, or the sample's top output.
+pub fn resolve_target(target: Option<usize>, output: &[f64]) -> usize {
+    target.unwrap_or_else(|| forward::argmax(output))
+}
+
+fn domain_check<T: Scalar, U: Scalar>(
+    point: &[T],
+    layer_index: usize,
+    input_box: Option<DomainBox>,
+    net: &crate::model::Network<U>,
+) -> DomainCheck {
+    // The input box at the network input, `>= 0` above a ReLU, nothing above a layer without.
+    let bounds = if layer_index == 0 {
+        input_box.map(|b| (Some(T::from_f64(b.lo)), Some(T::from_f64(b.hi))))
+    } else if net.output_nonnegative(layer_index - 1) {
+        Some((Some(T::zero()), None))
+    } else {
+        None
+    };
+    let Some((lo, hi)) = bounds else {
+        return DomainCheck::In;
+    };
+    for (i, v) in point.iter().enumerate() {
+        let below = lo.as_ref().is_some_and(|l| v < l);
+        let above = hi.as_ref().is_some_and(|h| v > h);
+        if below || above {
+            return DomainCheck::Out {
+                coordinate: i,
+                value: v.to_f64(),
+            };
+        }
+    }
+    DomainCheck::In
+}
+
+/// Audit one input: explain output `target` (or the top output) and decide every root.
+/// Fails (naming the sample) when f64 overflows on this input: a value of the forward pass, a
+/// relevance or a root that is not finite cannot be judged.
+pub fn audit_sample(
+    model: &Model,
+    settings: &AuditSettings,
+    sample: usize,
+    x: &[f64],
+    target: Option<usize>,
+) -> Result<SampleRecord> {
+    audit_sample_certified(model, settings, sample, x, target).map(|(r, _)| r)
+}
+
+/// A certificate to be written under the output folder, by file name.
+pub type NamedCertificate = (String, Certificate);
+
+/// [`audit_sample`], with the certificates of `--certify` (the records name their files,
+/// `certificates/s<sample>_l<layer>_n<neuron>.json`).
+pub fn audit_sample_certified(
+    model: &Model,
+    settings: &AuditSettings,
+    sample: usize,
+    x: &[f64],
+    target: Option<usize>,
+) -> Result<(SampleRecord, Vec<NamedCertificate>)> {
+    let mut record = plain_audit(model, settings, sample, x, target)?;
+    let certificates = match &settings.certify {
+        Some(c) => certify_roots(model, settings, c, x, &mut record)?,
+        None => Vec::new(),
+    };
+    Ok((record, certificates))
+}
+
+/// Certifies the region question of `c` for the roots of `record` it asks about (those
+/// outside their region or domain, or all with `--certify-all`), writing each answer into its
+/// neuron's record; returns the certificates to write.
+pub(super) fn certify_roots(
+    model: &Model,
+    settings: &AuditSettings,
+    c: &CertifySettings,
+    x: &[f64],
+    record: &mut SampleRecord,
+) -> Result<Vec<NamedCertificate>> {
+    let opts = settings.lp.options();
+    let certifier = Certifier {
+        model,
+        opts,
+        model_path: None,
+        inputs_path: None,
+        cache: Default::default(),
+    };
+    let mut out = Vec::new();
+    let input_box = settings.input_domain();
+    for lr in &mut record.layers {
+        for n in &mut lr.neurons {
+            let Some(root) = &n.root else { continue };
+            if root.valid && !c.all {
+                continue;
+            }
+            let question = RegionQuestion {
+                sample_index: record.sample,
+                sample: x.to_vec(),
+                layer: lr.layer,
+                neuron: Some(n.neuron),
+                relevance: Some(n.relevance),
+                domain: Domain::of_layer(model.net(), lr.layer, input_box.map(|b| (b.lo, b.hi))),
+                problem: c.problem,
+                constraint: None,
+                centre: None,
+            };
+            let certified = certifier.answer(&question);
+            let name = format!(
+                "certificates/s{}_l{}_n{}.json",
+                record.sample, lr.layer, n.neuron
+            );
+            let (answer, lower, upper, reason) = match &certified.answer {
+                Answer::Found { lower, upper, .. } => {
+                    (CertifiedAnswer::ValidRootExists, *lower, *upper, None)
+                }
+                Answer::None => (CertifiedAnswer::NoValidRoot, None, None, None),
+                Answer::Unknown { reason } => {
+                    (CertifiedAnswer::Unknown, None, None, Some(reason.clone()))
+                }
+                other => unreachable!("a root question gave {other:?}"),
+            };
+            let certificate = certified.certificate.map(|cert| {
+                out.push((name.clone(), cert));
+                name
+            });
+            n.certified = Some(CertifiedRoot {
+                answer,
+                distance_lower: lower,
+                distance_upper: upper,
+                reason,
+                certificate,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn plain_audit(
+    model: &Model,
+    settings: &AuditSettings,
+    sample: usize,
+    x: &[f64],
+    target: Option<usize>,
+) -> Result<SampleRecord> {
+    if settings.exact && uses_lp(&settings.dtd, model.net().layers().len()) {
+        return Err(crate::error::Error::Usage(
+            "the nearest-valid rule finds roots with linear programs and cannot run with --exact"
+                .into(),
+        ));
+    }
+    let record = if settings.exact {
+        audit_exact(model, settings, sample, x, target)
+    } else {
+        audit_float(model, settings, sample, x, target)?
+    };
+    if !record.output.is_finite() {
+        return Err(overflow(sample, "the explained output"));
+    }
+    Ok(record)
+}
+
+pub(crate) fn overflow(sample: usize, what: &str) -> crate::error::Error {
+    crate::error::invalid(format!(
+        "sample {sample}: {what} overflows f64, so its roots cannot be judged"
+    ))
+}
+
+fn audit_float(
+    model: &Model,
+    settings: &AuditSettings,
+    sample: usize,
+    x: &[f64],
+    target: Option<usize>,
+) -> Result<SampleRecord> {
+    let (trace, pattern, pattern_decided_by) = trace_and_pattern(model, x);
+    if trace.activations.iter().flatten().any(|v| !v.is_finite()) {
+        return Err(overflow(sample, "the forward pass"));
+    }
+    let k = resolve_target(target, trace.output());
+    // Rule roots are not kept by the explanation: they are rebuilt and judged a block at a
+    // time below, so a wide image layer never holds all its roots at once.
+    let explanation = if uses_lp(&settings.dtd, model.net().layers().len()) {
+        let input_box = settings.input_domain().map(|b| (b.lo, b.hi));
+        explain_valid(
+            model,
+            x,
+            &trace,
+            &settings.dtd,
+            k,
+            input_box,
+            settings.lp.options(),
+        )
+    } else {
+        explain(model.net(), &trace, &settings.dtd, k, false)
+    };
+    let input_box = settings.input_domain();
+    let mut verdicts: Vec<std::vec::IntoIter<Judged>> = Vec::new();
+    for (index, step) in explanation.layers.iter().enumerate() {
+        let with_root: Vec<usize> = (0..step.neurons.len())
+            .filter(|&j| matches!(step.neurons[j].outcome, RootOutcome::Root { .. }))
+            .collect();
+        let a = trace.layer_input(index);
+        let mut judged = Vec::with_capacity(with_root.len());
+        for block in with_root.chunks(ROOTS_PER_BLOCK) {
+            let mut points: Vec<Vec<f64>> = Vec::with_capacity(block.len());
+            for &j in block {
+                let n = &step.neurons[j];
+                let point = match &n.outcome {
+                    // A root the step kept (the LP root finder keeps its points).
+                    RootOutcome::Root { point, .. } if !point.is_empty() => point.clone(),
+                    _ => match neuron_root(model.net(), index, j, a, &n.relevance, &settings.dtd) {
+                        RootOutcome::Root { point, .. } => point,
+                        RootOutcome::None(_) => unreachable!("the same step found a root"),
+                    },
+                };
+                if !n.relevance.is_finite() || point.iter().any(|v| !v.is_finite()) {
+                    return Err(overflow(
+                        sample,
+                        &format!("the root of layer {} neuron {j}", index + 1),
+                    ));
+                }
+                points.push(point);
+            }
+            // All roots of a block are judged together: one matrix product per layer above.
+            let regions = match points.len() {
+                1 => vec![membership_filtered(model, &pattern, index, &points[0])],
+                n => {
+                    let d = points[0].len();
+                    let batch = Array2::from_shape_vec((n, d), points.concat())
+                        .expect("every root has the layer's input width");
+                    membership_batch(model, &pattern, index, &batch)
+                }
+            };
+            for ((region, decided_by), point) in regions.into_iter().zip(points) {
+                let domain = domain_check(&point, index, input_box, model.net());
+                judged.push((
+                    region,
+                    domain,
+                    decided_by,
+                    settings.keep_points.then_some(point),
+                ));
+            }
+        }
+        verdicts.push(judged.into_iter());
+    }
+    let layers = assemble(&explanation, |index, _| {
+        verdicts[index]
+            .next()
+            .expect("one verdict per root, in order")
+    });
+    Ok(SampleRecord {
+        sample,
+        explained: k,
+        output: trace.output()[k],
+        pattern_decided_by,
+        layers,
+    })
+}
+
+fn audit_exact(
+    model: &Model,
+    settings: &AuditSettings,
+    sample: usize,
+    x: &[f64],
+    target: Option<usize>,
+) -> SampleRecord {
+    let net = model.exact();
+    let xr: Vec<Rational> = x.iter().map(|&v| Rational::from_f64(v)).collect();
+    let trace = forward::forward(net, &xr);
+    let pattern = Pattern::from_pre(net, &trace.pre);
+    let out_f64: Vec<f64> = trace.output().iter().map(Scalar::to_f64).collect();
+    let k = resolve_target(target, &out_f64);
+    let explanation = explain(net, &trace, &settings.dtd, k, true);
+    let input_box = settings.input_domain();
+    let layers = assemble(&explanation, |index, point| {
+        let region = membership(net, &pattern, index, point);
+        let domain = domain_check(point, index, input_box, net);
+        let coords = settings
+            .keep_points
+            .then(|| point.iter().map(Scalar::to_f64).collect());
+        (region, domain, Decision::Exact, coords)
+    });
+    SampleRecord {
+        sample,
+        explained: k,
+        output: out_f64[k],
+        pattern_decided_by: Decision::Exact,
+        layers,
+    }
+}
+
+type Judged = (Membership, DomainCheck, Decision, Option<Vec<f64>>);
+
+/// Roots rebuilt and judged together: bounds the memory of a wide layer's roots to this many
+/// points of the layer's input width.
+const ROOTS_PER_BLOCK: usize = 1024;
+
+/// Turn an explanation into records, judging each root with `judge(layer_index, point)`.
+fn assemble<T: Scalar>(
+    explanation: &crate::dtd::Explanation<T>,
+    mut judge: impl FnMut(usize, &[T]) -> Judged,
+) -> Vec<LayerRecord> {
+    let sum = |v: &[T]| v.iter().fold(T::zero(), |acc, x| acc + x.clone());
+    explanation
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(index, step)| {
+            let neurons = step
+                .neurons
+                .iter()
+                .enumerate()
+                .map(|(j, n)| {
+                    let (no_root, root) = match &n.outcome {
+                        RootOutcome::None(reason) => (Some(*reason), None),
+                        RootOutcome::Root { point, .. } => {
+                            let (region, domain, decided_by, point) = judge(index, point);
+                            let valid = region.is_inside() && domain == DomainCheck::In;
+                            (
+                                None,
+                                Some(RootVerdict {
+                                    valid,
+                                    region,
+                                    domain,
+                                    decided_by,
+                                    point,
+                                }),
+                            )
+                        }
+                    };
+                    NeuronRecord {
+                        neuron: j,
+                        relevance: n.relevance.to_f64(),
+                        no_root,
+                        root,
+                        certified: None,
+                    }
+                })
+                .collect();
+            let (mut no_root, mut absorbed) = (T::zero(), T::zero());
+            for n in &step.neurons {
+                match n.outcome {
+                    RootOutcome::Root { .. } => absorbed = absorbed + n.unresolved.clone(),
+                    RootOutcome::None(_) => no_root = no_root + n.unresolved.clone(),
+                }
+            }
+            let unresolved = no_root.clone() + absorbed.clone();
+            LayerRecord {
+                layer: index + 1,
+                rule: step.rule,
+                relevance_in: sum(&step.upper).to_f64(),
+                relevance_out: sum(&step.lower).to_f64(),
+                unresolved: unresolved.to_f64(),
+                no_root_relevance: no_root.to_f64(),
+                absorbed: absorbed.to_f64(),
+                conservation_error: step.conservation_error().to_f64(),
+                neurons,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,179 @@
+//! The settings of an audit: everything that determines its results (rules, domain box,
+//! exact or f64 arithmetic, `--certify`, LP options, the libtorch backend's device and
+//! precision), serialised into every summary.
+
+use serde::{Deserialize, Serialize};
+
+use crate::check::Problem;
+use crate::dtd::DtdSettings;
+use crate::error::Result;
+use crate::lp::{Backend, SolveOptions};
+
+/// Where roots must lie besides the region.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DomainBox {
+    /// The smallest value every input coordinate may take (`LO` of `--domain LO:HI`).
+    pub lo: f64,
+    /// The largest value every input coordinate may take (`HI` of `--domain LO:HI`).
+    pub hi: f64,
+}
+
+/// Everything that determines an audit's results; serialised into every summary.
+/// The default: the default DTD settings, no domain box, f64 with exact fallback, no root
+/// coordinates in the records.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditSettings {
+    /// The explanation's rules and their options (`--rule`, `--bias`, ...).
+    pub dtd: DtdSettings,
+    /// The input domain box (`--domain LO:HI`); `None`: unbounded, unless the input rule is
+    /// zB, whose box is then the domain.
+    pub domain: Option<DomainBox>,
+    /// Compute roots and verdicts in exact rationals throughout.
+    pub exact: bool,
+    /// Write root coordinates into the records.
+    pub keep_points: bool,
+    /// Certify a region question for roots (`--certify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certify: Option<CertifySettings>,
+    /// How linear programs are solved (`--certify`, the `nearest-valid` rule).
+    #[serde(default)]
+    pub lp: LpSettings,
+    /// `--backend torch`: roots and verdicts on the libtorch backend, in its precision and
+    /// without error bounds; `None`: the exact engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torch: Option<TorchSettings>,
+}
+
+impl AuditSettings {
+    /// The box the input-layer roots must lie in, if any.
+    pub fn input_domain(&self) -> Option<DomainBox> {
+        self.domain.or(self
+            .dtd
+            .input_rule_box()
+            .map(|(lo, hi)| DomainBox { lo, hi }))
+    }
+}
+
+/// `--device` and `--precision` of `--backend torch`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TorchSettings {
+    /// Where libtorch computes.
+    pub device: DeviceChoice,
+    /// The floating-point type libtorch computes in.
+    pub precision: Precision,
+}
+
+/// `--device`: where libtorch computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    /// `cpu`: the CPU.
+    Cpu,
+    /// `cuda`: the first CUDA device (an error where there is none).
+    Cuda,
+    /// `auto`: the first CUDA device where there is one, the CPU otherwise.
+    Auto,
+}
+
+impl DeviceChoice {
+    /// Parses `cpu`, `cuda` or `auto` (the value of `--device`).
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" => Ok(DeviceChoice::Cuda),
+            "auto" => Ok(DeviceChoice::Auto),
+            other => Err(crate::error::Error::Usage(format!(
+                "--device '{other}': expected cpu, cuda or auto"
+            ))),
+        }
+    }
+
+    /// The name `--device` takes and reports show.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceChoice::Cpu => "cpu",
+            DeviceChoice::Cuda => "cuda",
+            DeviceChoice::Auto => "auto",
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `--precision`: the floating-point type of a libtorch run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// `f64`: double precision.
+    F64,
+    /// `f32`: single precision.
+    F32,
+}
+
+impl Precision {
+    /// Parses `f64` or `f32` (the value of `--precision`).
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "f64" => Ok(Precision::F64),
+            "f32" => Ok(Precision::F32),
+            other => Err(crate::error::Error::Usage(format!(
+                "--precision '{other}': expected f32 or f64"
+            ))),
+        }
+    }
+
+    /// The name `--precision` takes and reports show.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F64 => "f64",
+            Precision::F32 => "f32",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `--lp-time-limit` and `--lp-backend`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LpSettings {
+    /// Seconds per linear program.
+    pub time_limit: f64,
+    /// microlp or highs.
+    pub backend: Backend,
+}
+
+impl Default for LpSettings {
+    fn default() -> Self {
+        Self {
+            time_limit: 60.0,
+            backend: Backend::Microlp,
+        }
+    }
+}
+
+impl LpSettings {
+    /// The solve options of every program: this backend, `time_limit` seconds per solve.
+    pub fn options(&self) -> SolveOptions {
+        SolveOptions {
+            backend: self.backend,
+            time_limit: Some(self.time_limit),
+        }
+    }
+}
+
+/// `--certify`: which question is asked for which roots, with which LP settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CertifySettings {
+    /// exists, nearest-l1 or nearest-linf.
+    pub problem: Problem,
+    /// Every root, not only those outside their region or domain (`--certify-all`).
+    pub all: bool,
+}
