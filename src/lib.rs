@@ -48,6 +48,8 @@
 //! # Ok::<(), dtdcert::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod audit;
 pub mod check;
 pub mod cli;

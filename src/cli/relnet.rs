@@ -9,7 +9,9 @@ use crate::error::{Error, Result};
 use crate::io::{progress_bar, OutputDir};
 use crate::repro::sort_of_clevr::{write_set, ANSWERS, PER_KIND};
 
+/// The subcommands of `dtdcert relnet`.
 #[derive(Subcommand, Debug)]
+#[allow(missing_docs)] // each takes its description from its argument struct
 pub enum RelnetCommand {
     Generate(GenerateArgs),
     Train(TrainArgs),

@@ -175,7 +175,7 @@ impl Div for Ball {
         let mid = self.mid / b.mid;
         // The divisor's ball must stay away from 0: |B| >= |b.mid| − b.rad > 0.
         let floor = (b.mid.abs() - b.rad) * (1.0 - 4.0 * U);
-        if !(floor > 0.0) || !mid.is_finite() {
+        if floor.is_nan() || floor <= 0.0 || !mid.is_finite() {
             return Ball::new(mid, f64::INFINITY);
         }
         // |A/B − a/b| <= (a.rad + |a/b| b.rad) / |B|, and |a/b| <= |mid| (1 + u).
