@@ -5,16 +5,17 @@
 use ndarray::Array2;
 
 use crate::check::Certificate;
-use crate::dtd::{explain, neuron_root, RootOutcome};
+use crate::dtd::{explain, explain_down_to, neuron_root, RootOutcome};
 use crate::error::Result;
+use crate::exact::ball::{take_doubt, Ball};
 use crate::exact::{Rational, Scalar};
 use crate::lp::certify::{Answer, Certifier, RegionQuestion};
 use crate::lp::nearest_valid::{explain_valid, uses_lp};
 use crate::model::{forward, Model};
 use crate::region::problem::Domain;
 use crate::region::{
-    membership, membership_batch, membership_filtered, trace_and_pattern, Decision, Membership,
-    Pattern,
+    membership, membership_batch, membership_batch_within, membership_filtered, membership_within,
+    trace_and_pattern, Decision, Membership, Pattern,
 };
 
 use super::records::{
@@ -173,7 +174,7 @@ fn plain_audit(
         ));
     }
     let record = if settings.exact {
-        audit_exact(model, settings, sample, x, target)
+        audit_exact(model, settings, sample, x, target, Decision::Exact)
     } else {
         audit_float(model, settings, sample, x, target)?
     };
@@ -200,24 +201,248 @@ fn audit_float(
     if trace.activations.iter().flatten().any(|v| !v.is_finite()) {
         return Err(overflow(sample, "the forward pass"));
     }
-    let k = resolve_target(target, trace.output());
+    if uses_lp(&settings.dtd, model.net().layers().len()) {
+        return audit_lp_roots(
+            model,
+            settings,
+            sample,
+            x,
+            target,
+            (trace, pattern, pattern_decided_by),
+        );
+    }
+    // Relevances and roots in midpoint-radius arithmetic: the f64 values, each with a bound on
+    // its distance to the value exact arithmetic computes from the same weights and inputs.
+    // A branch the bounds leave in doubt (a ReLU, the top output, a zero relevance, a
+    // denominator at the threshold) could go another way in exact arithmetic: such a sample
+    // is computed exactly.
+    take_doubt();
+    let net = model.balls();
+    let xb: Vec<Ball> = x.iter().map(|&v| Ball::from_f64(v)).collect();
+    let btrace = forward::forward(net, &xb);
+    let k = resolve_target(target, &mids(btrace.output()));
+    if target.is_none() {
+        certain_argmax(btrace.output(), k);
+    }
     // Rule roots are not kept by the explanation: they are rebuilt and judged a block at a
     // time below, so a wide image layer never holds all its roots at once.
-    let explanation = if uses_lp(&settings.dtd, model.net().layers().len()) {
-        let input_box = settings.input_domain().map(|b| (b.lo, b.hi));
-        explain_valid(
+    let explanation = explain(net, &btrace, &settings.dtd, k, false);
+    if take_doubt() {
+        return Ok(audit_exact(
             model,
+            settings,
+            sample,
             x,
-            &trace,
-            &settings.dtd,
-            k,
-            input_box,
-            settings.lp.options(),
-        )
-    } else {
-        explain(model.net(), &trace, &settings.dtd, k, false)
-    };
+            target,
+            Decision::ExactFallback,
+        ));
+    }
     let input_box = settings.input_domain();
+    let mut exact = ExactRoots::new(model, settings, x, k);
+    let mut verdicts: Vec<std::vec::IntoIter<Judged>> = Vec::new();
+    for (index, step) in explanation.layers.iter().enumerate() {
+        let with_root: Vec<usize> = (0..step.neurons.len())
+            .filter(|&j| matches!(step.neurons[j].outcome, RootOutcome::Root { .. }))
+            .collect();
+        let a = btrace.layer_input(index);
+        let mut judged = Vec::with_capacity(with_root.len());
+        for block in with_root.chunks(ROOTS_PER_BLOCK) {
+            let mut points: Vec<Vec<f64>> = Vec::with_capacity(block.len());
+            let mut errors: Vec<Vec<f64>> = Vec::with_capacity(block.len());
+            for &j in block {
+                let n = &step.neurons[j];
+                let point = match neuron_root(net, index, j, a, &n.relevance, &settings.dtd) {
+                    RootOutcome::Root { point, .. } => point,
+                    RootOutcome::None(_) => unreachable!("the same step found a root"),
+                };
+                if !n.relevance.mid.is_finite() || point.iter().any(|v| !v.mid.is_finite()) {
+                    return Err(overflow(
+                        sample,
+                        &format!("the root of layer {} neuron {j}", index + 1),
+                    ));
+                }
+                points.push(mids(&point));
+                errors.push(point.iter().map(|v| v.rad).collect());
+            }
+            if take_doubt() {
+                return Ok(audit_exact(
+                    model,
+                    settings,
+                    sample,
+                    x,
+                    target,
+                    Decision::ExactFallback,
+                ));
+            }
+            // All roots of a block are judged together: one matrix product per layer above.
+            let regions = match points.len() {
+                1 => vec![membership_within(
+                    model, &pattern, index, &points[0], &errors[0],
+                )],
+                n => {
+                    let d = points[0].len();
+                    let batch = Array2::from_shape_vec((n, d), points.concat())
+                        .expect("every root has the layer's input width");
+                    let batch_err = Array2::from_shape_vec((n, d), errors.concat())
+                        .expect("every root has the layer's input width");
+                    membership_batch_within(model, &pattern, index, &batch, &batch_err)
+                }
+            };
+            for (((region, &j), point), error) in
+                regions.into_iter().zip(block).zip(points).zip(errors)
+            {
+                let domain = domain_within(&point, &error, index, input_box, model.net());
+                judged.push(match (region, domain) {
+                    (Some((region, decided_by)), Some(domain)) => (
+                        region,
+                        domain,
+                        decided_by,
+                        settings.keep_points.then_some(point),
+                    ),
+                    // The bounds cannot settle the verdict: the exact root decides it.
+                    _ => {
+                        let Some(verdict) = exact.judge(&pattern, index, j) else {
+                            return Ok(audit_exact(
+                                model,
+                                settings,
+                                sample,
+                                x,
+                                target,
+                                Decision::ExactFallback,
+                            ));
+                        };
+                        verdict
+                    }
+                });
+            }
+        }
+        verdicts.push(judged.into_iter());
+    }
+    let layers = assemble(&explanation, |index, _| {
+        verdicts[index]
+            .next()
+            .expect("one verdict per root, in order")
+    });
+    Ok(SampleRecord {
+        sample,
+        explained: k,
+        output: trace.output()[k],
+        pattern_decided_by,
+        layers,
+    })
+}
+
+/// The midpoints of balls: the f64 values.
+fn mids(values: &[Ball]) -> Vec<f64> {
+    values.iter().map(|v| v.mid).collect()
+}
+
+/// Flags doubt unless output `k` certainly exceeds every other output (the top output of the
+/// exact values is then `k` too).
+fn certain_argmax(output: &[Ball], k: usize) {
+    for (i, v) in output.iter().enumerate() {
+        if i != k {
+            // A ball comparison flags its own doubt.
+            let _ = output[k] > *v;
+        }
+    }
+}
+
+/// The domain verdict of the exact point that `point` stands for within `error`, when the
+/// bounds settle every coordinate's side of the domain's bounds up to the first one outside;
+/// `None` otherwise.
+fn domain_within(
+    point: &[f64],
+    error: &[f64],
+    layer_index: usize,
+    input_box: Option<DomainBox>,
+    net: &crate::model::Network,
+) -> Option<DomainCheck> {
+    let balls: Vec<Ball> = point
+        .iter()
+        .zip(error)
+        .map(|(&mid, &rad)| Ball::new(mid, rad))
+        .collect();
+    take_doubt();
+    let check = domain_check(&balls, layer_index, input_box, net);
+    (!take_doubt()).then_some(check)
+}
+
+/// The exact twin of one sample, computed on first need: its forward pass and pattern, and
+/// the relevances and roots of the layers from the top down to the lowest asked for. Judges
+/// the roots whose verdict the f64 bounds leave open.
+struct ExactRoots<'a> {
+    model: &'a Model,
+    settings: &'a AuditSettings,
+    x: &'a [f64],
+    k: usize,
+    trace: Option<forward::Trace<Rational>>,
+    /// Layers `lowest..L` of the exact explanation, with their roots.
+    layers: Vec<crate::dtd::LayerRelevance<Rational>>,
+}
+
+impl<'a> ExactRoots<'a> {
+    fn new(model: &'a Model, settings: &'a AuditSettings, x: &'a [f64], k: usize) -> Self {
+        Self {
+            model,
+            settings,
+            x,
+            k,
+            trace: None,
+            layers: Vec::new(),
+        }
+    }
+
+    /// The exact verdict of the root of neuron `j` of layer index `index` in the region of
+    /// `pattern`; `None` where the exact recursion finds no root there (the f64 recursion's
+    /// branches were then not the exact ones).
+    fn judge(&mut self, pattern: &Pattern, index: usize, j: usize) -> Option<Judged> {
+        let net = self.model.exact();
+        let trace = self.trace.get_or_insert_with(|| {
+            let xr: Vec<Rational> = self.x.iter().map(|&v| Rational::from_f64(v)).collect();
+            forward::forward(net, &xr)
+        });
+        let depth = net.layers().len() - index;
+        if self.layers.len() < depth {
+            self.layers = explain_down_to(net, trace, &self.settings.dtd, self.k, index, true);
+        }
+        let offset = self.layers.len() - depth;
+        let RootOutcome::Root { point, .. } = &self.layers[offset].neurons[j].outcome else {
+            return None;
+        };
+        let region = membership(net, pattern, index, point);
+        let domain = domain_check(point, index, self.settings.input_domain(), net);
+        let coords = self
+            .settings
+            .keep_points
+            .then(|| point.iter().map(Scalar::to_f64).collect());
+        Some((region, domain, Decision::ExactFallback, coords))
+    }
+}
+
+/// The roots of the `nearest-valid` rule: points the LP root finder found and keeps, judged as
+/// the points they are (exact f64 values, so the filter's tiers end in exact arithmetic on
+/// them).
+fn audit_lp_roots(
+    model: &Model,
+    settings: &AuditSettings,
+    sample: usize,
+    x: &[f64],
+    target: Option<usize>,
+    traced: (forward::Trace<f64>, Pattern, Decision),
+) -> Result<SampleRecord> {
+    let (trace, pattern, pattern_decided_by) = traced;
+    let k = resolve_target(target, trace.output());
+    let input_box = settings.input_domain();
+    let explanation = explain_valid(
+        model,
+        x,
+        &trace,
+        &settings.dtd,
+        k,
+        input_box.map(|b| (b.lo, b.hi)),
+        settings.lp.options(),
+    );
     let mut verdicts: Vec<std::vec::IntoIter<Judged>> = Vec::new();
     for (index, step) in explanation.layers.iter().enumerate() {
         let with_root: Vec<usize> = (0..step.neurons.len())
@@ -245,7 +470,6 @@ fn audit_float(
                 }
                 points.push(point);
             }
-            // All roots of a block are judged together: one matrix product per layer above.
             let regions = match points.len() {
                 1 => vec![membership_filtered(model, &pattern, index, &points[0])],
                 n => {
@@ -281,12 +505,15 @@ fn audit_float(
     })
 }
 
+/// The whole sample in exact rationals; every verdict labelled `decided_by` (`Exact` for
+/// `--exact`, `ExactFallback` where the f64 bounds sent the sample here).
 fn audit_exact(
     model: &Model,
     settings: &AuditSettings,
     sample: usize,
     x: &[f64],
     target: Option<usize>,
+    decided_by: Decision,
 ) -> SampleRecord {
     let net = model.exact();
     let xr: Vec<Rational> = x.iter().map(|&v| Rational::from_f64(v)).collect();
@@ -302,13 +529,13 @@ fn audit_exact(
         let coords = settings
             .keep_points
             .then(|| point.iter().map(Scalar::to_f64).collect());
-        (region, domain, Decision::Exact, coords)
+        (region, domain, decided_by, coords)
     });
     SampleRecord {
         sample,
         explained: k,
         output: out_f64[k],
-        pattern_decided_by: Decision::Exact,
+        pattern_decided_by: decided_by,
         layers,
     }
 }

@@ -19,6 +19,10 @@ pub struct Counts {
     pub roots_out_of_domain: u64,
     /// Roots inside the region and the domain.
     pub roots_valid: u64,
+    /// Roots inside the region and on one of its faces: some constraint holds with equality
+    /// (regions are closed, so these are inside). Decided exactly, like every verdict.
+    #[serde(default)]
+    pub roots_on_face: u64,
     /// Samples with at least one root outside the region (in this layer; in any layer for
     /// `total`).
     pub samples_with_root_outside: u64,
@@ -135,6 +139,9 @@ impl Summary {
                         if v.valid {
                             c.roots_valid += 1;
                         }
+                        if v.region.on_face() {
+                            c.roots_on_face += 1;
+                        }
                         if v.decided_by == Decision::ExactFallback {
                             c.exact_fallbacks += 1;
                         }
@@ -174,6 +181,7 @@ impl Counts {
         self.roots_outside += o.roots_outside;
         self.roots_out_of_domain += o.roots_out_of_domain;
         self.roots_valid += o.roots_valid;
+        self.roots_on_face += o.roots_on_face;
         self.samples_with_root_outside += o.samples_with_root_outside;
         self.samples_with_root_out_of_domain += o.samples_with_root_out_of_domain;
         self.no_root_zero_relevance += o.no_root_zero_relevance;

@@ -38,4 +38,4 @@ pub use roots::neuron_root;
 pub(crate) use roots::{root_step, RootRule};
 pub use rules::{BiasMode, InitialRelevance, Rule};
 pub use settings::{DtdSettings, LayerRule};
-pub use train_free::{explain, explain_with, layer_step, winner_take_all};
+pub use train_free::{explain, explain_down_to, explain_with, layer_step, winner_take_all};

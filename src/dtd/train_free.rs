@@ -20,25 +20,35 @@ pub fn explain<T: Scalar>(
     k: usize,
     keep_roots: bool,
 ) -> Explanation<T> {
-    explain_with(
+    Explanation {
+        explained: k,
+        layers: explain_down_to(net, trace, settings, k, 0, keep_roots),
+    }
+}
+
+/// The layers of [`explain`] from layer index `lowest` (0-based) up, in order: the recursion
+/// stops there, so the relevances and roots of an upper layer cost only the layers above it.
+pub fn explain_down_to<T: Scalar>(
+    net: &Network<T>,
+    trace: &Trace<T>,
+    settings: &DtdSettings,
+    k: usize,
+    lowest: usize,
+    keep_roots: bool,
+) -> Vec<LayerRelevance<T>> {
+    descend(
         net,
         trace,
         k,
         settings.initial_relevance,
+        lowest,
         |index, a, upper| {
             let rule = settings.rule_for(index);
             let layer = &net.layers()[index];
             if let Some(window) = layer.max_pool {
                 return winner_take_all(layer, window, a, upper, rule);
             }
-            layer_step(
-                &net.layers()[index].affine,
-                a,
-                upper,
-                rule,
-                settings,
-                keep_roots,
-            )
+            layer_step(&layer.affine, a, upper, rule, settings, keep_roots)
         },
     )
 }
@@ -52,25 +62,38 @@ pub fn explain_with<T: Scalar>(
     trace: &Trace<T>,
     k: usize,
     initial: InitialRelevance,
-    mut step: impl FnMut(usize, &[T], &[T]) -> LayerRelevance<T>,
+    step: impl FnMut(usize, &[T], &[T]) -> LayerRelevance<T>,
 ) -> Explanation<T> {
+    Explanation {
+        explained: k,
+        layers: descend(net, trace, k, initial, 0, step),
+    }
+}
+
+/// The recursion of [`explain_with`] from the top down to layer index `lowest`; the layers
+/// from `lowest` up, in order.
+fn descend<T: Scalar>(
+    net: &Network<T>,
+    trace: &Trace<T>,
+    k: usize,
+    initial: InitialRelevance,
+    lowest: usize,
+    mut step: impl FnMut(usize, &[T], &[T]) -> LayerRelevance<T>,
+) -> Vec<LayerRelevance<T>> {
     let layers = net.layers();
     let mut upper: Vec<T> = vec![T::zero(); net.output_dim()];
     upper[k] = match initial {
         InitialRelevance::Output => trace.output()[k].clone(),
         InitialRelevance::One => T::one(),
     };
-    let mut out: Vec<LayerRelevance<T>> = Vec::with_capacity(layers.len());
-    for index in (0..layers.len()).rev() {
+    let mut out: Vec<LayerRelevance<T>> = Vec::with_capacity(layers.len() - lowest);
+    for index in (lowest..layers.len()).rev() {
         let step = step(index, trace.layer_input(index), &upper);
         upper.clone_from(&step.lower);
         out.push(step);
     }
     out.reverse();
-    Explanation {
-        explained: k,
-        layers: out,
-    }
+    out
 }
 
 /// One layer: neuron relevances `upper` → input relevances, with roots.

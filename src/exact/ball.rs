@@ -51,6 +51,10 @@ fn up(x: f64) -> f64 {
     if x.is_nan() {
         return f64::INFINITY;
     }
+    // A computed sum of non-negative terms is 0 only when every term is: nothing to cover.
+    if x == 0.0 {
+        return 0.0;
+    }
     x * (1.0 + 16.0 * U) + TINY
 }
 
@@ -67,6 +71,11 @@ impl Ball {
     /// A ball around `mid` of radius `rad`.
     pub fn new(mid: f64, rad: f64) -> Self {
         Self { mid, rad }
+    }
+
+    /// Whether the ball is exactly 0 (midpoint 0, radius 0).
+    pub fn is_exact_zero(&self) -> bool {
+        self.mid == 0.0 && self.rad == 0.0
     }
 
     /// The sign of the exact value when the radius settles it: `Some(1)`, `Some(-1)`, or
@@ -148,7 +157,11 @@ impl Mul for Ball {
     type Output = Ball;
     fn mul(self, b: Ball) -> Ball {
         let mid = self.mid * b.mid;
-        if self.rad == 0.0 && b.rad == 0.0 && (mid == 0.0 || mid.abs() >= f64::MIN_POSITIVE) {
+        if self.is_exact_zero() || b.is_exact_zero() {
+            // 0 times a finite value is exactly 0 (`mid` keeps f64's sign of zero).
+            return Ball::new(mid, if mid.is_nan() { f64::INFINITY } else { 0.0 });
+        }
+        if self.rad == 0.0 && b.rad == 0.0 && mid.abs() >= f64::MIN_POSITIVE {
             // A product of exact values, not subnormal: only its own rounding.
             return Ball::new(
                 mid,
@@ -173,6 +186,9 @@ impl Div for Ball {
     type Output = Ball;
     fn div(self, b: Ball) -> Ball {
         let mid = self.mid / b.mid;
+        if self.is_exact_zero() && b.certain_sign().is_some_and(|s| s != 0) {
+            return Ball::new(mid, 0.0);
+        }
         // The divisor's ball must stay away from 0: |B| >= |b.mid| − b.rad > 0.
         let floor = (b.mid.abs() - b.rad) * (1.0 - 4.0 * U);
         if floor.is_nan() || floor <= 0.0 || !mid.is_finite() {

@@ -647,12 +647,17 @@ impl Network<f64> {
 
     /// The same network in exact rational arithmetic.
     pub fn to_exact(&self) -> Network<Rational> {
+        self.to_scalar()
+    }
+
+    /// The same network with every weight and bias the exact value of its f64 in `T`.
+    pub fn to_scalar<T: Scalar>(&self) -> Network<T> {
         Network {
             layers: self
                 .layers
                 .iter()
                 .map(|l| Layer {
-                    affine: l.affine.map(|&v| Rational::from_f64(v)),
+                    affine: l.affine.map(|&v| T::from_f64(v)),
                     relu: l.relu,
                     max_pool: l.max_pool,
                     linear_tail: l.linear_tail,

@@ -17,6 +17,7 @@ pub use forward::{forward, output, Trace};
 pub use ir::{Affine, Dense, Layer, Network};
 
 use crate::error::{Error, Result};
+use crate::exact::ball::Ball;
 use crate::exact::Rational;
 
 /// Choices in how a model file becomes a network.
@@ -35,6 +36,7 @@ pub struct LoadOptions {
 pub struct Model {
     net: Network,
     exact: OnceLock<Network<Rational>>,
+    balls: OnceLock<Network<Ball>>,
     row_norms: OnceLock<Vec<Vec<f64>>>,
     fingerprint: String,
 }
@@ -46,6 +48,7 @@ impl Model {
         Self {
             net,
             exact: OnceLock::new(),
+            balls: OnceLock::new(),
             row_norms: OnceLock::new(),
             fingerprint,
         }
@@ -112,6 +115,12 @@ impl Model {
     /// The same network in exact rationals, converted from the f64 weights on first use.
     pub fn exact(&self) -> &Network<Rational> {
         self.exact.get_or_init(|| self.net.to_exact())
+    }
+
+    /// The same network in midpoint-radius arithmetic (every weight exact, radius 0), for
+    /// computations that carry their own error bounds; converted on first use.
+    pub fn balls(&self) -> &Network<Ball> {
+        self.balls.get_or_init(|| self.net.to_scalar())
     }
 
     /// Per layer, upper bounds on the Euclidean norms of the weight rows (for batched error

@@ -11,7 +11,8 @@ use crate::model::Model;
 
 use super::filter::Decision;
 use super::membership::{
-    constraint, membership_filtered, refined_or_exact, window_constraint, Membership, State,
+    constraint, membership_filtered, membership_within, refined_or_exact, window_constraint,
+    Membership, State,
 };
 use super::pattern::{selected, Pattern};
 
@@ -26,14 +27,47 @@ pub fn membership_batch(
     m: usize,
     points: &Array2<f64>,
 ) -> Vec<(Membership, Decision)> {
+    batched(model, pattern, m, points, None)
+        .into_iter()
+        .map(|verdict| verdict.expect("exact points are always decided"))
+        .collect()
+}
+
+/// [`membership_batch`] for the exact points that the rows of `points` stand for within
+/// `errors` (a bound on each coordinate's distance to them, one row per point), as
+/// [`membership_within`](super::membership_within) decides one: `None` for a point whose
+/// verdict only the exact point can settle.
+pub fn membership_batch_within(
+    model: &Model,
+    pattern: &Pattern,
+    m: usize,
+    points: &Array2<f64>,
+    errors: &Array2<f64>,
+) -> Vec<Option<(Membership, Decision)>> {
+    assert_eq!(points.dim(), errors.dim(), "one error bound per coordinate");
+    batched(model, pattern, m, points, Some(errors))
+}
+
+fn batched(
+    model: &Model,
+    pattern: &Pattern,
+    m: usize,
+    points: &Array2<f64>,
+    errors: Option<&Array2<f64>>,
+) -> Vec<Option<(Membership, Decision)>> {
     // Wide layers: blocks of roots in parallel (rayon), each its own chain of matrix products.
     if points.nrows() <= ROOT_BLOCK {
-        return membership_block(model, pattern, m, points.view());
+        return membership_block(model, pattern, m, points.view(), errors.map(|e| e.view()));
     }
     let blocks: Vec<ArrayView2<'_, f64>> = points.axis_chunks_iter(Axis(0), ROOT_BLOCK).collect();
+    let error_blocks: Vec<Option<ArrayView2<'_, f64>>> = match errors {
+        Some(e) => e.axis_chunks_iter(Axis(0), ROOT_BLOCK).map(Some).collect(),
+        None => vec![None; blocks.len()],
+    };
     blocks
         .into_par_iter()
-        .map(|block| membership_block(model, pattern, m, block))
+        .zip(error_blocks)
+        .map(|(block, errs)| membership_block(model, pattern, m, block, errs))
         .collect::<Vec<_>>()
         .into_iter()
         .flatten()
@@ -49,7 +83,8 @@ fn membership_block(
     pattern: &Pattern,
     m: usize,
     points: ArrayView2<'_, f64>,
-) -> Vec<(Membership, Decision)> {
+    point_errors: Option<ArrayView2<'_, f64>>,
+) -> Vec<Option<(Membership, Decision)>> {
     let n = points.nrows();
     let mut state = vec![State::Pending; n];
     let mut slack = vec![f64::INFINITY; n];
@@ -70,7 +105,7 @@ fn membership_block(
             model,
             pattern,
             m,
-            (points, None),
+            (points, point_errors),
             &ids,
             &blocks,
             &mut state,
@@ -79,11 +114,13 @@ fn membership_block(
     } else {
         for (r, point) in points.outer_iter().enumerate() {
             let point = point.as_standard_layout();
+            let point_err = point_errors.map(|e| e.row(r).to_vec()).unwrap_or_default();
             match screen(
                 model,
                 pattern,
                 m,
                 point.as_slice().expect("standard layout"),
+                &point_err,
             ) {
                 Err(ended) => state[r] = ended,
                 Ok((z, e, least)) => {
@@ -183,17 +220,25 @@ fn membership_block(
         h_err = e;
     }
     (0..n)
-        .map(|r| match state[r] {
-            State::Pending => (
-                Membership::Inside {
-                    slack: any_constraint.then_some(slack[r]),
+        .map(|r| {
+            let point = points.row(r).to_vec();
+            let point_err = point_errors.map(|e| e.row(r).to_vec());
+            match state[r] {
+                State::Pending => Some((
+                    Membership::Inside {
+                        slack: any_constraint.then_some(slack[r]),
+                    },
+                    Decision::Float,
+                )),
+                // The batched bounds come from norms; a point they leave undecided is checked
+                // again with per-value bounds, which fall back to exact arithmetic in turn
+                // (where the point itself is exact).
+                State::NeedsExact => match &point_err {
+                    None => Some(membership_filtered(model, pattern, m, &point)),
+                    Some(err) => membership_within(model, pattern, m, &point, err),
                 },
-                Decision::Float,
-            ),
-            // The batched bounds come from norms; a point they leave undecided is checked
-            // again with per-value bounds, which fall back to exact arithmetic in turn.
-            State::NeedsExact => membership_filtered(model, pattern, m, &points.row(r).to_vec()),
-            state => ended(model, pattern, m, &points.row(r).to_vec(), state),
+                state => ended(model, pattern, m, &point, point_err.as_deref(), state),
+            }
         })
         .collect()
 }
@@ -205,22 +250,26 @@ fn ended(
     pattern: &Pattern,
     m: usize,
     point: &[f64],
+    point_err: Option<&[f64]>,
     state: State,
-) -> (Membership, Decision) {
+) -> Option<(Membership, Decision)> {
     match state {
         State::Outside {
             layer,
             neuron,
             margin,
-        } => (
+        } => Some((
             Membership::Outside {
                 layer,
                 neuron,
                 margin,
             },
             Decision::Float,
-        ),
-        State::NeedsExact | State::Pending => refined_or_exact(model, pattern, m, point),
+        )),
+        State::NeedsExact | State::Pending => match point_err {
+            None => Some(refined_or_exact(model, pattern, m, point)),
+            Some(err) => membership_within(model, pattern, m, point, err),
+        },
     }
 }
 
@@ -390,20 +439,21 @@ fn screen(
     pattern: &Pattern,
     m: usize,
     point: &[f64],
+    point_err: &[f64],
 ) -> Result<(Vec<f64>, Vec<f64>, f64), State> {
     let affine = &model.net().layers()[m].affine;
     let mask = pattern.layer(m);
     let out = affine.out_dim();
     let errors = ErrorModel::new(affine.max_connected());
     let w_norm = &model.row_norms()[m];
-    // The point is exact: no input errors.
     let x_norm = norm_upper_iter(point.iter().copied());
+    let err_norm = norm_upper_iter(point_err.iter().copied());
     let (mut z, mut e) = (Vec::with_capacity(out), Vec::with_capacity(out));
     let mut least = f64::INFINITY;
     for (j, &norm) in w_norm.iter().enumerate().take(out) {
         let bias = *affine.bias(j);
         let value = affine.row(j).affine_dot(point, &bias);
-        let error = errors.bound_from_norms(norm, x_norm, bias, 0.0);
+        let error = errors.bound_from_norms(norm, x_norm, bias, err_norm);
         // Outputs past the mask are carried without ReLU.
         match mask.and_then(|mask| mask.get(j).copied()) {
             None => {

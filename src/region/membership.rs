@@ -41,6 +41,23 @@ impl Membership {
     pub fn is_inside(&self) -> bool {
         matches!(self, Membership::Inside { .. })
     }
+
+    /// Whether the point is inside and on a face: some constraint holds with equality
+    /// (`σ z = 0` exactly; every tier reports a slack of 0 only for an exact zero).
+    pub fn on_face(&self) -> bool {
+        matches!(self, Membership::Inside { slack: Some(s) } if *s == 0.0)
+    }
+}
+
+/// An exact slack (`>= 0`) for reading: rounded to f64, but never to 0 unless it is 0, so
+/// that a slack of 0 always means a face.
+fn slack_for_reading<T: Scalar>(slack: &T) -> f64 {
+    let rounded = slack.to_f64();
+    if rounded == 0.0 && !slack.is_zero() {
+        f64::from_bits(1)
+    } else {
+        rounded
+    }
 }
 
 /// Exact membership of `point` (an input of layer `m`, 0-based) in `P_m`, computed in `T`'s
@@ -95,7 +112,7 @@ pub fn membership<T: Scalar>(
         std::mem::swap(&mut h, &mut z);
     }
     Membership::Inside {
-        slack: slack.map(|s| s.to_f64()),
+        slack: slack.as_ref().map(slack_for_reading),
     }
 }
 
@@ -108,10 +125,30 @@ pub fn membership_filtered(
     m: usize,
     point: &[f64],
 ) -> (Membership, Decision) {
-    match bounded_membership(model, pattern, m, point, bounded_affine_layer) {
+    match bounded_membership(model, pattern, m, point, &[], bounded_affine_layer) {
         Some(verdict) => (verdict, Decision::Float),
         None => refined_or_exact(model, pattern, m, point),
     }
+}
+
+/// Membership of the exact point that `point` stands for within `point_err` (a bound on each
+/// coordinate's distance to it): decided by the filter's first tier or, where that leaves a
+/// sign undecided, its second, each with the point's own error carried through every layer.
+/// `None` when neither settles it: only the exact point can.
+pub fn membership_within(
+    model: &Model,
+    pattern: &Pattern,
+    m: usize,
+    point: &[f64],
+    point_err: &[f64],
+) -> Option<(Membership, Decision)> {
+    if let Some(verdict) =
+        bounded_membership(model, pattern, m, point, point_err, bounded_affine_layer)
+    {
+        return Some((verdict, Decision::Float));
+    }
+    bounded_membership(model, pattern, m, point, point_err, refined::affine_layer)
+        .map(|verdict| (verdict, Decision::Refined))
 }
 
 /// [`membership_filtered`] past its first tier.
@@ -121,7 +158,8 @@ pub(super) fn refined_or_exact(
     m: usize,
     point: &[f64],
 ) -> (Membership, Decision) {
-    if let Some(verdict) = bounded_membership(model, pattern, m, point, refined::affine_layer) {
+    if let Some(verdict) = bounded_membership(model, pattern, m, point, &[], refined::affine_layer)
+    {
         return (verdict, Decision::Refined);
     }
     let exact: Vec<Rational> = point.iter().map(|&v| Rational::from_f64(v)).collect();
@@ -134,18 +172,19 @@ pub(super) fn refined_or_exact(
 /// An affine layer evaluated in f64 from inputs with error bounds: its values and theirs.
 type LayerValues = fn(&crate::model::Affine, &[f64], &[f64]) -> (Vec<f64>, Vec<f64>);
 
-/// Membership with every layer evaluated by `layer_values`; `None` when a
-/// sign that matters is undecided.
+/// Membership with every layer evaluated by `layer_values`, from a point with per-coordinate
+/// error bounds `point_err` (empty: exact); `None` when a sign that matters is undecided.
 fn bounded_membership(
     model: &Model,
     pattern: &Pattern,
     m: usize,
     point: &[f64],
+    point_err: &[f64],
     layer_values: LayerValues,
 ) -> Option<Membership> {
     let net = model.net();
     let mut h = point.to_vec();
-    let mut h_err: Vec<f64> = Vec::new();
+    let mut h_err: Vec<f64> = point_err.to_vec();
     let mut slack = f64::INFINITY;
     let mut any_constraint = false;
     let settle = |checked: Result<f64, State>, slack: &mut f64, any: &mut bool| match checked {
@@ -224,9 +263,17 @@ pub(super) fn constraint(
         value: if active { value } else { -value },
         error,
     };
-    match signed.certainly_nonnegative() {
-        Some(true) => Ok(signed.value),
-        Some(false) => Err(State::Outside {
+    settle_sign(signed, layer, neuron)
+}
+
+/// A constraint's `σ z` decided by its sign: `Ok` when it certainly holds (strictly, or as an
+/// exact zero: a face), `Outside` when it certainly fails, `NeedsExact` otherwise. A value
+/// that may be 0 or positive is undecided too: whether the point is on a face is part of the
+/// verdict.
+fn settle_sign(signed: Bounded, layer: usize, neuron: usize) -> Result<f64, State> {
+    match signed.certain_sign() {
+        Some(1) | Some(0) => Ok(signed.value),
+        Some(_) => Err(State::Outside {
             layer,
             neuron,
             margin: signed.value,
@@ -244,16 +291,7 @@ pub(super) fn window_constraint(
     s: usize,
     o: usize,
 ) -> Result<f64, State> {
-    let signed = difference(z, e, s, o);
-    match signed.certainly_nonnegative() {
-        Some(true) => Ok(signed.value),
-        Some(false) => Err(State::Outside {
-            layer,
-            neuron: o,
-            margin: signed.value,
-        }),
-        None => Err(State::NeedsExact),
-    }
+    settle_sign(difference(z, e, s, o), layer, o)
 }
 
 /// `σ z` of every constraint of `P_m` (ReLU neurons of layers >= m, in (layer, neuron) order,

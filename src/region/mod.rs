@@ -30,10 +30,11 @@ mod polytope;
 pub mod problem;
 mod refined;
 
-pub use batch::membership_batch;
+pub use batch::{membership_batch, membership_batch_within};
 pub use filter::Decision;
 pub use membership::{
-    membership, membership_filtered, signed_slacks_bounded, signed_slacks_exact, Membership,
+    membership, membership_filtered, membership_within, signed_slacks_bounded, signed_slacks_exact,
+    Membership,
 };
 pub use pattern::{pattern_from_layer, trace_and_pattern, Face, Pattern, Selection};
 pub use polytope::{affine_maps, constraint_labels, polytope, step_length, AffineMap, Polytope};

@@ -16,7 +16,7 @@ use crate::region::{Decision, Membership};
 
 /// The CSV header; every row has one field per column.
 pub const HEADER: &str = "sample,explained,layer,neuron,relevance,has_root,no_root,valid,region,\
-violated_layer,violated_neuron,margin,domain,domain_coordinate,domain_value,decided_by";
+violated_layer,violated_neuron,margin,domain,domain_coordinate,domain_value,decided_by,on_face";
 
 /// A CSV field: quoted, with quotes doubled, when it holds a separator, a quote or a line break.
 fn field(s: &str) -> Cow<'_, str> {
@@ -49,9 +49,9 @@ fn decision_name(decision: Decision) -> &'static str {
 }
 
 /// The columns after `relevance`, for one neuron.
-fn verdict_fields(n: &NeuronRecord) -> [String; 11] {
-    let mut f: [String; 11] = Default::default();
-    let [has_root, no_root, valid, region, v_layer, v_neuron, margin, domain, d_coord, d_value, decided_by] =
+fn verdict_fields(n: &NeuronRecord) -> [String; 12] {
+    let mut f: [String; 12] = Default::default();
+    let [has_root, no_root, valid, region, v_layer, v_neuron, margin, domain, d_coord, d_value, decided_by, on_face] =
         &mut f;
     *has_root = n.root.is_some().to_string();
     if let Some(reason) = n.no_root {
@@ -59,6 +59,7 @@ fn verdict_fields(n: &NeuronRecord) -> [String; 11] {
     }
     if let Some(root) = &n.root {
         *valid = root.valid.to_string();
+        *on_face = root.region.on_face().to_string();
         match &root.region {
             Membership::Inside { .. } => *region = "inside".to_string(),
             Membership::Outside {
@@ -194,7 +195,7 @@ mod tests {
         assert_eq!(
             lines[0],
             "sample,explained,layer,neuron,relevance,has_root,no_root,valid,region,violated_layer,\
-             violated_neuron,margin,domain,domain_coordinate,domain_value,decided_by"
+             violated_neuron,margin,domain,domain_coordinate,domain_value,decided_by,on_face"
         );
         assert_eq!(lines.len(), expected + 1);
         let columns = HEADER.split(',').count();
@@ -319,7 +320,7 @@ mod tests {
                         root: Some(RootVerdict {
                             valid: true,
                             ..root(
-                                Membership::Inside { slack: Some(0.5) },
+                                Membership::Inside { slack: Some(0.0) },
                                 DomainCheck::In,
                                 Decision::Float,
                             )
@@ -339,9 +340,9 @@ mod tests {
             text,
             format!(
                 "{HEADER}\n\
-                 3,1,1,0,0.1,true,,false,outside,2,1,-0.00000015,out,1,-0.25,exact-fallback\n\
-                 3,1,1,1,0,false,zero-relevance,,,,,,,,,\n\
-                 3,1,1,2,0.9,true,,true,inside,,,,in,,,float\n"
+                 3,1,1,0,0.1,true,,false,outside,2,1,-0.00000015,out,1,-0.25,exact-fallback,false\n\
+                 3,1,1,1,0,false,zero-relevance,,,,,,,,,,\n\
+                 3,1,1,2,0.9,true,,true,inside,,,,in,,,float,true\n"
             )
         );
     }

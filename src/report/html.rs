@@ -312,6 +312,7 @@ fn layer_table(out: &mut String, doc: &SummaryDocument<'_>) {
         "outside region",
         "out of domain",
         "valid",
+        "on a face",
         "samples with a root outside",
         "neurons without root",
         "exact fallbacks",
@@ -332,8 +333,9 @@ fn layer_table(out: &mut String, doc: &SummaryDocument<'_>) {
     let _ = writeln!(
         out,
         "<p class=\"note\">Layer 1 takes the network input. A root is valid when it lies in the \
-         input's linear region P_l(x) and in the domain. Activation patterns that needed exact \
-         arithmetic: {}.</p>",
+         input's linear region P_l(x) and in the domain; one on a face of the region (some \
+         constraint with equality) is inside, and counted under \"on a face\" too. Every verdict \
+         is about the exact root. Activation patterns that needed exact arithmetic: {}.</p>",
         s.pattern_exact_fallbacks
     );
 }
@@ -344,6 +346,7 @@ fn counts_row(out: &mut String, name: &str, c: &Counts, samples: u64, total: boo
         format!("{} ({})", c.roots_outside, pct(c.roots_outside, c.roots)),
         c.roots_out_of_domain.to_string(),
         c.roots_valid.to_string(),
+        c.roots_on_face.to_string(),
         format!(
             "{} ({})",
             c.samples_with_root_outside,

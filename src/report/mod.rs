@@ -40,12 +40,13 @@ fn pct(part: u64, whole: u64) -> String {
 fn counts_row(out: &mut String, name: &str, c: &Counts, samples: u64) {
     let _ = writeln!(
         out,
-        "| {name} | {} | {} ({}) | {} | {} | {} ({}) | {} | {} | {:.1e} |",
+        "| {name} | {} | {} ({}) | {} | {} | {} | {} ({}) | {} | {} | {:.1e} |",
         c.roots,
         c.roots_outside,
         pct(c.roots_outside, c.roots),
         c.roots_out_of_domain,
         c.roots_valid,
+        c.roots_on_face,
         c.samples_with_root_outside,
         pct(c.samples_with_root_outside, samples),
         c.no_root_zero_relevance
@@ -100,9 +101,9 @@ pub fn audit_markdown(doc: &SummaryDocument<'_>) -> String {
     let _ = writeln!(out, "- dtdcert {}\n", doc.version);
     let _ = writeln!(
         out,
-        "| layer | roots | outside region | out of domain | valid | samples with a root outside | neurons without root | exact fallbacks | max conservation error |"
+        "| layer | roots | outside region | out of domain | valid | on a face | samples with a root outside | neurons without root | exact fallbacks | max conservation error |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
     for l in &s.layers {
         counts_row(&mut out, &l.layer.to_string(), &l.counts, s.samples);
     }
@@ -110,7 +111,9 @@ pub fn audit_markdown(doc: &SummaryDocument<'_>) -> String {
     let _ = writeln!(
         out,
         "\nLayer 1 takes the network input. A root is valid when it lies in the input's linear region \
-         P_l(x) and in the domain. Activation patterns that needed exact arithmetic: {}.",
+         P_l(x) and in the domain; one on a face of the region (some constraint with equality) is \
+         inside, and counted under \"on a face\" too. Every verdict is about the exact root. \
+         Activation patterns that needed exact arithmetic: {}.",
         s.pattern_exact_fallbacks
     );
     out

@@ -1,0 +1,178 @@
+//! The default audit's verdicts are about the exact roots: on random small MLPs (1,000 cases)
+//! and on the shipped C6 example, the default run (f64 with error bounds on the roots and on
+//! the constraints, exact fallback) and `--exact` (rationals throughout) give the same
+//! verdict for every root of every layer, the explained output's own root included: inside
+//! or outside (and at which constraint), on a face or not, in or out of the domain (and at
+//! which coordinate), and the same neurons without a root.
+
+mod util;
+
+use dtdcert::audit::{audit_sample, AuditSettings, DomainBox, DomainCheck, SampleRecord};
+use dtdcert::dtd::{BiasMode, DtdSettings, LayerRule, Rule};
+use dtdcert::model::inputs::load_inputs;
+use dtdcert::model::Model;
+use dtdcert::region::{Decision, Membership};
+use proptest::prelude::*;
+use util::network_and_input;
+
+/// What a verdict says, without the f64 renderings of margins and slacks.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    NoRoot(String),
+    Root {
+        valid: bool,
+        /// `None` inside; the first violated constraint outside.
+        outside_at: Option<(usize, usize)>,
+        on_face: bool,
+        /// `None` in the domain; the first coordinate outside.
+        out_at: Option<usize>,
+    },
+}
+
+fn verdicts(record: &SampleRecord) -> Vec<Vec<Verdict>> {
+    record
+        .layers
+        .iter()
+        .map(|layer| {
+            layer
+                .neurons
+                .iter()
+                .map(|n| match &n.root {
+                    None => Verdict::NoRoot(format!("{:?}", n.no_root)),
+                    Some(root) => Verdict::Root {
+                        valid: root.valid,
+                        outside_at: match root.region {
+                            Membership::Inside { .. } => None,
+                            Membership::Outside { layer, neuron, .. } => Some((layer, neuron)),
+                        },
+                        on_face: root.region.on_face(),
+                        out_at: match root.domain {
+                            DomainCheck::In => None,
+                            DomainCheck::Out { coordinate, .. } => Some(coordinate),
+                        },
+                    },
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The default and the exact audit of `x`; their verdicts must agree root for root.
+fn default_equals_exact(
+    model: &Model,
+    x: &[f64],
+    settings: &AuditSettings,
+    target: Option<usize>,
+) -> Result<SampleRecord, TestCaseError> {
+    let default = audit_sample(model, settings, 0, x, target).unwrap();
+    let exact_settings = AuditSettings {
+        exact: true,
+        ..settings.clone()
+    };
+    let exact = audit_sample(model, &exact_settings, 0, x, target).unwrap();
+    prop_assert_eq!(default.explained, exact.explained);
+    prop_assert_eq!(verdicts(&default), verdicts(&exact));
+    Ok(default)
+}
+
+/// Every rule with roots, with parameters (the zB box around the inputs drawn below).
+fn root_rules() -> impl Strategy<Value = Rule> {
+    prop_oneof![
+        Just(Rule::Zero),
+        Just(Rule::Z),
+        Just(Rule::ZPlus),
+        Just(Rule::Gamma(0.25)),
+        Just(Rule::Gamma(1.0)),
+        Just(Rule::WSquare),
+        Just(Rule::ZBox { lo: -1.0, hi: 1.0 }),
+    ]
+}
+
+fn bias_modes() -> impl Strategy<Value = BiasMode> {
+    prop_oneof![
+        Just(BiasMode::Ignore),
+        Just(BiasMode::Include),
+        Just(BiasMode::Plain)
+    ]
+}
+
+prop_compose! {
+    /// Audit settings: a rule above, an input rule, both bias modes, sometimes a per-layer
+    /// rule for layer 2, sometimes a domain box.
+    fn audit_settings()(
+        rule in root_rules(),
+        input_rule in proptest::option::of(root_rules()),
+        bias in bias_modes(),
+        layer_two in proptest::option::of(root_rules()),
+        domain in any::<bool>(),
+    ) -> AuditSettings {
+        AuditSettings {
+            dtd: DtdSettings {
+                rule,
+                input_rule,
+                bias,
+                layer_rules: layer_two
+                    .map(|rule| vec![LayerRule { layer: 2, rule }])
+                    .unwrap_or_default(),
+                ..DtdSettings::default()
+            },
+            domain: domain.then_some(DomainBox { lo: -1.0, hi: 1.0 }),
+            ..AuditSettings::default()
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// Random MLPs whose weights and inputs are often on a dyadic grid, so that roots on faces
+    /// and exact ties occur: every root's default verdict is its exact verdict.
+    #[test]
+    fn default_verdicts_are_exact_verdicts(
+        (model, x) in network_and_input(-1.0, 1.0),
+        settings in audit_settings(),
+        top in any::<bool>(),
+    ) {
+        let layers = model.net().layers().len();
+        prop_assume!(settings.dtd.check_layers(layers).is_ok());
+        let target = (!top).then_some(0);
+        default_equals_exact(&model, &x, &settings, target)?;
+    }
+}
+
+/// The shipped example under the four rules of the paper's table, every input, output 0 and
+/// the top output: the default verdicts are the exact ones, and the explained output's own
+/// root, on its neuron's face under z+ with the bias ignored, is on a face whenever it is
+/// inside (it may leave the region at another output neuron's face).
+#[test]
+fn the_shipped_example_is_judged_exactly() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/c6");
+    let model = Model::load(&dir.join("model.onnx")).unwrap();
+    let inputs = load_inputs(&dir.join("inputs.npy"), None).unwrap();
+    let mut top_layer_on_face = 0;
+    for rule in [Rule::Zero, Rule::ZPlus, Rule::Gamma(1.0), Rule::WSquare] {
+        let settings = AuditSettings {
+            dtd: DtdSettings {
+                rule,
+                ..DtdSettings::default()
+            },
+            ..AuditSettings::default()
+        };
+        for i in 0..inputs.len() {
+            let x = inputs.row(i).unwrap();
+            for target in [Some(0), None] {
+                let record = default_equals_exact(&model, &x, &settings, target).unwrap();
+                let top = record.layers.last().unwrap();
+                let own = top.neurons[record.explained].root.as_ref();
+                if rule == Rule::ZPlus {
+                    if let Some(root) = own.filter(|root| root.region.is_inside()) {
+                        assert!(root.region.on_face(), "sample {i}: {root:?}");
+                        assert_ne!(root.decided_by, Decision::Float);
+                        top_layer_on_face += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(top_layer_on_face > 0);
+}
