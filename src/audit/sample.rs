@@ -15,7 +15,7 @@ use crate::model::{forward, Model};
 use crate::region::problem::Domain;
 use crate::region::{
     membership, membership_batch, membership_batch_within, membership_filtered, membership_within,
-    trace_and_pattern, Decision, Membership, Pattern,
+    trace_with_errors, Decision, Membership, Pattern,
 };
 
 use super::records::{
@@ -197,7 +197,7 @@ fn audit_float(
     x: &[f64],
     target: Option<usize>,
 ) -> Result<SampleRecord> {
-    let (trace, pattern, pattern_decided_by) = trace_and_pattern(model, x);
+    let (trace, bounds, pattern, pattern_decided_by) = trace_with_errors(model, x);
     if trace.activations.iter().flatten().any(|v| !v.is_finite()) {
         return Err(overflow(sample, "the forward pass"));
     }
@@ -216,17 +216,48 @@ fn audit_float(
     // A branch the bounds leave in doubt (a ReLU, the top output, a zero relevance, a
     // denominator at the threshold) could go another way in exact arithmetic: such a sample
     // is computed exactly.
+    if pattern_decided_by != Decision::Float {
+        // A ReLU within its bound of zero: the f64 trace may not follow the exact pattern.
+        return Ok(audit_exact(
+            model,
+            settings,
+            sample,
+            x,
+            target,
+            Decision::ExactFallback,
+        ));
+    }
     take_doubt();
     let net = model.balls();
-    let xb: Vec<Ball> = x.iter().map(|&v| Ball::from_f64(v)).collect();
-    let btrace = forward::forward(net, &xb);
+    let balls = |values: &[f64], errors: &[f64]| -> Vec<Ball> {
+        values
+            .iter()
+            .zip(errors)
+            .map(|(&v, &e)| Ball::new(v, e))
+            .collect()
+    };
+    let btrace = forward::Trace {
+        activations: trace
+            .activations
+            .iter()
+            .zip(&bounds)
+            .map(|(h, e)| balls(h, e))
+            .collect(),
+        // The recursion reads the layer inputs and the output only.
+        pre: Vec::new(),
+    };
     let k = resolve_target(target, &mids(btrace.output()));
     if target.is_none() {
         certain_argmax(btrace.output(), k);
     }
-    // Rule roots are not kept by the explanation: they are rebuilt and judged a block at a
-    // time below, so a wide image layer never holds all its roots at once.
-    let explanation = explain(net, &btrace, &settings.dtd, k, false);
+    // Where every layer's roots fit in one block, the explanation keeps them; otherwise they
+    // are rebuilt and judged a block at a time below, so a wide image layer never holds all
+    // its roots at once.
+    let keep_roots = net
+        .layers()
+        .iter()
+        .all(|l| l.affine.out_dim() <= ROOTS_PER_BLOCK);
+    let explanation = explain(net, &btrace, &settings.dtd, k, keep_roots);
     if take_doubt() {
         return Ok(audit_exact(
             model,
@@ -251,9 +282,12 @@ fn audit_float(
             let mut errors: Vec<Vec<f64>> = Vec::with_capacity(block.len());
             for &j in block {
                 let n = &step.neurons[j];
-                let point = match neuron_root(net, index, j, a, &n.relevance, &settings.dtd) {
-                    RootOutcome::Root { point, .. } => point,
-                    RootOutcome::None(_) => unreachable!("the same step found a root"),
+                let point = match &n.outcome {
+                    RootOutcome::Root { point, .. } if !point.is_empty() => point.clone(),
+                    _ => match neuron_root(net, index, j, a, &n.relevance, &settings.dtd) {
+                        RootOutcome::Root { point, .. } => point,
+                        RootOutcome::None(_) => unreachable!("the same step found a root"),
+                    },
                 };
                 if !n.relevance.mid.is_finite() || point.iter().any(|v| !v.mid.is_finite()) {
                     return Err(overflow(

@@ -104,6 +104,10 @@ impl Ball {
 
     /// The sign of the midpoint, flagging doubt where the exact value's sign may differ.
     fn sign_checked(&self) -> Ordering {
+        if self.rad == 0.0 {
+            // An exact value: its sign is the exact sign.
+            return self.mid.partial_cmp(&0.0).unwrap_or(Ordering::Equal);
+        }
         let by_mid = self.mid.partial_cmp(&0.0).unwrap_or(Ordering::Equal);
         let certain = self.certain_sign().map(|s| s.cmp(&0));
         if certain != Some(by_mid) {

@@ -36,7 +36,9 @@ pub use membership::{
     membership, membership_filtered, membership_within, signed_slacks_bounded, signed_slacks_exact,
     Membership,
 };
-pub use pattern::{pattern_from_layer, trace_and_pattern, Face, Pattern, Selection};
+pub use pattern::{
+    pattern_from_layer, trace_and_pattern, trace_with_errors, Face, Pattern, Selection,
+};
 pub use polytope::{affine_maps, constraint_labels, polytope, step_length, AffineMap, Polytope};
 
 #[cfg(test)]

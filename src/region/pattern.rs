@@ -240,34 +240,49 @@ pub(super) fn selected<T: Clone>(z: &[T], selection: Selection<'_>) -> Vec<T> {
 /// The forward pass of `x` in f64 with the pattern decided exactly: f64 with error bounds, and
 /// an exact forward pass when some pre-activation is too close to zero for the bound.
 pub fn trace_and_pattern(model: &Model, x: &[f64]) -> (Trace<f64>, Pattern, Decision) {
+    let (trace, _, pattern, decision) = trace_with_errors(model, x);
+    (trace, pattern, decision)
+}
+
+/// [`trace_and_pattern`], with a rigorous bound on each activation's distance to its exact
+/// value (`errors[l]` for `trace.activations[l]`). The bounds hold where the pattern was
+/// decided by the f64 bound (`Decision::Float`); past it, a ReLU of the f64 trace may sit on
+/// the other side of its exact value's sign, and only the pattern is exact.
+pub fn trace_with_errors(
+    model: &Model,
+    x: &[f64],
+) -> (Trace<f64>, Vec<Vec<f64>>, Pattern, Decision) {
     let net = model.net();
     let layers = net.layers();
     let mut activations: Vec<Vec<f64>> = Vec::with_capacity(layers.len() + 1);
     let mut pre: Vec<Vec<f64>> = Vec::with_capacity(layers.len());
+    let mut bounds: Vec<Vec<f64>> = Vec::with_capacity(layers.len() + 1);
     let mut errors: Vec<f64> = Vec::new();
     let mut undecided = false;
     activations.push(x.to_vec());
+    bounds.push(vec![0.0; x.len()]);
     for layer in layers {
         let input = activations.last().expect("pushed above");
         let (z, e) = bounded_affine_layer(&layer.affine, input, &errors);
         let (h, h_err, decided) = activate_bounded(layer, &z, &e);
         undecided |= !decided;
         errors = h_err;
+        bounds.push(errors.clone());
         pre.push(z);
         activations.push(h);
     }
     let trace = Trace { activations, pre };
     if undecided {
         if let Some(pattern) = refined_pattern(model, 0, x) {
-            return (trace, pattern, Decision::Refined);
+            return (trace, bounds, pattern, Decision::Refined);
         }
         let xr: Vec<Rational> = x.iter().map(|&v| Rational::from_f64(v)).collect();
         let exact = forward(model.exact(), &xr);
         let pattern = Pattern::from_pre(model.exact(), &exact.pre);
-        (trace, pattern, Decision::ExactFallback)
+        (trace, bounds, pattern, Decision::ExactFallback)
     } else {
         let pattern = Pattern::from_pre(net, &trace.pre);
-        (trace, pattern, Decision::Float)
+        (trace, bounds, pattern, Decision::Float)
     }
 }
 
