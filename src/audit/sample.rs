@@ -308,46 +308,30 @@ fn audit_float(
                     Decision::ExactFallback,
                 ));
             }
-            // All roots of a block are judged together: one matrix product per layer above.
-            let regions = match points.len() {
-                1 => vec![membership_within(
-                    model, &pattern, index, &points[0], &errors[0],
-                )],
-                n => {
-                    let d = points[0].len();
-                    let batch = Array2::from_shape_vec((n, d), points.concat())
-                        .expect("every root has the layer's input width");
-                    let batch_err = Array2::from_shape_vec((n, d), errors.concat())
-                        .expect("every root has the layer's input width");
-                    membership_batch_within(model, &pattern, index, &batch, &batch_err)
-                }
-            };
-            for (((region, &j), point), error) in
-                regions.into_iter().zip(block).zip(points).zip(errors)
-            {
-                let domain = domain_within(&point, &error, index, input_box, model.net());
-                judged.push(match (region, domain) {
-                    (Some((region, decided_by)), Some(domain)) => (
-                        region,
-                        domain,
-                        decided_by,
-                        settings.keep_points.then_some(point),
-                    ),
-                    // The bounds cannot settle the verdict: the exact root decides it.
-                    _ => {
-                        let Some(verdict) = exact.judge(&pattern, index, j) else {
-                            return Ok(audit_exact(
-                                model,
-                                settings,
-                                sample,
-                                x,
-                                target,
-                                Decision::ExactFallback,
-                            ));
-                        };
-                        verdict
+            let block_verdicts = judge_block(
+                model,
+                &pattern,
+                index,
+                points,
+                Some(errors),
+                input_box,
+                settings.keep_points,
+            );
+            for (verdict, &j) in block_verdicts.into_iter().zip(block) {
+                // What the bounds cannot settle, the exact root decides.
+                match verdict.or_else(|| exact.judge(&pattern, index, j)) {
+                    Some(verdict) => judged.push(verdict),
+                    None => {
+                        return Ok(audit_exact(
+                            model,
+                            settings,
+                            sample,
+                            x,
+                            target,
+                            Decision::ExactFallback,
+                        ))
                     }
-                });
+                }
             }
         }
         verdicts.push(judged.into_iter());
@@ -364,6 +348,48 @@ fn audit_float(
         pattern_decided_by,
         layers,
     })
+}
+
+/// Judges a block of roots of layer `index` together (one matrix product per layer above).
+/// Without `errors` the points are the roots themselves, exact f64 values, and every verdict
+/// is decided (the filter's tiers, then rationals on the point). With `errors`, each point
+/// stands for an exact root within its errors, and a verdict the bounds cannot settle is
+/// `None`: only the exact root can.
+fn judge_block(
+    model: &Model,
+    pattern: &Pattern,
+    index: usize,
+    points: Vec<Vec<f64>>,
+    errors: Option<Vec<Vec<f64>>>,
+    input_box: Option<DomainBox>,
+    keep_points: bool,
+) -> Vec<Option<Judged>> {
+    let rows = |values: &[Vec<f64>]| {
+        Array2::from_shape_vec((values.len(), values[0].len()), values.concat())
+            .expect("every root has the layer's input width")
+    };
+    let regions: Vec<Option<(Membership, Decision)>> = match (&errors, points.len()) {
+        (None, 1) => vec![Some(membership_filtered(model, pattern, index, &points[0]))],
+        (Some(e), 1) => vec![membership_within(model, pattern, index, &points[0], &e[0])],
+        (None, _) => membership_batch(model, pattern, index, &rows(&points))
+            .into_iter()
+            .map(Some)
+            .collect(),
+        (Some(e), _) => membership_batch_within(model, pattern, index, &rows(&points), &rows(e)),
+    };
+    regions
+        .into_iter()
+        .zip(points)
+        .enumerate()
+        .map(|(r, (region, point))| {
+            let domain = match &errors {
+                None => Some(domain_check(&point, index, input_box, model.net())),
+                Some(e) => domain_within(&point, &e[r], index, input_box, model.net()),
+            };
+            let (region, decided_by) = region?;
+            Some((region, domain?, decided_by, keep_points.then_some(point)))
+        })
+        .collect()
 }
 
 /// The midpoints of balls: the f64 values.
@@ -504,24 +530,20 @@ fn audit_lp_roots(
                 }
                 points.push(point);
             }
-            let regions = match points.len() {
-                1 => vec![membership_filtered(model, &pattern, index, &points[0])],
-                n => {
-                    let d = points[0].len();
-                    let batch = Array2::from_shape_vec((n, d), points.concat())
-                        .expect("every root has the layer's input width");
-                    membership_batch(model, &pattern, index, &batch)
-                }
-            };
-            for ((region, decided_by), point) in regions.into_iter().zip(points) {
-                let domain = domain_check(&point, index, input_box, model.net());
-                judged.push((
-                    region,
-                    domain,
-                    decided_by,
-                    settings.keep_points.then_some(point),
-                ));
-            }
+            let block_verdicts = judge_block(
+                model,
+                &pattern,
+                index,
+                points,
+                None,
+                input_box,
+                settings.keep_points,
+            );
+            judged.extend(
+                block_verdicts
+                    .into_iter()
+                    .map(|v| v.expect("exact points are always decided")),
+            );
         }
         verdicts.push(judged.into_iter());
     }
