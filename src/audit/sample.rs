@@ -270,7 +270,7 @@ fn audit_float(
     }
     let input_box = settings.input_domain();
     let mut exact = ExactRoots::new(model, settings, x, k);
-    let mut verdicts: Vec<std::vec::IntoIter<Judged>> = Vec::new();
+    let mut verdicts: Vec<Vec<Judged>> = Vec::new();
     for (index, step) in explanation.layers.iter().enumerate() {
         let with_root: Vec<usize> = (0..step.neurons.len())
             .filter(|&j| matches!(step.neurons[j].outcome, RootOutcome::Root { .. }))
@@ -334,20 +334,14 @@ fn audit_float(
                 }
             }
         }
-        verdicts.push(judged.into_iter());
+        verdicts.push(judged);
     }
-    let layers = assemble(&explanation, |index, _| {
-        verdicts[index]
-            .next()
-            .expect("one verdict per root, in order")
-    });
-    Ok(SampleRecord {
-        sample,
-        explained: k,
-        output: trace.output()[k],
+    Ok(judged_record(
+        &explanation,
+        verdicts,
+        (sample, k, trace.output()[k]),
         pattern_decided_by,
-        layers,
-    })
+    ))
 }
 
 /// Judges a block of roots of layer `index` together (one matrix product per layer above).
@@ -390,6 +384,31 @@ fn judge_block(
             Some((region, domain?, decided_by, keep_points.then_some(point)))
         })
         .collect()
+}
+
+/// The record of a sample from its explanation and the verdicts of its roots (per layer, in
+/// neuron order); `explained` is (sample, explained output, its value).
+fn judged_record<T: Scalar>(
+    explanation: &crate::dtd::Explanation<T>,
+    verdicts: Vec<Vec<Judged>>,
+    explained: (usize, usize, f64),
+    pattern_decided_by: Decision,
+) -> SampleRecord {
+    let mut verdicts: Vec<std::vec::IntoIter<Judged>> =
+        verdicts.into_iter().map(Vec::into_iter).collect();
+    let layers = assemble(explanation, |index, _| {
+        verdicts[index]
+            .next()
+            .expect("one verdict per root, in order")
+    });
+    let (sample, k, output) = explained;
+    SampleRecord {
+        sample,
+        explained: k,
+        output,
+        pattern_decided_by,
+        layers,
+    }
 }
 
 /// The midpoints of balls: the f64 values.
@@ -503,7 +522,7 @@ fn audit_lp_roots(
         input_box.map(|b| (b.lo, b.hi)),
         settings.lp.options(),
     );
-    let mut verdicts: Vec<std::vec::IntoIter<Judged>> = Vec::new();
+    let mut verdicts: Vec<Vec<Judged>> = Vec::new();
     for (index, step) in explanation.layers.iter().enumerate() {
         let with_root: Vec<usize> = (0..step.neurons.len())
             .filter(|&j| matches!(step.neurons[j].outcome, RootOutcome::Root { .. }))
@@ -545,20 +564,14 @@ fn audit_lp_roots(
                     .map(|v| v.expect("exact points are always decided")),
             );
         }
-        verdicts.push(judged.into_iter());
+        verdicts.push(judged);
     }
-    let layers = assemble(&explanation, |index, _| {
-        verdicts[index]
-            .next()
-            .expect("one verdict per root, in order")
-    });
-    Ok(SampleRecord {
-        sample,
-        explained: k,
-        output: trace.output()[k],
+    Ok(judged_record(
+        &explanation,
+        verdicts,
+        (sample, k, trace.output()[k]),
         pattern_decided_by,
-        layers,
-    })
+    ))
 }
 
 /// The whole sample in exact rationals; every verdict labelled `decided_by` (`Exact` for
