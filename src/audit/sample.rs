@@ -216,16 +216,10 @@ fn audit_float(
     // A branch the bounds leave in doubt (a ReLU, the top output, a zero relevance, a
     // denominator at the threshold) could go another way in exact arithmetic: such a sample
     // is computed exactly.
+    let in_rationals = || audit_exact(model, settings, sample, x, target, Decision::ExactFallback);
     if pattern_decided_by != Decision::Float {
         // A ReLU within its bound of zero: the f64 trace may not follow the exact pattern.
-        return Ok(audit_exact(
-            model,
-            settings,
-            sample,
-            x,
-            target,
-            Decision::ExactFallback,
-        ));
+        return Ok(in_rationals());
     }
     take_doubt();
     let net = model.balls();
@@ -259,14 +253,7 @@ fn audit_float(
         .all(|l| l.affine.out_dim() <= ROOTS_PER_BLOCK);
     let explanation = explain(net, &btrace, &settings.dtd, k, keep_roots);
     if take_doubt() {
-        return Ok(audit_exact(
-            model,
-            settings,
-            sample,
-            x,
-            target,
-            Decision::ExactFallback,
-        ));
+        return Ok(in_rationals());
     }
     let input_box = settings.input_domain();
     let mut exact = ExactRoots::new(model, settings, x, k);
@@ -299,14 +286,7 @@ fn audit_float(
                 errors.push(point.iter().map(|v| v.rad).collect());
             }
             if take_doubt() {
-                return Ok(audit_exact(
-                    model,
-                    settings,
-                    sample,
-                    x,
-                    target,
-                    Decision::ExactFallback,
-                ));
+                return Ok(in_rationals());
             }
             let block_verdicts = judge_block(
                 model,
@@ -321,16 +301,7 @@ fn audit_float(
                 // What the bounds cannot settle, the exact root decides.
                 match verdict.or_else(|| exact.judge(&pattern, index, j)) {
                     Some(verdict) => judged.push(verdict),
-                    None => {
-                        return Ok(audit_exact(
-                            model,
-                            settings,
-                            sample,
-                            x,
-                            target,
-                            Decision::ExactFallback,
-                        ))
-                    }
+                    None => return Ok(in_rationals()),
                 }
             }
         }
