@@ -5,7 +5,7 @@
 use ndarray::Array2;
 
 use crate::check::Certificate;
-use crate::dtd::{explain, explain_down_to, neuron_root, RootOutcome};
+use crate::dtd::{explain, explain_down_to, neuron_root, root_on_own_face, RootOutcome};
 use crate::error::Result;
 use crate::exact::ball::{take_doubt, Ball};
 use crate::exact::{Rational, Scalar};
@@ -15,7 +15,7 @@ use crate::model::{forward, Model};
 use crate::region::problem::Domain;
 use crate::region::{
     membership, membership_batch, membership_batch_within, membership_filtered, membership_within,
-    trace_with_errors, Decision, Membership, Pattern,
+    membership_within_face, trace_with_errors, Decision, Membership, Pattern,
 };
 
 use super::records::{
@@ -288,12 +288,19 @@ fn audit_float(
             if take_doubt() {
                 return Ok(in_rationals());
             }
+            // The explained output's root sits on its own face: an exact zero no f64 bound
+            // settles, known from how the root is built.
+            let on_face = match block {
+                &[j] => root_on_own_face(model.exact(), index, j, &settings.dtd).then_some(j),
+                _ => None,
+            };
             let block_verdicts = judge_block(
                 model,
                 &pattern,
                 index,
                 points,
                 Some(errors),
+                on_face,
                 input_box,
                 settings.keep_points,
             );
@@ -320,12 +327,17 @@ fn audit_float(
 /// is decided (the filter's tiers, then rationals on the point). With `errors`, each point
 /// stands for an exact root within its errors, and a verdict the bounds cannot settle is
 /// `None`: only the exact root can.
+///
+/// `on_face` names the neuron of layer `index` whose face the single exact root of the block
+/// lies on by construction ([`root_on_own_face`]).
+#[allow(clippy::too_many_arguments)]
 fn judge_block(
     model: &Model,
     pattern: &Pattern,
     index: usize,
     points: Vec<Vec<f64>>,
     errors: Option<Vec<Vec<f64>>>,
+    on_face: Option<usize>,
     input_box: Option<DomainBox>,
     keep_points: bool,
 ) -> Vec<Option<Judged>> {
@@ -335,7 +347,10 @@ fn judge_block(
     };
     let regions: Vec<Option<(Membership, Decision)>> = match (&errors, points.len()) {
         (None, 1) => vec![Some(membership_filtered(model, pattern, index, &points[0]))],
-        (Some(e), 1) => vec![membership_within(model, pattern, index, &points[0], &e[0])],
+        (Some(e), 1) => vec![match on_face {
+            Some(j) => membership_within_face(model, pattern, index, &points[0], &e[0], j),
+            None => membership_within(model, pattern, index, &points[0], &e[0]),
+        }],
         (None, _) => membership_batch(model, pattern, index, &rows(&points))
             .into_iter()
             .map(Some)
@@ -525,6 +540,7 @@ fn audit_lp_roots(
                 &pattern,
                 index,
                 points,
+                None,
                 None,
                 input_box,
                 settings.keep_points,

@@ -34,7 +34,7 @@ mod settings;
 mod train_free;
 
 pub use explanation::{Explanation, LayerRelevance, NeuronRelevance, NoRoot, RootOutcome};
-pub use roots::neuron_root;
+pub use roots::{neuron_root, root_on_own_face};
 pub(crate) use roots::{root_step, RootRule};
 pub use rules::{BiasMode, InitialRelevance, Rule};
 pub use settings::{DtdSettings, LayerRule};

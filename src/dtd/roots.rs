@@ -2,7 +2,7 @@
 //! with `t = R_j / (w · v + β)`, and the relevance `w_i t v_i` it passes to each input.
 
 use super::explanation::{NoRoot, RootOutcome};
-use super::rules::{BiasMode, Rule};
+use super::rules::{BiasMode, InitialRelevance, Rule};
 use super::settings::DtdSettings;
 use crate::exact::Scalar;
 use crate::model::ir::WeightRow;
@@ -122,6 +122,32 @@ pub fn neuron_root<T: Scalar>(
     )
 }
 
+/// Whether the exact root of neuron `j` of 0-based layer `index` lies on the neuron's own face
+/// (`z_j(ã) = 0` in exact arithmetic) by construction, whatever the inputs: the rule root
+/// satisfies `w_j · ã = w_j · a − t (w_j · v)`, so where the denominator is `w_j · v` itself
+/// (no bias term, no stabilizer) and the relevance is the neuron's own value
+/// `z_j(a)` (the explained output under `--initial-relevance output`), `z_j(ã) = 0`. The bias
+/// term is evaluated exactly in `net`'s arithmetic (give it rationals).
+pub fn root_on_own_face<T: Scalar>(
+    net: &Network<T>,
+    index: usize,
+    j: usize,
+    settings: &DtdSettings,
+) -> bool {
+    let rule = settings.rule_for(index);
+    let layer = &net.layers()[index];
+    index + 1 == net.layers().len()
+        && settings.initial_relevance == InitialRelevance::Output
+        && settings.stabilizer == 0.0
+        && rule.has_root()
+        && rule != Rule::Zero
+        && layer.max_pool.is_none()
+        && (settings.bias == BiasMode::Ignore
+            || RootRule::<T>::new(rule)
+                .beta(layer.affine.bias(j), settings.bias)
+                .is_zero())
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn root_step<T: Scalar>(
     rule: &RootRule<T>,
@@ -232,7 +258,13 @@ impl<T: Scalar> RootStep<'_, T> {
                 for (((li, pi), wi), ai) in lower.iter_mut().zip(&mut point).zip(self.w).zip(self.a)
                 {
                     let tv = t.clone() * v(wi, ai);
-                    *pi = ai.clone() - tv.clone();
+                    // Rule 0's root is the origin exactly (`a − 1 · a`), whatever error an
+                    // enclosure of `a` carries.
+                    *pi = if self.origin {
+                        T::zero()
+                    } else {
+                        ai.clone() - tv.clone()
+                    };
                     // Skips zero products itself where that saves work (rationals).
                     T::mul_add_assign(li, wi, &tv);
                 }
@@ -250,13 +282,16 @@ impl<T: Scalar> RootStep<'_, T> {
                     point = self
                         .full
                         .iter()
-                        .map(|ai| ai.clone() - t.clone() * v(&zero, ai))
+                        .map(|ai| match self.origin {
+                            true => T::zero(),
+                            false => ai.clone() - t.clone() * v(&zero, ai),
+                        })
                         .collect();
                 }
                 for (k, (wi, ai)) in self.w.iter().zip(self.a).enumerate() {
                     let i = self.row.position(k);
                     let tv = t.clone() * v(wi, ai);
-                    if self.keep_roots {
+                    if self.keep_roots && !self.origin {
                         point[i] = ai.clone() - tv.clone();
                     }
                     T::mul_add_assign(&mut lower[i], wi, &tv);
@@ -266,5 +301,90 @@ impl<T: Scalar> RootStep<'_, T> {
         // Σ_i w_i t v_i = t (w · v); exact in rationals.
         *passed = passed.clone() + t.clone() * wv;
         RootOutcome::Root { point, t }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::dtd::explain;
+    use crate::exact::Rational;
+    use crate::model::forward::forward;
+    use crate::model::ir::dense_layer;
+
+    fn random_net(rng: &mut ChaCha8Rng, widths: &[usize]) -> Network<Rational> {
+        let layers = widths
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| {
+                let weight = (0..w[0] * w[1])
+                    .map(|_| rng.random_range(-1.0..1.0))
+                    .collect();
+                let bias = (0..w[1]).map(|_| rng.random_range(-0.5..0.5)).collect();
+                dense_layer(w[1], w[0], weight, bias, i + 2 < widths.len()).unwrap()
+            })
+            .collect();
+        Network::new(layers).unwrap().to_scalar()
+    }
+
+    /// Where the test says a root is on its own face, the exact root's pre-activation is 0;
+    /// every root it counts on a face is the explained output's.
+    #[test]
+    fn roots_said_to_be_on_their_own_face_are_on_it_exactly() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut on_face = 0;
+        for case in 0..60 {
+            let net = random_net(&mut rng, &[4, 5, 3]);
+            let x: Vec<Rational> = (0..4)
+                .map(|_| Rational::from_f64(rng.random_range(0.0..1.0)))
+                .collect();
+            let trace = forward(&net, &x);
+            let rule = [Rule::ZPlus, Rule::WSquare, Rule::Gamma(0.5), Rule::Z][case % 4];
+            let bias = [BiasMode::Ignore, BiasMode::Include, BiasMode::Plain][case % 3];
+            let initial = [InitialRelevance::Output, InitialRelevance::One][case % 2];
+            let settings = DtdSettings {
+                rule,
+                bias,
+                initial_relevance: initial,
+                ..DtdSettings::default()
+            };
+            let explanation = explain(&net, &trace, &settings, 0, true);
+            for (index, step) in explanation.layers.iter().enumerate() {
+                let affine = &net.layers()[index].affine;
+                for (j, n) in step.neurons.iter().enumerate() {
+                    let RootOutcome::Root { point, .. } = &n.outcome else {
+                        continue;
+                    };
+                    if root_on_own_face(&net, index, j, &settings) {
+                        let z = affine.row(j).affine_dot(point, affine.bias(j));
+                        assert!(z.is_zero(), "case {case}: layer {index} neuron {j}: {z:?}");
+                        assert_eq!((index, j), (1, 0));
+                        on_face += 1;
+                    }
+                }
+            }
+        }
+        assert!(on_face > 0);
+    }
+
+    #[test]
+    fn rule_zero_roots_are_the_origin_exactly() {
+        use crate::exact::ball::Ball;
+        let l = dense_layer(2, 2, vec![1.0, -1.0, 0.5, 1.0], vec![0.1, -0.25], false).unwrap();
+        let net = Network::new(vec![l]).unwrap().to_scalar::<Ball>();
+        let a = [Ball::new(0.7, 1e-9), Ball::new(0.2, 1e-9)];
+        let settings = DtdSettings {
+            rule: Rule::Zero,
+            ..DtdSettings::default()
+        };
+        let RootOutcome::Root { point, .. } =
+            neuron_root(&net, 0, 0, &a, &Ball::new(0.5, 1e-9), &settings)
+        else {
+            panic!("rule 0 has a root");
+        };
+        assert!(point.iter().all(Ball::is_exact_zero), "{point:?}");
     }
 }

@@ -125,7 +125,13 @@ pub fn membership_filtered(
     m: usize,
     point: &[f64],
 ) -> (Membership, Decision) {
-    match bounded_membership(model, pattern, m, point, &[], bounded_affine_layer) {
+    match bounded_membership(
+        model,
+        pattern,
+        m,
+        BoundedPoint::exact(point),
+        bounded_affine_layer,
+    ) {
         Some(verdict) => (verdict, Decision::Float),
         None => refined_or_exact(model, pattern, m, point),
     }
@@ -142,13 +148,44 @@ pub fn membership_within(
     point: &[f64],
     point_err: &[f64],
 ) -> Option<(Membership, Decision)> {
-    if let Some(verdict) =
-        bounded_membership(model, pattern, m, point, point_err, bounded_affine_layer)
-    {
+    within(model, pattern, m, point, point_err, None)
+}
+
+/// [`membership_within`] for an exact point known to lie on the face of neuron `neuron` of
+/// layer `m` (its pre-activation is exactly 0 there, as the explained output's own root is by
+/// construction): that constraint holds with equality, and the layers above take the neuron's
+/// value as an exact 0.
+pub fn membership_within_face(
+    model: &Model,
+    pattern: &Pattern,
+    m: usize,
+    point: &[f64],
+    point_err: &[f64],
+    neuron: usize,
+) -> Option<(Membership, Decision)> {
+    within(model, pattern, m, point, point_err, Some(neuron))
+}
+
+fn within(
+    model: &Model,
+    pattern: &Pattern,
+    m: usize,
+    point: &[f64],
+    point_err: &[f64],
+    face: Option<usize>,
+) -> Option<(Membership, Decision)> {
+    let bounded = |layer_values| {
+        let inputs = BoundedPoint {
+            point,
+            point_err,
+            face,
+        };
+        bounded_membership(model, pattern, m, inputs, layer_values)
+    };
+    if let Some(verdict) = bounded(bounded_affine_layer) {
         return Some((verdict, Decision::Float));
     }
-    bounded_membership(model, pattern, m, point, point_err, refined::affine_layer)
-        .map(|verdict| (verdict, Decision::Refined))
+    bounded(refined::affine_layer).map(|verdict| (verdict, Decision::Refined))
 }
 
 /// [`membership_filtered`] past its first tier.
@@ -158,8 +195,13 @@ pub(super) fn refined_or_exact(
     m: usize,
     point: &[f64],
 ) -> (Membership, Decision) {
-    if let Some(verdict) = bounded_membership(model, pattern, m, point, &[], refined::affine_layer)
-    {
+    if let Some(verdict) = bounded_membership(
+        model,
+        pattern,
+        m,
+        BoundedPoint::exact(point),
+        refined::affine_layer,
+    ) {
         return (verdict, Decision::Refined);
     }
     let exact: Vec<Rational> = point.iter().map(|&v| Rational::from_f64(v)).collect();
@@ -172,19 +214,38 @@ pub(super) fn refined_or_exact(
 /// An affine layer evaluated in f64 from inputs with error bounds: its values and theirs.
 type LayerValues = fn(&crate::model::Affine, &[f64], &[f64]) -> (Vec<f64>, Vec<f64>);
 
+/// A point of layer `m`'s input space as the bounded check reads it: f64 values, a bound on
+/// each one's distance to the exact point (empty: exact), and a neuron of layer `m` on whose
+/// face the exact point is known to lie.
+#[derive(Clone, Copy)]
+struct BoundedPoint<'a> {
+    point: &'a [f64],
+    point_err: &'a [f64],
+    face: Option<usize>,
+}
+
+impl<'a> BoundedPoint<'a> {
+    fn exact(point: &'a [f64]) -> Self {
+        Self {
+            point,
+            point_err: &[],
+            face: None,
+        }
+    }
+}
+
 /// Membership with every layer evaluated by `layer_values`, from a point with per-coordinate
-/// error bounds `point_err` (empty: exact); `None` when a sign that matters is undecided.
+/// error bounds; `None` when a sign that matters is undecided.
 fn bounded_membership(
     model: &Model,
     pattern: &Pattern,
     m: usize,
-    point: &[f64],
-    point_err: &[f64],
+    inputs: BoundedPoint<'_>,
     layer_values: LayerValues,
 ) -> Option<Membership> {
     let net = model.net();
-    let mut h = point.to_vec();
-    let mut h_err: Vec<f64> = point_err.to_vec();
+    let mut h = inputs.point.to_vec();
+    let mut h_err: Vec<f64> = inputs.point_err.to_vec();
     let mut slack = f64::INFINITY;
     let mut any_constraint = false;
     let settle = |checked: Result<f64, State>, slack: &mut f64, any: &mut bool| match checked {
@@ -206,6 +267,9 @@ fn bounded_membership(
     };
     for (k, layer) in net.layers().iter().enumerate().skip(m) {
         let (mut z, mut e) = layer_values(&layer.affine, &h, &h_err);
+        if let Some(j) = inputs.face.filter(|_| k == m) {
+            (z[j], e[j]) = (0.0, 0.0);
+        }
         if let Some(mask) = pattern.layer(k) {
             for (j, (&v, &active)) in z.iter().zip(mask).enumerate() {
                 // Checked in order: a violated constraint is the first one.
@@ -391,5 +455,21 @@ mod tests {
                 margin: 0.3 - 0.4
             }
         );
+    }
+
+    #[test]
+    fn a_point_known_to_be_on_a_face_is_on_it_whatever_its_error() {
+        let model = tiny();
+        let (_, pattern, _) = trace_and_pattern(&model, &[1.0, 0.5]);
+        // Within 1e-12 of the face x0 - x1 = 0 of neuron (1, 0): the bound cannot tell on
+        // which side, or whether on it.
+        let (point, err) = ([0.3, 0.3], [1e-12, 1e-12]);
+        assert_eq!(membership_within(&model, &pattern, 0, &point, &err), None);
+        let (m, decided_by) = membership_within_face(&model, &pattern, 0, &point, &err, 0).unwrap();
+        assert!(m.on_face(), "{m:?}");
+        assert_eq!(decided_by, Decision::Float);
+        // The other constraints are still checked: (1, 1) is 0.5 x0 + x1 - 0.25 >= 0.
+        let (m, _) = membership_within_face(&model, &pattern, 0, &[0.1, 0.1], &err, 0).unwrap();
+        assert!(!m.is_inside(), "{m:?}");
     }
 }

@@ -33,8 +33,8 @@ mod refined;
 pub use batch::{membership_batch, membership_batch_within};
 pub use filter::Decision;
 pub use membership::{
-    membership, membership_filtered, membership_within, signed_slacks_bounded, signed_slacks_exact,
-    Membership,
+    membership, membership_filtered, membership_within, membership_within_face,
+    signed_slacks_bounded, signed_slacks_exact, Membership,
 };
 pub use pattern::{
     pattern_from_layer, trace_and_pattern, trace_with_errors, Face, Pattern, Selection,
