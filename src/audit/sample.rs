@@ -35,6 +35,16 @@ fn domain_check<T: Scalar, U: Scalar>(
     input_box: Option<DomainBox>,
     net: &crate::model::Network<U>,
 ) -> DomainCheck {
+    domain_check_of(point.iter().cloned(), layer_index, input_box, net)
+}
+
+/// [`domain_check`] of a point given coordinate by coordinate.
+fn domain_check_of<T: Scalar, U: Scalar>(
+    point: impl Iterator<Item = T>,
+    layer_index: usize,
+    input_box: Option<DomainBox>,
+    net: &crate::model::Network<U>,
+) -> DomainCheck {
     // The input box at the network input, `>= 0` above a ReLU, nothing above a layer without.
     let bounds = if layer_index == 0 {
         input_box.map(|b| (Some(T::from_f64(b.lo)), Some(T::from_f64(b.hi))))
@@ -46,9 +56,9 @@ fn domain_check<T: Scalar, U: Scalar>(
     let Some((lo, hi)) = bounds else {
         return DomainCheck::In;
     };
-    for (i, v) in point.iter().enumerate() {
-        let below = lo.as_ref().is_some_and(|l| v < l);
-        let above = hi.as_ref().is_some_and(|h| v > h);
+    for (i, v) in point.enumerate() {
+        let below = lo.as_ref().is_some_and(|l| v < *l);
+        let above = hi.as_ref().is_some_and(|h| v > *h);
         if below || above {
             return DomainCheck::Out {
                 coordinate: i,
@@ -265,16 +275,21 @@ fn audit_float(
         let a = btrace.layer_input(index);
         let mut judged = Vec::with_capacity(with_root.len());
         for block in with_root.chunks(ROOTS_PER_BLOCK) {
-            let mut points: Vec<Vec<f64>> = Vec::with_capacity(block.len());
-            let mut errors: Vec<Vec<f64>> = Vec::with_capacity(block.len());
+            // The roots' f64 values and error bounds, one row per root.
+            let mut points: Vec<f64> = Vec::with_capacity(block.len() * a.len());
+            let mut errors: Vec<f64> = Vec::with_capacity(block.len() * a.len());
             for &j in block {
                 let n = &step.neurons[j];
-                let point = match &n.outcome {
-                    RootOutcome::Root { point, .. } if !point.is_empty() => point.clone(),
-                    _ => match neuron_root(net, index, j, a, &n.relevance, &settings.dtd) {
-                        RootOutcome::Root { point, .. } => point,
-                        RootOutcome::None(_) => unreachable!("the same step found a root"),
-                    },
+                let rebuilt;
+                let point: &[Ball] = match &n.outcome {
+                    RootOutcome::Root { point, .. } if !point.is_empty() => point,
+                    _ => {
+                        rebuilt = match neuron_root(net, index, j, a, &n.relevance, &settings.dtd) {
+                            RootOutcome::Root { point, .. } => point,
+                            RootOutcome::None(_) => unreachable!("the same step found a root"),
+                        };
+                        &rebuilt
+                    }
                 };
                 if !n.relevance.mid.is_finite() || point.iter().any(|v| !v.mid.is_finite()) {
                     return Err(overflow(
@@ -282,9 +297,14 @@ fn audit_float(
                         &format!("the root of layer {} neuron {j}", index + 1),
                     ));
                 }
-                points.push(mids(&point));
-                errors.push(point.iter().map(|v| v.rad).collect());
+                points.extend(point.iter().map(|v| v.mid));
+                errors.extend(point.iter().map(|v| v.rad));
             }
+            let rows = |values: Vec<f64>| {
+                Array2::from_shape_vec((block.len(), a.len()), values)
+                    .expect("every root has the layer's input width")
+            };
+            let (points, errors) = (rows(points), rows(errors));
             if take_doubt() {
                 return Ok(in_rationals());
             }
@@ -335,41 +355,56 @@ fn judge_block(
     model: &Model,
     pattern: &Pattern,
     index: usize,
-    points: Vec<Vec<f64>>,
-    errors: Option<Vec<Vec<f64>>>,
+    points: Array2<f64>,
+    errors: Option<Array2<f64>>,
     on_face: Option<usize>,
     input_box: Option<DomainBox>,
     keep_points: bool,
 ) -> Vec<Option<Judged>> {
-    let rows = |values: &[Vec<f64>]| {
-        Array2::from_shape_vec((values.len(), values[0].len()), values.concat())
-            .expect("every root has the layer's input width")
-    };
-    let regions: Vec<Option<(Membership, Decision)>> = match (&errors, points.len()) {
-        (None, 1) => vec![Some(membership_filtered(model, pattern, index, &points[0]))],
-        (Some(e), 1) => vec![match on_face {
-            Some(j) => membership_within_face(model, pattern, index, &points[0], &e[0], j),
-            None => membership_within(model, pattern, index, &points[0], &e[0]),
-        }],
-        (None, _) => membership_batch(model, pattern, index, &rows(&points))
+    let regions: Vec<Option<(Membership, Decision)>> = match (&errors, points.nrows()) {
+        (None, 1) => vec![Some(membership_filtered(
+            model,
+            pattern,
+            index,
+            row(&points, 0),
+        ))],
+        (Some(e), 1) => {
+            let (point, err) = (row(&points, 0), row(e, 0));
+            vec![match on_face {
+                Some(j) => membership_within_face(model, pattern, index, point, err, j),
+                None => membership_within(model, pattern, index, point, err),
+            }]
+        }
+        (None, _) => membership_batch(model, pattern, index, &points)
             .into_iter()
             .map(Some)
             .collect(),
-        (Some(e), _) => membership_batch_within(model, pattern, index, &rows(&points), &rows(e)),
+        (Some(e), _) => membership_batch_within(model, pattern, index, &points, e),
     };
     regions
         .into_iter()
-        .zip(points)
         .enumerate()
-        .map(|(r, (region, point))| {
+        .map(|(r, region)| {
+            let point = row(&points, r);
             let domain = match &errors {
-                None => Some(domain_check(&point, index, input_box, model.net())),
-                Some(e) => domain_within(&point, &e[r], index, input_box, model.net()),
+                None => Some(domain_check(point, index, input_box, model.net())),
+                Some(e) => domain_within(point, row(e, r), index, input_box, model.net()),
             };
             let (region, decided_by) = region?;
-            Some((region, domain?, decided_by, keep_points.then_some(point)))
+            Some((
+                region,
+                domain?,
+                decided_by,
+                keep_points.then(|| point.to_vec()),
+            ))
         })
         .collect()
+}
+
+/// Row `r` of a standard-layout array as a slice.
+fn row(values: &Array2<f64>, r: usize) -> &[f64] {
+    let width = values.ncols();
+    &values.as_slice().expect("a standard-layout array")[r * width..(r + 1) * width]
 }
 
 /// The record of a sample from its explanation and the verdicts of its roots (per layer, in
@@ -423,13 +458,12 @@ fn domain_within(
     input_box: Option<DomainBox>,
     net: &crate::model::Network,
 ) -> Option<DomainCheck> {
-    let balls: Vec<Ball> = point
+    let balls = point
         .iter()
         .zip(error)
-        .map(|(&mid, &rad)| Ball::new(mid, rad))
-        .collect();
+        .map(|(&mid, &rad)| Ball::new(mid, rad));
     take_doubt();
-    let check = domain_check(&balls, layer_index, input_box, net);
+    let check = domain_check_of(balls, layer_index, input_box, net);
     (!take_doubt()).then_some(check)
 }
 
@@ -516,7 +550,7 @@ fn audit_lp_roots(
         let a = trace.layer_input(index);
         let mut judged = Vec::with_capacity(with_root.len());
         for block in with_root.chunks(ROOTS_PER_BLOCK) {
-            let mut points: Vec<Vec<f64>> = Vec::with_capacity(block.len());
+            let mut points: Vec<f64> = Vec::with_capacity(block.len() * a.len());
             for &j in block {
                 let n = &step.neurons[j];
                 let point = match &n.outcome {
@@ -533,8 +567,10 @@ fn audit_lp_roots(
                         &format!("the root of layer {} neuron {j}", index + 1),
                     ));
                 }
-                points.push(point);
+                points.extend(point);
             }
+            let points = Array2::from_shape_vec((block.len(), a.len()), points)
+                .expect("every root has the layer's input width");
             let block_verdicts = judge_block(
                 model,
                 &pattern,
