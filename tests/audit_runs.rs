@@ -36,6 +36,7 @@ fn setup(shard: Option<Shard>) -> (Model, Inputs, RunSpec) {
 const OPTIONS: OutputOptions = OutputOptions {
     progress: false,
     csv: true,
+    force: false,
 };
 
 /// A run on the exact engine, with the reports of `report`.
@@ -68,7 +69,7 @@ fn resume(
 }
 
 fn merge(dirs: &[PathBuf], out: &Path, csv: bool) -> Result<Summary> {
-    dtdcert::audit::merge::merge(dirs, out, csv, &Reports)
+    dtdcert::audit::merge::merge(dirs, out, csv, false, &Reports)
 }
 
 fn read(dir: &Path, name: &str) -> Vec<u8> {
@@ -243,6 +244,70 @@ fn merge_refuses_incomplete_sets_and_mixed_runs() {
     let err = merge(&dirs, &out, false).unwrap_err().to_string();
     assert!(err.contains("interrupted"), "{err}");
     assert!(!out.exists(), "a refused merge writes nothing");
+}
+
+/// Every file of a folder with its bytes, to show that a refusal changed nothing.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<(PathBuf, Vec<u8>)> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.clone(), fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_finished_run_is_replaced_only_with_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, inputs, spec) = setup(None);
+    let dir = tmp.path().join("run");
+    run(&model, &inputs, &spec, &dir, OPTIONS).unwrap();
+    let before = snapshot(&dir);
+    let (_, _, mut other) = setup(None);
+    other.settings.dtd.rule = dtdcert::dtd::Rule::WSquare;
+    let err = run(&model, &inputs, &other, &dir, OPTIONS).unwrap_err();
+    assert!(matches!(err, dtdcert::error::Error::Usage(_)), "{err}");
+    assert!(err.to_string().contains("--force"), "{err}");
+    assert_eq!(snapshot(&dir), before, "a refused run changes nothing");
+    let forced = OutputOptions {
+        force: true,
+        ..OPTIONS
+    };
+    run(&model, &inputs, &other, &dir, forced).unwrap();
+    assert_ne!(snapshot(&dir), before);
+}
+
+#[test]
+fn merge_refuses_to_write_over_a_shard_or_a_finished_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut dirs = Vec::new();
+    for index in 1..=2 {
+        let (model, inputs, spec) = setup(Some(Shard { index, count: 2 }));
+        let dir = tmp.path().join(format!("s{index}"));
+        run(&model, &inputs, &spec, &dir, OPTIONS).unwrap();
+        dirs.push(dir);
+    }
+    let before = snapshot(&dirs[0]);
+    // The shard itself, however it is spelled.
+    let spelled = tmp.path().join(".").join("s1");
+    for out in [dirs[0].clone(), spelled] {
+        let err = merge(&dirs, &out, false).unwrap_err();
+        assert!(matches!(err, dtdcert::error::Error::Usage(_)), "{err}");
+        assert!(err.to_string().contains("is the shard"), "{err}");
+        assert_eq!(snapshot(&dirs[0]), before, "the shard is untouched");
+    }
+    let out = tmp.path().join("merged");
+    merge(&dirs, &out, false).unwrap();
+    let merged = snapshot(&out);
+    let err = merge(&dirs, &out, false).unwrap_err();
+    assert!(err.to_string().contains("--force"), "{err}");
+    assert_eq!(snapshot(&out), merged);
+    dtdcert::audit::merge::merge(&dirs, &out, false, true, &Reports).unwrap();
+    // The merged folder is an audit run, so neither --force nor its shards may write over
+    // the shards: merging into a shard is refused with --force too.
+    let err = dtdcert::audit::merge::merge(&dirs, &dirs[1], false, true, &Reports).unwrap_err();
+    assert!(err.to_string().contains("is the shard"), "{err}");
 }
 
 #[test]

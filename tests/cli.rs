@@ -450,11 +450,25 @@ fn fail_on_invalid_exits_1_when_a_root_is_outside_and_still_writes_the_run() {
 }
 
 #[test]
-fn rerunning_into_the_same_folder_replaces_the_earlier_run() {
+fn a_finished_run_is_replaced_only_with_force() {
     let dir = tmp();
     let out = dir.path().join("run");
     audit_c6(&out, &["--explain", "0", "-q"]).ok();
-    audit_c6(&out, &["--explain", "1", "-q"]).ok();
+    let args = [
+        "audit",
+        "--model",
+        MODEL,
+        "--inputs",
+        INPUTS,
+        "--explain",
+        "1",
+        "--out",
+        s(&out),
+    ];
+    // Refused, naming the folder and the flag, with the run left as it was.
+    expect_refusal_in(dir.path(), &args, &["run", "finished", "--force"]);
+    assert_eq!(read_json(&out.join("summary.json"))["targets"]["index"], 0);
+    audit_c6(&out, &["--explain", "1", "-q", "--force"]).ok();
     assert_eq!(read_json(&out.join("summary.json"))["targets"]["index"], 1);
     assert!(read_records(&out.join("records.jsonl"))
         .iter()
@@ -496,13 +510,15 @@ fn a_failed_rerun_leaves_the_earlier_run_intact() {
     let dir = tmp();
     let out = dir.path().join("run");
     audit_c6(&out, &["-q"]).ok();
-    // The NaN is in row 2: found while auditing, after the staging folder exists.
+    // The NaN is in row 2: found while auditing, after the staging folder exists; --force
+    // lets the new run replace the old one only once it has finished.
     let args = [
         "audit",
         "--model",
         SMALL_MODEL,
         "--inputs",
         "tests/data/bad/inputs_nan_4x3.npy",
+        "--force",
         "--out",
         s(&out),
     ];

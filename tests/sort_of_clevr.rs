@@ -309,10 +309,21 @@ fn bad_requests_leave_what_was_there() {
         "mine"
     );
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
-    // An earlier set is replaced as a whole.
+    // An earlier set is replaced as a whole, and only with --force.
     std::fs::remove_dir_all(&out).unwrap();
     assert!(generate(&out, 6, 1).status.success());
-    assert!(generate(&out, 2, 1).status.success());
+    let before = tree(&out);
+    let refused = generate(&out, 2, 1);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--force"));
+    assert_eq!(tree(&out), before);
+    let forced = Command::new(env!("CARGO_BIN_EXE_dtdcert"))
+        .args(["relnet", "generate", "--quiet", "--force", "--out"])
+        .arg(&out)
+        .args(["--images", "2", "--seed", "1"])
+        .output()
+        .unwrap();
+    assert!(forced.status.success());
     assert_eq!(tree(&out).len(), 4);
     assert_eq!(
         json(&out.join("questions.json"))["images"]

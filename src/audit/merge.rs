@@ -13,17 +13,32 @@ use crate::io::output_dir::{marker, OutputDir};
 use crate::io::write_atomic;
 
 /// Combines the complete shard folders of one run into the folder `out`, identical to what a
-/// single run over all samples writes.
+/// single run over all samples writes. `out` may not be one of the shards, and replaces a
+/// finished audit run only with `force`.
 pub fn merge(
     dirs: &[PathBuf],
     out: &Path,
     csv: bool,
+    force: bool,
     reports: &dyn ReportWriter,
 ) -> Result<Summary> {
     if dirs.is_empty() {
         return Err(Error::Usage(
             "merge: name the shard folders to combine".into(),
         ));
+    }
+    // The same folder however it is spelled (`part-1`, `./part-1`, an absolute path).
+    if let Ok(target) = out.canonicalize() {
+        if let Some(dir) = dirs
+            .iter()
+            .find(|d| d.canonicalize().is_ok_and(|d| d == target))
+        {
+            return Err(Error::Usage(format!(
+                "merge: --out {} is the shard {}; write the merged run to another folder",
+                out.display(),
+                dir.display()
+            )));
+        }
     }
     let mut specs = Vec::with_capacity(dirs.len());
     for dir in dirs {
@@ -131,7 +146,7 @@ pub fn merge(
             missing + 1
         )));
     }
-    let staging = OutputDir::prepare(out, "audit")?;
+    let staging = OutputDir::prepare(out, "audit", force)?;
     let mut readers: Vec<(PathBuf, BufReader<File>)> = by_index
         .iter()
         .map(|d| {

@@ -21,7 +21,7 @@ use super::spec::{first_difference, RunSpec};
 use super::summary::SummaryDocument;
 use super::{BatchBackend, Engine, NamedCertificate, SampleRecord, Summary};
 use crate::error::{Error, Result};
-use crate::io::output_dir::{marker, not_a_run, target_state, TargetState, MARKER};
+use crate::io::output_dir::{finished, marker, not_a_run, target_state, TargetState, MARKER};
 use crate::io::write_atomic;
 use crate::model::inputs::Inputs;
 use crate::model::Model;
@@ -33,6 +33,8 @@ pub struct OutputOptions {
     pub progress: bool,
     /// Also write `roots.csv`.
     pub csv: bool,
+    /// `--force`: a new run may replace a finished run in its folder.
+    pub force: bool,
 }
 
 /// Writes the reports of a finished run (`report` implements it; the CLI connects the two):
@@ -76,9 +78,9 @@ const RUN_FILES: [&str; 7] = [
     "roots.csv",
 ];
 
-/// Refuses an `--out` that holds something other than a complete earlier audit run, or whose
-/// parent folder is missing.
-fn check_fresh_target(out: &Path) -> Result<()> {
+/// Refuses an `--out` that holds something other than a complete earlier audit run (that one
+/// too without `force`), or whose parent folder is missing.
+fn check_fresh_target(out: &Path, force: bool) -> Result<()> {
     if target_state(out)? != TargetState::Occupied {
         return Ok(());
     }
@@ -88,7 +90,8 @@ fn check_fresh_target(out: &Path) -> Result<()> {
             out.display(),
             s.kind
         ))),
-        Some(s) if s.complete => Ok(()),
+        Some(s) if s.complete && force => Ok(()),
+        Some(s) if s.complete => Err(finished(out, "audit")),
         // Interrupted before it recorded what it was: there is nothing to resume.
         Some(_) if !out.join("run.json").exists() => Ok(()),
         Some(_) => Err(Error::Usage(format!(
@@ -152,7 +155,8 @@ fn scan_records(path: &Path, spec: &RunSpec, num_layers: usize) -> Result<(Summa
 }
 
 impl Runner<'_> {
-    /// Starts a new run in `out` (absent, empty, or a complete earlier run, which is replaced).
+    /// Starts a new run in `out` (absent, empty, or with `--force` a complete earlier run,
+    /// which is replaced).
     pub fn run(
         &self,
         model: &Model,
@@ -160,7 +164,7 @@ impl Runner<'_> {
         spec: &RunSpec,
         out: &Path,
     ) -> Result<Summary> {
-        check_fresh_target(out)?;
+        check_fresh_target(out, self.options.force)?;
         let engine = Engine::new(model, &spec.settings, self.backend)?;
         // Bad input must not cost an earlier run or leave a partial folder: every row is checked
         // before the folder is touched.

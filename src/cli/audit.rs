@@ -68,9 +68,13 @@ pub struct AuditArgs {
     /// No progress bar on stderr.
     #[arg(long, short)]
     pub quiet: bool,
-    /// The results folder (created; a complete earlier run there is replaced).
+    /// The results folder (created; a finished earlier run there is replaced only with
+    /// --force).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Replace a finished run in --out.
+    #[arg(long, requires = "out")]
+    pub force: bool,
     /// Continue the interrupted run in DIR; give the same arguments as when it started.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
@@ -136,6 +140,7 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
         options: OutputOptions {
             progress: !args.quiet,
             csv: args.csv,
+            force: args.force,
         },
     };
     let (summary, dir) = match (&args.out, &args.resume) {

@@ -24,16 +24,25 @@ pub struct MergeArgs {
     /// Also write OUT/roots.csv.
     #[arg(long)]
     pub csv: bool,
-    /// The merged results folder.
+    /// The merged results folder (not one of the shards).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Replace a finished audit run in --out.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Merges the shard folders into `--out` (also `roots.csv` with `--csv`) and reports the
 /// totals on stderr; fails for shards of different runs, or a missing, doubled or unfinished
 /// shard.
 pub fn run(args: MergeArgs) -> Result<Outcome> {
-    let summary = merge(&args.shards, &args.out, args.csv, &crate::report::Reports)?;
+    let summary = merge(
+        &args.shards,
+        &args.out,
+        args.csv,
+        args.force,
+        &crate::report::Reports,
+    )?;
     eprintln!(
         "merged {} shards: {} samples, {} roots, {} outside the region; results in {}",
         args.shards.len(),

@@ -166,10 +166,12 @@ pub struct SanityArgs {
     /// Questions to draw (at least 2: the derangement needs another sample).
     #[arg(long, value_name = "N")]
     pub samples: usize,
-    /// The report folder to create (absent or empty, or an earlier report, which is
-    /// replaced).
+    /// The report folder to create (absent or empty; an earlier report only with --force).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Replace a finished report in --out.
+    #[arg(long)]
+    pub force: bool,
     /// Seeds the draws (questions, other answers, derangement) and the re-initialisation.
     #[arg(long, value_name = "S", default_value_t = 0)]
     pub seed: u64,
@@ -226,10 +228,12 @@ pub struct RootsArgs {
     /// Roots drawn per layer and sample (every root of a layer that has fewer).
     #[arg(long, value_name = "K", default_value_t = 16)]
     pub roots: usize,
-    /// The report folder to create (absent or empty, or an earlier report, which is
-    /// replaced).
+    /// The report folder to create (absent or empty; an earlier report only with --force).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Replace a finished report in --out.
+    #[arg(long)]
+    pub force: bool,
     /// Seeds the draws: the questions from stream 0, sample s's roots from stream 1 + s
     /// (ChaCha8).
     #[arg(long, value_name = "S", default_value_t = 0)]
@@ -260,9 +264,12 @@ the pixels of the objects it is about) and OUT/questions.json (the objects, and 
 gives the same files, and the first N images of a larger set are the set of N."
 )]
 pub struct GenerateArgs {
-    /// The folder to create (absent or empty, or an earlier set, which is replaced).
+    /// The folder to create (absent or empty; an earlier set only with --force).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Replace a finished set in --out.
+    #[arg(long)]
+    pub force: bool,
     /// Number of images.
     #[arg(long, value_name = "N")]
     pub images: usize,
@@ -305,7 +312,7 @@ fn generate(args: GenerateArgs) -> Result<Outcome> {
     if args.images == 0 {
         return Err(Error::Usage("--images must be at least 1".into()));
     }
-    let dir = OutputDir::prepare(&args.out, "relnet generate")?;
+    let dir = OutputDir::prepare(&args.out, "relnet generate", args.force)?;
     let bar = progress_bar(
         args.images as u64,
         "{bar:40} {pos}/{len} images, {per_sec}, ETA {eta}",
@@ -351,6 +358,7 @@ fn roots_run(args: RootsArgs) -> Result<crate::repro::relnet_roots::RelnetRootsR
         data: args.data,
         split: args.split,
         out: args.out,
+        force: args.force,
         progress: !args.quiet,
         settings: RelnetRootsSettings {
             samples: args.samples,
@@ -512,6 +520,7 @@ fn sanity_run(args: SanityArgs) -> Result<crate::torch::relnet::SanityRun> {
         images: args.images,
         samples: args.samples,
         out: args.out,
+        force: args.force,
         seed: args.seed,
         batch_norm,
         precision,

@@ -53,9 +53,12 @@ pub struct MlpRootsArgs {
     /// The output to explain with --model (default: each input's top output).
     #[arg(long, value_name = "K")]
     pub explain: Option<usize>,
-    /// The results folder.
+    /// The results folder (absent or empty; an earlier run only with --force).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Replace a finished run in --out.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Serialize)]
@@ -104,7 +107,7 @@ fn mlp_roots_cmd(args: MlpRootsArgs) -> Result<Outcome> {
         explain: args.explain.unwrap_or(0),
         ..MlpRootsSettings::default()
     };
-    let dir = OutputDir::prepare(&args.out, "repro mlp-roots")?;
+    let dir = OutputDir::prepare(&args.out, "repro mlp-roots", args.force)?;
     let (rows, source, title) = match (&args.model, &args.inputs) {
         (Some(model_path), Some(inputs_path)) => {
             let data = DataArgs {

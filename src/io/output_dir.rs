@@ -19,12 +19,14 @@ pub struct OutputDir {
 }
 
 impl OutputDir {
-    /// Checks that `target` is absent, empty, or a complete earlier dtdcert run of the same
-    /// `kind` (which the commit replaces as a whole), and creates the staging folder beside it.
-    pub fn prepare(target: &Path, kind: &str) -> Result<Self> {
+    /// Checks that `target` is absent, empty, or (with `force`) a complete earlier dtdcert
+    /// run of the same `kind`, which the commit replaces as a whole; and creates the staging
+    /// folder beside it.
+    pub fn prepare(target: &Path, kind: &str, force: bool) -> Result<Self> {
         if target_state(target)? == TargetState::Occupied {
             match marker_status(target) {
-                Some(s) if s.kind == kind && s.complete => {}
+                Some(s) if s.kind == kind && s.complete && force => {}
+                Some(s) if s.kind == kind && s.complete => return Err(finished(target, kind)),
                 Some(s) => {
                     return Err(Error::Usage(format!(
                         "--out {}: holds {} dtdcert {} run, not a complete {kind} run it could replace; \
@@ -92,6 +94,14 @@ impl Drop for OutputDir {
             let _ = fs::remove_dir_all(&self.staging);
         }
     }
+}
+
+/// The refusal to replace the finished run of `kind` in `target` without `--force`.
+pub fn finished(target: &Path, kind: &str) -> Error {
+    Error::Usage(format!(
+        "--out {}: holds a finished dtdcert {kind} run; give --force to replace it, or choose another folder",
+        target.display()
+    ))
 }
 
 /// What an `--out` path holds now.

@@ -627,9 +627,11 @@ pub struct RelnetRootsRun {
     pub data: PathBuf,
     /// The CLEVR split to draw from.
     pub split: String,
-    /// The report folder to create (absent or empty, or an earlier report, which is
-    /// replaced).
+    /// The report folder to create (absent or empty, or with `force` an earlier report,
+    /// which is replaced).
     pub out: PathBuf,
+    /// Whether a finished report in `out` may be replaced.
+    pub force: bool,
     /// A progress bar on stderr.
     pub progress: bool,
     /// What it draws and judges.
@@ -699,7 +701,7 @@ pub fn write_report(job: &RelnetRootsRun) -> Result<RelnetRootsReport> {
         .dtd
         .check_layers(layers)
         .map_err(|e| Error::Usage(format!("{e} (the chain has {layers} layers)")))?;
-    let dir = OutputDir::prepare(&job.out, "relnet roots")?;
+    let dir = OutputDir::prepare(&job.out, "relnet roots", job.force)?;
     let bar = progress_bar(
         settings.samples as u64,
         "{bar:40} {pos}/{len} samples, {per_sec}, ETA {eta}",

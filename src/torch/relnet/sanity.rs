@@ -33,9 +33,11 @@ pub struct SanityRun {
     pub images: Option<PathBuf>,
     /// Questions to draw (at least 2).
     pub samples: usize,
-    /// The report folder to create (absent or empty, or an earlier report, which is
-    /// replaced).
+    /// The report folder to create (absent or empty, or with `force` an earlier report,
+    /// which is replaced).
     pub out: PathBuf,
+    /// Whether a finished report in `out` may be replaced.
+    pub force: bool,
     /// Seeds the draws and the re-initialisation.
     pub seed: u64,
     /// How relevance crosses batch norm.
@@ -145,7 +147,7 @@ pub fn sanity(job: &SanityRun) -> Result<SanityReport> {
         .iter()
         .map(|s| data.inputs(s))
         .collect::<Result<Vec<_>>>()?;
-    let dir = OutputDir::prepare(&job.out, "relnet sanity")?;
+    let dir = OutputDir::prepare(&job.out, "relnet sanity", job.force)?;
     let layers: Vec<String> = net.layers_from_top().into_iter().map(|(n, _)| n).collect();
     let variants = variants(&layers);
     let bar = progress_bar(
