@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use dtdcert::dtd::full_backward::{
-    full_backward, upper_relevance, worst_case_evaluations, Expansion, FullBackward,
-    FullBackwardSettings, RootFinder, RuleRoots,
+    full_backward, full_backward_decided, upper_relevance, worst_case_evaluations, Decided,
+    Expansion, FullBackward, FullBackwardSettings, RootFinder, RuleRoots,
 };
 use dtdcert::dtd::{explain, BiasMode, DtdSettings, RootOutcome, Rule};
 use dtdcert::exact::scalar::dot;
@@ -22,6 +22,7 @@ use dtdcert::{Error, Result};
 use ndarray::{s, Array2};
 use ndarray_npy::read_npy;
 use proptest::prelude::*;
+use rayon::prelude::*;
 use serde_json::Value;
 use util::{hyperplane_rules, network_and_input, to_exact, weight};
 
@@ -54,14 +55,6 @@ fn dtd(rule: Rule) -> DtdSettings {
         stabilizer: 0.0,
         denominator_threshold: 1e-5,
         ..DtdSettings::default()
-    }
-}
-
-/// Faces decided exactly: the setting under which the exactness statements hold.
-fn exact_faces() -> FullBackwardSettings {
-    FullBackwardSettings {
-        face_tolerance: 0.0,
-        ..FullBackwardSettings::default()
     }
 }
 
@@ -180,7 +173,7 @@ proptest! {
         let trace = forward(&net, &x);
         let k = top(trace.output());
         let s = dtd(rule);
-        let fb = full_backward(&net, &x, k, &exact_faces(), &RuleRoots::new(&net, &s)).unwrap();
+        let fb = full_backward(&net, &x, k, &FullBackwardSettings::default(), &RuleRoots::new(&net, &s)).unwrap();
         let f = trace.output()[k].clone();
         prop_assert_eq!(&fb.output, &f);
         if f.is_positive() {
@@ -262,6 +255,31 @@ proptest! {
 }
 
 proptest! {
+    #![proptest_config(config(200))]
+
+    /// The default f64 run decides every branch as exact arithmetic does: on random MLPs with
+    /// grid weights (exact ties, roots on faces), with or without biases in the rules'
+    /// denominators, its decisions (neurons expanded, sides of faces, zero gradient entries)
+    /// are the exact run's and its values agree within `AGREE`.
+    #[test]
+    fn decided_f64_agrees_with_exact(
+        (model, x) in network_and_input(-1.0, 1.0),
+        rule in root_rules(),
+        bias in prop_oneof![Just(BiasMode::Ignore), Just(BiasMode::Include), Just(BiasMode::Plain)],
+    ) {
+        let mut s = dtd(rule);
+        s.bias = bias;
+        let settings = FullBackwardSettings::default();
+        let decided = full_backward_decided(&model, &x, None, &s, &settings).unwrap();
+        let net = model.exact();
+        let xr = to_exact(&x);
+        let k = top(forward(net, &xr).output());
+        let e = full_backward(net, &xr, k, &settings, &RuleRoots::new(net, &s)).unwrap();
+        agrees_with_exact(&decided, &e);
+    }
+}
+
+proptest! {
     #![proptest_config(config(300))]
 
     /// With roots that do not move, the upper relevance function (re-evaluated through the
@@ -276,7 +294,7 @@ proptest! {
         let x = to_exact(&x);
         let k = top(forward(&net, &x).output());
         let pinned = PinnedRoots::new(&net, &x, k, rule);
-        let settings = exact_faces();
+        let settings = FullBackwardSettings::default();
         let fb = full_backward(&net, &x, k, &settings, &pinned).unwrap();
         let eps = Rational::from_f64(2f64.powi(-40));
         for (index, layer) in fb.layers.iter().enumerate() {
@@ -304,7 +322,14 @@ fn check_frozen_expansion(net: &Network<Rational>, x: &[Rational], rule: Rule) -
     let trace = forward(net, x);
     let k = top(trace.output());
     let pattern = Pattern::from_pre(net, &trace.pre);
-    let fb = full_backward(net, x, k, &exact_faces(), &RuleRoots::new(net, &dtd(rule))).unwrap();
+    let fb = full_backward(
+        net,
+        x,
+        k,
+        &FullBackwardSettings::default(),
+        &RuleRoots::new(net, &dtd(rule)),
+    )
+    .unwrap();
     let mut checked = 0;
     for (index, layer) in fb.layers.iter().enumerate() {
         let a = trace.layer_input(index);
@@ -356,43 +381,113 @@ fn c6_f64(model: &Model, x: &[f64], rule: Rule) -> FullBackward<f64> {
     .unwrap()
 }
 
-/// f64 and exact rationals agree on every input (the face tolerance puts f64 roots that
-/// rounding moved off their face back on it), and full-backward DTD is not conservative: the
-/// gap is reported, and equals the Taylor errors of the layers.
+/// What full-backward DTD decided, neuron by neuron: not expanded (and why), or expanded with
+/// which gradient entries zero (the root's side of its face and the upper slope `c_j` decide
+/// them).
+fn decisions<T: Scalar>(fb: &FullBackward<T>) -> Vec<Vec<String>> {
+    fb.layers
+        .iter()
+        .map(|l| {
+            l.neurons
+                .iter()
+                .map(|n| match &n.expansion {
+                    Expansion::NotPositive => "not-positive".to_string(),
+                    Expansion::NoRoot(why) => format!("no-root {why:?}"),
+                    Expansion::Root { gradient, .. } => gradient
+                        .iter()
+                        .map(|g| if g.is_zero() { '0' } else { 'g' })
+                        .collect(),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The relative tolerance within which the f64 values of an explanation decided in f64 meet
+/// the exact ones: every value (output, relevances, what each neuron passed, remainders,
+/// gradients) within `AGREE · (|exact value| + max(1, |f_k(x)|))`.
+const AGREE: f64 = 1e-9;
+
+/// The default f64 run (`Decided`) and the exact one make the same decisions, so the same
+/// neurons expand, on the same side of every face, with the same zero gradient entries and
+/// the same number of evaluations; and their values agree within [`AGREE`]. Returns the
+/// largest relative difference.
+fn agrees_with_exact(decided: &Decided, e: &FullBackward<Rational>) -> f64 {
+    let f = decided.to_f64();
+    assert_eq!(f.explained, e.explained);
+    assert_eq!(decisions(&f), decisions(e));
+    assert_eq!(f.evaluations, e.evaluations);
+    let scale = e.output.to_f64().abs().max(1.0);
+    let mut worst: f64 = 0.0;
+    let mut close = |a: f64, b: &Rational| {
+        let b = b.to_f64();
+        let rel = (a - b).abs() / (b.abs() + scale);
+        assert!(rel <= AGREE, "{a} vs {b}");
+        worst = worst.max(rel);
+    };
+    close(f.output, &e.output);
+    for (fl, el) in f.layers.iter().zip(&e.layers) {
+        for (a, b) in fl
+            .upper
+            .iter()
+            .zip(&el.upper)
+            .chain(fl.lower.iter().zip(&el.lower))
+        {
+            close(*a, b);
+        }
+        for (fnn, en) in fl.neurons.iter().zip(&el.neurons) {
+            close(fnn.passed, &en.passed);
+            close(fnn.remainder, &en.remainder);
+            if let (Expansion::Root { gradient: gf, .. }, Expansion::Root { gradient: ge, .. }) =
+                (&fnn.expansion, &en.expansion)
+            {
+                for (a, b) in gf.iter().zip(ge) {
+                    close(*a, b);
+                }
+            }
+        }
+    }
+    worst
+}
+
+/// On every input of the shipped example, the default f64 run (`explain --full-backward`) and
+/// `--exact` make the same decisions (which neurons expand, each root's side of its face,
+/// which gradient entries vanish) and agree within [`AGREE`]; full-backward DTD is not
+/// conservative: the gap is reported, and equals the Taylor errors of the layers.
 #[test]
 fn c6_f64_agrees_with_exact_and_the_gap_is_reported() {
     let (model, rows) = c6();
-    let mut non_conservative = 0;
-    for (i, x) in rows.iter().enumerate().step_by(20) {
-        let f = c6_f64(&model, x, Rule::ZPlus);
-        let net = model.exact();
-        let e = full_backward(
-            net,
-            &to_exact(x),
-            0,
-            &FullBackwardSettings::default(),
-            &RuleRoots::new(net, &dtd(Rule::ZPlus)),
-        )
-        .unwrap();
-        assert_eq!(f.evaluations, e.evaluations, "input {i}");
-        let scale = e.output.to_f64().abs().max(1.0);
-        for (a, b) in f.input_relevance().iter().zip(e.input_relevance()) {
-            assert!(
-                (a - b.to_f64()).abs() <= 1e-9 * scale,
-                "input {i}: {a} vs {}",
-                b.to_f64()
-            );
-        }
-        let taylor = e
-            .layers
-            .iter()
-            .fold(Rational::zero(), |acc, l| acc + l.taylor_error());
-        assert_eq!(e.conservation_gap(), taylor, "input {i}");
-        if e.conservation_gap().abs().to_f64() > 1e-6 * scale {
-            non_conservative += 1;
-        }
-    }
-    assert!(non_conservative > 0);
+    let s = dtd(Rule::ZPlus);
+    let settings = FullBackwardSettings::default();
+    let results: Vec<(bool, f64, bool)> = rows
+        .par_iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let decided = full_backward_decided(&model, x, Some(0), &s, &settings).unwrap();
+            let net = model.exact();
+            let e =
+                full_backward(net, &to_exact(x), 0, &settings, &RuleRoots::new(net, &s)).unwrap();
+            // In f64, the decided run is the plain f64 recursion.
+            if let Decided::Float(fd) = &decided {
+                assert_eq!(*fd, c6_f64(&model, x, Rule::ZPlus), "input {i}");
+            }
+            let worst = agrees_with_exact(&decided, &e);
+            let taylor = e
+                .layers
+                .iter()
+                .fold(Rational::zero(), |acc, l| acc + l.taylor_error());
+            assert_eq!(e.conservation_gap(), taylor, "input {i}");
+            let scale = e.output.to_f64().abs().max(1.0);
+            let gap = e.conservation_gap().abs().to_f64() > 1e-6 * scale;
+            (matches!(decided, Decided::Float(_)), worst, gap)
+        })
+        .collect();
+    // Agreement is no accident of falling back to rationals: inputs were decided in f64.
+    assert!(results.iter().any(|r| r.0));
+    assert!(
+        results.iter().any(|r| r.2),
+        "some input is not conservative"
+    );
 }
 
 /// On the shipped network, every root that lies in its region expands the frozen function
@@ -482,6 +577,7 @@ fn explain_full_backward_writes_the_library_relevances_and_a_report() {
     assert_eq!(doc["rule"], "z+");
     assert_eq!(doc["exact"], false);
     assert_eq!(doc["full_backward"]["max_evaluations"], 1_000_000);
+    assert!(doc["full_backward"]["face_tolerance"].is_null());
     let samples = doc["samples"].as_array().unwrap();
     let (model, rows) = c6();
     assert_eq!(got.dim(), (rows.len(), 10));
@@ -493,12 +589,25 @@ fn explain_full_backward_writes_the_library_relevances_and_a_report() {
     });
     assert!(plain_train_free_differs);
     for (i, (x, sample)) in rows.iter().zip(samples).enumerate() {
-        let fb = c6_f64(&model, x, Rule::ZPlus);
+        let decided = full_backward_decided(
+            &model,
+            x,
+            Some(0),
+            &dtd(Rule::ZPlus),
+            &FullBackwardSettings::default(),
+        )
+        .unwrap();
+        let fb = decided.to_f64();
         assert_eq!(
             got.slice(s![i, ..]).to_vec(),
             fb.input_relevance(),
             "row {i}"
         );
+        let decided_by = match decided {
+            Decided::Float(_) => "float",
+            Decided::Exact(_) => "exact-fallback",
+        };
+        assert_eq!(sample["decided_by"], decided_by, "row {i}");
         let num = |v: &Value| v.as_f64().unwrap();
         assert_eq!(sample["sample"], i);
         assert_eq!(sample["explained"], 0);
@@ -535,14 +644,14 @@ fn explain_full_backward_writes_the_library_relevances_and_a_report() {
     }
 }
 
-/// `--exact` computes in rationals and rounds once (on a small network: exact full-backward
-/// DTD of C6 takes about a second per input).
+/// `--exact` computes in rationals and rounds once, with an explicit face tolerance too (on a
+/// small network: exact full-backward DTD of C6 takes about a second per input).
 #[test]
 fn explain_full_backward_exact_rounds_the_rational_relevance_once() {
     const SMALL_MODEL: &str = "tests/data/safetensors/mlp_3_4_2.json";
     const SMALL_INPUTS: &str = "tests/data/npy/inputs_f64_4x3.npy";
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r.npy");
+    let (out, report) = (dir.path().join("r.npy"), dir.path().join("r.json"));
     let run = dtdcert(&[
         "explain",
         "--model",
@@ -555,11 +664,24 @@ fn explain_full_backward_exact_rounds_the_rational_relevance_once() {
         "gamma:0.5",
         "--full-backward",
         "--exact",
+        "--face-tolerance",
+        "1e-9",
+        "--report",
+        p(&report),
         "--out",
         p(&out),
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let got: Array2<f64> = read_npy(&out).unwrap();
+    // An explicit tolerance is used and recorded; every sample is computed in rationals.
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(doc["full_backward"]["face_tolerance"], 1e-9);
+    let samples = doc["samples"].as_array().unwrap();
+    assert!(samples.iter().all(|s| s["decided_by"] == "exact"));
+    let tolerance = FullBackwardSettings {
+        face_tolerance: Some(1e-9),
+        ..FullBackwardSettings::default()
+    };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let model = Model::load(&root.join(SMALL_MODEL)).unwrap();
     let inputs = load_inputs(&root.join(SMALL_INPUTS), None).unwrap();
@@ -570,7 +692,7 @@ fn explain_full_backward_exact_rounds_the_rational_relevance_once() {
             net,
             &to_exact(&inputs.row(i).unwrap()),
             0,
-            &FullBackwardSettings::default(),
+            &tolerance,
             &RuleRoots::new(net, &dtd(Rule::Gamma(0.5))),
         )
         .unwrap();

@@ -13,7 +13,8 @@ use serde::Serialize;
 
 use super::spec::Targets;
 use crate::dtd::full_backward::{
-    full_backward, Expansion, FullBackward, FullBackwardSettings, RootFinder, Rootless, RuleRoots,
+    full_backward, full_backward_decided, Decided, Expansion, FullBackward, FullBackwardSettings,
+    Rootless, RuleRoots,
 };
 use crate::dtd::{explain, DtdSettings, Rule};
 use crate::error::{Error, Result};
@@ -23,7 +24,8 @@ use crate::lp::nearest_valid::{explain_valid, ValidRoots};
 use crate::lp::SolveOptions;
 use crate::model::forward::{argmax, forward};
 use crate::model::inputs::Inputs;
-use crate::model::{Model, Network};
+use crate::model::Model;
+use crate::region::Decision;
 
 /// Inputs converted to f64 and explained together; rows are converted a chunk at a time, so
 /// the inputs are never held twice.
@@ -161,7 +163,9 @@ fn relevance_row(
     }
 }
 
-/// Full-backward relevances of one input, in f64 or computed exactly and rounded once.
+/// Full-backward relevances of one input: in f64 with every decision about the exact values
+/// (rationals where the error bounds leave one in doubt), or computed exactly and rounded
+/// once, or with LP roots in f64.
 #[allow(clippy::too_many_arguments)]
 fn full_backward_row(
     model: &Model,
@@ -173,39 +177,45 @@ fn full_backward_row(
     exact: bool,
     lp: Option<&LpRoots>,
 ) -> Result<(Vec<f64>, SampleReport)> {
-    fn run<T: Scalar>(
-        net: &Network<T>,
-        dtd: &DtdSettings,
-        settings: &FullBackwardSettings,
-        x: &[T],
+    fn rounded<T: Scalar>(
+        fb: &FullBackward<T>,
         sample: usize,
-        target: Option<usize>,
-        finder: &dyn RootFinder<T>,
-    ) -> Result<(Vec<f64>, SampleReport)> {
+        dtd: &DtdSettings,
+        decided_by: Decision,
+    ) -> (Vec<f64>, SampleReport) {
+        let report = SampleReport::new(sample, dtd, fb, decided_by);
+        let row = fb.input_relevance().iter().map(Scalar::to_f64).collect();
+        (row, report)
+    }
+    let row = |fb: &FullBackward<f64>, decided_by| rounded(fb, sample, dtd, decided_by);
+    let exact_row = |fb: &FullBackward<Rational>, decided_by| rounded(fb, sample, dtd, decided_by);
+    if let Some(lp) = lp {
+        let net = model.net();
+        let k = target.unwrap_or_else(|| argmax(forward(net, x).output()));
+        let finder = ValidRoots::new(model, dtd, x, lp.input_box, lp.opts);
+        let fb = full_backward(net, x, k, settings, &finder)?;
+        return Ok(row(&fb, Decision::Unchecked));
+    }
+    if exact {
+        let net = model.exact();
+        let xr: Vec<Rational> = x.iter().map(|&v| Rational::from_f64(v)).collect();
         let k = target.unwrap_or_else(|| {
-            let out: Vec<f64> = forward(net, x)
+            let out: Vec<f64> = forward(net, &xr)
                 .output()
                 .iter()
                 .map(Scalar::to_f64)
                 .collect();
             argmax(&out)
         });
-        let fb = full_backward(net, x, k, settings, finder)?;
-        let row = fb.input_relevance().iter().map(Scalar::to_f64).collect();
-        Ok((row, SampleReport::new(sample, dtd, &fb)))
+        let fb = full_backward(net, &xr, k, settings, &RuleRoots::new(net, dtd))?;
+        return Ok(exact_row(&fb, Decision::Exact));
     }
-    if let Some(lp) = lp {
-        let finder = ValidRoots::new(model, dtd, x, lp.input_box, lp.opts);
-        return run(model.net(), dtd, settings, x, sample, target, &finder);
-    }
-    if exact {
-        let xr: Vec<Rational> = x.iter().map(|&v| Rational::from_f64(v)).collect();
-        let finder = RuleRoots::new(model.exact(), dtd);
-        run(model.exact(), dtd, settings, &xr, sample, target, &finder)
-    } else {
-        let finder = RuleRoots::new(model.net(), dtd);
-        run(model.net(), dtd, settings, x, sample, target, &finder)
-    }
+    Ok(
+        match full_backward_decided(model, x, target, dtd, settings)? {
+            Decided::Float(fb) => row(&fb, Decision::Float),
+            Decided::Exact(fb) => exact_row(&fb, Decision::ExactFallback),
+        },
+    )
 }
 
 /// The document `explain --full-backward --report` writes.
@@ -246,11 +256,16 @@ pub struct ReportedModel<'a> {
 }
 
 /// One input. `conservation_gap = output − input_relevance − remainder`, the sum of the
-/// layers' `taylor_error` (computed exactly with --exact, then rounded).
+/// layers' `taylor_error` (computed exactly with --exact or where `decided_by` is
+/// `exact-fallback`, then rounded).
 #[derive(Serialize)]
 pub struct SampleReport {
     sample: usize,
     explained: usize,
+    /// How the recursion's decisions were reached: `float` (f64 error bounds settled them),
+    /// `exact-fallback` (a bound left one open: the input was explained in rationals),
+    /// `exact` (`--exact`) or `unchecked` (LP roots, in f64 without error bounds).
+    decided_by: Decision,
     output: f64,
     evaluations: u64,
     /// Σ of the input relevances.
@@ -299,11 +314,17 @@ struct NeuronReport {
 }
 
 impl SampleReport {
-    fn new<T: Scalar>(sample: usize, dtd: &DtdSettings, fb: &FullBackward<T>) -> Self {
+    fn new<T: Scalar>(
+        sample: usize,
+        dtd: &DtdSettings,
+        fb: &FullBackward<T>,
+        decided_by: Decision,
+    ) -> Self {
         let sum = |v: &[T]| v.iter().fold(T::zero(), |acc, x| acc + x.clone()).to_f64();
         Self {
             sample,
             explained: fb.explained,
+            decided_by,
             output: fb.output.to_f64(),
             evaluations: fb.evaluations,
             input_relevance: sum(fb.input_relevance()),

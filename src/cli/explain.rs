@@ -56,7 +56,8 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "N", requires = "full_backward")]
     pub max_evaluations: Option<u64>,
     /// With --full-backward: a root whose pre-activation is within T·(Σ|w ã| + |b|) of zero
-    /// counts as on its neuron's face [default: 1e-9].
+    /// counts as on its neuron's face, and takes the side facing the input [default: none:
+    /// only an exact zero is on the face, and every side is decided on the exact value].
     #[arg(long, value_name = "T", requires = "full_backward")]
     pub face_tolerance: Option<f64>,
     /// The input domain box LO:HI for `nearest-valid` roots of layer 1 (default: unbounded, or
@@ -183,12 +184,12 @@ fn full_backward_settings(args: &ExplainArgs) -> Result<FullBackwardSettings> {
     let defaults = FullBackwardSettings::default();
     let settings = FullBackwardSettings {
         max_evaluations: args.max_evaluations.unwrap_or(defaults.max_evaluations),
-        face_tolerance: args.face_tolerance.unwrap_or(defaults.face_tolerance),
+        face_tolerance: args.face_tolerance,
     };
     settings.validate().map_err(|_| {
         Error::Usage(format!(
             "--face-tolerance must be a finite number >= 0, got {}",
-            settings.face_tolerance
+            args.face_tolerance.unwrap_or_default()
         ))
     })?;
     Ok(settings)

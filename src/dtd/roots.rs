@@ -61,6 +61,15 @@ impl<T: Scalar> RootRule<T> {
         }
     }
 
+    /// Whether the roots of a neuron with bias `b` lie exactly on its root plane
+    /// `w · ã = w · a − R`: when the denominator has neither a bias term nor a stabiliser,
+    /// `t (w · v) = R`. Not for the rule `0`, whose root is the origin.
+    pub(crate) fn on_root_plane(&self, b: &T, settings: &DtdSettings) -> bool {
+        self.rule != Rule::Zero
+            && settings.stabilizer == 0.0
+            && self.beta(b, settings.bias).is_zero()
+    }
+
     /// The rule's bias term of the denominator (zero when the bias is ignored).
     fn beta(&self, b: &T, bias: BiasMode) -> T {
         match bias {
@@ -119,6 +128,7 @@ pub fn neuron_root<T: Scalar>(
         true,
         &mut lower,
         &mut passed,
+        None,
     )
 }
 
@@ -138,16 +148,14 @@ pub fn root_on_own_face<T: Scalar>(
     let layer = &net.layers()[index];
     index + 1 == net.layers().len()
         && settings.initial_relevance == InitialRelevance::Output
-        && settings.stabilizer == 0.0
         && rule.has_root()
-        && rule != Rule::Zero
         && layer.max_pool.is_none()
-        && (settings.bias == BiasMode::Ignore
-            || RootRule::<T>::new(rule)
-                .beta(layer.affine.bias(j), settings.bias)
-                .is_zero())
+        && RootRule::<T>::new(rule).on_root_plane(layer.affine.bias(j), settings)
 }
 
+/// The root of one neuron under `rule`, adding what it passes to each input to `lower` and
+/// in all to `passed`. With `keep_roots` the outcome holds the point, and `steps`, when
+/// given, receives `a − ã = t v` as computed (exactly 0 where `v` is).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn root_step<T: Scalar>(
     rule: &RootRule<T>,
@@ -161,6 +169,7 @@ pub(crate) fn root_step<T: Scalar>(
     keep_roots: bool,
     lower: &mut [T],
     passed: &mut T,
+    steps: Option<&mut Vec<T>>,
 ) -> RootOutcome<T> {
     // The rule is matched once per neuron, not once per coordinate, so each loop below is a
     // plain arithmetic loop.
@@ -174,6 +183,7 @@ pub(crate) fn root_step<T: Scalar>(
         threshold,
         stabilizer,
         keep_roots,
+        steps,
         origin: rule.rule == Rule::Zero,
         beta: rule.beta(b, settings.bias),
     };
@@ -221,13 +231,15 @@ struct RootStep<'a, T> {
     threshold: &'a T,
     stabilizer: &'a T,
     keep_roots: bool,
+    /// Where `a − ã` goes, with `keep_roots`.
+    steps: Option<&'a mut Vec<T>>,
     /// Rule 0: the root is the origin, `ã = a − 1 · a`, whatever the denominator.
     origin: bool,
     beta: T,
 }
 
 impl<T: Scalar> RootStep<'_, T> {
-    fn run(&self, lower: &mut [T], passed: &mut T, v: impl Fn(&T, &T) -> T) -> RootOutcome<T> {
+    fn run(self, lower: &mut [T], passed: &mut T, v: impl Fn(&T, &T) -> T) -> RootOutcome<T> {
         // Four partial sums: independent additions keep the f64 pipeline full.
         let mut lanes = [T::zero(), T::zero(), T::zero(), T::zero()];
         let (w4, a4) = (self.w.chunks_exact(4), self.a.chunks_exact(4));
@@ -252,6 +264,10 @@ impl<T: Scalar> RootStep<'_, T> {
             self.r.clone() / d
         };
         let mut point = Vec::new();
+        let mut steps = self.steps;
+        if let Some(steps) = steps.as_deref_mut() {
+            steps.clear();
+        }
         match self.row.is_dense() {
             true if self.keep_roots => {
                 point = vec![T::zero(); self.a.len()];
@@ -267,6 +283,9 @@ impl<T: Scalar> RootStep<'_, T> {
                     };
                     // Skips zero products itself where that saves work (rationals).
                     T::mul_add_assign(li, wi, &tv);
+                    if let Some(steps) = steps.as_deref_mut() {
+                        steps.push(tv);
+                    }
                 }
             }
             true => {
@@ -287,12 +306,18 @@ impl<T: Scalar> RootStep<'_, T> {
                             false => ai.clone() - t.clone() * v(&zero, ai),
                         })
                         .collect();
+                    if let Some(steps) = steps.as_deref_mut() {
+                        steps.extend(self.full.iter().map(|ai| t.clone() * v(&zero, ai)));
+                    }
                 }
                 for (k, (wi, ai)) in self.w.iter().zip(self.a).enumerate() {
                     let i = self.row.position(k);
                     let tv = t.clone() * v(wi, ai);
                     if self.keep_roots && !self.origin {
                         point[i] = ai.clone() - tv.clone();
+                        if let Some(steps) = steps.as_deref_mut() {
+                            steps[i] = tv.clone();
+                        }
                     }
                     T::mul_add_assign(&mut lower[i], wi, &tv);
                 }

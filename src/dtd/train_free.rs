@@ -136,6 +136,7 @@ pub fn layer_step<T: Scalar>(
                 keep_roots,
                 &mut lower,
                 &mut passed,
+                None,
             )
         } else {
             lrp_step(rule, &w, a, b, r, settings, &mut lower, &mut passed);

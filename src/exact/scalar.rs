@@ -3,11 +3,15 @@
 //! Every finite f32 or f64 value is a dyadic rational, so [`Scalar::from_f64`] is exact for
 //! both implementations; only arithmetic on `f64` rounds.
 
+use std::cmp::Ordering;
 use std::fmt::Debug;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 use num_bigint::BigInt;
 use num_traits::{Signed, ToPrimitive, Zero};
+
+use super::dyadic::ExactSum;
+use super::filter::affine_bounded;
 
 /// Arbitrary-precision rational number: the exact engine's scalar.
 pub type Rational = num_rational::BigRational;
@@ -50,6 +54,23 @@ pub trait Scalar:
         }
         acc + b.clone()
     }
+    /// The sign of `w · x + b`, every value taken as the number it is: `Equal` only for an
+    /// exact 0. Rationals compute it; a [`Ball`] answers by its midpoint and flags doubt where
+    /// its radius leaves the sign open, like any comparison; f64 decides the sign of the
+    /// exact value of the sum of its (exact) values, not of its rounding (the float filter,
+    /// then an exact sum of the products).
+    ///
+    /// [`Ball`]: super::ball::Ball
+    fn affine_sign(w: &[Self], x: &[Self], b: &Self) -> Ordering {
+        let v = Self::affine_sum(w.iter().zip(x), b);
+        if v.is_positive() {
+            Ordering::Greater
+        } else if v.is_negative() {
+            Ordering::Less
+        } else {
+            Ordering::Equal
+        }
+    }
     /// Whether the value is strictly greater than 0.
     fn is_positive(&self) -> bool {
         *self > Self::zero()
@@ -84,6 +105,24 @@ impl Scalar for f64 {
         // Deliberately not fused: the error bounds in `filter` assume a rounded product
         // followed by a rounded sum.
         *acc += *a * *b;
+    }
+    fn affine_sign(w: &[Self], x: &[Self], b: &Self) -> Ordering {
+        if let Some(sign) = affine_bounded(w, x, None, *b).certain_sign() {
+            return sign.cmp(&0);
+        }
+        let mut sum = ExactSum::new();
+        for (wi, xi) in w.iter().zip(x) {
+            sum.add_product(*wi, *xi);
+        }
+        sum.add(*b);
+        match sum.value() {
+            Some(v) => v.signum().cmp(&0),
+            // A value that is not finite: the rounded sum's sign is all there is.
+            None => {
+                let v = Self::affine_sum(w.iter().zip(x), b);
+                v.partial_cmp(&0.0).unwrap_or(Ordering::Equal)
+            }
+        }
     }
 }
 
@@ -282,6 +321,42 @@ mod tests {
         let xr: Vec<Rational> = x.iter().map(|&v| Rational::from_f64(v)).collect();
         let e = affine_dot(&wr, &xr, &Rational::from_f64(b));
         assert_eq!(Rational::from_f64(f), e);
+    }
+
+    /// f64's `affine_sign` is the sign of the exact value, where the rounded sum says
+    /// otherwise (cancellation, a term below the rounding of the others) and where it agrees.
+    #[test]
+    fn f64_affine_sign_is_the_exact_sign() {
+        let cases: [(&[f64], &[f64], f64); 6] = [
+            // fl(1 + 1e-17) − 1 = 0, exactly 1e-17.
+            (&[1.0, 1.0], &[1.0, 1e-17], -1.0),
+            (&[1.0, -1.0], &[1.0, 1e-17], 1.0),
+            // fl(1e16 + 1) = 1e16, so the rounded sum is 0; exactly −1.
+            (&[1.0, 1.0, -1.0], &[1e16, -1.0, 1e16], 0.0),
+            // Exactly 0, and plainly positive or negative.
+            (&[0.1, 0.2], &[3.0, -1.5], 0.0),
+            (&[2.0, -1.0], &[1.5, 0.25], -1.0),
+            (&[2.0, -1.0], &[1.5, 0.25], -3.0),
+        ];
+        for (w, x, b) in cases {
+            let exact = {
+                let wr: Vec<Rational> = w.iter().map(|&v| Rational::from_f64(v)).collect();
+                let xr: Vec<Rational> = x.iter().map(|&v| Rational::from_f64(v)).collect();
+                Rational::affine_sign(&wr, &xr, &Rational::from_f64(b))
+            };
+            assert_eq!(f64::affine_sign(w, x, &b), exact, "{w:?} · {x:?} + {b}");
+        }
+        let rounded = |w: &[f64], x: &[f64], b: f64| affine_dot(w, x, &b);
+        assert_eq!(rounded(&[1.0, 1.0], &[1.0, 1e-17], -1.0), 0.0);
+        assert_eq!(
+            f64::affine_sign(&[1.0, 1.0], &[1.0, 1e-17], &-1.0),
+            Ordering::Greater
+        );
+        assert_eq!(rounded(&[1.0, 1.0, -1.0], &[1e16, -1.0, 1e16], 0.0), 0.0);
+        assert_eq!(
+            f64::affine_sign(&[1.0, 1.0, -1.0], &[1e16, -1.0, 1e16], &0.0),
+            Ordering::Less
+        );
     }
 
     /// The shortcuts of `mul_add_assign` (dyadic sums, products with a word-sized dyadic

@@ -9,7 +9,7 @@
 //! reported as unresolved, never dropped.
 
 use crate::check::Problem;
-use crate::dtd::full_backward::{RootFinder, Rootless, RuleRoots};
+use crate::dtd::full_backward::{FoundRoot, RootFinder, Rootless, RuleRoots};
 use crate::dtd::{
     explain_with, layer_step, DtdSettings, Explanation, LayerRelevance, NeuronRelevance, NoRoot,
     RootOutcome, Rule,
@@ -102,6 +102,25 @@ impl RootFinder<f64> for ValidRoots<'_> {
             // Proved absent or unanswered: the neuron's relevance stays its remainder.
             _ => Ok(None),
         }
+    }
+
+    fn found(
+        &self,
+        layer: usize,
+        neuron: usize,
+        a: &[f64],
+        relevance: f64,
+    ) -> Result<Option<FoundRoot<f64>>> {
+        if !self.settings.rule_for(layer).needs_lp() {
+            return self.rules.found(layer, neuron, a, relevance);
+        }
+        Ok(self
+            .root(layer, neuron, a, relevance)?
+            .map(|point| FoundRoot {
+                point,
+                step: None,
+                on_root_plane: false,
+            }))
     }
 
     fn rootless(&self, layer: usize, neuron: usize) -> Rootless {

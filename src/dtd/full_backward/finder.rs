@@ -1,5 +1,6 @@
-//! Where full-backward DTD's roots come from: the [`RootFinder`] trait the recursion asks, why
-//! a neuron got no root ([`Rootless`]), and the rule roots of train-free DTD ([`RuleRoots`]).
+//! Where full-backward DTD's roots come from: the [`RootFinder`] trait the recursion asks, the
+//! root it returns ([`FoundRoot`]), why a neuron got no root ([`Rootless`]), and the rule roots
+//! of train-free DTD ([`RuleRoots`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +19,23 @@ pub enum Rootless {
     NotApplicable,
     /// The root finder found none.
     NotFound,
+}
+
+/// A root as [`RootFinder::found`] returns it: the point, and what the finder knows about it
+/// that the point alone does not say exactly.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FoundRoot<T> {
+    /// `ã`, of the width of the layer input.
+    pub point: Vec<T>,
+    /// `a − ã` as the finder computed it (a rule root's `t v`, exactly 0 wherever `v` is), or
+    /// `None`: the recursion subtracts the point from `a`.
+    pub step: Option<Vec<T>>,
+    /// Whether `ã` lies exactly (in exact arithmetic) on the neuron's root plane
+    /// `w_j · ã = w_j · a − R_j`, so that its pre-activation is `z_j(a) − R_j`: the
+    /// recursion then computes it that way, which puts a root exactly on its face (the
+    /// explained output's under the rules with the bias ignored) exactly at 0 in every
+    /// arithmetic.
+    pub on_root_plane: bool,
 }
 
 /// Finds the root of one neuron, for [`full_backward`].
@@ -40,6 +58,26 @@ pub trait RootFinder<T = f64> {
     /// The root of `neuron` of `layer` at the layer input `a`, whose upper relevance is
     /// `relevance > 0`; `None` when it has none (see the trait's documentation).
     fn root(&self, layer: usize, neuron: usize, a: &[T], relevance: T) -> Result<Option<Vec<T>>>;
+
+    /// [`RootFinder::root`], with the step and the root plane where the finder knows them
+    /// ([`FoundRoot`]); what [`full_backward`] calls. By default the point alone.
+    ///
+    /// [`full_backward`]: super::full_backward()
+    fn found(
+        &self,
+        layer: usize,
+        neuron: usize,
+        a: &[T],
+        relevance: T,
+    ) -> Result<Option<FoundRoot<T>>> {
+        Ok(self
+            .root(layer, neuron, a, relevance)?
+            .map(|point| FoundRoot {
+                point,
+                step: None,
+                on_root_plane: false,
+            }))
+    }
 
     /// Why [`RootFinder::root`] returned `None` for this neuron, for reports.
     fn rootless(&self, _layer: usize, _neuron: usize) -> Rootless {
@@ -84,18 +122,33 @@ impl<'a, T: Scalar> RuleRoots<'a, T> {
 
 impl<T: Scalar> RootFinder<T> for RuleRoots<'_, T> {
     fn root(&self, layer: usize, neuron: usize, a: &[T], relevance: T) -> Result<Option<Vec<T>>> {
+        Ok(self
+            .found(layer, neuron, a, relevance)?
+            .map(|found| found.point))
+    }
+
+    fn found(
+        &self,
+        layer: usize,
+        neuron: usize,
+        a: &[T],
+        relevance: T,
+    ) -> Result<Option<FoundRoot<T>>> {
         let Some(rule) = &self.rules[layer] else {
             return Ok(None);
         };
         let affine = &self.net.layers()[layer].affine;
-        // root_step also accumulates what the neuron passes on; only the point is wanted here.
+        let bias = affine.bias(neuron);
+        // root_step also accumulates what the neuron passes on; only the point and the step
+        // are wanted here.
         let mut lower = vec![T::zero(); a.len()];
         let mut passed = T::zero();
+        let mut step = Vec::with_capacity(a.len());
         let outcome = root_step(
             rule,
             &affine.row(neuron),
             a,
-            affine.bias(neuron),
+            bias,
             &relevance,
             &self.settings,
             &self.threshold,
@@ -103,9 +156,14 @@ impl<T: Scalar> RootFinder<T> for RuleRoots<'_, T> {
             true,
             &mut lower,
             &mut passed,
+            Some(&mut step),
         );
         Ok(match outcome {
-            RootOutcome::Root { point, .. } => Some(point),
+            RootOutcome::Root { point, .. } => Some(FoundRoot {
+                point,
+                step: Some(step),
+                on_root_plane: rule.on_root_plane(bias, &self.settings),
+            }),
             RootOutcome::None(_) => None,
         })
     }

@@ -52,14 +52,29 @@
 //! A root often lies on the face of its own neuron: with the bias ignored, every rule root of
 //! the explained output satisfies `z_k(ã) = z_k(a) − R_k = 0`. There `s_j` is the activation
 //! on the side facing `a`, i.e. of the points `ã_j + ε (a − ã_j)` for small `ε > 0`: active
-//! when `w_j · (a − ã_j) > 0`. A pre-activation within `face_tolerance · (Σ_i |w_ji ã_ji| +
-//! |b_j|)` of zero counts as on the face, so that an f64 root that rounding put a hair inside
-//! or outside gets the same gradient as the exact root (tolerance 0: only an exact zero).
+//! when `w_j · (a − ã_j) > 0`. A root is on its face when its pre-activation is exactly 0
+//! (with [`FullBackwardSettings::face_tolerance`] set, also when it is within that fraction of
+//! `Σ_i |w_ji ã_ji| + |b_j|`); off the face, the pre-activation's sign decides. Where the root
+//! finder knows that its root lies on the root plane `w_j · ã = w_j · a − R_j`
+//! ([`FoundRoot::on_root_plane`]: the rule roots without a bias term or stabiliser in their
+//! denominator), the recursion computes that pre-activation as `z_j(a) − R_j`, with `R_j =
+//! c_j h_j − o_j` written out from the level above, so the explained output's root is exactly
+//! on its face in f64 too, not a rounding error away; elsewhere the sign is that of `w_j · ã +
+//! b_j` for the point as it is (in f64 the exact value at the f64 point, by
+//! [`Scalar::affine_sign`]).
+//!
 //! Consequently, whenever neuron `j` has the same activation along the segment from `ã_j` to
 //! `a` (in particular when `ã_j` lies in `a`'s linear region `P_l`), the expansion of the
 //! frozen function is exact: `R̂_j(a) = R_j(ã_j) + g_j · (a − ã_j)`. The rest of the Taylor
 //! error, `R_j(a) − R̂_j(a)`, comes from what the evaluation at `a` chose differently: other
 //! upper roots, other gradients there, other expanded neurons.
+//!
+//! In rationals every decision of the recursion is exact. In f64 rounding can still carry a
+//! value across zero, so [`full_backward_decided`] runs the recursion in midpoint-radius
+//! arithmetic, whose bounds settle each decision (the sides of faces, the signs of
+//! relevances, denominators against the threshold, the top output) or leave it in doubt, and
+//! explains an input with a decision in doubt again in rationals: its decisions are those of
+//! exact arithmetic, as the audit's verdicts are.
 //!
 //! # Cost
 //!
@@ -77,21 +92,27 @@
 //!
 //! - `settings.rs`: [`FullBackwardSettings`] and the worst-case cost its `max_evaluations`
 //!   bounds ([`worst_case_evaluations`]).
-//! - `finder.rs`: where roots come from: the [`RootFinder`] trait, [`Rootless`] (why a neuron
-//!   got none) and [`RuleRoots`], the rule roots of train-free DTD.
+//! - `finder.rs`: where roots come from: the [`RootFinder`] trait, the [`FoundRoot`] it
+//!   returns, [`Rootless`] (why a neuron got none) and [`RuleRoots`], the rule roots of
+//!   train-free DTD.
 //! - `result.rs`: what an explanation returns: [`FullBackward`] with its layers and neurons,
 //!   their remainders, Taylor errors and conservation gap, and [`UpperRelevance`].
 //! - `recursion.rs`: Algorithm 1 itself: [`full_backward`] and [`upper_relevance`], which
 //!   re-evaluate the upper relevance function at each root and take its frozen gradient there.
+//! - `decided.rs`: [`full_backward_decided`], an f64 input explained with every decision
+//!   about the exact values.
 //!
 //! [`Scalar`]: crate::exact::Scalar
+//! [`Scalar::affine_sign`]: crate::exact::Scalar::affine_sign
 
+mod decided;
 mod finder;
 mod recursion;
 mod result;
 mod settings;
 
-pub use finder::{RootFinder, Rootless, RuleRoots};
+pub use decided::{full_backward_decided, Decided};
+pub use finder::{FoundRoot, RootFinder, Rootless, RuleRoots};
 pub use recursion::{full_backward, upper_relevance};
 pub use result::{Expansion, FullBackward, FullBackwardLayer, FullBackwardNeuron, UpperRelevance};
 pub use settings::{worst_case_evaluations, FullBackwardSettings};

@@ -3,14 +3,16 @@
 //! documentation).
 
 use std::cell::Cell;
+use std::cmp::Ordering;
 
-use super::finder::RootFinder;
+use super::finder::{FoundRoot, RootFinder};
 use super::result::{
     Expansion, FullBackward, FullBackwardLayer, FullBackwardNeuron, UpperRelevance,
 };
 use super::settings::{check_cost, FullBackwardSettings};
 use crate::error::{invalid, Error, Result};
 use crate::exact::Scalar;
+use crate::model::forward::activate;
 use crate::model::{Layer, Network};
 
 /// Full-backward DTD of output `k` at the network input `x`, with roots from `finder`.
@@ -105,7 +107,7 @@ fn check_width<T: Scalar>(net: &Network<T>, layer: usize, a: &[T]) -> Result<()>
 fn apply<T: Scalar>(layer: &Layer<T>, a: &[T]) -> (Vec<T>, Vec<T>) {
     let mut z = Vec::with_capacity(layer.affine.out_dim());
     layer.affine.apply_into(a, &mut z);
-    let h = crate::model::forward::activate(layer, &z);
+    let h = activate(layer, &z);
     (z, h)
 }
 
@@ -123,7 +125,8 @@ struct Recursion<'a, T> {
     net: &'a Network<T>,
     k: usize,
     finder: &'a dyn RootFinder<T>,
-    face_tolerance: T,
+    /// `None`: only an exact zero is on a face.
+    face_tolerance: Option<T>,
     evaluations: Cell<u64>,
 }
 
@@ -138,7 +141,7 @@ impl<'a, T: Scalar> Recursion<'a, T> {
             net,
             k,
             finder,
-            face_tolerance: T::from_f64(settings.face_tolerance),
+            face_tolerance: settings.face_tolerance.map(T::from_f64),
             evaluations: Cell::new(0),
         }
     }
@@ -168,11 +171,10 @@ impl<'a, T: Scalar> Recursion<'a, T> {
             });
         }
         let layer = &layers[index];
-        let (_, out) = apply(layer, h);
+        let (z, out) = apply(layer, h);
         let upper = self.eval(index + 1, &out, record.as_deref_mut())?;
         let mut lower = vec![T::zero(); n_in];
         let mut neurons = Vec::new();
-        let mut diff = vec![T::zero(); n_in];
         for (j, r) in upper.relevance.iter().enumerate() {
             let unexpanded = |expansion| FullBackwardNeuron {
                 relevance: r.clone(),
@@ -186,7 +188,7 @@ impl<'a, T: Scalar> Recursion<'a, T> {
                 }
                 continue;
             }
-            let Some(root) = self.finder.root(index, j, h, r.clone())? else {
+            let Some(found) = self.finder.found(index, j, h, r.clone())? else {
                 if record.is_some() {
                     neurons.push(unexpanded(Expansion::NoRoot(
                         self.finder.rootless(index, j),
@@ -194,31 +196,44 @@ impl<'a, T: Scalar> Recursion<'a, T> {
                 }
                 continue;
             };
-            if root.len() != n_in {
-                return Err(invalid(format!(
-                    "the root finder returned a root of {} values for neuron {j} of layer {}, \
-                     whose input has {n_in}",
-                    root.len(),
-                    index + 1
-                )));
+            let FoundRoot {
+                point: root,
+                step,
+                on_root_plane,
+            } = found;
+            check_found(index, j, n_in, &root, step.as_deref())?;
+            let relu = j < layer.relu_count();
+            let mut z_root = Vec::with_capacity(layer.affine.out_dim());
+            layer.affine.apply_into(&root, &mut z_root);
+            if on_root_plane {
+                z_root[j] =
+                    plane_pre_activation(&z[j], &out[j], &upper.slope[j], &upper.offset[j], relu);
             }
-            let (z_root, out_root) = apply(layer, &root);
+            let out_root = activate(layer, &z_root);
             let at_root = self.eval(index + 1, &out_root, None)?;
+            let face = Face {
+                z: &z_root[j],
+                on_root_plane,
+                step_given: step.is_some(),
+            };
+            let step = step.unwrap_or_else(|| {
+                h.iter()
+                    .zip(&root)
+                    .map(|(ai, pi)| ai.clone() - pi.clone())
+                    .collect()
+            });
             // The gradient is recorded over every input, so the row is taken whole.
             let w = layer.affine.row(j).dense();
             // A neuron of a carried tail has no ReLU.
-            let active = j >= layer.relu_count()
-                || self.active_toward(&z_root[j], &w, layer.affine.bias(j), &root, h);
+            let active =
+                !relu || self.active_toward(&face, &w, layer.affine.bias(j), &root, h, &step);
             let c = &at_root.slope[j];
             let mut passed = T::zero();
             let mut gradient = Vec::new();
             if active && !c.is_zero() {
-                for (d, (ai, pi)) in diff.iter_mut().zip(h.iter().zip(&root)) {
-                    *d = ai.clone() - pi.clone();
-                }
                 for i in 0..n_in {
                     let g = c.clone() * w[i].clone();
-                    let ri = g.clone() * diff[i].clone();
+                    let ri = g.clone() * step[i].clone();
                     lower[i] = lower[i].clone() + ri.clone();
                     passed = passed + ri;
                     T::mul_add_assign(&mut offset[i], &g, &root[i]);
@@ -258,20 +273,101 @@ impl<'a, T: Scalar> Recursion<'a, T> {
         })
     }
 
-    /// The activation of a neuron with pre-activation `z` at `root`, on the side facing `a`
-    /// when the root is on the neuron's face (within the tolerance).
-    fn active_toward(&self, z: &T, w: &[T], b: &T, root: &[T], a: &[T]) -> bool {
-        let scale = w.iter().zip(root).fold(b.abs(), |acc, (wi, pi)| {
-            acc + (wi.clone() * pi.clone()).abs()
-        });
-        if z.abs() <= self.face_tolerance.clone() * scale {
-            let mut toward = T::zero();
-            for ((wi, ai), pi) in w.iter().zip(a).zip(root) {
-                T::mul_add_assign(&mut toward, wi, &(ai.clone() - pi.clone()));
+    /// The activation of a neuron at its root `root` (`step = a − root`), on the side facing
+    /// `a` when the root is on the neuron's face: exactly, or within the tolerance when one is
+    /// set.
+    fn active_toward(
+        &self,
+        face: &Face<'_, T>,
+        w: &[T],
+        b: &T,
+        root: &[T],
+        a: &[T],
+        step: &[T],
+    ) -> bool {
+        let sign = match &self.face_tolerance {
+            // On the root plane, `face.z` is the pre-activation as exactly as the arithmetic
+            // computes anything; elsewhere the sign is that of `w · ã + b` for the root as it
+            // is (in f64 too: the exact value of the point's pre-activation).
+            None if face.on_root_plane => sign_of(face.z),
+            None => T::affine_sign(w, root, b),
+            Some(tolerance) => {
+                let scale = w.iter().zip(root).fold(b.abs(), |acc, (wi, pi)| {
+                    acc + (wi.clone() * pi.clone()).abs()
+                });
+                if face.z.abs() <= tolerance.clone() * scale {
+                    Ordering::Equal
+                } else {
+                    sign_of(face.z)
+                }
             }
-            toward.is_positive()
-        } else {
-            z.is_positive()
+        };
+        match sign {
+            Ordering::Greater => true,
+            Ordering::Less => false,
+            // On the face: the side of `ã + ε (a − ã)`, the sign of `w · (a − ã)`.
+            Ordering::Equal if face.step_given => T::affine_sign(w, step, &T::zero()).is_gt(),
+            Ordering::Equal => {
+                let both: Vec<T> = w
+                    .iter()
+                    .cloned()
+                    .chain(w.iter().map(|wi| -wi.clone()))
+                    .collect();
+                let points: Vec<T> = a.iter().chain(root).cloned().collect();
+                T::affine_sign(&both, &points, &T::zero()).is_gt()
+            }
         }
     }
+}
+
+/// What decides the side of a root's face besides the point: its pre-activation as the
+/// recursion computed it, whether that came from the root plane, and whether the finder
+/// computed the step `a − ã` itself.
+struct Face<'a, T> {
+    z: &'a T,
+    on_root_plane: bool,
+    step_given: bool,
+}
+
+fn sign_of<T: Scalar>(v: &T) -> Ordering {
+    if v.is_positive() {
+        Ordering::Greater
+    } else if v.is_negative() {
+        Ordering::Less
+    } else {
+        Ordering::Equal
+    }
+}
+
+/// `z_j(ã) = z_j(a) − R_j` for a root on neuron `j`'s root plane, from its pre-activation `z`
+/// and activation `h` at `a` and the upper level's affine form `R_j = c h − o`. Written out
+/// as `(1 − c) z + o` where `h` is `z`, so that a neuron whose relevance is its own activation
+/// (`c = 1`, `o = 0`: the explained output at the top) gets exactly 0 in every arithmetic,
+/// not a rounding of `z − z`.
+fn plane_pre_activation<T: Scalar>(z: &T, h: &T, c: &T, o: &T, relu: bool) -> T {
+    if !relu || z.is_positive() {
+        (T::one() - c.clone()) * z.clone() + o.clone()
+    } else {
+        z.clone() - c.clone() * h.clone() + o.clone()
+    }
+}
+
+/// Refuses a root (or its step) of the wrong width.
+fn check_found<T>(
+    index: usize,
+    j: usize,
+    n_in: usize,
+    root: &[T],
+    step: Option<&[T]>,
+) -> Result<()> {
+    for (what, len) in [("root", Some(root.len())), ("step", step.map(<[T]>::len))] {
+        if let Some(len) = len.filter(|&len| len != n_in) {
+            return Err(invalid(format!(
+                "the root finder returned a {what} of {len} values for neuron {j} of layer {}, \
+                 whose input has {n_in}",
+                index + 1
+            )));
+        }
+    }
+    Ok(())
 }

@@ -87,7 +87,50 @@ pub struct FullBackward<T> {
     pub evaluations: u64,
 }
 
+impl<T: Scalar> FullBackwardNeuron<T> {
+    fn to_f64(&self) -> FullBackwardNeuron<f64> {
+        let round = |v: &[T]| v.iter().map(Scalar::to_f64).collect();
+        FullBackwardNeuron {
+            relevance: self.relevance.to_f64(),
+            passed: self.passed.to_f64(),
+            remainder: self.remainder.to_f64(),
+            expansion: match &self.expansion {
+                Expansion::NotPositive => Expansion::NotPositive,
+                Expansion::NoRoot(why) => Expansion::NoRoot(*why),
+                Expansion::Root {
+                    point,
+                    gradient,
+                    frozen,
+                } => Expansion::Root {
+                    point: round(point),
+                    gradient: round(gradient),
+                    frozen: frozen.to_f64(),
+                },
+            },
+        }
+    }
+}
+
 impl<T: Scalar> FullBackward<T> {
+    /// Every value rounded to the nearest f64 (the f64 midpoints of balls).
+    pub fn to_f64(&self) -> FullBackward<f64> {
+        let round = |v: &[T]| v.iter().map(Scalar::to_f64).collect();
+        FullBackward {
+            explained: self.explained,
+            output: self.output.to_f64(),
+            layers: self
+                .layers
+                .iter()
+                .map(|l| FullBackwardLayer {
+                    upper: round(&l.upper),
+                    lower: round(&l.lower),
+                    neurons: l.neurons.iter().map(FullBackwardNeuron::to_f64).collect(),
+                })
+                .collect(),
+            evaluations: self.evaluations,
+        }
+    }
+
     /// Relevance of the network inputs.
     pub fn input_relevance(&self) -> &[T] {
         &self.layers[0].lower

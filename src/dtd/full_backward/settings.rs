@@ -16,17 +16,18 @@ pub struct FullBackwardSettings {
     /// Networks whose worst-case number of evaluations per input exceeds this are refused.
     /// Default 1,000,000.
     pub max_evaluations: u64,
-    /// A root whose pre-activation is within this fraction of `Σ_i |w_ji ã_ji| + |b_j|` of zero
-    /// counts as on its neuron's face, and takes the activation of the side facing the input.
-    /// Default 1e-9; 0 counts only an exact zero.
-    pub face_tolerance: f64,
+    /// `None` (the default): a root is on its neuron's face when its pre-activation is exactly
+    /// 0, and takes the activation of the side facing the input; otherwise the sign of its
+    /// pre-activation decides. `Some(T)`: a pre-activation within `T · (Σ_i |w_ji ã_ji| +
+    /// |b_j|)` of zero counts as on the face too (`Some(0.0)` is the default rule).
+    pub face_tolerance: Option<f64>,
 }
 
 impl Default for FullBackwardSettings {
     fn default() -> Self {
         Self {
             max_evaluations: 1_000_000,
-            face_tolerance: 1e-9,
+            face_tolerance: None,
         }
     }
 }
@@ -34,11 +35,12 @@ impl Default for FullBackwardSettings {
 impl FullBackwardSettings {
     /// Refuses (as a usage error) a `face_tolerance` that is negative or not finite.
     pub fn validate(&self) -> Result<()> {
-        if !self.face_tolerance.is_finite() || self.face_tolerance < 0.0 {
-            return Err(Error::Usage(format!(
-                "the face tolerance must be a finite number >= 0, got {}",
-                self.face_tolerance
-            )));
+        if let Some(t) = self.face_tolerance {
+            if !t.is_finite() || t < 0.0 {
+                return Err(Error::Usage(format!(
+                    "the face tolerance must be a finite number >= 0, got {t}"
+                )));
+            }
         }
         Ok(())
     }

@@ -1,13 +1,14 @@
 //! Unit tests of full-backward DTD: agreement with train-free DTD on one layer, f64 against
-//! exact rationals, remainders, the cost limit and pluggable root finders.
+//! exact rationals, the side of a face, remainders, the cost limit and pluggable root finders.
 
 use super::*;
 use crate::dtd::{explain, BiasMode, DtdSettings, Rule};
 use crate::error::{invalid, Error, Result};
+use crate::exact::scalar::dot;
 use crate::exact::{Rational, Scalar};
 use crate::model::forward::forward;
 use crate::model::ir::dense_layer;
-use crate::model::Network;
+use crate::model::{Model, Network};
 
 fn settings(rule: Rule) -> DtdSettings {
     DtdSettings {
@@ -98,33 +99,28 @@ fn one_layer_equals_train_free() {
 
 #[test]
 fn f64_takes_the_same_side_of_a_face_as_exact() {
-    // The explained output's rule root is on its face: exactly in rationals, within
-    // rounding in f64. Both must see the active side.
-    let net = three_layers();
+    // With a ReLU on the output, the explained output's rule root lies exactly on its face
+    // (z+ with the bias ignored: z_0(ã) = z_0(a) − R_0 = 0). f64 computes that zero exactly
+    // too, from the root plane rather than from the rounded point, so both take the active
+    // side facing x without any tolerance.
+    let mut layers = three_layers().layers().to_vec();
+    layers[2].relu = true;
+    let net = Network::new(layers).unwrap();
     let x = [0.7, 0.3, 1.1];
     let s = settings(Rule::ZPlus);
-    let fb = full_backward(
-        &net,
-        &x,
-        0,
-        &FullBackwardSettings::default(),
-        &RuleRoots::new(&net, &s),
-    )
-    .unwrap();
+    let opts = FullBackwardSettings::default();
+    let fb = full_backward(&net, &x, 0, &opts, &RuleRoots::new(&net, &s)).unwrap();
     let ex = net.to_exact();
-    let fe = full_backward(
-        &ex,
-        &exact(&x),
-        0,
-        &FullBackwardSettings::default(),
-        &RuleRoots::new(&ex, &s),
-    )
-    .unwrap();
-    let top = fb.layers.last().unwrap();
-    let Expansion::Root { gradient, .. } = &top.neurons[0].expansion else {
-        panic!("the explained output is expanded: {:?}", top.neurons[0]);
+    let fe = full_backward(&ex, &exact(&x), 0, &opts, &RuleRoots::new(&ex, &s)).unwrap();
+    assert!(fb.output > 0.0);
+    let top = &fb.layers[2].neurons[0];
+    let Expansion::Root { gradient, .. } = &top.expansion else {
+        panic!("the explained output is expanded: {top:?}");
     };
     assert_eq!(*gradient, *net.layers()[2].affine.row(0).dense());
+    // Exactly on the face: nothing is left at the root.
+    assert_eq!(top.remainder, 0.0);
+    assert!(fe.layers[2].neurons[0].remainder.is_zero());
     for (a, b) in fb.input_relevance().iter().zip(fe.input_relevance()) {
         assert!(
             (a - b.to_f64()).abs() <= 1e-12 * (1.0 + a.abs()),
@@ -132,6 +128,124 @@ fn f64_takes_the_same_side_of_a_face_as_exact() {
         );
     }
     assert_eq!(fb.evaluations, fe.evaluations);
+    // The error bounds settle every decision: the f64 explanation, bit for bit.
+    let model = Model::new(net);
+    match full_backward_decided(&model, &x, Some(0), &s, &opts).unwrap() {
+        Decided::Float(d) => assert_eq!(d, fb),
+        other => panic!("fell back to rationals: {other:?}"),
+    }
+}
+
+/// z+ with the layer's bias in the denominator as it is (`--bias plain`) puts the root of a
+/// neuron with a negative bias past its face: for `w = (1, −1)`, `b = −4e-10` at `x = (2, 1)`,
+/// `z(ã) = b (1 + b) / (2 + b) ≈ −2e-10` while `Σ|w ã| + |b| ≈ 2`, so the root lies
+/// genuinely 1e-10 (relative) off its face, on the inactive side. A tolerance of 1e-9 would
+/// count it as on the face; by default it is off the face, in every arithmetic.
+#[test]
+fn a_root_just_off_its_face_is_off_it() {
+    let b = -4e-10;
+    let net = Network::new(vec![
+        dense_layer(1, 2, vec![1.0, -1.0], vec![b], true).unwrap()
+    ])
+    .unwrap();
+    let x = [2.0, 1.0];
+    let mut s = settings(Rule::ZPlus);
+    s.bias = BiasMode::Plain;
+    let exact_faces = FullBackwardSettings::default();
+    let loose = FullBackwardSettings {
+        face_tolerance: Some(1e-9),
+        ..FullBackwardSettings::default()
+    };
+    let ex = net.to_exact();
+    let xr = exact(&x);
+    let w = ex.layers()[0].affine.row(0).dense();
+    let expanded = |fb: &FullBackward<Rational>| match &fb.layers[0].neurons[0].expansion {
+        Expansion::Root {
+            point, gradient, ..
+        } => (point.clone(), gradient.clone()),
+        other => panic!("the output is expanded: {other:?}"),
+    };
+
+    let fe = full_backward(&ex, &xr, 0, &exact_faces, &RuleRoots::new(&ex, &s)).unwrap();
+    let (point, gradient) = expanded(&fe);
+    let br = Rational::from_f64(b);
+    let z = dot(&w, &point) + br.clone();
+    let scale = w
+        .iter()
+        .zip(&point)
+        .fold(Scalar::abs(&br), |acc, (wi, pi)| {
+            acc + Scalar::abs(&(wi * pi))
+        });
+    let off = (z / scale).to_f64();
+    assert!((-2e-10..-0.5e-10).contains(&off), "{off}");
+    // Off the face, inactive: no gradient, nothing passed, nothing left at the root.
+    assert!(gradient.iter().all(Scalar::is_zero));
+    assert!(fe.input_relevance().iter().all(Scalar::is_zero));
+    assert!(fe.remainder().is_zero());
+    // With the tolerance, on the face: the active side facing x, gradient w.
+    let (_, gradient) =
+        expanded(&full_backward(&ex, &xr, 0, &loose, &RuleRoots::new(&ex, &s)).unwrap());
+    assert_eq!(gradient, *w);
+
+    // f64 (the sign of the computed point's exact pre-activation) and the error-bounded run
+    // (whose bounds settle it: no fallback) take the same sides.
+    let model = Model::new(net.clone());
+    let f64_gradient = |opts: &FullBackwardSettings| {
+        let fb = full_backward(&net, &x, 0, opts, &RuleRoots::new(&net, &s)).unwrap();
+        let Decided::Float(fd) = full_backward_decided(&model, &x, Some(0), &s, opts).unwrap()
+        else {
+            panic!("the bounds settle a root 1e-10 off its face");
+        };
+        assert_eq!(fd, fb);
+        match &fb.layers[0].neurons[0].expansion {
+            Expansion::Root { gradient, .. } => gradient.clone(),
+            other => panic!("the output is expanded: {other:?}"),
+        }
+    };
+    assert_eq!(f64_gradient(&exact_faces), vec![0.0, 0.0]);
+    assert_eq!(f64_gradient(&loose), vec![1.0, -1.0]);
+}
+
+#[test]
+fn rule_roots_give_their_step_and_whether_they_lie_on_the_root_plane() {
+    let net = three_layers().to_exact();
+    let a = exact(&[0.7, 0.3, 1.1]);
+    let r = Rational::from_f64(0.375);
+    // Neuron 0 of layer 1 has the bias 0.125.
+    let w = net.layers()[0].affine.row(0).dense();
+    for (rule, bias, stabilizer, on_plane) in [
+        (Rule::Z, BiasMode::Ignore, 0.0, true),
+        (Rule::ZPlus, BiasMode::Ignore, 0.0, true),
+        (Rule::Gamma(0.5), BiasMode::Ignore, 0.0, true),
+        (Rule::WSquare, BiasMode::Ignore, 0.0, true),
+        (
+            Rule::ZBox { lo: -1.0, hi: 1.0 },
+            BiasMode::Include,
+            0.0,
+            true,
+        ),
+        (Rule::Z, BiasMode::Include, 0.0, false),
+        (Rule::ZPlus, BiasMode::Plain, 0.0, false),
+        (Rule::ZPlus, BiasMode::Ignore, 0.01, false),
+        (Rule::Zero, BiasMode::Ignore, 0.0, false),
+    ] {
+        let mut s = settings(rule);
+        s.bias = bias;
+        s.stabilizer = stabilizer;
+        let found = RuleRoots::new(&net, &s)
+            .found(0, 0, &a, r.clone())
+            .unwrap()
+            .unwrap();
+        let what = format!("{rule} {bias:?} {stabilizer}");
+        let step: Vec<Rational> = a.iter().zip(&found.point).map(|(ai, pi)| ai - pi).collect();
+        assert_eq!(found.step.as_ref(), Some(&step), "{what}");
+        assert_eq!(found.on_root_plane, on_plane, "{what}");
+        assert_eq!(
+            dot(&w, &found.point) == dot(&w, &a) - r.clone(),
+            on_plane,
+            "{what}"
+        );
+    }
 }
 
 #[test]
@@ -325,10 +439,7 @@ fn gradient_is_the_upper_slope_times_the_weights() {
     let x = exact(&[0.7, 0.3, 1.1]);
     let s = settings(Rule::Gamma(0.5));
     let finder = RuleRoots::new(&net, &s);
-    let opts = FullBackwardSettings {
-        face_tolerance: 0.0,
-        ..FullBackwardSettings::default()
-    };
+    let opts = FullBackwardSettings::default();
     let fb = full_backward(&net, &x, 1, &opts, &finder).unwrap();
     let mut expanded = 0;
     for (index, layer) in fb.layers.iter().enumerate() {
