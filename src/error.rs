@@ -1,10 +1,12 @@
 //! The library's error type. Every error is the user's to fix (a file, an argument), so each
-//! maps to exit code 2; the message names the file or argument, the place and the problem.
+//! maps to exit code 2 (but an interrupted run: 130); the message names the file or argument,
+//! the place and the problem.
 
 use std::path::{Path, PathBuf};
 
 /// What can go wrong in the library; every variant is shown as `path: problem` or the
-/// message alone, and every one maps to exit code 2 ([`Error::exit_code`]).
+/// message alone, and every one but [`Error::Interrupted`] maps to exit code 2
+/// ([`Error::exit_code`]).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file that cannot be used: unreadable, malformed, or describing an invalid network.
@@ -21,6 +23,12 @@ pub enum Error {
     /// An argument or a combination of arguments that cannot be honoured.
     #[error("{0}")]
     Usage(String),
+    /// Ctrl-C or SIGTERM stopped a run that can be continued from `dir`; exit code 130.
+    #[error("interrupted: resume with dtdcert audit --resume {}", dir.display())]
+    Interrupted {
+        /// The run's folder.
+        dir: PathBuf,
+    },
     /// Writing results failed.
     #[error("{}: {source}", path.display())]
     Write {
@@ -60,9 +68,13 @@ impl Error {
         }
     }
 
-    /// The process exit code for this error.
+    /// The process exit code for this error: 130 for an interrupted run (as a shell reports
+    /// a process ended by Ctrl-C), 2 for every other.
     pub fn exit_code(&self) -> u8 {
-        2
+        match self {
+            Error::Interrupted { .. } => 130,
+            _ => 2,
+        }
     }
 }
 

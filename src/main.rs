@@ -10,6 +10,10 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Found) => ExitCode::from(1),
+        Err(err @ dtdcert::error::Error::Interrupted { .. }) => {
+            eprintln!("{err}");
+            ExitCode::from(err.exit_code())
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(err.exit_code())

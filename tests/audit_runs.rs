@@ -351,44 +351,103 @@ fn report_files_are_well_formed() {
     );
 }
 
-/// A real process killed with SIGKILL mid-run, then resumed from the command line.
-#[test]
-fn killed_process_resumes_to_the_uninterrupted_result() {
+/// A C6 network and 10,000 inputs in `dir` (model.json, inputs.npy), and a command line
+/// auditing them into `--out DIR` or `--resume DIR`.
+fn c6_workload(dir: &Path) -> impl Fn(&str, &Path) -> std::process::Command {
     use dtdcert::repro::mlp_roots::{c6_inputs, c6_network};
     use rand::SeedableRng;
 
-    let tmp = tempfile::tempdir().unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let net = c6_network(&mut rng, 2.744, -1.96).unwrap();
     let xs = c6_inputs(&net, &mut rng, 10_000, 0, 0.1).unwrap();
-    let model_path = tmp.path().join("model.json");
+    let model_path = dir.join("model.json");
     dtdcert::model::safetensors_json::save(&net, &model_path).unwrap();
-    let inputs_path = tmp.path().join("inputs.npy");
+    let inputs_path = dir.join("inputs.npy");
     let flat: Vec<f64> = xs.iter().flatten().copied().collect();
     let array = ndarray::Array2::from_shape_vec((xs.len(), 10), flat).unwrap();
     dtdcert::io::write_npy_f64_atomic(&inputs_path, &array).unwrap();
-    let bin = env!("CARGO_BIN_EXE_dtdcert");
-    let args = |dest: &str, dir: &Path| {
-        let mut c = std::process::Command::new(bin);
+    move |dest: &str, out: &Path| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dtdcert"));
         c.args(["audit", "--quiet", "--explain", "0", "--model"])
             .arg(&model_path)
             .arg("--inputs")
             .arg(&inputs_path)
             .arg(dest)
-            .arg(dir);
+            .arg(out);
         c
-    };
+    }
+}
+
+/// Waits until `records` holds at least `bytes` (or a minute has passed).
+fn wait_for_records(records: &Path, bytes: u64) {
+    let started = std::time::Instant::now();
+    while fs::metadata(records).map_or(0, |m| m.len()) < bytes && started.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// SIGTERM (as Ctrl-C's SIGINT) mid-run: the process stops with exit code 130 and one line
+/// saying how to resume, every record written so far is whole, and resuming gives the
+/// uninterrupted result.
+#[cfg(unix)]
+#[test]
+fn a_terminated_run_says_how_to_resume_and_resumes_to_the_uninterrupted_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = c6_workload(tmp.path());
+    let full = tmp.path().join("full");
+    assert!(args("--out", &full).status().unwrap().success());
+    let stopped = tmp.path().join("stopped");
+    let child = args("--out", &stopped)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let records = stopped.join("records.jsonl");
+    wait_for_records(&records, 100_000);
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "interrupted: resume with dtdcert audit --resume {}",
+            stopped.display()
+        )
+    );
+    let text = fs::read_to_string(&records).unwrap();
+    assert!(text.ends_with('\n'), "the last record is whole");
+    let whole = text.lines().count();
+    assert!(whole > 0 && whole < 10_000, "{whole} records");
+    for line in text.lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap();
+    }
+    assert!(!fs::read_to_string(stopped.join(MARKER))
+        .unwrap()
+        .contains("\"complete\":true"));
+    assert!(args("--resume", &stopped).status().unwrap().success());
+    for name in ["records.jsonl", "summary.json", "summary.md"] {
+        assert!(
+            read(&full, name) == read(&stopped, name),
+            "{name} differs after resume"
+        );
+    }
+}
+
+/// A real process killed with SIGKILL mid-run, then resumed from the command line.
+#[test]
+fn killed_process_resumes_to_the_uninterrupted_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = c6_workload(tmp.path());
     let full = tmp.path().join("full");
     assert!(args("--out", &full).status().unwrap().success());
     let killed = tmp.path().join("killed");
     let mut child = args("--out", &killed).spawn().unwrap();
     let records = killed.join("records.jsonl");
-    let started = std::time::Instant::now();
-    while fs::metadata(&records).map_or(0, |m| m.len()) < 100_000
-        && started.elapsed().as_secs() < 60
-    {
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
+    wait_for_records(&records, 100_000);
     child.kill().unwrap();
     child.wait().unwrap();
     let written = fs::metadata(&records).unwrap().len();

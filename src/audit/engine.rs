@@ -1,7 +1,7 @@
 //! What computes an audit's records: the exact engine, or a batch auditor (the libtorch
 //! backend, which the CLI plugs in) followed by `--certify` on the exact side.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::lp::nearest_valid::uses_lp;
 use crate::model::Model;
 
@@ -77,11 +77,19 @@ impl Engine {
     ) -> Result<Vec<(SampleRecord, Vec<NamedCertificate>)>> {
         use rayon::prelude::*;
         match self {
+            // A stop request ends the chunk at the next sample; the caller names the folder.
             Engine::Exact => ids
                 .par_iter()
                 .zip(rows.par_iter())
                 .zip(targets.par_iter())
-                .map(|((&i, x), &target)| audit_sample_certified(model, settings, i, x, target))
+                .map(
+                    |((&i, x), &target)| match crate::io::interrupt::requested() {
+                        true => Err(Error::Interrupted {
+                            dir: Default::default(),
+                        }),
+                        false => audit_sample_certified(model, settings, i, x, target),
+                    },
+                )
                 .collect(),
             Engine::Batched(auditor) => {
                 let records = auditor.records(model, settings, ids, rows, targets)?;

@@ -276,16 +276,32 @@ impl Runner<'_> {
         bar.set_position(done as u64);
         let mut rows: Vec<Vec<f64>> = Vec::with_capacity(CHUNK);
         let mut last_sync = std::time::Instant::now();
+        let interrupted = || Error::Interrupted {
+            dir: dir.to_path_buf(),
+        };
         for chunk in todo.chunks(CHUNK) {
+            // Stopped between chunks or during one (whose records are then not written): what
+            // is in records.jsonl is complete, flushed and synced, and --resume continues it.
+            if crate::io::interrupt::requested() {
+                bar.abandon();
+                records.get_ref().sync_data().map_err(stopped)?;
+                return Err(interrupted());
+            }
             rows.clear();
             for &i in chunk {
                 rows.push(inputs.row(i)?);
             }
             let targets: Vec<Option<usize>> =
                 chunk.iter().map(|&i| spec.targets.for_sample(i)).collect();
-            let lines: Vec<(SampleRecord, String, Vec<NamedCertificate>)> = engine
-                .audit(model, &spec.settings, chunk, &rows, &targets)
-                .map_err(|e| e.in_file(&spec.inputs.path))?
+            let audited = match engine.audit(model, &spec.settings, chunk, &rows, &targets) {
+                Err(Error::Interrupted { .. }) => {
+                    bar.abandon();
+                    records.get_ref().sync_data().map_err(stopped)?;
+                    return Err(interrupted());
+                }
+                other => other.map_err(|e| e.in_file(&spec.inputs.path))?,
+            };
+            let lines: Vec<(SampleRecord, String, Vec<NamedCertificate>)> = audited
                 .into_par_iter()
                 .map(|(record, certificates)| {
                     let line = serde_json::to_string(&record).expect("records serialise");

@@ -143,6 +143,8 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
             force: args.force,
         },
     };
+    // Ctrl-C and SIGTERM stop the run between samples, its records kept for --resume.
+    crate::io::interrupt::install_handler();
     let (summary, dir) = match (&args.out, &args.resume) {
         (_, Some(dir)) => (runner.resume(&model, &inputs, &spec, dir)?, dir),
         (Some(out), None) => (runner.run(&model, &inputs, &spec, out)?, out),

@@ -1,8 +1,9 @@
 //! The bottom layer of file handling, shared by every layer above: files and folders written
 //! atomically (never seen half-written), NumPy files opened and their headers read (for the
-//! loaders of inputs and targets), and progress bars on stderr.
+//! loaders of inputs and targets), progress bars on stderr, and stop requests (Ctrl-C).
 
 pub mod atomic;
+pub mod interrupt;
 pub mod npy;
 pub mod output_dir;
 pub mod progress;
