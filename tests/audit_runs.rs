@@ -471,3 +471,104 @@ fn killed_process_resumes_to_the_uninterrupted_result() {
         );
     }
 }
+
+/// `audit --resume DIR` alone continues a run from any working folder with the model, inputs
+/// and settings run.json records; an argument beside it must agree; runs are known by their
+/// files' fingerprints, so moved files given at their new place continue the run, and a
+/// changed file is refused, naming the fingerprint the run expects.
+#[test]
+fn resume_alone_continues_from_any_folder_and_runs_are_known_by_fingerprint() {
+    use std::process::{Command, Output};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tmp.path().canonicalize().unwrap();
+    let files = tmp.join("files");
+    fs::create_dir(&files).unwrap();
+    fs::copy(MODEL, files.join("model.onnx")).unwrap();
+    fs::copy(INPUTS, files.join("inputs.npy")).unwrap();
+    let cli = |cwd: &Path, args: &[&str]| -> Output {
+        Command::new(env!("CARGO_BIN_EXE_dtdcert"))
+            .current_dir(cwd)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let full = tmp.join("full");
+    let ran = cli(
+        &files,
+        &[
+            "audit",
+            "-q",
+            "--model",
+            "model.onnx",
+            "--inputs",
+            "inputs.npy",
+            "--explain",
+            "0",
+            "--out",
+            "../full",
+        ],
+    );
+    assert!(ran.status.success());
+    let cut = read(&full, "records.jsonl").len() / 3;
+    let same = |dir: &Path| {
+        for name in ["records.jsonl", "summary.json", "summary.md"] {
+            assert!(read(&full, name) == read(dir, name), "{name} differs");
+        }
+    };
+    let stderr = |out: &Output| String::from_utf8_lossy(&out.stderr).into_owned();
+
+    let elsewhere = tmp.join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    interrupted_copy(&full, cut, &tmp.join("part"));
+    let out = cli(&elsewhere, &["audit", "-q", "--resume", "../part"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    same(&tmp.join("part"));
+
+    interrupted_copy(&full, cut, &tmp.join("part2"));
+    let out = cli(&tmp, &["audit", "-q", "--resume", "part2", "--rule", "w2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("settings.dtd.rule"),
+        "{}",
+        stderr(&out)
+    );
+
+    fs::rename(&files, tmp.join("moved")).unwrap();
+    let out = cli(&tmp, &["audit", "-q", "--resume", "part2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--model"), "{}", stderr(&out));
+    let out = cli(
+        &tmp,
+        &[
+            "audit",
+            "-q",
+            "--model",
+            "moved/model.onnx",
+            "--inputs",
+            "moved/inputs.npy",
+            "--explain",
+            "0",
+            "--resume",
+            "part2",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    same(&tmp.join("part2"));
+
+    fs::rename(tmp.join("moved"), &files).unwrap();
+    interrupted_copy(&full, cut, &tmp.join("part3"));
+    let run_json = tmp.join("part3/run.json");
+    let text = fs::read_to_string(&run_json).unwrap();
+    let fingerprint = serde_json::from_str::<serde_json::Value>(&text).unwrap()["model"]
+        ["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let expected = format!("sha256:{}", "0".repeat(64));
+    fs::write(&run_json, text.replace(&fingerprint, &expected)).unwrap();
+    let out = cli(&tmp, &["audit", "-q", "--resume", "part3"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
+    assert_eq!(stderr(&out).trim_end().lines().count(), 1);
+}

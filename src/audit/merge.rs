@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::run::{write_summaries, ReportWriter};
-use super::spec::{first_difference, RunSpec};
+use super::spec::{first_difference, identity, RunSpec};
 use super::{SampleRecord, Summary};
 use crate::error::{Error, Result};
 use crate::io::output_dir::{marker, OutputDir};
@@ -124,7 +124,9 @@ pub fn merge(
             ..spec.clone()
         })
         .expect("run specs serialise");
-        if let Some((field, a, b)) = first_difference(&base_value, &value, String::new()) {
+        if let Some((field, a, b)) =
+            first_difference(&identity(&base_value), &identity(&value), String::new())
+        {
             return Err(Error::Usage(format!(
                 "merge: {} and {} belong to different runs ({field}: {a} vs {b})",
                 dirs[0].display(),

@@ -17,7 +17,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use serde_json::Value;
 
-use super::spec::{first_difference, RunSpec};
+use super::spec::{first_difference, identity, RunSpec, Targets};
 use super::summary::SummaryDocument;
 use super::{BatchBackend, Engine, NamedCertificate, SampleRecord, Summary};
 use crate::error::{Error, Result};
@@ -217,13 +217,30 @@ impl Runner<'_> {
         let stored: Value = serde_json::from_str(&text)
             .map_err(|e| Error::file(&run_json, format!("not a run description: {e}")))?;
         let current = serde_json::to_value(spec).expect("run specs serialise");
-        if let Some((field, was, now)) = first_difference(&stored, &current, String::new()) {
+        // Runs are told apart by what determines their results: the files' fingerprints, not
+        // the paths they were given by (another working folder, a moved model).
+        if let Some((field, was, now)) =
+            first_difference(&identity(&stored), &identity(&current), String::new())
+        {
             return Err(Error::Usage(format!(
                 "--resume {}: this run was started with {field} = {was}, not {now}; \
              resume it with the original settings or start a new run",
                 dir.display()
             )));
         }
+        // The paths as the run recorded them, so that its reports are those of a run never
+        // interrupted.
+        let recorded: RunSpec = serde_json::from_value(stored)
+            .map_err(|e| Error::file(&run_json, format!("not a run description: {e}")))?;
+        let mut spec = spec.clone();
+        spec.model.path = recorded.model.path;
+        spec.inputs.path = recorded.inputs.path;
+        if let (Targets::File { path, .. }, Targets::File { path: was, .. }) =
+            (&mut spec.targets, recorded.targets)
+        {
+            *path = was;
+        }
+        let spec = &spec;
         let engine = Engine::new(model, &spec.settings, self.backend)?;
         let records = dir.join("records.jsonl");
         let (mut summary, done) = scan_records(&records, spec, model.net().layers().len())?;

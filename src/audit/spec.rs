@@ -131,7 +131,8 @@ impl FromStr for Shard {
 /// The model of a run, as `run.json` and the summary record it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
-    /// The model file, as given to `--model`.
+    /// The model file given to `--model`, as an absolute path (informative: the run is
+    /// identified by the fingerprint).
     pub path: PathBuf,
     /// SHA-256 of the architecture and weights.
     pub fingerprint: String,
@@ -144,13 +145,20 @@ pub struct ModelInfo {
     /// The question's words, where `--question-text` gave them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub question_text: Option<String>,
+    /// `--keep-batch-norm`: batch norm was read as a layer of its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_batch_norm: bool,
 }
 
 /// The inputs of a run, as `run.json` and the summary record them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InputsInfo {
-    /// The inputs file, as given to `--inputs`.
+    /// The inputs file given to `--inputs`, as an absolute path (informative: the run is
+    /// identified by the fingerprint).
     pub path: PathBuf,
+    /// `--inputs-key`: the array read from an .npz.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// The number of inputs in the file (all of them, whatever the shard).
     pub samples: usize,
     /// The number of values per input.
@@ -196,14 +204,16 @@ impl RunSpec {
             tool: "dtdcert".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             model: ModelInfo {
-                path: model_path.to_path_buf(),
+                path: absolute(model_path),
                 fingerprint: model.fingerprint().to_string(),
                 architecture: model.net().describe(),
                 question: None,
                 question_text: None,
+                keep_batch_norm: false,
             },
             inputs: InputsInfo {
-                path: inputs_path.to_path_buf(),
+                path: absolute(inputs_path),
+                key: None,
                 samples: inputs.len(),
                 width: inputs.dim(),
                 fingerprint: file_fingerprint(inputs_path)?,
@@ -218,6 +228,23 @@ impl RunSpec {
     pub fn samples(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.inputs.samples).filter(move |&i| self.shard.is_none_or(|s| s.contains(i)))
     }
+}
+
+/// `path` made absolute against the working folder (as given where that fails).
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// `spec` as JSON without what does not identify a run: the paths of the model, inputs and
+/// targets files (their fingerprints do).
+pub(crate) fn identity(spec: &Value) -> Value {
+    let mut value = spec.clone();
+    for (outer, inner) in [("model", "path"), ("inputs", "path"), ("targets", "path")] {
+        if let Some(object) = value.get_mut(outer).and_then(Value::as_object_mut) {
+            object.remove(inner);
+        }
+    }
+    value
 }
 
 /// SHA-256 of a file's bytes, streamed.

@@ -1,22 +1,24 @@
 //! `dtdcert audit`: every root of every layer, decided exactly, for every input.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::{parse_domain, DataArgs, Outcome, RuleArgs, TargetArgs};
-use crate::audit::spec::{RunSpec, Shard};
+use super::{parse_domain, DataArgs, ModelArgs, Outcome, RuleArgs, TargetArgs};
+use crate::audit::spec::{RunSpec, Shard, Targets};
 use crate::audit::{AuditSettings, CertifySettings, LpSettings};
 use crate::audit::{OutputOptions, Runner};
 use crate::check::Problem;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::model::inputs::{load_inputs, Inputs};
+use crate::model::targets::load_targets;
 
 /// Audit DTD roots: are they in the input's linear region and in the domain?
 #[derive(Args, Debug)]
 #[command(
     after_help = "Examples:\n  dtdcert audit --model examples/c6/model.onnx --inputs examples/c6/inputs.npy \\\n      --rule z+ --explain 0 --out audit-c6\n  \
 dtdcert audit ... --out audit-c6 --shard 2/8        one of 8 shards; combine with `dtdcert merge`\n  \
-dtdcert audit ... --resume audit-c6                  continue an interrupted run (same arguments)\n\n\
+dtdcert audit --resume audit-c6                      continue an interrupted run\n\n\
 Writes OUT/run.json at once and OUT/records.jsonl as samples finish (one line per input: per layer \
 and neuron the relevance, the root verdict, the first violated neuron and its margin); at the end \
 OUT/summary.json, OUT/summary.md, OUT/summary.html (and OUT/roots.csv with --csv).\n\
@@ -24,9 +26,29 @@ Exit code 1 with --fail-on-invalid when some root is outside its region or domai
 )]
 #[command(group(clap::ArgGroup::new("destination").required(true).args(["out", "resume"])))]
 pub struct AuditArgs {
-    /// `--model`, `--inputs`, `--inputs-key` and how the model is read.
+    /// The network: an .onnx file, or a .json description with safetensors weights (with
+    /// --resume alone: the one run.json names).
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "resume",
+        requires = "inputs"
+    )]
+    pub model: Option<PathBuf>,
+    /// The inputs: .npy or .npz (f32 or f64), one row per input.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "resume",
+        requires = "model"
+    )]
+    pub inputs: Option<PathBuf>,
+    /// The array to use from an .npz with several arrays.
+    #[arg(long, value_name = "NAME", requires = "inputs")]
+    pub inputs_key: Option<String>,
+    /// How the model file is read (`--keep-batch-norm`, `--question`, `--question-text`).
     #[command(flatten)]
-    pub data: DataArgs,
+    pub reading: ModelArgs,
     /// `--rule`, `--input-rule`, `--layer-rule` and the rules' numerical options.
     #[command(flatten)]
     pub rules: RuleArgs,
@@ -75,7 +97,8 @@ pub struct AuditArgs {
     /// Replace a finished run in --out.
     #[arg(long, requires = "out")]
     pub force: bool,
-    /// Continue the interrupted run in DIR; give the same arguments as when it started.
+    /// Continue the interrupted run in DIR: alone, with the model, inputs and settings its
+    /// run.json records; arguments given beside it must agree with them.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
 }
@@ -83,57 +106,11 @@ pub struct AuditArgs {
 /// Runs (or with `--resume` continues) an audit into the results folder; `Found` when
 /// `--fail-on-invalid` is given and some root is outside its region or domain.
 pub fn run(args: AuditArgs) -> Result<Outcome> {
-    let dtd = args.rules.resolve()?;
-    let domain = args.domain.as_deref().map(parse_domain).transpose()?;
-    let shard = args.shard.as_deref().map(str::parse::<Shard>).transpose()?;
-    let torch = args.backend.resolve(&[("--exact", args.exact)], &[])?;
-    if args.exact && dtd.named_rules().iter().any(|r| r.needs_lp()) {
-        return Err(crate::error::Error::Usage(
-            "the nearest-valid rule finds roots with linear programs and cannot run with --exact"
-                .into(),
-        ));
-    }
-    let (model, inputs) = args.data.load()?;
-    super::check_layer_rules(&dtd, &model)?;
-    let targets = args.target.resolve(inputs.len())?;
-    let settings = AuditSettings {
-        dtd,
-        domain,
-        exact: args.exact,
-        keep_points: args.roots,
-        certify: match args.certify.as_deref() {
-            None => None,
-            Some(name) => Some(CertifySettings {
-                problem: match name {
-                    "exists" => Problem::Exists,
-                    "nearest-linf" => Problem::NearestLinf,
-                    _ => Problem::NearestL1,
-                },
-                all: args.certify_all,
-            }),
-        },
-        lp: {
-            let opts = args.lp.resolve()?;
-            LpSettings {
-                time_limit: opts.time_limit.expect("resolve sets a limit"),
-                backend: opts.backend,
-            }
-        },
-        torch,
+    let (model, inputs, spec) = match (&args.model, &args.inputs, &args.resume) {
+        (Some(model), Some(inputs), _) => from_arguments(&args, model, inputs)?,
+        (_, _, Some(dir)) => from_run(&args, dir)?,
+        _ => unreachable!("clap requires --model and --inputs, or --resume"),
     };
-    let mut spec = RunSpec::new(
-        &model,
-        &args.data.model,
-        &inputs,
-        &args.data.inputs,
-        targets,
-        settings,
-        shard,
-    )?;
-    spec.model.question = args.data.reading.question(&args.data.model)?;
-    spec.model
-        .question_text
-        .clone_from(&args.data.reading.question_text);
     let runner = Runner {
         backend: super::batch_backend(),
         reports: &crate::report::Reports,
@@ -168,4 +145,186 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
     } else {
         Outcome::Clean
     })
+}
+
+/// The settings the arguments give (every one, defaults included).
+fn settings_of(args: &AuditArgs) -> Result<AuditSettings> {
+    let dtd = args.rules.resolve()?;
+    let torch = args.backend.resolve(&[("--exact", args.exact)], &[])?;
+    let lp = args.lp.resolve()?;
+    Ok(AuditSettings {
+        dtd,
+        domain: args.domain.as_deref().map(parse_domain).transpose()?,
+        exact: args.exact,
+        keep_points: args.roots,
+        certify: args.certify.as_deref().map(|name| CertifySettings {
+            problem: match name {
+                "exists" => Problem::Exists,
+                "nearest-linf" => Problem::NearestLinf,
+                _ => Problem::NearestL1,
+            },
+            all: args.certify_all,
+        }),
+        lp: LpSettings {
+            time_limit: lp.time_limit.expect("resolve sets a limit"),
+            backend: lp.backend,
+        },
+        torch,
+    })
+}
+
+/// Refuses settings no run can have, for `model`.
+fn check_settings(settings: &AuditSettings, model: &crate::model::Model) -> Result<()> {
+    if settings.exact && settings.dtd.named_rules().iter().any(|r| r.needs_lp()) {
+        return Err(Error::Usage(
+            "the nearest-valid rule finds roots with linear programs and cannot run with --exact"
+                .into(),
+        ));
+    }
+    super::check_layer_rules(&settings.dtd, model)
+}
+
+/// A run as the arguments describe it.
+fn from_arguments(
+    args: &AuditArgs,
+    model_path: &Path,
+    inputs_path: &Path,
+) -> Result<(crate::model::Model, Inputs, RunSpec)> {
+    let shard = args.shard.as_deref().map(str::parse::<Shard>).transpose()?;
+    let settings = settings_of(args)?;
+    let data = DataArgs {
+        model: model_path.to_path_buf(),
+        inputs: inputs_path.to_path_buf(),
+        inputs_key: args.inputs_key.clone(),
+        reading: args.reading.clone(),
+    };
+    let (model, inputs) = data.load()?;
+    check_settings(&settings, &model)?;
+    let targets = args.target.resolve(inputs.len())?;
+    let mut spec = RunSpec::new(
+        &model,
+        model_path,
+        &inputs,
+        inputs_path,
+        targets,
+        settings,
+        shard,
+    )?;
+    spec.model.question = args.reading.question(model_path)?;
+    spec.model
+        .question_text
+        .clone_from(&args.reading.question_text);
+    spec.model.keep_batch_norm = args.reading.keep_batch_norm;
+    spec.inputs.key.clone_from(&args.inputs_key);
+    Ok((model, inputs, spec))
+}
+
+/// The run recorded in `dir/run.json` (`--resume DIR` without `--model`): its model, inputs
+/// and settings, but where an argument beside `--resume` says otherwise (the resumed run then
+/// refuses the difference, naming the field).
+fn from_run(args: &AuditArgs, dir: &Path) -> Result<(crate::model::Model, Inputs, RunSpec)> {
+    let run_json = dir.join("run.json");
+    let text = std::fs::read_to_string(&run_json).map_err(|e| {
+        Error::Usage(format!(
+            "--resume {}: no run to continue ({}: {e})",
+            dir.display(),
+            run_json.display()
+        ))
+    })?;
+    let stored: RunSpec = serde_json::from_str(&text)
+        .map_err(|e| Error::file(&run_json, format!("not a run description: {e}")))?;
+    let recorded = |what: &str, path: &Path, e: Error| {
+        Error::Usage(format!(
+            "--resume {}: the run's {what} {} cannot be read ({e}); give --model and --inputs",
+            dir.display(),
+            path.display()
+        ))
+    };
+    let reading = ModelArgs {
+        keep_batch_norm: stored.model.keep_batch_norm,
+        question: stored.model.question.clone(),
+        question_text: None,
+    };
+    let model = reading
+        .load(&stored.model.path)
+        .map_err(|e| recorded("model", &stored.model.path, e))?;
+    if model.fingerprint() != stored.model.fingerprint {
+        return Err(Error::Usage(format!(
+            "--resume {}: {} is no longer the run's model (fingerprint {}, the run's is {}); \
+             give --model and --inputs with the run's files",
+            dir.display(),
+            stored.model.path.display(),
+            model.fingerprint(),
+            stored.model.fingerprint
+        )));
+    }
+    let inputs = load_inputs(&stored.inputs.path, stored.inputs.key.as_deref())
+        .map_err(|e| recorded("inputs", &stored.inputs.path, e))?;
+    inputs.check_width(&stored.inputs.path, model.net().input_dim())?;
+    // What the arguments change from their defaults replaces the recorded value, so that the
+    // comparison with run.json names it when it differs.
+    let defaults = default_arguments();
+    let given =
+        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    let from_args = settings_of(args)?;
+    let mut settings = stored.settings.clone();
+    if given(&args.rules, &defaults.rules) {
+        settings.dtd = from_args.dtd;
+    }
+    if given(&args.domain, &defaults.domain) {
+        settings.domain = from_args.domain;
+    }
+    if args.exact {
+        settings.exact = true;
+    }
+    if args.roots {
+        settings.keep_points = true;
+    }
+    if given(
+        &(&args.certify, args.certify_all),
+        &(&defaults.certify, defaults.certify_all),
+    ) {
+        settings.certify = from_args.certify;
+    }
+    if given(&args.lp, &defaults.lp) {
+        settings.lp = from_args.lp;
+    }
+    if given(&args.backend, &defaults.backend) {
+        settings.torch = from_args.torch;
+    }
+    check_settings(&settings, &model)?;
+    let targets = match (given(&args.target, &defaults.target), &stored.targets) {
+        (true, _) => args.target.resolve(inputs.len())?,
+        (false, Targets::File { path, .. }) => {
+            Targets::from_file(path.clone(), load_targets(path, inputs.len())?)
+        }
+        (false, recorded) => recorded.clone(),
+    };
+    let shard = match &args.shard {
+        Some(text) => Some(text.parse::<Shard>()?),
+        None => stored.shard,
+    };
+    let mut spec = RunSpec::new(
+        &model,
+        &stored.model.path,
+        &inputs,
+        &stored.inputs.path,
+        targets,
+        settings,
+        shard,
+    )?;
+    spec.model.question = stored.model.question;
+    spec.model.question_text = stored.model.question_text;
+    spec.model.keep_batch_norm = stored.model.keep_batch_norm;
+    spec.inputs.key = stored.inputs.key;
+    Ok((model, inputs, spec))
+}
+
+/// The arguments of `audit --resume DIR` alone: every option at its default.
+fn default_arguments() -> AuditArgs {
+    use clap::FromArgMatches;
+    let matches = <AuditArgs as clap::Args>::augment_args(clap::Command::new("audit"))
+        .try_get_matches_from(["audit", "--resume", "."])
+        .expect("--resume alone parses");
+    AuditArgs::from_arg_matches(&matches).expect("--resume alone parses")
 }
