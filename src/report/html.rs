@@ -704,9 +704,11 @@ mod tests {
                 architecture: model.net().describe(),
                 question: None,
                 question_text: None,
+                keep_batch_norm: false,
             },
             inputs: InputsInfo {
                 path: PathBuf::from("in\"puts.npy"),
+                key: None,
                 samples: summary.samples as usize,
                 width: 2,
                 fingerprint: "sha256:00".into(),
