@@ -572,3 +572,55 @@ fn resume_alone_continues_from_any_folder_and_runs_are_known_by_fingerprint() {
     assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
     assert_eq!(stderr(&out).trim_end().lines().count(), 1);
 }
+
+/// A disk that fills mid-run (here a file-size limit, as a full disk fails a write): one
+/// clear line naming the records file and how to resume, exit code 2, and the run resumes
+/// to the uninterrupted result.
+#[cfg(unix)]
+#[test]
+fn a_full_disk_stops_the_run_resumably() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_dtdcert");
+    let audit = |out: &Path| {
+        format!(
+            "{bin} audit -q --model {MODEL} --inputs {INPUTS} --explain 0 --out {}",
+            out.display()
+        )
+    };
+    let full = tmp.path().join("full");
+    let ran = std::process::Command::new("sh")
+        .args(["-c", &audit(&full)])
+        .status()
+        .unwrap();
+    assert!(ran.success());
+    let dir = tmp.path().join("limited");
+    // Writes past 40 blocks fail with EFBIG (SIGXFSZ ignored) as they would with ENOSPC.
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!("ulimit -f 40; trap '' XFSZ; exec {}", audit(&dir)),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("records.jsonl"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("--resume {}", dir.display())),
+        "{stderr}"
+    );
+    assert!(
+        read(&full, "records.jsonl").len()
+            > fs::metadata(dir.join("records.jsonl")).unwrap().len() as usize
+    );
+    let resumed = std::process::Command::new(bin)
+        .args(["audit", "-q", "--resume"])
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(resumed.success());
+    for name in ["records.jsonl", "summary.json", "summary.md"] {
+        assert!(read(&full, name) == read(&dir, name), "{name} differs");
+    }
+}

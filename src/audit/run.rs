@@ -273,9 +273,9 @@ impl Runner<'_> {
             Error::file(
                 &records_path,
                 format!(
-                "{e}; the run stopped and can be continued with `dtdcert audit ... --resume {}`",
-                dir.display()
-            ),
+                    "{e}; the run stopped and can be continued with `dtdcert audit --resume {}`",
+                    dir.display()
+                ),
             )
         };
         let file = OpenOptions::new()
