@@ -334,6 +334,17 @@ fn report_files_are_well_formed() {
     assert!(!html.contains("<script"), "self-contained, no scripts");
     assert!(!html.contains("http://") || html.contains("http://www.w3.org/2000/svg"));
     let md = String::from_utf8(read(&dir, "summary.md")).unwrap();
+    // The headline opens it, with the totals of summary.json.
+    let total = &summary["total"];
+    let headline = md.lines().nth(2).unwrap();
+    assert!(
+        headline.starts_with(&format!(
+            "Of {} roots in 100 samples, {} (",
+            total["roots"], total["roots_outside"]
+        )),
+        "{headline}"
+    );
+    assert!(html.find("class=\"headline\"") < html.find("<h2>Settings</h2>"));
     let table: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
     let columns = table[0].matches('|').count();
     assert!(table.iter().all(|l| l.matches('|').count() == columns));

@@ -87,7 +87,7 @@ pub struct AuditArgs {
     /// `--backend`, `--device` and `--precision`.
     #[command(flatten)]
     pub backend: super::BackendArgs,
-    /// No progress bar on stderr.
+    /// No progress bar on stderr (the result line is still printed, on stdout).
     #[arg(long, short)]
     pub quiet: bool,
     /// The results folder (created; a finished earlier run there is replaced only with
@@ -128,17 +128,16 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
         (None, None) => unreachable!("clap requires --out or --resume"),
     };
     let t = &summary.total;
-    if !args.quiet {
-        eprintln!(
-            "{} samples, {} roots: {} outside the region, {} out of the domain, {} valid; results in {}",
-            summary.samples,
-            t.roots,
-            t.roots_outside,
-            t.roots_out_of_domain,
-            t.roots_valid,
-            dir.display()
-        );
-    }
+    // The result on stdout, whatever --quiet (which hides the progress bar).
+    println!(
+        "{} samples, {} roots: {} outside the region, {} out of the domain, {} valid; results in {}",
+        summary.samples,
+        t.roots,
+        t.roots_outside,
+        t.roots_out_of_domain,
+        t.roots_valid,
+        dir.display()
+    );
     let invalid = t.roots - t.roots_valid;
     Ok(if args.fail_on_invalid && invalid > 0 {
         Outcome::Found

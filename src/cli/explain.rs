@@ -132,6 +132,12 @@ fn load(args: &ExplainArgs, dtd: &DtdSettings) -> Result<(Model, Inputs, Targets
 /// Writes the input relevances of every input to `--out` (and with `--full-backward
 /// --report` the full-backward report); always `Clean` when it succeeds.
 pub fn run(args: ExplainArgs) -> Result<Outcome> {
+    if args.out.extension().and_then(|e| e.to_str()) != Some("npy") {
+        return Err(Error::Usage(format!(
+            "--out {}: explain writes a NumPy array; name a .npy file",
+            args.out.display()
+        )));
+    }
     let dtd = args.rules.resolve()?;
     if let Some(torch) = torch_side(&args, &dtd)? {
         return run_torch(&args, &dtd, &torch);
@@ -153,6 +159,10 @@ pub fn run(args: ExplainArgs) -> Result<Outcome> {
     let (model, inputs, targets) = load(&args, &dtd)?;
     let array = input_relevances(&model, &inputs, &targets, &dtd, how)?;
     write_npy_f64_atomic(&args.out, &array)?;
+    println!(
+        "{}",
+        result_line(&model, &inputs, &targets, &dtd, &array, &args.out)?
+    );
     Ok(Outcome::Clean)
 }
 
@@ -171,12 +181,50 @@ fn run_torch(args: &ExplainArgs, dtd: &DtdSettings, torch: &TorchSettings) -> Re
         args.batch,
     )?;
     write_npy_f64_atomic(&args.out, &array)?;
+    println!(
+        "{}",
+        result_line(&model, &inputs, &targets, dtd, &array, &args.out)?
+    );
     Ok(Outcome::Clean)
 }
 
 #[cfg(not(feature = "torch"))]
 fn run_torch(_: &ExplainArgs, _: &DtdSettings, _: &TorchSettings) -> Result<Outcome> {
     Err(Error::Usage(crate::audit::NO_TORCH.into()))
+}
+
+/// The one line `explain` prints: how many inputs, the rules, the largest gap between the
+/// relevance the explanation starts from (`f_k(x)`, or 1) and what reached the input, and
+/// the file written.
+fn result_line(
+    model: &Model,
+    inputs: &Inputs,
+    targets: &Targets,
+    dtd: &DtdSettings,
+    relevances: &ndarray::Array2<f64>,
+    out: &std::path::Path,
+) -> Result<String> {
+    let mut largest = 0.0_f64;
+    for (i, row) in relevances.outer_iter().enumerate() {
+        let output = crate::model::forward::output(model.net(), &inputs.row(i)?);
+        let k = targets
+            .for_sample(i)
+            .unwrap_or_else(|| crate::model::forward::argmax(&output));
+        let start = match dtd.initial_relevance {
+            InitialRelevance::Output => output[k],
+            InitialRelevance::One => 1.0,
+        };
+        largest = largest.max((start - row.sum()).abs());
+    }
+    let rules = match dtd.rule_for(0) == dtd.rule {
+        true => format!("rule {}", dtd.rule),
+        false => format!("rule {} (input layer {})", dtd.rule, dtd.rule_for(0)),
+    };
+    Ok(format!(
+        "{} inputs, {rules}, largest |start relevance − input relevance| {largest:.3e}; relevances in {}",
+        relevances.nrows(),
+        out.display()
+    ))
 }
 
 /// The full-backward settings the arguments ask for.
@@ -234,5 +282,9 @@ fn run_full_backward(args: &ExplainArgs, dtd: &DtdSettings, how: Arithmetic) -> 
         };
         report.write(path)?;
     }
+    println!(
+        "{}",
+        result_line(&model, &inputs, &targets, dtd, &array, &args.out)?
+    );
     Ok(Outcome::Clean)
 }

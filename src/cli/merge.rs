@@ -32,8 +32,8 @@ pub struct MergeArgs {
     pub force: bool,
 }
 
-/// Merges the shard folders into `--out` (also `roots.csv` with `--csv`) and reports the
-/// totals on stderr; fails for shards of different runs, or a missing, doubled or unfinished
+/// Merges the shard folders into `--out` (also `roots.csv` with `--csv`) and prints the
+/// totals on stdout; fails for shards of different runs, or a missing, doubled or unfinished
 /// shard.
 pub fn run(args: MergeArgs) -> Result<Outcome> {
     let summary = merge(
@@ -43,7 +43,7 @@ pub fn run(args: MergeArgs) -> Result<Outcome> {
         args.force,
         &crate::report::Reports,
     )?;
-    eprintln!(
+    println!(
         "merged {} shards: {} samples, {} roots, {} outside the region; results in {}",
         args.shards.len(),
         summary.samples,

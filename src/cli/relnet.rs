@@ -323,15 +323,13 @@ fn generate(args: GenerateArgs) -> Result<Outcome> {
     })?;
     bar.finish_and_clear();
     let out = dir.commit("relnet generate")?;
-    if !args.quiet {
-        eprintln!(
-            "{} images, {} questions (answers: {}) in {}",
-            args.images,
-            args.images * 2 * PER_KIND,
-            ANSWERS.join(", "),
-            out.display()
-        );
-    }
+    println!(
+        "{} images, {} questions (answers: {}) in {}",
+        args.images,
+        args.images * 2 * PER_KIND,
+        ANSWERS.join(", "),
+        out.display()
+    );
     Ok(Outcome::Clean)
 }
 
@@ -374,28 +372,25 @@ fn roots_run(args: RootsArgs) -> Result<crate::repro::relnet_roots::RelnetRootsR
 }
 
 fn roots(args: RootsArgs) -> Result<Outcome> {
-    let quiet = args.quiet;
     let report = crate::repro::relnet_roots::write_report(&roots_run(args)?)?;
-    if !quiet {
-        let outcome = &report.outcome;
-        for r in outcome.layers.iter().filter(|r| r.judged > 0) {
-            eprintln!(
-                "layer {:>2} {:<16} {:>5} judged, {:>5} outside ({:.3})",
-                r.layer,
-                r.name,
-                r.judged,
-                r.outside,
-                r.fraction_outside.unwrap_or(0.0)
-            );
-        }
-        eprintln!(
-            "{} roots of {} samples in {:.1} s; report in {}",
-            outcome.roots.len(),
-            outcome.samples.len(),
-            report.seconds,
-            report.out.display()
+    let outcome = &report.outcome;
+    for r in outcome.layers.iter().filter(|r| r.judged > 0) {
+        println!(
+            "layer {:>2} {:<16} {:>5} judged, {:>5} outside ({:.3})",
+            r.layer,
+            r.name,
+            r.judged,
+            r.outside,
+            r.fraction_outside.unwrap_or(0.0)
         );
     }
+    println!(
+        "{} roots of {} samples in {:.1} s; report in {}",
+        outcome.roots.len(),
+        outcome.samples.len(),
+        report.seconds,
+        report.out.display()
+    );
     Ok(Outcome::Clean)
 }
 
@@ -460,18 +455,15 @@ fn training_run(args: TrainArgs) -> Result<crate::torch::relnet::TrainingRun> {
 
 #[cfg(feature = "torch")]
 fn train(args: TrainArgs) -> Result<Outcome> {
-    let quiet = args.quiet;
     let trained = crate::torch::relnet::train(&training_run(args)?)?;
-    if !quiet {
-        eprintln!(
-            "trained epochs {} to {} on {} questions in {:.1} s; model in {}",
-            trained.first,
-            trained.last,
-            trained.questions,
-            trained.seconds,
-            trained.dir.display()
-        );
-    }
+    println!(
+        "trained epochs {} to {} on {} questions in {:.1} s; model in {}",
+        trained.first,
+        trained.last,
+        trained.questions,
+        trained.seconds,
+        trained.dir.display()
+    );
     Ok(Outcome::Clean)
 }
 
@@ -534,23 +526,20 @@ fn sanity_run(args: SanityArgs) -> Result<crate::torch::relnet::SanityRun> {
 
 #[cfg(feature = "torch")]
 fn sanity(args: SanityArgs) -> Result<Outcome> {
-    let quiet = args.quiet;
     let report = crate::torch::relnet::sanity(&sanity_run(args)?)?;
-    if !quiet {
-        for v in report.summary.variants.iter().skip(1) {
-            if let (Some(f), Some(s)) = (&v.fraction_differing, &v.ssim) {
-                eprintln!(
-                    "{:<60} differing {:.3}, SSIM {:.3}",
-                    v.variant.description, f.mean, s.mean
-                );
-            }
+    for v in report.summary.variants.iter().skip(1) {
+        if let (Some(f), Some(s)) = (&v.fraction_differing, &v.ssim) {
+            println!(
+                "{:<60} differing {:.3}, SSIM {:.3}",
+                v.variant.description, f.mean, s.mean
+            );
         }
-        eprintln!(
-            "{} maps in {:.1} s; report in {}",
-            report.maps,
-            report.seconds,
-            report.out.display()
-        );
     }
+    println!(
+        "{} maps in {:.1} s; report in {}",
+        report.maps,
+        report.seconds,
+        report.out.display()
+    );
     Ok(Outcome::Clean)
 }

@@ -110,11 +110,11 @@ pub fn audit_html(doc: &SummaryDocument<'_>) -> String {
     );
     let _ = writeln!(out, "<style>{STYLE}</style>\n</head>\n<body>");
     let _ = writeln!(out, "<h1>dtdcert audit</h1>");
-
-    identity_table(&mut out, doc);
-
-    let _ = writeln!(out, "<h2>Settings</h2>");
-    settings_table(&mut out, doc);
+    let _ = writeln!(
+        out,
+        "<p class=\"headline\">{}</p>",
+        escape(&super::headline(s))
+    );
 
     let _ = writeln!(out, "<h2>Roots per layer</h2>");
     layer_table(&mut out, doc);
@@ -165,6 +165,12 @@ pub fn audit_html(doc: &SummaryDocument<'_>) -> String {
             bin_note(errors)
         ),
     );
+
+    // What was run comes after what it found.
+    let _ = writeln!(out, "<h2>Run</h2>");
+    identity_table(&mut out, doc);
+    let _ = writeln!(out, "<h2>Settings</h2>");
+    settings_table(&mut out, doc);
 
     let _ = writeln!(out, "</body>\n</html>");
     out

@@ -59,11 +59,32 @@ fn counts_row(out: &mut String, name: &str, c: &Counts, samples: u64) {
     );
 }
 
+/// The sentence summary.md and the HTML open with: how many roots, how many outside their
+/// region or domain, how many on a face, in how many samples.
+pub fn headline(s: &crate::audit::Summary) -> String {
+    let t = &s.total;
+    format!(
+        "Of {} roots in {} samples, {} ({}) lie outside the input's linear region and {} \
+         outside the domain; {} lie on a face of their region; {} of the {} samples ({}) have \
+         a root outside.",
+        t.roots,
+        s.samples,
+        t.roots_outside,
+        pct(t.roots_outside, t.roots),
+        t.roots_out_of_domain,
+        t.roots_on_face,
+        t.samples_with_root_outside,
+        s.samples,
+        pct(t.samples_with_root_outside, s.samples)
+    )
+}
+
 /// summary.md of an audit run.
 pub fn audit_markdown(doc: &SummaryDocument<'_>) -> String {
     let s = doc.summary;
     let mut out = String::new();
     let _ = writeln!(out, "# dtdcert audit\n");
+    let _ = writeln!(out, "{}\n", headline(s));
     let _ = writeln!(
         out,
         "- model: `{}` ({})",
