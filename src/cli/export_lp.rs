@@ -199,7 +199,7 @@ pub fn build(args: &ExportLpArgs) -> Result<Exported> {
             };
             let layer_rules = dtd.layer_rules_text();
             comments.push(format!(
-                "neuron {j}, explained output {k}, rule {}{}{}, bias {}, initial relevance {:?}, relevance R = {r:?}",
+                "neuron {j}, explained output {k}, rule {}{}{}, bias {}, initial relevance {}, relevance R = {r:?}",
                 dtd.rule,
                 dtd.input_rule
                     .map_or_else(String::new, |r| format!(", input rule {r}")),
@@ -208,8 +208,8 @@ pub fn build(args: &ExportLpArgs) -> Result<Exported> {
                 } else {
                     format!(", layer rules {layer_rules}")
                 },
-                format!("{:?}", dtd.bias).to_lowercase(),
-                dtd.initial_relevance
+                serialised_name(&dtd.bias),
+                serialised_name(&dtd.initial_relevance)
             ));
             comments.push(format!(
                 "problem {}: {what}; roots: w_{j} . (a + p - n) = w_{j} . a - R",
@@ -250,4 +250,12 @@ pub fn run(args: ExportLpArgs) -> Result<Outcome> {
         exported.program.nonzeros()
     );
     Ok(Outcome::Clean)
+}
+
+/// A unit enum's name as the settings files spell it (`ignore`, `output`, ...).
+fn serialised_name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => unreachable!("unit enums serialise to their names"),
+    }
 }

@@ -105,8 +105,8 @@ pub fn run(args: RegionArgs) -> Result<Outcome> {
         );
     } else {
         println!(
-            "sample {}: region P_{}(x) is a polytope in {} dimensions with {} constraints (pattern decided by {:?})",
-            report.sample, report.layer, report.dimension, report.constraints, report.pattern_decided_by
+            "sample {}: region P_{}(x) is a polytope in {} dimensions with {} constraints (pattern decided by {})",
+            report.sample, report.layer, report.dimension, report.constraints, report.pattern_decided_by.name()
         );
         for l in &report.layers {
             match (l.active, l.max_pool) {

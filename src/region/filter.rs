@@ -25,6 +25,20 @@ pub enum Decision {
     Unchecked,
 }
 
+impl Decision {
+    /// The name records and reports use (`float`, `refined`, `exact-fallback`, `exact`,
+    /// `unchecked`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Decision::Float => "float",
+            Decision::Refined => "refined",
+            Decision::ExactFallback => "exact-fallback",
+            Decision::Exact => "exact",
+            Decision::Unchecked => "unchecked",
+        }
+    }
+}
+
 /// `z[s] − z[o]` with a rigorous error bound, from values with bounds `e`.
 pub(super) fn difference(z: &[f64], e: &[f64], s: usize, o: usize) -> Bounded {
     affine_bounded(&[1.0, -1.0], &[z[s], z[o]], Some(&[e[s], e[o]]), 0.0)
@@ -64,4 +78,16 @@ pub(super) fn bounded_affine_layer(
         e.push(b.error);
     }
     (z, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Decision::{self, *};
+
+    #[test]
+    fn decision_names_are_the_serialised_ones() {
+        for d in [Float, Refined, ExactFallback, Exact, Unchecked] {
+            assert_eq!(serde_json::to_value(d).unwrap(), Decision::name(d));
+        }
+    }
 }
