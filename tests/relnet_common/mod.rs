@@ -48,13 +48,14 @@ pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// A Sort-of-CLEVR set of `images` images from `seed` in `out`.
+/// A Sort-of-CLEVR set of `images` images from `seed` in `out` (replacing a set there).
 pub fn generate(out: &Path, images: usize, seed: u64) {
     let (images, seed) = (images.to_string(), seed.to_string());
     ok(dtdcert(&[
         "relnet",
         "generate",
         "-q",
+        "--force",
         "--out",
         s(out),
         "--images",
