@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{parse_domain, DataArgs, Outcome, RuleArgs, TargetArgs};
+use super::{absolute, parse_domain, DataArgs, Outcome, RuleArgs, TargetArgs};
 use crate::audit::spec::{RunSpec, Shard};
 use crate::audit::{AuditSettings, CertifySettings, LpSettings};
 use crate::audit::{OutputOptions, Runner};
@@ -106,6 +106,8 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
                     _ => Problem::NearestL1,
                 },
                 all: args.certify_all,
+                model_path: Some(absolute(&args.data.model)?),
+                inputs_path: Some(absolute(&args.data.inputs)?),
             }),
         },
         lp: {
