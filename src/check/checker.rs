@@ -1,6 +1,7 @@
 //! The checker: rebuilds the question's program from the model and decides exactly whether the
 //! certificate's evidence proves its claim.
 
+use num_bigint::{BigInt, Sign};
 use num_traits::{Signed, Zero};
 
 use super::certificate::{Accepted, Certificate, Claim, Interval, Problem, FORMAT, FORMAT_1};
@@ -130,25 +131,26 @@ fn plane_of(ctx: &Context, cert: &Certificate) -> Result<RootPlane, Rejection> {
     let Some(r) = cert.relevance.as_ref() else {
         return reject("a root question needs a relevance");
     };
-    let value = r
-        .value
-        .parse::<Rational>()
-        .map_err(|_| Rejection(format!("relevance '{}' is not a rational number", r.value)))?;
-    match (&r.explanation, &cert.centre) {
+    // Read as an unreduced fraction: compared by cross products, without a gcd.
+    let Some((p, q)) = fraction(&r.value) else {
+        return reject(format!("relevance '{}' is not a rational number", r.value));
+    };
+    let value = match (&r.explanation, &cert.centre) {
         (Some(e), None) => {
             let relevances = ctx.derived.relevances(ctx.model, e)?;
             // A max-pool window's entries share the window's relevance.
             let window = layer.max_pool.unwrap_or(1);
-            let exact = &relevances[neuron / window];
-            if *exact != value {
+            let exact = relevances[neuron / window].clone();
+            if p * exact.denom() != exact.numer() * q {
                 return reject(format!(
                     "relevance {} is not neuron {neuron}'s relevance {exact} (about {:e}) in \
                      the explanation of output {} under the certificate's rules",
                     r.value,
-                    Scalar::to_f64(exact),
+                    Scalar::to_f64(&exact),
                     e.output
                 ));
             }
+            exact
         }
         (Some(_), Some(_)) => {
             return reject(
@@ -161,8 +163,8 @@ fn plane_of(ctx: &Context, cert: &Certificate) -> Result<RootPlane, Rejection> {
             )
         }
         // At a given centre (full-backward DTD) the relevance is part of the question.
-        (None, Some(_)) => {}
-    }
+        (None, Some(_)) => Rational::new(p, q),
+    };
     Ok(RootPlane {
         neuron,
         relevance: value,
@@ -191,6 +193,19 @@ fn point_of(ctx: &Context, cert: &Certificate) -> Result<Vec<f64>, Rejection> {
         return reject(format!("the point contains {v}"));
     }
     Ok(p.clone())
+}
+
+/// `"p/q"` or `"p"` as integers `(p, q)` with `q > 0`, unreduced; `None` for anything else.
+fn fraction(text: &str) -> Option<(BigInt, BigInt)> {
+    let (p, q) = match text.split_once('/') {
+        Some((p, q)) => (p.parse::<BigInt>().ok()?, q.parse::<BigInt>().ok()?),
+        None => (text.parse::<BigInt>().ok()?, BigInt::from(1)),
+    };
+    match q.sign() {
+        Sign::Plus => Some((p, q)),
+        Sign::Minus => Some((-p, -q)),
+        Sign::NoSign => None,
+    }
 }
 
 fn parse_rational(text: &str) -> Result<Rational, Rejection> {
@@ -252,31 +267,25 @@ impl Projected {
 
 const U: f64 = f64::EPSILON / 2.0;
 
-/// Upper bound on `|x|` for a rational, safe against the conversion's rounding.
-fn abs_upper(x: &Rational) -> f64 {
-    let f = Scalar::to_f64(&Signed::abs(x));
-    if f == 0.0 && !Zero::is_zero(x) {
-        return f64::MIN_POSITIVE;
-    }
-    (f * (1.0 + 4.0 * U)).next_up()
-}
-
 /// Projects `p` exactly onto `w·ã = w·a − R` along `w`; rejects a projection whose f64
 /// reading overflows.
 fn project(ctx: &Context, plane: &RootPlane, p: Vec<f64>) -> Result<Projected, Rejection> {
     let row = ctx.model.net().layers()[ctx.m].affine.row(plane.neuron);
     let w = row.dense().into_owned();
-    let ww = exact_dot(&w, &w).expect("finite weights").to_rational();
-    if Zero::is_zero(&ww) {
+    let ww = exact_dot(&w, &w).expect("finite weights");
+    if ww.is_zero() {
         return reject(format!(
             "neuron {} has no weights: no hyperplane",
             plane.neuron
         ));
     }
-    // λ = (w·a − R − w·p) / (w·w)
+    // λ = (w·a − R − w·p) / (w·w) = (A/B − P/Q) / (C/E), reduced once.
     let wa = ctx.derived.centre.affine(row, 0.0);
     let wp = exact_dot(&w, &p).expect("finite point");
-    let lambda = ((&wa - &wp).to_rational() - &plane.relevance) / ww;
+    let (a, b) = (&wa - &wp).to_fraction();
+    let (c, e) = ww.to_fraction();
+    let (rp, rq) = (plane.relevance.numer(), plane.relevance.denom());
+    let lambda = Rational::new((a * rq - rp * &b) * e, b * rq * c);
     let lam = Scalar::to_f64(&lambda);
     let overflow = || {
         Rejection(format!(
@@ -287,7 +296,8 @@ fn project(ctx: &Context, plane: &RootPlane, p: Vec<f64>) -> Result<Projected, R
     if !lam.is_finite() {
         return Err(overflow());
     }
-    let lam_err = abs_upper(&(&lambda - Rational::from_f64(lam)));
+    // The reading is the nearest f64 (num-rational rounds to nearest); 4u is to spare.
+    let lam_err = (4.0 * U * lam.abs() + f64::MIN_POSITIVE).next_up();
     let mut approx = Vec::with_capacity(p.len());
     let mut err = Vec::with_capacity(p.len());
     for (&pi, &wi) in p.iter().zip(&w) {
@@ -444,10 +454,23 @@ fn distance(ctx: &Context, q: &Projected, norm: Norm) -> Rational {
                 };
                 slope.add_product(s, q.w[i]);
             }
-            (&base.value().expect("finite") + &base_centre).to_rational()
-                + &q.lambda * slope.value().expect("finite").to_rational()
-                + Signed::abs(&q.lambda) * unmoved.value().expect("finite").to_rational()
-                + odd
+            // B + λ S + |λ| U = B + λ (S ± U), over one denominator, reduced once.
+            let unmoved = unmoved.value().expect("finite");
+            let along = slope.value().expect("finite");
+            let along = if Signed::is_negative(&q.lambda) {
+                &along - &unmoved
+            } else {
+                &along + &unmoved
+            };
+            let (b, b_den) = (&base.value().expect("finite") + &base_centre).to_fraction();
+            let (s, s_den) = along.to_fraction();
+            let (n, d) = (q.lambda.numer(), q.lambda.denom());
+            let sum = Rational::new(b * &s_den * d + n * s * &b_den, b_den * s_den * d);
+            if Zero::is_zero(&odd) {
+                sum
+            } else {
+                sum + odd
+            }
         }
         Norm::Linf => {
             // Coordinates whose reading cannot be below the largest lower bound decide.

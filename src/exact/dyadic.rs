@@ -77,6 +77,19 @@ impl Dyadic {
         }
     }
 
+    /// The value as an unreduced fraction `(numerator, denominator)`, the denominator a power
+    /// of two (for arithmetic that reduces once at its end).
+    pub fn to_fraction(&self) -> (BigInt, BigInt) {
+        if self.exponent >= 0 {
+            (&self.mantissa << (self.exponent as usize), BigInt::from(1))
+        } else {
+            (
+                self.mantissa.clone(),
+                BigInt::from(1) << ((-self.exponent) as usize),
+            )
+        }
+    }
+
     /// The exact value as a rational.
     pub fn to_rational(&self) -> Rational {
         if self.exponent >= 0 {
