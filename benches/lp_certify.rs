@@ -27,9 +27,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use common::{wide_mlp, WIDTHS};
-use dtdcert::check::{check, Problem};
+use dtdcert::check::{check, ExplanationRef, Problem};
 use dtdcert::dtd::{explain, DtdSettings};
-use dtdcert::lp::certify::{Answer, Certifier, RegionCache, RegionQuestion};
+use dtdcert::lp::certify::{Answer, Certifier, QuestionRelevance, RegionCache, RegionQuestion};
 use dtdcert::lp::{Backend, SolveOptions};
 use dtdcert::model::forward::{argmax, forward};
 use dtdcert::model::inputs::load_inputs;
@@ -246,25 +246,32 @@ fn run(
     );
 }
 
-/// Root questions for `neurons` of layer 1 of `x` (relevance: z+ rule, top output).
+/// Root questions for `neurons` of layer 1 of `x` (relevance: z+ rule, top output), without
+/// those whose relevance is 0 when `relevant_only`.
 fn questions(
     model: &Model,
     sample_index: usize,
     x: &[f64],
     domain: Domain,
     neurons: &[usize],
+    relevant_only: bool,
 ) -> Vec<RegionQuestion> {
     let trace = forward(model.net(), x);
     let k = argmax(trace.output());
     let e = explain(model.net(), &trace, &DtdSettings::default(), k, false);
+    let explained = ExplanationRef {
+        output: k,
+        settings: DtdSettings::default(),
+    };
     neurons
         .iter()
+        .filter(|&&j| !relevant_only || e.layers[0].upper[j] != 0.0)
         .map(|&j| RegionQuestion {
             sample_index,
             sample: x.to_vec(),
             layer: 1,
             neuron: Some(j),
-            relevance: Some(e.layers[0].upper[j]),
+            relevance: Some(QuestionRelevance::Explained(explained.clone())),
             domain,
             problem: Problem::Exists,
             constraint: None,
@@ -300,7 +307,10 @@ fn main() {
         let width = model.net().layers()[0].affine.out_dim();
         let neurons: Vec<usize> = (0..width).collect();
         let qs: Vec<RegionQuestion> = (0..s.samples.min(inputs.len()))
-            .flat_map(|i| questions(&model, i, &inputs.row(i).unwrap(), Domain::Free, &neurons))
+            .flat_map(|i| {
+                let x = inputs.row(i).unwrap();
+                questions(&model, i, &x, Domain::Free, &neurons, false)
+            })
             .collect();
         let workload = format!("C6 10-10-10-2, {} samples × {width} neurons", s.samples);
         for &backend in &s.backends {
@@ -322,12 +332,9 @@ fn main() {
         } else {
             Domain::Box { lo: 0.0, hi: 1.0 }
         };
-        let all = questions(&model, 0, &x, domain, &(0..WIDTHS[1]).collect::<Vec<_>>());
         // Neurons with relevance 0 have the centre itself as their root: skip them.
-        let relevant: Vec<RegionQuestion> = all
-            .into_iter()
-            .filter(|q| q.relevance != Some(0.0))
-            .collect();
+        let neurons: Vec<usize> = (0..WIDTHS[1]).collect();
+        let relevant = questions(&model, 0, &x, domain, &neurons, true);
         let stride = (relevant.len() / s.neurons.max(1)).max(1);
         let sample: Vec<RegionQuestion> = relevant
             .iter()

@@ -20,11 +20,13 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use dtdcert::check::{check, Accepted, Certificate, Claim, Problem, FORMAT};
-use dtdcert::dtd::{explain, DtdSettings};
+use dtdcert::check::{
+    check, Accepted, Certificate, Claim, ExplanationRef, Problem, FORMAT, FORMAT_1,
+};
+use dtdcert::dtd::{explain, DtdSettings, Rule};
 use dtdcert::exact::program::{LinearProgram, RowKind};
 use dtdcert::exact::{Rational, Scalar};
-use dtdcert::lp::certify::{Answer, Certifier, RegionCache, RegionQuestion};
+use dtdcert::lp::certify::{Answer, Certifier, QuestionRelevance, RegionCache, RegionQuestion};
 use dtdcert::lp::SolveOptions;
 use dtdcert::model::forward::{argmax, forward};
 use dtdcert::model::ir::dense_layer;
@@ -33,7 +35,10 @@ use dtdcert::region::problem::{
     chebyshev_program, composed_row_norms, root_program, Domain, Norm, NormSide, RegionView,
     RootPlane, Tightening,
 };
-use dtdcert::region::{membership, polytope, signed_slacks_exact, trace_and_pattern, Pattern};
+use dtdcert::region::{
+    membership, pattern_from_layer, polytope, signed_slacks_exact, trace_and_pattern, Centre,
+    Pattern,
+};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{RngSeed, TestCaseError, TestRunner};
@@ -64,7 +69,9 @@ fn input_value() -> impl Strategy<Value = f64> {
     prop_oneof![(-4i32..=4).prop_map(|k| k as f64 / 4.0), -1.0f64..1.0]
 }
 
-/// `None`: the relevance of the z+ explanation of the top output; otherwise a given one.
+/// `None`: the relevance of the z+ explanation of the top output (which the checker
+/// recomputes); otherwise a given one, asked at the f64 trace of the layer input as a given
+/// centre.
 fn relevance() -> impl Strategy<Value = Option<f64>> {
     prop_oneof![
         3 => Just(None),
@@ -153,8 +160,29 @@ struct Posed {
     x: Vec<f64>,
     layer: usize,
     neuron: usize,
-    relevance: f64,
+    /// `R_j` exactly.
+    relevance: Rational,
+    /// Where `R_j` comes from.
+    source: QuestionRelevance,
+    /// The given centre of a given relevance (the f64 trace of the layer input).
+    centre: Option<Vec<f64>>,
     domain: Domain,
+}
+
+/// The relevance of `neuron` of 1-based `layer` in the explanation `e` of `x`, in rationals
+/// (a max-pool window's entries share the window's).
+fn exact_relevance(
+    net: &Network,
+    x: &[f64],
+    e: &ExplanationRef,
+    layer: usize,
+    neuron: usize,
+) -> Rational {
+    let exact = net.to_exact();
+    let trace = forward(&exact, &self::exact(x));
+    let explanation = explain(&exact, &trace, &e.settings, e.output, false);
+    let window = net.layers()[layer - 1].max_pool.unwrap_or(1);
+    explanation.layers[layer - 1].upper[neuron / window].clone()
 }
 
 impl Case {
@@ -167,20 +195,30 @@ impl Case {
             self.layer.index(net.layers().len()) + 1
         };
         let neuron = self.neuron.index(net.layers()[layer - 1].affine.out_dim());
-        let relevance = self.relevance.unwrap_or_else(|| {
-            let trace = forward(net, &self.x);
-            let k = argmax(trace.output());
-            let e = explain(net, &trace, &DtdSettings::default(), k, false);
-            // A max-pool layer's entry takes its window's relevance.
-            let window = net.layers()[layer - 1].max_pool.unwrap_or(1);
-            e.layers[layer - 1].upper[neuron / window]
-        });
+        let trace = forward(net, &self.x);
+        let (relevance, source, centre) = match self.relevance {
+            None => {
+                let e = ExplanationRef {
+                    output: argmax(trace.output()),
+                    settings: DtdSettings::default(),
+                };
+                let r = exact_relevance(net, &self.x, &e, layer, neuron);
+                (r, QuestionRelevance::Explained(e), None)
+            }
+            Some(r) => (
+                rat(r),
+                QuestionRelevance::Given(rat(r)),
+                Some(trace.layer_input(layer - 1).to_vec()),
+            ),
+        };
         Posed {
             model: Model::new(net.clone()),
             x: self.x.clone(),
             layer,
             neuron,
             relevance,
+            source,
+            centre,
             domain: if layer == 1 {
                 self.input_domain
             } else {
@@ -198,11 +236,11 @@ impl Posed {
             sample: self.x.clone(),
             layer: self.layer,
             neuron: root.then_some(self.neuron),
-            relevance: root.then_some(self.relevance),
+            relevance: root.then(|| self.source.clone()),
             domain: self.domain,
             problem,
             constraint: None,
-            centre: None,
+            centre: self.centre.clone(),
         }
     }
 
@@ -220,7 +258,7 @@ impl Posed {
     }
 
     fn seen(&self) -> Seen {
-        seen(&self.model, &self.x, self.layer)
+        seen(&self.model, &self.x, self.layer, self.centre.as_deref())
     }
 
     /// The question in words, for reports of Unknown answers.
@@ -237,7 +275,7 @@ impl Posed {
             problem.name(),
             self.layer,
             self.neuron,
-            self.relevance,
+            Scalar::to_f64(&self.relevance),
             self.domain,
             self.x
         )
@@ -263,20 +301,47 @@ fn exact(v: &[f64]) -> Vec<Rational> {
     v.iter().map(|&x| rat(x)).collect()
 }
 
-/// The region of a sample seen from a 1-based layer.
+/// The region of a sample seen from a 1-based layer: its pattern and its exact layer input
+/// (or a given centre and its own pattern from the layer up).
 struct Seen {
     pattern: Pattern,
     m: usize,
-    centre: Vec<f64>,
+    centre: Centre,
 }
 
-fn seen(model: &Model, x: &[f64], layer: usize) -> Seen {
-    let (trace, pattern, _) = trace_and_pattern(model, x);
-    Seen {
-        pattern,
-        m: layer - 1,
-        centre: trace.layer_input(layer - 1).to_vec(),
+fn seen(model: &Model, x: &[f64], layer: usize, centre: Option<&[f64]>) -> Seen {
+    let m = layer - 1;
+    match centre {
+        Some(c) => Seen {
+            pattern: pattern_from_layer(model, m, c).0,
+            m,
+            centre: Centre::from_f64(c).unwrap(),
+        },
+        None => {
+            // The exact forward pass, by itself.
+            let net = model.net().to_exact();
+            let a = forward(&net, &exact(x)).layer_input(m).to_vec();
+            let centre = Centre::from_exact(
+                a.iter()
+                    .map(|v| dtdcert::exact::dyadic::Dyadic::from_rational(v).unwrap())
+                    .collect(),
+            );
+            Seen {
+                pattern: trace_and_pattern(model, x).1,
+                m,
+                centre,
+            }
+        }
     }
+}
+
+fn seen_of(model: &Model, cert: &Certificate) -> Seen {
+    seen(
+        model,
+        &cert.sample.values,
+        cert.layer,
+        cert.centre.as_deref(),
+    )
 }
 
 impl Seen {
@@ -290,12 +355,18 @@ impl Seen {
         }
     }
 
+    fn a(&self) -> Vec<Rational> {
+        (0..self.centre.len())
+            .map(|i| self.centre.rational(i))
+            .collect()
+    }
+
     /// `p` moved along `w_j` onto `w_j·ã = w_j·a − R`, exactly; `None` when `w_j = 0`.
     fn project(
         &self,
         model: &Model,
         neuron: usize,
-        relevance: f64,
+        relevance: &Rational,
         p: &[f64],
     ) -> Option<Vec<Rational>> {
         let w = exact(&model.net().layers()[self.m].affine.row(neuron).dense());
@@ -304,7 +375,7 @@ impl Seen {
             return None;
         }
         let p = exact(p);
-        let lambda = (dot(&w, &exact(&self.centre)) - rat(relevance) - dot(&w, &p)) / ww;
+        let lambda = (dot(&w, &self.a()) - relevance - dot(&w, &p)) / ww;
         Some(p.iter().zip(&w).map(|(pi, wi)| pi + &lambda * wi).collect())
     }
 
@@ -315,10 +386,7 @@ impl Seen {
     }
 
     fn distance(&self, q: &[Rational], norm: Norm) -> Rational {
-        let d = q
-            .iter()
-            .zip(&self.centre)
-            .map(|(qi, &a)| Scalar::abs(&(qi - rat(a))));
+        let d = q.iter().zip(self.a()).map(|(qi, a)| Scalar::abs(&(qi - a)));
         match norm {
             Norm::L1 => d.fold(zero(), |acc, v| acc + v),
             Norm::Linf => d.fold(zero(), |acc, v| if v > acc { v } else { acc }),
@@ -457,7 +525,13 @@ fn reference(model: &Model, cert: &Certificate) -> bool {
     if !domain_ok {
         return false;
     }
-    let seen = seen(model, x, cert.layer);
+    if let Some(c) = &cert.centre {
+        let width = net.layers()[cert.layer - 1].affine.in_dim();
+        if c.len() != width || c.iter().any(|v| !v.is_finite()) {
+            return false;
+        }
+    }
+    let seen = seen_of(model, cert);
     let point = || -> Option<Vec<f64>> {
         let p = cert.point.clone()?;
         (p.len() == seen.centre.len() && p.iter().all(|v| v.is_finite())).then_some(p)
@@ -465,15 +539,36 @@ fn reference(model: &Model, cert: &Certificate) -> bool {
     match cert.problem {
         Problem::Exists | Problem::NearestL1 | Problem::NearestLinf => {
             let width = net.layers()[seen.m].affine.out_dim();
-            let (Some(neuron), Some(relevance)) = (cert.neuron, cert.relevance) else {
+            let (Some(neuron), Some(r)) = (cert.neuron, &cert.relevance) else {
                 return false;
             };
-            if neuron >= width || !relevance.is_finite() {
+            let Ok(relevance) = r.value.parse::<Rational>() else {
+                return false;
+            };
+            if neuron >= width {
                 return false;
             }
-            let plane = RootPlane { neuron, relevance };
+            // The relevance is the neuron's in the explanation named, or given at a centre.
+            let named = match (&r.explanation, &cert.centre) {
+                (Some(e), None) => {
+                    let layers = net.layers().len();
+                    let lp_above = (cert.layer..layers).any(|l| e.settings.rule_for(l).needs_lp());
+                    e.output < net.output_dim()
+                        && !lp_above
+                        && exact_relevance(net, x, e, cert.layer, neuron) == relevance
+                }
+                (None, Some(_)) => true,
+                _ => false,
+            };
+            if !named {
+                return false;
+            }
+            let plane = RootPlane {
+                neuron,
+                relevance: relevance.clone(),
+            };
             let valid_point = || -> Option<Vec<Rational>> {
-                let q = seen.project(model, neuron, relevance, &point()?)?;
+                let q = seen.project(model, neuron, &relevance, &point()?)?;
                 seen.valid(model, cert.domain, &q).then_some(q)
             };
             let norm = if cert.problem == Problem::NearestLinf {
@@ -485,7 +580,7 @@ fn reference(model: &Model, cert: &Certificate) -> bool {
             match (cert.problem, cert.claim) {
                 (_, Claim::Feasible) => valid_point().is_some(),
                 (_, Claim::Infeasible) => {
-                    let (lp, _) = root_program(view, Some(plane), Norm::L1, Tightening::NONE);
+                    let (lp, _) = root_program(view, Some(&plane), Norm::L1, Tightening::NONE);
                     cert.multipliers
                         .as_deref()
                         .and_then(|y| safe_bound(&lp, y, false))
@@ -496,7 +591,7 @@ fn reference(model: &Model, cert: &Certificate) -> bool {
                         return false;
                     };
                     let upper = seen.distance(&q, norm);
-                    let (lp, _) = root_program(view, Some(plane), norm, Tightening::NONE);
+                    let (lp, _) = root_program(view, Some(&plane), norm, Tightening::NONE);
                     let Some(bound) = cert
                         .multipliers
                         .as_deref()
@@ -568,7 +663,7 @@ struct Mutant {
 
 /// The program a certificate's multipliers refer to.
 fn program_of(model: &Model, cert: &Certificate) -> LinearProgram {
-    let seen = seen(model, &cert.sample.values, cert.layer);
+    let seen = seen_of(model, cert);
     let view = seen.view(model, cert.domain);
     match cert.claim {
         Claim::Ball => {
@@ -578,13 +673,13 @@ fn program_of(model: &Model, cert: &Certificate) -> LinearProgram {
         claim => {
             let plane = RootPlane {
                 neuron: cert.neuron.unwrap(),
-                relevance: cert.relevance.unwrap(),
+                relevance: cert.relevance.as_ref().unwrap().value.parse().unwrap(),
             };
             let norm = match (claim, cert.problem) {
                 (Claim::Optimal, Problem::NearestLinf) => Norm::Linf,
                 _ => Norm::L1,
             };
-            root_program(view, Some(plane), norm, Tightening::NONE).0
+            root_program(view, Some(&plane), norm, Tightening::NONE).0
         }
     }
 }
@@ -651,12 +746,13 @@ fn mutants(model: &Model, cert: &Certificate, acc: &Accepted, seed: u64) -> Vec<
     use Expect::*;
     let net = model.net();
     let layers = net.layers().len();
-    let seen = seen(model, &cert.sample.values, cert.layer);
+    let seen = seen_of(model, cert);
 
     // Identity and the question.
     push("format", Reject, &|c| {
-        c.format = "dtdcert-certificate/2".into()
+        c.format = "dtdcert-certificate/3".into()
     });
+    push("the first format", Reject, &|c| c.format = FORMAT_1.into());
     push("fingerprint", Reject, &|c| {
         let last = c.model.fingerprint.pop().unwrap();
         c.model
@@ -713,12 +809,66 @@ fn mutants(model: &Model, cert: &Certificate, acc: &Accepted, seed: u64) -> Vec<
                 c.neuron = Some((c.neuron.unwrap() + 1) % width)
             });
             push("no relevance", Reject, &|c| c.relevance = None);
-            push("relevance + 1", Reference, &|c| {
-                c.relevance = Some(c.relevance.unwrap() + 1.0)
+            let r = cert.relevance.clone().unwrap();
+            let value: Rational = r.value.parse().unwrap();
+            let with_value = |v: Rational| {
+                move |c: &mut Certificate| {
+                    c.relevance.as_mut().unwrap().value = v.to_string();
+                }
+            };
+            push("relevance unreadable", Reject, &|c| {
+                c.relevance.as_mut().unwrap().value = "2.5".into()
             });
-            push("relevance negated", Reference, &|c| {
-                c.relevance = Some(-c.relevance.unwrap())
+            push("relevance read off its f64", Accept, &|c| {
+                c.relevance.as_mut().unwrap().value_f64 = Some(1e300)
             });
+            match (&r.explanation, &cert.centre) {
+                (Some(e), _) => {
+                    // The relevance is the explanation's: any other value is refused.
+                    push("relevance + 1", Reject, &with_value(&value + rat(1.0)));
+                    let tiny = Rational::new(1.into(), num_bigint::BigInt::from(3) << 300);
+                    push("relevance + 2^-300/3", Reject, &with_value(&value + tiny));
+                    push("no explanation", Reject, &|c| {
+                        c.relevance.as_mut().unwrap().explanation = None
+                    });
+                    push("an explanation at a centre", Reject, &|c| {
+                        c.centre = Some(seen.centre.approx().to_vec())
+                    });
+                    let outputs = net.output_dim();
+                    let other = ExplanationRef {
+                        output: (e.output + 1) % outputs,
+                        ..e.clone()
+                    };
+                    push("other explained output", Reference, &|c| {
+                        c.relevance.as_mut().unwrap().explanation = Some(other.clone())
+                    });
+                    push("explained output out of range", Reject, &|c| {
+                        c.relevance.as_mut().unwrap().explanation = Some(ExplanationRef {
+                            output: outputs,
+                            ..e.clone()
+                        })
+                    });
+                    push("other rule", Reference, &|c| {
+                        let e = c.relevance.as_mut().unwrap().explanation.as_mut().unwrap();
+                        e.settings.rule = Rule::WSquare;
+                    });
+                    push("a rule that needs linear programs above", Reject, &|c| {
+                        let e = c.relevance.as_mut().unwrap().explanation.as_mut().unwrap();
+                        e.settings.rule = Rule::NearestValid(Norm::L1);
+                        if c.layer == layers {
+                            // No layer above the last: the top relevance takes no rule.
+                            c.relevance = None;
+                        }
+                    });
+                }
+                (None, _) => {
+                    push("relevance + 1", Reference, &with_value(&value + rat(1.0)));
+                    push("relevance negated", Reference, &with_value(-value.clone()));
+                    push("no centre for a given relevance", Reject, &|c| {
+                        c.centre = None
+                    });
+                }
+            }
             push("chebyshev problem", Reject, &|c| {
                 c.problem = Problem::Chebyshev
             });
@@ -1109,7 +1259,7 @@ fn certify_case(case: &Case, tally: &RefCell<Tally>) -> Result<(), TestCaseError
                     .project(
                         model,
                         posed.neuron,
-                        posed.relevance,
+                        &posed.relevance,
                         back.point.as_ref().unwrap(),
                     )
                     .unwrap();
@@ -1183,10 +1333,11 @@ fn certify_case(case: &Case, tally: &RefCell<Tally>) -> Result<(), TestCaseError
         let scale = [1e-3, 1e-1, 1.0, 4.0][k % 4];
         let p: Vec<f64> = seen
             .centre
+            .approx()
             .iter()
             .map(|a| a + scale * rng.random_range(-1.0..1.0))
             .collect();
-        if let Some(q) = seen.project(model, posed.neuron, posed.relevance, &p) {
+        if let Some(q) = seen.project(model, posed.neuron, &posed.relevance, &p) {
             if seen.valid(model, posed.domain, &q) {
                 tally.borrow_mut().sampled_valid += 1;
                 sampled.push(q);
@@ -1274,7 +1425,9 @@ fn every_root_problem_proves_that_no_root_exists() {
             x: vec![0.5, 0.5],
             layer: 1,
             neuron: 0,
-            relevance,
+            relevance: rat(relevance),
+            source: QuestionRelevance::Given(rat(relevance)),
+            centre: Some(vec![0.5, 0.5]),
             domain,
         };
         for problem in [Problem::Exists, Problem::NearestL1, Problem::NearestLinf] {
@@ -1394,8 +1547,8 @@ fn two_dimensional_case(case: &Case, tally: &RefCell<Tally>) -> Result<(), TestC
     if Scalar::is_zero(&ww) {
         return Ok(());
     }
-    let a = exact(&seen.centre);
-    let shift = (dot(&w, &a) - rat(posed.relevance) - dot(&w, &a)) / &ww;
+    let a = seen.a();
+    let shift = (dot(&w, &a) - &posed.relevance - dot(&w, &a)) / &ww;
     let line = Line {
         p0: a.iter().zip(&w).map(|(ai, wi)| ai + &shift * wi).collect(),
         d: vec![-w[1].clone(), w[0].clone()],
@@ -1459,7 +1612,7 @@ fn two_dimensional_case(case: &Case, tally: &RefCell<Tally>) -> Result<(), TestC
                     .project(
                         model,
                         posed.neuron,
-                        posed.relevance,
+                        &posed.relevance,
                         cert.point.as_ref().unwrap(),
                     )
                     .unwrap();

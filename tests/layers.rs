@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers, bottom up. `lib.rs` and `main.rs` sit above all of them.
 const LAYERS: [&str; 13] = [
-    "error", "io", "exact", "model", "region", "check", "dtd", "lp", "audit", "report", "repro",
+    "error", "io", "exact", "model", "region", "dtd", "check", "lp", "audit", "report", "repro",
     "torch", "cli",
 ];
 

@@ -6,9 +6,9 @@ mod util;
 
 use assert_cmd::Command;
 use dtdcert::audit::{audit_sample, AuditSettings};
-use dtdcert::check::Problem;
+use dtdcert::check::{ExplanationRef, Problem};
 use dtdcert::dtd::{explain, DtdSettings, RootOutcome, Rule};
-use dtdcert::lp::certify::{Answer, Certifier, RegionQuestion};
+use dtdcert::lp::certify::{Answer, Certifier, QuestionRelevance, RegionQuestion};
 use dtdcert::lp::nearest_valid::explain_valid;
 use dtdcert::lp::SolveOptions;
 use dtdcert::model::forward::forward;
@@ -117,7 +117,10 @@ fn no_valid_rule_root_beats_the_certified_nearest_distance() {
                     sample: x.clone(),
                     layer: index + 1,
                     neuron: Some(j),
-                    relevance: Some(n.relevance),
+                    relevance: Some(QuestionRelevance::Explained(ExplanationRef {
+                        output: 0,
+                        settings: settings(Rule::ZPlus),
+                    })),
                     domain: Domain::of_layer(model.net(), index + 1, None),
                     problem: Problem::NearestL1,
                     constraint: None,

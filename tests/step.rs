@@ -54,11 +54,12 @@ proptest! {
         }
         // The LP form, where a lies inside its own region.
         if inside_at_a {
+            let centre = dtdcert::region::Centre::from_f64(&a).unwrap();
             let view = RegionView {
                 net: model.net(),
                 pattern: &pattern,
                 layer: m,
-                centre: &a,
+                centre: &centre,
                 domain: Domain::Free,
             };
             let (lp, t) = step_program(view, &v);

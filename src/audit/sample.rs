@@ -4,12 +4,12 @@
 
 use ndarray::Array2;
 
-use crate::check::Certificate;
+use crate::check::{Certificate, ExplanationRef};
 use crate::dtd::{explain, explain_down_to, neuron_root, root_on_own_face, RootOutcome};
 use crate::error::Result;
 use crate::exact::ball::{take_doubt, Ball};
 use crate::exact::{Rational, Scalar};
-use crate::lp::certify::{Answer, Certifier, RegionQuestion};
+use crate::lp::certify::{Answer, Certifier, QuestionRelevance, RegionQuestion};
 use crate::lp::nearest_valid::{explain_valid, uses_lp};
 use crate::model::{forward, Model};
 use crate::region::problem::Domain;
@@ -113,16 +113,31 @@ pub(super) fn certify_roots(
     record: &mut SampleRecord,
 ) -> Result<Vec<NamedCertificate>> {
     let opts = settings.lp.options();
+    let text = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
     let certifier = Certifier {
         model,
         opts,
-        model_path: None,
-        inputs_path: None,
+        model_path: text(&c.model_path),
+        inputs_path: text(&c.inputs_path),
         cache: Default::default(),
     };
     let mut out = Vec::new();
     let input_box = settings.input_domain();
+    let explanation = ExplanationRef {
+        output: record.explained,
+        settings: settings.dtd.clone(),
+    };
+    let layers = model.net().layers().len();
+    let mut traced: Option<crate::model::Trace<f64>> = None;
     for lr in &mut record.layers {
+        // Below a layer whose rule finds its roots with linear programs, the relevance is the
+        // recursion's own (f64) at its f64 layer input, both given; elsewhere it is the
+        // neuron's relevance in the explanation, which the checker recomputes exactly.
+        let given = (lr.layer..layers).any(|l| settings.dtd.rule_for(l).needs_lp());
+        let centre = given.then(|| {
+            let trace = traced.get_or_insert_with(|| forward::forward(model.net(), x));
+            trace.layer_input(lr.layer - 1).to_vec()
+        });
         for n in &mut lr.neurons {
             let Some(root) = &n.root else { continue };
             if root.valid && !c.all {
@@ -133,11 +148,14 @@ pub(super) fn certify_roots(
                 sample: x.to_vec(),
                 layer: lr.layer,
                 neuron: Some(n.neuron),
-                relevance: Some(n.relevance),
+                relevance: Some(match Rational::from_float(n.relevance) {
+                    Some(r) if given => QuestionRelevance::Given(r),
+                    _ => QuestionRelevance::Explained(explanation.clone()),
+                }),
                 domain: Domain::of_layer(model.net(), lr.layer, input_box.map(|b| (b.lo, b.hi))),
                 problem: c.problem,
                 constraint: None,
-                centre: None,
+                centre: centre.clone(),
             };
             let certified = certifier.answer(&question);
             let name = format!(

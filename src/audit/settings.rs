@@ -2,6 +2,8 @@
 //! exact or f64 arithmetic, `--certify`, LP options, the libtorch backend's device and
 //! precision), serialised into every summary.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use crate::check::Problem;
@@ -176,4 +178,12 @@ pub struct CertifySettings {
     pub problem: Problem,
     /// Every root, not only those outside their region or domain (`--certify-all`).
     pub all: bool,
+    /// The model file as an absolute path, recorded in every certificate (not in `run.json`:
+    /// a run is identified by fingerprints, not by where its files are).
+    #[serde(skip)]
+    pub model_path: Option<PathBuf>,
+    /// The inputs file as an absolute path, recorded in every certificate (not in
+    /// `run.json`).
+    #[serde(skip)]
+    pub inputs_path: Option<PathBuf>,
 }

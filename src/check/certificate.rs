@@ -1,13 +1,20 @@
 //! The certificate file format: what a certificate names (model, sample, layer, neuron,
-//! question) and the evidence it carries for one claim. The checker is [`super::check`].
+//! relevance and the explanation it comes from, question) and the evidence it carries for one
+//! claim. The checker is [`super::check`].
 
 use serde::{Deserialize, Serialize};
 
+use crate::dtd::DtdSettings;
 use crate::exact::Rational;
 use crate::region::problem::{Domain, Norm};
 
 /// The format tag of certificate files.
-pub const FORMAT: &str = "dtdcert-certificate/1";
+pub const FORMAT: &str = "dtdcert-certificate/2";
+
+/// The format tag of the first certificate files, which carried the relevance as an f64 and
+/// left the layer input to an f64 forward pass: their claims are not about the exact root, and
+/// the checker refuses them.
+pub const FORMAT_1: &str = "dtdcert-certificate/1";
 
 /// The question a certificate answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,24 +75,56 @@ pub enum Claim {
 
 /// The model a certificate is about.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModelRef {
     /// SHA-256 fingerprint of the architecture and weights ([`crate::model::Network::fingerprint`]).
     pub fingerprint: String,
-    /// Where the model was read from when the certificate was written (informative).
+    /// Where the model was read from when the certificate was written, as an absolute path:
+    /// `check-cert` reads the model from there unless `--model` names it.
     #[serde(default)]
     pub path: Option<String>,
 }
 
 /// The sample whose region the certificate is about.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SampleRef {
     /// The row of the inputs file, 0-based (`--sample`).
     pub index: usize,
     /// The network input `x` itself; the checker recomputes everything from it.
     pub values: Vec<f64>,
-    /// The inputs file it came from (informative).
+    /// The inputs file it came from, as an absolute path (`check-cert --inputs` compares the
+    /// values with that file's row).
     #[serde(default)]
     pub source: Option<String>,
+}
+
+/// The explanation a root question's relevance comes from: the explained output and the
+/// rules with their settings, as `--explain` and the rule options give them (and `run.json`
+/// records them under `settings.dtd`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplanationRef {
+    /// The explained output `k`, 0-based.
+    pub output: usize,
+    /// The rule of each layer and the numbers the rules use.
+    pub settings: DtdSettings,
+}
+
+/// The relevance `R_j` of a root question's hyperplane `w_j·ã = w_j·a − R_j`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelevanceRef {
+    /// `R_j` exactly, as `"p/q"` (or `"p"`).
+    pub value: String,
+    /// `value` rounded to f64, for reading only (the checker ignores it).
+    #[serde(default)]
+    pub value_f64: Option<f64>,
+    /// The explanation whose neuron relevance `R_j` is: the checker recomputes it exactly
+    /// from the model, the sample and these settings, and requires `value` to equal it.
+    /// `None` only at a given `centre` (full-backward DTD), where the relevance is given.
+    #[serde(default)]
+    pub explanation: Option<ExplanationRef>,
 }
 
 /// A certified interval `[lower, upper]` as exact rationals (`"p/q"`), with f64 readings.
@@ -121,9 +160,10 @@ pub struct Certificate {
     /// The neuron of `layer` whose root hyperplane the question is on (root questions).
     #[serde(default)]
     pub neuron: Option<usize>,
-    /// `R_j`, the relevance that defines the hyperplane `w_j·ã = w_j·a − R_j`.
+    /// `R_j`, the relevance that defines the hyperplane `w_j·ã = w_j·a − R_j`, and the
+    /// explanation it comes from.
     #[serde(default)]
-    pub relevance: Option<f64>,
+    pub relevance: Option<RelevanceRef>,
     /// The domain box of the question: `--domain` (or none) at layer 1, the layer's own
     /// domain above.
     pub domain: Domain,

@@ -1,9 +1,11 @@
 //! The checker: rebuilds the question's program from the model and decides exactly whether the
 //! certificate's evidence proves its claim.
 
+use num_bigint::{BigInt, Sign};
 use num_traits::{Signed, Zero};
 
-use super::certificate::{Accepted, Certificate, Claim, Interval, Problem, FORMAT};
+use super::certificate::{Accepted, Certificate, Claim, Interval, Problem, FORMAT, FORMAT_1};
+use super::derive::{Derived, Memo};
 use crate::exact::dyadic::{exact_dot, Dyadic, ExactSum};
 use crate::exact::filter::Bounded;
 use crate::exact::program::Rejection;
@@ -13,10 +15,7 @@ use crate::region::problem::{
     chebyshev_program, composed_row_norms, facet_program, root_program, Domain, Norm, NormSide,
     RegionView, RootPlane, Tightening,
 };
-use crate::region::{
-    constraint_labels, pattern_from_layer, signed_slacks_bounded, signed_slacks_exact,
-    trace_and_pattern, Pattern,
-};
+use crate::region::{constraint_labels, signed_slacks_bounded, signed_slacks_exact};
 
 fn reject<T>(msg: impl Into<String>) -> Result<T, Rejection> {
     Err(Rejection(msg.into()))
@@ -25,9 +24,8 @@ fn reject<T>(msg: impl Into<String>) -> Result<T, Rejection> {
 /// Everything the checker derives from the model and the sample.
 struct Context<'a> {
     model: &'a Model,
-    pattern: Pattern,
+    derived: &'a Derived,
     m: usize,
-    centre: Vec<f64>,
     domain: Domain,
 }
 
@@ -35,18 +33,44 @@ impl Context<'_> {
     fn view(&self) -> RegionView<'_> {
         RegionView {
             net: self.model.net(),
-            pattern: &self.pattern,
+            pattern: &self.derived.pattern,
             layer: self.m,
-            centre: &self.centre,
+            centre: &self.derived.centre,
             domain: self.domain,
         }
     }
+
+    fn width(&self) -> usize {
+        self.derived.centre.len()
+    }
+}
+
+/// Why a certificate of format `format` is not checked, or `None` for [`FORMAT`].
+pub fn format_rejection(format: &str) -> Option<Rejection> {
+    if format == FORMAT {
+        return None;
+    }
+    Some(Rejection(if format == FORMAT_1 {
+        format!(
+            "format {FORMAT_1} gives the relevance as an f64 and leaves the layer input to an \
+             f64 forward pass, so its claim is not about the exact root; certify again to get \
+             {FORMAT}"
+        )
+    } else {
+        format!("format '{format}' is not {FORMAT}")
+    }))
 }
 
 /// Checks `cert` against `model`: the claim is accepted only if its evidence proves it.
 pub fn check(model: &Model, cert: &Certificate) -> Result<Accepted, Rejection> {
-    if cert.format != FORMAT {
-        return reject(format!("format '{}' is not {FORMAT}", cert.format));
+    check_with(model, &Memo::default(), cert)
+}
+
+/// [`check`], keeping in `memo` what the certificate's sample derives (its pattern, exact
+/// layer input and relevances) for the next certificate about the same sample and layer.
+pub fn check_with(model: &Model, memo: &Memo, cert: &Certificate) -> Result<Accepted, Rejection> {
+    if let Some(r) = format_rejection(&cert.format) {
+        return Err(r);
     }
     if cert.model.fingerprint != model.fingerprint() {
         return reject(format!(
@@ -56,24 +80,12 @@ pub fn check(model: &Model, cert: &Certificate) -> Result<Accepted, Rejection> {
         ));
     }
     let net = model.net();
-    let x = &cert.sample.values;
-    if x.len() != net.input_dim() {
-        return reject(format!(
-            "the sample has {} values, the model takes {}",
-            x.len(),
-            net.input_dim()
-        ));
-    }
-    if let Some(v) = x.iter().find(|v| !v.is_finite()) {
-        return reject(format!("the sample contains {v}"));
-    }
-    let layers = net.layers().len();
-    if cert.layer == 0 || cert.layer > layers {
-        return reject(format!(
-            "layer {} is out of range: the model has layers 1..{layers}",
-            cert.layer
-        ));
-    }
+    let derived = memo.derive(
+        model,
+        &cert.sample.values,
+        cert.layer,
+        cert.centre.as_deref(),
+    )?;
     let m = cert.layer - 1;
     match (m, cert.domain) {
         (0, Domain::Free) => {}
@@ -89,31 +101,10 @@ pub fn check(model: &Model, cert: &Certificate) -> Result<Accepted, Rejection> {
             }
         }
     }
-    let (pattern, centre) = match &cert.centre {
-        None => {
-            let (trace, pattern, _) = trace_and_pattern(model, x);
-            (pattern, trace.layer_input(m).to_vec())
-        }
-        Some(c) => {
-            let width = net.layers()[m].affine.in_dim();
-            if c.len() != width {
-                return reject(format!(
-                    "the centre has {} values, layer {} has {width} inputs",
-                    c.len(),
-                    cert.layer
-                ));
-            }
-            if let Some(v) = c.iter().find(|v| !v.is_finite()) {
-                return reject(format!("the centre contains {v}"));
-            }
-            (pattern_from_layer(model, m, c).0, c.clone())
-        }
-    };
     let ctx = Context {
         model,
-        pattern,
+        derived: &derived,
         m,
-        centre,
         domain: cert.domain,
     };
     match cert.problem {
@@ -123,8 +114,11 @@ pub fn check(model: &Model, cert: &Certificate) -> Result<Accepted, Rejection> {
     }
 }
 
+/// The root plane of a root question: the neuron, and its relevance, recomputed exactly from
+/// the explanation the certificate names (or, at a given centre, as given).
 fn plane_of(ctx: &Context, cert: &Certificate) -> Result<RootPlane, Rejection> {
-    let width = ctx.model.net().layers()[ctx.m].affine.out_dim();
+    let layer = &ctx.model.net().layers()[ctx.m];
+    let width = layer.affine.out_dim();
     let Some(neuron) = cert.neuron else {
         return reject("a root question needs a neuron");
     };
@@ -134,10 +128,47 @@ fn plane_of(ctx: &Context, cert: &Certificate) -> Result<RootPlane, Rejection> {
             ctx.m + 1
         ));
     }
-    let Some(relevance) = cert.relevance.filter(|r| r.is_finite()) else {
-        return reject("a root question needs a finite relevance");
+    let Some(r) = cert.relevance.as_ref() else {
+        return reject("a root question needs a relevance");
     };
-    Ok(RootPlane { neuron, relevance })
+    // Read as an unreduced fraction: compared by cross products, without a gcd.
+    let Some((p, q)) = fraction(&r.value) else {
+        return reject(format!("relevance '{}' is not a rational number", r.value));
+    };
+    let value = match (&r.explanation, &cert.centre) {
+        (Some(e), None) => {
+            let relevances = ctx.derived.relevances(ctx.model, e)?;
+            // A max-pool window's entries share the window's relevance.
+            let window = layer.max_pool.unwrap_or(1);
+            let exact = relevances[neuron / window].clone();
+            if p * exact.denom() != exact.numer() * q {
+                return reject(format!(
+                    "relevance {} is not neuron {neuron}'s relevance {exact} (about {:e}) in \
+                     the explanation of output {} under the certificate's rules",
+                    r.value,
+                    Scalar::to_f64(&exact),
+                    e.output
+                ));
+            }
+            exact
+        }
+        (Some(_), Some(_)) => {
+            return reject(
+                "a relevance at a given centre cannot come from the sample's explanation",
+            )
+        }
+        (None, None) => {
+            return reject(
+                "the relevance names no explanation (rule and settings) to recompute it from",
+            )
+        }
+        // At a given centre (full-backward DTD) the relevance is part of the question.
+        (None, Some(_)) => Rational::new(p, q),
+    };
+    Ok(RootPlane {
+        neuron,
+        relevance: value,
+    })
 }
 
 fn multipliers_of(cert: &Certificate) -> Result<&[f64], Rejection> {
@@ -150,18 +181,31 @@ fn point_of(ctx: &Context, cert: &Certificate) -> Result<Vec<f64>, Rejection> {
     let Some(p) = cert.point.as_ref() else {
         return reject("the claim needs a point");
     };
-    if p.len() != ctx.centre.len() {
+    if p.len() != ctx.width() {
         return reject(format!(
             "the point has {} coordinates, layer {} has {} inputs",
             p.len(),
             ctx.m + 1,
-            ctx.centre.len()
+            ctx.width()
         ));
     }
     if let Some(v) = p.iter().find(|v| !v.is_finite()) {
         return reject(format!("the point contains {v}"));
     }
     Ok(p.clone())
+}
+
+/// `"p/q"` or `"p"` as integers `(p, q)` with `q > 0`, unreduced; `None` for anything else.
+fn fraction(text: &str) -> Option<(BigInt, BigInt)> {
+    let (p, q) = match text.split_once('/') {
+        Some((p, q)) => (p.parse::<BigInt>().ok()?, q.parse::<BigInt>().ok()?),
+        None => (text.parse::<BigInt>().ok()?, BigInt::from(1)),
+    };
+    match q.sign() {
+        Sign::Plus => Some((p, q)),
+        Sign::Minus => Some((-p, -q)),
+        Sign::NoSign => None,
+    }
 }
 
 fn parse_rational(text: &str) -> Result<Rational, Rejection> {
@@ -223,47 +267,48 @@ impl Projected {
 
 const U: f64 = f64::EPSILON / 2.0;
 
-/// Upper bound on `|x|` for a rational, safe against the conversion's rounding.
-fn abs_upper(x: &Rational) -> f64 {
-    let f = Scalar::to_f64(&Signed::abs(x));
-    if f == 0.0 && !Zero::is_zero(x) {
-        return f64::MIN_POSITIVE;
-    }
-    (f * (1.0 + 4.0 * U)).next_up()
-}
-
-/// Projects `p` exactly onto `w·ã = w·a − R` along `w`.
-fn project(ctx: &Context, plane: RootPlane, p: Vec<f64>) -> Result<Projected, Rejection> {
-    let w = ctx.model.net().layers()[ctx.m]
-        .affine
-        .row(plane.neuron)
-        .dense()
-        .into_owned();
-    let ww = exact_dot(&w, &w).expect("finite weights").to_rational();
-    if Zero::is_zero(&ww) {
+/// Projects `p` exactly onto `w·ã = w·a − R` along `w`; rejects a projection whose f64
+/// reading overflows.
+fn project(ctx: &Context, plane: &RootPlane, p: Vec<f64>) -> Result<Projected, Rejection> {
+    let row = ctx.model.net().layers()[ctx.m].affine.row(plane.neuron);
+    let w = row.dense().into_owned();
+    let ww = exact_dot(&w, &w).expect("finite weights");
+    if ww.is_zero() {
         return reject(format!(
             "neuron {} has no weights: no hyperplane",
             plane.neuron
         ));
     }
-    // λ = (w·a − R − w·p) / (w·w)
-    let mut num = ExactSum::new();
-    for ((&wi, &ai), &pi) in w.iter().zip(&ctx.centre).zip(&p) {
-        num.add_product(wi, ai);
-        num.add_product(-wi, pi);
-    }
-    num.add(-plane.relevance);
-    let lambda = num.value().expect("finite values").to_rational() / ww;
+    // λ = (w·a − R − w·p) / (w·w) = (A/B − P/Q) / (C/E), reduced once.
+    let wa = ctx.derived.centre.affine(row, 0.0);
+    let wp = exact_dot(&w, &p).expect("finite point");
+    let (a, b) = (&wa - &wp).to_fraction();
+    let (c, e) = ww.to_fraction();
+    let (rp, rq) = (plane.relevance.numer(), plane.relevance.denom());
+    let lambda = Rational::new((a * rq - rp * &b) * e, b * rq * c);
     let lam = Scalar::to_f64(&lambda);
-    let lam_err = abs_upper(&(&lambda - Rational::from_f64(lam)));
+    let overflow = || {
+        Rejection(format!(
+            "the point projected onto the root plane (a step of about {lam:e} along the \
+             neuron's weights) overflows f64"
+        ))
+    };
+    if !lam.is_finite() {
+        return Err(overflow());
+    }
+    // The reading is the nearest f64 (num-rational rounds to nearest); 4u is to spare.
+    let lam_err = (4.0 * U * lam.abs() + f64::MIN_POSITIVE).next_up();
     let mut approx = Vec::with_capacity(p.len());
     let mut err = Vec::with_capacity(p.len());
     for (&pi, &wi) in p.iter().zip(&w) {
         let prod = lam * wi;
         let q = pi + prod;
-        approx.push(q);
         let e = (lam_err * wi.abs() + 2.0 * U * (prod.abs() + q.abs())) * (1.0 + 4.0 * U)
             + 2.0 * f64::from_bits(1);
+        if !q.is_finite() || !e.is_finite() {
+            return Err(overflow());
+        }
+        approx.push(q);
         err.push(e.next_up());
     }
     Ok(Projected {
@@ -285,8 +330,9 @@ fn check_region(
     thresholds: &[Dyadic],
     skip: Option<usize>,
 ) -> Result<(), Rejection> {
-    let slacks = signed_slacks_bounded(ctx.model, &ctx.pattern, ctx.m, approx, err);
-    let labels = constraint_labels(&ctx.pattern, ctx.m);
+    let pattern = &ctx.derived.pattern;
+    let slacks = signed_slacks_bounded(ctx.model, pattern, ctx.m, approx, err);
+    let labels = constraint_labels(pattern, ctx.m);
     let threshold_f = |k: usize| thresholds.get(k).map(|t| t.to_f64()).unwrap_or(0.0);
     let decided = slacks.iter().enumerate().all(|(k, s)| {
         let t = threshold_f(k);
@@ -306,7 +352,7 @@ fn check_region(
     if decided {
         return Ok(());
     }
-    let exact_slacks = signed_slacks_exact(ctx.model.exact(), &ctx.pattern, ctx.m, &exact());
+    let exact_slacks = signed_slacks_exact(ctx.model.exact(), pattern, ctx.m, &exact());
     for (k, s) in exact_slacks.iter().enumerate() {
         let t = thresholds
             .get(k)
@@ -368,48 +414,74 @@ fn check_domain(
 
 /// The exact distance `‖q − a‖` (L1 or L∞) of the projected point to the centre.
 fn distance(ctx: &Context, q: &Projected, norm: Norm) -> Rational {
-    let coord = |i: usize| Signed::abs(&(q.exact_coord(i) - Rational::from_f64(ctx.centre[i])));
+    let centre = &ctx.derived.centre;
+    let coord = |i: usize| Signed::abs(&(q.exact_coord(i) - centre.rational(i)));
+    // q_i − a_i read in f64, with a bound on its error; `None` where the reading overflows.
+    let reading = |i: usize| -> Option<(f64, f64)> {
+        let a = centre.approx()[i];
+        let d = q.approx[i] - a;
+        let e = (q.err[i] + centre.rounding(i) + 2.0 * U * (d.abs() + a.abs())) * (1.0 + 4.0 * U);
+        (d.is_finite() && e.is_finite()).then_some((d, e))
+    };
     match norm {
         Norm::L1 => {
             // Σ s_i (p_i − a_i) + λ Σ s_i w_i with s_i = sign(q_i − a_i).
             let mut base = ExactSum::new();
+            let mut base_centre = Dyadic::zero();
             let mut slope = ExactSum::new();
             let mut odd = <Rational as Zero>::zero();
             // Coordinates the projection alone moves (p_i = a_i): |λ w_i| each.
             let mut unmoved = ExactSum::new();
-            for i in 0..ctx.centre.len() {
-                let d = q.approx[i] - ctx.centre[i];
-                let e = q.err[i] + 2.0 * U * (d.abs() + ctx.centre[i].abs());
-                let s = if d > e {
-                    1.0
-                } else if d < -e {
-                    -1.0
-                } else if q.p[i] == ctx.centre[i] {
-                    unmoved.add(q.w[i].abs());
-                    continue;
-                } else {
-                    odd += coord(i);
-                    continue;
+            for i in 0..ctx.width() {
+                let a = &centre.exact()[i];
+                let s = match reading(i) {
+                    Some((d, e)) if d > e => 1.0,
+                    Some((d, e)) if d < -e => -1.0,
+                    _ if Dyadic::from_f64(q.p[i]).is_some_and(|p| p == *a) => {
+                        unmoved.add(q.w[i].abs());
+                        continue;
+                    }
+                    _ => {
+                        odd += coord(i);
+                        continue;
+                    }
                 };
                 base.add_product(s, q.p[i]);
-                base.add_product(-s, ctx.centre[i]);
+                base_centre = if s > 0.0 {
+                    &base_centre - a
+                } else {
+                    &base_centre + a
+                };
                 slope.add_product(s, q.w[i]);
             }
-            base.value().expect("finite").to_rational()
-                + &q.lambda * slope.value().expect("finite").to_rational()
-                + Signed::abs(&q.lambda) * unmoved.value().expect("finite").to_rational()
-                + odd
+            // B + λ S + |λ| U = B + λ (S ± U), over one denominator, reduced once.
+            let unmoved = unmoved.value().expect("finite");
+            let along = slope.value().expect("finite");
+            let along = if Signed::is_negative(&q.lambda) {
+                &along - &unmoved
+            } else {
+                &along + &unmoved
+            };
+            let (b, b_den) = (&base.value().expect("finite") + &base_centre).to_fraction();
+            let (s, s_den) = along.to_fraction();
+            let (n, d) = (q.lambda.numer(), q.lambda.denom());
+            let sum = Rational::new(b * &s_den * d + n * s * &b_den, b_den * s_den * d);
+            if Zero::is_zero(&odd) {
+                sum
+            } else {
+                sum + odd
+            }
         }
         Norm::Linf => {
-            let bounds: Vec<(f64, f64)> = (0..ctx.centre.len())
-                .map(|i| {
-                    let d = (q.approx[i] - ctx.centre[i]).abs();
-                    let e = q.err[i] + 2.0 * U * (d + ctx.centre[i].abs());
-                    (d - e, d + e)
+            // Coordinates whose reading cannot be below the largest lower bound decide.
+            let bounds: Vec<(f64, f64)> = (0..ctx.width())
+                .map(|i| match reading(i) {
+                    Some((d, e)) => (d.abs() - e, d.abs() + e),
+                    None => (0.0, f64::INFINITY),
                 })
                 .collect();
             let floor = bounds.iter().map(|b| b.0).fold(0.0, f64::max);
-            (0..ctx.centre.len())
+            (0..ctx.width())
                 .filter(|&i| bounds[i].1 >= floor)
                 .map(coord)
                 .max()
@@ -423,7 +495,7 @@ fn check_root(ctx: &Context, cert: &Certificate) -> Result<Accepted, Rejection> 
     let norm = cert.problem.norm();
     let point_part = |ctx: &Context| -> Result<(Projected, Vec<f64>), Rejection> {
         let p = point_of(ctx, cert)?;
-        let q = project(ctx, plane, p)?;
+        let q = project(ctx, &plane, p)?;
         check_region(ctx, &q.approx, &q.err, &|| q.exact(), &[], None)?;
         check_domain(ctx.domain, &q.approx, &q.err, &|i| q.exact_coord(i), 0.0)?;
         let reading = q.approx.clone();
@@ -441,12 +513,12 @@ fn check_root(ctx: &Context, cert: &Certificate) -> Result<Accepted, Rejection> 
             })
         }
         (_, Claim::Infeasible) => {
-            let (lp, _) = root_program(ctx.view(), Some(plane), Norm::L1, Tightening::NONE);
+            let (lp, _) = root_program(ctx.view(), Some(&plane), Norm::L1, Tightening::NONE);
             let bound = lp.safe_bound(multipliers_of(cert)?, false)?;
-            if bound.signum() <= 0 {
+            if !Signed::is_positive(&bound) {
                 return reject(format!(
                     "the combination of constraints is no contradiction (bound {:e} <= 0)",
-                    bound.to_f64()
+                    Scalar::to_f64(&bound)
                 ));
             }
             Ok(Accepted {
@@ -459,10 +531,10 @@ fn check_root(ctx: &Context, cert: &Certificate) -> Result<Accepted, Rejection> 
         (Problem::NearestL1 | Problem::NearestLinf, Claim::Optimal) => {
             let (q, reading) = point_part(ctx)?;
             let upper = distance(ctx, &q, norm);
-            let (lp, _) = root_program(ctx.view(), Some(plane), norm, Tightening::NONE);
+            let (lp, _) = root_program(ctx.view(), Some(&plane), norm, Tightening::NONE);
             // A distance is never negative, whatever the multipliers say.
             let lower = std::cmp::max(
-                lp.safe_bound(multipliers_of(cert)?, true)?.to_rational(),
+                lp.safe_bound(multipliers_of(cert)?, true)?,
                 <Rational as Zero>::zero(),
             );
             if lower > upper {
@@ -492,15 +564,12 @@ fn check_ball(ctx: &Context, cert: &Certificate) -> Result<Accepted, Rejection> 
     let Some(r) = cert.radius.filter(|r| r.is_finite() && *r >= 0.0) else {
         return reject("a ball needs a finite non-negative radius");
     };
-    let norms = composed_row_norms(ctx.model.net(), &ctx.pattern, ctx.m);
+    let norms = composed_row_norms(ctx.model.net(), &ctx.derived.pattern, ctx.m);
     let thresholds: Vec<Dyadic> = norms
         .iter()
-        .map(|&(_, upper)| {
-            Dyadic::from_f64(upper)
-                .and_then(|u| u.mul_f64(r))
-                .expect("finite norm bounds")
-        })
-        .collect();
+        .map(|&(_, upper)| Dyadic::from_f64(upper).and_then(|u| u.mul_f64(r)))
+        .collect::<Option<_>>()
+        .ok_or_else(|| Rejection("a bound on the norm of a region's row overflows f64".into()))?;
     let zero = vec![0.0; c.len()];
     let exact = || c.iter().map(|&v| Rational::from_f64(v)).collect::<Vec<_>>();
     check_region(ctx, &c, &zero, &exact, &thresholds, None)?;
@@ -510,7 +579,7 @@ fn check_ball(ctx: &Context, cert: &Certificate) -> Result<Accepted, Rejection> 
         Some(y) => {
             let (lp, _) = chebyshev_program(ctx.view(), &norms, NormSide::Outer, Tightening::NONE);
             // min −r >= bound, so r <= −bound.
-            let bound = lp.safe_bound(y, true)?.to_rational();
+            let bound = lp.safe_bound(y, true)?;
             let upper = -bound;
             if upper < lower {
                 return reject("the upper bound on the radius is below the checked ball");
@@ -532,7 +601,7 @@ fn check_facet(ctx: &Context, cert: &Certificate) -> Result<Accepted, Rejection>
     let Some((layer, neuron)) = cert.constraint else {
         return reject("a facet question needs a constraint");
     };
-    let labels = constraint_labels(&ctx.pattern, ctx.m);
+    let labels = constraint_labels(&ctx.derived.pattern, ctx.m);
     let Some(index) = labels.iter().position(|&l| l == (layer, neuron)) else {
         return reject(format!(
             "(layer {layer}, neuron {neuron}) is not a constraint of the region seen from layer {}",
@@ -550,10 +619,10 @@ fn check_facet(ctx: &Context, cert: &Certificate) -> Result<Accepted, Rejection>
         Claim::Redundant => {
             let (lp, _, _) = facet_program(ctx.view(), layer - 1, neuron, Tightening::NONE);
             let bound = lp.safe_bound(multipliers_of(cert)?, true)?;
-            if bound.signum() < 0 {
+            if Signed::is_negative(&bound) {
                 return reject(format!(
                     "the bound {:e} on the constraint's minimum is negative",
-                    bound.to_f64()
+                    Scalar::to_f64(&bound)
                 ));
             }
         }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::{parse_domain, DataArgs, ModelArgs, Outcome, RuleArgs, TargetArgs};
+use super::{absolute, parse_domain, DataArgs, ModelArgs, Outcome, RuleArgs, TargetArgs};
 use crate::audit::spec::{RunSpec, Shard, Targets};
 use crate::audit::{AuditSettings, CertifySettings, LpSettings};
 use crate::audit::{OutputOptions, Runner};
@@ -163,6 +163,9 @@ fn settings_of(args: &AuditArgs) -> Result<AuditSettings> {
                 _ => Problem::NearestL1,
             },
             all: args.certify_all,
+            // Set where the files are known (from the arguments or the run).
+            model_path: None,
+            inputs_path: None,
         }),
         lp: LpSettings {
             time_limit: lp.time_limit.expect("resolve sets a limit"),
@@ -198,6 +201,11 @@ fn from_arguments(
         reading: args.reading.clone(),
     };
     let (model, inputs) = data.load()?;
+    let mut settings = settings;
+    if let Some(certify) = settings.certify.as_mut() {
+        certify.model_path = Some(absolute(model_path)?);
+        certify.inputs_path = Some(absolute(inputs_path)?);
+    }
     check_settings(&settings, &model)?;
     let targets = args.target.resolve(inputs.len())?;
     let mut spec = RunSpec::new(
@@ -290,6 +298,10 @@ fn from_run(args: &AuditArgs, dir: &Path) -> Result<(crate::model::Model, Inputs
     }
     if given(&args.backend, &defaults.backend) {
         settings.torch = from_args.torch;
+    }
+    if let Some(certify) = settings.certify.as_mut() {
+        certify.model_path = Some(stored.model.path.clone());
+        certify.inputs_path = Some(stored.inputs.path.clone());
     }
     check_settings(&settings, &model)?;
     let targets = match (given(&args.target, &defaults.target), &stored.targets) {

@@ -1,20 +1,21 @@
 //! `dtdcert certify`: one region question for one sample, layer and neuron, answered with a
 //! certificate; and `dtdcert check-cert`: re-check certificates without any LP code.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use super::{check_sample, parse_domain, DataArgs, Outcome, RuleArgs, TargetArgs};
-use crate::check::{check, Certificate, Problem};
+use super::{absolute, check_sample, parse_domain, DataArgs, Outcome, RuleArgs, TargetArgs};
+use crate::check::{check_with, format_rejection, Certificate, ExplanationRef, Memo, Problem};
 use crate::dtd::explain;
 use crate::error::{Error, Result};
 use crate::exact::{Rational, Scalar};
 use crate::io::write_atomic;
-use crate::lp::certify::{Answer, Certifier, RegionQuestion};
+use crate::lp::certify::{Answer, Certifier, QuestionRelevance, RegionQuestion};
 use crate::lp::{Backend, SolveOptions};
 use crate::model::forward::forward;
+use crate::model::inputs::{load_inputs, Inputs};
 use crate::model::Model;
 use crate::region::problem::Domain;
 
@@ -150,7 +151,10 @@ struct Report<'a> {
     layer: usize,
     neuron: Option<usize>,
     problem: &'static str,
+    /// The root plane's relevance, rounded to f64.
     relevance: Option<f64>,
+    /// The root plane's relevance, exactly (`"p/q"`).
+    relevance_exact: Option<String>,
     #[serde(flatten)]
     answer: &'a Answer,
     seconds: f64,
@@ -212,20 +216,21 @@ pub fn run(args: CertifyArgs) -> Result<Outcome> {
     let x = inputs.row(args.sample)?;
     let targets = args.target.resolve(inputs.len())?;
     targets.validate(model.net().output_dim())?;
-    let relevance = match (root_question, args.neuron) {
-        (true, Some(j)) => {
-            let trace = forward(model.net(), &x);
-            let k = crate::audit::resolve_target(targets.for_sample(args.sample), trace.output());
-            let e = explain(model.net(), &trace, &dtd, k, false);
-            Some(e.layers[args.layer - 1].upper[j])
-        }
-        _ => None,
-    };
+    // The neuron's relevance in the explanation of the sample's target under these rules,
+    // which the certifier and the checker compute exactly.
+    let relevance = root_question.then(|| {
+        let trace = forward(model.net(), &x);
+        let k = crate::audit::resolve_target(targets.for_sample(args.sample), trace.output());
+        QuestionRelevance::Explained(ExplanationRef {
+            output: k,
+            settings: dtd.clone(),
+        })
+    });
     let certifier = Certifier {
         model: &model,
         opts,
-        model_path: Some(args.data.model.display().to_string()),
-        inputs_path: Some(args.data.inputs.display().to_string()),
+        model_path: Some(absolute(&args.data.model)?.display().to_string()),
+        inputs_path: Some(absolute(&args.data.inputs)?.display().to_string()),
         cache: Default::default(),
     };
     let question = RegionQuestion {
@@ -249,7 +254,8 @@ pub fn run(args: CertifyArgs) -> Result<Outcome> {
         layer: args.layer,
         neuron: question.neuron,
         problem: problem.name(),
-        relevance,
+        relevance: certified.relevance.as_ref().map(Scalar::to_f64),
+        relevance_exact: certified.relevance.as_ref().map(|r| r.to_string()),
         answer: &certified.answer,
         seconds: certified.seconds,
         certificate: args
@@ -349,9 +355,12 @@ fn parse_constraint(text: &str) -> Result<(usize, usize)> {
 /// Re-check certificates: no LP code runs, every sign is decided exactly.
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Example:\n  dtdcert check-cert --model examples/c6/model.onnx run/certificates/*.json\n\n\
-Exit code 0: every certificate accepted; 1: some certificate rejected (the reason is printed);\n\
-2: a certificate or the model could not be read."
+    after_help = "Examples:\n  dtdcert check-cert run/certificates/*.json\n  \
+dtdcert check-cert --model examples/c6/model.onnx --inputs examples/c6/inputs.npy cert.json\n\n\
+Each certificate names its model by absolute path and fingerprint; --model reads the model from\n\
+another file (a moved one). With --inputs, each certificate's sample must equal its row there.\n\
+Exit code 0: every certificate accepted; 1: some certificate rejected (one line each, with the\n\
+reason); 2: a certificate or its model could not be read (the others are still checked)."
 )]
 pub struct CheckCertArgs {
     /// Certificate files.
@@ -360,62 +369,198 @@ pub struct CheckCertArgs {
     /// The model (default: the path recorded in each certificate).
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
+    /// The inputs file the certificates' samples come from: each sample's values must equal
+    /// its row there.
+    #[arg(long, value_name = "FILE")]
+    pub inputs: Option<PathBuf>,
+    /// The array to use from an .npz with several arrays.
+    #[arg(long, value_name = "NAME", requires = "inputs")]
+    pub inputs_key: Option<String>,
     /// How the model is read: give the certificates' run's --keep-batch-norm and --question.
     #[command(flatten)]
     pub reading: super::ModelArgs,
 }
 
-/// Re-checks every certificate file and prints accepted or rejected for each; `Found` when
-/// some certificate is rejected.
-pub fn run_check(args: CheckCertArgs) -> Result<Outcome> {
-    let mut loaded: Vec<(PathBuf, Model)> = Vec::new();
-    let mut rejected = 0usize;
-    for file in &args.files {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| Error::file(file, format!("cannot read: {e}")))?;
-        let cert: Certificate = serde_json::from_str(&text)
-            .map_err(|e| Error::file(file, format!("not a certificate: {e}")))?;
-        let model_path = match (&args.model, &cert.model.path) {
-            (Some(p), _) => p.clone(),
-            (None, Some(p)) => PathBuf::from(p),
-            (None, None) => {
-                return Err(Error::Usage(format!(
-                    "{}: the certificate records no model path; pass --model",
-                    file.display()
-                )))
+/// What became of one certificate file.
+enum Verdict {
+    Accepted(crate::check::Accepted),
+    Rejected(String),
+    Unreadable(Error),
+}
+
+/// Models read for a batch, by path; a file that cannot be read is remembered as such.
+struct Models<'a> {
+    args: &'a CheckCertArgs,
+    loaded: Vec<(PathBuf, std::result::Result<Model, String>)>,
+}
+
+impl Models<'_> {
+    fn get(&mut self, path: &Path) -> std::result::Result<&Model, String> {
+        let at = match self.loaded.iter().position(|(p, _)| p == path) {
+            Some(at) => at,
+            None => {
+                let model = self.args.reading.load(path).map_err(|e| format!("{e:#}"));
+                self.loaded.push((path.to_path_buf(), model));
+                self.loaded.len() - 1
             }
         };
-        if !loaded.iter().any(|(p, _)| *p == model_path) {
-            let model = args.reading.load(&model_path)?;
-            loaded.push((model_path.clone(), model));
-        }
-        let model = &loaded
-            .iter()
-            .find(|(p, _)| *p == model_path)
-            .expect("loaded")
-            .1;
-        match check(model, &cert) {
-            Ok(acc) => {
+        self.loaded[at].1.as_ref().map_err(Clone::clone)
+    }
+}
+
+/// Re-checks every certificate file and prints accepted or rejected for each (a file that
+/// cannot be read gets its error on stderr, and the others are still checked); `Found` when
+/// some certificate is rejected, an error when some could not be read.
+pub fn run_check(args: CheckCertArgs) -> Result<Outcome> {
+    // A model or inputs file named on the command line must be readable.
+    if let Some(path) = &args.model {
+        args.reading.load(path)?;
+    }
+    let inputs = match &args.inputs {
+        Some(path) => Some((path, load_inputs(path, args.inputs_key.as_deref())?)),
+        None => None,
+    };
+    let mut models = Models {
+        args: &args,
+        loaded: Vec::new(),
+    };
+    let memo = Memo::default();
+    let (mut rejected, mut unreadable) = (0usize, 0usize);
+    for file in &args.files {
+        let inputs = inputs.as_ref().map(|(p, i)| (p.as_path(), i));
+        match check_file(file, &mut models, &memo, inputs) {
+            Verdict::Accepted(acc) => {
                 let interval = match (&acc.lower, &acc.upper) {
-                    (Some(l), Some(u)) => format!(
-                        " [{:e}, {:e}]",
-                        crate::exact::Scalar::to_f64(l),
-                        crate::exact::Scalar::to_f64(u)
-                    ),
-                    (Some(l), None) => format!(" [{:e}, -]", crate::exact::Scalar::to_f64(l)),
+                    (Some(l), Some(u)) => {
+                        format!(" [{:e}, {:e}]", Scalar::to_f64(l), Scalar::to_f64(u))
+                    }
+                    (Some(l), None) => format!(" [{:e}, -]", Scalar::to_f64(l)),
                     _ => String::new(),
                 };
                 println!("{}: accepted ({:?}){interval}", file.display(), acc.claim);
             }
-            Err(r) => {
+            Verdict::Rejected(reason) => {
                 rejected += 1;
-                println!("{}: rejected: {r}", file.display());
+                println!("{}: rejected: {reason}", file.display());
+            }
+            Verdict::Unreadable(e) => {
+                unreadable += 1;
+                eprintln!("error: {e:#}");
             }
         }
+    }
+    if unreadable > 0 {
+        return Err(Error::Invalid(format!(
+            "{unreadable} of {} certificate files could not be checked ({rejected} rejected)",
+            args.files.len()
+        )));
     }
     Ok(if rejected > 0 {
         Outcome::Found
     } else {
         Outcome::Clean
     })
+}
+
+/// Reads and checks one certificate file.
+fn check_file(
+    file: &Path,
+    models: &mut Models,
+    memo: &Memo,
+    inputs: Option<(&Path, &Inputs)>,
+) -> Verdict {
+    let unreadable = |problem: String| Verdict::Unreadable(Error::file(file, problem));
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => return unreadable(format!("cannot read: {e}")),
+    };
+    let value: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => return unreadable(format!("not a certificate: {e}")),
+    };
+    let Some(format) = value.get("format").and_then(|f| f.as_str()) else {
+        return unreadable("not a certificate: no \"format\" tag".into());
+    };
+    // Another format is a certificate this version does not check: its claim is rejected.
+    if let Some(r) = format_rejection(format) {
+        return Verdict::Rejected(r.0);
+    }
+    let cert: Certificate = match serde_json::from_value(value) {
+        Ok(c) => c,
+        Err(e) => return unreadable(format!("not a certificate: {e}")),
+    };
+    let expected = &cert.model.fingerprint;
+    let model = match (&models.args.model, &cert.model.path) {
+        (Some(path), _) => match models.get(&path.clone()) {
+            Ok(m) => m,
+            Err(e) => return Verdict::Unreadable(Error::Invalid(e)),
+        },
+        (None, Some(path)) => match models.get(Path::new(path)) {
+            Ok(m) if m.fingerprint() != expected => {
+                return Verdict::Rejected(format!(
+                    "the certificate is for model {expected}, but the model at {path} has \
+                     fingerprint {}: the file changed since; pass --model with the file whose \
+                     fingerprint is {expected}",
+                    m.fingerprint()
+                ))
+            }
+            Ok(m) => m,
+            Err(e) => {
+                return unreadable(format!(
+                    "its model ({path}, fingerprint {expected}) cannot be read: {e}; pass \
+                     --model with the file whose fingerprint is {expected}"
+                ))
+            }
+        },
+        (None, None) => {
+            return unreadable(format!(
+                "the certificate records no model path; pass --model with the file whose \
+                 fingerprint is {expected}"
+            ))
+        }
+    };
+    if let Some((path, inputs)) = inputs {
+        if let Err(reason) = same_sample(&cert, path, inputs) {
+            return Verdict::Rejected(reason);
+        }
+    }
+    match check_with(model, memo, &cert) {
+        Ok(acc) => Verdict::Accepted(acc),
+        Err(r) => Verdict::Rejected(r.0),
+    }
+}
+
+/// Whether the certificate's sample is row `sample.index` of the inputs file, value for value.
+fn same_sample(
+    cert: &Certificate,
+    path: &Path,
+    inputs: &Inputs,
+) -> std::result::Result<(), String> {
+    let index = cert.sample.index;
+    if index >= inputs.len() {
+        return Err(format!(
+            "sample {index} is past the end of {} ({} inputs)",
+            path.display(),
+            inputs.len()
+        ));
+    }
+    let row = inputs.row(index).map_err(|e| format!("{e:#}"))?;
+    let values = &cert.sample.values;
+    if row.len() != values.len() {
+        return Err(format!(
+            "the sample has {} values, row {index} of {} has {}",
+            values.len(),
+            path.display(),
+            row.len()
+        ));
+    }
+    match values.iter().zip(&row).position(|(a, b)| a != b) {
+        Some(i) => Err(format!(
+            "the sample's value {i} is {}, row {index} of {} holds {}",
+            values[i],
+            path.display(),
+            row[i]
+        )),
+        None => Ok(()),
+    }
 }

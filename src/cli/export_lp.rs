@@ -11,13 +11,14 @@ use crate::audit::resolve_target;
 use crate::dtd::explain;
 use crate::error::{Error, Result};
 use crate::exact::program::LinearProgram;
+use crate::exact::{Rational, Scalar};
 use crate::lp::lpfile::write_lp_file;
 use crate::model::forward;
 use crate::region::problem::{
     chebyshev_program, composed_row_norms, root_program, Domain, Norm, NormSide, RegionView,
     RootPlane, Tightening,
 };
-use crate::region::trace_and_pattern;
+use crate::region::{trace_and_pattern, Centre};
 
 /// Which question the program answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -126,21 +127,23 @@ pub fn build(args: &ExportLpArgs) -> Result<Exported> {
     let net = model.net();
     let m = args.layer - 1;
     let x = inputs.row(args.sample)?;
-    // The centre and the pattern as `certify` takes them.
+    // The sample's pattern, and its f64 trace as the centre: an LP file is an f64 program
+    // (certificates centre on the exact layer input instead).
     let (trace, pattern, _) = trace_and_pattern(&model, &x);
-    let centre = trace.layer_input(m);
-    if let Some((i, v)) = centre.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+    let traced = trace.layer_input(m);
+    if let Some((i, v)) = traced.iter().enumerate().find(|(_, v)| !v.is_finite()) {
         return Err(Error::Invalid(format!(
             "input {} of layer {} is {v} for sample {}: the forward pass overflows",
             i, args.layer, args.sample
         )));
     }
+    let centre = Centre::from_f64(traced).expect("checked finite");
     let domain = Domain::of_layer(model.net(), args.layer, input_box.map(|b| (b.lo, b.hi)));
     let view = RegionView {
         net,
         pattern: &pattern,
         layer: m,
-        centre,
+        centre: &centre,
         domain,
     };
     let plain = forward(net, &x);
@@ -217,9 +220,9 @@ pub fn build(args: &ExportLpArgs) -> Result<Exported> {
             ));
             let plane = RootPlane {
                 neuron: j,
-                relevance: r,
+                relevance: Rational::from_f64(r),
             };
-            root_program(view, Some(plane), norm, Tightening::NONE)
+            root_program(view, Some(&plane), norm, Tightening::NONE)
         }
     };
     if args.problem == LpProblem::Exists {

@@ -357,6 +357,12 @@ pub fn parse_domain(text: &str) -> Result<DomainBox> {
     Ok(DomainBox { lo, hi })
 }
 
+/// `path` as an absolute path (relative to the working directory), as certificates record
+/// their model and inputs.
+pub fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(|e| Error::file(path, format!("no absolute path: {e}")))
+}
+
 /// Refuses a sample index past the end of the inputs.
 pub fn check_sample(path: &Path, sample: usize, samples: usize) -> Result<()> {
     if sample >= samples {

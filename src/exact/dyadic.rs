@@ -77,6 +77,19 @@ impl Dyadic {
         }
     }
 
+    /// The value as an unreduced fraction `(numerator, denominator)`, the denominator a power
+    /// of two (for arithmetic that reduces once at its end).
+    pub fn to_fraction(&self) -> (BigInt, BigInt) {
+        if self.exponent >= 0 {
+            (&self.mantissa << (self.exponent as usize), BigInt::from(1))
+        } else {
+            (
+                self.mantissa.clone(),
+                BigInt::from(1) << ((-self.exponent) as usize),
+            )
+        }
+    }
+
     /// The exact value as a rational.
     pub fn to_rational(&self) -> Rational {
         if self.exponent >= 0 {
@@ -119,6 +132,58 @@ impl Dyadic {
         )
     }
 
+    /// The exact value of a rational whose denominator is a power of two; `None` for any
+    /// other rational.
+    pub fn from_rational(r: &Rational) -> Option<Self> {
+        let d = r.denom();
+        let k = d.trailing_zeros().unwrap_or(0);
+        if d.bits() != k + 1 {
+            return None;
+        }
+        Some(Self {
+            mantissa: r.numer().clone(),
+            exponent: -(k as i64),
+        })
+    }
+
+    /// The largest f64 at or below the value (`-inf` below `-f64::MAX`).
+    pub fn to_f64_below(&self) -> f64 {
+        // `to_f64` is within a few units in the last place: step to the exact neighbour.
+        let mut f = self.to_f64();
+        while f == f64::INFINITY || Self::from_f64(f).is_some_and(|d| d > *self) {
+            f = f.next_down();
+        }
+        while Self::from_f64(f.next_up()).is_some_and(|d| d <= *self) {
+            f = f.next_up();
+        }
+        f
+    }
+
+    /// The smallest f64 at or above the value (`+inf` above `f64::MAX`).
+    pub fn to_f64_above(&self) -> f64 {
+        -(-self).to_f64_below()
+    }
+
+    /// The f64 nearest to the value (ties to even); `±inf` beyond `±f64::MAX`.
+    pub fn to_f64_nearest(&self) -> f64 {
+        let below = self.to_f64_below();
+        let above = self.to_f64_above();
+        if below == above || !below.is_finite() || !above.is_finite() {
+            // Exact, or beyond the largest finite f64 on one side.
+            return if below.is_finite() { above } else { below };
+        }
+        let (lo, hi) = (
+            Self::from_f64(below).expect("finite"),
+            Self::from_f64(above).expect("finite"),
+        );
+        match (self - &lo).cmp(&(&hi - self)) {
+            Ordering::Less => below,
+            Ordering::Greater => above,
+            Ordering::Equal if below.to_bits().is_multiple_of(2) => below,
+            Ordering::Equal => above,
+        }
+    }
+
     /// The exact product with a finite f64; `None` when `x` is NaN or infinite.
     pub fn mul_f64(&self, x: f64) -> Option<Self> {
         let (m, e) = split(x)?;
@@ -126,6 +191,12 @@ impl Dyadic {
             mantissa: &self.mantissa * m,
             exponent: self.exponent + e,
         })
+    }
+}
+
+impl Default for Dyadic {
+    fn default() -> Self {
+        Self::zero()
     }
 }
 
@@ -369,6 +440,43 @@ mod tests {
         s.add(f64::NAN);
         assert!(s.value().is_none());
         assert!(Dyadic::from_f64(f64::INFINITY).is_none());
+    }
+
+    #[test]
+    fn directed_roundings_bracket_the_value() {
+        let third = Rational::new(1.into(), 3.into());
+        for x in [
+            0.1,
+            -0.1,
+            1e-310,
+            -1e-310,
+            1e300,
+            f64::MAX,
+            -f64::MAX,
+            0.0,
+            3.0,
+        ] {
+            let d = Dyadic::from_f64(x).unwrap();
+            assert_eq!(d.to_f64_below(), x);
+            assert_eq!(d.to_f64_above(), x);
+            assert_eq!(d.to_f64_nearest(), x);
+            // A quarter of a unit in the last place above x: between two f64s.
+            let q = &d + &d.mul_f64(0.25 * f64::EPSILON).unwrap();
+            let (lo, hi) = (q.to_f64_below(), q.to_f64_above());
+            assert!(Dyadic::from_f64(lo).is_none_or(|l| l <= q));
+            assert!(Dyadic::from_f64(hi).is_none_or(|h| q <= h));
+            assert!(hi == lo || hi == lo.next_up(), "{x}: {lo} {hi}");
+            let near = q.to_f64_nearest();
+            assert!(near == lo || near == hi);
+        }
+        let huge = Dyadic::from_f64(f64::MAX).unwrap().mul_f64(4.0).unwrap();
+        assert_eq!(huge.to_f64_below(), f64::MAX);
+        assert_eq!(huge.to_f64_above(), f64::INFINITY);
+        assert_eq!(huge.to_f64_nearest(), f64::INFINITY);
+        assert_eq!((-&huge).to_f64_nearest(), f64::NEG_INFINITY);
+        assert!(Dyadic::from_rational(&third).is_none());
+        let r = rat(0.375) + rat(-1e-300);
+        assert_eq!(Dyadic::from_rational(&r).unwrap().to_rational(), r);
     }
 
     #[test]

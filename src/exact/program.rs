@@ -2,8 +2,9 @@
 //!
 //! A [`LinearProgram`] is `min c·x` subject to rows `a_r·x (=|>=|<=) b_r` and bounds
 //! `l <= x <= u` (infinite bounds allowed). Coefficients, costs and bounds are f64 values,
-//! taken as the dyadic rationals they are; right-hand sides are exact [`Dyadic`]s, because a
-//! region's constraints shifted to a point are sums of products.
+//! taken as the dyadic rationals they are; right-hand sides are exact ([`Rhs`]): [`Dyadic`]s,
+//! because a region's constraints shifted to a point are sums of products, and general
+//! rationals where a root plane's relevance (a quotient) sets one.
 //!
 //! Weak duality gives, for any multipliers `y` with the right signs (`y_r >= 0` on `>=` rows,
 //! `<= 0` on `<=` rows, free on `=` rows) and every feasible `x`:
@@ -19,6 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::dyadic::{Dyadic, ExactSum};
+use super::{Rational, Scalar};
 
 /// The sense of a row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +34,55 @@ pub enum RowKind {
     Le,
 }
 
+/// A row's right-hand side, exact.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Rhs {
+    /// A dyadic rational: every row built from f64 data (and dyadic layer inputs).
+    Dyadic(Dyadic),
+    /// Any other rational: a root plane `w·ã = w·a − R` whose relevance `R` is a quotient.
+    Rational(Rational),
+}
+
+impl Rhs {
+    /// The rational as a right-hand side: dyadic where its denominator is a power of two.
+    pub fn from_rational(r: &Rational) -> Self {
+        match Dyadic::from_rational(r) {
+            Some(d) => Rhs::Dyadic(d),
+            None => Rhs::Rational(r.clone()),
+        }
+    }
+
+    /// The dyadic value, if it is one.
+    pub fn as_dyadic(&self) -> Option<&Dyadic> {
+        match self {
+            Rhs::Dyadic(d) => Some(d),
+            Rhs::Rational(_) => None,
+        }
+    }
+
+    /// The exact value.
+    pub fn to_rational(&self) -> Rational {
+        match self {
+            Rhs::Dyadic(d) => d.to_rational(),
+            Rhs::Rational(r) => r.clone(),
+        }
+    }
+
+    /// A nearby f64 (for solvers and messages; not used in any decision).
+    pub fn to_f64(&self) -> f64 {
+        match self {
+            Rhs::Dyadic(d) => d.to_f64(),
+            Rhs::Rational(r) => Scalar::to_f64(r),
+        }
+    }
+}
+
+impl From<Dyadic> for Rhs {
+    fn from(d: Dyadic) -> Self {
+        Rhs::Dyadic(d)
+    }
+}
+
 /// One constraint `Σ coeffs · x (kind) rhs`.
 #[derive(Clone, Debug)]
 pub struct ConstraintRow {
@@ -40,7 +91,7 @@ pub struct ConstraintRow {
     /// Whether the row is `=`, `>=` or `<=`.
     pub kind: RowKind,
     /// The right-hand side, exact.
-    pub rhs: Dyadic,
+    pub rhs: Rhs,
     /// For LP files and messages: what the row stands for.
     pub name: String,
 }
@@ -92,11 +143,17 @@ impl LinearProgram {
     }
 
     /// Adds the row `Σ coeffs · x (kind) rhs`, named `name`.
-    pub fn add_row(&mut self, name: String, coeffs: Vec<(usize, f64)>, kind: RowKind, rhs: Dyadic) {
+    pub fn add_row(
+        &mut self,
+        name: String,
+        coeffs: Vec<(usize, f64)>,
+        kind: RowKind,
+        rhs: impl Into<Rhs>,
+    ) {
         self.rows.push(ConstraintRow {
             coeffs,
             kind,
-            rhs,
+            rhs: rhs.into(),
             name,
         });
     }
@@ -122,7 +179,7 @@ impl LinearProgram {
     /// reduced cost has a sign its bounds do not allow: from the last variable to the first,
     /// one that is the last variable of an equality row with the coefficient −1 gets that
     /// row's multiplier moved by exactly its reduced cost.
-    pub fn safe_bound(&self, y: &[f64], with_cost: bool) -> Result<Dyadic, Rejection> {
+    pub fn safe_bound(&self, y: &[f64], with_cost: bool) -> Result<Rational, Rejection> {
         let (reduced, mut bound) = self.completed(y, with_cost)?;
         for (i, ri) in reduced.iter().enumerate() {
             let limit = match ri.signum() {
@@ -138,9 +195,9 @@ impl LinearProgram {
                     if ri.signum() > 0 { "below" } else { "above" }
                 ))
             })?;
-            bound = &bound + &term;
+            bound.dyadic = &bound.dyadic + &term;
         }
-        Ok(bound)
+        Ok(bound.value())
     }
 
     /// The reduced costs `r = c − Aᵀy` that [`Self::safe_bound`] uses (after completing the
@@ -150,7 +207,7 @@ impl LinearProgram {
     }
 
     /// The completed reduced costs and `Σ_r y_r b_r` (with the completions' multipliers).
-    fn completed(&self, y: &[f64], with_cost: bool) -> Result<(Vec<Dyadic>, Dyadic), Rejection> {
+    fn completed(&self, y: &[f64], with_cost: bool) -> Result<(Vec<Dyadic>, Bound), Rejection> {
         if y.len() != self.rows.len() {
             return Err(Rejection(format!(
                 "{} multipliers for {} constraints",
@@ -164,7 +221,7 @@ impl LinearProgram {
                 acc.add(c);
             }
         }
-        let mut bound = Dyadic::zero();
+        let mut bound = Bound::default();
         for (r, (row, &yr)) in self.rows.iter().zip(y).enumerate() {
             if !yr.is_finite() {
                 return Err(Rejection(format!(
@@ -189,7 +246,7 @@ impl LinearProgram {
             for &(i, a) in &row.coeffs {
                 reduced[i].add_product(-a, yr);
             }
-            bound = &bound + &row.rhs.mul_f64(yr).expect("finite multiplier");
+            bound.add_rhs_times(&row.rhs, &Dyadic::from_f64(yr).expect("finite multiplier"));
         }
         let mut reduced: Vec<Dyadic> = reduced
             .iter()
@@ -211,7 +268,7 @@ impl LinearProgram {
     /// has a defining row (an equality row in which it has the coefficient −1 and every other
     /// variable comes before it; the first such row), gets that row's multiplier moved by
     /// exactly its reduced cost. That zeroes it and changes only earlier variables'.
-    fn complete_defined_variables(&self, reduced: &mut [Dyadic], bound: &mut Dyadic) {
+    fn complete_defined_variables(&self, reduced: &mut [Dyadic], bound: &mut Bound) {
         let mut defining: Vec<Option<usize>> = vec![None; self.num_vars()];
         for (r, row) in self.rows.iter().enumerate() {
             if row.kind != RowKind::Eq {
@@ -243,7 +300,7 @@ impl LinearProgram {
                 let change = delta.mul_f64(a).expect("finite coefficient");
                 reduced[u] = &reduced[u] - &change;
             }
-            *bound = &*bound + &(&row.rhs * &delta);
+            bound.add_rhs_times(&row.rhs, &delta);
         }
     }
 
@@ -254,6 +311,38 @@ impl LinearProgram {
             s.add_product(c, xi);
         }
         s.value()
+    }
+}
+
+/// `Σ y_r b_r`, kept as a dyadic part (the rows with dyadic right-hand sides, summed without
+/// any gcd) and a rational part.
+#[derive(Default)]
+struct Bound {
+    dyadic: Dyadic,
+    rational: Option<Rational>,
+}
+
+impl Bound {
+    /// Adds `rhs · y` exactly.
+    fn add_rhs_times(&mut self, rhs: &Rhs, y: &Dyadic) {
+        match rhs {
+            Rhs::Dyadic(b) => self.dyadic = &self.dyadic + &(b * y),
+            Rhs::Rational(b) => {
+                let term = b * y.to_rational();
+                self.rational = Some(match self.rational.take() {
+                    Some(r) => r + term,
+                    None => term,
+                });
+            }
+        }
+    }
+
+    fn value(self) -> Rational {
+        let d = self.dyadic.to_rational();
+        match self.rational {
+            Some(r) => d + r,
+            None => d,
+        }
     }
 }
 
@@ -269,6 +358,10 @@ mod tests {
 
     fn d(x: f64) -> Dyadic {
         Dyadic::from_f64(x).unwrap()
+    }
+
+    fn rat(x: f64) -> Rational {
+        Rational::from_f64(x)
     }
 
     /// min x + y s.t. x + y >= 1, x - y = 0, 0 <= x, y <= 10.
@@ -289,11 +382,11 @@ mod tests {
     #[test]
     fn optimal_multipliers_give_the_optimum() {
         let lp = small();
-        assert_eq!(lp.safe_bound(&[1.0, 0.0], true).unwrap(), d(1.0));
+        assert_eq!(lp.safe_bound(&[1.0, 0.0], true).unwrap(), rat(1.0));
         // Slightly off multipliers still give a valid (smaller) bound, never a larger one.
         let b = lp.safe_bound(&[1.0 + 1e-12, 1e-13], true).unwrap();
-        assert!(b <= d(1.0), "{}", b.to_f64());
-        assert!(b.to_f64() > 0.99);
+        assert!(b <= rat(1.0), "{b}");
+        assert!(Scalar::to_f64(&b) > 0.99);
     }
 
     #[test]
@@ -309,12 +402,31 @@ mod tests {
     fn farkas_combination_proves_infeasibility() {
         // x + y >= 25 with both at most 10: infeasible; y = (1, 0) gives 25 − 20 > 0.
         let mut lp = small();
-        lp.rows[0].rhs = d(25.0);
+        lp.rows[0].rhs = d(25.0).into();
         let b = lp.safe_bound(&[1.0, 0.0], false).unwrap();
-        assert_eq!(b, d(5.0));
+        assert_eq!(b, rat(5.0));
         // Unbounded above: the same multipliers prove nothing.
         lp.upper = vec![f64::INFINITY; 2];
         let err = lp.safe_bound(&[1.0, 0.0], false).unwrap_err();
         assert!(err.0.contains("unbounded above"), "{err}");
+    }
+
+    #[test]
+    fn rational_right_hand_sides_enter_the_bound_exactly() {
+        // x + y = 1/3 with 0 <= x, y <= 10: min x + y is 1/3, and y = 1 on the row proves it.
+        let mut lp = LinearProgram::new();
+        let x = lp.add_var("x".into(), 0.0, 10.0, 1.0);
+        let y = lp.add_var("y".into(), 0.0, 10.0, 1.0);
+        let third = Rational::new(1.into(), 3.into());
+        lp.add_row(
+            "third".into(),
+            vec![(x, 1.0), (y, 1.0)],
+            RowKind::Eq,
+            Rhs::from_rational(&third),
+        );
+        assert!(lp.rows[0].rhs.as_dyadic().is_none());
+        assert_eq!(lp.safe_bound(&[1.0], true).unwrap(), third);
+        // A dyadic rational stays dyadic.
+        assert!(Rhs::from_rational(&rat(0.75)).as_dyadic().is_some());
     }
 }

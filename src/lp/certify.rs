@@ -16,8 +16,8 @@ use serde::Serialize;
 use super::screened::{self, layered_multipliers, ScreenOutcome};
 use super::{dual_program, multipliers, solve, solve_with_duals, SolveOptions, Solved};
 use crate::check::{
-    check, rational_text, Accepted, Certificate, Claim, Interval, ModelRef, Problem, SampleRef,
-    FORMAT,
+    check_with, rational_text, Accepted, Certificate, Claim, Derived, ExplanationRef, Interval,
+    Memo, ModelRef, Problem, RelevanceRef, SampleRef, FORMAT,
 };
 use crate::exact::dyadic::ExactSum;
 use crate::exact::program::{LinearProgram, RowKind};
@@ -28,7 +28,7 @@ use crate::region::problem::{
     add_root_row, chebyshev_program, composed_row_norms, facet_program, root_program, Domain,
     Layout, Norm, NormSide, RegionView, RootPlane, Tightening,
 };
-use crate::region::{pattern_from_layer, trace_and_pattern, Pattern};
+use crate::region::Centre;
 
 /// Margins tried for the tightened point programs, in order.
 const MARGINS: [f64; 3] = [1e-9, 1e-7, 1e-5];
@@ -49,9 +49,9 @@ pub struct RegionQuestion {
     pub layer: usize,
     /// The neuron of `layer` whose root hyperplane is asked about (root questions).
     pub neuron: Option<usize>,
-    /// `R_j`, the relevance that defines the hyperplane `w_j·ã = w_j·a − R_j` (root
-    /// questions).
-    pub relevance: Option<f64>,
+    /// Where `R_j`, the relevance that defines the hyperplane `w_j·ã = w_j·a − R_j`, comes
+    /// from (root questions).
+    pub relevance: Option<QuestionRelevance>,
     /// The domain box: `--domain` (or none) at layer 1, the layer's own domain above.
     pub domain: Domain,
     /// The question asked.
@@ -61,6 +61,17 @@ pub struct RegionQuestion {
     /// A layer input to ask about instead of the sample's own activation (see
     /// [`Certificate::centre`]).
     pub centre: Option<Vec<f64>>,
+}
+
+/// Where a root question's relevance `R_j` comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum QuestionRelevance {
+    /// The neuron's relevance in the sample's explanation under these rules, computed exactly
+    /// (in rationals) by the certifier and again by the checker.
+    Explained(ExplanationRef),
+    /// Given with the question, exactly: only at a given centre (full-backward DTD), where
+    /// the relevance comes from the recursion, not from the sample's explanation.
+    Given(Rational),
 }
 
 /// The answer, with the certificate that proves it (or why there is none).
@@ -114,6 +125,9 @@ pub struct Certified {
     /// Whether the reduced programs of constraint generation gave the answer (else the full
     /// programs did, or nothing did).
     pub screened: bool,
+    /// The root plane's relevance `R_j`, exactly (root questions whose relevance could be
+    /// derived).
+    pub relevance: Option<Rational>,
 }
 
 /// What a region question is posed on: a model, its solve options, the file names to record.
@@ -122,9 +136,10 @@ pub struct Certifier<'a> {
     pub model: &'a Model,
     /// The backend and time limit of every solve (`--lp-backend`, `--lp-time-limit`).
     pub opts: SolveOptions,
-    /// Recorded as the certificates' `model.path` (informative).
+    /// Recorded as the certificates' `model.path`: where `check-cert` finds the model (an
+    /// absolute path).
     pub model_path: Option<String>,
-    /// Recorded as the certificates' `sample.source` (informative).
+    /// Recorded as the certificates' `sample.source` (an absolute path).
     pub inputs_path: Option<String>,
     /// What the last region asked about keeps for the next question on it.
     pub cache: RegionCache,
@@ -132,16 +147,18 @@ pub struct Certifier<'a> {
 
 /// The parts of one region's programs that do not depend on the root hyperplane: its composed
 /// rows (for screening) and its layered root programs without the root row (for the exact
-/// multipliers). Questions on the same region (same layer, same centre) reuse them.
+/// multipliers). Questions on the same region (same layer, same centre) reuse them, and the
+/// checker's derivations (pattern, exact layer input, exact relevances) of the last sample.
 #[derive(Default)]
 pub struct RegionCache {
     last: Mutex<Option<Arc<CachedRegion>>>,
     full_only: bool,
+    memo: Memo,
 }
 
 struct CachedRegion {
     layer: usize,
-    centre: Vec<f64>,
+    centre: Centre,
     domain: Domain,
     rows: ComposedRows,
     /// Per norm (L1, L∞): `root_program(view, None, norm, NONE)`, built when first needed.
@@ -172,20 +189,15 @@ impl RegionCache {
         }
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = last.as_ref() {
-            let same_centre = r.centre.len() == view.centre.len()
-                && r.centre
-                    .iter()
-                    .zip(view.centre)
-                    .all(|(a, b)| a.to_bits() == b.to_bits());
-            if r.layer == view.layer && r.domain == view.domain && same_centre {
+            if r.layer == view.layer && r.domain == view.domain && r.centre == *view.centre {
                 return Some(r.clone());
             }
         }
         let r = Arc::new(CachedRegion {
             layer: view.layer,
-            centre: view.centre.to_vec(),
+            centre: view.centre.clone(),
             domain: view.domain,
-            rows: ComposedRows::new(view.net, view.pattern, view.layer, view.centre),
+            rows: ComposedRows::new(view.net, view.pattern, view.layer, view.centre.approx()),
             programs: Default::default(),
         });
         *last = Some(r.clone());
@@ -195,7 +207,7 @@ impl RegionCache {
 
 impl CachedRegion {
     /// The full layered root program of `plane` in `norm`, untightened.
-    fn root_program(&self, view: RegionView, plane: RootPlane, norm: Norm) -> LinearProgram {
+    fn root_program(&self, view: RegionView, plane: &RootPlane, norm: Norm) -> LinearProgram {
         let slot = &self.programs[usize::from(norm == Norm::Linf)];
         let base = {
             let mut p = slot.lock().unwrap_or_else(|e| e.into_inner());
@@ -208,33 +220,51 @@ impl CachedRegion {
     }
 }
 
-struct Prepared {
-    pattern: Pattern,
-    centre: Vec<f64>,
-    m: usize,
-}
-
 impl Certifier<'_> {
-    fn prepare(&self, q: &RegionQuestion) -> Prepared {
-        let m = q.layer - 1;
-        match &q.centre {
-            Some(c) => Prepared {
-                pattern: pattern_from_layer(self.model, m, c).0,
-                centre: c.clone(),
-                m,
-            },
-            None => {
-                let (trace, pattern, _) = trace_and_pattern(self.model, &q.sample);
-                Prepared {
-                    centre: trace.layer_input(m).to_vec(),
-                    pattern,
-                    m,
-                }
-            }
-        }
+    /// The region of the question (pattern and exact layer input), derived as the checker
+    /// derives it.
+    fn prepare(&self, q: &RegionQuestion) -> Result<Arc<Derived>, String> {
+        self.cache
+            .memo
+            .derive(self.model, &q.sample, q.layer, q.centre.as_deref())
+            .map_err(|r| r.0)
     }
 
-    fn skeleton(&self, q: &RegionQuestion, claim: Claim) -> Certificate {
+    /// The root plane of a root question, with its relevance exactly.
+    fn plane(&self, q: &RegionQuestion, derived: &Derived) -> Result<RootPlane, String> {
+        let neuron = q.neuron.ok_or("a root question needs a neuron")?;
+        let layer = &self.model.net().layers()[derived.layer_index()];
+        if neuron >= layer.affine.out_dim() {
+            return Err(format!(
+                "neuron {neuron} is out of range: layer {} has {} neurons",
+                q.layer,
+                layer.affine.out_dim()
+            ));
+        }
+        let relevance = match q
+            .relevance
+            .as_ref()
+            .ok_or("a root question needs a relevance")?
+        {
+            QuestionRelevance::Explained(e) => {
+                let relevances = derived.relevances(self.model, e).map_err(|r| r.0)?;
+                // A max-pool window's entries share the window's relevance.
+                relevances[neuron / layer.max_pool.unwrap_or(1)].clone()
+            }
+            QuestionRelevance::Given(r) => r.clone(),
+        };
+        Ok(RootPlane { neuron, relevance })
+    }
+
+    fn skeleton(&self, q: &RegionQuestion, plane: Option<&RootPlane>, claim: Claim) -> Certificate {
+        let relevance = plane.map(|p| RelevanceRef {
+            value: rational_text(&p.relevance),
+            value_f64: Some(Scalar::to_f64(&p.relevance)).filter(|v| v.is_finite()),
+            explanation: match &q.relevance {
+                Some(QuestionRelevance::Explained(e)) => Some(e.clone()),
+                _ => None,
+            },
+        });
         Certificate {
             format: FORMAT.to_string(),
             model: ModelRef {
@@ -247,8 +277,8 @@ impl Certifier<'_> {
                 source: self.inputs_path.clone(),
             },
             layer: q.layer,
-            neuron: q.neuron,
-            relevance: q.relevance,
+            neuron: plane.map(|p| p.neuron),
+            relevance,
             domain: q.domain,
             problem: q.problem,
             claim,
@@ -265,7 +295,8 @@ impl Certifier<'_> {
     /// Answers `q` with a checked certificate, or Unknown.
     pub fn answer(&self, q: &RegionQuestion) -> Certified {
         let started = Instant::now();
-        let (answer, certificate, screened) = match self.answer_inner(q) {
+        let mut relevance = None;
+        let (answer, certificate, screened) = match self.answer_inner(q, &mut relevance) {
             Ok((a, c, screened)) => (a, Some(c), screened),
             Err(reason) => (Answer::Unknown { reason }, None, false),
         };
@@ -274,32 +305,45 @@ impl Certifier<'_> {
             certificate,
             seconds: started.elapsed().as_secs_f64(),
             screened,
+            relevance,
         }
     }
 
-    /// The answer, its certificate, and whether constraint generation gave it.
-    fn answer_inner(&self, q: &RegionQuestion) -> Result<(Answer, Certificate, bool), String> {
-        let prep = self.prepare(q);
+    /// The answer, its certificate, and whether constraint generation gave it; `relevance`
+    /// receives the root plane's relevance once it is derived.
+    fn answer_inner(
+        &self,
+        q: &RegionQuestion,
+        relevance: &mut Option<Rational>,
+    ) -> Result<(Answer, Certificate, bool), String> {
+        let derived = self.prepare(q)?;
         let view = RegionView {
             net: self.model.net(),
-            pattern: &prep.pattern,
-            layer: prep.m,
-            centre: &prep.centre,
+            pattern: &derived.pattern,
+            layer: derived.layer_index(),
+            centre: &derived.centre,
             domain: q.domain,
         };
         match q.problem {
             Problem::Exists | Problem::NearestL1 | Problem::NearestLinf => {
-                self.root_question(q, view)
+                let plane = self.plane(q, &derived)?;
+                *relevance = Some(plane.relevance.clone());
+                self.root_question(q, view, &plane)
             }
             Problem::Chebyshev => self.ball_question(q, view).map(|(a, c)| (a, c, false)),
             Problem::Facet => self.facet_question(q, view).map(|(a, c)| (a, c, false)),
         }
     }
 
+    /// Runs the checker on a certificate: the answer stands only if it passes.
+    fn check(&self, cert: &Certificate) -> Result<Accepted, crate::exact::program::Rejection> {
+        check_with(self.model, &self.cache.memo, cert)
+    }
+
     /// Runs the checker on a certificate the producer wrote: the answer stands only if it
     /// passes.
     fn checked(&self, cert: Certificate) -> Result<(Accepted, Certificate), String> {
-        match check(self.model, &cert) {
+        match self.check(&cert) {
             Ok(a) => Ok((a, cert)),
             Err(r) => Err(format!("certificate rejected: {r}")),
         }
@@ -344,10 +388,10 @@ impl Certifier<'_> {
         &self,
         q: &RegionQuestion,
         view: RegionView,
+        plane: &RootPlane,
     ) -> Result<(Answer, Certificate, bool), String> {
-        let neuron = q.neuron.ok_or("a root question needs a neuron")?;
-        let relevance = q.relevance.ok_or("a root question needs a relevance")?;
-        let plane = RootPlane { neuron, relevance };
+        let neuron = plane.neuron;
+        let skeleton = |claim| self.skeleton(q, Some(plane), claim);
         let norm = if q.problem == Problem::NearestLinf {
             Norm::Linf
         } else {
@@ -360,7 +404,7 @@ impl Certifier<'_> {
         // that one for every "infeasible" claim.
         let (farkas_lp, _) = root_program(view, Some(plane), Norm::L1, Tightening::NONE);
         if let Some(y) = own_face_contradiction(&farkas_lp, view, plane) {
-            let mut cert = self.skeleton(q, Claim::Infeasible);
+            let mut cert = skeleton(Claim::Infeasible);
             cert.multipliers = Some(y);
             if let Ok((_, cert)) = self.checked(cert) {
                 return Ok((Answer::None, cert, false));
@@ -388,10 +432,10 @@ impl Certifier<'_> {
             match solved {
                 Solved::Optimal { x, .. } => {
                     duals = y;
-                    let point = layout.point(view.centre, &x);
-                    let mut cert = self.skeleton(q, Claim::Feasible);
+                    let point = layout.point(view.centre.approx(), &x);
+                    let mut cert = skeleton(Claim::Feasible);
                     cert.point = Some(point.clone());
-                    match check(self.model, &cert) {
+                    match self.check(&cert) {
                         Ok(a) => {
                             proven_point = Some((a, point));
                             break;
@@ -411,17 +455,17 @@ impl Certifier<'_> {
         // The centre itself, projected onto the plane, is valid whenever the region has room
         // along `w` (always when R = 0): a candidate when the tightened programs found none.
         if proven_point.is_none() {
-            let mut cert = self.skeleton(q, Claim::Feasible);
-            cert.point = Some(view.centre.to_vec());
-            if let Ok(a) = check(self.model, &cert) {
-                proven_point = Some((a, view.centre.to_vec()));
+            let mut cert = skeleton(Claim::Feasible);
+            cert.point = Some(view.centre.approx().to_vec());
+            if let Ok(a) = self.check(&cert) {
+                proven_point = Some((a, view.centre.approx().to_vec()));
             }
         }
         let Some((accepted, point)) = proven_point else {
             // 3. No point: try to prove that none exists.
             let cert = self
                 .with_multipliers(&farkas_lp, true, |y| {
-                    let mut cert = self.skeleton(q, Claim::Infeasible);
+                    let mut cert = skeleton(Claim::Infeasible);
                     cert.multipliers = Some(y);
                     self.checked(cert).map(|(_, c)| c)
                 })
@@ -435,14 +479,14 @@ impl Certifier<'_> {
             return Ok((Answer::None, cert, false));
         };
         if q.problem == Problem::Exists {
-            let mut cert = self.skeleton(q, Claim::Feasible);
+            let mut cert = skeleton(Claim::Feasible);
             cert.point = Some(point);
             return Ok((found(accepted, &mut cert), cert, false));
         }
         // 4. Nearest: a lower bound from the solver's duals when they prove one, else from the
         // dual program.
         let (exact_lp, _) = root_program(view, Some(plane), norm, Tightening::NONE);
-        let optimal_with = |y: Vec<f64>| self.optimal(q, &point, y);
+        let optimal_with = |y: Vec<f64>| self.optimal(q, plane, &point, y);
         let from_duals = duals.and_then(|y| {
             let negated = y.iter().map(|v| -v).collect();
             [y, negated]
@@ -460,10 +504,11 @@ impl Certifier<'_> {
     fn optimal(
         &self,
         q: &RegionQuestion,
+        plane: &RootPlane,
         point: &[f64],
         y: Vec<f64>,
     ) -> Result<(Accepted, Certificate), String> {
-        let mut cert = self.skeleton(q, Claim::Optimal);
+        let mut cert = self.skeleton(q, Some(plane), Claim::Optimal);
         cert.point = Some(point.to_vec());
         cert.multipliers = Some(y);
         self.checked(cert)
@@ -475,7 +520,7 @@ impl Certifier<'_> {
         &self,
         q: &RegionQuestion,
         view: RegionView,
-        plane: RootPlane,
+        plane: &RootPlane,
         norm: Norm,
     ) -> Option<Result<(Answer, Certificate), String>> {
         let region = self.cache.region(view)?;
@@ -488,9 +533,9 @@ impl Certifier<'_> {
                 }
                 ScreenOutcome::Infeasible | ScreenOutcome::GaveUp(_) => return None,
             };
-            let mut cert = self.skeleton(q, Claim::Feasible);
+            let mut cert = self.skeleton(q, Some(plane), Claim::Feasible);
             cert.point = Some(s.point.clone());
-            let Ok(accepted) = check(self.model, &cert) else {
+            let Ok(accepted) = self.check(&cert) else {
                 continue;
             };
             if q.problem == Problem::Exists {
@@ -501,7 +546,8 @@ impl Certifier<'_> {
             let negated: Vec<f64> = duals.iter().map(|v| -v).collect();
             for y in [duals, negated] {
                 let y = layered_multipliers(view, &region.rows, norm, &s.kept, &y);
-                let Ok((acc, mut cert)) = self.optimal(q, &s.point, repaired(&exact_lp, y)) else {
+                let Ok((acc, mut cert)) = self.optimal(q, plane, &s.point, repaired(&exact_lp, y))
+                else {
                     continue;
                 };
                 let (lo, hi) = (acc.lower.as_ref(), acc.upper.as_ref());
@@ -539,21 +585,21 @@ impl Certifier<'_> {
         let (outer, _) = chebyshev_program(view, &norms, NormSide::Outer, Tightening::NONE);
         let y = self
             .with_multipliers(&outer, false, |y| {
-                let mut probe = self.skeleton(q, Claim::Ball);
+                let mut probe = self.skeleton(q, None, Claim::Ball);
                 probe.point = Some(centre.clone());
                 probe.radius = Some(0.0);
                 probe.multipliers = Some(y.clone());
-                check(self.model, &probe).map(|_| y).map_err(|r| r.0)
+                self.check(&probe).map(|_| y).map_err(|r| r.0)
             })
             .ok();
         // Shrink the radius until the ball checks (the solver's ball touches faces).
         let mut last = String::new();
         for shrink in [1e-9, 1e-7, 1e-5, 1e-3] {
-            let mut cert = self.skeleton(q, Claim::Ball);
+            let mut cert = self.skeleton(q, None, Claim::Ball);
             cert.point = Some(centre.clone());
             cert.radius = Some((radius * (1.0 - shrink)).max(0.0));
             cert.multipliers = y.clone();
-            match check(self.model, &cert) {
+            match self.check(&cert) {
                 Ok(acc) => {
                     cert.interval = Some(interval(acc.lower.as_ref(), acc.upper.as_ref()));
                     return Ok((
@@ -600,10 +646,10 @@ impl Certifier<'_> {
             lp.upper[v] = -margin;
             match solve(&lp, &self.opts) {
                 Solved::Optimal { x, .. } => {
-                    let point = layout.point(view.centre, &x);
-                    let mut cert = self.skeleton(q, Claim::Facet);
+                    let point = layout.point(view.centre.approx(), &x);
+                    let mut cert = self.skeleton(q, None, Claim::Facet);
                     cert.point = Some(point);
-                    match check(self.model, &cert) {
+                    match self.check(&cert) {
                         Ok(_) => return Ok((Answer::Facet { redundant: false }, cert)),
                         Err(r) => last = format!("certificate rejected: {r}"),
                     }
@@ -618,7 +664,7 @@ impl Certifier<'_> {
         let (lp, _, _) = facet_program(view, k, j, Tightening::NONE);
         let cert = self
             .with_multipliers(&lp, false, |y| {
-                let mut cert = self.skeleton(q, Claim::Redundant);
+                let mut cert = self.skeleton(q, None, Claim::Redundant);
                 cert.multipliers = Some(y);
                 self.checked(cert).map(|(_, c)| c)
             })
@@ -645,17 +691,22 @@ fn found(acc: Accepted, cert: &mut Certificate) -> Answer {
 fn own_face_contradiction(
     lp: &LinearProgram,
     view: RegionView,
-    plane: RootPlane,
+    plane: &RootPlane,
 ) -> Option<Vec<f64>> {
     let active = *view.pattern.layer(view.layer)?.get(plane.neuron)?;
     let affine = &view.net.layers()[view.layer].affine;
-    let mut z = crate::exact::dyadic::ExactSum::new();
-    for (i, &w) in affine.row(plane.neuron).entries() {
-        z.add_product(w, view.centre[i]);
-    }
-    z.add(*affine.bias(plane.neuron));
-    z.add(-plane.relevance);
-    let sign = z.value()?.signum();
+    let z = view
+        .centre
+        .affine(affine.row(plane.neuron), *affine.bias(plane.neuron))
+        .to_rational()
+        - &plane.relevance;
+    let sign = if num_traits::Signed::is_positive(&z) {
+        1
+    } else if num_traits::Signed::is_negative(&z) {
+        -1
+    } else {
+        0
+    };
     if (active && sign >= 0) || (!active && sign <= 0) {
         return None;
     }

@@ -16,12 +16,13 @@ use crate::dtd::{
 };
 use crate::error::Result;
 use crate::exact::dyadic::{Dyadic, ExactSum};
+use crate::exact::{Rational, Scalar};
 use crate::model::forward::Trace;
 use crate::model::Model;
 use crate::region::problem::{Domain, Norm};
 use crate::region::{membership_filtered, pattern_from_layer, trace_and_pattern, Pattern};
 
-use super::certify::{Answer, Certifier, RegionQuestion};
+use super::certify::{Answer, Certifier, QuestionRelevance, RegionQuestion};
 use super::SolveOptions;
 
 /// Roots for full-backward DTD ([`crate::dtd::full_backward`]): certified nearest valid roots
@@ -74,12 +75,15 @@ impl RootFinder<f64> for ValidRoots<'_> {
             return self.rules.root(layer, neuron, a, relevance);
         };
         let relevance = plane_relevance(self.certifier.model, layer, neuron, a, relevance);
+        if !relevance.is_finite() {
+            return Ok(None);
+        }
         let question = RegionQuestion {
             sample_index: 0,
             sample: self.x.clone(),
             layer: layer + 1,
             neuron: Some(neuron),
-            relevance: Some(relevance),
+            relevance: Some(QuestionRelevance::Given(Rational::from_f64(relevance))),
             domain: Domain::of_layer(self.certifier.model.net(), layer + 1, self.input_box),
             problem: problem_of(norm),
             constraint: None,
@@ -274,19 +278,29 @@ fn valid_step(
             });
             continue;
         }
-        let question = RegionQuestion {
-            sample_index: 0,
-            sample: x.to_vec(),
-            layer: index + 1,
-            neuron: Some(j),
-            relevance: Some(plane_relevance(certifier.model, index, j, a, r)),
-            domain: Domain::of_layer(certifier.model.net(), index + 1, input_box),
-            problem: problem_of(norm),
-            constraint: None,
-            centre: None,
+        let plane = plane_relevance(certifier.model, index, j, a, r);
+        let domain = Domain::of_layer(certifier.model.net(), index + 1, input_box);
+        let answer = if plane.is_finite() && a.iter().all(|v| v.is_finite()) {
+            // The question is about the layer input this recursion uses (the f64 trace) and
+            // the relevance it passes on, both exact as given.
+            let question = RegionQuestion {
+                sample_index: 0,
+                sample: x.to_vec(),
+                layer: index + 1,
+                neuron: Some(j),
+                relevance: Some(QuestionRelevance::Given(Rational::from_f64(plane))),
+                domain,
+                problem: problem_of(norm),
+                constraint: None,
+                centre: Some(a.to_vec()),
+            };
+            certifier.answer(&question).answer
+        } else {
+            Answer::Unknown {
+                reason: "the relevance or the layer input overflows f64".into(),
+            }
         };
-        let domain = question.domain;
-        let (outcome, passed) = match certifier.answer(&question).answer {
+        let (outcome, passed) = match answer {
             Answer::Found { point, .. } => {
                 let point = settle(certifier.model, pattern, index, domain, a, point);
                 let mut passed = 0.0;

@@ -60,7 +60,7 @@ pub enum ScreenOutcome {
 fn reduced_program(
     view: RegionView,
     rows: &ComposedRows,
-    plane: RootPlane,
+    plane: &RootPlane,
     norm: Norm,
     margin: f64,
     kept: &[usize],
@@ -89,7 +89,7 @@ fn reduced_program(
 pub fn solve_root(
     view: RegionView,
     rows: &ComposedRows,
-    plane: RootPlane,
+    plane: &RootPlane,
     norm: Norm,
     margin: f64,
     opts: &SolveOptions,
@@ -122,8 +122,12 @@ pub fn solve_root(
             }
             Solved::Failed(e) => return ScreenOutcome::GaveUp(format!("the solver failed: {e}")),
         };
-        let point = layout.point(view.centre, &x);
-        let delta: Vec<f64> = point.iter().zip(view.centre).map(|(p, a)| p - a).collect();
+        let point = layout.point(view.centre.approx(), &x);
+        let delta: Vec<f64> = point
+            .iter()
+            .zip(view.centre.approx())
+            .map(|(p, a)| p - a)
+            .collect();
         let slacks = rows.slacks(&delta);
         // Rows short of half their margin: the solution is outside them (or too close).
         let mut violated: Vec<(f64, usize)> = slacks
@@ -377,7 +381,7 @@ mod tests {
         );
         let m = basis_multipliers(&lp, &[0.0, 1.0]).unwrap();
         assert!((m[0] - 0.5).abs() < 1e-9, "{m:?}");
-        let bound = lp.safe_bound(&m, true).unwrap().to_f64();
+        let bound = crate::exact::Scalar::to_f64(&lp.safe_bound(&m, true).unwrap());
         assert!((bound - 1.0).abs() < 1e-9, "{bound}");
     }
 
@@ -437,7 +441,7 @@ mod tests {
             let trace = forward(&net, &x);
             let pattern = Pattern::from_pre(&net, &trace.pre);
             for m in 0..net.layers().len() {
-                let centre = trace.layer_input(m).to_vec();
+                let centre = crate::region::Centre::from_f64(trace.layer_input(m)).unwrap();
                 let domain = Domain::of_layer(&net, m + 1, Some((0.0, 1.0)));
                 let view = RegionView {
                     net: &net,
@@ -446,17 +450,17 @@ mod tests {
                     centre: &centre,
                     domain,
                 };
-                let rows = ComposedRows::new(&net, &pattern, m, &centre);
+                let rows = ComposedRows::new(&net, &pattern, m, centre.approx());
                 for neuron in 0..net.layers()[m].affine.out_dim() {
                     if net.layers()[m].max_pool.is_some() && neuron % 2 == 1 {
                         continue; // copies: one plane per window is enough
                     }
                     let plane = RootPlane {
                         neuron,
-                        relevance: 0.05,
+                        relevance: <crate::exact::Rational as crate::exact::Scalar>::from_f64(0.05),
                     };
                     if let Some(&active) = pattern.layer(m).and_then(|mask| mask.get(neuron)) {
-                        let z = trace.pre[m][neuron] - plane.relevance;
+                        let z = trace.pre[m][neuron] - 0.05;
                         if active != (z >= 0.0) {
                             continue; // the plane lies outside its own face
                         }
@@ -464,7 +468,7 @@ mod tests {
                     for norm in [Norm::L1, Norm::Linf] {
                         let opts = SolveOptions::default();
                         let ScreenOutcome::Point(s) =
-                            solve_root(view, &rows, plane, norm, 0.0, &opts)
+                            solve_root(view, &rows, &plane, norm, 0.0, &opts)
                         else {
                             continue;
                         };
@@ -477,7 +481,7 @@ mod tests {
                             .map(|(c, v)| c * v)
                             .sum();
                         let y = layered_multipliers(view, &rows, norm, &s.kept, &s.duals.unwrap());
-                        let (full, _) = root_program(view, Some(plane), norm, Tightening::NONE);
+                        let (full, _) = root_program(view, Some(&plane), norm, Tightening::NONE);
                         assert_eq!(y.len(), full.num_rows());
                         let y = crate::lp::certify::repaired(&full, y);
                         // Free hidden variables (a layer without ReLU, a carried output, a
@@ -485,7 +489,7 @@ mod tests {
                         let bound = full.safe_bound(&y, true).unwrap_or_else(|e| {
                             panic!("case {case}, layer {m}, neuron {neuron}, {norm:?}: {e:?}")
                         });
-                        let b = bound.to_f64();
+                        let b = crate::exact::Scalar::to_f64(&bound);
                         assert!(
                             (b - reduced).abs() <= 1e-7 * (1.0 + reduced.abs()),
                             "layer {m}, {norm:?}: bound {b} vs reduced optimum {reduced}"

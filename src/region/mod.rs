@@ -18,10 +18,12 @@
 //! - `polytope.rs`: the region as a polytope: affine maps, constraints and their labels, the
 //!   step length along a ray;
 //! - `filter.rs` and `refined.rs`: the filter's first and second tier, and `Decision`;
+//! - `centre.rs`: the layer input a region's programs are centred on, exact and as f64;
 //! - `problem.rs`: the region questions as linear programs, in the layered form;
 //! - `composed.rs`: the region's constraints as dense f64 rows around a centre.
 
 mod batch;
+mod centre;
 pub mod composed;
 mod filter;
 mod membership;
@@ -31,6 +33,7 @@ pub mod problem;
 mod refined;
 
 pub use batch::{membership_batch, membership_batch_within};
+pub use centre::Centre;
 pub use filter::Decision;
 pub use membership::{
     membership, membership_filtered, membership_within, membership_within_face,

@@ -13,20 +13,23 @@
 //! `z_winner − z_o >= 0`.
 //!
 //! Every builder here is deterministic: the certificate checker rebuilds the program of a
-//! certificate from the model and compares multipliers against it. Bounds that are not f64
-//! values (`hi − a_i`) are rounded outwards, so the program is a relaxation of the exact
-//! question and its dual bounds stay valid; feasible points are checked against the region
-//! itself, never against the program.
+//! certificate from the model and compares multipliers against it. The centre `a` is exact
+//! ([`Centre`]), so the constants `w_j·a + b_j` are exact dyadic rationals, and the root row's
+//! right-hand side `−R_j` is the exact relevance (a rational). Bounds that are not f64 values
+//! (`hi − a_i`) are rounded outwards, so the program is a relaxation of the exact question and
+//! its dual bounds stay valid; feasible points are checked against the region itself, never
+//! against the program.
 
 use serde::{Deserialize, Serialize};
 
-use crate::exact::dyadic::{exact_dot, Dyadic};
+use crate::exact::dyadic::Dyadic;
 use crate::exact::filter::gamma;
-use crate::exact::program::{LinearProgram, RowKind};
+use crate::exact::program::{LinearProgram, Rhs, RowKind};
+use crate::exact::Rational;
 use crate::model::ir::WeightRow;
 use crate::model::Network;
 
-use super::Pattern;
+use super::{Centre, Pattern};
 
 /// Where the point may lie besides the region.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -82,19 +85,19 @@ pub struct RegionView<'a> {
     pub pattern: &'a Pattern,
     /// 0-based index of the layer whose input is the variable point.
     pub layer: usize,
-    /// The traced input of that layer.
-    pub centre: &'a [f64],
+    /// The input of that layer, exactly (the sample's, or a given point).
+    pub centre: &'a Centre,
     /// Where the point may lie besides the region (see [`Domain::of_layer`]).
     pub domain: Domain,
 }
 
 /// The hyperplane of neuron `neuron`'s roots: `w_j · ã = w_j · a − relevance`.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RootPlane {
     /// The neuron `j`, 0-based in the layer the region is seen from.
     pub neuron: usize,
-    /// The neuron's relevance `R_j` from the explanation.
-    pub relevance: f64,
+    /// The neuron's relevance `R_j` from the explanation, exactly.
+    pub relevance: Rational,
 }
 
 /// Which variables of a built program stand for what.
@@ -136,9 +139,7 @@ impl Layout {
 /// `w_j·a + b_j` of the first layer's neuron `j` at the centre, exactly.
 fn pre_activation_at_centre(view: RegionView, j: usize) -> Dyadic {
     let first = &view.net.layers()[view.layer].affine;
-    let row = first.row(j);
-    let wa = exact_dot(row.values(), &row.gather(view.centre)).expect("finite centre");
-    &wa + &dyadic(*first.bias(j))
+    view.centre.affine(first.row(j), *first.bias(j))
 }
 
 /// Tightening applied when a program is built to find a point, not to bound: inequality rows
@@ -378,8 +379,40 @@ impl LayerRows<'_> {
 /// from `a_i` that keep it in the domain interval `[lo, hi]`: a centre outside the interval
 /// (or, tightened, too close to its end) forces a move (`p_lo` or `n_lo > 0`). Rounded
 /// outwards, so the certified program (margin 0) is a relaxation; the tightening moves both
-/// ends inwards by `margin` times their scale.
-fn move_bounds(domain: Domain, a: f64, margin: f64) -> (f64, f64, f64, f64) {
+/// ends inwards by `margin` times their scale. Coordinate `i` of `centre`.
+fn centre_move_bounds(domain: Domain, centre: &Centre, i: usize, margin: f64) -> [f64; 4] {
+    if centre.rounding(i) == 0.0 {
+        let (p_lo, p_hi, n_lo, n_hi) = move_bounds(domain, centre.approx()[i], margin);
+        return [p_lo, p_hi, n_lo, n_hi];
+    }
+    let (lo, hi) = domain_ends(domain, margin);
+    let a = &centre.exact()[i];
+    // `sign · (end − a)` exactly, rounded outwards (up for an upper bound, down for a lower
+    // one); an infinite end gives an infinite upper bound and no lower one.
+    let rounded = |end: f64, sign: f64, up: bool| -> f64 {
+        if !end.is_finite() {
+            return if up { f64::INFINITY } else { 0.0 };
+        }
+        let d = &Dyadic::from_f64(end).expect("finite") - a;
+        let d = if sign < 0.0 { -&d } else { d };
+        if up {
+            d.to_f64_above().max(0.0)
+        } else if d.signum() > 0 {
+            d.to_f64_below().max(0.0)
+        } else {
+            0.0
+        }
+    };
+    [
+        rounded(lo, 1.0, false),
+        rounded(hi, 1.0, true),
+        rounded(hi, -1.0, false),
+        rounded(lo, -1.0, true),
+    ]
+}
+
+/// The ends of the domain's interval, each moved inwards by `margin` times its scale.
+fn domain_ends(domain: Domain, margin: f64) -> (f64, f64) {
     let (lo, hi) = match domain {
         Domain::Free => (f64::NEG_INFINITY, f64::INFINITY),
         Domain::NonNegative => (0.0, f64::INFINITY),
@@ -392,7 +425,12 @@ fn move_bounds(domain: Domain, a: f64, margin: f64) -> (f64, f64, f64, f64) {
             end
         }
     };
-    let (lo, hi) = (inwards(lo, 1.0), inwards(hi, -1.0));
+    (inwards(lo, 1.0), inwards(hi, -1.0))
+}
+
+/// [`centre_move_bounds`] for an f64 coordinate `a`.
+fn move_bounds(domain: Domain, a: f64, margin: f64) -> (f64, f64, f64, f64) {
+    let (lo, hi) = domain_ends(domain, margin);
     let up = |x: f64| {
         if x.is_finite() {
             x.next_up().max(0.0)
@@ -410,7 +448,7 @@ fn move_bounds(domain: Domain, a: f64, margin: f64) -> (f64, f64, f64, f64) {
 /// an objective than without).
 pub fn root_program(
     view: RegionView,
-    plane: Option<RootPlane>,
+    plane: Option<&RootPlane>,
     norm: Norm,
     tightening: Tightening,
 ) -> (LinearProgram, Layout) {
@@ -438,8 +476,8 @@ pub fn distance_program(view: RegionView, norm: Norm, margin: f64) -> (LinearPro
     let dim = view.centre.len();
     let mut layout = Layout::default();
     let unit = if norm == Norm::L1 { 1.0 } else { 0.0 };
-    for (i, &a) in view.centre.iter().enumerate() {
-        let (p_lo, p_hi, n_lo, n_hi) = move_bounds(view.domain, a, margin);
+    for i in 0..dim {
+        let [p_lo, p_hi, n_lo, n_hi] = centre_move_bounds(view.domain, view.centre, i, margin);
         layout
             .plus
             .push(lp.add_var(format!("p{i}"), p_lo, p_hi, unit));
@@ -464,13 +502,13 @@ pub fn distance_program(view: RegionView, norm: Norm, margin: f64) -> (LinearPro
 
 /// Adds the root row `w_j·(p − n) = −R` (the last row of a [`root_program`]) to a program
 /// built without it: the programs of one region differ only in this row.
-pub fn add_root_row(lp: &mut LinearProgram, layout: &Layout, view: RegionView, plane: RootPlane) {
+pub fn add_root_row(lp: &mut LinearProgram, layout: &Layout, view: RegionView, plane: &RootPlane) {
     let first = &view.net.layers()[view.layer].affine;
     lp.add_row(
         "root".into(),
         layout.split(first.row(plane.neuron)),
         RowKind::Eq,
-        dyadic(-plane.relevance),
+        Rhs::from_rational(&-plane.relevance.clone()),
     );
 }
 

@@ -3,7 +3,7 @@
 use super::write::LINE_WIDTH;
 use super::*;
 use crate::exact::dyadic::Dyadic;
-use crate::exact::program::{LinearProgram, RowKind};
+use crate::exact::program::{LinearProgram, Rhs, RowKind};
 use crate::model::ir::dense_layer;
 use crate::model::{Model, Network};
 use crate::region::problem::{
@@ -39,7 +39,7 @@ fn assert_same(a: &LinearProgram, b: &LinearProgram) {
 fn rounded(lp: &LinearProgram) -> LinearProgram {
     let mut out = lp.clone();
     for row in &mut out.rows {
-        row.rhs = d(nearest_f64(&row.rhs).unwrap());
+        row.rhs = d(nearest_f64(row.rhs.as_dyadic().unwrap()).unwrap()).into();
         if row.coeffs.is_empty() {
             row.coeffs.push((0, 0.0));
         }
@@ -103,7 +103,7 @@ fn region_programs_round_trip() {
     let x = [0.3, 0.2, 0.7];
     let (trace, pattern, _) = trace_and_pattern(&model, &x);
     for m in 0..2 {
-        let centre = trace.layer_input(m).to_vec();
+        let centre = crate::region::Centre::from_f64(trace.layer_input(m)).unwrap();
         for domain in [
             Domain::Free,
             Domain::NonNegative,
@@ -122,9 +122,11 @@ fn region_programs_round_trip() {
             for norm in [Norm::L1, Norm::Linf] {
                 let plane = RootPlane {
                     neuron: 1,
-                    relevance: 0.1 / 3.0,
+                    relevance: <crate::exact::Rational as crate::exact::Scalar>::from_f64(
+                        0.1 / 3.0,
+                    ),
                 };
-                round_trip(&root_program(view, Some(plane), norm, Tightening::NONE).0);
+                round_trip(&root_program(view, Some(&plane), norm, Tightening::NONE).0);
                 round_trip(
                     &root_program(
                         view,
@@ -247,7 +249,7 @@ fn empty_rows_get_a_zero_coefficient() {
     lp.add_row("dead".into(), vec![], RowKind::Le, d(-0.5));
     let back = parse_lp(&to_lp_string(&lp, &[]).unwrap()).unwrap();
     assert_eq!(back.rows[0].coeffs, vec![(0, 0.0)]);
-    assert_eq!(back.rows[0].rhs, d(-0.5));
+    assert_eq!(back.rows[0].rhs, Rhs::from(d(-0.5)));
 }
 
 #[test]
@@ -258,7 +260,7 @@ fn unwritable_programs_are_refused() {
         .unwrap_err()
         .contains("coefficient of a is NaN"));
     let mut lp = awkward();
-    lp.rows[0].rhs = &d(f64::MAX) * &d(8.0);
+    lp.rows[0].rhs = (&d(f64::MAX) * &d(8.0)).into();
     assert!(to_lp_string(&lp, &[])
         .unwrap_err()
         .contains("outside the f64 range"));

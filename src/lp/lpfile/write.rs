@@ -7,7 +7,8 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::exact::dyadic::Dyadic;
-use crate::exact::program::{LinearProgram, RowKind};
+use crate::exact::program::{LinearProgram, Rhs, RowKind};
+use crate::exact::Scalar;
 
 /// Lines are wrapped after about this many characters (CPLEX reads lines of up to 510).
 pub(super) const LINE_WIDTH: usize = 100;
@@ -225,7 +226,11 @@ pub fn to_lp_string(
     w.finish();
     out.push_str("Subject To\n");
     for (row, name) in lp.rows.iter().zip(&rows) {
-        let rhs = nearest_f64(&row.rhs).ok_or_else(|| {
+        let nearest = match &row.rhs {
+            Rhs::Dyadic(d) => nearest_f64(d),
+            Rhs::Rational(r) => Some(Scalar::to_f64(r)).filter(|v| v.is_finite()),
+        };
+        let rhs = nearest.ok_or_else(|| {
             format!(
                 "the right-hand side of row {} (about {:e}) is outside the f64 range",
                 row.name,
