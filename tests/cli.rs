@@ -1114,8 +1114,10 @@ fn audit_certified(model: &str, inputs: &str, extra: &[&str]) -> Value {
 }
 
 /// A residual network (two BasicBlocks exported by PyTorch) is audited; `region` counts only
-/// the ReLU outputs as constraints; every root gets a certified L∞ answer whose certificate
-/// `check-cert` accepts.
+/// the ReLU outputs as constraints; every root outside its region gets a certified L∞ answer
+/// whose certificate `check-cert` accepts. (Checking a certificate recomputes its relevance
+/// in rationals through every layer above, which costs about 0.2 s a certificate here in a
+/// release build: the roots outside, not all 1,674, keep the test short.)
 #[test]
 fn residual_networks_are_audited_and_certified() {
     let (model, inputs) = (
@@ -1125,13 +1127,13 @@ fn residual_networks_are_audited_and_certified() {
     let report = audit_and_region(model, inputs, "0");
     // The ReLU outputs of layers 1-5; layer 2 carries 144 values and layer 4 carries 144.
     assert_eq!(report["constraints"], 144 + 144 + 144 + 54 + 54, "{report}");
-    let total = audit_certified(
-        model,
-        inputs,
-        &["--certify", "nearest-linf", "--certify-all"],
-    );
+    let total = audit_certified(model, inputs, &["--certify", "nearest-linf"]);
     assert!(u(&total["roots"]) > 100, "{total}");
-    assert_eq!(total["certificate_files"], total["roots"], "{total}");
+    assert!(u(&total["roots_outside"]) > 0, "{total}");
+    assert_eq!(
+        total["certificate_files"], total["roots_outside"],
+        "{total}"
+    );
     assert_eq!(
         u(&total["invalid_with_valid_alternative"]) + u(&total["invalid_without_valid_root"]),
         u(&total["roots_outside"]),
