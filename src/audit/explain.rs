@@ -13,8 +13,8 @@ use serde::Serialize;
 
 use super::spec::Targets;
 use crate::dtd::full_backward::{
-    full_backward, full_backward_decided, Decided, Expansion, FullBackward, FullBackwardSettings,
-    Rootless, RuleRoots,
+    full_backward, full_backward_decided, full_backward_exact, Decided, Expansion, FullBackward,
+    FullBackwardSettings, Rootless,
 };
 use crate::dtd::{explain, DtdSettings, Rule};
 use crate::error::{Error, Result};
@@ -197,17 +197,7 @@ fn full_backward_row(
         return Ok(row(&fb, Decision::Unchecked));
     }
     if exact {
-        let net = model.exact();
-        let xr: Vec<Rational> = x.iter().map(|&v| Rational::from_f64(v)).collect();
-        let k = target.unwrap_or_else(|| {
-            let out: Vec<f64> = forward(net, &xr)
-                .output()
-                .iter()
-                .map(Scalar::to_f64)
-                .collect();
-            argmax(&out)
-        });
-        let fb = full_backward(net, &xr, k, settings, &RuleRoots::new(net, dtd))?;
+        let fb = full_backward_exact(model, x, target, dtd, settings)?;
         return Ok(exact_row(&fb, Decision::Exact));
     }
     Ok(

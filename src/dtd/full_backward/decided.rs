@@ -75,6 +75,21 @@ pub fn full_backward_decided(
     if !take_doubt() {
         return Ok(Decided::Float(fb.to_f64()));
     }
+    full_backward_exact(model, x, target, dtd, settings).map(Decided::Exact)
+}
+
+/// Full-backward DTD with the rule roots of `dtd` of output `target` (`None`: the top output)
+/// at the f64 input `x`, entirely in exact rationals (`--exact`, and the fallback of
+/// [`full_backward_decided`]). Fails as [`full_backward`] does.
+///
+/// [`full_backward`]: super::full_backward()
+pub fn full_backward_exact(
+    model: &Model,
+    x: &[f64],
+    target: Option<usize>,
+    dtd: &DtdSettings,
+    settings: &FullBackwardSettings,
+) -> Result<FullBackward<Rational>> {
     let net = model.exact();
     let xr: Vec<Rational> = x.iter().map(|&v| Rational::from_f64(v)).collect();
     let k = target.unwrap_or_else(|| {
@@ -85,5 +100,5 @@ pub fn full_backward_decided(
             .collect();
         argmax(&out)
     });
-    full_backward(net, &xr, k, settings, &RuleRoots::new(net, dtd)).map(Decided::Exact)
+    full_backward(net, &xr, k, settings, &RuleRoots::new(net, dtd))
 }

@@ -111,7 +111,7 @@ mod recursion;
 mod result;
 mod settings;
 
-pub use decided::{full_backward_decided, Decided};
+pub use decided::{full_backward_decided, full_backward_exact, Decided};
 pub use finder::{FoundRoot, RootFinder, Rootless, RuleRoots};
 pub use recursion::{full_backward, upper_relevance};
 pub use result::{Expansion, FullBackward, FullBackwardLayer, FullBackwardNeuron, UpperRelevance};
