@@ -223,7 +223,7 @@ impl<T: Scalar> RootStep<'_, T> {
             if d.abs() <= *self.threshold {
                 return RootOutcome::None(NoRoot::SmallDenominator);
             }
-            self.r.clone() / d
+            T::over(self.r, &d)
         };
         let mut point = Vec::new();
         match self.row.is_dense() {
@@ -231,7 +231,7 @@ impl<T: Scalar> RootStep<'_, T> {
                 point = vec![T::zero(); self.a.len()];
                 for (((li, pi), wi), ai) in lower.iter_mut().zip(&mut point).zip(self.w).zip(self.a)
                 {
-                    let tv = t.clone() * v(wi, ai);
+                    let tv = T::times(&t, &v(wi, ai));
                     *pi = ai.clone() - tv.clone();
                     // Skips zero products itself where that saves work (rationals).
                     T::mul_add_assign(li, wi, &tv);
@@ -239,7 +239,7 @@ impl<T: Scalar> RootStep<'_, T> {
             }
             true => {
                 for ((li, wi), ai) in lower.iter_mut().zip(self.w).zip(self.a) {
-                    T::mul_add_assign(li, wi, &(t.clone() * v(wi, ai)));
+                    T::mul_add_assign(li, wi, &T::times(&t, &v(wi, ai)));
                 }
             }
             false => {
@@ -250,12 +250,12 @@ impl<T: Scalar> RootStep<'_, T> {
                     point = self
                         .full
                         .iter()
-                        .map(|ai| ai.clone() - t.clone() * v(&zero, ai))
+                        .map(|ai| ai.clone() - T::times(&t, &v(&zero, ai)))
                         .collect();
                 }
                 for (k, (wi, ai)) in self.w.iter().zip(self.a).enumerate() {
                     let i = self.row.position(k);
-                    let tv = t.clone() * v(wi, ai);
+                    let tv = T::times(&t, &v(wi, ai));
                     if self.keep_roots {
                         point[i] = ai.clone() - tv.clone();
                     }
@@ -264,7 +264,7 @@ impl<T: Scalar> RootStep<'_, T> {
             }
         }
         // Σ_i w_i t v_i = t (w · v); exact in rationals.
-        *passed = passed.clone() + t.clone() * wv;
+        *passed = T::plus(passed, &T::times(&t, &wv));
         RootOutcome::Root { point, t }
     }
 }

@@ -143,7 +143,7 @@ pub fn layer_step<T: Scalar>(
         };
         neurons.push(NeuronRelevance {
             relevance: r.clone(),
-            unresolved: r.clone() - passed,
+            unresolved: T::plus(r, &-passed),
             outcome,
         });
     }
