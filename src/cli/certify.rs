@@ -383,7 +383,7 @@ pub struct CheckCertArgs {
 
 /// What became of one certificate file.
 enum Verdict {
-    Accepted(crate::check::Accepted),
+    Accepted(Box<crate::check::Accepted>),
     Rejected(String),
     Unreadable(Error),
 }
@@ -542,12 +542,12 @@ fn check_certificate(
         }
     };
     if let Some((path, inputs)) = inputs {
-        if let Err(reason) = same_sample(&cert, path, inputs) {
+        if let Err(reason) = same_sample(cert, path, inputs) {
             return Verdict::Rejected(reason);
         }
     }
-    match check_with(model, memo, &cert) {
-        Ok(acc) => Verdict::Accepted(acc),
+    match check_with(model, memo, cert) {
+        Ok(acc) => Verdict::Accepted(Box::new(acc)),
         Err(r) => Verdict::Rejected(r.0),
     }
 }

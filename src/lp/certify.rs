@@ -256,15 +256,27 @@ impl Certifier<'_> {
         Ok(RootPlane { neuron, relevance })
     }
 
-    fn skeleton(&self, q: &RegionQuestion, plane: Option<&RootPlane>, claim: Claim) -> Certificate {
-        let relevance = plane.map(|p| RelevanceRef {
-            value: rational_text(&p.relevance),
-            value_f64: Some(Scalar::to_f64(&p.relevance)).filter(|v| v.is_finite()),
+    /// The certificate's record of a root plane's relevance (its exact text, formatted once
+    /// per question: thousands of digits for a deep layer's relevance).
+    fn relevance_ref(&self, q: &RegionQuestion, plane: &RootPlane) -> RelevanceRef {
+        RelevanceRef {
+            value: rational_text(&plane.relevance),
+            value_f64: Some(Scalar::to_f64(&plane.relevance)).filter(|v| v.is_finite()),
             explanation: match &q.relevance {
                 Some(QuestionRelevance::Explained(e)) => Some(e.clone()),
                 _ => None,
             },
-        });
+        }
+    }
+
+    /// A certificate of `q` with `claim` and no evidence yet; `plane` is the root plane's
+    /// neuron and relevance (root questions).
+    fn skeleton(
+        &self,
+        q: &RegionQuestion,
+        plane: Option<(usize, &RelevanceRef)>,
+        claim: Claim,
+    ) -> Certificate {
         Certificate {
             format: FORMAT.to_string(),
             model: ModelRef {
@@ -277,8 +289,8 @@ impl Certifier<'_> {
                 source: self.inputs_path.clone(),
             },
             layer: q.layer,
-            neuron: plane.map(|p| p.neuron),
-            relevance,
+            neuron: plane.map(|p| p.0),
+            relevance: plane.map(|p| p.1.clone()),
             domain: q.domain,
             problem: q.problem,
             claim,
@@ -391,7 +403,8 @@ impl Certifier<'_> {
         plane: &RootPlane,
     ) -> Result<(Answer, Certificate, bool), String> {
         let neuron = plane.neuron;
-        let skeleton = |claim| self.skeleton(q, Some(plane), claim);
+        let rref = self.relevance_ref(q, plane);
+        let skeleton = |claim| self.skeleton(q, Some((neuron, &rref)), claim);
         let norm = if q.problem == Problem::NearestLinf {
             Norm::Linf
         } else {
@@ -412,7 +425,7 @@ impl Certifier<'_> {
         }
         // 1. The reduced programs of constraint generation, when they settle and check.
         if !self.cache.full_only {
-            if let Some(found) = self.screened_root(q, view, plane, norm) {
+            if let Some(found) = self.screened_root(q, view, plane, &rref, norm) {
                 return found.map(|(a, c)| (a, c, true));
             }
         }
@@ -486,7 +499,7 @@ impl Certifier<'_> {
         // 4. Nearest: a lower bound from the solver's duals when they prove one, else from the
         // dual program.
         let (exact_lp, _) = root_program(view, Some(plane), norm, Tightening::NONE);
-        let optimal_with = |y: Vec<f64>| self.optimal(q, plane, &point, y);
+        let optimal_with = |y: Vec<f64>| self.optimal(q, (neuron, &rref), &point, y);
         let from_duals = duals.and_then(|y| {
             let negated = y.iter().map(|v| -v).collect();
             [y, negated]
@@ -504,7 +517,7 @@ impl Certifier<'_> {
     fn optimal(
         &self,
         q: &RegionQuestion,
-        plane: &RootPlane,
+        plane: (usize, &RelevanceRef),
         point: &[f64],
         y: Vec<f64>,
     ) -> Result<(Accepted, Certificate), String> {
@@ -521,6 +534,7 @@ impl Certifier<'_> {
         q: &RegionQuestion,
         view: RegionView,
         plane: &RootPlane,
+        rref: &RelevanceRef,
         norm: Norm,
     ) -> Option<Result<(Answer, Certificate), String>> {
         let region = self.cache.region(view)?;
@@ -533,7 +547,7 @@ impl Certifier<'_> {
                 }
                 ScreenOutcome::Infeasible | ScreenOutcome::GaveUp(_) => return None,
             };
-            let mut cert = self.skeleton(q, Some(plane), Claim::Feasible);
+            let mut cert = self.skeleton(q, Some((plane.neuron, rref)), Claim::Feasible);
             cert.point = Some(s.point.clone());
             let Ok(accepted) = self.check(&cert) else {
                 continue;
@@ -546,7 +560,8 @@ impl Certifier<'_> {
             let negated: Vec<f64> = duals.iter().map(|v| -v).collect();
             for y in [duals, negated] {
                 let y = layered_multipliers(view, &region.rows, norm, &s.kept, &y);
-                let Ok((acc, mut cert)) = self.optimal(q, plane, &s.point, repaired(&exact_lp, y))
+                let Ok((acc, mut cert)) =
+                    self.optimal(q, (plane.neuron, rref), &s.point, repaired(&exact_lp, y))
                 else {
                     continue;
                 };
