@@ -136,7 +136,10 @@ fn plane_of(ctx: &Context, cert: &Certificate) -> Result<RootPlane, Rejection> {
     };
     // Read as an unreduced fraction: compared by cross products, without a gcd.
     let Some((p, q)) = fraction(&r.value) else {
-        return reject(format!("relevance '{}' is not a rational number", r.value));
+        return reject(format!(
+            "relevance '{}' is not a rational number",
+            abbreviated(&r.value)
+        ));
     };
     let value = match (&r.explanation, &cert.centre) {
         (Some(e), None) => {
@@ -146,9 +149,10 @@ fn plane_of(ctx: &Context, cert: &Certificate) -> Result<RootPlane, Rejection> {
             let exact = relevances[neuron / window].clone();
             if p * exact.denom() != exact.numer() * q {
                 return reject(format!(
-                    "relevance {} is not neuron {neuron}'s relevance {exact} (about {:e}) in \
-                     the explanation of output {} under the certificate's rules",
-                    r.value,
+                    "relevance {} is not neuron {neuron}'s relevance {} (about {:e}) in the \
+                     explanation of output {} under the certificate's rules",
+                    abbreviated(&r.value),
+                    abbreviated(&exact.to_string()),
                     Scalar::to_f64(&exact),
                     e.output
                 ));
@@ -198,6 +202,18 @@ fn point_of(ctx: &Context, cert: &Certificate) -> Result<Vec<f64>, Rejection> {
     Ok(p.clone())
 }
 
+/// A long number's text cut to its first and last digits, with its length (relevances deep
+/// in a network run to thousands of digits; a message stays one readable line).
+fn abbreviated(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= 48 {
+        return text.to_string();
+    }
+    let head: String = chars[..20].iter().collect();
+    let tail: String = chars[chars.len() - 12..].iter().collect();
+    format!("{head}…{tail} ({} characters)", chars.len())
+}
+
 /// `"p/q"` or `"p"` as integers `(p, q)` with `q > 0`, unreduced; `None` for anything else.
 fn fraction(text: &str) -> Option<(BigInt, BigInt)> {
     let (p, q) = match text.split_once('/') {
@@ -213,8 +229,8 @@ fn fraction(text: &str) -> Option<(BigInt, BigInt)> {
 
 /// The rational `text` compared with `x`, by cross products (no gcd).
 fn compare(text: &str, x: &Rational) -> Result<Ordering, Rejection> {
-    let (p, q) =
-        fraction(text).ok_or_else(|| Rejection(format!("'{text}' is not a rational number")))?;
+    let (p, q) = fraction(text)
+        .ok_or_else(|| Rejection(format!("'{}' is not a rational number", abbreviated(text))))?;
     Ok((p * x.denom()).cmp(&(x.numer() * q)))
 }
 
@@ -231,7 +247,8 @@ fn check_interval(
     if let (Some(text), Some(proved)) = (c.lower.as_deref(), lower) {
         if compare(text, proved)? == Ordering::Greater {
             return reject(format!(
-                "the claimed lower bound {text} exceeds the proved one {}",
+                "the claimed lower bound {} exceeds the proved one {}",
+                abbreviated(text),
                 proved.to_f64()
             ));
         }
@@ -239,7 +256,8 @@ fn check_interval(
     if let (Some(text), Some(proved)) = (c.upper.as_deref(), upper) {
         if compare(text, proved)? == Ordering::Less {
             return reject(format!(
-                "the claimed upper bound {text} is below the proved one {}",
+                "the claimed upper bound {} is below the proved one {}",
+                abbreviated(text),
                 proved.to_f64()
             ));
         }

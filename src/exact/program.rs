@@ -236,7 +236,7 @@ impl LinearProgram {
             };
             if wrong_sign {
                 return Err(Rejection(format!(
-                    "multiplier {r} ({}) is {yr}, of the wrong sign for a {:?} constraint",
+                    "multiplier {r} ({}) is {yr:e}, of the wrong sign for a {:?} constraint",
                     row.name, row.kind
                 )));
             }
