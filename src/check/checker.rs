@@ -1,6 +1,8 @@
 //! The checker: rebuilds the question's program from the model and decides exactly whether the
 //! certificate's evidence proves its claim.
 
+use std::cmp::Ordering;
+
 use num_bigint::{BigInt, Sign};
 use num_traits::{Signed, Zero};
 
@@ -8,6 +10,7 @@ use super::certificate::{Accepted, Certificate, Claim, Interval, Problem, FORMAT
 use super::derive::{Derived, Memo};
 use crate::exact::dyadic::{exact_dot, Dyadic, ExactSum};
 use crate::exact::filter::Bounded;
+use crate::exact::fraction;
 use crate::exact::program::Rejection;
 use crate::exact::{Rational, Scalar};
 use crate::model::Model;
@@ -133,7 +136,10 @@ fn plane_of(ctx: &Context, cert: &Certificate) -> Result<RootPlane, Rejection> {
     };
     // Read as an unreduced fraction: compared by cross products, without a gcd.
     let Some((p, q)) = fraction(&r.value) else {
-        return reject(format!("relevance '{}' is not a rational number", r.value));
+        return reject(format!(
+            "relevance '{}' is not a rational number",
+            abbreviated(&r.value)
+        ));
     };
     let value = match (&r.explanation, &cert.centre) {
         (Some(e), None) => {
@@ -143,9 +149,10 @@ fn plane_of(ctx: &Context, cert: &Certificate) -> Result<RootPlane, Rejection> {
             let exact = relevances[neuron / window].clone();
             if p * exact.denom() != exact.numer() * q {
                 return reject(format!(
-                    "relevance {} is not neuron {neuron}'s relevance {exact} (about {:e}) in \
-                     the explanation of output {} under the certificate's rules",
-                    r.value,
+                    "relevance {} is not neuron {neuron}'s relevance {} (about {:e}) in the \
+                     explanation of output {} under the certificate's rules",
+                    abbreviated(&r.value),
+                    abbreviated(&exact.to_string()),
                     Scalar::to_f64(&exact),
                     e.output
                 ));
@@ -195,6 +202,18 @@ fn point_of(ctx: &Context, cert: &Certificate) -> Result<Vec<f64>, Rejection> {
     Ok(p.clone())
 }
 
+/// A long number's text cut to its first and last digits, with its length (relevances deep
+/// in a network run to thousands of digits; a message stays one readable line).
+fn abbreviated(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= 48 {
+        return text.to_string();
+    }
+    let head: String = chars[..20].iter().collect();
+    let tail: String = chars[chars.len() - 12..].iter().collect();
+    format!("{head}…{tail} ({} characters)", chars.len())
+}
+
 /// `"p/q"` or `"p"` as integers `(p, q)` with `q > 0`, unreduced; `None` for anything else.
 fn fraction(text: &str) -> Option<(BigInt, BigInt)> {
     let (p, q) = match text.split_once('/') {
@@ -208,9 +227,11 @@ fn fraction(text: &str) -> Option<(BigInt, BigInt)> {
     }
 }
 
-fn parse_rational(text: &str) -> Result<Rational, Rejection> {
-    text.parse::<Rational>()
-        .map_err(|_| Rejection(format!("'{text}' is not a rational number")))
+/// The rational `text` compared with `x`, by cross products (no gcd).
+fn compare(text: &str, x: &Rational) -> Result<Ordering, Rejection> {
+    let (p, q) = fraction(text)
+        .ok_or_else(|| Rejection(format!("'{}' is not a rational number", abbreviated(text))))?;
+    Ok((p * x.denom()).cmp(&(x.numer() * q)))
 }
 
 /// Compares claimed interval ends with what the evidence proves: a claimed lower end may not
@@ -224,17 +245,19 @@ fn check_interval(
         return Ok(());
     };
     if let (Some(text), Some(proved)) = (c.lower.as_deref(), lower) {
-        if parse_rational(text)? > *proved {
+        if compare(text, proved)? == Ordering::Greater {
             return reject(format!(
-                "the claimed lower bound {text} exceeds the proved one {}",
+                "the claimed lower bound {} exceeds the proved one {}",
+                abbreviated(text),
                 proved.to_f64()
             ));
         }
     }
     if let (Some(text), Some(proved)) = (c.upper.as_deref(), upper) {
-        if parse_rational(text)? < *proved {
+        if compare(text, proved)? == Ordering::Less {
             return reject(format!(
-                "the claimed upper bound {text} is below the proved one {}",
+                "the claimed upper bound {} is below the proved one {}",
+                abbreviated(text),
                 proved.to_f64()
             ));
         }
@@ -253,15 +276,12 @@ struct Projected {
 
 impl Projected {
     fn exact(&self) -> Vec<Rational> {
-        self.p
-            .iter()
-            .zip(&self.w)
-            .map(|(&p, &w)| Rational::from_f64(p) + &self.lambda * Rational::from_f64(w))
-            .collect()
+        (0..self.p.len()).map(|i| self.exact_coord(i)).collect()
     }
 
     fn exact_coord(&self, i: usize) -> Rational {
-        Rational::from_f64(self.p[i]) + &self.lambda * Rational::from_f64(self.w[i])
+        let step = Scalar::times(&self.lambda, &Rational::from_f64(self.w[i]));
+        Scalar::plus(&Rational::from_f64(self.p[i]), &step)
     }
 }
 
@@ -285,7 +305,7 @@ fn project(ctx: &Context, plane: &RootPlane, p: Vec<f64>) -> Result<Projected, R
     let (a, b) = (&wa - &wp).to_fraction();
     let (c, e) = ww.to_fraction();
     let (rp, rq) = (plane.relevance.numer(), plane.relevance.denom());
-    let lambda = Rational::new((a * rq - rp * &b) * e, b * rq * c);
+    let lambda = fraction::reduced((a * rq - rp * &b) * e, b * rq * c);
     let lam = Scalar::to_f64(&lambda);
     let overflow = || {
         Rejection(format!(
@@ -415,7 +435,7 @@ fn check_domain(
 /// The exact distance `‖q − a‖` (L1 or L∞) of the projected point to the centre.
 fn distance(ctx: &Context, q: &Projected, norm: Norm) -> Rational {
     let centre = &ctx.derived.centre;
-    let coord = |i: usize| Signed::abs(&(q.exact_coord(i) - centre.rational(i)));
+    let coord = |i: usize| Signed::abs(&fraction::sum(&q.exact_coord(i), &-centre.rational(i)));
     // q_i − a_i read in f64, with a bound on its error; `None` where the reading overflows.
     let reading = |i: usize| -> Option<(f64, f64)> {
         let a = centre.approx()[i];
@@ -442,7 +462,7 @@ fn distance(ctx: &Context, q: &Projected, norm: Norm) -> Rational {
                         continue;
                     }
                     _ => {
-                        odd += coord(i);
+                        odd = fraction::sum(&odd, &coord(i));
                         continue;
                     }
                 };
@@ -465,12 +485,8 @@ fn distance(ctx: &Context, q: &Projected, norm: Norm) -> Rational {
             let (b, b_den) = (&base.value().expect("finite") + &base_centre).to_fraction();
             let (s, s_den) = along.to_fraction();
             let (n, d) = (q.lambda.numer(), q.lambda.denom());
-            let sum = Rational::new(b * &s_den * d + n * s * &b_den, b_den * s_den * d);
-            if Zero::is_zero(&odd) {
-                sum
-            } else {
-                sum + odd
-            }
+            let sum = fraction::reduced(b * &s_den * d + n * s * &b_den, b_den * s_den * d);
+            fraction::sum(&sum, &odd)
         }
         Norm::Linf => {
             // Coordinates whose reading cannot be below the largest lower bound decide.

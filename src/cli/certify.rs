@@ -383,7 +383,7 @@ pub struct CheckCertArgs {
 
 /// What became of one certificate file.
 enum Verdict {
-    Accepted(crate::check::Accepted),
+    Accepted(Box<crate::check::Accepted>),
     Rejected(String),
     Unreadable(Error),
 }
@@ -425,10 +425,33 @@ pub fn run_check(args: CheckCertArgs) -> Result<Outcome> {
         loaded: Vec::new(),
     };
     let memo = Memo::default();
-    let (mut rejected, mut unreadable) = (0usize, 0usize);
-    for file in &args.files {
+    let read: Vec<std::result::Result<Certificate, Verdict>> =
+        args.files.iter().map(|f| read_certificate(f)).collect();
+    // Checked in an order that keeps each sample's certificates together (the memo holds one
+    // sample's exact forward pass and relevances), printed in the order given.
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
+    let mut order: Vec<usize> = (0..read.len()).collect();
+    order.sort_by_cached_key(|&i| match &read[i] {
+        Ok(c) => Some((
+            c.model.fingerprint.clone(),
+            bits(&c.sample.values),
+            c.layer,
+            c.centre.as_deref().map(bits),
+        )),
+        Err(_) => None,
+    });
+    let mut verdicts: Vec<Option<Verdict>> = (0..read.len()).map(|_| None).collect();
+    let mut read: Vec<Option<_>> = read.into_iter().map(Some).collect();
+    for i in order {
         let inputs = inputs.as_ref().map(|(p, i)| (p.as_path(), i));
-        match check_file(file, &mut models, &memo, inputs) {
+        verdicts[i] = Some(match read[i].take().expect("each file once") {
+            Ok(cert) => check_certificate(&args.files[i], &cert, &mut models, &memo, inputs),
+            Err(v) => v,
+        });
+    }
+    let (mut rejected, mut unreadable) = (0usize, 0usize);
+    for (file, verdict) in args.files.iter().zip(verdicts) {
+        match verdict.expect("every file checked") {
             Verdict::Accepted(acc) => {
                 let interval = match (&acc.lower, &acc.upper) {
                     (Some(l), Some(u)) => {
@@ -462,33 +485,32 @@ pub fn run_check(args: CheckCertArgs) -> Result<Outcome> {
     })
 }
 
-/// Reads and checks one certificate file.
-fn check_file(
+/// Reads one certificate file; what it becomes when it is no certificate of this format.
+fn read_certificate(file: &Path) -> std::result::Result<Certificate, Verdict> {
+    let unreadable = |problem: String| Verdict::Unreadable(Error::file(file, problem));
+    let text =
+        std::fs::read_to_string(file).map_err(|e| unreadable(format!("cannot read: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| unreadable(format!("not a certificate: {e}")))?;
+    let Some(format) = value.get("format").and_then(|f| f.as_str()) else {
+        return Err(unreadable("not a certificate: no \"format\" tag".into()));
+    };
+    // Another format is a certificate this version does not check: its claim is rejected.
+    if let Some(r) = format_rejection(format) {
+        return Err(Verdict::Rejected(r.0));
+    }
+    serde_json::from_value(value).map_err(|e| unreadable(format!("not a certificate: {e}")))
+}
+
+/// Checks one certificate against its model (and its row of the inputs, if given).
+fn check_certificate(
     file: &Path,
+    cert: &Certificate,
     models: &mut Models,
     memo: &Memo,
     inputs: Option<(&Path, &Inputs)>,
 ) -> Verdict {
     let unreadable = |problem: String| Verdict::Unreadable(Error::file(file, problem));
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) => return unreadable(format!("cannot read: {e}")),
-    };
-    let value: serde_json::Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
-        Err(e) => return unreadable(format!("not a certificate: {e}")),
-    };
-    let Some(format) = value.get("format").and_then(|f| f.as_str()) else {
-        return unreadable("not a certificate: no \"format\" tag".into());
-    };
-    // Another format is a certificate this version does not check: its claim is rejected.
-    if let Some(r) = format_rejection(format) {
-        return Verdict::Rejected(r.0);
-    }
-    let cert: Certificate = match serde_json::from_value(value) {
-        Ok(c) => c,
-        Err(e) => return unreadable(format!("not a certificate: {e}")),
-    };
     let expected = &cert.model.fingerprint;
     let model = match (&models.args.model, &cert.model.path) {
         (Some(path), _) => match models.get(&path.clone()) {
@@ -520,12 +542,12 @@ fn check_file(
         }
     };
     if let Some((path, inputs)) = inputs {
-        if let Err(reason) = same_sample(&cert, path, inputs) {
+        if let Err(reason) = same_sample(cert, path, inputs) {
             return Verdict::Rejected(reason);
         }
     }
-    match check_with(model, memo, &cert) {
-        Ok(acc) => Verdict::Accepted(acc),
+    match check_with(model, memo, cert) {
+        Ok(acc) => Verdict::Accepted(Box::new(acc)),
         Err(r) => Verdict::Rejected(r.0),
     }
 }

@@ -261,7 +261,7 @@ impl<T: Scalar> RootStep<'_, T> {
             if d.abs() <= *self.threshold {
                 return RootOutcome::None(NoRoot::SmallDenominator);
             }
-            self.r.clone() / d
+            T::over(self.r, &d)
         };
         let mut point = Vec::new();
         let mut steps = self.steps;
@@ -273,7 +273,7 @@ impl<T: Scalar> RootStep<'_, T> {
                 point = vec![T::zero(); self.a.len()];
                 for (((li, pi), wi), ai) in lower.iter_mut().zip(&mut point).zip(self.w).zip(self.a)
                 {
-                    let tv = t.clone() * v(wi, ai);
+                    let tv = T::times(&t, &v(wi, ai));
                     // Rule 0's root is the origin exactly (`a − 1 · a`), whatever error an
                     // enclosure of `a` carries.
                     *pi = if self.origin {
@@ -290,7 +290,7 @@ impl<T: Scalar> RootStep<'_, T> {
             }
             true => {
                 for ((li, wi), ai) in lower.iter_mut().zip(self.w).zip(self.a) {
-                    T::mul_add_assign(li, wi, &(t.clone() * v(wi, ai)));
+                    T::mul_add_assign(li, wi, &T::times(&t, &v(wi, ai)));
                 }
             }
             false => {
@@ -303,16 +303,16 @@ impl<T: Scalar> RootStep<'_, T> {
                         .iter()
                         .map(|ai| match self.origin {
                             true => T::zero(),
-                            false => ai.clone() - t.clone() * v(&zero, ai),
+                            false => ai.clone() - T::times(&t, &v(&zero, ai)),
                         })
                         .collect();
                     if let Some(steps) = steps.as_deref_mut() {
-                        steps.extend(self.full.iter().map(|ai| t.clone() * v(&zero, ai)));
+                        steps.extend(self.full.iter().map(|ai| T::times(&t, &v(&zero, ai))));
                     }
                 }
                 for (k, (wi, ai)) in self.w.iter().zip(self.a).enumerate() {
                     let i = self.row.position(k);
-                    let tv = t.clone() * v(wi, ai);
+                    let tv = T::times(&t, &v(wi, ai));
                     if self.keep_roots && !self.origin {
                         point[i] = ai.clone() - tv.clone();
                         if let Some(steps) = steps.as_deref_mut() {
@@ -324,7 +324,7 @@ impl<T: Scalar> RootStep<'_, T> {
             }
         }
         // Σ_i w_i t v_i = t (w · v); exact in rationals.
-        *passed = passed.clone() + t.clone() * wv;
+        *passed = T::plus(passed, &T::times(&t, &wv));
         RootOutcome::Root { point, t }
     }
 }

@@ -144,7 +144,7 @@ pub fn layer_step<T: Scalar>(
         };
         neurons.push(NeuronRelevance {
             relevance: r.clone(),
-            unresolved: r.clone() - passed,
+            unresolved: T::plus(r, &-passed),
             outcome,
         });
     }

@@ -8,6 +8,7 @@
 pub mod ball;
 pub mod dyadic;
 pub mod filter;
+pub mod fraction;
 pub mod program;
 pub mod scalar;
 

@@ -236,7 +236,7 @@ impl LinearProgram {
             };
             if wrong_sign {
                 return Err(Rejection(format!(
-                    "multiplier {r} ({}) is {yr}, of the wrong sign for a {:?} constraint",
+                    "multiplier {r} ({}) is {yr:e}, of the wrong sign for a {:?} constraint",
                     row.name, row.kind
                 )));
             }
@@ -328,9 +328,9 @@ impl Bound {
         match rhs {
             Rhs::Dyadic(b) => self.dyadic = &self.dyadic + &(b * y),
             Rhs::Rational(b) => {
-                let term = b * y.to_rational();
+                let term = Scalar::times(b, &y.to_rational());
                 self.rational = Some(match self.rational.take() {
-                    Some(r) => r + term,
+                    Some(r) => Scalar::plus(&r, &term),
                     None => term,
                 });
             }
@@ -340,7 +340,7 @@ impl Bound {
     fn value(self) -> Rational {
         let d = self.dyadic.to_rational();
         match self.rational {
-            Some(r) => d + r,
+            Some(r) => Scalar::plus(&d, &r),
             None => d,
         }
     }

@@ -12,6 +12,7 @@ use num_traits::{Signed, ToPrimitive, Zero};
 
 use super::dyadic::ExactSum;
 use super::filter::affine_bounded;
+use super::fraction;
 
 /// Arbitrary-precision rational number: the exact engine's scalar.
 pub type Rational = num_rational::BigRational;
@@ -45,6 +46,18 @@ pub trait Scalar:
     fn abs(&self) -> Self;
     /// `acc += a * b`, without needless copies for big numbers.
     fn mul_add_assign(acc: &mut Self, a: &Self, b: &Self);
+    /// `a + b` by reference (rationals: with the least gcd work).
+    fn plus(a: &Self, b: &Self) -> Self {
+        a.clone() + b.clone()
+    }
+    /// `a · b` by reference (rationals: with the least gcd work).
+    fn times(a: &Self, b: &Self) -> Self {
+        a.clone() * b.clone()
+    }
+    /// `a / b` by reference (rationals: with the least gcd work).
+    fn over(a: &Self, b: &Self) -> Self {
+        a.clone() / b.clone()
+    }
     /// `Σ w_i x_i + b` over `terms`, the products summed left to right and `b` added last
     /// (as [`affine_dot`] sums).
     fn affine_sum<'a>(terms: impl Iterator<Item = (&'a Self, &'a Self)>, b: &Self) -> Self {
@@ -158,7 +171,16 @@ impl Scalar for Rational {
             *acc = dyadic_mul_add(acc.numer(), kc, a.numer() * b.numer(), ka + kb);
             return;
         }
-        *acc += product(a, b);
+        *acc = fraction::sum(acc, &product(a, b));
+    }
+    fn plus(a: &Self, b: &Self) -> Self {
+        fraction::sum(a, b)
+    }
+    fn times(a: &Self, b: &Self) -> Self {
+        product(a, b)
+    }
+    fn over(a: &Self, b: &Self) -> Self {
+        fraction::quotient(a, b)
     }
     fn affine_sum<'a>(terms: impl Iterator<Item = (&'a Self, &'a Self)>, b: &Self) -> Self {
         let mut sum = CommonSum::new();
@@ -223,7 +245,7 @@ impl CommonSum {
         if self.odd == BigInt::from(1u8) {
             return dyadic_mul_add(&BigInt::zero(), 0, self.numer, self.twos);
         }
-        Rational::new(self.numer, self.odd << self.twos)
+        fraction::reduced(self.numer, self.odd << self.twos)
     }
 }
 
@@ -239,6 +261,9 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 /// f64 weight), the cross-cancellation needs only a remainder by that word and a count of
 /// trailing zeros, not [`Rational`]'s binary gcds over the other factor's long digits.
 fn product(a: &Rational, b: &Rational) -> Rational {
+    if Zero::is_zero(a) || Zero::is_zero(b) {
+        return Zero::zero();
+    }
     let word = |r: &Rational| {
         let k = dyadic_exponent(r.denom())?;
         let n = r.numer().magnitude().to_u64()?;
@@ -247,7 +272,7 @@ fn product(a: &Rational, b: &Rational) -> Rational {
     let (small, (n, k), other) = match (word(a), word(b)) {
         (Some(w), _) => (a, w, b),
         (None, Some(w)) => (b, w, a),
-        (None, None) => return a * b,
+        (None, None) => return fraction::product(a, b),
     };
     // small = ±n / 2^k and other = m / d, both reduced: cancel gcd(n, d) and gcd(m, 2^k).
     let (m, d) = (other.numer(), other.denom());

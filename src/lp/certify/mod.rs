@@ -6,12 +6,18 @@
 //! slightly-off solution still lies inside the exact region once projected exactly onto the
 //! hyperplane; margins grow from 1e-9 to 1e-5 until the check passes. Lower bounds and
 //! infeasibility come from the explicitly solved dual or Farkas program of the untightened
-//! program ([`super::dual_program`]); microlp reports no duals of its own.
+//! program ([`super::dual_program`]); microlp reports no duals of its own. `repair.rs` makes a
+//! solver's duals into multipliers the exact bound accepts.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
+
+mod repair;
+
+pub(crate) use repair::repaired;
+use repair::signed;
 
 use super::screened::{self, layered_multipliers, ScreenOutcome};
 use super::{dual_program, multipliers, solve, solve_with_duals, SolveOptions, Solved};
@@ -19,8 +25,7 @@ use crate::check::{
     check_with, rational_text, Accepted, Certificate, Claim, Derived, ExplanationRef, Interval,
     Memo, ModelRef, Problem, RelevanceRef, SampleRef, FORMAT,
 };
-use crate::exact::dyadic::ExactSum;
-use crate::exact::program::{LinearProgram, RowKind};
+use crate::exact::program::LinearProgram;
 use crate::exact::{Rational, Scalar};
 use crate::model::Model;
 use crate::region::composed::ComposedRows;
@@ -256,15 +261,27 @@ impl Certifier<'_> {
         Ok(RootPlane { neuron, relevance })
     }
 
-    fn skeleton(&self, q: &RegionQuestion, plane: Option<&RootPlane>, claim: Claim) -> Certificate {
-        let relevance = plane.map(|p| RelevanceRef {
-            value: rational_text(&p.relevance),
-            value_f64: Some(Scalar::to_f64(&p.relevance)).filter(|v| v.is_finite()),
+    /// The certificate's record of a root plane's relevance (its exact text, formatted once
+    /// per question: thousands of digits for a deep layer's relevance).
+    fn relevance_ref(&self, q: &RegionQuestion, plane: &RootPlane) -> RelevanceRef {
+        RelevanceRef {
+            value: rational_text(&plane.relevance),
+            value_f64: Some(Scalar::to_f64(&plane.relevance)).filter(|v| v.is_finite()),
             explanation: match &q.relevance {
                 Some(QuestionRelevance::Explained(e)) => Some(e.clone()),
                 _ => None,
             },
-        });
+        }
+    }
+
+    /// A certificate of `q` with `claim` and no evidence yet; `plane` is the root plane's
+    /// neuron and relevance (root questions).
+    fn skeleton(
+        &self,
+        q: &RegionQuestion,
+        plane: Option<(usize, &RelevanceRef)>,
+        claim: Claim,
+    ) -> Certificate {
         Certificate {
             format: FORMAT.to_string(),
             model: ModelRef {
@@ -277,8 +294,8 @@ impl Certifier<'_> {
                 source: self.inputs_path.clone(),
             },
             layer: q.layer,
-            neuron: plane.map(|p| p.neuron),
-            relevance,
+            neuron: plane.map(|p| p.0),
+            relevance: plane.map(|p| p.1.clone()),
             domain: q.domain,
             problem: q.problem,
             claim,
@@ -391,7 +408,8 @@ impl Certifier<'_> {
         plane: &RootPlane,
     ) -> Result<(Answer, Certificate, bool), String> {
         let neuron = plane.neuron;
-        let skeleton = |claim| self.skeleton(q, Some(plane), claim);
+        let rref = self.relevance_ref(q, plane);
+        let skeleton = |claim| self.skeleton(q, Some((neuron, &rref)), claim);
         let norm = if q.problem == Problem::NearestLinf {
             Norm::Linf
         } else {
@@ -412,7 +430,7 @@ impl Certifier<'_> {
         }
         // 1. The reduced programs of constraint generation, when they settle and check.
         if !self.cache.full_only {
-            if let Some(found) = self.screened_root(q, view, plane, norm) {
+            if let Some(found) = self.screened_root(q, view, plane, &rref, norm) {
                 return found.map(|(a, c)| (a, c, true));
             }
         }
@@ -486,7 +504,7 @@ impl Certifier<'_> {
         // 4. Nearest: a lower bound from the solver's duals when they prove one, else from the
         // dual program.
         let (exact_lp, _) = root_program(view, Some(plane), norm, Tightening::NONE);
-        let optimal_with = |y: Vec<f64>| self.optimal(q, plane, &point, y);
+        let optimal_with = |y: Vec<f64>| self.optimal(q, (neuron, &rref), &point, y);
         let from_duals = duals.and_then(|y| {
             let negated = y.iter().map(|v| -v).collect();
             [y, negated]
@@ -504,7 +522,7 @@ impl Certifier<'_> {
     fn optimal(
         &self,
         q: &RegionQuestion,
-        plane: &RootPlane,
+        plane: (usize, &RelevanceRef),
         point: &[f64],
         y: Vec<f64>,
     ) -> Result<(Accepted, Certificate), String> {
@@ -521,6 +539,7 @@ impl Certifier<'_> {
         q: &RegionQuestion,
         view: RegionView,
         plane: &RootPlane,
+        rref: &RelevanceRef,
         norm: Norm,
     ) -> Option<Result<(Answer, Certificate), String>> {
         let region = self.cache.region(view)?;
@@ -533,7 +552,7 @@ impl Certifier<'_> {
                 }
                 ScreenOutcome::Infeasible | ScreenOutcome::GaveUp(_) => return None,
             };
-            let mut cert = self.skeleton(q, Some(plane), Claim::Feasible);
+            let mut cert = self.skeleton(q, Some((plane.neuron, rref)), Claim::Feasible);
             cert.point = Some(s.point.clone());
             let Ok(accepted) = self.check(&cert) else {
                 continue;
@@ -546,7 +565,8 @@ impl Certifier<'_> {
             let negated: Vec<f64> = duals.iter().map(|v| -v).collect();
             for y in [duals, negated] {
                 let y = layered_multipliers(view, &region.rows, norm, &s.kept, &y);
-                let Ok((acc, mut cert)) = self.optimal(q, plane, &s.point, repaired(&exact_lp, y))
+                let Ok((acc, mut cert)) =
+                    self.optimal(q, (plane.neuron, rref), &s.point, repaired(&exact_lp, y))
                 else {
                     continue;
                 };
@@ -718,98 +738,6 @@ fn own_face_contradiction(
     y[face] = s;
     y[root] = -s;
     Some(y)
-}
-
-/// A solver's duals made into multipliers the safe bound accepts, where rounding left them a
-/// hair off: signs fixed ([`signed`]), all scaled by `1 − 1e-9` (which makes every reduced cost
-/// of a variable with a positive cost strictly positive), then, from the top layer down, each
-/// hidden variable's (`h…`) defining equality row adjusted so that its reduced cost is exactly
-/// non-negative (that row's multiplier is free and meets no other hidden variable of its
-/// block). Last, in L∞ programs, a move `p_i` or `n_i` without an upper bound whose reduced
-/// cost is still negative (as the safe bound sees it, after completing the defining rows'
-/// multipliers) has its distance row `p_i + n_i − t <= 0` lowered by the deficit:
-/// that lifts both reduced costs and takes the same amount off `t`'s, which the scaling left
-/// about 1e-9 above zero. Only the checker decides whether the result proves anything.
-pub(crate) fn repaired(lp: &LinearProgram, y: Vec<f64>) -> Vec<f64> {
-    let mut y: Vec<f64> = signed(lp, y).iter().map(|v| v * (1.0 - 1e-9)).collect();
-    let mut columns: Vec<Vec<(usize, f64)>> = vec![Vec::new(); lp.num_vars()];
-    for (r, row) in lp.rows.iter().enumerate() {
-        for &(i, a) in &row.coeffs {
-            columns[i].push((r, a));
-        }
-    }
-    let layer_of =
-        |name: &str| -> Option<usize> { name.strip_prefix('h')?.split('_').next()?.parse().ok() };
-    let mut hidden: Vec<(usize, usize)> = (0..lp.num_vars())
-        .filter(|&i| lp.upper[i] == f64::INFINITY && lp.lower[i].is_finite())
-        .filter_map(|i| layer_of(&lp.names[i]).map(|k| (k, i)))
-        .collect();
-    hidden.sort_unstable_by(|a, b| b.cmp(a));
-    for (_, v) in hidden {
-        // The row that defines h{k}_{j} is z{k}_{j}, where it has the coefficient −1.
-        let def_name = format!("z{}", &lp.names[v][1..]);
-        let Some(&(def, _)) = columns[v].iter().find(|&&(r, a)| {
-            a == -1.0 && lp.rows[r].kind == RowKind::Eq && lp.rows[r].name == def_name
-        }) else {
-            continue;
-        };
-        for _ in 0..4 {
-            let mut r = ExactSum::new();
-            r.add(lp.cost[v]);
-            for &(row, a) in &columns[v] {
-                r.add_product(-a, y[row]);
-            }
-            let Some(r) = r.value() else { break };
-            if r.signum() >= 0 {
-                break;
-            }
-            // r grows one-for-one with the defining row's multiplier.
-            let lift = (-r.to_f64()).max(f64::MIN_POSITIVE) * (1.0 + 1e-9);
-            y[def] = (y[def] + lift).next_up();
-        }
-    }
-    // The reduced costs the bound will see, after it completes the defining rows.
-    let Ok(reduced) = lp.reduced_costs(&y, true) else {
-        return y;
-    };
-    for (r, row) in lp.rows.iter().enumerate() {
-        if !row.name.starts_with("dist") || row.kind != RowKind::Le {
-            continue;
-        }
-        let moves: Vec<usize> = row
-            .coeffs
-            .iter()
-            .filter(|&&(v, a)| a == 1.0 && lp.upper[v] == f64::INFINITY)
-            .map(|&(v, _)| v)
-            .collect();
-        // Rounded up: f64 rounds towards the nearest, so one step above.
-        let deficit = moves
-            .iter()
-            .filter(|&&v| reduced[v].signum() < 0)
-            .map(|&v| (-reduced[v].to_f64()).next_up())
-            .fold(0.0f64, f64::max);
-        if deficit > 0.0 {
-            // Rounded up: the reduced costs then clear zero.
-            y[r] = (y[r] - deficit * (1.0 + 1e-9)).next_down();
-        }
-    }
-    y
-}
-
-/// Multipliers with the signs their rows require: a solver's value a rounding error on the
-/// wrong side of zero becomes zero (any multipliers of the right signs give a valid bound).
-fn signed(lp: &LinearProgram, mut y: Vec<f64>) -> Vec<f64> {
-    for (v, row) in y.iter_mut().zip(&lp.rows) {
-        let wrong = match row.kind {
-            RowKind::Eq => false,
-            RowKind::Ge => *v < 0.0,
-            RowKind::Le => *v > 0.0,
-        };
-        if wrong {
-            *v = 0.0;
-        }
-    }
-    y
 }
 
 fn interval(lower: Option<&Rational>, upper: Option<&Rational>) -> Interval {
