@@ -1962,7 +1962,7 @@ fn a_written_certificate_is_accepted_by_check_cert() {
     let dir = tempfile::tempdir().unwrap();
     let path = c6_certificate(&dir, "nearest-l1");
     let run = check_cert(&[&path], None).expect_code(0);
-    assert!(run.stdout.contains("accepted (Optimal)"), "{}", run.stdout);
+    assert!(run.stdout.contains("accepted (optimal)"), "{}", run.stdout);
     // Every problem, at layers 1 and 2, is certified and re-checked.
     for (k, extra) in [
         &[

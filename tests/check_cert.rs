@@ -119,7 +119,7 @@ fn certificates_record_where_their_model_is_and_travel() {
     // Checked from another folder, without --model: the recorded path finds the model.
     let elsewhere = tempfile::tempdir().unwrap();
     let run = dtdcert_in(Some(elsewhere.path()), &["check-cert", s(&path)]).expect_code(0);
-    assert!(run.stdout.contains("accepted (Optimal)"), "{}", run.stdout);
+    assert!(run.stdout.contains("accepted (optimal)"), "{}", run.stdout);
     // With --inputs the sample is compared with its row.
     dtdcert(&["check-cert", "--inputs", INPUTS, s(&path)]).expect_code(0);
     let other_row = dir.path().join("other_row.json");
@@ -296,4 +296,124 @@ fn bad_certificates_get_one_line_each_and_the_batch_goes_on() {
         "{}",
         run.stderr
     );
+}
+
+/// `check-cert` names each accepted claim with the word certificates write and the guide
+/// lists, never a name of the code.
+#[test]
+fn accepted_claims_are_named_in_the_guide_s_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let formats = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/src/file-formats.md"),
+    )
+    .unwrap();
+    let mut files = Vec::new();
+    for (problem, claim, extra) in [
+        ("nearest-l1", "optimal", &["--neuron", "2"][..]),
+        ("exists", "feasible", &["--neuron", "2"]),
+        ("chebyshev", "ball", &["--domain=-4:4"]),
+    ] {
+        let path = dir.path().join(format!("{problem}.json"));
+        let mut args = vec![
+            "certify",
+            "--model",
+            MODEL,
+            "--inputs",
+            INPUTS,
+            "--sample",
+            "3",
+            "--layer",
+            "1",
+            "--problem",
+            problem,
+            "--out",
+        ];
+        args.push(s(&path));
+        args.extend_from_slice(extra);
+        dtdcert(&args).expect_code(0);
+        assert_eq!(read(&path)["claim"], claim);
+        files.push((path, claim));
+    }
+    let mut args = vec!["check-cert".to_string()];
+    args.extend(files.iter().map(|(f, _)| s(f).to_string()));
+    let run = dtdcert(&args).expect_code(0);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), files.len());
+    for (line, (file, claim)) in lines.iter().zip(&files) {
+        let word = line
+            .strip_prefix(&format!("{}: accepted (", file.display()))
+            .and_then(|rest| rest.split(')').next())
+            .unwrap_or_else(|| panic!("{line}"));
+        assert_eq!(word, *claim, "{line}");
+        assert!(
+            formats.contains(&format!("`{word}`")),
+            "{word} is not in the guide"
+        );
+    }
+}
+
+/// `certify --out` behaves alike for every problem: `step`, which needs no certificate,
+/// writes its answer there; a file already there is replaced only with `--force`, and a
+/// refusal leaves the folder as it was.
+#[test]
+fn certify_out_is_written_for_every_problem_and_replaced_only_with_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let certify = |problem: &str, out: &Path, force: bool| {
+        let mut args = vec![
+            "certify",
+            "--model",
+            MODEL,
+            "--inputs",
+            INPUTS,
+            "--sample",
+            "3",
+            "--layer",
+            "1",
+            "--neuron",
+            "2",
+            "--problem",
+            problem,
+            "--out",
+        ];
+        args.push(s(out));
+        if force {
+            args.push("--force");
+        }
+        dtdcert(&args)
+    };
+    let step = dir.path().join("step.json");
+    let run = certify("step", &step, false).expect_code(0);
+    let written = read(&step);
+    assert_eq!(written, serde_json::from_str::<Value>(&run.stdout).unwrap());
+    assert_eq!(written["problem"], "step");
+    assert!(written["rule_root_inside"].is_boolean());
+    for (problem, path) in [
+        ("step", step.clone()),
+        ("nearest-l1", certificate(&dir, MODEL, "cert.json")),
+    ] {
+        std::fs::write(&path, "an earlier result\n").unwrap();
+        let before: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        let run = certify(problem, &path, false).expect_code(2);
+        assert!(
+            run.stderr.contains("--force") && run.stderr.contains(s(&path)),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(run.stderr.trim_end().lines().count(), 1);
+        assert!(run.stdout.is_empty());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "an earlier result\n"
+        );
+        let after: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(before, after, "a refusal left a file behind");
+        certify(problem, &path, true).expect_code(0);
+        assert_eq!(read(&path)["problem"], problem);
+    }
 }

@@ -73,6 +73,20 @@ pub enum Claim {
     Redundant,
 }
 
+impl Claim {
+    /// The claim as certificates spell it (`feasible`, `optimal`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Claim::Feasible => "feasible",
+            Claim::Infeasible => "infeasible",
+            Claim::Optimal => "optimal",
+            Claim::Ball => "ball",
+            Claim::Facet => "facet",
+            Claim::Redundant => "redundant",
+        }
+    }
+}
+
 /// The model a certificate is about.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -208,4 +222,25 @@ pub struct Accepted {
 /// The rational as `"p/q"` (or `"p"`), the interval format of certificates.
 pub fn rational_text(x: &Rational) -> String {
     x.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `check-cert` prints is what certificates write.
+    #[test]
+    fn claim_names_are_the_serialised_ones() {
+        for claim in [
+            Claim::Feasible,
+            Claim::Infeasible,
+            Claim::Optimal,
+            Claim::Ball,
+            Claim::Facet,
+            Claim::Redundant,
+        ] {
+            let json = serde_json::to_value(claim).unwrap();
+            assert_eq!(json.as_str(), Some(claim.name()));
+        }
+    }
 }

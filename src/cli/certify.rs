@@ -11,6 +11,7 @@ use crate::check::{check_with, format_rejection, Certificate, ExplanationRef, Me
 use crate::dtd::explain;
 use crate::error::{Error, Result};
 use crate::exact::{Rational, Scalar};
+use crate::io::output_dir::check_file_target;
 use crate::io::write_atomic;
 use crate::lp::certify::{Answer, Certifier, QuestionRelevance, RegionQuestion};
 use crate::lp::{Backend, SolveOptions};
@@ -86,7 +87,8 @@ impl LpArgs {
 Problems: exists (is there a valid root of the neuron?), nearest-l1 / nearest-linf (the valid\n\
 root nearest to the layer input), chebyshev (the largest ball inside the region; no neuron),\n\
 facet (is constraint --constraint L:J of the region redundant?), step (the largest t with\n\
-a - t (a - root) in the region, for the neuron's rule root; exact closed form, no certificate).\n\
+a - t (a - root) in the region, for the neuron's rule root; exact closed form, no certificate:\n\
+--out holds the answer). An existing --out file is replaced only with --force.\n\
 Exit code 0: a certified answer; 1: no certified answer (Unknown, with the reason)."
 )]
 pub struct CertifyArgs {
@@ -120,9 +122,13 @@ pub struct CertifyArgs {
     /// The input domain box LO:HI (layer 1 only; hidden layers use the non-negative orthant).
     #[arg(long, value_name = "LO:HI", allow_hyphen_values = true)]
     pub domain: Option<String>,
-    /// Write the certificate here (JSON).
+    /// Write the answer's certificate here (JSON; for step, which needs none, the answer),
+    /// atomically; an existing file is replaced only with --force.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Replace an existing --out file.
+    #[arg(long, requires = "out")]
+    pub force: bool,
 }
 
 /// Checks a 1-based layer and a neuron against the model.
@@ -166,6 +172,9 @@ struct Report<'a> {
 pub fn run(args: CertifyArgs) -> Result<Outcome> {
     let dtd = args.rules.resolve()?;
     let opts = args.lp.resolve()?;
+    if let Some(out) = &args.out {
+        check_file_target(out, args.force)?;
+    }
     let (model, inputs) = args.data.load()?;
     super::check_layer_rules(&dtd, &model)?;
     check_sample(&args.data.inputs, args.sample, inputs.len())?;
@@ -336,10 +345,12 @@ fn run_step(
         t_f64: t.as_ref().map(Scalar::to_f64),
         t: t.as_ref().map(|t| t.to_string()),
     };
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&report).expect("reports serialise")
-    );
+    let text = serde_json::to_string_pretty(&report).expect("reports serialise");
+    // The answer is exact and needs no certificate: --out holds the answer itself.
+    if let Some(path) = &args.out {
+        write_atomic(path, format!("{text}\n").as_bytes())?;
+    }
+    println!("{text}");
     Ok(Outcome::Clean)
 }
 
@@ -460,7 +471,11 @@ pub fn run_check(args: CheckCertArgs) -> Result<Outcome> {
                     (Some(l), None) => format!(" [{:e}, -]", Scalar::to_f64(l)),
                     _ => String::new(),
                 };
-                println!("{}: accepted ({:?}){interval}", file.display(), acc.claim);
+                println!(
+                    "{}: accepted ({}){interval}",
+                    file.display(),
+                    acc.claim.name()
+                );
             }
             Verdict::Rejected(reason) => {
                 rejected += 1;

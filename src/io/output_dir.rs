@@ -104,6 +104,33 @@ pub fn finished(target: &Path, kind: &str) -> Error {
     ))
 }
 
+/// Checks that an `--out` file can be written: its folder exists, it is no folder, and a file
+/// already there (a finished result) is replaced only with `force`. The file itself is then
+/// written atomically ([`super::atomic::AtomicFile`]).
+pub fn check_file_target(target: &Path, force: bool) -> Result<()> {
+    if target.is_dir() {
+        return Err(Error::Usage(format!(
+            "--out {}: is a folder; name a file",
+            target.display()
+        )));
+    }
+    if target.exists() && !force {
+        return Err(Error::Usage(format!(
+            "--out {}: exists; give --force to replace it, or choose another file",
+            target.display()
+        )));
+    }
+    let parent = parent_of(target);
+    if !parent.is_dir() {
+        return Err(Error::Usage(format!(
+            "--out {}: the folder {} does not exist",
+            target.display(),
+            parent.display()
+        )));
+    }
+    Ok(())
+}
+
 /// What an `--out` path holds now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TargetState {
