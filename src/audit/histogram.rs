@@ -1,4 +1,5 @@
-//! Mergeable histograms of magnitudes on a logarithmic scale, for summaries and plots.
+//! Mergeable histograms for summaries and plots: magnitudes on a logarithmic scale, and
+//! shares (fractions from 0 to 1) in tenths.
 
 use serde::{Deserialize, Serialize};
 
@@ -84,9 +85,89 @@ impl LogHistogram {
     }
 }
 
+/// Shares in `[0, 1]` counted exactly 0 or in ten bins `(0, 0.1]`, `(0.1, 0.2]`, …,
+/// `(0.9, 1]`, plus the entries whose share is undefined (a zero denominator). Integer counts
+/// only, so shard summaries merge exactly.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShareHistogram {
+    /// Entries with a zero denominator: no share to count.
+    pub undefined: u64,
+    /// Shares exactly 0.
+    pub zero: u64,
+    /// Shares in `(k/10, (k+1)/10]`, `k` = 0..9.
+    pub tenths: Vec<u64>,
+}
+
+impl Default for ShareHistogram {
+    fn default() -> Self {
+        Self {
+            undefined: 0,
+            zero: 0,
+            tenths: vec![0; 10],
+        }
+    }
+}
+
+impl ShareHistogram {
+    /// Counts the share `part / whole` (`whole` 0: undefined); `part` is clamped to `whole`.
+    pub fn add(&mut self, part: f64, whole: f64) {
+        if whole <= 0.0 || !whole.is_finite() {
+            self.undefined += 1;
+        } else if part <= 0.0 {
+            self.zero += 1;
+        } else {
+            let share = (part / whole).min(1.0);
+            let bin = ((share * 10.0).ceil() as usize).clamp(1, 10) - 1;
+            self.tenths[bin] += 1;
+        }
+    }
+
+    /// Adds `other`'s counts.
+    pub fn merge(&mut self, other: &ShareHistogram) {
+        for (a, b) in self.tenths.iter_mut().zip(&other.tenths) {
+            *a += b;
+        }
+        self.undefined += other.undefined;
+        self.zero += other.zero;
+    }
+
+    /// The entries with a share (all but the undefined ones).
+    pub fn defined(&self) -> u64 {
+        self.zero + self.tenths.iter().sum::<u64>()
+    }
+
+    /// The entries whose share lies in `(lo/10, hi/10]` (`lo` < `hi` <= 10).
+    pub fn between(&self, lo: usize, hi: usize) -> u64 {
+        self.tenths[lo..hi].iter().sum()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shares_fall_in_their_tenth() {
+        let mut h = ShareHistogram::default();
+        h.add(0.0, 0.0);
+        h.add(0.0, 2.0);
+        h.add(1e-300, 2.0);
+        h.add(1.0, 4.0);
+        h.add(1.0, 2.0);
+        h.add(2.0, 2.0);
+        h.add(3.0, 2.0);
+        assert_eq!((h.undefined, h.zero), (1, 1));
+        assert_eq!(h.tenths[0], 1);
+        assert_eq!(h.tenths[2], 1);
+        assert_eq!(h.tenths[4], 1);
+        assert_eq!(h.tenths[9], 2);
+        assert_eq!(h.defined(), 6);
+        assert_eq!(h.between(0, 5), 3);
+        let mut g = h.clone();
+        g.merge(&h);
+        assert_eq!(g.defined(), 12);
+        assert_eq!(g.undefined, 2);
+    }
 
     #[test]
     fn bins_and_merges() {

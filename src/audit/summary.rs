@@ -1,9 +1,11 @@
 //! Counts over an audit run, per layer and in total (DESIGN.md §1.4): what `summary.json`
 //! holds.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::histogram::LogHistogram;
+use super::histogram::{LogHistogram, ShareHistogram};
 use super::spec::{InputsInfo, ModelInfo, RunSpec, Shard, Targets};
 use super::{AuditSettings, CertifiedAnswer, DomainCheck, SampleRecord};
 use crate::region::Decision;
@@ -62,6 +64,28 @@ pub struct Counts {
     /// layer input to the nearest valid root, for invalid roots.
     #[serde(default)]
     pub certified_distance_histogram: LogHistogram,
+    /// Samples by the number of their roots outside the region (in this layer; in all layers
+    /// for `total`): `{"0": 4, "2": 17, ...}`; numbers no sample has are left out.
+    #[serde(default, deserialize_with = "numbered")]
+    pub samples_by_roots_outside: BTreeMap<u64, u64>,
+    /// For every sample, the share of the layer's |relevance| (`Σ |R_j|` over its neurons)
+    /// that the neurons whose root lies outside the region carry, counted in tenths; `total`
+    /// counts every layer of every sample.
+    #[serde(default)]
+    pub outside_relevance_share: ShareHistogram,
+}
+
+/// A map whose keys JSON writes as strings (`{"3": 17}`), read back through `flatten`,
+/// which hands keys over as strings only.
+fn numbered<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<u64, u64>, D::Error> {
+    let text: BTreeMap<String, u64> = Deserialize::deserialize(d)?;
+    text.into_iter()
+        .map(|(k, v)| {
+            k.parse()
+                .map(|k| (k, v))
+                .map_err(|_| serde::de::Error::custom(format!("\"{k}\" is not a count")))
+        })
+        .collect()
 }
 
 /// One entry of summary.json's `layers`: a layer's number and its counts, side by side.
@@ -118,7 +142,9 @@ impl Summary {
                 ..Counts::default()
             };
             c.conservation_error_histogram.add(lr.conservation_error);
+            let (mut relevance_all, mut relevance_outside) = (0.0f64, 0.0f64);
             for n in &lr.neurons {
+                relevance_all += n.relevance.abs();
                 match (&n.no_root, &n.root) {
                     (Some(crate::dtd::NoRoot::ZeroRelevance), _) => c.no_root_zero_relevance += 1,
                     (Some(crate::dtd::NoRoot::SmallDenominator), _) => {
@@ -132,6 +158,7 @@ impl Summary {
                         if let crate::region::Membership::Outside { margin, .. } = v.region {
                             c.roots_outside += 1;
                             c.margin_histogram.add(margin);
+                            relevance_outside += n.relevance.abs();
                         }
                         if v.domain != DomainCheck::In {
                             c.roots_out_of_domain += 1;
@@ -162,6 +189,9 @@ impl Summary {
                     (None, None) => unreachable!("a neuron record has a root or a reason for none"),
                 }
             }
+            c.samples_by_roots_outside.insert(c.roots_outside, 1);
+            c.outside_relevance_share
+                .add(relevance_outside, relevance_all);
             c.samples_with_root_outside = u64::from(c.roots_outside > 0);
             c.samples_with_root_out_of_domain = u64::from(c.roots_out_of_domain > 0);
             any_outside |= c.roots_outside > 0;
@@ -169,9 +199,22 @@ impl Summary {
             step_total.accumulate(&c);
             lc.counts.accumulate(&c);
         }
+        step_total.samples_by_roots_outside = BTreeMap::from([(step_total.roots_outside, 1)]);
         step_total.samples_with_root_outside = u64::from(any_outside);
         step_total.samples_with_root_out_of_domain = u64::from(any_out_of_domain);
         self.total.accumulate(&step_total);
+    }
+
+    /// Adds the counts of `other`, a summary of other samples of the same network (another
+    /// shard): the result is the summary of both sets of samples, exactly.
+    pub fn merge(&mut self, other: &Summary) {
+        debug_assert_eq!(self.layers.len(), other.layers.len());
+        self.samples += other.samples;
+        self.pattern_exact_fallbacks += other.pattern_exact_fallbacks;
+        for (a, b) in self.layers.iter_mut().zip(&other.layers) {
+            a.counts.accumulate(&b.counts);
+        }
+        self.total.accumulate(&other.total);
     }
 }
 
@@ -199,6 +242,11 @@ impl Counts {
             .merge(&o.certified_distance_histogram);
         self.conservation_error_histogram
             .merge(&o.conservation_error_histogram);
+        for (&k, &n) in &o.samples_by_roots_outside {
+            *self.samples_by_roots_outside.entry(k).or_default() += n;
+        }
+        self.outside_relevance_share
+            .merge(&o.outside_relevance_share);
     }
 
     /// Fraction of roots outside the region (0 without roots).
@@ -253,5 +301,107 @@ impl<'a> SummaryDocument<'a> {
             shard: spec.shard,
             summary,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sample whose layer 1 has neurons of relevance 1, 2, 3, 4 (roots outside where
+    /// `outside` says) and a neuron without a root, and whose layer 2 has one inside root.
+    fn record(sample: usize, outside: [bool; 4]) -> SampleRecord {
+        let root = |out: bool| {
+            if out {
+                serde_json::json!({"valid": false, "region": {"status": "outside", "layer": 1,
+                    "neuron": 0, "margin": -0.5}, "domain": {"status": "in"}, "decided_by": "float"})
+            } else {
+                serde_json::json!({"valid": true, "region": {"status": "inside", "slack": 0.5},
+                    "domain": {"status": "in"}, "decided_by": "float"})
+            }
+        };
+        let mut neurons: Vec<_> = (0..4)
+            .map(|j| serde_json::json!({"neuron": j, "relevance": (j + 1) as f64, "root": root(outside[j])}))
+            .collect();
+        neurons
+            .push(serde_json::json!({"neuron": 4, "relevance": 0.0, "no_root": "zero-relevance"}));
+        let layer = |l: usize, neurons: Vec<serde_json::Value>| {
+            serde_json::json!({"layer": l, "rule": "z+", "relevance_in": 10.0, "relevance_out": 10.0,
+                "unresolved": 0.0, "no_root_relevance": 0.0, "absorbed": 0.0,
+                "conservation_error": 0.0, "neurons": neurons})
+        };
+        let inside = vec![serde_json::json!({"neuron": 0, "relevance": 10.0, "root": root(false)})];
+        serde_json::from_value(
+            serde_json::json!({"sample": sample, "explained": 0, "output": 10.0,
+            "pattern_decided_by": "float", "layers": [layer(1, neurons), layer(2, inside)]}),
+        )
+        .unwrap()
+    }
+
+    fn records() -> Vec<SampleRecord> {
+        [
+            [false; 4],
+            [true, false, false, false],
+            [false, false, false, true],
+            [true, true, true, true],
+            [false, true, true, false],
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, o)| record(i, o))
+        .collect()
+    }
+
+    #[test]
+    fn roots_outside_per_sample_and_their_share_of_relevance() {
+        let mut s = Summary::new(2);
+        for r in records() {
+            s.add(&r);
+        }
+        let by_count: Vec<(u64, u64)> = s
+            .total
+            .samples_by_roots_outside
+            .iter()
+            .map(|(&k, &n)| (k, n))
+            .collect();
+        assert_eq!(by_count, [(0, 1), (1, 2), (2, 1), (4, 1)]);
+        assert_eq!(
+            s.layers[0].counts.samples_by_roots_outside,
+            s.total.samples_by_roots_outside
+        );
+        assert_eq!(
+            s.layers[1].counts.samples_by_roots_outside,
+            BTreeMap::from([(0, 5)])
+        );
+        // Layer 1 carries 10: shares 0, 1/10, 4/10, 10/10 and 5/10.
+        let h = &s.layers[0].counts.outside_relevance_share;
+        assert_eq!((h.undefined, h.zero), (0, 1));
+        assert_eq!(h.tenths, [1, 0, 0, 1, 1, 0, 0, 0, 0, 1]);
+        assert_eq!(s.layers[1].counts.outside_relevance_share.zero, 5);
+        assert_eq!(s.total.outside_relevance_share.defined(), 10);
+    }
+
+    /// A summary survives JSON (as a checkpoint and summary.json hold it), and the summaries of
+    /// two sets of samples merge into the summary of both.
+    #[test]
+    fn summaries_round_trip_and_merge_exactly() {
+        let all = records();
+        let mut whole = Summary::new(2);
+        let (mut even, mut odd) = (Summary::new(2), Summary::new(2));
+        for r in &all {
+            whole.add(r);
+            if r.sample % 2 == 0 {
+                &mut even
+            } else {
+                &mut odd
+            }
+            .add(r);
+        }
+        let text = serde_json::to_string(&whole).unwrap();
+        let back: Summary = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, whole);
+        let mut merged = odd.clone();
+        merged.merge(&even);
+        assert_eq!(merged, whole);
     }
 }
