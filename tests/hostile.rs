@@ -1635,6 +1635,8 @@ fn audit_records_say_which_tier_decided_and_hold_exact_verdicts() {
         domain: None,
         exact: false,
         keep_points: true,
+        records: Default::default(),
+        compress: false,
         certify: None,
         lp: Default::default(),
         torch: None,

@@ -1,13 +1,14 @@
 //! Merging the shards of one audit run into one results folder, identical to what a single
-//! run over all samples writes.
+//! run over all samples writes (with `--compress`, the same records once decompressed).
 
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use super::run::{write_summaries, ReportWriter};
+use super::records_file::{open_records, records_name, RecordsWriter};
+use super::run::{write_summaries, ReportWriter, CHUNK};
 use super::spec::{first_difference, identity, RunSpec};
-use super::{SampleRecord, Summary};
+use super::{RecordsKept, SampleRecord, Summary};
 use crate::error::{Error, Result};
 use crate::io::output_dir::{marker, OutputDir};
 use crate::io::write_atomic;
@@ -148,20 +149,52 @@ pub fn merge(
             missing + 1
         )));
     }
+    // Without every neuron record, the counts are the shards' counts added up (exact: counts,
+    // histograms and maxima); with them, they are counted again from the records.
+    let mut summary: Option<Summary> = match base.settings.records {
+        RecordsKept::All => None,
+        _ => {
+            let mut total: Option<Summary> = None;
+            for d in &by_index {
+                let path = dirs[d.expect("checked above")].join("summary.json");
+                let text = fs::read_to_string(&path)
+                    .map_err(|e| Error::file(&path, format!("cannot read: {e}")))?;
+                let shard: Summary = serde_json::from_str(&text)
+                    .map_err(|e| Error::file(&path, format!("not a summary: {e}")))?;
+                match &mut total {
+                    Some(t) if t.layers.len() != shard.layers.len() => {
+                        return Err(Error::file(
+                            &path,
+                            format!(
+                                "counts {} layers where the other shards count {}",
+                                shard.layers.len(),
+                                t.layers.len()
+                            ),
+                        ))
+                    }
+                    Some(t) => t.merge(&shard),
+                    None => total = Some(shard),
+                }
+            }
+            total
+        }
+    };
+    let recount = summary.is_none();
+    let name = records_name(base.settings.compress);
     let staging = OutputDir::prepare(out, "audit", force)?;
-    let mut readers: Vec<(PathBuf, BufReader<File>)> = by_index
+    let mut readers: Vec<(PathBuf, Box<dyn BufRead>)> = by_index
         .iter()
         .map(|d| {
-            let path = dirs[d.expect("checked above")].join("records.jsonl");
-            let f =
-                File::open(&path).map_err(|e| Error::file(&path, format!("cannot read: {e}")))?;
-            Ok((path, BufReader::new(f)))
+            let path = dirs[d.expect("checked above")].join(name);
+            let reader = open_records(&path)?;
+            Ok((path, reader))
         })
         .collect::<Result<_>>()?;
-    let records_path = staging.file("records.jsonl");
-    let mut writer =
-        BufWriter::new(File::create(&records_path).map_err(|e| Error::write(&records_path, e))?);
-    let mut summary: Option<Summary> = None;
+    let records_path = staging.file(name);
+    let mut writer = RecordsWriter::new(
+        File::create(&records_path).map_err(|e| Error::write(&records_path, e))?,
+        base.settings.compress,
+    );
     let mut line = String::new();
     for i in 0..base.inputs.samples {
         let (path, reader) = &mut readers[i % count];
@@ -184,12 +217,19 @@ pub fn merge(
                 ),
             ));
         }
-        summary
-            .get_or_insert_with(|| Summary::new(record.layers.len()))
-            .add(&record);
+        if recount {
+            summary
+                .get_or_insert_with(|| Summary::new(record.layers.len()))
+                .add(&record);
+        }
         writer
-            .write_all(line.as_bytes())
+            .line(line.trim_end_matches('\n').as_bytes())
             .map_err(|e| Error::write(&records_path, e))?;
+        if (i + 1) % CHUNK == 0 {
+            writer
+                .end_chunk()
+                .map_err(|e| Error::write(&records_path, e))?;
+        }
     }
     for (path, reader) in &mut readers {
         line.clear();
@@ -203,7 +243,7 @@ pub fn merge(
             ));
         }
     }
-    writer.flush().map_err(|e| Error::write(&records_path, e))?;
+    writer.sync().map_err(|e| Error::write(&records_path, e))?;
     drop(writer);
     let summary = summary.expect("a run has at least one sample");
     let json = serde_json::to_string_pretty(&base).expect("run specs serialise");

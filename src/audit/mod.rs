@@ -5,17 +5,21 @@
 //! - `settings.rs`: [`AuditSettings`] and its parts (domain box, `--certify`, LP options, the
 //!   libtorch backend's device and precision).
 //! - `engine.rs`: [`Engine`], the exact engine or a [`BatchAuditor`] (the libtorch backend).
-//! - `records.rs`: [`SampleRecord`] and the layer, neuron and root records in it.
+//! - `records.rs`: [`SampleRecord`] and the layer, neuron and root records in it, and
+//!   [`RecordsKept`] (`--records`).
 //! - `sample.rs`: the audit of one input, [`audit_sample`] and [`audit_sample_certified`].
-//! - [`explain`], [`histogram`], [`merge`], [`run`], [`spec`], [`summary`]: explanations of
-//!   single inputs, histograms, merging shards, the run loop and its output folder, the run's
-//!   specification, and the summary.
+//! - `checkpoint.rs`: how far a run got, for `--resume` where its records cannot say.
+//! - [`explain`], [`histogram`], [`merge`], [`records_file`], [`run`], [`spec`], [`summary`]:
+//!   explanations of single inputs, histograms, merging shards, the records file (plain or
+//!   zstd), the run loop and its output folder, the run's specification, and the summary.
 
+mod checkpoint;
 mod engine;
 pub mod explain;
 pub mod histogram;
 pub mod merge;
 mod records;
+pub mod records_file;
 pub mod run;
 mod sample;
 mod settings;
@@ -24,8 +28,8 @@ pub mod summary;
 
 pub use engine::{BatchAuditor, BatchBackend, Engine, NO_TORCH};
 pub use records::{
-    CertifiedAnswer, CertifiedRoot, DomainCheck, LayerRecord, NeuronRecord, RootVerdict,
-    SampleRecord,
+    CertifiedAnswer, CertifiedRoot, DomainCheck, LayerRecord, NeuronRecord, RecordsKept,
+    RootVerdict, SampleRecord,
 };
 pub use run::{OutputOptions, ReportWriter, Runner};
 // The libtorch backend reports overflows with the same message.

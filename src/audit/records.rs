@@ -116,6 +116,50 @@ pub struct LayerRecord {
     pub neurons: Vec<NeuronRecord>,
 }
 
+/// Which neuron records the records file holds (`--records`). Each sample has its line
+/// whatever this says, and the summary counts every root.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordsKept {
+    /// `all`: every neuron of every layer.
+    #[default]
+    All,
+    /// `outside`: the neurons whose root is not valid (outside its region or its domain) and
+    /// every neuron with a certified answer.
+    Outside,
+    /// `none`: no neuron records; each sample's line keeps its layers' relevance balance.
+    None,
+}
+
+impl RecordsKept {
+    /// The name `--records` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordsKept::All => "all",
+            RecordsKept::Outside => "outside",
+            RecordsKept::None => "none",
+        }
+    }
+
+    /// Reads a name of [`RecordsKept::name`].
+    pub fn parse(name: &str) -> Option<Self> {
+        [RecordsKept::All, RecordsKept::Outside, RecordsKept::None]
+            .into_iter()
+            .find(|k| k.name() == name)
+    }
+
+    /// Whether a neuron's record is kept.
+    pub fn keeps(self, n: &NeuronRecord) -> bool {
+        match self {
+            RecordsKept::All => true,
+            RecordsKept::Outside => {
+                n.certified.is_some() || n.root.as_ref().is_some_and(|r| !r.valid)
+            }
+            RecordsKept::None => false,
+        }
+    }
+}
+
 /// One line of `records.jsonl`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SampleRecord {
@@ -129,4 +173,37 @@ pub struct SampleRecord {
     pub pattern_decided_by: Decision,
     /// One record per layer, layer 1 (the one taking the network input) first.
     pub layers: Vec<LayerRecord>,
+}
+
+impl SampleRecord {
+    /// The record with only the neuron records `kept` keeps.
+    pub fn kept(&self, kept: RecordsKept) -> SampleRecord {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| LayerRecord {
+                layer: l.layer,
+                rule: l.rule,
+                relevance_in: l.relevance_in,
+                relevance_out: l.relevance_out,
+                unresolved: l.unresolved,
+                no_root_relevance: l.no_root_relevance,
+                absorbed: l.absorbed,
+                conservation_error: l.conservation_error,
+                neurons: l
+                    .neurons
+                    .iter()
+                    .filter(|n| kept.keeps(n))
+                    .cloned()
+                    .collect(),
+            })
+            .collect();
+        SampleRecord {
+            sample: self.sample,
+            explained: self.explained,
+            output: self.output,
+            pattern_decided_by: self.pattern_decided_by,
+            layers,
+        }
+    }
 }

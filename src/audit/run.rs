@@ -1,25 +1,28 @@
-//! A whole audit run: inputs in; `run.json`, `records.jsonl`, `summary.json`, `summary.md`,
-//! `summary.html` (and `roots.csv`) out. Runs stream, resume after a crash, split into shards,
-//! and merge.
+//! A whole audit run: inputs in; `run.json`, `records.jsonl` (or `records.jsonl.zst`),
+//! `summary.json`, `summary.md`, `summary.html` (and `roots.csv`) out. Runs stream, resume
+//! after a crash, split into shards, and merge.
 //!
 //! The results folder holds `run.json` (everything that determines the results) from the
-//! start, and `records.jsonl` grows as samples finish, flushed to disk after every chunk. The
-//! summaries are written, each atomically, only when every sample is done; the marker file then
-//! says the run is complete. An interrupted run is continued with `--resume`: the records on
-//! disk are read back (a torn last line is cut off and redone), the counts rebuilt from them,
-//! and the audit goes on after the last complete record, so the final files equal those of an
-//! uninterrupted run.
+//! start, and the records file grows as samples finish, handed to the operating system after
+//! every chunk. The summaries are written, each atomically, only when every sample is done; the
+//! marker file then says the run is complete. An interrupted run is continued with `--resume`:
+//! with every neuron record in plain JSON Lines, the records on disk are read back (a torn last
+//! line is cut off and redone) and the counts rebuilt from them; otherwise the run's checkpoint
+//! (see [`super::checkpoint`]) says how far it got. The audit goes on from there, so the final
+//! files equal those of an uninterrupted run.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use rayon::prelude::*;
 use serde_json::Value;
 
+use super::checkpoint::{self, CHECKPOINT};
+use super::records_file::{records_name, RecordsWriter, COMPRESSED, PLAIN};
 use super::spec::{first_difference, identity, RunSpec, Targets};
 use super::summary::SummaryDocument;
-use super::{BatchBackend, Engine, NamedCertificate, SampleRecord, Summary};
+use super::{BatchBackend, Engine, NamedCertificate, RecordsKept, SampleRecord, Summary};
 use crate::error::{Error, Result};
 use crate::io::output_dir::{finished, marker, not_a_run, target_state, TargetState, MARKER};
 use crate::io::write_atomic;
@@ -62,16 +65,19 @@ pub struct Runner<'a> {
     pub options: OutputOptions,
 }
 
-/// Samples audited together; records of a chunk are written in sample order, then flushed.
-const CHUNK: usize = 512;
+/// Samples audited together; records of a chunk are written in sample order, then flushed
+/// (with `--compress`, as one zstd frame).
+pub(crate) const CHUNK: usize = 512;
 /// How often records are forced to the disk.
 const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The files an audit run writes into its folder.
-const RUN_FILES: [&str; 7] = [
+const RUN_FILES: [&str; 9] = [
     MARKER,
     "run.json",
-    "records.jsonl",
+    PLAIN,
+    COMPRESSED,
+    CHECKPOINT,
     "summary.json",
     "summary.md",
     "summary.html",
@@ -189,7 +195,7 @@ impl Runner<'_> {
         let json = serde_json::to_string_pretty(spec).expect("run specs serialise");
         write_atomic(&out.join("run.json"), format!("{json}\n").as_bytes())?;
         write_atomic(&out.join(MARKER), marker("audit", false).as_bytes())?;
-        let records = out.join("records.jsonl");
+        let records = out.join(records_name(spec.settings.compress));
         File::create(&records).map_err(|e| Error::write(&records, e))?;
         let mut summary = Summary::new(model.net().layers().len());
         self.continue_run(&engine, model, inputs, spec, out, &mut summary, 0)?;
@@ -216,6 +222,13 @@ impl Runner<'_> {
             .map_err(|e| Error::file(&run_json, format!("cannot read: {e}")))?;
         let stored: Value = serde_json::from_str(&text)
             .map_err(|e| Error::file(&run_json, format!("not a run description: {e}")))?;
+        // The paths as the run recorded them, so that its reports are those of a run never
+        // interrupted.
+        let recorded: RunSpec = serde_json::from_value(stored)
+            .map_err(|e| Error::file(&run_json, format!("not a run description: {e}")))?;
+        // Compared as this version writes it: a setting an earlier version did not record
+        // reads as its default.
+        let stored = serde_json::to_value(&recorded).expect("run specs serialise");
         let current = serde_json::to_value(spec).expect("run specs serialise");
         // Runs are told apart by what determines their results: the files' fingerprints, not
         // the paths they were given by (another working folder, a moved model).
@@ -228,10 +241,6 @@ impl Runner<'_> {
                 dir.display()
             )));
         }
-        // The paths as the run recorded them, so that its reports are those of a run never
-        // interrupted.
-        let recorded: RunSpec = serde_json::from_value(stored)
-            .map_err(|e| Error::file(&run_json, format!("not a run description: {e}")))?;
         let mut spec = spec.clone();
         spec.model.path = recorded.model.path;
         spec.inputs.path = recorded.inputs.path;
@@ -242,8 +251,20 @@ impl Runner<'_> {
         }
         let spec = &spec;
         let engine = Engine::new(model, &spec.settings, self.backend)?;
-        let records = dir.join("records.jsonl");
-        let (mut summary, done) = scan_records(&records, spec, model.net().layers().len())?;
+        let records = dir.join(records_name(spec.settings.compress));
+        let layers = model.net().layers().len();
+        if status.complete && !rebuilt_from_records(spec) {
+            let summary = finished_summary(dir)?;
+            if self.options.csv && !dir.join("roots.csv").exists() {
+                self.reports.roots_csv(&records, &dir.join("roots.csv"))?;
+            }
+            return Ok(summary);
+        }
+        let (mut summary, done) = if rebuilt_from_records(spec) {
+            scan_records(&records, spec, layers)?
+        } else {
+            checkpoint::restore(dir, &records, spec, layers)?
+        };
         if status.complete {
             // Nothing left to audit; a table asked for now is still written.
             if self.options.csv && !dir.join("roots.csv").exists() {
@@ -268,7 +289,9 @@ impl Runner<'_> {
         summary: &mut Summary,
         done: usize,
     ) -> Result<()> {
-        let records_path = dir.join("records.jsonl");
+        let records_path = dir.join(records_name(spec.settings.compress));
+        let kept = spec.settings.records;
+        let checkpoints = !rebuilt_from_records(spec);
         let stopped = |e: std::io::Error| {
             Error::file(
                 &records_path,
@@ -282,7 +305,7 @@ impl Runner<'_> {
             .append(true)
             .open(&records_path)
             .map_err(stopped)?;
-        let mut records = BufWriter::new(file);
+        let mut records = RecordsWriter::new(file, spec.settings.compress);
         let todo: Vec<usize> = spec.samples().skip(done).collect();
         let total = (done + todo.len()) as u64;
         let bar = crate::io::progress_bar(
@@ -296,12 +319,23 @@ impl Runner<'_> {
         let interrupted = || Error::Interrupted {
             dir: dir.to_path_buf(),
         };
+        let mut finished = done;
+        // The records written so far forced to the disk, and then (where the records cannot
+        // be read back into the counts) the checkpoint that covers them.
+        let sync = |records: &mut RecordsWriter, summary: &Summary, finished: usize| {
+            records.sync().map_err(stopped)?;
+            if checkpoints {
+                let bytes = records.written_len().map_err(stopped)?;
+                checkpoint::save(dir, finished, bytes, summary)?;
+            }
+            Ok::<(), Error>(())
+        };
         for chunk in todo.chunks(CHUNK) {
             // Stopped between chunks or during one (whose records are then not written): what
-            // is in records.jsonl is complete, flushed and synced, and --resume continues it.
+            // is in the records file is complete, flushed and synced, and --resume continues it.
             if crate::io::interrupt::requested() {
                 bar.abandon();
-                records.get_ref().sync_data().map_err(stopped)?;
+                sync(&mut records, summary, finished)?;
                 return Err(interrupted());
             }
             rows.clear();
@@ -313,7 +347,7 @@ impl Runner<'_> {
             let audited = match engine.audit(model, &spec.settings, chunk, &rows, &targets) {
                 Err(Error::Interrupted { .. }) => {
                     bar.abandon();
-                    records.get_ref().sync_data().map_err(stopped)?;
+                    sync(&mut records, summary, finished)?;
                     return Err(interrupted());
                 }
                 other => other.map_err(|e| e.in_file(&spec.inputs.path))?,
@@ -321,7 +355,11 @@ impl Runner<'_> {
             let lines: Vec<(SampleRecord, String, Vec<NamedCertificate>)> = audited
                 .into_par_iter()
                 .map(|(record, certificates)| {
-                    let line = serde_json::to_string(&record).expect("records serialise");
+                    let line = match kept {
+                        RecordsKept::All => serde_json::to_string(&record),
+                        _ => serde_json::to_string(&record.kept(kept)),
+                    }
+                    .expect("records serialise");
                     (record, line, certificates)
                 })
                 .collect();
@@ -336,24 +374,39 @@ impl Runner<'_> {
                     write_atomic(&path, text.as_bytes())?;
                 }
                 summary.add(record);
-                records.write_all(line.as_bytes()).map_err(stopped)?;
-                records.write_all(b"\n").map_err(stopped)?;
+                records.line(line.as_bytes()).map_err(stopped)?;
             }
-            records.flush().map_err(stopped)?;
+            records.end_chunk().map_err(stopped)?;
+            finished += chunk.len();
             // Flushed to the OS after every chunk (enough for a killed process); forced to the disk
             // at most once a second (what a power loss can take is redone on --resume).
             if last_sync.elapsed() >= SYNC_EVERY {
-                records.get_ref().sync_data().map_err(stopped)?;
+                sync(&mut records, summary, finished)?;
                 last_sync = std::time::Instant::now();
             }
             bar.inc(chunk.len() as u64);
         }
         bar.finish_and_clear();
-        records.get_ref().sync_data().map_err(stopped)?;
+        records.sync().map_err(stopped)?;
         drop(records);
         write_summaries(dir, spec, summary, self.options.csv, self.reports)?;
-        write_atomic(&dir.join(MARKER), marker("audit", true).as_bytes())
+        write_atomic(&dir.join(MARKER), marker("audit", true).as_bytes())?;
+        checkpoint::remove(dir)
     }
+}
+
+/// Whether a run's counts can be rebuilt from its records file: every neuron record, in plain
+/// JSON Lines that a torn last line can be cut from. Other runs keep a checkpoint.
+fn rebuilt_from_records(spec: &RunSpec) -> bool {
+    spec.settings.records == RecordsKept::All && !spec.settings.compress
+}
+
+/// The counts of a complete run, from its summary.json.
+fn finished_summary(dir: &Path) -> Result<Summary> {
+    let path = dir.join("summary.json");
+    let text =
+        fs::read_to_string(&path).map_err(|e| Error::file(&path, format!("cannot read: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| Error::file(&path, format!("not a summary: {e}")))
 }
 
 /// Writes summary.json, then the reports (`reports`), each atomically.

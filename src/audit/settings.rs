@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::RecordsKept;
 use crate::check::Problem;
 use crate::dtd::DtdSettings;
 use crate::error::Result;
@@ -21,8 +22,8 @@ pub struct DomainBox {
 }
 
 /// Everything that determines an audit's results; serialised into every summary.
-/// The default: the default DTD settings, no domain box, f64 with exact fallback, no root
-/// coordinates in the records.
+/// The default: the default DTD settings, no domain box, f64 with exact fallback, every neuron
+/// record without root coordinates, uncompressed.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AuditSettings {
     /// The explanation's rules and their options (`--rule`, `--bias`, ...).
@@ -34,6 +35,13 @@ pub struct AuditSettings {
     pub exact: bool,
     /// Write root coordinates into the records.
     pub keep_points: bool,
+    /// Which neuron records go into the records file (`--records`); the counts cover every
+    /// root whatever it says.
+    #[serde(default)]
+    pub records: RecordsKept,
+    /// Write the records zstd-compressed, to `records.jsonl.zst` (`--compress`).
+    #[serde(default)]
+    pub compress: bool,
     /// Certify a region question for roots (`--certify`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certify: Option<CertifySettings>,

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::{absolute, parse_domain, DataArgs, ModelArgs, Outcome, RuleArgs, TargetArgs};
 use crate::audit::spec::{RunSpec, Shard, Targets};
-use crate::audit::{AuditSettings, CertifySettings, LpSettings};
+use crate::audit::{AuditSettings, CertifySettings, LpSettings, RecordsKept};
 use crate::audit::{OutputOptions, Runner};
 use crate::check::Problem;
 use crate::error::{Error, Result};
@@ -20,7 +20,8 @@ use crate::model::targets::load_targets;
 dtdcert audit ... --out audit-c6 --shard 2/8        one of 8 shards; combine with `dtdcert merge`\n  \
 dtdcert audit --resume audit-c6                      continue an interrupted run\n\n\
 Writes OUT/run.json at once and OUT/records.jsonl as samples finish (one line per input: per layer \
-and neuron the relevance, the root verdict, the first violated neuron and its margin); at the end \
+and neuron the relevance, the root verdict, the first violated neuron and its margin; --records \
+outside or none keeps fewer neuron records, --compress writes OUT/records.jsonl.zst); at the end \
 OUT/summary.json, OUT/summary.md, OUT/summary.html (and OUT/roots.csv with --csv).\n\
 Exit code 1 with --fail-on-invalid when some root is outside its region or domain."
 )]
@@ -67,9 +68,18 @@ pub struct AuditArgs {
     /// Audit only shard K of N (1-based): the samples i with i mod N = K − 1.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
-    /// Also write OUT/roots.csv, one row per neuron of every layer and sample.
+    /// Also write OUT/roots.csv, one row per neuron record of every layer and sample.
     #[arg(long)]
     pub csv: bool,
+    /// Which neuron records go into the records: all; outside (roots outside their region or
+    /// domain, and certified neurons); none (each sample's line with its layers' relevance
+    /// balance only). The summary counts every root whatever this says.
+    /// [default: all]
+    #[arg(long, value_name = "WHICH", value_parser = ["all", "outside", "none"])]
+    pub records: Option<String>,
+    /// Write the records zstd-compressed, to OUT/records.jsonl.zst.
+    #[arg(long)]
+    pub compress: bool,
     /// Exit with code 1 when some root is outside its region or domain.
     #[arg(long)]
     pub fail_on_invalid: bool,
@@ -111,6 +121,11 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
         (_, _, Some(dir)) => from_run(&args, dir)?,
         _ => unreachable!("clap requires --model and --inputs, or --resume"),
     };
+    if args.csv && spec.settings.records == RecordsKept::None {
+        return Err(Error::Usage(
+            "--csv writes a row per neuron record, and this run keeps none (--records none)".into(),
+        ));
+    }
     let runner = Runner {
         backend: super::batch_backend(),
         reports: &crate::report::Reports,
@@ -156,6 +171,10 @@ fn settings_of(args: &AuditArgs) -> Result<AuditSettings> {
         domain: args.domain.as_deref().map(parse_domain).transpose()?,
         exact: args.exact,
         keep_points: args.roots,
+        records: args.records.as_deref().map_or(RecordsKept::All, |name| {
+            RecordsKept::parse(name).expect("clap checks the names")
+        }),
+        compress: args.compress,
         certify: args.certify.as_deref().map(|name| CertifySettings {
             problem: match name {
                 "exists" => Problem::Exists,
@@ -286,6 +305,12 @@ fn from_run(args: &AuditArgs, dir: &Path) -> Result<(crate::model::Model, Inputs
     }
     if args.roots {
         settings.keep_points = true;
+    }
+    if args.records.is_some() {
+        settings.records = from_args.records;
+    }
+    if args.compress {
+        settings.compress = true;
     }
     if given(
         &(&args.certify, args.certify_all),

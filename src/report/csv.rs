@@ -1,13 +1,13 @@
-//! records.jsonl flattened to CSV, one row per neuron of every layer of every sample, for
-//! spreadsheets and data frames. The records are streamed, so runs of any size convert in
-//! constant memory.
+//! records.jsonl (or records.jsonl.zst) flattened to CSV, one row per neuron record of every
+//! layer of every sample, for spreadsheets and data frames. The records are streamed, so runs
+//! of any size convert in constant memory.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, Write};
 use std::path::Path;
 
+use crate::audit::records_file::open_records;
 use crate::audit::{DomainCheck, NeuronRecord, SampleRecord};
 use crate::dtd::NoRoot;
 use crate::error::{Error, Result};
@@ -107,8 +107,9 @@ fn sample_rows(out: &mut String, record: &SampleRecord) -> u64 {
     rows
 }
 
-/// Writes `out` as CSV from the records.jsonl at `records`, one row per neuron of every layer
-/// of every sample, atomically. Returns the number of rows (without the header).
+/// Writes `out` as CSV from the records file at `records` (`.jsonl`, or `.jsonl.zst`
+/// compressed), one row per neuron record of every layer of every sample, atomically. Returns
+/// the number of rows (without the header).
 pub fn roots_csv(records: &Path, out: &Path) -> Result<u64> {
     if let (Ok(a), Ok(b)) = (records.canonicalize(), out.canonicalize()) {
         if a == b {
@@ -118,13 +119,12 @@ pub fn roots_csv(records: &Path, out: &Path) -> Result<u64> {
             )));
         }
     }
-    let input =
-        File::open(records).map_err(|e| Error::file(records, format!("cannot open: {e}")))?;
+    let input = open_records(records)?;
     let mut file = AtomicFile::create(out)?;
     writeln!(file, "{HEADER}").map_err(|e| Error::write(out, e))?;
     let mut rows = 0u64;
     let mut buf = String::new();
-    for (i, line) in BufReader::new(input).lines().enumerate() {
+    for (i, line) in input.lines().enumerate() {
         let n = i + 1;
         let line = line.map_err(|e| Error::file(records, format!("line {n}: {e}")))?;
         if line.trim().is_empty() {
@@ -177,6 +177,8 @@ mod tests {
             domain: Some(DomainBox { lo: 0.0, hi: 1.0 }),
             exact: false,
             keep_points: false,
+            records: Default::default(),
+            compress: false,
             torch: None,
         };
         let (records_path, records) = write_records(dir.path(), &settings);

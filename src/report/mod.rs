@@ -7,6 +7,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use crate::audit::histogram::{LogHistogram, ShareHistogram};
+use crate::audit::records_file::records_name;
 use crate::audit::summary::Counts;
 use crate::audit::{CertifySettings, ReportWriter, SummaryDocument};
 use crate::check::Problem;
@@ -21,7 +22,8 @@ impl ReportWriter for Reports {
     fn write(&self, dir: &Path, doc: &SummaryDocument, csv: bool) -> Result<()> {
         write_atomic(&dir.join("summary.md"), audit_markdown(doc).as_bytes())?;
         if csv {
-            self.roots_csv(&dir.join("records.jsonl"), &dir.join("roots.csv"))?;
+            let records = dir.join(records_name(doc.settings.compress));
+            self.roots_csv(&records, &dir.join("roots.csv"))?;
         }
         write_atomic(&dir.join("summary.html"), html::audit_html(doc).as_bytes())
     }
