@@ -268,6 +268,8 @@ fn check(c: &Case) {
             domain: c.domain,
             exact: false,
             keep_points: true,
+            records: Default::default(),
+            compress: false,
             certify: None,
             lp: Default::default(),
             torch: None,
