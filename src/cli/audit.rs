@@ -18,7 +18,8 @@ use crate::model::targets::load_targets;
 #[command(
     after_help = "Examples:\n  dtdcert audit --model examples/c6/model.onnx --inputs examples/c6/inputs.npy \\\n      --rule z+ --explain 0 --out audit-c6\n  \
 dtdcert audit ... --out audit-c6 --shard 2/8        one of 8 shards; combine with `dtdcert merge`\n  \
-dtdcert audit --resume audit-c6                      continue an interrupted run\n\n\
+dtdcert audit --resume audit-c6                      continue an interrupted run\n  \
+dtdcert audit ... --records outside --compress      only invalid roots' records, zstd-compressed\n\n\
 Writes OUT/run.json at once and OUT/records.jsonl as samples finish (one line per input: per layer \
 and neuron the relevance, the root verdict, the first violated neuron and its margin; --records \
 outside or none keeps fewer neuron records, --compress writes OUT/records.jsonl.zst); at the end \
