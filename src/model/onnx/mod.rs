@@ -10,8 +10,9 @@
 //! implement, and a graph the IR cannot hold are errors naming the node. Weights are the exact
 //! f32/f64 values stored in the file, and any scaling the graph asks for (Gemm's `alpha` and
 //! `beta`) must itself be exact in f64, so the IR computes exactly the function the file
-//! describes; the documented exceptions are the f64 roundings of average pooling's `1/count`
-//! and of batch norm's per-channel scale and shift and their folding into the layer before.
+//! describes; the documented exceptions are the f64 roundings of average pooling's `1/count`,
+//! of batch norm's per-channel scale and shift and their folding into the layer before, and of
+//! Mul and Div by constants folded into an affine map (and Div's `1/c`).
 
 use std::path::Path;
 

@@ -1,33 +1,86 @@
-//! Add: a bias, a shift by a constant (a scalar, or a tensor that broadcasts to the data), or
-//! the sum of two computed tensors (a residual connection).
+//! Add, Sub, Mul and Div with a constant operand (a scalar, or a tensor that broadcasts to the
+//! data, per channel or per element), as exporters write a layer's bias or an input
+//! normalisation `(x − mean) / std`; and Add of two computed tensors (a residual connection).
 //!
-//! Add of a constant changes only biases, exactly: on selected elements it is an affine step
-//! with weights 1 and the constant as bias; on an affine map not yet cut it adds the constant
-//! to its bias when every sum is exact in f64 (the bias a MatMul or a Gemm without C left open
-//! is replaced), and cuts the map into a layer first otherwise.
+//! Add and Sub change only biases, exactly: on selected elements they are an affine step with
+//! weights ±1 and the constant as bias; on an affine map not yet cut they add the constant to
+//! its bias when every sum is exact in f64 (the bias a MatMul or a Gemm without C left open
+//! is replaced), and cut the map into a layer first otherwise. Mul and Div scale: on selected
+//! elements each input gets the weight `c` (Mul) or `1/c` rounded to the nearest f64 (Div,
+//! exact when `c` is a power of two); on an affine map every weight and bias is multiplied or
+//! divided by `c` and rounded once to the nearest f64 (exact when the result is an f64), as
+//! batch norm folds. Div by a computed tensor, and Sub, Mul or Div of two computed tensors,
+//! are not affine in the input and are refused.
 
 use std::rc::Rc;
 
-use ndarray::Array1;
+use ndarray::{Array1, Array2};
 use onnx_protobuf::NodeProto;
 
 use super::{Op, Reads};
 use crate::model::onnx::fold::{broadcast_dims, broadcast_positions, count};
 use crate::model::onnx::proto::Tensor;
 use crate::model::onnx::state::{
-    exact_sum, form_rows, merge_row, Data, Form, Map, Operand, Output, Tracer,
+    exact_sum, form_rows, merge_row, Data, Elem, Form, Map, Operand, Output, Tracer,
 };
 
-pub(super) const OPS: &[Op] = &[Op {
-    name: "Add",
-    attributes: &[],
-    reads: Reads::Any,
-    on_constants: false,
-    translate: add,
-}];
+pub(super) const OPS: &[Op] = &[
+    Op {
+        name: "Add",
+        attributes: &[],
+        reads: Reads::Any,
+        on_constants: false,
+        translate: add,
+    },
+    Op {
+        name: "Sub",
+        attributes: &[],
+        reads: Reads::Any,
+        on_constants: false,
+        translate: sub,
+    },
+    Op {
+        name: "Mul",
+        attributes: &[],
+        reads: Reads::Any,
+        on_constants: false,
+        translate: mul,
+    },
+    Op {
+        name: "Div",
+        attributes: &[],
+        reads: Reads::Any,
+        on_constants: false,
+        translate: div,
+    },
+];
 
-/// Data plus a constant, or data plus data of one shape.
+/// The four operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Arith {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
 fn add<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, String> {
+    arith(t, node, Arith::Add)
+}
+
+fn sub<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, String> {
+    arith(t, node, Arith::Sub)
+}
+
+fn mul<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, String> {
+    arith(t, node, Arith::Mul)
+}
+
+fn div<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, String> {
+    arith(t, node, Arith::Div)
+}
+
+fn arith<'a>(t: &mut Tracer<'a>, node: &'a NodeProto, op: Arith) -> Result<Output<'a>, String> {
     let name = node.op_type.as_str();
     if node.input.len() != 2 {
         return Err(format!(
@@ -36,9 +89,16 @@ fn add<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, String
         ));
     }
     let out = match (t.operand(node, 0)?, t.operand(node, 1)?) {
-        (Operand::Data(x), Operand::Data(y)) => add_tensors(t, &x, &y)?,
-        (Operand::Data(x), Operand::Const(c)) => with_constant(t, node, &x, &c, false)?,
-        (Operand::Const(c), Operand::Data(x)) => with_constant(t, node, &x, &c, true)?,
+        (Operand::Data(x), Operand::Data(y)) if op == Arith::Add => add_tensors(t, &x, &y)?,
+        (Operand::Data(_), Operand::Data(_)) => {
+            return Err(format!(
+                "{name} of two computed tensors ('{}' and '{}') is not affine; one operand must \
+                 be a constant (an initializer or a Constant node)",
+                node.input[0], node.input[1]
+            ))
+        }
+        (Operand::Data(x), Operand::Const(c)) => with_constant(t, node, &x, &c, op, false)?,
+        (Operand::Const(c), Operand::Data(x)) => with_constant(t, node, &x, &c, op, true)?,
         (Operand::Const(_), Operand::Const(_)) => {
             unreachable!("arithmetic on constants is folded before it is translated")
         }
@@ -46,12 +106,13 @@ fn add<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, String
     Ok(Output::Data(out))
 }
 
-/// `x + c` for a constant `c` (input 0 when `constant_first`) that broadcasts to `x`.
+/// `x op c` (or `c op x` when `constant_first`) for a constant `c` that broadcasts to `x`.
 fn with_constant(
     t: &mut Tracer<'_>,
     node: &NodeProto,
     x: &Rc<Data>,
     c: &Tensor,
+    op: Arith,
     constant_first: bool,
 ) -> Result<Data, String> {
     let name = &node.input[usize::from(!constant_first)];
@@ -71,7 +132,40 @@ fn with_constant(
     }
     let at = broadcast_positions(&c.dims, &dims)?;
     let value: Vec<f64> = at.iter().map(|&p| c.data[p]).collect();
-    shift(t, x, value, dims)
+    match (op, constant_first) {
+        (Arith::Add, _) => shift(t, x, value, dims),
+        (Arith::Sub, false) => shift(t, x, value.iter().map(|v| -v).collect(), dims),
+        (Arith::Sub, true) => {
+            // c − x: the negation is exact, so −x is folded as it comes.
+            let n = x.len();
+            match &x.form {
+                Form::Select(_) => {
+                    let rows = (0..n as u32).map(|p| vec![(p, -1.0)]).collect();
+                    t.linear(x, rows, value, dims)
+                }
+                Form::Map(map) => {
+                    let negated = t.with(
+                        x.dims.clone(),
+                        Form::Map(scaled(map, &vec![-1.0; n], false)?),
+                    );
+                    shift(t, &Rc::new(negated), value, dims)
+                }
+            }
+        }
+        (Arith::Mul, _) => scale(t, x, &value, false, dims),
+        (Arith::Div, false) => {
+            if let Some(k) = value.iter().position(|&v| v == 0.0) {
+                return Err(format!(
+                    "Div by '{name}', which is 0 at element {k} of the result"
+                ));
+            }
+            scale(t, x, &value, true, dims)
+        }
+        (Arith::Div, true) => Err(format!(
+            "Div of the constant '{name}' by a computed tensor is not affine; only Div by a \
+             constant is read"
+        )),
+    }
 }
 
 /// `x + shift`, element by element: added to the bias of an affine map when every sum is exact
@@ -90,6 +184,85 @@ fn shift(t: &mut Tracer<'_>, x: &Data, shift: Vec<f64>, dims: Vec<usize>) -> Res
     }
     let rows = (0..shift.len() as u32).map(|p| vec![(p, 1.0)]).collect();
     t.linear(x, rows, shift, dims)
+}
+
+/// `x · factor` (or `x / factor` when `divide`), element by element.
+fn scale(
+    t: &mut Tracer<'_>,
+    x: &Data,
+    factor: &[f64],
+    divide: bool,
+    dims: Vec<usize>,
+) -> Result<Data, String> {
+    let q = |v: f64, p: usize| if divide { v / factor[p] } else { v * factor[p] };
+    let map = match &x.form {
+        Form::Select(elems) => {
+            let (rows, bias): (Vec<_>, Vec<_>) = elems
+                .iter()
+                .enumerate()
+                .map(|(p, e)| match *e {
+                    Elem::Input(i) => (vec![(i, q(1.0, p))], 0.0),
+                    Elem::Const(c) => (Vec::new(), q(c, p)),
+                })
+                .unzip();
+            Map::Sparse(rows, bias)
+        }
+        Form::Map(map) => scaled(map, factor, divide)?,
+    };
+    if let Some(v) = non_finite(&map) {
+        return Err(format!("scaling by the constant gives {v}, beyond f64"));
+    }
+    Ok(t.with(dims, Form::Map(map)))
+}
+
+/// Every weight and bias of output `p` multiplied (divided, when `divide`) by `factor[p]`,
+/// each rounded once. A shared block whose copies would need different factors is written
+/// out as sparse rows.
+fn scaled(map: &Map, factor: &[f64], divide: bool) -> Result<Map, String> {
+    let q = |v: f64, p: usize| if divide { v / factor[p] } else { v * factor[p] };
+    let matrix = |w: &Array2<f64>, b: &Array1<f64>| {
+        let (mut w, mut b) = (w.clone(), b.clone());
+        for (j, mut row) in w.rows_mut().into_iter().enumerate() {
+            row.mapv_inplace(|v| q(v, j));
+            b[j] = q(b[j], j);
+        }
+        (w, b)
+    };
+    Ok(match map {
+        Map::Dense(w, b) => {
+            let (w, b) = matrix(w, b);
+            Map::Dense(w, b)
+        }
+        Map::Shared(w, b, copies)
+            if (0..factor.len()).all(|j| factor[j] == factor[j % w.nrows()]) =>
+        {
+            let (w, b) = matrix(w, b);
+            Map::Shared(w, b, *copies)
+        }
+        Map::Shared(..) | Map::Sparse(..) => {
+            let (mut rows, mut b) = form_rows(&Form::Map(map.clone()))?;
+            for (j, row) in rows.iter_mut().enumerate() {
+                row.iter_mut().for_each(|(_, v)| *v = q(*v, j));
+                b[j] = q(b[j], j);
+            }
+            Map::Sparse(rows, b)
+        }
+    })
+}
+
+/// The first weight or bias of `map` that is not finite.
+fn non_finite(map: &Map) -> Option<f64> {
+    let bad = |v: &&f64| !v.is_finite();
+    match map {
+        Map::Dense(w, b) | Map::Shared(w, b, _) => w.iter().chain(b.iter()).find(bad).copied(),
+        Map::Sparse(rows, b) => rows
+            .iter()
+            .flatten()
+            .map(|(_, w)| w)
+            .chain(b.iter())
+            .find(bad)
+            .copied(),
+    }
 }
 
 /// Data plus data of one shape: the rows of the two added entry by entry, exactly.

@@ -3,7 +3,7 @@
 //! could change the function), where the node's data arrives, and the translation itself.
 //!
 //! - `linear.rs`: Gemm, MatMul
-//! - `elementwise.rs`: Add of a constant or of two computed tensors
+//! - `elementwise.rs`: Add, Sub, Mul, Div with a constant operand; Add of two computed tensors
 //! - `activation.rs`: Relu
 //! - `conv.rs`: Conv, and the window attributes it shares with pooling
 //! - `batch_norm.rs`: BatchNormalization

@@ -1,6 +1,7 @@
 //! Tests of the ONNX loader, by concern; graphs built in memory as torch writes them.
 
 mod dense;
+mod elementwise;
 mod files;
 mod graphs;
 mod images;
