@@ -2,11 +2,11 @@
 //! later; torch uses 11 to 18) into the network IR: ReLU MLPs, convolutional networks with
 //! pooling and batch norm, residual connections, and relation networks.
 //!
-//! One translator reads every graph, tensor by tensor ([`translate`]): each tensor computed from
+//! One translator reads every graph, tensor by tensor (`translate.rs`): each tensor computed from
 //! the input is tracked element by element in terms of the input of the layer under
-//! construction ([`state`]), each operator is a row of one table, one file per operator family
-//! ([`ops`]), and shape arithmetic on constants is folded ([`fold`]). Attributes and tensors
-//! are read in [`proto`]. An operator outside the table, an attribute the translation does not
+//! construction (`state.rs`), each operator is a row of one table, one file per operator family
+//! (`ops/`), and shape arithmetic on constants is folded (`fold.rs`). Attributes and tensors
+//! are read in `proto.rs`; the tests are in `tests/`. An operator outside the table, an attribute the translation does not
 //! implement, and a graph the IR cannot hold are errors naming the node. Weights are the exact
 //! f32/f64 values stored in the file, and any scaling the graph asks for (Gemm's `alpha` and
 //! `beta`) must itself be exact in f64, so the IR computes exactly the function the file

@@ -383,7 +383,7 @@ fn sample_dims(value: &ValueInfoProto) -> Result<Vec<usize>, String> {
     };
     let Some(shape) = tensor.shape.as_ref() else {
         return Err(format!(
-            "'{name}' declares no shape; a graph read tensor by tensor needs static sizes"
+            "'{name}' declares no shape; the question input needs static sizes"
         ));
     };
     let mut dims = Vec::with_capacity(shape.dim.len());
