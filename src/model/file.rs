@@ -40,19 +40,19 @@ pub struct ModelFile {
 
 impl ModelFile {
     /// Loads the model at `path` with `options` ([`Model::load_with`]) and records the state
-    /// of its files.
+    /// of its files. Errors name the file as `path` gives it; [`ModelFile::path`] is absolute.
     pub fn load(path: &Path, options: &LoadOptions) -> Result<(Model, Self)> {
-        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         // Stamped before reading: a change during the read shows as a change afterwards.
-        let stamps = files_of(&path)
+        let stamps = files_of(&absolute)
             .iter()
             .filter_map(|p| Stamp::of(p))
             .collect();
-        let model = Model::load_with(&path, options)?;
+        let model = Model::load_with(path, options)?;
         Ok((
             model,
             Self {
-                path,
+                path: absolute,
                 options: options.clone(),
                 stamps,
             },
