@@ -521,6 +521,12 @@ class Certified:
     def answer(self) -> Optional[str]:
         return self.report.get("answer")
 
+    @property
+    def claim(self) -> Optional[str]:
+        """The certificate's claim (``feasible``, ``infeasible``, ``optimal``, ...); ``None``
+        without a certificate."""
+        return None if self.certificate is None else self.certificate.claim
+
     def __repr__(self) -> str:
         return f"<dtdcert.Certified {self.report.get('problem')}: {self.answer}>"
 

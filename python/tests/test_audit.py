@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import dtdcert
-from conftest import C6_INPUTS, C6_MODEL, ONNX
+from conftest import C6_INPUTS, C6_MODEL, ONNX, cli_error, valid_fixtures
 
 FILES = ["run.json", "records.jsonl", "summary.json", "summary.md", "summary.html"]
 
@@ -156,9 +156,16 @@ def test_roots_per_layer_is_not_implemented(c6):
         c6.audit(C6_INPUTS, roots_per_layer=10)
 
 
-def test_a_convolutional_fixture_audits_as_on_the_command_line(cli, tmp_path):
-    model = ONNX / "conv_maxpool_1x6x6_opset13.onnx"
-    inputs = ONNX / "conv_maxpool_1x6x6_opset13.inputs.npy"
-    cli("audit", "--model", model, "--inputs", inputs, "--quiet", "--out", tmp_path / "cli")
-    dtdcert.load(model).audit(inputs).write(tmp_path / "py")
-    assert_same_folder(tmp_path / "cli", tmp_path / "py")
+@pytest.mark.parametrize("fixture", valid_fixtures(), ids=lambda f: f["file"])
+def test_every_onnx_fixture_audits_as_on_the_command_line(cli, tmp_path, fixture):
+    model = ONNX / fixture["file"]
+    inputs = ONNX / fixture["inputs"]
+    done = cli("audit", "--model", model, "--inputs", inputs, "--csv", "--quiet", "--out",
+               tmp_path / "cli", check=False)
+    if done.returncode != 0:
+        with pytest.raises(dtdcert.DtdcertError) as raised:
+            dtdcert.load(model).audit(inputs)
+        assert str(raised.value) == cli_error(done)
+        return
+    dtdcert.load(model).audit(inputs).write(tmp_path / "py", csv=True)
+    assert_same_folder(tmp_path / "cli", tmp_path / "py", FILES + ["roots.csv"])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import dtdcert
-from conftest import C6_INPUTS, C6_MODEL, ONNX
+from conftest import C6_INPUTS, C6_MODEL, ONNX, cli_error, valid_fixtures
 
 
 @pytest.mark.parametrize("sample, layer", [(3, 1), (0, 2), (57, 3)])
@@ -129,3 +129,30 @@ def test_a_certificate_round_trips_through_its_file(c6, tmp_path):
     again = dtdcert.Certificate.load(tmp_path / "c.json")
     assert again.to_json() == cert.to_json()
     assert dtdcert.check_certificate(c6, again)
+
+
+@pytest.mark.parametrize("fixture", valid_fixtures(), ids=lambda f: f["file"])
+def test_every_onnx_fixture_answers_as_on_the_command_line(cli, tmp_path, fixture):
+    path = ONNX / fixture["file"]
+    inputs = ONNX / fixture["inputs"]
+    done = cli("region", "--model", path, "--inputs", inputs, "--sample", 1, "--json",
+               check=False)
+    if done.returncode != 0:
+        with pytest.raises(dtdcert.DtdcertError) as raised:
+            dtdcert.load(path).region(inputs, sample=1)
+        assert str(raised.value) == cli_error(done)
+        return
+    model = dtdcert.load(path)
+    assert model.region(inputs, sample=1).report == json.loads(done.stdout)
+    out = tmp_path / "cert.json"
+    done = cli("certify", "--model", path, "--inputs", inputs, "--sample", 1, "--layer", 1,
+               "--neuron", 0, "--problem", "exists", "--out", out, check=False)
+    assert done.returncode in (0, 1), done.stderr
+    certified = model.certify(inputs, 1, 0, "exists", sample=1)
+    expected = json.loads(done.stdout)
+    for report in (expected, certified.report):
+        report.pop("seconds"), report.pop("certificate")
+    assert certified.report == expected
+    if certified.certificate is not None:
+        assert certified.certificate.to_dict() == json.loads(out.read_text())
+        assert dtdcert.check_certificate(model, certified.certificate)

@@ -32,6 +32,8 @@ def small_mlp(torch, widths=(10, 12, 8, 2), seed=0):
     return torch.nn.Sequential(*layers)
 
 
+# The test exports the same module itself with the (deprecated) TorchScript exporter.
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_a_module_exported_in_memory_is_the_exported_file(cli, tmp_path):
     torch = pytest.importorskip("torch", reason="PyTorch is not installed")
     pytest.importorskip("onnx", reason="onnx (for torch.onnx.export) is not installed")
