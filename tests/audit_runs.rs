@@ -653,3 +653,72 @@ fn a_full_disk_stops_the_run_resumably() {
         assert!(read(&full, name) == read(&dir, name), "{name} differs");
     }
 }
+
+#[test]
+fn a_run_held_in_memory_writes_the_folder_of_a_run_on_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reference = reference(tmp.path());
+    let (model, inputs, spec) = setup(None);
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let held = runner(OPTIONS)
+        .audit(&model, &inputs, &spec, &done)
+        .unwrap();
+    assert_eq!(done.into_inner(), inputs.len() as u64);
+    assert_eq!(held.lines.len(), inputs.len());
+    let out = tmp.path().join("from-memory");
+    let written = runner(OPTIONS).write(&held, &out).unwrap();
+    assert_eq!(written, spec);
+    assert_same_outputs(&reference, &out);
+    assert_eq!(read(&reference, MARKER), read(&out, MARKER));
+    // A finished folder is not written over without force, and is left as it was.
+    let before = snapshot(&out);
+    assert!(runner(OPTIONS).write(&held, &out).is_err());
+    assert_eq!(before, snapshot(&out));
+}
+
+#[test]
+fn inputs_held_in_memory_are_written_into_the_folder_and_named_there() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = fs::read(INPUTS).unwrap();
+    let model = Model::load(Path::new(MODEL)).unwrap();
+    let inputs =
+        dtdcert::model::inputs::load_inputs_bytes(&bytes, Path::new("<array>"), None).unwrap();
+    let spec = RunSpec::with_inputs_fingerprint(
+        &model,
+        Path::new(MODEL),
+        &inputs,
+        Path::new("<array>"),
+        dtdcert::audit::spec::bytes_fingerprint(&bytes),
+        Targets::Index { index: 0 },
+        AuditSettings::default(),
+        None,
+    )
+    .unwrap();
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let mut held = runner(OPTIONS)
+        .audit(&model, &inputs, &spec, &done)
+        .unwrap();
+    held.in_memory.inputs_npy = Some(bytes.clone());
+    let out = tmp.path().join("arrays");
+    let written = runner(OPTIONS).write(&held, &out).unwrap();
+    assert_eq!(read(&out, "inputs.npy"), bytes);
+    assert_eq!(
+        written.inputs.path,
+        std::path::absolute(out.join("inputs.npy")).unwrap()
+    );
+    // The folder is the one a run on that file writes.
+    let on_disk = tmp.path().join("on-disk");
+    let file_inputs = load_inputs(&out.join("inputs.npy"), None).unwrap();
+    let file_spec = RunSpec::new(
+        &model,
+        Path::new(MODEL),
+        &file_inputs,
+        &out.join("inputs.npy"),
+        Targets::Index { index: 0 },
+        AuditSettings::default(),
+        None,
+    )
+    .unwrap();
+    run(&model, &file_inputs, &file_spec, &on_disk, OPTIONS).unwrap();
+    assert_same_outputs(&on_disk, &out);
+}

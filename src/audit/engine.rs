@@ -1,6 +1,8 @@
 //! What computes an audit's records: the exact engine, or a batch auditor (the libtorch
 //! backend, which the CLI plugs in) followed by `--certify` on the exact side.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::error::{Error, Result};
 use crate::lp::nearest_valid::uses_lp;
 use crate::model::Model;
@@ -75,6 +77,20 @@ impl Engine {
         rows: &[Vec<f64>],
         targets: &[Option<usize>],
     ) -> Result<Vec<(SampleRecord, Vec<NamedCertificate>)>> {
+        self.audit_counted(model, settings, ids, rows, targets, &AtomicU64::new(0))
+    }
+
+    /// [`Engine::audit`], adding to `done` as samples finish (another thread may read it to
+    /// show progress).
+    pub fn audit_counted(
+        &self,
+        model: &Model,
+        settings: &AuditSettings,
+        ids: &[usize],
+        rows: &[Vec<f64>],
+        targets: &[Option<usize>],
+        done: &AtomicU64,
+    ) -> Result<Vec<(SampleRecord, Vec<NamedCertificate>)>> {
         use rayon::prelude::*;
         match self {
             // A stop request ends the chunk at the next sample; the caller names the folder.
@@ -87,13 +103,17 @@ impl Engine {
                         true => Err(Error::Interrupted {
                             dir: Default::default(),
                         }),
-                        false => audit_sample_certified(model, settings, i, x, target),
+                        false => {
+                            let audited = audit_sample_certified(model, settings, i, x, target);
+                            done.fetch_add(1, Ordering::Relaxed);
+                            audited
+                        }
                     },
                 )
                 .collect(),
             Engine::Batched(auditor) => {
                 let records = auditor.records(model, settings, ids, rows, targets)?;
-                records
+                let audited = records
                     .into_par_iter()
                     .zip(rows.par_iter())
                     .map(|(mut record, x)| {
@@ -103,7 +123,9 @@ impl Engine {
                         };
                         Ok((record, certificates))
                     })
-                    .collect()
+                    .collect();
+                done.fetch_add(ids.len() as u64, Ordering::Relaxed);
+                audited
             }
         }
     }

@@ -6,6 +6,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ndarray::Array2;
 use rayon::prelude::*;
@@ -49,6 +50,36 @@ pub struct Arithmetic {
     pub lp: Option<LpRoots>,
 }
 
+impl Arithmetic {
+    /// How `explain` computes under `dtd`: exactly when `exact`; where a rule is
+    /// `nearest-valid`, with roots from linear programs solved with `lp`, layer 1's in the box
+    /// `domain` (or, without one, the zB rule's box). Refuses `nearest-valid` with `exact`.
+    pub fn new(
+        dtd: &DtdSettings,
+        exact: bool,
+        domain: Option<(f64, f64)>,
+        lp: SolveOptions,
+    ) -> Result<Self> {
+        if !dtd.named_rules().iter().any(Rule::needs_lp) {
+            return Ok(Self { exact, lp: None });
+        }
+        if exact {
+            return Err(Error::Usage(
+                "the nearest-valid rule finds roots with linear programs and cannot run with \
+                 --exact"
+                    .into(),
+            ));
+        }
+        Ok(Self {
+            exact,
+            lp: Some(LpRoots {
+                input_box: domain.or_else(|| dtd.input_rule_box()),
+                opts: lp,
+            }),
+        })
+    }
+}
+
 /// Input relevances by train-free DTD/LRP, one row per input.
 pub fn input_relevances(
     model: &Model,
@@ -56,6 +87,20 @@ pub fn input_relevances(
     targets: &Targets,
     dtd: &DtdSettings,
     how: Arithmetic,
+) -> Result<Array2<f64>> {
+    input_relevances_counted(model, inputs, targets, dtd, how, &AtomicU64::new(0))
+}
+
+/// [`input_relevances`], adding to `done` as inputs are explained (another thread may read it
+/// to show progress). A stop request ([`crate::io::interrupt`]) ends it between inputs with
+/// [`Error::Interrupted`], naming no folder.
+pub fn input_relevances_counted(
+    model: &Model,
+    inputs: &Inputs,
+    targets: &Targets,
+    dtd: &DtdSettings,
+    how: Arithmetic,
+    done: &AtomicU64,
 ) -> Result<Array2<f64>> {
     let n = inputs.len();
     let d = model.net().input_dim();
@@ -67,16 +112,23 @@ pub fn input_relevances(
             .par_iter()
             .enumerate()
             .map(|(offset, x)| {
-                relevance_row(
+                if crate::io::interrupt::requested() {
+                    return Err(Error::Interrupted {
+                        dir: Default::default(),
+                    });
+                }
+                let row = relevance_row(
                     model,
                     dtd,
                     x,
                     targets.for_sample(start + offset),
                     how.exact,
                     how.lp.as_ref(),
-                )
+                );
+                done.fetch_add(1, Ordering::Relaxed);
+                Ok(row)
             })
-            .collect();
+            .collect::<Result<_>>()?;
         flat.extend(relevances.into_iter().flatten());
     }
     Ok(Array2::from_shape_vec((n, d), flat).expect("one row of width d per input"))

@@ -31,7 +31,7 @@ pub use records::{
     CertifiedAnswer, CertifiedRoot, DomainCheck, LayerRecord, NeuronRecord, RecordsKept,
     RootVerdict, SampleRecord,
 };
-pub use run::{OutputOptions, ReportWriter, Runner};
+pub use run::{AuditedRun, InMemoryFiles, OutputOptions, ReportWriter, Runner};
 // The libtorch backend reports overflows with the same message.
 #[cfg(feature = "torch")]
 pub(crate) use sample::overflow;

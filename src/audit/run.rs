@@ -10,10 +10,15 @@
 //! line is cut off and redone) and the counts rebuilt from them; otherwise the run's checkpoint
 //! (see [`super::checkpoint`]) says how far it got. The audit goes on from there, so the final
 //! files equal those of an uninterrupted run.
+//!
+//! A run can also be held in memory ([`Runner::audit`], for programs that call the library)
+//! and written into a folder afterwards ([`Runner::write`]); the folder is then the one
+//! [`Runner::run`] writes for the same model, inputs and settings, byte for byte.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
 
 use rayon::prelude::*;
 use serde_json::Value;
@@ -63,6 +68,36 @@ pub struct Runner<'a> {
     pub reports: &'a dyn ReportWriter,
     /// Progress bar and `--csv`.
     pub options: OutputOptions,
+}
+
+/// An audit run held in memory, not yet written: what [`Runner::run`] would write into its
+/// folder ([`Runner::audit`] makes one, [`Runner::write`] writes it).
+#[derive(Clone, Debug)]
+pub struct AuditedRun {
+    /// What determines the results (the paths of files held only in memory are set when the
+    /// run is written).
+    pub spec: RunSpec,
+    /// The counts of summary.json.
+    pub summary: Summary,
+    /// The lines of records.jsonl, in sample order, without their line breaks.
+    pub lines: Vec<String>,
+    /// The certificates of `--certify`, named by their paths relative to the folder.
+    pub certificates: Vec<NamedCertificate>,
+    /// The run's files that exist only in memory.
+    pub in_memory: InMemoryFiles,
+}
+
+/// The bytes of a run's files that exist only in memory (a network exported in memory,
+/// inputs or targets given as arrays): [`Runner::write`] writes each into the run's folder,
+/// as `model.onnx`, `inputs.npy` and `targets.npy`, and records it there in `run.json`.
+#[derive(Clone, Debug, Default)]
+pub struct InMemoryFiles {
+    /// The ONNX file of the model.
+    pub model_onnx: Option<Vec<u8>>,
+    /// The `.npy` file of the inputs.
+    pub inputs_npy: Option<Vec<u8>>,
+    /// The `.npy` file of the targets.
+    pub targets_npy: Option<Vec<u8>>,
 }
 
 /// Samples audited together; records of a chunk are written in sample order, then flushed
@@ -174,32 +209,103 @@ impl Runner<'_> {
         let engine = Engine::new(model, &spec.settings, self.backend)?;
         // Bad input must not cost an earlier run or leave a partial folder: every row is checked
         // before the folder is touched.
-        let mut row = Vec::new();
-        for i in spec.samples() {
-            inputs.row_into(i, &mut row)?;
-        }
-        if out.exists() {
-            // The folder is marked unfinished before anything of the earlier run goes, so an
-            // interruption never leaves a folder that looks complete. Only the files of the earlier
-            // run go; anything else the folder holds (the model, say) stays.
-            write_atomic(&out.join(MARKER), marker("audit", false).as_bytes())?;
-            for name in &RUN_FILES[1..] {
-                let path = out.join(name);
-                if path.exists() {
-                    fs::remove_file(&path).map_err(|e| Error::write(&path, e))?;
-                }
-            }
-        } else {
-            fs::create_dir(out).map_err(|e| Error::write(out, e))?;
-        }
-        let json = serde_json::to_string_pretty(spec).expect("run specs serialise");
-        write_atomic(&out.join("run.json"), format!("{json}\n").as_bytes())?;
-        write_atomic(&out.join(MARKER), marker("audit", false).as_bytes())?;
+        check_rows(inputs, spec)?;
+        start_folder(out, spec)?;
         let records = out.join(records_name(spec.settings.compress));
         File::create(&records).map_err(|e| Error::write(&records, e))?;
         let mut summary = Summary::new(model.net().layers().len());
         self.continue_run(&engine, model, inputs, spec, out, &mut summary, 0)?;
         Ok(summary)
+    }
+
+    /// Audits every sample of `spec` in memory, adding to `done` as samples finish (another
+    /// thread may read it to show progress); [`Runner::write`] writes the result as
+    /// [`Runner::run`] would have. The output options play no part (nothing is shown or
+    /// written). A stop request ([`crate::io::interrupt`]) ends it with
+    /// [`Error::Interrupted`], naming no folder.
+    pub fn audit(
+        &self,
+        model: &Model,
+        inputs: &Inputs,
+        spec: &RunSpec,
+        done: &AtomicU64,
+    ) -> Result<AuditedRun> {
+        let engine = Engine::new(model, &spec.settings, self.backend)?;
+        check_rows(inputs, spec)?;
+        let todo: Vec<usize> = spec.samples().collect();
+        let mut summary = Summary::new(model.net().layers().len());
+        let mut lines = Vec::with_capacity(todo.len());
+        let mut certificates = Vec::new();
+        audit_chunks(&engine, model, inputs, spec, &todo, done, |chunk| {
+            for (record, line, mut named) in chunk {
+                summary.add(&record);
+                lines.push(line);
+                certificates.append(&mut named);
+            }
+            Ok(())
+        })?;
+        Ok(AuditedRun {
+            spec: spec.clone(),
+            summary,
+            lines,
+            certificates,
+            in_memory: InMemoryFiles::default(),
+        })
+    }
+
+    /// Writes an audit held in memory into `out` (absent, empty, or with `--force` a complete
+    /// earlier run, which is replaced) as [`Runner::run`] writes one: `run.json` first, then
+    /// the certificates, `records.jsonl`, the summaries and the marker that says the run is
+    /// complete. Files the run holds only in memory are written into the folder first, and
+    /// the spec names them there. Returns the spec as written.
+    pub fn write(&self, run: &AuditedRun, out: &Path) -> Result<RunSpec> {
+        check_fresh_target(out, self.options.force)?;
+        let mut spec = run.spec.clone();
+        let files = [
+            (&run.in_memory.model_onnx, "model.onnx"),
+            (&run.in_memory.inputs_npy, "inputs.npy"),
+            (&run.in_memory.targets_npy, "targets.npy"),
+        ];
+        let was_there = out.exists();
+        let written = (|| -> Result<()> {
+            start_folder_empty(out)?;
+            for (bytes, name) in files {
+                if let Some(bytes) = bytes {
+                    write_atomic(&out.join(name), bytes)?;
+                }
+            }
+            let absolute = |name: &str| {
+                let path = out.join(name);
+                std::path::absolute(&path).unwrap_or(path)
+            };
+            if run.in_memory.model_onnx.is_some() {
+                spec.model.path = absolute("model.onnx");
+            }
+            if run.in_memory.inputs_npy.is_some() {
+                spec.inputs.path = absolute("inputs.npy");
+            }
+            if let (Some(_), Targets::File { path, .. }) =
+                (&run.in_memory.targets_npy, &mut spec.targets)
+            {
+                *path = absolute("targets.npy");
+            }
+            write_spec(out, &spec)?;
+            for (name, cert) in &run.certificates {
+                write_certificate(out, name, cert)?;
+            }
+            let records = out.join(records_name(spec.settings.compress));
+            let mut file = crate::io::AtomicFile::create(&records)?;
+            write_lines(file.writer(), &run.lines, spec.settings.compress)
+                .map_err(|e| Error::write(&records, e))?;
+            file.commit()?;
+            write_summaries(out, &spec, &run.summary, self.options.csv, self.reports)?;
+            write_atomic(&out.join(MARKER), marker("audit", true).as_bytes())
+        })();
+        if written.is_err() && !was_there {
+            // Nothing half-written is left behind where there was nothing before.
+            let _ = fs::remove_dir_all(out);
+        }
+        written.map(|()| spec)
     }
 
     /// Continues the interrupted run in `dir`, which must have been started with the same spec.
@@ -314,7 +420,6 @@ impl Runner<'_> {
             self.options.progress,
         );
         bar.set_position(done as u64);
-        let mut rows: Vec<Vec<f64>> = Vec::with_capacity(CHUNK);
         let mut last_sync = std::time::Instant::now();
         let interrupted = || Error::Interrupted {
             dir: dir.to_path_buf(),
@@ -330,62 +435,43 @@ impl Runner<'_> {
             }
             Ok::<(), Error>(())
         };
-        for chunk in todo.chunks(CHUNK) {
-            // Stopped between chunks or during one (whose records are then not written): what
-            // is in the records file is complete, flushed and synced, and --resume continues it.
-            if crate::io::interrupt::requested() {
-                bar.abandon();
-                sync(&mut records, summary, finished)?;
-                return Err(interrupted());
-            }
-            rows.clear();
-            for &i in chunk {
-                rows.push(inputs.row(i)?);
-            }
-            let targets: Vec<Option<usize>> =
-                chunk.iter().map(|&i| spec.targets.for_sample(i)).collect();
-            let audited = match engine.audit(model, &spec.settings, chunk, &rows, &targets) {
-                Err(Error::Interrupted { .. }) => {
-                    bar.abandon();
+        let audited = audit_chunks(
+            engine,
+            model,
+            inputs,
+            spec,
+            &todo,
+            &AtomicU64::new(0),
+            |chunk| {
+                for (record, line, certificates) in &chunk {
+                    // Certificates first: a record never names a file that is not there.
+                    for (name, cert) in certificates {
+                        write_certificate(dir, name, cert)?;
+                    }
+                    summary.add(record);
+                    records.line(line.as_bytes()).map_err(stopped)?;
+                }
+                records.end_chunk().map_err(stopped)?;
+                finished += chunk.len();
+                // Flushed to the OS after every chunk (enough for a killed process); forced to
+                // the disk at most once a second (what a power loss can take is redone on
+                // --resume).
+                if last_sync.elapsed() >= SYNC_EVERY {
                     sync(&mut records, summary, finished)?;
-                    return Err(interrupted());
+                    last_sync = std::time::Instant::now();
                 }
-                other => other.map_err(|e| e.in_file(&spec.inputs.path))?,
-            };
-            let lines: Vec<(SampleRecord, String, Vec<NamedCertificate>)> = audited
-                .into_par_iter()
-                .map(|(record, certificates)| {
-                    let line = match kept {
-                        RecordsKept::All => serde_json::to_string(&record),
-                        _ => serde_json::to_string(&record.kept(kept)),
-                    }
-                    .expect("records serialise");
-                    (record, line, certificates)
-                })
-                .collect();
-            for (record, line, certificates) in &lines {
-                // Certificates first: a record never names a file that is not there.
-                for (name, cert) in certificates {
-                    let path = dir.join(name);
-                    if let Some(parent) = path.parent() {
-                        std::fs::create_dir_all(parent).map_err(|e| Error::write(parent, e))?;
-                    }
-                    let text = serde_json::to_string_pretty(cert).expect("certificates serialise");
-                    write_atomic(&path, text.as_bytes())?;
-                }
-                summary.add(record);
-                records.line(line.as_bytes()).map_err(stopped)?;
-            }
-            records.end_chunk().map_err(stopped)?;
-            finished += chunk.len();
-            // Flushed to the OS after every chunk (enough for a killed process); forced to the disk
-            // at most once a second (what a power loss can take is redone on --resume).
-            if last_sync.elapsed() >= SYNC_EVERY {
-                sync(&mut records, summary, finished)?;
-                last_sync = std::time::Instant::now();
-            }
-            bar.inc(chunk.len() as u64);
+                bar.inc(chunk.len() as u64);
+                Ok(())
+            },
+        );
+        // Stopped between chunks or during one (whose records are then not written): what is
+        // in the records file is complete, flushed and synced, and --resume continues it.
+        if let Err(Error::Interrupted { .. }) = audited {
+            bar.abandon();
+            sync(&mut records, summary, finished)?;
+            return Err(interrupted());
         }
+        audited?;
         bar.finish_and_clear();
         records.sync().map_err(stopped)?;
         drop(records);
@@ -407,6 +493,130 @@ fn finished_summary(dir: &Path) -> Result<Summary> {
     let text =
         fs::read_to_string(&path).map_err(|e| Error::file(&path, format!("cannot read: {e}")))?;
     serde_json::from_str(&text).map_err(|e| Error::file(&path, format!("not a summary: {e}")))
+}
+
+/// The records of chunk of samples: each record with its line of records.jsonl and its
+/// certificates.
+type Chunk = Vec<(SampleRecord, String, Vec<NamedCertificate>)>;
+
+/// Audits the samples `todo` of `spec` a chunk at a time, in parallel within a chunk, and
+/// hands each chunk's records to `sink` in sample order; `done` counts finished samples.
+/// A stop request ends it between samples with [`Error::Interrupted`] (naming no folder).
+fn audit_chunks(
+    engine: &Engine,
+    model: &Model,
+    inputs: &Inputs,
+    spec: &RunSpec,
+    todo: &[usize],
+    done: &AtomicU64,
+    mut sink: impl FnMut(Chunk) -> Result<()>,
+) -> Result<()> {
+    let mut rows: Vec<Vec<f64>> = Vec::with_capacity(CHUNK);
+    for chunk in todo.chunks(CHUNK) {
+        if crate::io::interrupt::requested() {
+            return Err(Error::Interrupted {
+                dir: Default::default(),
+            });
+        }
+        rows.clear();
+        for &i in chunk {
+            rows.push(inputs.row(i)?);
+        }
+        let targets: Vec<Option<usize>> =
+            chunk.iter().map(|&i| spec.targets.for_sample(i)).collect();
+        let audited = engine
+            .audit_counted(model, &spec.settings, chunk, &rows, &targets, done)
+            .map_err(|e| match e {
+                e @ Error::Interrupted { .. } => e,
+                other => other.in_file(&spec.inputs.path),
+            })?;
+        let lines: Chunk = audited
+            .into_par_iter()
+            .map(|(record, certificates)| {
+                let line = match spec.settings.records {
+                    RecordsKept::All => serde_json::to_string(&record),
+                    kept => serde_json::to_string(&record.kept(kept)),
+                }
+                .expect("records serialise");
+                (record, line, certificates)
+            })
+            .collect();
+        sink(lines)?;
+    }
+    Ok(())
+}
+
+/// Reads every row of the run's samples, so that bad input is refused before any work.
+fn check_rows(inputs: &Inputs, spec: &RunSpec) -> Result<()> {
+    let mut row = Vec::new();
+    for i in spec.samples() {
+        inputs.row_into(i, &mut row)?;
+    }
+    Ok(())
+}
+
+/// Makes `out` ready for a new run: created, or (a complete earlier run there, `--force`
+/// given) marked unfinished and emptied of that run's files.
+fn start_folder_empty(out: &Path) -> Result<()> {
+    if out.exists() {
+        // The folder is marked unfinished before anything of the earlier run goes, so an
+        // interruption never leaves a folder that looks complete. Only the files of the earlier
+        // run go; anything else the folder holds (the model, say) stays.
+        write_atomic(&out.join(MARKER), marker("audit", false).as_bytes())?;
+        for name in &RUN_FILES[1..] {
+            let path = out.join(name);
+            if path.exists() {
+                fs::remove_file(&path).map_err(|e| Error::write(&path, e))?;
+            }
+        }
+        Ok(())
+    } else {
+        fs::create_dir(out).map_err(|e| Error::write(out, e))
+    }
+}
+
+/// [`start_folder_empty`], then `run.json` and the marker of an unfinished run.
+fn start_folder(out: &Path, spec: &RunSpec) -> Result<()> {
+    start_folder_empty(out)?;
+    write_spec(out, spec)
+}
+
+/// Writes `run.json`, then the marker of an unfinished run.
+fn write_spec(out: &Path, spec: &RunSpec) -> Result<()> {
+    let json = serde_json::to_string_pretty(spec).expect("run specs serialise");
+    write_atomic(&out.join("run.json"), format!("{json}\n").as_bytes())?;
+    write_atomic(&out.join(MARKER), marker("audit", false).as_bytes())
+}
+
+/// Writes record lines as a run writes them: plain, or (`compress`) one zstd frame per
+/// [`CHUNK`] lines.
+fn write_lines(out: &mut impl Write, lines: &[String], compress: bool) -> std::io::Result<()> {
+    if !compress {
+        for line in lines {
+            out.write_all(line.as_bytes())?;
+            out.write_all(b"\n")?;
+        }
+        return Ok(());
+    }
+    for chunk in lines.chunks(CHUNK) {
+        let mut frame = zstd::stream::write::Encoder::new(&mut *out, super::records_file::LEVEL)?;
+        for line in chunk {
+            frame.write_all(line.as_bytes())?;
+            frame.write_all(b"\n")?;
+        }
+        frame.finish()?;
+    }
+    Ok(())
+}
+
+/// Writes a certificate at `name`, relative to the folder `dir`, creating its folder.
+fn write_certificate(dir: &Path, name: &str, cert: &crate::check::Certificate) -> Result<()> {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(|e| Error::write(parent, e))?;
+    }
+    let text = serde_json::to_string_pretty(cert).expect("certificates serialise");
+    write_atomic(&path, text.as_bytes())
 }
 
 /// Writes summary.json, then the reports (`reports`), each atomically.

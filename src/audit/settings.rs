@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::RecordsKept;
 use crate::check::Problem;
 use crate::dtd::DtdSettings;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::lp::{Backend, SolveOptions};
 
 /// Where roots must lie besides the region.
@@ -55,6 +55,21 @@ pub struct AuditSettings {
 }
 
 impl AuditSettings {
+    /// Refuses settings no run of `model` can have: a rule for a layer the model does not
+    /// have, or the nearest-valid rule (roots from linear programs) with `exact`.
+    pub fn check(&self, model: &crate::model::Model) -> Result<()> {
+        if self.exact && self.dtd.named_rules().iter().any(|r| r.needs_lp()) {
+            return Err(Error::Usage(
+                "the nearest-valid rule finds roots with linear programs and cannot run with \
+                 --exact"
+                    .into(),
+            ));
+        }
+        self.dtd
+            .check_layers(model.net().layers().len())
+            .map_err(Error::Usage)
+    }
+
     /// The box the input-layer roots must lie in, if any.
     pub fn input_domain(&self) -> Option<DomainBox> {
         self.domain.or(self
@@ -175,6 +190,21 @@ impl LpSettings {
         SolveOptions {
             backend: self.backend,
             time_limit: Some(self.time_limit),
+        }
+    }
+}
+
+impl CertifySettings {
+    /// The problem `--certify NAME` asks: `exists`, `nearest` (= `nearest-l1`), `nearest-l1`
+    /// or `nearest-linf`.
+    pub fn problem_named(name: &str) -> Result<Problem> {
+        match name {
+            "exists" => Ok(Problem::Exists),
+            "nearest" | "nearest-l1" => Ok(Problem::NearestL1),
+            "nearest-linf" => Ok(Problem::NearestLinf),
+            other => Err(Error::Usage(format!(
+                "--certify '{other}': expected exists, nearest, nearest-l1 or nearest-linf"
+            ))),
         }
     }
 }

@@ -199,6 +199,33 @@ impl RunSpec {
         settings: AuditSettings,
         shard: Option<Shard>,
     ) -> Result<Self> {
+        let fingerprint = file_fingerprint(inputs_path)?;
+        Self::with_inputs_fingerprint(
+            model,
+            model_path,
+            inputs,
+            inputs_path,
+            fingerprint,
+            targets,
+            settings,
+            shard,
+        )
+    }
+
+    /// [`RunSpec::new`] for inputs whose fingerprint is known (inputs held in memory, as
+    /// [`bytes_fingerprint`] of the bytes of the `.npy` file they will be written to); fails
+    /// when a target is out of range for the model's outputs.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_inputs_fingerprint(
+        model: &Model,
+        model_path: &Path,
+        inputs: &Inputs,
+        inputs_path: &Path,
+        inputs_fingerprint: String,
+        targets: Targets,
+        settings: AuditSettings,
+        shard: Option<Shard>,
+    ) -> Result<Self> {
         targets.validate(model.net().output_dim())?;
         Ok(Self {
             tool: "dtdcert".into(),
@@ -216,7 +243,7 @@ impl RunSpec {
                 key: None,
                 samples: inputs.len(),
                 width: inputs.dim(),
-                fingerprint: file_fingerprint(inputs_path)?,
+                fingerprint: inputs_fingerprint,
             },
             targets,
             settings,
@@ -253,6 +280,11 @@ pub fn file_fingerprint(path: &Path) -> Result<String> {
     let mut h = Sha256::new();
     std::io::copy(&mut f, &mut h).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
     Ok(format!("sha256:{:x}", h.finalize()))
+}
+
+/// SHA-256 of bytes, written as [`file_fingerprint`] writes a file's.
+pub fn bytes_fingerprint(bytes: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(bytes))
 }
 
 /// The first field (as a dotted path) where two JSON values differ.

@@ -48,6 +48,32 @@ impl Context<'_> {
     }
 }
 
+/// Why the text of a certificate file is not checked.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Unchecked {
+    /// A certificate of another format: its claim is rejected, with the reason.
+    OtherFormat(Rejection),
+    /// Not a certificate (not JSON, no `format` tag, fields missing or unknown): the problem.
+    Malformed(String),
+}
+
+/// Reads the text of a certificate file: the certificate, or why it is not checked.
+pub fn parse_certificate(text: &str) -> Result<Certificate, Unchecked> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| Unchecked::Malformed(format!("not a certificate: {e}")))?;
+    let Some(format) = value.get("format").and_then(|f| f.as_str()) else {
+        return Err(Unchecked::Malformed(
+            "not a certificate: no \"format\" tag".into(),
+        ));
+    };
+    // Another format is a certificate this version does not check: its claim is rejected.
+    if let Some(r) = format_rejection(format) {
+        return Err(Unchecked::OtherFormat(r));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| Unchecked::Malformed(format!("not a certificate: {e}")))
+}
+
 /// Why a certificate of format `format` is not checked, or `None` for [`FORMAT`].
 pub fn format_rejection(format: &str) -> Option<Rejection> {
     if format == FORMAT {

@@ -40,5 +40,5 @@ pub use certificate::{
     rational_text, Accepted, Certificate, Claim, ExplanationRef, Interval, ModelRef, Problem,
     RelevanceRef, SampleRef, FORMAT, FORMAT_1,
 };
-pub use checker::{check, check_with, format_rejection};
+pub use checker::{check, check_with, format_rejection, parse_certificate, Unchecked};
 pub use derive::{Derived, Memo};

@@ -8,7 +8,6 @@ use super::{absolute, parse_domain, DataArgs, ModelArgs, Outcome, RuleArgs, Targ
 use crate::audit::spec::{RunSpec, Shard, Targets};
 use crate::audit::{AuditSettings, CertifySettings, LpSettings, RecordsKept};
 use crate::audit::{OutputOptions, Runner};
-use crate::check::Problem;
 use crate::error::{Error, Result};
 use crate::model::inputs::{load_inputs, Inputs};
 use crate::model::targets::load_targets;
@@ -176,34 +175,25 @@ fn settings_of(args: &AuditArgs) -> Result<AuditSettings> {
             RecordsKept::parse(name).expect("clap checks the names")
         }),
         compress: args.compress,
-        certify: args.certify.as_deref().map(|name| CertifySettings {
-            problem: match name {
-                "exists" => Problem::Exists,
-                "nearest-linf" => Problem::NearestLinf,
-                _ => Problem::NearestL1,
-            },
-            all: args.certify_all,
-            // Set where the files are known (from the arguments or the run).
-            model_path: None,
-            inputs_path: None,
-        }),
+        certify: args
+            .certify
+            .as_deref()
+            .map(|name| -> Result<CertifySettings> {
+                Ok(CertifySettings {
+                    problem: CertifySettings::problem_named(name)?,
+                    all: args.certify_all,
+                    // Set where the files are known (from the arguments or the run).
+                    model_path: None,
+                    inputs_path: None,
+                })
+            })
+            .transpose()?,
         lp: LpSettings {
             time_limit: lp.time_limit.expect("resolve sets a limit"),
             backend: lp.backend,
         },
         torch,
     })
-}
-
-/// Refuses settings no run can have, for `model`.
-fn check_settings(settings: &AuditSettings, model: &crate::model::Model) -> Result<()> {
-    if settings.exact && settings.dtd.named_rules().iter().any(|r| r.needs_lp()) {
-        return Err(Error::Usage(
-            "the nearest-valid rule finds roots with linear programs and cannot run with --exact"
-                .into(),
-        ));
-    }
-    super::check_layer_rules(&settings.dtd, model)
 }
 
 /// A run as the arguments describe it.
@@ -226,7 +216,7 @@ fn from_arguments(
         certify.model_path = Some(absolute(model_path)?);
         certify.inputs_path = Some(absolute(inputs_path)?);
     }
-    check_settings(&settings, &model)?;
+    settings.check(&model)?;
     let targets = args.target.resolve(inputs.len())?;
     let mut spec = RunSpec::new(
         &model,
@@ -329,7 +319,7 @@ fn from_run(args: &AuditArgs, dir: &Path) -> Result<(crate::model::Model, Inputs
         certify.model_path = Some(stored.model.path.clone());
         certify.inputs_path = Some(stored.inputs.path.clone());
     }
-    check_settings(&settings, &model)?;
+    settings.check(&model)?;
     let targets = match (given(&args.target, &defaults.target), &stored.targets) {
         (true, _) => args.target.resolve(inputs.len())?,
         (false, Targets::File { path, .. }) => {

@@ -4,21 +4,18 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use serde::Serialize;
 
 use super::{absolute, check_sample, parse_domain, DataArgs, Outcome, RuleArgs, TargetArgs};
-use crate::check::{check_with, format_rejection, Certificate, ExplanationRef, Memo, Problem};
-use crate::dtd::explain;
+use crate::check::{check_with, parse_certificate, Certificate, Memo, Problem, Unchecked};
 use crate::error::{Error, Result};
-use crate::exact::{Rational, Scalar};
+use crate::exact::Scalar;
 use crate::io::output_dir::check_file_target;
 use crate::io::write_atomic;
-use crate::lp::certify::{Answer, Certifier, QuestionRelevance, RegionQuestion};
+use crate::lp::certify::question::SampleQuestion;
+use crate::lp::certify::{Answer, Certifier};
 use crate::lp::{Backend, SolveOptions};
-use crate::model::forward::forward;
 use crate::model::inputs::{load_inputs, Inputs};
 use crate::model::Model;
-use crate::region::problem::Domain;
 
 /// The questions `certify` answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -131,41 +128,7 @@ pub struct CertifyArgs {
     pub force: bool,
 }
 
-/// Checks a 1-based layer and a neuron against the model.
-pub fn check_layer_neuron(model: &Model, layer: usize, neuron: Option<usize>) -> Result<()> {
-    let layers = model.net().layers().len();
-    if layer == 0 || layer > layers {
-        return Err(Error::Usage(format!(
-            "--layer {layer} is out of range: the model has layers 1..{layers}"
-        )));
-    }
-    let width = model.net().layers()[layer - 1].affine.out_dim();
-    if let Some(j) = neuron {
-        if j >= width {
-            return Err(Error::Usage(format!(
-                "--neuron {j} is out of range: layer {layer} has {width} neurons (0..{})",
-                width - 1
-            )));
-        }
-    }
-    Ok(())
-}
-
-#[derive(Serialize)]
-struct Report<'a> {
-    sample: usize,
-    layer: usize,
-    neuron: Option<usize>,
-    problem: &'static str,
-    /// The root plane's relevance, rounded to f64.
-    relevance: Option<f64>,
-    /// The root plane's relevance, exactly (`"p/q"`).
-    relevance_exact: Option<String>,
-    #[serde(flatten)]
-    answer: &'a Answer,
-    seconds: f64,
-    certificate: Option<String>,
-}
+pub use crate::lp::certify::question::check_layer_neuron;
 
 /// Answers the question and prints the answer as JSON (the certificate, if any, goes to
 /// `--out`); `Found` when there is no certified answer (Unknown).
@@ -178,63 +141,38 @@ pub fn run(args: CertifyArgs) -> Result<Outcome> {
     let (model, inputs) = args.data.load()?;
     super::check_layer_rules(&dtd, &model)?;
     check_sample(&args.data.inputs, args.sample, inputs.len())?;
-    if args.problem == ProblemArg::Step {
-        return run_step(&args, &model, &inputs.row(args.sample)?, &dtd, inputs.len());
-    }
-    let problem: Problem = args.problem.into();
-    let root_question = matches!(
-        problem,
-        Problem::Exists | Problem::NearestL1 | Problem::NearestLinf
-    );
-    if root_question && args.neuron.is_none() {
-        return Err(Error::Usage(format!(
-            "--problem {} needs --neuron",
-            problem.name()
-        )));
-    }
-    check_layer_neuron(&model, args.layer, args.neuron)?;
-    let constraint = match (&args.constraint, problem) {
-        (Some(text), Problem::Facet) => {
-            let (l, j) = parse_constraint(text)?;
-            // Constraints are ReLU neurons and, for a max-pool layer, the entries of each
-            // window but its winner at this sample.
-            let x = inputs.row(args.sample)?;
-            let (_, pattern, _) = crate::region::trace_and_pattern(&model, &x);
-            let labels = crate::region::constraint_labels(&pattern, args.layer - 1);
-            if !labels.contains(&(l, j)) {
-                return Err(Error::Usage(format!(
-                    "--constraint {text}: not a constraint of sample {}'s region seen from \
-                     layer {}: expected a ReLU neuron, or an entry of a max-pool window other \
-                     than its winner, of a layer from {} to {}",
-                    args.sample,
-                    args.layer,
-                    args.layer,
-                    model.net().layers().len()
-                )));
-            }
-            Some((l, j))
-        }
-        (None, Problem::Facet) => {
-            return Err(Error::Usage(
-                "--problem facet needs --constraint L:J".into(),
-            ))
-        }
-        _ => None,
-    };
-    let input_box = args.domain.as_deref().map(parse_domain).transpose()?;
     let x = inputs.row(args.sample)?;
     let targets = args.target.resolve(inputs.len())?;
     targets.validate(model.net().output_dim())?;
-    // The neuron's relevance in the explanation of the sample's target under these rules,
-    // which the certifier and the checker compute exactly.
-    let relevance = root_question.then(|| {
-        let trace = forward(model.net(), &x);
-        let k = crate::audit::resolve_target(targets.for_sample(args.sample), trace.output());
-        QuestionRelevance::Explained(ExplanationRef {
-            output: k,
-            settings: dtd.clone(),
-        })
-    });
+    let question = SampleQuestion {
+        sample: args.sample,
+        x: &x,
+        layer: args.layer,
+        neuron: args.neuron,
+        constraint: args
+            .constraint
+            .as_deref()
+            .map(parse_constraint)
+            .transpose()?,
+        input_box: args
+            .domain
+            .as_deref()
+            .map(parse_domain)
+            .transpose()?
+            .map(|b| (b.lo, b.hi)),
+        dtd: &dtd,
+        target: targets.for_sample(args.sample),
+    };
+    if args.problem == ProblemArg::Step {
+        let report = question.step(&model)?;
+        let text = serde_json::to_string_pretty(&report).expect("reports serialise");
+        // The answer is exact and needs no certificate: --out holds the answer itself.
+        if let Some(path) = &args.out {
+            write_atomic(path, format!("{text}\n").as_bytes())?;
+        }
+        println!("{text}");
+        return Ok(Outcome::Clean);
+    }
     let certifier = Certifier {
         model: &model,
         opts,
@@ -242,116 +180,20 @@ pub fn run(args: CertifyArgs) -> Result<Outcome> {
         inputs_path: Some(absolute(&args.data.inputs)?.display().to_string()),
         cache: Default::default(),
     };
-    let question = RegionQuestion {
-        sample_index: args.sample,
-        sample: x,
-        layer: args.layer,
-        neuron: args.neuron.filter(|_| root_question),
-        relevance,
-        domain: Domain::of_layer(model.net(), args.layer, input_box.map(|b| (b.lo, b.hi))),
-        problem,
-        constraint,
-        centre: None,
-    };
-    let certified = certifier.answer(&question);
-    if let (Some(path), Some(cert)) = (&args.out, &certified.certificate) {
+    let (mut report, certificate) = question.certify(&certifier, args.problem.into())?;
+    if let (Some(path), Some(cert)) = (&args.out, &certificate) {
         let text = serde_json::to_string_pretty(cert).expect("certificates serialise");
         write_atomic(path, text.as_bytes())?;
+        report.certificate = Some(path.display().to_string());
     }
-    let report = Report {
-        sample: args.sample,
-        layer: args.layer,
-        neuron: question.neuron,
-        problem: problem.name(),
-        relevance: certified.relevance.as_ref().map(Scalar::to_f64),
-        relevance_exact: certified.relevance.as_ref().map(|r| r.to_string()),
-        answer: &certified.answer,
-        seconds: certified.seconds,
-        certificate: args
-            .out
-            .as_ref()
-            .filter(|_| certified.certificate.is_some())
-            .map(|p| p.display().to_string()),
-    };
     println!(
         "{}",
         serde_json::to_string_pretty(&report).expect("reports serialise")
     );
-    Ok(match certified.answer {
+    Ok(match report.answer {
         Answer::Unknown { .. } => Outcome::Found,
         _ => Outcome::Clean,
     })
-}
-
-#[derive(Serialize)]
-struct StepReport {
-    sample: usize,
-    layer: usize,
-    neuron: usize,
-    problem: &'static str,
-    rule: String,
-    /// `t*` as an exact rational (`null`: the ray never leaves the region).
-    t: Option<String>,
-    t_f64: Option<f64>,
-    /// `t* >= 1`: the rule root itself lies in the region.
-    rule_root_inside: bool,
-}
-
-/// `--problem step`: the largest `t >= 0` with `a − t (a − ã) ∈ P_L(x)`, where `ã` is the rule
-/// root of the neuron, computed exactly in closed form (no linear program).
-fn run_step(
-    args: &CertifyArgs,
-    model: &Model,
-    x: &[f64],
-    dtd: &crate::dtd::DtdSettings,
-    samples: usize,
-) -> Result<Outcome> {
-    let Some(j) = args.neuron else {
-        return Err(Error::Usage("--problem step needs --neuron".into()));
-    };
-    check_layer_neuron(model, args.layer, Some(j))?;
-    let targets = args.target.resolve(samples)?;
-    targets.validate(model.net().output_dim())?;
-    let m = args.layer - 1;
-    let (trace, pattern, _) = crate::region::trace_and_pattern(model, x);
-    let k = crate::audit::resolve_target(targets.for_sample(args.sample), trace.output());
-    let e = explain(model.net(), &trace, dtd, k, true);
-    let crate::dtd::RootOutcome::Root { point, .. } = &e.layers[m].neurons[j].outcome else {
-        return Err(Error::Usage(format!(
-            "neuron {j} of layer {} has no {} root for sample {} (no direction to step along)",
-            args.layer,
-            dtd.rule_for(m),
-            args.sample
-        )));
-    };
-    let a: Vec<Rational> = trace
-        .layer_input(m)
-        .iter()
-        .map(|&v| Rational::from_f64(v))
-        .collect();
-    let v: Vec<Rational> = a
-        .iter()
-        .zip(point)
-        .map(|(ai, &p)| ai.clone() - Rational::from_f64(p))
-        .collect();
-    let t = crate::region::step_length(model.exact(), &pattern, m, &a, &v);
-    let report = StepReport {
-        sample: args.sample,
-        layer: args.layer,
-        neuron: j,
-        problem: "step",
-        rule: dtd.rule_for(m).to_string(),
-        rule_root_inside: t.as_ref().is_none_or(|t| *t >= Rational::from_f64(1.0)),
-        t_f64: t.as_ref().map(Scalar::to_f64),
-        t: t.as_ref().map(|t| t.to_string()),
-    };
-    let text = serde_json::to_string_pretty(&report).expect("reports serialise");
-    // The answer is exact and needs no certificate: --out holds the answer itself.
-    if let Some(path) = &args.out {
-        write_atomic(path, format!("{text}\n").as_bytes())?;
-    }
-    println!("{text}");
-    Ok(Outcome::Clean)
 }
 
 fn parse_constraint(text: &str) -> Result<(usize, usize)> {
@@ -502,19 +344,12 @@ pub fn run_check(args: CheckCertArgs) -> Result<Outcome> {
 
 /// Reads one certificate file; what it becomes when it is no certificate of this format.
 fn read_certificate(file: &Path) -> std::result::Result<Certificate, Verdict> {
-    let unreadable = |problem: String| Verdict::Unreadable(Error::file(file, problem));
-    let text =
-        std::fs::read_to_string(file).map_err(|e| unreadable(format!("cannot read: {e}")))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| unreadable(format!("not a certificate: {e}")))?;
-    let Some(format) = value.get("format").and_then(|f| f.as_str()) else {
-        return Err(unreadable("not a certificate: no \"format\" tag".into()));
-    };
-    // Another format is a certificate this version does not check: its claim is rejected.
-    if let Some(r) = format_rejection(format) {
-        return Err(Verdict::Rejected(r.0));
-    }
-    serde_json::from_value(value).map_err(|e| unreadable(format!("not a certificate: {e}")))
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Verdict::Unreadable(Error::file(file, format!("cannot read: {e}"))))?;
+    parse_certificate(&text).map_err(|u| match u {
+        Unchecked::OtherFormat(r) => Verdict::Rejected(r.0),
+        Unchecked::Malformed(problem) => Verdict::Unreadable(Error::file(file, problem)),
+    })
 }
 
 /// Checks one certificate against its model (and its row of the inputs, if given).

@@ -9,8 +9,7 @@ use clap::Args;
 
 use super::{parse_domain, DataArgs, Outcome, RuleArgs, TargetArgs};
 use crate::audit::explain::{
-    full_backward_relevances, input_relevances, Arithmetic, FullBackwardReport, LpRoots,
-    ReportedModel,
+    full_backward_relevances, input_relevances, Arithmetic, FullBackwardReport, ReportedModel,
 };
 use crate::audit::spec::Targets;
 use crate::audit::TorchSettings;
@@ -99,25 +98,15 @@ fn torch_side(args: &ExplainArgs, dtd: &DtdSettings) -> Result<Option<TorchSetti
     Ok(torch)
 }
 
-/// The LP side of an explanation: only the `nearest-valid` rule uses it.
-fn lp_side(args: &ExplainArgs, dtd: &DtdSettings) -> Result<Option<LpRoots>> {
-    if !dtd.named_rules().iter().any(Rule::needs_lp) {
-        return Ok(None);
-    }
-    if args.exact {
-        return Err(Error::Usage(
-            "the nearest-valid rule finds roots with linear programs and cannot run with --exact"
-                .into(),
-        ));
-    }
-    let input_box = match args.domain.as_deref().map(parse_domain).transpose()? {
-        Some(b) => Some((b.lo, b.hi)),
-        None => dtd.input_rule_box(),
-    };
-    Ok(Some(LpRoots {
-        input_box,
-        opts: args.lp.resolve()?,
-    }))
+/// How the explanation computes: exactly or in f64, with LP roots for `nearest-valid`.
+fn arithmetic(args: &ExplainArgs, dtd: &DtdSettings) -> Result<Arithmetic> {
+    let domain = args.domain.as_deref().map(parse_domain).transpose()?;
+    Arithmetic::new(
+        dtd,
+        args.exact,
+        domain.map(|b| (b.lo, b.hi)),
+        args.lp.resolve()?,
+    )
 }
 
 /// The model, the inputs and the targets, checked against each other and the rules.
@@ -142,10 +131,7 @@ pub fn run(args: ExplainArgs) -> Result<Outcome> {
     if let Some(torch) = torch_side(&args, &dtd)? {
         return run_torch(&args, &dtd, &torch);
     }
-    let how = Arithmetic {
-        exact: args.exact,
-        lp: lp_side(&args, &dtd)?,
-    };
+    let how = arithmetic(&args, &dtd)?;
     if args.full_backward {
         if dtd.initial_relevance != InitialRelevance::Output {
             return Err(Error::Usage(

@@ -1,11 +1,10 @@
 //! `dtdcert region`: the activation pattern of one input and the size of its linear region.
 
 use clap::Args;
-use serde::Serialize;
 
 use super::{check_sample, DataArgs, Outcome};
-use crate::error::{Error, Result};
-use crate::region::{trace_and_pattern, Decision};
+use crate::error::Result;
+use crate::region::report::RegionReport;
 
 /// Show the activation pattern of one input and the polytope P_L(x) seen from layer L.
 #[derive(Args, Debug)]
@@ -27,77 +26,13 @@ pub struct RegionArgs {
     pub json: bool,
 }
 
-#[derive(Serialize)]
-struct LayerPattern {
-    layer: usize,
-    width: usize,
-    relu: bool,
-    /// The window of a max-pool layer; its pattern is each window's winner.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_pool: Option<usize>,
-    /// Outputs carried past the ReLU (the last ones of the layer); no constraints.
-    #[serde(skip_serializing_if = "is_zero")]
-    linear_tail: usize,
-    active: Option<usize>,
-    pattern: String,
-}
-
-#[derive(Serialize)]
-struct RegionReport {
-    sample: usize,
-    layer: usize,
-    /// The polytope's dimension: the width of the layer's input.
-    dimension: usize,
-    /// One constraint per ReLU neuron of the layers from `layer` up, and per max-pool entry
-    /// that is not its window's winner.
-    constraints: usize,
-    pattern_decided_by: Decision,
-    layers: Vec<LayerPattern>,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
-}
-
 /// Prints the sample's activation pattern and the size of P_L(x), as text or with `--json`
 /// as JSON; always `Clean` when it succeeds.
 pub fn run(args: RegionArgs) -> Result<Outcome> {
     let (model, inputs) = args.data.load()?;
     check_sample(&args.data.inputs, args.sample, inputs.len())?;
-    let num_layers = model.net().layers().len();
-    if args.layer == 0 || args.layer > num_layers {
-        return Err(Error::Usage(format!(
-            "--layer {} is out of range: the model has layers 1..{num_layers}",
-            args.layer
-        )));
-    }
     let x = inputs.row(args.sample)?;
-    let (_, pattern, decided_by) = trace_and_pattern(&model, &x);
-    let m = args.layer - 1;
-    let bits = pattern.bit_strings();
-    let counts = pattern.active_counts();
-    let report = RegionReport {
-        sample: args.sample,
-        layer: args.layer,
-        dimension: model.net().layers()[m].affine.in_dim(),
-        constraints: pattern.constraints_from(m),
-        pattern_decided_by: decided_by,
-        layers: model
-            .net()
-            .layers()
-            .iter()
-            .enumerate()
-            .map(|(k, l)| LayerPattern {
-                layer: k + 1,
-                width: l.out_dim(),
-                relu: l.relu,
-                max_pool: l.max_pool,
-                linear_tail: l.linear_tail,
-                active: counts[k],
-                pattern: bits[k].clone(),
-            })
-            .collect(),
-    };
+    let report = RegionReport::new(&model, args.sample, &x, args.layer)?;
     if args.json {
         println!(
             "{}",

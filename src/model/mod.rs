@@ -1,5 +1,6 @@
 //! The network IR, its loaders, and the forward pass.
 
+pub mod file;
 pub mod forward;
 pub mod image;
 pub mod inputs;
@@ -13,6 +14,7 @@ pub mod vocabulary;
 use std::path::Path;
 use std::sync::OnceLock;
 
+pub use file::ModelFile;
 pub use forward::{forward, output, Trace};
 pub use ir::{Affine, Dense, Layer, Network};
 

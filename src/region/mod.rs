@@ -20,7 +20,8 @@
 //! - `filter.rs` and `refined.rs`: the filter's first and second tier, and `Decision`;
 //! - `centre.rs`: the layer input a region's programs are centred on, exact and as f64;
 //! - `problem.rs`: the region questions as linear programs, in the layered form;
-//! - `composed.rs`: the region's constraints as dense f64 rows around a centre.
+//! - `composed.rs`: the region's constraints as dense f64 rows around a centre;
+//! - `report.rs`: one input's pattern and the size of its region, as `dtdcert region` shows them.
 
 mod batch;
 mod centre;
@@ -31,6 +32,7 @@ mod pattern;
 mod polytope;
 pub mod problem;
 mod refined;
+pub mod report;
 
 pub use batch::{membership_batch, membership_batch_within};
 pub use centre::Centre;

@@ -48,61 +48,143 @@ fn decision_name(decision: Decision) -> &'static str {
     }
 }
 
-/// The columns after `relevance`, for one neuron.
-fn verdict_fields(n: &NeuronRecord) -> [String; 12] {
-    let mut f: [String; 12] = Default::default();
-    let [has_root, no_root, valid, region, v_layer, v_neuron, margin, domain, d_coord, d_value, decided_by, on_face] =
-        &mut f;
-    *has_root = n.root.is_some().to_string();
-    if let Some(reason) = n.no_root {
-        *no_root = no_root_name(reason).to_string();
-    }
-    if let Some(root) = &n.root {
-        *valid = root.valid.to_string();
-        *on_face = root.region.on_face().to_string();
-        match &root.region {
-            Membership::Inside { .. } => *region = "inside".to_string(),
-            Membership::Outside {
-                layer,
-                neuron,
-                margin: m,
-            } => {
-                *region = "outside".to_string();
-                *v_layer = layer.to_string();
-                *v_neuron = neuron.to_string();
-                *margin = m.to_string();
+/// One row of roots.csv: one neuron of one layer of one sample. A field that does not apply
+/// (the verdict of a neuron without a root, the violated constraint of a root inside) is
+/// `None`, an empty field in the CSV.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RootRow {
+    /// The input's row in the inputs file.
+    pub sample: usize,
+    /// The explained output.
+    pub explained: usize,
+    /// 1-based layer.
+    pub layer: usize,
+    /// The neuron's index in its layer.
+    pub neuron: usize,
+    /// The neuron's relevance `R_j`.
+    pub relevance: f64,
+    /// Whether the neuron has a root.
+    pub has_root: bool,
+    /// Why it has none (`zero-relevance`, `small-denominator`, ...).
+    pub no_root: Option<&'static str>,
+    /// Inside the region and the domain.
+    pub valid: Option<bool>,
+    /// `inside` or `outside`.
+    pub region: Option<&'static str>,
+    /// The first violated constraint's layer (roots outside).
+    pub violated_layer: Option<usize>,
+    /// The first violated constraint's neuron (roots outside).
+    pub violated_neuron: Option<usize>,
+    /// `|σ z|` at the first violated constraint (roots outside).
+    pub margin: Option<f64>,
+    /// `in` or `out`.
+    pub domain: Option<&'static str>,
+    /// The first coordinate outside the domain.
+    pub domain_coordinate: Option<usize>,
+    /// The root's value there.
+    pub domain_value: Option<f64>,
+    /// Which arithmetic settled the verdict.
+    pub decided_by: Option<&'static str>,
+    /// Whether the root lies on a face of its region.
+    pub on_face: Option<bool>,
+}
+
+impl RootRow {
+    /// The row of neuron `n` of layer `layer` in sample record `record`.
+    pub fn new(record: &SampleRecord, layer: usize, n: &NeuronRecord) -> Self {
+        let mut row = Self {
+            sample: record.sample,
+            explained: record.explained,
+            layer,
+            neuron: n.neuron,
+            relevance: n.relevance,
+            has_root: n.root.is_some(),
+            no_root: n.no_root.map(no_root_name),
+            valid: None,
+            region: None,
+            violated_layer: None,
+            violated_neuron: None,
+            margin: None,
+            domain: None,
+            domain_coordinate: None,
+            domain_value: None,
+            decided_by: None,
+            on_face: None,
+        };
+        if let Some(root) = &n.root {
+            row.valid = Some(root.valid);
+            row.on_face = Some(root.region.on_face());
+            match &root.region {
+                Membership::Inside { .. } => row.region = Some("inside"),
+                Membership::Outside {
+                    layer,
+                    neuron,
+                    margin,
+                } => {
+                    row.region = Some("outside");
+                    row.violated_layer = Some(*layer);
+                    row.violated_neuron = Some(*neuron);
+                    row.margin = Some(*margin);
+                }
             }
-        }
-        match &root.domain {
-            DomainCheck::In => *domain = "in".to_string(),
-            DomainCheck::Out { coordinate, value } => {
-                *domain = "out".to_string();
-                *d_coord = coordinate.to_string();
-                *d_value = value.to_string();
+            match &root.domain {
+                DomainCheck::In => row.domain = Some("in"),
+                DomainCheck::Out { coordinate, value } => {
+                    row.domain = Some("out");
+                    row.domain_coordinate = Some(*coordinate);
+                    row.domain_value = Some(*value);
+                }
             }
+            row.decided_by = Some(decision_name(root.decided_by));
         }
-        *decided_by = decision_name(root.decided_by).to_string();
+        row
     }
-    f
+
+    /// The rows of one sample record, layer by layer, neuron by neuron.
+    pub fn of_record(record: &SampleRecord) -> impl Iterator<Item = RootRow> + '_ {
+        record
+            .layers
+            .iter()
+            .flat_map(move |l| l.neurons.iter().map(move |n| Self::new(record, l.layer, n)))
+    }
+
+    /// Appends the row, as CSV with its line break, to `out`.
+    fn write(&self, out: &mut String) {
+        fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+            v.map_or_else(String::new, |v| v.to_string())
+        }
+        let _ = write!(
+            out,
+            "{},{},{},{},{}",
+            self.sample, self.explained, self.layer, self.neuron, self.relevance
+        );
+        for v in [
+            self.has_root.to_string(),
+            opt(self.no_root),
+            opt(self.valid),
+            opt(self.region),
+            opt(self.violated_layer),
+            opt(self.violated_neuron),
+            opt(self.margin),
+            opt(self.domain),
+            opt(self.domain_coordinate),
+            opt(self.domain_value),
+            opt(self.decided_by),
+            opt(self.on_face),
+        ] {
+            out.push(',');
+            out.push_str(&field(&v));
+        }
+        out.push('\n');
+    }
 }
 
 /// Appends the rows of one sample to `out`; returns how many.
 fn sample_rows(out: &mut String, record: &SampleRecord) -> u64 {
     let mut rows = 0;
-    for layer in &record.layers {
-        for n in &layer.neurons {
-            let _ = write!(
-                out,
-                "{},{},{},{},{}",
-                record.sample, record.explained, layer.layer, n.neuron, n.relevance
-            );
-            for v in verdict_fields(n) {
-                out.push(',');
-                out.push_str(&field(&v));
-            }
-            out.push('\n');
-            rows += 1;
-        }
+    for row in RootRow::of_record(record) {
+        row.write(out);
+        rows += 1;
     }
     rows
 }

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+pub mod question;
 mod repair;
 
 pub(crate) use repair::repaired;
