@@ -14,7 +14,7 @@ pub const PLAIN: &str = "records.jsonl";
 /// The records file of a run with `--compress`.
 pub const COMPRESSED: &str = "records.jsonl.zst";
 /// zstd's default level: about as fast as writing the JSON, a tenth of its size or less.
-const LEVEL: i32 = 3;
+pub(crate) const LEVEL: i32 = 3;
 
 /// The name of the records file of a run with (or without) `--compress`.
 pub fn records_name(compress: bool) -> &'static str {

@@ -16,7 +16,7 @@
 //! [`Runner::run`] writes for the same model, inputs and settings, byte for byte.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 
@@ -396,7 +396,6 @@ impl Runner<'_> {
         done: usize,
     ) -> Result<()> {
         let records_path = dir.join(records_name(spec.settings.compress));
-        let kept = spec.settings.records;
         let checkpoints = !rebuilt_from_records(spec);
         let stopped = |e: std::io::Error| {
             Error::file(
