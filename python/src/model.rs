@@ -260,6 +260,9 @@ impl NativeModel {
                     .map(|(lo, hi)| dtdcert::audit::DomainBox { lo, hi }),
                 exact,
                 keep_points: roots,
+                // Held in memory whole: every record, written plain by `write`.
+                records: dtdcert::audit::RecordsKept::All,
+                compress: false,
                 certify: certify
                     .as_deref()
                     .map(|name| -> dtdcert::Result<CertifySettings> {
