@@ -13,8 +13,9 @@
 # fuzz/artifacts/TARGET.log, and a crash input to fuzz/artifacts/TARGET/.
 #
 # Prints, per target, the seconds, the executions (libFuzzer's final
-# `stat::number_of_executed_units`) and whether it finished clean; exits 1 when any target
-# crashed, 2 on bad usage.
+# `stat::number_of_executed_units`), the coverage of its last status line (`cov:` edges,
+# `ft:` features, `corp:` inputs in the corpus) and whether it finished clean; exits 1 when any
+# target crashed, 2 on bad usage.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -84,12 +85,18 @@ for t in "${targets[@]}"; do
     fi
     elapsed=$(($(date +%s) - start))
     execs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
-    line=$(printf '%-18s %6ss %14s executions  %s' "$t" "$elapsed" "${execs:-?}" "$status")
+    # libFuzzer's last status line: "#N DONE cov: C ft: F corp: K/SIZE ...".
+    last=$(grep -E '^#[0-9]+[[:space:]]+(DONE|NEW|REDUCE|pulse|INITED)' "$log" | tail -n 1 || true)
+    cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
+    ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
+    corp=$(sed -n 's/.* corp: \([0-9]*\)\/.*/\1/p' <<<"$last")
+    line=$(printf '%-18s %6ss %14s %7s %7s %7s  %s' "$t" "$elapsed" "${execs:-?}" "${cov:-?}" \
+        "${ft:-?}" "${corp:-?}" "$status")
     echo "$line"
     summary+=("$line")
 done
 
 echo
-echo "target              seconds     executions"
+echo "target              seconds     executions     cov      ft  corpus"
 printf '%s\n' "${summary[@]}"
 exit "$failed"
