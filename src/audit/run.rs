@@ -8,7 +8,7 @@
 //! marker file then says the run is complete. An interrupted run is continued with `--resume`:
 //! with every neuron record in plain JSON Lines, the records on disk are read back (a torn last
 //! line is cut off and redone) and the counts rebuilt from them; otherwise the run's checkpoint
-//! (see [`super::checkpoint`]) says how far it got. The audit goes on from there, so the final
+//! (`checkpoint.json`) says how far it got. The audit goes on from there, so the final
 //! files equal those of an uninterrupted run.
 //!
 //! A run can also be held in memory ([`Runner::audit`], for programs that call the library)
