@@ -676,6 +676,33 @@ fn a_run_held_in_memory_writes_the_folder_of_a_run_on_disk() {
     assert_eq!(before, snapshot(&out));
 }
 
+/// With fewer records kept and compressed, a run held in memory writes the same bytes as a run
+/// on disk: the same lines, in the same zstd frames.
+#[test]
+fn a_run_held_in_memory_keeps_and_compresses_records_as_a_run_on_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, inputs, mut spec) = setup(None);
+    spec.settings.records = dtdcert::audit::RecordsKept::Outside;
+    spec.settings.compress = true;
+    let on_disk = tmp.path().join("on-disk");
+    run(&model, &inputs, &spec, &on_disk, OPTIONS).unwrap();
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let held = runner(OPTIONS)
+        .audit(&model, &inputs, &spec, &done)
+        .unwrap();
+    let out = tmp.path().join("from-memory");
+    runner(OPTIONS).write(&held, &out).unwrap();
+    assert!(!out.join("records.jsonl").exists());
+    for name in [
+        "records.jsonl.zst",
+        "summary.json",
+        "summary.md",
+        "roots.csv",
+    ] {
+        assert!(read(&on_disk, name) == read(&out, name), "{name} differs");
+    }
+}
+
 #[test]
 fn inputs_held_in_memory_are_written_into_the_folder_and_named_there() {
     let tmp = tempfile::tempdir().unwrap();

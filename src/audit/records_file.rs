@@ -14,7 +14,7 @@ pub const PLAIN: &str = "records.jsonl";
 /// The records file of a run with `--compress`.
 pub const COMPRESSED: &str = "records.jsonl.zst";
 /// zstd's default level: about as fast as writing the JSON, a tenth of its size or less.
-pub(crate) const LEVEL: i32 = 3;
+const LEVEL: i32 = 3;
 
 /// The name of the records file of a run with (or without) `--compress`.
 pub fn records_name(compress: bool) -> &'static str {
@@ -45,13 +45,14 @@ pub fn open_records(path: &Path) -> Result<Box<dyn BufRead>> {
     }
 }
 
-/// Writes records, one line each, plain or as one zstd frame per chunk.
-pub(crate) struct RecordsWriter {
-    /// The file between chunks (and throughout, for a plain file); `None` while a frame is
+/// Writes records, one line each, plain or as one zstd frame per chunk, to a file (a run's
+/// records as they grow) or to any other sink (a run held in memory, written at once).
+pub(crate) struct RecordsWriter<W: Write = File> {
+    /// The sink between chunks (and throughout, for a plain file); `None` while a frame is
     /// open, or after an error closed the writer.
-    file: Option<BufWriter<File>>,
+    file: Option<BufWriter<W>>,
     /// The frame of the chunk being written (`--compress`).
-    frame: Option<zstd::stream::write::Encoder<'static, BufWriter<File>>>,
+    frame: Option<zstd::stream::write::Encoder<'static, BufWriter<W>>>,
     compress: bool,
 }
 
@@ -59,9 +60,9 @@ fn closed() -> io::Error {
     io::Error::other("the records file was closed by an earlier error")
 }
 
-impl RecordsWriter {
+impl<W: Write> RecordsWriter<W> {
     /// A writer appending to `file`.
-    pub(crate) fn new(file: File, compress: bool) -> Self {
+    pub(crate) fn new(file: W, compress: bool) -> Self {
         Self {
             file: Some(BufWriter::new(file)),
             frame: None,
@@ -85,14 +86,16 @@ impl RecordsWriter {
     }
 
     /// Ends the chunk: closes its frame (`--compress`) and hands everything written to the
-    /// operating system.
+    /// sink (the operating system, for a file).
     pub(crate) fn end_chunk(&mut self) -> io::Result<()> {
         if let Some(frame) = self.frame.take() {
             self.file = Some(frame.finish()?);
         }
         self.file.as_mut().ok_or_else(closed)?.flush()
     }
+}
 
+impl RecordsWriter<File> {
     /// Ends the chunk and forces the file to the disk.
     pub(crate) fn sync(&mut self) -> io::Result<()> {
         self.end_chunk()?;

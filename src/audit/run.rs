@@ -16,7 +16,7 @@
 //! [`Runner::run`] writes for the same model, inputs and settings, byte for byte.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 
@@ -295,8 +295,18 @@ impl Runner<'_> {
             }
             let records = out.join(records_name(spec.settings.compress));
             let mut file = crate::io::AtomicFile::create(&records)?;
-            write_lines(file.writer(), &run.lines, spec.settings.compress)
+            // Chunk by chunk, as a run writes them (one zstd frame each with --compress).
+            let mut writer = RecordsWriter::new(&mut file, spec.settings.compress);
+            run.lines
+                .chunks(CHUNK)
+                .try_for_each(|chunk| {
+                    chunk
+                        .iter()
+                        .try_for_each(|line| writer.line(line.as_bytes()))?;
+                    writer.end_chunk()
+                })
                 .map_err(|e| Error::write(&records, e))?;
+            drop(writer);
             file.commit()?;
             write_summaries(out, &spec, &run.summary, self.options.csv, self.reports)?;
             write_atomic(&out.join(MARKER), marker("audit", true).as_bytes())
@@ -585,27 +595,6 @@ fn write_spec(out: &Path, spec: &RunSpec) -> Result<()> {
     let json = serde_json::to_string_pretty(spec).expect("run specs serialise");
     write_atomic(&out.join("run.json"), format!("{json}\n").as_bytes())?;
     write_atomic(&out.join(MARKER), marker("audit", false).as_bytes())
-}
-
-/// Writes record lines as a run writes them: plain, or (`compress`) one zstd frame per
-/// [`CHUNK`] lines.
-fn write_lines(out: &mut impl Write, lines: &[String], compress: bool) -> std::io::Result<()> {
-    if !compress {
-        for line in lines {
-            out.write_all(line.as_bytes())?;
-            out.write_all(b"\n")?;
-        }
-        return Ok(());
-    }
-    for chunk in lines.chunks(CHUNK) {
-        let mut frame = zstd::stream::write::Encoder::new(&mut *out, super::records_file::LEVEL)?;
-        for line in chunk {
-            frame.write_all(line.as_bytes())?;
-            frame.write_all(b"\n")?;
-        }
-        frame.finish()?;
-    }
-    Ok(())
 }
 
 /// Writes a certificate at `name`, relative to the folder `dir`, creating its folder.
