@@ -5,9 +5,9 @@
 use ndarray::Array2;
 
 use crate::check::{Certificate, ExplanationRef};
+use crate::dtd::bounded::{explain_bounded, neuron_root_bounded, BoundedExplanation};
 use crate::dtd::{explain, explain_down_to, neuron_root, root_on_own_face, RootOutcome};
 use crate::error::Result;
-use crate::exact::ball::{take_doubt, Ball};
 use crate::exact::{Rational, Scalar};
 use crate::lp::certify::{Answer, Certifier, QuestionRelevance, RegionQuestion};
 use crate::lp::nearest_valid::{explain_valid, uses_lp};
@@ -35,30 +35,13 @@ fn domain_check<T: Scalar, U: Scalar>(
     input_box: Option<DomainBox>,
     net: &crate::model::Network<U>,
 ) -> DomainCheck {
-    domain_check_of(point.iter().cloned(), layer_index, input_box, net)
-}
-
-/// [`domain_check`] of a point given coordinate by coordinate.
-fn domain_check_of<T: Scalar, U: Scalar>(
-    point: impl Iterator<Item = T>,
-    layer_index: usize,
-    input_box: Option<DomainBox>,
-    net: &crate::model::Network<U>,
-) -> DomainCheck {
-    // The input box at the network input, `>= 0` above a ReLU, nothing above a layer without.
-    let bounds = if layer_index == 0 {
-        input_box.map(|b| (Some(T::from_f64(b.lo)), Some(T::from_f64(b.hi))))
-    } else if net.output_nonnegative(layer_index - 1) {
-        Some((Some(T::zero()), None))
-    } else {
-        None
-    };
-    let Some((lo, hi)) = bounds else {
+    let Some((lo, hi)) = domain_bounds(layer_index, input_box, net) else {
         return DomainCheck::In;
     };
-    for (i, v) in point.enumerate() {
-        let below = lo.as_ref().is_some_and(|l| v < *l);
-        let above = hi.as_ref().is_some_and(|h| v > *h);
+    let (lo, hi) = (lo.map(T::from_f64), hi.map(T::from_f64));
+    for (i, v) in point.iter().enumerate() {
+        let below = lo.as_ref().is_some_and(|l| v < l);
+        let above = hi.as_ref().is_some_and(|h| v > h);
         if below || above {
             return DomainCheck::Out {
                 coordinate: i,
@@ -67,6 +50,23 @@ fn domain_check_of<T: Scalar, U: Scalar>(
         }
     }
     DomainCheck::In
+}
+
+/// The domain of layer `layer_index`'s input, as (lower, upper) bounds of every coordinate:
+/// the input box at the network input, `>= 0` above a ReLU; `None` where it is unbounded (a
+/// layer without ReLU below, or no box).
+fn domain_bounds<U: Scalar>(
+    layer_index: usize,
+    input_box: Option<DomainBox>,
+    net: &crate::model::Network<U>,
+) -> Option<(Option<f64>, Option<f64>)> {
+    if layer_index == 0 {
+        input_box.map(|b| (Some(b.lo), Some(b.hi)))
+    } else if net.output_nonnegative(layer_index - 1) {
+        Some((Some(0.0), None))
+    } else {
+        None
+    }
 }
 
 /// Audit one input: explain output `target` (or the top output) and decide every root.
@@ -239,97 +239,91 @@ fn audit_float(
             (trace, pattern, pattern_decided_by),
         );
     }
-    // Relevances and roots in midpoint-radius arithmetic: the f64 values, each with a bound on
-    // its distance to the value exact arithmetic computes from the same weights and inputs.
-    // A branch the bounds leave in doubt (a ReLU, the top output, a zero relevance, a
-    // denominator at the threshold) could go another way in exact arithmetic: such a sample
-    // is computed exactly.
+    // Relevances and roots in f64, each with a rigorous bound on its distance to the value
+    // exact arithmetic computes from the same weights and inputs (`dtd::bounded`). A branch the
+    // bounds leave in doubt (a ReLU, the top output, a zero relevance, a denominator at the
+    // threshold) could go another way in exact arithmetic: such a sample is computed exactly.
     let in_rationals = || audit_exact(model, settings, sample, x, target, Decision::ExactFallback);
     if pattern_decided_by != Decision::Float {
         // A ReLU within its bound of zero: the f64 trace may not follow the exact pattern.
         return Ok(in_rationals());
     }
-    take_doubt();
-    let net = model.balls();
-    let balls = |values: &[f64], errors: &[f64]| -> Vec<Ball> {
-        values
-            .iter()
-            .zip(errors)
-            .map(|(&v, &e)| Ball::new(v, e))
-            .collect()
-    };
-    let btrace = forward::Trace {
-        activations: trace
-            .activations
-            .iter()
-            .zip(&bounds)
-            .map(|(h, e)| balls(h, e))
-            .collect(),
-        // The recursion reads the layer inputs and the output only.
-        pre: Vec::new(),
-    };
-    let k = resolve_target(target, &mids(btrace.output()));
-    if target.is_none() {
-        certain_argmax(btrace.output(), k);
+    let k = resolve_target(target, trace.output());
+    let output_err = bounds.last().expect("a trace has the output");
+    if target.is_none() && !certain_argmax(trace.output(), output_err, k) {
+        return Ok(in_rationals());
     }
     // Where every layer's roots fit in one block, the explanation keeps them; otherwise they
     // are rebuilt and judged a block at a time below, so a wide image layer never holds all
     // its roots at once.
-    let keep_roots = net
+    let keep_roots = model
+        .net()
         .layers()
         .iter()
         .all(|l| l.affine.out_dim() <= ROOTS_PER_BLOCK);
-    let explanation = explain(net, &btrace, &settings.dtd, k, keep_roots);
-    if take_doubt() {
+    let Some(bounded) = explain_bounded(model, &trace, &bounds, &settings.dtd, k, keep_roots)
+    else {
         return Ok(in_rationals());
-    }
+    };
+    let BoundedExplanation {
+        explanation,
+        bounds: layer_bounds,
+    } = bounded;
     let input_box = settings.input_domain();
     let mut exact = ExactRoots::new(model, settings, x, k);
     let mut verdicts: Vec<Vec<Judged>> = Vec::new();
-    for (index, step) in explanation.layers.iter().enumerate() {
+    for (index, (step, step_bounds)) in explanation.layers.iter().zip(layer_bounds).enumerate() {
         let with_root: Vec<usize> = (0..step.neurons.len())
             .filter(|&j| matches!(step.neurons[j].outcome, RootOutcome::Root { .. }))
             .collect();
-        let a = btrace.layer_input(index);
+        let (a, a_err) = (trace.layer_input(index), &bounds[index][..]);
         let mut judged = Vec::with_capacity(with_root.len());
+        // The layer's roots as the explanation kept them (one block), or rebuilt a block at a
+        // time.
+        let mut kept = Some((step_bounds.roots, step_bounds.root_errors))
+            .filter(|(roots, _)| !roots.is_empty());
         for block in with_root.chunks(ROOTS_PER_BLOCK) {
             // The roots' f64 values and error bounds, one row per root.
-            let mut points: Vec<f64> = Vec::with_capacity(block.len() * a.len());
-            let mut errors: Vec<f64> = Vec::with_capacity(block.len() * a.len());
-            for &j in block {
-                let n = &step.neurons[j];
-                let rebuilt;
-                let point: &[Ball] = match &n.outcome {
-                    RootOutcome::Root { point, .. } if !point.is_empty() => point,
-                    _ => {
-                        rebuilt = match neuron_root(net, index, j, a, &n.relevance, &settings.dtd) {
-                            RootOutcome::Root { point, .. } => point,
-                            RootOutcome::None(_) => unreachable!("the same step found a root"),
-                        };
-                        &rebuilt
+            let (points, errors) = match kept.take() {
+                Some(rows) => rows,
+                None => {
+                    let mut points: Vec<f64> = Vec::with_capacity(block.len() * a.len());
+                    let mut errors: Vec<f64> = Vec::with_capacity(block.len() * a.len());
+                    for &j in block {
+                        let relevance = (step.neurons[j].relevance, step_bounds.upper[j]);
+                        let settings = &settings.dtd;
+                        match neuron_root_bounded(model, index, j, (a, a_err), relevance, settings)
+                        {
+                            Some((RootOutcome::Root { point, .. }, err)) => {
+                                points.extend(point);
+                                errors.extend(err);
+                            }
+                            Some((RootOutcome::None(_), _)) => {
+                                unreachable!("the same step found a root")
+                            }
+                            None => return Ok(in_rationals()),
+                        }
                     }
-                };
-                if !n.relevance.mid.is_finite() || point.iter().any(|v| !v.mid.is_finite()) {
+                    (points, errors)
+                }
+            };
+            for (&j, point) in block.iter().zip(points.chunks(a.len().max(1))) {
+                if !step.neurons[j].relevance.is_finite() || point.iter().any(|v| !v.is_finite()) {
                     return Err(overflow(
                         sample,
                         &format!("the root of layer {} neuron {j}", index + 1),
                     ));
                 }
-                points.extend(point.iter().map(|v| v.mid));
-                errors.extend(point.iter().map(|v| v.rad));
             }
             let rows = |values: Vec<f64>| {
                 Array2::from_shape_vec((block.len(), a.len()), values)
                     .expect("every root has the layer's input width")
             };
             let (points, errors) = (rows(points), rows(errors));
-            if take_doubt() {
-                return Ok(in_rationals());
-            }
             // The explained output's root sits on its own face: an exact zero no f64 bound
             // settles, known from how the root is built.
             let on_face = match block {
-                &[j] => root_on_own_face(model.exact(), index, j, &settings.dtd).then_some(j),
+                &[j] => root_on_own_face(model.net(), index, j, &settings.dtd).then_some(j),
                 _ => None,
             };
             let block_verdicts = judge_block(
@@ -450,20 +444,20 @@ fn judged_record<T: Scalar>(
     }
 }
 
-/// The midpoints of balls: the f64 values.
-fn mids(values: &[Ball]) -> Vec<f64> {
-    values.iter().map(|v| v.mid).collect()
-}
-
-/// Flags doubt unless output `k` certainly exceeds every other output (the top output of the
-/// exact values is then `k` too).
-fn certain_argmax(output: &[Ball], k: usize) {
-    for (i, v) in output.iter().enumerate() {
-        if i != k {
-            // A ball comparison flags its own doubt.
-            let _ = output[k] > *v;
-        }
-    }
+/// Whether output `k` certainly exceeds every other output, each exact value within `errors`
+/// of the f64 one (the top output of the exact values is then `k` too).
+fn certain_argmax(output: &[f64], errors: &[f64], k: usize) -> bool {
+    let (top, top_err) = (output[k], errors[k]);
+    output.iter().zip(errors).enumerate().all(|(i, (&v, &e))| {
+        i == k
+            || if top_err == 0.0 && e == 0.0 {
+                top > v
+            } else {
+                // Rounded outwards: the lower end of the top output's interval above the
+                // upper end of the other's.
+                (top - top_err).next_down() > (v + e).next_up()
+            }
+    })
 }
 
 /// The domain verdict of the exact point that `point` stands for within `error`, when the
@@ -476,13 +470,51 @@ fn domain_within(
     input_box: Option<DomainBox>,
     net: &crate::model::Network,
 ) -> Option<DomainCheck> {
-    let balls = point
-        .iter()
-        .zip(error)
-        .map(|(&mid, &rad)| Ball::new(mid, rad));
-    take_doubt();
-    let check = domain_check_of(balls, layer_index, input_box, net);
-    (!take_doubt()).then_some(check)
+    let (lo, hi) = match domain_bounds(layer_index, input_box, net) {
+        Some(bounds) => bounds,
+        None => return Some(DomainCheck::In),
+    };
+    for (i, (&v, &e)) in point.iter().zip(error).enumerate() {
+        let below = match lo {
+            Some(l) => below_within(v, e, l)?,
+            None => false,
+        };
+        let above = match hi {
+            Some(h) => below_within(-v, e, -h)?,
+            None => false,
+        };
+        if below || above {
+            return Some(DomainCheck::Out {
+                coordinate: i,
+                value: v,
+            });
+        }
+    }
+    Some(DomainCheck::In)
+}
+
+/// Whether the exact value within `e` of `v` is below `l`, when the bound settles it (as the
+/// f64 test `v < l` then answers); `None` when it does not.
+fn below_within(v: f64, e: f64, l: f64) -> Option<bool> {
+    if e == 0.0 {
+        Some(v < l)
+    } else if l == 0.0 {
+        // The interval's ends against 0, compared exactly.
+        if v >= e {
+            Some(false)
+        } else if -v > e {
+            Some(true)
+        } else {
+            None
+        }
+    } else if (v + e).next_up() < l {
+        // Rounded up, the upper end of the interval is below `l`.
+        Some(true)
+    } else if (v - e).next_down() >= l {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 /// The exact twin of one sample, computed on first need: its forward pass and pattern, and

@@ -11,8 +11,7 @@ use crate::model::Model;
 
 use super::filter::Decision;
 use super::membership::{
-    constraint, membership_filtered, membership_within, refined_or_exact, window_constraint,
-    Membership, State,
+    constraint, membership_filtered, membership_within, window_constraint, Membership, State,
 };
 use super::pattern::{selected, Pattern};
 
@@ -221,8 +220,9 @@ fn membership_block(
     }
     (0..n)
         .map(|r| {
-            let point = points.row(r).to_vec();
-            let point_err = point_errors.map(|e| e.row(r).to_vec());
+            // A point's row, and its errors', copied only where a verdict needs another look.
+            let point = || points.row(r).to_vec();
+            let point_err = || point_errors.map(|e| e.row(r).to_vec());
             match state[r] {
                 State::Pending => Some((
                     Membership::Inside {
@@ -233,44 +233,25 @@ fn membership_block(
                 // The batched bounds come from norms; a point they leave undecided is checked
                 // again with per-value bounds, which fall back to exact arithmetic in turn
                 // (where the point itself is exact).
-                State::NeedsExact => match &point_err {
-                    None => Some(membership_filtered(model, pattern, m, &point)),
-                    Some(err) => membership_within(model, pattern, m, &point, err),
+                State::NeedsExact => match &point_err() {
+                    None => Some(membership_filtered(model, pattern, m, &point())),
+                    Some(err) => membership_within(model, pattern, m, &point(), err),
                 },
-                state => ended(model, pattern, m, &point, point_err.as_deref(), state),
+                State::Outside {
+                    layer,
+                    neuron,
+                    margin,
+                } => Some((
+                    Membership::Outside {
+                        layer,
+                        neuron,
+                        margin,
+                    },
+                    Decision::Float,
+                )),
             }
         })
         .collect()
-}
-
-/// The verdict of a point whose check ended at `state` (outside, or needing more than the
-/// f64 bound, which the filter's next tiers then decide from the start).
-fn ended(
-    model: &Model,
-    pattern: &Pattern,
-    m: usize,
-    point: &[f64],
-    point_err: Option<&[f64]>,
-    state: State,
-) -> Option<(Membership, Decision)> {
-    match state {
-        State::Outside {
-            layer,
-            neuron,
-            margin,
-        } => Some((
-            Membership::Outside {
-                layer,
-                neuron,
-                margin,
-            },
-            Decision::Float,
-        )),
-        State::NeedsExact | State::Pending => match point_err {
-            None => Some(refined_or_exact(model, pattern, m, point)),
-            Some(err) => membership_within(model, pattern, m, point, err),
-        },
-    }
 }
 
 /// Rows of a dense layer screened together (one matrix product for all pending points).

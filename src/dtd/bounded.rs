@@ -1,0 +1,755 @@
+//! The train-free recursion in f64 with a-priori error bounds: every relevance and root
+//! coordinate exactly as the f64 recursion computes it (the same operations in the same order,
+//! so the values are the f64 explanation's bit for bit), each with a rigorous bound on its
+//! distance to the value exact arithmetic computes from the same weights and layer inputs.
+//!
+//! # The bounds
+//!
+//! Write `u = 2^-53` (f64's unit roundoff) and `η = 2^-1074` (its smallest subnormal). In
+//! round-to-nearest, without overflow (every value is checked for finiteness by the caller):
+//!
+//! - (S) a sum or difference satisfies `|fl(x ± y) − (x ± y)| <= u |fl(x ± y)|`: the error is
+//!   at most half a unit in the last place of the result, which is `<= u |fl(x ± y)|` for a
+//!   normal result, and a sum whose result is subnormal is exact;
+//! - (P) a product or quotient satisfies `|fl(x ∘ y) − x ∘ y| <= u |fl(x ∘ y)| + η/2` (the
+//!   second term for a result in the subnormal range; `η/2` is not an f64, so the bounds add
+//!   `η`), and is exact when an operand of a product (the dividend of a quotient) is 0;
+//! - (D) a dot product of `n` terms summed in any order satisfies
+//!   `|fl(Σ w_i x_i) − Σ w_i X_i| <= γ_n Σ |w_i x_i| + Σ |w_i| |x_i − X_i| + n η/2`, with
+//!   `γ_n = n u / (1 − n u)` (Higham, "Accuracy and Stability of Numerical Algorithms",
+//!   §3.1); [`ErrorModel::bound`] evaluates it from the computed sums of `|w_i x_i|` and of
+//!   `|w_i| e_i`, inflated over their own rounding.
+//!
+//! A bound is itself computed in f64, from non-negative terms: each short formula below
+//! (at most eight operations, at most four of them products) is passed through [`up`], which
+//! multiplies by `1 + 16 u` (covering a relative rounding of `(1 − u)^k`, `k <= 15`) and adds
+//! `4 η` (covering up to four products that underflow, `η/2` each), so the computed bound is
+//! at least the exact one. `up(0) = 0`, so exact zeros stay exact: a neuron whose input is an
+//! exact 0 (a ReLU certainly off) passes an exact 0 on, and a zero relevance is recognised as
+//! exactly zero.
+//!
+//! For neuron `j` with weights `w` (exact), bias `b` (exact), relevance `r` within `e_r` of
+//! `R`, layer input `a` within `e_a` of `A`, the f64 code computes, and the bounds are:
+//!
+//! 1. the direction `v_i = φ(w_i, a_i)` within `e_v,i` of `V_i = φ(w_i, A_i)` ([`Direction`]);
+//! 2. `wv = Σ fl(w_i v_i)` within `e_wv` of `Σ w_i V_i`, by (D);
+//! 3. the bias term `β` within `e_β` of its exact value ([`beta_error`]), and
+//!    `s = fl(wv + β)` within `e_s = up(e_wv + e_β + u |s|)`, by (S);
+//! 4. with a stabiliser `ε`, `d = fl(s ± ε)` by the sign of `s`, which must be the sign of
+//!    the exact `S` (certain: `|s| > e_s`, or `e_s = 0`), within `e_d = up(e_s + u |d|)`;
+//! 5. the threshold test `|d| <= θ` agrees with `|D| <= θ` when `e_d = 0`, when
+//!    `|d| − e_d > θ` (then `|D| > θ`: a root), or when `|d| + e_d <= θ` (no root); else the
+//!    branch is in doubt;
+//! 6. `t = fl(r / d)` within `e_t = up(2u|t| + η + (e_r + q e_d) / f)`, where
+//!    `f <= |d| − e_d <= |D|` and `q = fl(|t|(1 + 4u) + 2η) >= (|t| + η/2) / (1 − u) >= |r/d|`
+//!    (by (P), `|r/d| (1 − u) − η/2 <= |t|`): since
+//!    `|r/d − R/D| = |r (D − d) + d (r − R)| / |d D| <= (|r/d| e_d + e_r) / |D|`, and
+//!    `|t − r/d| <= u |r/d| + η/2` by (P). The rule `0` has `t = 1` exactly;
+//! 7. `tv_i = fl(t v_i)` within `e_tv,i = up(ρ + (|t| + e_t) e_v,i + |v_i| e_t)`, where `ρ` is
+//!    the rounding of (P) (0 when `t` or `v_i` is 0): `|T V − t v| <= |T| |V − v| + |v| |T − t|`;
+//! 8. the root `p_i = fl(a_i − tv_i)` within `up(e_a,i + e_tv,i + u |p_i|)` by (S) (the rule
+//!    `0`'s root is the origin, exactly);
+//! 9. each input's relevance `Σ_j fl(w_ji tv_ji)`, summed over the neurons in order, within
+//!    the bound of (D) with `x = tv` and `e = e_tv` (0 where every term is an exact 0).
+//!
+//! A branch the bounds leave in doubt (a zero relevance, the stabiliser's sign, the
+//! threshold) makes [`explain_bounded`] give `None`: the exact recursion could go the other
+//! way there. Layers without roots (max pooling, the LRP rules) are computed in
+//! midpoint-radius arithmetic ([`Ball`]), whose midpoints are the same f64 values.
+
+use super::explanation::{Explanation, LayerRelevance, NeuronRelevance, NoRoot, RootOutcome};
+use super::roots::RootRule;
+use super::rules::{BiasMode, InitialRelevance, Rule};
+use super::settings::DtdSettings;
+use super::train_free::{layer_step, winner_take_all};
+use crate::exact::ball::{take_doubt, Ball};
+use crate::exact::filter::ErrorModel;
+use crate::model::{Affine, Model, Trace};
+
+/// Unit roundoff of f64 (round to nearest).
+const U: f64 = f64::EPSILON / 2.0;
+/// The smallest positive subnormal f64.
+const TINY: f64 = f64::from_bits(1);
+
+/// A non-negative bound computed by a short formula (at most eight operations, four of them
+/// products), rounded up past that formula's rounding and underflow; 0 stays 0.
+/// A NaN (an overflowed bound) stays NaN, which every test of a bound reads as no bound.
+#[inline(always)]
+fn up(x: f64) -> f64 {
+    let y = x * (1.0 + 16.0 * U) + 4.0 * TINY;
+    if x == 0.0 {
+        0.0
+    } else {
+        y
+    }
+}
+
+/// The rounding of a product `p = fl(x · y)` by (P): 0 where an operand is 0 (exact).
+#[inline(always)]
+fn product_rounding(x: f64, y: f64, p: f64) -> f64 {
+    if x == 0.0 || y == 0.0 {
+        0.0
+    } else {
+        U * p.abs() + TINY
+    }
+}
+
+/// Bounds on one layer's relevances, and its roots with theirs: each bound is on the distance
+/// of the f64 value at the same place to the exact value.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LayerBounds {
+    /// One per relevance of the layer's `upper`.
+    pub upper: Vec<f64>,
+    /// One per relevance of the layer's `lower`.
+    pub lower: Vec<f64>,
+    /// With `keep_roots`, the roots of the neurons that have one, in neuron order, one row of
+    /// the layer's input width each (row after row); empty otherwise.
+    pub roots: Vec<f64>,
+    /// One per coordinate of `roots`.
+    pub root_errors: Vec<f64>,
+}
+
+/// An f64 explanation with its error bounds, layer by layer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BoundedExplanation {
+    /// The explanation, equal to the f64 [`explain`](super::explain)'s without kept roots bit
+    /// for bit (the roots are in `bounds`).
+    pub explanation: Explanation<f64>,
+    /// One per layer, in network order.
+    pub bounds: Vec<LayerBounds>,
+}
+
+/// [`explain`](super::explain) in f64 at the traced input, with a rigorous bound on the
+/// distance of every relevance and kept root coordinate to what exact arithmetic computes
+/// from the same weights and the exact layer inputs. `errors[l]` bounds the distance of each
+/// value of `trace.activations[l]` to its exact value (the pattern of the trace must be the
+/// exact one). `None` where a branch of the recursion (a zero relevance, a denominator at the
+/// threshold, the stabiliser's sign, a max-pool winner) is in doubt, or a bound overflows.
+/// With `keep_roots`, each layer's roots and their bounds are kept in its [`LayerBounds`],
+/// as the rows of [`explain`](super::explain)'s kept roots.
+pub fn explain_bounded(
+    model: &Model,
+    trace: &Trace<f64>,
+    errors: &[Vec<f64>],
+    settings: &DtdSettings,
+    k: usize,
+    keep_roots: bool,
+) -> Option<BoundedExplanation> {
+    let net = model.net();
+    let layers = net.layers();
+    let mut upper = vec![0.0; net.output_dim()];
+    let mut upper_err = vec![0.0; net.output_dim()];
+    match settings.initial_relevance {
+        InitialRelevance::Output => {
+            upper[k] = trace.output()[k];
+            upper_err[k] = errors.last()?[k];
+        }
+        InitialRelevance::One => upper[k] = 1.0,
+    }
+    let mut steps = Vec::with_capacity(layers.len());
+    let mut bounds = Vec::with_capacity(layers.len());
+    for index in (0..layers.len()).rev() {
+        let (a, a_err) = (trace.layer_input(index), &errors[index][..]);
+        let rule = settings.rule_for(index);
+        let layer = &layers[index];
+        let (step, b) = if layer.max_pool.is_none() && rule.has_root() {
+            bounded_layer_step(
+                &layer.affine,
+                (a, a_err),
+                (&upper, &upper_err),
+                rule,
+                settings,
+                keep_roots,
+            )?
+        } else {
+            ball_layer_step(model, index, (a, a_err), (&upper, &upper_err), settings)?
+        };
+        upper.clone_from(&step.lower);
+        upper_err.clone_from(&b.lower);
+        steps.push(step);
+        bounds.push(b);
+    }
+    steps.reverse();
+    bounds.reverse();
+    Some(BoundedExplanation {
+        explanation: Explanation {
+            explained: k,
+            layers: steps,
+        },
+        bounds,
+    })
+}
+
+/// The root of neuron `j` of 0-based layer `index` at the layer input `a` (each value within
+/// its bound in `a_err`) with relevance `r` (within `r_err`), exactly as [`explain_bounded`]
+/// with `keep_roots` computes it, with the bound of each coordinate; `None` where a branch is
+/// in doubt. The layer must have roots (a root rule, no max pooling).
+pub fn neuron_root_bounded(
+    model: &Model,
+    index: usize,
+    j: usize,
+    input: (&[f64], &[f64]),
+    relevance: (f64, f64),
+    settings: &DtdSettings,
+) -> Option<(RootOutcome<f64>, Vec<f64>)> {
+    let affine = &model.net().layers()[index].affine;
+    let layer = RootLayer::new(affine, settings.rule_for(index), settings);
+    let n = input.0.len();
+    let mut lower = vec![0.0; n];
+    let mut sums = LowerSums::new(n);
+    let mut passed = 0.0;
+    let (mut point, mut errors) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let outcome = layer.neuron(
+        j,
+        input,
+        relevance,
+        (&mut lower, &mut sums, &mut passed),
+        Some((&mut point, &mut errors)),
+    )?;
+    Some(match outcome {
+        RootOutcome::Root { t, .. } => (RootOutcome::Root { point, t }, errors),
+        none => (none, Vec::new()),
+    })
+}
+
+/// One layer of a root rule, as [`layer_step`] computes it, with bounds.
+fn bounded_layer_step(
+    affine: &Affine,
+    input: (&[f64], &[f64]),
+    relevance: (&[f64], &[f64]),
+    rule: Rule,
+    settings: &DtdSettings,
+    keep_roots: bool,
+) -> Option<(LayerRelevance<f64>, LayerBounds)> {
+    let (upper, upper_err) = relevance;
+    let n_in = affine.in_dim();
+    let mut lower = vec![0.0; n_in];
+    let mut sums = LowerSums::new(n_in);
+    let mut neurons = Vec::with_capacity(upper.len());
+    let (mut roots, mut root_errors) = (Vec::new(), Vec::new());
+    let layer = RootLayer::new(affine, rule, settings);
+    for (j, (&r, &r_err)) in upper.iter().zip(upper_err).enumerate() {
+        if certainly_zero(r, r_err)? {
+            neurons.push(NeuronRelevance {
+                relevance: r,
+                outcome: RootOutcome::None(NoRoot::ZeroRelevance),
+                unresolved: 0.0,
+            });
+            continue;
+        }
+        let mut passed = 0.0;
+        let kept = keep_roots.then_some((&mut roots, &mut root_errors));
+        let outcome = layer.neuron(
+            j,
+            input,
+            (r, r_err),
+            (&mut lower, &mut sums, &mut passed),
+            kept,
+        )?;
+        neurons.push(NeuronRelevance {
+            relevance: r,
+            unresolved: r + -passed,
+            outcome,
+        });
+    }
+    let lower_err = sums.bounds(ErrorModel::new(affine.out_dim()));
+    Some((
+        LayerRelevance {
+            rule,
+            upper: upper.to_vec(),
+            lower,
+            neurons,
+        },
+        LayerBounds {
+            upper: upper_err.to_vec(),
+            lower: lower_err,
+            roots,
+            root_errors,
+        },
+    ))
+}
+
+/// A layer without roots (max pooling, an LRP rule) in midpoint-radius arithmetic: the same
+/// f64 values as the f64 step, each with the radius of its ball as its bound.
+fn ball_layer_step(
+    model: &Model,
+    index: usize,
+    input: (&[f64], &[f64]),
+    relevance: (&[f64], &[f64]),
+    settings: &DtdSettings,
+) -> Option<(LayerRelevance<f64>, LayerBounds)> {
+    let balls = |(values, errors): (&[f64], &[f64])| -> Vec<Ball> {
+        values
+            .iter()
+            .zip(errors)
+            .map(|(&v, &e)| Ball::new(v, e))
+            .collect()
+    };
+    let (a, upper) = (balls(input), balls(relevance));
+    let layer = &model.balls().layers()[index];
+    let rule = settings.rule_for(index);
+    take_doubt();
+    let step = match layer.max_pool {
+        Some(window) => winner_take_all(layer, window, &a, &upper, rule),
+        None => layer_step(&layer.affine, &a, &upper, rule, settings, false),
+    };
+    if take_doubt() {
+        return None;
+    }
+    let mids = |v: &[Ball]| v.iter().map(|b| b.mid).collect::<Vec<f64>>();
+    let rads = |v: &[Ball]| v.iter().map(|b| b.rad).collect::<Vec<f64>>();
+    let bounds = LayerBounds {
+        upper: rads(&step.upper),
+        lower: rads(&step.lower),
+        ..LayerBounds::default()
+    };
+    let neurons = step
+        .neurons
+        .iter()
+        .map(|n| NeuronRelevance {
+            relevance: n.relevance.mid,
+            outcome: match &n.outcome {
+                RootOutcome::None(reason) => RootOutcome::None(*reason),
+                RootOutcome::Root { .. } => unreachable!("a layer without roots found one"),
+            },
+            unresolved: n.unresolved.mid,
+        })
+        .collect();
+    Some((
+        LayerRelevance {
+            rule: step.rule,
+            upper: mids(&step.upper),
+            lower: mids(&step.lower),
+            neurons,
+        },
+        bounds,
+    ))
+}
+
+/// Whether the exact value within `error` of `value` is 0, when the bound settles it (as the
+/// f64 test `value == 0` then answers); `None` when it does not, or a value is not finite.
+fn certainly_zero(value: f64, error: f64) -> Option<bool> {
+    if !(value.is_finite() && error.is_finite()) {
+        return None;
+    }
+    if error == 0.0 {
+        return Some(value == 0.0);
+    }
+    (value.abs() > error).then_some(false)
+}
+
+/// A rule's direction `v_i = φ(w_i, a_i)` as [`root_step`](super::root_step) computes it,
+/// with a bound on `|v_i − φ(w_i, A_i)|` for an input `A_i` within `e_a` of `a_i`.
+#[derive(Clone, Copy)]
+enum Direction {
+    /// `v = a` (rules `0` and `z`): the input's own bound.
+    Input,
+    /// `v = a 1[w >= 0]` (z+): the input's bound, or an exact 0.
+    Positive,
+    /// `v = a (1 + γ)` where `w >= 0`, `a` elsewhere: `c = fl(1 + γ)` within `c_err` of
+    /// `1 + γ`, and `|fl(a c) − A (1 + γ)| <= ρ + |a| c_err + (|c| + c_err) e_a` with `ρ` the
+    /// product's rounding (P).
+    Gamma { c: f64, c_err: f64 },
+    /// `v = w` (w²): exact.
+    Weight,
+    /// `v = a − lo` where `w >= 0`, `a − hi` elsewhere (zB): `e_a + u |v|` by (S).
+    Box { lo: f64, hi: f64 },
+}
+
+impl Direction {
+    fn new(rule: &RootRule<f64>) -> Self {
+        match rule.rule() {
+            Rule::Zero | Rule::Z => Direction::Input,
+            Rule::ZPlus => Direction::Positive,
+            Rule::Gamma(gamma) => {
+                let c = rule.one_plus_gamma();
+                // 1 + γ rounded: exact when the rounding error (TwoSum) is 0.
+                let exact = {
+                    let back = c - 1.0;
+                    (1.0 - (c - back)) + (gamma - back) == 0.0
+                };
+                Direction::Gamma {
+                    c,
+                    c_err: if exact { 0.0 } else { U * c.abs() },
+                }
+            }
+            Rule::WSquare => Direction::Weight,
+            Rule::ZBox { lo, hi } => Direction::Box { lo, hi },
+            other => unreachable!("{other} has no root direction"),
+        }
+    }
+
+    /// `(v_i, e_v,i)` for weight `w`, input `a` and its bound `e_a`.
+    #[inline(always)]
+    fn at(self, w: f64, a: f64, a_err: f64) -> (f64, f64) {
+        // The rules count a zero weight as non-negative.
+        let nonneg = !(w < 0.0);
+        match self {
+            Direction::Input => (a, a_err),
+            Direction::Positive if nonneg => (a, a_err),
+            Direction::Positive => (0.0, 0.0),
+            Direction::Gamma { c, c_err } if nonneg => {
+                let v = a * c;
+                let err = product_rounding(a, c, v) + a.abs() * c_err + (c.abs() + c_err) * a_err;
+                (v, up(err))
+            }
+            Direction::Gamma { .. } => (a, a_err),
+            Direction::Weight => (w, 0.0),
+            Direction::Box { lo, hi } => {
+                let v = a - if nonneg { lo } else { hi };
+                (v, up(a_err + U * v.abs()))
+            }
+        }
+    }
+}
+
+/// A bound on `|fl(β) − β|` for the bias term `β` that [`RootRule`] computes for bias `b`:
+/// 0 where `β` is `0`, `b` or `b⁺` (exact), the roundings of (P) and (S) for γ's
+/// `b + γ b⁺`, of (P) for w²'s `b²`.
+pub(super) fn beta_error(rule: &RootRule<f64>, b: f64, bias: BiasMode, beta: f64) -> f64 {
+    match bias {
+        BiasMode::Ignore => return 0.0,
+        BiasMode::Plain if rule.rule() != Rule::Zero => return 0.0,
+        _ => {}
+    }
+    match rule.rule() {
+        Rule::Gamma(gamma) => {
+            let positive = b.max(0.0);
+            let p = gamma * positive;
+            up(product_rounding(gamma, positive, p) + U * beta.abs())
+        }
+        Rule::WSquare => up(product_rounding(b, b, beta)),
+        _ => 0.0,
+    }
+}
+
+/// Per input of a layer, the sums that bound the error of its relevance (9.): of the
+/// computed `|w_ji tv_ji|` and of `|w_ji| e_tv,ji`, and whether any term is not an exact 0.
+struct LowerSums {
+    magnitude: Vec<f64>,
+    propagated: Vec<f64>,
+    inexact: Vec<bool>,
+}
+
+impl LowerSums {
+    fn new(n: usize) -> Self {
+        Self {
+            magnitude: vec![0.0; n],
+            propagated: vec![0.0; n],
+            inexact: vec![false; n],
+        }
+    }
+
+    /// The bounds of (D), one per input; `model` for the layer's number of neurons.
+    fn bounds(self, model: ErrorModel) -> Vec<f64> {
+        self.magnitude
+            .iter()
+            .zip(&self.propagated)
+            .zip(&self.inexact)
+            .map(|((&m, &p), &inexact)| if inexact { model.bound(m, p) } else { 0.0 })
+            .collect()
+    }
+}
+
+/// What a neuron's step adds to: the input relevances, their bounds' sums, and what the
+/// neuron passes on in all.
+type Passed<'a> = (&'a mut [f64], &'a mut LowerSums, &'a mut f64);
+
+/// A layer's root rule as the bounded step applies it to each neuron (the f64 step of
+/// [`root_step`](super::root_step), with the bounds of the module's header).
+struct RootLayer<'a> {
+    affine: &'a Affine,
+    rule: RootRule<f64>,
+    dir: Direction,
+    bias: BiasMode,
+    threshold: f64,
+    stabilizer: f64,
+    /// Rule 0: the root is the origin, `t = 1`.
+    origin: bool,
+    /// The constants of (D) for a row's sum.
+    sum_model: ErrorModel,
+}
+
+/// Where a kept root goes: its coordinates and their bounds, appended.
+type Kept<'a> = Option<(&'a mut Vec<f64>, &'a mut Vec<f64>)>;
+
+impl<'a> RootLayer<'a> {
+    fn new(affine: &'a Affine, rule: Rule, settings: &DtdSettings) -> Self {
+        let rule = RootRule::<f64>::new(rule);
+        Self {
+            affine,
+            dir: Direction::new(&rule),
+            origin: rule.rule() == Rule::Zero,
+            rule,
+            bias: settings.bias,
+            threshold: settings.denominator_threshold,
+            stabilizer: settings.stabilizer,
+            sum_model: ErrorModel::new(affine.max_connected()),
+        }
+    }
+
+    /// Neuron `j`'s step at `input` (values and bounds) with relevance `relevance` (value and
+    /// bound): adds what it passes on to `to`, and its root (if any) and the root's bounds to
+    /// `kept`; the outcome, whose point is left empty. `None` where a branch is in doubt.
+    fn neuron(
+        &self,
+        j: usize,
+        input: (&[f64], &[f64]),
+        relevance: (f64, f64),
+        to: Passed<'_>,
+        kept: Kept<'_>,
+    ) -> Option<RootOutcome<f64>> {
+        let args = (j, input, relevance, to, kept);
+        // One copy of the step per direction, so that the rule is matched once per neuron.
+        match self.dir {
+            Direction::Input => self.along(|w, a, e| Direction::Input.at(w, a, e), args),
+            Direction::Positive => self.along(|w, a, e| Direction::Positive.at(w, a, e), args),
+            Direction::Gamma { c, c_err } => self.along(
+                move |w, a, e| Direction::Gamma { c, c_err }.at(w, a, e),
+                args,
+            ),
+            Direction::Weight => self.along(|w, a, e| Direction::Weight.at(w, a, e), args),
+            Direction::Box { lo, hi } => {
+                self.along(move |w, a, e| Direction::Box { lo, hi }.at(w, a, e), args)
+            }
+        }
+    }
+
+    #[inline(always)]
+    #[allow(clippy::type_complexity)]
+    fn along(
+        &self,
+        dir: impl Fn(f64, f64, f64) -> (f64, f64) + Copy,
+        (j, (a, a_err), (r, r_err), (lower, sums, passed), kept): (
+            usize,
+            (&[f64], &[f64]),
+            (f64, f64),
+            Passed<'_>,
+            Kept<'_>,
+        ),
+    ) -> Option<RootOutcome<f64>> {
+        let row = self.affine.row(j);
+        let w = row.values();
+        let (listed, listed_err) = (row.gather(a), row.gather(a_err));
+        let (wv, wv_err) = self.denominator_sum(dir, w, &listed, &listed_err);
+        let (t, t_err) = if self.origin {
+            (1.0, 0.0)
+        } else {
+            let b = *self.affine.bias(j);
+            let beta = self.rule.beta(&b, self.bias);
+            let beta_err = beta_error(&self.rule, b, self.bias, beta);
+            match self.step(wv, wv_err + beta_err, beta, (r, r_err))? {
+                Some(step) => step,
+                None => return Some(RootOutcome::None(NoRoot::SmallDenominator)),
+            }
+        };
+        let origin = self.origin;
+        // (7.) and (8.) for one coordinate: `tv` and `p` with their bounds.
+        let coordinate = |wi: f64, ai: f64, ai_err: f64| -> (f64, f64, f64, f64) {
+            let (v, v_err) = dir(wi, ai, ai_err);
+            let tv = t * v;
+            let rounding = if t == 0.0 || v == 0.0 {
+                0.0
+            } else {
+                U * tv.abs() + TINY
+            };
+            let tv_err = up(rounding + (t.abs() + t_err) * v_err + v.abs() * t_err);
+            // Rule 0's root is the origin exactly, whatever error `a` carries.
+            let (p, p_err) = if origin {
+                (0.0, 0.0)
+            } else {
+                let p = ai - tv;
+                (p, up(ai_err + tv_err + U * p.abs()))
+            };
+            (tv, tv_err, p, p_err)
+        };
+        // (9.): the term `w_i tv_i` of input `i`'s relevance.
+        let pass = |wi: f64,
+                    tv: f64,
+                    tv_err: f64,
+                    li: &mut f64,
+                    m: &mut f64,
+                    pr: &mut f64,
+                    ix: &mut bool| {
+            let q = wi * tv;
+            *li += q;
+            *m += q.abs();
+            *pr += wi.abs() * tv_err;
+            *ix |= wi != 0.0 && (tv != 0.0 || tv_err != 0.0);
+        };
+        let LowerSums {
+            magnitude,
+            propagated,
+            inexact,
+        } = sums;
+        if row.is_dense() {
+            let sums = lower
+                .iter_mut()
+                .zip(magnitude.iter_mut())
+                .zip(propagated.iter_mut())
+                .zip(inexact.iter_mut());
+            let inputs = w.iter().zip(a).zip(a_err);
+            match kept {
+                Some((points, errors)) => {
+                    let start = points.len();
+                    points.resize(start + w.len(), 0.0);
+                    errors.resize(start + w.len(), 0.0);
+                    let out = points[start..].iter_mut().zip(&mut errors[start..]);
+                    for ((((&wi, &ai), &ai_err), (((li, m), pr), ix)), (pi, pe)) in
+                        inputs.zip(sums).zip(out)
+                    {
+                        let (tv, tv_err, p, p_err) = coordinate(wi, ai, ai_err);
+                        (*pi, *pe) = (p, p_err);
+                        pass(wi, tv, tv_err, li, m, pr, ix);
+                    }
+                }
+                None => {
+                    for (((&wi, &ai), &ai_err), (((li, m), pr), ix)) in inputs.zip(sums) {
+                        let (tv, tv_err, _, _) = coordinate(wi, ai, ai_err);
+                        pass(wi, tv, tv_err, li, m, pr, ix);
+                    }
+                }
+            }
+        } else {
+            let mut kept = kept.map(|(points, errors)| {
+                // An input the row does not list has weight 0, which the rules' sign tests
+                // count as non-negative.
+                let start = points.len();
+                for (&ai, &ai_err) in a.iter().zip(a_err) {
+                    let (_, _, p, p_err) = coordinate(0.0, ai, ai_err);
+                    points.push(p);
+                    errors.push(p_err);
+                }
+                (&mut points[start..], &mut errors[start..])
+            });
+            for (k, ((&wi, &ai), &ai_err)) in w.iter().zip(&*listed).zip(&*listed_err).enumerate() {
+                let i = row.position(k);
+                let (tv, tv_err, p, p_err) = coordinate(wi, ai, ai_err);
+                if let Some((points, errors)) = kept.as_mut().filter(|_| !origin) {
+                    (points[i], errors[i]) = (p, p_err);
+                }
+                pass(
+                    wi,
+                    tv,
+                    tv_err,
+                    &mut lower[i],
+                    &mut magnitude[i],
+                    &mut propagated[i],
+                    &mut inexact[i],
+                );
+            }
+        }
+        *passed += t * wv;
+        Some(RootOutcome::Root {
+            point: Vec::new(),
+            t,
+        })
+    }
+
+    /// `w · v` over the listed weights as the f64 code sums it (four partial sums), and its
+    /// bound (2.): 0 where every product is an exact 0. Rule 0 needs no bound (no
+    /// denominator).
+    #[inline(always)]
+    fn denominator_sum(
+        &self,
+        dir: impl Fn(f64, f64, f64) -> (f64, f64),
+        w: &[f64],
+        a: &[f64],
+        a_err: &[f64],
+    ) -> (f64, f64) {
+        let mut lanes = [0.0f64; 4];
+        let mut magnitude = [0.0f64; 4];
+        let mut propagated = [0.0f64; 4];
+        let mut exact = true;
+        let (w4, a4, e4) = (w.chunks_exact(4), a.chunks_exact(4), a_err.chunks_exact(4));
+        let (w_rest, a_rest, e_rest) = (w4.remainder(), a4.remainder(), e4.remainder());
+        for ((wc, ac), ec) in w4.zip(a4).zip(e4) {
+            for lane in 0..4 {
+                let (v, v_err) = dir(wc[lane], ac[lane], ec[lane]);
+                let p = wc[lane] * v;
+                lanes[lane] += p;
+                magnitude[lane] += p.abs();
+                propagated[lane] += wc[lane].abs() * v_err;
+                exact &= wc[lane] == 0.0 || (v == 0.0 && v_err == 0.0);
+            }
+        }
+        for ((&wi, &ai), &ai_err) in w_rest.iter().zip(a_rest).zip(e_rest) {
+            let (v, v_err) = dir(wi, ai, ai_err);
+            let p = wi * v;
+            lanes[0] += p;
+            magnitude[0] += p.abs();
+            propagated[0] += wi.abs() * v_err;
+            exact &= wi == 0.0 || (v == 0.0 && v_err == 0.0);
+        }
+        let wv = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+        if exact || self.origin {
+            return (wv, 0.0);
+        }
+        let sum = |x: [f64; 4]| (x[0] + x[1]) + (x[2] + x[3]);
+        (wv, self.sum_model.bound(sum(magnitude), sum(propagated)))
+    }
+
+    /// The step `t` and its bound (3.–6.) from `w · v` and the bias term `β`, within `sum_err`
+    /// together: `Some(None)` where the denominator is certainly at or below the threshold
+    /// (no root), `None` where a branch is in doubt.
+    fn step(
+        &self,
+        wv: f64,
+        sum_err: f64,
+        beta: f64,
+        (r, r_err): (f64, f64),
+    ) -> Option<Option<(f64, f64)>> {
+        let s = wv + beta;
+        let s_err = up(sum_err + U * s.abs());
+        // `stabilize`, on the sign of the exact sum.
+        let (d, d_err) = if self.stabilizer == 0.0 {
+            (s, s_err)
+        } else {
+            let negative = s < 0.0;
+            let certain = s_err == 0.0
+                || if negative {
+                    (s + s_err).next_up() < 0.0
+                } else {
+                    (s - s_err).next_down() >= 0.0
+                };
+            if !certain {
+                return None;
+            }
+            let d = if negative {
+                s - self.stabilizer
+            } else {
+                s + self.stabilizer
+            };
+            (d, up(s_err + U * d.abs()))
+        };
+        if !(d.is_finite() && d_err.is_finite()) {
+            return None;
+        }
+        // `|d| <= θ`, on the exact denominator.
+        let floor = if d_err == 0.0 {
+            if d.abs() <= self.threshold {
+                return Some(None);
+            }
+            d.abs()
+        } else {
+            let floor = (d.abs() - d_err).next_down();
+            if floor > self.threshold {
+                floor
+            } else if (d.abs() + d_err).next_up() <= self.threshold {
+                return Some(None);
+            } else {
+                return None;
+            }
+        };
+        if floor <= 0.0 {
+            return None;
+        }
+        let t = r / d;
+        let q = t.abs() * (1.0 + 4.0 * U) + 2.0 * TINY;
+        let t_err = up(2.0 * U * t.abs() + TINY + (r_err + q * d_err) / floor);
+        t_err.is_finite().then_some(Some((t, t_err)))
+    }
+}
+
+#[cfg(test)]
+mod tests;
