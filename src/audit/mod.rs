@@ -6,13 +6,17 @@
 //!   libtorch backend's device and precision).
 //! - `engine.rs`: [`Engine`], the exact engine or a [`BatchAuditor`] (the libtorch backend).
 //! - `records.rs`: [`SampleRecord`] and the layer, neuron and root records in it.
-//! - `sample.rs`: the audit of one input, [`audit_sample`] and [`audit_sample_certified`].
+//! - `sample.rs`: the audit of one input, [`audit_sample`] and [`audit_sample_certified`];
+//!   in rationals throughout (`--exact`), and the `nearest-valid` rule's roots.
+//! - `float.rs`: the default audit of one input: f64 with error bounds on every root, an
+//!   exact fallback; [`audit_layer`], the verdicts of one layer's roots alone.
 //! - [`explain`], [`histogram`], [`merge`], [`run`], [`spec`], [`summary`]: explanations of
 //!   single inputs, histograms, merging shards, the run loop and its output folder, the run's
 //!   specification, and the summary.
 
 mod engine;
 pub mod explain;
+mod float;
 pub mod histogram;
 pub mod merge;
 mod records;
@@ -29,6 +33,7 @@ pub use records::{
 };
 pub use run::{OutputOptions, ReportWriter, Runner};
 // The libtorch backend reports overflows with the same message.
+pub use float::{audit_layer, LayerRoot, LayerRoots};
 #[cfg(feature = "torch")]
 pub(crate) use sample::overflow;
 pub use sample::{audit_sample, audit_sample_certified, resolve_target, NamedCertificate};

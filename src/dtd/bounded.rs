@@ -24,9 +24,10 @@
 //! (at most eight operations, at most four of them products) is passed through [`up`], which
 //! multiplies by `1 + 16 u` (covering a relative rounding of `(1 − u)^k`, `k <= 15`) and adds
 //! `4 η` (covering up to four products that underflow, `η/2` each), so the computed bound is
-//! at least the exact one. `up(0) = 0`, so exact zeros stay exact: a neuron whose input is an
-//! exact 0 (a ReLU certainly off) passes an exact 0 on, and a zero relevance is recognised as
-//! exactly zero.
+//! at least the exact one. Exact zeros stay exact, decided by the operands (never by a
+//! computed bound, which may have underflowed): an exact 0 times anything is an exact 0, a
+//! sum that rounds to 0 is exact, so a neuron whose input is an exact 0 (a ReLU certainly off)
+//! passes an exact 0 on, and a zero relevance is recognised as exactly zero.
 //!
 //! For neuron `j` with weights `w` (exact), bias `b` (exact), relevance `r` within `e_r` of
 //! `R`, layer input `a` within `e_a` of `A`, the f64 code computes, and the bounds are:
@@ -72,16 +73,13 @@ const U: f64 = f64::EPSILON / 2.0;
 const TINY: f64 = f64::from_bits(1);
 
 /// A non-negative bound computed by a short formula (at most eight operations, four of them
-/// products), rounded up past that formula's rounding and underflow; 0 stays 0.
-/// A NaN (an overflowed bound) stays NaN, which every test of a bound reads as no bound.
+/// products), rounded up past that formula's rounding and underflow. Never 0: a product of
+/// non-zero terms can underflow to 0, so an exact zero is decided by the operands, where the
+/// bound is used. A NaN (an overflowed bound) stays NaN, which every test of a bound reads as
+/// no bound.
 #[inline(always)]
 fn up(x: f64) -> f64 {
-    let y = x * (1.0 + 16.0 * U) + 4.0 * TINY;
-    if x == 0.0 {
-        0.0
-    } else {
-        y
-    }
+    x * (1.0 + 16.0 * U) + 4.0 * TINY
 }
 
 /// The rounding of a product `p = fl(x · y)` by (P): 0 where an operand is 0 (exact).
@@ -196,7 +194,7 @@ pub fn neuron_root_bounded(
     let layer = RootLayer::new(affine, settings.rule_for(index), settings);
     let n = input.0.len();
     let mut lower = vec![0.0; n];
-    let mut sums = LowerSums::new(n);
+    let mut sums = LowerSums::new(n, affine.out_dim());
     let mut passed = 0.0;
     let (mut point, mut errors) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let outcome = layer.neuron(
@@ -224,9 +222,15 @@ fn bounded_layer_step(
     let (upper, upper_err) = relevance;
     let n_in = affine.in_dim();
     let mut lower = vec![0.0; n_in];
-    let mut sums = LowerSums::new(n_in);
+    let mut sums = LowerSums::new(n_in, affine.out_dim());
     let mut neurons = Vec::with_capacity(upper.len());
-    let (mut roots, mut root_errors) = (Vec::new(), Vec::new());
+    // Room for a root of every neuron with a relevance, so that the rows are not moved as
+    // they grow.
+    let capacity = match keep_roots {
+        true => upper.iter().filter(|r| **r != 0.0).count() * n_in,
+        false => 0,
+    };
+    let (mut roots, mut root_errors) = (Vec::with_capacity(capacity), Vec::with_capacity(capacity));
     let layer = RootLayer::new(affine, rule, settings);
     for (j, (&r, &r_err)) in upper.iter().zip(upper_err).enumerate() {
         if certainly_zero(r, r_err)? {
@@ -252,7 +256,7 @@ fn bounded_layer_step(
             outcome,
         });
     }
-    let lower_err = sums.bounds(ErrorModel::new(affine.out_dim()));
+    let lower_err = sums.bounds();
     Some((
         LayerRelevance {
             rule,
@@ -390,6 +394,9 @@ impl Direction {
             Direction::Positive => (0.0, 0.0),
             Direction::Gamma { c, c_err } if nonneg => {
                 let v = a * c;
+                if a == 0.0 && a_err == 0.0 {
+                    return (v, 0.0);
+                }
                 let err = product_rounding(a, c, v) + a.abs() * c_err + (c.abs() + c_err) * a_err;
                 (v, up(err))
             }
@@ -397,6 +404,10 @@ impl Direction {
             Direction::Weight => (w, 0.0),
             Direction::Box { lo, hi } => {
                 let v = a - if nonneg { lo } else { hi };
+                // An exact difference of 0 has no rounding.
+                if v == 0.0 && a_err == 0.0 {
+                    return (v, 0.0);
+                }
                 (v, up(a_err + U * v.abs()))
             }
         }
@@ -413,40 +424,49 @@ pub(super) fn beta_error(rule: &RootRule<f64>, b: f64, bias: BiasMode, beta: f64
         _ => {}
     }
     match rule.rule() {
+        // `b + γ · 0 = b` exactly.
+        Rule::Gamma(_) if b <= 0.0 => 0.0,
         Rule::Gamma(gamma) => {
-            let positive = b.max(0.0);
-            let p = gamma * positive;
-            up(product_rounding(gamma, positive, p) + U * beta.abs())
+            let p = gamma * b;
+            up(product_rounding(gamma, b, p) + U * beta.abs())
         }
+        Rule::WSquare if b == 0.0 => 0.0,
         Rule::WSquare => up(product_rounding(b, b, beta)),
         _ => 0.0,
     }
 }
 
-/// Per input of a layer, the sums that bound the error of its relevance (9.): of the
-/// computed `|w_ji tv_ji|` and of `|w_ji| e_tv,ji`, and whether any term is not an exact 0.
+/// Per input of a layer, the sum that bounds the error of its relevance (9.), accumulated
+/// term by term as `γ |w_ji tv_ji| + |w_ji| e_tv,ji` ([`ErrorModel::bound_of_sum`]), and
+/// whether any term is not an exact 0 (a mask, not 0, where one is not).
 struct LowerSums {
-    magnitude: Vec<f64>,
-    propagated: Vec<f64>,
-    inexact: Vec<bool>,
+    model: ErrorModel,
+    sum: Vec<f64>,
+    inexact: Vec<u64>,
 }
 
 impl LowerSums {
-    fn new(n: usize) -> Self {
+    /// The sums of a layer with `n` inputs and `neurons` neurons.
+    fn new(n: usize, neurons: usize) -> Self {
         Self {
-            magnitude: vec![0.0; n],
-            propagated: vec![0.0; n],
-            inexact: vec![false; n],
+            model: ErrorModel::new(neurons),
+            sum: vec![0.0; n],
+            inexact: vec![0; n],
         }
     }
 
-    /// The bounds of (D), one per input; `model` for the layer's number of neurons.
-    fn bounds(self, model: ErrorModel) -> Vec<f64> {
-        self.magnitude
+    /// The bounds of (D), one per input.
+    fn bounds(self) -> Vec<f64> {
+        self.sum
             .iter()
-            .zip(&self.propagated)
             .zip(&self.inexact)
-            .map(|((&m, &p), &inexact)| if inexact { model.bound(m, p) } else { 0.0 })
+            .map(|(&s, &inexact)| {
+                if inexact != 0 {
+                    self.model.bound_of_sum(s)
+                } else {
+                    0.0
+                }
+            })
             .collect()
     }
 }
@@ -544,69 +564,69 @@ impl<'a> RootLayer<'a> {
             }
         };
         let origin = self.origin;
-        // (7.) and (8.) for one coordinate: `tv` and `p` with their bounds.
-        let coordinate = |wi: f64, ai: f64, ai_err: f64| -> (f64, f64, f64, f64) {
+        // (7.) for one coordinate: `tv` and its bound.
+        let product = |wi: f64, ai: f64, ai_err: f64| -> (f64, f64) {
             let (v, v_err) = dir(wi, ai, ai_err);
             let tv = t * v;
-            let rounding = if t == 0.0 || v == 0.0 {
-                0.0
-            } else {
-                U * tv.abs() + TINY
-            };
-            let tv_err = up(rounding + (t.abs() + t_err) * v_err + v.abs() * t_err);
-            // Rule 0's root is the origin exactly, whatever error `a` carries.
-            let (p, p_err) = if origin {
-                (0.0, 0.0)
-            } else {
-                let p = ai - tv;
-                (p, up(ai_err + tv_err + U * p.abs()))
-            };
-            (tv, tv_err, p, p_err)
+            if v == 0.0 && v_err == 0.0 {
+                // An exact 0 times `t`.
+                return (tv, 0.0);
+            }
+            let rounding = if v == 0.0 { 0.0 } else { U * tv.abs() + TINY };
+            (
+                tv,
+                up(rounding + (t.abs() + t_err) * v_err + v.abs() * t_err),
+            )
         };
-        // (9.): the term `w_i tv_i` of input `i`'s relevance.
-        let pass = |wi: f64,
-                    tv: f64,
-                    tv_err: f64,
-                    li: &mut f64,
-                    m: &mut f64,
-                    pr: &mut f64,
-                    ix: &mut bool| {
+        // (8.): the root's coordinate and its bound (rule 0's root is the origin exactly,
+        // whatever error `a` carries).
+        let root = |ai: f64, ai_err: f64, tv: f64, tv_err: f64| -> (f64, f64) {
+            if origin {
+                return (0.0, 0.0);
+            }
+            let p = ai - tv;
+            if ai_err == 0.0 && tv_err == 0.0 {
+                // `tv` is then an exact 0, and `p` is `a`.
+                return (p, 0.0);
+            }
+            (p, up(ai_err + tv_err + U * p.abs()))
+        };
+        // (9.): the term `w_i tv_i` of input `i`'s relevance, and its share of the bound.
+        let gamma = sums.model.gamma();
+        let pass = |wi: f64, tv: f64, tv_err: f64, li: &mut f64, si: &mut f64, ix: &mut u64| {
             let q = wi * tv;
             *li += q;
-            *m += q.abs();
-            *pr += wi.abs() * tv_err;
-            *ix |= wi != 0.0 && (tv != 0.0 || tv_err != 0.0);
+            *si += gamma * q.abs() + wi.abs() * tv_err;
+            // An exact 0 unless `w` is not 0 and `tv` is not an exact 0 (its bound then is not
+            // 0 either).
+            *ix |= ((wi != 0.0) & (tv_err != 0.0)) as u64;
         };
-        let LowerSums {
-            magnitude,
-            propagated,
-            inexact,
-        } = sums;
+        let LowerSums { sum, inexact, .. } = sums;
         if row.is_dense() {
-            let sums = lower
-                .iter_mut()
-                .zip(magnitude.iter_mut())
-                .zip(propagated.iter_mut())
-                .zip(inexact.iter_mut());
+            let sums = lower.iter_mut().zip(sum.iter_mut()).zip(inexact.iter_mut());
             let inputs = w.iter().zip(a).zip(a_err);
+            let kept = kept.map(|(points, errors)| {
+                let start = points.len();
+                // Zeros: rule 0's root, and the place of the others.
+                points.resize(start + w.len(), 0.0);
+                errors.resize(start + w.len(), 0.0);
+                (&mut points[start..], &mut errors[start..])
+            });
             match kept {
-                Some((points, errors)) => {
-                    let start = points.len();
-                    points.resize(start + w.len(), 0.0);
-                    errors.resize(start + w.len(), 0.0);
-                    let out = points[start..].iter_mut().zip(&mut errors[start..]);
-                    for ((((&wi, &ai), &ai_err), (((li, m), pr), ix)), (pi, pe)) in
+                Some((points, errors)) if !origin => {
+                    let out = points.iter_mut().zip(errors.iter_mut());
+                    for ((((&wi, &ai), &ai_err), ((li, si), ix)), (pi, pe)) in
                         inputs.zip(sums).zip(out)
                     {
-                        let (tv, tv_err, p, p_err) = coordinate(wi, ai, ai_err);
-                        (*pi, *pe) = (p, p_err);
-                        pass(wi, tv, tv_err, li, m, pr, ix);
+                        let (tv, tv_err) = product(wi, ai, ai_err);
+                        (*pi, *pe) = root(ai, ai_err, tv, tv_err);
+                        pass(wi, tv, tv_err, li, si, ix);
                     }
                 }
-                None => {
-                    for (((&wi, &ai), &ai_err), (((li, m), pr), ix)) in inputs.zip(sums) {
-                        let (tv, tv_err, _, _) = coordinate(wi, ai, ai_err);
-                        pass(wi, tv, tv_err, li, m, pr, ix);
+                _ => {
+                    for (((&wi, &ai), &ai_err), ((li, si), ix)) in inputs.zip(sums) {
+                        let (tv, tv_err) = product(wi, ai, ai_err);
+                        pass(wi, tv, tv_err, li, si, ix);
                     }
                 }
             }
@@ -616,7 +636,8 @@ impl<'a> RootLayer<'a> {
                 // count as non-negative.
                 let start = points.len();
                 for (&ai, &ai_err) in a.iter().zip(a_err) {
-                    let (_, _, p, p_err) = coordinate(0.0, ai, ai_err);
+                    let (tv, tv_err) = product(0.0, ai, ai_err);
+                    let (p, p_err) = root(ai, ai_err, tv, tv_err);
                     points.push(p);
                     errors.push(p_err);
                 }
@@ -624,19 +645,11 @@ impl<'a> RootLayer<'a> {
             });
             for (k, ((&wi, &ai), &ai_err)) in w.iter().zip(&*listed).zip(&*listed_err).enumerate() {
                 let i = row.position(k);
-                let (tv, tv_err, p, p_err) = coordinate(wi, ai, ai_err);
-                if let Some((points, errors)) = kept.as_mut().filter(|_| !origin) {
-                    (points[i], errors[i]) = (p, p_err);
+                let (tv, tv_err) = product(wi, ai, ai_err);
+                if let Some((points, errors)) = kept.as_mut() {
+                    (points[i], errors[i]) = root(ai, ai_err, tv, tv_err);
                 }
-                pass(
-                    wi,
-                    tv,
-                    tv_err,
-                    &mut lower[i],
-                    &mut magnitude[i],
-                    &mut propagated[i],
-                    &mut inexact[i],
-                );
+                pass(wi, tv, tv_err, &mut lower[i], &mut sum[i], &mut inexact[i]);
             }
         }
         *passed += t * wv;
@@ -658,35 +671,34 @@ impl<'a> RootLayer<'a> {
         a_err: &[f64],
     ) -> (f64, f64) {
         let mut lanes = [0.0f64; 4];
-        let mut magnitude = [0.0f64; 4];
-        let mut propagated = [0.0f64; 4];
-        let mut exact = true;
+        // Per lane, `Σ γ |w_i v_i| + |w_i| e_v,i` (as `ErrorModel::bound_of_sum` reads it) and
+        // whether a product is not an exact 0.
+        let mut spread = [0.0f64; 4];
+        let mut inexact = [0u64; 4];
+        let gamma = self.sum_model.gamma();
+        let mut term = |lane: usize, wi: f64, ai: f64, ai_err: f64| {
+            let (v, v_err) = dir(wi, ai, ai_err);
+            let p = wi * v;
+            lanes[lane] += p;
+            spread[lane] += gamma * p.abs() + wi.abs() * v_err;
+            inexact[lane] |= ((wi != 0.0) & ((v != 0.0) | (v_err != 0.0))) as u64;
+        };
         let (w4, a4, e4) = (w.chunks_exact(4), a.chunks_exact(4), a_err.chunks_exact(4));
         let (w_rest, a_rest, e_rest) = (w4.remainder(), a4.remainder(), e4.remainder());
         for ((wc, ac), ec) in w4.zip(a4).zip(e4) {
             for lane in 0..4 {
-                let (v, v_err) = dir(wc[lane], ac[lane], ec[lane]);
-                let p = wc[lane] * v;
-                lanes[lane] += p;
-                magnitude[lane] += p.abs();
-                propagated[lane] += wc[lane].abs() * v_err;
-                exact &= wc[lane] == 0.0 || (v == 0.0 && v_err == 0.0);
+                term(lane, wc[lane], ac[lane], ec[lane]);
             }
         }
         for ((&wi, &ai), &ai_err) in w_rest.iter().zip(a_rest).zip(e_rest) {
-            let (v, v_err) = dir(wi, ai, ai_err);
-            let p = wi * v;
-            lanes[0] += p;
-            magnitude[0] += p.abs();
-            propagated[0] += wi.abs() * v_err;
-            exact &= wi == 0.0 || (v == 0.0 && v_err == 0.0);
+            term(0, wi, ai, ai_err);
         }
         let wv = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-        if exact || self.origin {
+        if inexact == [0; 4] || self.origin {
             return (wv, 0.0);
         }
-        let sum = |x: [f64; 4]| (x[0] + x[1]) + (x[2] + x[3]);
-        (wv, self.sum_model.bound(sum(magnitude), sum(propagated)))
+        let spread = (spread[0] + spread[1]) + (spread[2] + spread[3]);
+        (wv, self.sum_model.bound_of_sum(spread))
     }
 
     /// The step `t` and its bound (3.–6.) from `w · v` and the bias term `β`, within `sum_err`
@@ -700,7 +712,12 @@ impl<'a> RootLayer<'a> {
         (r, r_err): (f64, f64),
     ) -> Option<Option<(f64, f64)>> {
         let s = wv + beta;
-        let s_err = up(sum_err + U * s.abs());
+        // A rounded sum of 0 is exact (`x + y` rounds to 0 only where `x = −y`).
+        let s_err = if sum_err == 0.0 && s == 0.0 {
+            0.0
+        } else {
+            up(sum_err + U * s.abs())
+        };
         // `stabilize`, on the sign of the exact sum.
         let (d, d_err) = if self.stabilizer == 0.0 {
             (s, s_err)

@@ -6,7 +6,7 @@
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
-use crate::exact::filter::{norm_upper_iter, ErrorModel};
+use crate::exact::filter::{norm_upper, norm_upper_iter, ErrorModel};
 use crate::model::Model;
 
 use super::filter::Decision;
@@ -71,6 +71,14 @@ fn batched(
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// [`norm_upper`] of a row, read as a slice where it is contiguous.
+fn row_norm(row: ndarray::ArrayView1<'_, f64>) -> f64 {
+    match row.as_slice() {
+        Some(values) => norm_upper(values),
+        None => norm_upper_iter(row.iter().copied()),
+    }
 }
 
 /// Roots checked together in one chain of matrix products; wider layers are split into blocks
@@ -160,8 +168,8 @@ fn membership_block(
         let w_norm = &norms[k];
         let mut e = Array2::zeros(z.dim());
         for r in 0..n {
-            let x_norm = norm_upper_iter(h.row(r).iter().copied());
-            let err_norm = norm_upper_iter(h_err.row(r).iter().copied());
+            let x_norm = row_norm(h.row(r));
+            let err_norm = row_norm(h_err.row(r));
             for j in 0..layer.affine.out_dim() {
                 e[[r, j]] =
                     errors.bound_from_norms(w_norm[j], x_norm, *layer.affine.bias(j), err_norm);
@@ -344,9 +352,7 @@ fn screen_in_blocks(
         {
             let of = |m: ArrayView2<'_, f64>| -> Vec<f64> {
                 let part = m.slice(ndarray::s![.., block.columns.clone()]);
-                part.outer_iter()
-                    .map(|r| norm_upper_iter(r.iter().copied()))
-                    .collect()
+                part.outer_iter().map(row_norm).collect()
             };
             let x = of(h);
             let e = h_err.map_or_else(|| vec![0.0; n], of);
@@ -427,8 +433,8 @@ fn screen(
     let out = affine.out_dim();
     let errors = ErrorModel::new(affine.max_connected());
     let w_norm = &model.row_norms()[m];
-    let x_norm = norm_upper_iter(point.iter().copied());
-    let err_norm = norm_upper_iter(point_err.iter().copied());
+    let x_norm = norm_upper(point);
+    let err_norm = norm_upper(point_err);
     let (mut z, mut e) = (Vec::with_capacity(out), Vec::with_capacity(out));
     let mut least = f64::INFINITY;
     for (j, &norm) in w_norm.iter().enumerate().take(out) {

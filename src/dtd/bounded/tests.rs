@@ -18,9 +18,8 @@ fn one_layer(weights: Vec<f64>, bias: f64) -> Affine {
 }
 
 #[test]
-fn rounded_up_bounds_keep_zero_and_grow() {
-    assert_eq!(up(0.0), 0.0);
-    for x in [TINY, 1e-300, 1.0, 3.5e200] {
+fn rounded_up_bounds_grow_and_zeros_are_decided_by_operands() {
+    for x in [0.0, TINY, 1e-300, 1.0, 3.5e200] {
         assert!(up(x) > x);
     }
     assert!(up(f64::NAN).is_nan(), "no bound stays no bound");
@@ -29,6 +28,10 @@ fn rounded_up_bounds_keep_zero_and_grow() {
         product_rounding(1e-200, 1e-200, 0.0) > 0.0,
         "an underflowed product"
     );
+    // An exact 0 input keeps an exact direction; a tiny error on it is not lost to underflow.
+    let gamma = Direction::new(&RootRule::<f64>::new(Rule::Gamma(0.1)));
+    assert_eq!(gamma.at(1.0, 0.0, 0.0), (0.0, 0.0));
+    assert!(gamma.at(1.0, 0.0, 1e-320).1 >= 1e-320);
 }
 
 /// Each rule's direction at the ends of an input's interval lies within its bound of the
