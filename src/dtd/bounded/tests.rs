@@ -111,7 +111,7 @@ fn step_of(
 ) -> Option<(RootOutcome<f64>, Vec<f64>)> {
     let layer = RootLayer::new(affine, settings.rule, settings);
     let mut lower = vec![0.0; a.len()];
-    let mut sums = LowerSums::new(a.len());
+    let mut sums = LowerSums::new(a.len(), affine.out_dim());
     let mut passed = 0.0;
     let (mut point, mut errors) = (Vec::new(), Vec::new());
     let outcome = layer.neuron(
