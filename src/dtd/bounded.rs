@@ -386,8 +386,8 @@ impl Direction {
     /// `(v_i, e_v,i)` for weight `w`, input `a` and its bound `e_a`.
     #[inline(always)]
     fn at(self, w: f64, a: f64, a_err: f64) -> (f64, f64) {
-        // The rules count a zero weight as non-negative.
-        let nonneg = !(w < 0.0);
+        // The rules count a zero weight (either zero) as non-negative; weights are finite.
+        let nonneg = w >= 0.0;
         match self {
             Direction::Input => (a, a_err),
             Direction::Positive if nonneg => (a, a_err),
