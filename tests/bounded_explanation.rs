@@ -7,7 +7,7 @@
 
 mod util;
 
-use dtdcert::dtd::bounded::{explain_bounded, neuron_root_bounded, BoundedExplanation};
+use dtdcert::dtd::bounded::{explain_bounded, neuron_root_bounded, BoundedExplanation, Keep};
 use dtdcert::dtd::{
     explain, BiasMode, DtdSettings, Explanation, InitialRelevance, LayerRule, RootOutcome, Rule,
 };
@@ -101,7 +101,11 @@ fn check(model: &Model, x: &[f64], settings: &DtdSettings) -> Result<Checked, Te
         return Ok(unsettled);
     }
     let k = argmax(trace.output());
-    let Some(bounded) = explain_bounded(model, &trace, &errors, settings, k, true) else {
+    let all = Keep {
+        roots: true,
+        input_bounds: true,
+    };
+    let Some(bounded) = explain_bounded(model, &trace, &errors, settings, k, all) else {
         return Ok(unsettled);
     };
     // The relevances of the f64 recursion, and its roots in the rows of the bounds.
@@ -123,11 +127,21 @@ fn check(model: &Model, x: &[f64], settings: &DtdSettings) -> Result<Checked, Te
         prop_assert_eq!(&kept, &bounds.roots);
         prop_assert_eq!(bounds.root_errors.len(), kept.len());
     }
-    // Without the roots, the same relevances and bounds.
-    let lean = explain_bounded(model, &trace, &errors, settings, k, false).unwrap();
+    // Without the roots and the input relevances' bounds, the same relevances and the same
+    // bounds of the others.
+    let lean = Keep {
+        roots: false,
+        input_bounds: false,
+    };
+    let lean = explain_bounded(model, &trace, &errors, settings, k, lean).unwrap();
     prop_assert_eq!(&lean.explanation, &bounded.explanation);
-    for (kept, lean) in bounded.bounds.iter().zip(&lean.bounds) {
-        prop_assert_eq!((&kept.upper, &kept.lower), (&lean.upper, &lean.lower));
+    for (index, (kept, lean)) in bounded.bounds.iter().zip(&lean.bounds).enumerate() {
+        prop_assert_eq!(&kept.upper, &lean.upper);
+        if index > 0 {
+            prop_assert_eq!(&kept.lower, &lean.lower);
+        } else {
+            prop_assert!(lean.lower.is_empty());
+        }
         prop_assert!(lean.roots.is_empty() && lean.root_errors.is_empty());
     }
     let net = model.exact();
@@ -284,7 +298,11 @@ fn bounds_settle_most_samples_and_keep_exact_zeros() {
         inexact += checked.inexact;
         let (trace, errors, _, _) = trace_with_errors(&model, &x);
         let k = argmax(trace.output());
-        if let Some(b) = explain_bounded(&model, &trace, &errors, &settings, k, true) {
+        let keep = Keep {
+            roots: true,
+            input_bounds: true,
+        };
+        if let Some(b) = explain_bounded(&model, &trace, &errors, &settings, k, keep) {
             for (index, layer_bounds) in b.bounds.iter().enumerate().skip(1) {
                 let a = trace.layer_input(index);
                 let lower = &b.explanation.layers[index].lower;

@@ -6,7 +6,7 @@
 
 use ndarray::Array2;
 
-use crate::dtd::bounded::{explain_bounded, neuron_root_bounded, BoundedExplanation};
+use crate::dtd::bounded::{explain_bounded, neuron_root_bounded, BoundedExplanation, Keep};
 use crate::dtd::{explain, explain_down_to, root_on_own_face, Explanation, NoRoot, RootOutcome};
 use crate::error::Result;
 use crate::exact::{Rational, Scalar};
@@ -259,7 +259,12 @@ fn judge_float(
         .layers()
         .iter()
         .all(|l| l.affine.out_dim() <= ROOTS_PER_BLOCK);
-    let Some(bounded) = explain_bounded(model, trace, bounds, &settings.dtd, k, keep_roots) else {
+    // The input relevances' bounds are not needed: nothing is judged below the first layer.
+    let keep = Keep {
+        roots: keep_roots,
+        input_bounds: false,
+    };
+    let Some(bounded) = explain_bounded(model, trace, bounds, &settings.dtd, k, keep) else {
         return Ok(None);
     };
     let BoundedExplanation {

@@ -98,13 +98,24 @@ fn product_rounding(x: f64, y: f64, p: f64) -> f64 {
 pub struct LayerBounds {
     /// One per relevance of the layer's `upper`.
     pub upper: Vec<f64>,
-    /// One per relevance of the layer's `lower`.
+    /// One per relevance of the layer's `lower` (the first layer's only with
+    /// [`Keep::input_bounds`]).
     pub lower: Vec<f64>,
-    /// With `keep_roots`, the roots of the neurons that have one, in neuron order, one row of
+    /// With [`Keep::roots`], the roots of the neurons that have one, in neuron order, one row of
     /// the layer's input width each (row after row); empty otherwise.
     pub roots: Vec<f64>,
     /// One per coordinate of `roots`.
     pub root_errors: Vec<f64>,
+}
+
+/// What [`explain_bounded`] keeps besides the relevances of every layer and the bounds of
+/// those the recursion reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keep {
+    /// Each layer's roots, with their bounds, in its [`LayerBounds`].
+    pub roots: bool,
+    /// The bounds of the input relevances (the first layer's `lower`; empty otherwise).
+    pub input_bounds: bool,
 }
 
 /// An f64 explanation with its error bounds, layer by layer.
@@ -123,15 +134,16 @@ pub struct BoundedExplanation {
 /// value of `trace.activations[l]` to its exact value (the pattern of the trace must be the
 /// exact one). `None` where a branch of the recursion (a zero relevance, a denominator at the
 /// threshold, the stabiliser's sign, a max-pool winner) is in doubt, or a bound overflows.
-/// With `keep_roots`, each layer's roots and their bounds are kept in its [`LayerBounds`],
-/// as the rows of [`explain`](super::explain)'s kept roots.
+/// `keep` says what to keep besides: each layer's roots and their bounds in its
+/// [`LayerBounds`] (as the rows of [`explain`](super::explain)'s kept roots), the bounds of
+/// the input relevances.
 pub fn explain_bounded(
     model: &Model,
     trace: &Trace<f64>,
     errors: &[Vec<f64>],
     settings: &DtdSettings,
     k: usize,
-    keep_roots: bool,
+    keep: Keep,
 ) -> Option<BoundedExplanation> {
     let net = model.net();
     let layers = net.layers();
@@ -157,10 +169,18 @@ pub fn explain_bounded(
                 (&upper, &upper_err),
                 rule,
                 settings,
-                keep_roots,
+                Keep {
+                    roots: keep.roots,
+                    input_bounds: index > 0 || keep.input_bounds,
+                },
             )?
         } else {
-            ball_layer_step(model, index, (a, a_err), (&upper, &upper_err), settings)?
+            let (step, mut b) =
+                ball_layer_step(model, index, (a, a_err), (&upper, &upper_err), settings)?;
+            if index == 0 && !keep.input_bounds {
+                b.lower.clear();
+            }
+            (step, b)
         };
         upper.clone_from(&step.lower);
         upper_err.clone_from(&b.lower);
@@ -180,7 +200,7 @@ pub fn explain_bounded(
 
 /// The root of neuron `j` of 0-based layer `index` at the layer input `a` (each value within
 /// its bound in `a_err`) with relevance `r` (within `r_err`), exactly as [`explain_bounded`]
-/// with `keep_roots` computes it, with the bound of each coordinate; `None` where a branch is
+/// with [`Keep::roots`] computes it, with the bound of each coordinate; `None` where a branch is
 /// in doubt. The layer must have roots (a root rule, no max pooling).
 pub fn neuron_root_bounded(
     model: &Model,
@@ -201,7 +221,7 @@ pub fn neuron_root_bounded(
         j,
         input,
         relevance,
-        (&mut lower, &mut sums, &mut passed),
+        (&mut lower, Some(&mut sums), &mut passed),
         Some((&mut point, &mut errors)),
     )?;
     Some(match outcome {
@@ -210,14 +230,15 @@ pub fn neuron_root_bounded(
     })
 }
 
-/// One layer of a root rule, as [`layer_step`] computes it, with bounds.
+/// One layer of a root rule, as [`layer_step`] computes it, with bounds (of the layer's
+/// input relevances only where `keep.input_bounds`).
 fn bounded_layer_step(
     affine: &Affine,
     input: (&[f64], &[f64]),
     relevance: (&[f64], &[f64]),
     rule: Rule,
     settings: &DtdSettings,
-    keep_roots: bool,
+    keep: Keep,
 ) -> Option<(LayerRelevance<f64>, LayerBounds)> {
     let (upper, upper_err) = relevance;
     let n_in = affine.in_dim();
@@ -226,7 +247,7 @@ fn bounded_layer_step(
     let mut neurons = Vec::with_capacity(upper.len());
     // Room for a root of every neuron with a relevance, so that the rows are not moved as
     // they grow.
-    let capacity = match keep_roots {
+    let capacity = match keep.roots {
         true => upper.iter().filter(|r| **r != 0.0).count() * n_in,
         false => 0,
     };
@@ -242,21 +263,19 @@ fn bounded_layer_step(
             continue;
         }
         let mut passed = 0.0;
-        let kept = keep_roots.then_some((&mut roots, &mut root_errors));
-        let outcome = layer.neuron(
-            j,
-            input,
-            (r, r_err),
-            (&mut lower, &mut sums, &mut passed),
-            kept,
-        )?;
+        let kept = keep.roots.then_some((&mut roots, &mut root_errors));
+        let sums = keep.input_bounds.then_some(&mut sums);
+        let outcome = layer.neuron(j, input, (r, r_err), (&mut lower, sums, &mut passed), kept)?;
         neurons.push(NeuronRelevance {
             relevance: r,
             unresolved: r + -passed,
             outcome,
         });
     }
-    let lower_err = sums.bounds();
+    let lower_err = match keep.input_bounds {
+        true => sums.bounds(),
+        false => Vec::new(),
+    };
     Some((
         LayerRelevance {
             rule,
@@ -471,9 +490,9 @@ impl LowerSums {
     }
 }
 
-/// What a neuron's step adds to: the input relevances, their bounds' sums, and what the
-/// neuron passes on in all.
-type Passed<'a> = (&'a mut [f64], &'a mut LowerSums, &'a mut f64);
+/// What a neuron's step adds to: the input relevances, their bounds' sums (where they are
+/// bounded), and what the neuron passes on in all.
+type Passed<'a> = (&'a mut [f64], Option<&'a mut LowerSums>, &'a mut f64);
 
 /// A layer's root rule as the bounded step applies it to each neuron (the f64 step of
 /// [`root_step`](super::root_step), with the bounds of the module's header).
@@ -592,7 +611,7 @@ impl<'a> RootLayer<'a> {
             (p, up(ai_err + tv_err + U * p.abs()))
         };
         // (9.): the term `w_i tv_i` of input `i`'s relevance, and its share of the bound.
-        let gamma = sums.model.gamma();
+        let gamma = sums.as_ref().map_or(0.0, |sums| sums.model.gamma());
         let pass = |wi: f64, tv: f64, tv_err: f64, li: &mut f64, si: &mut f64, ix: &mut u64| {
             let q = wi * tv;
             *li += q;
@@ -601,9 +620,8 @@ impl<'a> RootLayer<'a> {
             // 0 either).
             *ix |= ((wi != 0.0) & (tv_err != 0.0)) as u64;
         };
-        let LowerSums { sum, inexact, .. } = sums;
+        let mut sums = sums.map(|s| (&mut s.sum[..], &mut s.inexact[..]));
         if row.is_dense() {
-            let sums = lower.iter_mut().zip(sum.iter_mut()).zip(inexact.iter_mut());
             let inputs = w.iter().zip(a).zip(a_err);
             let kept = kept.map(|(points, errors)| {
                 let start = points.len();
@@ -612,8 +630,11 @@ impl<'a> RootLayer<'a> {
                 errors.resize(start + w.len(), 0.0);
                 (&mut points[start..], &mut errors[start..])
             });
-            match kept {
-                Some((points, errors)) if !origin => {
+            // One loop for each of: a root to keep (not the origin) or not, input relevances
+            // bounded or not.
+            match (kept.filter(|_| !origin), sums) {
+                (Some((points, errors)), Some((sum, inexact))) => {
+                    let sums = lower.iter_mut().zip(sum.iter_mut()).zip(inexact.iter_mut());
                     let out = points.iter_mut().zip(errors.iter_mut());
                     for ((((&wi, &ai), &ai_err), ((li, si), ix)), (pi, pe)) in
                         inputs.zip(sums).zip(out)
@@ -623,10 +644,27 @@ impl<'a> RootLayer<'a> {
                         pass(wi, tv, tv_err, li, si, ix);
                     }
                 }
-                _ => {
+                (Some((points, errors)), None) => {
+                    let out = points.iter_mut().zip(errors.iter_mut());
+                    for ((((&wi, &ai), &ai_err), li), (pi, pe)) in
+                        inputs.zip(lower.iter_mut()).zip(out)
+                    {
+                        let (tv, tv_err) = product(wi, ai, ai_err);
+                        (*pi, *pe) = root(ai, ai_err, tv, tv_err);
+                        *li += wi * tv;
+                    }
+                }
+                (None, Some((sum, inexact))) => {
+                    let sums = lower.iter_mut().zip(sum.iter_mut()).zip(inexact.iter_mut());
                     for (((&wi, &ai), &ai_err), ((li, si), ix)) in inputs.zip(sums) {
                         let (tv, tv_err) = product(wi, ai, ai_err);
                         pass(wi, tv, tv_err, li, si, ix);
+                    }
+                }
+                (None, None) => {
+                    for (((&wi, &ai), &ai_err), li) in inputs.zip(lower.iter_mut()) {
+                        let tv = t * dir(wi, ai, ai_err).0;
+                        *li += wi * tv;
                     }
                 }
             }
@@ -649,7 +687,12 @@ impl<'a> RootLayer<'a> {
                 if let Some((points, errors)) = kept.as_mut() {
                     (points[i], errors[i]) = root(ai, ai_err, tv, tv_err);
                 }
-                pass(wi, tv, tv_err, &mut lower[i], &mut sum[i], &mut inexact[i]);
+                match sums.as_mut() {
+                    Some((sum, inexact)) => {
+                        pass(wi, tv, tv_err, &mut lower[i], &mut sum[i], &mut inexact[i])
+                    }
+                    None => lower[i] += wi * tv,
+                }
             }
         }
         *passed += t * wv;
@@ -670,31 +713,47 @@ impl<'a> RootLayer<'a> {
         a: &[f64],
         a_err: &[f64],
     ) -> (f64, f64) {
+        // The value, as the f64 step sums it.
         let mut lanes = [0.0f64; 4];
-        // Per lane, `Σ γ |w_i v_i| + |w_i| e_v,i` (as `ErrorModel::bound_of_sum` reads it) and
-        // whether a product is not an exact 0.
+        let (w4, a4) = (w.chunks_exact(4), a.chunks_exact(4));
+        let (w_rest, a_rest) = (w4.remainder(), a4.remainder());
+        for (wc, ac) in w4.zip(a4) {
+            for (lane, (&wi, &ai)) in lanes.iter_mut().zip(wc.iter().zip(ac)) {
+                *lane += wi * dir(wi, ai, 0.0).0;
+            }
+        }
+        for (&wi, &ai) in w_rest.iter().zip(a_rest) {
+            lanes[0] += wi * dir(wi, ai, 0.0).0;
+        }
+        let wv = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+        if self.origin {
+            return (wv, 0.0);
+        }
+        // Its bound, in a pass of its own: per lane, `Σ γ |w_i v_i| + |w_i| e_v,i` (as
+        // `ErrorModel::bound_of_sum` reads it) and whether a product is not an exact 0.
+        let gamma = self.sum_model.gamma();
         let mut spread = [0.0f64; 4];
         let mut inexact = [0u64; 4];
-        let gamma = self.sum_model.gamma();
-        let mut term = |lane: usize, wi: f64, ai: f64, ai_err: f64| {
-            let (v, v_err) = dir(wi, ai, ai_err);
-            let p = wi * v;
-            lanes[lane] += p;
-            spread[lane] += gamma * p.abs() + wi.abs() * v_err;
-            inexact[lane] |= ((wi != 0.0) & ((v != 0.0) | (v_err != 0.0))) as u64;
-        };
         let (w4, a4, e4) = (w.chunks_exact(4), a.chunks_exact(4), a_err.chunks_exact(4));
         let (w_rest, a_rest, e_rest) = (w4.remainder(), a4.remainder(), e4.remainder());
+        let term = |s: &mut f64, x: &mut u64, wi: f64, ai: f64, ai_err: f64| {
+            let (v, v_err) = dir(wi, ai, ai_err);
+            *s += gamma * (wi * v).abs() + wi.abs() * v_err;
+            *x |= ((wi != 0.0) & ((v != 0.0) | (v_err != 0.0))) as u64;
+        };
         for ((wc, ac), ec) in w4.zip(a4).zip(e4) {
-            for lane in 0..4 {
-                term(lane, wc[lane], ac[lane], ec[lane]);
+            for ((s, x), ((&wi, &ai), &ai_err)) in spread
+                .iter_mut()
+                .zip(inexact.iter_mut())
+                .zip(wc.iter().zip(ac).zip(ec))
+            {
+                term(s, x, wi, ai, ai_err);
             }
         }
         for ((&wi, &ai), &ai_err) in w_rest.iter().zip(a_rest).zip(e_rest) {
-            term(0, wi, ai, ai_err);
+            term(&mut spread[0], &mut inexact[0], wi, ai, ai_err);
         }
-        let wv = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-        if inexact == [0; 4] || self.origin {
+        if inexact == [0; 4] {
             return (wv, 0.0);
         }
         let spread = (spread[0] + spread[1]) + (spread[2] + spread[3]);

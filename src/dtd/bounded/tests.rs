@@ -118,7 +118,7 @@ fn step_of(
         0,
         (a, a_err),
         (r, 0.0),
-        (&mut lower, &mut sums, &mut passed),
+        (&mut lower, Some(&mut sums), &mut passed),
         Some((&mut point, &mut errors)),
     )?;
     Some(match outcome {
