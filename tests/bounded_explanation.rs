@@ -28,6 +28,17 @@ fn any_weight() -> impl Strategy<Value = f64> {
     ]
 }
 
+/// A random MLP (sometimes with carried tails and max pooling) and an input for it.
+fn mlp_and_input() -> impl Strategy<Value = (Model, Vec<f64>)> {
+    mlp_with_tails_and_pools(1..=5, 1..=5, 1..=3, any_weight).prop_flat_map(|net| {
+        let d = net.input_dim();
+        (
+            Just(Model::new(net)),
+            prop::collection::vec(any_weight(), d),
+        )
+    })
+}
+
 fn root_rules() -> impl Strategy<Value = Rule> {
     prop_oneof![
         Just(Rule::Zero),
@@ -246,10 +257,7 @@ proptest! {
     /// bound of the exact one.
     #[test]
     fn bounds_enclose_the_exact_explanation(
-        (model, x) in mlp_with_tails_and_pools(1..=5, 1..=5, 1..=3, any_weight).prop_flat_map(|net| {
-            let d = net.input_dim();
-            (Just(Model::new(net)), prop::collection::vec(any_weight(), d))
-        }),
+        (model, x) in mlp_and_input(),
         settings in dtd_settings(),
     ) {
         prop_assume!(settings.check_layers(model.net().layers().len()).is_ok());

@@ -1,7 +1,10 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::step::{product_rounding, up, Direction, TINY};
 use super::*;
+use crate::dtd::roots::RootRule;
+use crate::dtd::rules::BiasMode;
 use crate::exact::{Rational, Scalar};
 use crate::model::ir::dense_layer;
 
