@@ -3,15 +3,19 @@
 //! the constraints, exact fallback) and `--exact` (rationals throughout) give the same
 //! verdict for every root of every layer, the explained output's own root included: inside
 //! or outside (and at which constraint), on a face or not, in or out of the domain (and at
-//! which coordinate), and the same neurons without a root.
+//! which coordinate), and the same neurons without a root; and one layer judged alone
+//! (`audit_layer`, what `repro mlp-roots` reads) gives that layer's verdicts, at the roots the
+//! f64 recursion computes.
 
 mod util;
 
-use dtdcert::audit::{audit_sample, AuditSettings, DomainBox, DomainCheck, SampleRecord};
-use dtdcert::dtd::{BiasMode, DtdSettings, LayerRule, Rule};
+use dtdcert::audit::{
+    audit_layer, audit_sample, AuditSettings, DomainBox, DomainCheck, LayerRoot, SampleRecord,
+};
+use dtdcert::dtd::{explain, BiasMode, DtdSettings, LayerRule, RootOutcome, Rule};
 use dtdcert::model::inputs::load_inputs;
 use dtdcert::model::Model;
-use dtdcert::region::Membership;
+use dtdcert::region::{trace_and_pattern, Membership};
 use proptest::prelude::*;
 use util::network_and_input;
 
@@ -136,7 +140,29 @@ proptest! {
         let layers = model.net().layers().len();
         prop_assume!(settings.dtd.check_layers(layers).is_ok());
         let target = (!top).then_some(0);
-        default_equals_exact(&model, &x, &settings, target)?;
+        let record = default_equals_exact(&model, &x, &settings, target)?;
+        // One layer judged alone: the same verdicts, at the f64 recursion's roots.
+        let layer = x.len() % layers;
+        let alone = audit_layer(&model, &settings, &x, record.explained, layer).unwrap();
+        let (trace, _, _) = trace_and_pattern(&model, &x);
+        let f64_roots = explain(model.net(), &trace, &settings.dtd, record.explained, true);
+        prop_assert_eq!(alone.output, trace.output()[record.explained]);
+        let neurons = record.layers[layer].neurons.iter();
+        for ((root, n), f64_n) in alone.neurons.iter().zip(neurons).zip(&f64_roots.layers[layer].neurons) {
+            match (root, &n.root, &f64_n.outcome) {
+                (LayerRoot::None(reason), None, _) => prop_assert_eq!(Some(*reason), n.no_root),
+                (
+                    LayerRoot::Root { point, region, domain, decided_by },
+                    Some(judged),
+                    RootOutcome::Root { point: f64_point, .. },
+                ) => {
+                    prop_assert_eq!(point, f64_point);
+                    prop_assert_eq!((region, domain), (&judged.region, &judged.domain));
+                    prop_assert_eq!(*decided_by, judged.decided_by);
+                }
+                other => prop_assert!(false, "layer {layer}: {other:?}"),
+            }
+        }
     }
 }
 
