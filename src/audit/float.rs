@@ -7,7 +7,7 @@
 use ndarray::Array2;
 
 use crate::dtd::bounded::{explain_bounded, neuron_root_bounded, BoundedExplanation, Keep};
-use crate::dtd::{explain, explain_down_to, root_on_own_face, Explanation, NoRoot, RootOutcome};
+use crate::dtd::{explain, explain_down_to, root_on_own_face, Explanation, RootOutcome};
 use crate::error::Result;
 use crate::exact::{Rational, Scalar};
 use crate::lp::nearest_valid::uses_lp;
@@ -17,7 +17,7 @@ use crate::region::{
     membership_within_face, trace_with_errors, Decision, Membership, Pattern,
 };
 
-use super::records::{DomainCheck, SampleRecord};
+use super::records::{DomainCheck, RootVerdict, SampleRecord};
 use super::sample::{
     audit_exact, audit_lp_roots, domain_bounds, domain_check, judged_record, overflow,
     resolve_target, Judged, ROOTS_PER_BLOCK,
@@ -81,24 +81,16 @@ pub struct LayerRoots {
     pub neurons: Vec<LayerRoot>,
 }
 
-/// A neuron of [`LayerRoots`].
+/// A neuron of [`LayerRoots`]: its outcome in the f64 recursion, and the verdict about its
+/// exact root. The two have a root together except where the sample needed the recursion in
+/// rationals and that took another branch (a denominator at the threshold, a zero relevance).
 #[derive(Clone, Debug, PartialEq)]
-pub enum LayerRoot {
-    /// No root, and why.
-    None(NoRoot),
-    /// A root: the point the f64 recursion computes (also where the verdict needed the exact
-    /// root), and the verdict about the exact root as [`audit_sample`](super::audit_sample)
-    /// gives it.
-    Root {
-        /// The f64 root.
-        point: Vec<f64>,
-        /// Whether the exact root lies in the input's region, and if not, where it leaves it.
-        region: Membership,
-        /// Whether the exact root lies in the domain.
-        domain: DomainCheck,
-        /// How the verdict was reached.
-        decided_by: Decision,
-    },
+pub struct LayerRoot {
+    /// The f64 recursion's root (its point) or why it has none.
+    pub outcome: RootOutcome<f64>,
+    /// The verdict about the exact root, as [`audit_sample`](super::audit_sample) gives it;
+    /// `None` where the exact recursion has no root.
+    pub verdict: Option<RootVerdict>,
 }
 
 /// The roots of layer `layer` (0-based) of the explanation of output `k` at input `x`, with
@@ -112,85 +104,78 @@ pub fn audit_layer(
     layer: usize,
 ) -> Result<LayerRoots> {
     let traced = traced(model, 0, x)?;
-    let f64_roots = |record: &SampleRecord| {
+    let from_record = |record: &SampleRecord| {
         let explanation = explain(model.net(), &traced.trace, &settings.dtd, k, true);
-        layer_roots(&explanation.layers[layer], &record.layers[layer])
+        let step = &explanation.layers[layer];
+        step.neurons
+            .iter()
+            .zip(&record.layers[layer].neurons)
+            .map(|(n, r)| LayerRoot {
+                outcome: n.outcome.clone(),
+                verdict: r.root.clone(),
+            })
+            .collect()
     };
-    if settings.exact || uses_lp(&settings.dtd, model.net().layers().len()) {
-        let record = super::audit_sample(model, settings, 0, x, Some(k))?;
-        return Ok(LayerRoots {
-            output: traced.trace.output()[k],
-            pattern_decided_by: traced.decided_by,
-            neurons: f64_roots(&record),
-        });
-    }
-    let judged = judge_float(
-        model,
-        settings,
-        (0, x, Some(k)),
-        &traced,
-        |i| i == layer,
-        true,
-    )?;
+    let judged = match settings.exact || uses_lp(&settings.dtd, model.net().layers().len()) {
+        true => None,
+        false => judge_float(
+            model,
+            settings,
+            (0, x, Some(k)),
+            &traced,
+            |i| i == layer,
+            true,
+        )?,
+    };
     let neurons = match judged {
         Some(mut f) => {
             let (verdicts, points) = std::mem::take(&mut f.layers[layer]);
             let width = traced.trace.layer_input(layer).len();
-            let step = &f.explanation.layers[layer];
             let mut verdicts = verdicts.into_iter();
             let mut points = points.chunks(width.max(1));
-            step.neurons
+            f.explanation.layers[layer]
+                .neurons
                 .iter()
                 .map(|n| match n.outcome {
-                    RootOutcome::None(reason) => LayerRoot::None(reason),
-                    RootOutcome::Root { .. } => {
+                    RootOutcome::None(reason) => LayerRoot {
+                        outcome: RootOutcome::None(reason),
+                        verdict: None,
+                    },
+                    RootOutcome::Root { t, .. } => {
                         let (region, domain, decided_by, _) =
                             verdicts.next().expect("one verdict per root");
                         let point = points.next().expect("one row per root").to_vec();
-                        LayerRoot::Root {
-                            point,
-                            region,
-                            domain,
-                            decided_by,
+                        LayerRoot {
+                            outcome: RootOutcome::Root { point, t },
+                            verdict: Some(RootVerdict {
+                                valid: region.is_inside() && domain == DomainCheck::In,
+                                region,
+                                domain,
+                                decided_by,
+                                point: None,
+                            }),
                         }
                     }
                 })
                 .collect()
         }
-        None => {
-            let record = audit_exact(model, settings, 0, x, Some(k), Decision::ExactFallback);
-            f64_roots(&record)
+        None if settings.exact || uses_lp(&settings.dtd, model.net().layers().len()) => {
+            from_record(&super::audit_sample(model, settings, 0, x, Some(k))?)
         }
+        None => from_record(&audit_exact(
+            model,
+            settings,
+            0,
+            x,
+            Some(k),
+            Decision::ExactFallback,
+        )),
     };
     Ok(LayerRoots {
         output: traced.trace.output()[k],
         pattern_decided_by: traced.decided_by,
         neurons,
     })
-}
-
-/// [`LayerRoot`]s from a layer of an f64 explanation that kept its roots and the layer's
-/// record.
-fn layer_roots(
-    step: &crate::dtd::LayerRelevance<f64>,
-    record: &super::LayerRecord,
-) -> Vec<LayerRoot> {
-    step.neurons
-        .iter()
-        .zip(&record.neurons)
-        .map(|(n, r)| match (&n.outcome, &r.root) {
-            (RootOutcome::Root { point, .. }, Some(root)) => LayerRoot::Root {
-                point: point.clone(),
-                region: root.region.clone(),
-                domain: root.domain.clone(),
-                decided_by: root.decided_by,
-            },
-            (RootOutcome::None(reason), _) => LayerRoot::None(*reason),
-            (RootOutcome::Root { .. }, None) => {
-                LayerRoot::None(r.no_root.expect("a neuron without a root says why"))
-            }
-        })
-        .collect()
 }
 
 /// A sample's f64 forward pass with its error bounds and its exactly decided pattern.

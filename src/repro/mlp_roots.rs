@@ -15,8 +15,8 @@ use rand_distr::{Distribution, StandardNormal, Uniform};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::audit::{audit_layer, AuditSettings, LayerRoot};
-use crate::dtd::{DtdSettings, Rule};
+use crate::audit::{audit_layer, AuditSettings};
+use crate::dtd::{DtdSettings, RootOutcome, Rule};
 use crate::error::{Error, Result};
 use crate::model::forward::output;
 use crate::model::ir::dense_layer;
@@ -211,21 +211,18 @@ fn sample_row(model: &Model, dtd: &DtdSettings, x: &[f64], k: usize, tolerance: 
         exact_fallbacks: u64::from(roots.pattern_decided_by == Decision::ExactFallback),
         ..RuleRow::default()
     };
-    for root in &roots.neurons {
-        match root {
-            LayerRoot::Root {
-                point,
-                region,
-                decided_by,
-                ..
-            } => {
-                row.roots += 1;
-                if *decided_by == Decision::ExactFallback {
-                    row.exact_fallbacks += 1;
-                }
-                if !region.is_inside() {
-                    row.roots_outside += 1;
-                }
+    for n in &roots.neurons {
+        if let Some(root) = &n.verdict {
+            row.roots += 1;
+            if root.decided_by == Decision::ExactFallback {
+                row.exact_fallbacks += 1;
+            }
+            if !root.region.is_inside() {
+                row.roots_outside += 1;
+            }
+        }
+        match &n.outcome {
+            RootOutcome::Root { point, .. } => {
                 if (output(model.net(), point)[k] - fx).abs() < tolerance {
                     row.roots_output_unchanged += 1;
                 }
@@ -233,8 +230,10 @@ fn sample_row(model: &Model, dtd: &DtdSettings, x: &[f64], k: usize, tolerance: 
                     row.roots_with_negative_entries += 1;
                 }
             }
-            LayerRoot::None(crate::dtd::NoRoot::SmallDenominator) => row.neurons_without_root += 1,
-            LayerRoot::None(_) => {}
+            RootOutcome::None(crate::dtd::NoRoot::SmallDenominator) => {
+                row.neurons_without_root += 1
+            }
+            RootOutcome::None(_) => {}
         }
     }
     row.samples_with_root_outside = u64::from(row.roots_outside > 0);
