@@ -116,7 +116,9 @@ pub fn audit_layer(
             })
             .collect()
     };
-    let judged = match settings.exact || uses_lp(&settings.dtd, model.net().layers().len()) {
+    // `--exact` and the `nearest-valid` rule take the audit's own paths.
+    let whole = settings.exact || uses_lp(&settings.dtd, model.net().layers().len());
+    let judged = match whole {
         true => None,
         false => judge_float(
             model,
@@ -142,7 +144,7 @@ pub fn audit_layer(
                         verdict: None,
                     },
                     RootOutcome::Root { t, .. } => {
-                        let (region, domain, decided_by, _) =
+                        let (region, domain, decided_by, coords) =
                             verdicts.next().expect("one verdict per root");
                         let point = points.next().expect("one row per root").to_vec();
                         LayerRoot {
@@ -152,16 +154,14 @@ pub fn audit_layer(
                                 region,
                                 domain,
                                 decided_by,
-                                point: None,
+                                point: coords,
                             }),
                         }
                     }
                 })
                 .collect()
         }
-        None if settings.exact || uses_lp(&settings.dtd, model.net().layers().len()) => {
-            from_record(&super::audit_sample(model, settings, 0, x, Some(k))?)
-        }
+        None if whole => from_record(&super::audit_sample(model, settings, 0, x, Some(k))?),
         None => from_record(&audit_exact(
             model,
             settings,
@@ -211,7 +211,7 @@ struct FloatVerdicts {
 /// The verdicts of the roots of the layers `judged` picks (0-based), each about the exact
 /// root; `None` where the sample must be computed in rationals (the bounds leave a branch of
 /// the pattern, the top output or the recursion in doubt, or a root only the exact recursion
-/// can judge took another branch there). The second argument is (sample, input, explained
+/// can judge took another branch there). The third argument is (sample, input, explained
 /// output); with `keep_values`, the judged layers' roots are returned with their verdicts.
 fn judge_float(
     model: &Model,
