@@ -3,15 +3,19 @@
 //! the constraints, exact fallback) and `--exact` (rationals throughout) give the same
 //! verdict for every root of every layer, the explained output's own root included: inside
 //! or outside (and at which constraint), on a face or not, in or out of the domain (and at
-//! which coordinate), and the same neurons without a root.
+//! which coordinate), and the same neurons without a root; and one layer judged alone
+//! (`audit_layer`, what `repro mlp-roots` reads) gives that layer's verdicts, at the roots the
+//! f64 recursion computes.
 
 mod util;
 
-use dtdcert::audit::{audit_sample, AuditSettings, DomainBox, DomainCheck, SampleRecord};
-use dtdcert::dtd::{BiasMode, DtdSettings, LayerRule, Rule};
+use dtdcert::audit::{
+    audit_layer, audit_sample, AuditSettings, DomainBox, DomainCheck, SampleRecord,
+};
+use dtdcert::dtd::{explain, BiasMode, DtdSettings, LayerRule, Rule};
 use dtdcert::model::inputs::load_inputs;
 use dtdcert::model::Model;
-use dtdcert::region::Membership;
+use dtdcert::region::{trace_and_pattern, Membership};
 use proptest::prelude::*;
 use util::network_and_input;
 
@@ -136,7 +140,21 @@ proptest! {
         let layers = model.net().layers().len();
         prop_assume!(settings.dtd.check_layers(layers).is_ok());
         let target = (!top).then_some(0);
-        default_equals_exact(&model, &x, &settings, target)?;
+        let record = default_equals_exact(&model, &x, &settings, target)?;
+        // One layer judged alone: the same verdicts, at the f64 recursion's roots.
+        let layer = x.len() % layers;
+        let alone = audit_layer(&model, &settings, &x, record.explained, layer).unwrap();
+        let (trace, _, _) = trace_and_pattern(&model, &x);
+        let f64_roots = explain(model.net(), &trace, &settings.dtd, record.explained, true);
+        prop_assert_eq!(alone.output, trace.output()[record.explained]);
+        // Against the audit of the same explained output (not the top output's, which the
+        // audit must first know to be the exact top).
+        let record = audit_sample(&model, &settings, 0, &x, Some(record.explained)).unwrap();
+        let neurons = record.layers[layer].neurons.iter();
+        for ((alone, n), f64_n) in alone.neurons.iter().zip(neurons).zip(&f64_roots.layers[layer].neurons) {
+            prop_assert_eq!(&alone.outcome, &f64_n.outcome);
+            prop_assert_eq!(&alone.verdict, &n.root);
+        }
     }
 }
 

@@ -7,7 +7,10 @@
 //! - `engine.rs`: [`Engine`], the exact engine or a [`BatchAuditor`] (the libtorch backend).
 //! - `records.rs`: [`SampleRecord`] and the layer, neuron and root records in it, and
 //!   [`RecordsKept`] (`--records`).
-//! - `sample.rs`: the audit of one input, [`audit_sample`] and [`audit_sample_certified`].
+//! - `sample.rs`: the audit of one input, [`audit_sample`] and [`audit_sample_certified`];
+//!   in rationals throughout (`--exact`), and the `nearest-valid` rule's roots.
+//! - `float.rs`: the default audit of one input: f64 with error bounds on every root, an
+//!   exact fallback; [`audit_layer`], the verdicts of one layer's roots alone.
 //! - `checkpoint.rs`: how far a run got, for `--resume` where its records cannot say.
 //! - [`explain`], [`histogram`], [`merge`], [`records_file`], [`run`], [`spec`], [`summary`]:
 //!   explanations of single inputs, histograms, merging shards, the records file (plain or
@@ -16,6 +19,7 @@
 mod checkpoint;
 mod engine;
 pub mod explain;
+mod float;
 pub mod histogram;
 pub mod merge;
 mod records;
@@ -33,6 +37,7 @@ pub use records::{
 };
 pub use run::{AuditedRun, InMemoryFiles, OutputOptions, ReportWriter, Runner};
 // The libtorch backend reports overflows with the same message.
+pub use float::{audit_layer, LayerRoot, LayerRoots};
 #[cfg(feature = "torch")]
 pub(crate) use sample::overflow;
 pub use sample::{audit_sample, audit_sample_certified, resolve_target, NamedCertificate};

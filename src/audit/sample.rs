@@ -1,23 +1,20 @@
 //! The audit of one input: explain it, rebuild every root of every layer, judge each root's
-//! region and domain (in f64 with error bounds and an exact fallback, or in rationals), and
-//! certify the roots `--certify` asks about.
+//! region and domain (in f64 with error bounds and an exact fallback, `float.rs`; or in
+//! rationals throughout, here), and certify the roots `--certify` asks about.
 
 use ndarray::Array2;
 
 use crate::check::{Certificate, ExplanationRef};
-use crate::dtd::{explain, explain_down_to, neuron_root, root_on_own_face, RootOutcome};
+use crate::dtd::{explain, neuron_root, RootOutcome};
 use crate::error::Result;
-use crate::exact::ball::{take_doubt, Ball};
 use crate::exact::{Rational, Scalar};
 use crate::lp::certify::{Answer, Certifier, QuestionRelevance, RegionQuestion};
 use crate::lp::nearest_valid::{explain_valid, uses_lp};
 use crate::model::{forward, Model};
 use crate::region::problem::Domain;
-use crate::region::{
-    membership, membership_batch, membership_batch_within, membership_filtered, membership_within,
-    membership_within_face, trace_with_errors, Decision, Membership, Pattern,
-};
+use crate::region::{membership, Decision, Membership, Pattern};
 
+use super::float::judge_block;
 use super::records::{
     CertifiedAnswer, CertifiedRoot, DomainCheck, LayerRecord, NeuronRecord, RootVerdict,
     SampleRecord,
@@ -29,36 +26,19 @@ pub fn resolve_target(target: Option<usize>, output: &[f64]) -> usize {
     target.unwrap_or_else(|| forward::argmax(output))
 }
 
-fn domain_check<T: Scalar, U: Scalar>(
+pub(super) fn domain_check<T: Scalar, U: Scalar>(
     point: &[T],
     layer_index: usize,
     input_box: Option<DomainBox>,
     net: &crate::model::Network<U>,
 ) -> DomainCheck {
-    domain_check_of(point.iter().cloned(), layer_index, input_box, net)
-}
-
-/// [`domain_check`] of a point given coordinate by coordinate.
-fn domain_check_of<T: Scalar, U: Scalar>(
-    point: impl Iterator<Item = T>,
-    layer_index: usize,
-    input_box: Option<DomainBox>,
-    net: &crate::model::Network<U>,
-) -> DomainCheck {
-    // The input box at the network input, `>= 0` above a ReLU, nothing above a layer without.
-    let bounds = if layer_index == 0 {
-        input_box.map(|b| (Some(T::from_f64(b.lo)), Some(T::from_f64(b.hi))))
-    } else if net.output_nonnegative(layer_index - 1) {
-        Some((Some(T::zero()), None))
-    } else {
-        None
-    };
-    let Some((lo, hi)) = bounds else {
+    let Some((lo, hi)) = domain_bounds(layer_index, input_box, net) else {
         return DomainCheck::In;
     };
-    for (i, v) in point.enumerate() {
-        let below = lo.as_ref().is_some_and(|l| v < *l);
-        let above = hi.as_ref().is_some_and(|h| v > *h);
+    let (lo, hi) = (lo.map(T::from_f64), hi.map(T::from_f64));
+    for (i, v) in point.iter().enumerate() {
+        let below = lo.as_ref().is_some_and(|l| v < l);
+        let above = hi.as_ref().is_some_and(|h| v > h);
         if below || above {
             return DomainCheck::Out {
                 coordinate: i,
@@ -67,6 +47,23 @@ fn domain_check_of<T: Scalar, U: Scalar>(
         }
     }
     DomainCheck::In
+}
+
+/// The domain of layer `layer_index`'s input, as (lower, upper) bounds of every coordinate:
+/// the input box at the network input, `>= 0` above a ReLU; `None` where it is unbounded (a
+/// layer without ReLU below, or no box).
+pub(super) fn domain_bounds<U: Scalar>(
+    layer_index: usize,
+    input_box: Option<DomainBox>,
+    net: &crate::model::Network<U>,
+) -> Option<(Option<f64>, Option<f64>)> {
+    if layer_index == 0 {
+        input_box.map(|b| (Some(b.lo), Some(b.hi)))
+    } else if net.output_nonnegative(layer_index - 1) {
+        Some((Some(0.0), None))
+    } else {
+        None
+    }
 }
 
 /// Audit one input: explain output `target` (or the top output) and decide every root.
@@ -204,7 +201,7 @@ fn plain_audit(
     let record = if settings.exact {
         audit_exact(model, settings, sample, x, target, Decision::Exact)
     } else {
-        audit_float(model, settings, sample, x, target)?
+        super::float::audit_float(model, settings, sample, x, target)?
     };
     if !record.output.is_finite() {
         return Err(overflow(sample, "the explained output"));
@@ -218,216 +215,9 @@ pub(crate) fn overflow(sample: usize, what: &str) -> crate::error::Error {
     ))
 }
 
-fn audit_float(
-    model: &Model,
-    settings: &AuditSettings,
-    sample: usize,
-    x: &[f64],
-    target: Option<usize>,
-) -> Result<SampleRecord> {
-    let (trace, bounds, pattern, pattern_decided_by) = trace_with_errors(model, x);
-    if trace.activations.iter().flatten().any(|v| !v.is_finite()) {
-        return Err(overflow(sample, "the forward pass"));
-    }
-    if uses_lp(&settings.dtd, model.net().layers().len()) {
-        return audit_lp_roots(
-            model,
-            settings,
-            sample,
-            x,
-            target,
-            (trace, pattern, pattern_decided_by),
-        );
-    }
-    // Relevances and roots in midpoint-radius arithmetic: the f64 values, each with a bound on
-    // its distance to the value exact arithmetic computes from the same weights and inputs.
-    // A branch the bounds leave in doubt (a ReLU, the top output, a zero relevance, a
-    // denominator at the threshold) could go another way in exact arithmetic: such a sample
-    // is computed exactly.
-    let in_rationals = || audit_exact(model, settings, sample, x, target, Decision::ExactFallback);
-    if pattern_decided_by != Decision::Float {
-        // A ReLU within its bound of zero: the f64 trace may not follow the exact pattern.
-        return Ok(in_rationals());
-    }
-    take_doubt();
-    let net = model.balls();
-    let balls = |values: &[f64], errors: &[f64]| -> Vec<Ball> {
-        values
-            .iter()
-            .zip(errors)
-            .map(|(&v, &e)| Ball::new(v, e))
-            .collect()
-    };
-    let btrace = forward::Trace {
-        activations: trace
-            .activations
-            .iter()
-            .zip(&bounds)
-            .map(|(h, e)| balls(h, e))
-            .collect(),
-        // The recursion reads the layer inputs and the output only.
-        pre: Vec::new(),
-    };
-    let k = resolve_target(target, &mids(btrace.output()));
-    if target.is_none() {
-        certain_argmax(btrace.output(), k);
-    }
-    // Where every layer's roots fit in one block, the explanation keeps them; otherwise they
-    // are rebuilt and judged a block at a time below, so a wide image layer never holds all
-    // its roots at once.
-    let keep_roots = net
-        .layers()
-        .iter()
-        .all(|l| l.affine.out_dim() <= ROOTS_PER_BLOCK);
-    let explanation = explain(net, &btrace, &settings.dtd, k, keep_roots);
-    if take_doubt() {
-        return Ok(in_rationals());
-    }
-    let input_box = settings.input_domain();
-    let mut exact = ExactRoots::new(model, settings, x, k);
-    let mut verdicts: Vec<Vec<Judged>> = Vec::new();
-    for (index, step) in explanation.layers.iter().enumerate() {
-        let with_root: Vec<usize> = (0..step.neurons.len())
-            .filter(|&j| matches!(step.neurons[j].outcome, RootOutcome::Root { .. }))
-            .collect();
-        let a = btrace.layer_input(index);
-        let mut judged = Vec::with_capacity(with_root.len());
-        for block in with_root.chunks(ROOTS_PER_BLOCK) {
-            // The roots' f64 values and error bounds, one row per root.
-            let mut points: Vec<f64> = Vec::with_capacity(block.len() * a.len());
-            let mut errors: Vec<f64> = Vec::with_capacity(block.len() * a.len());
-            for &j in block {
-                let n = &step.neurons[j];
-                let rebuilt;
-                let point: &[Ball] = match &n.outcome {
-                    RootOutcome::Root { point, .. } if !point.is_empty() => point,
-                    _ => {
-                        rebuilt = match neuron_root(net, index, j, a, &n.relevance, &settings.dtd) {
-                            RootOutcome::Root { point, .. } => point,
-                            RootOutcome::None(_) => unreachable!("the same step found a root"),
-                        };
-                        &rebuilt
-                    }
-                };
-                if !n.relevance.mid.is_finite() || point.iter().any(|v| !v.mid.is_finite()) {
-                    return Err(overflow(
-                        sample,
-                        &format!("the root of layer {} neuron {j}", index + 1),
-                    ));
-                }
-                points.extend(point.iter().map(|v| v.mid));
-                errors.extend(point.iter().map(|v| v.rad));
-            }
-            let rows = |values: Vec<f64>| {
-                Array2::from_shape_vec((block.len(), a.len()), values)
-                    .expect("every root has the layer's input width")
-            };
-            let (points, errors) = (rows(points), rows(errors));
-            if take_doubt() {
-                return Ok(in_rationals());
-            }
-            // The explained output's root sits on its own face: an exact zero no f64 bound
-            // settles, known from how the root is built.
-            let on_face = match block {
-                &[j] => root_on_own_face(model.exact(), index, j, &settings.dtd).then_some(j),
-                _ => None,
-            };
-            let block_verdicts = judge_block(
-                model,
-                &pattern,
-                index,
-                points,
-                Some(errors),
-                on_face,
-                input_box,
-                settings.keep_points,
-            );
-            for (verdict, &j) in block_verdicts.into_iter().zip(block) {
-                // What the bounds cannot settle, the exact root decides.
-                match verdict.or_else(|| exact.judge(&pattern, index, j)) {
-                    Some(verdict) => judged.push(verdict),
-                    None => return Ok(in_rationals()),
-                }
-            }
-        }
-        verdicts.push(judged);
-    }
-    Ok(judged_record(
-        &explanation,
-        verdicts,
-        (sample, k, trace.output()[k]),
-        pattern_decided_by,
-    ))
-}
-
-/// Judges a block of roots of layer `index` together (one matrix product per layer above).
-/// Without `errors` the points are the roots themselves, exact f64 values, and every verdict
-/// is decided (the filter's tiers, then rationals on the point). With `errors`, each point
-/// stands for an exact root within its errors, and a verdict the bounds cannot settle is
-/// `None`: only the exact root can.
-///
-/// `on_face` names the neuron of layer `index` whose face the single exact root of the block
-/// lies on by construction ([`root_on_own_face`]).
-#[allow(clippy::too_many_arguments)]
-fn judge_block(
-    model: &Model,
-    pattern: &Pattern,
-    index: usize,
-    points: Array2<f64>,
-    errors: Option<Array2<f64>>,
-    on_face: Option<usize>,
-    input_box: Option<DomainBox>,
-    keep_points: bool,
-) -> Vec<Option<Judged>> {
-    let regions: Vec<Option<(Membership, Decision)>> = match (&errors, points.nrows()) {
-        (None, 1) => vec![Some(membership_filtered(
-            model,
-            pattern,
-            index,
-            row(&points, 0),
-        ))],
-        (Some(e), 1) => {
-            let (point, err) = (row(&points, 0), row(e, 0));
-            vec![match on_face {
-                Some(j) => membership_within_face(model, pattern, index, point, err, j),
-                None => membership_within(model, pattern, index, point, err),
-            }]
-        }
-        (None, _) => membership_batch(model, pattern, index, &points)
-            .into_iter()
-            .map(Some)
-            .collect(),
-        (Some(e), _) => membership_batch_within(model, pattern, index, &points, e),
-    };
-    regions
-        .into_iter()
-        .enumerate()
-        .map(|(r, region)| {
-            let point = row(&points, r);
-            let domain = match &errors {
-                None => Some(domain_check(point, index, input_box, model.net())),
-                Some(e) => domain_within(point, row(e, r), index, input_box, model.net()),
-            };
-            let (region, decided_by) = region?;
-            Some((
-                region,
-                domain?,
-                decided_by,
-                keep_points.then(|| point.to_vec()),
-            ))
-        })
-        .collect()
-}
-
-/// Row `r` of a standard-layout array as a slice.
-fn row(values: &Array2<f64>, r: usize) -> &[f64] {
-    let width = values.ncols();
-    &values.as_slice().expect("a standard-layout array")[r * width..(r + 1) * width]
-}
-
 /// The record of a sample from its explanation and the verdicts of its roots (per layer, in
 /// neuron order); `explained` is (sample, explained output, its value).
-fn judged_record<T: Scalar>(
+pub(super) fn judged_record<T: Scalar>(
     explanation: &crate::dtd::Explanation<T>,
     verdicts: Vec<Vec<Judged>>,
     explained: (usize, usize, f64),
@@ -450,97 +240,10 @@ fn judged_record<T: Scalar>(
     }
 }
 
-/// The midpoints of balls: the f64 values.
-fn mids(values: &[Ball]) -> Vec<f64> {
-    values.iter().map(|v| v.mid).collect()
-}
-
-/// Flags doubt unless output `k` certainly exceeds every other output (the top output of the
-/// exact values is then `k` too).
-fn certain_argmax(output: &[Ball], k: usize) {
-    for (i, v) in output.iter().enumerate() {
-        if i != k {
-            // A ball comparison flags its own doubt.
-            let _ = output[k] > *v;
-        }
-    }
-}
-
-/// The domain verdict of the exact point that `point` stands for within `error`, when the
-/// bounds settle every coordinate's side of the domain's bounds up to the first one outside;
-/// `None` otherwise.
-fn domain_within(
-    point: &[f64],
-    error: &[f64],
-    layer_index: usize,
-    input_box: Option<DomainBox>,
-    net: &crate::model::Network,
-) -> Option<DomainCheck> {
-    let balls = point
-        .iter()
-        .zip(error)
-        .map(|(&mid, &rad)| Ball::new(mid, rad));
-    take_doubt();
-    let check = domain_check_of(balls, layer_index, input_box, net);
-    (!take_doubt()).then_some(check)
-}
-
-/// The exact twin of one sample, computed on first need: its forward pass and pattern, and
-/// the relevances and roots of the layers from the top down to the lowest asked for. Judges
-/// the roots whose verdict the f64 bounds leave open.
-struct ExactRoots<'a> {
-    model: &'a Model,
-    settings: &'a AuditSettings,
-    x: &'a [f64],
-    k: usize,
-    trace: Option<forward::Trace<Rational>>,
-    /// Layers `lowest..L` of the exact explanation, with their roots.
-    layers: Vec<crate::dtd::LayerRelevance<Rational>>,
-}
-
-impl<'a> ExactRoots<'a> {
-    fn new(model: &'a Model, settings: &'a AuditSettings, x: &'a [f64], k: usize) -> Self {
-        Self {
-            model,
-            settings,
-            x,
-            k,
-            trace: None,
-            layers: Vec::new(),
-        }
-    }
-
-    /// The exact verdict of the root of neuron `j` of layer index `index` in the region of
-    /// `pattern`; `None` where the exact recursion finds no root there (the f64 recursion's
-    /// branches were then not the exact ones).
-    fn judge(&mut self, pattern: &Pattern, index: usize, j: usize) -> Option<Judged> {
-        let net = self.model.exact();
-        let trace = self.trace.get_or_insert_with(|| {
-            let xr: Vec<Rational> = self.x.iter().map(|&v| Rational::from_f64(v)).collect();
-            forward::forward(net, &xr)
-        });
-        let depth = net.layers().len() - index;
-        if self.layers.len() < depth {
-            self.layers = explain_down_to(net, trace, &self.settings.dtd, self.k, index, true);
-        }
-        let offset = self.layers.len() - depth;
-        let RootOutcome::Root { point, .. } = &self.layers[offset].neurons[j].outcome else {
-            return None;
-        };
-        let region = membership(net, pattern, index, point);
-        let domain = domain_check(point, index, self.settings.input_domain(), net);
-        let coords = self
-            .settings
-            .keep_points
-            .then(|| point.iter().map(Scalar::to_f64).collect());
-        Some((region, domain, Decision::ExactFallback, coords))
-    }
-}
-
 /// The roots of the `nearest-valid` rule: points the LP root finder found and keeps, judged as
 /// the points they are (exact f64 values, so the filter's tiers end in exact arithmetic on
 /// them).
-fn audit_lp_roots(
+pub(super) fn audit_lp_roots(
     model: &Model,
     settings: &AuditSettings,
     sample: usize,
@@ -593,7 +296,7 @@ fn audit_lp_roots(
                 model,
                 &pattern,
                 index,
-                points,
+                &points,
                 None,
                 None,
                 input_box,
@@ -617,7 +320,7 @@ fn audit_lp_roots(
 
 /// The whole sample in exact rationals; every verdict labelled `decided_by` (`Exact` for
 /// `--exact`, `ExactFallback` where the f64 bounds sent the sample here).
-fn audit_exact(
+pub(super) fn audit_exact(
     model: &Model,
     settings: &AuditSettings,
     sample: usize,
@@ -650,11 +353,11 @@ fn audit_exact(
     }
 }
 
-type Judged = (Membership, DomainCheck, Decision, Option<Vec<f64>>);
+pub(super) type Judged = (Membership, DomainCheck, Decision, Option<Vec<f64>>);
 
 /// Roots rebuilt and judged together: bounds the memory of a wide layer's roots to this many
 /// points of the layer's input width.
-const ROOTS_PER_BLOCK: usize = 1024;
+pub(super) const ROOTS_PER_BLOCK: usize = 1024;
 
 /// Turn an explanation into records, judging each root with `judge(layer_index, point)`.
 fn assemble<T: Scalar>(

@@ -18,12 +18,15 @@
 //!   finders, and one layer's step ([`layer_step`], [`winner_take_all`] for max-pooling).
 //! - `roots.rs`: the root of one neuron under a root rule ([`neuron_root`]), with the
 //!   relevance it passes to the neuron's inputs.
+//! - [`bounded`]: the recursion in f64 with a-priori error bounds on every relevance and root
+//!   coordinate (the audit's default verdicts are about the exact roots).
 //! - `lrp.rs`: the step of an LRP rule without a root form (ε, αβ, flat).
 //! - [`closed_form`]: the LRP rules' closed forms, written apart from the roots for the tests.
 //! - [`full_backward`]: full-backward DTD (Algorithm 1), with pluggable root finders.
 //!
 //! [`Scalar`]: crate::exact::Scalar
 
+pub mod bounded;
 pub mod closed_form;
 mod explanation;
 pub mod full_backward;

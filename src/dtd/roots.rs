@@ -4,7 +4,7 @@
 use super::explanation::{NoRoot, RootOutcome};
 use super::rules::{BiasMode, InitialRelevance, Rule};
 use super::settings::DtdSettings;
-use crate::exact::Scalar;
+use crate::exact::{Rational, Scalar};
 use crate::model::ir::WeightRow;
 use crate::model::Network;
 
@@ -70,8 +70,18 @@ impl<T: Scalar> RootRule<T> {
             && self.beta(b, settings.bias).is_zero()
     }
 
+    /// The rule.
+    pub(super) fn rule(&self) -> Rule {
+        self.rule
+    }
+
+    /// `1 + γ` as the scalar computes it (1 for the other rules).
+    pub(super) fn one_plus_gamma(&self) -> T {
+        self.one_plus_gamma.clone()
+    }
+
     /// The rule's bias term of the denominator (zero when the bias is ignored).
-    fn beta(&self, b: &T, bias: BiasMode) -> T {
+    pub(super) fn beta(&self, b: &T, bias: BiasMode) -> T {
         match bias {
             BiasMode::Ignore => return T::zero(),
             BiasMode::Plain if self.rule != Rule::Zero => return b.clone(),
@@ -136,21 +146,32 @@ pub fn neuron_root<T: Scalar>(
 /// (`z_j(ã) = 0` in exact arithmetic) by construction, whatever the inputs: the rule root
 /// satisfies `w_j · ã = w_j · a − t (w_j · v)`, so where the denominator is `w_j · v` itself
 /// (no bias term, no stabilizer) and the relevance is the neuron's own value
-/// `z_j(a)` (the explained output under `--initial-relevance output`), `z_j(ã) = 0`. The bias
-/// term is evaluated exactly in `net`'s arithmetic (give it rationals).
-pub fn root_on_own_face<T: Scalar>(
-    net: &Network<T>,
-    index: usize,
-    j: usize,
-    settings: &DtdSettings,
-) -> bool {
+/// `z_j(a)` (the explained output under `--initial-relevance output`), `z_j(ã) = 0`. Whether
+/// the bias term is 0 is decided exactly (a rounded `b²` or `b + γ b⁺` can be 0 where the
+/// exact one is not): by its f64 value and error bound, in rationals where those leave it open.
+pub fn root_on_own_face(net: &Network, index: usize, j: usize, settings: &DtdSettings) -> bool {
     let rule = settings.rule_for(index);
     let layer = &net.layers()[index];
-    index + 1 == net.layers().len()
+    if !(index + 1 == net.layers().len()
         && settings.initial_relevance == InitialRelevance::Output
         && rule.has_root()
         && layer.max_pool.is_none()
-        && RootRule::<T>::new(rule).on_root_plane(layer.affine.bias(j), settings)
+        && rule != Rule::Zero
+        && settings.stabilizer == 0.0)
+    {
+        return false;
+    }
+    let b = *layer.affine.bias(j);
+    let root_rule = RootRule::<f64>::new(rule);
+    let beta = root_rule.beta(&b, settings.bias);
+    let err = super::bounded::beta_error(&root_rule, b, settings.bias, beta);
+    if err == 0.0 {
+        beta == 0.0
+    } else if beta.abs() > err {
+        false
+    } else {
+        RootRule::<Rational>::new(rule).on_root_plane(&Rational::from_f64(b), settings)
+    }
 }
 
 /// The root of one neuron under `rule`, adding what it passes to each input to `lower` and
@@ -336,11 +357,10 @@ mod tests {
 
     use super::*;
     use crate::dtd::explain;
-    use crate::exact::Rational;
     use crate::model::forward::forward;
     use crate::model::ir::dense_layer;
 
-    fn random_net(rng: &mut ChaCha8Rng, widths: &[usize]) -> Network<Rational> {
+    fn random_net(rng: &mut ChaCha8Rng, widths: &[usize]) -> Network {
         let layers = widths
             .windows(2)
             .enumerate()
@@ -352,7 +372,7 @@ mod tests {
                 dense_layer(w[1], w[0], weight, bias, i + 2 < widths.len()).unwrap()
             })
             .collect();
-        Network::new(layers).unwrap().to_scalar()
+        Network::new(layers).unwrap()
     }
 
     /// Where the test says a root is on its own face, the exact root's pre-activation is 0;
@@ -362,7 +382,8 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let mut on_face = 0;
         for case in 0..60 {
-            let net = random_net(&mut rng, &[4, 5, 3]);
+            let f64_net = random_net(&mut rng, &[4, 5, 3]);
+            let net = f64_net.to_exact();
             let x: Vec<Rational> = (0..4)
                 .map(|_| Rational::from_f64(rng.random_range(0.0..1.0)))
                 .collect();
@@ -383,7 +404,7 @@ mod tests {
                     let RootOutcome::Root { point, .. } = &n.outcome else {
                         continue;
                     };
-                    if root_on_own_face(&net, index, j, &settings) {
+                    if root_on_own_face(&f64_net, index, j, &settings) {
                         let z = affine.row(j).affine_dot(point, affine.bias(j));
                         assert!(z.is_zero(), "case {case}: layer {index} neuron {j}: {z:?}");
                         assert_eq!((index, j), (1, 0));

@@ -155,6 +155,21 @@ impl ErrorModel {
         (self.gamma * magnitude + propagated) * self.inflate + self.underflow
     }
 
+    /// `γ` of the bound, for sums that accumulate `γ |w_i x_i| + |w_i| e_i` term by term.
+    #[inline]
+    pub fn gamma(&self) -> f64 {
+        self.gamma
+    }
+
+    /// The bound from the computed `Σ (γ |w_i x_i| + |w_i| e_i)` (with [`Self::gamma`]),
+    /// accumulated term by term: the same bound as [`Self::bound`], whose inflation covers
+    /// the rounding of either sum (one more product and sum per term is within its margin)
+    /// and whose absolute term the products' underflow.
+    #[inline]
+    pub fn bound_of_sum(&self, sum: f64) -> f64 {
+        sum * self.inflate + self.underflow
+    }
+
     /// The bound of `fl(w · x + b)` evaluated in any order (a blocked matrix product, with or
     /// without fused multiply-adds), from upper bounds on `‖w‖₂`, `‖x‖₂` and the Euclidean
     /// norm of the inputs' own errors: Cauchy–Schwarz bounds both `Σ |w_i x_i|` and
@@ -166,9 +181,21 @@ impl ErrorModel {
 }
 
 /// A rigorous upper bound on the Euclidean norm of `x`, from its computed value: covers the
-/// rounding of the squares, the sum and the square root, and squares lost to underflow.
+/// rounding of the squares, the sum (in any order: four partial sums here) and the square
+/// root, and squares lost to underflow.
 pub fn norm_upper(x: &[f64]) -> f64 {
-    norm_upper_iter(x.iter().copied())
+    let mut lanes = [0.0f64; 4];
+    let chunks = x.chunks_exact(4);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (lane, v) in lanes.iter_mut().zip(c) {
+            *lane += v * v;
+        }
+    }
+    for v in rest {
+        lanes[0] += v * v;
+    }
+    norm_from_squares((lanes[0] + lanes[1]) + (lanes[2] + lanes[3]), x.len())
 }
 
 /// [`norm_upper`] of the values an iterator yields.
@@ -178,6 +205,11 @@ pub fn norm_upper_iter(x: impl Iterator<Item = f64>) -> f64 {
         sum += v * v;
         n += 1;
     }
+    norm_from_squares(sum, n)
+}
+
+/// The bound of [`norm_upper`] from the computed sum of `n` squares.
+fn norm_from_squares(sum: f64, n: usize) -> f64 {
     sum.sqrt() * (1.0 + 2.0 * gamma(n + 4)) + (n as f64).sqrt() * 1.5e-154
 }
 

@@ -6,13 +6,12 @@
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
-use crate::exact::filter::{norm_upper_iter, ErrorModel};
+use crate::exact::filter::{norm_upper, norm_upper_iter, ErrorModel};
 use crate::model::Model;
 
 use super::filter::Decision;
 use super::membership::{
-    constraint, membership_filtered, membership_within, refined_or_exact, window_constraint,
-    Membership, State,
+    constraint, membership_filtered, membership_within, window_constraint, Membership, State,
 };
 use super::pattern::{selected, Pattern};
 
@@ -72,6 +71,14 @@ fn batched(
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// [`norm_upper`] of a row, read as a slice where it is contiguous.
+fn row_norm(row: ndarray::ArrayView1<'_, f64>) -> f64 {
+    match row.as_slice() {
+        Some(values) => norm_upper(values),
+        None => norm_upper_iter(row.iter().copied()),
+    }
 }
 
 /// Roots checked together in one chain of matrix products; wider layers are split into blocks
@@ -161,8 +168,8 @@ fn membership_block(
         let w_norm = &norms[k];
         let mut e = Array2::zeros(z.dim());
         for r in 0..n {
-            let x_norm = norm_upper_iter(h.row(r).iter().copied());
-            let err_norm = norm_upper_iter(h_err.row(r).iter().copied());
+            let x_norm = row_norm(h.row(r));
+            let err_norm = row_norm(h_err.row(r));
             for j in 0..layer.affine.out_dim() {
                 e[[r, j]] =
                     errors.bound_from_norms(w_norm[j], x_norm, *layer.affine.bias(j), err_norm);
@@ -221,8 +228,9 @@ fn membership_block(
     }
     (0..n)
         .map(|r| {
-            let point = points.row(r).to_vec();
-            let point_err = point_errors.map(|e| e.row(r).to_vec());
+            // A point's row, and its errors', copied only where a verdict needs another look.
+            let point = || points.row(r).to_vec();
+            let point_err = || point_errors.map(|e| e.row(r).to_vec());
             match state[r] {
                 State::Pending => Some((
                     Membership::Inside {
@@ -233,44 +241,25 @@ fn membership_block(
                 // The batched bounds come from norms; a point they leave undecided is checked
                 // again with per-value bounds, which fall back to exact arithmetic in turn
                 // (where the point itself is exact).
-                State::NeedsExact => match &point_err {
-                    None => Some(membership_filtered(model, pattern, m, &point)),
-                    Some(err) => membership_within(model, pattern, m, &point, err),
+                State::NeedsExact => match &point_err() {
+                    None => Some(membership_filtered(model, pattern, m, &point())),
+                    Some(err) => membership_within(model, pattern, m, &point(), err),
                 },
-                state => ended(model, pattern, m, &point, point_err.as_deref(), state),
+                State::Outside {
+                    layer,
+                    neuron,
+                    margin,
+                } => Some((
+                    Membership::Outside {
+                        layer,
+                        neuron,
+                        margin,
+                    },
+                    Decision::Float,
+                )),
             }
         })
         .collect()
-}
-
-/// The verdict of a point whose check ended at `state` (outside, or needing more than the
-/// f64 bound, which the filter's next tiers then decide from the start).
-fn ended(
-    model: &Model,
-    pattern: &Pattern,
-    m: usize,
-    point: &[f64],
-    point_err: Option<&[f64]>,
-    state: State,
-) -> Option<(Membership, Decision)> {
-    match state {
-        State::Outside {
-            layer,
-            neuron,
-            margin,
-        } => Some((
-            Membership::Outside {
-                layer,
-                neuron,
-                margin,
-            },
-            Decision::Float,
-        )),
-        State::NeedsExact | State::Pending => match point_err {
-            None => Some(refined_or_exact(model, pattern, m, point)),
-            Some(err) => membership_within(model, pattern, m, point, err),
-        },
-    }
 }
 
 /// Rows of a dense layer screened together (one matrix product for all pending points).
@@ -363,9 +352,7 @@ fn screen_in_blocks(
         {
             let of = |m: ArrayView2<'_, f64>| -> Vec<f64> {
                 let part = m.slice(ndarray::s![.., block.columns.clone()]);
-                part.outer_iter()
-                    .map(|r| norm_upper_iter(r.iter().copied()))
-                    .collect()
+                part.outer_iter().map(row_norm).collect()
             };
             let x = of(h);
             let e = h_err.map_or_else(|| vec![0.0; n], of);
@@ -446,8 +433,8 @@ fn screen(
     let out = affine.out_dim();
     let errors = ErrorModel::new(affine.max_connected());
     let w_norm = &model.row_norms()[m];
-    let x_norm = norm_upper_iter(point.iter().copied());
-    let err_norm = norm_upper_iter(point_err.iter().copied());
+    let x_norm = norm_upper(point);
+    let err_norm = norm_upper(point_err);
     let (mut z, mut e) = (Vec::with_capacity(out), Vec::with_capacity(out));
     let mut least = f64::INFINITY;
     for (j, &norm) in w_norm.iter().enumerate().take(out) {

@@ -15,13 +15,13 @@ use rand_distr::{Distribution, StandardNormal, Uniform};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::audit::{audit_sample, AuditSettings};
-use crate::dtd::{explain, DtdSettings, RootOutcome, Rule};
+use crate::audit::{audit_layer, AuditSettings};
+use crate::dtd::{DtdSettings, RootOutcome, Rule};
 use crate::error::{Error, Result};
 use crate::model::forward::output;
 use crate::model::ir::dense_layer;
 use crate::model::{Model, Network};
-use crate::region::{trace_and_pattern, Decision};
+use crate::region::Decision;
 
 /// Settings of the generated experiment; serialised into the report.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -195,29 +195,24 @@ impl RuleRow {
 }
 
 /// The input-layer root statistics of one sample under one rule. Whether a root lies outside
-/// the region is the audit's verdict about the exact root ([`audit_sample`]); the paper's
-/// other two measures are taken, as the paper takes them, at the f64 root with a tolerance.
+/// the region is the audit's verdict about the exact root ([`audit_layer`], which judges the
+/// input layer's roots alone); the paper's other two measures are taken, as the paper takes
+/// them, at the f64 root with a tolerance.
 fn sample_row(model: &Model, dtd: &DtdSettings, x: &[f64], k: usize, tolerance: f64) -> RuleRow {
-    let (trace, _, pattern_decision) = trace_and_pattern(model, x);
-    let explanation = explain(model.net(), &trace, dtd, k, true);
     let settings = AuditSettings {
         dtd: dtd.clone(),
         ..AuditSettings::default()
     };
-    let record = audit_sample(model, &settings, 0, x, Some(k))
-        .expect("the C6 inputs and networks are finite");
-    let fx = trace.output()[k];
+    let roots =
+        audit_layer(model, &settings, x, k, 0).expect("the C6 inputs and networks are finite");
+    let fx = roots.output;
     let mut row = RuleRow {
         samples: 1,
-        exact_fallbacks: u64::from(pattern_decision == Decision::ExactFallback),
+        exact_fallbacks: u64::from(roots.pattern_decided_by == Decision::ExactFallback),
         ..RuleRow::default()
     };
-    for (n, judged) in explanation.layers[0]
-        .neurons
-        .iter()
-        .zip(&record.layers[0].neurons)
-    {
-        if let Some(root) = &judged.root {
+    for n in &roots.neurons {
+        if let Some(root) = &n.verdict {
             row.roots += 1;
             if root.decided_by == Decision::ExactFallback {
                 row.exact_fallbacks += 1;
