@@ -7,51 +7,37 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use dtdcert::audit::records_file::{open_records, records_name, COMPRESSED, PLAIN};
-use dtdcert::audit::spec::{RunSpec, Shard, Targets};
+use dtdcert::audit::spec::{RunSpec, Shard};
 use dtdcert::audit::{AuditSettings, RecordsKept, SampleRecord};
 use dtdcert::audit::{OutputOptions, Runner, Summary};
 use dtdcert::error::Result;
 use dtdcert::io::output_dir::{marker, MARKER};
-use dtdcert::model::inputs::{load_inputs, Inputs};
+use dtdcert::model::inputs::Inputs;
 use dtdcert::model::Model;
 use dtdcert::report::Reports;
 use serde_json::Value;
 
-const MODEL: &str = "examples/c6/model.onnx";
-const INPUTS: &str = "examples/c6/inputs.npy";
+mod util;
+
+use util::runs::{c6_run, c6_workload, wait_until, INPUTS, MODEL};
+
 const CHECKPOINT: &str = "checkpoint.json";
 
 fn setup(kept: RecordsKept, compress: bool, shard: Option<Shard>) -> (Model, Inputs, RunSpec) {
-    let model = Model::load(Path::new(MODEL)).unwrap();
-    let inputs = load_inputs(Path::new(INPUTS), None).unwrap();
     let settings = AuditSettings {
         records: kept,
         compress,
         ..AuditSettings::default()
     };
-    let spec = RunSpec::new(
-        &model,
-        Path::new(MODEL),
-        &inputs,
-        Path::new(INPUTS),
-        Targets::Index { index: 0 },
-        settings,
-        shard,
-    )
-    .unwrap();
-    (model, inputs, spec)
+    c6_run(settings, shard)
 }
 
 fn runner(csv: bool) -> Runner<'static> {
-    Runner {
-        backend: None,
-        reports: &Reports,
-        options: OutputOptions {
-            progress: false,
-            csv,
-            force: false,
-        },
-    }
+    util::runs::runner(OutputOptions {
+        progress: false,
+        csv,
+        force: false,
+    })
 }
 
 /// A complete run of the 100 C6 inputs into `dir`.
@@ -392,46 +378,6 @@ fn bad_records_arguments_are_usage_errors() {
     assert!(out.join(COMPRESSED).is_file() && !out.join(PLAIN).exists());
 }
 
-/// A C6 network and `n` inputs in `dir`, and a command line auditing them into `--out DIR`
-/// or `--resume DIR` with `extra` arguments.
-fn c6_workload(
-    dir: &Path,
-    n: usize,
-    extra: &'static [&'static str],
-) -> impl Fn(&str, &Path) -> std::process::Command {
-    use dtdcert::repro::mlp_roots::{c6_inputs, c6_network};
-    use rand::SeedableRng;
-
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-    let net = c6_network(&mut rng, 2.744, -1.96).unwrap();
-    let xs = c6_inputs(&net, &mut rng, n, 0, 0.1).unwrap();
-    let model_path = dir.join("model.json");
-    dtdcert::model::safetensors_json::save(&net, &model_path).unwrap();
-    let inputs_path = dir.join("inputs.npy");
-    let flat: Vec<f64> = xs.iter().flatten().copied().collect();
-    let array = ndarray::Array2::from_shape_vec((xs.len(), 10), flat).unwrap();
-    dtdcert::io::write_npy_f64_atomic(&inputs_path, &array).unwrap();
-    move |dest: &str, out: &Path| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dtdcert"));
-        c.args(["audit", "--quiet", "--explain", "0", "--model"])
-            .arg(&model_path)
-            .arg("--inputs")
-            .arg(&inputs_path)
-            .args(extra)
-            .arg(dest)
-            .arg(out);
-        c
-    }
-}
-
-/// Waits until `path` exists (or a minute has passed).
-fn wait_for(path: &Path) {
-    let started = std::time::Instant::now();
-    while !path.exists() && started.elapsed().as_secs() < 60 {
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-}
-
 /// A compressed run that keeps only the roots outside, stopped by SIGTERM and, separately,
 /// killed outright after its first checkpoint: the records on disk read as whole records,
 /// and resuming gives the uninterrupted result.
@@ -461,7 +407,7 @@ fn stopped_and_killed_compressed_runs_resume_to_the_uninterrupted_result() {
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
         } else {
-            wait_for(&dir.join(CHECKPOINT));
+            wait_until(|| dir.join(CHECKPOINT).exists());
         }
         let sent = std::process::Command::new("kill")
             .args([signal, &child.id().to_string()])

@@ -6,31 +6,19 @@ use std::path::{Path, PathBuf};
 
 use dtdcert::audit::spec::{RunSpec, Shard, Targets};
 use dtdcert::audit::AuditSettings;
-use dtdcert::audit::{OutputOptions, Runner, Summary};
+use dtdcert::audit::{OutputOptions, Summary};
 use dtdcert::error::Result;
 use dtdcert::io::output_dir::{marker, MARKER};
 use dtdcert::model::inputs::{load_inputs, Inputs};
 use dtdcert::model::Model;
 use dtdcert::report::Reports;
 
-const MODEL: &str = "examples/c6/model.onnx";
-const INPUTS: &str = "examples/c6/inputs.npy";
+mod util;
+
+use util::runs::{c6_run, c6_workload, runner, wait_until, INPUTS, MODEL};
 
 fn setup(shard: Option<Shard>) -> (Model, Inputs, RunSpec) {
-    let model = Model::load(Path::new(MODEL)).unwrap();
-    let inputs = load_inputs(Path::new(INPUTS), None).unwrap();
-    let settings = AuditSettings::default();
-    let spec = RunSpec::new(
-        &model,
-        Path::new(MODEL),
-        &inputs,
-        Path::new(INPUTS),
-        Targets::Index { index: 0 },
-        settings,
-        shard,
-    )
-    .unwrap();
-    (model, inputs, spec)
+    c6_run(AuditSettings::default(), shard)
 }
 
 const OPTIONS: OutputOptions = OutputOptions {
@@ -38,15 +26,6 @@ const OPTIONS: OutputOptions = OutputOptions {
     csv: true,
     force: false,
 };
-
-/// A run on the exact engine, with the reports of `report`.
-fn runner(options: OutputOptions) -> Runner<'static> {
-    Runner {
-        backend: None,
-        reports: &Reports,
-        options,
-    }
-}
 
 fn run(
     model: &Model,
@@ -380,39 +359,9 @@ fn report_files_are_well_formed() {
     );
 }
 
-/// A C6 network and 10,000 inputs in `dir` (model.json, inputs.npy), and a command line
-/// auditing them into `--out DIR` or `--resume DIR`.
-fn c6_workload(dir: &Path) -> impl Fn(&str, &Path) -> std::process::Command {
-    use dtdcert::repro::mlp_roots::{c6_inputs, c6_network};
-    use rand::SeedableRng;
-
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-    let net = c6_network(&mut rng, 2.744, -1.96).unwrap();
-    let xs = c6_inputs(&net, &mut rng, 10_000, 0, 0.1).unwrap();
-    let model_path = dir.join("model.json");
-    dtdcert::model::safetensors_json::save(&net, &model_path).unwrap();
-    let inputs_path = dir.join("inputs.npy");
-    let flat: Vec<f64> = xs.iter().flatten().copied().collect();
-    let array = ndarray::Array2::from_shape_vec((xs.len(), 10), flat).unwrap();
-    dtdcert::io::write_npy_f64_atomic(&inputs_path, &array).unwrap();
-    move |dest: &str, out: &Path| {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dtdcert"));
-        c.args(["audit", "--quiet", "--explain", "0", "--model"])
-            .arg(&model_path)
-            .arg("--inputs")
-            .arg(&inputs_path)
-            .arg(dest)
-            .arg(out);
-        c
-    }
-}
-
 /// Waits until `records` holds at least `bytes` (or a minute has passed).
 fn wait_for_records(records: &Path, bytes: u64) {
-    let started = std::time::Instant::now();
-    while fs::metadata(records).map_or(0, |m| m.len()) < bytes && started.elapsed().as_secs() < 60 {
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
+    wait_until(|| fs::metadata(records).map_or(0, |m| m.len()) >= bytes);
 }
 
 /// SIGTERM (as Ctrl-C's SIGINT) mid-run: the process stops with exit code 130 and one line
@@ -422,7 +371,7 @@ fn wait_for_records(records: &Path, bytes: u64) {
 #[test]
 fn a_terminated_run_says_how_to_resume_and_resumes_to_the_uninterrupted_result() {
     let tmp = tempfile::tempdir().unwrap();
-    let args = c6_workload(tmp.path());
+    let args = c6_workload(tmp.path(), 10_000, &[]);
     let full = tmp.path().join("full");
     assert!(args("--out", &full).status().unwrap().success());
     let stopped = tmp.path().join("stopped");
@@ -470,7 +419,7 @@ fn a_terminated_run_says_how_to_resume_and_resumes_to_the_uninterrupted_result()
 #[test]
 fn killed_process_resumes_to_the_uninterrupted_result() {
     let tmp = tempfile::tempdir().unwrap();
-    let args = c6_workload(tmp.path());
+    let args = c6_workload(tmp.path(), 10_000, &[]);
     let full = tmp.path().join("full");
     assert!(args("--out", &full).status().unwrap().success());
     let killed = tmp.path().join("killed");

@@ -4,6 +4,7 @@
 
 pub mod conv;
 pub mod onnx;
+pub mod runs;
 
 use std::ops::RangeInclusive;
 
