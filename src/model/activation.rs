@@ -236,4 +236,39 @@ mod tests {
             assert!(e.contains(words), "{e}");
         }
     }
+
+    #[test]
+    fn the_network_checks_its_activations_naming_the_layer() {
+        use crate::model::ir::{dense_layer, Network};
+        let with = |relu: bool, activation: Activation| {
+            let first = dense_layer(2, 2, vec![1.0, 0.0, 0.0, 1.0], vec![0.0; 2], relu).unwrap();
+            let last = dense_layer(1, 2, vec![1.0, 1.0], vec![0.0], false).unwrap();
+            Network::new(vec![
+                crate::model::Layer {
+                    activation,
+                    ..first
+                },
+                last,
+            ])
+        };
+        let prelu = |slopes: Vec<f64>| Activation::PRelu { slopes };
+        let net = with(true, prelu(vec![0.5, -1.0])).unwrap();
+        assert_eq!(net.first_other_activation().map(|(i, _)| i), Some(0));
+        assert!(with(true, Activation::Relu)
+            .unwrap()
+            .require_relu("this")
+            .is_ok());
+        for (net, words) in [
+            (with(true, prelu(vec![0.5])), "layer 1: PRelu has 1 slopes"),
+            (
+                with(false, Activation::LeakyRelu { alpha: 0.5 }),
+                "layer 1: a LeakyRelu without",
+            ),
+        ] {
+            let e = net.unwrap_err().to_string();
+            assert!(e.contains(words), "{e}");
+        }
+        let e = net.require_relu("the audit").unwrap_err().to_string();
+        assert!(e.contains("layer 1 applies PRelu: the audit"), "{e}");
+    }
 }
