@@ -108,7 +108,7 @@ fn clip<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, Strin
     let (lo, hi) = (bound(1, "min")?, bound(2, "max")?);
     match (lo, hi) {
         (None, None) => Ok(Output::Data(x.as_ref().clone())),
-        (Some(lo), None) if lo == 0.0 => activate(t, &x, "Clip", Activation::Relu),
+        (Some(0.0), None) => activate(t, &x, "Clip", Activation::Relu),
         (lo, hi) => activate(t, &x, "Clip", Activation::Clip { lo, hi }),
     }
 }
@@ -120,8 +120,8 @@ fn leaky_relu<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>,
     // The attribute is an f32: its default is the f32 nearest 0.01, as onnxruntime uses it.
     let alpha = attr_float(node, "alpha")?.unwrap_or(f64::from(0.01f32));
     match alpha {
-        a if a == 1.0 => Ok(Output::Data(x.as_ref().clone())),
-        a if a == 0.0 => activate(t, &x, "LeakyRelu", Activation::Relu),
+        1.0 => Ok(Output::Data(x.as_ref().clone())),
+        0.0 => activate(t, &x, "LeakyRelu", Activation::Relu),
         alpha => activate(t, &x, "LeakyRelu", Activation::LeakyRelu { alpha }),
     }
 }
