@@ -622,6 +622,48 @@ fn unsupported_operators_are_refused_naming_node_and_operator() {
     }
 }
 
+/// Clip, LeakyRelu and PRelu load (the forward pass reads them), but patterns, regions, roots
+/// and certificates are ReLU's: every command refuses such a model, naming the layer and the
+/// activation.
+#[test]
+fn activations_other_than_relu_are_refused_by_every_command_naming_layer_and_activation() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &str, NodeProto, Vec<TensorProto>); 3] = [
+        (
+            "relu6.onnx",
+            "Clip",
+            node("Clip", "act", &["h", "lo", "hi"], &["r"]),
+            vec![floats("lo", &[], &[0.0]), floats("hi", &[], &[6.0])],
+        ),
+        (
+            "leaky.onnx",
+            "LeakyRelu",
+            node("LeakyRelu", "act", &["h"], &["r"]),
+            vec![],
+        ),
+        (
+            "prelu.onnx",
+            "PRelu",
+            node("PRelu", "act", &["h", "slope"], &["r"]),
+            vec![floats("slope", &[4], &[0.25, 0.5, 0.125, 0.0])],
+        ),
+    ];
+    for (file, op, act, extra) in cases {
+        let mut m = mlp_onnx();
+        let g = m.graph.as_mut().unwrap();
+        g.node[1] = act;
+        g.initializer.extend(extra);
+        let path = write_onnx(&dir, file, &m);
+        let net = dtdcert::model::onnx::load(&path).expect("the forward pass reads it");
+        assert_eq!(net.layers()[0].activation.name(), op);
+        refused_by_every_command(
+            &path,
+            &p(INPUTS_3),
+            says(&[file, &format!("layer 1 applies {op}"), "ReLU networks only"]),
+        );
+    }
+}
+
 #[test]
 fn cyclic_and_unordered_graphs_are_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -138,6 +138,7 @@ fn case(u: &mut Unstructured<'_>) -> Result<Case> {
             layers.push(Layer {
                 affine: Affine::Sparse(gather),
                 relu: false,
+                activation: dtdcert::model::Activation::Relu,
                 max_pool: Some(2),
                 linear_tail: 0,
             });

@@ -431,6 +431,7 @@ mod tests {
                 let max = crate::model::Layer {
                     affine: crate::model::Affine::Sparse(gather),
                     relu: false,
+                    activation: crate::model::Activation::Relu,
                     max_pool: Some(2),
                     linear_tail: 0,
                 };

@@ -60,8 +60,8 @@ pub fn output<T: Scalar>(net: &Network<T>, x: &[T]) -> Vec<T> {
     for layer in net.layers() {
         layer.affine.apply_into(&h, &mut z);
         if layer.relu {
-            for v in &mut z[..layer.relu_count()] {
-                *v = relu(v);
+            for (j, v) in z[..layer.relu_count()].iter_mut().enumerate() {
+                *v = layer.activation.apply(j, v);
             }
         }
         if let Some(window) = layer.max_pool {
@@ -72,8 +72,8 @@ pub fn output<T: Scalar>(net: &Network<T>, x: &[T]) -> Vec<T> {
     h
 }
 
-/// `h_l` from `z_l`: ReLU (except on a carried tail), the largest entry of each max-pool
-/// window, or `z_l` itself.
+/// `h_l` from `z_l`: the layer's activation (except on a carried tail), the largest entry of
+/// each max-pool window, or `z_l` itself.
 pub fn activate<T: Scalar>(layer: &Layer<T>, z: &[T]) -> Vec<T> {
     if let Some(window) = layer.max_pool {
         max_pool(z, window).0
@@ -81,7 +81,13 @@ pub fn activate<T: Scalar>(layer: &Layer<T>, z: &[T]) -> Vec<T> {
         let relus = layer.relu_count();
         z.iter()
             .enumerate()
-            .map(|(j, v)| if j < relus { relu(v) } else { v.clone() })
+            .map(|(j, v)| {
+                if j < relus {
+                    layer.activation.apply(j, v)
+                } else {
+                    v.clone()
+                }
+            })
             .collect()
     } else {
         z.to_vec()

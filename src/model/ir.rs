@@ -1,5 +1,6 @@
 //! The network IR: a validated sequence of layers, each an affine map followed by an optional
-//! ReLU. It knows nothing of file formats; loaders translate into it.
+//! piecewise-linear activation ([`Activation`]: ReLU, Clip, LeakyRelu, PRelu). It knows nothing
+//! of file formats; loaders translate into it.
 
 use std::borrow::Cow;
 
@@ -8,6 +9,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{invalid, Result};
 use crate::exact::{Rational, Scalar};
+
+pub use super::activation::Activation;
 
 /// The most parameters a model may declare; larger models are refused before allocation.
 pub const MAX_PARAMETERS: usize = 1 << 31;
@@ -516,7 +519,8 @@ impl Affine<f64> {
     }
 }
 
-/// One DTD layer: `z_l = affine(h_{l-1})`, `h_l = relu(z_l)` when `relu` is set, and with
+/// One DTD layer: `z_l = affine(h_{l-1})`, `h_l = act(z_l)` when `relu` is set (`act` the
+/// layer's [`Activation`], ReLU unless the model says otherwise), and with
 /// `max_pool: Some(w)` output `g` is the largest of `z_l`'s entries `g·w .. (g+1)·w` (a max-pool
 /// window; the layer's affine map is then a gather of its input, one weight of 1 a row, so that
 /// which entry wins is the layer's part of the activation pattern). The last `linear_tail`
@@ -526,8 +530,11 @@ impl Affine<f64> {
 pub struct Layer<T = f64> {
     /// The affine map `z_l = affine(h_{l-1})`.
     pub affine: Affine<T>,
-    /// Whether a ReLU follows the affine map (on all outputs but the `linear_tail`).
+    /// Whether an activation follows the affine map (on all outputs but the `linear_tail`).
     pub relu: bool,
+    /// The activation applied when `relu` is set ([`Activation::Relu`] for a ReLU layer, and
+    /// for a layer without activation).
+    pub activation: Activation<T>,
     /// The window size `w` of a max-pool layer; `None` for every other layer.
     pub max_pool: Option<usize>,
     /// How many of the last outputs of a ReLU layer skip the ReLU (0: none).
@@ -540,12 +547,19 @@ impl<T: Scalar> Layer<T> {
         Self {
             affine,
             relu,
+            activation: Activation::Relu,
             max_pool: None,
             linear_tail: 0,
         }
     }
 
-    /// The number of leading outputs with a ReLU (all of them, unless some are carried).
+    /// The activation other than ReLU that the layer applies, if any.
+    pub fn other_activation(&self) -> Option<&Activation<T>> {
+        Some(&self.activation).filter(|a| self.relu && !a.is_relu())
+    }
+
+    /// The number of leading outputs with an activation (all of them, unless some are
+    /// carried).
     pub fn relu_count(&self) -> usize {
         if self.relu {
             self.affine.out_dim() - self.linear_tail
@@ -621,6 +635,17 @@ impl Network<f64> {
                     if layer.relu { "" } else { " and no ReLU" }
                 )));
             }
+            if layer.relu {
+                layer
+                    .activation
+                    .check(layer.relu_count())
+                    .map_err(|e| invalid(format!("layer {number}: {e}")))?;
+            } else if !layer.activation.is_relu() {
+                return Err(invalid(format!(
+                    "layer {number}: a {} without its layer's activation flag",
+                    layer.activation.name()
+                )));
+            }
             parameters = parameters.saturating_add(layer.affine.parameters());
             let affine = &layer.affine;
             for j in 0..affine.out_dim() {
@@ -659,6 +684,7 @@ impl Network<f64> {
                 .map(|l| Layer {
                     affine: l.affine.map(|&v| T::from_f64(v)),
                     relu: l.relu,
+                    activation: l.activation.map(|&v| T::from_f64(v)),
                     max_pool: l.max_pool,
                     linear_tail: l.linear_tail,
                 })
@@ -706,6 +732,7 @@ impl Network<f64> {
                 }
             }
             h.update([u8::from(layer.relu)]);
+            layer.activation.fingerprint(&mut h);
             if let Some(window) = layer.max_pool {
                 h.update(b"max-pool");
                 h.update((window as u64).to_le_bytes());
@@ -751,7 +778,7 @@ impl<T: Scalar> Network<T> {
     /// ReLU on every output, or it max-pools a non-negative input.
     pub fn output_nonnegative(&self, index: usize) -> bool {
         let layer = &self.layers[index];
-        (layer.relu && layer.linear_tail == 0)
+        (layer.relu && layer.linear_tail == 0 && layer.activation.nonnegative())
             || (layer.max_pool.is_some() && index > 0 && self.output_nonnegative(index - 1))
     }
 
@@ -759,15 +786,52 @@ impl<T: Scalar> Network<T> {
     pub fn describe(&self) -> String {
         let widths: Vec<String> = self.widths().iter().map(|w| w.to_string()).collect();
         let last_relu = self.layers.last().is_some_and(|l| l.relu);
+        let others: Vec<String> = self
+            .layers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| {
+                Some(format!(
+                    "{} at layer {}",
+                    l.other_activation()?.name(),
+                    i + 1
+                ))
+            })
+            .collect();
         format!(
-            "{} ({})",
+            "{} ({}{}{})",
             widths.join("-"),
             if last_relu {
                 "ReLU after every layer"
             } else {
                 "no ReLU after the last layer"
-            }
+            },
+            if others.is_empty() { "" } else { "; " },
+            others.join(", ")
         )
+    }
+
+    /// The first layer (0-based) whose activation is not ReLU, with that activation.
+    pub fn first_other_activation(&self) -> Option<(usize, &Activation<T>)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .find_map(|(i, l)| Some((i, l.other_activation()?)))
+    }
+
+    /// Refuses a network with an activation other than ReLU, for the parts of the tool that
+    /// read only ReLU networks (`what` names the part): one error naming the layer and the
+    /// activation.
+    pub fn require_relu(&self, what: &str) -> Result<()> {
+        match self.first_other_activation() {
+            None => Ok(()),
+            Some((i, act)) => Err(invalid(format!(
+                "layer {} applies {}: {what} reads ReLU networks only (the forward pass reads \
+                 Clip, LeakyRelu and PRelu too)",
+                i + 1,
+                act.name()
+            ))),
+        }
     }
 }
 
@@ -905,6 +969,7 @@ mod tests {
         let e = Network::new(vec![Layer {
             affine: Affine::Sparse(s),
             relu: true,
+            activation: Activation::Relu,
             max_pool: None,
             linear_tail: 0,
         }])
@@ -930,6 +995,7 @@ mod tests {
         let layer = |affine, relu, window| Layer {
             affine,
             relu,
+            activation: Activation::Relu,
             max_pool: Some(window),
             linear_tail: 0,
         };
@@ -961,6 +1027,7 @@ mod tests {
             Network::new(vec![Layer {
                 affine: a,
                 relu: false,
+                activation: Activation::Relu,
                 max_pool: None,
                 linear_tail: 0,
             }])

@@ -1,5 +1,6 @@
 //! The network IR, its loaders, and the forward pass.
 
+pub mod activation;
 pub mod file;
 pub mod forward;
 pub mod image;
@@ -14,6 +15,7 @@ pub mod vocabulary;
 use std::path::Path;
 use std::sync::OnceLock;
 
+pub use activation::Activation;
 pub use file::ModelFile;
 pub use forward::{forward, output, Trace};
 pub use ir::{Affine, Dense, Layer, Network};
@@ -44,7 +46,10 @@ pub struct Model {
 }
 
 impl Model {
-    /// Wraps a validated network and computes its fingerprint.
+    /// Wraps a validated network and computes its fingerprint. Everything a model is used for
+    /// (patterns, regions, roots, certificates) assumes ReLU activations: a network with
+    /// others ([`Network::require_relu`]) is for the forward pass only, and [`Model::load`]
+    /// refuses it.
     pub fn new(net: Network) -> Self {
         let fingerprint = net.fingerprint();
         Self {
@@ -106,6 +111,9 @@ impl Model {
                 ))
             }
         };
+        // Patterns, regions, roots and certificates are ReLU's; the forward pass alone reads
+        // the other activations (`onnx::load`).
+        net.require_relu("the audit").map_err(|e| e.in_file(path))?;
         Ok(Self::new(net))
     }
 

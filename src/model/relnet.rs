@@ -436,6 +436,7 @@ impl RelationNetwork {
             layers.push(Layer {
                 affine: Affine::Sparse(Sparse::from_rows(n_in, rows, Array1::from(bias))?),
                 relu: bn.is_none() || fold,
+                activation: crate::model::Activation::Relu,
                 max_pool: None,
                 linear_tail: 0,
             });
@@ -448,6 +449,7 @@ impl RelationNetwork {
                 layers.push(Layer {
                     affine: Affine::Sparse(Sparse::from_rows(n, rows, bias)?),
                     relu: true,
+                    activation: crate::model::Activation::Relu,
                     max_pool: None,
                     linear_tail: 0,
                 });
@@ -460,6 +462,7 @@ impl RelationNetwork {
             layers.push(Layer {
                 affine: Affine::Shared(Shared::new(block.clone(), pairs)?),
                 relu: true,
+                activation: crate::model::Activation::Relu,
                 max_pool: None,
                 linear_tail: 0,
             });
@@ -475,6 +478,7 @@ impl RelationNetwork {
                 Array1::zeros(width),
             )?),
             relu: false,
+            activation: crate::model::Activation::Relu,
             max_pool: None,
             linear_tail: 0,
         });
@@ -482,6 +486,7 @@ impl RelationNetwork {
             layers.push(Layer {
                 affine: Affine::Dense(d.clone()),
                 relu: i + 1 < self.f.len(),
+                activation: crate::model::Activation::Relu,
                 max_pool: None,
                 linear_tail: 0,
             });
@@ -551,6 +556,7 @@ impl RelationNetwork {
         Ok(Layer {
             affine: Affine::Sparse(Sparse::from_rows(c * n, rows, Array1::from(bias))?),
             relu: true,
+            activation: crate::model::Activation::Relu,
             max_pool: None,
             linear_tail: 0,
         })

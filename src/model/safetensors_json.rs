@@ -259,6 +259,7 @@ fn build_layers(
                 layers.push(Layer {
                     affine: Affine::Dense(dense),
                     relu: false,
+                    activation: crate::model::Activation::Relu,
                     max_pool: None,
                     linear_tail: 0,
                 });

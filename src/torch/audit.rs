@@ -65,6 +65,8 @@ impl TorchAuditor {
         rows: &[Vec<f64>],
         targets: &[Option<usize>],
     ) -> Result<Vec<SampleRecord>> {
+        // The batched passes apply ReLU masks: refuse any other activation.
+        model.net().require_relu("the libtorch backend")?;
         let batch = super::default_batch(model.net());
         let mut records = Vec::with_capacity(ids.len());
         for start in (0..ids.len()).step_by(batch) {

@@ -22,6 +22,8 @@ pub fn input_relevances(
     device: Device,
     batch: Option<usize>,
 ) -> Result<Array2<f64>> {
+    // The batched relevances apply ReLU masks: refuse any other activation.
+    model.net().require_relu("the libtorch backend")?;
     let net = TorchNet::new(model.net(), precision, device);
     let n = inputs.len();
     let d = model.net().input_dim();

@@ -119,6 +119,7 @@ pub fn mlp_with_tails_and_pools<S: Strategy<Value = f64> + 'static>(
                     layers.push(Layer {
                         affine: Affine::Sparse(gather),
                         relu: false,
+                        activation: dtdcert::model::Activation::Relu,
                         max_pool: Some(2),
                         linear_tail: 0,
                     });

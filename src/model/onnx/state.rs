@@ -22,7 +22,7 @@ use onnx_protobuf::{NodeProto, TensorProto};
 
 use super::proto::{float_tensor, int64_values, required_input, Tensor};
 use crate::exact::dyadic::ExactSum;
-use crate::model::ir::{Affine, Dense, Layer, Shared, Sparse};
+use crate::model::ir::{Activation, Affine, Dense, Layer, Shared, Sparse};
 
 /// Weights one step may store (2^26, 1.5 GiB with their indices), and values one tensor may
 /// hold. A 24-channel 3×3 convolution of a 3×128×128 image stores 2.7 million.
@@ -318,14 +318,14 @@ impl<'a> Tracer<'a> {
         })
     }
 
-    /// Cuts `x` into a layer of the network (with a ReLU when `relu`) and returns its outputs as
-    /// the new layer input, in `x`'s shape. Tensors of the current layer that a later node
-    /// reads (the input of a residual connection) are carried into the new layer as extra
-    /// outputs without ReLU, and read from there.
-    pub(super) fn cut(&mut self, x: &Data, relu: bool) -> Result<Data, String> {
+    /// Cuts `x` into a layer of the network (with `activation` when given) and returns its
+    /// outputs as the new layer input, in `x`'s shape. Tensors of the current layer that a
+    /// later node reads (the input of a residual connection) are carried into the new layer as
+    /// extra outputs without activation, and read from there.
+    pub(super) fn cut(&mut self, x: &Data, activation: Option<Activation>) -> Result<Data, String> {
         let carried = self.live_tensors();
         if carried.is_empty() {
-            return self.cut_alone(x, relu);
+            return self.cut_alone(x, activation);
         }
         let (mut rows, mut bias) = form_rows(&x.form)?;
         let own = rows.len();
@@ -343,9 +343,11 @@ impl<'a> Tracer<'a> {
         let affine = Sparse::from_rows(self.width, rows, Array1::from(bias))
             .map(Affine::Sparse)
             .map_err(|e| e.to_string())?;
+        let relu = activation.is_some();
         self.layers.push(Layer {
             affine,
             relu,
+            activation: activation.unwrap_or(Activation::Relu),
             max_pool: None,
             linear_tail: if relu { out - own } else { 0 },
         });
@@ -403,7 +405,7 @@ impl<'a> Tracer<'a> {
 
     /// [`Tracer::cut`] when nothing is carried: the layer keeps `x`'s form (dense, shared or
     /// sparse).
-    fn cut_alone(&mut self, x: &Data, relu: bool) -> Result<Data, String> {
+    fn cut_alone(&mut self, x: &Data, activation: Option<Activation>) -> Result<Data, String> {
         let width = self.width;
         let affine = match &x.form {
             Form::Select(elems) => {
@@ -437,7 +439,11 @@ impl<'a> Tracer<'a> {
         if u32::try_from(out).is_err() {
             return Err(format!("a layer of {out} outputs is too wide"));
         }
-        self.layers.push(Layer::new(affine, relu));
+        self.layers.push(Layer {
+            relu: activation.is_some(),
+            activation: activation.unwrap_or(Activation::Relu),
+            ..Layer::new(affine, false)
+        });
         self.width = out;
         Ok(Data {
             dims: x.dims.clone(),
@@ -451,7 +457,7 @@ impl<'a> Tracer<'a> {
     pub(super) fn select(&mut self, x: &Data) -> Result<Vec<Elem>, String> {
         match &x.form {
             Form::Select(e) => Ok(e.clone()),
-            Form::Map(_) => match self.cut(x, false)?.form {
+            Form::Map(_) => match self.cut(x, None)?.form {
                 Form::Select(e) => Ok(e),
                 Form::Map(_) => unreachable!("a cut gives selected elements"),
             },

@@ -210,7 +210,7 @@ fn finish(
     }
     if !identity {
         tracer
-            .cut(&last, false)
+            .cut(&last, None)
             .map_err(|problem| format!("the graph output '{name}': {problem}"))?;
     }
     Ok(tracer.layers)

@@ -80,6 +80,7 @@ fn shared_layers_screened_copy_by_copy_give_the_exact_verdicts() {
     let l2 = Layer {
         affine: crate::model::Affine::Shared(Shared::new(block, 3).unwrap()),
         relu: true,
+        activation: crate::model::Activation::Relu,
         max_pool: None,
         linear_tail: 0,
     };
@@ -126,6 +127,7 @@ fn max_pool_layers_give_the_exact_verdicts() {
     let pool = Layer {
         affine: crate::model::Affine::Sparse(gather),
         relu: false,
+        activation: crate::model::Activation::Relu,
         max_pool: Some(3),
         linear_tail: 0,
     };

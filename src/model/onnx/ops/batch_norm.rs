@@ -36,7 +36,7 @@ fn batch_norm<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>,
         }
     }
     let x = match &x.form {
-        Form::Map(_) => t.cut(&x, false)?,
+        Form::Map(_) => t.cut(&x, None)?,
         Form::Select(_) => x.as_ref().clone(),
     };
     let rows = (0..n).map(|p| vec![(p as u32, s[channel_of(p)])]).collect();

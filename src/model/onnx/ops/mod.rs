@@ -4,7 +4,7 @@
 //!
 //! - `linear.rs`: Gemm, MatMul
 //! - `elementwise.rs`: Add, Sub, Mul, Div with a constant operand; Add of two computed tensors
-//! - `activation.rs`: Relu
+//! - `activation.rs`: Relu, Clip, LeakyRelu, PRelu
 //! - `conv.rs`: Conv, and the window attributes it shares with pooling
 //! - `batch_norm.rs`: BatchNormalization
 //! - `pool.rs`: AveragePool, GlobalAveragePool, MaxPool

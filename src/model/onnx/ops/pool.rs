@@ -8,7 +8,7 @@ use onnx_protobuf::NodeProto;
 use super::conv::{image, lowered, ReadWindow};
 use super::{Op, Reads};
 use crate::model::image::Window;
-use crate::model::ir::{Affine, Layer, Sparse};
+use crate::model::ir::{Activation, Affine, Layer, Sparse};
 use crate::model::onnx::proto::attr_int;
 use crate::model::onnx::state::{Data, Elem, Form, Output, SparseRows, Tracer};
 
@@ -93,7 +93,7 @@ fn max_pool<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, S
     let (rows, size) = max_pool_rows([c, h, w], &window)?;
     let inputs = match &x.form {
         Form::Select(elems) if elems.iter().all(|e| matches!(e, Elem::Input(_))) => elems.clone(),
-        _ => match t.cut(&x, false)?.form {
+        _ => match t.cut(&x, None)?.form {
             Form::Select(e) => e,
             Form::Map(_) => unreachable!("a cut gives selected elements"),
         },
@@ -116,6 +116,7 @@ fn max_pool<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, S
     t.layers.push(Layer {
         affine,
         relu: false,
+        activation: Activation::Relu,
         max_pool: Some(size),
         linear_tail: 0,
     });

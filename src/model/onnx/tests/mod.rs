@@ -1,5 +1,6 @@
 //! Tests of the ONNX loader, by concern; graphs built in memory as torch writes them.
 
+mod activations;
 mod dense;
 mod elementwise;
 mod files;
