@@ -222,9 +222,11 @@ def export(model: nn.Module, side: int, path: Path) -> None:
 # Zennit
 
 
-def canonizers(arch: str) -> list:
+def canonizers(arch: str, exact: bool = True) -> list:
+    """Zennit's canonizers for `arch`; with `exact` false, its own batch-norm merge (which
+    leaves x / sqrt(1 + eps)), for the manifest's record of how much that moves the result."""
     from zennit.canonizers import CompositeCanonizer, SequentialMergeBatchNorm
-    from zennit.torchvision import ResNetBasicBlockCanonizer, ResNetBottleneckCanonizer
+    from zennit.torchvision import ResNetBasicBlockCanonizer, ResNetBottleneckCanonizer, ResNetCanonizer
 
     class ExactMergeBatchNorm(SequentialMergeBatchNorm):
         """SequentialMergeBatchNorm whose merged batch norms are exact identities."""
@@ -236,6 +238,8 @@ def canonizers(arch: str) -> list:
             batch_norm.running_var.data = torch.full_like(batch_norm.running_var.data, 1.0 - batch_norm.eps)
             assert bool(((batch_norm.running_var + batch_norm.eps) == 1.0).all())
 
+    if not exact:
+        return [ResNetCanonizer()] if arch == "resnet50" else [SequentialMergeBatchNorm()]
     if arch == "resnet50":
         # zennit.torchvision.ResNetCanonizer with the exact merge.
         return [CompositeCanonizer((ExactMergeBatchNorm(), ResNetBottleneckCanonizer(), ResNetBasicBlockCanonizer()))]
@@ -243,7 +247,7 @@ def canonizers(arch: str) -> list:
     return [ExactMergeBatchNorm()]
 
 
-def composite(arch: str, rule: str):
+def composite(arch: str, rule: str, exact: bool = True):
     from zennit.composites import EpsilonPlusFlat, LayerMapComposite, layer_map_base
     from zennit.rules import ZPlus
     from zennit.types import Convolution
@@ -253,17 +257,18 @@ def composite(arch: str, rule: str):
             (Convolution, ZPlus(stabilizer=STABILIZER)),
             (nn.Linear, ZPlus(stabilizer=STABILIZER)),
         ]
-        return LayerMapComposite(layer_map=layer_map, canonizers=canonizers(arch))
-    return EpsilonPlusFlat(canonizers=canonizers(arch))
+        return LayerMapComposite(layer_map=layer_map, canonizers=canonizers(arch, exact))
+    return EpsilonPlusFlat(canonizers=canonizers(arch, exact))
 
 
-def zennit_relevance(model: nn.Module, x: np.ndarray, targets: np.ndarray, arch: str, rule: str) -> np.ndarray:
+def zennit_relevance(model: nn.Module, x: np.ndarray, targets: np.ndarray, arch: str, rule: str,
+                     exact: bool = True) -> np.ndarray:
     from zennit.attribution import Gradient
 
     out = []
     for xi, k in zip(x, targets):
         inp = torch.tensor(xi[None], dtype=torch.float64, requires_grad=True)
-        with Gradient(model=model, composite=composite(arch, rule)) as attributor:
+        with Gradient(model=model, composite=composite(arch, rule, exact)) as attributor:
             def attr_output(y: torch.Tensor, k=int(k)) -> torch.Tensor:
                 onehot = torch.zeros_like(y)
                 onehot[0, k] = 1.0
@@ -324,6 +329,11 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def written(cases: list[dict], references: list[dict]) -> set[str]:
+    files = {c[key] for c in cases for key in ("model", "inputs", "targets")}
+    return files | {r["reference"] for r in references}
+
+
 def versions() -> dict[str, str]:
     import onnx
     import torchvision
@@ -351,6 +361,11 @@ def main() -> int:
     full = args.full is not None
     out_dir: Path = args.full if full else args.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Files of an earlier run go; anything else in the folder stays.
+    old_manifest = out_dir / "manifest.json"
+    if old_manifest.exists():
+        for name in json.loads(old_manifest.read_text()).get("sha256", {}):
+            (out_dir / name).unlink(missing_ok=True)
     archs = args.arch or list(SEEDS)
     side = 224 if full else SMALL_SIDE
     torch.set_default_dtype(torch.float64)
@@ -371,6 +386,11 @@ def main() -> int:
                           dtdcert_layers=layers))
         for rule in RULES[arch]:
             rel = zennit_relevance(model, x, targets, arch, rule)
+            extra = {}
+            if any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
+                # What Zennit's own merge (x / sqrt(1 + eps) left behind) would have moved.
+                plain = zennit_relevance(model, x, targets, arch, rule, exact=False)
+                extra["zennit_merge_difference"] = float(np.abs(plain - rel).max() / np.abs(rel).max())
             ref = f"{name}.zennit.{rule}.one.npy"
             np.save(out_dir / ref, rel)
             references.append(dict(case=name, library="zennit", rule=rule,
@@ -380,7 +400,8 @@ def main() -> int:
                                    initial_relevance="one",
                                    # None: dtdcert does not load the network yet (Clip).
                                    args=dtdcert_args(arch, rule, layers) if layers else None,
-                                   reference=ref, atol=ATOL, rtol=RTOL, rtol_of="largest |reference| per input"))
+                                   reference=ref, atol=ATOL, rtol=RTOL, rtol_of="largest |reference| per input",
+                                   **extra))
         print(f"{name}: {cases[-1]['parameters']} parameters, target {targets.tolist()}", flush=True)
     command = "scripts/make_cnn_conformance.sh" + (" --full DIR" if full else "")
     if args.arch:
@@ -393,7 +414,7 @@ def main() -> int:
         batch_norm="merged by Zennit's SequentialMergeBatchNorm, then running_var := 1 - eps (an exact identity)",
         cases=cases,
         references=references,
-        sha256={p.name: sha256(p) for p in sorted(out_dir.glob("*")) if p.suffix in {".onnx", ".npy"}},
+        sha256={name: sha256(out_dir / name) for name in sorted(written(cases, references))},
     )
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"{len(references)} references for {len(cases)} networks in {out_dir}")
