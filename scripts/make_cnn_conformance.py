@@ -20,15 +20,16 @@ in float64 with its torchvision canonizers for
 both with Zennit's base layer map (activations and batch norms pass relevance on, average
 pooling and the canonizers' residual sums get Norm) and the one-hot vector as the initial
 relevance. manifest.json lists every reference with the dtdcert options that reproduce it,
-the layers the options name, and the tolerance (|dtdcert − reference| <= atol + rtol · |ref|).
+the layers the options name, and the tolerance
+(|dtdcert − reference| <= atol + rtol · max |reference| over the input's relevances).
 
 Zennit's MergeBatchNorm canonizer folds each batch norm into the convolution before it and
 leaves the batch norm as `x / sqrt(1 + eps)` (running_var := 1, eps kept), which scales every
-merged layer's output by about 1 − 5e-6 and so moves Zennit's relevances by about 5e-6
-relative per batch norm away from those of the exactly folded network (the one the ONNX file
-describes). The canonizer used here (ExactMergeBatchNorm) sets running_var := 1 − eps after
-the merge, which makes each merged batch norm an exact identity (`(1 − eps) + eps` is 1 in
-float64 for eps = 1e-5; the script checks it).
+merged layer's output by about 1 − 5e-6 and so moves Zennit's relevances away from those of
+the exactly folded network (the one the ONNX file describes; the manifest records by how much,
+`zennit_merge_difference`). The canonizer used here (ExactMergeBatchNorm) sets
+running_var := 1 − eps after the merge, which makes each merged batch norm an exact identity
+(`(1 − eps) + eps` is 1 in float64 for eps = 1e-5; the script checks it).
 
 Sizes:
 - default (`--out-dir`, default tests/data/conformance_cnn/): the same architectures at 32×32
@@ -36,10 +37,12 @@ Sizes:
   width divided by WIDTH_DIVISOR and a classifier sized for its 1×1 map; ResNet-50's
   Bottleneck stages [3, 4, 6, 3] built with torchvision's ResNet._make_layer at planes
   64/D .. 512/D (torchvision fixes the stem at 64 channels, so the stem and the stages are
-  replaced in place); MobileNetV2 with width_mult = MOBILENET_WIDTH and its 1280-channel last
-  convolution and classifier narrowed to MOBILENET_LAST.
+  replaced in place); MobileNetV2 with width_mult = MOBILENET_WIDTH, round_nearest =
+  MOBILENET_ROUND and its 1280-channel last convolution and classifier narrowed to
+  MOBILENET_LAST. One input each, SMALL_CLASSES outputs.
 - `--full DIR`: torchvision's vgg16(), resnet50() and mobilenet_v2() as they are (1000
-  classes), one 1×3×224×224 input each, written to DIR (too large to commit).
+  classes), one 1×3×224×224 input each, written to DIR (too large to commit); files an earlier
+  run listed in DIR/manifest.json are replaced, nothing else there is touched.
 
 VGG's AdaptiveAvgPool2d((7, 7)) averages a 7×7 map into 7×7 at 224×224 (an identity that
 Zennit gives Norm); on the 1×1 map of a 32×32 input it would copy each value 49 times, which
@@ -284,7 +287,7 @@ def zennit_relevance(model: nn.Module, x: np.ndarray, targets: np.ndarray, arch:
 # dtdcert's view: which of its layers the options name
 
 
-def layers_of(arch: str, full: bool) -> dict:
+def layers_of(arch: str) -> dict:
     """The 1-based dtdcert layers of each kind, as the ONNX loader cuts the network: one layer
     per convolution (its batch norm folded in, and in a residual block the carried branch
     alongside), one per max pooling and average pooling, one per dense layer."""
@@ -379,7 +382,7 @@ def main() -> int:
         # float32 inputs: the values are float32 already, and the file is half the size.
         np.save(out_dir / f"{name}.inputs.npy", x.astype(np.float32))
         np.save(out_dir / f"{name}.targets.npy", targets)
-        layers = layers_of(arch, full)
+        layers = layers_of(arch)
         cases.append(dict(case=name, architecture=arch, model=f"{name}.onnx", inputs=f"{name}.inputs.npy",
                           targets=f"{name}.targets.npy", input_shape=[3, side, side], input_range=[0.0, 1.0],
                           seed=SEEDS[arch], parameters=sum(p.numel() for p in model.parameters()),

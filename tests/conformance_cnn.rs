@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use dtdcert::model::inputs::load_inputs;
+use dtdcert::model::Model;
 use serde_json::Value;
 
 fn small() -> PathBuf {
@@ -192,6 +193,43 @@ fn the_small_manifest_covers_the_three_networks() {
     for (name, hash) in m["sha256"].as_object().unwrap() {
         let bytes = std::fs::read(small().join(name)).unwrap();
         assert_eq!(sha256_hex(&bytes), hash.as_str().unwrap(), "{name}");
+    }
+}
+
+/// The layer numbers the options name are those of the network dtdcert loads: as many layers
+/// as the manifest counts, average-pooling layers without ReLU or max pooling, and the dense
+/// layers ending the network.
+#[test]
+fn the_options_name_the_layers_dtdcert_loads() {
+    let m = manifest(&small());
+    for arch in ["vgg16", "resnet50"] {
+        let (case, _) = references(&m, arch)[0];
+        let model = Model::load(&small().join(case["model"].as_str().unwrap())).unwrap();
+        let layers = model.net().layers();
+        let listed = &case["dtdcert_layers"];
+        assert_eq!(
+            layers.len() as u64,
+            listed["count"].as_u64().unwrap(),
+            "{arch}"
+        );
+        let numbers = |key: &str| -> Vec<usize> {
+            listed[key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as usize)
+                .collect()
+        };
+        for p in numbers("avg_pool") {
+            let layer = &layers[p - 1];
+            assert!(!layer.relu && layer.max_pool.is_none(), "{arch} layer {p}");
+        }
+        let dense = numbers("dense");
+        assert_eq!(dense.last(), Some(&layers.len()), "{arch}");
+        for d in dense {
+            assert!(layers[d - 1].max_pool.is_none(), "{arch} layer {d}");
+        }
+        assert!(layers[0].relu && layers[0].max_pool.is_none(), "{arch}");
     }
 }
 
