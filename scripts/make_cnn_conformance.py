@@ -81,7 +81,18 @@ SEEDS = {"vgg16": 21, "resnet50": 22, "mobilenet_v2": 23}
 # MobileNetV2: only the composite people use, to keep the committed bytes small (its blocks
 # read the linear bottleneck of the block before, inputs of both signs, where Zennit's ZPlus
 # pairs negative inputs with negative weights and dtdcert's z+ does not).
-RULES = {"vgg16": ["zplus", "EpsilonPlusFlat"], "resnet50": ["zplus", "EpsilonPlusFlat"],
+# ResNet's `zplus-joint`: ZPlus with Zennit's ResNetCanonizer replaced by one that computes each
+# block's end as dtdcert does (joint_block_end_canonizer), and stabilisers of TINY on both sides,
+# where dtdcert's carried block input (a pass-through row with a stabiliser) would otherwise
+# differ by about STABILIZER / value.
+TINY = 1e-30
+LIBRARY_RULES = {
+    "zplus": "ZPlus on convolutions and dense layers",
+    "EpsilonPlusFlat": "composite EpsilonPlusFlat",
+    "zplus-joint": "ZPlus on convolutions and dense layers, stabilisers 1e-30, each Bottleneck's end as one "
+                   "convolution over [branch, block input] (dtdcert's residual convention)",
+}
+RULES = {"vgg16": ["zplus", "EpsilonPlusFlat"], "resnet50": ["zplus", "EpsilonPlusFlat", "zplus-joint"],
          "mobilenet_v2": ["EpsilonPlusFlat"]}
 
 
@@ -225,9 +236,48 @@ def export(model: nn.Module, side: int, path: Path) -> None:
 # Zennit
 
 
-def canonizers(arch: str, exact: bool = True) -> list:
+def joint_block_end_canonizer():
+    """A canonizer that computes the end of each ResNet Bottleneck as dtdcert's ONNX loader
+    cuts it: one convolution over the branch and the block input side by side, `[h, x]`, with
+    the weights of conv3 and of the shortcut (the identity, or the 1×1 downsample convolution,
+    its stride taken as a slice of x) and the two biases summed. Run after the batch-norm
+    merge, so that the weights and biases are the merged ones."""
+    from torchvision.models.resnet import Bottleneck
+    from zennit.canonizers import AttributeCanonizer
+
+    class JointConv(nn.Conv2d):
+        """The block's end: Zennit's layer map gives it the convolutions' rule."""
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        short = x if self.downsample is None else x[:, :, :: self.joint_stride, :: self.joint_stride]
+        return self.relu(self.joint(torch.cat([out, short], dim=1)))
+
+    def attributes(name, module):
+        if not isinstance(module, Bottleneck):
+            return None
+        conv3 = module.conv3
+        out_c, mid_c = conv3.weight.shape[:2]
+        if module.downsample is None:
+            w_short, b_short, stride = torch.eye(out_c)[:, :, None, None], torch.zeros(out_c), 1
+        else:
+            down = module.downsample[0]
+            assert down.kernel_size == (1, 1) and down.padding == (0, 0)
+            w_short, b_short, stride = down.weight.data, down.bias.data, down.stride[0]
+        joint = JointConv(mid_c + w_short.shape[1], out_c, 1, bias=True)
+        with torch.no_grad():
+            joint.weight.copy_(torch.cat([conv3.weight, w_short], dim=1))
+            joint.bias.copy_(conv3.bias + b_short)
+        return {"forward": forward.__get__(module), "joint": joint, "joint_stride": stride}
+
+    return AttributeCanonizer(attributes)
+
+
+def canonizers(arch: str, exact: bool = True, joint: bool = False) -> list:
     """Zennit's canonizers for `arch`; with `exact` false, its own batch-norm merge (which
-    leaves x / sqrt(1 + eps)), for the manifest's record of how much that moves the result."""
+    leaves x / sqrt(1 + eps)), for the manifest's record of how much that moves the result;
+    with `joint`, the merge and then dtdcert's residual convention for ResNet."""
     from zennit.canonizers import CompositeCanonizer, SequentialMergeBatchNorm
     from zennit.torchvision import ResNetBasicBlockCanonizer, ResNetBottleneckCanonizer, ResNetCanonizer
 
@@ -241,6 +291,9 @@ def canonizers(arch: str, exact: bool = True) -> list:
             batch_norm.running_var.data = torch.full_like(batch_norm.running_var.data, 1.0 - batch_norm.eps)
             assert bool(((batch_norm.running_var + batch_norm.eps) == 1.0).all())
 
+    if joint:
+        merge = ExactMergeBatchNorm() if exact else SequentialMergeBatchNorm()
+        return [CompositeCanonizer((merge, joint_block_end_canonizer()))]
     if not exact:
         return [ResNetCanonizer()] if arch == "resnet50" else [SequentialMergeBatchNorm()]
     if arch == "resnet50":
@@ -255,6 +308,12 @@ def composite(arch: str, rule: str, exact: bool = True):
     from zennit.rules import ZPlus
     from zennit.types import Convolution
 
+    if rule == "zplus-joint":
+        layer_map = layer_map_base(TINY) + [
+            (Convolution, ZPlus(stabilizer=TINY)),
+            (nn.Linear, ZPlus(stabilizer=TINY)),
+        ]
+        return LayerMapComposite(layer_map=layer_map, canonizers=canonizers(arch, exact, joint=True))
     if rule == "zplus":
         layer_map = layer_map_base(STABILIZER) + [
             (Convolution, ZPlus(stabilizer=STABILIZER)),
@@ -312,7 +371,7 @@ def layers_of(arch: str) -> dict:
 
 
 def dtdcert_args(arch: str, rule: str, layers: dict) -> list[str]:
-    s = str(STABILIZER)
+    s = str(TINY if rule == "zplus-joint" else STABILIZER)
     args = ["--rule", "z+", "--bias", "include", "--stabilizer", s, "--denominator-threshold", "0",
             "--initial-relevance", "one"]
     # Norm on average pooling: ε with Zennit's stabiliser (no bias).
@@ -397,9 +456,10 @@ def main() -> int:
             ref = f"{name}.zennit.{rule}.one.npy"
             np.save(out_dir / ref, rel)
             references.append(dict(case=name, library="zennit", rule=rule,
-                                   library_rule="ZPlus on convolutions and dense layers" if rule == "zplus"
-                                   else "composite EpsilonPlusFlat",
-                                   canonizer="ResNetCanonizer" if arch == "resnet50" else "SequentialMergeBatchNorm",
+                                   library_rule=LIBRARY_RULES[rule],
+                                   canonizer=("joint_block_end_canonizer" if rule == "zplus-joint"
+                                              else "ResNetCanonizer" if arch == "resnet50"
+                                              else "SequentialMergeBatchNorm"),
                                    initial_relevance="one",
                                    # None: dtdcert does not load the network yet (Clip).
                                    args=dtdcert_args(arch, rule, layers) if layers else None,
