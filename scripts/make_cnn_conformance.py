@@ -16,8 +16,12 @@ in float64 with its torchvision canonizers for
 - `zplus`: ZPlus on every convolution and dense layer (with non-negative inputs, dtdcert's z+);
 - `EpsilonPlusFlat`: Zennit's composite (Flat on the first layer, ZPlus on the other
   convolutions, Epsilon on the dense layers);
+- `zplus-joint` (ResNet-50 only): ZPlus with ResNetCanonizer's Bottleneck rewrite replaced by
+  one that computes each block's end as dtdcert's ONNX loader does (one convolution over the
+  branch and the block input side by side; see joint_block_end_canonizer) and stabilisers of
+  1e-30, so that everything but the residual convention is compared;
 
-both with Zennit's base layer map (activations and batch norms pass relevance on, average
+all with Zennit's base layer map (activations and batch norms pass relevance on, average
 pooling and the canonizers' residual sums get Norm) and the one-hot vector as the initial
 relevance. manifest.json lists every reference with the dtdcert options that reproduce it,
 the layers the options name, and the tolerance
