@@ -346,6 +346,91 @@ fn audit_of_the_safetensors_encoding_equals_the_onnx_one_but_for_the_model_path(
     );
 }
 
+/// The C6 model with a Softmax after its output, written to `path`.
+fn c6_with_softmax(path: &Path) {
+    use protobuf::Message;
+    let bytes = std::fs::read(root().join(MODEL)).unwrap();
+    let mut m = onnx_protobuf::ModelProto::parse_from_bytes(&bytes).unwrap();
+    let g = m.graph.as_mut().unwrap();
+    let logits = g.output[0].name.clone();
+    let mut softmax = onnx_protobuf::NodeProto::new();
+    softmax.op_type = "Softmax".into();
+    softmax.name = "/softmax/Softmax".into();
+    softmax.input = vec![logits];
+    softmax.output = vec!["probabilities".into()];
+    g.node.push(softmax);
+    g.output[0].name = "probabilities".into();
+    std::fs::write(path, m.write_to_bytes().unwrap()).unwrap();
+}
+
+#[test]
+fn a_final_softmax_is_left_out_only_when_asked_and_resumed_runs_remember_it() {
+    let dir = tmp();
+    let model = dir.path().join("softmax.onnx");
+    c6_with_softmax(&model);
+    let (plain, stripped) = (dir.path().join("plain"), dir.path().join("stripped"));
+    let audit = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["audit", "-q", "--model", s(&model), "--inputs", INPUTS];
+        args.extend_from_slice(&["--explain", "0", "--out", s(out)]);
+        args.extend_from_slice(extra);
+        dtdcert(&args)
+    };
+    let refused = audit(&plain, &[]).expect_code(2);
+    assert_eq!(
+        refused.stderr.trim_end().lines().count(),
+        1,
+        "{}",
+        refused.stderr
+    );
+    for part in [
+        "softmax.onnx",
+        "'/softmax/Softmax'",
+        "not piecewise linear",
+        "--strip-softmax",
+    ] {
+        assert!(
+            refused.stderr.contains(part),
+            "'{part}' missing: {}",
+            refused.stderr
+        );
+    }
+    assert!(!plain.exists());
+
+    audit(&stripped, &["--strip-softmax"]).ok();
+    audit_c6(&plain, &["-q", "--explain", "0"]).ok();
+    let (a, b) = (
+        read_json(&stripped.join("summary.json")),
+        read_json(&plain.join("summary.json")),
+    );
+    assert_eq!(a["model"]["strip_softmax"], true);
+    assert!(b["model"].get("strip_softmax").is_none());
+    assert_eq!(a["model"]["fingerprint"], b["model"]["fingerprint"]);
+    assert_eq!(a["total"], b["total"]);
+    assert_eq!(a["layers"], b["layers"]);
+    let run = read_json(&stripped.join("run.json"));
+    assert_eq!(run["model"]["strip_softmax"], true);
+    // Resumed alone, the run reads its model as it did.
+    dtdcert(&["audit", "-q", "--resume", s(&stripped)]).ok();
+
+    // Other formats have no Softmax to leave out.
+    let e = dtdcert(&[
+        "explain",
+        "--model",
+        MODEL_JSON,
+        "--inputs",
+        INPUTS,
+        "--strip-softmax",
+        "--out",
+        s(&dir.path().join("r.npy")),
+    ])
+    .expect_code(2);
+    assert!(
+        e.stderr.contains("--strip-softmax applies to ONNX models"),
+        "{}",
+        e.stderr
+    );
+}
+
 /// Audits the first ten C6 inputs (few enough for rational arithmetic to be quick) into
 /// `DIR/NAME` and returns the records.
 fn audit_c6_head(dir: &Path, name: &str, extra: &[&str]) -> Vec<Value> {

@@ -196,7 +196,7 @@ fn batch_norm_kept_as_its_own_layer_matches_pytorch() {
     use dtdcert::model::LoadOptions;
     let keep = LoadOptions {
         keep_batch_norm: true,
-        question: None,
+        ..LoadOptions::default()
     };
     for (file, extra) in [
         ("conv_bn_pool_2x6x6_f64_opset17", 1),

@@ -9,12 +9,12 @@ from typing import Any
 
 
 def from_torch(module: Any, example_input: Any, *, opset: int = 17,
-               keep_batch_norm: bool = False) -> Any:
+               keep_batch_norm: bool = False, strip_softmax: bool = False) -> Any:
     """Exports ``module`` with ``torch.onnx.export`` (the TorchScript exporter, in memory, in
     evaluation mode; its training mode is restored afterwards) and reads the ONNX graph as
     ``dtdcert.load`` reads a file. ``example_input`` is one input or a batch (a tensor or an
     array). The model has no file: ``Audit.write`` puts the graph into the run's folder as
-    model.onnx.
+    model.onnx. ``keep_batch_norm`` and ``strip_softmax`` are as in ``dtdcert.load``.
 
     Raises ``ImportError`` when PyTorch or onnx is not installed, and ``InvalidInputError`` for a
     network dtdcert cannot read (naming the ONNX node and operator).
@@ -47,7 +47,8 @@ def from_torch(module: Any, example_input: Any, *, opset: int = 17,
             _export(torch, module, x, buffer, opset)
     finally:
         module.train(training)
-    return Model(_dtdcert.NativeModel.from_onnx(buffer.getvalue(), keep_batch_norm))
+    return Model(_dtdcert.NativeModel.from_onnx(buffer.getvalue(), keep_batch_norm,
+                                                    strip_softmax))
 
 
 def _export(torch: Any, module: Any, x: Any, buffer: io.BytesIO, opset: int) -> None:

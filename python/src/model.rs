@@ -85,16 +85,18 @@ impl NativeModel {
 impl NativeModel {
     /// Loads an `.onnx` file or a `.json` description with safetensors weights.
     #[staticmethod]
-    #[pyo3(signature = (path, keep_batch_norm=false, question=None))]
+    #[pyo3(signature = (path, keep_batch_norm=false, question=None, strip_softmax=false))]
     fn load(
         py: Python<'_>,
         path: PathBuf,
         keep_batch_norm: bool,
         question: Option<Vec<f64>>,
+        strip_softmax: bool,
     ) -> PyResult<Self> {
         let options = LoadOptions {
             keep_batch_norm,
             question,
+            strip_softmax,
         };
         let (model, file) = py.detach(|| ModelFile::load(&path, &options)).py_err(py)?;
         Ok(Self {
@@ -106,16 +108,18 @@ impl NativeModel {
 
     /// Reads the bytes of an ONNX file (a network exported in memory).
     #[staticmethod]
-    #[pyo3(signature = (onnx, keep_batch_norm=false))]
+    #[pyo3(signature = (onnx, keep_batch_norm=false, strip_softmax=false))]
     fn from_onnx(
         py: Python<'_>,
         onnx: &Bound<'_, PyBytes>,
         keep_batch_norm: bool,
+        strip_softmax: bool,
     ) -> PyResult<Self> {
         let bytes = onnx.as_bytes().to_vec();
         let options = OnnxOptions {
             keep_batch_norm,
             question: None,
+            strip_softmax,
         };
         let net = py
             .detach(|| load_bytes_with(&bytes, Path::new(IN_MEMORY), options))
@@ -298,6 +302,7 @@ impl NativeModel {
             )?;
             spec.model.question = options.question.clone();
             spec.model.keep_batch_norm = options.keep_batch_norm;
+            spec.model.strip_softmax = options.strip_softmax;
             // What is held in memory keeps its placeholder name until the run is written.
             if self.file.is_none() {
                 spec.model.path = PathBuf::from(IN_MEMORY);

@@ -148,6 +148,9 @@ pub struct ModelInfo {
     /// `--keep-batch-norm`: batch norm was read as a layer of its own.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keep_batch_norm: bool,
+    /// `--strip-softmax`: the Softmax computing the graph output was left out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strip_softmax: bool,
 }
 
 /// The inputs of a run, as `run.json` and the summary record them.
@@ -237,6 +240,7 @@ impl RunSpec {
                 question: None,
                 question_text: None,
                 keep_batch_norm: false,
+                strip_softmax: false,
             },
             inputs: InputsInfo {
                 path: absolute(inputs_path),

@@ -232,6 +232,7 @@ fn from_arguments(
         .question_text
         .clone_from(&args.reading.question_text);
     spec.model.keep_batch_norm = args.reading.keep_batch_norm;
+    spec.model.strip_softmax = args.reading.strip_softmax;
     spec.inputs.key.clone_from(&args.inputs_key);
     Ok((model, inputs, spec))
 }
@@ -261,6 +262,7 @@ fn from_run(args: &AuditArgs, dir: &Path) -> Result<(crate::model::Model, Inputs
         keep_batch_norm: stored.model.keep_batch_norm,
         question: stored.model.question.clone(),
         question_text: None,
+        strip_softmax: stored.model.strip_softmax,
     };
     let model = reading
         .load(&stored.model.path)
@@ -343,6 +345,7 @@ fn from_run(args: &AuditArgs, dir: &Path) -> Result<(crate::model::Model, Inputs
     spec.model.question = stored.model.question;
     spec.model.question_text = stored.model.question_text;
     spec.model.keep_batch_norm = stored.model.keep_batch_norm;
+    spec.model.strip_softmax = stored.model.strip_softmax;
     spec.inputs.key = stored.inputs.key;
     Ok((model, inputs, spec))
 }

@@ -181,6 +181,10 @@ pub struct ModelArgs {
     /// encoder (a CLEVR model of `relnet train`): its vector is computed by the encoder
     #[arg(long, value_name = "TEXT", conflicts_with = "question")]
     pub question_text: Option<String>,
+    /// Leave out the Softmax that computes an ONNX graph's output: the network read ends with
+    /// the logits, and relevances, roots and regions are those of the logits
+    #[arg(long)]
+    pub strip_softmax: bool,
 }
 
 impl ModelArgs {
@@ -189,6 +193,7 @@ impl ModelArgs {
         let options = crate::model::LoadOptions {
             keep_batch_norm: self.keep_batch_norm,
             question: self.question(path)?,
+            strip_softmax: self.strip_softmax,
         };
         Model::load_with(path, &options)
     }

@@ -33,6 +33,9 @@ pub struct LoadOptions {
     /// The question a relation network answers (its description needs one; other models
     /// take none).
     pub question: Option<Vec<f64>>,
+    /// Leaves out a Softmax computing an ONNX graph's output: the network ends with the
+    /// logits (`--strip-softmax`; other formats have no Softmax to leave out).
+    pub strip_softmax: bool,
 }
 
 /// A loaded network with its exact twin, built on first use.
@@ -80,12 +83,19 @@ impl Model {
                 path.display()
             )));
         }
+        if options.strip_softmax && ext.as_deref() != Some("onnx") {
+            return Err(Error::Usage(format!(
+                "--strip-softmax applies to ONNX models; {} is not one",
+                path.display()
+            )));
+        }
         let net = match ext.as_deref() {
             Some("onnx") => onnx::load_with(
                 path,
                 onnx::OnnxOptions {
                     keep_batch_norm: options.keep_batch_norm,
                     question: options.question.clone(),
+                    strip_softmax: options.strip_softmax,
                 },
             )?,
             Some("json") if relation_network => {

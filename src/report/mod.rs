@@ -470,6 +470,7 @@ mod tests {
                 question: None,
                 question_text: None,
                 keep_batch_norm: false,
+                strip_softmax: false,
             },
             inputs: crate::audit::spec::InputsInfo {
                 path: "x.npy".into(),

@@ -45,6 +45,9 @@ pub struct OnnxOptions {
     /// The values of the graph's second input (a relation network's question), which the
     /// network then treats as constants.
     pub question: Option<Vec<f64>>,
+    /// Leaves out a Softmax that computes the graph output, so that the network ends with
+    /// the logits it normalises (`--strip-softmax`).
+    pub strip_softmax: bool,
 }
 
 /// Loads an ONNX file and translates it into a validated [`Network`].
@@ -71,7 +74,12 @@ pub fn load_bytes_with(
     options: OnnxOptions,
 ) -> Result<Network> {
     let path = path_for_messages;
-    let model = parse(bytes).map_err(|problem| Error::file(path, problem))?;
+    let mut model = parse(bytes).map_err(|problem| Error::file(path, problem))?;
+    if options.strip_softmax {
+        if let Some(graph) = model.graph.as_mut() {
+            translate::strip_softmax(graph).map_err(|problem| Error::file(path, problem))?;
+        }
+    }
     let graph = model.graph.as_ref().ok_or_else(|| {
         Error::file(
             path,

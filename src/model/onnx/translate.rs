@@ -452,7 +452,16 @@ impl<'a> Tracer<'a> {
             self.consts.insert(name, Cow::Owned(t));
             return Ok(());
         }
-        let row = ops::lookup(node, folded)?;
+        let row = ops::lookup(node, folded).map_err(|problem| {
+            let ends = node.output.iter().any(|o| o == self.output);
+            match (op, ends) {
+                ("Softmax", true) => format!(
+                    "{problem} (a Softmax computing the graph output is left out with \
+                     --strip-softmax: the network then ends with the logits)"
+                ),
+                _ => problem,
+            }
+        })?;
         ops::check_attributes(node, row)?;
         if !wiring.live[self.at] && !computed.is_empty() {
             return Err(branch(computed[0], self.output, wiring));
@@ -529,4 +538,60 @@ fn branch(read: &str, output: &str, wiring: &Wiring<'_>) -> String {
                  is read (the graph branches)"
             .into(),
     }
+}
+
+/// Leaves out the Softmax node that computes the graph output: its input becomes the graph
+/// output, so the network ends with the logits the Softmax normalises. Refuses a graph whose
+/// output comes from another operator, or whose Softmax output is also read by another node.
+pub(super) fn strip_softmax(graph: &mut GraphProto) -> Result<(), String> {
+    let [output] = graph.output.as_slice() else {
+        return Err(format!(
+            "--strip-softmax: the graph has {} outputs; a single output computed by a Softmax \
+             is left out",
+            graph.output.len()
+        ));
+    };
+    let name = output.name.clone();
+    let Some(k) = graph
+        .node
+        .iter()
+        .position(|n| n.output.contains(&name))
+    else {
+        return Err(format!(
+            "--strip-softmax: the graph output '{name}' is computed by no node"
+        ));
+    };
+    let node = &graph.node[k];
+    if node.op_type != "Softmax" || !is_default_domain(&node.domain) {
+        return Err(format!(
+            "--strip-softmax: the graph output '{name}' is computed by {}, a {} node, not by a \
+             Softmax",
+            node_label(node, k),
+            node.op_type
+        ));
+    }
+    let logits = match node.input.as_slice() {
+        [x] if !x.is_empty() => x.clone(),
+        _ => {
+            return Err(format!(
+                "--strip-softmax: {} has {} inputs; a Softmax has one",
+                node_label(node, k),
+                node.input.len()
+            ))
+        }
+    };
+    if let Some((j, reader)) = graph
+        .node
+        .iter()
+        .enumerate()
+        .find(|(_, n)| n.input.contains(&name))
+    {
+        return Err(format!(
+            "--strip-softmax: the Softmax's output '{name}' is also read by {}",
+            node_label(reader, j)
+        ));
+    }
+    graph.node.remove(k);
+    graph.output[0].name = logits;
+    Ok(())
 }

@@ -69,6 +69,30 @@ const FAMILIES: &[&[Op]] = &[
     constant::OPS,
 ];
 
+/// Operators of the standard domain whose functions are not piecewise linear, named as such
+/// when refused.
+const NOT_PIECEWISE_LINEAR: &[&str] = &[
+    "Sigmoid",
+    "Tanh",
+    "Softmax",
+    "LogSoftmax",
+    "Exp",
+    "Log",
+    "Elu",
+    "Selu",
+    "Celu",
+    "Gelu",
+    "Softplus",
+    "Softsign",
+    "Mish",
+    "HardSwish",
+    "Erf",
+    "Sqrt",
+    "Pow",
+    "Sin",
+    "Cos",
+];
+
 fn all() -> impl Iterator<Item = &'static Op> {
     FAMILIES.iter().flat_map(|family| family.iter())
 }
@@ -92,6 +116,9 @@ pub(super) fn lookup(node: &NodeProto, folded: bool) -> Result<&'static Op, Stri
     all().find(|o| o.name == op).ok_or_else(|| {
         let hint = if folded {
             " (read on constants and shapes only, not on tensors computed from the input)"
+        } else if NOT_PIECEWISE_LINEAR.contains(&op) {
+            " (not piecewise linear: DTD's regions and roots are those of a piecewise-linear \
+             network)"
         } else {
             ""
         };

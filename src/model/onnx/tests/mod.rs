@@ -6,6 +6,7 @@ mod elementwise;
 mod files;
 mod graphs;
 mod images;
+mod softmax;
 
 use std::path::{Path, PathBuf};
 
