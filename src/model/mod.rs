@@ -5,6 +5,7 @@ pub mod forward;
 pub mod image;
 pub mod inputs;
 pub mod ir;
+pub mod kind;
 pub mod onnx;
 pub mod relnet;
 pub mod safetensors_json;
@@ -17,6 +18,7 @@ use std::sync::OnceLock;
 pub use file::ModelFile;
 pub use forward::{forward, output, Trace};
 pub use ir::{Affine, Dense, Layer, Network};
+pub use kind::LayerKind;
 
 use crate::error::{Error, Result};
 use crate::exact::ball::Ball;
