@@ -163,7 +163,7 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
 
 /// The settings the arguments give (every one, defaults included).
 fn settings_of(args: &AuditArgs) -> Result<AuditSettings> {
-    let dtd = args.rules.resolve()?;
+    let dtd = args.rules.resolve_with(args.domain.as_deref())?;
     let torch = args.backend.resolve(&[("--exact", args.exact)], &[])?;
     let lp = args.lp.resolve()?;
     Ok(AuditSettings {
@@ -216,6 +216,7 @@ fn from_arguments(
         certify.model_path = Some(absolute(model_path)?);
         certify.inputs_path = Some(absolute(inputs_path)?);
     }
+    settings.dtd.set_layer_kinds(model.net().kinds());
     settings.check(&model)?;
     let targets = args.target.resolve(inputs.len())?;
     let mut spec = RunSpec::new(
@@ -319,6 +320,7 @@ fn from_run(args: &AuditArgs, dir: &Path) -> Result<(crate::model::Model, Inputs
         certify.model_path = Some(stored.model.path.clone());
         certify.inputs_path = Some(stored.inputs.path.clone());
     }
+    settings.dtd.set_layer_kinds(model.net().kinds());
     settings.check(&model)?;
     let targets = match (given(&args.target, &defaults.target), &stored.targets) {
         (true, _) => args.target.resolve(inputs.len())?,

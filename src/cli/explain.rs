@@ -110,9 +110,9 @@ fn arithmetic(args: &ExplainArgs, dtd: &DtdSettings) -> Result<Arithmetic> {
 }
 
 /// The model, the inputs and the targets, checked against each other and the rules.
-fn load(args: &ExplainArgs, dtd: &DtdSettings) -> Result<(Model, Inputs, Targets)> {
+fn load(args: &ExplainArgs, dtd: &mut DtdSettings) -> Result<(Model, Inputs, Targets)> {
     let (model, inputs) = args.data.load()?;
-    super::check_layer_rules(dtd, &model)?;
+    super::fit_rules(dtd, &model)?;
     let targets = args.target.resolve(inputs.len())?;
     targets.validate(model.net().output_dim())?;
     Ok((model, inputs, targets))
@@ -127,9 +127,9 @@ pub fn run(args: ExplainArgs) -> Result<Outcome> {
             args.out.display()
         )));
     }
-    let dtd = args.rules.resolve()?;
+    let mut dtd = args.rules.resolve_with(args.domain.as_deref())?;
     if let Some(torch) = torch_side(&args, &dtd)? {
-        return run_torch(&args, &dtd, &torch);
+        return run_torch(&args, &mut dtd, &torch);
     }
     let how = arithmetic(&args, &dtd)?;
     if args.full_backward {
@@ -140,9 +140,9 @@ pub fn run(args: ExplainArgs) -> Result<Outcome> {
                     .into(),
             ));
         }
-        return run_full_backward(&args, &dtd, how);
+        return run_full_backward(&args, &mut dtd, how);
     }
-    let (model, inputs, targets) = load(&args, &dtd)?;
+    let (model, inputs, targets) = load(&args, &mut dtd)?;
     let array = input_relevances(&model, &inputs, &targets, &dtd, how)?;
     write_npy_f64_atomic(&args.out, &array)?;
     println!(
@@ -154,7 +154,7 @@ pub fn run(args: ExplainArgs) -> Result<Outcome> {
 
 /// `--backend torch`: the inputs a batch at a time on the device.
 #[cfg(feature = "torch")]
-fn run_torch(args: &ExplainArgs, dtd: &DtdSettings, torch: &TorchSettings) -> Result<Outcome> {
+fn run_torch(args: &ExplainArgs, dtd: &mut DtdSettings, torch: &TorchSettings) -> Result<Outcome> {
     let device = crate::torch::device(torch.device)?;
     let (model, inputs, targets) = load(args, dtd)?;
     let array = crate::torch::explain::input_relevances(
@@ -175,7 +175,7 @@ fn run_torch(args: &ExplainArgs, dtd: &DtdSettings, torch: &TorchSettings) -> Re
 }
 
 #[cfg(not(feature = "torch"))]
-fn run_torch(_: &ExplainArgs, _: &DtdSettings, _: &TorchSettings) -> Result<Outcome> {
+fn run_torch(_: &ExplainArgs, _: &mut DtdSettings, _: &TorchSettings) -> Result<Outcome> {
     Err(Error::Usage(crate::audit::NO_TORCH.into()))
 }
 
@@ -202,9 +202,14 @@ fn result_line(
         };
         largest = largest.max((start - row.sum()).abs());
     }
-    let rules = match dtd.rule_for(0) == dtd.rule {
-        true => format!("rule {}", dtd.rule),
-        false => format!("rule {} (input layer {})", dtd.rule, dtd.rule_for(0)),
+    let by_layer = !dtd.layer_rules.is_empty() || !dtd.kind_rules.is_empty();
+    let rules = match (
+        dtd.rule_for(0) == dtd.rule,
+        by_layer || dtd.composite.is_some(),
+    ) {
+        (_, true) => format!("rules {}", dtd.resolved_text(model.net().layers().len())),
+        (true, false) => format!("rule {}", dtd.rule),
+        (false, false) => format!("rule {} (input layer {})", dtd.rule, dtd.rule_for(0)),
     };
     Ok(format!(
         "{} inputs, {rules}, largest |start relevance − input relevance| {largest:.3e}; relevances in {}",
@@ -229,7 +234,11 @@ fn full_backward_settings(args: &ExplainArgs) -> Result<FullBackwardSettings> {
     Ok(settings)
 }
 
-fn run_full_backward(args: &ExplainArgs, dtd: &DtdSettings, how: Arithmetic) -> Result<Outcome> {
+fn run_full_backward(
+    args: &ExplainArgs,
+    dtd: &mut DtdSettings,
+    how: Arithmetic,
+) -> Result<Outcome> {
     let settings = full_backward_settings(args)?;
     if args.report.as_deref() == Some(args.out.as_path()) {
         return Err(Error::Usage(format!(
