@@ -16,7 +16,7 @@ use crate::audit::TorchSettings;
 use crate::dtd::full_backward::FullBackwardSettings;
 use crate::dtd::{DtdSettings, InitialRelevance, Rule};
 use crate::error::{Error, Result};
-use crate::io::write_npy_f64_atomic;
+use crate::io::{write_npy_f64_atomic, write_npy_f64_shaped_atomic};
 use crate::model::inputs::Inputs;
 use crate::model::Model;
 
@@ -73,9 +73,30 @@ pub struct ExplainArgs {
     /// that one layer's values for the batch stay within 2^24 numbers].
     #[arg(long, value_name = "N")]
     pub batch: Option<usize>,
-    /// The output .npy file.
+    /// The output .npy file: N×features, or N×C×H×W when the model declares an image input.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+    /// Also write one PNG heatmap per input into this folder (input_00000.png, …): the
+    /// relevance summed over channels, red positive, blue negative, white 0.
+    #[arg(long, value_name = "DIR")]
+    pub heatmap: Option<PathBuf>,
+    /// Replace a finished --heatmap folder.
+    #[arg(long, requires = "heatmap")]
+    pub force: bool,
+}
+
+/// Writes the relevances to `--out` (in the shape of the model's declared input when it has
+/// more than one axis) and the `--heatmap` folder.
+fn write_relevances(args: &ExplainArgs, model: &Model, array: &ndarray::Array2<f64>) -> Result<()> {
+    match model.net().input_shape().filter(|s| s.len() > 1) {
+        Some(shape) => write_npy_f64_shaped_atomic(&args.out, array, shape)?,
+        None => write_npy_f64_atomic(&args.out, array)?,
+    }
+    if let Some(dir) = &args.heatmap {
+        let shape = model.net().input_shape().unwrap_or(&[]);
+        crate::io::heatmap::write_heatmaps(dir, array, shape, args.force)?;
+    }
+    Ok(())
 }
 
 /// What `--backend`, `--device`, `--precision` and `--batch` ask for: `None` for the exact
@@ -144,10 +165,18 @@ pub fn run(args: ExplainArgs) -> Result<Outcome> {
     }
     let (model, inputs, targets) = load(&args, &mut dtd)?;
     let array = input_relevances(&model, &inputs, &targets, &dtd, how)?;
-    write_npy_f64_atomic(&args.out, &array)?;
+    write_relevances(&args, &model, &array)?;
     println!(
         "{}",
-        result_line(&model, &inputs, &targets, &dtd, &array, &args.out)?
+        result_line(
+            &model,
+            &inputs,
+            &targets,
+            &dtd,
+            &array,
+            &args.out,
+            args.heatmap.as_deref()
+        )?
     );
     Ok(Outcome::Clean)
 }
@@ -166,10 +195,18 @@ fn run_torch(args: &ExplainArgs, dtd: &mut DtdSettings, torch: &TorchSettings) -
         device,
         args.batch,
     )?;
-    write_npy_f64_atomic(&args.out, &array)?;
+    write_relevances(args, &model, &array)?;
     println!(
         "{}",
-        result_line(&model, &inputs, &targets, dtd, &array, &args.out)?
+        result_line(
+            &model,
+            &inputs,
+            &targets,
+            dtd,
+            &array,
+            &args.out,
+            args.heatmap.as_deref()
+        )?
     );
     Ok(Outcome::Clean)
 }
@@ -189,6 +226,7 @@ fn result_line(
     dtd: &DtdSettings,
     relevances: &ndarray::Array2<f64>,
     out: &std::path::Path,
+    heatmap: Option<&std::path::Path>,
 ) -> Result<String> {
     let mut largest = 0.0_f64;
     for (i, row) in relevances.outer_iter().enumerate() {
@@ -212,9 +250,12 @@ fn result_line(
         (false, false) => format!("rule {} (input layer {})", dtd.rule, dtd.rule_for(0)),
     };
     Ok(format!(
-        "{} inputs, {rules}, largest |start relevance − input relevance| {largest:.3e}; relevances in {}",
+        "{} inputs, {rules}, largest |start relevance − input relevance| {largest:.3e}; relevances in {}{}",
         relevances.nrows(),
-        out.display()
+        out.display(),
+        heatmap
+            .map(|d| format!(", heatmaps in {}", d.display()))
+            .unwrap_or_default()
     ))
 }
 
@@ -257,7 +298,7 @@ fn run_full_backward(
         how,
         args.report.is_some(),
     )?;
-    write_npy_f64_atomic(&args.out, &array)?;
+    write_relevances(args, &model, &array)?;
     if let Some(path) = &args.report {
         let report = FullBackwardReport {
             tool: "dtdcert",
@@ -279,7 +320,15 @@ fn run_full_backward(
     }
     println!(
         "{}",
-        result_line(&model, &inputs, &targets, dtd, &array, &args.out)?
+        result_line(
+            &model,
+            &inputs,
+            &targets,
+            dtd,
+            &array,
+            &args.out,
+            args.heatmap.as_deref()
+        )?
     );
     Ok(Outcome::Clean)
 }
