@@ -133,10 +133,12 @@ fn image_relevances_keep_the_input_shape_and_draw_one_heatmap_per_input() {
         assert!(largest > 0.0);
         for (p, &v) in sums.iter().enumerate() {
             let [r, g, b] = [px[3 * p], px[3 * p + 1], px[3 * p + 2]];
-            match v {
-                v if v == 0.0 => assert_eq!([r, g, b], [255, 255, 255]),
-                v if v > 0.0 => assert!(r == 255 && g == b && (v < largest || g == 0)),
-                _ => assert!(b == 255 && r == g && (-v < largest || r == 0)),
+            if v == 0.0 {
+                assert_eq!([r, g, b], [255, 255, 255]);
+            } else if v > 0.0 {
+                assert!(r == 255 && g == b && (v < largest || g == 0));
+            } else {
+                assert!(b == 255 && r == g && (-v < largest || r == 0));
             }
         }
         // The largest |relevance| is a full colour.
