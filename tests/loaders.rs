@@ -196,6 +196,7 @@ fn batch_norm_kept_as_its_own_layer_matches_pytorch() {
     use dtdcert::model::LoadOptions;
     let keep = LoadOptions {
         keep_batch_norm: true,
+        split_residual: false,
         question: None,
     };
     for (file, extra) in [

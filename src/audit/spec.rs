@@ -148,6 +148,9 @@ pub struct ModelInfo {
     /// `--keep-batch-norm`: batch norm was read as a layer of its own.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keep_batch_norm: bool,
+    /// `--split-residual`: residual additions were read as layers of their own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub split_residual: bool,
 }
 
 /// The inputs of a run, as `run.json` and the summary record them.
@@ -237,6 +240,7 @@ impl RunSpec {
                 question: None,
                 question_text: None,
                 keep_batch_norm: false,
+                split_residual: false,
             },
             inputs: InputsInfo {
                 path: absolute(inputs_path),

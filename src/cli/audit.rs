@@ -233,6 +233,7 @@ fn from_arguments(
         .question_text
         .clone_from(&args.reading.question_text);
     spec.model.keep_batch_norm = args.reading.keep_batch_norm;
+    spec.model.split_residual = args.reading.split_residual;
     spec.inputs.key.clone_from(&args.inputs_key);
     Ok((model, inputs, spec))
 }
@@ -260,6 +261,7 @@ fn from_run(args: &AuditArgs, dir: &Path) -> Result<(crate::model::Model, Inputs
     };
     let reading = ModelArgs {
         keep_batch_norm: stored.model.keep_batch_norm,
+        split_residual: stored.model.split_residual,
         question: stored.model.question.clone(),
         question_text: None,
     };
@@ -345,6 +347,7 @@ fn from_run(args: &AuditArgs, dir: &Path) -> Result<(crate::model::Model, Inputs
     spec.model.question = stored.model.question;
     spec.model.question_text = stored.model.question_text;
     spec.model.keep_batch_norm = stored.model.keep_batch_norm;
+    spec.model.split_residual = stored.model.split_residual;
     spec.inputs.key = stored.inputs.key;
     Ok((model, inputs, spec))
 }

@@ -167,6 +167,11 @@ pub struct ModelArgs {
     /// its own instead of folding it into the layer before it (no rounding; one more layer)
     #[arg(long)]
     pub keep_batch_norm: bool,
+    /// Read each residual addition as a layer of its own (kind `add`) after the layer that
+    /// computes its summand, so that its rule splits relevance between the summands in
+    /// proportion to their contributions (Zennit's ResNet canonizer); one more layer each
+    #[arg(long)]
+    pub split_residual: bool,
     /// The question a relation-network model answers, for every input: its values, comma
     /// separated (a relation network's description needs it, as does an ONNX graph with a
     /// second input; other models take none)
@@ -188,6 +193,7 @@ impl ModelArgs {
     pub fn load(&self, path: &Path) -> Result<Model> {
         let options = crate::model::LoadOptions {
             keep_batch_norm: self.keep_batch_norm,
+            split_residual: self.split_residual,
             question: self.question(path)?,
         };
         Model::load_with(path, &options)

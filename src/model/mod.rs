@@ -8,6 +8,7 @@ pub mod ir;
 pub mod kind;
 pub mod onnx;
 pub mod relnet;
+pub mod residual;
 pub mod safetensors_json;
 pub mod targets;
 pub mod vocabulary;
@@ -30,6 +31,9 @@ pub struct LoadOptions {
     /// Batch norm as a diagonal layer of its own instead of folded into the layer before it
     /// (ONNX files and relation networks).
     pub keep_batch_norm: bool,
+    /// Residual additions as layers of their own ([`residual::split_residuals`]), so that a
+    /// rule on the addition splits relevance between its summands.
+    pub split_residual: bool,
     /// The question a relation network answers (its description needs one; other models
     /// take none).
     pub question: Option<Vec<f64>>,
@@ -107,6 +111,10 @@ impl Model {
                     "unknown model format: expected an .onnx file or a .json description with safetensors weights",
                 ))
             }
+        };
+        let net = match options.split_residual {
+            true => residual::split_residuals(&net).map_err(|e| e.in_file(path))?,
+            false => net,
         };
         Ok(Self::new(net))
     }

@@ -473,6 +473,7 @@ mod tests {
                 question: None,
                 question_text: None,
                 keep_batch_norm: false,
+                split_residual: false,
             },
             inputs: crate::audit::spec::InputsInfo {
                 path: "x.npy".into(),

@@ -26,6 +26,7 @@ fn page(model: &Model, settings: &AuditSettings, summary: &Summary, path: &str) 
             question: None,
             question_text: None,
             keep_batch_norm: false,
+            split_residual: false,
         },
         inputs: InputsInfo {
             path: PathBuf::from("in\"puts.npy"),
