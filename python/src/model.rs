@@ -95,6 +95,7 @@ impl NativeModel {
         let options = LoadOptions {
             keep_batch_norm,
             question,
+            ..LoadOptions::default()
         };
         let (model, file) = py.detach(|| ModelFile::load(&path, &options)).py_err(py)?;
         Ok(Self {
