@@ -149,3 +149,69 @@ fn the_manifest_covers_both_libraries_and_every_shared_rule() {
         assert!(r["atol"].as_f64().unwrap() <= 1e-8 && r["rtol"].as_f64().unwrap() <= 1e-8);
     }
 }
+
+/// `--composite` reproduces Zennit's composites: every composite reference the manifest
+/// reaches with per-layer rules is reached again with the composite's name alone (and the
+/// input box of the case for `epsilon-gamma-box`), the other options unchanged.
+#[test]
+fn composites_by_name_reproduce_zennits_composites() {
+    let m = manifest();
+    let dir = tempfile::tempdir().unwrap();
+    let mut compared = 0;
+    let mut names = std::collections::BTreeSet::new();
+    for (n, r) in m["references"].as_array().unwrap().iter().enumerate() {
+        let rule = r["rule"].as_str().unwrap();
+        let name = match rule.trim_end_matches("-conv") {
+            "EpsilonPlus" => "epsilon-plus",
+            "EpsilonPlusFlat" => "epsilon-plus-flat",
+            "EpsilonGammaBox" => "epsilon-gamma-box",
+            _ => continue,
+        };
+        let case = m["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["case"] == r["case"])
+            .unwrap();
+        // The reference's options without its rules.
+        let given: Vec<&str> = r["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let mut args = Vec::new();
+        let mut k = 0;
+        while k < given.len() {
+            if matches!(given[k], "--rule" | "--input-rule" | "--layer-rule") {
+                k += 2;
+                continue;
+            }
+            args.push(given[k].to_string());
+            k += 1;
+        }
+        args.extend(["--composite".to_string(), name.to_string()]);
+        if name == "epsilon-gamma-box" {
+            let range = &case["input_range"];
+            args.push(format!("--low={}", range[0].as_f64().unwrap()));
+            args.push(format!("--high={}", range[1].as_f64().unwrap()));
+        }
+        let (atol, rtol) = (r["atol"].as_f64().unwrap(), r["rtol"].as_f64().unwrap());
+        let got = explain(case, &args, &dir.path().join(format!("{n}.npy")));
+        let want = rows(&data().join(r["reference"].as_str().unwrap()));
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            for (&gi, &wi) in g.iter().zip(w) {
+                assert!(
+                    (gi - wi).abs() <= atol + rtol * wi.abs(),
+                    "{} {rule} with {args:?}: dtdcert {gi:e}, reference {wi:e}",
+                    r["case"]
+                );
+                compared += 1;
+            }
+        }
+        names.insert(name);
+    }
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(compared > 0);
+}

@@ -158,6 +158,16 @@ fn the_chain_computes_the_relation_network() {
             let net = rn.network(&q, options).unwrap();
             // conv, [bn,] conv, [bn,] pairs + g[0], g[1], sum, f[0], f[1]
             assert_eq!(net.layers().len(), if keep { 9 } else { 7 });
+            let kinds: Vec<String> = net.kinds().iter().map(ToString::to_string).collect();
+            let blocks = if keep {
+                "conv batchnorm conv batchnorm"
+            } else {
+                "conv conv"
+            };
+            assert_eq!(
+                kinds.join(" "),
+                format!("{blocks} dense dense pool dense dense")
+            );
             let shared = net
                 .layers()
                 .iter()
@@ -344,6 +354,8 @@ fn the_relation_network_exported_to_onnx_is_the_chain_of_its_description() {
         let (a, b) = (onnx.net().layers(), described.layers());
         assert_eq!(onnx.net().widths(), described.widths());
         assert_eq!(a.len(), b.len());
+        // Both readings tag each layer with the same kind of operator.
+        assert_eq!(onnx.net().kinds(), described.kinds(), "{file}");
         for (k, (la, lb)) in a.iter().zip(b).enumerate() {
             assert_eq!(la.relu, lb.relu, "layer {}", k + 1);
             assert_eq!(kind(&la.affine), kind(&lb.affine), "layer {}", k + 1);

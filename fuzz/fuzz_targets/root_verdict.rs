@@ -171,6 +171,7 @@ fn case(u: &mut Unstructured<'_>) -> Result<Case> {
         },
         initial_relevance: InitialRelevance::Output,
         layer_rules: Vec::new(),
+        ..DtdSettings::default()
     };
     let domain = if u.ratio(1, 3)? {
         let (a, b) = (value(u, spread)?, value(u, spread)?);

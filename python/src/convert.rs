@@ -52,6 +52,10 @@ impl Rules {
             denominator_threshold: self.denominator_threshold,
             initial_relevance: value_enum("initial-relevance", &self.initial_relevance)?,
             layer_rule: self.layer_rules.clone(),
+            kind_rule: Vec::new(),
+            composite: None,
+            low: None,
+            high: None,
         }
         .resolve()
     }

@@ -97,6 +97,7 @@ impl NativeModel {
             keep_batch_norm,
             question,
             strip_softmax,
+            ..LoadOptions::default()
         };
         let (model, file) = py.detach(|| ModelFile::load(&path, &options)).py_err(py)?;
         Ok(Self {

@@ -151,6 +151,9 @@ pub struct ModelInfo {
     /// `--strip-softmax`: the Softmax computing the graph output was left out.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub strip_softmax: bool,
+    /// `--split-residual`: residual additions were read as layers of their own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub split_residual: bool,
 }
 
 /// The inputs of a run, as `run.json` and the summary record them.
@@ -241,6 +244,7 @@ impl RunSpec {
                 question_text: None,
                 keep_batch_norm: false,
                 strip_softmax: false,
+                split_residual: false,
             },
             inputs: InputsInfo {
                 path: absolute(inputs_path),

@@ -274,6 +274,9 @@ pub struct SummaryDocument<'a> {
     pub rule: String,
     /// The rule string of layer 1, after `--input-rule` and `--layer-rule 1=`.
     pub input_rule: String,
+    /// The rule that ran at each layer, with the layer's kind: `1:conv=flat 2:conv=z+ …`
+    /// (after `--layer-rule`, `--kind-rule`, `--composite`, `--input-rule` and `--rule`).
+    pub layer_rules: String,
     /// Which output each sample explains.
     pub targets: &'a Targets,
     /// All settings of the run.
@@ -296,6 +299,10 @@ impl<'a> SummaryDocument<'a> {
             inputs: &spec.inputs,
             rule: spec.settings.dtd.rule.to_string(),
             input_rule: spec.settings.dtd.rule_for(0).to_string(),
+            layer_rules: spec
+                .settings
+                .dtd
+                .resolved_text(spec.settings.dtd.layer_kinds.len()),
             targets: &spec.targets,
             settings: &spec.settings,
             shard: spec.shard,

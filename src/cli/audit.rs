@@ -163,7 +163,7 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
 
 /// The settings the arguments give (every one, defaults included).
 fn settings_of(args: &AuditArgs) -> Result<AuditSettings> {
-    let dtd = args.rules.resolve()?;
+    let dtd = args.rules.resolve_with(args.domain.as_deref())?;
     let torch = args.backend.resolve(&[("--exact", args.exact)], &[])?;
     let lp = args.lp.resolve()?;
     Ok(AuditSettings {
@@ -216,6 +216,7 @@ fn from_arguments(
         certify.model_path = Some(absolute(model_path)?);
         certify.inputs_path = Some(absolute(inputs_path)?);
     }
+    settings.dtd.set_layer_kinds(model.net().kinds());
     settings.check(&model)?;
     let targets = args.target.resolve(inputs.len())?;
     let mut spec = RunSpec::new(
@@ -233,6 +234,7 @@ fn from_arguments(
         .clone_from(&args.reading.question_text);
     spec.model.keep_batch_norm = args.reading.keep_batch_norm;
     spec.model.strip_softmax = args.reading.strip_softmax;
+    spec.model.split_residual = args.reading.split_residual;
     spec.inputs.key.clone_from(&args.inputs_key);
     Ok((model, inputs, spec))
 }
@@ -260,6 +262,7 @@ fn from_run(args: &AuditArgs, dir: &Path) -> Result<(crate::model::Model, Inputs
     };
     let reading = ModelArgs {
         keep_batch_norm: stored.model.keep_batch_norm,
+        split_residual: stored.model.split_residual,
         question: stored.model.question.clone(),
         question_text: None,
         strip_softmax: stored.model.strip_softmax,
@@ -321,6 +324,7 @@ fn from_run(args: &AuditArgs, dir: &Path) -> Result<(crate::model::Model, Inputs
         certify.model_path = Some(stored.model.path.clone());
         certify.inputs_path = Some(stored.inputs.path.clone());
     }
+    settings.dtd.set_layer_kinds(model.net().kinds());
     settings.check(&model)?;
     let targets = match (given(&args.target, &defaults.target), &stored.targets) {
         (true, _) => args.target.resolve(inputs.len())?,
@@ -346,6 +350,7 @@ fn from_run(args: &AuditArgs, dir: &Path) -> Result<(crate::model::Model, Inputs
     spec.model.question_text = stored.model.question_text;
     spec.model.keep_batch_norm = stored.model.keep_batch_norm;
     spec.model.strip_softmax = stored.model.strip_softmax;
+    spec.model.split_residual = stored.model.split_residual;
     spec.inputs.key = stored.inputs.key;
     Ok((model, inputs, spec))
 }

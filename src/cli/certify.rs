@@ -133,13 +133,13 @@ pub use crate::lp::certify::question::check_layer_neuron;
 /// Answers the question and prints the answer as JSON (the certificate, if any, goes to
 /// `--out`); `Found` when there is no certified answer (Unknown).
 pub fn run(args: CertifyArgs) -> Result<Outcome> {
-    let dtd = args.rules.resolve()?;
+    let mut dtd = args.rules.resolve_with(args.domain.as_deref())?;
     let opts = args.lp.resolve()?;
     if let Some(out) = &args.out {
         check_file_target(out, args.force)?;
     }
     let (model, inputs) = args.data.load()?;
-    super::check_layer_rules(&dtd, &model)?;
+    super::fit_rules(&mut dtd, &model)?;
     check_sample(&args.data.inputs, args.sample, inputs.len())?;
     let x = inputs.row(args.sample)?;
     let targets = args.target.resolve(inputs.len())?;

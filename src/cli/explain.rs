@@ -16,7 +16,7 @@ use crate::audit::TorchSettings;
 use crate::dtd::full_backward::FullBackwardSettings;
 use crate::dtd::{DtdSettings, InitialRelevance, Rule};
 use crate::error::{Error, Result};
-use crate::io::write_npy_f64_atomic;
+use crate::io::{write_npy_f64_atomic, write_npy_f64_shaped_atomic};
 use crate::model::inputs::Inputs;
 use crate::model::Model;
 
@@ -73,9 +73,30 @@ pub struct ExplainArgs {
     /// that one layer's values for the batch stay within 2^24 numbers].
     #[arg(long, value_name = "N")]
     pub batch: Option<usize>,
-    /// The output .npy file.
+    /// The output .npy file: N×features, or N×C×H×W when the model declares an image input.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+    /// Also write one PNG heatmap per input into this folder (input_00000.png, …): the
+    /// relevance summed over channels, red positive, blue negative, white 0.
+    #[arg(long, value_name = "DIR")]
+    pub heatmap: Option<PathBuf>,
+    /// Replace a finished --heatmap folder.
+    #[arg(long, requires = "heatmap")]
+    pub force: bool,
+}
+
+/// Writes the relevances to `--out` (in the shape of the model's declared input when it has
+/// more than one axis) and the `--heatmap` folder.
+fn write_relevances(args: &ExplainArgs, model: &Model, array: &ndarray::Array2<f64>) -> Result<()> {
+    match model.net().input_shape().filter(|s| s.len() > 1) {
+        Some(shape) => write_npy_f64_shaped_atomic(&args.out, array, shape)?,
+        None => write_npy_f64_atomic(&args.out, array)?,
+    }
+    if let Some(dir) = &args.heatmap {
+        let shape = model.net().input_shape().unwrap_or(&[]);
+        crate::io::heatmap::write_heatmaps(dir, array, shape, args.force)?;
+    }
+    Ok(())
 }
 
 /// What `--backend`, `--device`, `--precision` and `--batch` ask for: `None` for the exact
@@ -110,9 +131,9 @@ fn arithmetic(args: &ExplainArgs, dtd: &DtdSettings) -> Result<Arithmetic> {
 }
 
 /// The model, the inputs and the targets, checked against each other and the rules.
-fn load(args: &ExplainArgs, dtd: &DtdSettings) -> Result<(Model, Inputs, Targets)> {
+fn load(args: &ExplainArgs, dtd: &mut DtdSettings) -> Result<(Model, Inputs, Targets)> {
     let (model, inputs) = args.data.load()?;
-    super::check_layer_rules(dtd, &model)?;
+    super::fit_rules(dtd, &model)?;
     let targets = args.target.resolve(inputs.len())?;
     targets.validate(model.net().output_dim())?;
     Ok((model, inputs, targets))
@@ -127,9 +148,9 @@ pub fn run(args: ExplainArgs) -> Result<Outcome> {
             args.out.display()
         )));
     }
-    let dtd = args.rules.resolve()?;
+    let mut dtd = args.rules.resolve_with(args.domain.as_deref())?;
     if let Some(torch) = torch_side(&args, &dtd)? {
-        return run_torch(&args, &dtd, &torch);
+        return run_torch(&args, &mut dtd, &torch);
     }
     let how = arithmetic(&args, &dtd)?;
     if args.full_backward {
@@ -140,21 +161,29 @@ pub fn run(args: ExplainArgs) -> Result<Outcome> {
                     .into(),
             ));
         }
-        return run_full_backward(&args, &dtd, how);
+        return run_full_backward(&args, &mut dtd, how);
     }
-    let (model, inputs, targets) = load(&args, &dtd)?;
+    let (model, inputs, targets) = load(&args, &mut dtd)?;
     let array = input_relevances(&model, &inputs, &targets, &dtd, how)?;
-    write_npy_f64_atomic(&args.out, &array)?;
+    write_relevances(&args, &model, &array)?;
     println!(
         "{}",
-        result_line(&model, &inputs, &targets, &dtd, &array, &args.out)?
+        result_line(
+            &model,
+            &inputs,
+            &targets,
+            &dtd,
+            &array,
+            &args.out,
+            args.heatmap.as_deref()
+        )?
     );
     Ok(Outcome::Clean)
 }
 
 /// `--backend torch`: the inputs a batch at a time on the device.
 #[cfg(feature = "torch")]
-fn run_torch(args: &ExplainArgs, dtd: &DtdSettings, torch: &TorchSettings) -> Result<Outcome> {
+fn run_torch(args: &ExplainArgs, dtd: &mut DtdSettings, torch: &TorchSettings) -> Result<Outcome> {
     let device = crate::torch::device(torch.device)?;
     let (model, inputs, targets) = load(args, dtd)?;
     let array = crate::torch::explain::input_relevances(
@@ -166,16 +195,24 @@ fn run_torch(args: &ExplainArgs, dtd: &DtdSettings, torch: &TorchSettings) -> Re
         device,
         args.batch,
     )?;
-    write_npy_f64_atomic(&args.out, &array)?;
+    write_relevances(args, &model, &array)?;
     println!(
         "{}",
-        result_line(&model, &inputs, &targets, dtd, &array, &args.out)?
+        result_line(
+            &model,
+            &inputs,
+            &targets,
+            dtd,
+            &array,
+            &args.out,
+            args.heatmap.as_deref()
+        )?
     );
     Ok(Outcome::Clean)
 }
 
 #[cfg(not(feature = "torch"))]
-fn run_torch(_: &ExplainArgs, _: &DtdSettings, _: &TorchSettings) -> Result<Outcome> {
+fn run_torch(_: &ExplainArgs, _: &mut DtdSettings, _: &TorchSettings) -> Result<Outcome> {
     Err(Error::Usage(crate::audit::NO_TORCH.into()))
 }
 
@@ -189,6 +226,7 @@ fn result_line(
     dtd: &DtdSettings,
     relevances: &ndarray::Array2<f64>,
     out: &std::path::Path,
+    heatmap: Option<&std::path::Path>,
 ) -> Result<String> {
     let mut largest = 0.0_f64;
     for (i, row) in relevances.outer_iter().enumerate() {
@@ -202,14 +240,22 @@ fn result_line(
         };
         largest = largest.max((start - row.sum()).abs());
     }
-    let rules = match dtd.rule_for(0) == dtd.rule {
-        true => format!("rule {}", dtd.rule),
-        false => format!("rule {} (input layer {})", dtd.rule, dtd.rule_for(0)),
+    let by_layer = !dtd.layer_rules.is_empty() || !dtd.kind_rules.is_empty();
+    let rules = match (
+        dtd.rule_for(0) == dtd.rule,
+        by_layer || dtd.composite.is_some(),
+    ) {
+        (_, true) => format!("rules {}", dtd.resolved_text(model.net().layers().len())),
+        (true, false) => format!("rule {}", dtd.rule),
+        (false, false) => format!("rule {} (input layer {})", dtd.rule, dtd.rule_for(0)),
     };
     Ok(format!(
-        "{} inputs, {rules}, largest |start relevance − input relevance| {largest:.3e}; relevances in {}",
+        "{} inputs, {rules}, largest |start relevance − input relevance| {largest:.3e}; relevances in {}{}",
         relevances.nrows(),
-        out.display()
+        out.display(),
+        heatmap
+            .map(|d| format!(", heatmaps in {}", d.display()))
+            .unwrap_or_default()
     ))
 }
 
@@ -229,7 +275,11 @@ fn full_backward_settings(args: &ExplainArgs) -> Result<FullBackwardSettings> {
     Ok(settings)
 }
 
-fn run_full_backward(args: &ExplainArgs, dtd: &DtdSettings, how: Arithmetic) -> Result<Outcome> {
+fn run_full_backward(
+    args: &ExplainArgs,
+    dtd: &mut DtdSettings,
+    how: Arithmetic,
+) -> Result<Outcome> {
     let settings = full_backward_settings(args)?;
     if args.report.as_deref() == Some(args.out.as_path()) {
         return Err(Error::Usage(format!(
@@ -248,7 +298,7 @@ fn run_full_backward(args: &ExplainArgs, dtd: &DtdSettings, how: Arithmetic) -> 
         how,
         args.report.is_some(),
     )?;
-    write_npy_f64_atomic(&args.out, &array)?;
+    write_relevances(args, &model, &array)?;
     if let Some(path) = &args.report {
         let report = FullBackwardReport {
             tool: "dtdcert",
@@ -270,7 +320,15 @@ fn run_full_backward(args: &ExplainArgs, dtd: &DtdSettings, how: Arithmetic) -> 
     }
     println!(
         "{}",
-        result_line(&model, &inputs, &targets, dtd, &array, &args.out)?
+        result_line(
+            &model,
+            &inputs,
+            &targets,
+            dtd,
+            &array,
+            &args.out,
+            args.heatmap.as_deref()
+        )?
     );
     Ok(Outcome::Clean)
 }

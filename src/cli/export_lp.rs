@@ -110,10 +110,10 @@ fn file_name(path: &Path) -> String {
 
 /// Builds the program `args` describe (everything but writing it).
 pub fn build(args: &ExportLpArgs) -> Result<Exported> {
-    let dtd = args.rules.resolve()?;
+    let mut dtd = args.rules.resolve_with(args.domain.as_deref())?;
     let input_box = args.domain.as_deref().map(parse_domain).transpose()?;
     let (model, inputs) = args.data.load()?;
-    super::check_layer_rules(&dtd, &model)?;
+    super::fit_rules(&mut dtd, &model)?;
     check_sample(&args.data.inputs, args.sample, inputs.len())?;
     let neuron = match args.problem {
         LpProblem::Chebyshev => None,

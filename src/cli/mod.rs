@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::audit::spec::Targets;
 use crate::audit::{DeviceChoice, DomainBox, Precision, TorchSettings};
-use crate::dtd::{BiasMode, DtdSettings, InitialRelevance, LayerRule, Rule};
+use crate::dtd::{BiasMode, Composite, DtdSettings, InitialRelevance, KindRule, LayerRule, Rule};
 use crate::error::{Error, Result};
 use crate::model::inputs::{load_inputs, Inputs};
 use crate::model::targets::load_targets;
@@ -167,6 +167,11 @@ pub struct ModelArgs {
     /// its own instead of folding it into the layer before it (no rounding; one more layer)
     #[arg(long)]
     pub keep_batch_norm: bool,
+    /// Read each residual addition as a layer of its own (kind `add`) after the layer that
+    /// computes its summand, so that its rule splits relevance between the summands in
+    /// proportion to their contributions (Zennit's ResNet canonizer); one more layer each
+    #[arg(long)]
+    pub split_residual: bool,
     /// The question a relation-network model answers, for every input: its values, comma
     /// separated (a relation network's description needs it, as does an ONNX graph with a
     /// second input; other models take none)
@@ -192,6 +197,7 @@ impl ModelArgs {
     pub fn load(&self, path: &Path) -> Result<Model> {
         let options = crate::model::LoadOptions {
             keep_batch_norm: self.keep_batch_norm,
+            split_residual: self.split_residual,
             question: self.question(path)?,
             strip_softmax: self.strip_softmax,
         };
@@ -226,8 +232,10 @@ impl ModelArgs {
     }
 }
 
-/// Refuses `--layer-rule`s for layers `model` does not have.
-pub fn check_layer_rules(dtd: &DtdSettings, model: &Model) -> Result<()> {
+/// Records the kind of each of `model`'s layers in `dtd` (for `--kind-rule` and
+/// `--composite`) and refuses `--layer-rule`s for layers `model` does not have.
+pub fn fit_rules(dtd: &mut DtdSettings, model: &Model) -> Result<()> {
+    dtd.set_layer_kinds(model.net().kinds());
     dtd.check_layers(model.net().layers().len())
         .map_err(Error::Usage)
 }
@@ -292,12 +300,34 @@ pub struct RuleArgs {
     /// The rule of layer L (1-based; repeatable; overrides --rule and --input-rule there)
     #[arg(long = "layer-rule", value_name = "L=RULE")]
     pub layer_rule: Vec<String>,
+    /// The rule of every layer of a kind: conv, dense, pool, maxpool, batchnorm, add, other,
+    /// or input (layer 1). Repeatable; overrides --composite and --rule, and is overridden by
+    /// --layer-rule
+    #[arg(long = "kind-rule", value_name = "KIND=RULE")]
+    pub kind_rule: Vec<String>,
+    /// Zennit's composite of that name: epsilon-plus, epsilon-plus-flat, epsilon-gamma-box
+    /// (with --low/--high, --domain, or epsilon-gamma-box:LO:HI); overrides --rule
+    #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
+    pub composite: Option<String>,
+    /// The lowest input value, for the box of --composite epsilon-gamma-box
+    #[arg(long, value_name = "LO", allow_hyphen_values = true, requires = "high")]
+    pub low: Option<f64>,
+    /// The highest input value, for the box of --composite epsilon-gamma-box
+    #[arg(long, value_name = "HI", allow_hyphen_values = true, requires = "low")]
+    pub high: Option<f64>,
 }
 
 impl RuleArgs {
     /// The DTD settings these flags ask for; fails for a rule that does not parse, a negative
     /// or non-finite `--stabilizer` or `--denominator-threshold`, or a malformed `--layer-rule`.
     pub fn resolve(&self) -> Result<DtdSettings> {
+        self.resolve_with(None)
+    }
+
+    /// [`RuleArgs::resolve`] with the command's `--domain`, which gives `--composite
+    /// epsilon-gamma-box` its box when `--low`/`--high` do not; fails for an unknown kind or
+    /// composite, naming the valid ones.
+    pub fn resolve_with(&self, domain: Option<&str>) -> Result<DtdSettings> {
         let rule: Rule = self.rule.parse()?;
         let input_rule = self
             .input_rule
@@ -326,7 +356,38 @@ impl RuleArgs {
                 .iter()
                 .map(|text| parse_layer_rule(text))
                 .collect::<Result<_>>()?,
+            kind_rules: self
+                .kind_rule
+                .iter()
+                .map(|text| text.parse::<KindRule>())
+                .collect::<Result<_>>()?,
+            composite: self.composite_box(domain)?,
+            layer_kinds: Vec::new(),
         })
+    }
+
+    /// The composite `--composite` names, with its box from `--low`/`--high` or `domain`.
+    fn composite_box(&self, domain: Option<&str>) -> Result<Option<Composite>> {
+        let Some(name) = &self.composite else {
+            if self.low.is_some() {
+                return Err(Error::Usage(
+                    "--low and --high give the box of --composite epsilon-gamma-box".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let given = match (self.low, self.high) {
+            (Some(lo), Some(hi)) => {
+                if !lo.is_finite() || !hi.is_finite() || lo > hi {
+                    return Err(Error::Usage(format!(
+                        "--low {lo} --high {hi}: expected finite numbers, low <= high"
+                    )));
+                }
+                Some((lo, hi))
+            }
+            _ => domain.map(parse_domain).transpose()?.map(|b| (b.lo, b.hi)),
+        };
+        Composite::parse(name, given).map(Some)
     }
 }
 

@@ -10,6 +10,8 @@
 //! # Files
 //!
 //! - `settings.rs`: [`DtdSettings`], the rules of each layer and the numerical settings.
+//! - [`composite`]: rules by kind of layer ([`KindRule`]) and Zennit's named composites
+//!   ([`Composite`]).
 //! - `rules.rs`: the [`Rule`]s, [`BiasMode`] and [`InitialRelevance`], as the command line
 //!   writes them.
 //! - `explanation.rs`: what the recursion returns: [`Explanation`] with its layers and
@@ -28,6 +30,7 @@
 
 pub mod bounded;
 pub mod closed_form;
+pub mod composite;
 mod explanation;
 pub mod full_backward;
 mod lrp;
@@ -36,6 +39,7 @@ pub mod rules;
 mod settings;
 mod train_free;
 
+pub use composite::{Composite, KindRule, KindTarget};
 pub use explanation::{Explanation, LayerRelevance, NeuronRelevance, NoRoot, RootOutcome};
 pub use roots::{neuron_root, root_on_own_face};
 pub(crate) use roots::{root_step, RootRule};

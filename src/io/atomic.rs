@@ -33,6 +33,33 @@ pub fn write_npy_f64_atomic(path: &Path, array: &Array2<f64>) -> Result<()> {
     file.commit()
 }
 
+/// Writes the rows of `array` as an `.npy` file of shape `[rows, sample_shape…]` at `path`,
+/// atomically: relevances in the shape of the input they explain. `sample_shape` must hold
+/// one row's values.
+pub fn write_npy_f64_shaped_atomic(
+    path: &Path,
+    array: &Array2<f64>,
+    sample_shape: &[usize],
+) -> Result<()> {
+    let shape: Vec<usize> = std::iter::once(array.nrows())
+        .chain(sample_shape.iter().copied())
+        .collect();
+    let shaped = array
+        .as_standard_layout()
+        .into_owned()
+        .into_shape_with_order(ndarray::IxDyn(&shape))
+        .map_err(|e| Error::write(path, io::Error::other(e.to_string())))?;
+    let mut file = AtomicFile::create(path)?;
+    shaped.write_npy(file.writer()).map_err(|e| {
+        let source = match e {
+            WriteNpyError::Io(e) => e,
+            other => io::Error::other(other.to_string()),
+        };
+        Error::write(path, source)
+    })?;
+    file.commit()
+}
+
 /// A file written under a temporary name in its destination's folder and renamed over the
 /// destination by [`AtomicFile::commit`], so the destination never holds a partial file.
 /// Dropped without a commit, the temporary file is removed.

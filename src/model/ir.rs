@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use ndarray::{Array1, Array2, ArrayView2};
 use sha2::{Digest, Sha256};
 
+use super::kind::LayerKind;
 use crate::error::{invalid, Result};
 use crate::exact::{Rational, Scalar};
 
@@ -601,6 +602,11 @@ pub fn max_pool<T: Scalar>(z: &[T], window: usize) -> (Vec<T>, Vec<u32>) {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Network<T = f64> {
     layers: Vec<Layer<T>>,
+    /// What each layer was in the model file (one per layer; inferred when not recorded).
+    kinds: Vec<LayerKind>,
+    /// The shape of one input sample as the model file declares it (`[C, H, W]` for an
+    /// image), when it declares one.
+    input_shape: Option<Vec<usize>>,
 }
 
 impl Network<f64> {
@@ -667,7 +673,38 @@ impl Network<f64> {
                 "the network has {parameters} parameters, more than the limit of {MAX_PARAMETERS}"
             )));
         }
-        Ok(Self { layers })
+        let kinds = layers.iter().map(LayerKind::infer).collect();
+        Ok(Self {
+            layers,
+            kinds,
+            input_shape: None,
+        })
+    }
+
+    /// The same network with the kind of each layer recorded (one per layer).
+    pub fn with_kinds(mut self, kinds: Vec<LayerKind>) -> Result<Self> {
+        if kinds.len() != self.layers.len() {
+            return Err(invalid(format!(
+                "{} layer kinds for {} layers",
+                kinds.len(),
+                self.layers.len()
+            )));
+        }
+        self.kinds = kinds;
+        Ok(self)
+    }
+
+    /// The same network with the declared shape of one input sample; it must hold exactly
+    /// the network's input width.
+    pub fn with_input_shape(mut self, shape: Vec<usize>) -> Result<Self> {
+        if shape.iter().product::<usize>() != self.input_dim() {
+            return Err(invalid(format!(
+                "an input of shape {shape:?} for a network of {} inputs",
+                self.input_dim()
+            )));
+        }
+        self.input_shape = Some(shape);
+        Ok(self)
     }
 
     /// The same network in exact rational arithmetic.
@@ -689,6 +726,8 @@ impl Network<f64> {
                     linear_tail: l.linear_tail,
                 })
                 .collect(),
+            kinds: self.kinds.clone(),
+            input_shape: self.input_shape.clone(),
         }
     }
 
@@ -750,6 +789,16 @@ impl<T: Scalar> Network<T> {
     /// The layers, first to last (index `l - 1` holds layer `l`).
     pub fn layers(&self) -> &[Layer<T>] {
         &self.layers
+    }
+
+    /// What each layer was in the model file, first to last.
+    pub fn kinds(&self) -> &[LayerKind] {
+        &self.kinds
+    }
+
+    /// The shape of one input sample as the model file declares it, if it does.
+    pub fn input_shape(&self) -> Option<&[usize]> {
+        self.input_shape.as_deref()
     }
 
     /// The width of the network input `h_0`.

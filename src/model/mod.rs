@@ -6,8 +6,10 @@ pub mod forward;
 pub mod image;
 pub mod inputs;
 pub mod ir;
+pub mod kind;
 pub mod onnx;
 pub mod relnet;
+pub mod residual;
 pub mod safetensors_json;
 pub mod targets;
 pub mod vocabulary;
@@ -19,6 +21,7 @@ pub use activation::Activation;
 pub use file::ModelFile;
 pub use forward::{forward, output, Trace};
 pub use ir::{Affine, Dense, Layer, Network};
+pub use kind::LayerKind;
 
 use crate::error::{Error, Result};
 use crate::exact::ball::Ball;
@@ -30,6 +33,9 @@ pub struct LoadOptions {
     /// Batch norm as a diagonal layer of its own instead of folded into the layer before it
     /// (ONNX files and relation networks).
     pub keep_batch_norm: bool,
+    /// Residual additions as layers of their own ([`residual::split_residuals`]), so that a
+    /// rule on the addition splits relevance between its summands.
+    pub split_residual: bool,
     /// The question a relation network answers (its description needs one; other models
     /// take none).
     pub question: Option<Vec<f64>>,
@@ -124,6 +130,10 @@ impl Model {
         // Patterns, regions, roots and certificates are ReLU's; the forward pass alone reads
         // the other activations (`onnx::load`).
         net.require_relu("the audit").map_err(|e| e.in_file(path))?;
+        let net = match options.split_residual {
+            true => residual::split_residuals(&net).map_err(|e| e.in_file(path))?,
+            false => net,
+        };
         Ok(Self::new(net))
     }
 

@@ -68,6 +68,7 @@ use crate::error::{invalid, Error, Result};
 use crate::exact::dyadic::ExactSum;
 use crate::model::image::{conv_rows, Window};
 use crate::model::ir::{Affine, Dense, Layer, Network, Shared, Sparse};
+use crate::model::kind::LayerKind;
 use crate::model::safetensors_json::{map_weights, tensor, values};
 use crate::model::vocabulary::Vocabulary;
 
@@ -409,6 +410,7 @@ impl RelationNetwork {
             return Err(invalid(format!("the question holds {v}")));
         }
         let mut layers = Vec::new();
+        let mut kinds = Vec::new();
         let [mut c, mut h, mut w] = self.image;
         for block in &self.conv {
             let out = block.shape[0];
@@ -440,6 +442,7 @@ impl RelationNetwork {
                 max_pool: None,
                 linear_tail: 0,
             });
+            kinds.push(LayerKind::Conv);
             if let (Some((s, t)), false) = (&bn, fold) {
                 let n = out * per_channel;
                 let rows = (0..n)
@@ -453,10 +456,12 @@ impl RelationNetwork {
                     max_pool: None,
                     linear_tail: 0,
                 });
+                kinds.push(LayerKind::BatchNorm);
             }
             (c, h, w) = (out, ho, wo);
         }
         layers.push(self.pair_layer(question)?);
+        kinds.push(LayerKind::Dense);
         let pairs = self.objects() * self.objects();
         for block in &self.g[1..] {
             layers.push(Layer {
@@ -466,6 +471,7 @@ impl RelationNetwork {
                 max_pool: None,
                 linear_tail: 0,
             });
+            kinds.push(LayerKind::Dense);
         }
         let width = self.g.last().expect("checked").weight().nrows();
         let rows = (0..width)
@@ -482,6 +488,7 @@ impl RelationNetwork {
             max_pool: None,
             linear_tail: 0,
         });
+        kinds.push(LayerKind::Pool);
         for (i, d) in self.f.iter().enumerate() {
             layers.push(Layer {
                 affine: Affine::Dense(d.clone()),
@@ -490,8 +497,11 @@ impl RelationNetwork {
                 max_pool: None,
                 linear_tail: 0,
             });
+            kinds.push(LayerKind::Dense);
         }
-        Network::new(layers)
+        Network::new(layers)?
+            .with_kinds(kinds)?
+            .with_input_shape(self.image.to_vec())
     }
 
     /// `g`'s first layer on every pair, over the last feature map (channel-major).

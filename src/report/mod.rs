@@ -115,12 +115,15 @@ pub fn audit_markdown(doc: &SummaryDocument<'_>) -> String {
         "- rule: `{}`, input-layer rule: `{}`",
         doc.rule, doc.input_rule
     );
-    if !doc.settings.dtd.layer_rules.is_empty() {
+    if !doc.settings.dtd.layer_rules_text().is_empty() {
         let _ = writeln!(
             out,
             "- per-layer rules: `{}`",
             doc.settings.dtd.layer_rules_text()
         );
+    }
+    if !doc.layer_rules.is_empty() {
+        let _ = writeln!(out, "- rule of each layer: `{}`", doc.layer_rules);
     }
     let _ = writeln!(out, "- verdicts: {}", verdicts_text(doc.settings));
     let _ = writeln!(out, "- dtdcert {}\n", doc.version);
@@ -471,6 +474,7 @@ mod tests {
                 question_text: None,
                 keep_batch_norm: false,
                 strip_softmax: false,
+                split_residual: false,
             },
             inputs: crate::audit::spec::InputsInfo {
                 path: "x.npy".into(),

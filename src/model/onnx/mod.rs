@@ -94,9 +94,17 @@ pub fn load_bytes_with(
         .map(|s| s.version)
         .max()
         .unwrap_or(MIN_OPSET);
-    let layers = translate::translate(graph, &options, opset)
+    let translated = translate::translate(graph, &options, opset)
         .map_err(|problem| Error::file(path, problem))?;
-    Network::new(layers).map_err(|e| e.in_file(path))
+    let net = Network::new(translated.layers)
+        .and_then(|n| n.with_kinds(translated.kinds))
+        .map_err(|e| e.in_file(path))?;
+    match translated.input_shape {
+        Some(shape) if shape.iter().product::<usize>() == net.input_dim() => {
+            net.with_input_shape(shape).map_err(|e| e.in_file(path))
+        }
+        _ => Ok(net),
+    }
 }
 
 /// Decodes the protobuf and checks the few model-level fields that tell an ONNX model from

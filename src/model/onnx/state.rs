@@ -23,6 +23,7 @@ use onnx_protobuf::{NodeProto, TensorProto};
 use super::proto::{float_tensor, int64_values, required_input, Tensor};
 use crate::exact::dyadic::ExactSum;
 use crate::model::ir::{Activation, Affine, Dense, Layer, Shared, Sparse};
+use crate::model::kind::LayerKind;
 
 /// Weights one step may store (2^26, 1.5 GiB with their indices), and values one tensor may
 /// hold. A 24-channel 3×3 convolution of a 3×128×128 image stores 2.7 million.
@@ -155,6 +156,10 @@ pub(super) struct Tracer<'a> {
     /// The graph output, never carried: a network output must end the graph.
     pub(super) output: &'a str,
     pub(super) layers: Vec<Layer>,
+    /// The kind of each layer cut so far, one per layer.
+    pub(super) kinds: Vec<LayerKind>,
+    /// The kind the operators since the last cut give the next layer.
+    pub(super) pending: LayerKind,
     /// The width of the current layer input.
     pub(super) width: usize,
     pub(super) keep_batch_norm: bool,
@@ -238,6 +243,18 @@ pub(super) fn unsized_problem(op: &str, u: &Unsized) -> String {
 }
 
 impl<'a> Tracer<'a> {
+    /// Tags the layers cut since there were `before`: a max-pool layer as one, the first
+    /// other one with the kind its operators gave it, any later one as `other`.
+    pub(super) fn tag_layers(&mut self, before: usize) {
+        for layer in &self.layers[before..] {
+            let kind = match layer.max_pool {
+                Some(_) => LayerKind::MaxPool,
+                None => std::mem::replace(&mut self.pending, LayerKind::Other),
+            };
+            self.kinds.push(kind);
+        }
+    }
+
     /// Input `pos` of a node, which must be computed from the data and expressed in the
     /// current layer's input; a constant there reads as selected constants.
     pub(super) fn data(&self, node: &NodeProto, pos: usize) -> Result<Rc<Data>, String> {

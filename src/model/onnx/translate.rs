@@ -27,6 +27,18 @@ use super::state::{
 };
 use super::{is_default_domain, OnnxOptions};
 use crate::model::ir::Layer;
+use crate::model::kind::LayerKind;
+
+/// What a graph becomes: the layers, the kind of each, and the declared shape of one input
+/// sample (when every size is static).
+pub(super) struct Translated {
+    /// The layers, first to last.
+    pub(super) layers: Vec<Layer>,
+    /// The operator that named each layer ([`LayerKind`]).
+    pub(super) kinds: Vec<LayerKind>,
+    /// The graph input's sizes without the batch.
+    pub(super) input_shape: Option<Vec<usize>>,
+}
 
 /// Who reads each tensor, and which nodes lead to the graph output.
 struct Wiring<'a> {
@@ -39,7 +51,7 @@ pub(super) fn translate(
     graph: &GraphProto,
     options: &OnnxOptions,
     opset: i64,
-) -> Result<Vec<Layer>, String> {
+) -> Result<Translated, String> {
     if !graph.sparse_initializer.is_empty() {
         return Err("sparse initializers are not supported; export dense weights".into());
     }
@@ -138,11 +150,17 @@ pub(super) fn translate(
         at: 0,
         output: output.name.as_str(),
         layers: Vec::new(),
+        kinds: Vec::new(),
+        pending: LayerKind::Other,
         width: 0,
         keep_batch_norm: options.keep_batch_norm,
         opset,
         batch,
     };
+    let input_shape = declared.as_ref().ok().map(|dims| match batch {
+        Batch::Unbatched => dims.clone(),
+        _ => dims[1..].to_vec(),
+    });
     match declared {
         Ok(dims) => {
             let width = dims.iter().product::<usize>();
@@ -169,7 +187,12 @@ pub(super) fn translate(
             .node(node, &wiring)
             .map_err(|problem| format!("{}: {problem}", node_label(node, i)))?;
     }
-    finish(tracer, input, output)
+    let (layers, kinds) = finish(tracer, input, output)?;
+    Ok(Translated {
+        layers,
+        kinds,
+        input_shape,
+    })
 }
 
 /// The last layers: the graph output, cut into a layer unless it is the current layer input.
@@ -177,7 +200,7 @@ fn finish(
     mut tracer: Tracer<'_>,
     input: &ValueInfoProto,
     output: &ValueInfoProto,
-) -> Result<Vec<Layer>, String> {
+) -> Result<(Vec<Layer>, Vec<LayerKind>), String> {
     let name = output.name.as_str();
     let Some(last) = tracer.values.get(name).cloned() else {
         return Err(if tracer.unknown.contains_key(name) {
@@ -209,11 +232,13 @@ fn finish(
         ));
     }
     if !identity {
+        let before = tracer.layers.len();
         tracer
             .cut(&last, None)
             .map_err(|problem| format!("the graph output '{name}': {problem}"))?;
+        tracer.tag_layers(before);
     }
-    Ok(tracer.layers)
+    Ok((tracer.layers, tracer.kinds))
 }
 
 /// The readers of every tensor and the nodes the graph output depends on; refuses a tensor
@@ -496,7 +521,14 @@ impl<'a> Tracer<'a> {
             }
         }
         let name = first_output(node)?;
-        match (row.translate)(self, node)? {
+        let kind = op_kind(op, computed.len());
+        let before = self.layers.len();
+        let translated = (row.translate)(self, node)?;
+        self.tag_layers(before);
+        if kind.rank() > self.pending.rank() {
+            self.pending = kind;
+        }
+        match translated {
             Output::Data(mut data) => {
                 // Only the affine node itself leaves its bias open.
                 data.bias_open &= matches!(op, "Gemm" | "MatMul");
@@ -513,6 +545,19 @@ impl<'a> Tracer<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// The kind of layer an operator makes of the layer it falls into (`computed`: how many of its
+/// inputs are computed tensors rather than constants).
+fn op_kind(op: &str, computed: usize) -> LayerKind {
+    match op {
+        "Conv" => LayerKind::Conv,
+        "Gemm" | "MatMul" => LayerKind::Dense,
+        "AveragePool" | "GlobalAveragePool" | "ReduceSum" | "ReduceMean" => LayerKind::Pool,
+        "BatchNormalization" => LayerKind::BatchNorm,
+        "Add" if computed >= 2 => LayerKind::Add,
+        _ => LayerKind::Other,
     }
 }
 
@@ -552,11 +597,7 @@ pub(super) fn strip_softmax(graph: &mut GraphProto) -> Result<(), String> {
         ));
     };
     let name = output.name.clone();
-    let Some(k) = graph
-        .node
-        .iter()
-        .position(|n| n.output.contains(&name))
-    else {
+    let Some(k) = graph.node.iter().position(|n| n.output.contains(&name)) else {
         return Err(format!(
             "--strip-softmax: the graph output '{name}' is computed by no node"
         ));

@@ -258,7 +258,7 @@ fn identity_table(out: &mut String, doc: &SummaryDocument<'_>) {
         "input-layer rule",
         &format!("<code>{}</code>", escape(&doc.input_rule)),
     );
-    if !doc.settings.dtd.layer_rules.is_empty() {
+    if !doc.settings.dtd.layer_rules_text().is_empty() {
         row(
             out,
             "per-layer rules",
@@ -266,6 +266,13 @@ fn identity_table(out: &mut String, doc: &SummaryDocument<'_>) {
                 "<code>{}</code>",
                 escape(&doc.settings.dtd.layer_rules_text())
             ),
+        );
+    }
+    if !doc.layer_rules.is_empty() {
+        row(
+            out,
+            "rule of each layer",
+            &format!("<code>{}</code>", escape(&doc.layer_rules)),
         );
     }
     row(

@@ -27,6 +27,7 @@ fn page(model: &Model, settings: &AuditSettings, summary: &Summary, path: &str) 
             question_text: None,
             keep_batch_norm: false,
             strip_softmax: false,
+            split_residual: false,
         },
         inputs: InputsInfo {
             path: PathBuf::from("in\"puts.npy"),

@@ -4,6 +4,59 @@ use super::*;
 use crate::exact::{Rational, Scalar};
 use crate::model::forward::output;
 use crate::model::ir::Affine;
+use crate::model::kind::LayerKind;
+
+/// A residual block on a 1x2x2 image: `r = relu(conv_a(x))`, `s = relu(conv_b(r) + x)`, then a
+/// dense layer; `conv_a` scales by `a`, `conv_b` by `b` with bias `c` (1x1 kernels).
+pub(crate) fn residual_model(a: f32, b: f32, c: f32) -> ModelProto {
+    model(
+        vec![
+            node("Conv", "ca", &["input", "ka"], &["y"], vec![]),
+            node("Relu", "ra", &["y"], &["r"], vec![]),
+            node("Conv", "cb", &["r", "kb", "bb"], &["z"], vec![]),
+            node("Add", "skip", &["z", "input"], &["t"], vec![]),
+            node("Relu", "rb", &["t"], &["s"], vec![]),
+            node("Flatten", "flat", &["s"], &["f"], vec![attr_i("axis", 1)]),
+            node(
+                "Gemm",
+                "fc",
+                &["f", "w"],
+                &["output"],
+                vec![attr_i("transB", 1)],
+            ),
+        ],
+        vec![
+            floats("ka", &[1, 1, 1, 1], &[a]),
+            floats("kb", &[1, 1, 1, 1], &[b]),
+            floats("bb", &[1], &[c]),
+            floats("w", &[1, 4], &[1.0, 0.5, 0.25, 2.0]),
+        ],
+        value("input", &[None, Some(1), Some(2), Some(2)]),
+        out(1),
+    )
+}
+
+#[test]
+fn layers_keep_the_kind_of_operator_that_made_them_and_the_input_its_shape() {
+    let net = load_model(&residual_model(2.0, -1.0, 0.5)).expect("loads");
+    // The input is carried past the first ReLU and added in the second convolution's layer.
+    assert_eq!(net.widths(), vec![4, 8, 4, 1]);
+    assert_eq!(
+        net.kinds(),
+        &[LayerKind::Conv, LayerKind::Conv, LayerKind::Dense]
+    );
+    assert_eq!(net.input_shape(), Some(&[1, 2, 2][..]));
+    let x = [1.0, -0.5, 0.25, 2.0];
+    let s: Vec<f64> = x
+        .iter()
+        .map(|&v| {
+            let r = f64::max(2.0 * v, 0.0);
+            f64::max(-r + 0.5 + v, 0.0)
+        })
+        .collect();
+    let want = s[0] + 0.5 * s[1] + 0.25 * s[2] + 2.0 * s[3];
+    assert_eq!(output(&net, &x), vec![want]);
+}
 
 /// Conv(2 -> 3, 3x2 kernel, stride (2, 1), pads (1, 0, 0, 1)) on a 2x4x3 image, then
 /// AveragePool(2x2, stride 1, count_include_pad 0, pads (0, 0, 1, 1)), Flatten, Gemm.
@@ -120,6 +173,11 @@ fn conv_by_hand(x: &[f64]) -> Vec<f64> {
 fn conv_and_average_pool_are_sparse_layers_computing_the_same_function() {
     let net = load_model(&conv_model(vec![])).expect("loads");
     assert_eq!(net.widths(), vec![24, 18, 18, 2]);
+    assert_eq!(
+        net.kinds(),
+        &[LayerKind::Conv, LayerKind::Pool, LayerKind::Dense]
+    );
+    assert_eq!(net.input_shape(), Some(&[2, 4, 3][..]));
     let relus: Vec<bool> = net.layers().iter().map(|l| l.relu).collect();
     assert_eq!(relus, vec![true, false, false]);
     assert!(net.layers()[..2]

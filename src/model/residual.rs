@@ -1,0 +1,181 @@
+//! Residual additions as a layer of their own, the way Zennit's ResNet canonizer sees them.
+//!
+//! The ONNX translator folds a residual `Add` into the layer that computes the sum: each row
+//! of that layer reads its own inputs (the convolution's) and, with weight 1, values carried
+//! past the layer before (the last `linear_tail` outputs of that layer). A rule set on the
+//! layer then acts on the sum as a whole. [`split_residuals`] computes the same function with
+//! the sum apart: layer A holds each row's own part (weights and bias) and copies of the
+//! carried values, without ReLU; layer B (kind `add`) adds each row's part to its carried
+//! values and applies the layer's ReLU. A rule on B (the z or ε rule, as Zennit's `Norm`)
+//! splits relevance between the two summands in proportion to their contributions; the
+//! layer's own rule (z+ on a convolution, say) then acts on A's own part only.
+
+use ndarray::Array1;
+
+use super::ir::{Affine, Layer, Network, Sparse};
+use super::kind::LayerKind;
+use crate::error::Result;
+
+/// `net` with every layer that adds carried values to its own part split in two (see the
+/// module documentation); `net` itself when it has none. The layers' kinds follow (A keeps
+/// the layer's kind, B is `add`), as does the declared input shape.
+pub fn split_residuals(net: &Network) -> Result<Network> {
+    let layers = net.layers();
+    let mut out: Vec<Layer> = Vec::with_capacity(layers.len());
+    let mut kinds = Vec::with_capacity(layers.len());
+    for (index, layer) in layers.iter().enumerate() {
+        let carried_from = match index {
+            0 => None,
+            _ => {
+                let prev = &layers[index - 1];
+                (prev.linear_tail > 0).then(|| prev.out_dim() - prev.linear_tail)
+            }
+        };
+        match carried_from.filter(|_| layer.max_pool.is_none()) {
+            Some(first) if adds(layer, first) => {
+                let (a, b) = split(layer, first)?;
+                out.extend([a, b]);
+                kinds.extend([net.kinds()[index], LayerKind::Add]);
+            }
+            _ => {
+                out.push(layer.clone());
+                kinds.push(net.kinds()[index]);
+            }
+        }
+    }
+    if out.len() == layers.len() {
+        return Ok(net.clone());
+    }
+    let split = Network::new(out)?.with_kinds(kinds)?;
+    match net.input_shape() {
+        Some(shape) => split.with_input_shape(shape.to_vec()),
+        None => Ok(split),
+    }
+}
+
+/// Whether some row of `layer` reads both its own inputs (below `first`) and carried ones.
+fn adds(layer: &Layer, first: usize) -> bool {
+    (0..layer.affine.out_dim()).any(|j| {
+        let row = layer.affine.row(j);
+        let carried = row.entries().filter(|(i, _)| *i >= first).count();
+        carried > 0 && carried < row.connected()
+    })
+}
+
+/// Layers A and B of `layer`, whose inputs from `first` on are carried values.
+fn split(layer: &Layer, first: usize) -> Result<(Layer, Layer)> {
+    let affine = &layer.affine;
+    let (rows, n_in) = (affine.out_dim(), affine.in_dim());
+    let carried = n_in - first;
+    let mut a_rows: Vec<Vec<(u32, f64)>> = Vec::with_capacity(rows + carried);
+    let mut a_bias = Vec::with_capacity(rows + carried);
+    let mut b_rows: Vec<Vec<(u32, f64)>> = Vec::with_capacity(rows);
+    for j in 0..rows {
+        let row = affine.row(j);
+        let own: Vec<(u32, f64)> = row
+            .entries()
+            .filter(|(i, _)| *i < first)
+            .map(|(i, &w)| (i as u32, w))
+            .collect();
+        let mut sum = vec![(j as u32, 1.0)];
+        sum.extend(
+            row.entries()
+                .filter(|(i, _)| *i >= first)
+                .map(|(i, &w)| ((rows + i - first) as u32, w)),
+        );
+        a_rows.push(own);
+        a_bias.push(*affine.bias(j));
+        b_rows.push(sum);
+    }
+    for i in first..n_in {
+        a_rows.push(vec![(i as u32, 1.0)]);
+        a_bias.push(0.0);
+    }
+    let a = Layer::new(
+        Affine::Sparse(Sparse::from_rows(n_in, a_rows, Array1::from(a_bias))?),
+        false,
+    );
+    let b = Layer {
+        affine: Affine::Sparse(Sparse::from_rows(
+            rows + carried,
+            b_rows,
+            Array1::zeros(rows),
+        )?),
+        relu: layer.relu,
+        activation: layer.activation.clone(),
+        max_pool: None,
+        linear_tail: layer.linear_tail,
+    };
+    Ok((a, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::forward::output;
+    use crate::model::ir::Activation;
+
+    /// `h = relu(x)` carrying `x` (2 values), then `relu(W h + b + x)`, then a dense layer.
+    fn block() -> Network {
+        let first = Layer {
+            affine: Affine::Sparse(
+                Sparse::from_rows(
+                    2,
+                    vec![
+                        vec![(0, 1.0)],
+                        vec![(1, 1.0)],
+                        vec![(0, 1.0)],
+                        vec![(1, 1.0)],
+                    ],
+                    Array1::zeros(4),
+                )
+                .unwrap(),
+            ),
+            relu: true,
+            activation: Activation::Relu,
+            max_pool: None,
+            linear_tail: 2,
+        };
+        let sum = Layer::new(
+            Affine::Sparse(
+                Sparse::from_rows(
+                    4,
+                    vec![
+                        vec![(0, 2.0), (1, -1.0), (2, 1.0)],
+                        vec![(0, 0.5), (1, 1.5), (3, 1.0)],
+                    ],
+                    Array1::from(vec![0.25, -0.5]),
+                )
+                .unwrap(),
+            ),
+            true,
+        );
+        let last = crate::model::ir::dense_layer(1, 2, vec![1.0, 2.0], vec![0.0], false).unwrap();
+        Network::new(vec![first, sum, last])
+            .unwrap()
+            .with_kinds(vec![LayerKind::Other, LayerKind::Conv, LayerKind::Dense])
+            .unwrap()
+    }
+
+    #[test]
+    fn the_split_network_computes_the_same_and_tags_the_addition() {
+        let net = block();
+        let split = split_residuals(&net).unwrap();
+        assert_eq!(split.layers().len(), 4);
+        assert_eq!(
+            split.kinds(),
+            &[
+                LayerKind::Other,
+                LayerKind::Conv,
+                LayerKind::Add,
+                LayerKind::Dense
+            ]
+        );
+        for x in [[1.0, 2.0], [0.5, -3.0], [-1.0, 0.25], [3.0, 1.0]] {
+            assert_eq!(output(&split, &x), output(&net, &x));
+        }
+        // A network without additions is returned as it is.
+        let plain = Network::new(vec![net.layers()[2].clone()]).unwrap();
+        assert_eq!(split_residuals(&plain).unwrap(), plain);
+    }
+}
