@@ -1,5 +1,6 @@
 //! The network IR, its loaders, and the forward pass.
 
+pub mod conv;
 pub mod file;
 pub mod forward;
 pub mod image;

@@ -22,11 +22,21 @@ use onnx_protobuf::{NodeProto, TensorProto};
 
 use super::proto::{float_tensor, int64_values, required_input, Tensor};
 use crate::exact::dyadic::ExactSum;
+use crate::model::conv::Conv;
 use crate::model::ir::{Affine, Dense, Layer, Shared, Sparse};
 
 /// Weights one step may store (2^26, 1.5 GiB with their indices), and values one tensor may
 /// hold. A 24-channel 3×3 convolution of a 3×128×128 image stores 2.7 million.
 pub(super) const MAX_LOWERED_ENTRIES: usize = 1 << 26;
+
+/// The most weights a convolution's rows may list and be kept as sparse rows (2^23, 96 MiB
+/// with their indices); a larger convolution is kept as its kernel ([`Map::Conv`]) and its
+/// rows are built on demand. Up to it, the image networks read so far (the largest, a
+/// 16-channel 3×3 convolution of a 3×128×128 image, lists 6.9 million) keep the rows they
+/// had, which DTD reads without building anything; every convolution of a torchvision
+/// network at 224×224 lists more than 5·10^7 and is kept as its kernel, 8 bytes a parameter
+/// instead of 12 bytes a listed weight.
+pub(super) const CONV_ROWS_UP_TO: usize = 1 << 23;
 
 /// The largest image side, channel count, kernel side, stride or pad read (2^24): keeps every
 /// size computed from them far from overflow.
@@ -52,6 +62,9 @@ pub(super) enum Map {
     /// One block for `copies` consecutive slices of the input.
     Shared(Array2<f64>, Array1<f64>, usize),
     Sparse(SparseRows, Vec<f64>),
+    /// A convolution too large for rows (above [`CONV_ROWS_UP_TO`] weights), kept as its
+    /// kernel.
+    Conv(Conv),
 }
 
 impl Map {
@@ -60,6 +73,7 @@ impl Map {
             Map::Dense(w, _) => w.nrows(),
             Map::Shared(w, _, copies) => w.nrows() * copies,
             Map::Sparse(rows, _) => rows.len(),
+            Map::Conv(c) => c.out_dim(),
         }
     }
 }
@@ -431,6 +445,7 @@ impl<'a> Tracer<'a> {
                 Sparse::from_rows(width, rows.clone(), Array1::from(bias.clone()))
                     .map(Affine::Sparse)
             }
+            Form::Map(Map::Conv(c)) => Ok(Affine::Conv(c.clone())),
         }
         .map_err(|e| e.to_string())?;
         let out = affine.out_dim();
@@ -510,6 +525,26 @@ impl<'a> Tracer<'a> {
         Ok(self.with(dims, Form::Map(Map::Sparse(out_rows, out_bias))))
     }
 
+    /// A convolution kept as its kernel, applied to `x`, which must be the current layer
+    /// input as it is (a map is cut into a layer first).
+    pub(super) fn operator(
+        &mut self,
+        x: &Data,
+        conv: Conv,
+        dims: Vec<usize>,
+    ) -> Result<Data, String> {
+        let elems = self.select(x)?;
+        if !is_identity(&elems, self.width) {
+            return Err(format!(
+                "the convolution lists {} weights in its rows (more than 2^23) and is kept as its \
+                 kernel, which reads the layer input as it is; here its input is rearranged or \
+                 padded with constants",
+                conv.row_weights()
+            ));
+        }
+        Ok(self.with(dims, Form::Map(Map::Conv(conv))))
+    }
+
     /// Rearranges (and copies) the elements of `x`: output `p` is element `from[p]`. A map is
     /// cut first, unless the order is kept.
     pub(super) fn gather(
@@ -555,6 +590,22 @@ pub(super) fn form_rows(form: &Form) -> Result<Rows, String> {
             })
             .unzip(),
         Form::Map(Map::Sparse(rows, bias)) => (rows.clone(), bias.clone()),
+        Form::Map(Map::Conv(c)) => {
+            if c.row_weights() > MAX_LOWERED_ENTRIES {
+                return Err(format!(
+                    "a convolution kept as its kernel ({} weights in its rows, more than 2^26) is \
+                     combined here with other values (a residual connection, or a value carried \
+                     past a layer), which needs its rows",
+                    c.row_weights()
+                ));
+            }
+            (0..c.out_dim())
+                .map(|j| {
+                    let row = c.taps(j).map(|(i, k)| (i as u32, c.kernel()[k])).collect();
+                    (row, *c.bias(j))
+                })
+                .unzip()
+        }
         Form::Map(Map::Dense(w, b)) => (
             w.rows()
                 .into_iter()
