@@ -5,7 +5,8 @@
 //!   the loaders have always built), and its forward, transposed and whole-layer
 //!   applications equal the sparse layer's;
 //! - an ONNX convolution above the size kept as rows loads as its kernel and gives the forward
-//!   values and train-free relevances of the same network with the convolution as rows.
+//!   values and train-free relevances of the same network with the convolution as rows;
+//! - `--max-memory` refuses a model larger than it in one line, naming the layer.
 
 mod util;
 
@@ -187,14 +188,13 @@ fn as_rows(net: &Network) -> Network {
     Network::new(layers).unwrap()
 }
 
-#[test]
-fn a_large_onnx_convolution_loads_as_its_kernel_and_explains_as_its_rows() {
-    // 3x96x96 input, Conv 3 -> 40, 3x3, pad 1, stride 1: 40·3·(94·3 + 2·2)^2 ≈ 9.8 million
-    // listed weights, above the 2^23 kept as rows; then ReLU, global average pool and a dense
-    // layer of 3 outputs.
+/// A 3x96x96 input, Conv 3 -> 40, 3x3, pad 1, stride 1: 40·3·(94·3 + 2·2)^2 ≈ 9.8 million
+/// listed weights, above the 2^23 kept as rows; then ReLU, global average pool and a dense
+/// layer of 3 outputs.
+fn large_conv_net() -> ConvNet {
     let (c_in, side, c_out, outputs) = (3, 96, 40, 3);
     let quarter = |i: usize, m: usize| ((i * 7 + m) % 13) as f64 / 8.0 - 0.75;
-    let net = ConvNet {
+    ConvNet {
         c_in,
         h: side,
         w: side,
@@ -208,7 +208,13 @@ fn a_large_onnx_convolution_loads_as_its_kernel_and_explains_as_its_rows() {
         conv_bias: (0..c_out).map(|i| quarter(i, 3) / 4.0).collect(),
         dense: (0..outputs * c_out).map(|i| quarter(i, 5)).collect(),
         dense_bias: (0..outputs).map(|i| quarter(i, 2)).collect(),
-    };
+    }
+}
+
+#[test]
+fn a_large_onnx_convolution_loads_as_its_kernel_and_explains_as_its_rows() {
+    let net = large_conv_net();
+    let (c_in, side, outputs) = (net.c_in, net.h, net.outputs);
     let loaded = load_bytes(&net.onnx(), Path::new("large.onnx")).unwrap();
     assert!(matches!(loaded.layers()[0].affine, Affine::Conv(_)));
     let rows = as_rows(&loaded);
@@ -236,4 +242,42 @@ fn a_large_onnx_convolution_loads_as_its_kernel_and_explains_as_its_rows() {
             );
         }
     }
+}
+
+#[test]
+fn max_memory_refuses_a_larger_model_in_one_line() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let net = large_conv_net();
+    let model = dir.path().join("large.onnx");
+    std::fs::write(&model, net.onnx()).unwrap();
+    let inputs = dir.path().join("inputs.npy");
+    let x = ndarray::Array2::<f32>::zeros((1, net.c_in * net.h * net.w));
+    ndarray_npy::write_npy(&inputs, &x).unwrap();
+    let run = |limit: &str| {
+        assert_cmd::Command::cargo_bin("dtdcert")
+            .unwrap()
+            .args(["explain", "--rule", "z+", "--max-memory", limit])
+            .arg("--model")
+            .arg(&model)
+            .arg("--inputs")
+            .arg(&inputs)
+            .arg("--out")
+            .arg(dir.path().join("out.npy"))
+            .output()
+            .unwrap()
+    };
+    // One sample's activations of the convolution alone are 40·96·96·8 bytes, 2.8 MiB.
+    let refused = run("1M");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    for words in ["large.onnx", "node 'conv'", "--max-memory", "1.0 MiB"] {
+        assert!(stderr.contains(words), "{words}: {stderr}");
+    }
+    let loaded = run("1G");
+    assert!(
+        loaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
 }

@@ -261,6 +261,7 @@ fn from_run(args: &AuditArgs, dir: &Path) -> Result<(crate::model::Model, Inputs
         keep_batch_norm: stored.model.keep_batch_norm,
         question: stored.model.question.clone(),
         question_text: None,
+        max_memory: args.reading.max_memory,
     };
     let model = reading
         .load(&stored.model.path)

@@ -45,6 +45,10 @@ pub struct OnnxOptions {
     /// The values of the graph's second input (a relation network's question), which the
     /// network then treats as constants.
     pub question: Option<Vec<f64>>,
+    /// The most bytes the network may take (as [`crate::model::estimated_bytes`] counts
+    /// them): a layer that would take the total past it is refused, naming its node, before
+    /// it is built. `None`: no limit.
+    pub max_memory: Option<u64>,
 }
 
 /// Loads an ONNX file and translates it into a validated [`Network`].

@@ -24,6 +24,7 @@ use super::proto::{float_tensor, int64_values, required_input, Tensor};
 use crate::exact::dyadic::ExactSum;
 use crate::model::conv::Conv;
 use crate::model::ir::{Affine, Dense, Layer, Shared, Sparse};
+use crate::model::{layer_bytes, show_bytes};
 
 /// Weights one step may store (2^26, 1.5 GiB with their indices), and values one tensor may
 /// hold. A 24-channel 3×3 convolution of a 3×128×128 image stores 2.7 million.
@@ -172,6 +173,8 @@ pub(super) struct Tracer<'a> {
     /// The width of the current layer input.
     pub(super) width: usize,
     pub(super) keep_batch_norm: bool,
+    /// The most bytes the network may take (`None`: no limit).
+    pub(super) max_memory: Option<u64>,
     /// The opset of the default domain (Unsqueeze, Squeeze and ReduceSum changed at 13).
     pub(super) opset: i64,
     pub(super) batch: Batch,
@@ -252,6 +255,30 @@ pub(super) fn unsized_problem(op: &str, u: &Unsized) -> String {
 }
 
 impl<'a> Tracer<'a> {
+    /// Checks that a layer of `bytes` (`what` it is) keeps the network within the memory
+    /// given, counting the layers cut so far as [`crate::model::estimated_bytes`] does.
+    pub(super) fn check_memory(
+        &self,
+        bytes: u64,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), String> {
+        let Some(limit) = self.max_memory else {
+            return Ok(());
+        };
+        let cut: u64 = self.layers.iter().map(|l| layer_bytes(&l.affine)).sum();
+        let total = cut + bytes + 8 * self.width as u64;
+        if total <= limit {
+            return Ok(());
+        }
+        Err(format!(
+            "{} takes about {} (the layers before it {}), more than the {} of --max-memory",
+            what(),
+            show_bytes(bytes),
+            show_bytes(cut),
+            show_bytes(limit)
+        ))
+    }
+
     /// Input `pos` of a node, which must be computed from the data and expressed in the
     /// current layer's input; a constant there reads as selected constants.
     pub(super) fn data(&self, node: &NodeProto, pos: usize) -> Result<Rc<Data>, String> {
@@ -354,6 +381,10 @@ impl<'a> Tracer<'a> {
         if u32::try_from(out).is_err() {
             return Err(format!("a layer of {out} outputs is too wide"));
         }
+        let listed: usize = rows.iter().map(Vec::len).sum();
+        self.check_memory(listed as u64 * 12 + 16 * out as u64, || {
+            format!("a layer of {out} outputs")
+        })?;
         let affine = Sparse::from_rows(self.width, rows, Array1::from(bias))
             .map(Affine::Sparse)
             .map_err(|e| e.to_string())?;
@@ -419,6 +450,16 @@ impl<'a> Tracer<'a> {
     /// sparse).
     fn cut_alone(&mut self, x: &Data, relu: bool) -> Result<Data, String> {
         let width = self.width;
+        let (weights, index) = match &x.form {
+            Form::Select(elems) => (elems.len(), 4),
+            Form::Map(Map::Dense(w, _) | Map::Shared(w, _, _)) => (w.len(), 0),
+            Form::Map(Map::Sparse(rows, _)) => (rows.iter().map(Vec::len).sum(), 4),
+            Form::Map(Map::Conv(c)) => (c.kernel().len(), 0),
+        };
+        let outputs = x.len() as u64;
+        self.check_memory(weights as u64 * (8 + index) + 16 * outputs, || {
+            format!("a layer of {outputs} outputs")
+        })?;
         let affine = match &x.form {
             Form::Select(elems) => {
                 let rows = elems

@@ -140,6 +140,7 @@ pub(super) fn translate(
         layers: Vec::new(),
         width: 0,
         keep_batch_norm: options.keep_batch_norm,
+        max_memory: options.max_memory,
         opset,
         batch,
     };

@@ -40,7 +40,17 @@ fn conv<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, Strin
     let conv = conv_layer(node, image, |name| t.floats(name))?;
     let [c_out, ho, wo] = conv.output();
     let dims = vec![1, c_out, ho, wo];
-    if conv.row_weights() > CONV_ROWS_UP_TO {
+    let as_kernel = conv.row_weights() > CONV_ROWS_UP_TO;
+    let (weights, bytes_each, form) = if as_kernel {
+        (conv.kernel().len(), 8, "its kernel")
+    } else {
+        (conv.row_weights(), 12, "rows")
+    };
+    let outputs = conv.out_dim() as u64;
+    t.check_memory(weights as u64 * bytes_each + 16 * outputs, || {
+        format!("the convolution of {c_out}·{ho}·{wo} outputs, as {form} of {weights} weights,")
+    })?;
+    if as_kernel {
         return Ok(Output::Data(t.operator(&x, conv, dims)?));
     }
     let rows = (0..conv.out_dim())
