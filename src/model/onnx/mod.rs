@@ -60,7 +60,11 @@ pub fn load(path: &Path) -> Result<Network> {
 pub fn load_with(path: &Path, options: OnnxOptions) -> Result<Network> {
     let bytes = std::fs::read(path)
         .map_err(|e| Error::file(path, format!("cannot read the ONNX model: {e}")))?;
-    load_bytes_with(&bytes, path, options)
+    let model = parse(&bytes).map_err(|problem| Error::file(path, problem))?;
+    // The parsed model holds its own copy of every weight: the file's bytes go before the
+    // weights are converted to f64.
+    drop(bytes);
+    translate_model(&model, path, options)
 }
 
 /// [`load`] for a model already in memory; `path_for_messages` names it in errors.
@@ -76,6 +80,11 @@ pub fn load_bytes_with(
 ) -> Result<Network> {
     let path = path_for_messages;
     let model = parse(bytes).map_err(|problem| Error::file(path, problem))?;
+    translate_model(&model, path, options)
+}
+
+/// A parsed model's graph translated into a validated [`Network`].
+fn translate_model(model: &ModelProto, path: &Path, options: OnnxOptions) -> Result<Network> {
     let graph = model.graph.as_ref().ok_or_else(|| {
         Error::file(
             path,

@@ -165,6 +165,8 @@ pub(super) struct Tracer<'a> {
     /// The index of the last node that reads each tensor's values (graph outputs and Shape
     /// nodes are not counted).
     pub(super) last_use: HashMap<&'a str, usize>,
+    /// The index of the last node that reads each tensor, Shape nodes included.
+    pub(super) last_read: HashMap<&'a str, usize>,
     /// The index of the node being translated.
     pub(super) at: usize,
     /// The graph output, never carried: a network output must end the graph.
@@ -320,6 +322,41 @@ impl<'a> Tracer<'a> {
     /// The int64 tensor a constant input holds.
     pub(super) fn ints(&self, name: &str) -> Result<Vec<i64>, String> {
         int64_values(name, self.consts.get(name).map(AsRef::as_ref))
+    }
+
+    /// Input `pos` of a node, as [`Tracer::data`], owned when no later node reads it and it
+    /// is not the graph output (it is then dropped from the tensors kept), so that a layer cut
+    /// from it takes its weights instead of copying them.
+    pub(super) fn take_data(&mut self, node: &NodeProto, pos: usize) -> Result<Rc<Data>, String> {
+        let x = self.data(node, pos)?;
+        let name = required_input(node, pos, "data")?;
+        let last = self.last_read.get(name).is_none_or(|&i| i <= self.at);
+        if last && name != self.output && self.values.get(name).is_some_and(|d| Rc::ptr_eq(d, &x)) {
+            self.values.remove(name);
+        }
+        Ok(x)
+    }
+
+    /// [`Tracer::cut`] of a tensor held nowhere else: a lone map becomes the layer without
+    /// being copied.
+    pub(super) fn cut_taken(&mut self, x: Rc<Data>, relu: bool) -> Result<Data, String> {
+        if !self.live_tensors().is_empty() {
+            return self.cut(&x, relu);
+        }
+        match Rc::try_unwrap(x) {
+            Ok(Data {
+                dims,
+                form: Form::Map(Map::Dense(w, b)),
+                ..
+            }) => {
+                self.check_memory(w.len() as u64 * 8 + 16 * w.nrows() as u64, || {
+                    format!("a layer of {} outputs", w.nrows())
+                })?;
+                self.finish_cut(dims, Dense::new(w, b).map(Affine::Dense), relu)
+            }
+            Ok(data) => self.cut_alone(&data, relu),
+            Err(x) => self.cut(&x, relu),
+        }
     }
 
     /// A tensor of the current layer input.
@@ -487,8 +524,18 @@ impl<'a> Tracer<'a> {
                     .map(Affine::Sparse)
             }
             Form::Map(Map::Conv(c)) => Ok(Affine::Conv(c.clone())),
-        }
-        .map_err(|e| e.to_string())?;
+        };
+        self.finish_cut(x.dims.clone(), affine, relu)
+    }
+
+    /// The layer `affine` pushed; its outputs, of shape `dims`, the new layer input.
+    fn finish_cut(
+        &mut self,
+        dims: Vec<usize>,
+        affine: crate::error::Result<Affine>,
+        relu: bool,
+    ) -> Result<Data, String> {
+        let affine = affine.map_err(|e| e.to_string())?;
         let out = affine.out_dim();
         if u32::try_from(out).is_err() {
             return Err(format!("a layer of {out} outputs is too wide"));
@@ -496,7 +543,7 @@ impl<'a> Tracer<'a> {
         self.layers.push(Layer::new(affine, relu));
         self.width = out;
         Ok(Data {
-            dims: x.dims.clone(),
+            dims,
             layer: self.layers.len(),
             form: Form::Select((0..out as u32).map(Elem::Input).collect()),
             bias_open: false,

@@ -120,7 +120,11 @@ pub(super) fn translate(
 
     // A Shape reads only sizes, which are static: it keeps nothing alive.
     let mut last_use = HashMap::new();
+    let mut last_read = HashMap::new();
     for (i, node) in graph.node.iter().enumerate() {
+        for name in &node.input {
+            last_read.insert(name.as_str(), i);
+        }
         if node.op_type == "Shape" {
             continue;
         }
@@ -135,6 +139,7 @@ pub(super) fn translate(
         unknown: HashMap::new(),
         from_sizes: HashSet::new(),
         last_use,
+        last_read,
         at: 0,
         output: output.name.as_str(),
         layers: Vec::new(),

@@ -19,7 +19,7 @@ pub(super) const OPS: &[Op] = &[Op {
 /// copying each element. A Relu of the graph input itself is refused: it must follow an
 /// affine layer.
 fn relu<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, String> {
-    let x = t.data(node, 0)?;
+    let x = t.take_data(node, 0)?;
     if t.layers.is_empty() && matches!(x.form, Form::Select(_)) {
         return Err("Relu on the raw input; a Relu must follow an affine layer".into());
     }
@@ -28,5 +28,5 @@ fn relu<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, Strin
             return Ok(Output::Data(x.as_ref().clone()));
         }
     }
-    Ok(Output::Data(t.cut(&x, true)?))
+    Ok(Output::Data(t.cut_taken(x, true)?))
 }
