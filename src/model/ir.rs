@@ -37,10 +37,13 @@ impl<T: Scalar> Dense<T> {
                 weight.ncols()
             )));
         }
-        Ok(Self {
-            weight: weight.as_standard_layout().into_owned(),
-            bias,
-        })
+        // A matrix already in standard layout is kept, not copied.
+        let weight = if weight.is_standard_layout() {
+            weight
+        } else {
+            weight.as_standard_layout().into_owned()
+        };
+        Ok(Self { weight, bias })
     }
 
     /// `W`, of shape (outputs, inputs), in standard (row-major) layout.
