@@ -91,7 +91,7 @@ impl<T: Scalar> Conv<T> {
                 shape.input, shape.channels
             )));
         }
-        if g == 0 || c_in % g != 0 || shape.channels % g != 0 {
+        if g == 0 || !c_in.is_multiple_of(g) || !shape.channels.is_multiple_of(g) {
             return Err(invalid(format!(
                 "{g} groups do not divide {c_in} input and {} output channels",
                 shape.channels

@@ -184,7 +184,7 @@ fn conv_layer(
     let c_in = input[0];
     let groups = match attr_int(node, "group")? {
         None => 1,
-        Some(g) if g > 0 && c_in % g as usize == 0 => g as usize,
+        Some(g) if g > 0 && c_in.is_multiple_of(g as usize) => g as usize,
         Some(g) => {
             return Err(format!(
                 "group = {g} does not divide the data's {c_in} channels"
@@ -208,7 +208,7 @@ fn conv_layer(
     if [c_out, kh, kw]
         .iter()
         .any(|&d| d == 0 || d > MAX_IMAGE_SIDE)
-        || c_out % groups != 0
+        || !c_out.is_multiple_of(groups)
     {
         return Err(format!(
             "the weight '{w_name}' has shape {:?}; every size must be between 1 and 2^24, and \
