@@ -119,8 +119,8 @@ impl NativeModel {
         let bytes = onnx.as_bytes().to_vec();
         let options = OnnxOptions {
             keep_batch_norm,
-            question: None,
             strip_softmax,
+            ..OnnxOptions::default()
         };
         let net = py
             .detach(|| load_bytes_with(&bytes, Path::new(IN_MEMORY), options))

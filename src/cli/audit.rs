@@ -266,6 +266,7 @@ fn from_run(args: &AuditArgs, dir: &Path) -> Result<(crate::model::Model, Inputs
         question: stored.model.question.clone(),
         question_text: None,
         strip_softmax: stored.model.strip_softmax,
+        max_memory: args.reading.max_memory,
     };
     let model = reading
         .load(&stored.model.path)

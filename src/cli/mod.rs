@@ -190,6 +190,43 @@ pub struct ModelArgs {
     /// the logits, and relevances, roots and regions are those of the logits
     #[arg(long)]
     pub strip_softmax: bool,
+    /// The most memory the network may take (weights as f64 and one sample's activations),
+    /// in bytes or with a K, M or G suffix (powers of 1024); a larger model, or an ONNX layer
+    /// that would take it past this, is refused before it is built. Default: the memory
+    /// available (MemAvailable in /proc/meminfo; no limit where it cannot be read)
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub max_memory: Option<u64>,
+}
+
+/// `BYTES`, `BYTES K`, `M` or `G` (powers of 1024).
+fn parse_bytes(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    let (digits, scale) = match t.char_indices().last() {
+        Some((at, c)) if c.is_ascii_alphabetic() => {
+            let scale: u64 = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                _ => return Err(format!("'{text}': the suffix is K, M or G")),
+            };
+            (&t[..at], scale)
+        }
+        _ => (t, 1),
+    };
+    digits
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("'{text}' is not a number of bytes (such as 512M or 4G)"))
+}
+
+/// The memory available now (MemAvailable in /proc/meminfo), where it can be read.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 impl ModelArgs {
@@ -201,7 +238,7 @@ impl ModelArgs {
             question: self.question(path)?,
             strip_softmax: self.strip_softmax,
         };
-        Model::load_with(path, &options)
+        Model::load_within(path, &options, self.max_memory.or_else(available_memory))
     }
 
     /// The question vector: `--question`'s values, or `--question-text` encoded by the

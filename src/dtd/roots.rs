@@ -199,7 +199,7 @@ pub(crate) fn root_step<T: Scalar>(
         w: w.values(),
         a: &listed,
         full: a,
-        row: *w,
+        row: w,
         r,
         threshold,
         stabilizer,
@@ -247,7 +247,7 @@ struct RootStep<'a, T> {
     a: &'a [T],
     /// The whole input, and the row (for the positions of its listed weights).
     full: &'a [T],
-    row: WeightRow<'a, T>,
+    row: &'a WeightRow<'a, T>,
     r: &'a T,
     threshold: &'a T,
     stabilizer: &'a T,

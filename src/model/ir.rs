@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use super::kind::LayerKind;
 use crate::error::{invalid, Result};
 use crate::exact::{Rational, Scalar};
+use crate::model::conv::Conv;
 
 pub use super::activation::Activation;
 
@@ -40,10 +41,13 @@ impl<T: Scalar> Dense<T> {
                 weight.ncols()
             )));
         }
-        Ok(Self {
-            weight: weight.as_standard_layout().into_owned(),
-            bias,
-        })
+        // A matrix already in standard layout is kept, not copied.
+        let weight = if weight.is_standard_layout() {
+            weight
+        } else {
+            weight.as_standard_layout().into_owned()
+        };
+        Ok(Self { weight, bias })
     }
 
     /// `W`, of shape (outputs, inputs), in standard (row-major) layout.
@@ -148,7 +152,7 @@ impl<T: Scalar> Sparse<T> {
         let range = self.offsets[j]..self.offsets[j + 1];
         WeightRow {
             len: self.in_dim,
-            values: &self.values[range.clone()],
+            values: Held::Borrowed(&self.values[range.clone()]),
             inputs: Inputs::Listed(&self.inputs[range]),
         }
     }
@@ -206,36 +210,39 @@ impl<T: Scalar> Shared<T> {
         let (rows, cols) = self.block.weight.dim();
         WeightRow {
             len: cols * self.copies,
-            values: self.block.row(j % rows),
+            values: Held::Borrowed(self.block.row(j % rows)),
             inputs: Inputs::From((j / rows) * cols),
         }
     }
 }
 
-/// The weights of one output: every input's (a dense row), or some inputs' (a sparse or
-/// shared row, where every other input has weight 0 and is not connected).
-#[derive(Debug)]
+/// The weights of one output: every input's (a dense row), or some inputs' (a sparse, shared
+/// or convolution row, where every other input has weight 0 and is not connected). Dense,
+/// sparse and shared rows borrow the layer's weights; a convolution's row is built on demand
+/// from its kernel and holds its own.
+#[derive(Clone, Debug)]
 pub struct WeightRow<'a, T> {
     len: usize,
-    values: &'a [T],
+    values: Held<'a, T>,
     inputs: Inputs<'a>,
 }
 
-impl<T> Clone for WeightRow<'_, T> {
-    fn clone(&self) -> Self {
-        *self
-    }
+/// A row's listed weights: the layer's own, or built for the row.
+#[derive(Clone, Debug)]
+enum Held<'a, T> {
+    Borrowed(&'a [T]),
+    Owned(Vec<T>),
 }
 
-impl<T> Copy for WeightRow<'_, T> {}
-
 /// Where a row's listed weights sit among the layer's inputs.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum Inputs<'a> {
     /// Every input, in order.
     All,
     /// The inputs listed, in increasing order.
     Listed(&'a [u32]),
+    /// The inputs listed, in increasing order, built for the row.
+    Owned(Vec<u32>),
     /// Consecutive inputs from this one on.
     From(usize),
 }
@@ -245,8 +252,21 @@ impl<'a, T: Scalar> WeightRow<'a, T> {
     pub fn from_dense(values: &'a [T]) -> Self {
         WeightRow {
             len: values.len(),
-            values,
+            values: Held::Borrowed(values),
             inputs: Inputs::All,
+        }
+    }
+
+    /// A row of a layer of `len` inputs built on demand: `values[k]` is the weight of input
+    /// `inputs[k]`, the inputs strictly increasing and below `len`.
+    pub fn from_owned(len: usize, inputs: Vec<u32>, values: Vec<T>) -> Self {
+        debug_assert_eq!(inputs.len(), values.len());
+        debug_assert!(inputs.windows(2).all(|p| p[0] < p[1]));
+        debug_assert!(inputs.last().is_none_or(|&i| (i as usize) < len));
+        WeightRow {
+            len,
+            values: Held::Owned(values),
+            inputs: Inputs::Owned(inputs),
         }
     }
 
@@ -261,8 +281,12 @@ impl<'a, T: Scalar> WeightRow<'a, T> {
     }
 
     /// The listed weights: all of them for a dense row.
-    pub fn values(&self) -> &'a [T] {
-        self.values
+    #[inline]
+    pub fn values(&self) -> &[T] {
+        match &self.values {
+            Held::Borrowed(v) => v,
+            Held::Owned(v) => v,
+        }
     }
 
     /// Whether the row lists every input of the layer, in order.
@@ -271,32 +295,35 @@ impl<'a, T: Scalar> WeightRow<'a, T> {
     }
 
     /// The input of the `k`-th listed weight.
+    #[inline]
     pub fn position(&self, k: usize) -> usize {
-        match self.inputs {
+        match &self.inputs {
             Inputs::All => k,
             Inputs::Listed(ix) => ix[k] as usize,
+            Inputs::Owned(ix) => ix[k] as usize,
             Inputs::From(start) => start + k,
         }
     }
 
     /// How many inputs the output is connected to.
     pub fn connected(&self) -> usize {
-        self.values.len()
+        self.values().len()
     }
 
     /// `(input, weight)` for each listed weight.
-    pub fn entries(&self) -> impl Iterator<Item = (usize, &'a T)> + 'a {
-        let row = *self;
-        self.values
+    pub fn entries(&self) -> impl Iterator<Item = (usize, &T)> + '_ {
+        self.values()
             .iter()
             .enumerate()
-            .map(move |(k, v)| (row.position(k), v))
+            .map(move |(k, v)| (self.position(k), v))
     }
 
     /// The whole row with its zeros: borrowed for a dense row.
     pub fn dense(&self) -> Cow<'a, [T]> {
-        if self.is_dense() {
-            return Cow::Borrowed(self.values);
+        match (&self.inputs, &self.values) {
+            (Inputs::All, Held::Borrowed(v)) => return Cow::Borrowed(v),
+            (Inputs::All, Held::Owned(v)) => return Cow::Owned(v.clone()),
+            _ => {}
         }
         let mut out = vec![T::zero(); self.len];
         for (i, v) in self.entries() {
@@ -307,26 +334,28 @@ impl<'a, T: Scalar> WeightRow<'a, T> {
 
     /// `a` at the listed inputs, in their order (borrowed for a dense or shared row).
     pub fn gather<'b>(&self, a: &'b [T]) -> Cow<'b, [T]> {
-        match self.inputs {
+        match &self.inputs {
             Inputs::All => Cow::Borrowed(a),
-            Inputs::From(start) => Cow::Borrowed(&a[start..start + self.values.len()]),
+            Inputs::From(start) => Cow::Borrowed(&a[*start..start + self.connected()]),
             Inputs::Listed(ix) => Cow::Owned(ix.iter().map(|&i| a[i as usize].clone()).collect()),
+            Inputs::Owned(ix) => Cow::Owned(ix.iter().map(|&i| a[i as usize].clone()).collect()),
         }
     }
 
     /// `w · a + b`, summed left to right over the listed weights in `T`'s arithmetic.
     pub fn affine_dot(&self, a: &[T], b: &T) -> T {
-        match self.inputs {
-            Inputs::All => crate::exact::scalar::affine_dot(self.values, a, b),
-            Inputs::From(start) => crate::exact::scalar::affine_dot(
-                self.values,
-                &a[start..start + self.values.len()],
-                b,
-            ),
-            Inputs::Listed(ix) => T::affine_sum(
-                self.values.iter().zip(ix.iter().map(|&i| &a[i as usize])),
-                b,
-            ),
+        let values = self.values();
+        match &self.inputs {
+            Inputs::All => crate::exact::scalar::affine_dot(values, a, b),
+            Inputs::From(start) => {
+                crate::exact::scalar::affine_dot(values, &a[*start..start + values.len()], b)
+            }
+            Inputs::Listed(ix) => {
+                T::affine_sum(values.iter().zip(ix.iter().map(|&i| &a[i as usize])), b)
+            }
+            Inputs::Owned(ix) => {
+                T::affine_sum(values.iter().zip(ix.iter().map(|&i| &a[i as usize])), b)
+            }
         }
     }
 
@@ -345,6 +374,8 @@ pub enum Affine<T = f64> {
     Sparse(Sparse<T>),
     /// One dense block repeated over consecutive input slices (a relation network's `g`).
     Shared(Shared<T>),
+    /// A 2-D convolution kept as its shared kernel; its rows are built on demand.
+    Conv(Conv<T>),
 }
 
 impl<T: Scalar> Affine<T> {
@@ -354,6 +385,7 @@ impl<T: Scalar> Affine<T> {
             Affine::Dense(d) => d.weight.ncols(),
             Affine::Sparse(s) => s.in_dim,
             Affine::Shared(s) => s.block.weight.ncols() * s.copies,
+            Affine::Conv(c) => c.in_dim(),
         }
     }
 
@@ -363,6 +395,7 @@ impl<T: Scalar> Affine<T> {
             Affine::Dense(d) => d.weight.nrows(),
             Affine::Sparse(s) => s.rows(),
             Affine::Shared(s) => s.block.weight.nrows() * s.copies,
+            Affine::Conv(c) => c.out_dim(),
         }
     }
 
@@ -371,11 +404,15 @@ impl<T: Scalar> Affine<T> {
         match self {
             Affine::Dense(d) => WeightRow {
                 len: d.weight.ncols(),
-                values: d.row(j),
+                values: Held::Borrowed(d.row(j)),
                 inputs: Inputs::All,
             },
             Affine::Sparse(s) => s.row(j),
             Affine::Shared(s) => s.row(j),
+            Affine::Conv(c) => {
+                let (inputs, values) = c.row(j);
+                WeightRow::from_owned(c.in_dim(), inputs, values)
+            }
         }
     }
 
@@ -385,16 +422,18 @@ impl<T: Scalar> Affine<T> {
             Affine::Dense(d) => &d.bias[j],
             Affine::Sparse(s) => &s.bias[j],
             Affine::Shared(s) => &s.block.bias[j % s.block.bias.len()],
+            Affine::Conv(c) => c.bias(j),
         }
     }
 
     /// The number of stored weights (`rows × columns` for a dense layer, the block's for a
-    /// shared one).
+    /// shared one, the kernel's for a convolution).
     pub fn stored_weights(&self) -> usize {
         match self {
             Affine::Dense(d) => d.weight.len(),
             Affine::Sparse(s) => s.values.len(),
             Affine::Shared(s) => s.block.weight.len(),
+            Affine::Conv(c) => c.kernel().len(),
         }
     }
 
@@ -404,6 +443,7 @@ impl<T: Scalar> Affine<T> {
             Affine::Dense(d) => d.weight.ncols(),
             Affine::Sparse(s) => s.offsets.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0),
             Affine::Shared(s) => s.block.weight.ncols(),
+            Affine::Conv(c) => c.max_connected(),
         }
     }
 
@@ -413,6 +453,7 @@ impl<T: Scalar> Affine<T> {
             Affine::Dense(d) => d.bias.len(),
             Affine::Sparse(s) => s.bias.len(),
             Affine::Shared(s) => s.block.bias.len(),
+            Affine::Conv(c) => c.channel_bias().len(),
         }
     }
 
@@ -423,8 +464,10 @@ impl<T: Scalar> Affine<T> {
         if rows.checked_mul(cols).is_none_or(|n| n > limit) {
             return None;
         }
-        if let Affine::Dense(d) = self {
-            return Some(Cow::Borrowed(&d.weight));
+        match self {
+            Affine::Dense(d) => return Some(Cow::Borrowed(&d.weight)),
+            Affine::Conv(c) => return Some(Cow::Owned(c.dense_matrix())),
+            _ => {}
         }
         let mut m = Array2::from_elem((rows, cols), T::zero());
         for j in 0..rows {
@@ -437,6 +480,9 @@ impl<T: Scalar> Affine<T> {
 
     /// `out = W a + b`, summed left to right in `T`'s arithmetic.
     pub fn apply_into(&self, a: &[T], out: &mut Vec<T>) {
+        if let Affine::Conv(c) = self {
+            return c.apply_into(a, out);
+        }
         out.clear();
         for j in 0..self.out_dim() {
             out.push(self.row(j).affine_dot(a, self.bias(j)));
@@ -467,6 +513,7 @@ impl<T: Scalar> Affine<T> {
                 },
                 copies: s.copies,
             }),
+            Affine::Conv(c) => Affine::Conv(c.map(f)),
         }
     }
 }
@@ -478,6 +525,7 @@ impl Affine<f64> {
         match self {
             Affine::Dense(d) if absolute => d.weight.mapv(f64::abs).dot(&g),
             Affine::Dense(d) => d.weight.dot(&g),
+            Affine::Conv(c) => c.times(g, absolute),
             Affine::Sparse(_) | Affine::Shared(_) => {
                 let mut out = Array2::zeros((self.out_dim(), g.ncols()));
                 for (j, mut o) in out.rows_mut().into_iter().enumerate() {
@@ -495,6 +543,7 @@ impl Affine<f64> {
     pub fn apply_rows(&self, h: ArrayView2<'_, f64>) -> Array2<f64> {
         match self {
             Affine::Dense(d) => h.dot(&d.weight.t()),
+            Affine::Conv(c) => c.apply_rows(h),
             // One product per copy: the block against the copy's slice of every point.
             Affine::Shared(s) => {
                 let (rows, cols) = s.block.weight.dim();
@@ -654,6 +703,19 @@ impl Network<f64> {
             }
             parameters = parameters.saturating_add(layer.affine.parameters());
             let affine = &layer.affine;
+            if let Affine::Conv(c) = affine {
+                if let Some((j, i, v)) = c.first_non_finite() {
+                    return Err(invalid(match i {
+                        Some(i) => format!(
+                            "layer {number}: weight [{j}, {i}] is {v}, weights must be finite"
+                        ),
+                        None => {
+                            format!("layer {number}: bias [{j}] is {v}, biases must be finite")
+                        }
+                    }));
+                }
+                continue;
+            }
             for j in 0..affine.out_dim() {
                 if let Some((i, v)) = affine.row(j).entries().find(|(_, v)| !v.is_finite()) {
                     return Err(invalid(format!(
@@ -756,6 +818,18 @@ impl Network<f64> {
                         h.update(i.to_le_bytes());
                     }
                     for v in s.values.iter().chain(s.bias.iter()) {
+                        h.update(v.to_bits().to_le_bytes());
+                    }
+                }
+                Affine::Conv(c) => {
+                    h.update(b"conv");
+                    let shape = c.shape();
+                    let sizes = shape.input.iter().chain([&shape.channels, &shape.groups]);
+                    let window = [shape.kernel, shape.strides, shape.dilations];
+                    for &v in sizes.chain(window.iter().flatten()).chain(&shape.pads) {
+                        h.update((v as u64).to_le_bytes());
+                    }
+                    for v in c.kernel().iter().chain(c.channel_bias()) {
                         h.update(v.to_bits().to_le_bytes());
                     }
                 }

@@ -59,11 +59,12 @@ impl LayerKind {
     }
 
     /// The kind a layer's shape suggests when its origin is not recorded: a max-pool layer,
-    /// a dense or shared (dense block) map, or `other`.
+    /// a dense or shared (dense block) map, a convolution kept as its kernel, or `other`.
     pub fn infer<T: Scalar>(layer: &Layer<T>) -> Self {
         match (&layer.affine, layer.max_pool) {
             (_, Some(_)) => LayerKind::MaxPool,
             (Affine::Dense(_) | Affine::Shared(_), None) => LayerKind::Dense,
+            (Affine::Conv(_), None) => LayerKind::Conv,
             (Affine::Sparse(_), None) => LayerKind::Other,
         }
     }

@@ -1,6 +1,7 @@
 //! The network IR, its loaders, and the forward pass.
 
 pub mod activation;
+pub mod conv;
 pub mod file;
 pub mod forward;
 pub mod image;
@@ -44,6 +45,44 @@ pub struct LoadOptions {
     pub strip_softmax: bool,
 }
 
+/// The bytes a network takes, estimated: 8 a stored weight or bias (f64), 4 more a listed
+/// weight of sparse rows (its input index), and 8 an activation of one sample (each layer's
+/// output and the input).
+pub fn estimated_bytes(net: &Network) -> u64 {
+    let layers: u64 = net.layers().iter().map(|l| layer_bytes(&l.affine)).sum();
+    layers + 8 * net.input_dim() as u64
+}
+
+/// [`estimated_bytes`] for one layer: its parameters and its outputs.
+pub fn layer_bytes(affine: &Affine) -> u64 {
+    let index = if matches!(affine, Affine::Sparse(_)) {
+        4
+    } else {
+        0
+    };
+    let weights = affine.stored_weights() as u64;
+    // Biases: one per output but for a shared block or a convolution, where fewer are stored;
+    // counted per output, an upper bound.
+    let outputs = affine.out_dim() as u64;
+    weights * (8 + index) + 16 * outputs
+}
+
+/// `bytes` in a short human form (`1.5 GiB`).
+pub fn show_bytes(bytes: u64) -> String {
+    let units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
 /// A loaded network with its exact twin, built on first use.
 #[derive(Clone, Debug)]
 pub struct Model {
@@ -77,6 +116,17 @@ impl Model {
 
     /// [`Model::load`] with load options.
     pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Self> {
+        Self::load_within(path, options, None)
+    }
+
+    /// [`Model::load_with`], refusing a network that would take more than `max_memory` bytes
+    /// as [`estimated_bytes`] counts them (an ONNX layer that would take the total past it is
+    /// refused before it is built).
+    pub fn load_within(
+        path: &Path,
+        options: &LoadOptions,
+        max_memory: Option<u64>,
+    ) -> Result<Self> {
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
@@ -102,6 +152,7 @@ impl Model {
                     keep_batch_norm: options.keep_batch_norm,
                     question: options.question.clone(),
                     strip_softmax: options.strip_softmax,
+                    max_memory,
                 },
             )?,
             Some("json") if relation_network => {
@@ -134,6 +185,20 @@ impl Model {
             true => residual::split_residuals(&net).map_err(|e| e.in_file(path))?,
             false => net,
         };
+        if let Some(limit) = max_memory {
+            let need = estimated_bytes(&net);
+            if need > limit {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "the network takes about {} (weights as f64 and one sample's \
+                         activations), more than the {} of --max-memory",
+                        show_bytes(need),
+                        show_bytes(limit)
+                    ),
+                ));
+            }
+        }
         Ok(Self::new(net))
     }
 

@@ -309,7 +309,7 @@ fn row_blocks(affine: &crate::model::Affine) -> Option<Vec<RowBlock<'_>>> {
                     .collect(),
             )
         }
-        crate::model::Affine::Sparse(_) => None,
+        crate::model::Affine::Sparse(_) | crate::model::Affine::Conv(_) => None,
     }
 }
 

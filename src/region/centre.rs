@@ -175,7 +175,7 @@ mod tests {
         let expect = c.rational(0) * Rational::from_f64(0.5)
             + c.rational(1) * Rational::from_f64(-3.0)
             + Rational::from_f64(0.25);
-        assert_eq!(c.affine(w, 0.25).to_rational(), expect);
+        assert_eq!(c.affine(w.clone(), 0.25).to_rational(), expect);
         let f = Centre::from_f64(&[1.0, 2.0]).unwrap();
         assert_eq!(
             f.affine(w, 0.25).to_rational(),

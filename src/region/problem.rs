@@ -608,7 +608,8 @@ pub fn composed_row_norms(net: &Network, pattern: &Pattern, m: usize) -> Vec<(f6
 
 /// Whether rows `s` and `o` of `affine` are the same map (same weights, same bias).
 fn same_row(affine: &crate::model::Affine, s: usize, o: usize) -> bool {
-    affine.bias(s) == affine.bias(o) && affine.row(s).entries().eq(affine.row(o).entries())
+    let (rs, ro) = (affine.row(s), affine.row(o));
+    affine.bias(s) == affine.bias(o) && rs.entries().eq(ro.entries())
 }
 
 /// The Chebyshev program: the largest Euclidean ball (centre `c`, radius `r`) inside the

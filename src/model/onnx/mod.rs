@@ -48,6 +48,10 @@ pub struct OnnxOptions {
     /// Leaves out a Softmax that computes the graph output, so that the network ends with
     /// the logits it normalises (`--strip-softmax`).
     pub strip_softmax: bool,
+    /// The most bytes the network may take (as [`crate::model::estimated_bytes`] counts
+    /// them): a layer that would take the total past it is refused, naming its node, before
+    /// it is built. `None`: no limit.
+    pub max_memory: Option<u64>,
 }
 
 /// Loads an ONNX file and translates it into a validated [`Network`].
@@ -59,7 +63,11 @@ pub fn load(path: &Path) -> Result<Network> {
 pub fn load_with(path: &Path, options: OnnxOptions) -> Result<Network> {
     let bytes = std::fs::read(path)
         .map_err(|e| Error::file(path, format!("cannot read the ONNX model: {e}")))?;
-    load_bytes_with(&bytes, path, options)
+    let model = parse(&bytes).map_err(|problem| Error::file(path, problem))?;
+    // The parsed model holds its own copy of every weight: the file's bytes go before the
+    // weights are converted to f64.
+    drop(bytes);
+    translate_model(&model, path, options)
 }
 
 /// [`load`] for a model already in memory; `path_for_messages` names it in errors.
@@ -80,6 +88,11 @@ pub fn load_bytes_with(
             translate::strip_softmax(graph).map_err(|problem| Error::file(path, problem))?;
         }
     }
+    translate_model(&model, path, options)
+}
+
+/// A parsed model's graph translated into a validated [`Network`].
+fn translate_model(model: &ModelProto, path: &Path, options: OnnxOptions) -> Result<Network> {
     let graph = model.graph.as_ref().ok_or_else(|| {
         Error::file(
             path,

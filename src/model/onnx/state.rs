@@ -22,12 +22,23 @@ use onnx_protobuf::{NodeProto, TensorProto};
 
 use super::proto::{float_tensor, int64_values, required_input, Tensor};
 use crate::exact::dyadic::ExactSum;
+use crate::model::conv::Conv;
 use crate::model::ir::{Activation, Affine, Dense, Layer, Shared, Sparse};
 use crate::model::kind::LayerKind;
+use crate::model::{layer_bytes, show_bytes};
 
 /// Weights one step may store (2^26, 1.5 GiB with their indices), and values one tensor may
 /// hold. A 24-channel 3×3 convolution of a 3×128×128 image stores 2.7 million.
 pub(super) const MAX_LOWERED_ENTRIES: usize = 1 << 26;
+
+/// The most weights a convolution's rows may list and be kept as sparse rows (2^23, 96 MiB
+/// with their indices); a larger convolution is kept as its kernel ([`Map::Conv`]) and its
+/// rows are built on demand. Up to it, the image networks read so far (the largest, a
+/// 16-channel 3×3 convolution of a 3×128×128 image, lists 6.9 million) keep the rows they
+/// had, which DTD reads without building anything; every convolution of a torchvision
+/// network at 224×224 lists more than 5·10^7 and is kept as its kernel, 8 bytes a parameter
+/// instead of 12 bytes a listed weight.
+pub(super) const CONV_ROWS_UP_TO: usize = 1 << 23;
 
 /// The largest image side, channel count, kernel side, stride or pad read (2^24): keeps every
 /// size computed from them far from overflow.
@@ -53,6 +64,9 @@ pub(super) enum Map {
     /// One block for `copies` consecutive slices of the input.
     Shared(Array2<f64>, Array1<f64>, usize),
     Sparse(SparseRows, Vec<f64>),
+    /// A convolution too large for rows (above [`CONV_ROWS_UP_TO`] weights), kept as its
+    /// kernel.
+    Conv(Conv),
 }
 
 impl Map {
@@ -61,6 +75,7 @@ impl Map {
             Map::Dense(w, _) => w.nrows(),
             Map::Shared(w, _, copies) => w.nrows() * copies,
             Map::Sparse(rows, _) => rows.len(),
+            Map::Conv(c) => c.out_dim(),
         }
     }
 }
@@ -151,6 +166,8 @@ pub(super) struct Tracer<'a> {
     /// The index of the last node that reads each tensor's values (graph outputs and Shape
     /// nodes are not counted).
     pub(super) last_use: HashMap<&'a str, usize>,
+    /// The index of the last node that reads each tensor, Shape nodes included.
+    pub(super) last_read: HashMap<&'a str, usize>,
     /// The index of the node being translated.
     pub(super) at: usize,
     /// The graph output, never carried: a network output must end the graph.
@@ -163,6 +180,8 @@ pub(super) struct Tracer<'a> {
     /// The width of the current layer input.
     pub(super) width: usize,
     pub(super) keep_batch_norm: bool,
+    /// The most bytes the network may take (`None`: no limit).
+    pub(super) max_memory: Option<u64>,
     /// The opset of the default domain (Unsqueeze, Squeeze and ReduceSum changed at 13).
     pub(super) opset: i64,
     pub(super) batch: Batch,
@@ -255,6 +274,30 @@ impl<'a> Tracer<'a> {
         }
     }
 
+    /// Checks that a layer of `bytes` (`what` it is) keeps the network within the memory
+    /// given, counting the layers cut so far as [`crate::model::estimated_bytes`] does.
+    pub(super) fn check_memory(
+        &self,
+        bytes: u64,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), String> {
+        let Some(limit) = self.max_memory else {
+            return Ok(());
+        };
+        let cut: u64 = self.layers.iter().map(|l| layer_bytes(&l.affine)).sum();
+        let total = cut + bytes + 8 * self.width as u64;
+        if total <= limit {
+            return Ok(());
+        }
+        Err(format!(
+            "{} takes about {} (the layers before it {}), more than the {} of --max-memory",
+            what(),
+            show_bytes(bytes),
+            show_bytes(cut),
+            show_bytes(limit)
+        ))
+    }
+
     /// Input `pos` of a node, which must be computed from the data and expressed in the
     /// current layer's input; a constant there reads as selected constants.
     pub(super) fn data(&self, node: &NodeProto, pos: usize) -> Result<Rc<Data>, String> {
@@ -296,6 +339,45 @@ impl<'a> Tracer<'a> {
     /// The int64 tensor a constant input holds.
     pub(super) fn ints(&self, name: &str) -> Result<Vec<i64>, String> {
         int64_values(name, self.consts.get(name).map(AsRef::as_ref))
+    }
+
+    /// Input `pos` of a node, as [`Tracer::data`], owned when no later node reads it and it
+    /// is not the graph output (it is then dropped from the tensors kept), so that a layer cut
+    /// from it takes its weights instead of copying them.
+    pub(super) fn take_data(&mut self, node: &NodeProto, pos: usize) -> Result<Rc<Data>, String> {
+        let x = self.data(node, pos)?;
+        let name = required_input(node, pos, "data")?;
+        let last = self.last_read.get(name).is_none_or(|&i| i <= self.at);
+        if last && name != self.output && self.values.get(name).is_some_and(|d| Rc::ptr_eq(d, &x)) {
+            self.values.remove(name);
+        }
+        Ok(x)
+    }
+
+    /// [`Tracer::cut`] of a tensor held nowhere else: a lone map becomes the layer without
+    /// being copied.
+    pub(super) fn cut_taken(
+        &mut self,
+        x: Rc<Data>,
+        activation: Option<Activation>,
+    ) -> Result<Data, String> {
+        if !self.live_tensors().is_empty() {
+            return self.cut(&x, activation);
+        }
+        match Rc::try_unwrap(x) {
+            Ok(Data {
+                dims,
+                form: Form::Map(Map::Dense(w, b)),
+                ..
+            }) => {
+                self.check_memory(w.len() as u64 * 8 + 16 * w.nrows() as u64, || {
+                    format!("a layer of {} outputs", w.nrows())
+                })?;
+                self.finish_cut(dims, Dense::new(w, b).map(Affine::Dense), activation)
+            }
+            Ok(data) => self.cut_alone(&data, activation),
+            Err(x) => self.cut(&x, activation),
+        }
     }
 
     /// A tensor of the current layer input.
@@ -357,6 +439,10 @@ impl<'a> Tracer<'a> {
         if u32::try_from(out).is_err() {
             return Err(format!("a layer of {out} outputs is too wide"));
         }
+        let listed: usize = rows.iter().map(Vec::len).sum();
+        self.check_memory(listed as u64 * 12 + 16 * out as u64, || {
+            format!("a layer of {out} outputs")
+        })?;
         let affine = Sparse::from_rows(self.width, rows, Array1::from(bias))
             .map(Affine::Sparse)
             .map_err(|e| e.to_string())?;
@@ -424,6 +510,16 @@ impl<'a> Tracer<'a> {
     /// sparse).
     fn cut_alone(&mut self, x: &Data, activation: Option<Activation>) -> Result<Data, String> {
         let width = self.width;
+        let (weights, index) = match &x.form {
+            Form::Select(elems) => (elems.len(), 4),
+            Form::Map(Map::Dense(w, _) | Map::Shared(w, _, _)) => (w.len(), 0),
+            Form::Map(Map::Sparse(rows, _)) => (rows.iter().map(Vec::len).sum(), 4),
+            Form::Map(Map::Conv(c)) => (c.kernel().len(), 0),
+        };
+        let outputs = x.len() as u64;
+        self.check_memory(weights as u64 * (8 + index) + 16 * outputs, || {
+            format!("a layer of {outputs} outputs")
+        })?;
         let affine = match &x.form {
             Form::Select(elems) => {
                 let rows = elems
@@ -450,8 +546,19 @@ impl<'a> Tracer<'a> {
                 Sparse::from_rows(width, rows.clone(), Array1::from(bias.clone()))
                     .map(Affine::Sparse)
             }
-        }
-        .map_err(|e| e.to_string())?;
+            Form::Map(Map::Conv(c)) => Ok(Affine::Conv(c.clone())),
+        };
+        self.finish_cut(x.dims.clone(), affine, activation)
+    }
+
+    /// The layer `affine` pushed; its outputs, of shape `dims`, the new layer input.
+    fn finish_cut(
+        &mut self,
+        dims: Vec<usize>,
+        affine: crate::error::Result<Affine>,
+        activation: Option<Activation>,
+    ) -> Result<Data, String> {
+        let affine = affine.map_err(|e| e.to_string())?;
         let out = affine.out_dim();
         if u32::try_from(out).is_err() {
             return Err(format!("a layer of {out} outputs is too wide"));
@@ -463,7 +570,7 @@ impl<'a> Tracer<'a> {
         });
         self.width = out;
         Ok(Data {
-            dims: x.dims.clone(),
+            dims,
             layer: self.layers.len(),
             form: Form::Select((0..out as u32).map(Elem::Input).collect()),
             bias_open: false,
@@ -533,6 +640,26 @@ impl<'a> Tracer<'a> {
         Ok(self.with(dims, Form::Map(Map::Sparse(out_rows, out_bias))))
     }
 
+    /// A convolution kept as its kernel, applied to `x`, which must be the current layer
+    /// input as it is (a map is cut into a layer first).
+    pub(super) fn operator(
+        &mut self,
+        x: &Data,
+        conv: Conv,
+        dims: Vec<usize>,
+    ) -> Result<Data, String> {
+        let elems = self.select(x)?;
+        if !is_identity(&elems, self.width) {
+            return Err(format!(
+                "the convolution lists {} weights in its rows (more than 2^23) and is kept as its \
+                 kernel, which reads the layer input as it is; here its input is rearranged or \
+                 padded with constants",
+                conv.row_weights()
+            ));
+        }
+        Ok(self.with(dims, Form::Map(Map::Conv(conv))))
+    }
+
     /// Rearranges (and copies) the elements of `x`: output `p` is element `from[p]`. A map is
     /// cut first, unless the order is kept.
     pub(super) fn gather(
@@ -578,6 +705,22 @@ pub(super) fn form_rows(form: &Form) -> Result<Rows, String> {
             })
             .unzip(),
         Form::Map(Map::Sparse(rows, bias)) => (rows.clone(), bias.clone()),
+        Form::Map(Map::Conv(c)) => {
+            if c.row_weights() > MAX_LOWERED_ENTRIES {
+                return Err(format!(
+                    "a convolution kept as its kernel ({} weights in its rows, more than 2^26) is \
+                     combined here with other values (a residual connection, or a value carried \
+                     past a layer), which needs its rows",
+                    c.row_weights()
+                ));
+            }
+            (0..c.out_dim())
+                .map(|j| {
+                    let row = c.taps(j).map(|(i, k)| (i as u32, c.kernel()[k])).collect();
+                    (row, *c.bias(j))
+                })
+                .unzip()
+        }
         Form::Map(Map::Dense(w, b)) => (
             w.rows()
                 .into_iter()

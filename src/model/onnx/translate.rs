@@ -132,7 +132,11 @@ pub(super) fn translate(
 
     // A Shape reads only sizes, which are static: it keeps nothing alive.
     let mut last_use = HashMap::new();
+    let mut last_read = HashMap::new();
     for (i, node) in graph.node.iter().enumerate() {
+        for name in &node.input {
+            last_read.insert(name.as_str(), i);
+        }
         if node.op_type == "Shape" {
             continue;
         }
@@ -147,6 +151,7 @@ pub(super) fn translate(
         unknown: HashMap::new(),
         from_sizes: HashSet::new(),
         last_use,
+        last_read,
         at: 0,
         output: output.name.as_str(),
         layers: Vec::new(),
@@ -154,6 +159,7 @@ pub(super) fn translate(
         pending: LayerKind::Other,
         width: 0,
         keep_batch_norm: options.keep_batch_norm,
+        max_memory: options.max_memory,
         opset,
         batch,
     };

@@ -1,5 +1,7 @@
 //! Relu, Clip, LeakyRelu and PRelu: the piecewise-linear activations that close a layer.
 
+use std::rc::Rc;
+
 use onnx_protobuf::NodeProto;
 
 use super::{Op, Reads};
@@ -44,7 +46,7 @@ pub(super) const OPS: &[Op] = &[
 /// copying each element. A Relu of the graph input itself is refused: it must follow an
 /// affine layer.
 fn relu<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, String> {
-    let x = t.data(node, 0)?;
+    let x = t.take_data(node, 0)?;
     if let (Form::Select(elems), Some(last)) = (&x.form, t.layers.last()) {
         if last.relu
             && last.activation.is_relu()
@@ -54,13 +56,14 @@ fn relu<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, Strin
             return Ok(Output::Data(x.as_ref().clone()));
         }
     }
-    activate(t, &x, "Relu", Activation::Relu)
+    activate(t, x, "Relu", Activation::Relu)
 }
 
-/// Cuts `x` into a layer with `activation`, as [`relu`] does; refused on the raw input.
+/// Cuts `x` into a layer with `activation`, as [`relu`] does (taking `x`'s weights when no
+/// other node reads it); refused on the raw input.
 fn activate<'a>(
     t: &mut Tracer<'a>,
-    x: &Data,
+    x: Rc<Data>,
     op: &str,
     activation: Activation,
 ) -> Result<Output<'a>, String> {
@@ -70,7 +73,7 @@ fn activate<'a>(
         ));
     }
     activation.check(x.len())?;
-    Ok(Output::Data(t.cut(x, Some(activation))?))
+    Ok(Output::Data(t.cut_taken(x, Some(activation))?))
 }
 
 /// `min(max(x, min), max)` with constant bounds: inputs 1 and 2 (either may be left out) from
@@ -78,7 +81,7 @@ fn activate<'a>(
 /// and means no bound). Clip(0, ∞) is a ReLU; a Clip with neither bound passes its input
 /// through.
 fn clip<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, String> {
-    let x = t.data(node, 0)?;
+    let x = t.take_data(node, 0)?;
     let bound = |pos: usize, attribute: &str| -> Result<Option<f64>, String> {
         if t.opset < 11 {
             let v = attr_float(node, attribute)?;
@@ -108,21 +111,21 @@ fn clip<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, Strin
     let (lo, hi) = (bound(1, "min")?, bound(2, "max")?);
     match (lo, hi) {
         (None, None) => Ok(Output::Data(x.as_ref().clone())),
-        (Some(0.0), None) => activate(t, &x, "Clip", Activation::Relu),
-        (lo, hi) => activate(t, &x, "Clip", Activation::Clip { lo, hi }),
+        (Some(0.0), None) => activate(t, x, "Clip", Activation::Relu),
+        (lo, hi) => activate(t, x, "Clip", Activation::Clip { lo, hi }),
     }
 }
 
 /// `x` above 0, `alpha · x` below (alpha 0.01 unless given): LeakyRelu(0) is a ReLU and
 /// LeakyRelu(1) passes its input through.
 fn leaky_relu<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, String> {
-    let x = t.data(node, 0)?;
+    let x = t.take_data(node, 0)?;
     // The attribute is an f32: its default is the f32 nearest 0.01, as onnxruntime uses it.
     let alpha = attr_float(node, "alpha")?.unwrap_or(f64::from(0.01f32));
     match alpha {
         1.0 => Ok(Output::Data(x.as_ref().clone())),
-        0.0 => activate(t, &x, "LeakyRelu", Activation::Relu),
-        alpha => activate(t, &x, "LeakyRelu", Activation::LeakyRelu { alpha }),
+        0.0 => activate(t, x, "LeakyRelu", Activation::Relu),
+        alpha => activate(t, x, "LeakyRelu", Activation::LeakyRelu { alpha }),
     }
 }
 
@@ -130,7 +133,7 @@ fn leaky_relu<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>,
 /// from the right as ONNX broadcasts: `[C]` for `[N, C]` data and `[C, 1, 1]` for images
 /// give one slope per channel, `[1]` one for all.
 fn prelu<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, String> {
-    let x = t.data(node, 0)?;
+    let x = t.take_data(node, 0)?;
     let name = required_input(node, 1, "slope")?;
     let slope = t.floats(name)?;
     let slopes = broadcast(&slope.data, &slope.dims, &x.dims).ok_or_else(|| {
@@ -140,9 +143,9 @@ fn prelu<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, Stri
         )
     })?;
     if slopes.iter().all(|&s| s == 0.0) {
-        return activate(t, &x, "PRelu", Activation::Relu);
+        return activate(t, x, "PRelu", Activation::Relu);
     }
-    activate(t, &x, "PRelu", Activation::PRelu { slopes })
+    activate(t, x, "PRelu", Activation::PRelu { slopes })
 }
 
 /// `values` of shape `from` repeated to shape `to` (numpy broadcasting, `from` aligned to the

@@ -109,6 +109,11 @@ fn normalised(map: &Map, dims: &[usize], s: &[f64], t: &[f64]) -> Option<Map> {
             }
             Some(Map::Sparse(rows, b))
         }
+        Map::Conv(conv) => {
+            let mut conv = conv.clone();
+            conv.scale_channels(s, t);
+            Some(Map::Conv(conv))
+        }
         Map::Shared(w, b, copies) => {
             let rows = w.nrows();
             let same = (0..rows * copies).all(|j| channel_of(j) == channel_of(j % rows));

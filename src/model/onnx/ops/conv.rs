@@ -1,17 +1,20 @@
-//! Conv (2-D; group 1, dilation 1, explicit pads): a sparse map over the flattened
-//! `[channels, height, width]` sample, one row per output channel and position listing the
-//! inputs of its window, so no dense matrix is built; and the window attributes (kernel,
+//! Conv (2-D; groups, dilation 1, explicit pads): a map over the flattened
+//! `[channels, height, width]` sample, one output per channel and position reading the inputs
+//! of its window. A small one is kept as sparse rows, a large one as its kernel
+//! ([`crate::model::conv::Conv`]); no dense matrix is built. And the window attributes (kernel,
 //! strides, pads) it shares with pooling.
 
 use onnx_protobuf::NodeProto;
 
 use super::{Op, Reads};
-use crate::model::image::{conv_rows, Window};
+use crate::model::conv::{Conv, ConvShape};
+use crate::model::image::Window;
 use crate::model::onnx::proto::{
     attr_int, attr_ints, attr_string, bias_vector, required_input, Tensor,
 };
+use crate::model::onnx::state::Data;
 use crate::model::onnx::state::{
-    Data, Output, SparseRows, Tracer, MAX_IMAGE_SIDE, MAX_LOWERED_ENTRIES,
+    Output, Tracer, CONV_ROWS_UP_TO, MAX_IMAGE_SIDE, MAX_LOWERED_ENTRIES,
 };
 
 pub(super) const OPS: &[Op] = &[Op {
@@ -29,17 +32,36 @@ pub(super) const OPS: &[Op] = &[Op {
     translate: conv,
 }];
 
-/// `Conv` on `[batch, channels, height, width]` data.
+/// `Conv` on `[batch, channels, height, width]` data: sparse rows up to [`CONV_ROWS_UP_TO`]
+/// weights in all, the kernel applied as an operator above.
 fn conv<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, String> {
     let x = t.data(node, 0)?;
     let image = image(&x, "Conv")?;
-    let (rows, bias, [c_out, ho, wo]) = conv_layer(node, image, |name| t.floats(name))?;
-    Ok(Output::Data(t.linear(
-        &x,
-        rows,
-        bias,
-        vec![1, c_out, ho, wo],
-    )?))
+    let conv = conv_layer(node, image, |name| t.floats(name))?;
+    let [c_out, ho, wo] = conv.output();
+    let dims = vec![1, c_out, ho, wo];
+    let as_kernel = conv.row_weights() > CONV_ROWS_UP_TO;
+    let (weights, bytes_each, form) = if as_kernel {
+        (conv.kernel().len(), 8, "its kernel")
+    } else {
+        (conv.row_weights(), 12, "rows")
+    };
+    let outputs = conv.out_dim() as u64;
+    t.check_memory(weights as u64 * bytes_each + 16 * outputs, || {
+        format!("the convolution of {c_out}·{ho}·{wo} outputs, as {form} of {weights} weights,")
+    })?;
+    if as_kernel {
+        return Ok(Output::Data(t.operator(&x, conv, dims)?));
+    }
+    let rows = (0..conv.out_dim())
+        .map(|j| {
+            conv.taps(j)
+                .map(|(i, k)| (i as u32, conv.kernel()[k]))
+                .collect()
+        })
+        .collect();
+    let bias = (0..conv.out_dim()).map(|j| *conv.bias(j)).collect();
+    Ok(Output::Data(t.linear(&x, rows, bias, dims)?))
 }
 
 /// The `[channels, height, width]` of the data reaching an image operator.
@@ -153,18 +175,22 @@ pub(super) fn lowered(
     }
 }
 
-/// A Conv node over a `[c_in, h, w]` image (its weights read with `floats`): its rows, one bias
-/// per row, and the `[c_out, ho, wo]` output.
+/// A Conv node over a `[c_in, h, w]` image (its weights read with `floats`).
 fn conv_layer(
     node: &NodeProto,
-    [c_in, h, w]: [usize; 3],
+    input: [usize; 3],
     floats: impl Fn(&str) -> Result<Tensor, String>,
-) -> Result<(SparseRows, Vec<f64>, [usize; 3]), String> {
-    if let Some(g) = attr_int(node, "group")? {
-        if g != 1 {
-            return Err(format!("group = {g} is not supported; only 1 is"));
+) -> Result<Conv, String> {
+    let c_in = input[0];
+    let groups = match attr_int(node, "group")? {
+        None => 1,
+        Some(g) if g > 0 && c_in.is_multiple_of(g as usize) => g as usize,
+        Some(g) => {
+            return Err(format!(
+                "group = {g} does not divide the data's {c_in} channels"
+            ))
         }
-    }
+    };
     let w_name = required_input(node, 1, "W")?;
     let k = floats(w_name)?;
     let [c_out, k_in, kh, kw] = k.dims[..] else {
@@ -173,38 +199,45 @@ fn conv_layer(
             k.dims
         ));
     };
-    if k_in != c_in {
+    if k_in * groups != c_in {
         return Err(format!(
-            "the weight '{w_name}' takes {k_in} channels but the data has {c_in}"
+            "group = {groups}: the weight '{w_name}' takes {k_in} channels per group but the \
+             data has {c_in}"
         ));
     }
     if [c_out, kh, kw]
         .iter()
         .any(|&d| d == 0 || d > MAX_IMAGE_SIDE)
+        || !c_out.is_multiple_of(groups)
     {
         return Err(format!(
-            "the weight '{w_name}' has shape {:?}; every size must be between 1 and 2^24",
+            "the weight '{w_name}' has shape {:?}; every size must be between 1 and 2^24, and \
+             the {groups} groups must divide the output channels",
             k.dims
         ));
     }
     let window = Window::read(node, Some([kh, kw]))?;
-    let [ho, wo] = window.output(h, w)?;
-    let inputs = c_in
-        .checked_mul(h)
-        .and_then(|n| n.checked_mul(w))
-        .ok_or("Conv reads more values per sample than can be indexed")?;
-    let per_row = c_in
-        .checked_mul(kh)
-        .and_then(|n| n.checked_mul(kw))
-        .ok_or("the Conv kernel has more weights than can be indexed")?;
-    lowered("Conv", &[c_out, ho, wo], per_row, inputs)?;
-    let rows = conv_rows(&k.data, [c_out, c_in], [h, w], &window);
-    let bias = match node.input.get(2).filter(|n| !n.is_empty()) {
-        Some(b_name) => {
-            let b = bias_vector(b_name, floats(b_name)?, c_out)?;
-            (0..c_out * ho * wo).map(|row| b[row / (ho * wo)]).collect()
-        }
-        None => vec![0.0; c_out * ho * wo],
+    let shape = ConvShape {
+        input,
+        channels: c_out,
+        kernel: [kh, kw],
+        strides: window.strides,
+        pads: window.pads,
+        // The window has refused other dilations.
+        dilations: [1, 1],
+        groups,
     };
-    Ok((rows, bias, [c_out, ho, wo]))
+    let [ho, wo] = shape.output()?;
+    let inputs = input.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    lowered(
+        "Conv",
+        &[c_out, ho, wo],
+        1,
+        inputs.ok_or("Conv reads more values per sample than can be indexed")?,
+    )?;
+    let bias = match node.input.get(2).filter(|n| !n.is_empty()) {
+        Some(b_name) => bias_vector(b_name, floats(b_name)?, c_out)?.to_vec(),
+        None => vec![0.0; c_out],
+    };
+    Conv::new(shape, k.data, bias).map_err(|e| e.to_string())
 }

@@ -18,6 +18,7 @@ use ndarray::{Array1, Array2};
 use onnx_protobuf::NodeProto;
 
 use super::{Op, Reads};
+use crate::model::conv::Conv;
 use crate::model::onnx::fold::{broadcast_dims, broadcast_positions, count};
 use crate::model::onnx::proto::Tensor;
 use crate::model::onnx::state::{
@@ -239,7 +240,7 @@ fn scaled(map: &Map, factor: &[f64], divide: bool) -> Result<Map, String> {
             let (w, b) = matrix(w, b);
             Map::Shared(w, b, *copies)
         }
-        Map::Shared(..) | Map::Sparse(..) => {
+        Map::Shared(..) | Map::Sparse(..) | Map::Conv(..) => {
             let (mut rows, mut b) = form_rows(&Form::Map(map.clone()))?;
             for (j, row) in rows.iter_mut().enumerate() {
                 row.iter_mut().for_each(|(_, v)| *v = q(*v, j));
@@ -255,6 +256,7 @@ fn non_finite(map: &Map) -> Option<f64> {
     let bad = |v: &&f64| !v.is_finite();
     match map {
         Map::Dense(w, b) | Map::Shared(w, b, _) => w.iter().chain(b.iter()).find(bad).copied(),
+        Map::Conv(c) => c.kernel().iter().chain(c.channel_bias()).find(bad).copied(),
         Map::Sparse(rows, b) => rows
             .iter()
             .flatten()
@@ -315,6 +317,13 @@ fn shifted(map: &Map, shift: &[f64]) -> Option<Map> {
     match map {
         Map::Dense(w, b) => Some(Map::Dense(w.clone(), Array1::from(shifted_bias(b, shift)?))),
         Map::Sparse(rows, b) => Some(Map::Sparse(rows.clone(), shifted_bias(b, shift)?)),
+        Map::Conv(c) => {
+            let shift = per_channel(c, shift)?;
+            let mut c = c.clone();
+            let b = shifted_bias(c.channel_bias(), &shift)?;
+            c.channel_bias_mut().copy_from_slice(&b);
+            Some(Map::Conv(c))
+        }
         Map::Shared(w, b, copies) => {
             // One block: the shift must be the same for every copy.
             let rows = w.nrows();
@@ -334,10 +343,26 @@ fn with_bias(map: &Map, bias: &[f64]) -> Option<Map> {
     match map {
         Map::Dense(w, _) => Some(Map::Dense(w.clone(), Array1::from(bias.to_vec()))),
         Map::Sparse(rows, _) => Some(Map::Sparse(rows.clone(), bias.to_vec())),
+        Map::Conv(c) => {
+            let bias = per_channel(c, bias)?;
+            let mut c = c.clone();
+            c.channel_bias_mut().copy_from_slice(&bias);
+            Some(Map::Conv(c))
+        }
         Map::Shared(w, _, copies) => {
             let rows = w.nrows();
             let same = (0..bias.len()).all(|j| bias[j] == bias[j % rows]);
             same.then(|| Map::Shared(w.clone(), Array1::from(bias[..rows].to_vec()), *copies))
         }
     }
+}
+
+/// One value per output channel of `conv`, when `values` (one per output) is the same across
+/// each channel.
+fn per_channel(conv: &Conv, values: &[f64]) -> Option<Vec<f64>> {
+    let [channels, h, w] = conv.output();
+    let area = h * w;
+    let same = values.len() == channels * area
+        && values.chunks(area).all(|c| c.iter().all(|&v| v == c[0]));
+    same.then(|| values.iter().step_by(area).copied().collect())
 }

@@ -350,7 +350,7 @@ fn absurd_image_attributes_are_refused_without_overflow_or_allocation() {
 }
 
 #[test]
-fn image_sized_conv_layers_load_sparse_and_oversized_ones_are_refused() {
+fn image_sized_conv_layers_load_sparse_and_larger_ones_as_their_kernel() {
     // 3x128x128 input, Conv 3 -> 16, 3x3, pad 1: 262,144 x 49,152 as a dense matrix, but
     // at most 27 weights per row.
     let kernel: Vec<f32> = (0..432).map(|i| (i % 7) as f32 / 4.0 - 0.75).collect();
@@ -391,7 +391,8 @@ fn image_sized_conv_layers_load_sparse_and_oversized_ones_are_refused() {
     }
     assert!((got - want).abs() <= 1e-12, "{got} vs {want}");
 
-    // 64x256x256, Conv 64 -> 64, 3x3: 4,194,304 rows of 576 weights, over 2^26.
+    // 64x256x256, Conv 64 -> 64, 3x3: 4,194,304 rows of up to 576 weights, over 2^26 as
+    // rows; kept as its kernel of 36,864.
     let m = model(
         vec![node(
             "Conv",
@@ -404,7 +405,14 @@ fn image_sized_conv_layers_load_sparse_and_oversized_ones_are_refused() {
         value("input", &[None, Some(64), Some(256), Some(256)]),
         value("output", &[None, Some(64), Some(256), Some(256)]),
     );
-    assert_has(&load_err(&m), &["huge", "Conv", "2^26", "not supported"]);
+    let net = load_model(&m).expect("loads as its kernel");
+    let affine = &net.layers()[0].affine;
+    assert!(matches!(affine, Affine::Conv(_)));
+    assert_eq!((affine.in_dim(), affine.out_dim()), (1 << 22, 1 << 22));
+    assert_eq!(affine.stored_weights(), 36_864);
+    // A corner output reads 2x2 positions of each channel, an inner one 3x3.
+    assert_eq!(affine.row(0).connected(), 64 * 4);
+    assert_eq!(affine.row(257).connected(), 64 * 9);
 }
 
 #[test]
