@@ -62,45 +62,36 @@ fn adds(layer: &Layer, first: usize) -> bool {
     })
 }
 
-/// Layers A and B of `layer`, whose inputs from `first` on are carried values.
+/// Layers A and B of `layer`, whose inputs from `first` on are carried values. A's output `j`
+/// is row `j`'s own part with its bias, and its output `rows + j` the carried part (the
+/// shortcut: a copy of a carried value, or a map of them such as a downsampling
+/// convolution); B's output `j` is their sum.
 fn split(layer: &Layer, first: usize) -> Result<(Layer, Layer)> {
     let affine = &layer.affine;
     let (rows, n_in) = (affine.out_dim(), affine.in_dim());
-    let carried = n_in - first;
-    let mut a_rows: Vec<Vec<(u32, f64)>> = Vec::with_capacity(rows + carried);
-    let mut a_bias = Vec::with_capacity(rows + carried);
+    let mut a_rows: Vec<Vec<(u32, f64)>> = Vec::with_capacity(2 * rows);
+    let mut skip_rows: Vec<Vec<(u32, f64)>> = Vec::with_capacity(rows);
+    let mut a_bias = Vec::with_capacity(2 * rows);
     let mut b_rows: Vec<Vec<(u32, f64)>> = Vec::with_capacity(rows);
     for j in 0..rows {
         let row = affine.row(j);
-        let own: Vec<(u32, f64)> = row
+        let (own, skip): (Vec<(u32, f64)>, Vec<(u32, f64)>) = row
             .entries()
-            .filter(|(i, _)| *i < first)
             .map(|(i, &w)| (i as u32, w))
-            .collect();
-        let mut sum = vec![(j as u32, 1.0)];
-        sum.extend(
-            row.entries()
-                .filter(|(i, _)| *i >= first)
-                .map(|(i, &w)| ((rows + i - first) as u32, w)),
-        );
+            .partition(|(i, _)| (*i as usize) < first);
         a_rows.push(own);
         a_bias.push(*affine.bias(j));
-        b_rows.push(sum);
+        skip_rows.push(skip);
+        b_rows.push(vec![(j as u32, 1.0), ((rows + j) as u32, 1.0)]);
     }
-    for i in first..n_in {
-        a_rows.push(vec![(i as u32, 1.0)]);
-        a_bias.push(0.0);
-    }
+    a_rows.extend(skip_rows);
+    a_bias.resize(2 * rows, 0.0);
     let a = Layer::new(
         Affine::Sparse(Sparse::from_rows(n_in, a_rows, Array1::from(a_bias))?),
         false,
     );
     let b = Layer {
-        affine: Affine::Sparse(Sparse::from_rows(
-            rows + carried,
-            b_rows,
-            Array1::zeros(rows),
-        )?),
+        affine: Affine::Sparse(Sparse::from_rows(2 * rows, b_rows, Array1::zeros(rows))?),
         relu: layer.relu,
         activation: layer.activation.clone(),
         max_pool: None,
