@@ -169,4 +169,47 @@ mod tests {
         let plain = Network::new(vec![net.layers()[2].clone()]).unwrap();
         assert_eq!(split_residuals(&plain).unwrap(), plain);
     }
+
+    /// A shortcut that is a map of the carried values (a downsampling convolution, say):
+    /// after the split, the first layer's outputs are each row's own part with the bias, then
+    /// each row's shortcut part alone, and the addition adds the two.
+    #[test]
+    fn a_mapped_shortcut_becomes_outputs_of_its_own() {
+        let mut layers = block().layers().to_vec();
+        layers[1] = Layer::new(
+            Affine::Sparse(
+                Sparse::from_rows(
+                    4,
+                    vec![
+                        vec![(0, 2.0), (1, -1.0), (2, 0.5), (3, -2.0)],
+                        vec![(1, 1.5), (3, 3.0)],
+                    ],
+                    Array1::from(vec![0.25, -0.5]),
+                )
+                .unwrap(),
+            ),
+            true,
+        );
+        let net = Network::new(layers).unwrap();
+        let split = split_residuals(&net).unwrap();
+        let parts = &split.layers()[1];
+        assert!(!parts.relu);
+        for x in [[1.0, 2.0], [0.5, -3.0], [-1.0, 0.25], [3.0, 1.0]] {
+            assert_eq!(output(&split, &x), output(&net, &x));
+            let trace = crate::model::forward::forward(&split, &x);
+            let h = trace.layer_input(1).to_vec();
+            let (h0, h1, x0, x1) = (h[0], h[1], h[2], h[3]);
+            let mut a = Vec::new();
+            parts.affine.apply_into(&h, &mut a);
+            assert_eq!(
+                a,
+                vec![
+                    2.0 * h0 - h1 + 0.25,
+                    1.5 * h1 - 0.5,
+                    0.5 * x0 - 2.0 * x1,
+                    3.0 * x1
+                ]
+            );
+        }
+    }
 }
