@@ -62,6 +62,9 @@ fn adds(layer: &Layer, first: usize) -> bool {
     })
 }
 
+/// A row's listed `(input, weight)` pairs.
+type SparseRow = Vec<(u32, f64)>;
+
 /// Layers A and B of `layer`, whose inputs from `first` on are carried values. A's output `j`
 /// is row `j`'s own part with its bias, and its output `rows + j` the carried part (the
 /// shortcut: a copy of a carried value, or a map of them such as a downsampling
@@ -75,7 +78,7 @@ fn split(layer: &Layer, first: usize) -> Result<(Layer, Layer)> {
     let mut b_rows: Vec<Vec<(u32, f64)>> = Vec::with_capacity(rows);
     for j in 0..rows {
         let row = affine.row(j);
-        let (own, skip): (Vec<(u32, f64)>, Vec<(u32, f64)>) = row
+        let (own, skip): (SparseRow, SparseRow) = row
             .entries()
             .map(|(i, &w)| (i as u32, w))
             .partition(|(i, _)| (*i as usize) < first);
