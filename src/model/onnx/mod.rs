@@ -67,7 +67,7 @@ pub fn load_with(path: &Path, options: OnnxOptions) -> Result<Network> {
     // The parsed model holds its own copy of every weight: the file's bytes go before the
     // weights are converted to f64.
     drop(bytes);
-    translate_model(&model, path, options)
+    translate_model(model, path, options)
 }
 
 /// [`load`] for a model already in memory; `path_for_messages` names it in errors.
@@ -82,17 +82,18 @@ pub fn load_bytes_with(
     options: OnnxOptions,
 ) -> Result<Network> {
     let path = path_for_messages;
-    let mut model = parse(bytes).map_err(|problem| Error::file(path, problem))?;
+    let model = parse(bytes).map_err(|problem| Error::file(path, problem))?;
+    translate_model(model, path, options)
+}
+
+/// A parsed model's graph translated into a validated [`Network`], its final Softmax left out
+/// first with `strip_softmax`.
+fn translate_model(mut model: ModelProto, path: &Path, options: OnnxOptions) -> Result<Network> {
     if options.strip_softmax {
         if let Some(graph) = model.graph.as_mut() {
             translate::strip_softmax(graph).map_err(|problem| Error::file(path, problem))?;
         }
     }
-    translate_model(&model, path, options)
-}
-
-/// A parsed model's graph translated into a validated [`Network`].
-fn translate_model(model: &ModelProto, path: &Path, options: OnnxOptions) -> Result<Network> {
     let graph = model.graph.as_ref().ok_or_else(|| {
         Error::file(
             path,
