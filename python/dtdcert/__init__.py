@@ -213,7 +213,8 @@ class Model:
                 inputs_key: Optional[str] = None,
                 progress: Optional[bool] = None) -> np.ndarray:
         """Input relevances by train-free DTD/LRP (``dtdcert explain``): a float64 array in
-        the shape of ``x`` (of the file's array for a path).
+        the shape of ``x`` (of the file's array for a path), or, for a model whose declared
+        input is an image, N×C×H×W as ``explain --out`` writes it.
 
         ``rule``, ``input_rule``, ``bias``, ``stabilizer``, ``denominator_threshold`` and
         ``initial_relevance`` are the command line's rule options; ``layer_rules`` maps a

@@ -168,7 +168,8 @@ impl NativeModel {
         self.model.net().layers().len()
     }
 
-    /// Input relevances, one row per input, shaped as the inputs.
+    /// Input relevances, one row per input, shaped as the model's declared input when it is an
+    /// image (N×C×H×W), else as the inputs.
     #[pyo3(signature = (inputs, inputs_key, explain, targets, rules, exact, domain, lp_time_limit, lp_backend, progress))]
     #[allow(clippy::too_many_arguments)]
     fn explain<'py>(
@@ -198,9 +199,8 @@ impl NativeModel {
         let targets_npy = targets.map(|b| b.as_bytes().to_vec());
         let model = &self.model;
         let prepared = py.detach(|| -> dtdcert::Result<_> {
-            let dtd = rules_of(rules).resolve()?;
-            dtd.check_layers(model.net().layers().len())
-                .map_err(dtdcert::Error::Usage)?;
+            let mut dtd = rules_of(rules).resolve()?;
+            dtdcert::cli::fit_rules(&mut dtd, model)?;
             let how = Arithmetic::new(
                 &dtd,
                 exact,
@@ -217,8 +217,16 @@ impl NativeModel {
         let array = watch::run(py, progress, total, |done| {
             input_relevances_counted(model, &inputs, &targets, &dtd, how, done)
         })?;
+        // As `explain --out` writes them: in the model's declared input shape where it has
+        // more than one axis (an image), else in the inputs' own shape.
+        let shape: Vec<usize> = match model.net().input_shape().filter(|s| s.len() > 1) {
+            Some(sample) => std::iter::once(inputs.len())
+                .chain(sample.iter().copied())
+                .collect(),
+            None => inputs.shape().to_vec(),
+        };
         let shaped = array
-            .into_shape_with_order(ndarray::IxDyn(inputs.shape()))
+            .into_shape_with_order(ndarray::IxDyn(&shape))
             .expect("one relevance per input value");
         Ok(shaped.into_pyarray(py))
     }
@@ -259,7 +267,7 @@ impl NativeModel {
         let options = self.options();
         let prepared = py.detach(|| -> dtdcert::Result<_> {
             let lp = convert::lp(lp_time_limit, &lp_backend)?;
-            let settings = AuditSettings {
+            let mut settings = AuditSettings {
                 dtd: rules_of(rules).resolve()?,
                 domain: convert::domain(domain.as_deref())?
                     .map(|(lo, hi)| dtdcert::audit::DomainBox { lo, hi }),
@@ -288,6 +296,7 @@ impl NativeModel {
                 },
                 torch: None,
             };
+            settings.dtd.set_layer_kinds(model.net().kinds());
             settings.check(model)?;
             let inputs = source.load(model.net().input_dim())?;
             let targets = convert::targets(explain, targets_npy.as_deref(), inputs.len())?;
@@ -417,9 +426,8 @@ impl NativeModel {
         let model_path = self.path();
         let problem: ProblemArg = convert::value_enum("problem", &problem).py_err(py)?;
         let prepared = py.detach(|| -> dtdcert::Result<_> {
-            let dtd = rules_of(rules).resolve()?;
-            dtd.check_layers(model.net().layers().len())
-                .map_err(dtdcert::Error::Usage)?;
+            let mut dtd = rules_of(rules).resolve()?;
+            dtdcert::cli::fit_rules(&mut dtd, model)?;
             let opts = convert::lp(lp_time_limit, &lp_backend)?;
             let inputs = source.load(model.net().input_dim())?;
             let (i, x) = convert::sample(&inputs, source.path(), sample)?;
