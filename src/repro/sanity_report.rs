@@ -23,8 +23,8 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use super::sanity::{mass_accuracy, normalised, pixel_map, rank_accuracy, Similarity, Stats};
-use super::sort_of_clevr::rgb_png;
 use crate::error::{Error, Result};
+use crate::io::heatmap::rgb_png;
 use crate::io::write_atomic;
 
 /// What the plan needs of a drawn question.

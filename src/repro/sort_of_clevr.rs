@@ -420,7 +420,7 @@ impl Scene {
 
     /// The image as a PNG file (8-bit RGB).
     pub fn png(&self) -> Vec<u8> {
-        rgb_png(&self.pixels(), SIZE, SIZE)
+        crate::io::heatmap::rgb_png(&self.pixels(), SIZE, SIZE)
     }
 
     /// The masks of all questions, `questions × SIZE × SIZE`.
@@ -429,18 +429,6 @@ impl Scene {
         let flat: Vec<u8> = (0..q).flat_map(|i| self.mask(i)).collect();
         ndarray::Array3::from_shape_vec((q, SIZE, SIZE), flat).expect("one mask per question")
     }
-}
-
-/// An 8-bit RGB PNG file of `height × width` pixels (`rgb` row-major, three bytes each).
-pub fn rgb_png(rgb: &[u8], height: usize, width: usize) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    let mut encoder = png::Encoder::new(&mut bytes, width as u32, height as u32);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header().expect("writing to memory");
-    writer.write_image_data(rgb).expect("writing to memory");
-    writer.finish().expect("writing to memory");
-    bytes
 }
 
 /// Writes images `0..images` of the set with `seed` into `dir` (a staging folder):
