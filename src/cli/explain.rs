@@ -166,18 +166,8 @@ pub fn run(args: ExplainArgs) -> Result<Outcome> {
     let (model, inputs, targets) = load(&args, &mut dtd)?;
     let array = input_relevances(&model, &inputs, &targets, &dtd, how)?;
     write_relevances(&args, &model, &array)?;
-    println!(
-        "{}",
-        result_line(
-            &model,
-            &inputs,
-            &targets,
-            &dtd,
-            &array,
-            &args.out,
-            args.heatmap.as_deref()
-        )?
-    );
+    let line = result_line(&args, &model, &inputs, &targets, &dtd, &array)?;
+    println!("{line}");
     Ok(Outcome::Clean)
 }
 
@@ -196,18 +186,8 @@ fn run_torch(args: &ExplainArgs, dtd: &mut DtdSettings, torch: &TorchSettings) -
         args.batch,
     )?;
     write_relevances(args, &model, &array)?;
-    println!(
-        "{}",
-        result_line(
-            &model,
-            &inputs,
-            &targets,
-            dtd,
-            &array,
-            &args.out,
-            args.heatmap.as_deref()
-        )?
-    );
+    let line = result_line(args, &model, &inputs, &targets, dtd, &array)?;
+    println!("{line}");
     Ok(Outcome::Clean)
 }
 
@@ -218,16 +198,16 @@ fn run_torch(_: &ExplainArgs, _: &mut DtdSettings, _: &TorchSettings) -> Result<
 
 /// The one line `explain` prints: how many inputs, the rules, the largest gap between the
 /// relevance the explanation starts from (`f_k(x)`, or 1) and what reached the input, and
-/// the file written.
+/// the files written (`--out`, `--heatmap`).
 fn result_line(
+    args: &ExplainArgs,
     model: &Model,
     inputs: &Inputs,
     targets: &Targets,
     dtd: &DtdSettings,
     relevances: &ndarray::Array2<f64>,
-    out: &std::path::Path,
-    heatmap: Option<&std::path::Path>,
 ) -> Result<String> {
+    let (out, heatmap) = (&args.out, args.heatmap.as_deref());
     let mut largest = 0.0_f64;
     for (i, row) in relevances.outer_iter().enumerate() {
         let output = crate::model::forward::output(model.net(), &inputs.row(i)?);
@@ -318,17 +298,7 @@ fn run_full_backward(
         };
         report.write(path)?;
     }
-    println!(
-        "{}",
-        result_line(
-            &model,
-            &inputs,
-            &targets,
-            dtd,
-            &array,
-            &args.out,
-            args.heatmap.as_deref()
-        )?
-    );
+    let line = result_line(args, &model, &inputs, &targets, dtd, &array)?;
+    println!("{line}");
     Ok(Outcome::Clean)
 }
