@@ -6,7 +6,7 @@ use std::path::Path;
 
 use assert_cmd::Command;
 use dtdcert::dtd::{explain, DtdSettings, Rule};
-use dtdcert::model::forward::forward;
+use dtdcert::model::forward::{forward, output};
 use dtdcert::model::ir::{dense_layer, Activation, Affine, Layer, Sparse};
 use dtdcert::model::residual::split_residuals;
 use dtdcert::model::{LayerKind, Network};
@@ -218,6 +218,71 @@ fn block() -> Network {
         .unwrap()
         .with_kinds(vec![LayerKind::Other, LayerKind::Conv, LayerKind::Dense])
         .unwrap()
+}
+
+#[test]
+fn the_split_network_computes_the_same_and_tags_the_addition() {
+    let net = block();
+    let split = split_residuals(&net).unwrap();
+    assert_eq!(split.layers().len(), 4);
+    assert_eq!(
+        split.kinds(),
+        &[
+            LayerKind::Other,
+            LayerKind::Conv,
+            LayerKind::Add,
+            LayerKind::Dense
+        ]
+    );
+    for x in [[1.0, 2.0], [0.5, -3.0], [-1.0, 0.25], [3.0, 1.0]] {
+        assert_eq!(output(&split, &x), output(&net, &x));
+    }
+    // A network without additions is returned as it is.
+    let plain = Network::new(vec![net.layers()[2].clone()]).unwrap();
+    assert_eq!(split_residuals(&plain).unwrap(), plain);
+}
+
+/// A shortcut that is a map of the carried values (a downsampling convolution, say): after
+/// the split, the first layer's outputs are each row's own part with the bias, then each
+/// row's shortcut part alone, and the addition adds the two.
+#[test]
+fn a_mapped_shortcut_becomes_outputs_of_its_own() {
+    let mut layers = block().layers().to_vec();
+    layers[1] = Layer::new(
+        Affine::Sparse(
+            Sparse::from_rows(
+                4,
+                vec![
+                    vec![(0, 2.0), (1, -1.0), (2, 0.5), (3, -2.0)],
+                    vec![(1, 1.5), (3, 3.0)],
+                ],
+                Array1::from(vec![0.25, -0.5]),
+            )
+            .unwrap(),
+        ),
+        true,
+    );
+    let net = Network::new(layers).unwrap();
+    let split = split_residuals(&net).unwrap();
+    let parts = &split.layers()[1];
+    assert!(!parts.relu);
+    for x in [[1.0, 2.0], [0.5, -3.0], [-1.0, 0.25], [3.0, 1.0]] {
+        assert_eq!(output(&split, &x), output(&net, &x));
+        let trace = forward(&split, &x);
+        let h = trace.layer_input(1).to_vec();
+        let (h0, h1, x0, x1) = (h[0], h[1], h[2], h[3]);
+        let mut a = Vec::new();
+        parts.affine.apply_into(&h, &mut a);
+        assert_eq!(
+            a,
+            vec![
+                2.0 * h0 - h1 + 0.25,
+                1.5 * h1 - 0.5,
+                0.5 * x0 - 2.0 * x1,
+                3.0 * x1
+            ]
+        );
+    }
 }
 
 #[test]
