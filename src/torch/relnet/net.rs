@@ -214,8 +214,9 @@ fn feature_side(image_side: usize) -> i64 {
 }
 
 impl TorchRelationNet {
-    /// A freshly initialised network (PyTorch's default initialisation: uniform in
-    /// `±1/√fan_in`, from libtorch's generator: call `tch::manual_seed` first for a
+    /// A freshly initialised network (PyTorch's default initialisation: weights and biases
+    /// uniform in `±1/√fan_in`, batch norm the identity with scale 1, shift 0, mean 0 and
+    /// variance 1; from libtorch's generator: call `tch::manual_seed` first for a
     /// reproducible one).
     pub fn new(task: Task, device: Device) -> Self {
         let _lock = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
@@ -242,6 +243,10 @@ impl TorchRelationNet {
                 CHANNELS,
                 nn::BatchNormConfig {
                     eps: BATCH_NORM_EPS,
+                    // PyTorch's BatchNorm2d starts as the identity: scale 1, shift 0 (tch's
+                    // default draws the scales uniformly from [0, 1)).
+                    ws_init: nn::Init::Const(1.0),
+                    bs_init: nn::Init::Const(0.0),
                     ..Default::default()
                 },
             );

@@ -221,7 +221,7 @@ pub fn sanity(job: &SanityRun) -> Result<SanityReport> {
         "samples": job.samples,
         "seed": job.seed,
         "draws": "questions, other answers and derangement from streams 0, 1, 2 of the seed (ChaCha8)",
-        "reinitialisation": format!("libtorch's default initialisation seeded with {}", job.seed),
+        "reinitialisation": format!("PyTorch's default initialisation (batch norm the identity), seeded with {}", job.seed),
         "rule": "alpha1-beta0, biases out of the rule, concatenation split by slice (coordinates and question dropped), the question vector constant (CLEVR: the encoder's output), the logit as the start",
         "batch_norm": job.batch_norm.name(), "batch_norm_statistics": "running",
         "precision": precision, "device": job.device_name,
