@@ -11,6 +11,7 @@
 
 pub mod audit;
 pub mod explain;
+pub mod parity;
 pub mod relnet;
 pub mod saliency;
 
@@ -28,18 +29,59 @@ use crate::model::Network;
 pub fn device(choice: DeviceChoice) -> Result<Device> {
     match choice {
         DeviceChoice::Cpu => Ok(Device::Cpu),
-        DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
-        DeviceChoice::Cuda => Err(Error::Usage(format!(
-            "--device cuda: libtorch finds no CUDA device{}",
-            if cfg!(feature = "cuda") {
-                ""
-            } else {
-                " (this build does not link libtorch's CUDA library; build with \
-                 `--features cuda`)"
-            }
-        ))),
-        DeviceChoice::Auto => Ok(Device::cuda_if_available()),
+        DeviceChoice::Cuda => match load_cuda() {
+            Err(why) => Err(Error::Usage(format!(
+                "--device cuda: no CUDA device: {why}"
+            ))),
+            Ok(()) if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+            Ok(()) => Err(Error::Usage(
+                "--device cuda: no CUDA device: libtorch's CUDA library finds none".into(),
+            )),
+        },
+        DeviceChoice::Auto => Ok(if cuda_available() {
+            Device::Cuda(0)
+        } else {
+            Device::Cpu
+        }),
     }
+}
+
+/// Whether libtorch finds a CUDA device (after loading its CUDA library, in builds with the
+/// `cuda` feature).
+pub fn cuda_available() -> bool {
+    load_cuda().is_ok() && tch::Cuda::is_available()
+}
+
+/// Loads libtorch's CUDA library, `libtorch_cuda.so`, once per process, from the loader's
+/// search path (`LD_LIBRARY_PATH`, then the binary's run path). Its initialisers register
+/// CUDA with the libtorch already loaded; nothing in this crate calls into it, so a link-time
+/// dependency would be dropped by the linker, and one kept would stop the binary from
+/// starting on machines without CUDA's libraries. The error says why it cannot be loaded.
+#[cfg(feature = "cuda")]
+fn load_cuda() -> std::result::Result<(), String> {
+    use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
+    static LOADED: std::sync::OnceLock<std::result::Result<(), String>> =
+        std::sync::OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            // SAFETY: loading runs libtorch_cuda's static initialisers, which register its
+            // CUDA hooks with the libtorch this process already links; no symbol of it is
+            // called from here, and it stays loaded for the life of the process.
+            match unsafe { Library::open(Some("libtorch_cuda.so"), RTLD_NOW | RTLD_GLOBAL) } {
+                Ok(library) => {
+                    std::mem::forget(library);
+                    Ok(())
+                }
+                Err(e) => Err(format!("cannot load libtorch's CUDA library ({e})")),
+            }
+        })
+        .clone()
+}
+
+/// Without the `cuda` feature there is no CUDA library to load.
+#[cfg(not(feature = "cuda"))]
+fn load_cuda() -> std::result::Result<(), String> {
+    Err("this build has no CUDA support (build with `--features cuda`)".into())
 }
 
 /// Samples a batch holds by default: 1024, or fewer so that one layer's values for the
