@@ -1,8 +1,8 @@
 //! With the `torch` feature: the binaries and tests find libtorch at run time without
 //! `LD_LIBRARY_PATH` (torch-sys tells its direct dependents where libtorch's libraries are,
-//! and they get that folder as their run path), and with `cuda` they link libtorch's CUDA
-//! library, which the linker would otherwise drop as unreferenced. Without the features it
-//! does nothing.
+//! and they get that folder as their run path). libtorch's CUDA library is not linked: the
+//! `cuda` feature loads it at run time (`torch::device`). Without the feature it does
+//! nothing.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -13,9 +13,5 @@ fn main() {
     if let Some(lib) = std::env::var_os("DEP_TCH_LIBTORCH_LIB") {
         let lib = lib.to_string_lossy();
         println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
-        if std::env::var_os("CARGO_FEATURE_CUDA").is_some() {
-            println!("cargo:rustc-link-search=native={lib}");
-            println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
-        }
     }
 }

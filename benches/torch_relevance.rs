@@ -7,7 +7,10 @@
 //! Captum and Zennit on the same networks' shapes.
 //!
 //! Run with `LIBTORCH=$(scripts/setup_torch.sh) cargo bench --features torch --bench
-//! torch_relevance` (`-- cuda` adds the GPU where one is found).
+//! torch_relevance` (`-- cuda` adds the GPU where one is found, with the `cuda` feature).
+//! Further arguments, for the GPU run (`scripts/gpu_run.sh`): `--tiny` (batches of 16 and 1,
+//! one timed run each),
+//! `--skip-cpu` (the GPU rows only), `--json FILE` (every row as JSON as well).
 
 use std::time::Instant;
 
@@ -35,11 +38,12 @@ fn best_of(runs: usize, mut f: impl FnMut()) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-fn exact_engine(net: &Network, xs: &[Vec<f64>], settings: &DtdSettings) -> f64 {
+/// `most`: the most timed runs (fewer for large batches).
+fn exact_engine(net: &Network, xs: &[Vec<f64>], settings: &DtdSettings, most: usize) -> f64 {
     let runs = if xs.len() * net.input_dim() > 1 << 22 {
         1
     } else {
-        3
+        most.min(3)
     };
     best_of(runs, || {
         let sum: f64 = xs
@@ -60,30 +64,52 @@ fn torch_backend(
     settings: &DtdSettings,
     precision: Precision,
     device: Device,
+    most: usize,
 ) -> f64 {
     let torch = TorchNet::new(net, precision, device);
     let flat: Vec<f64> = xs.iter().flatten().copied().collect();
     let batch = torch.input(&flat, xs.len());
-    best_of(5, || {
+    best_of(most.min(5), || {
         let r = torch.explain(&batch, &[], settings).unwrap();
         // Waits for the device: the values are copied back.
         std::hint::black_box(dtdcert::torch::to_f64(&r.lower[0].narrow(0, 0, 1)));
     })
 }
 
-fn report(name: &str, batch: usize, rows: &[(String, f64)]) {
+/// One measured row: the network, its batch, the backend and the rule, seconds per batch.
+struct Row {
+    network: &'static str,
+    batch: usize,
+    backend: String,
+    rule: String,
+    seconds: f64,
+}
+
+fn report(rows: &[Row]) {
     println!("| network | batch | backend | s per batch | relevances/s |");
     println!("|---|---|---|---|---|");
-    for (backend, s) in rows {
+    for r in rows {
         println!(
-            "| {name} | {batch} | {backend} | {s:.4} | {:.0} |",
-            batch as f64 / s
+            "| {} | {} | {}, {} | {:.4} | {:.0} |",
+            r.network,
+            r.batch,
+            r.backend,
+            r.rule,
+            r.seconds,
+            r.batch as f64 / r.seconds
         );
     }
 }
 
 fn main() {
     let cuda = common::torch_banner();
+    let args: Vec<String> = std::env::args().collect();
+    let tiny = args.iter().any(|a| a == "--tiny");
+    let skip_cpu = args.iter().any(|a| a == "--skip-cpu");
+    let json = args
+        .iter()
+        .position(|a| a == "--json")
+        .and_then(|i| args.get(i + 1));
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mlp = common::wide_mlp(&mut rng);
     let rn = common::sort_of_clevr(&mut rng);
@@ -92,9 +118,11 @@ fn main() {
     question[6] = 1.0;
     question[9] = 1.0;
     let rn = rn.network(&question, Options::default()).unwrap();
+    let (mlp_batch, rn_batch, most) = if tiny { (16, 1, 1) } else { (1024, 64, 5) };
+    let mut all = Vec::new();
     for (name, net, batch) in [
-        ("784-256-256-128-10", &mlp, 1024usize),
-        ("Sort-of-CLEVR relation network", &rn, 64),
+        ("784-256-256-128-10", &mlp, mlp_batch),
+        ("Sort-of-CLEVR relation network", &rn, rn_batch),
     ] {
         let xs: Vec<Vec<f64>> = (0..batch)
             .map(|_| {
@@ -108,23 +136,47 @@ fn main() {
                 rule,
                 ..DtdSettings::default()
             };
-            let mut rows = vec![(
-                format!("exact engine f64, {rule}"),
-                exact_engine(net, &xs, &settings),
-            )];
-            for (precision, label) in [(Precision::F64, "f64"), (Precision::F32, "f32")] {
-                rows.push((
-                    format!("torch CPU {label}, {rule}"),
-                    torch_backend(net, &xs, &settings, precision, Device::Cpu),
+            let row = |backend: &str, seconds| Row {
+                network: name,
+                batch,
+                backend: backend.into(),
+                rule: rule.to_string(),
+                seconds,
+            };
+            let mut rows = Vec::new();
+            if !skip_cpu {
+                rows.push(row(
+                    "exact engine f64",
+                    exact_engine(net, &xs, &settings, most),
                 ));
+            }
+            for (precision, label) in [(Precision::F64, "f64"), (Precision::F32, "f32")] {
+                if !skip_cpu {
+                    let s = torch_backend(net, &xs, &settings, precision, Device::Cpu, most);
+                    rows.push(row(&format!("torch CPU {label}"), s));
+                }
                 if cuda {
-                    rows.push((
-                        format!("torch CUDA {label}, {rule}"),
-                        torch_backend(net, &xs, &settings, precision, Device::Cuda(0)),
-                    ));
+                    let s = torch_backend(net, &xs, &settings, precision, Device::Cuda(0), most);
+                    rows.push(row(&format!("torch CUDA {label}"), s));
                 }
             }
-            report(name, batch, &rows);
+            report(&rows);
+            all.extend(rows);
         }
+    }
+    if let Some(path) = json {
+        let rows: Vec<serde_json::Value> = all
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "network": r.network, "batch": r.batch, "backend": r.backend,
+                    "rule": r.rule, "seconds_per_batch": r.seconds,
+                    "relevances_per_second": r.batch as f64 / r.seconds,
+                })
+            })
+            .collect();
+        let text = serde_json::to_string_pretty(&serde_json::json!({ "cuda": cuda, "rows": rows }))
+            .unwrap();
+        std::fs::write(path, text).unwrap_or_else(|e| panic!("{path}: cannot write: {e}"));
     }
 }

@@ -9,7 +9,11 @@ benchmark machine has), and on CUDA where available. Each figure is the best of 
 after a warm-up. The relevances are those of the largest output.
 
 Run with scripts/bench_lrp_reference.sh [THREADS] (the pinned environment of scripts/pyref.sh).
+For the GPU run (scripts/gpu_run.sh): --devices cuda (or cpu), --tiny (batches of 16 and 1),
+--json FILE (every row as JSON as well).
 """
+
+import json
 
 import sys
 import time
@@ -123,17 +127,28 @@ def zennit_run(model, x, rule):
 
 
 def main():
-    threads = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+    args = sys.argv[1:]
+    flag = lambda name: name in args and args.pop(args.index(name)) is not None
+    value = lambda name: args.pop(args.index(name) + 1) if name in args[:-1] else None
+    tiny = flag("--tiny")
+    out = value("--json")
+    only = value("--devices")
+    args = [a for a in args if a not in ("--json", "--devices")]
+    threads = int(args[0]) if args else 2
     torch.set_num_threads(threads)
     torch.manual_seed(1)
+    cuda = torch.cuda.is_available()
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"CUDA {'yes' if torch.cuda.is_available() else 'no'}")
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+          f"CUDA {'yes' if cuda else 'no'}")
+    devices = ["cpu"] + (["cuda"] if cuda else [])
+    if only is not None:
+        devices = [d for d in devices if d in only.split(",")]
     print("| network | batch | library | device | dtype | rule | s per batch | relevances/s |")
     print("|---|---|---|---|---|---|---|---|")
+    rows = []
     for name, make, batch, shape, runs in [
-        ("784-256-256-128-10", mlp, 1024, (784,), 5),
-        ("Sort-of-CLEVR relation network", RelationNetwork, 64, (3, 75, 75), 2),
+        ("784-256-256-128-10", mlp, 16 if tiny else 1024, (784,), 5),
+        ("Sort-of-CLEVR relation network", RelationNetwork, 1 if tiny else 64, (3, 75, 75), 2),
     ]:
         for device in devices:
             for dtype in [torch.float64, torch.float32]:
@@ -142,14 +157,23 @@ def main():
                                             ("Zennit 0.5.1", zennit_run)]:
                         model = make().to(device=device, dtype=dtype).eval()
                         x = torch.rand((batch,) + shape, device=device, dtype=dtype)
+                        row = {"network": name, "batch": batch, "library": library,
+                               "device": device, "dtype": str(dtype).replace("torch.", ""),
+                               "rule": rule}
                         try:
                             s = best_of(runs, runner(model, x, rule))
                             cell = f"{s:.4f} | {batch / s:.0f}"
+                            row.update(seconds_per_batch=s, relevances_per_second=batch / s)
                         except Exception as e:  # a library that cannot run this network
                             cell = f"failed: {type(e).__name__} | -"
+                            row.update(error=f"{type(e).__name__}: {e}")
+                        rows.append(row)
                         print(f"| {name} | {batch} | {library} | {device} | "
-                              f"{str(dtype).replace('torch.', '')} | {rule} | {cell} |",
+                              f"{row['dtype']} | {rule} | {cell} |",
                               flush=True)
+    if out is not None:
+        with open(out, "w") as f:
+            json.dump({"torch": torch.__version__, "cuda": cuda, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -103,7 +103,7 @@ pub fn sort_of_clevr(rng: &mut ChaCha8Rng) -> RelationNetwork {
 /// thread counts and the answer.
 #[cfg(feature = "torch")]
 pub fn torch_banner() -> bool {
-    let cuda = std::env::args().any(|a| a == "cuda") && tch::Cuda::is_available();
+    let cuda = std::env::args().any(|a| a == "cuda") && dtdcert::torch::cuda_available();
     println!(
         "threads: rayon {}, libtorch {}; CUDA: {}",
         rayon::current_num_threads(),
