@@ -62,7 +62,8 @@ cd "$root"
 if [ "$device" = cuda ]; then
     probe="$("$dtdcert" explain --model examples/c6/model.onnx --inputs examples/c6/inputs.npy \
         --backend torch --device cuda --out "$work/probe.npy" 2>&1 >/dev/null)" \
-        || fail "no CUDA device here (${probe##*error: }); --cpu runs the programme on the CPU"
+        || { probe="$(tail -n 1 <<<"$probe")"
+             fail "no CUDA device here (${probe#error: }); --cpu runs the programme on the CPU"; }
 fi
 
 if [ "$tiny" = 1 ]; then
@@ -147,7 +148,7 @@ generated=$?
 
 # The time the steps after training keep for themselves.
 reserve=0
-[ "$tiny" = 0 ] && reserve=150
+[ "$tiny" = 0 ] && reserve=200
 epoch_summary() {
     "$python" - "$model/training.json" <<'EOF'
 import json, sys
@@ -187,9 +188,9 @@ if [ "$trained" = 0 ] || [ -f "$model/rn.json" ]; then
     cp "$model/rn.json" "$model/rn.safetensors" "$model/training.json" "$out/model/" 2>/dev/null
     step eval 60 bash -c "'$dtdcert' relnet eval --model '$model' --data '$held' --device $device \
         > '$out/eval.json'"
-    step sanity 100 "$dtdcert" relnet sanity --model "$model" --data "$held" \
+    step sanity 120 "$dtdcert" relnet sanity --model "$model" --data "$held" \
         --samples "$sanity_samples" --device "$device" --out "$out/sanity" -q
-    step roots 100 "$dtdcert" relnet roots --model "$model/rn.json" --data "$held" \
+    step roots 120 "$dtdcert" relnet roots --model "$model/rn.json" --data "$held" \
         --samples "$root_samples" --roots "$roots" --out "$out/roots" -q
 else
     for s in eval sanity roots; do skip "$s" "no trained model"; done
