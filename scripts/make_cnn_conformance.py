@@ -20,6 +20,9 @@ in float64 with its torchvision canonizers for
   one that computes each block's end as dtdcert's ONNX loader does (one convolution over the
   branch and the block input side by side; see joint_block_end_canonizer) and stabilisers of
   1e-30, so that everything but the residual convention is compared;
+- `zplus-tiny` (ResNet-50 only): `zplus` with every stabiliser 1e-30, so that dtdcert's reading
+  of the residual additions apart (`--split-residual`) is compared without the one step it
+  has and Zennit has not: the copies of carried values (see CARRIED below);
 
 all with Zennit's base layer map (activations and batch norms pass relevance on, average
 pooling and the canonizers' residual sums get Norm) and the one-hot vector as the initial
@@ -90,13 +93,22 @@ SEEDS = {"vgg16": 21, "resnet50": 22, "mobilenet_v2": 23}
 # where dtdcert's carried block input (a pass-through row with a stabiliser) would otherwise
 # differ by about STABILIZER / value.
 TINY = 1e-30
+# ResNet's references with Zennit's ResNetCanonizer: dtdcert reads each residual addition as a
+# layer of its own (`--split-residual`), whose rule is Zennit's Norm on the canonizer's Sum.
+# CARRIED: dtdcert carries a block's input past the block's first two convolutions (and, for
+# an identity shortcut, past the last one) as copies, neurons of those layers whose rule
+# scales the relevance by x / (x + stabiliser); Zennit's identity passes it whole. With the
+# default stabiliser that moves dtdcert's relevances by about 2e-5 of the largest; with
+# `zplus-tiny` they agree within the tolerance.
 LIBRARY_RULES = {
     "zplus": "ZPlus on convolutions and dense layers",
     "EpsilonPlusFlat": "composite EpsilonPlusFlat",
     "zplus-joint": "ZPlus on convolutions and dense layers, stabilisers 1e-30, each Bottleneck's end as one "
                    "convolution over [branch, block input] (dtdcert's residual convention)",
+    "zplus-tiny": "ZPlus on convolutions and dense layers, Norm on sums and average pooling, every "
+                  "stabiliser 1e-30",
 }
-RULES = {"vgg16": ["zplus", "EpsilonPlusFlat"], "resnet50": ["zplus", "EpsilonPlusFlat", "zplus-joint"],
+RULES = {"vgg16": ["zplus", "EpsilonPlusFlat"], "resnet50": ["zplus", "EpsilonPlusFlat", "zplus-joint", "zplus-tiny"],
          "mobilenet_v2": ["EpsilonPlusFlat"]}
 
 
@@ -318,10 +330,11 @@ def composite(arch: str, rule: str, exact: bool = True):
             (nn.Linear, ZPlus(stabilizer=TINY)),
         ]
         return LayerMapComposite(layer_map=layer_map, canonizers=canonizers(arch, exact, joint=True))
-    if rule == "zplus":
-        layer_map = layer_map_base(STABILIZER) + [
-            (Convolution, ZPlus(stabilizer=STABILIZER)),
-            (nn.Linear, ZPlus(stabilizer=STABILIZER)),
+    if rule in ("zplus", "zplus-tiny"):
+        s = TINY if rule == "zplus-tiny" else STABILIZER
+        layer_map = layer_map_base(s) + [
+            (Convolution, ZPlus(stabilizer=s)),
+            (nn.Linear, ZPlus(stabilizer=s)),
         ]
         return LayerMapComposite(layer_map=layer_map, canonizers=canonizers(arch, exact))
     return EpsilonPlusFlat(canonizers=canonizers(arch, exact))
@@ -375,9 +388,16 @@ def layers_of(arch: str) -> dict:
 
 
 def dtdcert_args(arch: str, rule: str, layers: dict) -> list[str]:
-    s = str(TINY if rule == "zplus-joint" else STABILIZER)
+    s = str(TINY if rule in ("zplus-joint", "zplus-tiny") else STABILIZER)
     args = ["--rule", "z+", "--bias", "include", "--stabilizer", s, "--denominator-threshold", "0",
             "--initial-relevance", "one"]
+    if arch == "resnet50" and rule != "zplus-joint":
+        # ResNetCanonizer: the additions read apart, and the rules by kind of layer, since
+        # reading them apart adds a layer per block (Norm: ε on pooling and additions).
+        args = ["--split-residual"] + args
+        if rule == "EpsilonPlusFlat":
+            return args + ["--composite", "epsilon-plus-flat"]
+        return args + ["--kind-rule", f"pool=epsilon:{s}", "--kind-rule", f"add=epsilon:{s}"]
     # Norm on average pooling: ε with Zennit's stabiliser (no bias).
     for p in layers.get("avg_pool", []):
         args += ["--layer-rule", f"{p}=epsilon:{s}"]
