@@ -20,6 +20,12 @@ in float64 with its torchvision canonizers for
   one that computes each block's end as dtdcert's ONNX loader does (one convolution over the
   branch and the block input side by side; see joint_block_end_canonizer) and stabilisers of
   1e-30, so that everything but the residual convention is compared;
+- `zplus-tiny` (ResNet-50 only): `zplus` with every stabiliser 1e-30, so that dtdcert's reading
+  of the residual additions apart (`--split-residual`) is compared without the one step it
+  has and Zennit has not: the copies of carried values (see CARRIED below);
+- `zplus-carried` (ResNet-50 only): `zplus` with that step added to Zennit's Bottleneck: the
+  block input passes through an identity module with Norm wherever dtdcert carries a copy of
+  it (carried_copies_canonizer), so that the one remaining difference is itself compared;
 
 all with Zennit's base layer map (activations and batch norms pass relevance on, average
 pooling and the canonizers' residual sums get Norm) and the one-hot vector as the initial
@@ -90,13 +96,25 @@ SEEDS = {"vgg16": 21, "resnet50": 22, "mobilenet_v2": 23}
 # where dtdcert's carried block input (a pass-through row with a stabiliser) would otherwise
 # differ by about STABILIZER / value.
 TINY = 1e-30
+# ResNet's references with Zennit's ResNetCanonizer: dtdcert reads each residual addition as a
+# layer of its own (`--split-residual`), whose rule is Zennit's Norm on the canonizer's Sum.
+# CARRIED: dtdcert carries a block's input past the block's first two convolutions (and, for
+# an identity shortcut, past the last one) as copies, neurons of those layers whose rule
+# scales the relevance by x / (x + stabiliser); Zennit's identity passes it whole. With the
+# default stabiliser that moves dtdcert's relevances by about 2e-5 of the largest; with
+# `zplus-tiny`, and with `zplus-carried` (Zennit given those copies), they agree within the
+# tolerance.
 LIBRARY_RULES = {
     "zplus": "ZPlus on convolutions and dense layers",
     "EpsilonPlusFlat": "composite EpsilonPlusFlat",
     "zplus-joint": "ZPlus on convolutions and dense layers, stabilisers 1e-30, each Bottleneck's end as one "
                    "convolution over [branch, block input] (dtdcert's residual convention)",
+    "zplus-tiny": "ZPlus on convolutions and dense layers, Norm on sums and average pooling, every "
+                  "stabiliser 1e-30",
+    "zplus-carried": "ZPlus on convolutions and dense layers, Norm on sums, average pooling and identity "
+                     "modules where dtdcert carries copies of a Bottleneck's input",
 }
-RULES = {"vgg16": ["zplus", "EpsilonPlusFlat"], "resnet50": ["zplus", "EpsilonPlusFlat", "zplus-joint"],
+RULES = {"vgg16": ["zplus", "EpsilonPlusFlat"], "resnet50": ["zplus", "EpsilonPlusFlat", "zplus-joint", "zplus-tiny", "zplus-carried"],
          "mobilenet_v2": ["EpsilonPlusFlat"]}
 
 
@@ -278,7 +296,40 @@ def joint_block_end_canonizer():
     return AttributeCanonizer(attributes)
 
 
-def canonizers(arch: str, exact: bool = True, joint: bool = False) -> list:
+class Carry(nn.Module):
+    """An identity that Zennit gives Norm: a copy of a carried value, as dtdcert's layers hold
+    one (a neuron with weight 1 and no bias, whose rule passes x / (x + stabiliser))."""
+
+    def forward(self, x):
+        return x.clone()
+
+
+def carried_copies_canonizer():
+    """ResNetBottleneckCanonizer's forward with the block input passed through a Carry module
+    wherever dtdcert carries a copy of it: past the first two convolutions' layers, and for an
+    identity shortcut past the summands' layer too. Run after the batch-norm merge."""
+    from torchvision.models.resnet import Bottleneck
+    from zennit.canonizers import AttributeCanonizer
+    from zennit.layer import Sum
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        carried = self.carry2(self.carry1(x))
+        identity = self.carry3(carried) if self.downsample is None else self.downsample(carried)
+        return self.relu(self.canonizer_sum(torch.stack([identity, out], dim=-1)))
+
+    def attributes(name, module):
+        if not isinstance(module, Bottleneck):
+            return None
+        return {"forward": forward.__get__(module), "canonizer_sum": Sum(), "carry1": Carry(),
+                "carry2": Carry(), "carry3": Carry()}
+
+    return AttributeCanonizer(attributes)
+
+
+def canonizers(arch: str, exact: bool = True, joint: bool = False, carried: bool = False) -> list:
     """Zennit's canonizers for `arch`; with `exact` false, its own batch-norm merge (which
     leaves x / sqrt(1 + eps)), for the manifest's record of how much that moves the result;
     with `joint`, the merge and then dtdcert's residual convention for ResNet."""
@@ -295,9 +346,10 @@ def canonizers(arch: str, exact: bool = True, joint: bool = False) -> list:
             batch_norm.running_var.data = torch.full_like(batch_norm.running_var.data, 1.0 - batch_norm.eps)
             assert bool(((batch_norm.running_var + batch_norm.eps) == 1.0).all())
 
-    if joint:
+    if joint or carried:
         merge = ExactMergeBatchNorm() if exact else SequentialMergeBatchNorm()
-        return [CompositeCanonizer((merge, joint_block_end_canonizer()))]
+        ends = joint_block_end_canonizer() if joint else carried_copies_canonizer()
+        return [CompositeCanonizer((merge, ends))]
     if not exact:
         return [ResNetCanonizer()] if arch == "resnet50" else [SequentialMergeBatchNorm()]
     if arch == "resnet50":
@@ -309,7 +361,7 @@ def canonizers(arch: str, exact: bool = True, joint: bool = False) -> list:
 
 def composite(arch: str, rule: str, exact: bool = True):
     from zennit.composites import EpsilonPlusFlat, LayerMapComposite, layer_map_base
-    from zennit.rules import ZPlus
+    from zennit.rules import Norm, ZPlus
     from zennit.types import Convolution
 
     if rule == "zplus-joint":
@@ -318,12 +370,15 @@ def composite(arch: str, rule: str, exact: bool = True):
             (nn.Linear, ZPlus(stabilizer=TINY)),
         ]
         return LayerMapComposite(layer_map=layer_map, canonizers=canonizers(arch, exact, joint=True))
-    if rule == "zplus":
-        layer_map = layer_map_base(STABILIZER) + [
-            (Convolution, ZPlus(stabilizer=STABILIZER)),
-            (nn.Linear, ZPlus(stabilizer=STABILIZER)),
+    if rule in ("zplus", "zplus-tiny", "zplus-carried"):
+        s = TINY if rule == "zplus-tiny" else STABILIZER
+        layer_map = layer_map_base(s) + [
+            (Carry, Norm(stabilizer=s)),
+            (Convolution, ZPlus(stabilizer=s)),
+            (nn.Linear, ZPlus(stabilizer=s)),
         ]
-        return LayerMapComposite(layer_map=layer_map, canonizers=canonizers(arch, exact))
+        carried = rule == "zplus-carried"
+        return LayerMapComposite(layer_map=layer_map, canonizers=canonizers(arch, exact, carried=carried))
     return EpsilonPlusFlat(canonizers=canonizers(arch, exact))
 
 
@@ -375,9 +430,16 @@ def layers_of(arch: str) -> dict:
 
 
 def dtdcert_args(arch: str, rule: str, layers: dict) -> list[str]:
-    s = str(TINY if rule == "zplus-joint" else STABILIZER)
+    s = str(TINY if rule in ("zplus-joint", "zplus-tiny") else STABILIZER)
     args = ["--rule", "z+", "--bias", "include", "--stabilizer", s, "--denominator-threshold", "0",
             "--initial-relevance", "one"]
+    if arch == "resnet50" and rule != "zplus-joint":
+        # ResNetCanonizer: the additions read apart, and the rules by kind of layer, since
+        # reading them apart adds a layer per block (Norm: ε on pooling and additions).
+        args = ["--split-residual"] + args
+        if rule == "EpsilonPlusFlat":
+            return args + ["--composite", "epsilon-plus-flat"]
+        return args + ["--kind-rule", f"pool=epsilon:{s}", "--kind-rule", f"add=epsilon:{s}"]
     # Norm on average pooling: ε with Zennit's stabiliser (no bias).
     for p in layers.get("avg_pool", []):
         args += ["--layer-rule", f"{p}=epsilon:{s}"]
@@ -462,6 +524,7 @@ def main() -> int:
             references.append(dict(case=name, library="zennit", rule=rule,
                                    library_rule=LIBRARY_RULES[rule],
                                    canonizer=("joint_block_end_canonizer" if rule == "zplus-joint"
+                                              else "carried_copies_canonizer" if rule == "zplus-carried"
                                               else "ResNetCanonizer" if arch == "resnet50"
                                               else "SequentialMergeBatchNorm"),
                                    initial_relevance="one",

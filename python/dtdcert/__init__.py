@@ -59,10 +59,12 @@ ARRAY = "<array>"
 
 
 def load(path: PathLike, *, keep_batch_norm: bool = False,
-         question: Optional[Sequence[float]] = None, strip_softmax: bool = False) -> "Model":
+         question: Optional[Sequence[float]] = None, strip_softmax: bool = False,
+         split_residual: bool = False) -> "Model":
     """Loads a model: an ``.onnx`` file, or a ``.json`` description with safetensors weights
-    (``--model``). ``keep_batch_norm``, ``question`` and ``strip_softmax`` are the command
-    line's ``--keep-batch-norm``, ``--question`` and ``--strip-softmax``.
+    (``--model``). ``keep_batch_norm``, ``question``, ``strip_softmax`` and ``split_residual``
+    are the command line's ``--keep-batch-norm``, ``--question``, ``--strip-softmax`` and
+    ``--split-residual``.
 
     Raises ``MissingFileError`` (a ``FileNotFoundError``) for a file that is not there and
     ``InvalidInputError`` (a ``ValueError``) for one that is not a model dtdcert reads (an
@@ -70,7 +72,8 @@ def load(path: PathLike, *, keep_batch_norm: bool = False,
     """
     native = _dtdcert.NativeModel.load(
         os.fspath(path), keep_batch_norm,
-        None if question is None else [float(v) for v in question], strip_softmax)
+        None if question is None else [float(v) for v in question], strip_softmax,
+        split_residual)
     return Model(native)
 
 

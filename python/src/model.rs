@@ -85,19 +85,20 @@ impl NativeModel {
 impl NativeModel {
     /// Loads an `.onnx` file or a `.json` description with safetensors weights.
     #[staticmethod]
-    #[pyo3(signature = (path, keep_batch_norm=false, question=None, strip_softmax=false))]
+    #[pyo3(signature = (path, keep_batch_norm=false, question=None, strip_softmax=false, split_residual=false))]
     fn load(
         py: Python<'_>,
         path: PathBuf,
         keep_batch_norm: bool,
         question: Option<Vec<f64>>,
         strip_softmax: bool,
+        split_residual: bool,
     ) -> PyResult<Self> {
         let options = LoadOptions {
             keep_batch_norm,
+            split_residual,
             question,
             strip_softmax,
-            ..LoadOptions::default()
         };
         let (model, file) = py.detach(|| ModelFile::load(&path, &options)).py_err(py)?;
         Ok(Self {
@@ -312,6 +313,7 @@ impl NativeModel {
             )?;
             spec.model.question = options.question.clone();
             spec.model.keep_batch_norm = options.keep_batch_norm;
+            spec.model.split_residual = options.split_residual;
             spec.model.strip_softmax = options.strip_softmax;
             // What is held in memory keeps its placeholder name until the run is written.
             if self.file.is_none() {

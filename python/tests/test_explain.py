@@ -92,3 +92,15 @@ def test_shapes_and_dtypes_of_the_inputs(c6, c6_inputs):
     # Lists of floats are arrays.
     np.testing.assert_array_equal(c6.explain(c6_inputs[:2].tolist(), targets=0), rows[:2])
 
+
+
+def test_split_residual_reads_each_addition_apart_as_the_command_line_does(cli, tmp_path):
+    model = ONNX / "residual_conv_2x6x6_f64_opset17.onnx"
+    inputs = ONNX / "residual_conv_2x6x6_f64_opset17.inputs.npy"
+    merged, split = dtdcert.load(model), dtdcert.load(model, split_residual=True)
+    # Two residual additions, each a layer of its own.
+    assert split.num_layers == merged.num_layers + 2
+    assert split.fingerprint != merged.fingerprint
+    expected = cli_relevances(cli, tmp_path, "--model", model, "--inputs", inputs,
+                              "--split-residual")
+    np.testing.assert_array_equal(split.explain(inputs), expected)

@@ -34,8 +34,9 @@ pub struct LoadOptions {
     /// Batch norm as a diagonal layer of its own instead of folded into the layer before it
     /// (ONNX files and relation networks).
     pub keep_batch_norm: bool,
-    /// Residual additions as layers of their own ([`residual::split_residuals`]), so that a
-    /// rule on the addition splits relevance between its summands.
+    /// Residual additions as layers of their own (the ONNX translator's, each summand with
+    /// its own bias; [`residual::split_residuals`] for the other formats), so that a rule on
+    /// the addition splits relevance between its summands.
     pub split_residual: bool,
     /// The question a relation network answers (its description needs one; other models
     /// take none).
@@ -150,6 +151,7 @@ impl Model {
                 path,
                 onnx::OnnxOptions {
                     keep_batch_norm: options.keep_batch_norm,
+                    split_residual: options.split_residual,
                     question: options.question.clone(),
                     strip_softmax: options.strip_softmax,
                     max_memory,
@@ -181,7 +183,9 @@ impl Model {
         // Patterns, regions, roots and certificates are ReLU's; the forward pass alone reads
         // the other activations (`onnx::load`).
         net.require_relu("the audit").map_err(|e| e.in_file(path))?;
-        let net = match options.split_residual {
+        // The ONNX translator keeps each addition's summands apart itself, each with its own
+        // bias; the other formats' networks are split as the IR holds them.
+        let net = match options.split_residual && ext.as_deref() != Some("onnx") {
             true => residual::split_residuals(&net).map_err(|e| e.in_file(path))?,
             false => net,
         };

@@ -9,6 +9,11 @@
 //! values and applies the layer's ReLU. A rule on B (the z or ε rule, as Zennit's `Norm`)
 //! splits relevance between the two summands in proportion to their contributions; the
 //! layer's own rule (z+ on a convolution, say) then acts on A's own part only.
+//!
+//! The layer holds one bias, the sum of its summands' (a downsampling shortcut's included),
+//! and A gives it to the row's own part. An ONNX graph read with `split_residual` does not
+//! come here: the translator keeps each addition's summands apart as it reads them, each with
+//! its own bias ([`crate::model::onnx::OnnxOptions::split_residual`]), as Zennit counts them.
 
 use ndarray::Array1;
 

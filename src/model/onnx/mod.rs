@@ -42,6 +42,10 @@ pub struct OnnxOptions {
     /// BatchNormalization as a (diagonal) layer of its own, never folded into the layer
     /// before it: no rounding, at the price of one more layer.
     pub keep_batch_norm: bool,
+    /// An Add of two computed tensors (a residual addition) as a layer of its own: the two
+    /// summands, each with its own bias, are first cut into a layer without activation
+    /// (`--split-residual`).
+    pub split_residual: bool,
     /// The values of the graph's second input (a relation network's question), which the
     /// network then treats as constants.
     pub question: Option<Vec<f64>>,

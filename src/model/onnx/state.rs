@@ -180,6 +180,8 @@ pub(super) struct Tracer<'a> {
     /// The width of the current layer input.
     pub(super) width: usize,
     pub(super) keep_batch_norm: bool,
+    /// An Add of two computed tensors cuts its summands into a layer of their own first.
+    pub(super) split_residual: bool,
     /// The most bytes the network may take (`None`: no limit).
     pub(super) max_memory: Option<u64>,
     /// The opset of the default domain (Unsqueeze, Squeeze and ReduceSum changed at 13).

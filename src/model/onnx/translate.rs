@@ -159,6 +159,7 @@ pub(super) fn translate(
         pending: LayerKind::Other,
         width: 0,
         keep_batch_norm: options.keep_batch_norm,
+        split_residual: options.split_residual,
         max_memory: options.max_memory,
         opset,
         batch,

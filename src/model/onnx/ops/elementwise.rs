@@ -10,7 +10,8 @@
 //! exact when `c` is a power of two); on an affine map every weight and bias is multiplied or
 //! divided by `c` and rounded once to the nearest f64 (exact when the result is an f64), as
 //! batch norm folds. Div by a computed tensor, and Sub, Mul or Div of two computed tensors,
-//! are not affine in the input and are refused.
+//! are not affine in the input and are refused. With `--split-residual`, Add of two computed
+//! tensors of which one is an affine map keeps its summands apart (see [`add_apart`]).
 
 use std::rc::Rc;
 
@@ -286,6 +287,9 @@ fn add_tensors(t: &mut Tracer<'_>, x: &Data, y: &Data) -> Result<Data, String> {
             .collect();
         return t.linear(&both, rows, vec![0.0; n], x.dims.clone());
     }
+    if t.split_residual {
+        return add_apart(t, x, y);
+    }
     // An affine map plus another tensor of the same layer input (the two branches of a
     // residual connection): the rows added entry by entry, exactly; the two biases summed and
     // rounded once (as the constants of `linear`).
@@ -301,6 +305,22 @@ fn add_tensors(t: &mut Tracer<'_>, x: &Data, y: &Data) -> Result<Data, String> {
         bias.push(sum);
     }
     Ok(t.with(x.dims.clone(), Form::Map(Map::Sparse(rows, bias))))
+}
+
+/// Data plus data with the sum read apart (`--split-residual`): the rows of `x` and then those
+/// of `y`, each with its own bias, are cut into a layer without activation, and the sum is an
+/// affine step with weights 1 over its outputs, which the next cut makes a layer of its own.
+fn add_apart(t: &mut Tracer<'_>, x: &Data, y: &Data) -> Result<Data, String> {
+    let ((mut rows, mut bias), (ry, by)) = (form_rows(&x.form)?, form_rows(&y.form)?);
+    let n = rows.len();
+    rows.extend(ry);
+    bias.extend(by);
+    let parts = t.with(vec![2 * n], Form::Map(Map::Sparse(rows, bias)));
+    let sum = (0..n as u32)
+        .map(|p| vec![(p, 1.0), (n as u32 + p, 1.0)])
+        .collect();
+    let parts = t.cut(&parts, None)?;
+    t.linear(&parts, sum, vec![0.0; n], x.dims.clone())
 }
 
 /// `b + shift` entry by entry (`shift` may be longer: a shared block's copies), or `None`

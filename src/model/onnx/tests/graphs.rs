@@ -3,6 +3,7 @@
 use super::*;
 use crate::model::forward::output;
 use crate::model::ir::Affine;
+use crate::model::kind::LayerKind;
 
 /// Values of f32 with few bits, so that self-pair sums are exact.
 fn quarter(k: usize) -> f32 {
@@ -359,4 +360,77 @@ fn graph_problems_name_the_node_and_what_is_missing() {
         .unwrap_err()
         .to_string();
     assert_has(&e, &["node 'expand_i'", "batch of 2"]);
+}
+
+/// `relu(W2 relu(W1 x + b1) + b2 + (Ws x + bs))` (a block whose shortcut is an affine map of
+/// the block input, as a downsampling convolution is), then a Gemm to one output. Folded,
+/// the sum is one layer with the bias `b2 + bs`; with `split_residual` the summands are a
+/// layer of their own, each with its own bias, and the addition a layer of kind `add`.
+#[test]
+fn a_residual_addition_read_apart_keeps_each_summands_bias() {
+    let nodes = vec![
+        linear("input", "w1", "b1", "z1"),
+        node("Relu", "r1", &["z1"], &["h"], vec![]),
+        linear("h", "w2", "b2", "main"),
+        linear("input", "ws", "bs", "short"),
+        node("Add", "sum", &["main", "short"], &["s"], vec![]),
+        node("Relu", "r2", &["s"], &["a"], vec![]),
+        linear("a", "w3", "b3", "output"),
+    ];
+    let inits = vec![
+        weights("w1", 2, 2, 0),
+        weights("b1", 1, 2, 4),
+        weights("w2", 2, 2, 6),
+        weights("b2", 1, 2, 12),
+        weights("ws", 2, 2, 16),
+        weights("bs", 1, 2, 14),
+        weights("w3", 1, 2, 20),
+        weights("b3", 1, 1, 22),
+    ];
+    let bytes = model(nodes, inits, batch(2), out(1))
+        .write_to_bytes()
+        .expect("serialise");
+    let read = |split_residual| {
+        let options = OnnxOptions {
+            split_residual,
+            ..OnnxOptions::default()
+        };
+        load_bytes_with(&bytes, Path::new("block.onnx"), options).expect("loads")
+    };
+    let (folded, split) = (read(false), read(true));
+    let bias = |offset: usize| [0, 1].map(|k| f64::from(quarter(k + offset)));
+    let (b2, bs) = (bias(12), bias(14));
+    assert!(b2.iter().chain(&bs).all(|&b| b != 0.0));
+    let biases = |net: &Network, l: usize| {
+        let affine = &net.layers()[l].affine;
+        (0..affine.out_dim())
+            .map(|j| *affine.bias(j))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(folded.widths(), vec![2, 4, 2, 1]);
+    assert_eq!(biases(&folded, 1), vec![b2[0] + bs[0], b2[1] + bs[1]]);
+    assert_eq!(split.widths(), vec![2, 4, 4, 2, 1]);
+    assert_eq!(
+        split.kinds(),
+        &[
+            LayerKind::Dense,
+            LayerKind::Dense,
+            LayerKind::Add,
+            LayerKind::Dense
+        ]
+    );
+    let (parts, sum) = (&split.layers()[1], &split.layers()[2]);
+    assert!(!parts.relu && sum.relu);
+    assert_eq!(biases(&split, 1), vec![b2[0], b2[1], bs[0], bs[1]]);
+    assert_eq!(biases(&split, 2), vec![0.0; 2]);
+    for j in 0..2 {
+        let row: Vec<_> = sum.affine.row(j).entries().map(|(i, &w)| (i, w)).collect();
+        assert_eq!(row, vec![(j, 1.0), (2 + j, 1.0)]);
+        // The block's part reads h alone, the shortcut's the carried x alone.
+        assert!(parts.affine.row(j).entries().all(|(i, _)| i < 2));
+        assert!(parts.affine.row(2 + j).entries().all(|(i, _)| i >= 2));
+    }
+    for x in [[1.0, -2.0], [0.5, 0.25], [-1.5, 3.0]] {
+        assert_eq!(output(&split, &x), output(&folded, &x));
+    }
 }
