@@ -349,6 +349,14 @@ impl<'a> Tracer<'a> {
         int64_values(name, self.consts.get(name).map(AsRef::as_ref))
     }
 
+    /// Drops the tensors that no node after the current one reads (the graph output is kept),
+    /// so that a map or a layer input is not held past its last reader.
+    pub(super) fn drop_spent(&mut self) {
+        let (at, output, last_read) = (self.at, self.output, &self.last_read);
+        self.values
+            .retain(|name, _| *name == output || last_read.get(name).is_some_and(|&i| i > at));
+    }
+
     /// Input `pos` of a node, as [`Tracer::data`], owned when no later node reads it and it
     /// is not the graph output (it is then dropped from the tensors kept), so that a layer cut
     /// from it takes its weights instead of copying them.
@@ -382,6 +390,28 @@ impl<'a> Tracer<'a> {
                     format!("a layer of {} outputs", w.nrows())
                 })?;
                 self.finish_cut(dims, Dense::new(w, b).map(Affine::Dense), activation)
+            }
+            Ok(Data {
+                dims,
+                form: Form::Map(Map::Conv(c)),
+                ..
+            }) => {
+                let outputs = c.out_dim() as u64;
+                self.check_memory(c.kernel().len() as u64 * 8 + 16 * outputs, || {
+                    format!("a layer of {outputs} outputs")
+                })?;
+                self.finish_cut(dims, Ok(Affine::Conv(c)), activation)
+            }
+            Ok(Data {
+                dims,
+                form: Form::Map(Map::Blocks(b)),
+                ..
+            }) => {
+                let outputs = b.out_dim() as u64;
+                self.check_memory(b.stored_weights() as u64 * 8 + 16 * outputs, || {
+                    format!("a layer of {outputs} outputs")
+                })?;
+                self.finish_cut(dims, Ok(Affine::Blocks(b)), activation)
             }
             Ok(data) => self.cut_alone(&data, activation),
             Err(x) => self.cut(&x, activation),

@@ -193,6 +193,7 @@ pub(super) fn translate(
         tracer
             .node(node, &wiring)
             .map_err(|problem| format!("{}: {problem}", node_label(node, i)))?;
+        tracer.drop_spent();
     }
     let (layers, kinds) = finish(tracer, input, output)?;
     Ok(Translated {
