@@ -338,6 +338,7 @@ fn the_relation_network_exported_to_onnx_is_the_chain_of_its_description() {
         Affine::Sparse(_) => "sparse",
         Affine::Shared(_) => "shared",
         Affine::Conv(_) => "conv",
+        Affine::Blocks(_) => "blocks",
     };
     // The dynamo export, and the TorchScript export with a static and with a dynamic batch,
     // whose shape arithmetic (Shape, Gather, ConstantOfShape, Equal, Where, Range, Cast, ...)

@@ -209,6 +209,14 @@ impl<T: Scalar> Conv<T> {
         })
     }
 
+    /// The number of weights output `j` lists (window positions in the padding left out).
+    pub fn connected(&self, j: usize) -> usize {
+        let area = self.out[0] * self.out[1];
+        let at = j % area;
+        let (y, x) = (at / self.out[1], at % self.out[1]);
+        self.shape.input[0] / self.shape.groups * self.span(y, 0).len() * self.span(x, 1).len()
+    }
+
     /// Output `j`'s listed inputs and their weights, built from the kernel.
     pub fn row(&self, j: usize) -> (Vec<u32>, Vec<T>) {
         self.taps(j)

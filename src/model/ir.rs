@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use super::kind::LayerKind;
 use crate::error::{invalid, Result};
 use crate::exact::{Rational, Scalar};
+use crate::model::blocks::{Blocks, PartMap};
 use crate::model::conv::Conv;
 
 pub use super::activation::Activation;
@@ -376,6 +377,9 @@ pub enum Affine<T = f64> {
     Shared(Shared<T>),
     /// A 2-D convolution kept as its shared kernel; its rows are built on demand.
     Conv(Conv<T>),
+    /// Operators placed in the input and output (a convolution reading part of the input,
+    /// copied values, their sums), with one bias per output; its rows are built on demand.
+    Blocks(Blocks<T>),
 }
 
 impl<T: Scalar> Affine<T> {
@@ -386,6 +390,7 @@ impl<T: Scalar> Affine<T> {
             Affine::Sparse(s) => s.in_dim,
             Affine::Shared(s) => s.block.weight.ncols() * s.copies,
             Affine::Conv(c) => c.in_dim(),
+            Affine::Blocks(b) => b.in_dim(),
         }
     }
 
@@ -396,6 +401,7 @@ impl<T: Scalar> Affine<T> {
             Affine::Sparse(s) => s.rows(),
             Affine::Shared(s) => s.block.weight.nrows() * s.copies,
             Affine::Conv(c) => c.out_dim(),
+            Affine::Blocks(b) => b.out_dim(),
         }
     }
 
@@ -413,6 +419,10 @@ impl<T: Scalar> Affine<T> {
                 let (inputs, values) = c.row(j);
                 WeightRow::from_owned(c.in_dim(), inputs, values)
             }
+            Affine::Blocks(b) => {
+                let (inputs, values) = b.row(j);
+                WeightRow::from_owned(b.in_dim(), inputs, values)
+            }
         }
     }
 
@@ -423,6 +433,7 @@ impl<T: Scalar> Affine<T> {
             Affine::Sparse(s) => &s.bias[j],
             Affine::Shared(s) => &s.block.bias[j % s.block.bias.len()],
             Affine::Conv(c) => c.bias(j),
+            Affine::Blocks(b) => b.bias(j),
         }
     }
 
@@ -434,6 +445,7 @@ impl<T: Scalar> Affine<T> {
             Affine::Sparse(s) => s.values.len(),
             Affine::Shared(s) => s.block.weight.len(),
             Affine::Conv(c) => c.kernel().len(),
+            Affine::Blocks(b) => b.stored_weights(),
         }
     }
 
@@ -444,6 +456,7 @@ impl<T: Scalar> Affine<T> {
             Affine::Sparse(s) => s.offsets.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0),
             Affine::Shared(s) => s.block.weight.ncols(),
             Affine::Conv(c) => c.max_connected(),
+            Affine::Blocks(b) => b.max_connected(),
         }
     }
 
@@ -454,6 +467,7 @@ impl<T: Scalar> Affine<T> {
             Affine::Sparse(s) => s.bias.len(),
             Affine::Shared(s) => s.block.bias.len(),
             Affine::Conv(c) => c.channel_bias().len(),
+            Affine::Blocks(b) => b.biases().len(),
         }
     }
 
@@ -480,8 +494,10 @@ impl<T: Scalar> Affine<T> {
 
     /// `out = W a + b`, summed left to right in `T`'s arithmetic.
     pub fn apply_into(&self, a: &[T], out: &mut Vec<T>) {
-        if let Affine::Conv(c) = self {
-            return c.apply_into(a, out);
+        match self {
+            Affine::Conv(c) => return c.apply_into(a, out),
+            Affine::Blocks(b) => return b.apply_into(a, out),
+            _ => {}
         }
         out.clear();
         for j in 0..self.out_dim() {
@@ -514,6 +530,7 @@ impl<T: Scalar> Affine<T> {
                 copies: s.copies,
             }),
             Affine::Conv(c) => Affine::Conv(c.map(f)),
+            Affine::Blocks(b) => Affine::Blocks(b.map(f)),
         }
     }
 }
@@ -526,6 +543,7 @@ impl Affine<f64> {
             Affine::Dense(d) if absolute => d.weight.mapv(f64::abs).dot(&g),
             Affine::Dense(d) => d.weight.dot(&g),
             Affine::Conv(c) => c.times(g, absolute),
+            Affine::Blocks(b) => b.times(g, absolute),
             Affine::Sparse(_) | Affine::Shared(_) => {
                 let mut out = Array2::zeros((self.out_dim(), g.ncols()));
                 for (j, mut o) in out.rows_mut().into_iter().enumerate() {
@@ -544,6 +562,7 @@ impl Affine<f64> {
         match self {
             Affine::Dense(d) => h.dot(&d.weight.t()),
             Affine::Conv(c) => c.apply_rows(h),
+            Affine::Blocks(b) => b.apply_rows(h),
             // One product per copy: the block against the copy's slice of every point.
             Affine::Shared(s) => {
                 let (rows, cols) = s.block.weight.dim();
@@ -703,8 +722,13 @@ impl Network<f64> {
             }
             parameters = parameters.saturating_add(layer.affine.parameters());
             let affine = &layer.affine;
-            if let Affine::Conv(c) = affine {
-                if let Some((j, i, v)) = c.first_non_finite() {
+            let operator = match affine {
+                Affine::Conv(c) => Some(c.first_non_finite()),
+                Affine::Blocks(b) => Some(b.first_non_finite()),
+                _ => None,
+            };
+            if let Some(first) = operator {
+                if let Some((j, i, v)) = first {
                     return Err(invalid(match i {
                         Some(i) => format!(
                             "layer {number}: weight [{j}, {i}] is {v}, weights must be finite"
@@ -823,13 +847,27 @@ impl Network<f64> {
                 }
                 Affine::Conv(c) => {
                     h.update(b"conv");
-                    let shape = c.shape();
-                    let sizes = shape.input.iter().chain([&shape.channels, &shape.groups]);
-                    let window = [shape.kernel, shape.strides, shape.dilations];
-                    for &v in sizes.chain(window.iter().flatten()).chain(&shape.pads) {
-                        h.update((v as u64).to_le_bytes());
+                    conv_fingerprint(&mut h, c);
+                }
+                Affine::Blocks(b) => {
+                    h.update(b"blocks");
+                    h.update((b.in_dim() as u64).to_le_bytes());
+                    h.update((b.out_dim() as u64).to_le_bytes());
+                    for p in b.parts() {
+                        h.update((p.input as u64).to_le_bytes());
+                        h.update((p.output as u64).to_le_bytes());
+                        match &p.map {
+                            PartMap::Conv(c) => {
+                                h.update(b"conv");
+                                conv_fingerprint(&mut h, c);
+                            }
+                            PartMap::Copy(n) => {
+                                h.update(b"copy");
+                                h.update((*n as u64).to_le_bytes());
+                            }
+                        }
                     }
-                    for v in c.kernel().iter().chain(c.channel_bias()) {
+                    for v in b.biases() {
                         h.update(v.to_bits().to_le_bytes());
                     }
                 }
@@ -856,6 +894,19 @@ impl Network<f64> {
             }
         }
         format!("sha256:{:x}", h.finalize())
+    }
+}
+
+/// A convolution's shape, kernel and biases, into the fingerprint.
+fn conv_fingerprint(h: &mut Sha256, c: &Conv) {
+    let shape = c.shape();
+    let sizes = shape.input.iter().chain([&shape.channels, &shape.groups]);
+    let window = [shape.kernel, shape.strides, shape.dilations];
+    for &v in sizes.chain(window.iter().flatten()).chain(&shape.pads) {
+        h.update((v as u64).to_le_bytes());
+    }
+    for v in c.kernel().iter().chain(c.channel_bias()) {
+        h.update(v.to_bits().to_le_bytes());
     }
 }
 

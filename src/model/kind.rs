@@ -64,7 +64,7 @@ impl LayerKind {
         match (&layer.affine, layer.max_pool) {
             (_, Some(_)) => LayerKind::MaxPool,
             (Affine::Dense(_) | Affine::Shared(_), None) => LayerKind::Dense,
-            (Affine::Conv(_), None) => LayerKind::Conv,
+            (Affine::Conv(_) | Affine::Blocks(_), None) => LayerKind::Conv,
             (Affine::Sparse(_), None) => LayerKind::Other,
         }
     }

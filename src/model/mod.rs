@@ -1,6 +1,7 @@
 //! The network IR, its loaders, and the forward pass.
 
 pub mod activation;
+pub mod blocks;
 pub mod conv;
 pub mod file;
 pub mod forward;
@@ -155,6 +156,7 @@ impl Model {
                     question: options.question.clone(),
                     strip_softmax: options.strip_softmax,
                     max_memory,
+                    conv_rows_up_to: None,
                 },
             )?,
             Some("json") if relation_network => {

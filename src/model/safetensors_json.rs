@@ -414,7 +414,7 @@ pub fn save(net: &Network, json_path: &Path) -> Result<()> {
                     bias: Some(bias),
                 });
             }
-            Affine::Sparse(_) | Affine::Shared(_) | Affine::Conv(_) => {
+            Affine::Sparse(_) | Affine::Shared(_) | Affine::Conv(_) | Affine::Blocks(_) => {
                 return Err(Error::write(
                     json_path,
                     io::Error::new(

@@ -309,7 +309,9 @@ fn row_blocks(affine: &crate::model::Affine) -> Option<Vec<RowBlock<'_>>> {
                     .collect(),
             )
         }
-        crate::model::Affine::Sparse(_) | crate::model::Affine::Conv(_) => None,
+        crate::model::Affine::Sparse(_)
+        | crate::model::Affine::Conv(_)
+        | crate::model::Affine::Blocks(_) => None,
     }
 }
 

@@ -222,7 +222,7 @@ impl Linear {
                     copies: s.copies() as i64,
                 }
             }
-            Affine::Sparse(_) | Affine::Conv(_) => {
+            Affine::Sparse(_) | Affine::Conv(_) | Affine::Blocks(_) => {
                 let vals: Vec<f64> = (0..affine.out_dim())
                     .flat_map(|j| affine.row(j).values().to_vec())
                     .collect();

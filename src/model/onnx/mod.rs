@@ -56,6 +56,12 @@ pub struct OnnxOptions {
     /// them): a layer that would take the total past it is refused, naming its node, before
     /// it is built. `None`: no limit.
     pub max_memory: Option<u64>,
+    /// The most weights a convolution's rows may list and be kept as sparse rows; a larger
+    /// one is kept as its kernel. `None`: 2^23. A lower value loads a small network the way a
+    /// large one loads (its convolutions as kernels, its residual blocks as [`Blocks`] maps).
+    ///
+    /// [`Blocks`]: crate::model::blocks::Blocks
+    pub conv_rows_up_to: Option<usize>,
 }
 
 /// Loads an ONNX file and translates it into a validated [`Network`].

@@ -22,6 +22,7 @@ use onnx_protobuf::{NodeProto, TensorProto};
 
 use super::proto::{float_tensor, int64_values, required_input, Tensor};
 use crate::exact::dyadic::ExactSum;
+use crate::model::blocks::{Blocks, Part, PartMap};
 use crate::model::conv::Conv;
 use crate::model::ir::{Activation, Affine, Dense, Layer, Shared, Sparse};
 use crate::model::kind::LayerKind;
@@ -67,6 +68,9 @@ pub(super) enum Map {
     /// A convolution too large for rows (above [`CONV_ROWS_UP_TO`] weights), kept as its
     /// kernel.
     Conv(Conv),
+    /// Convolutions kept as their kernels, reading ranges of a wider layer input, copies of
+    /// carried values and their sums ([`Blocks`]).
+    Blocks(Blocks),
 }
 
 impl Map {
@@ -76,6 +80,7 @@ impl Map {
             Map::Shared(w, _, copies) => w.nrows() * copies,
             Map::Sparse(rows, _) => rows.len(),
             Map::Conv(c) => c.out_dim(),
+            Map::Blocks(b) => b.out_dim(),
         }
     }
 }
@@ -182,6 +187,9 @@ pub(super) struct Tracer<'a> {
     pub(super) keep_batch_norm: bool,
     /// An Add of two computed tensors cuts its summands into a layer of their own first.
     pub(super) split_residual: bool,
+    /// The most weights a convolution's rows may list and be kept as rows
+    /// ([`CONV_ROWS_UP_TO`] unless a test lowers it).
+    pub(super) conv_rows_up_to: usize,
     /// The most bytes the network may take (`None`: no limit).
     pub(super) max_memory: Option<u64>,
     /// The opset of the default domain (Unsqueeze, Squeeze and ReduceSum changed at 13).
@@ -343,6 +351,14 @@ impl<'a> Tracer<'a> {
         int64_values(name, self.consts.get(name).map(AsRef::as_ref))
     }
 
+    /// Drops the tensors that no node after the current one reads (the graph output is kept),
+    /// so that a map or a layer input is not held past its last reader.
+    pub(super) fn drop_spent(&mut self) {
+        let (at, output, last_read) = (self.at, self.output, &self.last_read);
+        self.values
+            .retain(|name, _| *name == output || last_read.get(name).is_some_and(|&i| i > at));
+    }
+
     /// Input `pos` of a node, as [`Tracer::data`], owned when no later node reads it and it
     /// is not the graph output (it is then dropped from the tensors kept), so that a layer cut
     /// from it takes its weights instead of copying them.
@@ -376,6 +392,28 @@ impl<'a> Tracer<'a> {
                     format!("a layer of {} outputs", w.nrows())
                 })?;
                 self.finish_cut(dims, Dense::new(w, b).map(Affine::Dense), activation)
+            }
+            Ok(Data {
+                dims,
+                form: Form::Map(Map::Conv(c)),
+                ..
+            }) => {
+                let outputs = c.out_dim() as u64;
+                self.check_memory(c.kernel().len() as u64 * 8 + 16 * outputs, || {
+                    format!("a layer of {outputs} outputs")
+                })?;
+                self.finish_cut(dims, Ok(Affine::Conv(c)), activation)
+            }
+            Ok(Data {
+                dims,
+                form: Form::Map(Map::Blocks(b)),
+                ..
+            }) => {
+                let outputs = b.out_dim() as u64;
+                self.check_memory(b.stored_weights() as u64 * 8 + 16 * outputs, || {
+                    format!("a layer of {outputs} outputs")
+                })?;
+                self.finish_cut(dims, Ok(Affine::Blocks(b)), activation)
             }
             Ok(data) => self.cut_alone(&data, activation),
             Err(x) => self.cut(&x, activation),
@@ -428,26 +466,40 @@ impl<'a> Tracer<'a> {
         if carried.is_empty() {
             return self.cut_alone(x, activation);
         }
-        let (mut rows, mut bias) = form_rows(&x.form)?;
-        let own = rows.len();
+        let own = x.len();
         let mut places = Vec::with_capacity(carried.len());
+        let mut at = own;
         for (names, data) in &carried {
-            let (r, b) = form_rows(&data.form)?;
-            places.push((names, data, rows.len(), r.len()));
-            rows.extend(r);
-            bias.extend(b);
+            places.push((names, data, at, data.len()));
+            at += data.len();
         }
-        let out = rows.len();
+        let out = at;
         if u32::try_from(out).is_err() {
             return Err(format!("a layer of {out} outputs is too wide"));
         }
-        let listed: usize = rows.iter().map(Vec::len).sum();
-        self.check_memory(listed as u64 * 12 + 16 * out as u64, || {
-            format!("a layer of {out} outputs")
-        })?;
-        let affine = Sparse::from_rows(self.width, rows, Array1::from(bias))
-            .map(Affine::Sparse)
-            .map_err(|e| e.to_string())?;
+        let affine = match self.carried_blocks(x, &carried) {
+            Some(blocks) => {
+                self.check_memory(blocks.stored_weights() as u64 * 8 + 16 * out as u64, || {
+                    format!("a layer of {out} outputs")
+                })?;
+                Affine::Blocks(blocks)
+            }
+            None => {
+                let (mut rows, mut bias) = form_rows(&x.form)?;
+                for (_, data) in &carried {
+                    let (r, b) = form_rows(&data.form)?;
+                    rows.extend(r);
+                    bias.extend(b);
+                }
+                let listed: usize = rows.iter().map(Vec::len).sum();
+                self.check_memory(listed as u64 * 12 + 16 * out as u64, || {
+                    format!("a layer of {out} outputs")
+                })?;
+                Sparse::from_rows(self.width, rows, Array1::from(bias))
+                    .map(Affine::Sparse)
+                    .map_err(|e| e.to_string())?
+            }
+        };
         let relu = activation.is_some();
         self.layers.push(Layer {
             affine,
@@ -479,6 +531,22 @@ impl<'a> Tracer<'a> {
             form: Form::Select((0..own as u32).map(Elem::Input).collect()),
             bias_open: false,
         })
+    }
+
+    /// `x` and the tensors carried beside it as one map of parts ([`Blocks`]), when one of
+    /// them is kept as kernels and each is such a map or consecutive inputs; `None` otherwise
+    /// (the layer is then written as rows).
+    fn carried_blocks(&self, x: &Data, carried: &[(Vec<&'a str>, Rc<Data>)]) -> Option<Blocks> {
+        if !is_operator(&x.form) && !carried.iter().any(|(_, d)| is_operator(&d.form)) {
+            return None;
+        }
+        let (mut parts, mut bias) = form_parts(&x.form, 0)?;
+        for (_, data) in carried {
+            let (p, b) = form_parts(&data.form, bias.len())?;
+            parts.extend(p);
+            bias.extend(b);
+        }
+        Blocks::new(self.width, parts, bias).ok()
     }
 
     /// The tensors of the current layer input that a node after this one reads, each with the
@@ -517,6 +585,7 @@ impl<'a> Tracer<'a> {
             Form::Map(Map::Dense(w, _) | Map::Shared(w, _, _)) => (w.len(), 0),
             Form::Map(Map::Sparse(rows, _)) => (rows.iter().map(Vec::len).sum(), 4),
             Form::Map(Map::Conv(c)) => (c.kernel().len(), 0),
+            Form::Map(Map::Blocks(b)) => (b.stored_weights(), 0),
         };
         let outputs = x.len() as u64;
         self.check_memory(weights as u64 * (8 + index) + 16 * outputs, || {
@@ -549,6 +618,7 @@ impl<'a> Tracer<'a> {
                     .map(Affine::Sparse)
             }
             Form::Map(Map::Conv(c)) => Ok(Affine::Conv(c.clone())),
+            Form::Map(Map::Blocks(b)) => Ok(Affine::Blocks(b.clone())),
         };
         self.finish_cut(x.dims.clone(), affine, activation)
     }
@@ -652,6 +722,17 @@ impl<'a> Tracer<'a> {
     ) -> Result<Data, String> {
         let elems = self.select(x)?;
         if !is_identity(&elems, self.width) {
+            if let Some(start) = input_range(&elems) {
+                let bias = (0..conv.out_dim()).map(|j| *conv.bias(j)).collect();
+                let part = Part {
+                    input: start,
+                    output: 0,
+                    map: PartMap::Conv(unbiased(conv)),
+                };
+                let blocks =
+                    Blocks::new(self.width, vec![part], bias).map_err(|e| e.to_string())?;
+                return Ok(self.with(dims, Form::Map(Map::Blocks(blocks))));
+            }
             return Err(format!(
                 "the convolution lists {} weights in its rows (more than 2^23) and is kept as its \
                  kernel, which reads the layer input as it is; here its input is rearranged or \
@@ -723,6 +804,23 @@ pub(super) fn form_rows(form: &Form) -> Result<Rows, String> {
                 })
                 .unzip()
         }
+        Form::Map(Map::Blocks(b)) => {
+            if b.out_dim() * b.max_connected() > MAX_LOWERED_ENTRIES {
+                return Err(format!(
+                    "a map of convolutions kept as their kernels (up to {} weights in each of \
+                     its {} rows) is combined here with values it cannot hold beside it, which \
+                     needs its rows",
+                    b.max_connected(),
+                    b.out_dim()
+                ));
+            }
+            (0..b.out_dim())
+                .map(|j| {
+                    let row = b.entries(j).map(|(i, &w)| (i as u32, w)).collect();
+                    (row, *b.bias(j))
+                })
+                .unzip()
+        }
         Form::Map(Map::Dense(w, b)) => (
             w.rows()
                 .into_iter()
@@ -749,4 +847,58 @@ pub(super) fn form_rows(form: &Form) -> Result<Rows, String> {
                 .unzip()
         }
     })
+}
+
+/// The start of `elems` when they are consecutive inputs `s, s + 1, …` of the layer.
+pub(super) fn input_range(elems: &[Elem]) -> Option<usize> {
+    let Some(&Elem::Input(start)) = elems.first() else {
+        return None;
+    };
+    let consecutive = elems.iter().zip(start..).all(|(e, i)| *e == Elem::Input(i));
+    consecutive.then_some(start as usize)
+}
+
+/// `conv` with its biases set to zero (a part of a [`Blocks`] map, which holds them).
+pub(super) fn unbiased(mut conv: Conv) -> Conv {
+    conv.channel_bias_mut().iter_mut().for_each(|b| *b = 0.0);
+    conv
+}
+
+/// Whether a tensor is a map kept as kernels rather than rows.
+pub(super) fn is_operator(form: &Form) -> bool {
+    matches!(form, Form::Map(Map::Conv(_) | Map::Blocks(_)))
+}
+
+/// A tensor of the current layer input (`width` values) as parts adding into its outputs
+/// from `output` on, and its biases: consecutive inputs as a copy, a convolution kept as its
+/// kernel, or such a map's parts; `None` for anything else (rows, constants, a rearrangement).
+pub(super) fn form_parts(form: &Form, output: usize) -> Option<(Vec<Part>, Vec<f64>)> {
+    let moved = |p: &Part| Part {
+        output: p.output + output,
+        ..p.clone()
+    };
+    match form {
+        Form::Select(elems) => {
+            let input = input_range(elems)?;
+            let part = Part {
+                input,
+                output,
+                map: PartMap::Copy(elems.len()),
+            };
+            Some((vec![part], vec![0.0; elems.len()]))
+        }
+        Form::Map(Map::Conv(c)) => {
+            let bias = (0..c.out_dim()).map(|j| *c.bias(j)).collect();
+            let part = Part {
+                input: 0,
+                output,
+                map: PartMap::Conv(unbiased(c.clone())),
+            };
+            Some((vec![part], bias))
+        }
+        Form::Map(Map::Blocks(b)) => {
+            Some((b.parts().iter().map(moved).collect(), b.biases().to_vec()))
+        }
+        Form::Map(_) => None,
+    }
 }

@@ -22,8 +22,8 @@ use super::fold::{self, count};
 use super::ops::{self, Reads};
 use super::proto::{data_type_name, first_output, node_label};
 use super::state::{
-    is_identity, unsized_problem, Batch, Data, Elem, Form, Output, Tracer, Unsized, MAX_IMAGE_SIDE,
-    MAX_LOWERED_ENTRIES,
+    is_identity, unsized_problem, Batch, Data, Elem, Form, Output, Tracer, Unsized,
+    CONV_ROWS_UP_TO, MAX_IMAGE_SIDE, MAX_LOWERED_ENTRIES,
 };
 use super::{is_default_domain, OnnxOptions};
 use crate::model::ir::Layer;
@@ -160,6 +160,7 @@ pub(super) fn translate(
         width: 0,
         keep_batch_norm: options.keep_batch_norm,
         split_residual: options.split_residual,
+        conv_rows_up_to: options.conv_rows_up_to.unwrap_or(CONV_ROWS_UP_TO),
         max_memory: options.max_memory,
         opset,
         batch,
@@ -193,6 +194,7 @@ pub(super) fn translate(
         tracer
             .node(node, &wiring)
             .map_err(|problem| format!("{}: {problem}", node_label(node, i)))?;
+        tracer.drop_spent();
     }
     let (layers, kinds) = finish(tracer, input, output)?;
     Ok(Translated {

@@ -8,6 +8,7 @@ use ndarray::{Array1, Array2};
 use onnx_protobuf::NodeProto;
 
 use super::{Op, Reads};
+use crate::model::blocks::{Blocks, Part, PartMap};
 use crate::model::onnx::proto::{attr_float, attr_int, required_input, Tensor};
 use crate::model::onnx::state::{Form, Map, Output, Tracer};
 
@@ -113,6 +114,34 @@ fn normalised(map: &Map, dims: &[usize], s: &[f64], t: &[f64]) -> Option<Map> {
             let mut conv = conv.clone();
             conv.scale_channels(s, t);
             Some(Map::Conv(conv))
+        }
+        Map::Blocks(blocks) => {
+            // Each part a convolution whose output channels are channels of the tensor.
+            let (parts, mut b) = blocks.clone().into_parts();
+            let mut scaled_parts = Vec::with_capacity(parts.len());
+            for part in parts {
+                let PartMap::Conv(mut conv) = part.map else {
+                    return None;
+                };
+                let [c, h, w] = conv.output();
+                if h * w != per_channel || part.output % per_channel != 0 {
+                    return None;
+                }
+                let first = channel_of(part.output);
+                let scale: Vec<f64> = (0..c).map(|k| s[(first + k) % channels]).collect();
+                conv.scale_channels(&scale, &vec![0.0; c]);
+                scaled_parts.push(Part {
+                    map: PartMap::Conv(conv),
+                    ..part
+                });
+            }
+            for (j, v) in b.iter_mut().enumerate() {
+                let c = channel_of(j);
+                *v = *v * s[c] + t[c];
+            }
+            Blocks::new(blocks.in_dim(), scaled_parts, b)
+                .ok()
+                .map(Map::Blocks)
         }
         Map::Shared(w, b, copies) => {
             let rows = w.nrows();

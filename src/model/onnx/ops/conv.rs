@@ -13,9 +13,7 @@ use crate::model::onnx::proto::{
     attr_int, attr_ints, attr_string, bias_vector, required_input, Tensor,
 };
 use crate::model::onnx::state::Data;
-use crate::model::onnx::state::{
-    Output, Tracer, CONV_ROWS_UP_TO, MAX_IMAGE_SIDE, MAX_LOWERED_ENTRIES,
-};
+use crate::model::onnx::state::{Output, Tracer, MAX_IMAGE_SIDE, MAX_LOWERED_ENTRIES};
 
 pub(super) const OPS: &[Op] = &[Op {
     name: "Conv",
@@ -32,15 +30,16 @@ pub(super) const OPS: &[Op] = &[Op {
     translate: conv,
 }];
 
-/// `Conv` on `[batch, channels, height, width]` data: sparse rows up to [`CONV_ROWS_UP_TO`]
-/// weights in all, the kernel applied as an operator above.
+/// `Conv` on `[batch, channels, height, width]` data: sparse rows up to
+/// [`Tracer::conv_rows_up_to`] weights in all (2^23 unless the options lower it), the kernel
+/// applied as an operator above.
 fn conv<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, String> {
     let x = t.data(node, 0)?;
     let image = image(&x, "Conv")?;
     let conv = conv_layer(node, image, |name| t.floats(name))?;
     let [c_out, ho, wo] = conv.output();
     let dims = vec![1, c_out, ho, wo];
-    let as_kernel = conv.row_weights() > CONV_ROWS_UP_TO;
+    let as_kernel = conv.row_weights() > t.conv_rows_up_to;
     let (weights, bytes_each, form) = if as_kernel {
         (conv.kernel().len(), 8, "its kernel")
     } else {

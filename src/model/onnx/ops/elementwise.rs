@@ -19,11 +19,13 @@ use ndarray::{Array1, Array2};
 use onnx_protobuf::NodeProto;
 
 use super::{Op, Reads};
+use crate::model::blocks::Blocks;
 use crate::model::conv::Conv;
 use crate::model::onnx::fold::{broadcast_dims, broadcast_positions, count};
 use crate::model::onnx::proto::Tensor;
 use crate::model::onnx::state::{
-    exact_sum, form_rows, merge_row, Data, Elem, Form, Map, Operand, Output, Tracer,
+    exact_sum, form_parts, form_rows, is_operator, merge_row, Data, Elem, Form, Map, Operand,
+    Output, Tracer,
 };
 
 pub(super) const OPS: &[Op] = &[
@@ -241,7 +243,7 @@ fn scaled(map: &Map, factor: &[f64], divide: bool) -> Result<Map, String> {
             let (w, b) = matrix(w, b);
             Map::Shared(w, b, *copies)
         }
-        Map::Shared(..) | Map::Sparse(..) | Map::Conv(..) => {
+        Map::Shared(..) | Map::Sparse(..) | Map::Conv(..) | Map::Blocks(..) => {
             let (mut rows, mut b) = form_rows(&Form::Map(map.clone()))?;
             for (j, row) in rows.iter_mut().enumerate() {
                 row.iter_mut().for_each(|(_, v)| *v = q(*v, j));
@@ -258,6 +260,7 @@ fn non_finite(map: &Map) -> Option<f64> {
     match map {
         Map::Dense(w, b) | Map::Shared(w, b, _) => w.iter().chain(b.iter()).find(bad).copied(),
         Map::Conv(c) => c.kernel().iter().chain(c.channel_bias()).find(bad).copied(),
+        Map::Blocks(b) => b.first_non_finite().map(|(_, _, v)| v),
         Map::Sparse(rows, b) => rows
             .iter()
             .flatten()
@@ -289,6 +292,13 @@ fn add_tensors(t: &mut Tracer<'_>, x: &Data, y: &Data) -> Result<Data, String> {
     }
     if t.split_residual {
         return add_apart(t, x, y);
+    }
+    // A convolution kept as its kernel plus a convolution or values of the layer input that
+    // read other inputs: the two as parts of one map, the biases summed as below.
+    if is_operator(&x.form) || is_operator(&y.form) {
+        if let Some(blocks) = summed_parts(t.width, &x.form, &y.form)? {
+            return Ok(t.with(x.dims.clone(), Form::Map(Map::Blocks(blocks))));
+        }
     }
     // An affine map plus another tensor of the same layer input (the two branches of a
     // residual connection): the rows added entry by entry, exactly; the two biases summed and
@@ -323,6 +333,24 @@ fn add_apart(t: &mut Tracer<'_>, x: &Data, y: &Data) -> Result<Data, String> {
     t.linear(&parts, sum, vec![0.0; n], x.dims.clone())
 }
 
+/// `x + y` as one map of parts ([`Blocks`]), when both are such maps (or consecutive inputs)
+/// and the parts adding into a common output read disjoint inputs; `None` otherwise.
+fn summed_parts(width: usize, x: &Form, y: &Form) -> Result<Option<Blocks>, String> {
+    let (Some((mut parts, bx)), Some((py, by))) = (form_parts(x, 0), form_parts(y, 0)) else {
+        return Ok(None);
+    };
+    parts.extend(py);
+    let mut bias = Vec::with_capacity(bx.len());
+    for (ba, bb) in bx.into_iter().zip(by) {
+        let sum = ba + bb;
+        if !sum.is_finite() {
+            return Err(format!("the biases {ba} and {bb} sum beyond f64"));
+        }
+        bias.push(sum);
+    }
+    Ok(Blocks::new(width, parts, bias).ok())
+}
+
 /// `b + shift` entry by entry (`shift` may be longer: a shared block's copies), or `None`
 /// when a sum rounds.
 fn shifted_bias<'a>(b: impl IntoIterator<Item = &'a f64>, shift: &[f64]) -> Option<Vec<f64>> {
@@ -343,6 +371,11 @@ fn shifted(map: &Map, shift: &[f64]) -> Option<Map> {
             let b = shifted_bias(c.channel_bias(), &shift)?;
             c.channel_bias_mut().copy_from_slice(&b);
             Some(Map::Conv(c))
+        }
+        Map::Blocks(b) => {
+            let (parts, bias) = b.clone().into_parts();
+            let bias = shifted_bias(&bias, shift)?;
+            Blocks::new(b.in_dim(), parts, bias).ok().map(Map::Blocks)
         }
         Map::Shared(w, b, copies) => {
             // One block: the shift must be the same for every copy.
@@ -368,6 +401,12 @@ fn with_bias(map: &Map, bias: &[f64]) -> Option<Map> {
             let mut c = c.clone();
             c.channel_bias_mut().copy_from_slice(&bias);
             Some(Map::Conv(c))
+        }
+        Map::Blocks(b) => {
+            let (parts, _) = b.clone().into_parts();
+            Blocks::new(b.in_dim(), parts, bias.to_vec())
+                .ok()
+                .map(Map::Blocks)
         }
         Map::Shared(w, _, copies) => {
             let rows = w.nrows();

@@ -1,0 +1,326 @@
+//! An affine map kept as parts placed in its input and output: each part an operator reading
+//! a range of the input and adding into a range of the output (a convolution kept as its
+//! kernel, or a copy), plus one bias per output. A convolution reading part of a wider layer
+//! input, values carried beside it unchanged, and the sum of a residual block's last
+//! convolution and its shortcut are such maps. Like [`Conv`], its rows are built on demand and
+//! the whole-layer applications loop over the parts, so the layer holds the kernels and the
+//! biases only.
+//!
+//! Parts that add into a common output read disjoint input ranges, so each row lists every
+//! input once, in increasing order: the parts' rows one after the other, by input range.
+
+use ndarray::{Array2, ArrayView2};
+
+use crate::error::{invalid, Result};
+use crate::exact::Scalar;
+use crate::model::conv::Conv;
+
+/// What one part computes from its input range.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PartMap<T = f64> {
+    /// A convolution kept as its kernel; its biases are all zero (the map's biases hold them).
+    Conv(Conv<T>),
+    /// This many inputs copied, each with weight 1.
+    Copy(usize),
+}
+
+impl<T: Scalar> PartMap<T> {
+    /// The width of the input range it reads.
+    pub fn in_dim(&self) -> usize {
+        match self {
+            PartMap::Conv(c) => c.in_dim(),
+            PartMap::Copy(n) => *n,
+        }
+    }
+
+    /// The width of the output range it adds into.
+    pub fn out_dim(&self) -> usize {
+        match self {
+            PartMap::Conv(c) => c.out_dim(),
+            PartMap::Copy(n) => *n,
+        }
+    }
+}
+
+/// One part: `map` reads inputs `input .. input + map.in_dim()` and adds into outputs
+/// `output .. output + map.out_dim()`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Part<T = f64> {
+    /// The first input it reads.
+    pub input: usize,
+    /// The first output it adds into.
+    pub output: usize,
+    /// What it computes.
+    pub map: PartMap<T>,
+}
+
+impl<T: Scalar> Part<T> {
+    /// Whether it adds into output `j`.
+    fn covers(&self, j: usize) -> bool {
+        (self.output..self.output + self.map.out_dim()).contains(&j)
+    }
+
+    /// `(input, weight)` of its row for output `j` of the map (which it covers), in increasing
+    /// input order; `one` is the weight of a copy.
+    fn entries<'a>(
+        &'a self,
+        j: usize,
+        one: &'a T,
+    ) -> Box<dyn Iterator<Item = (usize, &'a T)> + 'a> {
+        let (start, at) = (self.input, j - self.output);
+        match &self.map {
+            PartMap::Conv(c) => Box::new(c.taps(at).map(move |(i, k)| (start + i, &c.kernel()[k]))),
+            PartMap::Copy(_) => Box::new(std::iter::once((start + at, one))),
+        }
+    }
+
+    /// The number of weights its row for output `j` of the map lists.
+    fn connected(&self, j: usize) -> usize {
+        match &self.map {
+            PartMap::Conv(c) => c.connected(j - self.output),
+            PartMap::Copy(_) => 1,
+        }
+    }
+}
+
+/// An affine map of `in_dim` inputs made of placed parts and one bias per output.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Blocks<T = f64> {
+    in_dim: usize,
+    /// By first input, then first output.
+    parts: Vec<Part<T>>,
+    bias: Vec<T>,
+    one: T,
+    max_connected: usize,
+}
+
+impl<T: Scalar> Blocks<T> {
+    /// Checks that every part lies inside the input and the output (`bias.len()` outputs),
+    /// that parts adding into a common output read disjoint inputs, and that a convolution
+    /// part has zero biases; at most 2^32 − 1 inputs and outputs.
+    pub fn new(in_dim: usize, mut parts: Vec<Part<T>>, bias: Vec<T>) -> Result<Self> {
+        let out_dim = bias.len();
+        if in_dim == 0 || out_dim == 0 || parts.is_empty() {
+            return Err(invalid(format!(
+                "a map of parts from {in_dim} inputs into {out_dim} outputs with {} parts is empty",
+                parts.len()
+            )));
+        }
+        if u32::try_from(in_dim).is_err() || u32::try_from(out_dim).is_err() {
+            return Err(invalid(format!(
+                "a map of parts from {in_dim} inputs into {out_dim} outputs: at most 2^32 - 1 \
+                 inputs and outputs are supported"
+            )));
+        }
+        for (n, p) in parts.iter().enumerate() {
+            let (i, o) = (p.map.in_dim(), p.map.out_dim());
+            if p.input.checked_add(i).is_none_or(|e| e > in_dim)
+                || p.output.checked_add(o).is_none_or(|e| e > out_dim)
+            {
+                return Err(invalid(format!(
+                    "part {n} reads inputs {}..{} and writes outputs {}..{} of a map from \
+                     {in_dim} inputs into {out_dim} outputs",
+                    p.input,
+                    p.input.saturating_add(i),
+                    p.output,
+                    p.output.saturating_add(o)
+                )));
+            }
+            if let PartMap::Conv(c) = &p.map {
+                if c.channel_bias().iter().any(|b| *b != T::zero()) {
+                    return Err(invalid(format!(
+                        "part {n} is a convolution with biases of its own; the map holds them"
+                    )));
+                }
+            }
+        }
+        parts.sort_by_key(|p| (p.input, p.output));
+        let overlap = |a: (usize, usize), b: (usize, usize)| a.0 < b.1 && b.0 < a.1;
+        for (a, p) in parts.iter().enumerate() {
+            for q in &parts[a + 1..] {
+                let outputs = (
+                    (p.output, p.output + p.map.out_dim()),
+                    (q.output, q.output + q.map.out_dim()),
+                );
+                let inputs = (
+                    (p.input, p.input + p.map.in_dim()),
+                    (q.input, q.input + q.map.in_dim()),
+                );
+                if overlap(outputs.0, outputs.1) && overlap(inputs.0, inputs.1) {
+                    return Err(invalid(format!(
+                        "two parts add into outputs {}..{} and {}..{} and both read inputs of \
+                         {}..{}",
+                        outputs.0 .0,
+                        outputs.0 .1,
+                        outputs.1 .0,
+                        outputs.1 .1,
+                        q.input,
+                        inputs.0 .1
+                    )));
+                }
+            }
+        }
+        let mut blocks = Self {
+            in_dim,
+            parts,
+            bias,
+            one: T::one(),
+            max_connected: 0,
+        };
+        blocks.max_connected = (0..out_dim).map(|j| blocks.connected(j)).max().unwrap_or(0);
+        Ok(blocks)
+    }
+
+    /// The parts, by first input.
+    pub fn parts(&self) -> &[Part<T>] {
+        &self.parts
+    }
+
+    /// The biases, one per output.
+    pub fn biases(&self) -> &[T] {
+        &self.bias
+    }
+
+    /// The parts and the biases.
+    pub fn into_parts(self) -> (Vec<Part<T>>, Vec<T>) {
+        (self.parts, self.bias)
+    }
+
+    /// The width of the input.
+    pub fn in_dim(&self) -> usize {
+        self.in_dim
+    }
+
+    /// The number of outputs.
+    pub fn out_dim(&self) -> usize {
+        self.bias.len()
+    }
+
+    /// The bias of output `j`.
+    pub fn bias(&self, j: usize) -> &T {
+        &self.bias[j]
+    }
+
+    /// The number of stored weights: the kernels'.
+    pub fn stored_weights(&self) -> usize {
+        self.parts
+            .iter()
+            .map(|p| match &p.map {
+                PartMap::Conv(c) => c.kernel().len(),
+                PartMap::Copy(_) => 0,
+            })
+            .sum()
+    }
+
+    /// The number of weights output `j` lists.
+    pub fn connected(&self, j: usize) -> usize {
+        self.parts
+            .iter()
+            .filter(|p| p.covers(j))
+            .map(|p| p.connected(j))
+            .sum()
+    }
+
+    /// The most inputs any one output reads.
+    pub fn max_connected(&self) -> usize {
+        self.max_connected
+    }
+
+    /// `(input, weight)` of each weight of output `j`, in increasing input order.
+    pub fn entries(&self, j: usize) -> impl Iterator<Item = (usize, &T)> + '_ {
+        self.parts
+            .iter()
+            .filter(move |p| p.covers(j))
+            .flat_map(move |p| p.entries(j, &self.one))
+    }
+
+    /// Output `j`'s listed inputs and their weights, built from the parts.
+    pub fn row(&self, j: usize) -> (Vec<u32>, Vec<T>) {
+        self.entries(j).map(|(i, w)| (i as u32, w.clone())).unzip()
+    }
+
+    /// `out = W a + b`, each output summed over its row in increasing input order.
+    pub fn apply_into(&self, a: &[T], out: &mut Vec<T>) {
+        out.clear();
+        out.extend(
+            (0..self.out_dim())
+                .map(|j| T::affine_sum(self.entries(j).map(|(i, w)| (w, &a[i])), &self.bias[j])),
+        );
+    }
+
+    /// `out = Wᵀ v` (no bias): each input receives the weighted values of the outputs whose
+    /// rows list it, output by output.
+    pub fn apply_transposed_into(&self, v: &[T], out: &mut Vec<T>) {
+        out.clear();
+        out.resize(self.in_dim, T::zero());
+        for (j, vj) in v.iter().enumerate() {
+            for (i, w) in self.entries(j) {
+                T::mul_add_assign(&mut out[i], w, vj);
+            }
+        }
+    }
+
+    /// The same map with every parameter mapped by `f`.
+    pub fn map<U: Scalar>(&self, f: impl Fn(&T) -> U) -> Blocks<U> {
+        Blocks {
+            in_dim: self.in_dim,
+            parts: self
+                .parts
+                .iter()
+                .map(|p| Part {
+                    input: p.input,
+                    output: p.output,
+                    map: match &p.map {
+                        PartMap::Conv(c) => PartMap::Conv(c.map(&f)),
+                        PartMap::Copy(n) => PartMap::Copy(*n),
+                    },
+                })
+                .collect(),
+            bias: self.bias.iter().map(&f).collect(),
+            one: U::one(),
+            max_connected: self.max_connected,
+        }
+    }
+}
+
+impl Blocks<f64> {
+    /// `W g` (or `|W| g` with `absolute`) for a matrix `g` with one row per input.
+    pub fn times(&self, g: ArrayView2<'_, f64>, absolute: bool) -> Array2<f64> {
+        let mut out = Array2::zeros((self.out_dim(), g.ncols()));
+        for (j, mut o) in out.rows_mut().into_iter().enumerate() {
+            for (i, &w) in self.entries(j) {
+                o.scaled_add(if absolute { w.abs() } else { w }, &g.row(i));
+            }
+        }
+        out
+    }
+
+    /// `h Wᵀ` for points `h` given as rows.
+    pub fn apply_rows(&self, h: ArrayView2<'_, f64>) -> Array2<f64> {
+        let mut out = Array2::zeros((h.nrows(), self.out_dim()));
+        for (point, mut o) in h.rows().into_iter().zip(out.rows_mut()) {
+            for (j, v) in o.iter_mut().enumerate() {
+                *v = self.entries(j).fold(0.0, |acc, (i, &w)| acc + w * point[i]);
+            }
+        }
+        out
+    }
+
+    /// The first weight or bias that is not finite, as `(output, input, value)` for a weight
+    /// (its first output) or `(output, None, value)` for a bias.
+    pub fn first_non_finite(&self) -> Option<(usize, Option<usize>, f64)> {
+        let kernels_finite = self.parts.iter().all(|p| match &p.map {
+            PartMap::Conv(c) => c.kernel().iter().all(|v| v.is_finite()),
+            PartMap::Copy(_) => true,
+        });
+        if !kernels_finite {
+            for j in 0..self.out_dim() {
+                if let Some((i, &v)) = self.entries(j).find(|(_, v)| !v.is_finite()) {
+                    return Some((j, Some(i), v));
+                }
+            }
+        }
+        let j = self.bias.iter().position(|v| !v.is_finite())?;
+        Some((j, None, self.bias[j]))
+    }
+}
