@@ -94,10 +94,10 @@ pub struct Model {
 }
 
 impl Model {
-    /// Wraps a validated network and computes its fingerprint. Everything a model is used for
-    /// (patterns, regions, roots, certificates) assumes ReLU activations: a network with
-    /// others ([`Network::require_relu`]) is for the forward pass only, and [`Model::load`]
-    /// refuses it.
+    /// Wraps a validated network and computes its fingerprint. Patterns, regions, roots and
+    /// verdicts read every activation; the linear programs and certificates, full-backward DTD
+    /// and the libtorch backend read ReLU networks only, and refuse others
+    /// ([`Network::require_relu`]).
     pub fn new(net: Network) -> Self {
         let fingerprint = net.fingerprint();
         Self {
@@ -178,9 +178,6 @@ impl Model {
                 ))
             }
         };
-        // Patterns, regions, roots and certificates are ReLU's; the forward pass alone reads
-        // the other activations (`onnx::load`).
-        net.require_relu("the audit").map_err(|e| e.in_file(path))?;
         let net = match options.split_residual {
             true => residual::split_residuals(&net).map_err(|e| e.in_file(path))?,
             false => net,
