@@ -56,7 +56,7 @@ impl Piece {
     /// The piece of `z` under the bounds: below when `z` is not above `min` (as an inactive
     /// ReLU is at 0), above when `z` is above `max`.
     pub fn of<T: Scalar>(z: &T, lo: Option<&T>, hi: Option<&T>) -> Self {
-        if lo.is_some_and(|lo| !(z > lo)) {
+        if lo.is_some_and(|lo| z <= lo) {
             Piece::Below
         } else if hi.is_some_and(|hi| z > hi) {
             Piece::Above
