@@ -9,11 +9,24 @@
 //! constant into the next layer, gives a ReLU network with the same output. With weights,
 //! constants and inputs small multiples of 1/8 every value is exact in f64, so the f64 forward
 //! pass, the exact one, and the ReLU network's exact one must agree exactly.
+//!
+//! The audit of these networks: the default verdicts (f64 with error bounds, exact fallback)
+//! are the exact ones; a root judged inside has every neuron of the layers above on the
+//! closed piece of the input's pattern (checked in rationals on the network itself); the
+//! region's membership is that brute-force check at random points; and LeakyRelu(0) and
+//! Clip(0, ∞) audit as ReLU.
 
+use dtdcert::audit::{audit_sample, AuditSettings, DomainBox, DomainCheck, SampleRecord};
+use dtdcert::dtd::{explain, BiasMode, DtdSettings, RootOutcome, Rule};
 use dtdcert::exact::{Rational, Scalar};
-use dtdcert::model::forward::output;
+use dtdcert::model::forward::{forward, output};
 use dtdcert::model::ir::dense_layer;
-use dtdcert::model::{Activation, Layer, Network};
+use dtdcert::model::{Activation, Layer, Model, Network};
+use dtdcert::region::{
+    membership, membership_batch, membership_filtered, polytope, trace_and_pattern, Membership,
+    Pattern, Piece,
+};
+use ndarray::Array2;
 use proptest::prelude::*;
 
 /// Widths of the networks: 3 inputs, two hidden layers with activations, 2 outputs.
@@ -177,4 +190,256 @@ proptest! {
         // Every value is a small multiple of a power of two, so f64 computes it exactly.
         prop_assert_eq!(exact(&output(&net, &x)), want);
     }
+}
+
+/// Weights: half from the grid of eighths (faces and ties occur), half f32 values (the error
+/// bounds are at work).
+fn weight() -> impl Strategy<Value = f64> {
+    prop_oneof![eighths(), (-2.0f64..2.0).prop_map(|v| v as f32 as f64)]
+}
+
+fn mixed_params(rows: usize, cols: usize) -> impl Strategy<Value = Params> {
+    (
+        prop::collection::vec(weight(), rows * cols),
+        prop::collection::vec(weight(), rows),
+    )
+}
+
+/// A network of [`WIDTHS`] with mixed weights and random activations, and an input.
+fn mixed_network_and_input() -> impl Strategy<Value = (Model, Vec<f64>)> {
+    let layers: Vec<_> = WIDTHS
+        .windows(2)
+        .map(|w| mixed_params(w[1], w[0]))
+        .collect();
+    let acts: Vec<_> = WIDTHS[1..WIDTHS.len() - 1]
+        .iter()
+        .map(|&w| activation(w))
+        .collect();
+    (layers, acts, prop::collection::vec(weight(), WIDTHS[0]))
+        .prop_map(|(layers, acts, x)| (Model::new(with_activations(&layers, &acts)), x))
+}
+
+fn rules() -> impl Strategy<Value = Rule> {
+    prop_oneof![
+        Just(Rule::Z),
+        Just(Rule::ZPlus),
+        Just(Rule::Gamma(0.25)),
+        Just(Rule::WSquare),
+        Just(Rule::ZBox { lo: -2.0, hi: 2.0 }),
+    ]
+}
+
+fn settings() -> impl Strategy<Value = AuditSettings> {
+    (
+        rules(),
+        prop::option::of(rules()),
+        prop_oneof![Just(BiasMode::Ignore), Just(BiasMode::Include)],
+        any::<bool>(),
+    )
+        .prop_map(|(rule, input_rule, bias, domain)| AuditSettings {
+            dtd: DtdSettings {
+                rule,
+                input_rule,
+                bias,
+                ..DtdSettings::default()
+            },
+            domain: domain.then_some(DomainBox { lo: -2.0, hi: 2.0 }),
+            ..AuditSettings::default()
+        })
+}
+
+/// Each root's verdict without the f64 renderings: no root (why), or valid, outside at
+/// which constraint, on a face, in the domain.
+fn verdicts(record: &SampleRecord) -> Vec<Vec<String>> {
+    record
+        .layers
+        .iter()
+        .map(|layer| {
+            layer
+                .neurons
+                .iter()
+                .map(|n| match &n.root {
+                    None => format!("{:?}", n.no_root),
+                    Some(root) => {
+                        let at = match root.region {
+                            Membership::Inside { .. } => None,
+                            Membership::Outside { layer, neuron, .. } => Some((layer, neuron)),
+                        };
+                        let on_face = root.region.on_face();
+                        let out_at = match root.domain {
+                            DomainCheck::In => None,
+                            DomainCheck::Out { coordinate, .. } => Some(coordinate),
+                        };
+                        format!("{} {at:?} {on_face} {out_at:?}", root.valid)
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Whether `z` (a pre-activation of layer `k`, output `j`) lies on the closed piece of the
+/// pattern: at or above 0 for an active neuron, at or below for an inactive one; at or below
+/// `min`, between the bounds, or at or above `max` for a Clip neuron.
+fn on_piece(pattern: &Pattern, layer: &Layer<Rational>, k: usize, j: usize, z: &Rational) -> bool {
+    if let Some(&active) = pattern.layer(k).and_then(|mask| mask.get(j)) {
+        return if active {
+            !z.is_negative()
+        } else {
+            !z.is_positive()
+        };
+    }
+    let Some(&piece) = pattern.pieces(k).and_then(|p| p.get(j)) else {
+        return true;
+    };
+    let Activation::Clip { lo, hi } = &layer.activation else {
+        panic!("Clip pieces on a {} layer", layer.activation.name());
+    };
+    let (above_lo, below_hi) = (
+        lo.as_ref().is_none_or(|lo| z >= lo),
+        hi.as_ref().is_none_or(|hi| z <= hi),
+    );
+    match piece {
+        Piece::Below => lo.as_ref().is_some_and(|lo| z <= lo),
+        Piece::Between => above_lo && below_hi,
+        Piece::Above => hi.as_ref().is_some_and(|hi| z >= hi),
+    }
+}
+
+/// The first neuron (1-based layer, neuron) from layer `m` (0-based) up whose exact
+/// pre-activation at the layer input `a` leaves its closed piece, computing the network
+/// itself; `None` when every one stays on its piece.
+fn first_off_piece(
+    net: &Network<Rational>,
+    pattern: &Pattern,
+    m: usize,
+    a: &[Rational],
+) -> Option<(usize, usize)> {
+    let mut h = a.to_vec();
+    for (k, layer) in net.layers().iter().enumerate().skip(m) {
+        let mut z = Vec::new();
+        layer.affine.apply_into(&h, &mut z);
+        if let Some(j) = (0..z.len()).find(|&j| !on_piece(pattern, layer, k, j, &z[j])) {
+            return Some((k + 1, j));
+        }
+        h = dtdcert::model::forward::activate(layer, &z);
+    }
+    None
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// The default audit's verdicts are the exact audit's, root for root, and every root
+    /// judged inside its region has, computed exactly on the network itself, every neuron
+    /// above it on the closed piece of the input's pattern (and one judged outside leaves
+    /// it at the constraint named).
+    #[test]
+    fn default_verdicts_are_exact_and_inside_means_on_the_inputs_pieces(
+        (model, x) in mixed_network_and_input(),
+        settings in settings(),
+    ) {
+        let default = audit_sample(&model, &settings, 0, &x, None).unwrap();
+        let exact_settings = AuditSettings { exact: true, ..settings.clone() };
+        let exact = audit_sample(&model, &exact_settings, 0, &x, None).unwrap();
+        prop_assert_eq!(default.explained, exact.explained);
+        prop_assert_eq!(verdicts(&default), verdicts(&exact));
+        // The exact roots, judged on the network.
+        let net = model.exact();
+        let xr = exact_of(&x);
+        let trace = forward(net, &xr);
+        let pattern = Pattern::from_pre(net, &trace.pre);
+        let e = explain(net, &trace, &settings.dtd, default.explained, true);
+        for (index, step) in e.layers.iter().enumerate() {
+            for (j, n) in step.neurons.iter().enumerate() {
+                let RootOutcome::Root { point, .. } = &n.outcome else { continue };
+                let verdict = default.layers[index].neurons[j].root.as_ref().expect("a root");
+                let off = first_off_piece(net, &pattern, index, point);
+                match verdict.region {
+                    Membership::Inside { .. } => prop_assert_eq!(off, None),
+                    Membership::Outside { layer, neuron, .. } => {
+                        prop_assert_eq!(off, Some((layer, neuron)))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Membership of random points in the input's region (one at a time, batched, in
+    /// rationals and as the materialised polytope) is the brute-force check: every neuron's
+    /// exact pre-activation on the closed piece of the input's pattern.
+    #[test]
+    fn region_membership_is_the_brute_force_pieces_check(
+        (model, x) in mixed_network_and_input(),
+        points in prop::collection::vec(prop::collection::vec(weight(), WIDTHS[0]), 1..12),
+    ) {
+        let (_, pattern, _) = trace_and_pattern(&model, &x);
+        let net = model.exact();
+        let region = polytope(net, &pattern, 0);
+        let rows: Vec<f64> = points.iter().flatten().copied().collect();
+        let batch = Array2::from_shape_vec((points.len(), WIDTHS[0]), rows).unwrap();
+        let batched = membership_batch(&model, &pattern, 0, &batch);
+        for (p, (in_batch, _)) in points.iter().zip(&batched) {
+            let exact_p = exact_of(p);
+            let off = first_off_piece(net, &pattern, 0, &exact_p);
+            let (filtered, _) = membership_filtered(&model, &pattern, 0, p);
+            let exact = membership(net, &pattern, 0, &exact_p);
+            for verdict in [&filtered, &exact, in_batch] {
+                match verdict {
+                    Membership::Inside { .. } => prop_assert_eq!(off, None),
+                    Membership::Outside { layer, neuron, .. } => {
+                        prop_assert_eq!(off, Some((*layer, *neuron)))
+                    }
+                }
+            }
+            prop_assert_eq!(region.contains(&exact_p), off.is_none());
+        }
+        // The input itself is inside.
+        prop_assert_eq!(first_off_piece(net, &pattern, 0, &exact_of(&x)), None);
+    }
+
+    /// LeakyRelu(0) and Clip(0, ∞) compute ReLU, and the audit reads them as ReLU: the same
+    /// record, relevances, verdicts and how each was decided (but the f64 readings of margins
+    /// and slacks, which a ReLU layer's batched screen rounds in another order).
+    #[test]
+    fn zero_slope_leaky_relu_and_clip_from_zero_audit_as_relu(
+        layers in WIDTHS.windows(2).map(|w| mixed_params(w[1], w[0])).collect::<Vec<_>>(),
+        x in prop::collection::vec(weight(), WIDTHS[0]),
+        settings in settings(),
+        clip in any::<bool>(),
+    ) {
+        let relu = Model::new(with_activations(&layers, &[Activation::Relu, Activation::Relu]));
+        let other = if clip {
+            Activation::Clip { lo: Some(0.0), hi: None }
+        } else {
+            Activation::LeakyRelu { alpha: 0.0 }
+        };
+        let same = Model::new(with_activations(&layers, &[other.clone(), other]));
+        for exact in [false, true] {
+            let settings = AuditSettings { exact, ..settings.clone() };
+            let want = audit_sample(&relu, &settings, 0, &x, None).unwrap();
+            let got = audit_sample(&same, &settings, 0, &x, None).unwrap();
+            prop_assert_eq!(without_renderings(got), without_renderings(want));
+        }
+    }
+}
+
+/// The record with each margin, slack and out-of-domain value, f64 readings of exact values,
+/// replaced by its sign (a slack by whether it is 0: on a face).
+fn without_renderings(mut record: SampleRecord) -> SampleRecord {
+    let neurons = record.layers.iter_mut().flat_map(|l| l.neurons.iter_mut());
+    for root in neurons.filter_map(|n| n.root.as_mut()) {
+        match &mut root.region {
+            Membership::Inside { slack } => *slack = slack.map(|s| f64::from(u8::from(s != 0.0))),
+            Membership::Outside { margin, .. } => *margin = -1.0,
+        }
+        if let DomainCheck::Out { value, .. } = &mut root.domain {
+            *value = value.signum();
+        }
+    }
+    record
+}
+
+fn exact_of(v: &[f64]) -> Vec<Rational> {
+    v.iter().map(|&x| Rational::from_f64(x)).collect()
 }

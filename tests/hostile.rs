@@ -622,11 +622,11 @@ fn unsupported_operators_are_refused_naming_node_and_operator() {
     }
 }
 
-/// Clip, LeakyRelu and PRelu load (the forward pass reads them), but patterns, regions, roots
-/// and certificates are ReLU's: every command refuses such a model, naming the layer and the
-/// activation.
+/// Clip, LeakyRelu and PRelu models are audited and explained; the commands and options
+/// built on linear programs, full-backward DTD, `region` and `repro` read ReLU networks only
+/// and refuse them, naming the file, the layer and the activation.
 #[test]
-fn activations_other_than_relu_are_refused_by_every_command_naming_layer_and_activation() {
+fn activations_other_than_relu_are_audited_and_refused_where_only_relu_is_read() {
     let dir = tempfile::tempdir().unwrap();
     let cases: [(&str, &str, NodeProto, Vec<TensorProto>); 3] = [
         (
@@ -656,11 +656,47 @@ fn activations_other_than_relu_are_refused_by_every_command_naming_layer_and_act
         let path = write_onnx(&dir, file, &m);
         let net = dtdcert::model::onnx::load(&path).expect("the forward pass reads it");
         assert_eq!(net.layers()[0].activation.name(), op);
-        refused_by_every_command(
-            &path,
-            &p(INPUTS_3),
-            says(&[file, &format!("layer 1 applies {op}"), "ReLU networks only"]),
-        );
+        let data = [os("--model"), os(&path), os("--inputs"), os(INPUTS_3)];
+        let work = tempfile::tempdir().unwrap();
+        let (run_dir, npy) = (work.path().join("run"), work.path().join("r.npy"));
+        let accepted: [(&[&str], &PathBuf); 2] =
+            [(&["audit", "-q"], &run_dir), (&["explain"], &npy)];
+        for (cmd, out) in accepted {
+            let args: Vec<OsString> = cmd
+                .iter()
+                .map(OsString::from)
+                .chain(data.iter().map(|a| a.to_os_string()))
+                .chain([OsString::from("--out"), out.as_os_str().to_os_string()])
+                .collect();
+            let run = dtdcert(&args, false);
+            assert!(
+                matches!(run.code, Some(0 | 1)),
+                "{}: {}",
+                shown(&args),
+                run.stderr
+            );
+            assert!(out.exists(), "{}", shown(&args));
+        }
+        let refused: [&[&str]; 5] = [
+            &["region", "--sample", "0"],
+            &["repro", "mlp-roots"],
+            &["explain", "--full-backward"],
+            &["audit", "-q", "--certify", "nearest-l1"],
+            &[
+                "certify",
+                "--sample",
+                "0",
+                "--neuron",
+                "0",
+                "--problem",
+                "exists",
+            ],
+        ];
+        for cmd in refused {
+            let args: Vec<&OsStr> = cmd.iter().map(os).chain(data).collect();
+            let what = [file, &format!("layer 1 applies {op}"), "ReLU networks only"];
+            expect_refusal(&args, says(&what));
+        }
     }
 }
 

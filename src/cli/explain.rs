@@ -133,6 +133,12 @@ fn arithmetic(args: &ExplainArgs, dtd: &DtdSettings) -> Result<Arithmetic> {
 /// The model, the inputs and the targets, checked against each other and the rules.
 fn load(args: &ExplainArgs, dtd: &mut DtdSettings) -> Result<(Model, Inputs, Targets)> {
     let (model, inputs) = args.data.load()?;
+    if args.full_backward {
+        super::require_relu(&model, &args.data.model, "--full-backward")?;
+    }
+    if crate::lp::nearest_valid::uses_lp(dtd, model.net().layers().len()) {
+        super::require_relu(&model, &args.data.model, "the nearest-valid rule")?;
+    }
     super::fit_rules(dtd, &model)?;
     let targets = args.target.resolve(inputs.len())?;
     targets.validate(model.net().output_dim())?;

@@ -269,6 +269,13 @@ impl ModelArgs {
     }
 }
 
+/// Refuses a model read from `path` with an activation other than ReLU for `what`, a part of
+/// the tool that reads ReLU networks only: one line naming the file, the layer and the
+/// activation.
+pub fn require_relu(model: &Model, path: &Path, what: &str) -> Result<()> {
+    model.net().require_relu(what).map_err(|e| e.in_file(path))
+}
+
 /// Records the kind of each of `model`'s layers in `dtd` (for `--kind-rule` and
 /// `--composite`) and refuses `--layer-rule`s for layers `model` does not have.
 pub fn fit_rules(dtd: &mut DtdSettings, model: &Model) -> Result<()> {

@@ -30,6 +30,7 @@ pub struct RegionArgs {
 /// as JSON; always `Clean` when it succeeds.
 pub fn run(args: RegionArgs) -> Result<Outcome> {
     let (model, inputs) = args.data.load()?;
+    super::require_relu(&model, &args.data.model, "region")?;
     check_sample(&args.data.inputs, args.sample, inputs.len())?;
     let x = inputs.row(args.sample)?;
     let report = RegionReport::new(&model, args.sample, &x, args.layer)?;

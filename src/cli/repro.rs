@@ -117,6 +117,7 @@ fn mlp_roots_cmd(args: MlpRootsArgs) -> Result<Outcome> {
                 reading: ModelArgs::default(),
             };
             let (model, inputs) = data.load()?;
+            super::require_relu(&model, model_path, "repro")?;
             if let Some(k) = args.explain {
                 crate::audit::spec::Targets::Index { index: k }
                     .validate(model.net().output_dim())?;

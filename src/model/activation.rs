@@ -80,13 +80,14 @@ impl<T: Scalar> Activation<T> {
         }
     }
 
-    /// Whether every output is non-negative whatever the input: ReLU, and Clip with a lower
-    /// bound at or above 0.
+    /// Whether every output is non-negative whatever the input: ReLU, Clip with a lower
+    /// bound at or above 0, and LeakyRelu or PRelu with no slope above 0.
     pub fn nonnegative(&self) -> bool {
         match self {
             Activation::Relu => true,
             Activation::Clip { lo, .. } => lo.as_ref().is_some_and(|lo| !lo.is_negative()),
-            Activation::LeakyRelu { .. } | Activation::PRelu { .. } => false,
+            Activation::LeakyRelu { alpha } => !alpha.is_positive(),
+            Activation::PRelu { slopes } => slopes.iter().all(|s| !s.is_positive()),
         }
     }
 

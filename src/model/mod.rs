@@ -96,10 +96,10 @@ pub struct Model {
 }
 
 impl Model {
-    /// Wraps a validated network and computes its fingerprint. Everything a model is used for
-    /// (patterns, regions, roots, certificates) assumes ReLU activations: a network with
-    /// others ([`Network::require_relu`]) is for the forward pass only, and [`Model::load`]
-    /// refuses it.
+    /// Wraps a validated network and computes its fingerprint. Patterns, regions, roots and
+    /// verdicts read every activation; the linear programs and certificates, full-backward DTD
+    /// and the libtorch backend read ReLU networks only, and refuse others
+    /// ([`Network::require_relu`]).
     pub fn new(net: Network) -> Self {
         let fingerprint = net.fingerprint();
         Self {
@@ -182,9 +182,6 @@ impl Model {
                 ))
             }
         };
-        // Patterns, regions, roots and certificates are ReLU's; the forward pass alone reads
-        // the other activations (`onnx::load`).
-        net.require_relu("the audit").map_err(|e| e.in_file(path))?;
         // The ONNX translator keeps each addition's summands apart itself, each with its own
         // bias; the other formats' networks are split as the IR holds them.
         let net = match options.split_residual && ext.as_deref() != Some("onnx") {

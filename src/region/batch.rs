@@ -54,6 +54,22 @@ fn batched(
     points: &Array2<f64>,
     errors: Option<&Array2<f64>>,
 ) -> Vec<Option<(Membership, Decision)>> {
+    // The screens below read ReLU signs and windows only: a layer with another activation
+    // has each point checked on its own (in parallel), by the single-point filter.
+    let layers = &model.net().layers()[m..];
+    if layers.iter().any(|l| l.other_activation().is_some()) {
+        let rows: Vec<usize> = (0..points.nrows()).collect();
+        return rows
+            .into_par_iter()
+            .map(|r| {
+                let point = points.row(r).to_vec();
+                match errors {
+                    None => Some(membership_filtered(model, pattern, m, &point)),
+                    Some(e) => membership_within(model, pattern, m, &point, &e.row(r).to_vec()),
+                }
+            })
+            .collect();
+    }
     // Wide layers: blocks of roots in parallel (rayon), each its own chain of matrix products.
     if points.nrows() <= ROOT_BLOCK {
         return membership_block(model, pattern, m, points.view(), errors.map(|e| e.view()));

@@ -11,7 +11,7 @@ use crate::exact::{Rational, Scalar};
 use crate::model::{Model, Network};
 
 use super::filter::{bounded_affine_layer, difference, Decision};
-use super::pattern::{selected, Pattern};
+use super::pattern::Pattern;
 use super::refined;
 
 /// Whether a point lies in the region, and if not, where it leaves it.
@@ -74,19 +74,11 @@ pub fn membership<T: Scalar>(
     for (k, layer) in net.layers().iter().enumerate().skip(m) {
         layer.affine.apply_into(&h, &mut z);
         // The layer's constraints in order, each as (neuron, value that must be >= 0).
-        let checks: Vec<(usize, T)> = match (pattern.layer(k), pattern.selection(k)) {
-            (Some(mask), _) => z
-                .iter()
-                .zip(mask)
-                .enumerate()
-                .map(|(j, (v, &active))| (j, if active { v.clone() } else { -v.clone() }))
-                .collect(),
-            (_, Some(selection)) => selection
-                .constraints()
-                .map(|(s, o)| (o, z[s].clone() - z[o].clone()))
-                .collect(),
-            _ => Vec::new(),
-        };
+        let checks: Vec<(usize, T)> = pattern
+            .faces(k)
+            .into_iter()
+            .map(|face| (face.label(), face.value(&z, &layer.activation)))
+            .collect();
         for (neuron, signed) in checks {
             if signed.is_negative() {
                 return Membership::Outside {
@@ -99,17 +91,7 @@ pub fn membership<T: Scalar>(
                 slack = Some(signed);
             }
         }
-        if let Some(mask) = pattern.layer(k) {
-            for (v, &active) in z.iter_mut().zip(mask) {
-                if !active {
-                    *v = T::zero();
-                }
-            }
-        }
-        if let Some(selection) = pattern.selection(k) {
-            z = selected(&z, selection);
-        }
-        std::mem::swap(&mut h, &mut z);
+        h = pattern.pass(k, layer, std::mem::take(&mut z));
     }
     Membership::Inside {
         slack: slack.as_ref().map(slack_for_reading),
@@ -270,32 +252,14 @@ fn bounded_membership(
         if let Some(j) = inputs.face.filter(|_| k == m) {
             (z[j], e[j]) = (0.0, 0.0);
         }
-        if let Some(mask) = pattern.layer(k) {
-            for (j, (&v, &active)) in z.iter().zip(mask).enumerate() {
-                // Checked in order: a violated constraint is the first one.
-                let checked = constraint(k + 1, j, active, v, e[j]);
-                if let Err(ended) = settle(checked, &mut slack, &mut any_constraint) {
-                    return ended;
-                }
-            }
-            for ((v, err), &active) in z.iter_mut().zip(e.iter_mut()).zip(mask) {
-                if !active {
-                    *v = 0.0;
-                    *err = 0.0;
-                }
+        // Checked in order: a violated constraint is the first one.
+        for face in pattern.faces(k) {
+            let checked = settle_sign(face.bounded(&z, &e, &layer.activation), k + 1, face.label());
+            if let Err(ended) = settle(checked, &mut slack, &mut any_constraint) {
+                return ended;
             }
         }
-        if let Some(selection) = pattern.selection(k) {
-            for (s, o) in selection.constraints() {
-                let checked = window_constraint(k + 1, &z, &e, s, o);
-                if let Err(ended) = settle(checked, &mut slack, &mut any_constraint) {
-                    return ended;
-                }
-            }
-            (z, e) = (selected(&z, selection), selected(&e, selection));
-        }
-        h = z;
-        h_err = e;
+        (h, h_err) = pattern.pass_bounded(k, layer, z, e);
     }
     Some(Membership::Inside {
         slack: any_constraint.then_some(slack),
@@ -358,7 +322,7 @@ pub(super) fn window_constraint(
     settle_sign(difference(z, e, s, o), layer, o)
 }
 
-/// `σ z` of every constraint of `P_m` (ReLU neurons of layers >= m, in (layer, neuron) order,
+/// `σ z` (`σ (z − c)` at a Clip bound) of every constraint of `P_m` (in (layer, neuron) order,
 /// as the rows of [`polytope`](super::polytope())) at a point given in f64 with
 /// per-coordinate error bounds (`point_err` empty: exact), each with a rigorous bound on its
 /// distance to the exact value.
@@ -373,29 +337,14 @@ pub fn signed_slacks_bounded(
     let mut h_err = point_err.to_vec();
     let mut out = Vec::new();
     for (k, layer) in model.net().layers().iter().enumerate().skip(m) {
-        let (mut z, mut e) = bounded_affine_layer(&layer.affine, &h, &h_err);
-        if let Some(mask) = pattern.layer(k) {
-            for ((v, err), &active) in z.iter_mut().zip(e.iter_mut()).zip(mask) {
-                out.push(Bounded {
-                    value: if active { *v } else { -*v },
-                    error: *err,
-                });
-                if !active {
-                    *v = 0.0;
-                    *err = 0.0;
-                }
-            }
-        }
-        if let Some(selection) = pattern.selection(k) {
-            out.extend(
-                selection
-                    .constraints()
-                    .map(|(s, o)| difference(&z, &e, s, o)),
-            );
-            (z, e) = (selected(&z, selection), selected(&e, selection));
-        }
-        h = z;
-        h_err = e;
+        let (z, e) = bounded_affine_layer(&layer.affine, &h, &h_err);
+        out.extend(
+            pattern
+                .faces(k)
+                .into_iter()
+                .map(|face| face.bounded(&z, &e, &layer.activation)),
+        );
+        (h, h_err) = pattern.pass_bounded(k, layer, z, e);
     }
     out
 }
@@ -412,23 +361,13 @@ pub fn signed_slacks_exact(
     let mut out = Vec::new();
     for (k, layer) in net.layers().iter().enumerate().skip(m) {
         layer.affine.apply_into(&h, &mut z);
-        if let Some(mask) = pattern.layer(k) {
-            for (v, &active) in z.iter_mut().zip(mask) {
-                out.push(if active { v.clone() } else { -v.clone() });
-                if !active {
-                    *v = Rational::zero();
-                }
-            }
-        }
-        if let Some(selection) = pattern.selection(k) {
-            out.extend(
-                selection
-                    .constraints()
-                    .map(|(s, o)| z[s].clone() - z[o].clone()),
-            );
-            z = selected(&z, selection);
-        }
-        std::mem::swap(&mut h, &mut z);
+        out.extend(
+            pattern
+                .faces(k)
+                .into_iter()
+                .map(|face| face.value(&z, &layer.activation)),
+        );
+        h = pattern.pass(k, layer, std::mem::take(&mut z));
     }
     out
 }

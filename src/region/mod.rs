@@ -4,10 +4,12 @@
 //! With the pattern `s` of an input `x` fixed, layer `k`'s pre-activation is an affine function
 //! of the input `a` of any lower layer `m`; the region seen from layer `m` is
 //! `P_m(x) = { a : σ_{k,j} z_{k,j}(a) >= 0 for every ReLU neuron of layers k >= m }` with
-//! `σ = 2s − 1`. A max-pool layer adds, for each window, `z_{k,w}(a) − z_{k,o}(a) >= 0` for its
+//! `σ = 2s − 1`; a LeakyRelu or PRelu neuron has the same face at 0, and a Clip neuron
+//! `σ (z_{k,j}(a) − c) >= 0` at each bound `c` its piece touches. A max-pool layer adds, for each window, `z_{k,w}(a) − z_{k,o}(a) >= 0` for its
 //! winner `w` and every other entry `o`, and passes `z_{k,w}` on. Membership is decided by
-//! evaluating the linearised network (ReLU replaced by the fixed mask `diag(s)`, max-pool by
-//! the fixed winners) at the point: in f64 with a rigorous error bound; where it cannot
+//! evaluating the linearised network (each activation replaced by its piece's map: `diag(s)`
+//! for ReLU, the slope below 0 of an inactive LeakyRelu or PRelu neuron, a Clip neuron's
+//! bound outside them; max-pool by the fixed winners) at the point: in f64 with a rigorous error bound; where it cannot
 //! decide, with values rounded once from exact sums (`refined.rs`); and in exact rationals
 //! where that cannot decide either.
 //!
@@ -42,7 +44,8 @@ pub use membership::{
     signed_slacks_bounded, signed_slacks_exact, Membership,
 };
 pub use pattern::{
-    pattern_from_layer, trace_and_pattern, trace_with_errors, Face, Pattern, Selection,
+    pattern_from_layer, trace_and_pattern, trace_with_errors, Face, Local, Pattern, Piece,
+    Selection,
 };
 pub use polytope::{affine_maps, constraint_labels, polytope, step_length, AffineMap, Polytope};
 

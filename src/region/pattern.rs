@@ -1,19 +1,22 @@
-//! Activation patterns: which ReLU neurons are active and which entry wins each max-pool
-//! window (`Pattern`, its `Face`s and window `Selection`s), and how a point's pattern is
-//! decided exactly (`trace_and_pattern`, `pattern_from_layer`): f64 with error bounds, the
-//! filter's second tier where those cannot settle a sign, exact rationals where neither can.
+//! Activation patterns: on which piece of its activation each neuron is (active or not for
+//! ReLU, LeakyRelu and PRelu; below, between or above the bounds for Clip) and which entry wins
+//! each max-pool window (`Pattern`, its `Face`s, the `Local` map of each neuron and window
+//! `Selection`s), and how a point's pattern is decided exactly (`trace_and_pattern`,
+//! `pattern_from_layer`): f64 with error bounds, the filter's second tier where those cannot
+//! settle a sign, exact rationals where neither can.
 
-use crate::exact::filter::Bounded;
+use crate::exact::filter::{affine_bounded, Bounded};
 use crate::exact::{Rational, Scalar};
 use crate::model::forward::{activate, forward, Trace};
-use crate::model::{Model, Network};
+use crate::model::{Activation, Layer, Model, Network};
 
 use super::filter::{bounded_affine_layer, difference, Decision};
 use super::refined;
 
-/// The activation pattern `s_{l,j} = [z_{l,j}(x) > 0]` of ReLU layers (over the outputs with
-/// a ReLU: a layer's carried tail has none), and for max-pool
-/// layers the entry of `z_l` that wins each window (the first largest one).
+/// The activation pattern `s_{l,j} = [z_{l,j}(x) > 0]` of ReLU, LeakyRelu and PRelu layers
+/// (over the outputs with an activation: a layer's carried tail has none), the [`Piece`] of
+/// each neuron of a Clip layer, and for max-pool layers the entry of `z_l` that wins each
+/// window (the first largest one).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pattern {
     layers: Vec<LayerPattern>,
@@ -22,8 +25,73 @@ pub struct Pattern {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum LayerPattern {
     Linear,
+    /// ReLU, LeakyRelu or PRelu: whether each neuron is above 0.
     Relu(Vec<bool>),
-    Max { window: usize, selected: Vec<u32> },
+    /// Clip: each neuron's piece, and which bounds the layer has.
+    Clip {
+        lo: bool,
+        hi: bool,
+        pieces: Vec<Piece>,
+    },
+    Max {
+        window: usize,
+        selected: Vec<u32>,
+    },
+}
+
+/// The piece of a Clip neuron: `z <= min` (output `min`), between the bounds (output `z`), or
+/// `z > max` (output `max`). A bound the Clip does not have is never crossed: without `min`
+/// no neuron is below, without `max` none above.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// `z <= min`: the output is `min`.
+    Below,
+    /// `min <= z <= max`: the output is `z`.
+    Between,
+    /// `z >= max`: the output is `max`.
+    Above,
+}
+
+impl Piece {
+    /// The piece of `z` under the bounds: below when `z` is not above `min` (as an inactive
+    /// ReLU is at 0), above when `z` is above `max`.
+    pub fn of<T: Scalar>(z: &T, lo: Option<&T>, hi: Option<&T>) -> Self {
+        if lo.is_some_and(|lo| z <= lo) {
+            Piece::Below
+        } else if hi.is_some_and(|hi| z > hi) {
+            Piece::Above
+        } else {
+            Piece::Between
+        }
+    }
+
+    /// The faces of the piece in order, as `(upper, above)`: `σ (z − c) >= 0` with `c` the
+    /// upper bound (`upper`) or the lower one, `σ = +1` for `above`.
+    fn faces(self, lo: bool, hi: bool) -> impl Iterator<Item = (bool, bool)> {
+        let list: [Option<(bool, bool)>; 2] = match self {
+            Piece::Below => [Some((false, false)), None],
+            Piece::Between => [lo.then_some((false, true)), hi.then_some((true, false))],
+            Piece::Above => [Some((true, true)), None],
+        };
+        list.into_iter().flatten()
+    }
+
+    fn face_count(self, lo: bool, hi: bool) -> usize {
+        self.faces(lo, hi).count()
+    }
+}
+
+/// How output `j` of a layer follows its pre-activation inside the region: `h = z`,
+/// `h = s · z` (the slope of a LeakyRelu or PRelu neuron below 0) or `h = c` (an inactive ReLU
+/// at 0, a Clip neuron at its bound).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Local<T> {
+    /// `h = z`.
+    Identity,
+    /// `h = s · z`.
+    Scale(T),
+    /// `h = c`.
+    Constant(T),
 }
 
 /// The winners of a max-pool layer's windows: `selected[g]` indexes `z_l`.
@@ -58,16 +126,26 @@ impl Selection<'_> {
     }
 }
 
-/// One constraint of a layer's region: `σ z_j >= 0` for a ReLU neuron (`σ = +1` active,
-/// `−1` inactive), or `z_winner − z_entry >= 0` for an entry of a max-pool window.
+/// One constraint of a layer's region: `σ z_j >= 0` for a ReLU, LeakyRelu or PRelu neuron
+/// (`σ = +1` active, `−1` inactive), `σ (z_j − c) >= 0` for a bound `c` of a Clip neuron, or
+/// `z_winner − z_entry >= 0` for an entry of a max-pool window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Face {
-    /// `σ z_neuron >= 0`, a ReLU neuron's sign.
+    /// `σ z_neuron >= 0`, the sign of a neuron whose activation bends at 0.
     Sign {
         /// The neuron, 0-based in its layer.
         neuron: usize,
         /// Whether the neuron is active (`σ = +1`) or inactive (`σ = −1`).
         active: bool,
+    },
+    /// `σ (z_neuron − c) >= 0` for a bound `c` of a Clip neuron.
+    Bound {
+        /// The neuron, 0-based in its layer.
+        neuron: usize,
+        /// Whether `c` is the Clip's `max` (else its `min`).
+        upper: bool,
+        /// Whether the neuron is at or above `c` (`σ = +1`) or at or below it (`σ = −1`).
+        above: bool,
     },
     /// `z_winner − z_entry >= 0`, an entry of a max-pool window not above its winner.
     Window {
@@ -83,7 +161,7 @@ impl Face {
     /// exceed its window's winner.
     pub fn label(self) -> usize {
         match self {
-            Face::Sign { neuron, .. } => neuron,
+            Face::Sign { neuron, .. } | Face::Bound { neuron, .. } => neuron,
             Face::Window { entry, .. } => entry,
         }
     }
@@ -91,17 +169,66 @@ impl Face {
     /// `σ`: the sign of the constraint's first term.
     pub fn sign(self) -> f64 {
         match self {
-            Face::Sign { active: false, .. } => -1.0,
+            Face::Sign { active: false, .. } | Face::Bound { above: false, .. } => -1.0,
             _ => 1.0,
         }
     }
 
     /// The entries of `z` whose (signed) difference must be non-negative: `(first, second)`
-    /// stands for `σ z_first − z_second`.
+    /// stands for `σ z_first − z_second` (less `σ c` for a Clip bound).
     pub fn entries(self) -> (usize, Option<usize>) {
         match self {
-            Face::Sign { neuron, .. } => (neuron, None),
+            Face::Sign { neuron, .. } | Face::Bound { neuron, .. } => (neuron, None),
             Face::Window { winner, entry } => (winner, Some(entry)),
+        }
+    }
+
+    /// The constraint's linear part at `d`: `σ d_j`, or `d_winner − d_entry`.
+    pub fn linear<T: Scalar>(self, d: &[T]) -> T {
+        match self.entries() {
+            (j, None) if self.sign() < 0.0 => -d[j].clone(),
+            (j, None) => d[j].clone(),
+            (s, Some(o)) => d[s].clone() - d[o].clone(),
+        }
+    }
+
+    /// The constant `σ c` the linear part must reach: the Clip bound `c` times `σ`, 0 for the
+    /// other faces (`activation` is the layer's).
+    pub fn offset<T: Scalar>(self, activation: &Activation<T>) -> T {
+        match (self, activation) {
+            (Face::Bound { upper, above, .. }, Activation::Clip { lo, hi }) => {
+                let c = if upper { hi } else { lo };
+                let c = c.clone().expect("a Clip face is at a bound the Clip has");
+                if above {
+                    c
+                } else {
+                    -c
+                }
+            }
+            _ => T::zero(),
+        }
+    }
+
+    /// The constraint's value at `z` (`>= 0` inside): `linear(z) − offset`.
+    pub fn value<T: Scalar>(self, z: &[T], activation: &Activation<T>) -> T {
+        match self {
+            Face::Bound { .. } => self.linear(z) - self.offset(activation),
+            _ => self.linear(z),
+        }
+    }
+
+    /// [`Face::value`] in f64 with a rigorous error bound, from values `z` with bounds `e`.
+    pub fn bounded(self, z: &[f64], e: &[f64], activation: &Activation) -> Bounded {
+        match self {
+            // Negating is exact.
+            Face::Sign { neuron, .. } => Bounded {
+                value: self.sign() * z[neuron],
+                error: e[neuron],
+            },
+            Face::Bound { neuron, .. } => {
+                shifted(self.sign() * z[neuron], e[neuron], self.offset(activation))
+            }
+            Face::Window { winner, entry } => super::filter::difference(z, e, winner, entry),
         }
     }
 }
@@ -123,7 +250,16 @@ impl Pattern {
                     } else if layer.relu {
                         // (Layers below the one a region is seen from come without values.)
                         let relus = z.iter().take(layer.relu_count());
-                        LayerPattern::Relu(relus.map(Scalar::is_positive).collect())
+                        match &layer.activation {
+                            Activation::Clip { lo, hi } => LayerPattern::Clip {
+                                lo: lo.is_some(),
+                                hi: hi.is_some(),
+                                pieces: relus
+                                    .map(|v| Piece::of(v, lo.as_ref(), hi.as_ref()))
+                                    .collect(),
+                            },
+                            _ => LayerPattern::Relu(relus.map(Scalar::is_positive).collect()),
+                        }
                     } else {
                         LayerPattern::Linear
                     }
@@ -132,12 +268,117 @@ impl Pattern {
         }
     }
 
-    /// Per ReLU layer (0-based index), the mask of active neurons; `None` for other layers.
+    /// Per ReLU, LeakyRelu or PRelu layer (0-based index), the mask of active neurons (above
+    /// 0); `None` for other layers.
     pub fn layer(&self, index: usize) -> Option<&[bool]> {
         match &self.layers[index] {
             LayerPattern::Relu(mask) => Some(mask),
             _ => None,
         }
+    }
+
+    /// Per Clip layer (0-based index), the piece of each neuron; `None` for other layers.
+    pub fn pieces(&self, index: usize) -> Option<&[Piece]> {
+        match &self.layers[index] {
+            LayerPattern::Clip { pieces, .. } => Some(pieces),
+            _ => None,
+        }
+    }
+
+    /// How output `j` of layer `index` (0-based) follows its pre-activation inside the
+    /// region, under `layer`'s activation (a max-pool layer's selection aside).
+    pub fn local<T: Scalar>(&self, index: usize, layer: &Layer<T>, j: usize) -> Local<T> {
+        match (&self.layers[index], &layer.activation) {
+            (LayerPattern::Relu(mask), activation) => match (mask.get(j), activation) {
+                (None | Some(true), _) => Local::Identity,
+                (Some(false), Activation::LeakyRelu { alpha }) => Local::Scale(alpha.clone()),
+                (Some(false), Activation::PRelu { slopes }) => Local::Scale(slopes[j].clone()),
+                (Some(false), _) => Local::Constant(T::zero()),
+            },
+            (LayerPattern::Clip { .. }, Activation::Clip { lo, hi }) => {
+                match self.pieces(index).and_then(|p| p.get(j)) {
+                    Some(Piece::Below) => Local::Constant(lo.clone().expect("below a min")),
+                    Some(Piece::Above) => Local::Constant(hi.clone().expect("above a max")),
+                    _ => Local::Identity,
+                }
+            }
+            _ => Local::Identity,
+        }
+    }
+
+    /// `h_k` inside the region from `z_k` (0-based layer `index`): each output through its
+    /// [`Local`] map, and each window's winner of a max-pool layer.
+    pub fn pass<T: Scalar>(&self, index: usize, layer: &Layer<T>, mut z: Vec<T>) -> Vec<T> {
+        if self.has_pieces(index) {
+            for (j, v) in z.iter_mut().enumerate() {
+                match self.local(index, layer, j) {
+                    Local::Identity => {}
+                    Local::Scale(s) => *v = T::times(&s, v),
+                    Local::Constant(c) => *v = c,
+                }
+            }
+        }
+        match self.selection(index) {
+            Some(selection) => selected(&z, selection),
+            None => z,
+        }
+    }
+
+    /// [`Pattern::pass`] for a direction (the map's linear part: constants become 0).
+    pub fn pass_direction<T: Scalar>(
+        &self,
+        index: usize,
+        layer: &Layer<T>,
+        mut d: Vec<T>,
+    ) -> Vec<T> {
+        if self.has_pieces(index) {
+            for (j, v) in d.iter_mut().enumerate() {
+                match self.local(index, layer, j) {
+                    Local::Identity => {}
+                    Local::Scale(s) => *v = T::times(&s, v),
+                    Local::Constant(_) => *v = T::zero(),
+                }
+            }
+        }
+        match self.selection(index) {
+            Some(selection) => selected(&d, selection),
+            None => d,
+        }
+    }
+
+    /// [`Pattern::pass`] in f64 from values `z` with error bounds `e`: the outputs and theirs
+    /// (a constant is exact; a slope's product is bounded as an affine map of one term).
+    pub fn pass_bounded(
+        &self,
+        index: usize,
+        layer: &Layer,
+        mut z: Vec<f64>,
+        mut e: Vec<f64>,
+    ) -> (Vec<f64>, Vec<f64>) {
+        if self.has_pieces(index) {
+            for (j, (v, err)) in z.iter_mut().zip(e.iter_mut()).enumerate() {
+                match self.local(index, layer, j) {
+                    Local::Identity => {}
+                    Local::Scale(s) => {
+                        let b = affine_bounded(&[s], &[*v], Some(&[*err]), 0.0);
+                        (*v, *err) = (b.value, b.error);
+                    }
+                    Local::Constant(c) => (*v, *err) = (c, 0.0),
+                }
+            }
+        }
+        match self.selection(index) {
+            Some(selection) => (selected(&z, selection), selected(&e, selection)),
+            None => (z, e),
+        }
+    }
+
+    /// Whether layer `index` has neurons on pieces of an activation.
+    fn has_pieces(&self, index: usize) -> bool {
+        matches!(
+            self.layers[index],
+            LayerPattern::Relu(_) | LayerPattern::Clip { .. }
+        )
     }
 
     /// Per max-pool layer (0-based index), the winners of its windows; `None` for other layers.
@@ -158,6 +399,19 @@ impl Pattern {
                 .iter()
                 .enumerate()
                 .map(|(neuron, &active)| Face::Sign { neuron, active })
+                .collect(),
+            LayerPattern::Clip { lo, hi, pieces } => pieces
+                .iter()
+                .enumerate()
+                .flat_map(|(neuron, piece)| {
+                    piece
+                        .faces(*lo, *hi)
+                        .map(move |(upper, above)| Face::Bound {
+                            neuron,
+                            upper,
+                            above,
+                        })
+                })
                 .collect(),
             LayerPattern::Max { window, selected } => Selection {
                 window: *window,
@@ -181,6 +435,7 @@ impl Pattern {
         match &self.layers[index] {
             LayerPattern::Linear => false,
             LayerPattern::Relu(mask) => !mask.is_empty(),
+            LayerPattern::Clip { pieces, .. } => !pieces.is_empty(),
             LayerPattern::Max { window, selected } => *window > 1 && !selected.is_empty(),
         }
     }
@@ -190,26 +445,38 @@ impl Pattern {
         self.layers.len()
     }
 
-    /// Number of constraints of `P_m` (0-based layer index `m`): ReLU neurons of layers >= m,
-    /// and for max-pool layers every entry of a window but its winner.
+    /// Number of constraints of `P_m` (0-based layer index `m`): ReLU, LeakyRelu and PRelu
+    /// neurons of layers >= m, each bound a Clip neuron's piece touches, and for max-pool
+    /// layers every entry of a window but its winner.
     pub fn constraints_from(&self, m: usize) -> usize {
         (m..self.layers.len())
-            .map(|k| match (self.layer(k), self.selection(k)) {
-                (Some(mask), _) => mask.len(),
-                (_, Some(selection)) => selection.len(),
-                _ => 0,
+            .map(|k| match &self.layers[k] {
+                LayerPattern::Relu(mask) => mask.len(),
+                LayerPattern::Clip { lo, hi, pieces } => {
+                    pieces.iter().map(|p| p.face_count(*lo, *hi)).sum()
+                }
+                LayerPattern::Max { window, selected } => selected.len() * (window - 1),
+                LayerPattern::Linear => 0,
             })
             .sum()
     }
 
-    /// Active neurons per layer (`None` for layers without ReLU).
+    /// Active neurons per layer (`None` for layers without activation); for a Clip layer, the
+    /// neurons between its bounds.
     pub fn active_counts(&self) -> Vec<Option<usize>> {
         (0..self.layers.len())
-            .map(|k| self.layer(k).map(|s| s.iter().filter(|&&b| b).count()))
+            .map(|k| match &self.layers[k] {
+                LayerPattern::Relu(s) => Some(s.iter().filter(|&&b| b).count()),
+                LayerPattern::Clip { pieces, .. } => {
+                    Some(pieces.iter().filter(|&&p| p == Piece::Between).count())
+                }
+                _ => None,
+            })
             .collect()
     }
 
-    /// The pattern as text, one string per layer: `1` (active) and `0` per ReLU neuron; for a
+    /// The pattern as text, one string per layer: `1` (active) and `0` per ReLU, LeakyRelu or
+    /// PRelu neuron; `0` (below), `1` (between) or `2` (above) per Clip neuron; for a
     /// max-pool layer the winner's place in each window (0-based), separated by dots; `-`
     /// for a layer without either.
     pub fn bit_strings(&self) -> Vec<String> {
@@ -217,6 +484,14 @@ impl Pattern {
             .iter()
             .map(|l| match l {
                 LayerPattern::Relu(s) => s.iter().map(|&b| if b { '1' } else { '0' }).collect(),
+                LayerPattern::Clip { pieces, .. } => pieces
+                    .iter()
+                    .map(|p| match p {
+                        Piece::Below => '0',
+                        Piece::Between => '1',
+                        Piece::Above => '2',
+                    })
+                    .collect(),
                 LayerPattern::Max { window, selected } => selected
                     .iter()
                     .map(|&s| (s as usize % window).to_string())
@@ -373,19 +648,72 @@ fn activate_bounded(
         return (z.to_vec(), e.to_vec(), true);
     }
     let relus = layer.relu_count();
-    let decided = z[..relus]
-        .iter()
-        .zip(e)
-        .all(|(&value, &error)| Bounded { value, error }.certain_sign().is_some());
-    // relu is 1-Lipschitz, so the bound carries over; a value certainly below zero is cut to
-    // an exact zero, which carries none.
+    let mut h = activate(layer, z);
     let mut h_err = e.to_vec();
-    for (err, (&value, &error)) in h_err.iter_mut().zip(z.iter().zip(e)).take(relus) {
-        if (Bounded { value, error }).certain_sign() == Some(-1) {
-            *err = 0.0;
+    let mut decided = true;
+    for j in 0..relus {
+        let (value, error) = (z[j], e[j]);
+        match &layer.activation {
+            Activation::Clip { lo, hi } => {
+                // The piece is decided when each bound's side is; a neuron certainly at a
+                // bound outputs it exactly. Clip is 1-Lipschitz, so a bound carries over.
+                let side = |c: &Option<f64>| c.map(|c| shifted(value, error, c).certain_sign());
+                let (below, above) = (side(lo), side(hi));
+                decided &= below.is_none_or(|s| s.is_some()) && above.is_none_or(|s| s.is_some());
+                if matches!(below, Some(Some(s)) if s <= 0) || above == Some(Some(1)) {
+                    h_err[j] = 0.0;
+                }
+            }
+            activation => {
+                let sign = Bounded { value, error }.certain_sign();
+                decided &= sign.is_some();
+                match (sign, activation) {
+                    // relu is 1-Lipschitz, so the bound carries over; a value certainly below
+                    // zero is cut to an exact zero, which carries none.
+                    (Some(-1), Activation::Relu) => h_err[j] = 0.0,
+                    // Below zero a LeakyRelu or PRelu scales the value: one rounded product.
+                    (
+                        Some(-1) | Some(0),
+                        Activation::LeakyRelu { .. } | Activation::PRelu { .. },
+                    ) => {
+                        let b =
+                            affine_bounded(&[slope(activation, j)], &[value], Some(&[error]), 0.0);
+                        (h[j], h_err[j]) = (b.value, b.error);
+                    }
+                    // Undecided: either piece, and the activation is max(1, |s|)-Lipschitz;
+                    // the product `s · z` rounds by at most half an ulp of it.
+                    (None, Activation::LeakyRelu { .. } | Activation::PRelu { .. }) => {
+                        let lipschitz = slope(activation, j).abs().max(1.0);
+                        h_err[j] = (lipschitz * error + h[j].abs() * f64::EPSILON)
+                            * (1.0 + 4.0 * f64::EPSILON)
+                            + 2.0 * f64::from_bits(1);
+                    }
+                    _ => {}
+                }
+            }
         }
     }
-    (activate(layer, z), h_err, decided)
+    (h, h_err, decided)
+}
+
+/// `value − c` with a rigorous error bound, from `value` within `error` of its exact value:
+/// the bound as it is for `c = 0` (the difference is then exact), one rounded subtraction's
+/// more otherwise.
+fn shifted(value: f64, error: f64, c: f64) -> Bounded {
+    if c == 0.0 {
+        Bounded { value, error }
+    } else {
+        affine_bounded(&[1.0], &[value], Some(&[error]), -c)
+    }
+}
+
+/// The slope below 0 of output `j` under a LeakyRelu or PRelu (1 otherwise).
+fn slope(activation: &Activation, j: usize) -> f64 {
+    match activation {
+        Activation::LeakyRelu { alpha } => *alpha,
+        Activation::PRelu { slopes } => slopes[j],
+        _ => 1.0,
+    }
 }
 
 #[cfg(test)]

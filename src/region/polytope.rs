@@ -7,7 +7,7 @@ use ndarray::{Array1, Array2, Axis};
 use crate::exact::Scalar;
 use crate::model::Network;
 
-use super::pattern::{selected, Pattern};
+use super::pattern::{Local, Pattern};
 
 /// `z_k(a) = A a + c` for one layer `k` above `m`, inside the region.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,11 +46,16 @@ pub fn affine_maps<T: Scalar>(net: &Network<T>, pattern: &Pattern, m: usize) -> 
             c[j] = c[j].clone() + layer.affine.bias(j).clone();
         }
         let (mut next_a, mut next_c) = (a.clone(), c.clone());
-        if let Some(mask) = pattern.layer(k) {
-            for (j, &active) in mask.iter().enumerate() {
-                if !active {
+        for j in 0..out {
+            match pattern.local(k, layer, j) {
+                Local::Identity => {}
+                Local::Scale(s) => {
+                    next_a.row_mut(j).mapv_inplace(|v| T::times(&s, &v));
+                    next_c[j] = T::times(&s, &next_c[j]);
+                }
+                Local::Constant(v) => {
                     next_a.row_mut(j).fill(T::zero());
-                    next_c[j] = T::zero();
+                    next_c[j] = v;
                 }
             }
         }
@@ -66,8 +71,9 @@ pub fn affine_maps<T: Scalar>(net: &Network<T>, pattern: &Pattern, m: usize) -> 
     maps
 }
 
-/// The polytope `P_m = { a : G a + h >= 0 }`, one row per ReLU neuron of layers >= m and per
-/// max-pool constraint.
+/// The polytope `P_m = { a : G a + h >= 0 }`, one row per face of layers >= m: per ReLU,
+/// LeakyRelu or PRelu neuron, per bound a Clip neuron's piece touches, and per max-pool
+/// constraint.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Polytope<T> {
     /// `G`, one row per constraint, one column per coordinate of `a`.
@@ -112,30 +118,22 @@ pub fn polytope<T: Scalar>(net: &Network<T>, pattern: &Pattern, m: usize) -> Pol
     let mut rows = Vec::with_capacity(count);
     for (offset, map) in maps.iter().enumerate() {
         let k = m + offset;
-        if let Some(mask) = pattern.layer(k) {
-            for (j, &active) in mask.iter().enumerate() {
-                let r = rows.len();
-                for col in 0..dim {
-                    let v = map.a[[j, col]].clone();
-                    g[[r, col]] = if active { v } else { -v };
-                }
-                h[r] = if active {
-                    map.c[j].clone()
-                } else {
-                    -map.c[j].clone()
+        let activation = &net.layers()[k].activation;
+        for face in pattern.faces(k) {
+            let r = rows.len();
+            let (first, second) = face.entries();
+            let sign = face.sign() < 0.0;
+            for col in 0..dim {
+                let v = map.a[[first, col]].clone();
+                g[[r, col]] = match second {
+                    Some(o) => v - map.a[[o, col]].clone(),
+                    None if sign => -v,
+                    None => v,
                 };
-                rows.push((k + 1, j));
             }
-        }
-        if let Some(selection) = pattern.selection(k) {
-            for (s, o) in selection.constraints() {
-                let r = rows.len();
-                for col in 0..dim {
-                    g[[r, col]] = map.a[[s, col]].clone() - map.a[[o, col]].clone();
-                }
-                h[r] = map.c[s].clone() - map.c[o].clone();
-                rows.push((k + 1, o));
-            }
+            let c = map.c.as_slice().expect("a standard layout");
+            h[r] = face.linear(c) - face.offset(activation);
+            rows.push((k + 1, face.label()));
         }
     }
     Polytope { g, h, rows }
@@ -145,17 +143,18 @@ pub fn polytope<T: Scalar>(net: &Network<T>, pattern: &Pattern, m: usize) -> Pol
 /// A max-pool constraint is labelled by the entry that must not exceed its window's winner.
 pub fn constraint_labels(pattern: &Pattern, m: usize) -> Vec<(usize, usize)> {
     (m..pattern.num_layers())
-        .flat_map(|k| match (pattern.layer(k), pattern.selection(k)) {
-            (Some(mask), _) => (0..mask.len()).map(|j| (k + 1, j)).collect(),
-            (_, Some(selection)) => selection.constraints().map(|(_, o)| (k + 1, o)).collect(),
-            _ => Vec::new(),
+        .flat_map(|k| {
+            pattern
+                .faces(k)
+                .into_iter()
+                .map(move |f| (k + 1, f.label()))
         })
         .collect()
 }
 
 /// The largest `t >= 0` with `a − t v ∈ P_m` (0-based layer `m`, `a` and `v` in layer `m`'s
 /// input space), in closed form: with the pattern fixed each constraint is affine along the
-/// ray, `σ z_k(a − t v) = σ z_k(a) − t σ J_k v`, so `t* = min { σ z_k(a) / σ J_k v : σ J_k v > 0 }`.
+/// ray, `σ z_k(a − t v) = σ z_k(a) − t σ J_k v` (less `σ c` at a Clip bound), so `t* = min { σ z_k(a) / σ J_k v : σ J_k v > 0 }`.
 /// `None` when the ray never leaves the region; `Some(0)` also when `a` itself is outside.
 /// Exact in rationals; in f64 it is the float reading of the same formula.
 pub fn step_length<T: Scalar>(
@@ -176,25 +175,11 @@ pub fn step_length<T: Scalar>(
             dz.push(layer.affine.row(j).dot(&d));
         }
         // Each constraint's value at `a` and its rate of decrease along `v`.
-        let checks: Vec<(T, T)> = match (pattern.layer(k), pattern.selection(k)) {
-            (Some(mask), _) => z
-                .iter()
-                .zip(&dz)
-                .zip(mask)
-                .map(|((zj, dj), &active)| {
-                    if active {
-                        (zj.clone(), dj.clone())
-                    } else {
-                        (-zj.clone(), -dj.clone())
-                    }
-                })
-                .collect(),
-            (_, Some(selection)) => selection
-                .constraints()
-                .map(|(s, o)| (z[s].clone() - z[o].clone(), dz[s].clone() - dz[o].clone()))
-                .collect(),
-            _ => Vec::new(),
-        };
+        let checks: Vec<(T, T)> = pattern
+            .faces(k)
+            .into_iter()
+            .map(|face| (face.value(&z, &layer.activation), face.linear(&dz)))
+            .collect();
         for (slack, rate) in checks {
             if slack.is_negative() {
                 return Some(T::zero());
@@ -206,18 +191,8 @@ pub fn step_length<T: Scalar>(
                 }
             }
         }
-        if let Some(mask) = pattern.layer(k) {
-            for ((zj, dj), &active) in z.iter_mut().zip(dz.iter_mut()).zip(mask) {
-                if !active {
-                    *zj = T::zero();
-                    *dj = T::zero();
-                }
-            }
-        }
-        if let Some(selection) = pattern.selection(k) {
-            z = selected(&z, selection);
-            dz = selected(&dz, selection);
-        }
+        z = pattern.pass(k, layer, z);
+        dz = pattern.pass_direction(k, layer, dz);
         std::mem::swap(&mut h, &mut z);
         std::mem::swap(&mut d, &mut dz);
     }

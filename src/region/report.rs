@@ -57,6 +57,7 @@ impl RegionReport {
     /// The pattern of input `x` (row `sample` of its file) and the size of its region seen
     /// from `layer` (1-based); a usage error for a layer the model does not have.
     pub fn new(model: &Model, sample: usize, x: &[f64], layer: usize) -> Result<Self> {
+        model.net().require_relu("region")?;
         let num_layers = model.net().layers().len();
         if layer == 0 || layer > num_layers {
             return Err(Error::Usage(format!(

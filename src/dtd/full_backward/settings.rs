@@ -52,6 +52,7 @@ impl FullBackwardSettings {
     /// [`full_backward`]: super::full_backward()
     pub fn check_network<T: Scalar>(&self, net: &Network<T>) -> Result<()> {
         self.validate()?;
+        net.require_relu("full-backward DTD")?;
         check_cost(net, 0, self)
     }
 }

@@ -387,10 +387,15 @@ fn the_activation_is_part_of_the_fingerprint_and_the_audit_refuses_it() {
         "{}",
         net.describe()
     );
-    let e = crate::model::Model::load(&path).unwrap_err();
+    let model = crate::model::Model::load(&path).expect("audited and explained");
+    let e = model.net().require_relu("certify").unwrap_err();
     assert_eq!(e.exit_code(), 2);
     assert_has(
-        &e.to_string(),
-        &["model.onnx", "layer 1 applies Clip", "ReLU networks only"],
+        &e.in_file(&path).to_string(),
+        &[
+            "model.onnx",
+            "layer 1 applies Clip",
+            "certify reads ReLU networks only",
+        ],
     );
 }
