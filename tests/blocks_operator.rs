@@ -7,7 +7,8 @@
 //!   refused;
 //! - a small ResNet-50 loaded with every convolution kept as its kernel (its residual blocks
 //!   then become such maps) gives the forward values and z+ relevances of the same network
-//!   loaded as rows.
+//!   loaded as rows, and so does it with each residual addition split apart
+//!   (`split_residual`), its summands then side by side as one such map.
 
 use std::path::{Path, PathBuf};
 
@@ -254,6 +255,39 @@ fn a_residual_network_kept_as_kernels_explains_as_its_rows() {
     // reading a slice and carrying it, its end the sum of two parts.
     assert_eq!(count(&parts, |a| matches!(a, Affine::Blocks(_))), 3 * 16);
     assert_eq!(parts.widths(), rows.widths());
+    explains_alike(&parts, &rows);
+}
+
+#[test]
+fn a_residual_network_split_apart_and_kept_as_kernels_explains_as_its_rows() {
+    let bytes = std::fs::read(fixture("resnet50_small.onnx")).unwrap();
+    let path = Path::new("resnet50_small.onnx");
+    let split = OnnxOptions {
+        split_residual: true,
+        ..OnnxOptions::default()
+    };
+    let rows = load_bytes_with(&bytes, path, split.clone()).unwrap();
+    let kernels = OnnxOptions {
+        conv_rows_up_to: Some(0),
+        ..split
+    };
+    let parts = load_bytes_with(&bytes, path, kernels).unwrap();
+    let blocks = |net: &dtdcert::model::Network| {
+        net.layers()
+            .iter()
+            .filter(|l| matches!(l.affine, Affine::Blocks(_)))
+            .count()
+    };
+    assert_eq!(blocks(&rows), 0);
+    // Each of the 16 Bottlenecks: its first two convolutions carrying the block input, then its
+    // two summands side by side as one map of parts.
+    assert_eq!(blocks(&parts), 3 * 16);
+    assert_eq!(parts.widths(), rows.widths());
+    explains_alike(&parts, &rows);
+}
+
+/// The same layers (activations), forward values and z+ relevances of the top two outputs.
+fn explains_alike(parts: &dtdcert::model::Network, rows: &dtdcert::model::Network) {
     for (a, b) in parts.layers().iter().zip(rows.layers()) {
         assert_eq!(
             (a.relu, a.linear_tail, a.max_pool),
@@ -263,7 +297,7 @@ fn a_residual_network_kept_as_kernels_explains_as_its_rows() {
 
     let inputs = load_inputs(&fixture("resnet50_small.inputs.npy"), None).unwrap();
     let x = inputs.row(0).unwrap();
-    let (a, b) = (forward(&parts, &x), forward(&rows, &x));
+    let (a, b) = (forward(parts, &x), forward(rows, &x));
     assert_eq!(a.output(), b.output());
     let settings = DtdSettings {
         rule: Rule::ZPlus,
@@ -274,8 +308,8 @@ fn a_residual_network_kept_as_kernels_explains_as_its_rows() {
         .unwrap();
     for k in [top, (top + 1) % rows.output_dim()] {
         let (ea, eb) = (
-            explain(&parts, &a, &settings, k, false),
-            explain(&rows, &b, &settings, k, false),
+            explain(parts, &a, &settings, k, false),
+            explain(rows, &b, &settings, k, false),
         );
         assert_eq!(ea.input_relevance(), eb.input_relevance(), "output {k}");
     }

@@ -317,15 +317,28 @@ fn add_tensors(t: &mut Tracer<'_>, x: &Data, y: &Data) -> Result<Data, String> {
     Ok(t.with(x.dims.clone(), Form::Map(Map::Sparse(rows, bias))))
 }
 
-/// Data plus data with the sum read apart (`--split-residual`): the rows of `x` and then those
-/// of `y`, each with its own bias, are cut into a layer without activation, and the sum is an
-/// affine step with weights 1 over its outputs, which the next cut makes a layer of its own.
+/// Data plus data with the sum read apart (`--split-residual`): `x` and then `y`, each with
+/// its own bias, are cut into a layer without activation, and the sum is an affine step with
+/// weights 1 over its outputs, which the next cut makes a layer of its own. When either is a
+/// convolution kept as its kernel (or a map of parts), the two stand side by side as one map
+/// of parts ([`stacked_parts`]), so no row is built; otherwise as their rows.
 fn add_apart(t: &mut Tracer<'_>, x: &Data, y: &Data) -> Result<Data, String> {
-    let ((mut rows, mut bias), (ry, by)) = (form_rows(&x.form)?, form_rows(&y.form)?);
-    let n = rows.len();
-    rows.extend(ry);
-    bias.extend(by);
-    let parts = t.with(vec![2 * n], Form::Map(Map::Sparse(rows, bias)));
+    let n = x.len();
+    let stacked = if is_operator(&x.form) || is_operator(&y.form) {
+        stacked_parts(t.width, &x.form, &y.form, n)
+    } else {
+        None
+    };
+    let form = match stacked {
+        Some(blocks) => Form::Map(Map::Blocks(blocks)),
+        None => {
+            let ((mut rows, mut bias), (ry, by)) = (form_rows(&x.form)?, form_rows(&y.form)?);
+            rows.extend(ry);
+            bias.extend(by);
+            Form::Map(Map::Sparse(rows, bias))
+        }
+    };
+    let parts = t.with(vec![2 * n], form);
     let sum = (0..n as u32)
         .map(|p| vec![(p, 1.0), (n as u32 + p, 1.0)])
         .collect();
@@ -349,6 +362,16 @@ fn summed_parts(width: usize, x: &Form, y: &Form) -> Result<Option<Blocks>, Stri
         bias.push(sum);
     }
     Ok(Blocks::new(width, parts, bias).ok())
+}
+
+/// `x` and `y` (each `n` values) side by side as one map of parts ([`Blocks`]): `x`'s parts
+/// adding into outputs `0..n` and `y`'s into `n..2n`, each with its own biases; `None` when
+/// either is not such a map (or consecutive inputs).
+fn stacked_parts(width: usize, x: &Form, y: &Form, n: usize) -> Option<Blocks> {
+    let ((mut parts, mut bias), (py, by)) = (form_parts(x, 0)?, form_parts(y, n)?);
+    parts.extend(py);
+    bias.extend(by);
+    Blocks::new(width, parts, bias).ok()
 }
 
 /// `b + shift` entry by entry (`shift` may be longer: a shared block's copies), or `None`
