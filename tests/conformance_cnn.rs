@@ -224,8 +224,8 @@ fn small_mobilenet_v2_matches_zennit_given_dtdcerts_carried_copies() {
 
 /// What the small fixtures hold: the three networks, each exported with its operators (batch
 /// norms as nodes, ResNet's residual additions, VGG's and ResNet's max pooling), references
-/// for both rules on VGG-16 and ResNet-50 with tolerances no looser than 1e-8, and files that
-/// are the ones the manifest hashed.
+/// for both rules on VGG-16 and ResNet-50 and both of MobileNetV2 with their options, with
+/// tolerances no looser than 1e-8, and files that are the ones the manifest hashed.
 #[test]
 fn the_small_manifest_covers_the_three_networks() {
     let m = manifest(&small());
@@ -319,6 +319,15 @@ fn full_vgg16_matches_zennit() {
 #[ignore = "needs DTDCERT_CNN_FIXTURES, the folder of `scripts/make_cnn_conformance.sh --full DIR`"]
 fn full_resnet50_matches_zennit_with_dtdcerts_residual_convention() {
     assert_eq!(compare(&full(), "resnet50", &["zplus-joint"]), 1);
+}
+
+#[test]
+#[ignore = "needs DTDCERT_CNN_FIXTURES, the folder of `scripts/make_cnn_conformance.sh --full DIR`"]
+fn full_mobilenet_v2_matches_zennit_given_dtdcerts_carried_copies() {
+    assert_eq!(
+        compare(&full(), "mobilenet_v2", &["EpsilonPlusFlat-carried"]),
+        1
+    );
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
