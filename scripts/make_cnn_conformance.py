@@ -15,7 +15,12 @@ in float64 with its torchvision canonizers for
 
 - `zplus`: ZPlus on every convolution and dense layer (with non-negative inputs, dtdcert's z+);
 - `EpsilonPlusFlat`: Zennit's composite (Flat on the first layer, ZPlus on the other
-  convolutions, Epsilon on the dense layers);
+  convolutions, Epsilon on the dense layers); for MobileNetV2 with mobilenet_v2_canonizer,
+  the analogue of ResNetCanonizer (residual sums through a Sum module, the global average
+  pooling through a module), which Zennit 0.5.1 does not have;
+- `EpsilonPlusFlat-carried` (MobileNetV2 only): the same with an identity convolution, given
+  ZPlus as every convolution, wherever dtdcert carries a copy of a block input (see
+  mobilenet_v2_canonizer), so that the one step dtdcert has and Zennit has not is compared;
 - `zplus-joint` (ResNet-50 only): ZPlus with ResNetCanonizer's Bottleneck rewrite replaced by
   one that computes each block's end as dtdcert's ONNX loader does (one convolution over the
   branch and the block input side by side; see joint_block_end_canonizer) and stabilisers of
@@ -88,9 +93,13 @@ SMALL_CLASSES = 10
 SMALL_SIDE = 32
 STABILIZER = 1e-6  # Zennit's default stabiliser of every rule
 SEEDS = {"vgg16": 21, "resnet50": 22, "mobilenet_v2": 23}
-# MobileNetV2: only the composite people use, to keep the committed bytes small (its blocks
+# MobileNetV2: only the composite people use, to keep the committed bytes small. Its blocks
 # read the linear bottleneck of the block before, inputs of both signs, where Zennit's ZPlus
-# pairs negative inputs with negative weights and dtdcert's z+ does not).
+# pairs negative inputs with negative weights (dtdcert's alphabeta:1:0, not its z+). dtdcert
+# carries each residual block's input past the block's layers as copies, neurons of those
+# layers that the convolutions' rule gives x⁺ / (x⁺ + stabiliser) of their relevance: the copy
+# of a negative value passes nothing, where Zennit's identity passes the whole
+# (`EpsilonPlusFlat-carried` gives Zennit those copies).
 # ResNet's `zplus-joint`: ZPlus with Zennit's ResNetCanonizer replaced by one that computes each
 # block's end as dtdcert does (joint_block_end_canonizer), and stabilisers of TINY on both sides,
 # where dtdcert's carried block input (a pass-through row with a stabiliser) would otherwise
@@ -113,9 +122,11 @@ LIBRARY_RULES = {
                   "stabiliser 1e-30",
     "zplus-carried": "ZPlus on convolutions and dense layers, Norm on sums, average pooling and identity "
                      "modules where dtdcert carries copies of a Bottleneck's input",
+    "EpsilonPlusFlat-carried": "composite EpsilonPlusFlat, with an identity 1x1 depthwise convolution (ZPlus) "
+                               "wherever dtdcert carries a copy of an InvertedResidual's input",
 }
 RULES = {"vgg16": ["zplus", "EpsilonPlusFlat"], "resnet50": ["zplus", "EpsilonPlusFlat", "zplus-joint", "zplus-tiny", "zplus-carried"],
-         "mobilenet_v2": ["EpsilonPlusFlat"]}
+         "mobilenet_v2": ["EpsilonPlusFlat", "EpsilonPlusFlat-carried"]}
 
 
 # --------------------------------------------------------------------------------------------
@@ -329,6 +340,58 @@ def carried_copies_canonizer():
     return AttributeCanonizer(attributes)
 
 
+def identity_conv(channels: int) -> nn.Conv2d:
+    """A 1×1 depthwise convolution that copies its input: a copy dtdcert carries inside a layer
+    of convolutions, given the convolutions' rule."""
+    conv = nn.Conv2d(channels, channels, 1, groups=channels, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    return conv
+
+
+def mobilenet_v2_canonizer(carried: bool = False):
+    """MobileNetV2's analogue of Zennit's ResNetCanonizer Bottleneck rewrite (Zennit 0.5.1 has
+    none): each InvertedResidual with a residual connection adds through a Sum module (which
+    the base layer map gives Norm) instead of torchvision's `x + self.conv(x)`, whose gradient
+    would hand each summand the whole relevance; and the network's global average pooling,
+    `nn.functional.adaptive_avg_pool2d` in torchvision's forward (no module, so no rule: equal
+    shares), is an AdaptiveAvgPool2d module (Norm), as in VGG and ResNet. With `carried`, the
+    block input of each residual block passes through an identity 1×1 depthwise convolution
+    (weight 1, no bias), which EpsilonPlusFlat gives ZPlus as every other convolution, wherever
+    dtdcert carries a copy of it: past the layer of each convolution before the projection
+    (the expansion, where the block has one, and the depthwise convolution) and past the
+    summands' layer. Run after the batch-norm merge."""
+    from torchvision.models.mobilenetv2 import InvertedResidual, MobileNetV2
+    from zennit.canonizers import AttributeCanonizer
+    from zennit.layer import Sum
+
+    def block_forward(self, x):
+        if not self.use_res_connect:
+            return self.conv(x)
+        out = self.conv(x)
+        if carried:
+            x = self.carried(x)
+        return self.canonizer_sum(torch.stack([x, out], dim=-1))
+
+    def net_forward(self, x):
+        x = self.canonizer_pool(self.features(x))
+        return self.classifier(torch.flatten(x, 1))
+
+    def attributes(name, module):
+        if isinstance(module, InvertedResidual):
+            extra = {}
+            if carried and module.use_res_connect:
+                # self.conv: [expansion,] depthwise, projection, its batch norm.
+                channels = module.conv[-2].out_channels
+                extra["carried"] = nn.Sequential(*(identity_conv(channels) for _ in range(len(module.conv) - 1)))
+            return {"forward": block_forward.__get__(module), "canonizer_sum": Sum(), **extra}
+        if isinstance(module, MobileNetV2):
+            return {"forward": net_forward.__get__(module), "canonizer_pool": nn.AdaptiveAvgPool2d((1, 1))}
+        return None
+
+    return AttributeCanonizer(attributes)
+
+
 def canonizers(arch: str, exact: bool = True, joint: bool = False, carried: bool = False) -> list:
     """Zennit's canonizers for `arch`; with `exact` false, its own batch-norm merge (which
     leaves x / sqrt(1 + eps)), for the manifest's record of how much that moves the result;
@@ -346,6 +409,9 @@ def canonizers(arch: str, exact: bool = True, joint: bool = False, carried: bool
             batch_norm.running_var.data = torch.full_like(batch_norm.running_var.data, 1.0 - batch_norm.eps)
             assert bool(((batch_norm.running_var + batch_norm.eps) == 1.0).all())
 
+    if arch == "mobilenet_v2":
+        merge = ExactMergeBatchNorm() if exact else SequentialMergeBatchNorm()
+        return [CompositeCanonizer((merge, mobilenet_v2_canonizer(carried)))]
     if joint or carried:
         merge = ExactMergeBatchNorm() if exact else SequentialMergeBatchNorm()
         ends = joint_block_end_canonizer() if joint else carried_copies_canonizer()
@@ -355,7 +421,7 @@ def canonizers(arch: str, exact: bool = True, joint: bool = False, carried: bool
     if arch == "resnet50":
         # zennit.torchvision.ResNetCanonizer with the exact merge.
         return [CompositeCanonizer((ExactMergeBatchNorm(), ResNetBottleneckCanonizer(), ResNetBasicBlockCanonizer()))]
-    # VGGCanonizer is SequentialMergeBatchNorm; MobileNetV2 has no canonizer of its own.
+    # VGGCanonizer is SequentialMergeBatchNorm.
     return [ExactMergeBatchNorm()]
 
 
@@ -379,6 +445,8 @@ def composite(arch: str, rule: str, exact: bool = True):
         ]
         carried = rule == "zplus-carried"
         return LayerMapComposite(layer_map=layer_map, canonizers=canonizers(arch, exact, carried=carried))
+    if rule == "EpsilonPlusFlat-carried":
+        return EpsilonPlusFlat(canonizers=canonizers(arch, exact, carried=True))
     return EpsilonPlusFlat(canonizers=canonizers(arch, exact))
 
 
@@ -419,8 +487,9 @@ def layers_of(arch: str) -> dict:
     elif arch == "resnet50":
         kinds = ["conv", "max"] + ["conv"] * (3 * (3 + 4 + 6 + 3)) + ["avg", "dense"]
     else:
-        # MobileNetV2's ReLU6 exports as Clip, which dtdcert does not read yet.
-        return {}
+        # 17 blocks of two or three convolutions each between the stem and the last 1×1
+        # convolution (ReLU6 exports as Clip, part of its convolution's layer).
+        kinds = ["conv"] * 52 + ["avg", "dense"]
     return {
         "first": 1,
         "dense": [i + 1 for i, k in enumerate(kinds) if k == "dense"],
@@ -433,6 +502,12 @@ def dtdcert_args(arch: str, rule: str, layers: dict) -> list[str]:
     s = str(TINY if rule in ("zplus-joint", "zplus-tiny") else STABILIZER)
     args = ["--rule", "z+", "--bias", "include", "--stabilizer", s, "--denominator-threshold", "0",
             "--initial-relevance", "one"]
+    if arch == "mobilenet_v2":
+        # The canonizer's sums read apart. ZPlus on contributions, as Zennit computes it for
+        # inputs of both signs (the projections have no activation), is dtdcert's α1β0; the
+        # kind rule would take the composite's Flat from the first layer, which gets it back.
+        return ["--split-residual"] + args + ["--composite", "epsilon-plus-flat", "--kind-rule",
+                                              "conv=alphabeta:1:0", "--layer-rule", f"{layers['first']}=flat"]
     if arch == "resnet50" and rule != "zplus-joint":
         # ResNetCanonizer: the additions read apart, and the rules by kind of layer, since
         # reading them apart adds a layer per block (Norm: ε on pooling and additions).
@@ -526,10 +601,11 @@ def main() -> int:
                                    canonizer=("joint_block_end_canonizer" if rule == "zplus-joint"
                                               else "carried_copies_canonizer" if rule == "zplus-carried"
                                               else "ResNetCanonizer" if arch == "resnet50"
+                                              else "mobilenet_v2_canonizer(carried)" if rule == "EpsilonPlusFlat-carried"
+                                              else "mobilenet_v2_canonizer" if arch == "mobilenet_v2"
                                               else "SequentialMergeBatchNorm"),
                                    initial_relevance="one",
-                                   # None: dtdcert does not load the network yet (Clip).
-                                   args=dtdcert_args(arch, rule, layers) if layers else None,
+                                   args=dtdcert_args(arch, rule, layers),
                                    reference=ref, atol=ATOL, rtol=RTOL, rtol_of="largest |reference| per input",
                                    **extra))
         print(f"{name}: {cases[-1]['parameters']} parameters, target {targets.tolist()}", flush=True)

@@ -203,10 +203,29 @@ fn small_resnet50_read_apart_is_near_zennits_resnet_canonizer_with_its_stabilise
     assert_eq!(compared, 2);
 }
 
+/// Zennit 0.5.1 has no canonizer for MobileNetV2: torchvision's InvertedResidual adds
+/// `x + self.conv(x)` with Python's `+`, which hands both summands the whole relevance. The
+/// references use the analogue of Zennit's ResNet canonizer (the sum through Zennit's `Sum`,
+/// which gets `Norm`; the global average pooling through a module), which dtdcert reads with
+/// `--split-residual`; Zennit's ZPlus on inputs of both signs (the projections have no
+/// activation) is dtdcert's `alphabeta:1:0`. dtdcert carries each block's input past the
+/// block's layers as copies, neurons of those layers whose rule passes `x⁺ / (x⁺ + 1e-6)` of
+/// their relevance; given those copies as identity convolutions with ZPlus
+/// (`EpsilonPlusFlat-carried`), Zennit agrees within the manifest's tolerance: Flat on the
+/// first layer, depthwise convolutions, `Clip`'s pass, the pooling and Epsilon on the
+/// classifier included.
+#[test]
+fn small_mobilenet_v2_matches_zennit_given_dtdcerts_carried_copies() {
+    assert_eq!(
+        compare(&small(), "mobilenet_v2", &["EpsilonPlusFlat-carried"]),
+        1
+    );
+}
+
 /// What the small fixtures hold: the three networks, each exported with its operators (batch
 /// norms as nodes, ResNet's residual additions, VGG's and ResNet's max pooling), references
-/// for both rules on VGG-16 and ResNet-50 with tolerances no looser than 1e-8, and files that
-/// are the ones the manifest hashed.
+/// for both rules on VGG-16 and ResNet-50 and both of MobileNetV2 with their options, with
+/// tolerances no looser than 1e-8, and files that are the ones the manifest hashed.
 #[test]
 fn the_small_manifest_covers_the_three_networks() {
     let m = manifest(&small());
@@ -226,6 +245,11 @@ fn the_small_manifest_covers_the_three_networks() {
         assert!(references(&m, "resnet50")
             .iter()
             .any(|(_, r)| r["rule"] == rule));
+    }
+    for rule in ["EpsilonPlusFlat", "EpsilonPlusFlat-carried"] {
+        assert!(references(&m, "mobilenet_v2")
+            .iter()
+            .any(|(_, r)| r["rule"] == rule && r["args"].is_array()));
     }
     for r in m["references"].as_array().unwrap() {
         assert!(r["atol"].as_f64().unwrap() <= 1e-8 && r["rtol"].as_f64().unwrap() <= 1e-8);
@@ -254,7 +278,7 @@ fn the_small_manifest_covers_the_three_networks() {
 #[test]
 fn the_options_name_the_layers_dtdcert_loads() {
     let m = manifest(&small());
-    for arch in ["vgg16", "resnet50"] {
+    for arch in ["vgg16", "resnet50", "mobilenet_v2"] {
         let (case, _) = references(&m, arch)[0];
         let model = Model::load(&small().join(case["model"].as_str().unwrap())).unwrap();
         let layers = model.net().layers();
@@ -295,6 +319,15 @@ fn full_vgg16_matches_zennit() {
 #[ignore = "needs DTDCERT_CNN_FIXTURES, the folder of `scripts/make_cnn_conformance.sh --full DIR`"]
 fn full_resnet50_matches_zennit_with_dtdcerts_residual_convention() {
     assert_eq!(compare(&full(), "resnet50", &["zplus-joint"]), 1);
+}
+
+#[test]
+#[ignore = "needs DTDCERT_CNN_FIXTURES, the folder of `scripts/make_cnn_conformance.sh --full DIR`"]
+fn full_mobilenet_v2_matches_zennit_given_dtdcerts_carried_copies() {
+    assert_eq!(
+        compare(&full(), "mobilenet_v2", &["EpsilonPlusFlat-carried"]),
+        1
+    );
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
