@@ -18,7 +18,7 @@ use dtdcert::model::forward::forward;
 use dtdcert::model::image::{conv_rows, Window};
 use dtdcert::model::ir::{Affine, Layer, Network, Sparse};
 use dtdcert::model::onnx::load_bytes;
-use ndarray::{Array1, Array2};
+use ndarray::Array1;
 use proptest::prelude::*;
 use util::conv::{ConvNet, Pool};
 
@@ -135,31 +135,13 @@ proptest! {
         prop_assert_eq!(op.stored_weights(), shape.kernel_len().unwrap());
         prop_assert_eq!(op.dense_matrix(usize::MAX), sparse.dense_matrix(usize::MAX));
 
-        let value = |i: usize, salt: u64| ((i as u64 * 37 + seed * 11 + salt) % 17) as f64 / 8.0 - 1.0;
-        let a: Vec<f64> = (0..n_in).map(|i| value(i, 0)).collect();
-        let (mut got, mut want) = (Vec::new(), Vec::new());
-        op.apply_into(&a, &mut got);
-        sparse.apply_into(&a, &mut want);
-        prop_assert_eq!(&got, &want);
-
-        // Wᵀ v, against the rows scattered.
-        let v: Vec<f64> = (0..n_out).map(|j| value(j, 5)).collect();
-        let mut transposed = Vec::new();
-        conv.apply_transposed_into(&v, &mut transposed);
-        let mut scattered = vec![0.0; n_in];
-        for (row, vj) in rows.iter().zip(&v) {
-            for &(i, w) in row {
-                scattered[i as usize] += w * vj;
-            }
-        }
-        prop_assert_eq!(transposed, scattered);
-
-        let g = Array2::from_shape_fn((n_in, 3), |(i, c)| value(i, c as u64 + 9));
-        for absolute in [false, true] {
-            prop_assert_eq!(op.times(g.view(), absolute), sparse.times(g.view(), absolute));
-        }
-        let points = Array2::from_shape_fn((2, n_in), |(p, i)| value(i, p as u64 + 3));
-        prop_assert_eq!(op.apply_rows(points.view()), sparse.apply_rows(points.view()));
+        util::operator::products_agree(
+            &op,
+            &sparse,
+            &rows,
+            |v, out| conv.apply_transposed_into(v, out),
+            seed,
+        )?;
     }
 }
 

@@ -13,7 +13,7 @@ use ndarray::{Array2, ArrayView2};
 
 use crate::error::{invalid, Result};
 use crate::exact::Scalar;
-use crate::model::conv::Conv;
+use crate::model::conv::{apply_rows_by_entries, times_by_entries, Conv};
 
 /// What one part computes from its input range.
 #[derive(Clone, Debug, PartialEq)]
@@ -286,24 +286,14 @@ impl<T: Scalar> Blocks<T> {
 impl Blocks<f64> {
     /// `W g` (or `|W| g` with `absolute`) for a matrix `g` with one row per input.
     pub fn times(&self, g: ArrayView2<'_, f64>, absolute: bool) -> Array2<f64> {
-        let mut out = Array2::zeros((self.out_dim(), g.ncols()));
-        for (j, mut o) in out.rows_mut().into_iter().enumerate() {
-            for (i, &w) in self.entries(j) {
-                o.scaled_add(if absolute { w.abs() } else { w }, &g.row(i));
-            }
-        }
-        out
+        times_by_entries(self.out_dim(), g, absolute, |j| {
+            self.entries(j).map(|(i, &w)| (i, w))
+        })
     }
 
     /// `h Wᵀ` for points `h` given as rows.
     pub fn apply_rows(&self, h: ArrayView2<'_, f64>) -> Array2<f64> {
-        let mut out = Array2::zeros((h.nrows(), self.out_dim()));
-        for (point, mut o) in h.rows().into_iter().zip(out.rows_mut()) {
-            for (j, v) in o.iter_mut().enumerate() {
-                *v = self.entries(j).fold(0.0, |acc, (i, &w)| acc + w * point[i]);
-            }
-        }
-        out
+        apply_rows_by_entries(self.out_dim(), h, |j| self.entries(j).map(|(i, &w)| (i, w)))
     }
 
     /// The first weight or bias that is not finite, as `(output, input, value)` for a weight

@@ -303,27 +303,16 @@ impl<T: Scalar> Conv<T> {
 impl Conv<f64> {
     /// `W g` (or `|W| g` with `absolute`) for a matrix `g` with one row per input.
     pub fn times(&self, g: ArrayView2<'_, f64>, absolute: bool) -> Array2<f64> {
-        let mut out = Array2::zeros((self.out_dim(), g.ncols()));
-        for (j, mut o) in out.rows_mut().into_iter().enumerate() {
-            for (i, k) in self.taps(j) {
-                let w = self.kernel[k];
-                o.scaled_add(if absolute { w.abs() } else { w }, &g.row(i));
-            }
-        }
-        out
+        times_by_entries(self.out_dim(), g, absolute, |j| {
+            self.taps(j).map(|(i, k)| (i, self.kernel[k]))
+        })
     }
 
     /// `h Wᵀ` for points `h` given as rows.
     pub fn apply_rows(&self, h: ArrayView2<'_, f64>) -> Array2<f64> {
-        let mut out = Array2::zeros((h.nrows(), self.out_dim()));
-        for (point, mut o) in h.rows().into_iter().zip(out.rows_mut()) {
-            for (j, v) in o.iter_mut().enumerate() {
-                *v = self
-                    .taps(j)
-                    .fold(0.0, |acc, (i, k)| acc + self.kernel[k] * point[i]);
-            }
-        }
-        out
+        apply_rows_by_entries(self.out_dim(), h, |j| {
+            self.taps(j).map(|(i, k)| (i, self.kernel[k]))
+        })
     }
 
     /// The first kernel weight or bias that is not finite, as `(output, input, value)` for a
@@ -340,4 +329,37 @@ impl Conv<f64> {
         let o = self.bias.iter().position(|v| !v.is_finite())?;
         Some((o * self.out[0] * self.out[1], None, self.bias[o]))
     }
+}
+
+/// `W g` (or `|W| g` with `absolute`) for a map of `out_dim` outputs whose output `j` has the
+/// weights `entries(j)` lists as `(input, weight)`; shared by the maps kept without rows.
+pub(crate) fn times_by_entries<I: Iterator<Item = (usize, f64)>>(
+    out_dim: usize,
+    g: ArrayView2<'_, f64>,
+    absolute: bool,
+    entries: impl Fn(usize) -> I,
+) -> Array2<f64> {
+    let mut out = Array2::zeros((out_dim, g.ncols()));
+    for (j, mut o) in out.rows_mut().into_iter().enumerate() {
+        for (i, w) in entries(j) {
+            o.scaled_add(if absolute { w.abs() } else { w }, &g.row(i));
+        }
+    }
+    out
+}
+
+/// `h Wᵀ` for points `h` given as rows, for a map of `out_dim` outputs whose output `j` has the
+/// weights `entries(j)` lists as `(input, weight)`.
+pub(crate) fn apply_rows_by_entries<I: Iterator<Item = (usize, f64)>>(
+    out_dim: usize,
+    h: ArrayView2<'_, f64>,
+    entries: impl Fn(usize) -> I,
+) -> Array2<f64> {
+    let mut out = Array2::zeros((h.nrows(), out_dim));
+    for (point, mut o) in h.rows().into_iter().zip(out.rows_mut()) {
+        for (j, v) in o.iter_mut().enumerate() {
+            *v = entries(j).fold(0.0, |acc, (i, w)| acc + w * point[i]);
+        }
+    }
+    out
 }

@@ -4,6 +4,7 @@
 
 pub mod conv;
 pub mod onnx;
+pub mod operator;
 pub mod runs;
 
 use std::ops::RangeInclusive;

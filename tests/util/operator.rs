@@ -1,0 +1,52 @@
+//! A map kept without rows (a kernel convolution, a map of placed parts) against the same map
+//! as sparse rows: products with vectors and matrices, forwards and transposed.
+
+use dtdcert::model::ir::Affine;
+use ndarray::Array2;
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+
+/// `op` and `sparse` (the same map as its `rows`) give equal products, bit for bit: `W a`,
+/// `Wᵀ v` (`transposed` computes `op`'s, checked against the rows scattered), `W g` and
+/// `|W| g` for a matrix, and `h Wᵀ` for points as rows; the values are drawn from `seed`.
+pub fn products_agree(
+    op: &Affine,
+    sparse: &Affine,
+    rows: &[Vec<(u32, f64)>],
+    transposed: impl Fn(&[f64], &mut Vec<f64>),
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let (n_in, n_out) = (sparse.in_dim(), sparse.out_dim());
+    let value = |i: usize, salt: u64| ((i as u64 * 37 + seed * 11 + salt) % 17) as f64 / 8.0 - 1.0;
+    let a: Vec<f64> = (0..n_in).map(|i| value(i, 0)).collect();
+    let (mut got, mut want) = (Vec::new(), Vec::new());
+    op.apply_into(&a, &mut got);
+    sparse.apply_into(&a, &mut want);
+    prop_assert_eq!(&got, &want);
+
+    // Wᵀ v, against the rows scattered.
+    let v: Vec<f64> = (0..n_out).map(|j| value(j, 5)).collect();
+    let mut by_op = Vec::new();
+    transposed(&v, &mut by_op);
+    let mut scattered = vec![0.0; n_in];
+    for (row, vj) in rows.iter().zip(&v) {
+        for &(i, w) in row {
+            scattered[i as usize] += w * vj;
+        }
+    }
+    prop_assert_eq!(by_op, scattered);
+
+    let g = Array2::from_shape_fn((n_in, 3), |(i, c)| value(i, c as u64 + 9));
+    for absolute in [false, true] {
+        prop_assert_eq!(
+            op.times(g.view(), absolute),
+            sparse.times(g.view(), absolute)
+        );
+    }
+    let points = Array2::from_shape_fn((2, n_in), |(p, i)| value(i, p as u64 + 3));
+    prop_assert_eq!(
+        op.apply_rows(points.view()),
+        sparse.apply_rows(points.view())
+    );
+    Ok(())
+}
