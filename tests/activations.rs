@@ -16,6 +16,8 @@
 //! region's membership is that brute-force check at random points; and LeakyRelu(0) and
 //! Clip(0, ∞) audit as ReLU.
 
+mod util;
+
 use dtdcert::audit::{audit_sample, AuditSettings, DomainBox, DomainCheck, SampleRecord};
 use dtdcert::dtd::{explain, BiasMode, DtdSettings, RootOutcome, Rule};
 use dtdcert::exact::{Rational, Scalar};
@@ -28,6 +30,7 @@ use dtdcert::region::{
 };
 use ndarray::Array2;
 use proptest::prelude::*;
+use util::verdicts::verdicts;
 
 /// Widths of the networks: 3 inputs, two hidden layers with activations, 2 outputs.
 const WIDTHS: [usize; 4] = [3, 4, 3, 2];
@@ -246,36 +249,6 @@ fn settings() -> impl Strategy<Value = AuditSettings> {
             domain: domain.then_some(DomainBox { lo: -2.0, hi: 2.0 }),
             ..AuditSettings::default()
         })
-}
-
-/// Each root's verdict without the f64 renderings: no root (why), or valid, outside at
-/// which constraint, on a face, in the domain.
-fn verdicts(record: &SampleRecord) -> Vec<Vec<String>> {
-    record
-        .layers
-        .iter()
-        .map(|layer| {
-            layer
-                .neurons
-                .iter()
-                .map(|n| match &n.root {
-                    None => format!("{:?}", n.no_root),
-                    Some(root) => {
-                        let at = match root.region {
-                            Membership::Inside { .. } => None,
-                            Membership::Outside { layer, neuron, .. } => Some((layer, neuron)),
-                        };
-                        let on_face = root.region.on_face();
-                        let out_at = match root.domain {
-                            DomainCheck::In => None,
-                            DomainCheck::Out { coordinate, .. } => Some(coordinate),
-                        };
-                        format!("{} {at:?} {on_face} {out_at:?}", root.valid)
-                    }
-                })
-                .collect()
-        })
-        .collect()
 }
 
 /// Whether `z` (a pre-activation of layer `k`, output `j`) lies on the closed piece of the

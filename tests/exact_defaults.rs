@@ -9,57 +9,14 @@
 
 mod util;
 
-use dtdcert::audit::{
-    audit_layer, audit_sample, AuditSettings, DomainBox, DomainCheck, SampleRecord,
-};
+use dtdcert::audit::{audit_layer, audit_sample, AuditSettings, DomainBox, SampleRecord};
 use dtdcert::dtd::{explain, BiasMode, DtdSettings, LayerRule, Rule};
 use dtdcert::model::inputs::load_inputs;
 use dtdcert::model::Model;
-use dtdcert::region::{trace_and_pattern, Membership};
+use dtdcert::region::trace_and_pattern;
 use proptest::prelude::*;
 use util::network_and_input;
-
-/// What a verdict says, without the f64 renderings of margins and slacks.
-#[derive(Debug, PartialEq)]
-enum Verdict {
-    NoRoot(String),
-    Root {
-        valid: bool,
-        /// `None` inside; the first violated constraint outside.
-        outside_at: Option<(usize, usize)>,
-        on_face: bool,
-        /// `None` in the domain; the first coordinate outside.
-        out_at: Option<usize>,
-    },
-}
-
-fn verdicts(record: &SampleRecord) -> Vec<Vec<Verdict>> {
-    record
-        .layers
-        .iter()
-        .map(|layer| {
-            layer
-                .neurons
-                .iter()
-                .map(|n| match &n.root {
-                    None => Verdict::NoRoot(format!("{:?}", n.no_root)),
-                    Some(root) => Verdict::Root {
-                        valid: root.valid,
-                        outside_at: match root.region {
-                            Membership::Inside { .. } => None,
-                            Membership::Outside { layer, neuron, .. } => Some((layer, neuron)),
-                        },
-                        on_face: root.region.on_face(),
-                        out_at: match root.domain {
-                            DomainCheck::In => None,
-                            DomainCheck::Out { coordinate, .. } => Some(coordinate),
-                        },
-                    },
-                })
-                .collect()
-        })
-        .collect()
-}
+use util::verdicts::verdicts;
 
 /// The default and the exact audit of `x`; their verdicts must agree root for root.
 fn default_equals_exact(

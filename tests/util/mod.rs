@@ -6,6 +6,7 @@ pub mod conv;
 pub mod onnx;
 pub mod operator;
 pub mod runs;
+pub mod verdicts;
 
 use std::ops::RangeInclusive;
 
