@@ -175,7 +175,7 @@ proptest! {
                     prop_assert_eq!(&n.passed, &n.relevance);
                     prop_assert!(n.remainder.is_zero());
                     prop_assert_eq!(&n.expansion, &Expansion::NoRoot(dtdcert::dtd::full_backward::Rootless::NotApplicable));
-                    identity_sum = identity_sum + n.relevance.clone();
+                    identity_sum += n.relevance.clone();
                 }
             }
             let lower: Rational = l.lower.iter().fold(Rational::zero(), |acc, v| acc + v.clone());
