@@ -18,19 +18,10 @@ in float64 with its torchvision canonizers for
   convolutions, Epsilon on the dense layers); for MobileNetV2 with mobilenet_v2_canonizer,
   the analogue of ResNetCanonizer (residual sums through a Sum module, the global average
   pooling through a module), which Zennit 0.5.1 does not have;
-- `EpsilonPlusFlat-carried` (MobileNetV2 only): the same with an identity convolution, given
-  ZPlus as every convolution, wherever dtdcert carries a copy of a block input (see
-  mobilenet_v2_canonizer), so that the one step dtdcert has and Zennit has not is compared;
 - `zplus-joint` (ResNet-50 only): ZPlus with ResNetCanonizer's Bottleneck rewrite replaced by
-  one that computes each block's end as dtdcert's ONNX loader does (one convolution over the
-  branch and the block input side by side; see joint_block_end_canonizer) and stabilisers of
-  1e-30, so that everything but the residual convention is compared;
-- `zplus-tiny` (ResNet-50 only): `zplus` with every stabiliser 1e-30, so that dtdcert's reading
-  of the residual additions apart (`--split-residual`) is compared without the one step it
-  has and Zennit has not: the copies of carried values (see CARRIED below);
-- `zplus-carried` (ResNet-50 only): `zplus` with that step added to Zennit's Bottleneck: the
-  block input passes through an identity module with Norm wherever dtdcert carries a copy of
-  it (carried_copies_canonizer), so that the one remaining difference is itself compared;
+  one that computes each block's end as dtdcert's ONNX loader does without
+  `--split-residual` (one convolution over the branch and the block input side by side; see
+  joint_block_end_canonizer), so that that reading of the residual additions is compared;
 
 all with Zennit's base layer map (activations and batch norms pass relevance on, average
 pooling and the canonizers' residual sums get Norm) and the one-hot vector as the initial
@@ -95,38 +86,20 @@ STABILIZER = 1e-6  # Zennit's default stabiliser of every rule
 SEEDS = {"vgg16": 21, "resnet50": 22, "mobilenet_v2": 23}
 # MobileNetV2: only the composite people use, to keep the committed bytes small. Its blocks
 # read the linear bottleneck of the block before, inputs of both signs, where Zennit's ZPlus
-# pairs negative inputs with negative weights (dtdcert's alphabeta:1:0, not its z+). dtdcert
-# carries each residual block's input past the block's layers as copies, neurons of those
-# layers that the convolutions' rule gives x⁺ / (x⁺ + stabiliser) of their relevance: the copy
-# of a negative value passes nothing, where Zennit's identity passes the whole
-# (`EpsilonPlusFlat-carried` gives Zennit those copies).
-# ResNet's `zplus-joint`: ZPlus with Zennit's ResNetCanonizer replaced by one that computes each
-# block's end as dtdcert does (joint_block_end_canonizer), and stabilisers of TINY on both sides,
-# where dtdcert's carried block input (a pass-through row with a stabiliser) would otherwise
-# differ by about STABILIZER / value.
-TINY = 1e-30
-# ResNet's references with Zennit's ResNetCanonizer: dtdcert reads each residual addition as a
-# layer of its own (`--split-residual`), whose rule is Zennit's Norm on the canonizer's Sum.
-# CARRIED: dtdcert carries a block's input past the block's first two convolutions (and, for
-# an identity shortcut, past the last one) as copies, neurons of those layers whose rule
-# scales the relevance by x / (x + stabiliser); Zennit's identity passes it whole. With the
-# default stabiliser that moves dtdcert's relevances by about 2e-5 of the largest; with
-# `zplus-tiny`, and with `zplus-carried` (Zennit given those copies), they agree within the
-# tolerance.
+# pairs negative inputs with negative weights (dtdcert's alphabeta:1:0, not its z+).
+# dtdcert carries each residual block's input past the block's layers as copies (identity
+# neurons, which pass their relevance whole whatever the rule, as the block input reused by
+# the Python code does in Zennit), so the plain canonizers are compared. ResNet's references
+# with Zennit's ResNetCanonizer: dtdcert reads each residual addition as a layer of its own
+# (`--split-residual`), whose rule is Zennit's Norm on the canonizer's Sum.
 LIBRARY_RULES = {
     "zplus": "ZPlus on convolutions and dense layers",
     "EpsilonPlusFlat": "composite EpsilonPlusFlat",
-    "zplus-joint": "ZPlus on convolutions and dense layers, stabilisers 1e-30, each Bottleneck's end as one "
-                   "convolution over [branch, block input] (dtdcert's residual convention)",
-    "zplus-tiny": "ZPlus on convolutions and dense layers, Norm on sums and average pooling, every "
-                  "stabiliser 1e-30",
-    "zplus-carried": "ZPlus on convolutions and dense layers, Norm on sums, average pooling and identity "
-                     "modules where dtdcert carries copies of a Bottleneck's input",
-    "EpsilonPlusFlat-carried": "composite EpsilonPlusFlat, with an identity 1x1 depthwise convolution (ZPlus) "
-                               "wherever dtdcert carries a copy of an InvertedResidual's input",
+    "zplus-joint": "ZPlus on convolutions and dense layers, each Bottleneck's end as one convolution over "
+                   "[branch, block input] (dtdcert's reading without --split-residual)",
 }
-RULES = {"vgg16": ["zplus", "EpsilonPlusFlat"], "resnet50": ["zplus", "EpsilonPlusFlat", "zplus-joint", "zplus-tiny", "zplus-carried"],
-         "mobilenet_v2": ["EpsilonPlusFlat", "EpsilonPlusFlat-carried"]}
+RULES = {"vgg16": ["zplus", "EpsilonPlusFlat"], "resnet50": ["zplus", "EpsilonPlusFlat", "zplus-joint"],
+         "mobilenet_v2": ["EpsilonPlusFlat"]}
 
 
 # --------------------------------------------------------------------------------------------
@@ -307,60 +280,14 @@ def joint_block_end_canonizer():
     return AttributeCanonizer(attributes)
 
 
-class Carry(nn.Module):
-    """An identity that Zennit gives Norm: a copy of a carried value, as dtdcert's layers hold
-    one (a neuron with weight 1 and no bias, whose rule passes x / (x + stabiliser))."""
-
-    def forward(self, x):
-        return x.clone()
-
-
-def carried_copies_canonizer():
-    """ResNetBottleneckCanonizer's forward with the block input passed through a Carry module
-    wherever dtdcert carries a copy of it: past the first two convolutions' layers, and for an
-    identity shortcut past the summands' layer too. Run after the batch-norm merge."""
-    from torchvision.models.resnet import Bottleneck
-    from zennit.canonizers import AttributeCanonizer
-    from zennit.layer import Sum
-
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        carried = self.carry2(self.carry1(x))
-        identity = self.carry3(carried) if self.downsample is None else self.downsample(carried)
-        return self.relu(self.canonizer_sum(torch.stack([identity, out], dim=-1)))
-
-    def attributes(name, module):
-        if not isinstance(module, Bottleneck):
-            return None
-        return {"forward": forward.__get__(module), "canonizer_sum": Sum(), "carry1": Carry(),
-                "carry2": Carry(), "carry3": Carry()}
-
-    return AttributeCanonizer(attributes)
-
-
-def identity_conv(channels: int) -> nn.Conv2d:
-    """A 1×1 depthwise convolution that copies its input: a copy dtdcert carries inside a layer
-    of convolutions, given the convolutions' rule."""
-    conv = nn.Conv2d(channels, channels, 1, groups=channels, bias=False)
-    with torch.no_grad():
-        conv.weight.fill_(1.0)
-    return conv
-
-
-def mobilenet_v2_canonizer(carried: bool = False):
+def mobilenet_v2_canonizer():
     """MobileNetV2's analogue of Zennit's ResNetCanonizer Bottleneck rewrite (Zennit 0.5.1 has
     none): each InvertedResidual with a residual connection adds through a Sum module (which
     the base layer map gives Norm) instead of torchvision's `x + self.conv(x)`, whose gradient
     would hand each summand the whole relevance; and the network's global average pooling,
     `nn.functional.adaptive_avg_pool2d` in torchvision's forward (no module, so no rule: equal
-    shares), is an AdaptiveAvgPool2d module (Norm), as in VGG and ResNet. With `carried`, the
-    block input of each residual block passes through an identity 1×1 depthwise convolution
-    (weight 1, no bias), which EpsilonPlusFlat gives ZPlus as every other convolution, wherever
-    dtdcert carries a copy of it: past the layer of each convolution before the projection
-    (the expansion, where the block has one, and the depthwise convolution) and past the
-    summands' layer. Run after the batch-norm merge."""
+    shares), is an AdaptiveAvgPool2d module (Norm), as in VGG and ResNet. Run after the
+    batch-norm merge."""
     from torchvision.models.mobilenetv2 import InvertedResidual, MobileNetV2
     from zennit.canonizers import AttributeCanonizer
     from zennit.layer import Sum
@@ -369,8 +296,6 @@ def mobilenet_v2_canonizer(carried: bool = False):
         if not self.use_res_connect:
             return self.conv(x)
         out = self.conv(x)
-        if carried:
-            x = self.carried(x)
         return self.canonizer_sum(torch.stack([x, out], dim=-1))
 
     def net_forward(self, x):
@@ -379,12 +304,7 @@ def mobilenet_v2_canonizer(carried: bool = False):
 
     def attributes(name, module):
         if isinstance(module, InvertedResidual):
-            extra = {}
-            if carried and module.use_res_connect:
-                # self.conv: [expansion,] depthwise, projection, its batch norm.
-                channels = module.conv[-2].out_channels
-                extra["carried"] = nn.Sequential(*(identity_conv(channels) for _ in range(len(module.conv) - 1)))
-            return {"forward": block_forward.__get__(module), "canonizer_sum": Sum(), **extra}
+            return {"forward": block_forward.__get__(module), "canonizer_sum": Sum()}
         if isinstance(module, MobileNetV2):
             return {"forward": net_forward.__get__(module), "canonizer_pool": nn.AdaptiveAvgPool2d((1, 1))}
         return None
@@ -392,7 +312,7 @@ def mobilenet_v2_canonizer(carried: bool = False):
     return AttributeCanonizer(attributes)
 
 
-def canonizers(arch: str, exact: bool = True, joint: bool = False, carried: bool = False) -> list:
+def canonizers(arch: str, exact: bool = True, joint: bool = False) -> list:
     """Zennit's canonizers for `arch`; with `exact` false, its own batch-norm merge (which
     leaves x / sqrt(1 + eps)), for the manifest's record of how much that moves the result;
     with `joint`, the merge and then dtdcert's residual convention for ResNet."""
@@ -411,11 +331,10 @@ def canonizers(arch: str, exact: bool = True, joint: bool = False, carried: bool
 
     if arch == "mobilenet_v2":
         merge = ExactMergeBatchNorm() if exact else SequentialMergeBatchNorm()
-        return [CompositeCanonizer((merge, mobilenet_v2_canonizer(carried)))]
-    if joint or carried:
+        return [CompositeCanonizer((merge, mobilenet_v2_canonizer()))]
+    if joint:
         merge = ExactMergeBatchNorm() if exact else SequentialMergeBatchNorm()
-        ends = joint_block_end_canonizer() if joint else carried_copies_canonizer()
-        return [CompositeCanonizer((merge, ends))]
+        return [CompositeCanonizer((merge, joint_block_end_canonizer()))]
     if not exact:
         return [ResNetCanonizer()] if arch == "resnet50" else [SequentialMergeBatchNorm()]
     if arch == "resnet50":
@@ -427,26 +346,16 @@ def canonizers(arch: str, exact: bool = True, joint: bool = False, carried: bool
 
 def composite(arch: str, rule: str, exact: bool = True):
     from zennit.composites import EpsilonPlusFlat, LayerMapComposite, layer_map_base
-    from zennit.rules import Norm, ZPlus
+    from zennit.rules import ZPlus
     from zennit.types import Convolution
 
-    if rule == "zplus-joint":
-        layer_map = layer_map_base(TINY) + [
-            (Convolution, ZPlus(stabilizer=TINY)),
-            (nn.Linear, ZPlus(stabilizer=TINY)),
+    if rule in ("zplus", "zplus-joint"):
+        layer_map = layer_map_base(STABILIZER) + [
+            (Convolution, ZPlus(stabilizer=STABILIZER)),
+            (nn.Linear, ZPlus(stabilizer=STABILIZER)),
         ]
-        return LayerMapComposite(layer_map=layer_map, canonizers=canonizers(arch, exact, joint=True))
-    if rule in ("zplus", "zplus-tiny", "zplus-carried"):
-        s = TINY if rule == "zplus-tiny" else STABILIZER
-        layer_map = layer_map_base(s) + [
-            (Carry, Norm(stabilizer=s)),
-            (Convolution, ZPlus(stabilizer=s)),
-            (nn.Linear, ZPlus(stabilizer=s)),
-        ]
-        carried = rule == "zplus-carried"
-        return LayerMapComposite(layer_map=layer_map, canonizers=canonizers(arch, exact, carried=carried))
-    if rule == "EpsilonPlusFlat-carried":
-        return EpsilonPlusFlat(canonizers=canonizers(arch, exact, carried=True))
+        return LayerMapComposite(layer_map=layer_map,
+                                 canonizers=canonizers(arch, exact, joint=rule == "zplus-joint"))
     return EpsilonPlusFlat(canonizers=canonizers(arch, exact))
 
 
@@ -499,7 +408,7 @@ def layers_of(arch: str) -> dict:
 
 
 def dtdcert_args(arch: str, rule: str, layers: dict) -> list[str]:
-    s = str(TINY if rule in ("zplus-joint", "zplus-tiny") else STABILIZER)
+    s = str(STABILIZER)
     args = ["--rule", "z+", "--bias", "include", "--stabilizer", s, "--denominator-threshold", "0",
             "--initial-relevance", "one"]
     if arch == "mobilenet_v2":
@@ -599,9 +508,7 @@ def main() -> int:
             references.append(dict(case=name, library="zennit", rule=rule,
                                    library_rule=LIBRARY_RULES[rule],
                                    canonizer=("joint_block_end_canonizer" if rule == "zplus-joint"
-                                              else "carried_copies_canonizer" if rule == "zplus-carried"
                                               else "ResNetCanonizer" if arch == "resnet50"
-                                              else "mobilenet_v2_canonizer(carried)" if rule == "EpsilonPlusFlat-carried"
                                               else "mobilenet_v2_canonizer" if arch == "mobilenet_v2"
                                               else "SequentialMergeBatchNorm"),
                                    initial_relevance="one",

@@ -5,7 +5,7 @@
 //! or outside (and at which constraint), on a face or not, in or out of the domain (and at
 //! which coordinate), and the same neurons without a root; and one layer judged alone
 //! (`audit_layer`, what `repro mlp-roots` reads) gives that layer's verdicts, at the roots the
-//! f64 recursion computes.
+//! f64 recursion computes. The same on MLPs with carried values and max pooling.
 
 mod util;
 
@@ -15,8 +15,8 @@ use dtdcert::model::inputs::load_inputs;
 use dtdcert::model::Model;
 use dtdcert::region::trace_and_pattern;
 use proptest::prelude::*;
-use util::network_and_input;
 use util::verdicts::verdicts;
+use util::{mlp_with_tails_and_pools, network_and_input, weight};
 
 /// The default and the exact audit of `x`; their verdicts must agree root for root.
 fn default_equals_exact(
@@ -112,6 +112,27 @@ proptest! {
             prop_assert_eq!(&alone.outcome, &f64_n.outcome);
             prop_assert_eq!(&alone.verdict, &n.root);
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// The same on MLPs with carried values (tails without ReLU, copies of a layer's inputs
+    /// carried beside its outputs, identity neurons among them, layers without activation)
+    /// and max pooling: the default verdicts are the exact verdicts.
+    #[test]
+    fn default_verdicts_are_exact_verdicts_with_carried_values(
+        (model, x) in mlp_with_tails_and_pools(1..=4, 1..=4, 1..=3, weight).prop_flat_map(|net| {
+            let d = net.input_dim();
+            (Just(Model::new(net)), prop::collection::vec(weight(), d))
+        }),
+        settings in audit_settings(),
+        top in any::<bool>(),
+    ) {
+        let layers = model.net().layers().len();
+        prop_assume!(settings.dtd.check_layers(layers).is_ok());
+        default_equals_exact(&model, &x, &settings, (!top).then_some(0))?;
     }
 }
 

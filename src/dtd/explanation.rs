@@ -18,7 +18,8 @@ pub enum NoRoot {
     ZeroRelevance,
     /// `|w_j · v| <=` the threshold: no root along the rule's direction.
     SmallDenominator,
-    /// An LRP rule without a root form, or a max-pool layer (winner-take-all).
+    /// An LRP rule without a root form, a max-pool layer (winner-take-all), or an identity
+    /// neuron (a value carried past its layer), which passes its relevance whole.
     NotApplicable,
 }
 

@@ -117,14 +117,15 @@ pub fn neuron_root<T: Scalar>(
     settings: &DtdSettings,
 ) -> RootOutcome<T> {
     let rule = settings.rule_for(index);
-    if !rule.has_root() || r.is_zero() || net.layers()[index].max_pool.is_some() {
+    let layer = &net.layers()[index];
+    if !rule.has_root() || r.is_zero() || layer.max_pool.is_some() || layer.identity(j).is_some() {
         return RootOutcome::None(if r.is_zero() {
             NoRoot::ZeroRelevance
         } else {
             NoRoot::NotApplicable
         });
     }
-    let affine = &net.layers()[index].affine;
+    let affine = &layer.affine;
     let (mut lower, mut passed) = (vec![T::zero(); a.len()], T::zero());
     root_step(
         &RootRule::new(rule),
@@ -156,6 +157,7 @@ pub fn root_on_own_face(net: &Network, index: usize, j: usize, settings: &DtdSet
         && settings.initial_relevance == InitialRelevance::Output
         && rule.has_root()
         && layer.max_pool.is_none()
+        && layer.identity(j).is_none()
         && rule != Rule::Zero
         && settings.stabilizer == 0.0)
     {

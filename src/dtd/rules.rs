@@ -8,6 +8,15 @@
 //! of the denominator, `t = R_j / (w_j · v + β)`, used with `--bias include`
 //! ([`BiasMode`]; `--bias plain` uses `b` itself).
 //!
+//! No rule acts on an identity neuron ([`Layer::identity`]: an output without activation that
+//! copies one input with weight exactly 1 and bias exactly 0, a value carried past its layer
+//! beside what the layer computes, as the input of a residual connection): it passes its
+//! relevance whole to the input it copies and has no root, in every engine, as a max-pool
+//! layer passes each window's relevance to its winner. The network it stands for has no
+//! neuron there (Zennit's identity passes the relevance whole too).
+//!
+//! [`Layer::identity`]: crate::model::ir::Layer::identity
+//!
 //! References:
 //! - Montavon et al. 2017: "Explaining Nonlinear Classification Decisions with Deep
 //!   Taylor Decomposition", Pattern Recognition 65 (DTD; the z+, w² and zB rules).

@@ -48,7 +48,7 @@ pub fn explain_down_to<T: Scalar>(
             if let Some(window) = layer.max_pool {
                 return winner_take_all(layer, window, a, upper, rule);
             }
-            layer_step(&layer.affine, a, upper, rule, settings, keep_roots)
+            layer_step(layer, a, upper, rule, settings, keep_roots)
         },
     )
 }
@@ -96,21 +96,25 @@ fn descend<T: Scalar>(
     out
 }
 
-/// One layer: neuron relevances `upper` → input relevances, with roots.
+/// One layer: neuron relevances `upper` → input relevances, with roots. An identity neuron
+/// ([`Layer::identity`]) passes its relevance whole to the input it copies, whatever the rule,
+/// and has no root.
 pub fn layer_step<T: Scalar>(
-    affine: &crate::model::Affine<T>,
+    layer: &Layer<T>,
     a: &[T],
     upper: &[T],
     rule: Rule,
     settings: &DtdSettings,
     keep_roots: bool,
 ) -> LayerRelevance<T> {
+    let affine = &layer.affine;
     let n_in = affine.in_dim();
     let mut lower = vec![T::zero(); n_in];
     let mut neurons = Vec::with_capacity(upper.len());
     let threshold = T::from_f64(settings.denominator_threshold);
     let stabilizer = T::from_f64(settings.stabilizer);
     let root_rule = rule.has_root().then(|| RootRule::new(rule));
+    let identities = layer.identities();
     for (j, r) in upper.iter().enumerate() {
         if r.is_zero() {
             neurons.push(NeuronRelevance {
@@ -118,6 +122,10 @@ pub fn layer_step<T: Scalar>(
                 outcome: RootOutcome::None(NoRoot::ZeroRelevance),
                 unresolved: T::zero(),
             });
+            continue;
+        }
+        if let Some(i) = identities[j] {
+            neurons.push(pass_whole(i, r, &mut lower));
             continue;
         }
         let w = affine.row(j);
@@ -192,5 +200,16 @@ pub fn winner_take_all<T: Scalar>(
         upper: upper.to_vec(),
         lower,
         neurons,
+    }
+}
+
+/// An identity neuron's step ([`Layer::identity`]): relevance `r` passed whole to input `i`
+/// (added to `lower`), nothing unresolved, no root.
+pub(crate) fn pass_whole<T: Scalar>(i: usize, r: &T, lower: &mut [T]) -> NeuronRelevance<T> {
+    lower[i] = lower[i].clone() + r.clone();
+    NeuronRelevance {
+        relevance: r.clone(),
+        outcome: RootOutcome::None(NoRoot::NotApplicable),
+        unresolved: T::zero(),
     }
 }

@@ -245,10 +245,7 @@ pub fn explain_valid(
                         &certifier, x, pattern, index, a, upper, norm, input_box, rule,
                     )
                 }
-                _ => {
-                    let affine = &model.net().layers()[index].affine;
-                    layer_step(affine, a, upper, rule, settings, true)
-                }
+                _ => layer_step(&model.net().layers()[index], a, upper, rule, settings, true),
             }
         },
     )
@@ -266,14 +263,26 @@ fn valid_step(
     input_box: Option<(f64, f64)>,
     rule: Rule,
 ) -> LayerRelevance<f64> {
-    let affine = &certifier.model.net().layers()[index].affine;
+    let layer = &certifier.model.net().layers()[index];
+    let affine = &layer.affine;
     let mut lower = vec![0.0; a.len()];
     let mut neurons = Vec::with_capacity(upper.len());
+    let identities = layer.identities();
     for (j, &r) in upper.iter().enumerate() {
         if r == 0.0 {
             neurons.push(NeuronRelevance {
                 relevance: r,
                 outcome: RootOutcome::None(NoRoot::ZeroRelevance),
+                unresolved: 0.0,
+            });
+            continue;
+        }
+        // An identity passes its relevance whole, as in every rule's step.
+        if let Some(i) = identities[j] {
+            lower[i] += r;
+            neurons.push(NeuronRelevance {
+                relevance: r,
+                outcome: RootOutcome::None(NoRoot::NotApplicable),
                 unresolved: 0.0,
             });
             continue;

@@ -437,6 +437,32 @@ impl<T: Scalar> Affine<T> {
         }
     }
 
+    /// The input output `j` copies: `Some(i)` when its row lists exactly one weight, of exactly
+    /// 1 (on input `i`), and its bias is exactly 0; `None` otherwise. A convolution's or a map
+    /// of parts' row is not built: only the weights it lists are counted, and a lone one read.
+    pub fn copied_input(&self, j: usize) -> Option<usize> {
+        if !self.bias(j).is_zero() {
+            return None;
+        }
+        let (i, w) = match self {
+            Affine::Conv(c) if c.connected(j) == 1 => {
+                let (i, k) = c.taps(j).next()?;
+                (i, &c.kernel()[k])
+            }
+            Affine::Conv(_) => return None,
+            Affine::Blocks(b) if b.connected(j) == 1 => b.entries(j).next()?,
+            Affine::Blocks(_) => return None,
+            Affine::Dense(_) | Affine::Sparse(_) | Affine::Shared(_) => {
+                let row = self.row(j);
+                if row.connected() != 1 {
+                    return None;
+                }
+                return (row.values()[0] == T::one()).then(|| row.position(0));
+            }
+        };
+        (*w == T::one()).then_some(i)
+    }
+
     /// The number of stored weights (`rows × columns` for a dense layer, the block's for a
     /// shared one, the kernel's for a convolution).
     pub fn stored_weights(&self) -> usize {
@@ -635,6 +661,47 @@ impl<T: Scalar> Layer<T> {
         } else {
             0
         }
+    }
+
+    /// The input that output `j` copies when it is an *identity neuron*: a value carried past
+    /// the layer beside what the layer computes. That is an output without activation (one
+    /// of the `linear_tail`, or any output of a layer without activation), never a max-pool
+    /// layer's entry, whose row is one weight of exactly 1 and whose bias is exactly 0
+    /// ([`Affine::copied_input`]), in a layer that is not made of such copies alone (a
+    /// reshape, a replication or a pooling of windows of one is an operation of the network,
+    /// and takes its rule). An identity is no neuron of the network it stands for (a value
+    /// kept for a residual connection, a shortcut): every rule passes its relevance whole to
+    /// that input, and it has no root. [`Layer::identities`] answers for every output at once.
+    pub fn identity(&self, j: usize) -> Option<usize> {
+        if self.max_pool.is_some() || j < self.relu_count() {
+            return None;
+        }
+        let i = self.affine.copied_input(j)?;
+        let only_copies =
+            || (0..self.affine.out_dim()).all(|k| self.affine.copied_input(k).is_some());
+        (self.relu_count() > 0 || !only_copies()).then_some(i)
+    }
+
+    /// [`Layer::identity`] of every output of the affine map, in order; all `None`, without
+    /// reading a row, for a layer whose outputs all have an activation.
+    pub fn identities(&self) -> Vec<Option<usize>> {
+        let n = self.affine.out_dim();
+        let first = self.relu_count();
+        if self.max_pool.is_some() || first == n {
+            return vec![None; n];
+        }
+        let copies: Vec<Option<usize>> = (0..n)
+            .map(|j| (j >= first).then(|| self.affine.copied_input(j)).flatten())
+            .collect();
+        if first == 0 && copies.iter().all(Option::is_some) {
+            return vec![None; n];
+        }
+        copies
+    }
+
+    /// Whether some output is an identity neuron ([`Layer::identity`]).
+    pub fn has_identities(&self) -> bool {
+        self.identities().iter().any(Option::is_some)
     }
 
     /// The width of `h_l`: the affine map's outputs, one per window for a max-pool layer.

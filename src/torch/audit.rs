@@ -153,6 +153,7 @@ impl TorchAuditor {
         let lower = super::to_f64(&step.lower);
         let passed = super::to_f64(&step.passed);
         let has_root = step.roots.as_ref().map(|(_, r)| per_row(r));
+        let identities = net.layers()[index].identities();
         if upper.iter().chain(&lower).any(|v| !v.is_finite()) {
             let b = upper
                 .chunks(out)
@@ -184,7 +185,7 @@ impl TorchAuditor {
                 } else if rooted {
                     let root = verdicts.next().expect("one verdict per root, in order");
                     (None, Some(root))
-                } else if has_root.is_some() {
+                } else if has_root.is_some() && identities[j].is_none() {
                     (Some(NoRoot::SmallDenominator), None)
                 } else {
                     (Some(NoRoot::NotApplicable), None)

@@ -289,6 +289,9 @@ struct TorchLayer {
     gathered: Option<Tensor>,
     /// The number of inputs each output is connected to (the flat rule's denominators).
     connected: Tensor,
+    /// `1 × out`, 1 at each identity neuron ([`Layer::identity`]) and 0 elsewhere; `None`
+    /// where the layer has none.
+    identity: Option<Tensor>,
 }
 
 /// A network's layers as tensors of one precision on one device.
@@ -364,6 +367,14 @@ impl TorchNet {
             let g: Vec<i64> = (0..out).map(|j| layer.gathered(j) as i64).collect();
             Tensor::from_slice(&g).to_device(device)
         });
+        let identity = layer.has_identities().then(|| {
+            let mask: Vec<f64> = layer
+                .identities()
+                .iter()
+                .map(|i| i.map_or(0.0, |_| 1.0))
+                .collect();
+            vector(&mask)
+        });
         TorchLayer {
             w: Linear::of(affine, kind, device),
             bias: vector(&bias),
@@ -372,6 +383,7 @@ impl TorchNet {
             max_pool: layer.max_pool.map(|w| w as i64),
             gathered,
             connected: vector(&connected),
+            identity,
         }
     }
 
@@ -555,7 +567,24 @@ fn positive_part(w: &Tensor) -> Tensor {
 }
 
 /// One layer's relevances: `upper` (`batch × out`) to the layer's inputs `a` (`batch × in`).
+/// An identity neuron passes its relevance whole, whatever the rule, and has no root: the rule
+/// sees it with no relevance, and its relevance is copied to the input it copies through the
+/// layer's own map (its row is one weight of 1).
 fn step(layer: &TorchLayer, a: &Tensor, upper: &Tensor, rule: Rule, s: &DtdSettings) -> Step {
+    let Some(identity) = &layer.identity else {
+        return rule_step(layer, a, upper, rule, s);
+    };
+    let whole = upper * identity;
+    let step = rule_step(layer, a, &(upper - &whole), rule, s);
+    Step {
+        lower: step.lower + layer.w.backward(&whole),
+        passed: step.passed + &whole,
+        roots: step.roots,
+    }
+}
+
+/// [`step`] by the rule alone.
+fn rule_step(layer: &TorchLayer, a: &Tensor, upper: &Tensor, rule: Rule, s: &DtdSettings) -> Step {
     let lrp = |lower: Tensor, passed: Tensor| Step {
         lower,
         passed,

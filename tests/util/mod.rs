@@ -82,9 +82,12 @@ pub fn mlp<S: Strategy<Value = f64> + 'static>(
 }
 
 /// [`mlp`] with the two other shapes of region: after a hidden ReLU layer, sometimes its last
-/// outputs skip the ReLU (a carried tail, as a residual connection's input), and sometimes a
-/// max-pool layer follows with one window of 2 per output (the output itself and a copy of
-/// another, so that the next layer's width is unchanged).
+/// outputs skip the ReLU (a carried tail, as a residual connection's input: rows of the
+/// layer's weights, or copies of its inputs, identity neurons), sometimes the layer has no
+/// activation at all and carries copies of its inputs beside its own outputs (as the summands'
+/// layer of a residual addition read apart), and sometimes a max-pool layer follows with one
+/// window of 2 per output (the output itself and a copy of another, so that the next layer's
+/// width is unchanged).
 pub fn mlp_with_tails_and_pools<S: Strategy<Value = f64> + 'static>(
     inputs: RangeInclusive<usize>,
     widths: RangeInclusive<usize>,
@@ -96,18 +99,34 @@ pub fn mlp_with_tails_and_pools<S: Strategy<Value = f64> + 'static>(
             let hidden = net.layers().len() - 1;
             (
                 Just(net),
-                prop::collection::vec((0u8..3, 0u8..3, any::<u64>()), hidden),
+                prop::collection::vec((0u8..5, 0u8..3, any::<u64>()), hidden),
             )
         })
         .prop_map(|(net, choices)| {
             let mut layers = Vec::new();
+            // Copies added to the layer before, which this one reads besides its own inputs.
+            let mut carried = 0;
             for (k, layer) in net.layers().iter().enumerate() {
                 let mut layer = layer.clone();
-                let width = layer.affine.out_dim();
-                let (tail, pool, seed) = choices.get(k).copied().unwrap_or((1, 1, 0));
-                if tail == 0 {
-                    layer.linear_tail = 1 + seed as usize % width;
+                if carried > 0 {
+                    layer = reading_copies(&layer, carried);
                 }
+                let width = layer.affine.out_dim();
+                let (tail, pool, seed) = choices.get(k).copied().unwrap_or((4, 1, 0));
+                match tail {
+                    0 => layer.linear_tail = 1 + seed as usize % width,
+                    1 => {
+                        layer = with_copies(&layer, 1 + seed as usize % width, seed);
+                        layer.linear_tail = layer.affine.out_dim() - width;
+                    }
+                    2 => {
+                        layer = with_copies(&layer, 1 + seed as usize % 3, seed);
+                        layer.relu = false;
+                    }
+                    _ => {}
+                }
+                carried = layer.affine.out_dim() - width;
+                let width = layer.affine.out_dim();
                 layers.push(layer);
                 if pool == 0 {
                     let rows: Vec<Vec<(u32, f64)>> = (0..width)
@@ -129,6 +148,58 @@ pub fn mlp_with_tails_and_pools<S: Strategy<Value = f64> + 'static>(
             }
             Network::new(layers).unwrap()
         })
+}
+
+/// `layer` with `copies` more outputs after its own, each a copy of one of its inputs (picked
+/// by `seed`): a row of one weight of 1 and a bias of 0, an identity neuron where no activation
+/// follows it.
+pub fn with_copies(layer: &Layer, copies: usize, seed: u64) -> Layer {
+    let affine = &layer.affine;
+    let n_in = affine.in_dim();
+    let mut rows: Vec<Vec<(u32, f64)>> = (0..affine.out_dim())
+        .map(|j| {
+            affine
+                .row(j)
+                .entries()
+                .map(|(i, &w)| (i as u32, w))
+                .collect()
+        })
+        .collect();
+    let mut bias: Vec<f64> = (0..affine.out_dim()).map(|j| *affine.bias(j)).collect();
+    for c in 0..copies {
+        let i = (seed.rotate_right(8 * c as u32 + 3)) as usize % n_in;
+        rows.push(vec![(i as u32, 1.0)]);
+        bias.push(0.0);
+    }
+    Layer {
+        affine: Affine::Sparse(Sparse::from_rows(n_in, rows, ndarray::Array1::from(bias)).unwrap()),
+        ..layer.clone()
+    }
+}
+
+/// `layer` reading `copies` more inputs after its own: output `j` adds the `j`-th of them (in
+/// turn) with weight 1, as a residual connection adds a carried value.
+pub fn reading_copies(layer: &Layer, copies: usize) -> Layer {
+    let affine = &layer.affine;
+    let n_in = affine.in_dim();
+    let rows: Vec<Vec<(u32, f64)>> = (0..affine.out_dim())
+        .map(|j| {
+            let mut row: Vec<(u32, f64)> = affine
+                .row(j)
+                .entries()
+                .map(|(i, &w)| (i as u32, w))
+                .collect();
+            row.push(((n_in + j % copies) as u32, 1.0));
+            row
+        })
+        .collect();
+    let bias: Vec<f64> = (0..affine.out_dim()).map(|j| *affine.bias(j)).collect();
+    Layer {
+        affine: Affine::Sparse(
+            Sparse::from_rows(n_in + copies, rows, ndarray::Array1::from(bias)).unwrap(),
+        ),
+        ..layer.clone()
+    }
 }
 
 /// A network with an input of matching width; inputs in `[lo, hi]`.

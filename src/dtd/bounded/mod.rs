@@ -73,9 +73,10 @@ mod step;
 use super::explanation::{Explanation, LayerRelevance, NeuronRelevance, NoRoot, RootOutcome};
 use super::rules::{InitialRelevance, Rule};
 use super::settings::DtdSettings;
-use super::train_free::{layer_step, winner_take_all};
+use super::train_free::{layer_step, pass_whole, winner_take_all};
 use crate::exact::ball::{take_doubt, Ball};
-use crate::model::{Affine, Model, Trace};
+use crate::model::ir::Layer;
+use crate::model::{Model, Trace};
 pub(super) use step::beta_error;
 use step::{LowerSums, RootLayer};
 
@@ -151,7 +152,7 @@ pub fn explain_bounded(
         let layer = &layers[index];
         let (step, b) = if layer.max_pool.is_none() && rule.has_root() {
             bounded_layer_step(
-                &layer.affine,
+                layer,
                 (a, a_err),
                 (&upper, &upper_err),
                 rule,
@@ -197,7 +198,11 @@ pub fn neuron_root_bounded(
     relevance: (f64, f64),
     settings: &DtdSettings,
 ) -> Option<(RootOutcome<f64>, Vec<f64>)> {
-    let affine = &model.net().layers()[index].affine;
+    let layer = &model.net().layers()[index];
+    if layer.identity(j).is_some() {
+        return Some((RootOutcome::None(NoRoot::NotApplicable), Vec::new()));
+    }
+    let affine = &layer.affine;
     let layer = RootLayer::new(affine, settings.rule_for(index), settings);
     let n = input.0.len();
     let mut lower = vec![0.0; n];
@@ -220,7 +225,7 @@ pub fn neuron_root_bounded(
 /// One layer of a root rule, as [`layer_step`] computes it, with bounds (of the layer's
 /// input relevances only where `keep.input_bounds`).
 fn bounded_layer_step(
-    affine: &Affine,
+    layer: &Layer,
     input: (&[f64], &[f64]),
     relevance: (&[f64], &[f64]),
     rule: Rule,
@@ -228,6 +233,7 @@ fn bounded_layer_step(
     keep: Keep,
 ) -> Option<(LayerRelevance<f64>, LayerBounds)> {
     let (upper, upper_err) = relevance;
+    let affine = &layer.affine;
     let n_in = affine.in_dim();
     let mut lower = vec![0.0; n_in];
     let mut sums = LowerSums::new(n_in, affine.out_dim());
@@ -239,7 +245,8 @@ fn bounded_layer_step(
         false => 0,
     };
     let (mut roots, mut root_errors) = (Vec::with_capacity(capacity), Vec::with_capacity(capacity));
-    let layer = RootLayer::new(affine, rule, settings);
+    let root_layer = RootLayer::new(affine, rule, settings);
+    let identities = layer.identities();
     for (j, (&r, &r_err)) in upper.iter().zip(upper_err).enumerate() {
         if certainly_zero(r, r_err)? {
             neurons.push(NeuronRelevance {
@@ -249,10 +256,18 @@ fn bounded_layer_step(
             });
             continue;
         }
+        if let Some(i) = identities[j] {
+            if keep.input_bounds {
+                sums.pass_whole(i, r, r_err);
+            }
+            neurons.push(pass_whole(i, &r, &mut lower));
+            continue;
+        }
         let mut passed = 0.0;
         let kept = keep.roots.then_some((&mut roots, &mut root_errors));
         let sums = keep.input_bounds.then_some(&mut sums);
-        let outcome = layer.neuron(j, input, (r, r_err), (&mut lower, sums, &mut passed), kept)?;
+        let outcome =
+            root_layer.neuron(j, input, (r, r_err), (&mut lower, sums, &mut passed), kept)?;
         neurons.push(NeuronRelevance {
             relevance: r,
             unresolved: r + -passed,
@@ -301,7 +316,7 @@ fn ball_layer_step(
     take_doubt();
     let step = match layer.max_pool {
         Some(window) => winner_take_all(layer, window, &a, &upper, rule),
-        None => layer_step(&layer.affine, &a, &upper, rule, settings, false),
+        None => layer_step(layer, &a, &upper, rule, settings, false),
     };
     if take_doubt() {
         return None;

@@ -143,6 +143,15 @@ impl LowerSums {
         }
     }
 
+    /// The term `1 · r` of input `i`'s relevance that an identity neuron passes whole, its
+    /// relevance `r` within `r_err` of the exact one: a term of (D) with the weight 1 (an
+    /// exact product), `γ |r| + r_err`. A relevance that is not certainly 0 makes the sum
+    /// inexact.
+    pub(super) fn pass_whole(&mut self, i: usize, r: f64, r_err: f64) {
+        self.sum[i] += self.model.gamma() * r.abs() + r_err;
+        self.inexact[i] = 1;
+    }
+
     /// The bounds of (D), one per input.
     pub(super) fn bounds(self) -> Vec<f64> {
         self.sum

@@ -7,6 +7,7 @@ use crate::dtd::roots::RootRule;
 use crate::dtd::rules::BiasMode;
 use crate::exact::{Rational, Scalar};
 use crate::model::ir::dense_layer;
+use crate::model::Affine;
 
 /// `|value − exact| <= bound`, in rationals.
 fn encloses(value: f64, bound: f64, exact: &Rational) -> bool {

@@ -15,7 +15,10 @@ use crate::model::Network;
 pub enum Rootless {
     /// `|w_j · v| <=` the threshold: no root along the rule's direction.
     SmallDenominator,
-    /// The layer's rule has no root form (an LRP rule).
+    /// The layer's rule has no root form (an LRP rule), or the neuron is an identity (a
+    /// value carried past the layer, [`Layer::identity`]), which passes its relevance whole.
+    ///
+    /// [`Layer::identity`]: crate::model::ir::Layer::identity
     NotApplicable,
     /// The root finder found none.
     NotFound,

@@ -5,7 +5,7 @@
 use std::cell::Cell;
 use std::cmp::Ordering;
 
-use super::finder::{FoundRoot, RootFinder};
+use super::finder::{FoundRoot, RootFinder, Rootless};
 use super::result::{
     Expansion, FullBackward, FullBackwardLayer, FullBackwardNeuron, UpperRelevance,
 };
@@ -175,6 +175,7 @@ impl<'a, T: Scalar> Recursion<'a, T> {
         let upper = self.eval(index + 1, &out, record.as_deref_mut())?;
         let mut lower = vec![T::zero(); n_in];
         let mut neurons = Vec::new();
+        let identities = layer.identities();
         for (j, r) in upper.relevance.iter().enumerate() {
             let unexpanded = |expansion| FullBackwardNeuron {
                 relevance: r.clone(),
@@ -182,6 +183,22 @@ impl<'a, T: Scalar> Recursion<'a, T> {
                 remainder: r.clone(),
                 expansion,
             };
+            // An identity neuron passes its relevance whole, of either sign, and with it its
+            // affine form in the value it copies.
+            if let Some(i) = identities[j] {
+                lower[i] = lower[i].clone() + r.clone();
+                slope[i] = slope[i].clone() + upper.slope[j].clone();
+                offset[i] = offset[i].clone() + upper.offset[j].clone();
+                if record.is_some() {
+                    neurons.push(FullBackwardNeuron {
+                        relevance: r.clone(),
+                        passed: r.clone(),
+                        remainder: T::zero(),
+                        expansion: Expansion::NoRoot(Rootless::NotApplicable),
+                    });
+                }
+                continue;
+            }
             if !r.is_positive() {
                 if record.is_some() {
                     neurons.push(unexpanded(Expansion::NotPositive));
