@@ -113,8 +113,11 @@ fn blocks() -> impl Strategy<Value = Blocks> {
         )
 }
 
+/// A map of the weights, elementwise.
+type WeightMap = fn(&Tensor) -> Tensor;
+
 /// The maps of `W` the rules take, by name.
-fn maps() -> Vec<(&'static str, fn(&Tensor) -> Tensor)> {
+fn maps() -> Vec<(&'static str, WeightMap)> {
     vec![
         ("W", |w| w.shallow_clone()),
         ("W ⊙ 1[W >= 0]", |w| {
