@@ -6,7 +6,13 @@
 //!   layer within 1e-12 in f64, relative to the largest relevance entering the layer. In f32
 //!   the fixtures' relevances are within 1e-5 for the rules whose denominators cannot cancel
 //!   (0, z+, w², α-β, flat); for z, γ, zB and ε (sums of mixed signs, divided by) and on the
-//!   random MLPs the f32 errors are printed, and the random cases above 1e-5 counted.
+//!   random MLPs the f32 errors are printed, and the random cases above 1e-5 counted. The
+//!   fixtures are loaded as rows and with their convolutions kept as kernels (which the
+//!   backend runs as convolutions), and so are the small VGG-16 and ResNet-50 of the Zennit
+//!   conformance, whose z+ and EpsilonPlusFlat relevances are within 1e-10.
+//! - Audits (every root's verdict, relevances) agree with the engine's as
+//!   `torch::parity::compare_audits` measures, on random MLPs, random convolutional networks
+//!   and the fixtures, with convolutions as rows and as kernels.
 //! - The forward pass equals the engine's.
 //! - Bad requests (a rule that needs linear programs, wrong targets, `--device cuda` without
 //!   a CUDA device) are refused with the reason.
@@ -16,8 +22,12 @@
 mod util;
 
 use dtdcert::audit::{AuditSettings, DomainBox};
-use dtdcert::dtd::{explain, BiasMode, DtdSettings, InitialRelevance, LayerRule, Rule};
+use std::path::Path;
+
+use dtdcert::dtd::{explain, BiasMode, Composite, DtdSettings, InitialRelevance, LayerRule, Rule};
 use dtdcert::model::forward::{argmax, forward};
+use dtdcert::model::ir::Affine;
+use dtdcert::model::onnx::{load_bytes_with, OnnxOptions};
 use dtdcert::model::{Model, Network};
 use dtdcert::torch::parity::{compare_audits, Parity};
 use dtdcert::torch::{Precision, TorchNet};
@@ -178,16 +188,52 @@ fn fixture(name: &str) -> (Model, Vec<Vec<f64>>) {
     (model, xs)
 }
 
+/// `net` loaded from `path` with every convolution kept as its kernel (`conv_rows_up_to: 0`),
+/// which the backend runs as convolutions; `split_residual` as `--split-residual` says.
+fn with_kernels(path: &Path, split_residual: bool) -> Network {
+    let bytes = std::fs::read(path).unwrap();
+    let options = OnnxOptions {
+        conv_rows_up_to: Some(0),
+        split_residual,
+        ..OnnxOptions::default()
+    };
+    let net = load_bytes_with(&bytes, path, options).unwrap();
+    let kernels = net
+        .layers()
+        .iter()
+        .filter(|l| matches!(l.affine, Affine::Conv(_) | Affine::Blocks(_)))
+        .count();
+    assert!(kernels > 0, "{}: no layer kept as kernels", path.display());
+    net
+}
+
+/// An ONNX fixture of tests/data/onnx/ loaded as rows, then with its convolutions kept as
+/// kernels, and its inputs.
+fn both_loadings(name: &str) -> [(String, Model, Vec<Vec<f64>>); 2] {
+    let (model, xs) = fixture(name);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/onnx");
+    let kernels = Model::new(with_kernels(&dir.join(format!("{name}.onnx")), false));
+    [
+        (name.to_string(), model, xs.clone()),
+        (format!("{name} (kernels)"), kernels, xs),
+    ]
+}
+
 /// The convolutional fixtures (conv, batch norm, average and max pooling, residual blocks,
-/// coordinate channels), every rule: f64 relevances equal the engine's.
+/// coordinate channels), loaded as rows and (those whose convolutions read their layer's
+/// input as it is) with their convolutions kept as kernels, every rule: f64 relevances equal
+/// the engine's.
 #[test]
 fn convolutional_networks_get_the_engines_relevances() {
+    let (model, xs) = fixture("maxpool_coord_2x7x7_opset17");
+    let mut cases = vec![("maxpool_coord_2x7x7_opset17".to_string(), model, xs)];
     for name in [
         "conv_bn_pool_2x6x6_f64_opset17",
-        "maxpool_coord_2x7x7_opset17",
         "residual_conv_2x6x6_f64_opset17",
     ] {
-        let (model, xs) = fixture(name);
+        cases.extend(both_loadings(name));
+    }
+    for (name, model, xs) in cases {
         for rule in rules() {
             let settings = DtdSettings {
                 rule,
@@ -208,6 +254,42 @@ fn convolutional_networks_get_the_engines_relevances() {
                 cancelling || e32 <= 1e-5,
                 "{name}, {rule}: relative error {e32:e} (f32)"
             );
+        }
+    }
+}
+
+/// The small VGG-16 and ResNet-50 (its residual additions joint and split apart) of
+/// tests/data/conformance_cnn/ with every convolution kept as its kernel (residual blocks
+/// then maps of parts): their f64 relevances under z+ and the EpsilonPlusFlat composite equal
+/// the engine's f64 explanation within 1e-10 of each layer's largest relevance.
+#[test]
+fn kernel_networks_get_the_engines_relevances() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conformance_cnn");
+    for (name, split) in [
+        ("vgg16_small", false),
+        ("resnet50_small", false),
+        ("resnet50_small", true),
+    ] {
+        let net = with_kernels(&dir.join(format!("{name}.onnx")), split);
+        let inputs =
+            dtdcert::model::inputs::load_inputs(&dir.join(format!("{name}.inputs.npy")), None)
+                .unwrap();
+        let xs: Vec<Vec<f64>> = (0..inputs.len()).map(|i| inputs.row(i).unwrap()).collect();
+        let mut composite = DtdSettings {
+            rule: Rule::ZPlus,
+            bias: BiasMode::Include,
+            stabilizer: 1e-6,
+            denominator_threshold: 0.0,
+            initial_relevance: InitialRelevance::One,
+            composite: Some(Composite::EpsilonPlusFlat),
+            ..DtdSettings::default()
+        };
+        composite.set_layer_kinds(net.kinds());
+        let z_plus = DtdSettings::default();
+        for (rules, settings) in [("z+", z_plus), ("epsilon-plus-flat", composite)] {
+            let e = worst_relative_error(&net, &xs, &settings, Precision::F64);
+            println!("{name} (split: {split}), {rules}: relative error {e:e} (f64)");
+            assert!(e <= 1e-10, "{name} (split: {split}), {rules}: {e:e}");
         }
     }
 }
@@ -422,7 +504,8 @@ fn audits_equal_the_engines_on_random_mlps() {
 }
 
 /// The same on random convolutional networks (convolution, average, global and max
-/// pooling) read from ONNX, with the DTD root rules.
+/// pooling) read from ONNX, loaded as rows or with the convolution kept as its kernel, with
+/// the DTD root rules.
 #[test]
 fn audits_equal_the_engines_on_random_conv_nets() {
     let root_rules = ["0", "z", "z+", "gamma:0.25", "w2", "zb:-1:1"];
@@ -430,19 +513,32 @@ fn audits_equal_the_engines_on_random_conv_nets() {
         util::conv::conv_net_and_input(),
         prop::sample::select(root_rules.to_vec()),
         any::<bool>(),
+        any::<bool>(),
     )
-        .prop_map(|((net, x), rule, boxed)| {
+        .prop_map(|((net, x), rule, boxed, kernels)| {
             let dtd = DtdSettings {
                 rule: rule.parse().unwrap(),
                 ..DtdSettings::default()
             };
-            (util::conv::load(&net), vec![x], audit_settings(dtd, boxed))
+            let model = match kernels {
+                false => util::conv::load(&net),
+                true => {
+                    let options = OnnxOptions {
+                        conv_rows_up_to: Some(0),
+                        ..OnnxOptions::default()
+                    };
+                    let path = Path::new("random.onnx");
+                    Model::new(load_bytes_with(&net.onnx(), path, options).unwrap())
+                }
+            };
+            (model, vec![x], audit_settings(dtd, boxed))
         });
     audit_parity("random conv nets", cases, 192);
 }
 
-/// The shipped example (C6, whose roots lie on faces of their regions) and the convolutional,
-/// max-pool, residual and shared-layer fixtures: the torch backend's audits differ from the
+/// The shipped example (C6, whose roots lie on faces of their regions) and the convolutional
+/// (also with their convolutions kept as kernels), max-pool, residual and shared-layer
+/// fixtures: the torch backend's audits differ from the
 /// exact engine's only below resolution (in f64 and f32), and the differences are counted.
 #[test]
 fn audits_of_the_fixtures_differ_only_below_resolution() {
@@ -454,10 +550,11 @@ fn audits_of_the_fixtures_differ_only_below_resolution() {
     let mut models = vec![("c6".to_string(), c6, c6_inputs)];
     for name in [
         "conv_bn_pool_2x6x6_f64_opset17",
-        "maxpool_coord_2x7x7_opset17",
         "residual_conv_2x6x6_f64_opset17",
-        "coord_set_1x5x5_opset17",
     ] {
+        models.extend(both_loadings(name));
+    }
+    for name in ["maxpool_coord_2x7x7_opset17", "coord_set_1x5x5_opset17"] {
         let (model, xs) = fixture(name);
         models.push((name.to_string(), model, xs));
     }

@@ -172,7 +172,8 @@ pub fn run(args: ExplainArgs) -> Result<Outcome> {
     let (model, inputs, targets) = load(&args, &mut dtd)?;
     let array = input_relevances(&model, &inputs, &targets, &dtd, how)?;
     write_relevances(&args, &model, &array)?;
-    let line = result_line(&args, &model, &inputs, &targets, &dtd, &array)?;
+    let starts = starts(&model, &inputs, &targets, &dtd)?;
+    let line = result_line(&args, &model, &dtd, &array, &starts)?;
     println!("{line}");
     Ok(Outcome::Clean)
 }
@@ -182,7 +183,7 @@ pub fn run(args: ExplainArgs) -> Result<Outcome> {
 fn run_torch(args: &ExplainArgs, dtd: &mut DtdSettings, torch: &TorchSettings) -> Result<Outcome> {
     let device = crate::torch::device(torch.device)?;
     let (model, inputs, targets) = load(args, dtd)?;
-    let array = crate::torch::explain::input_relevances(
+    let (array, starts) = crate::torch::explain::input_relevances(
         &model,
         &inputs,
         &targets,
@@ -192,7 +193,7 @@ fn run_torch(args: &ExplainArgs, dtd: &mut DtdSettings, torch: &TorchSettings) -
         args.batch,
     )?;
     write_relevances(args, &model, &array)?;
-    let line = result_line(args, &model, &inputs, &targets, dtd, &array)?;
+    let line = result_line(args, &model, dtd, &array, &starts)?;
     println!("{line}");
     Ok(Outcome::Clean)
 }
@@ -202,30 +203,43 @@ fn run_torch(_: &ExplainArgs, _: &mut DtdSettings, _: &TorchSettings) -> Result<
     Err(Error::Usage(crate::audit::NO_TORCH.into()))
 }
 
-/// The one line `explain` prints: how many inputs, the rules, the largest gap between the
-/// relevance the explanation starts from (`f_k(x)`, or 1) and what reached the input, and
-/// the files written (`--out`, `--heatmap`).
-fn result_line(
-    args: &ExplainArgs,
+/// The relevance each input's explanation starts from (`f_k(x)` of its explained output, or
+/// 1), by the exact engine's forward pass.
+fn starts(
     model: &Model,
     inputs: &Inputs,
     targets: &Targets,
     dtd: &DtdSettings,
+) -> Result<Vec<f64>> {
+    (0..inputs.len())
+        .map(|i| {
+            let output = crate::model::forward::output(model.net(), &inputs.row(i)?);
+            let k = targets
+                .for_sample(i)
+                .unwrap_or_else(|| crate::model::forward::argmax(&output));
+            Ok(match dtd.initial_relevance {
+                InitialRelevance::Output => output[k],
+                InitialRelevance::One => 1.0,
+            })
+        })
+        .collect()
+}
+
+/// The one line `explain` prints: how many inputs, the rules, the largest gap between the
+/// relevance each explanation starts from (`starts`) and what reached the input, and the
+/// files written (`--out`, `--heatmap`).
+fn result_line(
+    args: &ExplainArgs,
+    model: &Model,
+    dtd: &DtdSettings,
     relevances: &ndarray::Array2<f64>,
+    starts: &[f64],
 ) -> Result<String> {
     let (out, heatmap) = (&args.out, args.heatmap.as_deref());
-    let mut largest = 0.0_f64;
-    for (i, row) in relevances.outer_iter().enumerate() {
-        let output = crate::model::forward::output(model.net(), &inputs.row(i)?);
-        let k = targets
-            .for_sample(i)
-            .unwrap_or_else(|| crate::model::forward::argmax(&output));
-        let start = match dtd.initial_relevance {
-            InitialRelevance::Output => output[k],
-            InitialRelevance::One => 1.0,
-        };
-        largest = largest.max((start - row.sum()).abs());
-    }
+    let largest = relevances
+        .outer_iter()
+        .zip(starts)
+        .fold(0.0_f64, |m, (row, start)| m.max((start - row.sum()).abs()));
     let by_layer = !dtd.layer_rules.is_empty() || !dtd.kind_rules.is_empty();
     let rules = match (
         dtd.rule_for(0) == dtd.rule,
@@ -304,7 +318,8 @@ fn run_full_backward(
         };
         report.write(path)?;
     }
-    let line = result_line(args, &model, &inputs, &targets, dtd, &array)?;
+    let starts = starts(&model, &inputs, &targets, dtd)?;
+    let line = result_line(args, &model, dtd, &array, &starts)?;
     println!("{line}");
     Ok(Outcome::Clean)
 }

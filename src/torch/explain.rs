@@ -6,13 +6,14 @@ use tch::Device;
 
 use super::{default_batch, to_f64, Precision, TorchNet};
 use crate::audit::spec::Targets;
-use crate::dtd::DtdSettings;
+use crate::dtd::{DtdSettings, InitialRelevance};
 use crate::error::Result;
 use crate::model::inputs::Inputs;
 use crate::model::Model;
 
 /// Input relevances by train-free DTD/LRP, one row per input, `batch` inputs at a time
-/// (default: [`default_batch`]).
+/// (default: [`default_batch`]), and the relevance each explanation started from (the
+/// explained output's value as the backend computes it, or 1).
 pub fn input_relevances(
     model: &Model,
     inputs: &Inputs,
@@ -21,7 +22,7 @@ pub fn input_relevances(
     precision: Precision,
     device: Device,
     batch: Option<usize>,
-) -> Result<Array2<f64>> {
+) -> Result<(Array2<f64>, Vec<f64>)> {
     // The batched relevances apply ReLU masks: refuse any other activation.
     model.net().require_relu("the libtorch backend")?;
     let net = TorchNet::new(model.net(), precision, device);
@@ -29,6 +30,7 @@ pub fn input_relevances(
     let d = model.net().input_dim();
     let batch = batch.unwrap_or_else(|| default_batch(model.net()));
     let mut flat: Vec<f64> = Vec::with_capacity(n * d);
+    let mut starts = Vec::with_capacity(n);
     for start in (0..n).step_by(batch) {
         let end = (start + batch).min(n);
         let mut rows: Vec<f64> = Vec::with_capacity((end - start) * d);
@@ -38,6 +40,15 @@ pub fn input_relevances(
         let wanted: Vec<Option<usize>> = (start..end).map(|i| targets.for_sample(i)).collect();
         let relevances = net.explain(&net.input(&rows, end - start), &wanted, dtd)?;
         flat.extend(to_f64(&relevances.lower[0]));
+        let outputs = to_f64(&relevances.output);
+        let width = outputs.len() / (end - start);
+        starts.extend(relevances.explained.iter().enumerate().map(|(b, &k)| {
+            match dtd.initial_relevance {
+                InitialRelevance::Output => outputs[b * width + k],
+                InitialRelevance::One => 1.0,
+            }
+        }));
     }
-    Ok(Array2::from_shape_vec((n, d), flat).expect("one row of width d per input"))
+    let relevances = Array2::from_shape_vec((n, d), flat).expect("one row of width d per input");
+    Ok((relevances, starts))
 }

@@ -4,13 +4,15 @@
 //! batch of samples at a time, with each layer's sums as matrix products: the same numbers up
 //! to the order of the additions. Only this module imports tch.
 //!
-//! A layer's affine map `z = W a + b` is held as a `Linear`: a dense matrix, a shared block
-//! applied to every copy of its input, or a sparse list of `(row, column, weight)`. Every rule
-//! is a few products with `W` or with a map of it (`W ⊙ 1[W >= 0]`, `W²`, the connection
-//! pattern), forwards (`a ↦ a Wᵀ`) and backwards (`t ↦ t W`).
+//! A layer's affine map `z = W a + b` is held as a [`Linear`]: a dense matrix, a shared block
+//! applied to every copy of its input, a sparse list of `(row, column, weight)`, a convolution
+//! kept as its kernel or a map of placed parts. Every rule is a few products with `W` or with a
+//! map of it (`W ⊙ 1[W >= 0]`, `W²`, the connection pattern), forwards (`a ↦ a Wᵀ`) and
+//! backwards (`t ↦ t W`).
 
 pub mod audit;
 pub mod explain;
+pub mod linear;
 pub mod parity;
 pub mod relnet;
 pub mod saliency;
@@ -21,8 +23,9 @@ use crate::audit::DeviceChoice;
 pub use crate::audit::Precision;
 use crate::dtd::{BiasMode, DtdSettings, InitialRelevance, Rule};
 use crate::error::{Error, Result};
-use crate::model::ir::{Affine, Layer};
+use crate::model::ir::Layer;
 use crate::model::Network;
+pub use linear::Linear;
 
 /// Where the tensors live: `cpu`, `cuda` (the first CUDA device; an error where there is
 /// none) or `auto` (CUDA where available, else the CPU).
@@ -110,172 +113,6 @@ pub(crate) fn kind(precision: Precision) -> Kind {
     }
 }
 
-/// A layer's weights `W` (without bias) in one of three layouts.
-enum Linear {
-    /// `out × in`.
-    Dense(Tensor),
-    /// One `rows × cols` block applied to each of `copies` consecutive slices of the input.
-    Shared { block: Tensor, copies: i64 },
-    /// Entries `W[r, c]` listed row by row, as a CSR matrix and its transpose.
-    Sparse(Box<SparseLinear>),
-}
-
-/// A sparse layer's weights: the listed entries in row order (`vals`) at `at` (`2 × nnz`:
-/// rows, then columns), and the transpose's entries at `t_at` in its own row order, whose
-/// values are `vals[perm]`; both as coalesced COO matrices.
-struct SparseLinear {
-    at: Tensor,
-    t_at: Tensor,
-    perm: Tensor,
-    vals: Tensor,
-    out: i64,
-    inp: i64,
-    /// `out × in` and `in × out`.
-    matrix: Tensor,
-    transposed: Tensor,
-}
-
-impl SparseLinear {
-    fn new(affine: &Affine, vals: Tensor) -> Self {
-        let device = vals.device();
-        let (out, inp) = (affine.out_dim(), affine.in_dim());
-        let (mut rows, mut cols) = (Vec::new(), Vec::new());
-        let mut entries: Vec<(usize, usize, usize)> = Vec::new();
-        for j in 0..out {
-            for (i, _) in affine.row(j).entries() {
-                entries.push((i, j, rows.len()));
-                rows.push(j as i64);
-                cols.push(i as i64);
-            }
-        }
-        // The transpose: entries by column, then row.
-        entries.sort_unstable();
-        let t_rows: Vec<i64> = entries.iter().map(|&(i, _, _)| i as i64).collect();
-        let t_cols: Vec<i64> = entries.iter().map(|&(_, j, _)| j as i64).collect();
-        let perm: Vec<i64> = entries.iter().map(|&(_, _, e)| e as i64).collect();
-        let index = |v: &[i64]| Tensor::from_slice(v).to_device(device);
-        let pair = |a: &[i64], b: &[i64]| Tensor::stack(&[index(a), index(b)], 0);
-        let empty = Tensor::zeros([0], (vals.kind(), device));
-        SparseLinear {
-            at: pair(&rows, &cols),
-            t_at: pair(&t_rows, &t_cols),
-            perm: index(&perm),
-            vals: empty.shallow_clone(),
-            out: out as i64,
-            inp: inp as i64,
-            matrix: empty.shallow_clone(),
-            transposed: empty,
-        }
-        .with_values(vals)
-    }
-
-    /// The same structure with other values (listed in row order).
-    fn with_values(&self, vals: Tensor) -> Self {
-        let (kind, device) = (vals.kind(), vals.device());
-        let coo = |at: &Tensor, values: &Tensor, size: [i64; 2]| {
-            Tensor::sparse_coo_tensor_indices_size(at, values, size, (kind, device), true)
-        };
-        let matrix = coo(&self.at, &vals, [self.out, self.inp]);
-        let transposed = coo(
-            &self.t_at,
-            &vals.index_select(0, &self.perm),
-            [self.inp, self.out],
-        );
-        SparseLinear {
-            at: self.at.shallow_clone(),
-            t_at: self.t_at.shallow_clone(),
-            perm: self.perm.shallow_clone(),
-            vals,
-            out: self.out,
-            inp: self.inp,
-            matrix,
-            transposed,
-        }
-    }
-}
-
-impl Linear {
-    fn of(affine: &Affine, kind: Kind, device: Device) -> Self {
-        let tensor = |values: &[f64], shape: &[i64]| {
-            Tensor::from_slice(values)
-                .view(shape)
-                .to_kind(kind)
-                .to_device(device)
-        };
-        match affine {
-            Affine::Dense(d) => {
-                let (r, c) = d.weight().dim();
-                let w = d.weight().as_standard_layout();
-                Linear::Dense(tensor(
-                    w.as_slice().expect("standard layout"),
-                    &[r as i64, c as i64],
-                ))
-            }
-            Affine::Shared(s) => {
-                let (r, c) = s.block().weight().dim();
-                let w = s.block().weight().as_standard_layout();
-                Linear::Shared {
-                    block: tensor(
-                        w.as_slice().expect("standard layout"),
-                        &[r as i64, c as i64],
-                    ),
-                    copies: s.copies() as i64,
-                }
-            }
-            Affine::Sparse(_) | Affine::Conv(_) | Affine::Blocks(_) => {
-                let vals: Vec<f64> = (0..affine.out_dim())
-                    .flat_map(|j| affine.row(j).values().to_vec())
-                    .collect();
-                let vals = tensor(&vals, &[vals.len() as i64]);
-                Linear::Sparse(Box::new(SparseLinear::new(affine, vals)))
-            }
-        }
-    }
-
-    /// The same layout with every listed weight `w` replaced by `f(w)` (elementwise).
-    fn map(&self, f: impl Fn(&Tensor) -> Tensor) -> Self {
-        match self {
-            Linear::Dense(w) => Linear::Dense(f(w)),
-            Linear::Shared { block, copies } => Linear::Shared {
-                block: f(block),
-                copies: *copies,
-            },
-            Linear::Sparse(sparse) => Linear::Sparse(Box::new(sparse.with_values(f(&sparse.vals)))),
-        }
-    }
-
-    /// `a Wᵀ` for a batch `a` (`batch × in`).
-    fn forward(&self, a: &Tensor) -> Tensor {
-        let batch = a.size()[0];
-        match self {
-            Linear::Dense(w) => a.matmul(&w.tr()),
-            Linear::Shared { block, copies } => {
-                let cols = block.size()[1];
-                a.view([batch, *copies, cols])
-                    .matmul(&block.tr())
-                    .view([batch, -1])
-            }
-            // (W aᵀ)ᵀ: sparse times dense.
-            Linear::Sparse(sparse) => sparse.matrix.mm(&a.tr()).tr(),
-        }
-    }
-
-    /// `t W` for a batch `t` (`batch × out`).
-    fn backward(&self, t: &Tensor) -> Tensor {
-        let batch = t.size()[0];
-        match self {
-            Linear::Dense(w) => t.matmul(w),
-            Linear::Shared { block, copies } => {
-                let rows = block.size()[0];
-                t.view([batch, *copies, rows])
-                    .matmul(block)
-                    .view([batch, -1])
-            }
-            Linear::Sparse(sparse) => sparse.transposed.mm(&t.tr()).tr(),
-        }
-    }
-}
-
 /// One IR layer on the device.
 struct TorchLayer {
     w: Linear,
@@ -356,7 +193,6 @@ impl TorchNet {
         let affine = &layer.affine;
         let out = affine.out_dim();
         let bias: Vec<f64> = (0..out).map(|j| *affine.bias(j)).collect();
-        let connected: Vec<f64> = (0..out).map(|j| affine.row(j).connected() as f64).collect();
         let vector = |v: &[f64]| {
             Tensor::from_slice(v)
                 .view([1, out as i64])
@@ -375,14 +211,16 @@ impl TorchNet {
                 .collect();
             vector(&mask)
         });
+        let w = Linear::of(affine, kind, device);
+        let connected = w.connected(device);
         TorchLayer {
-            w: Linear::of(affine, kind, device),
+            w,
             bias: vector(&bias),
             out: out as i64,
             relu_count: layer.relu_count() as i64,
             max_pool: layer.max_pool.map(|w| w as i64),
             gathered,
-            connected: vector(&connected),
+            connected,
             identity,
         }
     }
@@ -554,16 +392,14 @@ fn ratio(x: &Tensor, d: &Tensor, keep: &Tensor) -> Tensor {
     (x / safe).where_self(keep, &x.zeros_like())
 }
 
-fn nonnegative(w: &Tensor) -> Tensor {
-    w.where_self(&w.ge(0.0), &w.zeros_like())
-}
-
+/// `w⁻ = min(w, 0)`.
 fn negative_part(w: &Tensor) -> Tensor {
-    w.where_self(&w.lt(0.0), &w.zeros_like())
+    w.clamp_max(0.0)
 }
 
+/// `w⁺ = max(w, 0)` (equal to `w ⊙ 1[w >= 0]`), without a zeros tensor of `w`'s size.
 fn positive_part(w: &Tensor) -> Tensor {
-    w.where_self(&w.gt(0.0), &w.zeros_like())
+    w.clamp_min(0.0)
 }
 
 /// One layer's relevances: `upper` (`batch × out`) to the layer's inputs `a` (`batch × in`).
@@ -658,12 +494,12 @@ fn root_rule(layer: &TorchLayer, a: &Tensor, upper: &Tensor, rule: Rule, s: &Dtd
     let (wv, pass): (Tensor, Backward) = match rule {
         Rule::Zero | Rule::Z => (w.forward(a), Box::new(|t| a * w.backward(t))),
         Rule::ZPlus => {
-            let wp = w.map(nonnegative);
+            let wp = w.map(positive_part);
             let wv = wp.forward(a);
             (wv, Box::new(move |t| a * wp.backward(t)))
         }
         Rule::Gamma(g) => {
-            let wp = w.map(nonnegative);
+            let wp = w.map(positive_part);
             let wv = w.forward(a) + wp.forward(a) * g;
             (
                 wv,
@@ -676,7 +512,7 @@ fn root_rule(layer: &TorchLayer, a: &Tensor, upper: &Tensor, rule: Rule, s: &Dtd
             (wv, Box::new(move |t| w2.backward(t)))
         }
         Rule::ZBox { lo, hi } => {
-            let (wp, wn) = (w.map(nonnegative), w.map(negative_part));
+            let (wp, wn) = (w.map(positive_part), w.map(negative_part));
             let wv = w.forward(a) - wp.forward(&ones) * lo - wn.forward(&ones) * hi;
             (
                 wv,

@@ -1,0 +1,505 @@
+//! A layer's weights `W` (without bias) on the device, in the layout that suits its affine map:
+//! a dense matrix, a shared block applied to every copy of its input, a sparse list of
+//! `(row, column, weight)`, a convolution kept as its kernel, or a map of parts (kernel
+//! convolutions and copies, each reading an input range and adding into an output range).
+//! Every rule is a few products with `W` or with a map of it (`W ⊙ 1[W >= 0]`, `W²`, the
+//! connection pattern), forwards (`a ↦ a Wᵀ`) and backwards (`t ↦ t W`); a convolution's are
+//! `conv2d` and `conv_transpose2d`, so a 224×224 network holds its kernels, not its rows.
+//!
+//! At the interface a batch is `batch × features` in every layout; a convolution views its
+//! rows as `batch × channels × height × width`, the channel-major order of
+//! [`crate::model::conv`].
+
+use tch::{Device, Kind, Tensor};
+
+use crate::model::blocks::{Blocks, PartMap};
+use crate::model::conv::Conv;
+use crate::model::ir::Affine;
+
+/// A layer's weights `W` (without bias) in one of five layouts, chosen by the kind of its
+/// [`Affine`] map.
+pub enum Linear {
+    /// `out × in`.
+    Dense(Tensor),
+    /// One `rows × cols` block applied to each of `copies` consecutive slices of the input.
+    Shared {
+        /// The block, `rows × cols`.
+        block: Tensor,
+        /// The number of slices it is applied to.
+        copies: i64,
+    },
+    /// Entries `W[r, c]` listed row by row, as a CSR matrix and its transpose.
+    Sparse(Box<SparseLinear>),
+    /// A 2-D convolution kept as its kernel.
+    Conv(Box<ConvLinear>),
+    /// Parts placed in the input and the output.
+    Blocks(Box<BlocksLinear>),
+}
+
+/// A sparse layer's weights: the listed entries in row order (`vals`) at `at` (`2 × nnz`:
+/// rows, then columns), and the transpose's entries at `t_at` in its own row order, whose
+/// values are `vals[perm]`; both as coalesced COO matrices.
+pub struct SparseLinear {
+    at: Tensor,
+    t_at: Tensor,
+    perm: Tensor,
+    vals: Tensor,
+    out: i64,
+    inp: i64,
+    /// `out × in` and `in × out`.
+    pub(crate) matrix: Tensor,
+    transposed: Tensor,
+}
+
+impl SparseLinear {
+    fn new(affine: &Affine, vals: Tensor) -> Self {
+        let device = vals.device();
+        let (out, inp) = (affine.out_dim(), affine.in_dim());
+        let (mut rows, mut cols) = (Vec::new(), Vec::new());
+        let mut entries: Vec<(usize, usize, usize)> = Vec::new();
+        for j in 0..out {
+            for (i, _) in affine.row(j).entries() {
+                entries.push((i, j, rows.len()));
+                rows.push(j as i64);
+                cols.push(i as i64);
+            }
+        }
+        // The transpose: entries by column, then row.
+        entries.sort_unstable();
+        let t_rows: Vec<i64> = entries.iter().map(|&(i, _, _)| i as i64).collect();
+        let t_cols: Vec<i64> = entries.iter().map(|&(_, j, _)| j as i64).collect();
+        let perm: Vec<i64> = entries.iter().map(|&(_, _, e)| e as i64).collect();
+        let index = |v: &[i64]| Tensor::from_slice(v).to_device(device);
+        let pair = |a: &[i64], b: &[i64]| Tensor::stack(&[index(a), index(b)], 0);
+        let empty = Tensor::zeros([0], (vals.kind(), device));
+        SparseLinear {
+            at: pair(&rows, &cols),
+            t_at: pair(&t_rows, &t_cols),
+            perm: index(&perm),
+            vals: empty.shallow_clone(),
+            out: out as i64,
+            inp: inp as i64,
+            matrix: empty.shallow_clone(),
+            transposed: empty,
+        }
+        .with_values(vals)
+    }
+
+    /// The same structure with other values (listed in row order).
+    fn with_values(&self, vals: Tensor) -> Self {
+        let (kind, device) = (vals.kind(), vals.device());
+        let coo = |at: &Tensor, values: &Tensor, size: [i64; 2]| {
+            Tensor::sparse_coo_tensor_indices_size(at, values, size, (kind, device), true)
+        };
+        let matrix = coo(&self.at, &vals, [self.out, self.inp]);
+        let transposed = coo(
+            &self.t_at,
+            &vals.index_select(0, &self.perm),
+            [self.inp, self.out],
+        );
+        SparseLinear {
+            at: self.at.shallow_clone(),
+            t_at: self.t_at.shallow_clone(),
+            perm: self.perm.shallow_clone(),
+            vals,
+            out: self.out,
+            inp: self.inp,
+            matrix,
+            transposed,
+        }
+    }
+}
+
+/// A convolution's weights as its kernel, `channels × input channels / groups × height ×
+/// width`, with what `conv2d` and `conv_transpose2d` need to apply it and its transpose.
+pub struct ConvLinear {
+    kernel: Tensor,
+    /// The input's channels, height and width.
+    input: [i64; 3],
+    /// The output's channels, height and width.
+    output: [i64; 3],
+    strides: [i64; 2],
+    dilations: [i64; 2],
+    groups: i64,
+    /// The padding both sides of an axis share (vertical, horizontal), which the convolution
+    /// applies itself.
+    padding: [i64; 2],
+    /// The rest of the pads (left, right, top, bottom: `constant_pad_nd`'s order), written
+    /// out with zeros before the convolution and cut off after its transpose.
+    extra: [i64; 4],
+    /// The padded input's rows and columns beyond the last window's reach (fewer than a
+    /// stride): the transpose adds them back so that it yields the whole padded input.
+    output_padding: [i64; 2],
+}
+
+impl ConvLinear {
+    fn new(conv: &Conv, kind: Kind, device: Device) -> Self {
+        let shape = conv.shape();
+        let wide = |v: usize| v as i64;
+        let [c_in, h, w] = shape.input.map(wide);
+        let [c_out, oh, ow] = conv.output().map(wide);
+        let [kh, kw] = shape.kernel.map(wide);
+        let [top, left, bottom, right] = shape.pads.map(wide);
+        let (strides, dilations) = (shape.strides.map(wide), shape.dilations.map(wide));
+        let groups = wide(shape.groups);
+        let padding = [top.min(bottom), left.min(right)];
+        let extra = [
+            left - padding[1],
+            right - padding[1],
+            top - padding[0],
+            bottom - padding[0],
+        ];
+        // The padded size less what the windows reach: (out − 1)·stride + (k − 1)·dilation + 1.
+        let beyond = |size: i64, pads: i64, k: i64, axis: usize, out: i64| {
+            size + pads - ((out - 1) * strides[axis] + (k - 1) * dilations[axis] + 1)
+        };
+        let output_padding = [
+            beyond(h, top + bottom, kh, 0, oh),
+            beyond(w, left + right, kw, 1, ow),
+        ];
+        let kernel = Tensor::from_slice(conv.kernel())
+            .view([c_out, c_in / groups, kh, kw])
+            .to_kind(kind)
+            .to_device(device);
+        ConvLinear {
+            kernel,
+            input: [c_in, h, w],
+            output: [c_out, oh, ow],
+            strides,
+            dilations,
+            groups,
+            padding,
+            extra,
+            output_padding,
+        }
+    }
+
+    fn in_dim(&self) -> i64 {
+        self.input.iter().product()
+    }
+
+    fn out_dim(&self) -> i64 {
+        self.output.iter().product()
+    }
+
+    /// The same convolution with the kernel `f(kernel)`.
+    fn map(&self, f: &impl Fn(&Tensor) -> Tensor) -> Self {
+        ConvLinear {
+            kernel: f(&self.kernel),
+            ..*self
+        }
+    }
+
+    /// `a Wᵀ` for a batch `a` (`batch × in`).
+    fn forward(&self, a: &Tensor) -> Tensor {
+        let batch = a.size()[0];
+        let [c, h, w] = self.input;
+        let mut x = a.reshape([batch, c, h, w]);
+        if self.extra.iter().any(|&p| p > 0) {
+            x = x.constant_pad_nd(self.extra);
+        }
+        x.conv2d::<Tensor>(
+            &self.kernel,
+            None,
+            self.strides,
+            self.padding,
+            self.dilations,
+            self.groups,
+        )
+        .reshape([batch, -1])
+    }
+
+    /// `t W` for a batch `t` (`batch × out`): the transposed convolution, which spreads each
+    /// output over its window, in-bounds and padding positions alike; the padding's share is
+    /// cut off.
+    fn backward(&self, t: &Tensor) -> Tensor {
+        let batch = t.size()[0];
+        let [c, h, w] = self.input;
+        let [oc, oh, ow] = self.output;
+        let [left, _, top, _] = self.extra;
+        t.reshape([batch, oc, oh, ow])
+            .conv_transpose2d::<Tensor>(
+                &self.kernel,
+                None,
+                self.strides,
+                self.padding,
+                self.output_padding,
+                self.groups,
+                self.dilations,
+            )
+            .narrow(2, top, h)
+            .narrow(3, left, w)
+            .reshape([batch, c * h * w])
+    }
+}
+
+/// A map of parts' weights: each part's convolution or copy, placed.
+pub struct BlocksLinear {
+    inp: i64,
+    out: i64,
+    parts: Vec<PartLinear>,
+}
+
+/// One part: its map reads inputs `input ..` and adds into outputs `output ..`.
+struct PartLinear {
+    input: i64,
+    output: i64,
+    map: PartLayout,
+}
+
+enum PartLayout {
+    Conv(ConvLinear),
+    /// `n` inputs copied with the weight `weight` (a one-element tensor: 1, or what a map of
+    /// the weights made of 1).
+    Copy {
+        n: i64,
+        weight: Tensor,
+    },
+}
+
+impl PartLayout {
+    fn in_dim(&self) -> i64 {
+        match self {
+            PartLayout::Conv(c) => c.in_dim(),
+            PartLayout::Copy { n, .. } => *n,
+        }
+    }
+
+    fn out_dim(&self) -> i64 {
+        match self {
+            PartLayout::Conv(c) => c.out_dim(),
+            PartLayout::Copy { n, .. } => *n,
+        }
+    }
+}
+
+impl BlocksLinear {
+    fn new(blocks: &Blocks, kind: Kind, device: Device) -> Self {
+        let parts = blocks
+            .parts()
+            .iter()
+            .map(|p| PartLinear {
+                input: p.input as i64,
+                output: p.output as i64,
+                map: match &p.map {
+                    PartMap::Conv(c) => PartLayout::Conv(ConvLinear::new(c, kind, device)),
+                    PartMap::Copy(n) => PartLayout::Copy {
+                        n: *n as i64,
+                        weight: Tensor::ones([1], (kind, device)),
+                    },
+                },
+            })
+            .collect();
+        BlocksLinear {
+            inp: blocks.in_dim() as i64,
+            out: blocks.out_dim() as i64,
+            parts,
+        }
+    }
+
+    fn map(&self, f: &impl Fn(&Tensor) -> Tensor) -> Self {
+        let parts = self
+            .parts
+            .iter()
+            .map(|p| PartLinear {
+                input: p.input,
+                output: p.output,
+                map: match &p.map {
+                    PartLayout::Conv(c) => PartLayout::Conv(c.map(f)),
+                    PartLayout::Copy { n, weight } => PartLayout::Copy {
+                        n: *n,
+                        weight: f(weight),
+                    },
+                },
+            })
+            .collect();
+        BlocksLinear {
+            inp: self.inp,
+            out: self.out,
+            parts,
+        }
+    }
+
+    /// `a Wᵀ`: each part's product with its input range, added into its output range.
+    fn forward(&self, a: &Tensor) -> Tensor {
+        let batch = a.size()[0];
+        let z = Tensor::zeros([batch, self.out], (a.kind(), a.device()));
+        for p in &self.parts {
+            let piece = a.narrow(1, p.input, p.map.in_dim());
+            let added = match &p.map {
+                PartLayout::Conv(c) => c.forward(&piece),
+                PartLayout::Copy { weight, .. } => piece * weight,
+            };
+            let _ = z.narrow(1, p.output, p.map.out_dim()).g_add_(&added);
+        }
+        z
+    }
+
+    /// `t W`: each part's transposed product with its output range, added into its input
+    /// range.
+    fn backward(&self, t: &Tensor) -> Tensor {
+        let batch = t.size()[0];
+        let g = Tensor::zeros([batch, self.inp], (t.kind(), t.device()));
+        for p in &self.parts {
+            let piece = t.narrow(1, p.output, p.map.out_dim());
+            let added = match &p.map {
+                PartLayout::Conv(c) => c.backward(&piece),
+                PartLayout::Copy { weight, .. } => piece * weight,
+            };
+            let _ = g.narrow(1, p.input, p.map.in_dim()).g_add_(&added);
+        }
+        g
+    }
+}
+
+impl Linear {
+    /// `affine`'s weights as tensors of `kind` on `device`: dense, shared, convolutions and
+    /// maps of parts in their own layouts, sparse rows as a sparse matrix.
+    pub fn of(affine: &Affine, kind: Kind, device: Device) -> Self {
+        let tensor = |values: &[f64], shape: &[i64]| {
+            Tensor::from_slice(values)
+                .view(shape)
+                .to_kind(kind)
+                .to_device(device)
+        };
+        match affine {
+            Affine::Dense(d) => {
+                let (r, c) = d.weight().dim();
+                let w = d.weight().as_standard_layout();
+                Linear::Dense(tensor(
+                    w.as_slice().expect("standard layout"),
+                    &[r as i64, c as i64],
+                ))
+            }
+            Affine::Shared(s) => {
+                let (r, c) = s.block().weight().dim();
+                let w = s.block().weight().as_standard_layout();
+                Linear::Shared {
+                    block: tensor(
+                        w.as_slice().expect("standard layout"),
+                        &[r as i64, c as i64],
+                    ),
+                    copies: s.copies() as i64,
+                }
+            }
+            Affine::Conv(c) => Linear::Conv(Box::new(ConvLinear::new(c, kind, device))),
+            Affine::Blocks(b) => Linear::Blocks(Box::new(BlocksLinear::new(b, kind, device))),
+            Affine::Sparse(_) => Self::of_rows(affine, kind, device),
+        }
+    }
+
+    /// `affine`'s weights as its sparse rows, whatever its kind (what [`Self::of`] does for
+    /// sparse rows; for the others, a reference to compare their layouts with).
+    pub fn of_rows(affine: &Affine, kind: Kind, device: Device) -> Self {
+        let vals: Vec<f64> = (0..affine.out_dim())
+            .flat_map(|j| affine.row(j).values().to_vec())
+            .collect();
+        let vals = Tensor::from_slice(&vals).to_kind(kind).to_device(device);
+        Linear::Sparse(Box::new(SparseLinear::new(affine, vals)))
+    }
+
+    /// The number of outputs.
+    pub fn out_dim(&self) -> i64 {
+        match self {
+            Linear::Dense(w) => w.size()[0],
+            Linear::Shared { block, copies } => block.size()[0] * copies,
+            Linear::Sparse(sparse) => sparse.out,
+            Linear::Conv(conv) => conv.out_dim(),
+            Linear::Blocks(blocks) => blocks.out,
+        }
+    }
+
+    /// The number of inputs.
+    pub fn in_dim(&self) -> i64 {
+        match self {
+            Linear::Dense(w) => w.size()[1],
+            Linear::Shared { block, copies } => block.size()[1] * copies,
+            Linear::Sparse(sparse) => sparse.inp,
+            Linear::Conv(conv) => conv.in_dim(),
+            Linear::Blocks(blocks) => blocks.inp,
+        }
+    }
+
+    /// The weights' tensor kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Linear::Dense(w) => w.kind(),
+            Linear::Shared { block, .. } => block.kind(),
+            Linear::Sparse(sparse) => sparse.vals.kind(),
+            Linear::Conv(conv) => conv.kernel.kind(),
+            Linear::Blocks(blocks) => match &blocks.parts[0].map {
+                PartLayout::Conv(conv) => conv.kernel.kind(),
+                PartLayout::Copy { weight, .. } => weight.kind(),
+            },
+        }
+    }
+
+    /// The same layout with every listed weight `w` replaced by `f(w)` (elementwise): a
+    /// convolution's kernel, a copy's weight 1. A convolution's window positions in the
+    /// padding are no weights: they stay zero.
+    pub fn map(&self, f: impl Fn(&Tensor) -> Tensor) -> Self {
+        match self {
+            Linear::Dense(w) => Linear::Dense(f(w)),
+            Linear::Shared { block, copies } => Linear::Shared {
+                block: f(block),
+                copies: *copies,
+            },
+            Linear::Sparse(sparse) => Linear::Sparse(Box::new(sparse.with_values(f(&sparse.vals)))),
+            Linear::Conv(conv) => Linear::Conv(Box::new(conv.map(&f))),
+            Linear::Blocks(blocks) => Linear::Blocks(Box::new(blocks.map(&f))),
+        }
+    }
+
+    /// `a Wᵀ` for a batch `a` (`batch × in`).
+    pub fn forward(&self, a: &Tensor) -> Tensor {
+        let batch = a.size()[0];
+        match self {
+            Linear::Dense(w) => a.matmul(&w.tr()),
+            Linear::Shared { block, copies } => {
+                let cols = block.size()[1];
+                a.view([batch, *copies, cols])
+                    .matmul(&block.tr())
+                    .view([batch, -1])
+            }
+            // (W aᵀ)ᵀ: sparse times dense.
+            Linear::Sparse(sparse) => sparse.matrix.mm(&a.tr()).tr(),
+            Linear::Conv(conv) => conv.forward(a),
+            Linear::Blocks(blocks) => blocks.forward(a),
+        }
+    }
+
+    /// `t W` for a batch `t` (`batch × out`).
+    pub fn backward(&self, t: &Tensor) -> Tensor {
+        let batch = t.size()[0];
+        match self {
+            Linear::Dense(w) => t.matmul(w),
+            Linear::Shared { block, copies } => {
+                let rows = block.size()[0];
+                t.view([batch, *copies, rows])
+                    .matmul(block)
+                    .view([batch, -1])
+            }
+            Linear::Sparse(sparse) => sparse.transposed.mm(&t.tr()).tr(),
+            Linear::Conv(conv) => conv.backward(t),
+            Linear::Blocks(blocks) => blocks.backward(t),
+        }
+    }
+
+    /// The number of inputs each output is connected to (`1 × out`): the listed weights of its
+    /// row, zeros included, window positions in the padding left out. It is the product of
+    /// the all-ones map with an all-ones input (for a dense or shared layer, whose rows list
+    /// every input of theirs, their width without that product).
+    pub fn connected(&self, device: Device) -> Tensor {
+        let options = (self.kind(), device);
+        match self {
+            Linear::Dense(w) => Tensor::full([1, self.out_dim()], w.size()[1], options),
+            Linear::Shared { block, .. } => {
+                Tensor::full([1, self.out_dim()], block.size()[1], options)
+            }
+            Linear::Sparse(_) | Linear::Conv(_) | Linear::Blocks(_) => {
+                let ones = Tensor::ones([1, self.in_dim()], options);
+                self.map(|w| w.ones_like()).forward(&ones)
+            }
+        }
+    }
+}
