@@ -113,7 +113,6 @@ pub fn build(args: &ExportLpArgs) -> Result<Exported> {
     let mut dtd = args.rules.resolve_with(args.domain.as_deref())?;
     let input_box = args.domain.as_deref().map(parse_domain).transpose()?;
     let (model, inputs) = args.data.load()?;
-    super::require_relu(&model, &args.data.model, "export-lp")?;
     super::fit_rules(&mut dtd, &model)?;
     check_sample(&args.data.inputs, args.sample, inputs.len())?;
     let neuron = match args.problem {

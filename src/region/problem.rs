@@ -29,7 +29,8 @@ use crate::exact::Rational;
 use crate::model::ir::WeightRow;
 use crate::model::Network;
 
-use super::{Centre, Pattern};
+use super::{Centre, Face, Local, Pattern};
+use crate::model::Activation;
 
 /// Where the point may lie besides the region.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -228,10 +229,14 @@ impl LayerRows<'_> {
         // Variables of the current block (outputs of the previous layer): (index in the
         // layer's input, program variable).
         let mut block: Vec<(usize, usize)> = Vec::new();
+        // Outputs of the previous layer that are constants other than 0 inside the region (a
+        // Clip neuron at a bound other than 0): (index in the layer's input, value).
+        let mut fixed: Vec<(usize, Dyadic)> = Vec::new();
         for k in self.view.layer..=top {
             let layer = &net.layers()[k];
             let feeds_more = k < top;
             let mut next_block = Vec::new();
+            let mut next_fixed = Vec::new();
             // The program variable of each input of this layer, if it has one (an inactive
             // neuron's output is 0 and has none).
             let mut var_of = Vec::new();
@@ -239,6 +244,13 @@ impl LayerRows<'_> {
                 var_of = vec![None; layer.affine.in_dim()];
                 for &(i, v) in &block {
                     var_of[i] = Some(v);
+                }
+            }
+            let mut const_of: Vec<Option<Dyadic>> = Vec::new();
+            if !fixed.is_empty() {
+                const_of = vec![None; layer.affine.in_dim()];
+                for (i, c) in &fixed {
+                    const_of[*i] = Some(c.clone());
                 }
             }
             let row_of = |j: usize| -> (Vec<(usize, f64)>, Dyadic) {
@@ -252,7 +264,16 @@ impl LayerRows<'_> {
                         .filter(|(_, w)| **w != 0.0)
                         .filter_map(|(i, &w)| var_of[i].map(|v| (v, w)))
                         .collect();
-                    (coeffs, dyadic(*layer.affine.bias(j)))
+                    let mut constant = dyadic(*layer.affine.bias(j));
+                    // Products of two f64 values and their sum, exactly.
+                    if !fixed.is_empty() {
+                        for (i, &w) in layer.affine.row(j).entries() {
+                            if let (true, Some(c)) = (w != 0.0, &const_of[i]) {
+                                constant = &constant + &(&dyadic(w) * c);
+                            }
+                        }
+                    }
+                    (coeffs, constant)
                 }
             };
             let shift_of = |j: usize, coeffs: &[(usize, f64)], constant: &Dyadic| {
@@ -298,6 +319,54 @@ impl LayerRows<'_> {
                     index += 1;
                 }
                 block = next_block;
+                fixed = next_fixed;
+                continue;
+            }
+            if layer.other_activation().is_some() {
+                let faces = pattern.faces(k);
+                let mut f = 0;
+                for j in 0..layer.affine.out_dim() {
+                    let (coeffs, constant) = row_of(j);
+                    let name = format!("z{}_{}", k + 1, j);
+                    let start = f;
+                    while f < faces.len() && faces[f].label() == j {
+                        f += 1;
+                    }
+                    if start == f {
+                        // A carried output: a free variable of the next block.
+                        if feeds_more {
+                            let var = format!("h{}_{}", k + 1, j);
+                            next_block.push((j, define(lp, var, name, coeffs, &constant)));
+                        }
+                        continue;
+                    }
+                    let neuron = Neuron {
+                        k,
+                        j,
+                        shift: shift_of(j, &coeffs, &constant),
+                        first_index: index,
+                    };
+                    index += f - start;
+                    let piece = PieceRows {
+                        faces: &faces[start..f],
+                        local: pattern.local(k, layer, j),
+                        activation: &layer.activation,
+                        feeds_more,
+                        drop,
+                    };
+                    let out = piece.add(lp, &neuron, name, coeffs, constant, extra);
+                    match out {
+                        PieceOutput::Variable(v) => next_block.push((j, v)),
+                        PieceOutput::Constant(c) if c.is_zero() => {}
+                        PieceOutput::Constant(c) => next_fixed.push((j, c)),
+                        PieceOutput::None => {}
+                    }
+                    if let Some(v) = piece.dropped(&neuron, lp) {
+                        dropped_var = Some(v);
+                    }
+                }
+                block = next_block;
+                fixed = next_fixed;
                 continue;
             }
             let mask = pattern.layer(k);
@@ -370,8 +439,140 @@ impl LayerRows<'_> {
                 }
             }
             block = next_block;
+            fixed = next_fixed;
         }
         dropped_var
+    }
+}
+
+/// A neuron on a piece of a Clip, LeakyRelu or PRelu activation, as its rows need it.
+struct Neuron {
+    /// 0-based layer and neuron.
+    k: usize,
+    j: usize,
+    /// How far a tightened program moves its faces inwards.
+    shift: f64,
+    /// The index of its first face among `P_m`'s constraints.
+    first_index: usize,
+}
+
+/// What a neuron on a piece passes to the next layer inside the region.
+enum PieceOutput {
+    /// A program variable (`h = z` or `h = s · z`).
+    Variable(usize),
+    /// A constant (a Clip bound, or 0).
+    Constant(Dyadic),
+    /// Nothing: the layer is the last with constraints.
+    None,
+}
+
+/// The rows of one neuron on a piece of a Clip, LeakyRelu or PRelu activation. Each face
+/// `σ (z − c) >= 0` is a row, on `z`'s expression or, when the neuron's output feeds the next
+/// layer, on a free variable `u = z` defined by the row `z{k}_{j}`; the output is `u`, a
+/// variable `h = s · u` (a slope below 0) defined by the row `a{k}_{j}`, or a constant.
+/// Face rows are named `f{k}_{j}` (a face at 0), `f{k}_{j}_lo` and `f{k}_{j}_hi` (a Clip's
+/// bounds).
+struct PieceRows<'a> {
+    faces: &'a [Face],
+    local: Local<f64>,
+    activation: &'a Activation,
+    feeds_more: bool,
+    drop: Option<(usize, usize)>,
+}
+
+impl PieceRows<'_> {
+    /// Adds the neuron's rows; the row of its pre-activation is `coeffs·x + constant`.
+    fn add(
+        &self,
+        lp: &mut LinearProgram,
+        n: &Neuron,
+        name: String,
+        coeffs: Vec<(usize, f64)>,
+        constant: Dyadic,
+        extra: Extra,
+    ) -> PieceOutput {
+        let constant_out = match &self.local {
+            Local::Constant(c) => Some(dyadic(*c)),
+            Local::Scale(s) if *s == 0.0 => Some(Dyadic::zero()),
+            _ => None,
+        };
+        let needs_var = self.feeds_more && constant_out.is_none();
+        let (lin, k0, u) = if needs_var {
+            let u = define(lp, format!("u{}_{}", n.k + 1, n.j), name, coeffs, &constant);
+            (vec![(u, 1.0)], Dyadic::zero(), Some(u))
+        } else {
+            (coeffs, constant, None)
+        };
+        let dropped = self.drop == Some((n.k, n.j));
+        for (t, face) in self.faces.iter().enumerate() {
+            let sigma = face.sign();
+            // σ c, and c.
+            let offset = dyadic(face.offset(self.activation));
+            let c = if sigma < 0.0 {
+                -&offset
+            } else {
+                offset.clone()
+            };
+            let row = face_row_name(*face, n.k);
+            if dropped {
+                // The face becomes the objective `s = σ (z − c)`: σ lin − s = σ c − σ K.
+                let mut row_coeffs: Vec<(usize, f64)> =
+                    lin.iter().map(|&(v, w)| (v, sigma * w)).collect();
+                let s = lp.add_var(
+                    format!("s{}_{}", n.k + 1, n.j),
+                    f64::NEG_INFINITY,
+                    f64::INFINITY,
+                    0.0,
+                );
+                row_coeffs.push((s, -1.0));
+                let sk = if sigma < 0.0 { -&k0 } else { k0.clone() };
+                lp.add_row(row, row_coeffs, RowKind::Eq, &offset - &sk);
+                continue;
+            }
+            let mut row_coeffs = lin.clone();
+            if let Some(e) = extra(n.first_index + t) {
+                row_coeffs.push((e.0, -sigma * e.1));
+            }
+            if sigma > 0.0 {
+                // lin (− ν r) >= c + shift − K
+                let rhs = &(&c + &dyadic(n.shift)) - &k0;
+                lp.add_row(row, row_coeffs, RowKind::Ge, rhs);
+            } else {
+                // lin (+ ν r) <= c − shift − K
+                let rhs = &(&c - &dyadic(n.shift)) - &k0;
+                lp.add_row(row, row_coeffs, RowKind::Le, rhs);
+            }
+        }
+        match (u, &self.local, constant_out) {
+            (Some(u), Local::Scale(s), _) => {
+                let var = format!("h{}_{}", n.k + 1, n.j);
+                let row = format!("a{}_{}", n.k + 1, n.j);
+                PieceOutput::Variable(define(lp, var, row, vec![(u, *s)], &Dyadic::zero()))
+            }
+            (Some(u), _, _) => PieceOutput::Variable(u),
+            (None, _, Some(c)) if self.feeds_more => PieceOutput::Constant(c),
+            _ => PieceOutput::None,
+        }
+    }
+
+    /// The objective variable when this neuron's face is the dropped constraint: the last
+    /// variable named `s{k}_{j}`.
+    fn dropped(&self, n: &Neuron, lp: &LinearProgram) -> Option<usize> {
+        if self.drop != Some((n.k, n.j)) {
+            return None;
+        }
+        let name = format!("s{}_{}", n.k + 1, n.j);
+        lp.names.iter().rposition(|v| *v == name)
+    }
+}
+
+/// The row name of a face of a Clip, LeakyRelu or PRelu neuron of 0-based layer `k`.
+fn face_row_name(face: Face, k: usize) -> String {
+    match face {
+        Face::Bound { neuron, upper, .. } => {
+            format!("f{}_{neuron}_{}", k + 1, if upper { "hi" } else { "lo" })
+        }
+        _ => format!("f{}_{}", k + 1, face.label()),
     }
 }
 
@@ -587,13 +788,31 @@ pub fn composed_row_norms(net: &Network, pattern: &Pattern, m: usize) -> Vec<(f6
             let lower = ((n - e) / round).next_down().max(0.0);
             out.push((lower, upper));
         }
-        if let Some(mask) = pattern.layer(k) {
+        if let Some(mask) = pattern.layer(k).filter(|_| layer.activation.is_relu()) {
             for (j, &active) in mask.iter().enumerate() {
                 if !active {
                     z.row_mut(j).fill(0.0);
                     z_abs.row_mut(j).fill(0.0);
                 }
             }
+        } else if layer.other_activation().is_some() {
+            let mut scaled = false;
+            for j in 0..layer.relu_count() {
+                match pattern.local(k, layer, j) {
+                    Local::Identity => {}
+                    Local::Scale(s) => {
+                        z.row_mut(j).mapv_inplace(|v| v * s);
+                        z_abs.row_mut(j).mapv_inplace(|v| v * s.abs());
+                        scaled = true;
+                    }
+                    Local::Constant(_) => {
+                        z.row_mut(j).fill(0.0);
+                        z_abs.row_mut(j).fill(0.0);
+                    }
+                }
+            }
+            // Each product with a slope rounds once more: one more term of the chain's γ.
+            depth_terms += usize::from(scaled);
         }
         if let Some(selection) = pattern.selection(k) {
             let winners: Vec<usize> = selection.selected.iter().map(|&s| s as usize).collect();
@@ -712,6 +931,15 @@ pub fn facet_program(
         .expect("the dropped constraint is a ReLU neuron of the region");
     lp.cost[v] = 1.0;
     (lp, layout, v)
+}
+
+/// Why a facet question about a Clip neuron between its two bounds is refused: the neuron
+/// has two constraints, and a facet question names one (1-based `layer`, 0-based `neuron`).
+pub fn two_faces(layer: usize, neuron: usize) -> String {
+    format!(
+        "(layer {layer}, neuron {neuron}) is a Clip neuron between its bounds, with two \
+         constraints: a facet question reads a neuron with one"
+    )
 }
 
 #[cfg(test)]

@@ -31,8 +31,8 @@ use crate::exact::{Rational, Scalar};
 use crate::model::Model;
 use crate::region::composed::ComposedRows;
 use crate::region::problem::{
-    add_root_row, chebyshev_program, composed_row_norms, facet_program, root_program, Domain,
-    Layout, Norm, NormSide, RegionView, RootPlane, Tightening,
+    add_root_row, chebyshev_program, composed_row_norms, facet_program, root_program, two_faces,
+    Domain, Layout, Norm, NormSide, RegionView, RootPlane, Tightening,
 };
 use crate::region::Centre;
 
@@ -189,6 +189,11 @@ impl RegionCache {
     }
 
     fn region(&self, view: RegionView) -> Option<Arc<CachedRegion>> {
+        // Constraint generation carries multipliers back through ReLU and max-pool layers
+        // only; regions of other activations go to the full programs.
+        if view.net.first_other_activation().is_some() {
+            return None;
+        }
         let rows = view.pattern.constraints_from(view.layer);
         if rows.saturating_mul(view.centre.len()) > MAX_COMPOSED_ENTRIES {
             return None;
@@ -645,14 +650,23 @@ impl Certifier<'_> {
     ) -> Result<(Answer, Certificate), String> {
         let (layer, neuron) = q.constraint.ok_or("a facet question needs a constraint")?;
         let (k, j) = (layer.wrapping_sub(1), neuron);
-        let is_constraint = k >= view.layer
-            && k < view.net.layers().len()
-            && view.pattern.faces(k).iter().any(|f| f.label() == j);
-        if !is_constraint {
+        let faces = if k >= view.layer && k < view.net.layers().len() {
+            view.pattern
+                .faces(k)
+                .iter()
+                .filter(|f| f.label() == j)
+                .count()
+        } else {
+            0
+        };
+        if faces == 0 {
             return Err(format!(
                 "(layer {layer}, neuron {neuron}) is not a constraint of the region seen from layer {}",
                 view.layer + 1
             ));
+        }
+        if faces > 1 {
+            return Err(two_faces(layer, neuron));
         }
         // 1. A witness: a point strictly inside every other constraint (tightened) at which
         // the constraint's signed pre-activation is negative.
@@ -714,6 +728,9 @@ fn own_face_contradiction(
     view: RegionView,
     plane: &RootPlane,
 ) -> Option<Vec<f64>> {
+    if !view.net.layers()[view.layer].activation.is_relu() {
+        return None;
+    }
     let active = *view.pattern.layer(view.layer)?.get(plane.neuron)?;
     let affine = &view.net.layers()[view.layer].affine;
     let z = view
