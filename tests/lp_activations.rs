@@ -7,6 +7,9 @@
 //!   centre's pieces), every row and bound holds exactly if and only if the point is in the
 //!   region by exact membership; the centre itself, points that keep its pattern and points
 //!   that change it are tried;
+//! - facet and Chebyshev questions: every certificate is accepted; a facet witness lies in
+//!   the region of every other constraint but outside the named one, by exact membership; a
+//!   Clip neuron between two bounds (two constraints) gets no facet answer;
 //! - a certificate checked against a model with one slope or one Clip bound changed (and the
 //!   certificate's fingerprint changed to match) is refused where its evidence no longer
 //!   holds: a point that left the region, multipliers whose rows changed.
@@ -26,7 +29,10 @@ use dtdcert::model::forward::forward;
 use dtdcert::model::ir::dense_layer;
 use dtdcert::model::{Activation, Layer, Model, Network};
 use dtdcert::region::problem::{root_program, Domain, Norm, RegionView, Tightening};
-use dtdcert::region::{membership, Centre, Membership, Pattern};
+use dtdcert::region::{
+    constraint_labels, membership, signed_slacks_exact, trace_and_pattern, Centre, Membership,
+    Pattern,
+};
 use proptest::prelude::*;
 use util::activations::{mixed_network_and_input, weight, WIDTHS};
 
@@ -183,6 +189,69 @@ proptest! {
             let inside = matches!(membership(model.exact(), &pattern, m, &y), Membership::Inside { .. });
             let holds = satisfies(&lp, &assignment(&model, &pattern, &lp, m, &a, &y));
             prop_assert_eq!(holds, inside, "layer {}, move {:?} × {}", m + 1, d, t.to_f64());
+        }
+    }
+}
+
+/// The facet question of constraint `(layer, neuron)` and the Chebyshev question, seen from
+/// layer 1 in the box [−4, 4].
+fn region_question(
+    x: &[f64],
+    problem: Problem,
+    constraint: Option<(usize, usize)>,
+) -> RegionQuestion {
+    RegionQuestion {
+        sample_index: 0,
+        sample: x.to_vec(),
+        layer: 1,
+        neuron: None,
+        relevance: None,
+        domain: Domain::Box { lo: -4.0, hi: 4.0 },
+        problem,
+        constraint,
+        centre: None,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn facet_and_ball_certificates_check_and_witnesses_cross_only_their_face(
+        (model, x) in mixed_network_and_input(),
+    ) {
+        let certifier = Certifier {
+            model: &model,
+            opts: Default::default(),
+            model_path: None,
+            inputs_path: None,
+            cache: Default::default(),
+        };
+        let (_, pattern, _) = trace_and_pattern(&model, &x);
+        let labels = constraint_labels(&pattern, 0);
+        let ball = certifier.answer(&region_question(&x, Problem::Chebyshev, None));
+        if let Some(cert) = &ball.certificate {
+            prop_assert!(check(&model, cert).is_ok());
+        }
+        for (i, &(layer, neuron)) in labels.iter().enumerate() {
+            let faces = labels.iter().filter(|&&l| l == (layer, neuron)).count();
+            let facet = certifier.answer(&region_question(&x, Problem::Facet, Some((layer, neuron))));
+            let Some(cert) = facet.certificate else {
+                if faces > 1 {
+                    let is_refused = matches!(&facet.answer, Answer::Unknown { reason } if reason.contains("two constraints"));
+                    prop_assert!(is_refused, "{:?}", facet.answer);
+                }
+                continue;
+            };
+            prop_assert_eq!(faces, 1, "a facet answer for one of two faces");
+            prop_assert!(check(&model, &cert).is_ok());
+            if cert.claim == Claim::Facet {
+                let witness = exact(cert.point.as_ref().unwrap());
+                let slacks = signed_slacks_exact(model.exact(), &pattern, 0, &witness);
+                for (t, s) in slacks.iter().enumerate() {
+                    prop_assert_eq!(s.is_negative(), t == i, "constraint {} of {:?}", t, labels);
+                }
+            }
         }
     }
 }

@@ -10,7 +10,11 @@
 //! Outputs without a sign (a layer without ReLU, a carried tail) are free variables of the
 //! next block, each defined by its equality row. A max-pool layer's window output is a free
 //! variable equal to its winner's row, and each other entry `o` of the window gives the row
-//! `z_winner − z_o >= 0`.
+//! `z_winner − z_o >= 0`. A Clip, LeakyRelu or PRelu neuron gives a row per face of its piece
+//! (`f{k}_{j}`, or `f{k}_{j}_lo` and `f{k}_{j}_hi` at a Clip's bounds), on its pre-activation
+//! or, when it feeds the next layer, on a free variable `u = z`; it passes on `u`, a variable
+//! `h = s · u` (a slope below 0), or a constant (a Clip bound, added exactly to the next
+//! layer's constants).
 //!
 //! Every builder here is deterministic: the certificate checker rebuilds the program of a
 //! certificate from the model and compares multipliers against it. The centre `a` is exact

@@ -41,8 +41,11 @@ const MARGINS: [f64; 3] = [1e-9, 1e-7, 1e-5];
 /// The largest relative gap `(upper − lower) / (1 + upper)` of a certified distance that the
 /// reduced programs of constraint generation may leave; a wider one goes to the full programs.
 const SCREENED_GAP: f64 = 1e-6;
-/// Floors on one-sided reduced costs in dual programs (see [`dual_program`]), in order.
-const DUAL_MARGINS: [f64; 3] = [1e-9, 1e-7, 1e-5];
+/// Floors on one-sided reduced costs in dual programs (see [`dual_program`]), in order. A
+/// coordinate free in the domain has two one-sided moves `p_i` and `n_i` whose reduced costs
+/// are each other's negatives, so any floor above 0 leaves no dual solution: the last try has
+/// none, and the checker takes what its rounding leaves.
+const DUAL_MARGINS: [f64; 4] = [1e-9, 1e-7, 1e-5, 0.0];
 
 /// One question about one sample's region.
 #[derive(Clone, Debug)]
