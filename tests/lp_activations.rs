@@ -7,6 +7,8 @@
 //!   centre's pieces), every row and bound holds exactly if and only if the point is in the
 //!   region by exact membership; the centre itself, points that keep its pattern and points
 //!   that change it are tried;
+//! - constraint generation and the full layered programs agree: the same root questions get
+//!   the same answer (a valid root or none), and overlapping distance intervals;
 //! - facet and Chebyshev questions: every certificate is accepted; a facet witness lies in
 //!   the region of every other constraint but outside the named one, by exact membership; a
 //!   Clip neuron between two bounds (two constraints) gets no facet answer;
@@ -24,7 +26,7 @@ use dtdcert::dtd::{DtdSettings, Rule};
 use dtdcert::exact::dyadic::Dyadic;
 use dtdcert::exact::program::{LinearProgram, RowKind};
 use dtdcert::exact::{Rational, Scalar};
-use dtdcert::lp::certify::{Answer, Certifier, QuestionRelevance, RegionQuestion};
+use dtdcert::lp::certify::{Answer, Certifier, QuestionRelevance, RegionCache, RegionQuestion};
 use dtdcert::model::forward::forward;
 use dtdcert::model::ir::dense_layer;
 use dtdcert::model::{Activation, Layer, Model, Network};
@@ -251,6 +253,55 @@ proptest! {
                 for (t, s) in slacks.iter().enumerate() {
                     prop_assert_eq!(s.is_negative(), t == i, "constraint {} of {:?}", t, labels);
                 }
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn constraint_generation_agrees_with_the_full_programs(
+        (model, x) in mixed_network_and_input(),
+        relevances in prop::collection::vec(weight(), WIDTHS[1]),
+    ) {
+        let certifier = |cache| Certifier {
+            model: &model,
+            opts: Default::default(),
+            model_path: None,
+            inputs_path: None,
+            cache,
+        };
+        let (screened, full) = (certifier(RegionCache::default()), certifier(RegionCache::full_programs()));
+        let a = forward(model.net(), &x).activations[1].clone();
+        for (j, r) in relevances.iter().enumerate() {
+            let question = RegionQuestion {
+                sample_index: 0,
+                sample: x.clone(),
+                layer: 2,
+                neuron: Some(j % WIDTHS[2]),
+                relevance: Some(QuestionRelevance::Given(Rational::from_f64(*r))),
+                domain: Domain::of_layer(model.net(), 2, None),
+                problem: Problem::NearestL1,
+                constraint: None,
+                centre: Some(a.clone()),
+            };
+            let (s, f) = (screened.answer(&question), full.answer(&question));
+            for c in [&s, &f] {
+                if let Some(cert) = &c.certificate {
+                    prop_assert!(check(&model, cert).is_ok());
+                }
+            }
+            match (&s.answer, &f.answer) {
+                (Answer::Found { lower: Some(l1), upper: Some(u1), .. },
+                 Answer::Found { lower: Some(l2), upper: Some(u2), .. }) => {
+                    prop_assert!(l1 <= u2 && l2 <= u1, "[{l1}, {u1}] and [{l2}, {u2}]");
+                }
+                (Answer::None, Answer::Found { .. }) | (Answer::Found { .. }, Answer::None) => {
+                    prop_assert!(false, "{:?} and {:?}", s.answer, f.answer);
+                }
+                _ => {}
             }
         }
     }

@@ -192,11 +192,6 @@ impl RegionCache {
     }
 
     fn region(&self, view: RegionView) -> Option<Arc<CachedRegion>> {
-        // Constraint generation carries multipliers back through ReLU and max-pool layers
-        // only; regions of other activations go to the full programs.
-        if view.net.first_other_activation().is_some() {
-            return None;
-        }
         let rows = view.pattern.constraints_from(view.layer);
         if rows.saturating_mul(view.centre.len()) > MAX_COMPOSED_ENTRIES {
             return None;
