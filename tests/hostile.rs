@@ -722,6 +722,7 @@ fn activations_other_than_relu_are_certified_and_refused_where_only_relu_is_read
         // The programs state the activation's rows: named faces for Clip, LeakyRelu and PRelu.
         let lp = std::fs::read_to_string(w("root.lp")).unwrap();
         assert!(lp.contains(" f1_0"), "{lp}");
+        assert!(lp.contains(&format!("layer 1 ({op}) pieces: ")), "{lp}");
         // Every certificate written is accepted by check-cert.
         let mut certs: Vec<OsString> = std::fs::read_dir(w("certified").join("certificates"))
             .unwrap()

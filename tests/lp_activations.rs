@@ -27,6 +27,7 @@ use dtdcert::exact::dyadic::Dyadic;
 use dtdcert::exact::program::{LinearProgram, RowKind};
 use dtdcert::exact::{Rational, Scalar};
 use dtdcert::lp::certify::{Answer, Certifier, QuestionRelevance, RegionCache, RegionQuestion};
+use dtdcert::lp::lpfile::{parse_lp, to_lp_string};
 use dtdcert::model::forward::forward;
 use dtdcert::model::ir::dense_layer;
 use dtdcert::model::{Activation, Layer, Model, Network};
@@ -179,6 +180,17 @@ proptest! {
         let (lp, _) = root_program(view, None, Norm::L1, Tightening::NONE);
         // The centre is inside.
         prop_assert!(satisfies(&lp, &assignment(&model, &pattern, &lp, m, &a, &a)));
+        // The LP file states the same rows: names, coefficients and senses read back.
+        let back = parse_lp(&to_lp_string(&lp, &[]).unwrap()).unwrap();
+        prop_assert_eq!(&back.names, &lp.names);
+        prop_assert_eq!(back.rows.len(), lp.rows.len());
+        for (b, r) in back.rows.iter().zip(&lp.rows) {
+            prop_assert_eq!(&b.name, &r.name);
+            prop_assert_eq!(b.kind, r.kind);
+            if !r.coeffs.is_empty() {
+                prop_assert_eq!(&b.coeffs, &r.coeffs);
+            }
+        }
         for (d, &s) in moves.iter().zip(&scales) {
             // Moves from 2^-11 to 16 times a weight: small ones keep the pattern, large ones
             // change it.
