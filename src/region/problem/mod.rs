@@ -27,14 +27,18 @@
 use serde::{Deserialize, Serialize};
 
 use crate::exact::dyadic::Dyadic;
-use crate::exact::filter::gamma;
 use crate::exact::program::{LinearProgram, Rhs, RowKind};
 use crate::exact::Rational;
 use crate::model::ir::WeightRow;
 use crate::model::Network;
 
-use super::{Centre, Face, Local, Pattern};
-use crate::model::Activation;
+mod norms;
+mod pieces;
+
+pub use norms::composed_row_norms;
+use pieces::{Neuron, PieceOutput, PieceRows};
+
+use super::{Centre, Pattern};
 
 /// Where the point may lie besides the region.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -168,7 +172,7 @@ impl Tightening {
     };
 }
 
-fn dyadic(x: f64) -> Dyadic {
+pub(super) fn dyadic(x: f64) -> Dyadic {
     Dyadic::from_f64(x).expect("model values are finite")
 }
 
@@ -180,7 +184,7 @@ struct LayerRows<'v> {
 
 /// A constraint's own extra term, by its index among `P_m`'s constraints: `coefficient · r`
 /// (Chebyshev) or nothing.
-type Extra<'a> = &'a dyn Fn(usize) -> Option<(usize, f64)>;
+pub(super) type Extra<'a> = &'a dyn Fn(usize) -> Option<(usize, f64)>;
 
 /// `a − b` of two rows over program variables (a max-pool constraint's difference of two
 /// copies). The weights are copies of weight 1, so the sums are exact.
@@ -197,7 +201,7 @@ fn row_difference(a: Vec<(usize, f64)>, b: Vec<(usize, f64)>) -> Vec<(usize, f64
 }
 
 /// A new free variable `var` defined by the equality row `row`: `coeffs·x + constant − var = 0`.
-fn define(
+pub(super) fn define(
     lp: &mut LinearProgram,
     var: String,
     row: String,
@@ -449,137 +453,6 @@ impl LayerRows<'_> {
     }
 }
 
-/// A neuron on a piece of a Clip, LeakyRelu or PRelu activation, as its rows need it.
-struct Neuron {
-    /// 0-based layer and neuron.
-    k: usize,
-    j: usize,
-    /// How far a tightened program moves its faces inwards.
-    shift: f64,
-    /// The index of its first face among `P_m`'s constraints.
-    first_index: usize,
-}
-
-/// What a neuron on a piece passes to the next layer inside the region.
-enum PieceOutput {
-    /// A program variable (`h = z` or `h = s · z`).
-    Variable(usize),
-    /// A constant (a Clip bound, or 0).
-    Constant(Dyadic),
-    /// Nothing: the layer is the last with constraints.
-    None,
-}
-
-/// The rows of one neuron on a piece of a Clip, LeakyRelu or PRelu activation. Each face
-/// `σ (z − c) >= 0` is a row, on `z`'s expression or, when the neuron's output feeds the next
-/// layer, on a free variable `u = z` defined by the row `z{k}_{j}`; the output is `u`, a
-/// variable `h = s · u` (a slope below 0) defined by the row `a{k}_{j}`, or a constant.
-/// Face rows are named `f{k}_{j}` (a face at 0), `f{k}_{j}_lo` and `f{k}_{j}_hi` (a Clip's
-/// bounds).
-struct PieceRows<'a> {
-    faces: &'a [Face],
-    local: Local<f64>,
-    activation: &'a Activation,
-    feeds_more: bool,
-    drop: Option<(usize, usize)>,
-}
-
-impl PieceRows<'_> {
-    /// Adds the neuron's rows; the row of its pre-activation is `coeffs·x + constant`.
-    fn add(
-        &self,
-        lp: &mut LinearProgram,
-        n: &Neuron,
-        name: String,
-        coeffs: Vec<(usize, f64)>,
-        constant: Dyadic,
-        extra: Extra,
-    ) -> PieceOutput {
-        let constant_out = match &self.local {
-            Local::Constant(c) => Some(dyadic(*c)),
-            Local::Scale(s) if *s == 0.0 => Some(Dyadic::zero()),
-            _ => None,
-        };
-        let needs_var = self.feeds_more && constant_out.is_none();
-        let (lin, k0, u) = if needs_var {
-            let u = define(lp, format!("u{}_{}", n.k + 1, n.j), name, coeffs, &constant);
-            (vec![(u, 1.0)], Dyadic::zero(), Some(u))
-        } else {
-            (coeffs, constant, None)
-        };
-        let dropped = self.drop == Some((n.k, n.j));
-        for (t, face) in self.faces.iter().enumerate() {
-            let sigma = face.sign();
-            // σ c, and c.
-            let offset = dyadic(face.offset(self.activation));
-            let c = if sigma < 0.0 {
-                -&offset
-            } else {
-                offset.clone()
-            };
-            let row = face_row_name(*face, n.k);
-            if dropped {
-                // The face becomes the objective `s = σ (z − c)`: σ lin − s = σ c − σ K.
-                let mut row_coeffs: Vec<(usize, f64)> =
-                    lin.iter().map(|&(v, w)| (v, sigma * w)).collect();
-                let s = lp.add_var(
-                    format!("s{}_{}", n.k + 1, n.j),
-                    f64::NEG_INFINITY,
-                    f64::INFINITY,
-                    0.0,
-                );
-                row_coeffs.push((s, -1.0));
-                let sk = if sigma < 0.0 { -&k0 } else { k0.clone() };
-                lp.add_row(row, row_coeffs, RowKind::Eq, &offset - &sk);
-                continue;
-            }
-            let mut row_coeffs = lin.clone();
-            if let Some(e) = extra(n.first_index + t) {
-                row_coeffs.push((e.0, -sigma * e.1));
-            }
-            if sigma > 0.0 {
-                // lin (− ν r) >= c + shift − K
-                let rhs = &(&c + &dyadic(n.shift)) - &k0;
-                lp.add_row(row, row_coeffs, RowKind::Ge, rhs);
-            } else {
-                // lin (+ ν r) <= c − shift − K
-                let rhs = &(&c - &dyadic(n.shift)) - &k0;
-                lp.add_row(row, row_coeffs, RowKind::Le, rhs);
-            }
-        }
-        match (u, &self.local, constant_out) {
-            (Some(u), Local::Scale(s), _) => {
-                let var = format!("h{}_{}", n.k + 1, n.j);
-                let row = format!("a{}_{}", n.k + 1, n.j);
-                PieceOutput::Variable(define(lp, var, row, vec![(u, *s)], &Dyadic::zero()))
-            }
-            (Some(u), _, _) => PieceOutput::Variable(u),
-            (None, _, Some(c)) if self.feeds_more => PieceOutput::Constant(c),
-            _ => PieceOutput::None,
-        }
-    }
-
-    /// The objective variable when this neuron's face is the dropped constraint: the last
-    /// variable named `s{k}_{j}`.
-    fn dropped(&self, n: &Neuron, lp: &LinearProgram) -> Option<usize> {
-        if self.drop != Some((n.k, n.j)) {
-            return None;
-        }
-        let name = format!("s{}_{}", n.k + 1, n.j);
-        lp.names.iter().rposition(|v| *v == name)
-    }
-}
-
-/// The row name of a face of a Clip, LeakyRelu or PRelu neuron of 0-based layer `k`.
-fn face_row_name(face: Face, k: usize) -> String {
-    match face {
-        Face::Bound { neuron, upper, .. } => {
-            format!("f{}_{neuron}_{}", k + 1, if upper { "hi" } else { "lo" })
-        }
-        _ => format!("f{}_{}", k + 1, face.label()),
-    }
-}
-
 /// The bounds `(p_lo, p_hi, n_lo, n_hi)` of `p_i` and `n_i`, the moves of `ã_i` up and down
 /// from `a_i` that keep it in the domain interval `[lo, hi]`: a centre outside the interval
 /// (or, tightened, too close to its end) forces a move (`p_lo` or `n_lo > 0`). Rounded
@@ -748,91 +621,6 @@ pub enum NormSide {
     Inner,
     /// Lower bounds: the optimum is at least the true radius, so dual bounds stay valid.
     Outer,
-}
-
-/// Rigorous lower and upper bounds on the Euclidean norms of the composed constraint rows
-/// (`∇_ã z_{k,j}` of every ReLU neuron, `∇_ã (z_{k,s} − z_{k,o})` of every max-pool
-/// constraint) of every layer `k >= m`, in the order of `P_m`'s rows.
-pub fn composed_row_norms(net: &Network, pattern: &Pattern, m: usize) -> Vec<(f64, f64)> {
-    let layers = net.layers();
-    let dim = layers[m].affine.in_dim();
-    // Current composed map of the layer input (rows = neurons) and its absolute counterpart.
-    let mut g = ndarray::Array2::<f64>::eye(dim);
-    let mut g_abs = ndarray::Array2::<f64>::eye(dim);
-    let mut depth_terms = 0usize;
-    let mut out = Vec::new();
-    let norm = |row: ndarray::ArrayView1<f64>| row.iter().map(|v| v * v).sum::<f64>().sqrt();
-    for (k, layer) in layers.iter().enumerate().skip(m) {
-        let mut z = layer.affine.times(g.view(), false);
-        let mut z_abs = layer.affine.times(g_abs.view(), true);
-        depth_terms += layer.affine.in_dim();
-        // |fl(chain) − chain| <= γ_{Σ n} |W_k|…|W_m|, with the absolute product itself
-        // rounded up by one more γ factor.
-        let rel = gamma(depth_terms + 2) * (1.0 + gamma(depth_terms + 2));
-        for face in pattern.faces(k) {
-            // The norm's own rounding: γ of the row length plus 4; a difference of two
-            // rounded rows is rounded once more.
-            let (n, e, terms) = match face.entries() {
-                // Two copies of one value (a window cut by padding): exactly 0.
-                (s, Some(o)) if same_row(&layer.affine, s, o) => (0.0, 0.0, 0),
-                (j, None) => (norm(z.row(j)), norm(z_abs.row(j)) * rel, dim + 4),
-                (s, Some(o)) => (
-                    norm((&z.row(s) - &z.row(o)).view()),
-                    (norm(z_abs.row(s)) + norm(z_abs.row(o))) * rel,
-                    dim + 5,
-                ),
-            };
-            let round = 1.0 + gamma(terms);
-            // A row that is exactly zero (n = e = 0: every product in it is zero).
-            if terms == 0 || n + e == 0.0 {
-                out.push((0.0, 0.0));
-                continue;
-            }
-            let upper = ((n + e) * round).next_up();
-            let lower = ((n - e) / round).next_down().max(0.0);
-            out.push((lower, upper));
-        }
-        if let Some(mask) = pattern.layer(k).filter(|_| layer.activation.is_relu()) {
-            for (j, &active) in mask.iter().enumerate() {
-                if !active {
-                    z.row_mut(j).fill(0.0);
-                    z_abs.row_mut(j).fill(0.0);
-                }
-            }
-        } else if layer.other_activation().is_some() {
-            let mut scaled = false;
-            for j in 0..layer.relu_count() {
-                match pattern.local(k, layer, j) {
-                    Local::Identity => {}
-                    Local::Scale(s) => {
-                        z.row_mut(j).mapv_inplace(|v| v * s);
-                        z_abs.row_mut(j).mapv_inplace(|v| v * s.abs());
-                        scaled = true;
-                    }
-                    Local::Constant(_) => {
-                        z.row_mut(j).fill(0.0);
-                        z_abs.row_mut(j).fill(0.0);
-                    }
-                }
-            }
-            // Each product with a slope rounds once more: one more term of the chain's γ.
-            depth_terms += usize::from(scaled);
-        }
-        if let Some(selection) = pattern.selection(k) {
-            let winners: Vec<usize> = selection.selected.iter().map(|&s| s as usize).collect();
-            z = z.select(ndarray::Axis(0), &winners);
-            z_abs = z_abs.select(ndarray::Axis(0), &winners);
-        }
-        g = z;
-        g_abs = z_abs;
-    }
-    out
-}
-
-/// Whether rows `s` and `o` of `affine` are the same map (same weights, same bias).
-fn same_row(affine: &crate::model::Affine, s: usize, o: usize) -> bool {
-    let (rs, ro) = (affine.row(s), affine.row(o));
-    affine.bias(s) == affine.bias(o) && rs.entries().eq(ro.entries())
 }
 
 /// The Chebyshev program: the largest Euclidean ball (centre `c`, radius `r`) inside the
