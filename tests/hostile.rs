@@ -622,11 +622,12 @@ fn unsupported_operators_are_refused_naming_node_and_operator() {
     }
 }
 
-/// Clip, LeakyRelu and PRelu models are audited and explained; the commands and options
-/// built on linear programs, full-backward DTD, `region` and `repro` read ReLU networks only
-/// and refuse them, naming the file, the layer and the activation.
+/// Clip, LeakyRelu and PRelu models are audited, explained, and read by the commands built on
+/// linear programs (`region`, `certify`, `check-cert`, `export-lp`, `audit --certify`), each
+/// certificate re-checked by `check-cert`; full-backward DTD and `repro` read ReLU networks
+/// only and refuse them, naming the file, the layer and the activation.
 #[test]
-fn activations_other_than_relu_are_audited_and_refused_where_only_relu_is_read() {
+fn activations_other_than_relu_are_certified_and_refused_where_only_relu_is_read() {
     let dir = tempfile::tempdir().unwrap();
     let cases: [(&str, &str, NodeProto, Vec<TensorProto>); 3] = [
         (
@@ -658,15 +659,56 @@ fn activations_other_than_relu_are_audited_and_refused_where_only_relu_is_read()
         assert_eq!(net.layers()[0].activation.name(), op);
         let data = [os("--model"), os(&path), os("--inputs"), os(INPUTS_3)];
         let work = tempfile::tempdir().unwrap();
-        let (run_dir, npy) = (work.path().join("run"), work.path().join("r.npy"));
-        let accepted: [(&[&str], &PathBuf); 2] =
-            [(&["audit", "-q"], &run_dir), (&["explain"], &npy)];
-        for (cmd, out) in accepted {
+        let w = |name: &str| work.path().join(name);
+        let root = ["--sample", "0", "--layer", "1", "--neuron", "0"];
+        let accepted: Vec<(Vec<&str>, PathBuf)> = vec![
+            (vec!["audit", "-q"], w("run")),
+            (vec!["explain"], w("r.npy")),
+            // (w² roots: this network's z+ roots of its negative output have no denominator.)
+            (
+                vec![
+                    "audit",
+                    "-q",
+                    "--rule",
+                    "w2",
+                    "--certify",
+                    "exists",
+                    "--certify-all",
+                ],
+                w("certified"),
+            ),
+            (
+                vec!["explain", "--rule", "nearest-valid:l1"],
+                w("valid.npy"),
+            ),
+            (
+                [&["certify", "--problem", "nearest-l1"][..], &root].concat(),
+                w("cert.json"),
+            ),
+            (
+                [&["export-lp", "--problem", "nearest-l1"][..], &root].concat(),
+                w("root.lp"),
+            ),
+            (
+                vec![
+                    "export-lp",
+                    "--problem",
+                    "chebyshev",
+                    "--sample",
+                    "0",
+                    "--layer",
+                    "1",
+                ],
+                w("ball.lp"),
+            ),
+        ];
+        for (cmd, out) in &accepted {
+            let out_flag = if cmd[0] == "export-lp" { "-o" } else { "--out" };
             let args: Vec<OsString> = cmd
                 .iter()
                 .map(OsString::from)
                 .chain(data.iter().map(|a| a.to_os_string()))
-                .chain([OsString::from("--out"), out.as_os_str().to_os_string()])
+                .chain([OsString::from(out_flag), out.as_os_str().to_os_string()])
                 .collect();
             let run = dtdcert(&args, false);
             assert!(
@@ -677,21 +719,52 @@ fn activations_other_than_relu_are_audited_and_refused_where_only_relu_is_read()
             );
             assert!(out.exists(), "{}", shown(&args));
         }
-        let refused: [&[&str]; 5] = [
-            &["region", "--sample", "0"],
-            &["repro", "mlp-roots"],
-            &["explain", "--full-backward"],
-            &["audit", "-q", "--certify", "nearest-l1"],
-            &[
-                "certify",
-                "--sample",
-                "0",
-                "--neuron",
-                "0",
-                "--problem",
-                "exists",
-            ],
-        ];
+        // The programs state the activation's rows: named faces for Clip, LeakyRelu and PRelu.
+        let lp = std::fs::read_to_string(w("root.lp")).unwrap();
+        assert!(lp.contains(" f1_0"), "{lp}");
+        assert!(lp.contains(&format!("layer 1 ({op}) pieces: ")), "{lp}");
+        // Every certificate written is accepted by check-cert.
+        let mut certs: Vec<OsString> = std::fs::read_dir(w("certified").join("certificates"))
+            .unwrap()
+            .map(|e| e.unwrap().path().into_os_string())
+            .collect();
+        assert!(
+            !certs.is_empty(),
+            "{file}: audit --certify wrote no certificate"
+        );
+        certs.push(w("cert.json").into_os_string());
+        let args: Vec<OsString> = [
+            OsString::from("check-cert"),
+            "--model".into(),
+            path.clone().into_os_string(),
+        ]
+        .into_iter()
+        .chain(certs)
+        .collect();
+        let run = dtdcert(&args, false);
+        assert_eq!(
+            run.code,
+            Some(0),
+            "{}: {}{}",
+            shown(&args),
+            run.stdout,
+            run.stderr
+        );
+        assert!(!run.stdout.contains("rejected"), "{}", run.stdout);
+        // region names the activation and its pieces.
+        let args: Vec<OsString> = ["region", "--sample", "0"]
+            .iter()
+            .map(OsString::from)
+            .chain(data.iter().map(|a| a.to_os_string()))
+            .collect();
+        let run = dtdcert(&args, false);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert!(
+            run.stdout.contains(&format!("layer 1 ({op}):")),
+            "{}",
+            run.stdout
+        );
+        let refused: [&[&str]; 2] = [&["repro", "mlp-roots"], &["explain", "--full-backward"]];
         for cmd in refused {
             let args: Vec<&OsStr> = cmd.iter().map(os).chain(data).collect();
             let what = [file, &format!("layer 1 applies {op}"), "ReLU networks only"];

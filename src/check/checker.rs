@@ -15,8 +15,8 @@ use crate::exact::program::Rejection;
 use crate::exact::{Rational, Scalar};
 use crate::model::Model;
 use crate::region::problem::{
-    chebyshev_program, composed_row_norms, facet_program, root_program, Domain, Norm, NormSide,
-    RegionView, RootPlane, Tightening,
+    chebyshev_program, composed_row_norms, facet_program, root_program, two_faces, Domain, Norm,
+    NormSide, RegionView, RootPlane, Tightening,
 };
 use crate::region::{constraint_labels, signed_slacks_bounded, signed_slacks_exact};
 
@@ -650,6 +650,9 @@ fn check_facet(ctx: &Context, cert: &Certificate) -> Result<Accepted, Rejection>
             ctx.m + 1
         ));
     };
+    if labels.iter().filter(|&&l| l == (layer, neuron)).count() > 1 {
+        return reject(two_faces(layer, neuron));
+    }
     match cert.claim {
         Claim::Facet => {
             let p = point_of(ctx, cert)?;

@@ -85,10 +85,6 @@ impl Memo {
         centre: Option<&[f64]>,
     ) -> Result<Arc<Derived>, Rejection> {
         let net = model.net();
-        // The programs' rows are a ReLU network's signs and windows.
-        if let Err(e) = net.require_relu("the linear programs and their certificates") {
-            return reject(e.to_string());
-        }
         if x.len() != net.input_dim() {
             return reject(format!(
                 "the sample has {} values, the model takes {}",

@@ -218,12 +218,6 @@ fn from_arguments(
     }
     settings.dtd.set_layer_kinds(model.net().kinds());
     settings.check(&model)?;
-    if settings.certify.is_some() {
-        super::require_relu(&model, model_path, "audit --certify")?;
-    }
-    if crate::lp::nearest_valid::uses_lp(&settings.dtd, model.net().layers().len()) {
-        super::require_relu(&model, model_path, "the nearest-valid rule")?;
-    }
     let targets = args.target.resolve(inputs.len())?;
     let mut spec = RunSpec::new(
         &model,

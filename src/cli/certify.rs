@@ -139,7 +139,6 @@ pub fn run(args: CertifyArgs) -> Result<Outcome> {
         check_file_target(out, args.force)?;
     }
     let (model, inputs) = args.data.load()?;
-    super::require_relu(&model, &args.data.model, "certify")?;
     super::fit_rules(&mut dtd, &model)?;
     check_sample(&args.data.inputs, args.sample, inputs.len())?;
     let x = inputs.row(args.sample)?;
@@ -253,15 +252,7 @@ impl Models<'_> {
         let at = match self.loaded.iter().position(|(p, _)| p == path) {
             Some(at) => at,
             None => {
-                let model = self
-                    .args
-                    .reading
-                    .load(path)
-                    .and_then(|model| {
-                        super::require_relu(&model, path, "check-cert")?;
-                        Ok(model)
-                    })
-                    .map_err(|e| format!("{e:#}"));
+                let model = self.args.reading.load(path).map_err(|e| format!("{e:#}"));
                 self.loaded.push((path.to_path_buf(), model));
                 self.loaded.len() - 1
             }
@@ -276,8 +267,7 @@ impl Models<'_> {
 pub fn run_check(args: CheckCertArgs) -> Result<Outcome> {
     // A model or inputs file named on the command line must be readable.
     if let Some(path) = &args.model {
-        let model = args.reading.load(path)?;
-        super::require_relu(&model, path, "check-cert")?;
+        args.reading.load(path)?;
     }
     let inputs = match &args.inputs {
         Some(path) => Some((path, load_inputs(path, args.inputs_key.as_deref())?)),

@@ -136,9 +136,6 @@ fn load(args: &ExplainArgs, dtd: &mut DtdSettings) -> Result<(Model, Inputs, Tar
     if args.full_backward {
         super::require_relu(&model, &args.data.model, "--full-backward")?;
     }
-    if crate::lp::nearest_valid::uses_lp(dtd, model.net().layers().len()) {
-        super::require_relu(&model, &args.data.model, "the nearest-valid rule")?;
-    }
     super::fit_rules(dtd, &model)?;
     let targets = args.target.resolve(inputs.len())?;
     targets.validate(model.net().output_dim())?;

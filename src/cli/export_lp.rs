@@ -55,7 +55,10 @@ on the hyperplane w_J·ã = w_J·a − R_J, where a is the layer input of the sa
 neuron's relevance in the train-free explanation of the explained output under the given \
 rules; a root is valid in the region P_L(x) and the domain. Variables: ã = a + p − n \
 (p_i, n_i >= 0), h<l>_<j> for active neurons feeding the next layer; rows z<l>_<j> are \
-pre-activations, `root` the hyperplane. `exists` is a pure feasibility problem (zero objective; \
+pre-activations, `root` the hyperplane. Under Clip, LeakyRelu and PRelu, a neuron feeding the \
+next layer has u<l>_<j> = z (row z<l>_<j>) and, below 0, h<l>_<j> = slope · u (row a<l>_<j>); \
+its faces are rows f<l>_<j> (at 0) or f<l>_<j>_lo and f<l>_<j>_hi (at a Clip's bounds), and a \
+neuron at a Clip bound passes the bound on in the next layer's constants. `exists` is a pure feasibility problem (zero objective; \
 `certify` poses the same question as nearest-l1, which solvers settle faster). The chebyshev problem (variables c_i and r) needs no \
 neuron; --neuron is ignored for it. The file's header comments name the model fingerprint, the \
 sample, layer, neuron, problem and relevance. Exit code 2 for bad input (a sample, layer or \
@@ -113,7 +116,6 @@ pub fn build(args: &ExportLpArgs) -> Result<Exported> {
     let mut dtd = args.rules.resolve_with(args.domain.as_deref())?;
     let input_box = args.domain.as_deref().map(parse_domain).transpose()?;
     let (model, inputs) = args.data.load()?;
-    super::require_relu(&model, &args.data.model, "export-lp")?;
     super::fit_rules(&mut dtd, &model)?;
     check_sample(&args.data.inputs, args.sample, inputs.len())?;
     let neuron = match args.problem {
@@ -228,6 +230,20 @@ pub fn build(args: &ExportLpArgs) -> Result<Exported> {
     };
     if args.problem == LpProblem::Exists {
         program.cost.iter_mut().for_each(|c| *c = 0.0);
+    }
+    if net.first_other_activation().is_some() {
+        // Which piece each neuron's rows come from (ReLU files keep their header as it was).
+        let bits = pattern.bit_strings();
+        for (k, layer) in net.layers().iter().enumerate().skip(m) {
+            if let Some(act) = layer.other_activation() {
+                comments.push(format!(
+                    "layer {} ({}) pieces: {}",
+                    k + 1,
+                    act.name(),
+                    bits[k]
+                ));
+            }
+        }
     }
     comments.push(format!(
         "{} variables, {} constraints, {} nonzeros",

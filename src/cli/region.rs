@@ -4,7 +4,7 @@ use clap::Args;
 
 use super::{check_sample, DataArgs, Outcome};
 use crate::error::Result;
-use crate::region::report::RegionReport;
+use crate::region::report::{LayerPattern, RegionReport};
 
 /// Show the activation pattern of one input and the polytope P_L(x) seen from layer L.
 #[derive(Args, Debug)]
@@ -30,7 +30,6 @@ pub struct RegionArgs {
 /// as JSON; always `Clean` when it succeeds.
 pub fn run(args: RegionArgs) -> Result<Outcome> {
     let (model, inputs) = args.data.load()?;
-    super::require_relu(&model, &args.data.model, "region")?;
     check_sample(&args.data.inputs, args.sample, inputs.len())?;
     let x = inputs.row(args.sample)?;
     let report = RegionReport::new(&model, args.sample, &x, args.layer)?;
@@ -45,6 +44,10 @@ pub fn run(args: RegionArgs) -> Result<Outcome> {
             report.sample, report.layer, report.dimension, report.constraints, report.pattern_decided_by.name()
         );
         for l in &report.layers {
+            if let Some(line) = piece_line(l) {
+                println!("{line}");
+                continue;
+            }
             match (l.active, l.max_pool) {
                 (Some(a), _) if l.linear_tail > 0 => println!(
                     "  layer {}: {a}/{} active, {} carried without ReLU  {}",
@@ -65,4 +68,33 @@ pub fn run(args: RegionArgs) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Clean)
+}
+
+/// The line of a layer under Clip, LeakyRelu or PRelu: how many neurons are on each piece, and
+/// the pattern (`0` below, `1` between, `2` above the bounds for Clip; `1` above 0 and `0`
+/// below for LeakyRelu and PRelu); `None` for other layers.
+fn piece_line(l: &LayerPattern) -> Option<String> {
+    let op = l.activation?;
+    let carried = if l.linear_tail > 0 {
+        format!(", {} carried without activation", l.linear_tail)
+    } else {
+        String::new()
+    };
+    let counts = match l.pieces {
+        Some([below, between, above]) => {
+            format!("{below} below min, {between} between, {above} above max")
+        }
+        None => {
+            let active = l.active.unwrap_or(0);
+            let width = l.width - l.linear_tail;
+            format!(
+                "{active} above 0 (slope 1), {} below (own slope)",
+                width - active
+            )
+        }
+    };
+    Some(format!(
+        "  layer {} ({op}): {counts}{carried}  {}",
+        l.layer, l.pattern
+    ))
 }

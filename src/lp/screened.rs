@@ -20,6 +20,7 @@ use crate::exact::program::{LinearProgram, RowKind};
 use crate::model::ir::WeightRow;
 use crate::region::composed::ComposedRows;
 use crate::region::problem::{add_root_row, distance_program, Layout, Norm, RegionView, RootPlane};
+use crate::region::Local;
 
 /// Rounds of constraint generation before giving up.
 const MAX_ROUNDS: usize = 40;
@@ -329,6 +330,45 @@ pub fn layered_multipliers(
                 out.push(own[t]);
                 v[s] += own[t];
                 v[o] -= own[t];
+            }
+        } else if layers[k].other_activation().is_some() {
+            // Per neuron: the row defining `u = z` (when its output feeds the next layer),
+            // its face rows, and the row defining `h = s · u` (a slope below 0).
+            let faces = pattern.faces(k);
+            let mut f = 0;
+            for j in 0..affine.out_dim() {
+                let start = f;
+                while f < faces.len() && faces[f].label() == j {
+                    f += 1;
+                }
+                if start == f {
+                    if k < top {
+                        out.push(pass[j]);
+                        v[j] = pass[j];
+                    }
+                    continue;
+                }
+                let own_sum: f64 = own[start..f].iter().sum();
+                let slope = match pattern.local(k, &layers[k], j) {
+                    Local::Identity => Some(None),
+                    Local::Scale(s) if s != 0.0 => Some(Some(s)),
+                    _ => None,
+                };
+                match slope.filter(|_| k < top) {
+                    Some(scale) => {
+                        let u = own_sum + pass[j] * scale.unwrap_or(1.0);
+                        out.push(u);
+                        out.extend_from_slice(&own[start..f]);
+                        if scale.is_some() {
+                            out.push(pass[j]);
+                        }
+                        v[j] = u;
+                    }
+                    None => {
+                        out.extend_from_slice(&own[start..f]);
+                        v[j] = own_sum;
+                    }
+                }
             }
         } else {
             let mask = pattern.layer(k);

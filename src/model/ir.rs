@@ -1067,8 +1067,8 @@ impl<T: Scalar> Network<T> {
         match self.first_other_activation() {
             None => Ok(()),
             Some((i, act)) => Err(invalid(format!(
-                "layer {} applies {}: {what} reads ReLU networks only (audit and explain read \
-                 Clip, LeakyRelu and PRelu too)",
+                "layer {} applies {}: {what} reads ReLU networks only (audit, explain, region and \
+                 the linear programs read Clip, LeakyRelu and PRelu too)",
                 i + 1,
                 act.name()
             ))),

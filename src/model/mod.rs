@@ -96,10 +96,10 @@ pub struct Model {
 }
 
 impl Model {
-    /// Wraps a validated network and computes its fingerprint. Patterns, regions, roots and
-    /// verdicts read every activation; the linear programs and certificates, full-backward DTD
-    /// and the libtorch backend read ReLU networks only, and refuse others
-    /// ([`Network::require_relu`]).
+    /// Wraps a validated network and computes its fingerprint. Patterns, regions, roots,
+    /// verdicts, the linear programs and their certificates read every activation;
+    /// full-backward DTD, the paper's experiments and the libtorch backend read ReLU networks
+    /// only, and refuse others ([`Network::require_relu`]).
     pub fn new(net: Network) -> Self {
         let fingerprint = net.fingerprint();
         Self {

@@ -1,6 +1,7 @@
 //! The region's constraints as dense rows around a centre, in f64:
-//! `σ_i (z_i(a) + g_i·δ) >= 0` for every constraint `i` of layers `>= m` (a ReLU neuron's
-//! pre-activation, or a max-pool entry's difference to its winner), with `δ = ã − a`.
+//! `σ_i (z_i(a) + g_i·δ) >= 0` for every constraint `i` of layers `>= m` (a ReLU, LeakyRelu or
+//! PRelu neuron's pre-activation, a Clip neuron's pre-activation less the bound `c` of its
+//! face, or a max-pool entry's difference to its winner), with `δ = ã − a`.
 //!
 //! These rows are rounded (each `g_i` is a chain of matrix products), so they decide nothing:
 //! they choose which constraints a reduced program needs (see `lp::screened`). Every answer
@@ -10,7 +11,7 @@ use ndarray::{Array1, Array2, Axis};
 
 use crate::model::Network;
 
-use super::Pattern;
+use super::{Local, Pattern};
 
 /// The composed constraint rows of one region seen from one layer.
 #[derive(Clone, Debug)]
@@ -23,7 +24,7 @@ pub struct ComposedRows {
     pub sign: Vec<f64>,
     /// `∂z_i / ∂ã`, one row per constraint.
     pub g: Array2<f64>,
-    /// `z_i(a)` (or the difference of two) at the centre.
+    /// `z_i(a)` (less a Clip face's bound, or the difference of two) at the centre.
     pub z0: Vec<f64>,
 }
 
@@ -59,7 +60,9 @@ impl ComposedRows {
                 let (first, second) = face.entries();
                 match second {
                     None => {
-                        z0.push(z[first]);
+                        // A Clip bound's face is `σ (z − c)`: `σ c` is the face's offset.
+                        let c = face.sign() * face.offset(&layer.activation);
+                        z0.push(z[first] - c);
                         block.row_mut(r).assign(&g.row(first));
                     }
                     Some(o) => {
@@ -71,11 +74,25 @@ impl ComposedRows {
             blocks.push(block);
             let mut next_h = z;
             let mut next_g = g;
-            if let Some(mask) = pattern.layer(k) {
+            if let Some(mask) = pattern.layer(k).filter(|_| layer.activation.is_relu()) {
                 for (j, &active) in mask.iter().enumerate() {
                     if !active {
                         next_h[j] = 0.0;
                         next_g.row_mut(j).fill(0.0);
+                    }
+                }
+            } else if layer.other_activation().is_some() {
+                for j in 0..layer.relu_count() {
+                    match pattern.local(k, layer, j) {
+                        Local::Identity => {}
+                        Local::Scale(s) => {
+                            next_h[j] *= s;
+                            next_g.row_mut(j).mapv_inplace(|v| v * s);
+                        }
+                        Local::Constant(c) => {
+                            next_h[j] = c;
+                            next_g.row_mut(j).fill(0.0);
+                        }
                     }
                 }
             }

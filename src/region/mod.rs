@@ -21,7 +21,9 @@
 //!   step length along a ray;
 //! - `filter.rs` and `refined.rs`: the filter's first and second tier, and `Decision`;
 //! - `centre.rs`: the layer input a region's programs are centred on, exact and as f64;
-//! - `problem.rs`: the region questions as linear programs, in the layered form;
+//! - `problem/`: the region questions as linear programs, in the layered form (`pieces.rs`:
+//!   the rows of Clip, LeakyRelu and PRelu neurons; `norms.rs`: bounds on the composed rows'
+//!   norms);
 //! - `composed.rs`: the region's constraints as dense f64 rows around a centre;
 //! - `report.rs`: one input's pattern and the size of its region, as `dtdcert region` shows them.
 

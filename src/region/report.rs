@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{trace_and_pattern, Decision, Pattern};
+use super::{trace_and_pattern, Decision, Pattern, Piece};
 use crate::error::{Error, Result};
 use crate::model::Model;
 
@@ -22,8 +22,15 @@ pub struct LayerPattern {
     /// Outputs carried past the ReLU (the last ones of the layer); no constraints.
     #[serde(skip_serializing_if = "is_zero")]
     pub linear_tail: usize,
-    /// Active neurons (`None` for a layer without ReLU).
+    /// Active neurons (`None` for a layer without ReLU); for a Clip layer, the neurons
+    /// between its bounds.
     pub active: Option<usize>,
+    /// The activation's operator when it is not ReLU (`Clip`, `LeakyRelu` or `PRelu`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activation: Option<&'static str>,
+    /// For a Clip layer, its neurons below, between and above its bounds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pieces: Option<[usize; 3]>,
     /// The pattern as text ([`Pattern::bit_strings`]).
     pub pattern: String,
 }
@@ -37,8 +44,9 @@ pub struct RegionReport {
     pub layer: usize,
     /// The polytope's dimension: the width of the layer's input.
     pub dimension: usize,
-    /// One constraint per ReLU neuron of the layers from `layer` up, and per max-pool entry
-    /// that is not its window's winner.
+    /// One constraint per ReLU, LeakyRelu or PRelu neuron of the layers from `layer` up, one
+    /// per bound a Clip neuron's piece touches, and one per max-pool entry that is not its
+    /// window's winner.
     pub constraints: usize,
     /// How the pattern was decided (f64 bound, refined sums, or exact arithmetic).
     pub pattern_decided_by: Decision,
@@ -57,7 +65,6 @@ impl RegionReport {
     /// The pattern of input `x` (row `sample` of its file) and the size of its region seen
     /// from `layer` (1-based); a usage error for a layer the model does not have.
     pub fn new(model: &Model, sample: usize, x: &[f64], layer: usize) -> Result<Self> {
-        model.net().require_relu("region")?;
         let num_layers = model.net().layers().len();
         if layer == 0 || layer > num_layers {
             return Err(Error::Usage(format!(
@@ -86,6 +93,15 @@ impl RegionReport {
                     max_pool: l.max_pool,
                     linear_tail: l.linear_tail,
                     active: counts[k],
+                    activation: l.other_activation().map(|a| a.name()),
+                    pieces: pattern.pieces(k).map(|p| {
+                        let count = |piece| p.iter().filter(|&&q| q == piece).count();
+                        [
+                            count(Piece::Below),
+                            count(Piece::Between),
+                            count(Piece::Above),
+                        ]
+                    }),
                     pattern: bits[k].clone(),
                 })
                 .collect(),

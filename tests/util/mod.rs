@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod activations;
 pub mod conv;
 pub mod onnx;
 pub mod operator;

@@ -31,8 +31,8 @@ use crate::exact::{Rational, Scalar};
 use crate::model::Model;
 use crate::region::composed::ComposedRows;
 use crate::region::problem::{
-    add_root_row, chebyshev_program, composed_row_norms, facet_program, root_program, Domain,
-    Layout, Norm, NormSide, RegionView, RootPlane, Tightening,
+    add_root_row, chebyshev_program, composed_row_norms, facet_program, root_program, two_faces,
+    Domain, Layout, Norm, NormSide, RegionView, RootPlane, Tightening,
 };
 use crate::region::Centre;
 
@@ -41,8 +41,11 @@ const MARGINS: [f64; 3] = [1e-9, 1e-7, 1e-5];
 /// The largest relative gap `(upper − lower) / (1 + upper)` of a certified distance that the
 /// reduced programs of constraint generation may leave; a wider one goes to the full programs.
 const SCREENED_GAP: f64 = 1e-6;
-/// Floors on one-sided reduced costs in dual programs (see [`dual_program`]), in order.
-const DUAL_MARGINS: [f64; 3] = [1e-9, 1e-7, 1e-5];
+/// Floors on one-sided reduced costs in dual programs (see [`dual_program`]), in order. A
+/// coordinate free in the domain has two one-sided moves `p_i` and `n_i` whose reduced costs
+/// are each other's negatives, so any floor above 0 leaves no dual solution: the last try has
+/// none, and the checker takes what its rounding leaves.
+const DUAL_MARGINS: [f64; 4] = [1e-9, 1e-7, 1e-5, 0.0];
 
 /// One question about one sample's region.
 #[derive(Clone, Debug)]
@@ -645,14 +648,23 @@ impl Certifier<'_> {
     ) -> Result<(Answer, Certificate), String> {
         let (layer, neuron) = q.constraint.ok_or("a facet question needs a constraint")?;
         let (k, j) = (layer.wrapping_sub(1), neuron);
-        let is_constraint = k >= view.layer
-            && k < view.net.layers().len()
-            && view.pattern.faces(k).iter().any(|f| f.label() == j);
-        if !is_constraint {
+        let faces = if k >= view.layer && k < view.net.layers().len() {
+            view.pattern
+                .faces(k)
+                .iter()
+                .filter(|f| f.label() == j)
+                .count()
+        } else {
+            0
+        };
+        if faces == 0 {
             return Err(format!(
                 "(layer {layer}, neuron {neuron}) is not a constraint of the region seen from layer {}",
                 view.layer + 1
             ));
+        }
+        if faces > 1 {
+            return Err(two_faces(layer, neuron));
         }
         // 1. A witness: a point strictly inside every other constraint (tightened) at which
         // the constraint's signed pre-activation is negative.
@@ -714,6 +726,9 @@ fn own_face_contradiction(
     view: RegionView,
     plane: &RootPlane,
 ) -> Option<Vec<f64>> {
+    if !view.net.layers()[view.layer].activation.is_relu() {
+        return None;
+    }
     let active = *view.pattern.layer(view.layer)?.get(plane.neuron)?;
     let affine = &view.net.layers()[view.layer].affine;
     let z = view

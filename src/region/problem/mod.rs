@@ -10,7 +10,11 @@
 //! Outputs without a sign (a layer without ReLU, a carried tail) are free variables of the
 //! next block, each defined by its equality row. A max-pool layer's window output is a free
 //! variable equal to its winner's row, and each other entry `o` of the window gives the row
-//! `z_winner − z_o >= 0`.
+//! `z_winner − z_o >= 0`. A Clip, LeakyRelu or PRelu neuron gives a row per face of its piece
+//! (`f{k}_{j}`, or `f{k}_{j}_lo` and `f{k}_{j}_hi` at a Clip's bounds), on its pre-activation
+//! or, when it feeds the next layer, on a free variable `u = z`; it passes on `u`, a variable
+//! `h = s · u` (a slope below 0), or a constant (a Clip bound, added exactly to the next
+//! layer's constants).
 //!
 //! Every builder here is deterministic: the certificate checker rebuilds the program of a
 //! certificate from the model and compares multipliers against it. The centre `a` is exact
@@ -23,11 +27,16 @@
 use serde::{Deserialize, Serialize};
 
 use crate::exact::dyadic::Dyadic;
-use crate::exact::filter::gamma;
 use crate::exact::program::{LinearProgram, Rhs, RowKind};
 use crate::exact::Rational;
 use crate::model::ir::WeightRow;
 use crate::model::Network;
+
+mod norms;
+mod pieces;
+
+pub use norms::composed_row_norms;
+use pieces::{Neuron, PieceOutput, PieceRows};
 
 use super::{Centre, Pattern};
 
@@ -163,7 +172,7 @@ impl Tightening {
     };
 }
 
-fn dyadic(x: f64) -> Dyadic {
+pub(super) fn dyadic(x: f64) -> Dyadic {
     Dyadic::from_f64(x).expect("model values are finite")
 }
 
@@ -175,7 +184,7 @@ struct LayerRows<'v> {
 
 /// A constraint's own extra term, by its index among `P_m`'s constraints: `coefficient · r`
 /// (Chebyshev) or nothing.
-type Extra<'a> = &'a dyn Fn(usize) -> Option<(usize, f64)>;
+pub(super) type Extra<'a> = &'a dyn Fn(usize) -> Option<(usize, f64)>;
 
 /// `a − b` of two rows over program variables (a max-pool constraint's difference of two
 /// copies). The weights are copies of weight 1, so the sums are exact.
@@ -192,7 +201,7 @@ fn row_difference(a: Vec<(usize, f64)>, b: Vec<(usize, f64)>) -> Vec<(usize, f64
 }
 
 /// A new free variable `var` defined by the equality row `row`: `coeffs·x + constant − var = 0`.
-fn define(
+pub(super) fn define(
     lp: &mut LinearProgram,
     var: String,
     row: String,
@@ -228,10 +237,14 @@ impl LayerRows<'_> {
         // Variables of the current block (outputs of the previous layer): (index in the
         // layer's input, program variable).
         let mut block: Vec<(usize, usize)> = Vec::new();
+        // Outputs of the previous layer that are constants other than 0 inside the region (a
+        // Clip neuron at a bound other than 0): (index in the layer's input, value).
+        let mut fixed: Vec<(usize, Dyadic)> = Vec::new();
         for k in self.view.layer..=top {
             let layer = &net.layers()[k];
             let feeds_more = k < top;
             let mut next_block = Vec::new();
+            let mut next_fixed = Vec::new();
             // The program variable of each input of this layer, if it has one (an inactive
             // neuron's output is 0 and has none).
             let mut var_of = Vec::new();
@@ -239,6 +252,13 @@ impl LayerRows<'_> {
                 var_of = vec![None; layer.affine.in_dim()];
                 for &(i, v) in &block {
                     var_of[i] = Some(v);
+                }
+            }
+            let mut const_of: Vec<Option<Dyadic>> = Vec::new();
+            if !fixed.is_empty() {
+                const_of = vec![None; layer.affine.in_dim()];
+                for (i, c) in &fixed {
+                    const_of[*i] = Some(c.clone());
                 }
             }
             let row_of = |j: usize| -> (Vec<(usize, f64)>, Dyadic) {
@@ -252,7 +272,16 @@ impl LayerRows<'_> {
                         .filter(|(_, w)| **w != 0.0)
                         .filter_map(|(i, &w)| var_of[i].map(|v| (v, w)))
                         .collect();
-                    (coeffs, dyadic(*layer.affine.bias(j)))
+                    let mut constant = dyadic(*layer.affine.bias(j));
+                    // Products of two f64 values and their sum, exactly.
+                    if !fixed.is_empty() {
+                        for (i, &w) in layer.affine.row(j).entries() {
+                            if let (true, Some(c)) = (w != 0.0, &const_of[i]) {
+                                constant = &constant + &(&dyadic(w) * c);
+                            }
+                        }
+                    }
+                    (coeffs, constant)
                 }
             };
             let shift_of = |j: usize, coeffs: &[(usize, f64)], constant: &Dyadic| {
@@ -298,6 +327,54 @@ impl LayerRows<'_> {
                     index += 1;
                 }
                 block = next_block;
+                fixed = next_fixed;
+                continue;
+            }
+            if layer.other_activation().is_some() {
+                let faces = pattern.faces(k);
+                let mut f = 0;
+                for j in 0..layer.affine.out_dim() {
+                    let (coeffs, constant) = row_of(j);
+                    let name = format!("z{}_{}", k + 1, j);
+                    let start = f;
+                    while f < faces.len() && faces[f].label() == j {
+                        f += 1;
+                    }
+                    if start == f {
+                        // A carried output: a free variable of the next block.
+                        if feeds_more {
+                            let var = format!("h{}_{}", k + 1, j);
+                            next_block.push((j, define(lp, var, name, coeffs, &constant)));
+                        }
+                        continue;
+                    }
+                    let neuron = Neuron {
+                        k,
+                        j,
+                        shift: shift_of(j, &coeffs, &constant),
+                        first_index: index,
+                    };
+                    index += f - start;
+                    let piece = PieceRows {
+                        faces: &faces[start..f],
+                        local: pattern.local(k, layer, j),
+                        activation: &layer.activation,
+                        feeds_more,
+                        drop,
+                    };
+                    let out = piece.add(lp, &neuron, name, coeffs, constant, extra);
+                    match out {
+                        PieceOutput::Variable(v) => next_block.push((j, v)),
+                        PieceOutput::Constant(c) if c.is_zero() => {}
+                        PieceOutput::Constant(c) => next_fixed.push((j, c)),
+                        PieceOutput::None => {}
+                    }
+                    if let Some(v) = piece.dropped(&neuron, lp) {
+                        dropped_var = Some(v);
+                    }
+                }
+                block = next_block;
+                fixed = next_fixed;
                 continue;
             }
             let mask = pattern.layer(k);
@@ -370,6 +447,7 @@ impl LayerRows<'_> {
                 }
             }
             block = next_block;
+            fixed = next_fixed;
         }
         dropped_var
     }
@@ -545,73 +623,6 @@ pub enum NormSide {
     Outer,
 }
 
-/// Rigorous lower and upper bounds on the Euclidean norms of the composed constraint rows
-/// (`∇_ã z_{k,j}` of every ReLU neuron, `∇_ã (z_{k,s} − z_{k,o})` of every max-pool
-/// constraint) of every layer `k >= m`, in the order of `P_m`'s rows.
-pub fn composed_row_norms(net: &Network, pattern: &Pattern, m: usize) -> Vec<(f64, f64)> {
-    let layers = net.layers();
-    let dim = layers[m].affine.in_dim();
-    // Current composed map of the layer input (rows = neurons) and its absolute counterpart.
-    let mut g = ndarray::Array2::<f64>::eye(dim);
-    let mut g_abs = ndarray::Array2::<f64>::eye(dim);
-    let mut depth_terms = 0usize;
-    let mut out = Vec::new();
-    let norm = |row: ndarray::ArrayView1<f64>| row.iter().map(|v| v * v).sum::<f64>().sqrt();
-    for (k, layer) in layers.iter().enumerate().skip(m) {
-        let mut z = layer.affine.times(g.view(), false);
-        let mut z_abs = layer.affine.times(g_abs.view(), true);
-        depth_terms += layer.affine.in_dim();
-        // |fl(chain) − chain| <= γ_{Σ n} |W_k|…|W_m|, with the absolute product itself
-        // rounded up by one more γ factor.
-        let rel = gamma(depth_terms + 2) * (1.0 + gamma(depth_terms + 2));
-        for face in pattern.faces(k) {
-            // The norm's own rounding: γ of the row length plus 4; a difference of two
-            // rounded rows is rounded once more.
-            let (n, e, terms) = match face.entries() {
-                // Two copies of one value (a window cut by padding): exactly 0.
-                (s, Some(o)) if same_row(&layer.affine, s, o) => (0.0, 0.0, 0),
-                (j, None) => (norm(z.row(j)), norm(z_abs.row(j)) * rel, dim + 4),
-                (s, Some(o)) => (
-                    norm((&z.row(s) - &z.row(o)).view()),
-                    (norm(z_abs.row(s)) + norm(z_abs.row(o))) * rel,
-                    dim + 5,
-                ),
-            };
-            let round = 1.0 + gamma(terms);
-            // A row that is exactly zero (n = e = 0: every product in it is zero).
-            if terms == 0 || n + e == 0.0 {
-                out.push((0.0, 0.0));
-                continue;
-            }
-            let upper = ((n + e) * round).next_up();
-            let lower = ((n - e) / round).next_down().max(0.0);
-            out.push((lower, upper));
-        }
-        if let Some(mask) = pattern.layer(k) {
-            for (j, &active) in mask.iter().enumerate() {
-                if !active {
-                    z.row_mut(j).fill(0.0);
-                    z_abs.row_mut(j).fill(0.0);
-                }
-            }
-        }
-        if let Some(selection) = pattern.selection(k) {
-            let winners: Vec<usize> = selection.selected.iter().map(|&s| s as usize).collect();
-            z = z.select(ndarray::Axis(0), &winners);
-            z_abs = z_abs.select(ndarray::Axis(0), &winners);
-        }
-        g = z;
-        g_abs = z_abs;
-    }
-    out
-}
-
-/// Whether rows `s` and `o` of `affine` are the same map (same weights, same bias).
-fn same_row(affine: &crate::model::Affine, s: usize, o: usize) -> bool {
-    let (rs, ro) = (affine.row(s), affine.row(o));
-    affine.bias(s) == affine.bias(o) && rs.entries().eq(ro.entries())
-}
-
 /// The Chebyshev program: the largest Euclidean ball (centre `c`, radius `r`) inside the
 /// region and the domain, as `min −r`.
 pub fn chebyshev_program(
@@ -712,6 +723,15 @@ pub fn facet_program(
         .expect("the dropped constraint is a ReLU neuron of the region");
     lp.cost[v] = 1.0;
     (lp, layout, v)
+}
+
+/// Why a facet question about a Clip neuron between its two bounds is refused: the neuron
+/// has two constraints, and a facet question names one (1-based `layer`, 0-based `neuron`).
+pub fn two_faces(layer: usize, neuron: usize) -> String {
+    format!(
+        "(layer {layer}, neuron {neuron}) is a Clip neuron between its bounds, with two \
+         constraints: a facet question reads a neuron with one"
+    )
 }
 
 #[cfg(test)]
