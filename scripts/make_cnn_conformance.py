@@ -76,10 +76,10 @@ DEFAULT_OUT_DIR = REPO_ROOT / "tests" / "data" / "conformance_cnn"
 ATOL = 0.0
 # Relative to the largest |relevance| of each explained input.
 RTOL = 1e-8
-WIDTH_DIVISOR = 32
-MOBILENET_WIDTH = 0.0625
+WIDTH_DIVISOR = 8
+MOBILENET_WIDTH = 0.125
 MOBILENET_ROUND = 4
-MOBILENET_LAST = 32
+MOBILENET_LAST = 160
 SMALL_CLASSES = 10
 SMALL_SIDE = 32
 STABILIZER = 1e-6  # Zennit's default stabiliser of every rule
