@@ -97,9 +97,9 @@ pub struct Model {
 
 impl Model {
     /// Wraps a validated network and computes its fingerprint. Patterns, regions, roots,
-    /// verdicts, the linear programs and their certificates read every activation;
-    /// full-backward DTD, the paper's experiments and the libtorch backend read ReLU networks
-    /// only, and refuse others ([`Network::require_relu`]).
+    /// verdicts, the linear programs, their certificates and the libtorch backend read every
+    /// activation; full-backward DTD and the paper's experiments read ReLU networks only, and
+    /// refuse others ([`Network::require_relu`]).
     pub fn new(net: Network) -> Self {
         let fingerprint = net.fingerprint();
         Self {

@@ -7,7 +7,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use super::{device, Linear, Pass, Precision, TorchNet};
+use super::{device, Linear, Pass, Precision, TorchActivation, TorchLayer, TorchNet};
 use crate::audit::TorchSettings;
 use crate::audit::{overflow, AuditSettings, BatchAuditor, DomainCheck, LayerRecord, NeuronRecord};
 use crate::audit::{RootVerdict, SampleRecord};
@@ -65,8 +65,6 @@ impl TorchAuditor {
         rows: &[Vec<f64>],
         targets: &[Option<usize>],
     ) -> Result<Vec<SampleRecord>> {
-        // The batched passes apply ReLU masks: refuse any other activation.
-        model.net().require_relu("the libtorch backend")?;
         let batch = super::default_batch(model.net());
         let mut records = Vec::with_capacity(ids.len());
         for start in (0..ids.len()).step_by(batch) {
@@ -361,17 +359,32 @@ fn domain_checks(points: &Tensor, bounds: Option<(Option<f64>, Option<f64>)>) ->
         .collect()
 }
 
-/// The batch's activation patterns, per layer: for a ReLU layer the sign `σ` (+1 active, −1
-/// inactive) of each neuron with a ReLU; for a max-pool layer each window's winner (an index
-/// into `z`) and which entries win.
+/// The batch's activation patterns, per layer: for a ReLU, LeakyRelu or PRelu layer the sign
+/// `σ` (+1 active, −1 inactive) of each neuron with an activation and the factor its `z` is
+/// passed on with inside the region (1 active; 0, the leaky slope or the neuron's PRelu slope
+/// inactive); for a Clip layer which neurons are at or below `min` and which above `max`
+/// ([`crate::region::Piece::of`]); for a max-pool layer each window's winner (an index into
+/// `z`) and which entries win.
 pub(crate) struct Patterns {
     layers: Vec<LayerPattern>,
 }
 
 enum LayerPattern {
     Linear,
-    Relu { sign: Tensor, active: Tensor },
-    Max { winners: Tensor, won: Tensor },
+    Sign {
+        sign: Tensor,
+        factor: Tensor,
+    },
+    Clip {
+        lo: Option<f64>,
+        hi: Option<f64>,
+        below: Tensor,
+        above: Tensor,
+    },
+    Max {
+        winners: Tensor,
+        won: Tensor,
+    },
 }
 
 impl Patterns {
@@ -390,15 +403,42 @@ impl Patterns {
                         won,
                     };
                 }
-                if layer.relu_count == 0 {
+                let n = layer.relu_count;
+                if n == 0 {
                     return LayerPattern::Linear;
                 }
-                // h = ReLU(z) on these outputs: z > 0 exactly where h > 0.
-                let active = pass.h[index + 1].narrow(1, 0, layer.relu_count).gt(0.0);
-                let sign = Tensor::where_scalar(&active, 1.0, -1.0).to_kind(net.kind);
-                LayerPattern::Relu {
-                    sign,
-                    active: active.to_kind(net.kind),
+                let z = pass.pre[index].as_ref().map(|z| z.narrow(1, 0, n));
+                let (active, factor) = match (&layer.activation, z) {
+                    (TorchActivation::Clip { lo, hi }, Some(z)) => {
+                        let no = || z.zeros_like().to_kind(Kind::Bool);
+                        let below = lo.map_or_else(no, |lo| z.le(lo));
+                        let above =
+                            hi.map_or_else(no, |hi| z.gt(hi).logical_and(&below.logical_not()));
+                        return LayerPattern::Clip {
+                            lo: *lo,
+                            hi: *hi,
+                            below,
+                            above,
+                        };
+                    }
+                    (TorchActivation::Slope(s), Some(z)) => {
+                        let active = z.gt(0.0);
+                        let s = s.expand_as(&z);
+                        (
+                            active.shallow_clone(),
+                            s.ones_like().where_self(&active, &s),
+                        )
+                    }
+                    // h = ReLU(z) on these outputs: z > 0 exactly where h > 0.
+                    _ => {
+                        let active = pass.h[index + 1].narrow(1, 0, n).gt(0.0);
+                        let factor = active.to_kind(net.kind);
+                        (active, factor)
+                    }
+                };
+                LayerPattern::Sign {
+                    sign: Tensor::where_scalar(&active, 1.0, -1.0).to_kind(net.kind),
+                    factor,
                 }
             })
             .collect();
@@ -435,16 +475,34 @@ impl TorchNet {
             let z = torch_layer.w.forward(&h) + &torch_layer.bias;
             let (signed, next) = match &patterns.layers[k] {
                 LayerPattern::Linear => (None, z),
-                LayerPattern::Relu { sign, active } => {
+                LayerPattern::Sign { sign, factor } => {
                     let n = torch_layer.relu_count;
                     let head = z.narrow(1, 0, n);
                     let signed = &head * sign.index_select(0, &samples);
-                    let kept = head * active.index_select(0, &samples);
-                    let next = match n == torch_layer.out {
-                        true => kept,
-                        false => Tensor::cat(&[kept, z.narrow(1, n, torch_layer.out - n)], 1),
-                    };
-                    (Some(signed), next)
+                    let kept = head * factor.index_select(0, &samples);
+                    (Some(signed), with_tail(torch_layer, kept, &z))
+                }
+                LayerPattern::Clip {
+                    lo,
+                    hi,
+                    below,
+                    above,
+                } => {
+                    let n = torch_layer.relu_count;
+                    let head = z.narrow(1, 0, n);
+                    let (below, above) = (
+                        below.index_select(0, &samples),
+                        above.index_select(0, &samples),
+                    );
+                    // σ (z − c) of each face: `min − z` at or below `min`, `z − max` above
+                    // `max`, and between them the lesser of `z − min` and `max − z` (a bound
+                    // the Clip lacks is no face).
+                    let (lo, hi) = (lo.unwrap_or(f64::NEG_INFINITY), hi.unwrap_or(f64::INFINITY));
+                    let between = (&head - lo).minimum(&(-&head + hi));
+                    let signed = (-&head + lo)
+                        .where_self(&below, &(&head - hi).where_self(&above, &between));
+                    let kept = head.masked_fill(&below, lo).masked_fill(&above, hi);
+                    (Some(signed), with_tail(torch_layer, kept, &z))
                 }
                 LayerPattern::Max { winners, won } => {
                     let window = torch_layer.max_pool.expect("a max-pool layer");
@@ -499,6 +557,16 @@ impl TorchNet {
                 },
             })
             .collect()
+    }
+}
+
+/// A layer's `h` inside the region: `kept` (its outputs with an activation) and the
+/// layer's carried tail of `z`.
+fn with_tail(layer: &TorchLayer, kept: Tensor, z: &Tensor) -> Tensor {
+    let n = layer.relu_count;
+    match n == layer.out {
+        true => kept,
+        false => Tensor::cat(&[kept, z.narrow(1, n, layer.out - n)], 1),
     }
 }
 

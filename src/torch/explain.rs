@@ -23,8 +23,6 @@ pub fn input_relevances(
     device: Device,
     batch: Option<usize>,
 ) -> Result<(Array2<f64>, Vec<f64>)> {
-    // The batched relevances apply ReLU masks: refuse any other activation.
-    model.net().require_relu("the libtorch backend")?;
     let net = TorchNet::new(model.net(), precision, device);
     let n = inputs.len();
     let d = model.net().input_dim();

@@ -24,7 +24,7 @@ pub use crate::audit::Precision;
 use crate::dtd::{BiasMode, DtdSettings, InitialRelevance, Rule};
 use crate::error::{Error, Result};
 use crate::model::ir::Layer;
-use crate::model::Network;
+use crate::model::{Activation, Network};
 pub use linear::Linear;
 
 /// Where the tensors live: `cpu`, `cuda` (the first CUDA device; an error where there is
@@ -119,8 +119,10 @@ struct TorchLayer {
     /// `1 × out`.
     bias: Tensor,
     out: i64,
-    /// Leading outputs with a ReLU (0 without ReLU).
+    /// Leading outputs with an activation (0 without one).
     relu_count: i64,
+    /// The activation of those outputs.
+    activation: TorchActivation,
     max_pool: Option<i64>,
     /// For a max-pool layer: the input each entry of `z` copies.
     gathered: Option<Tensor>,
@@ -129,6 +131,48 @@ struct TorchLayer {
     /// `1 × out`, 1 at each identity neuron ([`Layer::identity`]) and 0 elsewhere; `None`
     /// where the layer has none.
     identity: Option<Tensor>,
+}
+
+/// A layer's activation on the device, as the exact engine's [`Activation`] computes it.
+enum TorchActivation {
+    /// `max(z, 0)`.
+    Relu,
+    /// `min(max(z, lo), hi)`, a bound `None` where the Clip has none.
+    Clip { lo: Option<f64>, hi: Option<f64> },
+    /// `z` above 0, `s · z` otherwise: a LeakyRelu's slope (`1 × 1`) or a PRelu's slope of
+    /// each output (`1 × relu_count`).
+    Slope(Tensor),
+}
+
+impl TorchActivation {
+    fn of(activation: &Activation, kind: Kind, device: Device) -> Self {
+        let slopes = |s: &[f64]| {
+            Tensor::from_slice(s)
+                .view([1, s.len() as i64])
+                .to_kind(kind)
+                .to_device(device)
+        };
+        match activation {
+            Activation::Relu => TorchActivation::Relu,
+            Activation::Clip { lo, hi } => TorchActivation::Clip { lo: *lo, hi: *hi },
+            Activation::LeakyRelu { alpha } => TorchActivation::Slope(slopes(&[*alpha])),
+            Activation::PRelu { slopes: s } => TorchActivation::Slope(slopes(s)),
+        }
+    }
+
+    /// `h` from `z` (`batch × relu_count`).
+    fn apply(&self, z: &Tensor) -> Tensor {
+        match self {
+            TorchActivation::Relu => z.relu(),
+            TorchActivation::Clip { lo, hi } => match (lo, hi) {
+                (Some(lo), Some(hi)) => z.clamp(*lo, *hi),
+                (Some(lo), None) => z.clamp_min(*lo),
+                (None, Some(hi)) => z.clamp_max(*hi),
+                (None, None) => z.shallow_clone(),
+            },
+            TorchActivation::Slope(s) => z.where_self(&z.gt(0.0), &(z * s)),
+        }
+    }
 }
 
 /// A network's layers as tensors of one precision on one device.
@@ -166,6 +210,8 @@ pub(crate) struct Pass {
     pub h: Vec<Tensor>,
     /// For each max-pool layer, the winners of its windows (indices into its `z`).
     pub winners: Vec<Option<Tensor>>,
+    /// For each layer with an activation other than ReLU, its `z` (`batch × out`).
+    pub pre: Vec<Option<Tensor>>,
     pub explained: Vec<usize>,
     /// The relevance entering the top layer: `batch × outputs`.
     pub start: Tensor,
@@ -218,6 +264,7 @@ impl TorchNet {
             bias: vector(&bias),
             out: out as i64,
             relu_count: layer.relu_count() as i64,
+            activation: TorchActivation::of(&layer.activation, kind, device),
             max_pool: layer.max_pool.map(|w| w as i64),
             gathered,
             connected,
@@ -236,21 +283,25 @@ impl TorchNet {
 
     /// The forward pass: every layer's input, then the output.
     pub fn forward(&self, x: &Tensor) -> Vec<Tensor> {
-        self.trace(x).0
+        self.trace(x).h
     }
 
-    /// [`Self::forward`], and for each max-pool layer the winners of its windows (indices into
-    /// its `z`, `batch × windows`).
-    fn trace(&self, x: &Tensor) -> (Vec<Tensor>, Vec<Option<Tensor>>) {
+    /// [`Self::forward`], for each max-pool layer the winners of its windows (indices into
+    /// its `z`, `batch × windows`), and for each layer with an activation other than ReLU its
+    /// `z` (whose pieces `h` does not tell).
+    fn trace(&self, x: &Tensor) -> Trace {
         let mut h = vec![x.shallow_clone()];
         let mut winners = Vec::with_capacity(self.layers.len());
+        let mut pre = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
             let z = layer.w.forward(&h[h.len() - 1]) + &layer.bias;
             let (next, won) = activate(layer, &z);
             h.push(next);
             winners.push(won);
+            let other = layer.relu_count > 0 && !matches!(layer.activation, TorchActivation::Relu);
+            pre.push(other.then_some(z));
         }
-        (h, winners)
+        Trace { h, winners, pre }
     }
 
     /// The train-free relevances of a batch: the explained output of sample `b` is
@@ -286,7 +337,7 @@ impl TorchNet {
                 )));
             }
         }
-        let (h, winners) = self.trace(x);
+        let Trace { h, winners, pre } = self.trace(x);
         let output = h[h.len() - 1].shallow_clone();
         let batch = output.size()[0];
         let outputs = output.size()[1] as usize;
@@ -336,6 +387,7 @@ impl TorchNet {
         Ok(Pass {
             h,
             winners,
+            pre,
             explained,
             start,
             steps,
@@ -343,7 +395,14 @@ impl TorchNet {
     }
 }
 
-/// `h` from `z`: ReLU on the leading `relu_count` outputs, or each window's largest entry;
+/// What [`TorchNet::trace`] keeps of a forward pass.
+struct Trace {
+    h: Vec<Tensor>,
+    winners: Vec<Option<Tensor>>,
+    pre: Vec<Option<Tensor>>,
+}
+
+/// `h` from `z`: the activation on the leading `relu_count` outputs, or each window's largest entry;
 /// for a max-pool layer also the index (into `z`) of each window's first largest entry.
 fn activate(layer: &TorchLayer, z: &Tensor) -> (Tensor, Option<Tensor>) {
     if let Some(window) = layer.max_pool {
@@ -358,9 +417,9 @@ fn activate(layer: &TorchLayer, z: &Tensor) -> (Tensor, Option<Tensor>) {
     }
     match layer.relu_count {
         0 => (z.shallow_clone(), None),
-        n if n == layer.out => (z.relu(), None),
+        n if n == layer.out => (layer.activation.apply(z), None),
         n => {
-            let head = z.narrow(1, 0, n).relu();
+            let head = layer.activation.apply(&z.narrow(1, 0, n));
             let tail = z.narrow(1, n, layer.out - n);
             (Tensor::cat(&[head, tail], 1), None)
         }
