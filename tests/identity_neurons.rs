@@ -103,6 +103,22 @@ fn check_layer<T: Scalar + std::fmt::Debug>(
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
+    /// The network's answer for one output (read from what it computed once per layer), the
+    /// layer's for one output and the layer's list agree, on the network and its rationals.
+    #[test]
+    fn every_way_of_asking_names_the_same_identities((model, _x) in carried_and_input()) {
+        let net = model.net();
+        let exact = net.to_exact();
+        for (index, layer) in net.layers().iter().enumerate() {
+            let listed = layer.identities();
+            for (j, id) in listed.iter().enumerate() {
+                prop_assert_eq!(net.identity(index, j), *id);
+                prop_assert_eq!(layer.identity(j), *id);
+                prop_assert_eq!(exact.identity(index, j), *id);
+            }
+        }
+    }
+
     /// In rationals and in f64: each identity passes its relevance whole and has no root, the
     /// other neurons are untouched by it, and each layer conserves what it is given exactly
     /// (rationals).

@@ -118,7 +118,11 @@ pub fn neuron_root<T: Scalar>(
 ) -> RootOutcome<T> {
     let rule = settings.rule_for(index);
     let layer = &net.layers()[index];
-    if !rule.has_root() || r.is_zero() || layer.max_pool.is_some() || layer.identity(j).is_some() {
+    if !rule.has_root()
+        || r.is_zero()
+        || layer.max_pool.is_some()
+        || net.identity(index, j).is_some()
+    {
         return RootOutcome::None(if r.is_zero() {
             NoRoot::ZeroRelevance
         } else {
@@ -157,7 +161,7 @@ pub fn root_on_own_face(net: &Network, index: usize, j: usize, settings: &DtdSet
         && settings.initial_relevance == InitialRelevance::Output
         && rule.has_root()
         && layer.max_pool.is_none()
-        && layer.identity(j).is_none()
+        && net.identity(index, j).is_none()
         && rule != Rule::Zero
         && settings.stabilizer == 0.0)
     {

@@ -440,6 +440,9 @@ impl<T: Scalar> Affine<T> {
     /// The input output `j` copies: `Some(i)` when its row lists exactly one weight, of exactly
     /// 1 (on input `i`), and its bias is exactly 0; `None` otherwise. A convolution's or a map
     /// of parts' row is not built: only the weights it lists are counted, and a lone one read.
+    /// The answer is read from the row, not from where it came from: a dense row lists every
+    /// weight, so it is never a copy, and a convolution's border output whose one in-bounds tap
+    /// is exactly 1 with a bias of exactly 0 (a 2×2 kernel with padding 1, say) is one.
     pub fn copied_input(&self, j: usize) -> Option<usize> {
         if !self.bias(j).is_zero() {
             return None;
@@ -672,13 +675,26 @@ impl<T: Scalar> Layer<T> {
     /// and takes its rule). An identity is no neuron of the network it stands for (a value
     /// kept for a residual connection, a shortcut): every rule passes its relevance whole to
     /// that input, and it has no root. [`Layer::identities`] answers for every output at once.
+    /// This reads the whole layer when output `j` is a copy in a layer without activation;
+    /// [`Network::identity`] answers from what the network computed once.
     pub fn identity(&self, j: usize) -> Option<usize> {
+        self.identity_given(j, || self.only_copies())
+    }
+
+    /// Whether the layer has no activation and every output of its affine map copies one
+    /// input ([`Affine::copied_input`]): an operation of the network, not carried values.
+    fn only_copies(&self) -> bool {
+        self.max_pool.is_none()
+            && self.relu_count() == 0
+            && (0..self.affine.out_dim()).all(|k| self.affine.copied_input(k).is_some())
+    }
+
+    /// [`Layer::identity`] with [`Layer::only_copies`] given.
+    fn identity_given(&self, j: usize, only_copies: impl FnOnce() -> bool) -> Option<usize> {
         if self.max_pool.is_some() || j < self.relu_count() {
             return None;
         }
         let i = self.affine.copied_input(j)?;
-        let only_copies =
-            || (0..self.affine.out_dim()).all(|k| self.affine.copied_input(k).is_some());
         (self.relu_count() > 0 || !only_copies()).then_some(i)
     }
 
@@ -737,6 +753,8 @@ pub fn max_pool<T: Scalar>(z: &[T], window: usize) -> (Vec<T>, Vec<u32>) {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Network<T = f64> {
     layers: Vec<Layer<T>>,
+    /// Per layer, whether it is made of copies alone ([`Layer::identity`]), read once.
+    only_copies: Vec<bool>,
     /// What each layer was in the model file (one per layer; inferred when not recorded).
     kinds: Vec<LayerKind>,
     /// The shape of one input sample as the model file declares it (`[C, H, W]` for an
@@ -827,8 +845,10 @@ impl Network<f64> {
             )));
         }
         let kinds = layers.iter().map(LayerKind::infer).collect();
+        let only_copies = layers.iter().map(Layer::only_copies).collect();
         Ok(Self {
             layers,
+            only_copies,
             kinds,
             input_shape: None,
         })
@@ -879,6 +899,7 @@ impl Network<f64> {
                     linear_tail: l.linear_tail,
                 })
                 .collect(),
+            only_copies: self.only_copies.clone(),
             kinds: self.kinds.clone(),
             input_shape: self.input_shape.clone(),
         }
@@ -983,6 +1004,12 @@ impl<T: Scalar> Network<T> {
         &self.layers
     }
 
+    /// [`Layer::identity`] of output `j` of 0-based layer `index`, without reading the
+    /// layer's other outputs.
+    pub fn identity(&self, index: usize, j: usize) -> Option<usize> {
+        self.layers[index].identity_given(j, || self.only_copies[index])
+    }
+
     /// What each layer was in the model file, first to last.
     pub fn kinds(&self) -> &[LayerKind] {
         &self.kinds
@@ -1067,8 +1094,8 @@ impl<T: Scalar> Network<T> {
         match self.first_other_activation() {
             None => Ok(()),
             Some((i, act)) => Err(invalid(format!(
-                "layer {} applies {}: {what} reads ReLU networks only (audit, explain, region and \
-                 the linear programs read Clip, LeakyRelu and PRelu too)",
+                "layer {} applies {}: {what} reads ReLU networks only (audit, explain, region, \
+                 the linear programs and the libtorch backend read Clip, LeakyRelu and PRelu too)",
                 i + 1,
                 act.name()
             ))),

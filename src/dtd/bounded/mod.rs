@@ -199,7 +199,7 @@ pub fn neuron_root_bounded(
     settings: &DtdSettings,
 ) -> Option<(RootOutcome<f64>, Vec<f64>)> {
     let layer = &model.net().layers()[index];
-    if layer.identity(j).is_some() {
+    if model.net().identity(index, j).is_some() {
         return Some((RootOutcome::None(NoRoot::NotApplicable), Vec::new()));
     }
     let affine = &layer.affine;

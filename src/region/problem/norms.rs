@@ -6,8 +6,8 @@ use crate::model::Network;
 use crate::region::{Local, Pattern};
 
 /// Rigorous lower and upper bounds on the Euclidean norms of the composed constraint rows
-/// (`∇_ã z_{k,j}` of every ReLU neuron, `∇_ã (z_{k,s} − z_{k,o})` of every max-pool
-/// constraint) of every layer `k >= m`, in the order of `P_m`'s rows.
+/// (`∇_ã z_{k,j}` of every face of a ReLU, LeakyRelu, PRelu or Clip neuron,
+/// `∇_ã (z_{k,s} − z_{k,o})` of every max-pool constraint) of every layer `k >= m`, in the order of `P_m`'s rows.
 pub fn composed_row_norms(net: &Network, pattern: &Pattern, m: usize) -> Vec<(f64, f64)> {
     let layers = net.layers();
     let dim = layers[m].affine.in_dim();
