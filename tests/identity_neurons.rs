@@ -4,7 +4,11 @@
 //! rule, the exact and the f64 explanation, the bounded f64 one and full-backward DTD pass
 //! each identity's relevance whole to the input it copies, leave nothing unresolved there and
 //! give it no root, while every other neuron's step is the rule's own; and the audit records
-//! identities as neurons without a root, by default and with `--exact` alike.
+//! identities as neurons without a root, by default and with `--exact` alike. What is an
+//! identity, for each kind of affine map: a sparse row, a copy part of a map of parts beside
+//! a convolution part, a depthwise 1×1 convolution's channel of weight 1 and bias 0 beside a
+//! computed channel; a layer of copies alone has none; and the copies the test networks add
+//! name the inputs they were built to copy.
 
 mod util;
 
@@ -13,13 +17,15 @@ use dtdcert::dtd::bounded::{explain_bounded, Keep};
 use dtdcert::dtd::full_backward::{full_backward, Expansion, FullBackwardSettings, RuleRoots};
 use dtdcert::dtd::{explain, layer_step, DtdSettings, NoRoot, RootOutcome, Rule};
 use dtdcert::exact::{Rational, Scalar};
+use dtdcert::model::blocks::{Blocks, Part, PartMap};
+use dtdcert::model::conv::{Conv, ConvShape};
 use dtdcert::model::forward::forward;
-use dtdcert::model::ir::{Affine, Layer, Sparse};
+use dtdcert::model::ir::{dense_layer, Affine, Layer, Sparse};
 use dtdcert::model::{Model, Network};
 use dtdcert::region::trace_with_errors;
 use proptest::prelude::*;
 use util::verdicts::verdicts;
-use util::{mlp_with_tails_and_pools, to_exact, weight, with_copies};
+use util::{mlp_with_tails_and_pools, to_exact, weight, with_copies, with_copies_of};
 
 /// A random MLP with carried copies (and dense tails and max pooling) and an input for it.
 fn carried_and_input() -> impl Strategy<Value = (Model, Vec<f64>)> {
@@ -275,4 +281,190 @@ fn identities_are_exactly_the_carried_copies() {
     assert_eq!(copies.identity(0), None);
     let net = Network::new(vec![layer.clone()]).unwrap();
     assert_eq!(net.layers()[0].identities(), layer.identities());
+}
+
+/// The layer's identities asked every way: the list, the layer per output, and the network
+/// (one layer) per output.
+fn identities_every_way(layer: &Layer) -> Vec<Option<usize>> {
+    let listed = layer.identities();
+    let net = Network::new(vec![layer.clone()]).unwrap();
+    for (j, id) in listed.iter().enumerate() {
+        assert_eq!(layer.identity(j), *id, "output {j}");
+        assert_eq!(net.identity(0, j), *id, "output {j}");
+    }
+    listed
+}
+
+/// A convolution of a `[c, h, w]` input into `channels` channels with a `kernel` window,
+/// stride 1, no padding, in `groups` groups.
+fn conv(
+    input: [usize; 3],
+    channels: usize,
+    kernel: [usize; 2],
+    groups: usize,
+    k: Vec<f64>,
+    bias: Vec<f64>,
+) -> Conv {
+    let shape = ConvShape {
+        input,
+        channels,
+        kernel,
+        strides: [1, 1],
+        pads: [0; 4],
+        dilations: [1, 1],
+        groups,
+    };
+    Conv::new(shape, k, bias).unwrap()
+}
+
+/// A map of parts: a 1×2 convolution of a 1×2×3 input (inputs 0..6) into outputs 0..4, each
+/// reading two inputs with weight 1 (a sum, not a copy), and a copy of inputs 6..9 into
+/// outputs 4..7. The copies are the identities, naming inputs 6, 7, 8; with a bias on one of
+/// them it is none; under a ReLU with the copies as the linear tail they stay identities.
+#[test]
+fn a_map_of_parts_names_its_copies_and_not_its_convolution() {
+    let parts = |bias: Vec<f64>| {
+        let parts = vec![
+            Part {
+                input: 0,
+                output: 0,
+                map: PartMap::Conv(conv([1, 2, 3], 1, [1, 2], 1, vec![1.0, 1.0], vec![0.0])),
+            },
+            Part {
+                input: 6,
+                output: 4,
+                map: PartMap::Copy(3),
+            },
+        ];
+        Affine::Blocks(Blocks::new(9, parts, bias).unwrap())
+    };
+    let mut layer = Layer::new(parts(vec![0.0; 7]), false);
+    let expected = vec![None, None, None, None, Some(6), Some(7), Some(8)];
+    assert_eq!(identities_every_way(&layer), expected);
+    for (j, id) in expected.iter().enumerate() {
+        assert_eq!(layer.affine.copied_input(j), *id, "output {j}");
+    }
+    // The ReLU on the convolution's outputs, the copies carried past it.
+    layer.relu = true;
+    layer.linear_tail = 3;
+    assert_eq!(identities_every_way(&layer), expected);
+    // All under the ReLU: neurons.
+    layer.linear_tail = 0;
+    assert_eq!(identities_every_way(&layer), vec![None; 7]);
+    // A bias on output 5: not a copy.
+    let mut bias = vec![0.0; 7];
+    bias[5] = 0.25;
+    let layer = Layer::new(parts(bias), false);
+    assert_eq!(
+        identities_every_way(&layer),
+        vec![None, None, None, None, Some(6), None, Some(8)]
+    );
+}
+
+/// A depthwise 1×1 convolution of a 2×2×2 input: channel 0 with weight 1 and bias 0 copies
+/// input `p` into output `p` (positions 0..4), beside channel 1 that computes (a weight of
+/// 1/2, or a weight of 1 with a bias of 1/4). With both channels copies (weights 1, biases
+/// 0) the layer is made of copies alone: an operation of the network, no identities; so is
+/// that convolution kept as a part beside a copy part, and a map of copy parts alone.
+#[test]
+fn a_depthwise_convolution_of_ones_copies_its_channel() {
+    let depthwise = |k: Vec<f64>, bias: Vec<f64>| conv([2, 2, 2], 2, [1, 1], 2, k, bias);
+    let channel_0 = vec![Some(0), Some(1), Some(2), Some(3), None, None, None, None];
+    for (k, bias) in [
+        (vec![1.0, 0.5], vec![0.0, 0.0]),
+        (vec![1.0, 1.0], vec![0.0, 0.25]),
+    ] {
+        let layer = Layer::new(Affine::Conv(depthwise(k.clone(), bias)), false);
+        assert_eq!(identities_every_way(&layer), channel_0, "kernel {k:?}");
+    }
+    let ones = depthwise(vec![1.0, 1.0], vec![0.0, 0.0]);
+    let layer = Layer::new(Affine::Conv(ones.clone()), false);
+    for j in 0..8 {
+        assert_eq!(layer.affine.copied_input(j), Some(j));
+    }
+    assert_eq!(identities_every_way(&layer), vec![None; 8]);
+    assert!(!layer.has_identities());
+    // The same convolution as a part, beside a copy of two more inputs.
+    let parts = vec![
+        Part {
+            input: 0,
+            output: 0,
+            map: PartMap::Conv(ones),
+        },
+        Part {
+            input: 8,
+            output: 8,
+            map: PartMap::Copy(2),
+        },
+    ];
+    let layer = Layer::new(
+        Affine::Blocks(Blocks::new(10, parts, vec![0.0; 10]).unwrap()),
+        false,
+    );
+    assert!((0..10).all(|j| layer.affine.copied_input(j) == Some(j)));
+    assert_eq!(identities_every_way(&layer), vec![None; 10]);
+    // Copies alone, crossed over.
+    let parts = vec![
+        Part {
+            input: 0,
+            output: 2,
+            map: PartMap::Copy(2),
+        },
+        Part {
+            input: 2,
+            output: 0,
+            map: PartMap::Copy(2),
+        },
+    ];
+    let layer = Layer::new(
+        Affine::Blocks(Blocks::new(4, parts, vec![0.0; 4]).unwrap()),
+        false,
+    );
+    assert_eq!(
+        (0..4)
+            .map(|j| layer.affine.copied_input(j))
+            .collect::<Vec<_>>(),
+        vec![Some(2), Some(3), Some(0), Some(1)]
+    );
+    assert_eq!(identities_every_way(&layer), vec![None; 4]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// The copies [`with_copies_of`] adds to a dense layer are identities naming the inputs
+    /// it says they copy: as the linear tail of a ReLU layer (whose own outputs are then
+    /// neurons), and in a layer without activation unless its own rows are copies too (one
+    /// input, each weight 1 and bias 0: a layer of copies alone).
+    #[test]
+    fn generated_copies_name_the_inputs_they_copy(
+        (rows, cols, w, b) in (1usize..=4, 1usize..=4).prop_flat_map(|(r, c)| {
+            (Just(r), Just(c), prop::collection::vec(weight(), r * c), prop::collection::vec(weight(), r))
+        }),
+        copies in 1usize..=4,
+        seed in any::<u64>(),
+        tail in any::<bool>(),
+    ) {
+        let own = dense_layer(rows, cols, w.clone(), b.clone(), true).unwrap();
+        let (mut layer, copied) = with_copies_of(&own, copies, seed);
+        prop_assert_eq!(copied.len(), copies);
+        let own_are_copies = cols == 1 && w.iter().zip(&b).all(|(&w, &b)| w == 1.0 && b == 0.0);
+        if tail {
+            layer.linear_tail = copies;
+        } else {
+            layer.relu = false;
+        }
+        let ids = layer.identities();
+        let net = Network::new(vec![layer.clone()]).unwrap();
+        for (c, &i) in copied.iter().enumerate() {
+            let j = rows + c;
+            let expected = (tail || !own_are_copies).then_some(i);
+            prop_assert_eq!(ids[j], expected, "copy {} of input {}", c, i);
+            prop_assert_eq!(layer.identity(j), expected);
+            prop_assert_eq!(net.identity(0, j), expected);
+        }
+        if tail {
+            prop_assert!(ids[..rows].iter().all(Option::is_none));
+        }
+    }
 }

@@ -155,6 +155,11 @@ pub fn mlp_with_tails_and_pools<S: Strategy<Value = f64> + 'static>(
 /// by `seed`): a row of one weight of 1 and a bias of 0, an identity neuron where no activation
 /// follows it.
 pub fn with_copies(layer: &Layer, copies: usize, seed: u64) -> Layer {
+    with_copies_of(layer, copies, seed).0
+}
+
+/// [`with_copies`], with the input each added output copies, in order.
+pub fn with_copies_of(layer: &Layer, copies: usize, seed: u64) -> (Layer, Vec<usize>) {
     let affine = &layer.affine;
     let n_in = affine.in_dim();
     let mut rows: Vec<Vec<(u32, f64)>> = (0..affine.out_dim())
@@ -167,15 +172,18 @@ pub fn with_copies(layer: &Layer, copies: usize, seed: u64) -> Layer {
         })
         .collect();
     let mut bias: Vec<f64> = (0..affine.out_dim()).map(|j| *affine.bias(j)).collect();
+    let mut copied = Vec::with_capacity(copies);
     for c in 0..copies {
         let i = (seed.rotate_right(8 * c as u32 + 3)) as usize % n_in;
         rows.push(vec![(i as u32, 1.0)]);
         bias.push(0.0);
+        copied.push(i);
     }
-    Layer {
+    let layer = Layer {
         affine: Affine::Sparse(Sparse::from_rows(n_in, rows, ndarray::Array1::from(bias)).unwrap()),
         ..layer.clone()
-    }
+    };
+    (layer, copied)
 }
 
 /// `layer` reading `copies` more inputs after its own: output `j` adds the `j`-th of them (in
