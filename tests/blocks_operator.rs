@@ -24,6 +24,7 @@ use dtdcert::model::ir::{Affine, Sparse};
 use dtdcert::model::onnx::{load_bytes_with, OnnxOptions};
 use ndarray::Array1;
 use proptest::prelude::*;
+use util::operator::blocks_of;
 
 fn quarter() -> impl Strategy<Value = f64> {
     (-8i32..9).prop_map(|v| f64::from(v) / 4.0)
@@ -57,51 +58,9 @@ fn convolution() -> impl Strategy<Value = Conv> {
         })
 }
 
-/// A random map: convolution `a` reading inputs from `skip` on into outputs `0 .. a`,
-/// convolution `b` reading the inputs after `a`'s into outputs from `b_out` on (when it fits),
-/// and `copied` inputs from `copy_in` on into the outputs after `a`'s.
+/// A random map of parts ([`blocks_of`]) of [`convolution`]s.
 fn blocks() -> impl Strategy<Value = Blocks> {
-    (
-        convolution(),
-        convolution(),
-        0usize..4,
-        1usize..6,
-        0usize..40,
-        0usize..40,
-    )
-        .prop_flat_map(|(a, b, skip, copied, b_out, copy_in)| {
-            let in_dim = skip + a.in_dim() + b.in_dim();
-            let copied = copied.min(in_dim);
-            let out_dim = a.out_dim() + copied;
-            let mut parts = vec![
-                Part {
-                    input: skip,
-                    output: 0,
-                    map: PartMap::Conv(a.clone()),
-                },
-                Part {
-                    input: copy_in % (in_dim - copied + 1),
-                    output: a.out_dim(),
-                    map: PartMap::Copy(copied),
-                },
-            ];
-            if b.out_dim() <= out_dim {
-                parts.push(Part {
-                    input: skip + a.in_dim(),
-                    output: b_out % (out_dim - b.out_dim() + 1),
-                    map: PartMap::Conv(b),
-                });
-            }
-            (
-                Just(in_dim),
-                Just(parts),
-                prop::collection::vec(quarter(), out_dim),
-            )
-        })
-        .prop_filter_map(
-            "parts adding into an output read disjoint inputs",
-            |(n, p, b)| Blocks::new(n, p, b).ok(),
-        )
+    blocks_of(convolution, quarter, 40)
 }
 
 /// The rows of `blocks` from its parts: each part's rows (a convolution's from

@@ -21,21 +21,12 @@ use dtdcert::model::forward::{argmax, forward};
 use dtdcert::model::ir::Affine;
 use dtdcert::model::onnx::{load_bytes_with, OnnxOptions};
 use dtdcert::model::{Activation, Model, Network};
-use dtdcert::torch::parity::{compare_audits, Parity};
 use dtdcert::torch::{Precision, TorchNet};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use tch::Device;
 use util::activations::{network, with_activations, WIDTHS};
-
-fn runner(cases: u32) -> TestRunner {
-    TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        rng_seed: proptest::test_runner::RngSeed::Fixed(17),
-        ..Config::default()
-    })
-}
+use util::parity::{audit_parity, runner};
 
 /// A random MLP of [`WIDTHS`] whose two hidden layers apply ReLU, Clip, LeakyRelu or PRelu,
 /// 1 to 4 inputs on the grid of eighths or in [−2, 2] (f32 values), and a rule with a root
@@ -129,7 +120,7 @@ fn forward_matches(net: &Network, xs: &[Vec<f64>]) -> Result<(), TestCaseError> 
 fn forward_passes_and_relevances_equal_the_engines() {
     let seen = std::cell::RefCell::new([0usize; 4]);
     let worst = std::cell::Cell::new(0.0f64);
-    runner(256)
+    runner(256, 17)
         .run(&cases(), |(net, xs, dtd)| {
             for layer in net.layers() {
                 let kind = match &layer.activation {
@@ -170,47 +161,7 @@ fn audits_equal_the_engines() {
         };
         (Model::new(net), xs, settings)
     });
-    let totals = std::cell::RefCell::new((Parity::default(), Parity::default()));
-    runner(256)
-        .run(&cases, |(model, xs, settings)| {
-            let p64 = compare_audits(
-                &model,
-                &xs,
-                &settings,
-                Precision::F64,
-                Device::Cpu,
-                1e-12,
-                true,
-            )
-            .map_err(|e| TestCaseError::fail(format!("f64: {e} with {settings:?}")))?;
-            prop_assert_eq!(p64.outcomes, 0, "f64 root outcomes differ");
-            let p32 = compare_audits(
-                &model,
-                &xs,
-                &settings,
-                Precision::F32,
-                Device::Cpu,
-                1e-5,
-                false,
-            )
-            .map_err(|e| TestCaseError::fail(format!("f32: {e} with {settings:?}")))?;
-            let mut t = totals.borrow_mut();
-            let (t64, t32) = &mut *t;
-            for (total, p) in [(t64, p64), (t32, p32)] {
-                total.roots += p.roots;
-                total.differing += p.differing;
-                total.outcomes += p.outcomes;
-                total.worst_ratio = total.worst_ratio.max(p.worst_ratio);
-                total.worst_relevance = total.worst_relevance.max(p.worst_relevance);
-                total.worst_margin = total.worst_margin.max(p.worst_margin);
-            }
-            Ok(())
-        })
-        .unwrap();
-    let (p64, p32) = totals.into_inner();
-    println!("f64: {p64:?}\nf32: {p32:?}");
-    // Not a vacuous pass: roots were judged.
-    assert!(p64.roots >= 200, "{} roots", p64.roots);
+    audit_parity("random MLPs with activations", cases, 256, 17);
 }
 
 fn conformance() -> PathBuf {

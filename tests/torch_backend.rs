@@ -29,11 +29,12 @@ use dtdcert::model::forward::{argmax, forward};
 use dtdcert::model::ir::Affine;
 use dtdcert::model::onnx::{load_bytes_with, OnnxOptions};
 use dtdcert::model::{Model, Network};
-use dtdcert::torch::parity::{compare_audits, Parity};
+use dtdcert::torch::parity::compare_audits;
 use dtdcert::torch::{Precision, TorchNet};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use tch::Device;
+use util::parity::{audit_parity, runner};
 
 /// Every rule with a closed form (DTD root rules and LRP rules).
 fn rules() -> Vec<Rule> {
@@ -138,15 +139,6 @@ fn mlp_cases() -> impl Strategy<Value = (Network, Vec<Vec<f64>>, DtdSettings)> {
     })
 }
 
-fn runner(cases: u32) -> TestRunner {
-    TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        rng_seed: proptest::test_runner::RngSeed::Fixed(11),
-        ..Config::default()
-    })
-}
-
 /// The device `--device TEXT` names: parsed at the command line's boundary, then found.
 fn device(text: &str) -> dtdcert::Result<tch::Device> {
     dtdcert::torch::device(dtdcert::audit::DeviceChoice::parse(text)?)
@@ -156,7 +148,7 @@ fn device(text: &str) -> dtdcert::Result<tch::Device> {
 fn batched_relevances_equal_the_engines_in_f64_and_f32() {
     let cases = mlp_cases();
     let worst = std::cell::Cell::new((0.0f64, 0.0f64, 0usize));
-    runner(128)
+    runner(128, 11)
         .run(&cases, |(net, xs, settings)| {
             let e64 = worst_relative_error(&net, &xs, &settings, Precision::F64);
             let e32 = worst_relative_error(&net, &xs, &settings, Precision::F32);
@@ -440,59 +432,6 @@ fn audit_settings(dtd: DtdSettings, boxed: bool) -> AuditSettings {
     }
 }
 
-/// Runs `compare_audits` in f64 (asserting relevances within 1e-12 and that every root and
-/// no-root outcome matches except below resolution) and in f32 (printed), over `cases`.
-fn audit_parity<S>(name: &str, cases: S, count: u32)
-where
-    S: Strategy<Value = (Model, Vec<Vec<f64>>, AuditSettings)>,
-{
-    let totals = std::cell::RefCell::new((Parity::default(), Parity::default()));
-    runner(count)
-        .run(&cases, |(model, xs, settings)| {
-            let p64 = compare_audits(
-                &model,
-                &xs,
-                &settings,
-                Precision::F64,
-                Device::Cpu,
-                1e-12,
-                true,
-            )
-            .map_err(|e| TestCaseError::fail(format!("f64: {e} with {settings:?}")))?;
-            prop_assert_eq!(p64.outcomes, 0, "f64 root outcomes differ");
-            let p32 = compare_audits(
-                &model,
-                &xs,
-                &settings,
-                Precision::F32,
-                Device::Cpu,
-                1e-5,
-                false,
-            )
-            .map_err(|e| TestCaseError::fail(format!("f32: {e} with {settings:?}")))?;
-            let mut t = totals.borrow_mut();
-            let (t64, t32) = &mut *t;
-            for (total, p) in [(t64, p64), (t32, p32)] {
-                total.roots += p.roots;
-                total.differing += p.differing;
-                total.outcomes += p.outcomes;
-                total.worst_ratio = total.worst_ratio.max(p.worst_ratio);
-                total.worst_relevance = total.worst_relevance.max(p.worst_relevance);
-                total.worst_margin = total.worst_margin.max(p.worst_margin);
-            }
-            Ok(())
-        })
-        .unwrap();
-    let (p64, p32) = totals.into_inner();
-    println!("{name}, f64: {p64:?}\n{name}, f32: {p32:?}");
-    // Not a vacuous pass: roots were judged.
-    assert!(
-        p64.roots >= 100 * count as usize / 128,
-        "{name}: {} roots",
-        p64.roots
-    );
-}
-
 /// The torch backend's audit records equal the exact engine's on random MLPs with carried
 /// tails and max-pool layers, every rule (LRP rules for the unresolved relevance), with and
 /// without a domain box.
@@ -500,7 +439,7 @@ where
 fn audits_equal_the_engines_on_random_mlps() {
     let cases = (mlp_cases(), any::<bool>())
         .prop_map(|((net, xs, dtd), boxed)| (Model::new(net), xs, audit_settings(dtd, boxed)));
-    audit_parity("random MLPs", cases, 256);
+    audit_parity("random MLPs", cases, 256, 11);
 }
 
 /// The same on random convolutional networks (convolution, average, global and max
@@ -533,7 +472,7 @@ fn audits_equal_the_engines_on_random_conv_nets() {
             };
             (model, vec![x], audit_settings(dtd, boxed))
         });
-    audit_parity("random conv nets", cases, 192);
+    audit_parity("random conv nets", cases, 192, 11);
 }
 
 /// The shipped example (C6, whose roots lie on faces of their regions) and the convolutional

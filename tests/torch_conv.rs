@@ -13,13 +13,16 @@
 
 #![cfg(feature = "torch")]
 
-use dtdcert::model::blocks::{Blocks, Part, PartMap};
+mod util;
+
+use dtdcert::model::blocks::Blocks;
 use dtdcert::model::conv::{Conv, ConvShape};
 use dtdcert::model::ir::Affine;
 use dtdcert::torch::{to_f64, Linear};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use tch::{Device, Kind, Tensor};
+use util::operator::blocks_of;
 
 /// Kernel weights: f32 values of mixed signs, and zeros (listed weights all the same).
 fn weight() -> impl Strategy<Value = f64> {
@@ -66,51 +69,9 @@ fn convolution() -> impl Strategy<Value = Conv> {
         })
 }
 
-/// A random map of parts: convolution `a` reading inputs from `skip` on into outputs
-/// `0 .. a`, convolution `b` reading the inputs after `a`'s into outputs from `b_out` on (when
-/// it fits), and `copied` inputs from `copy_in` on into the outputs after `a`'s.
+/// A random map of parts ([`blocks_of`]) of [`convolution`]s.
 fn blocks() -> impl Strategy<Value = Blocks> {
-    (
-        convolution(),
-        convolution(),
-        0usize..4,
-        1usize..6,
-        0usize..200,
-        0usize..200,
-    )
-        .prop_flat_map(|(a, b, skip, copied, b_out, copy_in)| {
-            let in_dim = skip + a.in_dim() + b.in_dim();
-            let copied = copied.min(in_dim);
-            let out_dim = a.out_dim() + copied;
-            let mut parts = vec![
-                Part {
-                    input: skip,
-                    output: 0,
-                    map: PartMap::Conv(a.clone()),
-                },
-                Part {
-                    input: copy_in % (in_dim - copied + 1),
-                    output: a.out_dim(),
-                    map: PartMap::Copy(copied),
-                },
-            ];
-            if b.out_dim() <= out_dim {
-                parts.push(Part {
-                    input: skip + a.in_dim(),
-                    output: b_out % (out_dim - b.out_dim() + 1),
-                    map: PartMap::Conv(b),
-                });
-            }
-            (
-                Just(in_dim),
-                Just(parts),
-                prop::collection::vec(weight(), out_dim),
-            )
-        })
-        .prop_filter_map(
-            "parts adding into an output read disjoint inputs",
-            |(n, p, b)| Blocks::new(n, p, b).ok(),
-        )
+    blocks_of(convolution, weight, 200)
 }
 
 /// A map of the weights, elementwise.

@@ -6,6 +6,8 @@ pub mod activations;
 pub mod conv;
 pub mod onnx;
 pub mod operator;
+#[cfg(feature = "torch")]
+pub mod parity;
 pub mod runs;
 pub mod verdicts;
 

@@ -1,6 +1,8 @@
 //! A map kept without rows (a kernel convolution, a map of placed parts) against the same map
 //! as sparse rows: products with vectors and matrices, forwards and transposed.
 
+use dtdcert::model::blocks::{Blocks, Part, PartMap};
+use dtdcert::model::conv::Conv;
 use dtdcert::model::ir::Affine;
 use ndarray::Array2;
 use proptest::prelude::*;
@@ -49,4 +51,53 @@ pub fn products_agree(
         sparse.apply_rows(points.view())
     );
     Ok(())
+}
+
+/// A random map of parts: convolution `a` (from `conv`) reading inputs from `skip` on into
+/// outputs `0 .. a`, convolution `b` reading the inputs after `a`'s into outputs from `b_out`
+/// on (when it fits), and `copied` inputs from `copy_in` on into the outputs after `a`'s;
+/// biases from `value`, offsets `b_out` and `copy_in` below `offsets`.
+pub fn blocks_of<C, V>(
+    conv: fn() -> C,
+    value: fn() -> V,
+    offsets: usize,
+) -> impl Strategy<Value = Blocks>
+where
+    C: Strategy<Value = Conv>,
+    V: Strategy<Value = f64>,
+{
+    (conv(), conv(), 0usize..4, 1usize..6, 0..offsets, 0..offsets)
+        .prop_flat_map(move |(a, b, skip, copied, b_out, copy_in)| {
+            let in_dim = skip + a.in_dim() + b.in_dim();
+            let copied = copied.min(in_dim);
+            let out_dim = a.out_dim() + copied;
+            let mut parts = vec![
+                Part {
+                    input: skip,
+                    output: 0,
+                    map: PartMap::Conv(a.clone()),
+                },
+                Part {
+                    input: copy_in % (in_dim - copied + 1),
+                    output: a.out_dim(),
+                    map: PartMap::Copy(copied),
+                },
+            ];
+            if b.out_dim() <= out_dim {
+                parts.push(Part {
+                    input: skip + a.in_dim(),
+                    output: b_out % (out_dim - b.out_dim() + 1),
+                    map: PartMap::Conv(b),
+                });
+            }
+            (
+                Just(in_dim),
+                Just(parts),
+                prop::collection::vec(value(), out_dim),
+            )
+        })
+        .prop_filter_map(
+            "parts adding into an output read disjoint inputs",
+            |(n, p, b)| Blocks::new(n, p, b).ok(),
+        )
 }
