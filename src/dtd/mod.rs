@@ -45,4 +45,5 @@ pub use roots::{neuron_root, root_on_own_face};
 pub(crate) use roots::{root_step, RootRule};
 pub use rules::{BiasMode, InitialRelevance, Rule};
 pub use settings::{DtdSettings, LayerRule};
+pub(crate) use train_free::pass_whole;
 pub use train_free::{explain, explain_down_to, explain_with, layer_step, winner_take_all};

@@ -11,8 +11,8 @@
 use crate::check::Problem;
 use crate::dtd::full_backward::{FoundRoot, RootFinder, Rootless, RuleRoots};
 use crate::dtd::{
-    explain_with, layer_step, DtdSettings, Explanation, LayerRelevance, NeuronRelevance, NoRoot,
-    RootOutcome, Rule,
+    explain_with, layer_step, pass_whole, DtdSettings, Explanation, LayerRelevance,
+    NeuronRelevance, NoRoot, RootOutcome, Rule,
 };
 use crate::error::Result;
 use crate::exact::dyadic::{Dyadic, ExactSum};
@@ -279,12 +279,7 @@ fn valid_step(
         }
         // An identity passes its relevance whole, as in every rule's step.
         if let Some(i) = identities[j] {
-            lower[i] += r;
-            neurons.push(NeuronRelevance {
-                relevance: r,
-                outcome: RootOutcome::None(NoRoot::NotApplicable),
-                unresolved: 0.0,
-            });
+            neurons.push(pass_whole(i, &r, &mut lower));
             continue;
         }
         let plane = plane_relevance(certifier.model, index, j, a, r);
