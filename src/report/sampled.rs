@@ -10,7 +10,7 @@ pub(crate) const TITLE: &str = "Sampled roots";
 /// The columns of the table.
 pub(crate) const COLUMNS: [&str; 7] = [
     "layer",
-    "roots",
+    "roots available",
     "judged",
     "outside region",
     "95 % interval",
