@@ -114,7 +114,10 @@ fn check_sampled_against_whole(
     let (mut judged, mut skipped) = (0, 0);
     assert_eq!(whole.explained, drawn.explained);
     for (w, d) in whole.layers.iter().zip(&drawn.layers) {
-        assert_eq!((w.relevance_in, w.relevance_out), (d.relevance_in, d.relevance_out));
+        assert_eq!(
+            (w.relevance_in, w.relevance_out),
+            (d.relevance_in, d.relevance_out)
+        );
         let with_root: Vec<usize> = w
             .neurons
             .iter()
@@ -129,12 +132,21 @@ fn check_sampled_against_whole(
             .collect();
         assert_eq!(
             picked,
-            draw_neurons(draw.seed, whole.sample, w.layer - 1, &with_root, draw.roots_per_layer)
+            draw_neurons(
+                draw.seed,
+                whole.sample,
+                w.layer - 1,
+                &with_root,
+                draw.roots_per_layer
+            )
         );
         assert_eq!(d.roots_available, Some(with_root.len()));
         assert_eq!(d.roots_judged, Some(picked.len()));
         for (wn, dn) in w.neurons.iter().zip(&d.neurons) {
-            assert_eq!((wn.neuron, wn.relevance, wn.no_root), (dn.neuron, dn.relevance, dn.no_root));
+            assert_eq!(
+                (wn.neuron, wn.relevance, wn.no_root),
+                (dn.neuron, dn.relevance, dn.no_root)
+            );
             match (&wn.root, &dn.root) {
                 (Some(a), Some(b)) => {
                     assert_eq!(
@@ -163,17 +175,40 @@ fn check_sampled_against_whole(
 fn judged_roots_get_the_whole_audits_verdicts() {
     let cases = [
         ("c6", c6(), sampled(3, 0)),
-        ("c6 exact", c6(), AuditSettings { exact: true, ..sampled(2, 9) }),
-        ("c6 z", c6(), AuditSettings {
-            dtd: dtdcert::dtd::DtdSettings {
-                rule: dtdcert::dtd::Rule::Z,
-                ..Default::default()
+        (
+            "c6 exact",
+            c6(),
+            AuditSettings {
+                exact: true,
+                ..sampled(2, 9)
             },
-            ..sampled(4, 1)
-        }),
-        ("conv + max pool", fixture("conv_maxpool_1x6x6_opset13"), sampled(2, 3)),
-        ("strided conv", fixture("conv_strided_1x7x7_opset11"), sampled(3, 2)),
-        ("max pool, coordinates", fixture("maxpool_coord_2x7x7_opset17"), sampled(3, 6)),
+        ),
+        (
+            "c6 z",
+            c6(),
+            AuditSettings {
+                dtd: dtdcert::dtd::DtdSettings {
+                    rule: dtdcert::dtd::Rule::Z,
+                    ..Default::default()
+                },
+                ..sampled(4, 1)
+            },
+        ),
+        (
+            "conv + max pool",
+            fixture("conv_maxpool_1x6x6_opset13"),
+            sampled(2, 3),
+        ),
+        (
+            "strided conv",
+            fixture("conv_strided_1x7x7_opset11"),
+            sampled(3, 2),
+        ),
+        (
+            "max pool, coordinates",
+            fixture("maxpool_coord_2x7x7_opset17"),
+            sampled(3, 6),
+        ),
     ];
     for (name, (model, xs), settings) in cases {
         let draw = settings.root_sample.unwrap();
@@ -184,7 +219,10 @@ fn judged_roots_get_the_whole_audits_verdicts() {
             skipped += s;
         }
         // The comparison means something: roots were judged, and some were left out.
-        assert!(judged > 0 && skipped > 0, "{name}: {judged} judged, {skipped} left out");
+        assert!(
+            judged > 0 && skipped > 0,
+            "{name}: {judged} judged, {skipped} left out"
+        );
     }
 }
 
@@ -203,7 +241,10 @@ fn a_draw_as_wide_as_the_widest_layer_is_the_whole_audit() {
         }
         r
     };
-    let drawn: Vec<SampleRecord> = records(&tmp.path().join("all")).into_iter().map(strip).collect();
+    let drawn: Vec<SampleRecord> = records(&tmp.path().join("all"))
+        .into_iter()
+        .map(strip)
+        .collect();
     assert_eq!(drawn, records(&tmp.path().join("whole")));
     // The fractions of the summary are those of the whole audit's counts.
     let doc: serde_json::Value =
@@ -226,7 +267,13 @@ fn the_same_seed_gives_the_same_files_and_another_seed_another_draw() {
         records
             .iter()
             .flat_map(|r| &r.layers)
-            .map(|l| l.neurons.iter().filter(|n| n.root.is_some()).map(|n| n.neuron).collect())
+            .map(|l| {
+                l.neurons
+                    .iter()
+                    .filter(|n| n.root.is_some())
+                    .map(|n| n.neuron)
+                    .collect()
+            })
             .collect()
     };
     assert_ne!(judged(records(&dir("a"))), judged(records(&dir("c"))));
@@ -259,9 +306,10 @@ fn merged_shards_equal_the_single_sampled_run() {
     let other = tmp.path().join("other");
     run_c6(sampled(3, 5), Some(Shard { index: 1, count }), &other);
     let mixed = [other, dirs[0].clone(), dirs[1].clone()];
-    let err = dtdcert::audit::merge::merge(&mixed, &tmp.path().join("mixed"), true, false, &Reports)
-        .unwrap_err()
-        .to_string();
+    let err =
+        dtdcert::audit::merge::merge(&mixed, &tmp.path().join("mixed"), true, false, &Reports)
+            .unwrap_err()
+            .to_string();
     assert!(err.contains("root_sample.seed"), "{err}");
 }
 
@@ -271,15 +319,23 @@ fn an_interrupted_sampled_run_resumes_to_the_uninterrupted_files() {
     let reference = tmp.path().join("reference");
     run_c6(sampled(2, 8), None, &reference);
     let bytes = read(&reference, "records.jsonl");
-    let line_ends: Vec<usize> = (0..bytes.len()).filter(|&i| bytes[i] == b'\n').map(|i| i + 1).collect();
+    let line_ends: Vec<usize> = (0..bytes.len())
+        .filter(|&i| bytes[i] == b'\n')
+        .map(|i| i + 1)
+        .collect();
     let (model, inputs, spec) = c6_run(sampled(2, 8), None);
-    for (n, cut) in [0, line_ends[0], line_ends[40] + 7, bytes.len() - 1].into_iter().enumerate() {
+    for (n, cut) in [0, line_ends[0], line_ends[40] + 7, bytes.len() - 1]
+        .into_iter()
+        .enumerate()
+    {
         let dir = tmp.path().join(format!("cut-{n}"));
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join("run.json"), read(&reference, "run.json")).unwrap();
         fs::write(dir.join(MARKER), marker("audit", false)).unwrap();
         fs::write(dir.join("records.jsonl"), &bytes[..cut]).unwrap();
-        runner(OPTIONS).resume(&model, &inputs, &spec, &dir).unwrap();
+        runner(OPTIONS)
+            .resume(&model, &inputs, &spec, &dir)
+            .unwrap();
         assert_same_outputs(&reference, &dir);
     }
     // A resume with another draw is refused, naming the setting.
@@ -307,7 +363,10 @@ fn a_draw_is_refused_on_the_libtorch_backend_and_with_no_roots() {
         ..sampled(4, 0)
     };
     let err = torch.check(&model).unwrap_err().to_string();
-    assert!(err.contains("--roots-per-layer") && err.contains("--backend torch"), "{err}");
+    assert!(
+        err.contains("--roots-per-layer") && err.contains("--backend torch"),
+        "{err}"
+    );
     let err = sampled(0, 0).check(&model).unwrap_err().to_string();
     assert!(err.contains("--roots-per-layer 0"), "{err}");
     assert!(sampled(1, 0).check(&model).is_ok());

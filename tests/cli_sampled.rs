@@ -14,7 +14,16 @@ use util::runs::{INPUTS, MODEL};
 fn audit(out: &Path, extra: &[&str]) -> assert_cmd::assert::Assert {
     Command::cargo_bin("dtdcert")
         .unwrap()
-        .args(["audit", "--quiet", "--explain", "0", "--model", MODEL, "--inputs", INPUTS])
+        .args([
+            "audit",
+            "--quiet",
+            "--explain",
+            "0",
+            "--model",
+            MODEL,
+            "--inputs",
+            INPUTS,
+        ])
         .args(extra)
         .arg("--out")
         .arg(out)
@@ -38,11 +47,20 @@ fn bad_draws_are_refused_before_anything_is_written() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let cases: [(&[&str], &str); 6] = [
-        (&["--roots-per-layer", "0"], "--roots-per-layer '0': expected a whole number of roots, at least 1"),
+        (
+            &["--roots-per-layer", "0"],
+            "--roots-per-layer '0': expected a whole number of roots, at least 1",
+        ),
         (&["--roots-per-layer", "many"], "--roots-per-layer 'many'"),
         (&["--roots-per-layer", "-3"], "--roots-per-layer '-3'"),
-        (&["--roots-per-layer", "4", "--seed", "abc"], "--seed 'abc': expected a whole number"),
-        (&["--roots-per-layer", "4", "--seed", "-1"], "--seed '-1': expected a whole number"),
+        (
+            &["--roots-per-layer", "4", "--seed", "abc"],
+            "--seed 'abc': expected a whole number",
+        ),
+        (
+            &["--roots-per-layer", "4", "--seed", "-1"],
+            "--seed '-1': expected a whole number",
+        ),
         (&["--seed", "3"], "give --roots-per-layer K with it"),
     ];
     for (args, message) in cases {
@@ -66,7 +84,9 @@ fn exact_arithmetic_is_refused_on_a_network_too_large_for_it() {
         pads: [2, 2, 2, 2],
         pool: Pool::Global,
         outputs: 2,
-        kernel_values: (0..64 * 3 * 25).map(|i| ((i % 7) as f64 - 3.0) / 8.0).collect(),
+        kernel_values: (0..64 * 3 * 25)
+            .map(|i| ((i % 7) as f64 - 3.0) / 8.0)
+            .collect(),
         conv_bias: vec![0.125; 64],
         dense: (0..2 * 64).map(|i| ((i % 5) as f64 - 2.0) / 4.0).collect(),
         dense_bias: vec![0.0; 2],
@@ -99,7 +119,11 @@ fn exact_arithmetic_is_refused_on_a_network_too_large_for_it() {
         .arg("--out")
         .arg(&npy)
         .assert();
-    refused(&npy, assert, "more than the 100000000 exact rational arithmetic can finish");
+    refused(
+        &npy,
+        assert,
+        "more than the 100000000 exact rational arithmetic can finish",
+    );
     // The shipped example is far below the limit, exact or not.
     let c6 = tmp.path().join("c6");
     audit(&c6, &["--exact", "--roots-per-layer", "2"]).success();
@@ -115,7 +139,10 @@ fn a_sampled_run_says_what_it_judged_and_resumes_alone() {
         .stdout
         .clone();
     let line = String::from_utf8(stdout).unwrap();
-    assert!(line.contains("roots judged of") && line.contains("up to 3 per layer, seed 7"), "{line}");
+    assert!(
+        line.contains("roots judged of") && line.contains("up to 3 per layer, seed 7"),
+        "{line}"
+    );
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["settings"]["root_sample"]["roots_per_layer"], 3);
@@ -131,12 +158,16 @@ fn a_sampled_run_says_what_it_judged_and_resumes_alone() {
         assert!(judged.as_u64().unwrap() <= 300, "{l}");
     }
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
-    assert!(md.contains("## Sampled roots") && md.contains("up to 3 per layer and sample (seed 7)"));
+    assert!(
+        md.contains("## Sampled roots") && md.contains("up to 3 per layer and sample (seed 7)")
+    );
     let html = std::fs::read_to_string(out.join("summary.html")).unwrap();
     assert!(html.contains("<table class=\"sampled\">"));
     let csv = std::fs::read_to_string(out.join("roots.csv")).unwrap();
     assert!(csv.lines().next().unwrap().ends_with(",judged"));
-    assert!(csv.lines().any(|l| l.ends_with(",false")) && csv.lines().any(|l| l.ends_with(",true")));
+    assert!(
+        csv.lines().any(|l| l.ends_with(",false")) && csv.lines().any(|l| l.ends_with(",true"))
+    );
     // `--resume` of a finished run with another draw names the setting.
     let assert = Command::cargo_bin("dtdcert")
         .unwrap()

@@ -33,9 +33,10 @@ fn percent(v: f64) -> String {
 }
 
 fn cells_of(p: &Proportion) -> [String; 2] {
-    let fraction = p
-        .fraction
-        .map_or_else(|| "–".to_string(), |f| format!("{} ({})", p.count, percent(f)));
+    let fraction = p.fraction.map_or_else(
+        || "–".to_string(),
+        |f| format!("{} ({})", p.count, percent(f)),
+    );
     let interval = p.wilson_95.map_or_else(
         || "–".to_string(),
         |[lo, hi]| format!("{} – {}", percent(lo), percent(hi)),
@@ -48,7 +49,8 @@ pub(crate) fn cells(l: &SampledLayer) -> [String; 7] {
     let [outside, outside_interval] = cells_of(&l.outside);
     let [invalid, invalid_interval] = cells_of(&l.invalid);
     [
-        l.layer.map_or_else(|| "total".to_string(), |n| n.to_string()),
+        l.layer
+            .map_or_else(|| "total".to_string(), |n| n.to_string()),
         l.roots_available.to_string(),
         l.roots_judged.to_string(),
         outside,
