@@ -208,8 +208,11 @@ fn traced(model: &Model, sample: usize, x: &[f64]) -> Result<Traced> {
 struct FloatVerdicts {
     k: usize,
     explanation: Explanation<f64>,
-    layers: Vec<(Vec<(usize, Judged)>, Vec<f64>)>,
+    layers: Vec<(Vec<NeuronVerdict>, Vec<f64>)>,
 }
+
+/// A judged root's neuron and its verdict.
+type NeuronVerdict = (usize, Judged);
 
 /// The verdicts of the roots `pick` chooses, each about the exact root: `pick(index,
 /// candidates)` gives the neurons of 0-based layer `index` to judge among those with a root
