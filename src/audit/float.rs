@@ -280,7 +280,7 @@ fn judge_float(
         // The layer's roots as the explanation kept them (one block), or rebuilt a block at a
         // time.
         let mut kept = Some((step_bounds.roots, step_bounds.root_errors))
-            .filter(|(roots, _)| !roots.is_empty() && !with_root.is_empty());
+            .filter(|(roots, _)| !roots.is_empty());
         for block in with_root.chunks(ROOTS_PER_BLOCK) {
             // The roots' f64 values and error bounds, one row per root.
             let (points, errors) = match kept.take() {

@@ -454,14 +454,10 @@ fn assemble<T: Scalar>(
                     }
                 })
                 .collect::<Vec<NeuronRecord>>();
-            let roots = |judged: bool| {
-                neurons
-                    .iter()
-                    .filter(|n| n.root.is_some() || (!judged && n.not_judged))
-                    .count()
-            };
+            let judged = neurons.iter().filter(|n| n.root.is_some()).count();
+            let left_out = neurons.iter().filter(|n| n.not_judged).count();
             let (roots_available, roots_judged) = match sampled {
-                true => (Some(roots(false)), Some(roots(true))),
+                true => (Some(judged + left_out), Some(judged)),
                 false => (None, None),
             };
             let (mut no_root, mut absorbed) = (T::zero(), T::zero());

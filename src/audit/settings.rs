@@ -84,8 +84,7 @@ pub fn check_exact_size(model: &crate::model::Model, what: &str) -> Result<()> {
     if count > EXACT_MULTIPLY_ADDS {
         return Err(Error::Usage(format!(
             "{what}: the network takes {count} multiply-adds per forward pass, more than the \
-             {EXACT_MULTIPLY_ADDS} exact rational arithmetic can finish; leave out --exact \
-             (f64 with error bounds, exact where they do not decide)"
+             {EXACT_MULTIPLY_ADDS} exact rational arithmetic can finish; leave out --exact"
         )));
     }
     Ok(())
