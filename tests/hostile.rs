@@ -1791,6 +1791,7 @@ fn audit_records_say_which_tier_decided_and_hold_exact_verdicts() {
         certify: None,
         lp: Default::default(),
         torch: None,
+        root_sample: None,
     };
     let record = audit_sample(&model, &settings, 7, &x, Some(0)).unwrap();
     assert_eq!(record.sample, 7);

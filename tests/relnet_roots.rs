@@ -210,7 +210,8 @@ impl Sample {
 
 /// Per layer the roots judged and those outside, and per (sample, layer) the roots drawn,
 /// after judging every line of `csv` again: its sample (`sample_of(question)`) rebuilt here,
-/// the root rebuilt and its membership decided in exact rationals.
+/// the root rebuilt and its membership decided in exact rationals. Each (sample, layer)'s
+/// neurons are the audit's draw (`audit --roots-per-layer`) among those with a root.
 type Tallies = (Vec<u64>, Vec<u64>, HashMap<(usize, usize), usize>);
 
 fn judge_again(csv: &str, report: &Value, sample_of: impl Fn(usize) -> Sample) -> Tallies {
@@ -227,6 +228,12 @@ fn judge_again(csv: &str, report: &Value, sample_of: impl Fn(usize) -> Sample) -
     let mut judged = vec![0u64; layers.len()];
     let mut outside = vec![0u64; layers.len()];
     let mut per_sample_layer: HashMap<(usize, usize), usize> = HashMap::new();
+    let mut neurons: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
+    let settings = &report["settings"];
+    let (seed, k) = (
+        settings["seed"].as_u64().unwrap(),
+        settings["roots_per_layer"].as_u64().unwrap(),
+    );
     for line in lines {
         let f: Vec<&str> = line.split(',').collect();
         let sample: usize = f[0].parse().unwrap();
@@ -237,6 +244,7 @@ fn judge_again(csv: &str, report: &Value, sample_of: impl Fn(usize) -> Sample) -
         assert_eq!(samples[sample]["question"], question, "{line}");
         judged[layer - 1] += 1;
         *per_sample_layer.entry((sample, layer)).or_default() += 1;
+        neurons.entry((sample, layer)).or_default().push(neuron);
         let Sample {
             model,
             trace,
@@ -269,6 +277,20 @@ fn judge_again(csv: &str, report: &Value, sample_of: impl Fn(usize) -> Sample) -
                 );
             }
         }
+    }
+    for ((sample, layer), drawn) in neurons {
+        let e = &samples_seen[&sample].explanation;
+        let with_root: Vec<usize> = (0..e.layers[layer - 1].neurons.len())
+            .filter(|&j| {
+                matches!(
+                    e.layers[layer - 1].neurons[j].outcome,
+                    RootOutcome::Root { .. }
+                )
+            })
+            .collect();
+        let draw =
+            dtdcert::audit::sampling::draw_neurons(seed, sample, layer - 1, &with_root, k as usize);
+        assert_eq!(drawn, draw, "sample {sample} layer {layer}");
     }
     (judged, outside, per_sample_layer)
 }

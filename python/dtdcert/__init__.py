@@ -403,7 +403,8 @@ class Audit:
             raise ImportError("Audit.to_pandas needs pandas: pip install pandas") from e
         columns = self._native.root_columns()
         frame = pd.DataFrame(columns)
-        nullable = {"valid": "boolean", "on_face": "boolean", "violated_layer": "Int64",
+        nullable = {"valid": "boolean", "on_face": "boolean", "judged": "boolean",
+                    "violated_layer": "Int64",
                     "violated_neuron": "Int64", "domain_coordinate": "Int64",
                     "margin": "Float64", "domain_value": "Float64"}
         return frame.astype(nullable)

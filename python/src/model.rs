@@ -296,6 +296,7 @@ impl NativeModel {
                     backend: lp.backend,
                 },
                 torch: None,
+                root_sample: None,
             };
             settings.dtd.set_layer_kinds(model.net().kinds());
             settings.check(model)?;

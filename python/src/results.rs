@@ -93,6 +93,7 @@ impl NativeAudit {
         column!(domain_value);
         column!(decided_by);
         column!(on_face);
+        column!(judged);
         Ok(columns)
     }
 

@@ -7,7 +7,9 @@
 use ndarray::Array2;
 
 use crate::dtd::bounded::{explain_bounded, neuron_root_bounded, BoundedExplanation, Keep};
-use crate::dtd::{explain, explain_down_to, root_on_own_face, Explanation, RootOutcome};
+use crate::dtd::{
+    explain, explain_down_to, neuron_root, root_on_own_face, Explanation, RootOutcome,
+};
 use crate::error::Result;
 use crate::exact::{Rational, Scalar};
 use crate::lp::nearest_valid::uses_lp;
@@ -19,8 +21,8 @@ use crate::region::{
 
 use super::records::{DomainCheck, RootVerdict, SampleRecord};
 use super::sample::{
-    audit_exact, audit_lp_roots, domain_bounds, domain_check, judged_record, overflow,
-    resolve_target, Judged, ROOTS_PER_BLOCK,
+    audit_exact, audit_lp_roots, domain_bounds, domain_check, judged_neurons, judged_record,
+    overflow, resolve_target, with_root, Judged, ROOTS_PER_BLOCK,
 };
 use super::settings::{AuditSettings, DomainBox};
 
@@ -55,13 +57,14 @@ pub(super) fn audit_float(
         settings,
         (sample, x, target),
         &traced,
-        |_| true,
+        |index, candidates| Some(judged_neurons(settings, sample, index, candidates)),
         false,
     )?;
     Ok(match judged {
         Some(f) => judged_record(
             &f.explanation,
             f.layers.into_iter().map(|(verdicts, _)| verdicts).collect(),
+            settings.root_sample.is_some(),
             (sample, f.k, traced.trace.output()[f.k]),
             traced.decided_by,
         ),
@@ -125,7 +128,7 @@ pub fn audit_layer(
             settings,
             (0, x, Some(k)),
             &traced,
-            |i| i == layer,
+            |i, candidates| (i == layer).then_some(candidates),
             true,
         )?,
     };
@@ -144,7 +147,7 @@ pub fn audit_layer(
                         verdict: None,
                     },
                     RootOutcome::Root { t, .. } => {
-                        let (region, domain, decided_by, coords) =
+                        let (_, (region, domain, decided_by, coords)) =
                             verdicts.next().expect("one verdict per root");
                         let point = points.next().expect("one row per root").to_vec();
                         LayerRoot {
@@ -200,25 +203,30 @@ fn traced(model: &Model, sample: usize, x: &[f64]) -> Result<Traced> {
 }
 
 /// What the f64 path judged: the explained output, the explanation, and per layer the
-/// verdicts of its roots (neuron order; empty for a layer not judged) with, where asked for,
-/// its roots' f64 values (one row each).
+/// verdicts of its judged roots, each with its neuron (neuron order; empty for a layer not
+/// judged) and, where asked for, its roots' f64 values (one row each).
 struct FloatVerdicts {
     k: usize,
     explanation: Explanation<f64>,
-    layers: Vec<(Vec<Judged>, Vec<f64>)>,
+    layers: Vec<(Vec<NeuronVerdict>, Vec<f64>)>,
 }
 
-/// The verdicts of the roots of the layers `judged` picks (0-based), each about the exact
-/// root; `None` where the sample must be computed in rationals (the bounds leave a branch of
-/// the pattern, the top output or the recursion in doubt, or a root only the exact recursion
-/// can judge took another branch there). The third argument is (sample, input, explained
-/// output); with `keep_values`, the judged layers' roots are returned with their verdicts.
+/// A judged root's neuron and its verdict.
+type NeuronVerdict = (usize, Judged);
+
+/// The verdicts of the roots `pick` chooses, each about the exact root: `pick(index,
+/// candidates)` gives the neurons of 0-based layer `index` to judge among those with a root
+/// (in order; `None`: none of the layer). Only the chosen roots are computed. `None` where the
+/// sample must be computed in rationals (the bounds leave a branch of the pattern, the top
+/// output or the recursion in doubt, or a root only the exact recursion can judge took
+/// another branch there). The third argument is (sample, input, explained output); with
+/// `keep_values`, the judged roots are returned with their verdicts.
 fn judge_float(
     model: &Model,
     settings: &AuditSettings,
     (sample, x, target): (usize, &[f64], Option<usize>),
     traced: &Traced,
-    judged: impl Fn(usize) -> bool,
+    pick: impl Fn(usize, Vec<usize>) -> Option<Vec<usize>>,
     keep_values: bool,
 ) -> Result<Option<FloatVerdicts>> {
     let Traced {
@@ -236,14 +244,16 @@ fn judge_float(
     if target.is_none() && !certain_argmax(trace.output(), output_err, k) {
         return Ok(None);
     }
-    // Where every layer's roots fit in one block, the explanation keeps them; otherwise they
-    // are rebuilt and judged a block at a time below, so a wide image layer never holds all
-    // its roots at once.
-    let keep_roots = model
-        .net()
-        .layers()
-        .iter()
-        .all(|l| l.affine.out_dim() <= ROOTS_PER_BLOCK);
+    // Where every layer's roots fit in one block and every root is judged, the explanation
+    // keeps them; otherwise the judged ones are rebuilt and judged a block at a time below,
+    // so a wide image layer never holds all its roots at once, and the roots a draw
+    // (`--roots-per-layer`) leaves out are never computed.
+    let keep_roots = settings.root_sample.is_none()
+        && model
+            .net()
+            .layers()
+            .iter()
+            .all(|l| l.affine.out_dim() <= ROOTS_PER_BLOCK);
     // The input relevances' bounds are not needed: nothing is judged below the first layer.
     let keep = Keep {
         roots: keep_roots,
@@ -260,13 +270,10 @@ fn judge_float(
     let mut exact = ExactRoots::new(model, settings, x, k);
     let mut layers = Vec::with_capacity(layer_bounds.len());
     for (index, (step, step_bounds)) in explanation.layers.iter().zip(layer_bounds).enumerate() {
-        if !judged(index) {
+        let Some(with_root) = pick(index, with_root(step)) else {
             layers.push(Default::default());
             continue;
-        }
-        let with_root: Vec<usize> = (0..step.neurons.len())
-            .filter(|&j| matches!(step.neurons[j].outcome, RootOutcome::Root { .. }))
-            .collect();
+        };
         let (a, a_err) = (trace.layer_input(index), &bounds[index][..]);
         let mut verdicts = Vec::with_capacity(with_root.len());
         let mut values = Vec::new();
@@ -331,7 +338,7 @@ fn judge_float(
             for (verdict, &j) in block_verdicts.into_iter().zip(block) {
                 // What the bounds cannot settle, the exact root decides.
                 match verdict.or_else(|| exact.judge(pattern, index, j)) {
-                    Some(verdict) => verdicts.push(verdict),
+                    Some(verdict) => verdicts.push((j, verdict)),
                     None => return Ok(None),
                 }
             }
@@ -521,12 +528,26 @@ impl<'a> ExactRoots<'a> {
             forward::forward(net, &xr)
         });
         let depth = net.layers().len() - index;
+        // A draw (`--roots-per-layer`) rebuilds the roots it judges alone.
+        let keep_roots = self.settings.root_sample.is_none();
         if self.layers.len() < depth {
-            self.layers = explain_down_to(net, trace, &self.settings.dtd, self.k, index, true);
+            let dtd = &self.settings.dtd;
+            self.layers = explain_down_to(net, trace, dtd, self.k, index, keep_roots);
         }
         let offset = self.layers.len() - depth;
-        let RootOutcome::Root { point, .. } = &self.layers[offset].neurons[j].outcome else {
-            return None;
+        let neuron = &self.layers[offset].neurons[j];
+        let rebuilt;
+        let point = match (&neuron.outcome, keep_roots) {
+            (RootOutcome::None(_), _) => return None,
+            (RootOutcome::Root { point, .. }, true) => point,
+            (RootOutcome::Root { .. }, false) => {
+                let (a, r) = (trace.layer_input(index), &neuron.relevance);
+                rebuilt = match neuron_root(net, index, j, a, r, &self.settings.dtd) {
+                    RootOutcome::Root { point, .. } => point,
+                    RootOutcome::None(_) => unreachable!("the same step found a root"),
+                };
+                &rebuilt
+            }
         };
         let region = membership(net, pattern, index, point);
         let domain = domain_check(point, index, self.settings.input_domain(), net);

@@ -11,6 +11,8 @@
 //!   in rationals throughout (`--exact`), and the `nearest-valid` rule's roots.
 //! - `float.rs`: the default audit of one input: f64 with error bounds on every root, an
 //!   exact fallback; [`audit_layer`], the verdicts of one layer's roots alone.
+//! - [`sampling`]: `--roots-per-layer`, the draw of the roots judged, and the Wilson interval
+//!   of the fractions it reports.
 //! - `checkpoint.rs`: how far a run got, for `--resume` where its records cannot say.
 //! - [`explain`], [`histogram`], [`merge`], [`records_file`], [`run`], [`spec`], [`summary`]:
 //!   explanations of single inputs, histograms, merging shards, the records file (plain or
@@ -26,6 +28,7 @@ mod records;
 pub mod records_file;
 pub mod run;
 mod sample;
+pub mod sampling;
 mod settings;
 pub mod spec;
 pub mod summary;
@@ -41,7 +44,9 @@ pub use float::{audit_layer, LayerRoot, LayerRoots};
 #[cfg(feature = "torch")]
 pub(crate) use sample::overflow;
 pub use sample::{audit_sample, audit_sample_certified, resolve_target, NamedCertificate};
+pub use sampling::RootSample;
 pub use settings::{
-    AuditSettings, CertifySettings, DeviceChoice, DomainBox, LpSettings, Precision, TorchSettings,
+    check_exact_size, multiply_adds, AuditSettings, CertifySettings, DeviceChoice, DomainBox,
+    LpSettings, Precision, TorchSettings, EXACT_MULTIPLY_ADDS,
 };
 pub use summary::{Summary, SummaryDocument};

@@ -57,6 +57,10 @@ pub struct NeuronRecord {
     /// The certified answer for the neuron (`--certify`, for the roots it asks about).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certified: Option<CertifiedRoot>,
+    /// `--roots-per-layer`: the neuron has a root, but the draw did not pick it, so it was
+    /// neither computed nor judged (`root` is then absent, and so is `no_root`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_judged: bool,
 }
 
 /// The certified answer for a root's neuron (`--certify`).
@@ -112,6 +116,12 @@ pub struct LayerRecord {
     pub absorbed: f64,
     /// `relevance_in − relevance_out − unresolved` (0 up to rounding; exactly 0 with --exact).
     pub conservation_error: f64,
+    /// `--roots-per-layer`: the layer's neurons with a root, judged or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roots_available: Option<usize>,
+    /// `--roots-per-layer`: the roots the draw picked and judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roots_judged: Option<usize>,
     /// One record per neuron of the layer, in order.
     pub neurons: Vec<NeuronRecord>,
 }
@@ -190,6 +200,8 @@ impl SampleRecord {
                 no_root_relevance: l.no_root_relevance,
                 absorbed: l.absorbed,
                 conservation_error: l.conservation_error,
+                roots_available: l.roots_available,
+                roots_judged: l.roots_judged,
                 neurons: l
                     .neurons
                     .iter()

@@ -215,20 +215,25 @@ pub(crate) fn overflow(sample: usize, what: &str) -> crate::error::Error {
     ))
 }
 
-/// The record of a sample from its explanation and the verdicts of its roots (per layer, in
-/// neuron order); `explained` is (sample, explained output, its value).
+/// The record of a sample from its explanation and the verdicts of its judged roots (per
+/// layer, each with its neuron, in neuron order; a root without one is not judged);
+/// `explained` is (sample, explained output, its value), `sampled` whether a draw
+/// (`--roots-per-layer`) picked the judged roots.
 pub(super) fn judged_record<T: Scalar>(
     explanation: &crate::dtd::Explanation<T>,
-    verdicts: Vec<Vec<Judged>>,
+    verdicts: Vec<Vec<(usize, Judged)>>,
+    sampled: bool,
     explained: (usize, usize, f64),
     pattern_decided_by: Decision,
 ) -> SampleRecord {
-    let mut verdicts: Vec<std::vec::IntoIter<Judged>> =
-        verdicts.into_iter().map(Vec::into_iter).collect();
-    let layers = assemble(explanation, |index, _| {
+    let mut verdicts: Vec<std::iter::Peekable<std::vec::IntoIter<(usize, Judged)>>> = verdicts
+        .into_iter()
+        .map(|v| v.into_iter().peekable())
+        .collect();
+    let layers = assemble(explanation, sampled, |index, j, _| {
         verdicts[index]
-            .next()
-            .expect("one verdict per root, in order")
+            .next_if(|(neuron, _)| *neuron == j)
+            .map(|(_, judged)| judged)
     });
     let (sample, k, output) = explained;
     SampleRecord {
@@ -237,6 +242,27 @@ pub(super) fn judged_record<T: Scalar>(
         output,
         pattern_decided_by,
         layers,
+    }
+}
+
+/// The neurons of `step` that have a root, in order.
+pub(super) fn with_root<T>(step: &crate::dtd::LayerRelevance<T>) -> Vec<usize> {
+    (0..step.neurons.len())
+        .filter(|&j| matches!(step.neurons[j].outcome, RootOutcome::Root { .. }))
+        .collect()
+}
+
+/// The neurons of `candidates` (layer `index`'s neurons with a root) that the audit of sample
+/// `sample` judges: the draw of `--roots-per-layer`, or every one.
+pub(super) fn judged_neurons(
+    settings: &AuditSettings,
+    sample: usize,
+    index: usize,
+    candidates: Vec<usize>,
+) -> Vec<usize> {
+    match settings.root_sample {
+        Some(draw) => draw.pick(sample, index, &candidates),
+        None => candidates,
     }
 }
 
@@ -263,11 +289,10 @@ pub(super) fn audit_lp_roots(
         input_box.map(|b| (b.lo, b.hi)),
         settings.lp.options(),
     );
-    let mut verdicts: Vec<Vec<Judged>> = Vec::new();
+    let mut verdicts: Vec<Vec<(usize, Judged)>> = Vec::new();
     for (index, step) in explanation.layers.iter().enumerate() {
-        let with_root: Vec<usize> = (0..step.neurons.len())
-            .filter(|&j| matches!(step.neurons[j].outcome, RootOutcome::Root { .. }))
-            .collect();
+        // The linear programs found every root; a draw judges some of them.
+        let with_root = judged_neurons(settings, sample, index, with_root(step));
         let a = trace.layer_input(index);
         let mut judged = Vec::with_capacity(with_root.len());
         for block in with_root.chunks(ROOTS_PER_BLOCK) {
@@ -305,7 +330,8 @@ pub(super) fn audit_lp_roots(
             judged.extend(
                 block_verdicts
                     .into_iter()
-                    .map(|v| v.expect("exact points are always decided")),
+                    .zip(block)
+                    .map(|(v, &j)| (j, v.expect("exact points are always decided"))),
             );
         }
         verdicts.push(judged);
@@ -313,6 +339,7 @@ pub(super) fn audit_lp_roots(
     Ok(judged_record(
         &explanation,
         verdicts,
+        settings.root_sample.is_some(),
         (sample, k, trace.output()[k]),
         pattern_decided_by,
     ))
@@ -334,15 +361,38 @@ pub(super) fn audit_exact(
     let pattern = Pattern::from_pre(net, &trace.pre);
     let out_f64: Vec<f64> = trace.output().iter().map(Scalar::to_f64).collect();
     let k = resolve_target(target, &out_f64);
-    let explanation = explain(net, &trace, &settings.dtd, k, true);
+    // A draw keeps no roots in the recursion and rebuilds the drawn ones alone.
+    let sampled = settings.root_sample.is_some();
+    let explanation = explain(net, &trace, &settings.dtd, k, !sampled);
+    let picked: Vec<Vec<usize>> = explanation
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(index, step)| judged_neurons(settings, sample, index, with_root(step)))
+        .collect();
     let input_box = settings.input_domain();
-    let layers = assemble(&explanation, |index, point| {
+    let layers = assemble(&explanation, sampled, |index, j, point| {
+        picked[index].binary_search(&j).ok()?;
+        let rebuilt;
+        let point = match sampled {
+            false => point,
+            true => {
+                let step = &explanation.layers[index];
+                let a = trace.layer_input(index);
+                let r = &step.neurons[j].relevance;
+                rebuilt = match neuron_root(net, index, j, a, r, &settings.dtd) {
+                    RootOutcome::Root { point, .. } => point,
+                    RootOutcome::None(_) => unreachable!("the same step found a root"),
+                };
+                &rebuilt[..]
+            }
+        };
         let region = membership(net, &pattern, index, point);
         let domain = domain_check(point, index, input_box, net);
         let coords = settings
             .keep_points
             .then(|| point.iter().map(Scalar::to_f64).collect());
-        (region, domain, decided_by, coords)
+        Some((region, domain, decided_by, coords))
     });
     SampleRecord {
         sample,
@@ -359,10 +409,14 @@ pub(super) type Judged = (Membership, DomainCheck, Decision, Option<Vec<f64>>);
 /// points of the layer's input width.
 pub(super) const ROOTS_PER_BLOCK: usize = 1024;
 
-/// Turn an explanation into records, judging each root with `judge(layer_index, point)`.
+/// Turn an explanation into records, judging each root with `judge(layer_index, neuron,
+/// point)` (the point as the explanation kept it: empty where it kept none); a root it gives
+/// no verdict is not judged. With `sampled` (a draw picked the judged roots), each layer
+/// records how many roots it has and how many were judged.
 fn assemble<T: Scalar>(
     explanation: &crate::dtd::Explanation<T>,
-    mut judge: impl FnMut(usize, &[T]) -> Judged,
+    sampled: bool,
+    mut judge: impl FnMut(usize, usize, &[T]) -> Option<Judged>,
 ) -> Vec<LayerRecord> {
     let sum = |v: &[T]| v.iter().fold(T::zero(), |acc, x| acc + x.clone());
     explanation
@@ -378,29 +432,34 @@ fn assemble<T: Scalar>(
                     let (no_root, root) = match &n.outcome {
                         RootOutcome::None(reason) => (Some(*reason), None),
                         RootOutcome::Root { point, .. } => {
-                            let (region, domain, decided_by, point) = judge(index, point);
-                            let valid = region.is_inside() && domain == DomainCheck::In;
-                            (
-                                None,
-                                Some(RootVerdict {
-                                    valid,
+                            let verdict = judge(index, j, point).map(
+                                |(region, domain, decided_by, point)| RootVerdict {
+                                    valid: region.is_inside() && domain == DomainCheck::In,
                                     region,
                                     domain,
                                     decided_by,
                                     point,
-                                }),
-                            )
+                                },
+                            );
+                            (None, verdict)
                         }
                     };
                     NeuronRecord {
                         neuron: j,
                         relevance: n.relevance.to_f64(),
+                        not_judged: no_root.is_none() && root.is_none(),
                         no_root,
                         root,
                         certified: None,
                     }
                 })
-                .collect();
+                .collect::<Vec<NeuronRecord>>();
+            let judged = neurons.iter().filter(|n| n.root.is_some()).count();
+            let left_out = neurons.iter().filter(|n| n.not_judged).count();
+            let (roots_available, roots_judged) = match sampled {
+                true => (Some(judged + left_out), Some(judged)),
+                false => (None, None),
+            };
             let (mut no_root, mut absorbed) = (T::zero(), T::zero());
             for n in &step.neurons {
                 match n.outcome {
@@ -418,6 +477,8 @@ fn assemble<T: Scalar>(
                 no_root_relevance: no_root.to_f64(),
                 absorbed: absorbed.to_f64(),
                 conservation_error: step.conservation_error().to_f64(),
+                roots_available,
+                roots_judged,
                 neurons,
             }
         })

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::sampling::RootSample;
 use super::RecordsKept;
 use crate::check::Problem;
 use crate::dtd::DtdSettings;
@@ -52,11 +53,48 @@ pub struct AuditSettings {
     /// without error bounds; `None`: the exact engine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub torch: Option<TorchSettings>,
+    /// `--roots-per-layer K [--seed S]`: judge a uniform random draw of `K` roots of every
+    /// layer of every sample; `None`: every root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_sample: Option<RootSample>,
+}
+
+/// The most multiply-adds one forward pass of a network may take (`Σ` over its layers of
+/// outputs × the inputs each is connected to) for `--exact`. Exact rationals cost far more
+/// than floats, and their denominators grow layer by layer; an exact audit also rebuilds one
+/// root of the layer input's width per neuron, so its cost grows with this count times the
+/// widths. 10^8 admits every MLP and small convolutional network (the C6 example takes a few
+/// hundred) and refuses image networks such as VGG-16 (about 1.5 · 10^10 at 224×224) and
+/// ResNet-50 (about 4 · 10^9), which would not finish; their audits run in f64 with error
+/// bounds and fall back to rationals only where the bounds do not decide.
+pub const EXACT_MULTIPLY_ADDS: u64 = 100_000_000;
+
+/// The multiply-adds of one forward pass of `net`, as [`EXACT_MULTIPLY_ADDS`] counts them.
+pub fn multiply_adds(net: &crate::model::Network) -> u64 {
+    net.layers()
+        .iter()
+        .map(|l| l.affine.out_dim() as u64 * l.affine.max_connected() as u64)
+        .fold(0u64, u64::saturating_add)
+}
+
+/// Refuses `what` (`--exact`) on a network whose forward pass takes more than
+/// [`EXACT_MULTIPLY_ADDS`] multiply-adds.
+pub fn check_exact_size(model: &crate::model::Model, what: &str) -> Result<()> {
+    let count = multiply_adds(model.net());
+    if count > EXACT_MULTIPLY_ADDS {
+        return Err(Error::Usage(format!(
+            "{what}: the network takes {count} multiply-adds per forward pass, more than the \
+             {EXACT_MULTIPLY_ADDS} exact rational arithmetic can finish; leave out --exact"
+        )));
+    }
+    Ok(())
 }
 
 impl AuditSettings {
     /// Refuses settings no run of `model` can have: a rule for a layer the model does not
-    /// have, or the nearest-valid rule (roots from linear programs) with `exact`.
+    /// have, the nearest-valid rule (roots from linear programs) with `exact`, `exact` on a
+    /// network too large for rationals ([`EXACT_MULTIPLY_ADDS`]), a draw of no roots, or a
+    /// draw on the libtorch backend (which judges every root).
     pub fn check(&self, model: &crate::model::Model) -> Result<()> {
         if self.exact && self.dtd.named_rules().iter().any(|r| r.needs_lp()) {
             return Err(Error::Usage(
@@ -64,6 +102,21 @@ impl AuditSettings {
                  --exact"
                     .into(),
             ));
+        }
+        if self.exact {
+            check_exact_size(model, "--exact")?;
+        }
+        if let Some(sample) = self.root_sample {
+            if sample.roots_per_layer == 0 {
+                return Err(Error::Usage(
+                    "--roots-per-layer 0: judge at least 1 root per layer".into(),
+                ));
+            }
+            if self.torch.is_some() {
+                return Err(Error::Usage(
+                    "--roots-per-layer runs on the exact engine; leave out --backend torch".into(),
+                ));
+            }
         }
         self.dtd
             .check_layers(model.net().layers().len())

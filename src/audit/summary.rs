@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::histogram::{LogHistogram, ShareHistogram};
+use super::sampling::SampledSummary;
 use super::spec::{InputsInfo, ModelInfo, RunSpec, Shard, Targets};
 use super::{AuditSettings, CertifiedAnswer, DomainCheck, SampleRecord};
 use crate::region::Decision;
@@ -13,8 +14,13 @@ use crate::region::Decision;
 /// Counts for one layer (or, in `total`, over all layers).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counts {
-    /// Neurons that have a root (non-zero relevance, denominator above the threshold).
+    /// Neurons that have a root (non-zero relevance, denominator above the threshold) and
+    /// whose root was judged: every one, or with `--roots-per-layer` the drawn ones.
     pub roots: u64,
+    /// `--roots-per-layer`: neurons that have a root the draw left out (not judged, and in no
+    /// other count); absent where there are none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub roots_not_judged: u64,
     /// Roots outside the region `P_l(x)`, whatever their domain status.
     pub roots_outside: u64,
     /// Roots outside the domain (negative hidden coordinates; outside the input box).
@@ -73,6 +79,10 @@ pub struct Counts {
     /// counts every layer of every sample.
     #[serde(default)]
     pub outside_relevance_share: ShareHistogram,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A map whose keys JSON writes as strings (`{"3": 17}`), read back through `flatten`,
@@ -145,6 +155,10 @@ impl Summary {
             let (mut relevance_all, mut relevance_outside) = (0.0f64, 0.0f64);
             for n in &lr.neurons {
                 relevance_all += n.relevance.abs();
+                if n.not_judged {
+                    c.roots_not_judged += 1;
+                    continue;
+                }
                 match (&n.no_root, &n.root) {
                     (Some(crate::dtd::NoRoot::ZeroRelevance), _) => c.no_root_zero_relevance += 1,
                     (Some(crate::dtd::NoRoot::SmallDenominator), _) => {
@@ -221,6 +235,7 @@ impl Summary {
 impl Counts {
     fn accumulate(&mut self, o: &Counts) {
         self.roots += o.roots;
+        self.roots_not_judged += o.roots_not_judged;
         self.roots_outside += o.roots_outside;
         self.roots_out_of_domain += o.roots_out_of_domain;
         self.roots_valid += o.roots_valid;
@@ -284,6 +299,10 @@ pub struct SummaryDocument<'a> {
     /// The shard the counts cover; absent for a whole run or a merge.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<Shard>,
+    /// `--roots-per-layer`: the fractions of judged roots outside their region and not valid,
+    /// per layer and in total, with their 95 % Wilson intervals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root_sample: Option<SampledSummary>,
     /// The counts, written at the top level.
     #[serde(flatten)]
     pub summary: &'a Summary,
@@ -306,6 +325,10 @@ impl<'a> SummaryDocument<'a> {
             targets: &spec.targets,
             settings: &spec.settings,
             shard: spec.shard,
+            root_sample: spec
+                .settings
+                .root_sample
+                .map(|draw| SampledSummary::new(draw, summary)),
             summary,
         }
     }

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::{absolute, parse_domain, DataArgs, ModelArgs, Outcome, RuleArgs, TargetArgs};
 use crate::audit::spec::{RunSpec, Shard, Targets};
-use crate::audit::{AuditSettings, CertifySettings, LpSettings, RecordsKept};
+use crate::audit::{AuditSettings, CertifySettings, LpSettings, RecordsKept, RootSample};
 use crate::audit::{OutputOptions, Runner};
 use crate::error::{Error, Result};
 use crate::model::inputs::{load_inputs, Inputs};
@@ -18,7 +18,8 @@ use crate::model::targets::load_targets;
     after_help = "Examples:\n  dtdcert audit --model examples/c6/model.onnx --inputs examples/c6/inputs.npy \\\n      --rule z+ --explain 0 --out audit-c6\n  \
 dtdcert audit ... --out audit-c6 --shard 2/8        one of 8 shards; combine with `dtdcert merge`\n  \
 dtdcert audit --resume audit-c6                      continue an interrupted run\n  \
-dtdcert audit ... --records outside --compress      only invalid roots' records, zstd-compressed\n\n\
+dtdcert audit ... --records outside --compress      only invalid roots' records, zstd-compressed\n  \
+dtdcert audit ... --roots-per-layer 64 --seed 1     judge 64 drawn roots per layer and sample\n\n\
 Writes OUT/run.json at once and OUT/records.jsonl as samples finish (one line per input: per layer \
 and neuron the relevance, the root verdict, the first violated neuron and its margin; --records \
 outside or none keeps fewer neuron records, --compress writes OUT/records.jsonl.zst); at the end \
@@ -68,6 +69,15 @@ pub struct AuditArgs {
     /// Audit only shard K of N (1-based): the samples i with i mod N = K − 1.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
+    /// Judge a uniform random draw of K roots in every layer of every sample (all of a
+    /// layer's roots where it has fewer) instead of every root; the summary gives each
+    /// layer's fraction outside with its 95 % Wilson interval.
+    #[arg(long, value_name = "K", allow_hyphen_values = true)]
+    pub roots_per_layer: Option<String>,
+    /// Seeds the draw of --roots-per-layer: sample i's roots come from stream 1 + i (ChaCha8)
+    /// [default: 0].
+    #[arg(long, value_name = "S", allow_hyphen_values = true)]
+    pub seed: Option<String>,
     /// Also write OUT/roots.csv, one row per neuron record of every layer and sample.
     #[arg(long)]
     pub csv: bool,
@@ -144,10 +154,19 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
     };
     let t = &summary.total;
     // The result on stdout, whatever --quiet (which hides the progress bar).
+    let judged = match spec.settings.root_sample {
+        Some(draw) => format!(
+            "{} roots judged of {} (up to {} per layer, seed {})",
+            t.roots,
+            t.roots + t.roots_not_judged,
+            draw.roots_per_layer,
+            draw.seed
+        ),
+        None => format!("{} roots", t.roots),
+    };
     println!(
-        "{} samples, {} roots: {} outside the region, {} out of the domain, {} valid; results in {}",
+        "{} samples, {judged}: {} outside the region, {} out of the domain, {} valid; results in {}",
         summary.samples,
-        t.roots,
         t.roots_outside,
         t.roots_out_of_domain,
         t.roots_valid,
@@ -193,7 +212,40 @@ fn settings_of(args: &AuditArgs) -> Result<AuditSettings> {
             backend: lp.backend,
         },
         torch,
+        root_sample: root_sample(args)?,
     })
+}
+
+/// `--roots-per-layer K [--seed S]`: K at least 1, S a whole number from 0 to 2^64 − 1, and
+/// no seed without a draw.
+fn root_sample(args: &AuditArgs) -> Result<Option<RootSample>> {
+    let seed = match &args.seed {
+        None => 0,
+        Some(text) => text.trim().parse::<u64>().map_err(|_| {
+            Error::Usage(format!(
+                "--seed '{text}': expected a whole number from 0 to {}",
+                u64::MAX
+            ))
+        })?,
+    };
+    let Some(text) = &args.roots_per_layer else {
+        return match args.seed {
+            Some(_) => Err(Error::Usage(
+                "--seed seeds the draw of --roots-per-layer; give --roots-per-layer K with it"
+                    .into(),
+            )),
+            None => Ok(None),
+        };
+    };
+    match text.trim().parse::<usize>() {
+        Ok(k) if k >= 1 => Ok(Some(RootSample {
+            roots_per_layer: k,
+            seed,
+        })),
+        _ => Err(Error::Usage(format!(
+            "--roots-per-layer '{text}': expected a whole number of roots, at least 1"
+        ))),
+    }
 }
 
 /// A run as the arguments describe it.
@@ -320,6 +372,9 @@ fn from_run(args: &AuditArgs, dir: &Path) -> Result<(crate::model::Model, Inputs
     }
     if given(&args.backend, &defaults.backend) {
         settings.torch = from_args.torch;
+    }
+    if args.roots_per_layer.is_some() {
+        settings.root_sample = from_args.root_sample;
     }
     if let Some(certify) = settings.certify.as_mut() {
         certify.model_path = Some(stored.model.path.clone());

@@ -133,6 +133,9 @@ fn arithmetic(args: &ExplainArgs, dtd: &DtdSettings) -> Result<Arithmetic> {
 /// The model, the inputs and the targets, checked against each other and the rules.
 fn load(args: &ExplainArgs, dtd: &mut DtdSettings) -> Result<(Model, Inputs, Targets)> {
     let (model, inputs) = args.data.load()?;
+    if args.exact {
+        crate::audit::check_exact_size(&model, "--exact")?;
+    }
     if args.full_backward {
         super::require_relu(&model, &args.data.model, "--full-backward")?;
     }

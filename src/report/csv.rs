@@ -16,7 +16,8 @@ use crate::region::{Decision, Membership};
 
 /// The CSV header; every row has one field per column.
 pub const HEADER: &str = "sample,explained,layer,neuron,relevance,has_root,no_root,valid,region,\
-violated_layer,violated_neuron,margin,domain,domain_coordinate,domain_value,decided_by,on_face";
+violated_layer,violated_neuron,margin,domain,domain_coordinate,domain_value,decided_by,on_face,\
+judged";
 
 /// A CSV field: quoted, with quotes doubled, when it holds a separator, a quote or a line break.
 fn field(s: &str) -> Cow<'_, str> {
@@ -63,7 +64,7 @@ pub struct RootRow {
     pub neuron: usize,
     /// The neuron's relevance `R_j`.
     pub relevance: f64,
-    /// Whether the neuron has a root.
+    /// Whether the neuron has a root (judged or not).
     pub has_root: bool,
     /// Why it has none (`zero-relevance`, `small-denominator`, ...).
     pub no_root: Option<&'static str>,
@@ -87,6 +88,9 @@ pub struct RootRow {
     pub decided_by: Option<&'static str>,
     /// Whether the root lies on a face of its region.
     pub on_face: Option<bool>,
+    /// Whether the root was judged: `false` for a root the draw of `--roots-per-layer` left
+    /// out (its verdict fields are then empty).
+    pub judged: Option<bool>,
 }
 
 impl RootRow {
@@ -98,7 +102,7 @@ impl RootRow {
             layer,
             neuron: n.neuron,
             relevance: n.relevance,
-            has_root: n.root.is_some(),
+            has_root: n.root.is_some() || n.not_judged,
             no_root: n.no_root.map(no_root_name),
             valid: None,
             region: None,
@@ -110,6 +114,7 @@ impl RootRow {
             domain_value: None,
             decided_by: None,
             on_face: None,
+            judged: (n.no_root.is_none()).then_some(!n.not_judged),
         };
         if let Some(root) = &n.root {
             row.valid = Some(root.valid);
@@ -171,6 +176,7 @@ impl RootRow {
             opt(self.domain_value),
             opt(self.decided_by),
             opt(self.on_face),
+            opt(self.judged),
         ] {
             out.push(',');
             out.push_str(&field(&v));
@@ -262,6 +268,7 @@ mod tests {
             records: Default::default(),
             compress: false,
             torch: None,
+            root_sample: None,
         };
         let (records_path, records) = write_records(dir.path(), &settings);
         let out = dir.path().join("roots.csv");
@@ -279,7 +286,7 @@ mod tests {
         assert_eq!(
             lines[0],
             "sample,explained,layer,neuron,relevance,has_root,no_root,valid,region,violated_layer,\
-             violated_neuron,margin,domain,domain_coordinate,domain_value,decided_by,on_face"
+             violated_neuron,margin,domain,domain_coordinate,domain_value,decided_by,on_face,judged"
         );
         assert_eq!(lines.len(), expected + 1);
         let columns = HEADER.split(',').count();
@@ -371,6 +378,8 @@ mod tests {
                 no_root_relevance: 0.0,
                 absorbed: 0.0,
                 conservation_error: 0.0,
+                roots_available: None,
+                roots_judged: None,
                 neurons: vec![
                     NeuronRecord {
                         neuron: 0,
@@ -389,6 +398,7 @@ mod tests {
                             Decision::ExactFallback,
                         )),
                         certified: None,
+                        not_judged: false,
                     },
                     NeuronRecord {
                         neuron: 1,
@@ -396,6 +406,7 @@ mod tests {
                         no_root: Some(NoRoot::ZeroRelevance),
                         root: None,
                         certified: None,
+                        not_judged: false,
                     },
                     NeuronRecord {
                         neuron: 2,
@@ -410,6 +421,16 @@ mod tests {
                             )
                         }),
                         certified: None,
+                        not_judged: false,
+                    },
+                    // A root the draw of --roots-per-layer left out.
+                    NeuronRecord {
+                        neuron: 3,
+                        relevance: 0.5,
+                        no_root: None,
+                        root: None,
+                        certified: None,
+                        not_judged: true,
                     },
                 ],
             }],
@@ -418,15 +439,16 @@ mod tests {
         let records = dir.path().join("records.jsonl");
         std::fs::write(&records, serde_json::to_string(&record).unwrap() + "\n\n").unwrap();
         let out = dir.path().join("roots.csv");
-        assert_eq!(roots_csv(&records, &out).unwrap(), 3);
+        assert_eq!(roots_csv(&records, &out).unwrap(), 4);
         let text = std::fs::read_to_string(&out).unwrap();
         assert_eq!(
             text,
             format!(
                 "{HEADER}\n\
-                 3,1,1,0,0.1,true,,false,outside,2,1,-0.00000015,out,1,-0.25,exact-fallback,false\n\
-                 3,1,1,1,0,false,zero-relevance,,,,,,,,,,\n\
-                 3,1,1,2,0.9,true,,true,inside,,,,in,,,float,true\n"
+                 3,1,1,0,0.1,true,,false,outside,2,1,-0.00000015,out,1,-0.25,exact-fallback,false,true\n\
+                 3,1,1,1,0,false,zero-relevance,,,,,,,,,,,\n\
+                 3,1,1,2,0.9,true,,true,inside,,,,in,,,float,true,true\n\
+                 3,1,1,3,0.5,true,,,,,,,,,,,,false\n"
             )
         );
     }

@@ -2,6 +2,7 @@
 
 pub mod csv;
 pub mod html;
+mod sampled;
 
 use std::fmt::Write;
 use std::path::Path;
@@ -89,6 +90,9 @@ pub fn audit_markdown(doc: &SummaryDocument<'_>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# dtdcert audit\n");
     let _ = writeln!(out, "{}\n", headline(s));
+    if let Some(r) = &doc.root_sample {
+        let _ = writeln!(out, "{}\n", sampled::sentence(r));
+    }
     let _ = writeln!(
         out,
         "- model: `{}` ({})",
@@ -144,6 +148,9 @@ pub fn audit_markdown(doc: &SummaryDocument<'_>) -> String {
          Activation patterns that needed exact arithmetic: {}.",
         s.pattern_exact_fallbacks
     );
+    if let Some(r) = &doc.root_sample {
+        sampled::markdown(&mut out, r);
+    }
     outside_per_sample_markdown(&mut out, s);
     relevance_share_markdown(&mut out, s);
     if let Some(certify) = &doc.settings.certify {

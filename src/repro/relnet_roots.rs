@@ -23,6 +23,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::audit::sampling::draw_neurons;
 use crate::dtd::{explain, neuron_root, DtdSettings, RootOutcome};
 use crate::error::{Error, Result};
 use crate::io::{progress_bar, write_atomic, OutputDir};
@@ -195,7 +196,8 @@ pub struct RelnetRootsSettings {
     pub samples: usize,
     /// Roots drawn per layer and sample (all of a layer's roots where it has fewer).
     pub roots: usize,
-    /// `--seed`: the questions from ChaCha8 stream 0, sample `s`'s roots from stream `1 + s`.
+    /// `--seed`: the questions from ChaCha8 stream 0, sample `s`'s roots from stream `1 + s`
+    /// (layer `l`'s from word `l · 2^36` of it, as `audit --roots-per-layer` draws them).
     pub seed: u64,
     /// The answer whose logit is explained (`--explain`).
     pub explained: Explained,
@@ -281,31 +283,9 @@ pub struct RelnetRootsOutcome {
     pub layers: Vec<LayerRow>,
 }
 
-/// The 95 % Wilson score interval of `k` successes in `n` trials (`None` for `n = 0`).
-pub fn wilson(k: u64, n: u64) -> Option<[f64; 2]> {
-    if n == 0 {
-        return None;
-    }
-    const Z: f64 = 1.959_963_984_540_054;
-    let (k, n) = (k as f64, n as f64);
-    let p = k / n;
-    let z2 = Z * Z;
-    let denominator = 1.0 + z2 / n;
-    let centre = (p + z2 / (2.0 * n)) / denominator;
-    let half = Z / denominator * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
-    // At k = 0 (k = n) the lower (upper) end is 0 (1) exactly; computed, it may round off it.
-    let lo = if k == 0.0 {
-        0.0
-    } else {
-        (centre - half).max(0.0)
-    };
-    let hi = if k == n {
-        1.0
-    } else {
-        (centre + half).min(1.0)
-    };
-    Some([lo, hi])
-}
+/// The 95 % Wilson score interval of `k` roots outside among `n` judged, as the audit's
+/// `--roots-per-layer` reports it.
+pub use crate::audit::sampling::wilson;
 
 /// Checks that the network reads the data's images and questions and has an output for
 /// each of its answers.
@@ -428,9 +408,6 @@ fn judge_sample(
         Explained::True => data.answer(question),
     };
     let explanation = explain(model.net(), &trace, &settings.dtd, explained, false);
-    // Stream 1 + sample of the seed draws the sample's roots, whatever the order samples run.
-    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
-    rng.set_stream(1 + sample as u64);
     let mut records = Vec::new();
     let mut roots_available = Vec::with_capacity(explanation.layers.len());
     for (index, step) in explanation.layers.iter().enumerate() {
@@ -441,12 +418,9 @@ fn judge_sample(
         if with_root.is_empty() {
             continue;
         }
-        let amount = settings.roots.min(with_root.len());
-        let mut drawn: Vec<usize> = rand::seq::index::sample(&mut rng, with_root.len(), amount)
-            .into_iter()
-            .map(|i| with_root[i])
-            .collect();
-        drawn.sort_unstable();
+        // The audit's draw (`audit --roots-per-layer`): stream 1 + sample of the seed, a
+        // stretch of it per layer, whatever the order samples run in.
+        let drawn = draw_neurons(settings.seed, sample, index, &with_root, settings.roots);
         let a = trace.layer_input(index);
         let mut points = Array2::zeros((drawn.len(), a.len()));
         for (row, &j) in drawn.iter().enumerate() {
@@ -714,7 +688,7 @@ pub fn write_report(job: &RelnetRootsRun) -> Result<RelnetRootsReport> {
     let recorded = serde_json::json!({
         "model": job.model, "data": job.data, "samples": settings.samples,
         "roots_per_layer": settings.roots, "seed": settings.seed,
-        "draws": "questions from stream 0 of the seed, sample s's roots from stream 1 + s (ChaCha8)",
+        "draws": "questions from stream 0 of the seed, sample s's roots from stream 1 + s, 0-based layer l's from word l * 2^36 of it (ChaCha8)",
         "explain": settings.explained,
         "batch_norm": if settings.batch_norm.keep_batch_norm { "kept" } else { "folded" },
         "rule": settings.dtd.rule.to_string(),
@@ -742,25 +716,4 @@ pub fn write_report(job: &RelnetRootsRun) -> Result<RelnetRootsReport> {
         seconds,
         out,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wilson_intervals_match_the_formula_worked_by_hand() {
-        // 0 of 10: [0, z²/(n + z²)] = [0, 3.8415/13.8415].
-        let [lo, hi] = wilson(0, 10).unwrap();
-        assert_eq!(lo, 0.0);
-        assert!((hi - 0.277_532).abs() < 1e-6, "{hi}");
-        // 5 of 10: symmetric about 1/2, half-width z √(0.025 + z²/400) / (1 + z²/10).
-        let [lo, hi] = wilson(5, 10).unwrap();
-        assert!((lo - 0.236_593).abs() < 1e-6, "{lo}");
-        assert!((hi - 0.763_407).abs() < 1e-6, "{hi}");
-        // 10 of 10 mirrors 0 of 10.
-        let [lo, hi] = wilson(10, 10).unwrap();
-        assert!((lo - 0.722_468).abs() < 1e-6 && hi == 1.0, "{lo} {hi}");
-        assert_eq!(wilson(0, 0), None);
-    }
 }

@@ -199,6 +199,7 @@ impl TorchAuditor {
                     no_root: no,
                     root,
                     certified: None,
+                    not_judged: false,
                 });
             }
             let (relevance_in, relevance_out) = (sum(r), sum(&lower[b * width..(b + 1) * width]));
@@ -212,6 +213,8 @@ impl TorchAuditor {
                 no_root_relevance: no_root,
                 absorbed,
                 conservation_error: relevance_in - relevance_out - unresolved,
+                roots_available: None,
+                roots_judged: None,
                 neurons,
             });
         }

@@ -90,8 +90,20 @@ pub fn audit_html(doc: &SummaryDocument<'_>) -> String {
         escape(&super::headline(s))
     );
 
+    if let Some(r) = &doc.root_sample {
+        let _ = writeln!(
+            out,
+            "<p class=\"note\">{}</p>",
+            escape(&super::sampled::sentence(r))
+        );
+    }
+
     let _ = writeln!(out, "<h2>Roots per layer</h2>");
     layer_table(&mut out, doc);
+
+    if let Some(r) = &doc.root_sample {
+        sampled_table(&mut out, r);
+    }
 
     let _ = writeln!(out, "<h2>{}</h2>", escape(TITLE_OUTSIDE));
     figure(
@@ -371,6 +383,32 @@ fn layer_table(out: &mut String, doc: &SummaryDocument<'_>) {
          is about the exact root. Activation patterns that needed exact arithmetic: {}.</p>",
         s.pattern_exact_fallbacks
     );
+}
+
+/// The per-layer fractions of a sampled-root audit with their Wilson intervals.
+fn sampled_table(out: &mut String, r: &crate::audit::sampling::SampledSummary) {
+    use super::sampled::{rows, COLUMNS, TITLE};
+    let _ = writeln!(out, "<h2>{TITLE}</h2>");
+    let _ = writeln!(
+        out,
+        "<div class=\"table-wrap\">\n<table class=\"sampled\">\n<thead><tr>"
+    );
+    for (i, h) in COLUMNS.iter().enumerate() {
+        let class = if i == 0 { "" } else { " class=\"num\"" };
+        let _ = write!(out, "<th{class}>{}</th>", escape(h));
+    }
+    let _ = writeln!(out, "</tr></thead>\n<tbody>");
+    let rows = rows(r);
+    let last = rows.len() - 1;
+    for (i, row) in rows.into_iter().enumerate() {
+        let class = if i == last { " class=\"total\"" } else { "" };
+        let _ = write!(out, "<tr{class}><td>{}</td>", escape(&row[0]));
+        for cell in &row[1..] {
+            let _ = write!(out, "<td class=\"num\">{}</td>", escape(cell));
+        }
+        let _ = writeln!(out, "</tr>");
+    }
+    let _ = writeln!(out, "</tbody>\n</table>\n</div>");
 }
 
 fn counts_row(out: &mut String, name: &str, c: &Counts, samples: u64, total: bool) {
