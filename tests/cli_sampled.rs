@@ -178,3 +178,38 @@ fn a_sampled_run_says_what_it_judged_and_resumes_alone() {
     let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
     assert!(stderr.contains("root_sample"), "{stderr}");
 }
+
+#[test]
+fn the_profile_counts_what_the_run_judged_layer_by_layer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, profile) = (tmp.path().join("out"), tmp.path().join("profile.json"));
+    let path = profile.to_str().unwrap();
+    audit(&out, &["--roots-per-layer", "3", "--profile", path]).success();
+    let read = |p: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let (timed, summary) = (read(&profile), read(&out.join("summary.json")));
+    let phases = &timed["phases_summed_over_samples"];
+    assert_eq!(timed["samples_in_run"], summary["samples"]);
+    assert_eq!(
+        phases["samples"], summary["samples"],
+        "every sample on the f64 path"
+    );
+    let judged: Vec<u64> = summary["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["roots"].as_u64().unwrap())
+        .collect();
+    let timed_roots: Vec<u64> = phases["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["roots"].as_u64().unwrap())
+        .collect();
+    assert_eq!(timed_roots, judged);
+    assert_eq!(timed["roots_judged"], summary["total"]["roots"]);
+    for l in phases["layers"].as_array().unwrap() {
+        assert!(l["roots_s"].as_f64().unwrap() >= 0.0 && l["verdicts_s"].as_f64().unwrap() >= 0.0);
+    }
+}

@@ -4,6 +4,8 @@
 //! so for the exact root; what the bounds cannot settle decided on the exact root, and a sample
 //! whose recursion the bounds leave in doubt computed in rationals throughout.
 
+use std::time::Instant;
+
 use ndarray::Array2;
 
 use crate::dtd::bounded::{explain_bounded, neuron_root_bounded, BoundedExplanation, Keep};
@@ -12,6 +14,7 @@ use crate::dtd::{
 };
 use crate::error::Result;
 use crate::exact::{Rational, Scalar};
+use crate::io::profile::{self, Phase};
 use crate::lp::nearest_valid::uses_lp;
 use crate::model::{forward, Model};
 use crate::region::{
@@ -35,7 +38,7 @@ pub(super) fn audit_float(
     x: &[f64],
     target: Option<usize>,
 ) -> Result<SampleRecord> {
-    let traced = traced(model, sample, x)?;
+    let traced = profile::timed(Phase::Forward, || traced(model, sample, x))?;
     if uses_lp(&settings.dtd, model.net().layers().len()) {
         let Traced {
             trace,
@@ -68,7 +71,9 @@ pub(super) fn audit_float(
             (sample, f.k, traced.trace.output()[f.k]),
             traced.decided_by,
         ),
-        None => audit_exact(model, settings, sample, x, target, Decision::ExactFallback),
+        None => profile::timed(Phase::Exact, || {
+            audit_exact(model, settings, sample, x, target, Decision::ExactFallback)
+        }),
     })
 }
 
@@ -259,7 +264,10 @@ fn judge_float(
         roots: keep_roots,
         input_bounds: false,
     };
-    let Some(bounded) = explain_bounded(model, trace, bounds, &settings.dtd, k, keep) else {
+    let bounded = profile::timed(Phase::Relevances, || {
+        explain_bounded(model, trace, bounds, &settings.dtd, k, keep)
+    });
+    let Some(bounded) = bounded else {
         return Ok(None);
     };
     let BoundedExplanation {
@@ -281,7 +289,9 @@ fn judge_float(
         // time.
         let mut kept = Some((step_bounds.roots, step_bounds.root_errors))
             .filter(|(roots, _)| !roots.is_empty());
+        profile::count_roots(index, with_root.len());
         for block in with_root.chunks(ROOTS_PER_BLOCK) {
+            let building = Instant::now();
             // The roots' f64 values and error bounds, one row per root.
             let (points, errors) = match kept.take() {
                 Some(rows) => rows,
@@ -319,6 +329,8 @@ fn judge_float(
                     .expect("every root has the layer's input width")
             };
             let (points, errors) = (rows(points), rows(errors));
+            profile::add(Phase::Roots(index), building.elapsed().as_secs_f64());
+            let deciding = Instant::now();
             // The explained output's root sits on its own face: an exact zero no f64 bound
             // settles, known from how the root is built.
             let on_face = match block {
@@ -342,6 +354,7 @@ fn judge_float(
                     None => return Ok(None),
                 }
             }
+            profile::add(Phase::Verdicts(index), deciding.elapsed().as_secs_f64());
             if keep_values {
                 values.extend(points.iter());
             }

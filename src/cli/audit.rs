@@ -107,6 +107,11 @@ pub struct AuditArgs {
     /// `--backend`, `--device` and `--precision`.
     #[command(flatten)]
     pub backend: super::BackendArgs,
+    /// Also write FILE (JSON, outside the results): the seconds of the forward passes, the
+    /// relevances and, per layer, building and deciding the judged roots, summed over the
+    /// samples audited by this process (the default engine only).
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
     /// No progress bar on stderr (the result line is still printed, on stdout).
     #[arg(long, short)]
     pub quiet: bool,
@@ -147,11 +152,23 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
     };
     // Ctrl-C and SIGTERM stop the run between samples, its records kept for --resume.
     crate::io::interrupt::install_handler();
+    if args.profile.is_some() {
+        if spec.settings.torch.is_some() {
+            return Err(Error::Usage(
+                "--profile times the default engine's phases; drop it or --backend torch".into(),
+            ));
+        }
+        crate::io::profile::start();
+    }
+    let started = std::time::Instant::now();
     let (summary, dir) = match (&args.out, &args.resume) {
         (_, Some(dir)) => (runner.resume(&model, &inputs, &spec, dir)?, dir),
         (Some(out), None) => (runner.run(&model, &inputs, &spec, out)?, out),
         (None, None) => unreachable!("clap requires --out or --resume"),
     };
+    if let Some(path) = &args.profile {
+        write_profile(path, started.elapsed().as_secs_f64(), summary.samples)?;
+    }
     let t = &summary.total;
     // The result on stdout, whatever --quiet (which hides the progress bar).
     let judged = match spec.settings.root_sample {
@@ -178,6 +195,21 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
     } else {
         Outcome::Clean
     })
+}
+
+/// Writes `--profile`: the run's wall-clock seconds and samples beside the phases' sums.
+fn write_profile(path: &Path, wall_s: f64, samples: u64) -> Result<()> {
+    let timed = crate::io::profile::finish().unwrap_or_default();
+    let roots: u64 = timed.layers.iter().map(|l| l.roots).sum();
+    let doc = serde_json::json!({
+        "wall_s": wall_s,
+        "samples_in_run": samples,
+        "roots_judged": roots,
+        "roots_per_s": roots as f64 / wall_s.max(f64::MIN_POSITIVE),
+        "phases_summed_over_samples": timed,
+    });
+    let text = serde_json::to_string_pretty(&doc).expect("numbers and strings serialise");
+    crate::io::write_atomic(path, format!("{text}\n").as_bytes())
 }
 
 /// The settings the arguments give (every one, defaults included).
