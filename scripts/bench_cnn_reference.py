@@ -124,6 +124,35 @@ def mlp_row(runs: int) -> dict:
                 relevances_per_second=MLP_BATCH / min(times))
 
 
+def write_jobs(folder: Path, jobs: Path, archs: list[str], rules: list[str], batch: int) -> None:
+    """Writes the inputs the timings use, for `dtdcert explain` to run on the same ones
+    (scripts/bench_explain.sh): per network NAME.batch.npy (the first input repeated to the
+    batch, float64) and NAME.batch_targets.npy, per network and rule NAME.RULE.args (the
+    fixture's dtdcert arguments for the rule, one per line, from DIR/manifest.json), and the
+    MLP as mlp.onnx with its MLP_BATCH inputs mlp.inputs.npy (the seed of mlp_row)."""
+    jobs.mkdir(parents=True, exist_ok=True)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for arch in archs:
+        x1 = np.load(folder / f"{arch}.inputs.npy")[:1].astype(np.float64)
+        k = np.load(folder / f"{arch}.targets.npy")[:1].astype(np.int64)
+        np.save(jobs / f"{arch}.batch.npy", np.repeat(x1, batch, axis=0))
+        np.save(jobs / f"{arch}.batch_targets.npy", np.repeat(k, batch, axis=0))
+        for rule in rules:
+            found = [r for r in manifest["references"]
+                     if r["case"] == arch and r["rule"] == rule and r["library"] == "zennit"]
+            if not found:
+                raise SystemExit(f"{folder / 'manifest.json'}: no {arch} {rule} reference")
+            (jobs / f"{arch}.{rule}.args").write_text("\n".join(found[0]["args"]) + "\n")
+    torch.manual_seed(1)
+    model = lrp.mlp().to(dtype=torch.float64).eval()
+    x = torch.rand((MLP_BATCH, 784), dtype=torch.float64)
+    np.save(jobs / "mlp.inputs.npy", x.numpy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.float(), (torch.zeros(1, 784),), str(jobs / "mlp.onnx"),
+                          dynamo=False, opset_version=17, input_names=["x"])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dir", nargs="?", type=Path, default=DEFAULT_DIR,
@@ -137,6 +166,9 @@ def main() -> int:
     parser.add_argument("--dtype", action="append", choices=list(DTYPES), help="only these (repeatable)")
     parser.add_argument("--no-mlp", action="store_true", help="leave out the MLP")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write every row as JSON")
+    parser.add_argument("--write-jobs", type=Path, metavar="DIR",
+                        help="also write the inputs, targets and arguments for dtdcert into DIR "
+                             "(scripts/bench_explain.sh)")
     args = parser.parse_args()
     archs, rules, dtypes = args.arch or ARCHS, args.rule or RULES, args.dtype or list(DTYPES)
     if args.runs < 1 or args.batch < 1 or args.threads < 1:
@@ -146,6 +178,8 @@ def main() -> int:
         print(f"error: {missing[0]}: not found ({len(missing)} files missing); make the folder "
               f"with scripts/make_cnn_conformance.sh --full {args.dir}", file=sys.stderr)
         return 2
+    if args.write_jobs is not None:
+        write_jobs(args.dir, args.write_jobs, archs, rules, args.batch)
     torch.set_num_threads(args.threads)
     import torchvision
     import zennit
