@@ -7,8 +7,9 @@
 //! - on random networks with Clip, LeakyRelu and PRelu activations;
 //! - on random convolutional networks as the ONNX reader loads them (average, global and
 //!   max pooling), the convolution as its kernel and as rows;
-//! - on the shipped small VGG-16 and ResNet-50 (residual blocks kept as maps of parts), under
-//!   Zennit's composites;
+//! - on the shipped small VGG-16, ResNet-50 (residual blocks kept as maps of parts, their sums
+//!   read together and apart) and MobileNetV2 (depthwise convolutions, Clip), under Zennit's
+//!   composites;
 //!
 //! and `explain` takes the batched path for f64 with rule roots, not for exact arithmetic.
 
@@ -168,11 +169,13 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 /// The shipped small network `name`, with its convolutions kept as kernels (and a residual
-/// network's blocks as maps of parts), under each of Zennit's composites and z+ with biases.
-fn fixture_agrees(name: &str) {
+/// network's blocks as maps of parts, their sums read apart with `split_residual`), under
+/// each of Zennit's composites and z+ with biases.
+fn fixture_agrees(name: &str, split_residual: bool) {
     let bytes = std::fs::read(fixture(name)).unwrap();
     let options = OnnxOptions {
         conv_rows_up_to: Some(0),
+        split_residual,
         ..OnnxOptions::default()
     };
     let net = load_bytes_with(&bytes, Path::new(name), options).unwrap();
@@ -196,12 +199,18 @@ fn fixture_agrees(name: &str) {
 
 #[test]
 fn batched_relevances_are_the_engines_on_the_small_vgg16() {
-    fixture_agrees("vgg16_small.onnx");
+    fixture_agrees("vgg16_small.onnx", false);
 }
 
 #[test]
 fn batched_relevances_are_the_engines_on_the_small_resnet50_as_maps_of_parts() {
-    fixture_agrees("resnet50_small.onnx");
+    fixture_agrees("resnet50_small.onnx", false);
+    fixture_agrees("resnet50_small.onnx", true);
+}
+
+#[test]
+fn batched_relevances_are_the_engines_on_the_small_mobilenet_v2() {
+    fixture_agrees("mobilenet_v2_small.onnx", true);
 }
 
 #[test]
