@@ -93,8 +93,10 @@ pub fn input_relevances(
 }
 
 /// [`input_relevances`], adding to `done` as inputs are explained (another thread may read it
-/// to show progress). A stop request ([`crate::io::interrupt`]) ends it between inputs with
-/// [`Error::Interrupted`], naming no folder.
+/// to show progress). The path is [`explain_path`]'s: a batch of inputs at a time in f64
+/// with rule roots, else input by input. A stop request ([`crate::io::interrupt`]) ends it
+/// between inputs (between batches on the batched path) with [`Error::Interrupted`], naming
+/// no folder.
 pub fn input_relevances_counted(
     model: &Model,
     inputs: &Inputs,
