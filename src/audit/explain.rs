@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::spec::Targets;
+use crate::dtd::batched::{self, batch_size, Batched};
 use crate::dtd::full_backward::{
     full_backward, full_backward_decided, full_backward_exact, Decided, Expansion, FullBackward,
     FullBackwardSettings, Rootless,
@@ -92,8 +93,10 @@ pub fn input_relevances(
 }
 
 /// [`input_relevances`], adding to `done` as inputs are explained (another thread may read it
-/// to show progress). A stop request ([`crate::io::interrupt`]) ends it between inputs with
-/// [`Error::Interrupted`], naming no folder.
+/// to show progress). The path is [`explain_path`]'s: a batch of inputs at a time in f64
+/// with rule roots, else input by input. A stop request ([`crate::io::interrupt`]) ends it
+/// between inputs (between batches on the batched path) with [`Error::Interrupted`], naming
+/// no folder.
 pub fn input_relevances_counted(
     model: &Model,
     inputs: &Inputs,
@@ -105,6 +108,9 @@ pub fn input_relevances_counted(
     let n = inputs.len();
     let d = model.net().input_dim();
     let mut flat: Vec<f64> = Vec::with_capacity(n * d);
+    if explain_path(model, dtd, how) == ExplainPath::Batched {
+        return batched_relevances(model, inputs, targets, dtd, done);
+    }
     for start in (0..n).step_by(CHUNK) {
         let end = (start + CHUNK).min(n);
         let rows: Vec<Vec<f64>> = (start..end).map(|i| inputs.row(i)).collect::<Result<_>>()?;
@@ -130,6 +136,59 @@ pub fn input_relevances_counted(
             })
             .collect::<Result<_>>()?;
         flat.extend(relevances.into_iter().flatten());
+    }
+    Ok(Array2::from_shape_vec((n, d), flat).expect("one row of width d per input"))
+}
+
+/// How [`input_relevances`] computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExplainPath {
+    /// A batch of inputs at a time, each layer's step as matrix products
+    /// ([`crate::dtd::batched`]): f64 arithmetic with rule roots.
+    Batched,
+    /// One input at a time, neuron by neuron: exact arithmetic, or LP roots.
+    PerInput,
+}
+
+/// The path [`input_relevances`] takes for `model` under `dtd` and `how`: batched in f64
+/// with rule roots where every layer's rule has a batched step, else input by input.
+pub fn explain_path(model: &Model, dtd: &DtdSettings, how: Arithmetic) -> ExplainPath {
+    if !how.exact && how.lp.is_none() && batched::covers(model.net(), dtd) {
+        ExplainPath::Batched
+    } else {
+        ExplainPath::PerInput
+    }
+}
+
+/// [`input_relevances_counted`] by batches ([`Batched`]): the inputs converted a chunk at a
+/// time, explained [`batch_size`] at a time; a stop request ends it between batches.
+fn batched_relevances(
+    model: &Model,
+    inputs: &Inputs,
+    targets: &Targets,
+    dtd: &DtdSettings,
+    done: &AtomicU64,
+) -> Result<Array2<f64>> {
+    let net = model.net();
+    let (n, d) = (inputs.len(), net.input_dim());
+    let batched = Batched::new(net, dtd).expect("explain_path checked the rules");
+    let size = batch_size(net);
+    let mut flat: Vec<f64> = Vec::with_capacity(n * d);
+    for start in (0..n).step_by(size) {
+        if crate::io::interrupt::requested() {
+            return Err(Error::Interrupted {
+                dir: Default::default(),
+            });
+        }
+        let end = (start + size).min(n);
+        let mut x = Vec::with_capacity((end - start) * d);
+        for i in start..end {
+            x.extend(inputs.row(i)?);
+        }
+        let x = Array2::from_shape_vec((end - start, d), x).expect("one row of width d per input");
+        let wanted: Vec<Option<usize>> = (start..end).map(|i| targets.for_sample(i)).collect();
+        flat.extend(batched.input_relevances(x.view(), &wanted));
+        done.fetch_add((end - start) as u64, Ordering::Relaxed);
     }
     Ok(Array2::from_shape_vec((n, d), flat).expect("one row of width d per input"))
 }

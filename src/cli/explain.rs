@@ -204,25 +204,38 @@ fn run_torch(_: &ExplainArgs, _: &mut DtdSettings, _: &TorchSettings) -> Result<
 }
 
 /// The relevance each input's explanation starts from (`f_k(x)` of its explained output, or
-/// 1), by the exact engine's forward pass.
+/// 1), by the f64 forward pass of a batch of inputs at a time.
 fn starts(
     model: &Model,
     inputs: &Inputs,
     targets: &Targets,
     dtd: &DtdSettings,
 ) -> Result<Vec<f64>> {
-    (0..inputs.len())
-        .map(|i| {
-            let output = crate::model::forward::output(model.net(), &inputs.row(i)?);
+    let net = model.net();
+    let (n, d) = (inputs.len(), net.input_dim());
+    let size = crate::dtd::batched::batch_size(net);
+    let mut starts = Vec::with_capacity(n);
+    for first in (0..n).step_by(size) {
+        let end = (first + size).min(n);
+        let mut x = Vec::with_capacity((end - first) * d);
+        for i in first..end {
+            x.extend(inputs.row(i)?);
+        }
+        let x = ndarray::Array2::from_shape_vec((end - first, d), x)
+            .expect("one row of width d per input");
+        let outputs = crate::model::forward::output_rows(net, x.view());
+        for (i, output) in (first..end).zip(outputs.rows()) {
+            let output = output.to_vec();
             let k = targets
                 .for_sample(i)
                 .unwrap_or_else(|| crate::model::forward::argmax(&output));
-            Ok(match dtd.initial_relevance {
+            starts.push(match dtd.initial_relevance {
                 InitialRelevance::Output => output[k],
                 InitialRelevance::One => 1.0,
-            })
-        })
-        .collect()
+            });
+        }
+    }
+    Ok(starts)
 }
 
 /// The one line `explain` prints: how many inputs, the rules, the largest gap between the

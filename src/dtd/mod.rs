@@ -20,6 +20,8 @@
 //!   finders, and one layer's step ([`layer_step`], [`winner_take_all`] for max-pooling).
 //! - `roots.rs`: the root of one neuron under a root rule ([`neuron_root`]), with the
 //!   relevance it passes to the neuron's inputs.
+//! - [`batched`]: the train-free relevances of a batch of inputs at once in f64, each layer's
+//!   step as matrix products.
 //! - [`bounded`]: the recursion in f64 with a-priori error bounds on every relevance and root
 //!   coordinate (the audit's default verdicts are about the exact roots).
 //! - `lrp.rs`: the step of an LRP rule without a root form (ε, αβ, flat).
@@ -28,6 +30,7 @@
 //!
 //! [`Scalar`]: crate::exact::Scalar
 
+pub mod batched;
 pub mod bounded;
 pub mod closed_form;
 pub mod composite;

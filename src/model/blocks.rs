@@ -9,11 +9,11 @@
 //! Parts that add into a common output read disjoint input ranges, so each row lists every
 //! input once, in increasing order: the parts' rows one after the other, by input range.
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{s, Array2, ArrayView2};
 
 use crate::error::{invalid, Result};
 use crate::exact::Scalar;
-use crate::model::conv::{apply_rows_by_entries, times_by_entries, Conv};
+use crate::model::conv::Conv;
 
 /// What one part computes from its input range.
 #[derive(Clone, Debug, PartialEq)]
@@ -286,14 +286,70 @@ impl<T: Scalar> Blocks<T> {
 impl Blocks<f64> {
     /// `W g` (or `|W| g` with `absolute`) for a matrix `g` with one row per input.
     pub fn times(&self, g: ArrayView2<'_, f64>, absolute: bool) -> Array2<f64> {
-        times_by_entries(self.out_dim(), g, absolute, |j| {
-            self.entries(j).map(|(i, &w)| (i, w))
-        })
+        let columns = self.rows_product(g.t(), absolute);
+        columns.t().as_standard_layout().into_owned()
     }
 
     /// `h Wᵀ` for points `h` given as rows.
     pub fn apply_rows(&self, h: ArrayView2<'_, f64>) -> Array2<f64> {
-        apply_rows_by_entries(self.out_dim(), h, |j| self.entries(j).map(|(i, &w)| (i, w)))
+        self.rows_product(h, false)
+    }
+
+    /// `h Wᵀ` (or `h |W|ᵀ` with `absolute`) for points `h` given as rows: each part's
+    /// product on its input columns added into its output columns.
+    pub fn rows_product(&self, h: ArrayView2<'_, f64>, absolute: bool) -> Array2<f64> {
+        let mut out = Array2::zeros((h.nrows(), self.out_dim()));
+        let one = if absolute { self.one.abs() } else { self.one };
+        for p in &self.parts {
+            let (i, o) = (p.map.in_dim(), p.map.out_dim());
+            let input = h.slice(s![.., p.input..p.input + i]);
+            let mut output = out.slice_mut(s![.., p.output..p.output + o]);
+            match &p.map {
+                PartMap::Conv(c) => output += &c.rows_product(input, absolute),
+                PartMap::Copy(_) => output.scaled_add(one, &input),
+            }
+        }
+        out
+    }
+
+    /// `s W` for values `s` given as rows, one per output (`Wᵀ` applied to each row): each
+    /// part's transposed product on its output columns added into its input columns.
+    pub fn transposed_rows(&self, s: ArrayView2<'_, f64>) -> Array2<f64> {
+        let mut out = Array2::zeros((s.nrows(), self.in_dim));
+        for p in &self.parts {
+            let (i, o) = (p.map.in_dim(), p.map.out_dim());
+            let values = s.slice(s![.., p.output..p.output + o]);
+            let mut input = out.slice_mut(s![.., p.input..p.input + i]);
+            match &p.map {
+                PartMap::Conv(c) => input += &c.transposed_rows(values),
+                PartMap::Copy(_) => input.scaled_add(self.one, &values),
+            }
+        }
+        out
+    }
+
+    /// The same map with every weight `w` (a copy's 1 included) replaced by `f(w)` and zero
+    /// biases.
+    pub fn map_weights(&self, f: impl Fn(f64) -> f64) -> Blocks<f64> {
+        let parts = self
+            .parts
+            .iter()
+            .map(|p| Part {
+                input: p.input,
+                output: p.output,
+                map: match &p.map {
+                    PartMap::Conv(c) => PartMap::Conv(c.map_kernel(&f)),
+                    PartMap::Copy(n) => PartMap::Copy(*n),
+                },
+            })
+            .collect();
+        Blocks {
+            in_dim: self.in_dim,
+            parts,
+            bias: vec![0.0; self.bias.len()],
+            one: f(self.one),
+            max_connected: self.max_connected,
+        }
     }
 
     /// The first weight or bias that is not finite, as `(output, input, value)` for a weight

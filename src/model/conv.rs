@@ -1,13 +1,19 @@
 //! A 2-D convolution kept as its shared kernel: the map over the flattened
 //! `[channels, height, width]` sample whose output `(o, y, x)` (channel-major) is the kernel of
 //! channel `o` applied to the window at `(y, x)`. Its rows are built on demand, one output at a
-//! time; the whole-layer applications loop over the kernel directly, so the layer holds its
-//! parameters only, whatever the image size.
+//! time; the whole-layer applications unfold the windows and multiply them by the kernel, so
+//! the layer holds its parameters only, whatever the image size (and a point's unfolded
+//! windows while it is multiplied).
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView1, ArrayView2};
+use rayon::prelude::*;
 
 use crate::error::{invalid, Result};
 use crate::exact::Scalar;
+use crate::model::gemm::product_into;
+
+/// Unfolded points of at most this many numbers are unfolded in parallel, one buffer a worker.
+const SMALL_UNFOLD: usize = 1 << 16;
 
 /// The shape of a convolution: its input image, output channels, kernel, strides, pads,
 /// dilations and groups.
@@ -301,18 +307,177 @@ impl<T: Scalar> Conv<T> {
 }
 
 impl Conv<f64> {
-    /// `W g` (or `|W| g` with `absolute`) for a matrix `g` with one row per input.
+    /// `W g` (or `|W| g` with `absolute`) for a matrix `g` with one row per input: the
+    /// convolution of each column of `g` ([`Conv::rows_product`] of `gᵀ`).
     pub fn times(&self, g: ArrayView2<'_, f64>, absolute: bool) -> Array2<f64> {
-        times_by_entries(self.out_dim(), g, absolute, |j| {
-            self.taps(j).map(|(i, k)| (i, self.kernel[k]))
-        })
+        let columns = self.rows_product(g.t(), absolute);
+        columns.t().as_standard_layout().into_owned()
     }
 
     /// `h Wᵀ` for points `h` given as rows.
     pub fn apply_rows(&self, h: ArrayView2<'_, f64>) -> Array2<f64> {
-        apply_rows_by_entries(self.out_dim(), h, |j| {
-            self.taps(j).map(|(i, k)| (i, self.kernel[k]))
-        })
+        self.rows_product(h, false)
+    }
+
+    /// `h Wᵀ` (or `h |W|ᵀ` with `absolute`) for points `h` given as rows, by products: each
+    /// point's windows unfolded into a matrix (one row per kernel weight of a group, one
+    /// column per output position, zeros where a window covers padding), and one product of
+    /// each group's kernel with it.
+    pub fn rows_product(&self, h: ArrayView2<'_, f64>, absolute: bool) -> Array2<f64> {
+        let kernel: Vec<f64> = match absolute {
+            true => self.kernel.iter().map(|v| v.abs()).collect(),
+            false => self.kernel.clone(),
+        };
+        let (groups, per_out, taps, area) = self.group_sizes();
+        let mut out = Array2::zeros((h.nrows(), self.out_dim()));
+        let point = |p: usize, row: &mut [f64], cols: &mut Vec<f64>| {
+            for g in 0..groups {
+                self.unfold(h.row(p), g, cols);
+                let k = ArrayView2::from_shape((per_out, taps), &kernel[g * per_out * taps..])
+                    .expect("a group's kernel rows");
+                let c = ArrayView2::from_shape((taps, area), &cols[..]).expect("unfolded windows");
+                let block = &mut row[g * per_out * area..(g + 1) * per_out * area];
+                let block = ndarray::ArrayViewMut2::from_shape((per_out, area), block)
+                    .expect("a group's output channels");
+                product_into(k, c, block, false);
+            }
+        };
+        self.each_point(&mut out, taps * area, point);
+        out
+    }
+
+    /// `s W` for values `s` given as rows, one per output (`Wᵀ` applied to each row): per
+    /// point and group, the kernel's transpose times the group's outputs, each product's
+    /// windows then added back onto the inputs they read.
+    pub fn transposed_rows(&self, s: ArrayView2<'_, f64>) -> Array2<f64> {
+        let s = s.as_standard_layout();
+        let (groups, per_out, taps, area) = self.group_sizes();
+        let mut out = Array2::zeros((s.nrows(), self.in_dim()));
+        let point = |p: usize, row: &mut [f64], cols: &mut Vec<f64>| {
+            let values = s.row(p);
+            let values = values.as_slice().expect("a standard-layout row");
+            cols.resize(taps * area, 0.0);
+            for g in 0..groups {
+                let k = ArrayView2::from_shape((per_out, taps), &self.kernel[g * per_out * taps..])
+                    .expect("a group's kernel rows");
+                let v = ArrayView2::from_shape(
+                    (per_out, area),
+                    &values[g * per_out * area..(g + 1) * per_out * area],
+                )
+                .expect("a group's output channels");
+                let c = ndarray::ArrayViewMut2::from_shape((taps, area), &mut cols[..])
+                    .expect("unfolded windows");
+                product_into(k.t(), v, c, false);
+                self.fold_add(cols, g, row);
+            }
+        };
+        self.each_point(&mut out, taps * area, point);
+        out
+    }
+
+    /// Groups, output channels per group, kernel weights per output channel and output
+    /// positions.
+    fn group_sizes(&self) -> (usize, usize, usize, usize) {
+        let groups = self.shape.groups;
+        let taps = self.shape.input[0] / groups * self.shape.kernel[0] * self.shape.kernel[1];
+        (
+            groups,
+            self.shape.channels / groups,
+            taps,
+            self.out[0] * self.out[1],
+        )
+    }
+
+    /// Runs `point(p, row p of out, buffer)` for every row of `out`: in parallel over the
+    /// points, each worker with its own buffer, when an unfolded point (`unfolded` numbers)
+    /// is small; else one point after the other with one buffer, each product parallel
+    /// itself, so that the buffers of a large image are never held once per thread.
+    fn each_point(
+        &self,
+        out: &mut Array2<f64>,
+        unfolded: usize,
+        point: impl Fn(usize, &mut [f64], &mut Vec<f64>) + Sync,
+    ) {
+        let width = out.ncols();
+        let Some(flat) = out.as_slice_mut() else {
+            unreachable!("a new array is in standard layout")
+        };
+        if width == 0 {
+            return;
+        }
+        if unfolded <= SMALL_UNFOLD {
+            flat.par_chunks_mut(width)
+                .enumerate()
+                .for_each_init(Vec::new, |cols, (p, row)| point(p, row, cols));
+        } else {
+            let mut cols = Vec::new();
+            for (p, row) in flat.chunks_mut(width).enumerate() {
+                point(p, row, &mut cols);
+            }
+        }
+    }
+
+    /// Group `g`'s windows of one point `x` as a `taps × area` matrix in `cols` (row
+    /// `(c·kh + u)·kw + v`: input channel `c` of the group at kernel offset `(u, v)`; column:
+    /// the output position), zeros where a window covers padding.
+    fn unfold(&self, x: ArrayView1<'_, f64>, g: usize, cols: &mut Vec<f64>) {
+        let (_, _, taps, area) = self.group_sizes();
+        cols.clear();
+        cols.resize(taps * area, 0.0);
+        self.each_tap(g, |at, i| cols[at] = x[i]);
+    }
+
+    /// Adds group `g`'s unfolded matrix `cols` (as [`Conv::unfold`] lays it out) onto the
+    /// inputs its entries read; entries in the padding are dropped.
+    fn fold_add(&self, cols: &[f64], g: usize, out: &mut [f64]) {
+        self.each_tap(g, |at, i| out[i] += cols[at]);
+    }
+
+    /// Calls `f(place in the unfolded matrix, input)` for every window entry of group `g`
+    /// that lies inside the image, row by row of the unfolded matrix.
+    fn each_tap(&self, g: usize, mut f: impl FnMut(usize, usize)) {
+        let [c_in, h, w] = self.shape.input;
+        let [kh, kw] = self.shape.kernel;
+        let (s, d, p) = (self.shape.strides, self.shape.dilations, self.shape.pads);
+        let [oh, ow] = self.out;
+        let per_group = c_in / self.shape.groups;
+        // The output positions whose window reaches offset `k` inside the image along `axis`.
+        let inside = |k: usize, axis: usize, n: usize, outs: usize| {
+            let reach = k * d[axis];
+            let lo = p[axis].saturating_sub(reach).div_ceil(s[axis]);
+            let hi = (n + p[axis])
+                .saturating_sub(reach)
+                .div_ceil(s[axis])
+                .min(outs);
+            lo..hi.max(lo)
+        };
+        for c in 0..per_group {
+            let channel = (g * per_group + c) * h * w;
+            for u in 0..kh {
+                let ys = inside(u, 0, h, oh);
+                for v in 0..kw {
+                    let xs = inside(v, 1, w, ow);
+                    let row = ((c * kh + u) * kw + v) * oh * ow;
+                    for y in ys.clone() {
+                        let iy = y * s[0] + u * d[0] - p[0];
+                        let base = channel + iy * w;
+                        for x in xs.clone() {
+                            f(row + y * ow + x, base + x * s[1] + v * d[1] - p[1]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The same convolution with every kernel weight `w` replaced by `f(w)` and zero biases.
+    pub fn map_kernel(&self, f: impl Fn(f64) -> f64) -> Conv<f64> {
+        Conv {
+            shape: self.shape,
+            out: self.out,
+            kernel: self.kernel.iter().map(|&v| f(v)).collect(),
+            bias: vec![0.0; self.bias.len()],
+        }
     }
 
     /// The first kernel weight or bias that is not finite, as `(output, input, value)` for a
@@ -329,37 +494,4 @@ impl Conv<f64> {
         let o = self.bias.iter().position(|v| !v.is_finite())?;
         Some((o * self.out[0] * self.out[1], None, self.bias[o]))
     }
-}
-
-/// `W g` (or `|W| g` with `absolute`) for a map of `out_dim` outputs whose output `j` has the
-/// weights `entries(j)` lists as `(input, weight)`; shared by the maps kept without rows.
-pub(crate) fn times_by_entries<I: Iterator<Item = (usize, f64)>>(
-    out_dim: usize,
-    g: ArrayView2<'_, f64>,
-    absolute: bool,
-    entries: impl Fn(usize) -> I,
-) -> Array2<f64> {
-    let mut out = Array2::zeros((out_dim, g.ncols()));
-    for (j, mut o) in out.rows_mut().into_iter().enumerate() {
-        for (i, w) in entries(j) {
-            o.scaled_add(if absolute { w.abs() } else { w }, &g.row(i));
-        }
-    }
-    out
-}
-
-/// `h Wᵀ` for points `h` given as rows, for a map of `out_dim` outputs whose output `j` has the
-/// weights `entries(j)` lists as `(input, weight)`.
-pub(crate) fn apply_rows_by_entries<I: Iterator<Item = (usize, f64)>>(
-    out_dim: usize,
-    h: ArrayView2<'_, f64>,
-    entries: impl Fn(usize) -> I,
-) -> Array2<f64> {
-    let mut out = Array2::zeros((h.nrows(), out_dim));
-    for (point, mut o) in h.rows().into_iter().zip(out.rows_mut()) {
-        for (j, v) in o.iter_mut().enumerate() {
-            *v = entries(j).fold(0.0, |acc, (i, w)| acc + w * point[i]);
-        }
-    }
-    out
 }

@@ -1,4 +1,7 @@
-//! The forward pass, written once over [`Scalar`] so it runs in f64 and in exact rationals.
+//! The forward pass, written once over [`Scalar`] so it runs in f64 and in exact rationals, and
+//! in f64 for many inputs at once with whole-layer products.
+
+use ndarray::{s, Array1, Array2, ArrayView2};
 
 use crate::exact::Scalar;
 use crate::model::ir::{max_pool, Layer, Network};
@@ -92,6 +95,49 @@ pub fn activate<T: Scalar>(layer: &Layer<T>, z: &[T]) -> Vec<T> {
     } else {
         z.to_vec()
     }
+}
+
+/// One layer applied to the points `h` (one a row) in f64, with whole-layer products
+/// ([`Affine::apply_rows`](crate::model::Affine::apply_rows)): `h_l` of each point, and for a
+/// max-pool layer the winner of each window of each point (an index into its `z`, the first
+/// largest entry, as [`max_pool`] picks it).
+pub fn layer_rows(layer: &Layer, h: ArrayView2<'_, f64>) -> (Array2<f64>, Option<Array2<usize>>) {
+    let affine = &layer.affine;
+    let mut z = affine.apply_rows(h);
+    let bias = Array1::from_iter((0..affine.out_dim()).map(|j| *affine.bias(j)));
+    z += &bias;
+    if let Some(window) = layer.max_pool {
+        let groups = z.ncols() / window;
+        let mut pooled = Array2::zeros((z.nrows(), groups));
+        let mut won = Array2::zeros((z.nrows(), groups));
+        for (p, row) in z.rows().into_iter().enumerate() {
+            let (values, selected) = max_pool(&row.to_vec(), window);
+            pooled.row_mut(p).assign(&Array1::from(values));
+            for (g, s) in selected.into_iter().enumerate() {
+                won[[p, g]] = s as usize;
+            }
+        }
+        return (pooled, Some(won));
+    }
+    let active = layer.relu_count();
+    if active > 0 {
+        for mut row in z.rows_mut() {
+            for (j, v) in row.slice_mut(s![..active]).iter_mut().enumerate() {
+                *v = layer.activation.apply(j, v);
+            }
+        }
+    }
+    (z, None)
+}
+
+/// The network outputs of the inputs `x` (one a row) in f64, a layer at a time for all of
+/// them ([`layer_rows`]): [`output`] of each input up to the order of the additions.
+pub fn output_rows(net: &Network, x: ArrayView2<'_, f64>) -> Array2<f64> {
+    let mut h = x.to_owned();
+    for layer in net.layers() {
+        h = layer_rows(layer, h.view()).0;
+    }
+    h
 }
 
 /// Index of the largest output (the first one on ties); the default explained output.

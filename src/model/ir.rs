@@ -12,6 +12,7 @@ use crate::error::{invalid, Result};
 use crate::exact::{Rational, Scalar};
 use crate::model::blocks::{Blocks, PartMap};
 use crate::model::conv::Conv;
+use crate::model::gemm::{product, product_into};
 
 pub use super::activation::Activation;
 
@@ -569,8 +570,8 @@ impl Affine<f64> {
     /// layer: a composed map one layer further.
     pub fn times(&self, g: ArrayView2<'_, f64>, absolute: bool) -> Array2<f64> {
         match self {
-            Affine::Dense(d) if absolute => d.weight.mapv(f64::abs).dot(&g),
-            Affine::Dense(d) => d.weight.dot(&g),
+            Affine::Dense(d) if absolute => product(d.weight.mapv(f64::abs).view(), g),
+            Affine::Dense(d) => product(d.weight.view(), g),
             Affine::Conv(c) => c.times(g, absolute),
             Affine::Blocks(b) => b.times(g, absolute),
             Affine::Sparse(_) | Affine::Shared(_) => {
@@ -589,7 +590,7 @@ impl Affine<f64> {
     /// `h Wᵀ` for points `h` given as rows: the layer's linear part applied to each point.
     pub fn apply_rows(&self, h: ArrayView2<'_, f64>) -> Array2<f64> {
         match self {
-            Affine::Dense(d) => h.dot(&d.weight.t()),
+            Affine::Dense(d) => product(h, d.weight.t()),
             Affine::Conv(c) => c.apply_rows(h),
             Affine::Blocks(b) => b.apply_rows(h),
             // One product per copy: the block against the copy's slice of every point.
@@ -598,8 +599,8 @@ impl Affine<f64> {
                 let mut out = Array2::zeros((h.nrows(), rows * s.copies));
                 for p in 0..s.copies {
                     let slice = h.slice(ndarray::s![.., p * cols..(p + 1) * cols]);
-                    out.slice_mut(ndarray::s![.., p * rows..(p + 1) * rows])
-                        .assign(&slice.dot(&s.block.weight.t()));
+                    let target = out.slice_mut(ndarray::s![.., p * rows..(p + 1) * rows]);
+                    product_into(slice, s.block.weight.t(), target, false);
                 }
                 out
             }
@@ -613,6 +614,68 @@ impl Affine<f64> {
                 }
                 out
             }
+        }
+    }
+
+    /// `s W` for values `s` given as rows, one per output: `Wᵀ` applied to each row (what
+    /// the rules pass back to a layer's inputs).
+    pub fn transposed_rows(&self, s: ArrayView2<'_, f64>) -> Array2<f64> {
+        match self {
+            Affine::Dense(d) => product(s, d.weight.view()),
+            Affine::Conv(c) => c.transposed_rows(s),
+            Affine::Blocks(b) => b.transposed_rows(s),
+            Affine::Shared(sh) => {
+                let (rows, cols) = sh.block.weight.dim();
+                let mut out = Array2::zeros((s.nrows(), cols * sh.copies));
+                for p in 0..sh.copies {
+                    let slice = s.slice(ndarray::s![.., p * rows..(p + 1) * rows]);
+                    let target = out.slice_mut(ndarray::s![.., p * cols..(p + 1) * cols]);
+                    product_into(slice, sh.block.weight.view(), target, false);
+                }
+                out
+            }
+            Affine::Sparse(sp) => {
+                let mut out = Array2::zeros((s.nrows(), sp.in_dim));
+                for (values, mut o) in s.rows().into_iter().zip(out.rows_mut()) {
+                    for (j, &v) in values.iter().enumerate() {
+                        if v != 0.0 {
+                            for (i, &w) in sp.row(j).entries() {
+                                o[i] += w * v;
+                            }
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// The same map with every weight `w` it lists replaced by `f(w)` (an unlisted weight
+    /// stays unlisted) and zero biases: the maps the rules multiply by (`W⁺`, `W²`, the
+    /// connection pattern).
+    pub fn map_weights(&self, f: impl Fn(f64) -> f64) -> Affine<f64> {
+        let mapped = |w: &f64| f(*w);
+        match self {
+            Affine::Dense(d) => Affine::Dense(Dense {
+                weight: d.weight.map(mapped),
+                bias: Array1::zeros(d.bias.len()),
+            }),
+            Affine::Sparse(s) => Affine::Sparse(Sparse {
+                in_dim: s.in_dim,
+                offsets: s.offsets.clone(),
+                inputs: s.inputs.clone(),
+                values: s.values.iter().map(mapped).collect(),
+                bias: Array1::zeros(s.bias.len()),
+            }),
+            Affine::Shared(s) => Affine::Shared(Shared {
+                block: Dense {
+                    weight: s.block.weight.map(mapped),
+                    bias: Array1::zeros(s.block.bias.len()),
+                },
+                copies: s.copies,
+            }),
+            Affine::Conv(c) => Affine::Conv(c.map_kernel(f)),
+            Affine::Blocks(b) => Affine::Blocks(b.map_weights(f)),
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod blocks;
 pub mod conv;
 pub mod file;
 pub mod forward;
+pub mod gemm;
 pub mod image;
 pub mod inputs;
 pub mod ir;

@@ -10,7 +10,8 @@ use proptest::test_runner::TestCaseError;
 
 /// `op` and `sparse` (the same map as its `rows`) give equal products, bit for bit: `W a`,
 /// `Wᵀ v` (`transposed` computes `op`'s, checked against the rows scattered), `W g` and
-/// `|W| g` for a matrix, and `h Wᵀ` for points as rows; the values are drawn from `seed`.
+/// `|W| g` for a matrix, `h Wᵀ` for points as rows and `s W` for values as rows, also with
+/// the weights mapped (`W⁺`, `W⁻`, `W²`); the values are drawn from `seed`.
 pub fn products_agree(
     op: &Affine,
     sparse: &Affine,
@@ -50,6 +51,23 @@ pub fn products_agree(
         op.apply_rows(points.view()),
         sparse.apply_rows(points.view())
     );
+    let values = Array2::from_shape_fn((2, n_out), |(p, j)| value(j, p as u64 + 7));
+    prop_assert_eq!(
+        op.transposed_rows(values.view()),
+        sparse.transposed_rows(values.view())
+    );
+    // The maps the rules multiply by: a copy's weight of 1 is mapped like every other.
+    for f in [|w: f64| w.max(0.0), |w: f64| w.min(0.0), |w: f64| w * w] {
+        let (mapped, mapped_rows) = (op.map_weights(f), sparse.map_weights(f));
+        prop_assert_eq!(
+            mapped.apply_rows(points.view()),
+            mapped_rows.apply_rows(points.view())
+        );
+        prop_assert_eq!(
+            mapped.transposed_rows(values.view()),
+            mapped_rows.transposed_rows(values.view())
+        );
+    }
     Ok(())
 }
 

@@ -1,0 +1,217 @@
+//! Train-free relevances of a batch of inputs at once, in f64: the forward pass and every
+//! rule's step as matrix products over the batch ([`crate::model::gemm`]), where
+//! [`explain`](super::explain) goes input by input and neuron by neuron. The same numbers up
+//! to the order of the additions: each neuron's denominator is one entry of a product
+//! `W a`, `W⁺ a` or `W² 1`, and what it passes to its inputs one column of a transposed
+//! product.
+//!
+//! Every rule with a closed form is covered (0, z, z+, γ, w², zB, ε, αβ, flat), with the
+//! settings the per-neuron engine reads (bias mode, stabiliser, denominator threshold,
+//! initial relevance, the rules of each layer); identity neurons pass their relevance whole
+//! and max-pool layers pass each window's relevance to its winner. The LP rule
+//! (`nearest-valid`) is not: [`covers`] says whether a network and settings can run here.
+//!
+//! # Files
+//!
+//! - `mod.rs`: [`Batched`], the forward pass and the recursion of a batch.
+//! - `steps.rs`: one layer's rule step as matrix expressions.
+
+mod steps;
+
+use ndarray::{Array1, Array2, ArrayView2, Axis};
+
+use super::rules::{InitialRelevance, Rule};
+use super::settings::DtdSettings;
+use crate::model::forward::{argmax, layer_rows};
+use crate::model::ir::{Affine, Layer};
+use crate::model::Network;
+use steps::{rule_step, Maps};
+
+/// Numbers of one batch's layer values (every layer's input, a batch wide) that
+/// [`batch_size`] aims at: 2^27, a GiB of f64.
+const BATCH_NUMBERS: usize = 1 << 27;
+
+/// Whether every layer's rule under `settings` has a batched step: all but the LP rule
+/// (`nearest-valid`); a max-pool layer passes to its winners whatever its rule.
+pub fn covers(net: &Network, settings: &DtdSettings) -> bool {
+    net.layers()
+        .iter()
+        .enumerate()
+        .all(|(index, layer)| layer.max_pool.is_some() || !settings.rule_for(index).needs_lp())
+}
+
+/// Inputs explained together: as many as keep every layer's values for the batch within
+/// 2^27 numbers (a GiB), from 1 to 256.
+pub fn batch_size(net: &Network) -> usize {
+    let per_input: usize = net.input_dim() + net.widths().iter().sum::<usize>();
+    (BATCH_NUMBERS / per_input.max(1)).clamp(1, 256)
+}
+
+/// One layer prepared for batches: its biases, identity neurons, max-pool copies and the
+/// maps of its weights that its rule multiplies by, built once per run.
+struct Prepared {
+    rule: Rule,
+    bias: Array1<f64>,
+    /// `(output, input)` of each identity neuron ([`Layer::identity`]).
+    identities: Vec<(usize, usize)>,
+    /// For a max-pool layer, the input each entry of `z` copies.
+    gathered: Vec<usize>,
+    maps: Maps,
+}
+
+/// A network and settings ready to explain batches of inputs ([`Batched::input_relevances`]).
+pub struct Batched<'a> {
+    net: &'a Network,
+    settings: DtdSettings,
+    layers: Vec<Prepared>,
+}
+
+impl<'a> Batched<'a> {
+    /// `net` under `settings`, with every layer's maps of its weights built (`W⁺` for z+,
+    /// ...); `None` where [`covers`] is false.
+    pub fn new(net: &'a Network, settings: &DtdSettings) -> Option<Self> {
+        if !covers(net, settings) {
+            return None;
+        }
+        let layers = net
+            .layers()
+            .iter()
+            .enumerate()
+            .map(|(index, layer)| prepare(layer, settings.rule_for(index)))
+            .collect();
+        Some(Self {
+            net,
+            settings: settings.clone(),
+            layers,
+        })
+    }
+
+    /// The input relevances of the inputs `x` (one a row): the explained output of input `p`
+    /// is `targets[p]`, or its largest output where that is `None` (or `targets` is
+    /// shorter), and each layer passes relevance down with its rule, as
+    /// [`explain`](super::explain) does for one input.
+    ///
+    /// # Panics
+    ///
+    /// When `x` has not one column per network input, or a target is not an output.
+    pub fn input_relevances(
+        &self,
+        x: ArrayView2<'_, f64>,
+        targets: &[Option<usize>],
+    ) -> Array2<f64> {
+        let (h, winners) = self.forward(x);
+        let output = h.last().expect("a network has layers");
+        let mut upper = Array2::zeros(output.dim());
+        for (p, row) in output.rows().into_iter().enumerate() {
+            let values = row.to_vec();
+            let k = targets
+                .get(p)
+                .copied()
+                .flatten()
+                .unwrap_or_else(|| argmax(&values));
+            upper[[p, k]] = match self.settings.initial_relevance {
+                InitialRelevance::Output => values[k],
+                InitialRelevance::One => 1.0,
+            };
+        }
+        for (index, prepared) in self.layers.iter().enumerate().rev() {
+            let layer = &self.net.layers()[index];
+            let a = h[index].view();
+            upper = match &winners[index] {
+                Some(won) => winner_take_all(prepared, won, a.ncols(), upper.view()),
+                None => self.step(layer, prepared, a, upper),
+            };
+        }
+        upper
+    }
+
+    /// Every layer's input, then the output; for each max-pool layer the winner of each
+    /// window of each input (indices into its `z`).
+    #[allow(clippy::type_complexity)]
+    fn forward(&self, x: ArrayView2<'_, f64>) -> (Vec<Array2<f64>>, Vec<Option<Array2<usize>>>) {
+        let mut h = vec![x.to_owned()];
+        let mut winners = Vec::with_capacity(self.layers.len());
+        for layer in self.net.layers() {
+            let (next, won) = layer_rows(layer, h[h.len() - 1].view());
+            h.push(next);
+            winners.push(won);
+        }
+        (h, winners)
+    }
+
+    /// One layer's step: the identity neurons' relevance passed whole, the rest by the rule.
+    fn step(
+        &self,
+        layer: &Layer,
+        prepared: &Prepared,
+        a: ArrayView2<'_, f64>,
+        mut upper: Array2<f64>,
+    ) -> Array2<f64> {
+        let mut whole = Vec::with_capacity(prepared.identities.len());
+        for &(j, _) in &prepared.identities {
+            let column = upper.column(j).to_owned();
+            upper.column_mut(j).fill(0.0);
+            whole.push(column);
+        }
+        let mut lower = rule_step(
+            &layer.affine,
+            &prepared.bias,
+            &prepared.maps,
+            a,
+            upper.view(),
+            prepared.rule,
+            &self.settings,
+        );
+        for (&(_, i), column) in prepared.identities.iter().zip(whole) {
+            let mut target = lower.column_mut(i);
+            target += &column;
+        }
+        lower
+    }
+}
+
+/// `layer` under `rule`, ready for batches.
+fn prepare(layer: &Layer, rule: Rule) -> Prepared {
+    let affine: &Affine = &layer.affine;
+    let bias = Array1::from_iter((0..affine.out_dim()).map(|j| *affine.bias(j)));
+    let identities = layer
+        .identities()
+        .into_iter()
+        .enumerate()
+        .filter_map(|(j, i)| Some((j, i?)))
+        .collect();
+    let (gathered, maps) = match layer.max_pool {
+        Some(_) => (
+            (0..affine.out_dim()).map(|j| layer.gathered(j)).collect(),
+            Maps::default(),
+        ),
+        None => (Vec::new(), Maps::new(affine, rule)),
+    };
+    Prepared {
+        rule,
+        bias,
+        identities,
+        gathered,
+        maps,
+    }
+}
+
+/// A max-pool layer: each window's relevance goes whole to the input its winner copies.
+fn winner_take_all(
+    prepared: &Prepared,
+    winners: &Array2<usize>,
+    inputs: usize,
+    upper: ArrayView2<'_, f64>,
+) -> Array2<f64> {
+    let mut lower = Array2::zeros((upper.nrows(), inputs));
+    for (p, (won, r)) in winners
+        .axis_iter(Axis(0))
+        .zip(upper.axis_iter(Axis(0)))
+        .enumerate()
+    {
+        for (&w, &r) in won.iter().zip(r.iter()) {
+            lower[[p, prepared.gathered[w]]] += r;
+        }
+    }
+    lower
+}

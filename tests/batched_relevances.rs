@@ -1,0 +1,237 @@
+//! The batched train-free relevances ([`Batched`]) are the per-neuron engine's
+//! ([`explain`]) up to the order of the additions, within 1e-10 of the largest relevance:
+//!
+//! - on random networks with carried tails, identity neurons and max-pool layers, for every
+//!   rule with a batched step, a different rule on layer 1, each bias mode, both initial
+//!   relevances and with or without a stabiliser;
+//! - on random networks with Clip, LeakyRelu and PRelu activations;
+//! - on random convolutional networks as the ONNX reader loads them (average, global and
+//!   max pooling), the convolution as its kernel and as rows;
+//! - on the shipped small VGG-16, ResNet-50 (residual blocks kept as maps of parts, their sums
+//!   read together and apart) and MobileNetV2 (depthwise convolutions, Clip), under Zennit's
+//!   composites;
+//!
+//! and `explain` takes the batched path for f64 with rule roots, not for exact arithmetic.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+
+use dtdcert::audit::explain::{explain_path, Arithmetic, ExplainPath};
+use dtdcert::dtd::batched::{covers, Batched};
+use dtdcert::dtd::{explain, BiasMode, Composite, DtdSettings, InitialRelevance, Rule};
+use dtdcert::lp::SolveOptions;
+use dtdcert::model::forward::{argmax, forward};
+use dtdcert::model::onnx::{load_bytes_with, OnnxOptions};
+use dtdcert::model::{Model, Network};
+use ndarray::Array2;
+use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+
+/// Weights and inputs off any grid, so that no sum is exactly 0 in one order of additions
+/// and not in another.
+fn continuous() -> impl Strategy<Value = f64> {
+    (-2.0f64..2.0).prop_map(|v| v as f32 as f64)
+}
+
+/// Every rule with a batched step.
+fn rule() -> impl Strategy<Value = Rule> {
+    prop_oneof![
+        Just(Rule::Zero),
+        Just(Rule::Z),
+        Just(Rule::ZPlus),
+        Just(Rule::Gamma(0.25)),
+        Just(Rule::WSquare),
+        Just(Rule::ZBox { lo: -2.0, hi: 2.0 }),
+        Just(Rule::Epsilon(0.01)),
+        Just(Rule::Epsilon(0.0)),
+        Just(Rule::AlphaBeta {
+            alpha: 2.0,
+            beta: 1.0
+        }),
+        Just(Rule::Flat),
+    ]
+}
+
+/// Settings with `rule` on every layer but the first, `input` there, and the other options
+/// drawn.
+fn settings() -> impl Strategy<Value = DtdSettings> {
+    (
+        rule(),
+        rule(),
+        prop_oneof![
+            Just(BiasMode::Ignore),
+            Just(BiasMode::Include),
+            Just(BiasMode::Plain)
+        ],
+        any::<bool>(),
+        prop_oneof![Just(0.0), Just(0.01)],
+    )
+        .prop_map(|(rule, input, bias, one, stabilizer)| DtdSettings {
+            rule,
+            input_rule: Some(input),
+            bias,
+            stabilizer,
+            initial_relevance: match one {
+                true => InitialRelevance::One,
+                false => InitialRelevance::Output,
+            },
+            ..DtdSettings::default()
+        })
+}
+
+/// The batched relevances of `inputs` (one a row) against [`explain`] input by input, each
+/// input explaining its largest output, or output 0 for the first input.
+fn agree(net: &Network, settings: &DtdSettings, inputs: &Array2<f64>) -> Result<(), TestCaseError> {
+    prop_assert!(covers(net, settings));
+    let batched = Batched::new(net, settings).expect("covered");
+    let mut targets = vec![None; inputs.nrows()];
+    targets[0] = Some(0);
+    let got = batched.input_relevances(inputs.view(), &targets);
+    for (p, x) in inputs.rows().into_iter().enumerate() {
+        let trace = forward(net, x.as_slice().expect("a standard-layout row"));
+        let k = targets[p].unwrap_or_else(|| argmax(trace.output()));
+        let want = explain(net, &trace, settings, k, false);
+        let want = want.input_relevance();
+        let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let gap = got
+            .row(p)
+            .iter()
+            .zip(want)
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+        prop_assert!(
+            gap <= 1e-10 * scale.max(f64::MIN_POSITIVE),
+            "input {p}: gap {gap} against {scale} ({:?})",
+            settings
+        );
+    }
+    Ok(())
+}
+
+/// Three inputs of width `d` drawn with [`continuous`].
+fn inputs(d: usize) -> impl Strategy<Value = Array2<f64>> {
+    prop::collection::vec(continuous(), 3 * d)
+        .prop_map(move |v| Array2::from_shape_vec((3, d), v).unwrap())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn batched_relevances_are_the_engines_on_networks_with_tails_copies_and_pools(
+        (net, x) in util::mlp_with_tails_and_pools(1..=5, 1..=5, 1..=3, continuous)
+            .prop_flat_map(|net| { let d = net.input_dim(); (Just(net), inputs(d)) }),
+        settings in settings(),
+    ) {
+        agree(&net, &settings, &x)?;
+    }
+
+    #[test]
+    fn batched_relevances_are_the_engines_with_other_activations(
+        (model, x) in util::activations::mixed_network_and_input(),
+        more in inputs(util::activations::WIDTHS[0]),
+        settings in settings(),
+    ) {
+        let mut rows = more;
+        rows.row_mut(0).assign(&ndarray::Array1::from(x));
+        agree(model.net(), &settings, &rows)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn batched_relevances_are_the_engines_on_convolutional_networks(
+        (net, x) in util::conv::conv_net_and_input(),
+        seed in 0u64..1000,
+        settings in settings(),
+    ) {
+        let options = OnnxOptions {
+            conv_rows_up_to: Some(0),
+            ..OnnxOptions::default()
+        };
+        let kernels = load_bytes_with(&net.onnx(), Path::new("random.onnx"), options).unwrap();
+        let d = kernels.input_dim();
+        let rows = Array2::from_shape_fn((2, d), |(p, i)| match p {
+            0 => x[i],
+            _ => (((i as u64 * 7 + seed) % 13) as f64 / 6.0 - 1.0) * 0.9,
+        });
+        agree(&kernels, &settings, &rows)?;
+        agree(util::conv::load(&net).net(), &settings, &rows)?;
+    }
+}
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/conformance_cnn")
+        .join(name)
+}
+
+/// The shipped small network `name`, with its convolutions kept as kernels (and a residual
+/// network's blocks as maps of parts, their sums read apart with `split_residual`), under
+/// each of Zennit's composites and z+ with biases.
+fn fixture_agrees(name: &str, split_residual: bool) {
+    let bytes = std::fs::read(fixture(name)).unwrap();
+    let options = OnnxOptions {
+        conv_rows_up_to: Some(0),
+        split_residual,
+        ..OnnxOptions::default()
+    };
+    let net = load_bytes_with(&bytes, Path::new(name), options).unwrap();
+    let d = net.input_dim();
+    let x = Array2::from_shape_fn((2, d), |(p, i)| ((i * 31 + p * 7) % 23) as f64 / 11.0 - 1.0);
+    let composites = [
+        Some(Composite::EpsilonPlusFlat),
+        Some(Composite::EpsilonGammaBox { lo: -1.0, hi: 1.0 }),
+        None,
+    ];
+    for composite in composites {
+        let mut settings = DtdSettings {
+            composite,
+            bias: BiasMode::Include,
+            ..DtdSettings::default()
+        };
+        settings.set_layer_kinds(net.kinds());
+        agree(&net, &settings, &x).unwrap();
+    }
+}
+
+#[test]
+fn batched_relevances_are_the_engines_on_the_small_vgg16() {
+    fixture_agrees("vgg16_small.onnx", false);
+}
+
+#[test]
+fn batched_relevances_are_the_engines_on_the_small_resnet50_as_maps_of_parts() {
+    fixture_agrees("resnet50_small.onnx", false);
+    fixture_agrees("resnet50_small.onnx", true);
+}
+
+#[test]
+fn batched_relevances_are_the_engines_on_the_small_mobilenet_v2() {
+    fixture_agrees("mobilenet_v2_small.onnx", true);
+}
+
+#[test]
+fn explain_takes_the_batched_path_for_f64_rule_roots_only() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/c6");
+    let model = Model::load(&dir.join("model.onnx")).unwrap();
+    let zplus = DtdSettings::default();
+    let how = |exact| Arithmetic::new(&zplus, exact, None, SolveOptions::default()).unwrap();
+    assert_eq!(
+        explain_path(&model, &zplus, how(false)),
+        ExplainPath::Batched
+    );
+    assert_eq!(
+        explain_path(&model, &zplus, how(true)),
+        ExplainPath::PerInput
+    );
+    let valid = DtdSettings {
+        input_rule: Some("nearest-valid:l1".parse().unwrap()),
+        ..DtdSettings::default()
+    };
+    assert!(!covers(model.net(), &valid));
+    let lp = Arithmetic::new(&valid, false, Some((0.0, 1.0)), SolveOptions::default()).unwrap();
+    assert_eq!(explain_path(&model, &valid, lp), ExplainPath::PerInput);
+}
