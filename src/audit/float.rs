@@ -12,14 +12,14 @@ use crate::dtd::bounded::{explain_bounded, neuron_root_bounded, BoundedExplanati
 use crate::dtd::{
     explain, explain_down_to, neuron_root, root_on_own_face, Explanation, RootOutcome,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::exact::{Rational, Scalar};
 use crate::io::profile::{self, Phase};
 use crate::lp::nearest_valid::uses_lp;
 use crate::model::{forward, Model};
 use crate::region::{
     membership, membership_batch, membership_batch_within, membership_filtered, membership_within,
-    membership_within_face, trace_with_errors, Decision, Membership, Pattern,
+    membership_within_face, trace_with_errors_if, Decision, Membership, Pattern,
 };
 
 use super::records::{DomainCheck, RootVerdict, SampleRecord};
@@ -27,7 +27,7 @@ use super::sample::{
     audit_exact, audit_lp_roots, domain_bounds, domain_check, judged_neurons, judged_record,
     overflow, resolve_target, with_root, Judged, ROOTS_PER_BLOCK,
 };
-use super::settings::{AuditSettings, DomainBox};
+use super::settings::{multiply_adds, AuditSettings, DomainBox, EXACT_MULTIPLY_ADDS};
 
 /// [`audit_sample`](super::audit_sample) on the f64 path (the `nearest-valid` rule's roots
 /// judged as the points they are).
@@ -71,6 +71,13 @@ pub(super) fn audit_float(
             (sample, f.k, traced.trace.output()[f.k]),
             traced.decided_by,
         ),
+        None if multiply_adds(model.net()) > EXACT_MULTIPLY_ADDS => {
+            return Err(too_large_to_decide(
+                sample,
+                model,
+                "the relevances and roots",
+            ));
+        }
         None => profile::timed(Phase::Exact, || {
             audit_exact(model, settings, sample, x, target, Decision::ExactFallback)
         }),
@@ -186,6 +193,18 @@ pub fn audit_layer(
     })
 }
 
+/// The error for sample `sample` of a network too large for rationals
+/// ([`EXACT_MULTIPLY_ADDS`]) when the f64 bounds and the second tier leave `what` undecided:
+/// no verdict can be proved, so none is given.
+fn too_large_to_decide(sample: usize, model: &Model, what: &str) -> Error {
+    Error::Invalid(format!(
+        "sample {sample}: the f64 error bounds leave {what} undecided, and the network's {} \
+         multiply-adds per forward pass are more than the {EXACT_MULTIPLY_ADDS} the exact \
+         fallback can finish; no verdict can be proved for it",
+        multiply_adds(model.net())
+    ))
+}
+
 /// A sample's f64 forward pass with its error bounds and its exactly decided pattern.
 struct Traced {
     trace: forward::Trace<f64>,
@@ -195,7 +214,17 @@ struct Traced {
 }
 
 fn traced(model: &Model, sample: usize, x: &[f64]) -> Result<Traced> {
-    let (trace, bounds, pattern, decided_by) = trace_with_errors(model, x);
+    // Past EXACT_MULTIPLY_ADDS a forward pass in rationals would not finish: a pattern the
+    // bounds leave undecided is an error, not a verdict.
+    let fallback = multiply_adds(model.net()) <= EXACT_MULTIPLY_ADDS;
+    let Some((trace, bounds, pattern, decided_by)) = trace_with_errors_if(model, x, fallback)
+    else {
+        return Err(too_large_to_decide(
+            sample,
+            model,
+            "the input's activation pattern",
+        ));
+    };
     if trace.activations.iter().flatten().any(|v| !v.is_finite()) {
         return Err(overflow(sample, "the forward pass"));
     }

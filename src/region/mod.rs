@@ -46,8 +46,8 @@ pub use membership::{
     signed_slacks_bounded, signed_slacks_exact, Membership,
 };
 pub use pattern::{
-    pattern_from_layer, trace_and_pattern, trace_with_errors, Face, Local, Pattern, Piece,
-    Selection,
+    pattern_from_layer, trace_and_pattern, trace_with_errors, trace_with_errors_if, Face, Local,
+    Pattern, Piece, Selection,
 };
 pub use polytope::{affine_maps, constraint_labels, polytope, step_length, AffineMap, Polytope};
 

@@ -519,14 +519,25 @@ pub fn trace_and_pattern(model: &Model, x: &[f64]) -> (Trace<f64>, Pattern, Deci
     (trace, pattern, decision)
 }
 
+/// An f64 trace, each activation's error bounds (one list per layer, the input's first), the
+/// exactly decided pattern and what decided it.
+pub type BoundedTrace = (Trace<f64>, Vec<Vec<f64>>, Pattern, Decision);
+
 /// [`trace_and_pattern`], with a rigorous bound on each activation's distance to its exact
 /// value (`errors[l]` for `trace.activations[l]`). The bounds hold where the pattern was
 /// decided by the f64 bound (`Decision::Float`); past it, a ReLU of the f64 trace may sit on
 /// the other side of its exact value's sign, and only the pattern is exact.
-pub fn trace_with_errors(
+pub fn trace_with_errors(model: &Model, x: &[f64]) -> BoundedTrace {
+    trace_with_errors_if(model, x, true).expect("the exact fallback decides every pattern")
+}
+
+/// [`trace_with_errors`], with the forward pass in rationals only when `exact_fallback`:
+/// without it, `None` where neither the f64 bounds nor the second tier decide the pattern.
+pub fn trace_with_errors_if(
     model: &Model,
     x: &[f64],
-) -> (Trace<f64>, Vec<Vec<f64>>, Pattern, Decision) {
+    exact_fallback: bool,
+) -> Option<BoundedTrace> {
     let net = model.net();
     let layers = net.layers();
     let mut activations: Vec<Vec<f64>> = Vec::with_capacity(layers.len() + 1);
@@ -549,15 +560,18 @@ pub fn trace_with_errors(
     let trace = Trace { activations, pre };
     if undecided {
         if let Some(pattern) = refined_pattern(model, 0, x) {
-            return (trace, bounds, pattern, Decision::Refined);
+            return Some((trace, bounds, pattern, Decision::Refined));
+        }
+        if !exact_fallback {
+            return None;
         }
         let xr: Vec<Rational> = x.iter().map(|&v| Rational::from_f64(v)).collect();
         let exact = forward(model.exact(), &xr);
         let pattern = Pattern::from_pre(model.exact(), &exact.pre);
-        (trace, bounds, pattern, Decision::ExactFallback)
+        Some((trace, bounds, pattern, Decision::ExactFallback))
     } else {
         let pattern = Pattern::from_pre(net, &trace.pre);
-        (trace, bounds, pattern, Decision::Float)
+        Some((trace, bounds, pattern, Decision::Float))
     }
 }
 
