@@ -34,8 +34,8 @@ use dtdcert::exact::{Rational, Scalar};
 use dtdcert::model::ir::dense_layer;
 use dtdcert::model::{forward, Layer, Model, Network};
 use dtdcert::region::{
-    membership, membership_batch, membership_filtered, trace_and_pattern, Decision, Membership,
-    Pattern,
+    membership, membership_batch, membership_filtered, trace_and_pattern, trace_with_errors_if,
+    Decision, Membership, Pattern,
 };
 use ndarray::Array2;
 use onnx_protobuf::tensor_proto::DataType;
@@ -1698,9 +1698,13 @@ fn rounded_hidden_values_whose_difference_is_tiny_need_exact_rationals() {
     assert_eq!(bits(&exact)[1], Some(vec![true]));
     let (_, got, decision) = trace_and_pattern(&model, &x);
     assert_eq!((got, decision), (exact, Decision::ExactFallback));
+    // Without the exact fallback (a network too large for rationals) no pattern is claimed.
+    assert!(trace_with_errors_if(&model, &x, false).is_none());
 
     let (_, pattern, decision) = trace_and_pattern(&model, &[2.0, -1.0]);
     assert_eq!(decision, Decision::Float);
+    let decided = trace_with_errors_if(&model, &[2.0, -1.0], false).expect("decided in f64");
+    assert_eq!((&decided.2, decided.3), (&pattern, Decision::Float));
     assert_eq!(bits(&pattern)[1], Some(vec![false]));
     let exact = exact_membership(&model, &pattern, 0, &x);
     assert_eq!(
