@@ -275,6 +275,7 @@ fn check(c: &Case) {
             certify: None,
             lp: Default::default(),
             torch: None,
+            root_sample: None,
         };
         let Ok(record) = audit_sample(model, &settings, 0, &c.x, c.target) else {
             continue;
