@@ -15,7 +15,9 @@ use dtdcert::report::Reports;
 
 mod util;
 
-use util::runs::{c6_run, c6_workload, runner, wait_until, INPUTS, MODEL};
+use util::runs::{
+    assert_same_outputs, c6_run, c6_workload, read, runner, wait_until, INPUTS, MODEL,
+};
 
 fn setup(shard: Option<Shard>) -> (Model, Inputs, RunSpec) {
     c6_run(AuditSettings::default(), shard)
@@ -49,30 +51,6 @@ fn resume(
 
 fn merge(dirs: &[PathBuf], out: &Path, csv: bool) -> Result<Summary> {
     dtdcert::audit::merge::merge(dirs, out, csv, false, &Reports)
-}
-
-fn read(dir: &Path, name: &str) -> Vec<u8> {
-    fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
-}
-
-const OUTPUTS: [&str; 6] = [
-    "run.json",
-    "records.jsonl",
-    "summary.json",
-    "summary.md",
-    "summary.html",
-    "roots.csv",
-];
-
-fn assert_same_outputs(a: &Path, b: &Path) {
-    for name in OUTPUTS {
-        assert!(
-            read(a, name) == read(b, name),
-            "{name} differs between {} and {}",
-            a.display(),
-            b.display()
-        );
-    }
 }
 
 fn reference(tmp: &Path) -> PathBuf {

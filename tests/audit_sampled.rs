@@ -17,22 +17,13 @@ use dtdcert::report::Reports;
 
 mod util;
 
-use util::runs::{c6_run, runner};
+use util::runs::{assert_same_outputs, c6_run, read, runner};
 
 const OPTIONS: OutputOptions = OutputOptions {
     progress: false,
     csv: true,
     force: false,
 };
-
-const OUTPUTS: [&str; 6] = [
-    "run.json",
-    "records.jsonl",
-    "summary.json",
-    "summary.md",
-    "summary.html",
-    "roots.csv",
-];
 
 fn sampled(roots_per_layer: usize, seed: u64) -> AuditSettings {
     AuditSettings {
@@ -41,21 +32,6 @@ fn sampled(roots_per_layer: usize, seed: u64) -> AuditSettings {
             seed,
         }),
         ..AuditSettings::default()
-    }
-}
-
-fn read(dir: &Path, name: &str) -> Vec<u8> {
-    fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
-}
-
-fn assert_same_outputs(a: &Path, b: &Path) {
-    for name in OUTPUTS {
-        assert!(
-            read(a, name) == read(b, name),
-            "{name} differs between {} and {}",
-            a.display(),
-            b.display()
-        );
     }
 }
 

@@ -42,19 +42,8 @@ fn continuous() -> impl Strategy<Value = f64> {
 /// Every rule with a batched step.
 fn rule() -> impl Strategy<Value = Rule> {
     prop_oneof![
-        Just(Rule::Zero),
-        Just(Rule::Z),
-        Just(Rule::ZPlus),
-        Just(Rule::Gamma(0.25)),
-        Just(Rule::WSquare),
-        Just(Rule::ZBox { lo: -2.0, hi: 2.0 }),
-        Just(Rule::Epsilon(0.01)),
-        Just(Rule::Epsilon(0.0)),
-        Just(Rule::AlphaBeta {
-            alpha: 2.0,
-            beta: 1.0
-        }),
-        Just(Rule::Flat),
+        9 => util::train_free_rules(2.0, (2.0, 1.0)),
+        1 => Just(Rule::Epsilon(0.0)),
     ]
 }
 

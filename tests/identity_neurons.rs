@@ -25,7 +25,9 @@ use dtdcert::model::{Model, Network};
 use dtdcert::region::trace_with_errors;
 use proptest::prelude::*;
 use util::verdicts::verdicts;
-use util::{mlp_with_tails_and_pools, to_exact, weight, with_copies, with_copies_of};
+use util::{
+    mlp_with_tails_and_pools, to_exact, train_free_rules, weight, with_copies, with_copies_of,
+};
 
 /// A random MLP with carried copies (and dense tails and max pooling) and an input for it.
 fn carried_and_input() -> impl Strategy<Value = (Model, Vec<f64>)> {
@@ -36,20 +38,7 @@ fn carried_and_input() -> impl Strategy<Value = (Model, Vec<f64>)> {
 }
 
 fn rules() -> impl Strategy<Value = Rule> {
-    prop_oneof![
-        Just(Rule::Zero),
-        Just(Rule::Z),
-        Just(Rule::ZPlus),
-        Just(Rule::Gamma(0.25)),
-        Just(Rule::WSquare),
-        Just(Rule::ZBox { lo: -1.0, hi: 1.0 }),
-        Just(Rule::Epsilon(0.01)),
-        Just(Rule::AlphaBeta {
-            alpha: 1.0,
-            beta: 0.0
-        }),
-        Just(Rule::Flat),
-    ]
+    train_free_rules(1.0, (1.0, 0.0))
 }
 
 fn settings(rule: Rule) -> DtdSettings {

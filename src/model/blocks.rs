@@ -262,6 +262,17 @@ impl<T: Scalar> Blocks<T> {
 
     /// The same map with every parameter mapped by `f`.
     pub fn map<U: Scalar>(&self, f: impl Fn(&T) -> U) -> Blocks<U> {
+        self.with_parts(|c| c.map(&f), self.bias.iter().map(&f).collect(), U::one())
+    }
+
+    /// The same placement of parts, each convolution replaced by `conv(c)`, with the biases
+    /// `bias` and a copy's weight `one`.
+    fn with_parts<U: Scalar>(
+        &self,
+        conv: impl Fn(&Conv<T>) -> Conv<U>,
+        bias: Vec<U>,
+        one: U,
+    ) -> Blocks<U> {
         Blocks {
             in_dim: self.in_dim,
             parts: self
@@ -271,13 +282,13 @@ impl<T: Scalar> Blocks<T> {
                     input: p.input,
                     output: p.output,
                     map: match &p.map {
-                        PartMap::Conv(c) => PartMap::Conv(c.map(&f)),
+                        PartMap::Conv(c) => PartMap::Conv(conv(c)),
                         PartMap::Copy(n) => PartMap::Copy(*n),
                     },
                 })
                 .collect(),
-            bias: self.bias.iter().map(&f).collect(),
-            one: U::one(),
+            bias,
+            one,
             max_connected: self.max_connected,
         }
     }
@@ -331,25 +342,8 @@ impl Blocks<f64> {
     /// The same map with every weight `w` (a copy's 1 included) replaced by `f(w)` and zero
     /// biases.
     pub fn map_weights(&self, f: impl Fn(f64) -> f64) -> Blocks<f64> {
-        let parts = self
-            .parts
-            .iter()
-            .map(|p| Part {
-                input: p.input,
-                output: p.output,
-                map: match &p.map {
-                    PartMap::Conv(c) => PartMap::Conv(c.map_kernel(&f)),
-                    PartMap::Copy(n) => PartMap::Copy(*n),
-                },
-            })
-            .collect();
-        Blocks {
-            in_dim: self.in_dim,
-            parts,
-            bias: vec![0.0; self.bias.len()],
-            one: f(self.one),
-            max_connected: self.max_connected,
-        }
+        let bias = vec![0.0; self.bias.len()];
+        self.with_parts(|c| c.map_kernel(&f), bias, f(self.one))
     }
 
     /// The first weight or bias that is not finite, as `(output, input, value)` for a weight

@@ -376,3 +376,22 @@ pub fn hyperplane_rules() -> impl Strategy<Value = Rule> {
         Just(Rule::ZBox { lo: -1.0, hi: 1.0 }),
     ]
 }
+
+/// The train-free rules other than nearest-valid (every rule with a batched step), zB on the
+/// box `[-bound, bound]` and αβ with `(alpha, beta)`.
+pub fn train_free_rules(bound: f64, (alpha, beta): (f64, f64)) -> impl Strategy<Value = Rule> {
+    prop_oneof![
+        Just(Rule::Zero),
+        Just(Rule::Z),
+        Just(Rule::ZPlus),
+        Just(Rule::Gamma(0.25)),
+        Just(Rule::WSquare),
+        Just(Rule::ZBox {
+            lo: -bound,
+            hi: bound
+        }),
+        Just(Rule::Epsilon(0.01)),
+        Just(Rule::AlphaBeta { alpha, beta }),
+        Just(Rule::Flat),
+    ]
+}

@@ -34,6 +34,33 @@ pub fn c6_run(settings: AuditSettings, shard: Option<Shard>) -> (Model, Inputs, 
     (model, inputs, spec)
 }
 
+/// The files a finished audit with `--csv` writes.
+pub const OUTPUTS: [&str; 6] = [
+    "run.json",
+    "records.jsonl",
+    "summary.json",
+    "summary.md",
+    "summary.html",
+    "roots.csv",
+];
+
+/// File `name` of folder `dir`.
+pub fn read(dir: &Path, name: &str) -> Vec<u8> {
+    std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
+}
+
+/// Asserts that two run folders hold the same [`OUTPUTS`], byte for byte.
+pub fn assert_same_outputs(a: &Path, b: &Path) {
+    for name in OUTPUTS {
+        assert!(
+            read(a, name) == read(b, name),
+            "{name} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+}
+
 /// A run on the exact engine, with the reports of `report`.
 pub fn runner(options: OutputOptions) -> Runner<'static> {
     Runner {

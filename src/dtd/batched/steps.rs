@@ -94,16 +94,29 @@ fn times(a: ArrayView2<'_, f64>, mut m: Array2<f64>) -> Array2<f64> {
     m
 }
 
-/// One layer's step by `rule` (identity neurons already taken out of `upper`).
+/// What a layer's step uses besides the batch: the layer's weights `w` and biases `b`, the
+/// maps of `w` its rule multiplies by, the rule, and the settings.
+pub(super) struct LayerRule<'a> {
+    pub w: &'a Affine,
+    pub b: &'a Array1<f64>,
+    pub maps: &'a Maps,
+    pub rule: Rule,
+    pub settings: &'a DtdSettings,
+}
+
+/// One layer's step by its rule (identity neurons already taken out of `upper`).
 pub(super) fn rule_step(
-    w: &Affine,
-    b: &Array1<f64>,
-    maps: &Maps,
+    layer: &LayerRule<'_>,
     a: ArrayView2<'_, f64>,
     upper: ArrayView2<'_, f64>,
-    rule: Rule,
-    s: &DtdSettings,
 ) -> Array2<f64> {
+    let LayerRule {
+        w,
+        b,
+        maps,
+        rule,
+        settings: s,
+    } = *layer;
     let include = s.bias != BiasMode::Ignore;
     let positive = || maps.positive.as_ref().expect("W⁺ built for the rule");
     let negative = || maps.negative.as_ref().expect("W⁻ built for the rule");
@@ -159,7 +172,7 @@ pub(super) fn rule_step(
         }
         Rule::NearestValid(_) => unreachable!("refused by covers"),
         Rule::Zero | Rule::Z | Rule::ZPlus | Rule::Gamma(_) | Rule::WSquare | Rule::ZBox { .. } => {
-            root_rule(w, b, maps, a, upper, rule, s)
+            root_rule(layer, a, upper)
         }
     }
 }
@@ -168,14 +181,17 @@ pub(super) fn rule_step(
 /// denominator is at or below the threshold; `t = 1` for the rule 0), and input `i` gets
 /// `Σ_j w_ji t_j v_ji`.
 fn root_rule(
-    w: &Affine,
-    b: &Array1<f64>,
-    maps: &Maps,
+    layer: &LayerRule<'_>,
     a: ArrayView2<'_, f64>,
     upper: ArrayView2<'_, f64>,
-    rule: Rule,
-    s: &DtdSettings,
 ) -> Array2<f64> {
+    let LayerRule {
+        w,
+        b,
+        maps,
+        rule,
+        settings: s,
+    } = *layer;
     let positive = || maps.positive.as_ref().expect("W⁺ built for the rule");
     let negative = || maps.negative.as_ref().expect("W⁻ built for the rule");
     let constant = |v: &Array1<f64>| {
