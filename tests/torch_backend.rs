@@ -30,7 +30,7 @@ use dtdcert::model::ir::Affine;
 use dtdcert::model::onnx::{load_bytes_with, OnnxOptions};
 use dtdcert::model::{Model, Network};
 use dtdcert::torch::parity::compare_audits;
-use dtdcert::torch::{Precision, TorchNet};
+use dtdcert::torch::{to_f64, Precision, TorchNet};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use tch::Device;
@@ -282,6 +282,40 @@ fn kernel_networks_get_the_engines_relevances() {
             let e = worst_relative_error(&net, &xs, &settings, Precision::F64);
             println!("{name} (split: {split}), {rules}: relative error {e:e} (f64)");
             assert!(e <= 1e-10, "{name} (split: {split}), {rules}: {e:e}");
+        }
+    }
+}
+
+/// The input relevances alone (each layer's relevances let go on the way down) are the full
+/// pass's, bit for bit: on the split ResNet (residual additions as short sparse rows, blocks
+/// whose carried values are identity neurons) and on a convolutional fixture.
+#[test]
+fn input_relevances_alone_are_the_full_pass() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/conformance_cnn");
+    let resnet = with_kernels(&dir.join("resnet50_small.onnx"), true);
+    let inputs =
+        dtdcert::model::inputs::load_inputs(&dir.join("resnet50_small.inputs.npy"), None).unwrap();
+    let xs: Vec<Vec<f64>> = (0..inputs.len()).map(|i| inputs.row(i).unwrap()).collect();
+    let (conv, conv_xs) = fixture("residual_conv_2x6x6_f64_opset17");
+    for (net, xs) in [(&resnet, &xs), (conv.net(), &conv_xs)] {
+        for precision in [Precision::F64, Precision::F32] {
+            let torch = TorchNet::new(net, precision, Device::Cpu);
+            let flat: Vec<f64> = xs.iter().flatten().copied().collect();
+            let batch = torch.input(&flat, xs.len());
+            let targets: Vec<Option<usize>> =
+                (0..xs.len()).map(|b| (b % 2 == 0).then_some(1)).collect();
+            for rule in [Rule::ZPlus, Rule::Epsilon(0.01), Rule::WSquare, Rule::Flat] {
+                let settings = DtdSettings {
+                    rule,
+                    ..DtdSettings::default()
+                };
+                let full = torch.explain(&batch, &targets, &settings).unwrap();
+                let alone = torch.input_relevances(&batch, &targets, &settings).unwrap();
+                assert_eq!(alone.lower.len(), 1);
+                assert_eq!(alone.explained, full.explained);
+                assert_eq!(to_f64(&alone.output), to_f64(&full.output));
+                assert_eq!(to_f64(&alone.lower[0]), to_f64(&full.lower[0]), "{rule}");
+            }
         }
     }
 }

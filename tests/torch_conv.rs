@@ -9,7 +9,10 @@
 //!   its connection counts equal its rows' lengths (window positions in the padding are no
 //!   connections);
 //! - the same for a map of parts ([`Affine::Blocks`]): convolutions reading slices of a wider
-//!   input and adding into parts of the output, and copied values beside them.
+//!   input and adding into parts of the output, and copied values beside them;
+//! - the same for short sparse rows ([`Affine::Sparse`], empty rows among them), which run as
+//!   a padded gather, and for a convolution's rows in that layout (the rows at the border,
+//!   shorter, padded).
 
 #![cfg(feature = "torch")]
 
@@ -17,7 +20,7 @@ mod util;
 
 use dtdcert::model::blocks::Blocks;
 use dtdcert::model::conv::{Conv, ConvShape};
-use dtdcert::model::ir::Affine;
+use dtdcert::model::ir::{Affine, Sparse};
 use dtdcert::torch::{to_f64, Linear};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -74,6 +77,25 @@ fn blocks() -> impl Strategy<Value = Blocks> {
     blocks_of(convolution, weight, 200)
 }
 
+/// A sparse map of 1–12 rows of 0–4 entries each over 1–10 inputs.
+fn sparse() -> impl Strategy<Value = Sparse> {
+    (1usize..=10).prop_flat_map(|in_dim| {
+        let row = proptest::sample::subsequence(
+            (0..in_dim as u32).collect::<Vec<_>>(),
+            0..=in_dim.min(4),
+        )
+        .prop_flat_map(|inputs| {
+            let n = inputs.len();
+            (Just(inputs), proptest::collection::vec(weight(), n))
+        })
+        .prop_map(|(inputs, weights)| inputs.into_iter().zip(weights).collect::<Vec<_>>());
+        proptest::collection::vec(row, 1..=12).prop_map(move |rows| {
+            let bias = ndarray::Array1::zeros(rows.len());
+            Sparse::from_rows(in_dim, rows, bias).unwrap()
+        })
+    })
+}
+
 /// A map of the weights, elementwise.
 type WeightMap = fn(&Tensor) -> Tensor;
 
@@ -118,9 +140,15 @@ fn layouts_agree(
     is_own: fn(&Linear) -> bool,
     seed: u64,
 ) -> Result<(), TestCaseError> {
-    let (kind, device) = (Kind::Double, Device::Cpu);
-    let own = Linear::of(affine, kind, device);
+    let own = Linear::of(affine, Kind::Double, Device::Cpu);
     prop_assert!(is_own(&own), "the layout of the operator");
+    layout_agrees(affine, own, seed)
+}
+
+/// `own`, a layout of `affine`, and `affine` as sparse rows give the same products and
+/// connection counts, as [`layouts_agree`] checks.
+fn layout_agrees(affine: &Affine, own: Linear, seed: u64) -> Result<(), TestCaseError> {
+    let (kind, device) = (Kind::Double, Device::Cpu);
     let rows = Linear::of_rows(affine, kind, device);
     prop_assert!(matches!(rows, Linear::Sparse(_)));
     let (n_in, n_out) = (affine.in_dim() as i64, affine.out_dim() as i64);
@@ -165,6 +193,22 @@ proptest! {
     #[test]
     fn a_map_of_parts_runs_as_the_map_of_its_rows(blocks in blocks(), seed in 0u64..1000) {
         layouts_agree(&Affine::Blocks(blocks), |l| matches!(l, Linear::Blocks(_)), seed)?;
+    }
+
+    /// Short sparse rows run gathered, as the map of their rows.
+    #[test]
+    fn short_sparse_rows_run_gathered(sparse in sparse(), seed in 0u64..1000) {
+        layouts_agree(&Affine::Sparse(sparse), Linear::is_gathered, seed)?;
+    }
+
+    /// A convolution's rows gathered (padded where the window leaves the input) are the map
+    /// of its rows.
+    #[test]
+    fn a_convolutions_gathered_rows_are_the_map_of_its_rows(conv in convolution(), seed in 0u64..1000) {
+        let affine = Affine::Conv(conv);
+        let gathered = Linear::of_gathered_rows(&affine, Kind::Double, Device::Cpu);
+        prop_assert!(gathered.is_gathered());
+        layout_agrees(&affine, gathered, seed)?;
     }
 }
 

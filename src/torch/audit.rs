@@ -587,7 +587,7 @@ impl Linear {
                     .to_kind(block.kind());
                 (copy.unsqueeze(2) * values.unsqueeze(1)).view([-1, copies * cols])
             }
-            Linear::Sparse(sparse) => sparse.matrix.index_select(0, j).to_dense(None, false),
+            Linear::Sparse(sparse) => sparse.rows(j),
             // The rows as the transposed products of unit vectors.
             Linear::Conv(_) | Linear::Blocks(_) => {
                 self.backward(&j.one_hot(self.out_dim()).to_kind(self.kind()))

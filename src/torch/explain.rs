@@ -2,28 +2,26 @@
 //! of inputs at a time on the device, in f32 or f64, without error bounds.
 
 use ndarray::Array2;
-use tch::Device;
 
-use super::{default_batch, to_f64, Precision, TorchNet};
+use super::{default_batch, to_f64, TorchNet};
 use crate::audit::spec::Targets;
 use crate::dtd::{DtdSettings, InitialRelevance};
 use crate::error::Result;
 use crate::model::inputs::Inputs;
 use crate::model::Model;
 
-/// Input relevances by train-free DTD/LRP, one row per input, `batch` inputs at a time
-/// (default: [`default_batch`]), and the relevance each explanation started from (the
-/// explained output's value as the backend computes it, or 1).
+/// Input relevances by train-free DTD/LRP on `net` (`model`'s network on the device), one
+/// row per input, `batch` inputs at a time (default: [`default_batch`]), and the relevance
+/// each explanation started from (the explained output's value as the backend computes it,
+/// or 1).
 pub fn input_relevances(
+    net: &TorchNet,
     model: &Model,
     inputs: &Inputs,
     targets: &Targets,
     dtd: &DtdSettings,
-    precision: Precision,
-    device: Device,
     batch: Option<usize>,
 ) -> Result<(Array2<f64>, Vec<f64>)> {
-    let net = TorchNet::new(model.net(), precision, device);
     let n = inputs.len();
     let d = model.net().input_dim();
     let batch = batch.unwrap_or_else(|| default_batch(model.net()));
@@ -36,7 +34,7 @@ pub fn input_relevances(
             rows.extend(inputs.row(i)?);
         }
         let wanted: Vec<Option<usize>> = (start..end).map(|i| targets.for_sample(i)).collect();
-        let relevances = net.explain(&net.input(&rows, end - start), &wanted, dtd)?;
+        let relevances = net.input_relevances(&net.input(&rows, end - start), &wanted, dtd)?;
         flat.extend(to_f64(&relevances.lower[0]));
         let outputs = to_f64(&relevances.output);
         let width = outputs.len() / (end - start);

@@ -1,6 +1,7 @@
 //! A layer's weights `W` (without bias) on the device, in the layout that suits its affine map:
-//! a dense matrix, a shared block applied to every copy of its input, a sparse list of
-//! `(row, column, weight)`, a convolution kept as its kernel, or a map of parts (kernel
+//! a dense matrix, a shared block applied to every copy of its input, sparse rows (short ones
+//! padded and gathered, longer ones a list of `(row, column, weight)`), a convolution kept as
+//! its kernel, or a map of parts (kernel
 //! convolutions and copies, each reading an input range and adding into an output range).
 //! Every rule is a few products with `W` or with a map of it (`W ⊙ 1[W >= 0]`, `W²`, the
 //! connection pattern), forwards (`a ↦ a Wᵀ`) and backwards (`t ↦ t W`); a convolution's are
@@ -28,7 +29,8 @@ pub enum Linear {
         /// The number of slices it is applied to.
         copies: i64,
     },
-    /// Entries `W[r, c]` listed row by row, as a CSR matrix and its transpose.
+    /// Entries `W[r, c]` listed row by row: short rows padded to the longest and gathered,
+    /// longer ones as COO matrices of `W` and its transpose.
     Sparse(Box<SparseLinear>),
     /// A 2-D convolution kept as its kernel.
     Conv(Box<ConvLinear>),
@@ -36,32 +38,100 @@ pub enum Linear {
     Blocks(Box<BlocksLinear>),
 }
 
-/// A sparse layer's weights: the listed entries in row order (`vals`) at `at` (`2 × nnz`:
-/// rows, then columns), and the transpose's entries at `t_at` in its own row order, whose
-/// values are `vals[perm]`; both as coalesced COO matrices.
+/// A sparse layer's weights: rows of at most [`PADDED_WIDTH`] entries as a padded gather,
+/// longer ones as COO matrices.
 pub struct SparseLinear {
-    at: Tensor,
-    t_at: Tensor,
-    perm: Tensor,
-    vals: Tensor,
     out: i64,
     inp: i64,
-    /// `out × in` and `in × out`.
-    pub(crate) matrix: Tensor,
-    transposed: Tensor,
+    layout: SparseLayout,
+}
+
+/// Rows with at most this many entries are kept padded to the longest (a max-pool's gather,
+/// a residual sum, an average over a few inputs); longer ones as COO matrices.
+const PADDED_WIDTH: usize = 16;
+
+enum SparseLayout {
+    /// Every row's entries padded to the longest row's `width`: the inputs each slot reads
+    /// (`out · width`, row by row) and their weights (`out × width`). With `padded`, some row
+    /// is shorter: its free slots read an extra input column that is always 0 (and the
+    /// transpose adds into it, then cuts it off), so whatever a map makes of their weight,
+    /// they add nothing.
+    Gather {
+        inputs: Tensor,
+        weights: Tensor,
+        width: i64,
+        padded: bool,
+    },
+    /// The listed entries in row order (`vals`) at `at` (`2 × nnz`: rows, then columns), and
+    /// the transpose's entries at `t_at` in its own row order, whose values are `vals[perm]`;
+    /// both as coalesced COO matrices (`out × in` and `in × out`).
+    Coo {
+        at: Tensor,
+        t_at: Tensor,
+        perm: Tensor,
+        vals: Tensor,
+        matrix: Tensor,
+        transposed: Tensor,
+    },
 }
 
 impl SparseLinear {
-    fn new(affine: &Affine, vals: Tensor) -> Self {
-        let device = vals.device();
+    /// `affine`'s rows, gathered when every row has at most `gather_width` entries.
+    fn new(affine: &Affine, kind: Kind, device: Device, gather_width: usize) -> Self {
         let (out, inp) = (affine.out_dim(), affine.in_dim());
-        let (mut rows, mut cols) = (Vec::new(), Vec::new());
+        let widest = (0..out)
+            .map(|j| affine.row(j).connected())
+            .max()
+            .unwrap_or(0);
+        let layout = if widest <= gather_width {
+            Self::gather(affine, widest.max(1), kind, device)
+        } else {
+            Self::coo(affine, kind, device)
+        };
+        SparseLinear {
+            out: out as i64,
+            inp: inp as i64,
+            layout,
+        }
+    }
+
+    fn gather(affine: &Affine, width: usize, kind: Kind, device: Device) -> SparseLayout {
+        let (out, inp) = (affine.out_dim(), affine.in_dim());
+        let mut inputs: Vec<i64> = Vec::with_capacity(out * width);
+        let mut weights: Vec<f64> = Vec::with_capacity(out * width);
+        let mut padded = false;
+        for j in 0..out {
+            let row = affine.row(j);
+            for (i, &w) in row.entries() {
+                inputs.push(i as i64);
+                weights.push(w);
+            }
+            let free = width - row.connected();
+            padded |= free > 0;
+            inputs.extend(std::iter::repeat_n(inp as i64, free));
+            weights.extend(std::iter::repeat_n(0.0, free));
+        }
+        SparseLayout::Gather {
+            inputs: Tensor::from_slice(&inputs).to_device(device),
+            weights: Tensor::from_slice(&weights)
+                .view([out as i64, width as i64])
+                .to_kind(kind)
+                .to_device(device),
+            width: width as i64,
+            padded,
+        }
+    }
+
+    fn coo(affine: &Affine, kind: Kind, device: Device) -> SparseLayout {
+        let out = affine.out_dim();
+        let (mut rows, mut cols, mut vals) = (Vec::new(), Vec::new(), Vec::new());
         let mut entries: Vec<(usize, usize, usize)> = Vec::new();
         for j in 0..out {
-            for (i, _) in affine.row(j).entries() {
+            for (i, &w) in affine.row(j).entries() {
                 entries.push((i, j, rows.len()));
                 rows.push(j as i64);
                 cols.push(i as i64);
+                vals.push(w);
             }
         }
         // The transpose: entries by column, then row.
@@ -71,41 +141,150 @@ impl SparseLinear {
         let perm: Vec<i64> = entries.iter().map(|&(_, _, e)| e as i64).collect();
         let index = |v: &[i64]| Tensor::from_slice(v).to_device(device);
         let pair = |a: &[i64], b: &[i64]| Tensor::stack(&[index(a), index(b)], 0);
-        let empty = Tensor::zeros([0], (vals.kind(), device));
-        SparseLinear {
-            at: pair(&rows, &cols),
-            t_at: pair(&t_rows, &t_cols),
-            perm: index(&perm),
-            vals: empty.shallow_clone(),
-            out: out as i64,
-            inp: inp as i64,
-            matrix: empty.shallow_clone(),
-            transposed: empty,
-        }
-        .with_values(vals)
+        let vals = Tensor::from_slice(&vals).to_kind(kind).to_device(device);
+        Self::coo_with_values(
+            pair(&rows, &cols),
+            pair(&t_rows, &t_cols),
+            index(&perm),
+            vals,
+            [out as i64, affine.in_dim() as i64],
+        )
     }
 
-    /// The same structure with other values (listed in row order).
-    fn with_values(&self, vals: Tensor) -> Self {
+    /// The COO layout of the entries at `at` (transpose at `t_at`, in the order `perm`) with
+    /// the values `vals` (in row order).
+    fn coo_with_values(
+        at: Tensor,
+        t_at: Tensor,
+        perm: Tensor,
+        vals: Tensor,
+        [out, inp]: [i64; 2],
+    ) -> SparseLayout {
         let (kind, device) = (vals.kind(), vals.device());
         let coo = |at: &Tensor, values: &Tensor, size: [i64; 2]| {
             Tensor::sparse_coo_tensor_indices_size(at, values, size, (kind, device), true)
         };
-        let matrix = coo(&self.at, &vals, [self.out, self.inp]);
-        let transposed = coo(
-            &self.t_at,
-            &vals.index_select(0, &self.perm),
-            [self.inp, self.out],
-        );
-        SparseLinear {
-            at: self.at.shallow_clone(),
-            t_at: self.t_at.shallow_clone(),
-            perm: self.perm.shallow_clone(),
+        let matrix = coo(&at, &vals, [out, inp]);
+        let transposed = coo(&t_at, &vals.index_select(0, &perm), [inp, out]);
+        SparseLayout::Coo {
+            at,
+            t_at,
+            perm,
             vals,
-            out: self.out,
-            inp: self.inp,
             matrix,
             transposed,
+        }
+    }
+
+    /// The same structure with every listed weight `w` replaced by `f(w)`.
+    fn map(&self, f: &impl Fn(&Tensor) -> Tensor) -> Self {
+        let layout = match &self.layout {
+            SparseLayout::Gather {
+                inputs,
+                weights,
+                width,
+                padded,
+            } => SparseLayout::Gather {
+                inputs: inputs.shallow_clone(),
+                weights: f(weights),
+                width: *width,
+                padded: *padded,
+            },
+            SparseLayout::Coo {
+                at,
+                t_at,
+                perm,
+                vals,
+                ..
+            } => Self::coo_with_values(
+                at.shallow_clone(),
+                t_at.shallow_clone(),
+                perm.shallow_clone(),
+                f(vals),
+                [self.out, self.inp],
+            ),
+        };
+        SparseLinear {
+            out: self.out,
+            inp: self.inp,
+            layout,
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        match &self.layout {
+            SparseLayout::Gather { weights, .. } => weights.kind(),
+            SparseLayout::Coo { vals, .. } => vals.kind(),
+        }
+    }
+
+    /// `a Wᵀ` for a batch `a` (`batch × in`).
+    fn forward(&self, a: &Tensor) -> Tensor {
+        let batch = a.size()[0];
+        match &self.layout {
+            SparseLayout::Gather {
+                inputs,
+                weights,
+                width,
+                padded,
+            } => {
+                let source = match padded {
+                    true => Tensor::cat(&[a.shallow_clone(), a.zeros_like().narrow(1, 0, 1)], 1),
+                    false => a.shallow_clone(),
+                };
+                let taken = source
+                    .index_select(1, inputs)
+                    .view([batch, self.out, *width]);
+                match width {
+                    1 => (taken * weights).view([batch, self.out]),
+                    _ => (taken * weights).sum_dim_intlist(&[2][..], false, None),
+                }
+            }
+            // (W aᵀ)ᵀ: sparse times dense.
+            SparseLayout::Coo { matrix, .. } => matrix.mm(&a.tr()).tr(),
+        }
+    }
+
+    /// `t W` for a batch `t` (`batch × out`).
+    fn backward(&self, t: &Tensor) -> Tensor {
+        let batch = t.size()[0];
+        match &self.layout {
+            SparseLayout::Gather {
+                inputs,
+                weights,
+                width,
+                padded,
+            } => {
+                let spread = (t.unsqueeze(2) * weights).view([batch, self.out * width]);
+                let columns = self.inp + i64::from(*padded);
+                let g = Tensor::zeros([batch, columns], (t.kind(), t.device()))
+                    .index_add(1, inputs, &spread);
+                match padded {
+                    true => g.narrow(1, 0, self.inp),
+                    false => g,
+                }
+            }
+            SparseLayout::Coo { transposed, .. } => transposed.mm(&t.tr()).tr(),
+        }
+    }
+
+    /// Rows `j` of `W` as a dense `rows × in` matrix.
+    pub(crate) fn rows(&self, j: &Tensor) -> Tensor {
+        match &self.layout {
+            SparseLayout::Gather {
+                inputs,
+                weights,
+                width,
+                ..
+            } => {
+                let at = inputs.view([self.out, *width]).index_select(0, j);
+                let values = weights.index_select(0, j);
+                let n = at.size()[0];
+                Tensor::zeros([n, self.inp + 1], (values.kind(), values.device()))
+                    .scatter_add(1, &at, &values)
+                    .narrow(1, 0, self.inp)
+            }
+            SparseLayout::Coo { matrix, .. } => matrix.index_select(0, j).to_dense(None, false),
         }
     }
 }
@@ -320,6 +499,35 @@ impl BlocksLinear {
         }
     }
 
+    /// The map of the outputs `start..end` alone (numbered from `start`): the parts that add
+    /// into them; `None` where a part adds into outputs on both sides of `start` or `end`.
+    fn outputs(&self, start: i64, end: i64) -> Option<Self> {
+        let mut parts = Vec::new();
+        for p in &self.parts {
+            let (first, last) = (p.output, p.output + p.map.out_dim());
+            if first >= start && last <= end {
+                parts.push(PartLinear {
+                    input: p.input,
+                    output: p.output - start,
+                    map: match &p.map {
+                        PartLayout::Conv(c) => PartLayout::Conv(c.map(&Tensor::shallow_clone)),
+                        PartLayout::Copy { n, weight } => PartLayout::Copy {
+                            n: *n,
+                            weight: weight.shallow_clone(),
+                        },
+                    },
+                });
+            } else if first < end && last > start {
+                return None;
+            }
+        }
+        Some(BlocksLinear {
+            inp: self.inp,
+            out: end - start,
+            parts,
+        })
+    }
+
     /// `a Wᵀ`: each part's product with its input range, added into its output range.
     fn forward(&self, a: &Tensor) -> Tensor {
         let batch = a.size()[0];
@@ -354,7 +562,8 @@ impl BlocksLinear {
 
 impl Linear {
     /// `affine`'s weights as tensors of `kind` on `device`: dense, shared, convolutions and
-    /// maps of parts in their own layouts, sparse rows as a sparse matrix.
+    /// maps of parts in their own layouts, sparse rows gathered (at most [`PADDED_WIDTH`]
+    /// entries each) or as a sparse matrix.
     pub fn of(affine: &Affine, kind: Kind, device: Device) -> Self {
         let tensor = |values: &[f64], shape: &[i64]| {
             Tensor::from_slice(values)
@@ -384,18 +593,42 @@ impl Linear {
             }
             Affine::Conv(c) => Linear::Conv(Box::new(ConvLinear::new(c, kind, device))),
             Affine::Blocks(b) => Linear::Blocks(Box::new(BlocksLinear::new(b, kind, device))),
-            Affine::Sparse(_) => Self::of_rows(affine, kind, device),
+            Affine::Sparse(_) => Linear::Sparse(Box::new(SparseLinear::new(
+                affine,
+                kind,
+                device,
+                PADDED_WIDTH,
+            ))),
         }
     }
 
     /// `affine`'s weights as its sparse rows, whatever its kind (what [`Self::of`] does for
     /// sparse rows; for the others, a reference to compare their layouts with).
     pub fn of_rows(affine: &Affine, kind: Kind, device: Device) -> Self {
-        let vals: Vec<f64> = (0..affine.out_dim())
-            .flat_map(|j| affine.row(j).values().to_vec())
-            .collect();
-        let vals = Tensor::from_slice(&vals).to_kind(kind).to_device(device);
-        Linear::Sparse(Box::new(SparseLinear::new(affine, vals)))
+        let coo = SparseLinear::new(affine, kind, device, 0);
+        Linear::Sparse(Box::new(coo))
+    }
+
+    /// `affine`'s weights as its rows padded to the longest, gathered, whatever its kind and
+    /// however long its rows (the layout [`Self::of`] takes for short sparse rows).
+    pub fn of_gathered_rows(affine: &Affine, kind: Kind, device: Device) -> Self {
+        let gathered = SparseLinear::new(affine, kind, device, usize::MAX);
+        Linear::Sparse(Box::new(gathered))
+    }
+
+    /// Whether this is a sparse layout kept as a padded gather.
+    pub fn is_gathered(&self) -> bool {
+        matches!(self, Linear::Sparse(s) if matches!(s.layout, SparseLayout::Gather { .. }))
+    }
+
+    /// The map of the outputs `start..end` alone (numbered from `start`), for a map of parts
+    /// whose every part adds into outputs on one side of `start` and of `end`; `None`
+    /// otherwise.
+    pub fn outputs(&self, start: i64, end: i64) -> Option<Self> {
+        match self {
+            Linear::Blocks(blocks) => Some(Linear::Blocks(Box::new(blocks.outputs(start, end)?))),
+            _ => None,
+        }
     }
 
     /// The number of outputs.
@@ -425,7 +658,7 @@ impl Linear {
         match self {
             Linear::Dense(w) => w.kind(),
             Linear::Shared { block, .. } => block.kind(),
-            Linear::Sparse(sparse) => sparse.vals.kind(),
+            Linear::Sparse(sparse) => sparse.kind(),
             Linear::Conv(conv) => conv.kernel.kind(),
             Linear::Blocks(blocks) => match &blocks.parts[0].map {
                 PartLayout::Conv(conv) => conv.kernel.kind(),
@@ -444,7 +677,7 @@ impl Linear {
                 block: f(block),
                 copies: *copies,
             },
-            Linear::Sparse(sparse) => Linear::Sparse(Box::new(sparse.with_values(f(&sparse.vals)))),
+            Linear::Sparse(sparse) => Linear::Sparse(Box::new(sparse.map(&f))),
             Linear::Conv(conv) => Linear::Conv(Box::new(conv.map(&f))),
             Linear::Blocks(blocks) => Linear::Blocks(Box::new(blocks.map(&f))),
         }
@@ -461,8 +694,7 @@ impl Linear {
                     .matmul(&block.tr())
                     .view([batch, -1])
             }
-            // (W aᵀ)ᵀ: sparse times dense.
-            Linear::Sparse(sparse) => sparse.matrix.mm(&a.tr()).tr(),
+            Linear::Sparse(sparse) => sparse.forward(a),
             Linear::Conv(conv) => conv.forward(a),
             Linear::Blocks(blocks) => blocks.forward(a),
         }
@@ -479,7 +711,7 @@ impl Linear {
                     .matmul(block)
                     .view([batch, -1])
             }
-            Linear::Sparse(sparse) => sparse.transposed.mm(&t.tr()).tr(),
+            Linear::Sparse(sparse) => sparse.backward(t),
             Linear::Conv(conv) => conv.backward(t),
             Linear::Blocks(blocks) => blocks.backward(t),
         }

@@ -131,6 +131,42 @@ struct TorchLayer {
     /// `1 × out`, 1 at each identity neuron ([`Layer::identity`]) and 0 elsewhere; `None`
     /// where the layer has none.
     identity: Option<Tensor>,
+    /// Where the identity neurons are the outputs from some `head` on, and every part of the
+    /// map adds into outputs on one side of `head` only: the rule runs on the outputs before
+    /// it alone, and the identity neurons' relevance is passed by their own parts.
+    split: Option<Split>,
+}
+
+/// A layer's map cut where its identity neurons begin ([`TorchLayer::split`]).
+struct Split {
+    /// The number of outputs before the identity neurons.
+    head: i64,
+    /// The weights of those outputs.
+    w: Linear,
+    /// Their biases and connection counts, `1 × head`.
+    bias: Tensor,
+    connected: Tensor,
+    /// The weights of the identity neurons (one 1 each).
+    copies: Linear,
+}
+
+/// What a rule multiplies by: weights, biases and the number of inputs each output is
+/// connected to (the flat rule's denominators), the last two `1 × outputs`.
+struct RuleMaps<'a> {
+    w: &'a Linear,
+    bias: &'a Tensor,
+    connected: &'a Tensor,
+}
+
+impl TorchLayer {
+    /// The rule's maps of the whole layer.
+    fn maps(&self) -> RuleMaps<'_> {
+        RuleMaps {
+            w: &self.w,
+            bias: &self.bias,
+            connected: &self.connected,
+        }
+    }
 }
 
 /// A layer's activation on the device, as the exact engine's [`Activation`] computes it.
@@ -249,19 +285,32 @@ impl TorchNet {
             let g: Vec<i64> = (0..out).map(|j| layer.gathered(j) as i64).collect();
             Tensor::from_slice(&g).to_device(device)
         });
-        let identity = layer.has_identities().then(|| {
-            let mask: Vec<f64> = layer
-                .identities()
-                .iter()
-                .map(|i| i.map_or(0.0, |_| 1.0))
-                .collect();
+        let identities = layer.identities();
+        let identity = identities.iter().any(Option::is_some).then(|| {
+            let mask: Vec<f64> = identities.iter().map(|i| i.map_or(0.0, |_| 1.0)).collect();
             vector(&mask)
         });
         let w = Linear::of(affine, kind, device);
         let connected = w.connected(device);
+        let bias = vector(&bias);
+        // The identity neurons as the outputs `head..` (none before them).
+        let head = identities
+            .iter()
+            .position(Option::is_some)
+            .filter(|&head| head > 0 && identities[head..].iter().all(Option::is_some));
+        let split = head.and_then(|head| {
+            let (head, out) = (head as i64, out as i64);
+            Some(Split {
+                head,
+                w: w.outputs(0, head)?,
+                bias: bias.narrow(1, 0, head),
+                connected: connected.narrow(1, 0, head),
+                copies: w.outputs(head, out)?,
+            })
+        });
         TorchLayer {
             w,
-            bias: vector(&bias),
+            bias,
             out: out as i64,
             relu_count: layer.relu_count() as i64,
             activation: TorchActivation::of(&layer.activation, kind, device),
@@ -269,6 +318,7 @@ impl TorchNet {
             gathered,
             connected,
             identity,
+            split,
         }
     }
 
@@ -322,12 +372,41 @@ impl TorchNet {
         })
     }
 
+    /// [`Self::explain`]'s input relevances alone (`lower` holds only them): what the layers
+    /// above asked for is let go as the pass goes down, so a deep network holds one layer's
+    /// relevances at a time.
+    pub fn input_relevances(
+        &self,
+        x: &Tensor,
+        targets: &[Option<usize>],
+        settings: &DtdSettings,
+    ) -> Result<Relevances> {
+        let pass = self.run(x, targets, settings, false)?;
+        Ok(Relevances {
+            explained: pass.explained,
+            lower: pass.steps.into_iter().map(|s| s.lower).collect(),
+            output: pass.h[pass.h.len() - 1].shallow_clone(),
+        })
+    }
+
     /// [`Self::explain`] with everything it computes on the way.
     pub(crate) fn pass(
         &self,
         x: &Tensor,
         targets: &[Option<usize>],
         settings: &DtdSettings,
+    ) -> Result<Pass> {
+        self.run(x, targets, settings, true)
+    }
+
+    /// [`Self::pass`]; without `keep`, only the lowest step is kept, and of the forward pass
+    /// only the input and the output.
+    fn run(
+        &self,
+        x: &Tensor,
+        targets: &[Option<usize>],
+        settings: &DtdSettings,
+        keep: bool,
     ) -> Result<Pass> {
         for (index, _) in self.layers.iter().enumerate() {
             if let rule @ Rule::NearestValid(_) = settings.rule_for(index) {
@@ -337,7 +416,11 @@ impl TorchNet {
                 )));
             }
         }
-        let Trace { h, winners, pre } = self.trace(x);
+        let Trace {
+            mut h,
+            winners,
+            pre,
+        } = self.trace(x);
         let output = h[h.len() - 1].shallow_clone();
         let batch = output.size()[0];
         let outputs = output.size()[1] as usize;
@@ -381,9 +464,17 @@ impl TorchNet {
                 None => step(layer, a, &upper, settings.rule_for(index), settings),
             };
             upper = next.lower.shallow_clone();
+            if !keep {
+                // Layer `index`'s output and the step above are needed no more.
+                h.truncate(index + 1);
+                steps.clear();
+            }
             steps.push(next);
         }
         steps.reverse();
+        if !keep {
+            h.push(output);
+        }
         Ok(Pass {
             h,
             winners,
@@ -467,10 +558,30 @@ fn positive_part(w: &Tensor) -> Tensor {
 /// layer's own map (its row is one weight of 1).
 fn step(layer: &TorchLayer, a: &Tensor, upper: &Tensor, rule: Rule, s: &DtdSettings) -> Step {
     let Some(identity) = &layer.identity else {
-        return rule_step(layer, a, upper, rule, s);
+        return rule_step(&layer.maps(), a, upper, rule, s);
     };
+    if let Some(split) = &layer.split {
+        // The same step with the identity neurons' zero relevance left out of the rule.
+        let (head, tail) = (split.head, layer.out - split.head);
+        let carried = upper.narrow(1, head, tail);
+        let maps = RuleMaps {
+            w: &split.w,
+            bias: &split.bias,
+            connected: &split.connected,
+        };
+        let step = rule_step(&maps, a, &upper.narrow(1, 0, head), rule, s);
+        let none = |t: Tensor| {
+            let rest = t.new_zeros([t.size()[0], tail], (t.kind(), t.device()));
+            Tensor::cat(&[t, rest], 1)
+        };
+        return Step {
+            lower: step.lower + split.copies.backward(&carried),
+            passed: Tensor::cat(&[step.passed, carried], 1),
+            roots: step.roots.map(|(t, has_root)| (none(t), none(has_root))),
+        };
+    }
     let whole = upper * identity;
-    let step = rule_step(layer, a, &(upper - &whole), rule, s);
+    let step = rule_step(&layer.maps(), a, &(upper - &whole), rule, s);
     Step {
         lower: step.lower + layer.w.backward(&whole),
         passed: step.passed + &whole,
@@ -479,14 +590,13 @@ fn step(layer: &TorchLayer, a: &Tensor, upper: &Tensor, rule: Rule, s: &DtdSetti
 }
 
 /// [`step`] by the rule alone.
-fn rule_step(layer: &TorchLayer, a: &Tensor, upper: &Tensor, rule: Rule, s: &DtdSettings) -> Step {
+fn rule_step(maps: &RuleMaps, a: &Tensor, upper: &Tensor, rule: Rule, s: &DtdSettings) -> Step {
     let lrp = |lower: Tensor, passed: Tensor| Step {
         lower,
         passed,
         roots: None,
     };
-    let w = &layer.w;
-    let b = &layer.bias;
+    let (w, b) = (maps.w, maps.bias);
     let nonzero = upper.ne(0.0);
     let include = s.bias != BiasMode::Ignore;
     match rule {
@@ -518,15 +628,15 @@ fn rule_step(layer: &TorchLayer, a: &Tensor, upper: &Tensor, rule: Rule, s: &Dtd
             lrp(lower, sum_pos * &sp - sum_neg * &sn)
         }
         Rule::Flat => {
-            let n = stabilize(&layer.connected, s.stabilizer).expand_as(upper);
+            let n = stabilize(maps.connected, s.stabilizer).expand_as(upper);
             let keep = n.ne(0.0).logical_and(&nonzero);
             let share = ratio(upper, &n, &keep);
-            let passed = &share * &layer.connected;
+            let passed = &share * maps.connected;
             lrp(w.map(|v| v.ones_like()).backward(&share), passed)
         }
         Rule::NearestValid(_) => unreachable!("refused in explain"),
         Rule::Zero | Rule::Z | Rule::ZPlus | Rule::Gamma(_) | Rule::WSquare | Rule::ZBox { .. } => {
-            root_rule(layer, a, upper, rule, s)
+            root_rule(maps, a, upper, rule, s)
         }
     }
 }
@@ -537,11 +647,10 @@ type Backward<'a> = Box<dyn Fn(&Tensor) -> Tensor + 'a>;
 /// The DTD root rules: `t_j = R_j / (w_j·v_j + β_j)` (stabilised; no root where the
 /// denominator is at or below the threshold, or for rule 0 `t = 1`), and input `i` gets
 /// `Σ_j w_ji t_j v_ji`.
-fn root_rule(layer: &TorchLayer, a: &Tensor, upper: &Tensor, rule: Rule, s: &DtdSettings) -> Step {
-    let w = &layer.w;
-    let b = &layer.bias;
+fn root_rule(maps: &RuleMaps, a: &Tensor, upper: &Tensor, rule: Rule, s: &DtdSettings) -> Step {
+    let (w, b) = (maps.w, maps.bias);
     let nonzero = upper.ne(0.0);
-    let ones = a.ones_like();
+    let ones = || a.ones_like();
     let beta = |rule_beta: Tensor| -> Tensor {
         match s.bias {
             BiasMode::Ignore => b.zeros_like(),
@@ -567,11 +676,12 @@ fn root_rule(layer: &TorchLayer, a: &Tensor, upper: &Tensor, rule: Rule, s: &Dtd
         }
         Rule::WSquare => {
             let w2 = w.map(|v| v * v);
-            let wv = w2.forward(&ones);
+            let wv = w2.forward(&ones());
             (wv, Box::new(move |t| w2.backward(t)))
         }
         Rule::ZBox { lo, hi } => {
             let (wp, wn) = (w.map(positive_part), w.map(negative_part));
+            let ones = ones();
             let wv = w.forward(a) - wp.forward(&ones) * lo - wn.forward(&ones) * hi;
             (
                 wv,
