@@ -11,7 +11,8 @@
 # `--features torch` (scripts/setup_torch.sh) — the default engine's code is the same as in the
 # default build — and the pinned Python environment of scripts/pyref.sh. Writes DIR/bench-jobs/
 # (the batches, the MLP and zennit.json) and prints one table; peak memory is the largest
-# resident set of each dtdcert process.
+# resident set of each dtdcert process. dtdcert's seconds are the whole command's and, from its
+# --profile, the relevances' alone (Zennit's are its attribution call alone).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="${1:?usage: scripts/bench_explain.sh DIR [THREADS] [RUNS]}"
@@ -30,21 +31,26 @@ echo "== Zennit (writes the batches dtdcert reads)"
 "$root/scripts/pyref.sh" bench_cnn_reference.py "$(cd "$dir" && pwd)" --threads "$threads" \
     --runs "$runs" --arch vgg16 --arch resnet50 --write-jobs "$jobs" --json "$jobs/zennit.json"
 
-# best_of NAME ARGS...: the best wall time of RUNS runs of `dtdcert ARGS`, and the largest
-# resident set, appended to $jobs/dtdcert.tsv.
+# best_of NAME ARGS...: the best wall time of RUNS runs of `dtdcert ARGS`, the seconds of its
+# relevances alone in that run (`--profile`: without reading the model and the inputs, copying
+# the weights to the device, or writing), and the largest resident set, appended to
+# $jobs/dtdcert.tsv.
 best_of() {
-    local name="$1" best="" rss=0 t m
+    local name="$1" best="" compute="" rss=0 t m c
     shift
     for _ in $(seq "$runs"); do
-        /usr/bin/time -f "%e %M" -o "$jobs/time.txt" "$bin" "$@" > /dev/null
+        /usr/bin/time -f "%e %M" -o "$jobs/time.txt" "$bin" "$@" --profile "$jobs/profile.json" \
+            > /dev/null
         read -r t m < "$jobs/time.txt"
-        if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best="$t"; fi
+        c="$(python3 -c 'import json, sys; print(round(json.load(open(sys.argv[1]))["relevances_s"], 2))' \
+            "$jobs/profile.json")"
+        if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best="$t"; compute="$c"; fi
         if [ "$m" -gt "$rss" ]; then rss="$m"; fi
     done
-    printf '%s\t%s\t%s\n' "$name" "$best" "$((rss / 1024))" | tee -a "$jobs/dtdcert.tsv"
+    printf '%s\t%s\t%s\t%s\n' "$name" "$best" "$compute" "$((rss / 1024))" | tee -a "$jobs/dtdcert.tsv"
 }
 
-echo "== dtdcert ($(uptime | sed 's/.*load/load/'))"
+echo "== dtdcert ($(uptime | sed 's/.*load/load/')): command s, relevances s, peak MiB"
 : > "$jobs/dtdcert.tsv"
 best_of "mlp z+ f64 (8192 inputs)" explain --model "$jobs/mlp.onnx" \
     --inputs "$jobs/mlp.inputs.npy" --rule z+ --out "$jobs/out.npy"

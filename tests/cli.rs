@@ -12,9 +12,11 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use dtdcert::audit::explain::{input_relevances, Arithmetic};
+use dtdcert::audit::explain::{
+    input_relevances, input_relevances_and_starts, start_relevances, Arithmetic,
+};
 use dtdcert::audit::spec::Targets;
-use dtdcert::dtd::{explain, DtdSettings};
+use dtdcert::dtd::{explain, DtdSettings, InitialRelevance};
 use dtdcert::exact::{Rational, Scalar};
 use dtdcert::model::inputs::load_inputs;
 use dtdcert::model::{forward, Model};
@@ -725,6 +727,22 @@ fn explain_writes_the_library_relevances_and_exact_agrees() {
     let targets = Targets::Index { index: 0 };
     let library = input_relevances(&model, &inputs, &targets, &DtdSettings::default(), how);
     assert_eq!(got, library.unwrap(), "the binary and the library differ");
+    // The batched path takes the relevances it started from out of its own forward pass: the
+    // values a separate forward pass gives (the explained outputs, or 1), bit for bit.
+    for initial_relevance in [InitialRelevance::Output, InitialRelevance::One] {
+        let dtd = DtdSettings {
+            initial_relevance,
+            ..DtdSettings::default()
+        };
+        for targets in [Targets::Top, Targets::Index { index: 1 }] {
+            let (relevances, starts) =
+                input_relevances_and_starts(&model, &inputs, &targets, &dtd, how).unwrap();
+            let alone = input_relevances(&model, &inputs, &targets, &dtd, how).unwrap();
+            assert_eq!(relevances, alone, "{initial_relevance:?}, {targets:?}");
+            let forward = start_relevances(&model, &inputs, &targets, &dtd).unwrap();
+            assert_eq!(starts, forward, "{initial_relevance:?}, {targets:?}");
+        }
+    }
     for (i, (want, output, unresolved)) in library_explanations(&model, 100).into_iter().enumerate()
     {
         let row = got.slice(s![i, ..]);
@@ -1769,4 +1787,41 @@ fn the_torch_backend_is_refused_in_a_build_without_it() {
         let run = dtdcert(command).expect_code(2);
         assert!(run.stderr.contains("--features torch"), "{}", run.stderr);
     }
+}
+
+/// `explain --profile FILE` writes where the time went beside the relevances, whose file is
+/// the same with or without it; naming the output file for it is refused before anything is
+/// written.
+#[test]
+fn explain_profile_times_the_phases() {
+    let dir = tmp();
+    let (out, plain, profile) = (
+        dir.path().join("r.npy"),
+        dir.path().join("plain.npy"),
+        dir.path().join("profile.json"),
+    );
+    let common = ["--model", MODEL, "--inputs", INPUTS, "--explain", "0"];
+    let with = |extra: &[&str]| -> Vec<String> {
+        common.iter().chain(extra).map(|a| a.to_string()).collect()
+    };
+    dtdcert(&[&["explain".to_string()][..], &with(&["--out", s(&plain)])].concat()).ok();
+    let run = &with(&["--out", s(&out), "--profile", s(&profile)]);
+    dtdcert(&[&["explain".to_string()][..], run].concat()).ok();
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&plain).unwrap());
+    let doc: Value = serde_json::from_slice(&std::fs::read(&profile).unwrap()).unwrap();
+    assert_eq!(doc["inputs"], 100);
+    let seconds = |key: &str| doc[key].as_f64().unwrap_or_else(|| panic!("{key}: {doc}"));
+    let phases = seconds("load_s") + seconds("relevances_s") + seconds("write_s");
+    assert!(phases >= 0.0 && phases <= seconds("wall_s"), "{doc}");
+
+    let same = dir.path().join("same.npy");
+    let refused = with(&["--out", s(&same), "--profile", s(&same)]);
+    let run = dtdcert(&[&["explain".to_string()][..], &refused].concat()).expect_code(2);
+    assert!(
+        run.stderr
+            .contains("--profile and --out name the same file"),
+        "{}",
+        run.stderr
+    );
+    assert!(!same.exists());
 }

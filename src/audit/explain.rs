@@ -18,7 +18,7 @@ use crate::dtd::full_backward::{
     full_backward, full_backward_decided, full_backward_exact, Decided, Expansion, FullBackward,
     FullBackwardSettings, Rootless,
 };
-use crate::dtd::{explain, DtdSettings, Rule};
+use crate::dtd::{explain, DtdSettings, InitialRelevance, Rule};
 use crate::error::{Error, Result};
 use crate::exact::{Rational, Scalar};
 use crate::io::AtomicFile;
@@ -109,7 +109,7 @@ pub fn input_relevances_counted(
     let d = model.net().input_dim();
     let mut flat: Vec<f64> = Vec::with_capacity(n * d);
     if explain_path(model, dtd, how) == ExplainPath::Batched {
-        return batched_relevances(model, inputs, targets, dtd, done);
+        return Ok(batched_relevances(model, inputs, targets, dtd, done)?.0);
     }
     for start in (0..n).step_by(CHUNK) {
         let end = (start + CHUNK).min(n);
@@ -168,12 +168,13 @@ fn batched_relevances(
     targets: &Targets,
     dtd: &DtdSettings,
     done: &AtomicU64,
-) -> Result<Array2<f64>> {
+) -> Result<(Array2<f64>, Vec<f64>)> {
     let net = model.net();
     let (n, d) = (inputs.len(), net.input_dim());
     let batched = Batched::new(net, dtd).expect("explain_path checked the rules");
     let size = batch_size(net);
     let mut flat: Vec<f64> = Vec::with_capacity(n * d);
+    let mut starts = Vec::with_capacity(n);
     for start in (0..n).step_by(size) {
         if crate::io::interrupt::requested() {
             return Err(Error::Interrupted {
@@ -187,10 +188,64 @@ fn batched_relevances(
         }
         let x = Array2::from_shape_vec((end - start, d), x).expect("one row of width d per input");
         let wanted: Vec<Option<usize>> = (start..end).map(|i| targets.for_sample(i)).collect();
-        flat.extend(batched.input_relevances(x.view(), &wanted));
+        let (relevances, started) = batched.input_relevances_and_starts(x.view(), &wanted);
+        flat.extend(relevances);
+        starts.extend(started);
         done.fetch_add((end - start) as u64, Ordering::Relaxed);
     }
-    Ok(Array2::from_shape_vec((n, d), flat).expect("one row of width d per input"))
+    let relevances = Array2::from_shape_vec((n, d), flat).expect("one row of width d per input");
+    Ok((relevances, starts))
+}
+
+/// [`input_relevances`], and the relevance each input's explanation started from
+/// ([`start_relevances`]); on the batched path both come from the same forward pass.
+pub fn input_relevances_and_starts(
+    model: &Model,
+    inputs: &Inputs,
+    targets: &Targets,
+    dtd: &DtdSettings,
+    how: Arithmetic,
+) -> Result<(Array2<f64>, Vec<f64>)> {
+    if explain_path(model, dtd, how) == ExplainPath::Batched {
+        return batched_relevances(model, inputs, targets, dtd, &AtomicU64::new(0));
+    }
+    let relevances = input_relevances(model, inputs, targets, dtd, how)?;
+    Ok((relevances, start_relevances(model, inputs, targets, dtd)?))
+}
+
+/// The relevance each input's explanation starts from, by an f64 forward pass a batch at a
+/// time: the explained output's value (its target, or its largest output), or 1 with
+/// `--initial-relevance one`.
+pub fn start_relevances(
+    model: &Model,
+    inputs: &Inputs,
+    targets: &Targets,
+    dtd: &DtdSettings,
+) -> Result<Vec<f64>> {
+    let net = model.net();
+    let (n, d) = (inputs.len(), net.input_dim());
+    let size = batch_size(net);
+    let mut starts = Vec::with_capacity(n);
+    for first in (0..n).step_by(size) {
+        let end = (first + size).min(n);
+        let mut x = Vec::with_capacity((end - first) * d);
+        for i in first..end {
+            x.extend(inputs.row(i)?);
+        }
+        let x = Array2::from_shape_vec((end - first, d), x).expect("one row of width d per input");
+        let outputs = crate::model::forward::output_rows(net, x.view());
+        for (i, output) in (first..end).zip(outputs.rows()) {
+            let output = output.to_vec();
+            let k = targets
+                .for_sample(i)
+                .unwrap_or_else(|| crate::model::forward::argmax(&output));
+            starts.push(match dtd.initial_relevance {
+                InitialRelevance::Output => output[k],
+                InitialRelevance::One => 1.0,
+            });
+        }
+    }
+    Ok(starts)
 }
 
 /// Input relevances by full-backward DTD, one row per input, and (when `reports`) each

@@ -4,12 +4,14 @@
 //! [`crate::audit::explain`] (or the libtorch backend's).
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use clap::Args;
 
 use super::{parse_domain, DataArgs, Outcome, RuleArgs, TargetArgs};
 use crate::audit::explain::{
-    full_backward_relevances, input_relevances, Arithmetic, FullBackwardReport, ReportedModel,
+    full_backward_relevances, input_relevances_and_starts, start_relevances, Arithmetic,
+    FullBackwardReport, ReportedModel,
 };
 use crate::audit::spec::Targets;
 use crate::audit::TorchSettings;
@@ -83,6 +85,53 @@ pub struct ExplainArgs {
     /// Replace a finished --heatmap folder.
     #[arg(long, requires = "heatmap")]
     pub force: bool,
+    /// Also write FILE (JSON, outside the results): the wall-clock seconds of reading the
+    /// model and inputs (with --backend torch, also of copying the weights to the device), of
+    /// computing the relevances, and of writing them.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+}
+
+/// The phases `--profile` times, each ended by [`Phases::lap`].
+struct Phases {
+    started: Instant,
+    last: Instant,
+    seconds: Vec<(&'static str, f64)>,
+}
+
+impl Phases {
+    fn start() -> Self {
+        let now = Instant::now();
+        Phases {
+            started: now,
+            last: now,
+            seconds: Vec::new(),
+        }
+    }
+
+    /// Ends phase `name`: the seconds since the last lap.
+    fn lap(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.seconds
+            .push((name, now.duration_since(self.last).as_secs_f64()));
+        self.last = now;
+    }
+
+    /// Writes `--profile` (when asked for): the run's wall-clock seconds, the inputs explained
+    /// and each phase's seconds.
+    fn write(&self, args: &ExplainArgs, inputs: usize) -> Result<()> {
+        let Some(path) = &args.profile else {
+            return Ok(());
+        };
+        let mut doc = serde_json::Map::new();
+        doc.insert("inputs".into(), inputs.into());
+        doc.insert("wall_s".into(), self.started.elapsed().as_secs_f64().into());
+        for (name, seconds) in &self.seconds {
+            doc.insert(format!("{name}_s"), (*seconds).into());
+        }
+        let text = serde_json::to_string_pretty(&doc).expect("numbers serialise");
+        crate::io::write_atomic(path, format!("{text}\n").as_bytes())
+    }
 }
 
 /// Writes the relevances to `--out` (in the shape of the model's declared input when it has
@@ -154,6 +203,12 @@ pub fn run(args: ExplainArgs) -> Result<Outcome> {
             args.out.display()
         )));
     }
+    if args.profile.as_deref() == Some(args.out.as_path()) {
+        return Err(Error::Usage(format!(
+            "--profile and --out name the same file {}",
+            args.out.display()
+        )));
+    }
     let mut dtd = args.rules.resolve_with(args.domain.as_deref())?;
     if let Some(torch) = torch_side(&args, &dtd)? {
         return run_torch(&args, &mut dtd, &torch);
@@ -169,10 +224,14 @@ pub fn run(args: ExplainArgs) -> Result<Outcome> {
         }
         return run_full_backward(&args, &mut dtd, how);
     }
+    let mut phases = Phases::start();
     let (model, inputs, targets) = load(&args, &mut dtd)?;
-    let array = input_relevances(&model, &inputs, &targets, &dtd, how)?;
+    phases.lap("load");
+    let (array, starts) = input_relevances_and_starts(&model, &inputs, &targets, &dtd, how)?;
+    phases.lap("relevances");
     write_relevances(&args, &model, &array)?;
-    let starts = starts(&model, &inputs, &targets, &dtd)?;
+    phases.lap("write");
+    phases.write(&args, inputs.len())?;
     let line = result_line(&args, &model, &dtd, &array, &starts)?;
     println!("{line}");
     Ok(Outcome::Clean)
@@ -182,17 +241,16 @@ pub fn run(args: ExplainArgs) -> Result<Outcome> {
 #[cfg(feature = "torch")]
 fn run_torch(args: &ExplainArgs, dtd: &mut DtdSettings, torch: &TorchSettings) -> Result<Outcome> {
     let device = crate::torch::device(torch.device)?;
+    let mut phases = Phases::start();
     let (model, inputs, targets) = load(args, dtd)?;
-    let (array, starts) = crate::torch::explain::input_relevances(
-        &model,
-        &inputs,
-        &targets,
-        dtd,
-        torch.precision,
-        device,
-        args.batch,
-    )?;
+    let net = crate::torch::TorchNet::new(model.net(), torch.precision, device);
+    phases.lap("load");
+    let (array, starts) =
+        crate::torch::explain::input_relevances(&net, &model, &inputs, &targets, dtd, args.batch)?;
+    phases.lap("relevances");
     write_relevances(args, &model, &array)?;
+    phases.lap("write");
+    phases.write(args, inputs.len())?;
     let line = result_line(args, &model, dtd, &array, &starts)?;
     println!("{line}");
     Ok(Outcome::Clean)
@@ -201,41 +259,6 @@ fn run_torch(args: &ExplainArgs, dtd: &mut DtdSettings, torch: &TorchSettings) -
 #[cfg(not(feature = "torch"))]
 fn run_torch(_: &ExplainArgs, _: &mut DtdSettings, _: &TorchSettings) -> Result<Outcome> {
     Err(Error::Usage(crate::audit::NO_TORCH.into()))
-}
-
-/// The relevance each input's explanation starts from (`f_k(x)` of its explained output, or
-/// 1), by the f64 forward pass of a batch of inputs at a time.
-fn starts(
-    model: &Model,
-    inputs: &Inputs,
-    targets: &Targets,
-    dtd: &DtdSettings,
-) -> Result<Vec<f64>> {
-    let net = model.net();
-    let (n, d) = (inputs.len(), net.input_dim());
-    let size = crate::dtd::batched::batch_size(net);
-    let mut starts = Vec::with_capacity(n);
-    for first in (0..n).step_by(size) {
-        let end = (first + size).min(n);
-        let mut x = Vec::with_capacity((end - first) * d);
-        for i in first..end {
-            x.extend(inputs.row(i)?);
-        }
-        let x = ndarray::Array2::from_shape_vec((end - first, d), x)
-            .expect("one row of width d per input");
-        let outputs = crate::model::forward::output_rows(net, x.view());
-        for (i, output) in (first..end).zip(outputs.rows()) {
-            let output = output.to_vec();
-            let k = targets
-                .for_sample(i)
-                .unwrap_or_else(|| crate::model::forward::argmax(&output));
-            starts.push(match dtd.initial_relevance {
-                InitialRelevance::Output => output[k],
-                InitialRelevance::One => 1.0,
-            });
-        }
-    }
-    Ok(starts)
 }
 
 /// The one line `explain` prints: how many inputs, the rules, the largest gap between the
@@ -300,7 +323,9 @@ fn run_full_backward(
             args.out.display()
         )));
     }
+    let mut phases = Phases::start();
     let (model, inputs, targets) = load(args, dtd)?;
+    phases.lap("load");
     settings.check_network(model.net())?;
     let (array, samples) = full_backward_relevances(
         &model,
@@ -311,6 +336,7 @@ fn run_full_backward(
         how,
         args.report.is_some(),
     )?;
+    phases.lap("relevances");
     write_relevances(args, &model, &array)?;
     if let Some(path) = &args.report {
         let report = FullBackwardReport {
@@ -331,7 +357,9 @@ fn run_full_backward(
         };
         report.write(path)?;
     }
-    let starts = starts(&model, &inputs, &targets, dtd)?;
+    phases.lap("write");
+    phases.write(args, inputs.len())?;
+    let starts = start_relevances(&model, &inputs, &targets, dtd)?;
     let line = result_line(args, &model, dtd, &array, &starts)?;
     println!("{line}");
     Ok(Outcome::Clean)

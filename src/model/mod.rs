@@ -93,22 +93,21 @@ pub struct Model {
     exact: OnceLock<Network<Rational>>,
     balls: OnceLock<Network<Ball>>,
     row_norms: OnceLock<Vec<Vec<f64>>>,
-    fingerprint: String,
+    fingerprint: OnceLock<String>,
 }
 
 impl Model {
-    /// Wraps a validated network and computes its fingerprint. Patterns, regions, roots,
+    /// Wraps a validated network (its fingerprint is computed on first use). Patterns, regions, roots,
     /// verdicts, the linear programs, their certificates and the libtorch backend read every
     /// activation; full-backward DTD and the paper's experiments read ReLU networks only, and
     /// refuse others ([`Network::require_relu`]).
     pub fn new(net: Network) -> Self {
-        let fingerprint = net.fingerprint();
         Self {
             net,
             exact: OnceLock::new(),
             balls: OnceLock::new(),
             row_norms: OnceLock::new(),
-            fingerprint,
+            fingerprint: OnceLock::new(),
         }
     }
 
@@ -240,6 +239,6 @@ impl Model {
 
     /// SHA-256 of the architecture and parameters.
     pub fn fingerprint(&self) -> &str {
-        &self.fingerprint
+        self.fingerprint.get_or_init(|| self.net.fingerprint())
     }
 }

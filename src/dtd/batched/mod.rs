@@ -25,7 +25,7 @@ use super::settings::DtdSettings;
 use crate::model::forward::{argmax, layer_rows};
 use crate::model::ir::{Affine, Layer};
 use crate::model::Network;
-use steps::{rule_step, Maps};
+use steps::{rule_step, LayerRule, Maps};
 
 /// Numbers of one batch's layer values (every layer's input, a batch wide) that
 /// [`batch_size`] aims at: 2^27, a GiB of f64.
@@ -99,9 +99,24 @@ impl<'a> Batched<'a> {
         x: ArrayView2<'_, f64>,
         targets: &[Option<usize>],
     ) -> Array2<f64> {
+        self.input_relevances_and_starts(x, targets).0
+    }
+
+    /// [`Self::input_relevances`], and the relevance each input's explanation started from
+    /// (the explained output's value, or 1).
+    ///
+    /// # Panics
+    ///
+    /// As [`Self::input_relevances`].
+    pub fn input_relevances_and_starts(
+        &self,
+        x: ArrayView2<'_, f64>,
+        targets: &[Option<usize>],
+    ) -> (Array2<f64>, Vec<f64>) {
         let (h, winners) = self.forward(x);
         let output = h.last().expect("a network has layers");
         let mut upper = Array2::zeros(output.dim());
+        let mut starts = Vec::with_capacity(output.nrows());
         for (p, row) in output.rows().into_iter().enumerate() {
             let values = row.to_vec();
             let k = targets
@@ -113,6 +128,7 @@ impl<'a> Batched<'a> {
                 InitialRelevance::Output => values[k],
                 InitialRelevance::One => 1.0,
             };
+            starts.push(upper[[p, k]]);
         }
         for (index, prepared) in self.layers.iter().enumerate().rev() {
             let layer = &self.net.layers()[index];
@@ -122,7 +138,7 @@ impl<'a> Batched<'a> {
                 None => self.step(layer, prepared, a, upper),
             };
         }
-        upper
+        (upper, starts)
     }
 
     /// Every layer's input, then the output; for each max-pool layer the winner of each
@@ -153,15 +169,14 @@ impl<'a> Batched<'a> {
             upper.column_mut(j).fill(0.0);
             whole.push(column);
         }
-        let mut lower = rule_step(
-            &layer.affine,
-            &prepared.bias,
-            &prepared.maps,
-            a,
-            upper.view(),
-            prepared.rule,
-            &self.settings,
-        );
+        let rule = LayerRule {
+            w: &layer.affine,
+            b: &prepared.bias,
+            maps: &prepared.maps,
+            rule: prepared.rule,
+            settings: &self.settings,
+        };
+        let mut lower = rule_step(&rule, a, upper.view());
         for (&(_, i), column) in prepared.identities.iter().zip(whole) {
             let mut target = lower.column_mut(i);
             target += &column;
