@@ -131,6 +131,10 @@ proptest! {
             prop_assert_eq!(op.bias(j), sparse.bias(j));
         }
         prop_assert_eq!(op.max_connected(), sparse.max_connected());
+        let mut counts = vec![1; n_out];
+        conv.add_connected(&mut counts);
+        let lengths: Vec<usize> = (0..n_out).map(|j| 1 + sparse.row(j).connected()).collect();
+        prop_assert_eq!(counts, lengths);
         prop_assert_eq!(conv.row_weights(), sparse.stored_weights());
         prop_assert_eq!(op.stored_weights(), shape.kernel_len().unwrap());
         prop_assert_eq!(op.dense_matrix(usize::MAX), sparse.dense_matrix(usize::MAX));

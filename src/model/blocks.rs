@@ -167,8 +167,38 @@ impl<T: Scalar> Blocks<T> {
             one: T::one(),
             max_connected: 0,
         };
-        blocks.max_connected = (0..out_dim).map(|j| blocks.connected(j)).max().unwrap_or(0);
+        // Each output's count, part by part.
+        let mut counts = vec![0usize; out_dim];
+        for p in &blocks.parts {
+            let reach = &mut counts[p.output..p.output + p.map.out_dim()];
+            match &p.map {
+                PartMap::Conv(c) => c.add_connected(reach),
+                PartMap::Copy(_) => reach.iter_mut().for_each(|n| *n += 1),
+            }
+        }
+        blocks.max_connected = counts.into_iter().max().unwrap_or(0);
         Ok(blocks)
+    }
+
+    /// The map of the outputs `start..end` alone (numbered from `start`), from the same input:
+    /// the parts that add into them, and their biases. `None` where a part adds into outputs
+    /// on both sides of `start` or of `end`, or none adds into them.
+    pub fn outputs(&self, start: usize, end: usize) -> Option<Self> {
+        let mut parts = Vec::new();
+        for p in &self.parts {
+            let (first, last) = (p.output, p.output + p.map.out_dim());
+            if first >= start && last <= end {
+                parts.push(Part {
+                    input: p.input,
+                    output: p.output - start,
+                    map: p.map.clone(),
+                });
+            } else if first < end && last > start {
+                return None;
+            }
+        }
+        let bias = self.bias.get(start..end)?.to_vec();
+        Self::new(self.in_dim, parts, bias).ok()
     }
 
     /// The parts, by first input.

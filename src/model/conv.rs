@@ -223,6 +223,26 @@ impl<T: Scalar> Conv<T> {
         self.shape.input[0] / self.shape.groups * self.span(y, 0).len() * self.span(x, 1).len()
     }
 
+    /// Adds to `counts[j]` the number of weights output `j` lists ([`Conv::connected`]), for
+    /// every output `j`.
+    ///
+    /// # Panics
+    ///
+    /// When `counts` has not one entry per output.
+    pub fn add_connected(&self, counts: &mut [usize]) {
+        assert_eq!(counts.len(), self.out_dim(), "one count per output");
+        let rows: Vec<usize> = (0..self.out[0]).map(|y| self.span(y, 0).len()).collect();
+        let cols: Vec<usize> = (0..self.out[1]).map(|x| self.span(x, 1).len()).collect();
+        let per_group = self.shape.input[0] / self.shape.groups;
+        for plane in counts.chunks_mut(self.out[0] * self.out[1]) {
+            for (row, &r) in plane.chunks_mut(self.out[1]).zip(&rows) {
+                for (count, &c) in row.iter_mut().zip(&cols) {
+                    *count += per_group * r * c;
+                }
+            }
+        }
+    }
+
     /// Output `j`'s listed inputs and their weights, built from the kernel.
     pub fn row(&self, j: usize) -> (Vec<u32>, Vec<T>) {
         self.taps(j)

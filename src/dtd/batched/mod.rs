@@ -57,6 +57,20 @@ struct Prepared {
     /// For a max-pool layer, the input each entry of `z` copies.
     gathered: Vec<usize>,
     maps: Maps,
+    /// Where the identity neurons are the outputs from some point on and a map of parts adds
+    /// into them with parts of their own: the rule's map of the outputs before them.
+    head: Option<Head>,
+}
+
+/// The outputs of a layer before its identity neurons ([`Prepared::head`]): their map of
+/// parts ([`Blocks::outputs`](crate::model::blocks::Blocks::outputs)), biases, and the maps
+/// of its weights the rule multiplies by. The rule runs on them alone; the identity neurons'
+/// relevance goes whole to the inputs they copy, as it does without the cut (where the rule
+/// sees them with no relevance and passes nothing).
+struct Head {
+    affine: Affine,
+    bias: Array1<f64>,
+    maps: Maps,
 }
 
 /// A network and settings ready to explain batches of inputs ([`Batched::input_relevances`]).
@@ -163,23 +177,41 @@ impl<'a> Batched<'a> {
         a: ArrayView2<'_, f64>,
         mut upper: Array2<f64>,
     ) -> Array2<f64> {
-        let mut whole = Vec::with_capacity(prepared.identities.len());
-        for &(j, _) in &prepared.identities {
-            let column = upper.column(j).to_owned();
-            upper.column_mut(j).fill(0.0);
-            whole.push(column);
+        // The identity neurons' relevances (one column each), taken out of `upper` row by row.
+        let ids = &prepared.identities;
+        let mut whole = Array2::zeros((upper.nrows(), ids.len()));
+        for (mut row, mut kept) in upper.rows_mut().into_iter().zip(whole.rows_mut()) {
+            for (k, &(j, _)) in ids.iter().enumerate() {
+                kept[k] = std::mem::take(&mut row[j]);
+            }
         }
-        let rule = LayerRule {
-            w: &layer.affine,
-            b: &prepared.bias,
-            maps: &prepared.maps,
-            rule: prepared.rule,
-            settings: &self.settings,
+        let mut lower = match &prepared.head {
+            Some(head) => {
+                let rule = LayerRule {
+                    w: &head.affine,
+                    b: &head.bias,
+                    maps: &head.maps,
+                    rule: prepared.rule,
+                    settings: &self.settings,
+                };
+                let outputs = head.bias.len();
+                rule_step(&rule, a, upper.slice(ndarray::s![.., ..outputs]))
+            }
+            None => {
+                let rule = LayerRule {
+                    w: &layer.affine,
+                    b: &prepared.bias,
+                    maps: &prepared.maps,
+                    rule: prepared.rule,
+                    settings: &self.settings,
+                };
+                rule_step(&rule, a, upper.view())
+            }
         };
-        let mut lower = rule_step(&rule, a, upper.view());
-        for (&(_, i), column) in prepared.identities.iter().zip(whole) {
-            let mut target = lower.column_mut(i);
-            target += &column;
+        for (mut row, kept) in lower.rows_mut().into_iter().zip(whole.rows()) {
+            for (&(_, i), &r) in ids.iter().zip(kept) {
+                row[i] += r;
+            }
         }
         lower
     }
@@ -189,18 +221,21 @@ impl<'a> Batched<'a> {
 fn prepare(layer: &Layer, rule: Rule) -> Prepared {
     let affine: &Affine = &layer.affine;
     let bias = Array1::from_iter((0..affine.out_dim()).map(|j| *affine.bias(j)));
-    let identities = layer
+    let identities: Vec<(usize, usize)> = layer
         .identities()
         .into_iter()
         .enumerate()
         .filter_map(|(j, i)| Some((j, i?)))
         .collect();
-    let (gathered, maps) = match layer.max_pool {
-        Some(_) => (
+    let head = head(affine, &identities, &bias, rule);
+    let (gathered, maps) = match (layer.max_pool, &head) {
+        (Some(_), _) => (
             (0..affine.out_dim()).map(|j| layer.gathered(j)).collect(),
             Maps::default(),
         ),
-        None => (Vec::new(), Maps::new(affine, rule)),
+        // The whole layer's maps are not needed where the rule runs on the head alone.
+        (None, Some(_)) => (Vec::new(), Maps::default()),
+        (None, None) => (Vec::new(), Maps::new(affine, rule)),
     };
     Prepared {
         rule,
@@ -208,7 +243,33 @@ fn prepare(layer: &Layer, rule: Rule) -> Prepared {
         identities,
         gathered,
         maps,
+        head,
     }
+}
+
+/// [`Prepared::head`] of a map of parts whose identity neurons (`(output, input)`, in output
+/// order) are its last outputs, none of its parts adding into outputs on both sides.
+fn head(
+    affine: &Affine,
+    identities: &[(usize, usize)],
+    bias: &Array1<f64>,
+    rule: Rule,
+) -> Option<Head> {
+    let Affine::Blocks(blocks) = affine else {
+        return None;
+    };
+    let out = affine.out_dim();
+    let first = identities.first()?.0;
+    if first == 0 || out - first != identities.len() {
+        return None;
+    }
+    let affine = Affine::Blocks(blocks.outputs(0, first)?);
+    let maps = Maps::new(&affine, rule);
+    Some(Head {
+        affine,
+        bias: bias.slice(ndarray::s![..first]).to_owned(),
+        maps,
+    })
 }
 
 /// A max-pool layer: each window's relevance goes whole to the input its winner copies.
