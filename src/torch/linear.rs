@@ -417,6 +417,9 @@ pub struct BlocksLinear {
     inp: i64,
     out: i64,
     parts: Vec<PartLinear>,
+    /// Where the parts' output ranges tile the outputs (no gap, no overlap): the parts in
+    /// output order, so that the product is their outputs side by side.
+    tiling: Option<Vec<usize>>,
 }
 
 /// One part: its map reads inputs `input ..` and adds into outputs `output ..`.
@@ -433,6 +436,9 @@ enum PartLayout {
     Copy {
         n: i64,
         weight: Tensor,
+        /// Whether `weight` is the copy's own 1 (no map applied): the copied values are then
+        /// the inputs themselves.
+        unit: bool,
     },
 }
 
@@ -465,14 +471,30 @@ impl BlocksLinear {
                     PartMap::Copy(n) => PartLayout::Copy {
                         n: *n as i64,
                         weight: Tensor::ones([1], (kind, device)),
+                        unit: true,
                     },
                 },
             })
             .collect();
+        Self::placed(blocks.in_dim() as i64, blocks.out_dim() as i64, parts)
+    }
+
+    /// The map of `parts` from `inp` inputs into `out` outputs.
+    fn placed(inp: i64, out: i64, parts: Vec<PartLinear>) -> Self {
+        let mut order: Vec<usize> = (0..parts.len()).collect();
+        order.sort_by_key(|&k| parts[k].output);
+        let mut next = 0;
+        let tiles = order.iter().all(|&k| {
+            let p = &parts[k];
+            let fits = p.output == next;
+            next = p.output + p.map.out_dim();
+            fits
+        }) && next == out;
         BlocksLinear {
-            inp: blocks.in_dim() as i64,
-            out: blocks.out_dim() as i64,
+            inp,
+            out,
             parts,
+            tiling: tiles.then_some(order),
         }
     }
 
@@ -485,18 +507,15 @@ impl BlocksLinear {
                 output: p.output,
                 map: match &p.map {
                     PartLayout::Conv(c) => PartLayout::Conv(c.map(f)),
-                    PartLayout::Copy { n, weight } => PartLayout::Copy {
+                    PartLayout::Copy { n, weight, .. } => PartLayout::Copy {
                         n: *n,
                         weight: f(weight),
+                        unit: false,
                     },
                 },
             })
             .collect();
-        BlocksLinear {
-            inp: self.inp,
-            out: self.out,
-            parts,
-        }
+        Self::placed(self.inp, self.out, parts)
     }
 
     /// The map of the outputs `start..end` alone (numbered from `start`): the parts that add
@@ -511,9 +530,10 @@ impl BlocksLinear {
                     output: p.output - start,
                     map: match &p.map {
                         PartLayout::Conv(c) => PartLayout::Conv(c.map(&Tensor::shallow_clone)),
-                        PartLayout::Copy { n, weight } => PartLayout::Copy {
+                        PartLayout::Copy { n, weight, unit } => PartLayout::Copy {
                             n: *n,
                             weight: weight.shallow_clone(),
+                            unit: *unit,
                         },
                     },
                 });
@@ -521,24 +541,28 @@ impl BlocksLinear {
                 return None;
             }
         }
-        Some(BlocksLinear {
-            inp: self.inp,
-            out: end - start,
-            parts,
-        })
+        Some(Self::placed(self.inp, end - start, parts))
     }
 
-    /// `a Wᵀ`: each part's product with its input range, added into its output range.
+    /// `a Wᵀ`: each part's product with its input range, added into its output range (where
+    /// the parts tile the outputs, their products side by side).
     fn forward(&self, a: &Tensor) -> Tensor {
+        let product = |p: &PartLinear| {
+            let piece = a.narrow(1, p.input, p.map.in_dim());
+            match &p.map {
+                PartLayout::Conv(c) => c.forward(&piece),
+                PartLayout::Copy { unit: true, .. } => piece,
+                PartLayout::Copy { weight, .. } => piece * weight,
+            }
+        };
+        if let Some(order) = &self.tiling {
+            let pieces: Vec<Tensor> = order.iter().map(|&k| product(&self.parts[k])).collect();
+            return Tensor::cat(&pieces, 1);
+        }
         let batch = a.size()[0];
         let z = Tensor::zeros([batch, self.out], (a.kind(), a.device()));
         for p in &self.parts {
-            let piece = a.narrow(1, p.input, p.map.in_dim());
-            let added = match &p.map {
-                PartLayout::Conv(c) => c.forward(&piece),
-                PartLayout::Copy { weight, .. } => piece * weight,
-            };
-            let _ = z.narrow(1, p.output, p.map.out_dim()).g_add_(&added);
+            let _ = z.narrow(1, p.output, p.map.out_dim()).g_add_(&product(p));
         }
         z
     }
@@ -548,15 +572,21 @@ impl BlocksLinear {
     fn backward(&self, t: &Tensor) -> Tensor {
         let batch = t.size()[0];
         let g = Tensor::zeros([batch, self.inp], (t.kind(), t.device()));
+        self.add_backward(t, &g);
+        g
+    }
+
+    /// `into += t W`, part by part into `into`'s input ranges.
+    fn add_backward(&self, t: &Tensor, into: &Tensor) {
         for p in &self.parts {
             let piece = t.narrow(1, p.output, p.map.out_dim());
-            let added = match &p.map {
-                PartLayout::Conv(c) => c.backward(&piece),
-                PartLayout::Copy { weight, .. } => piece * weight,
+            let mut range = into.narrow(1, p.input, p.map.in_dim());
+            let _ = match &p.map {
+                PartLayout::Conv(c) => range.g_add_(&c.backward(&piece)),
+                PartLayout::Copy { unit: true, .. } => range.g_add_(&piece),
+                PartLayout::Copy { weight, .. } => range.g_add_(&(piece * weight)),
             };
-            let _ = g.narrow(1, p.input, p.map.in_dim()).g_add_(&added);
         }
-        g
     }
 }
 
@@ -714,6 +744,17 @@ impl Linear {
             Linear::Sparse(sparse) => sparse.backward(t),
             Linear::Conv(conv) => conv.backward(t),
             Linear::Blocks(blocks) => blocks.backward(t),
+        }
+    }
+
+    /// `into += t W` for a batch `t` (`batch × out`), `into` being `batch × in`: a map of
+    /// parts adds each part's share in place.
+    pub fn add_backward(&self, t: &Tensor, into: &mut Tensor) {
+        match self {
+            Linear::Blocks(blocks) => blocks.add_backward(t, into),
+            _ => {
+                let _ = into.g_add_(&self.backward(t));
+            }
         }
     }
 

@@ -345,10 +345,17 @@ impl TorchNet {
         let mut pre = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
             let z = layer.w.forward(&h[h.len() - 1]) + &layer.bias;
-            let (next, won) = activate(layer, &z);
+            let other = layer.relu_count > 0 && !matches!(layer.activation, TorchActivation::Relu);
+            let (next, won) = match (layer.max_pool, other, layer.relu_count) {
+                // A ReLU on a fresh `z` needed no more: in place.
+                (None, false, n) if n > 0 => {
+                    let _ = z.narrow(1, 0, n).relu_();
+                    (z.shallow_clone(), None)
+                }
+                _ => activate(layer, &z),
+            };
             h.push(next);
             winners.push(won);
-            let other = layer.relu_count > 0 && !matches!(layer.activation, TorchActivation::Relu);
             pre.push(other.then_some(z));
         }
         Trace { h, winners, pre }
@@ -574,8 +581,10 @@ fn step(layer: &TorchLayer, a: &Tensor, upper: &Tensor, rule: Rule, s: &DtdSetti
             let rest = t.new_zeros([t.size()[0], tail], (t.kind(), t.device()));
             Tensor::cat(&[t, rest], 1)
         };
+        let mut lower = step.lower;
+        split.copies.add_backward(&carried, &mut lower);
         return Step {
-            lower: step.lower + split.copies.backward(&carried),
+            lower,
             passed: Tensor::cat(&[step.passed, carried], 1),
             roots: step.roots.map(|(t, has_root)| (none(t), none(has_root))),
         };
