@@ -26,7 +26,7 @@ fn main() -> ExitCode {
 /// allocations above a threshold (at most 32 MiB) separately and returns them to the system when
 /// freed, and trims the heap's free top: a batch's layer values, allocated layer after layer,
 /// then come as fresh pages that the kernel maps and zeroes each time. Without that, `explain`
-/// on VGG-16 and ResNet-50 at 224×224 takes 8–20 % less time for 2–8 % more peak memory
+/// on VGG-16 and ResNet-50 at 224×224 takes 8–13 % less time for 2–8 % more peak memory
 /// (Performance).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {
