@@ -185,29 +185,22 @@ impl<'a> Batched<'a> {
                 kept[k] = std::mem::take(&mut row[j]);
             }
         }
-        let mut lower = match &prepared.head {
+        let (w, b, maps, upper) = match &prepared.head {
             Some(head) => {
-                let rule = LayerRule {
-                    w: &head.affine,
-                    b: &head.bias,
-                    maps: &head.maps,
-                    rule: prepared.rule,
-                    settings: &self.settings,
-                };
                 let outputs = head.bias.len();
-                rule_step(&rule, a, upper.slice(ndarray::s![.., ..outputs]))
+                let upper = upper.slice(ndarray::s![.., ..outputs]);
+                (&head.affine, &head.bias, &head.maps, upper)
             }
-            None => {
-                let rule = LayerRule {
-                    w: &layer.affine,
-                    b: &prepared.bias,
-                    maps: &prepared.maps,
-                    rule: prepared.rule,
-                    settings: &self.settings,
-                };
-                rule_step(&rule, a, upper.view())
-            }
+            None => (&layer.affine, &prepared.bias, &prepared.maps, upper.view()),
         };
+        let rule = LayerRule {
+            w,
+            b,
+            maps,
+            rule: prepared.rule,
+            settings: &self.settings,
+        };
+        let mut lower = rule_step(&rule, a, upper);
         for (mut row, kept) in lower.rows_mut().into_iter().zip(whole.rows()) {
             for (&(_, i), &r) in ids.iter().zip(kept) {
                 row[i] += r;
