@@ -11,8 +11,8 @@
 //!    next to 1e-150, underflow, cancellation in a hidden layer carried to the next). The naive
 //!    f64 verdict is computed here to show it is wrong; dtdcert's verdicts (`trace_and_pattern`,
 //!    `membership_filtered`, `membership_batch`, `audit_sample`) must equal the exact rational
-//!    ones and record `Refined` or `ExactFallback` where the f64 error bound could not decide
-//!    (`ExactFallback` where the filter's second tier could not either).
+//!    ones and record `Compensated` (patterns), `Refined` or `ExactFallback` where the f64
+//!    error bound could not decide (`ExactFallback` where neither later tier could).
 //! 3. Resource limits: files declaring absurd sizes are refused quickly, naming the size, by a
 //!    process whose address space is capped far below what the declared size would need.
 //!
@@ -1294,10 +1294,13 @@ fn same_verdict(a: &Membership, b: &Membership) -> bool {
     }
 }
 
-/// Whether a decision was reached past the f64 bound: by the filter's second tier (values
-/// rounded once from exact sums) or by exact rationals.
+/// Whether a decision was reached past the f64 bound: in double-double (patterns), by the
+/// filter's second tier (values rounded once from exact sums) or by exact rationals.
 fn past_the_bound(decision: Decision) -> bool {
-    matches!(decision, Decision::Refined | Decision::ExactFallback)
+    matches!(
+        decision,
+        Decision::Compensated | Decision::Refined | Decision::ExactFallback
+    )
 }
 
 /// Checks one verdict against the exact one. A fallback verdict is the exact verdict itself, so
@@ -1319,6 +1322,7 @@ fn check_verdict(
         // The second tier decides the same constraint (checked above); its margin or slack is
         // its own rounded value, within its bound of the exact one.
         Decision::Refined => {}
+        Decision::Compensated => panic!("{what}: a membership decided in double-double"),
         Decision::Float => assert!(
             !must_fall_back,
             "{what}: decided by the float bound where it cannot decide ({verdict:?})"
@@ -1682,9 +1686,10 @@ fn cancellation_in_a_hidden_layer_propagates_into_an_exact_decision() {
 
 /// Where the second tier cannot decide either: `x = (1, 2^-60)`, layer 1 computes `1 + 2^-60`
 /// and `1 + 2^-61` (both rounded to 1, each with an error bound), layer 2 their difference,
-/// `2^-61 > 0` exactly, 0 in both float tiers with a bound around it. The pattern (layer 2
-/// active) and the membership of `x` in the region of `(2, −1)` (layer 2 inactive there, so
-/// `x` leaves it at layer 2 by exactly `2^-61`) come from exact rationals, every field exact.
+/// `2^-61 > 0` exactly, 0 in both f64 tiers with a bound around it. The pattern (layer 2
+/// active) comes from the double-double pass, which holds `1 + 2^-60` exactly; the membership
+/// of `x` in the region of `(2, −1)` (layer 2 inactive there, so `x` leaves it at layer 2 by
+/// exactly `2^-61`) from exact rationals, every field exact.
 #[test]
 fn rounded_hidden_values_whose_difference_is_tiny_need_exact_rationals() {
     let l1 = dense_layer(2, 2, vec![1.0, 1.0, 1.0, 0.5], vec![0.0, 0.0], true).unwrap();
@@ -1697,9 +1702,9 @@ fn rounded_hidden_values_whose_difference_is_tiny_need_exact_rationals() {
     let exact = exact_pattern(&model, &x);
     assert_eq!(bits(&exact)[1], Some(vec![true]));
     let (_, got, decision) = trace_and_pattern(&model, &x);
-    assert_eq!((got, decision), (exact, Decision::ExactFallback));
-    // Without the exact fallback (a network too large for rationals) no pattern is claimed.
-    assert!(trace_with_errors_if(&model, &x, false).is_none());
+    assert_eq!((&got, decision), (&exact, Decision::Compensated));
+    let decided = trace_with_errors_if(&model, &x, false).expect("decided in double-double");
+    assert_eq!((&decided.2, decided.3), (&exact, Decision::Compensated));
 
     let (_, pattern, decision) = trace_and_pattern(&model, &[2.0, -1.0]);
     assert_eq!(decision, Decision::Float);
@@ -1725,6 +1730,31 @@ fn rounded_hidden_values_whose_difference_is_tiny_need_exact_rationals() {
     ] {
         assert_eq!(got, (exact.clone(), Decision::ExactFallback), "{what}");
     }
+}
+
+/// Where the double-double pass cannot decide either: layer 1 computes `1 + 2^-60 + 2^-120`
+/// and `1 + 2^-60`, which two f64 cannot tell apart, and layer 2 their difference, `2^-120 > 0`
+/// exactly. The pattern comes from exact rationals, and without them (a network too large for
+/// rationals) no pattern is claimed.
+#[test]
+fn values_below_double_double_need_exact_rationals() {
+    let l1 = dense_layer(
+        2,
+        3,
+        vec![1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+        vec![0.0, 0.0],
+        true,
+    )
+    .unwrap();
+    let l2 = dense_layer(1, 2, vec![1.0, -1.0], vec![0.0], true).unwrap();
+    let model = model_of(vec![l1, l2]);
+    let x = [1.0, 2f64.powi(-60), 2f64.powi(-120)];
+    assert_eq!(naive_pre(model.net(), &x)[1][0], 0.0, "naive f64");
+    let exact = exact_pattern(&model, &x);
+    assert_eq!(bits(&exact)[1], Some(vec![true]));
+    let (_, got, decision) = trace_and_pattern(&model, &x);
+    assert_eq!((got, decision), (exact, Decision::ExactFallback));
+    assert!(trace_with_errors_if(&model, &x, false).is_none());
 }
 
 /// A hidden layer without ReLU whose value is computed as exactly 0.0 with a tiny error bound
@@ -1842,7 +1872,62 @@ fn audit_records_say_which_tier_decided_and_hold_exact_verdicts() {
     let tier = serde_json::to_value(record.pattern_decided_by).unwrap();
     assert_eq!(json["pattern_decided_by"], tier);
     assert!(
-        ["refined", "exact-fallback"].contains(&tier.as_str().unwrap()),
+        ["compensated", "refined", "exact-fallback"].contains(&tier.as_str().unwrap()),
         "{tier}"
     );
+}
+
+/// A pattern only the double-double pass decides (layer 2's value is `2^-70` after a
+/// cancellation of values near 1, within the f64 bound of 0), audited on the f64 path: the
+/// trace's bounds are measured against that pass, the record says `compensated`, and every
+/// root's verdict equals the verdict of `--exact` (the roots at `2^-70` from their faces on the
+/// exact root, which this network is small enough for).
+#[test]
+fn a_pattern_decided_in_double_double_is_audited_in_f64() {
+    let l1 = dense_layer(2, 2, vec![1.0, 0.0, 0.0, 1.0], vec![0.0, 0.0], true).unwrap();
+    let bias = -(2f64.powi(-52)) + 2f64.powi(-70);
+    let l2 = dense_layer(2, 2, vec![1.0, -1.0, 1.0, 1.0], vec![bias, 0.0], true).unwrap();
+    let l3 = dense_layer(1, 2, vec![1.0, 1.0], vec![0.0], false).unwrap();
+    let model = model_of(vec![l1, l2, l3]);
+    let x = [1.0 + f64::EPSILON, 1.0];
+    let settings = AuditSettings {
+        dtd: DtdSettings::default(),
+        domain: None,
+        exact: false,
+        keep_points: true,
+        records: Default::default(),
+        compress: false,
+        certify: None,
+        lp: Default::default(),
+        torch: None,
+        root_sample: None,
+    };
+    let record = audit_sample(&model, &settings, 0, &x, Some(0)).unwrap();
+    assert_eq!(
+        record.pattern_decided_by,
+        Decision::Compensated,
+        "{record:?}"
+    );
+    let exact_settings = AuditSettings {
+        exact: true,
+        ..settings.clone()
+    };
+    let exact_record = audit_sample(&model, &exact_settings, 0, &x, Some(0)).unwrap();
+    let mut roots = 0;
+    for (layer, exact_layer) in record.layers.iter().zip(&exact_record.layers) {
+        for (n, exact_n) in layer.neurons.iter().zip(&exact_layer.neurons) {
+            let Some(root) = &n.root else { continue };
+            roots += 1;
+            let what = format!("layer {} neuron {}", layer.layer, n.neuron);
+            let exact = exact_n.root.as_ref().expect("the same roots");
+            check_verdict(
+                &what,
+                &(root.region.clone(), root.decided_by),
+                &exact.region,
+                false,
+            );
+            assert_eq!(root.valid, exact.valid, "{what}: valid");
+        }
+    }
+    assert!(roots >= 3, "{record:?}");
 }

@@ -269,8 +269,9 @@ fn judge_float(
         pattern,
         decided_by,
     } = traced;
-    if *decided_by != Decision::Float {
-        // A ReLU within its bound of zero: the f64 trace may not follow the exact pattern.
+    if !matches!(decided_by, Decision::Float | Decision::Compensated) {
+        // A ReLU within its bound of zero: the f64 trace may not follow the exact pattern,
+        // and its bounds do not hold past it.
         return Ok(None);
     }
     let k = resolve_target(target, trace.output());
@@ -305,6 +306,7 @@ fn judge_float(
     } = bounded;
     let input_box = settings.input_domain();
     let mut exact = ExactRoots::new(model, settings, x, k);
+    let exact_fallback = multiply_adds(model.net()) <= EXACT_MULTIPLY_ADDS;
     let mut layers = Vec::with_capacity(layer_bounds.len());
     for (index, (step, step_bounds)) in explanation.layers.iter().zip(layer_bounds).enumerate() {
         let Some(with_root) = pick(index, with_root(step)) else {
@@ -377,7 +379,12 @@ fn judge_float(
                 settings.keep_points,
             );
             for (verdict, &j) in block_verdicts.into_iter().zip(block) {
-                // What the bounds cannot settle, the exact root decides.
+                // What the bounds cannot settle, the exact root decides, where rationals can
+                // finish.
+                if verdict.is_none() && !exact_fallback {
+                    let what = format!("the verdict of the root of layer {} neuron {j}", index + 1);
+                    return Err(too_large_to_decide(sample, model, &what));
+                }
                 match verdict.or_else(|| exact.judge(pattern, index, j)) {
                     Some(verdict) => verdicts.push((j, verdict)),
                     None => return Ok(None),

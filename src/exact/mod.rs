@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ball;
+pub mod compensated;
 pub mod dyadic;
 pub mod filter;
 pub mod fraction;

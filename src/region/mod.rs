@@ -29,6 +29,7 @@
 
 mod batch;
 mod centre;
+mod compensated;
 pub mod composed;
 mod filter;
 mod membership;

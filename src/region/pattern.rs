@@ -10,6 +10,7 @@ use crate::exact::{Rational, Scalar};
 use crate::model::forward::{activate, forward, Trace};
 use crate::model::{Activation, Layer, Model, Network};
 
+use super::compensated::{self, Values};
 use super::filter::{bounded_affine_layer, difference, Decision};
 use super::refined;
 
@@ -559,6 +560,9 @@ pub fn trace_with_errors_if(
     }
     let trace = Trace { activations, pre };
     if undecided {
+        if let Some(found) = compensated_trace(model, x, trace.clone()) {
+            return Some(found);
+        }
         if let Some(pattern) = refined_pattern(model, 0, x) {
             return Some((trace, bounds, pattern, Decision::Refined));
         }
@@ -573,6 +577,30 @@ pub fn trace_with_errors_if(
         let pattern = Pattern::from_pre(net, &trace.pre);
         Some((trace, bounds, pattern, Decision::Float))
     }
+}
+
+/// The compensated tier of [`trace_with_errors_if`]: where the double-double pass decides
+/// the pattern, the f64 trace with bounds measured against it (each value's distance to the
+/// double-double value, plus that value's bound). Where the f64 trace took another branch
+/// than the exact pattern, the trace is the double-double values' leading parts instead.
+fn compensated_trace(model: &Model, x: &[f64], trace: Trace<f64>) -> Option<BoundedTrace> {
+    let pass = compensated::forward_from(model, 0, &Values::exact(x))?;
+    let mut bounds = vec![vec![0.0; x.len()]];
+    let trace = if Pattern::from_pre(model.net(), &trace.pre) == pass.pattern {
+        for (h, values) in pass.activations.iter().zip(&trace.activations[1..]) {
+            bounds.push(h.distances_from(values));
+        }
+        trace
+    } else {
+        bounds.extend(pass.activations.iter().map(Values::rounded_errors));
+        let mut activations = vec![x.to_vec()];
+        activations.extend(pass.activations.into_iter().map(|h| h.hi));
+        Trace {
+            activations,
+            pre: pass.pre,
+        }
+    };
+    Some((trace, bounds, pass.pattern, Decision::Compensated))
 }
 
 /// The activation pattern of the layers from `m` (0-based) up, for the layer input `a`,
@@ -593,6 +621,9 @@ pub fn pattern_from_layer(model: &Model, m: usize, a: &[f64]) -> (Pattern, Decis
     }
     if !undecided {
         return (Pattern::from_pre(model.net(), &pre), Decision::Float);
+    }
+    if let Some(pass) = compensated::forward_from(model, m, &Values::exact(a)) {
+        return (pass.pattern, Decision::Compensated);
     }
     if let Some(pattern) = refined_pattern(model, m, a) {
         return (pattern, Decision::Refined);
@@ -751,5 +782,36 @@ mod tests {
         assert_eq!(pattern.layer(0), Some(&[false][..]));
         assert_eq!(pattern.layer(1), Some(&[true][..]));
         assert_eq!(pattern_from_layer(&model, 0, &x).1, Decision::Float);
+    }
+
+    /// Layer 2's exact value is `2^-70`, after a cancellation of values near 1 that the f64
+    /// bound (about `2^-52`) cannot resolve: the double-double pass decides it, and the f64
+    /// trace's bounds, measured against that pass, hold for the exact activations.
+    #[test]
+    fn the_compensated_tier_decides_a_cancellation_and_bounds_the_trace() {
+        let l1 = dense_layer(2, 2, vec![1.0, 0.0, 0.0, 1.0], vec![0.0, 0.0], true).unwrap();
+        let bias = -(2f64.powi(-52)) + 2f64.powi(-70);
+        let l2 = dense_layer(1, 2, vec![1.0, -1.0], vec![bias], true).unwrap();
+        let l3 = dense_layer(1, 1, vec![-1.0], vec![0.0], true).unwrap();
+        let model = Model::new(Network::new(vec![l1, l2, l3]).unwrap());
+        let x = [1.0 + f64::EPSILON, 1.0];
+        let (trace, bounds, pattern, decision) = trace_with_errors(&model, &x);
+        assert_eq!(decision, Decision::Compensated);
+        let xr: Vec<Rational> = x.iter().map(|&v| Rational::from_f64(v)).collect();
+        let exact = forward(model.exact(), &xr);
+        assert_eq!(pattern, Pattern::from_pre(model.exact(), &exact.pre));
+        assert_eq!(pattern.layer(1), Some(&[true][..]));
+        assert_eq!(pattern.layer(2), Some(&[false][..]));
+        for (l, (values, exact)) in trace.activations.iter().zip(&exact.activations).enumerate() {
+            for (i, (v, e)) in values.iter().zip(exact).enumerate() {
+                let distance = (Rational::from_f64(*v) - e.clone()).abs();
+                assert!(
+                    distance <= Rational::from_f64(bounds[l][i]),
+                    "layer {l}, {i}"
+                );
+            }
+        }
+        let (from_layer, decision) = pattern_from_layer(&model, 0, &x);
+        assert_eq!((from_layer, decision), (pattern, Decision::Compensated));
     }
 }

@@ -39,16 +39,6 @@ fn no_root_name(reason: NoRoot) -> &'static str {
     }
 }
 
-fn decision_name(decision: Decision) -> &'static str {
-    match decision {
-        Decision::Float => "float",
-        Decision::Refined => "refined",
-        Decision::ExactFallback => "exact-fallback",
-        Decision::Exact => "exact",
-        Decision::Unchecked => "unchecked",
-    }
-}
-
 /// One row of roots.csv: one neuron of one layer of one sample. A field that does not apply
 /// (the verdict of a neuron without a root, the violated constraint of a root inside) is
 /// `None`, an empty field in the CSV.
@@ -140,7 +130,7 @@ impl RootRow {
                     row.domain_value = Some(*value);
                 }
             }
-            row.decided_by = Some(decision_name(root.decided_by));
+            row.decided_by = Some(Decision::name(root.decided_by));
         }
         row
     }
@@ -470,7 +460,7 @@ mod tests {
             Decision::Exact,
             Decision::Unchecked,
         ] {
-            assert_eq!(serde_json::to_value(d).unwrap(), decision_name(d));
+            assert_eq!(serde_json::to_value(d).unwrap(), Decision::name(d));
         }
     }
 

@@ -530,9 +530,10 @@ pub fn markdown(settings: &serde_json::Value, outcome: &RelnetRootsOutcome) -> S
         .filter(|s| s.predicted == s.answer)
         .count();
     out.push_str(&format!(
-        "Answered correctly: {correct} of {}. Input patterns past the f64 bound: {} by the \
-         second tier, {} in exact rationals.\n\n",
+        "Answered correctly: {correct} of {}. Input patterns past the f64 bound: {} in \
+         double-double, {} by the second tier, {} in exact rationals.\n\n",
         outcome.samples.len(),
+        decided_by(Decision::Compensated),
         decided_by(Decision::Refined),
         decided_by(Decision::ExactFallback)
     ));
