@@ -441,7 +441,12 @@ pub(super) fn judge_block(
             .into_iter()
             .map(Some)
             .collect(),
-        (Some(e), _) => membership_batch_within(model, pattern, index, points, e),
+        // Past the rationals' limit the first root left undecided ends the sample's audit
+        // (with an error): the other roots of the block need no further look.
+        (Some(e), _) => {
+            let until_undecided = multiply_adds(model.net()) > EXACT_MULTIPLY_ADDS;
+            membership_batch_within(model, pattern, index, (points, e), until_undecided)
+        }
     };
     regions
         .into_iter()

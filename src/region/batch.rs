@@ -3,6 +3,8 @@
 //! point, row by row), the layers above as one matrix product each, with error bounds from
 //! row norms. Points those bounds leave undecided go to the single-point filter.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
@@ -26,7 +28,7 @@ pub fn membership_batch(
     m: usize,
     points: &Array2<f64>,
 ) -> Vec<(Membership, Decision)> {
-    batched(model, pattern, m, points, None)
+    batched(model, pattern, m, points, None, None)
         .into_iter()
         .map(|verdict| verdict.expect("exact points are always decided"))
         .collect()
@@ -35,16 +37,20 @@ pub fn membership_batch(
 /// [`membership_batch`] for the exact points that the rows of `points` stand for within
 /// `errors` (a bound on each coordinate's distance to them, one row per point), as
 /// [`membership_within`](super::membership_within) decides one: `None` for a point whose
-/// verdict only the exact point can settle.
+/// verdict only the exact point can settle. With `until_undecided` (for a caller that cannot
+/// compute exact points), the first such point ends the checks: points not decided by then
+/// are `None` too.
 pub fn membership_batch_within(
     model: &Model,
     pattern: &Pattern,
     m: usize,
-    points: &Array2<f64>,
-    errors: &Array2<f64>,
+    (points, errors): (&Array2<f64>, &Array2<f64>),
+    until_undecided: bool,
 ) -> Vec<Option<(Membership, Decision)>> {
     assert_eq!(points.dim(), errors.dim(), "one error bound per coordinate");
-    batched(model, pattern, m, points, Some(errors))
+    let undecided = AtomicBool::new(false);
+    let stop = until_undecided.then_some(&undecided);
+    batched(model, pattern, m, points, Some(errors), stop)
 }
 
 fn batched(
@@ -53,6 +59,7 @@ fn batched(
     m: usize,
     points: &Array2<f64>,
     errors: Option<&Array2<f64>>,
+    stop: Option<&AtomicBool>,
 ) -> Vec<Option<(Membership, Decision)>> {
     // The screens below read ReLU signs and windows only: a layer with another activation
     // has each point checked on its own (in parallel), by the single-point filter.
@@ -65,14 +72,17 @@ fn batched(
                 let point = points.row(r).to_vec();
                 match errors {
                     None => Some(membership_filtered(model, pattern, m, &point)),
-                    Some(e) => membership_within(model, pattern, m, &point, &e.row(r).to_vec()),
+                    Some(e) => {
+                        within_unless_stopped(model, pattern, m, (&point, &e.row(r).to_vec()), stop)
+                    }
                 }
             })
             .collect();
     }
     // Wide layers: blocks of roots in parallel (rayon), each its own chain of matrix products.
     if points.nrows() <= ROOT_BLOCK {
-        return membership_block(model, pattern, m, points.view(), errors.map(|e| e.view()));
+        let errors = errors.map(|e| e.view());
+        return membership_block(model, pattern, m, points.view(), errors, stop);
     }
     let blocks: Vec<ArrayView2<'_, f64>> = points.axis_chunks_iter(Axis(0), ROOT_BLOCK).collect();
     let error_blocks: Vec<Option<ArrayView2<'_, f64>>> = match errors {
@@ -82,7 +92,7 @@ fn batched(
     blocks
         .into_par_iter()
         .zip(error_blocks)
-        .map(|(block, errs)| membership_block(model, pattern, m, block, errs))
+        .map(|(block, errs)| membership_block(model, pattern, m, block, errs, stop))
         .collect::<Vec<_>>()
         .into_iter()
         .flatten()
@@ -107,6 +117,7 @@ fn membership_block(
     m: usize,
     points: ArrayView2<'_, f64>,
     point_errors: Option<ArrayView2<'_, f64>>,
+    stop: Option<&AtomicBool>,
 ) -> Vec<Option<(Membership, Decision)>> {
     let n = points.nrows();
     let mut state = vec![State::Pending; n];
@@ -259,7 +270,7 @@ fn membership_block(
                 // (where the point itself is exact).
                 State::NeedsExact => match &point_err() {
                     None => Some(membership_filtered(model, pattern, m, &point())),
-                    Some(err) => membership_within(model, pattern, m, &point(), err),
+                    Some(err) => within_unless_stopped(model, pattern, m, (&point(), err), stop),
                 },
                 State::Outside {
                     layer,
@@ -276,6 +287,27 @@ fn membership_block(
             }
         })
         .collect()
+}
+
+/// [`membership_within`] of one point, unless `stop` says an earlier point was left undecided
+/// (then `None` without a look); a point left undecided sets it.
+fn within_unless_stopped(
+    model: &Model,
+    pattern: &Pattern,
+    m: usize,
+    (point, error): (&[f64], &[f64]),
+    stop: Option<&AtomicBool>,
+) -> Option<(Membership, Decision)> {
+    if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+        return None;
+    }
+    let verdict = membership_within(model, pattern, m, point, error);
+    if verdict.is_none() {
+        if let Some(s) = stop {
+            s.store(true, Ordering::Relaxed);
+        }
+    }
+    verdict
 }
 
 /// Rows of a dense layer screened together (one matrix product for all pending points).

@@ -261,3 +261,21 @@ fn blocks_of_roots_get_the_same_verdicts_as_single_points() {
         }
     }
 }
+
+/// Row 0 is undecidable (its error straddles the face); row 1 is left undecided by the
+/// batched norm bound (`‖w‖ ‖e‖ = 10` from an error on an input of weight 0) and decided by
+/// the per-value bound (`Σ |w_i| e_i = 0`). With `until_undecided`, row 0 ends the checks and
+/// row 1 gets no verdict; without it, row 1 is decided inside.
+#[test]
+fn the_first_undecided_point_ends_the_checks_when_asked() {
+    let layer = dense_layer(1, 2, vec![1.0, 0.0], vec![0.0], true).unwrap();
+    let model = Model::new(Network::new(vec![layer]).unwrap());
+    let (_, pattern, _) = trace_and_pattern(&model, &[1.0, 0.0]);
+    let points = Array2::from_shape_vec((2, 2), vec![0.5, 0.0, 1.0, 0.0]).unwrap();
+    let errors = Array2::from_shape_vec((2, 2), vec![1.0, 0.0, 0.0, 10.0]).unwrap();
+    let all = membership_batch_within(&model, &pattern, 0, (&points, &errors), false);
+    assert_eq!(all[0], None);
+    assert!(matches!(all[1], Some((Membership::Inside { .. }, _))), "{all:?}");
+    let until = membership_batch_within(&model, &pattern, 0, (&points, &errors), true);
+    assert_eq!(until, vec![None, None]);
+}
