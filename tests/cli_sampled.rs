@@ -213,3 +213,50 @@ fn the_profile_counts_what_the_run_judged_layer_by_layer() {
         assert!(l["roots_s"].as_f64().unwrap() >= 0.0 && l["verdicts_s"].as_f64().unwrap() >= 0.0);
     }
 }
+
+/// A run that ends with an error after computing something keeps its profile, with the
+/// error's message; a run refused before computing anything writes none.
+#[test]
+fn a_failed_run_keeps_the_profile_of_what_it_did() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inputs = tmp.path().join("huge.npy");
+    // The forward pass of these inputs overflows f64.
+    let array = ndarray::Array2::from_elem((1, 10), 1e308);
+    dtdcert::io::write_npy_f64_atomic(&inputs, &array).unwrap();
+    let (out, profile) = (tmp.path().join("out"), tmp.path().join("profile.json"));
+    let assert = Command::cargo_bin("dtdcert")
+        .unwrap()
+        .args(["audit", "--quiet", "--explain", "0", "--model", MODEL])
+        .arg("--inputs")
+        .arg(&inputs)
+        .args(["--roots-per-layer", "3", "--profile"])
+        .arg(&profile)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+    assert!(stderr.contains("overflows f64"), "{stderr}");
+    let timed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&profile).unwrap()).unwrap();
+    let error = timed["error"].as_str().unwrap();
+    assert!(error.contains("overflows f64"), "{timed}");
+    assert_eq!(timed["phases_summed_over_samples"]["samples"], 1);
+    assert!(timed["wall_s"].as_f64().unwrap() >= 0.0);
+
+    // `--out` holds a finished run: refused before any sample, no profile.
+    let done = tmp.path().join("done");
+    let second = tmp.path().join("second.json");
+    audit(&done, &["--roots-per-layer", "3"]).success();
+    audit(
+        &done,
+        &[
+            "--roots-per-layer",
+            "3",
+            "--profile",
+            second.to_str().unwrap(),
+        ],
+    )
+    .code(2);
+    assert!(!second.exists());
+}

@@ -182,11 +182,8 @@ fn batched_relevances(
             });
         }
         let end = (start + size).min(n);
-        let mut x = Vec::with_capacity((end - start) * d);
-        for i in start..end {
-            x.extend(inputs.row(i)?);
-        }
-        let x = Array2::from_shape_vec((end - start, d), x).expect("one row of width d per input");
+        let x = Array2::from_shape_vec((end - start, d), inputs.batch(start..end)?)
+            .expect("one row of width d per input");
         let wanted: Vec<Option<usize>> = (start..end).map(|i| targets.for_sample(i)).collect();
         let (relevances, started) = batched.input_relevances_and_starts(x.view(), &wanted);
         flat.extend(relevances);
@@ -228,11 +225,8 @@ pub fn start_relevances(
     let mut starts = Vec::with_capacity(n);
     for first in (0..n).step_by(size) {
         let end = (first + size).min(n);
-        let mut x = Vec::with_capacity((end - first) * d);
-        for i in first..end {
-            x.extend(inputs.row(i)?);
-        }
-        let x = Array2::from_shape_vec((end - first, d), x).expect("one row of width d per input");
+        let x = Array2::from_shape_vec((end - first, d), inputs.batch(first..end)?)
+            .expect("one row of width d per input");
         let outputs = crate::model::forward::output_rows(net, x.view());
         for (i, output) in (first..end).zip(outputs.rows()) {
             let output = output.to_vec();

@@ -382,6 +382,7 @@ fn judge_float(
                 // What the bounds cannot settle, the exact root decides, where rationals can
                 // finish.
                 if verdict.is_none() && !exact_fallback {
+                    profile::add(Phase::Verdicts(index), deciding.elapsed().as_secs_f64());
                     let what = format!("the verdict of the root of layer {} neuron {j}", index + 1);
                     return Err(too_large_to_decide(sample, model, &what));
                 }

@@ -161,10 +161,19 @@ pub fn run(args: AuditArgs) -> Result<Outcome> {
         crate::io::profile::start();
     }
     let started = std::time::Instant::now();
-    let (summary, dir) = match (&args.out, &args.resume) {
-        (_, Some(dir)) => (runner.resume(&model, &inputs, &spec, dir)?, dir),
-        (Some(out), None) => (runner.run(&model, &inputs, &spec, out)?, out),
+    let ran = match (&args.out, &args.resume) {
+        (_, Some(dir)) => runner.resume(&model, &inputs, &spec, dir).map(|s| (s, dir)),
+        (Some(out), None) => runner.run(&model, &inputs, &spec, out).map(|s| (s, out)),
         (None, None) => unreachable!("clap requires --out or --resume"),
+    };
+    let (summary, dir) = match (ran, &args.profile) {
+        (Ok(done), _) => done,
+        // A run that computed something before its error keeps the profile of what it did.
+        (Err(e), Some(path)) => {
+            write_failed_profile(path, started.elapsed().as_secs_f64(), &e)?;
+            return Err(e);
+        }
+        (Err(e), None) => return Err(e),
     };
     if let Some(path) = &args.profile {
         write_profile(path, started.elapsed().as_secs_f64(), summary.samples)?;
@@ -206,6 +215,23 @@ fn write_profile(path: &Path, wall_s: f64, samples: u64) -> Result<()> {
         "samples_in_run": samples,
         "roots_judged": roots,
         "roots_per_s": roots as f64 / wall_s.max(f64::MIN_POSITIVE),
+        "phases_summed_over_samples": timed,
+    });
+    let text = serde_json::to_string_pretty(&doc).expect("numbers and strings serialise");
+    crate::io::write_atomic(path, format!("{text}\n").as_bytes())
+}
+
+/// Writes `--profile` for a run that ended with `error`, when it had timed some sample's
+/// work (a run refused before computing anything writes nothing): the phases so far, and the
+/// error's message.
+fn write_failed_profile(path: &Path, wall_s: f64, error: &Error) -> Result<()> {
+    let timed = crate::io::profile::finish().unwrap_or_default();
+    if timed.samples == 0 {
+        return Ok(());
+    }
+    let doc = serde_json::json!({
+        "wall_s": wall_s,
+        "error": error.to_string(),
         "phases_summed_over_samples": timed,
     });
     let text = serde_json::to_string_pretty(&doc).expect("numbers and strings serialise");

@@ -350,6 +350,17 @@ impl Inputs {
         Ok(out)
     }
 
+    /// Rows `rows` one after another (row-major), as one batch; see [`Inputs::row_into`].
+    pub fn batch(&self, rows: std::ops::Range<usize>) -> Result<Vec<f64>> {
+        let mut out = Vec::with_capacity(rows.len() * self.width);
+        let mut row = Vec::with_capacity(self.width);
+        for i in rows {
+            self.row_into(i, &mut row)?;
+            out.extend_from_slice(&row);
+        }
+        Ok(out)
+    }
+
     /// Checks that each input has the width the model expects; `path` names the inputs in the
     /// message.
     pub fn check_width(&self, path: &Path, expected: usize) -> Result<()> {

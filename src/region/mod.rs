@@ -11,7 +11,8 @@
 //! for ReLU, the slope below 0 of an inactive LeakyRelu or PRelu neuron, a Clip neuron's
 //! bound outside them; max-pool by the fixed winners) at the point: in f64 with a rigorous error bound; where it cannot
 //! decide, with values rounded once from exact sums (`refined.rs`); and in exact rationals
-//! where that cannot decide either.
+//! where that cannot decide either. A point's pattern has one more tier before the second: a
+//! forward pass in double-double with rigorous bounds (`compensated.rs`).
 //!
 //! - `pattern.rs`: the activation pattern, and how a point's pattern is decided exactly;
 //! - `membership.rs`: whether one point lies in the region, and the signed slack of each
@@ -20,6 +21,7 @@
 //! - `polytope.rs`: the region as a polytope: affine maps, constraints and their labels, the
 //!   step length along a ray;
 //! - `filter.rs` and `refined.rs`: the filter's first and second tier, and `Decision`;
+//! - `compensated.rs`: the double-double forward pass that decides patterns past the first;
 //! - `centre.rs`: the layer input a region's programs are centred on, exact and as f64;
 //! - `problem/`: the region questions as linear programs, in the layered form (`pieces.rs`:
 //!   the rows of Clip, LeakyRelu and PRelu neurons; `norms.rs`: bounds on the composed rows'

@@ -2,8 +2,10 @@
 //! ReLU, LeakyRelu and PRelu; below, between or above the bounds for Clip) and which entry wins
 //! each max-pool window (`Pattern`, its `Face`s, the `Local` map of each neuron and window
 //! `Selection`s), and how a point's pattern is decided exactly (`trace_and_pattern`,
-//! `pattern_from_layer`): f64 with error bounds, the filter's second tier where those cannot
-//! settle a sign, exact rationals where neither can.
+//! `pattern_from_layer`): f64 with error bounds, a double-double pass with its own bounds
+//! (`compensated.rs`) where those cannot settle a sign, the filter's second tier where that
+//! cannot either (a ReLU network's values below double-double's reach, or another
+//! activation), exact rationals where none can.
 
 use crate::exact::filter::{affine_bounded, Bounded};
 use crate::exact::{Rational, Scalar};

@@ -29,10 +29,7 @@ pub fn input_relevances(
     let mut starts = Vec::with_capacity(n);
     for start in (0..n).step_by(batch) {
         let end = (start + batch).min(n);
-        let mut rows: Vec<f64> = Vec::with_capacity((end - start) * d);
-        for i in start..end {
-            rows.extend(inputs.row(i)?);
-        }
+        let rows = inputs.batch(start..end)?;
         let wanted: Vec<Option<usize>> = (start..end).map(|i| targets.for_sample(i)).collect();
         let relevances = net.input_relevances(&net.input(&rows, end - start), &wanted, dtd)?;
         flat.extend(to_f64(&relevances.lower[0]));

@@ -31,6 +31,11 @@ fn f32_npy_is_mapped_and_widened_exactly() {
     assert_eq!(row, vec![f64::from(1e-30f32), 4.0, 0.0]);
     assert!(row[2].is_sign_negative());
     assert!(err(inputs.row(2)).contains("no row 2"));
+    let both: Vec<f64> = a.iter().map(|&v| f64::from(v)).collect();
+    assert_eq!(inputs.batch(0..2).unwrap(), both);
+    assert_eq!(inputs.batch(1..2).unwrap(), both[3..]);
+    assert!(inputs.batch(1..1).unwrap().is_empty());
+    assert!(err(inputs.batch(1..3)).contains("no row 2"));
     match inputs.view().unwrap() {
         InputsView::F32(v) => assert_eq!(v, a),
         other => panic!("{other:?}"),

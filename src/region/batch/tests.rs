@@ -275,7 +275,10 @@ fn the_first_undecided_point_ends_the_checks_when_asked() {
     let errors = Array2::from_shape_vec((2, 2), vec![1.0, 0.0, 0.0, 10.0]).unwrap();
     let all = membership_batch_within(&model, &pattern, 0, (&points, &errors), false);
     assert_eq!(all[0], None);
-    assert!(matches!(all[1], Some((Membership::Inside { .. }, _))), "{all:?}");
+    assert!(
+        matches!(all[1], Some((Membership::Inside { .. }, _))),
+        "{all:?}"
+    );
     let until = membership_batch_within(&model, &pattern, 0, (&points, &errors), true);
     assert_eq!(until, vec![None, None]);
 }
