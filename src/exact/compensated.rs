@@ -34,6 +34,8 @@
 //! by `1 + 16 u` for the rounding of the formula itself (`N u < 10^-3` throughout). A result
 //! with no rounded term, no rounded product and no propagated error is exact: its bound is 0.
 
+use super::dyadic::ExactSum;
+
 /// Unit roundoff of f64.
 const U: f64 = f64::EPSILON / 2.0;
 /// The smallest positive subnormal f64.
@@ -250,13 +252,61 @@ pub fn dot(
     DoubleBounded { hi, lo, error }
 }
 
+/// `Σ w_i (x_i + y_i) + b` of exact inputs `x_i + y_i` (the `k`-th term reads input
+/// `position(k)`), summed exactly: `hi + lo` is the exact sum cut to two f64, and `error`
+/// bounds the rest, 0 where two f64 hold the sum exactly (an exact zero, and equal sums, are
+/// then recognised as such).
+pub fn exact_dot(
+    weights: &[f64],
+    position: impl Fn(usize) -> usize,
+    (x, y): (&[f64], &[f64]),
+    bias: f64,
+) -> DoubleBounded {
+    let undecided = DoubleBounded {
+        hi: f64::NAN,
+        lo: 0.0,
+        error: f64::INFINITY,
+    };
+    let mut sum = ExactSum::new();
+    for (k, &w) in weights.iter().enumerate() {
+        let i = position(k);
+        sum.add_product(w, x[i]);
+        if y[i] != 0.0 {
+            sum.add_product(w, y[i]);
+        }
+    }
+    sum.add(bias);
+    // Each part is a nearby f64 of what is left (`Dyadic::to_f64`: within a relative 2^-52
+    // and 2^-1070 of it), taken away exactly.
+    let Some(hi) = sum.value().map(|v| v.to_f64()) else {
+        return undecided;
+    };
+    sum.add(-hi);
+    let Some(lo) = sum.value().map(|v| v.to_f64()) else {
+        return undecided;
+    };
+    sum.add(-lo);
+    let Some(rest) = sum.value() else {
+        return undecided;
+    };
+    let error = match rest.is_zero() {
+        true => 0.0,
+        false => rest.to_f64().abs() * (1.0 + 4.0 * f64::EPSILON) + f64::from_bits(16),
+    };
+    let (hi, lo) = two_sum(hi, lo);
+    if !(hi.is_finite() && lo.is_finite() && error.is_finite()) {
+        return undecided;
+    }
+    DoubleBounded { hi, lo, error }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::exact::{Rational, Scalar};
     use proptest::prelude::*;
 
-    fn exact_dot(w: &[f64], x: &[f64], y: &[f64], b: f64) -> Rational {
+    fn rational_dot(w: &[f64], x: &[f64], y: &[f64], b: f64) -> Rational {
         let mut acc = Rational::from_f64(b);
         for ((&w, &x), &y) in w.iter().zip(x).zip(y) {
             acc += Rational::from_f64(w) * (Rational::from_f64(x) + Rational::from_f64(y));
@@ -296,11 +346,49 @@ mod tests {
     }
 
     #[test]
+    fn exact_sums_of_exact_inputs_are_exact_where_two_f64_hold_them() {
+        // 1 + 2^-60 + 2^-120: three parts, two f64 cannot hold it.
+        let x = [1.0, 2f64.powi(-60), 2f64.powi(-120)];
+        let v = exact_dot(&[1.0, 1.0, 1.0], |k| k, (&x, &[0.0; 3]), 0.0);
+        let exact = exact_dot_value(&x);
+        assert!(distance(&v, &exact) <= Rational::from_f64(v.error));
+        assert!(v.error > 0.0 && v.error < 1e-35, "{v:?}");
+        // 1 + 2^-60 exactly, and the same value from other terms: equal, exactly.
+        let a = exact_dot(&[1.0, 1.0], |k| k, (&x[..2], &[0.0; 2]), 0.0);
+        let b = exact_dot(&[2.0], |k| k, (&[0.5], &[2f64.powi(-61)]), 0.0);
+        assert_eq!((a.error, b.error), (0.0, 0.0));
+        assert_eq!(a.minus(&b).certain_sign(), Some(0));
+        let zero = exact_dot(
+            &[3.0, -1.0],
+            |k| k,
+            (&[0.1, 0.30000000000000004], &[0.0; 2]),
+            0.0,
+        );
+        let exact = Rational::from_f64(3.0) * Rational::from_f64(0.1)
+            - Rational::from_f64(0.30000000000000004);
+        assert!(distance(&zero, &exact) <= Rational::from_f64(zero.error));
+        let sign = if exact.is_positive() {
+            1
+        } else if exact.is_negative() {
+            -1
+        } else {
+            0
+        };
+        assert_eq!(zero.certain_sign(), Some(sign));
+    }
+
+    fn exact_dot_value(x: &[f64]) -> Rational {
+        x.iter()
+            .map(|&v| Rational::from_f64(v))
+            .fold(Rational::from_f64(0.0), |a, b| a + b)
+    }
+
+    #[test]
     fn tiny_and_huge_operands_are_bounded_as_rounded() {
         let w = [1e-300, 1e200, 1.0];
         let x = [1e-20, 1e-100, -1e100];
         let v = dot(&w, |k| k, (&x, &[0.0; 3], &[]), 0.0);
-        let exact = exact_dot(&w, &x, &[0.0; 3], 0.0);
+        let exact = rational_dot(&w, &x, &[0.0; 3], 0.0);
         assert!(distance(&v, &exact) <= Rational::from_f64(v.error));
         assert!(v.error > 0.0);
     }
@@ -329,7 +417,7 @@ mod tests {
             }
             prop_assert!(distance(&v, &exact) <= Rational::from_f64(v.error), "{v:?}");
             if exact_inputs {
-                let exact = exact_dot(&w, &x, &y, bias);
+                let exact = rational_dot(&w, &x, &y, bias);
                 prop_assert!(distance(&v, &exact) <= Rational::from_f64(v.error));
                 // Compensated: far below the plain f64 bound.
                 let magnitude: f64 = w.iter().zip(&x).map(|(w, x)| (w * x).abs()).sum();

@@ -10,7 +10,7 @@
 
 use rayon::prelude::*;
 
-use crate::exact::compensated::{dot, DoubleBounded};
+use crate::exact::compensated::{dot, exact_dot, DoubleBounded};
 use crate::model::{Activation, Affine, Layer, Model};
 
 use super::pattern::Pattern;
@@ -79,15 +79,23 @@ impl Values {
 }
 
 /// One affine layer: each output as a double-double with its bound.
+/// From exact inputs (the point itself, and layers two f64 hold exactly) each value is summed
+/// exactly ([`exact_dot`]), so that values two f64 hold are exact: ties in a max-pool window
+/// over an image's flat areas, and exact zeros, are then decided.
 pub fn affine_layer(affine: &Affine, input: &Values) -> Values {
     let out = affine.out_dim();
+    let exact = input.error.is_empty();
     let inputs = (&input.hi[..], &input.lo[..], &input.error[..]);
     let values: Vec<DoubleBounded> = (0..out)
         .into_par_iter()
         .with_min_len(ROWS_PER_TASK)
         .map(|j| {
             let row = affine.row(j);
-            dot(row.values(), |k| row.position(k), inputs, *affine.bias(j))
+            let (bias, at) = (*affine.bias(j), |k| row.position(k));
+            match exact {
+                true => exact_dot(row.values(), at, (&input.hi, &input.lo), bias),
+                false => dot(row.values(), at, inputs, bias),
+            }
         })
         .collect();
     Values::from_values(values)
