@@ -1808,14 +1808,9 @@ fn an_error_bound_that_underflows_is_not_an_exact_zero() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// Through `audit_sample`: the cancellation input's pattern is decided past the f64 bound, and
-/// every root's verdict equals the verdict of `--exact` (rationals throughout: the exact root,
-/// not the root as rounded to f64, whose membership the cancellation changes); the record says
-/// which tier decided the pattern.
-#[test]
-fn audit_records_say_which_tier_decided_and_hold_exact_verdicts() {
-    let (model, x) = cancellation_model();
-    let settings = AuditSettings {
+/// The default audit settings, keeping each root's coordinates.
+fn audit_settings_keeping_points() -> AuditSettings {
+    AuditSettings {
         dtd: DtdSettings::default(),
         domain: None,
         exact: false,
@@ -1826,7 +1821,17 @@ fn audit_records_say_which_tier_decided_and_hold_exact_verdicts() {
         lp: Default::default(),
         torch: None,
         root_sample: None,
-    };
+    }
+}
+
+/// Through `audit_sample`: the cancellation input's pattern is decided past the f64 bound, and
+/// every root's verdict equals the verdict of `--exact` (rationals throughout: the exact root,
+/// not the root as rounded to f64, whose membership the cancellation changes); the record says
+/// which tier decided the pattern.
+#[test]
+fn audit_records_say_which_tier_decided_and_hold_exact_verdicts() {
+    let (model, x) = cancellation_model();
+    let settings = audit_settings_keeping_points();
     let record = audit_sample(&model, &settings, 7, &x, Some(0)).unwrap();
     assert_eq!(record.sample, 7);
     assert!(past_the_bound(record.pattern_decided_by), "{record:?}");
@@ -1890,18 +1895,7 @@ fn a_pattern_decided_in_double_double_is_audited_in_f64() {
     let l3 = dense_layer(1, 2, vec![1.0, 1.0], vec![0.0], false).unwrap();
     let model = model_of(vec![l1, l2, l3]);
     let x = [1.0 + f64::EPSILON, 1.0];
-    let settings = AuditSettings {
-        dtd: DtdSettings::default(),
-        domain: None,
-        exact: false,
-        keep_points: true,
-        records: Default::default(),
-        compress: false,
-        certify: None,
-        lp: Default::default(),
-        torch: None,
-        root_sample: None,
-    };
+    let settings = audit_settings_keeping_points();
     let record = audit_sample(&model, &settings, 0, &x, Some(0)).unwrap();
     assert_eq!(
         record.pattern_decided_by,

@@ -2,8 +2,9 @@
 //! rigorous bound ([`crate::exact::compensated`]), tried where the f64 bounds leave a sign of
 //! the pattern undecided. Each layer's own rounding is then of order `u²` instead of `u`, so
 //! the bounds a deep convolutional network multiplies layer after layer stay far below the
-//! values: on a 224×224 VGG-16 the f64 bounds leave ReLUs of the eighth convolution
-//! undecided, this tier decides the whole pattern.
+//! values for longer: on a 224×224 VGG-16 the f64 bounds leave ReLUs of the eighth
+//! convolution undecided, this tier decides the whole pattern (ResNet-50's bounds, carried
+//! through more layers and residual sums, still outgrow it past its 27th layer).
 //!
 //! ReLU, max-pool and linear layers are supported (a carried tail passes unchanged); a layer
 //! with another activation leaves the tier undecided, and the next tier takes over.
@@ -60,8 +61,8 @@ impl Values {
         }
     }
 
-    /// Each value rounded to f64, and a bound on the distance of `values[i]` (an f64
-    /// computation of the same quantity) to the exact value.
+    /// For each `values[i]` (an f64 computation of the same quantity), a bound on its
+    /// distance to the exact value.
     pub fn distances_from(&self, values: &[f64]) -> Vec<f64> {
         values
             .iter()
@@ -78,8 +79,7 @@ impl Values {
     }
 }
 
-/// One affine layer: each output as a double-double with its bound.
-/// From exact inputs (the point itself, and layers two f64 hold exactly) each value is summed
+/// One affine layer: each output as a double-double with its bound. From exact inputs (the point itself, and layers two f64 hold exactly) each value is summed
 /// exactly ([`exact_dot`]), so that values two f64 hold are exact: ties in a max-pool window
 /// over an image's flat areas, and exact zeros, are then decided.
 pub fn affine_layer(affine: &Affine, input: &Values) -> Values {
