@@ -383,7 +383,12 @@ fn judge_float(
                 // finish.
                 if verdict.is_none() && !exact_fallback {
                     profile::add(Phase::Verdicts(index), deciding.elapsed().as_secs_f64());
-                    let what = format!("the verdict of the root of layer {} neuron {j}", index + 1);
+                    // Blocks of roots are checked in parallel, and the first undecided one
+                    // ends the others' checks: this root, or one checked beside it.
+                    let what = format!(
+                        "the verdict of a root of layer {} (neuron {j}, or one judged beside it)",
+                        index + 1
+                    );
                     return Err(too_large_to_decide(sample, model, &what));
                 }
                 match verdict.or_else(|| exact.judge(pattern, index, j)) {
