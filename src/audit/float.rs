@@ -71,7 +71,7 @@ pub(super) fn audit_float(
             (sample, f.k, traced.trace.output()[f.k]),
             traced.decided_by,
         ),
-        None if multiply_adds(model.net()) > EXACT_MULTIPLY_ADDS => {
+        None if !rationals_can_finish(model) => {
             return Err(too_large_to_decide(
                 sample,
                 model,
@@ -205,6 +205,12 @@ fn too_large_to_decide(sample: usize, model: &Model, what: &str) -> Error {
     ))
 }
 
+/// Whether a forward pass of `model` in rationals can finish (at most
+/// [`EXACT_MULTIPLY_ADDS`]): past it, what the f64 bounds leave undecided is an error.
+fn rationals_can_finish(model: &Model) -> bool {
+    multiply_adds(model.net()) <= EXACT_MULTIPLY_ADDS
+}
+
 /// A sample's f64 forward pass with its error bounds and its exactly decided pattern.
 struct Traced {
     trace: forward::Trace<f64>,
@@ -216,7 +222,7 @@ struct Traced {
 fn traced(model: &Model, sample: usize, x: &[f64]) -> Result<Traced> {
     // Past EXACT_MULTIPLY_ADDS a forward pass in rationals would not finish: a pattern the
     // bounds leave undecided is an error, not a verdict.
-    let fallback = multiply_adds(model.net()) <= EXACT_MULTIPLY_ADDS;
+    let fallback = rationals_can_finish(model);
     let Some((trace, bounds, pattern, decided_by)) = trace_with_errors_if(model, x, fallback)
     else {
         return Err(too_large_to_decide(
@@ -306,7 +312,7 @@ fn judge_float(
     } = bounded;
     let input_box = settings.input_domain();
     let mut exact = ExactRoots::new(model, settings, x, k);
-    let exact_fallback = multiply_adds(model.net()) <= EXACT_MULTIPLY_ADDS;
+    let exact_fallback = rationals_can_finish(model);
     let mut layers = Vec::with_capacity(layer_bounds.len());
     for (index, (step, step_bounds)) in explanation.layers.iter().zip(layer_bounds).enumerate() {
         let Some(with_root) = pick(index, with_root(step)) else {
@@ -450,7 +456,7 @@ pub(super) fn judge_block(
         // Past the rationals' limit the first root left undecided ends the sample's audit
         // (with an error): the other roots of the block need no further look.
         (Some(e), _) => {
-            let until_undecided = multiply_adds(model.net()) > EXACT_MULTIPLY_ADDS;
+            let until_undecided = !rationals_can_finish(model);
             membership_batch_within(model, pattern, index, (points, e), until_undecided)
         }
     };

@@ -58,14 +58,12 @@ pub struct DoubleBounded {
 }
 
 impl DoubleBounded {
-    /// An exact f64 value.
-    pub fn exact(value: f64) -> Self {
-        Self {
-            hi: value,
-            lo: 0.0,
-            error: 0.0,
-        }
-    }
+    /// A value whose sign nothing decides: a sum that overflowed, or a NaN among its terms.
+    const UNDECIDED: Self = Self {
+        hi: f64::NAN,
+        lo: 0.0,
+        error: f64::INFINITY,
+    };
 
     /// The sign of the exact value when the bound decides it (`Some(0)` only for an exact
     /// zero); `None` when it does not, or a value is not finite.
@@ -243,11 +241,7 @@ pub fn dot(
         up(b)
     };
     if !(hi.is_finite() && lo.is_finite() && error.is_finite()) {
-        return DoubleBounded {
-            hi: f64::NAN,
-            lo: 0.0,
-            error: f64::INFINITY,
-        };
+        return DoubleBounded::UNDECIDED;
     }
     DoubleBounded { hi, lo, error }
 }
@@ -262,11 +256,7 @@ pub fn exact_dot(
     (x, y): (&[f64], &[f64]),
     bias: f64,
 ) -> DoubleBounded {
-    let undecided = DoubleBounded {
-        hi: f64::NAN,
-        lo: 0.0,
-        error: f64::INFINITY,
-    };
+    let undecided = DoubleBounded::UNDECIDED;
     let mut sum = ExactSum::new();
     for (k, &w) in weights.iter().enumerate() {
         let i = position(k);

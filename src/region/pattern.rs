@@ -562,9 +562,10 @@ pub fn trace_with_errors_if(
     }
     let trace = Trace { activations, pre };
     if undecided {
-        if let Some(found) = compensated_trace(model, x, trace.clone()) {
-            return Some(found);
-        }
+        let trace = match compensated_trace(model, x, trace) {
+            Ok(found) => return Some(found),
+            Err(trace) => trace,
+        };
         if let Some(pattern) = refined_pattern(model, 0, x) {
             return Some((trace, bounds, pattern, Decision::Refined));
         }
@@ -585,8 +586,15 @@ pub fn trace_with_errors_if(
 /// the pattern, the f64 trace with bounds measured against it (each value's distance to the
 /// double-double value, plus that value's bound). Where the f64 trace took another branch
 /// than the exact pattern, the trace is the double-double values' leading parts instead.
-fn compensated_trace(model: &Model, x: &[f64], trace: Trace<f64>) -> Option<BoundedTrace> {
-    let pass = compensated::forward_from(model, 0, &Values::exact(x))?;
+/// The f64 trace comes back unchanged where the pass leaves the pattern undecided.
+fn compensated_trace(
+    model: &Model,
+    x: &[f64],
+    trace: Trace<f64>,
+) -> Result<BoundedTrace, Trace<f64>> {
+    let Some(pass) = compensated::forward_from(model, 0, &Values::exact(x)) else {
+        return Err(trace);
+    };
     let mut bounds = vec![vec![0.0; x.len()]];
     let trace = if Pattern::from_pre(model.net(), &trace.pre) == pass.pattern {
         for (h, values) in pass.activations.iter().zip(&trace.activations[1..]) {
@@ -602,7 +610,7 @@ fn compensated_trace(model: &Model, x: &[f64], trace: Trace<f64>) -> Option<Boun
             pre: pass.pre,
         }
     };
-    Some((trace, bounds, pass.pattern, Decision::Compensated))
+    Ok((trace, bounds, pass.pattern, Decision::Compensated))
 }
 
 /// The activation pattern of the layers from `m` (0-based) up, for the layer input `a`,
