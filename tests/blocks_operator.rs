@@ -8,7 +8,8 @@
 //! - a small ResNet-50 loaded with every convolution kept as its kernel (its residual blocks
 //!   then become such maps) gives the forward values and z+ relevances of the same network
 //!   loaded as rows, and so does it with each residual addition split apart
-//!   (`split_residual`), its summands then side by side as one such map.
+//!   (`split_residual`), its summands then side by side as one such map (the sum itself is one
+//!   too, two copies adding into the same outputs, however the convolutions are kept).
 
 mod util;
 
@@ -226,10 +227,11 @@ fn a_residual_network_split_apart_and_kept_as_kernels_explains_as_its_rows() {
             .filter(|l| matches!(l.affine, Affine::Blocks(_)))
             .count()
     };
-    assert_eq!(blocks(&rows), 0);
-    // Each of the 16 Bottlenecks: its first two convolutions carrying the block input, then its
+    // Each of the 16 Bottlenecks' sums: two copies adding into the same outputs.
+    assert_eq!(blocks(&rows), 16);
+    // Besides, each Bottleneck's first two convolutions carrying the block input, then its
     // two summands side by side as one map of parts.
-    assert_eq!(blocks(&parts), 3 * 16);
+    assert_eq!(blocks(&parts), 4 * 16);
     assert_eq!(parts.widths(), rows.widths());
     explains_alike(&parts, &rows);
 }

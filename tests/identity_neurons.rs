@@ -111,6 +111,12 @@ proptest! {
                 prop_assert_eq!(layer.identity(j), *id);
                 prop_assert_eq!(exact.identity(index, j), *id);
             }
+            let affine = &layer.affine;
+            let outputs = 0..affine.out_dim();
+            let copies: Vec<_> = outputs.clone().map(|j| affine.copied_input(j)).collect();
+            prop_assert_eq!(affine.copied_inputs(), copies);
+            let biases: Vec<f64> = outputs.map(|j| *affine.bias(j)).collect();
+            prop_assert_eq!(affine.biases().to_vec(), biases);
         }
     }
 
@@ -273,7 +279,8 @@ fn identities_are_exactly_the_carried_copies() {
 }
 
 /// The layer's identities asked every way: the list, the layer per output, and the network
-/// (one layer) per output.
+/// (one layer) per output; and its affine map's copies and biases listed at once equal them
+/// asked output by output.
 fn identities_every_way(layer: &Layer) -> Vec<Option<usize>> {
     let listed = layer.identities();
     let net = Network::new(vec![layer.clone()]).unwrap();
@@ -281,6 +288,12 @@ fn identities_every_way(layer: &Layer) -> Vec<Option<usize>> {
         assert_eq!(layer.identity(j), *id, "output {j}");
         assert_eq!(net.identity(0, j), *id, "output {j}");
     }
+    let affine = &layer.affine;
+    let outputs = 0..affine.out_dim();
+    let copies: Vec<Option<usize>> = outputs.clone().map(|j| affine.copied_input(j)).collect();
+    assert_eq!(affine.copied_inputs(), copies);
+    let biases: Vec<f64> = outputs.map(|j| *affine.bias(j)).collect();
+    assert_eq!(affine.biases().to_vec(), biases);
     listed
 }
 
@@ -416,6 +429,25 @@ fn a_depthwise_convolution_of_ones_copies_its_channel() {
         vec![Some(2), Some(3), Some(0), Some(1)]
     );
     assert_eq!(identities_every_way(&layer), vec![None; 4]);
+    // Two copies adding into the same outputs: sums, not copies.
+    let parts = vec![
+        Part {
+            input: 0,
+            output: 0,
+            map: PartMap::Copy(2),
+        },
+        Part {
+            input: 2,
+            output: 0,
+            map: PartMap::Copy(2),
+        },
+    ];
+    let layer = Layer::new(
+        Affine::Blocks(Blocks::new(4, parts, vec![0.0; 2]).unwrap()),
+        false,
+    );
+    assert_eq!(identities_every_way(&layer), vec![None; 2]);
+    assert_eq!(layer.affine.copied_inputs(), vec![None; 2]);
 }
 
 proptest! {

@@ -167,17 +167,45 @@ impl<T: Scalar> Blocks<T> {
             one: T::one(),
             max_connected: 0,
         };
-        // Each output's count, part by part.
-        let mut counts = vec![0usize; out_dim];
-        for p in &blocks.parts {
+        blocks.max_connected = blocks.counts().into_iter().max().unwrap_or(0);
+        Ok(blocks)
+    }
+
+    /// The number of weights each output lists ([`Blocks::connected`]), part by part.
+    fn counts(&self) -> Vec<usize> {
+        let mut counts = vec![0usize; self.out_dim()];
+        for p in &self.parts {
             let reach = &mut counts[p.output..p.output + p.map.out_dim()];
             match &p.map {
                 PartMap::Conv(c) => c.add_connected(reach),
                 PartMap::Copy(_) => reach.iter_mut().for_each(|n| *n += 1),
             }
         }
-        blocks.max_connected = counts.into_iter().max().unwrap_or(0);
-        Ok(blocks)
+        counts
+    }
+
+    /// The input each output copies (one weight, of exactly 1, and a bias of exactly 0), or
+    /// `None`: [`crate::model::ir::Affine::copied_input`] of every output, from the counts of
+    /// [`Blocks::connected`], reading the one weight of an output that lists one.
+    pub fn copied_inputs(&self) -> Vec<Option<usize>> {
+        let counts = self.counts();
+        let mut copied = vec![None; self.out_dim()];
+        for p in &self.parts {
+            for j in p.output..p.output + p.map.out_dim() {
+                if counts[j] != 1 || !self.bias[j].is_zero() {
+                    continue;
+                }
+                // The part that lists output j's one weight (another covering it lists none).
+                let weight = match &p.map {
+                    PartMap::Copy(_) => Some((p.input + j - p.output, &self.one)),
+                    PartMap::Conv(_) => p.entries(j, &self.one).next(),
+                };
+                if let Some((i, w)) = weight {
+                    copied[j] = (*w == T::one()).then_some(i);
+                }
+            }
+        }
+        copied
     }
 
     /// The map of the outputs `start..end` alone (numbered from `start`), from the same input:

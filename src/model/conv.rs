@@ -5,6 +5,9 @@
 //! the layer holds its parameters only, whatever the image size (and a point's unfolded
 //! windows while it is multiplied).
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use ndarray::{Array2, ArrayView1, ArrayView2};
 use rayon::prelude::*;
 
@@ -74,13 +77,13 @@ impl ConvShape {
 }
 
 /// A convolution with its kernel `[channels, input channels / groups, height, width]` and one
-/// bias per output channel.
+/// bias per output channel. Copies share the kernel until one of them changes it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conv<T = f64> {
     shape: ConvShape,
     /// Output height and width.
     out: [usize; 2],
-    kernel: Vec<T>,
+    kernel: Arc<Vec<T>>,
     bias: Vec<T>,
 }
 
@@ -130,7 +133,7 @@ impl<T: Scalar> Conv<T> {
         Ok(Self {
             shape,
             out,
-            kernel,
+            kernel: Arc::new(kernel),
             bias,
         })
     }
@@ -153,6 +156,15 @@ impl<T: Scalar> Conv<T> {
     /// The biases, one per output channel.
     pub fn channel_bias(&self) -> &[T] {
         &self.bias
+    }
+
+    /// The biases, one per output (each channel's repeated over its positions).
+    pub fn biases(&self) -> Vec<T> {
+        let area = self.out[0] * self.out[1];
+        self.bias
+            .iter()
+            .flat_map(|b| std::iter::repeat_n(b.clone(), area))
+            .collect()
     }
 
     /// The biases, one per output channel, to change.
@@ -307,7 +319,8 @@ impl<T: Scalar> Conv<T> {
     /// `shift[o]` added to the bias (a per-channel affine map after this one), rounding once.
     pub fn scale_channels(&mut self, scale: &[T], shift: &[T]) {
         let per_channel = self.kernel.len() / self.shape.channels;
-        for (o, chunk) in self.kernel.chunks_mut(per_channel).enumerate() {
+        let kernel = Arc::make_mut(&mut self.kernel);
+        for (o, chunk) in kernel.chunks_mut(per_channel).enumerate() {
             for v in chunk {
                 *v = v.clone() * scale[o].clone();
             }
@@ -320,7 +333,7 @@ impl<T: Scalar> Conv<T> {
         Conv {
             shape: self.shape,
             out: self.out,
-            kernel: self.kernel.iter().map(&f).collect(),
+            kernel: Arc::new(self.kernel.iter().map(&f).collect()),
             bias: self.bias.iter().map(&f).collect(),
         }
     }
@@ -344,9 +357,9 @@ impl Conv<f64> {
     /// column per output position, zeros where a window covers padding), and one product of
     /// each group's kernel with it.
     pub fn rows_product(&self, h: ArrayView2<'_, f64>, absolute: bool) -> Array2<f64> {
-        let kernel: Vec<f64> = match absolute {
+        let kernel: Cow<'_, [f64]> = match absolute {
             true => self.kernel.iter().map(|v| v.abs()).collect(),
-            false => self.kernel.clone(),
+            false => Cow::Borrowed(&self.kernel),
         };
         let (groups, per_out, taps, area) = self.group_sizes();
         let mut out = Array2::zeros((h.nrows(), self.out_dim()));
@@ -495,7 +508,7 @@ impl Conv<f64> {
         Conv {
             shape: self.shape,
             out: self.out,
-            kernel: self.kernel.iter().map(|&v| f(v)).collect(),
+            kernel: Arc::new(self.kernel.iter().map(|&v| f(v)).collect()),
             bias: vec![0.0; self.bias.len()],
         }
     }

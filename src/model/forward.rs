@@ -104,7 +104,7 @@ pub fn activate<T: Scalar>(layer: &Layer<T>, z: &[T]) -> Vec<T> {
 pub fn layer_rows(layer: &Layer, h: ArrayView2<'_, f64>) -> (Array2<f64>, Option<Array2<usize>>) {
     let affine = &layer.affine;
     let mut z = affine.apply_rows(h);
-    let bias = Array1::from_iter((0..affine.out_dim()).map(|j| *affine.bias(j)));
+    let bias = affine.biases();
     z += &bias;
     if let Some(window) = layer.max_pool {
         let groups = z.ncols() / window;

@@ -135,6 +135,32 @@ impl<T: Scalar> Sparse<T> {
         })
     }
 
+    /// Output `j` copies input `inputs[j]` (weight 1, bias 0): a gather, as a max-pool layer's
+    /// map. Checks that every input is below `in_dim` (itself below 2^32).
+    pub fn gather(in_dim: usize, inputs: Vec<u32>) -> Result<Self> {
+        if inputs.is_empty() || in_dim == 0 || u32::try_from(in_dim).is_err() {
+            return Err(invalid(format!(
+                "a gather of {} outputs from {in_dim} inputs: between 1 and 2^32 - 1 of each",
+                inputs.len()
+            )));
+        }
+        if let Some((j, i)) = inputs
+            .iter()
+            .enumerate()
+            .find(|(_, &i)| i as usize >= in_dim)
+        {
+            return Err(invalid(format!("row {j}: input {i} is out of range")));
+        }
+        let n = inputs.len();
+        Ok(Self {
+            in_dim,
+            offsets: (0..=n).collect(),
+            inputs,
+            values: vec![T::one(); n],
+            bias: Array1::from_elem(n, T::zero()),
+        })
+    }
+
     /// The number of outputs.
     pub fn rows(&self) -> usize {
         self.offsets.len() - 1
@@ -435,6 +461,36 @@ impl<T: Scalar> Affine<T> {
             Affine::Shared(s) => &s.block.bias[j % s.block.bias.len()],
             Affine::Conv(c) => c.bias(j),
             Affine::Blocks(b) => b.bias(j),
+        }
+    }
+
+    /// Every output's bias, in order ([`Affine::bias`] of each).
+    pub fn biases(&self) -> Array1<T> {
+        match self {
+            Affine::Dense(d) => d.bias.clone(),
+            Affine::Sparse(s) => s.bias.clone(),
+            Affine::Shared(s) => s
+                .block
+                .bias
+                .iter()
+                .cloned()
+                .cycle()
+                .take(self.out_dim())
+                .collect(),
+            Affine::Conv(c) => Array1::from(c.biases()),
+            Affine::Blocks(b) => Array1::from(b.biases().to_vec()),
+        }
+    }
+
+    /// [`Affine::copied_input`] of every output, in order; a map of parts counts each
+    /// output's weights part by part instead of reading its row.
+    pub fn copied_inputs(&self) -> Vec<Option<usize>> {
+        match self {
+            Affine::Blocks(b) => b.copied_inputs(),
+            Affine::Conv(c) if c.channel_bias().iter().all(|b| !b.is_zero()) => {
+                vec![None; c.out_dim()]
+            }
+            _ => (0..self.out_dim()).map(|j| self.copied_input(j)).collect(),
         }
     }
 
@@ -769,9 +825,8 @@ impl<T: Scalar> Layer<T> {
         if self.max_pool.is_some() || first == n {
             return vec![None; n];
         }
-        let copies: Vec<Option<usize>> = (0..n)
-            .map(|j| (j >= first).then(|| self.affine.copied_input(j)).flatten())
-            .collect();
+        let mut copies = self.affine.copied_inputs();
+        copies[..first].iter_mut().for_each(|c| *c = None);
         if first == 0 && copies.iter().all(Option::is_some) {
             return vec![None; n];
         }
@@ -1330,6 +1385,19 @@ mod tests {
             max_pool: Some(window),
             linear_tail: 0,
         };
+        // A gather built from its inputs is the same map as its rows.
+        let rows = Sparse::from_rows(3, copies(), Array1::zeros(4)).unwrap();
+        assert_eq!(Sparse::gather(3, vec![0, 2, 1, 1]).unwrap(), rows);
+        for (in_dim, inputs, words) in [
+            (3, vec![0, 3], "row 1: input 3 is out of range"),
+            (3, vec![], "a gather of 0 outputs"),
+            (0, vec![0], "from 0 inputs"),
+        ] {
+            let e = Sparse::<f64>::gather(in_dim, inputs)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(words), "{e}");
+        }
         let net = Network::new(vec![layer(gather(copies(), 0.0), false, 2)]).unwrap();
         assert_eq!(net.widths(), vec![3, 2]);
         assert_eq!(

@@ -274,7 +274,7 @@ impl TorchNet {
     fn layer(layer: &Layer, kind: Kind, device: Device) -> TorchLayer {
         let affine = &layer.affine;
         let out = affine.out_dim();
-        let bias: Vec<f64> = (0..out).map(|j| *affine.bias(j)).collect();
+        let bias = affine.biases().to_vec();
         let vector = |v: &[f64]| {
             Tensor::from_slice(v)
                 .view([1, out as i64])

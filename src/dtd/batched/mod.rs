@@ -213,7 +213,7 @@ impl<'a> Batched<'a> {
 /// `layer` under `rule`, ready for batches.
 fn prepare(layer: &Layer, rule: Rule) -> Prepared {
     let affine: &Affine = &layer.affine;
-    let bias = Array1::from_iter((0..affine.out_dim()).map(|j| *affine.bias(j)));
+    let bias = affine.biases();
     let identities: Vec<(usize, usize)> = layer
         .identities()
         .into_iter()

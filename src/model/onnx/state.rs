@@ -205,12 +205,17 @@ pub(super) fn exact_sum(a: f64, b: f64) -> Option<f64> {
     (s.is_finite() && err == 0.0).then_some(s)
 }
 
-/// Sorts a row by input and merges the weights of a repeated input, which must sum exactly.
+/// Sorts a row by input and merges the weights of a repeated input, which must sum exactly;
+/// in place, and without sorting a row already strictly increasing.
 pub(super) fn merge_row(mut row: Vec<(u32, f64)>) -> Result<Vec<(u32, f64)>, String> {
+    if row.windows(2).all(|p| p[0].0 < p[1].0) {
+        return Ok(row);
+    }
     row.sort_by_key(|&(i, _)| i);
-    let mut out: Vec<(u32, f64)> = Vec::with_capacity(row.len());
-    for (i, w) in row {
-        match out.last_mut() {
+    let mut kept = 0usize;
+    for k in 0..row.len() {
+        let (i, w) = row[k];
+        match kept.checked_sub(1).map(|last| &mut row[last]) {
             Some((j, v)) if *j == i => {
                 *v = exact_sum(*v, w).ok_or_else(|| {
                     format!(
@@ -219,10 +224,14 @@ pub(super) fn merge_row(mut row: Vec<(u32, f64)>) -> Result<Vec<(u32, f64)>, Str
                     )
                 })?;
             }
-            _ => out.push((i, w)),
+            _ => {
+                row[kept] = (i, w);
+                kept += 1;
+            }
         }
     }
-    Ok(out)
+    row.truncate(kept);
+    Ok(row)
 }
 
 /// Whether `elems` are the inputs `0, 1, …, width − 1` in order.
@@ -414,6 +423,18 @@ impl<'a> Tracer<'a> {
                     format!("a layer of {outputs} outputs")
                 })?;
                 self.finish_cut(dims, Ok(Affine::Blocks(b)), activation)
+            }
+            Ok(Data {
+                dims,
+                form: Form::Map(Map::Sparse(rows, bias)),
+                ..
+            }) => {
+                let listed: usize = rows.iter().map(Vec::len).sum();
+                self.check_memory(listed as u64 * 12 + 16 * rows.len() as u64, || {
+                    format!("a layer of {} outputs", rows.len())
+                })?;
+                let sparse = Sparse::from_rows(self.width, rows, Array1::from(bias));
+                self.finish_cut(dims, sparse.map(Affine::Sparse), activation)
             }
             Ok(data) => self.cut_alone(&data, activation),
             Err(x) => self.cut(&x, activation),
@@ -650,11 +671,11 @@ impl<'a> Tracer<'a> {
     }
 
     /// Selected elements of `x` (a map is cut into a layer without ReLU first).
-    pub(super) fn select(&mut self, x: &Data) -> Result<Vec<Elem>, String> {
+    pub(super) fn select<'x>(&mut self, x: &'x Data) -> Result<Cow<'x, [Elem]>, String> {
         match &x.form {
-            Form::Select(e) => Ok(e.clone()),
+            Form::Select(e) => Ok(Cow::Borrowed(e)),
             Form::Map(_) => match self.cut(x, None)?.form {
-                Form::Select(e) => Ok(e),
+                Form::Select(e) => Ok(Cow::Owned(e)),
                 Form::Map(_) => unreachable!("a cut gives selected elements"),
             },
         }
@@ -682,22 +703,28 @@ impl<'a> Tracer<'a> {
         }
         let mut out_rows = Vec::with_capacity(rows.len());
         let mut out_bias = Vec::with_capacity(rows.len());
-        for (o, (row, b)) in rows.into_iter().zip(bias).enumerate() {
-            let mut inputs = Vec::with_capacity(row.len());
+        for (o, (mut inputs, b)) in rows.into_iter().zip(bias).enumerate() {
             let mut constant: Option<ExactSum> = None;
-            for (pos, w) in row {
-                match elems[pos as usize] {
-                    Elem::Input(i) => inputs.push((i, w)),
-                    Elem::Const(c) if c != 0.0 && w != 0.0 => constant
-                        .get_or_insert_with(|| {
-                            let mut s = ExactSum::new();
-                            s.add(b);
-                            s
-                        })
-                        .add_product(w, c),
-                    Elem::Const(_) => {}
+            // Each position becomes the input it selects (kept in place); a constant joins
+            // the bias instead.
+            inputs.retain_mut(|(pos, w)| match elems[*pos as usize] {
+                Elem::Input(i) => {
+                    *pos = i;
+                    true
                 }
-            }
+                Elem::Const(c) => {
+                    if c != 0.0 && *w != 0.0 {
+                        constant
+                            .get_or_insert_with(|| {
+                                let mut s = ExactSum::new();
+                                s.add(b);
+                                s
+                            })
+                            .add_product(*w, c);
+                    }
+                    false
+                }
+            });
             let bias = match constant {
                 None => b,
                 Some(s) => s
@@ -723,7 +750,7 @@ impl<'a> Tracer<'a> {
         let elems = self.select(x)?;
         if !is_identity(&elems, self.width) {
             if let Some(start) = input_range(&elems) {
-                let bias = (0..conv.out_dim()).map(|j| *conv.bias(j)).collect();
+                let bias = conv.biases();
                 let part = Part {
                     input: start,
                     output: 0,
@@ -888,7 +915,7 @@ pub(super) fn form_parts(form: &Form, output: usize) -> Option<(Vec<Part>, Vec<f
             Some((vec![part], vec![0.0; elems.len()]))
         }
         Form::Map(Map::Conv(c)) => {
-            let bias = (0..c.out_dim()).map(|j| *c.bias(j)).collect();
+            let bias = c.biases();
             let part = Part {
                 input: 0,
                 output,

@@ -4,6 +4,8 @@
 //! rounded once) unless a ReLU, a max-pool layer or an open bias lies in between, and is a
 //! diagonal map of its own otherwise, or always with `keep_batch_norm` (exact in `s` and `t`).
 
+use std::rc::Rc;
+
 use ndarray::{Array1, Array2};
 use onnx_protobuf::NodeProto;
 
@@ -22,7 +24,7 @@ pub(super) const OPS: &[Op] = &[Op {
 
 /// Channels are dimension 1 of `[batch, channels, ...]` data.
 fn batch_norm<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, String> {
-    let x = t.data(node, 0)?;
+    let x = t.take_data(node, 0)?;
     if x.dims.len() < 2 {
         return Err("BatchNormalization needs [batch, channels, ...] data".into());
     }
@@ -32,8 +34,19 @@ fn batch_norm<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>,
     let n = channels * per_channel;
     let channel_of = |p: usize| (p / per_channel) % channels;
     if let (Form::Map(map), false, false) = (&x.form, t.keep_batch_norm, x.bias_open) {
-        if let Some(map) = normalised(map, &x.dims, &s, &shift) {
-            return Ok(Output::Data(t.with(x.dims.clone(), Form::Map(map))));
+        if foldable(map, &x.dims) {
+            let dims = x.dims.clone();
+            // The map itself when no other tensor holds it, else a copy.
+            let map = match Rc::try_unwrap(x).map(|d| d.form) {
+                Ok(Form::Map(map)) => map,
+                Err(x) => match &x.form {
+                    Form::Map(map) => map.clone(),
+                    Form::Select(_) => unreachable!("a map was matched"),
+                },
+                Ok(Form::Select(_)) => unreachable!("a map was matched"),
+            };
+            let map = normalised(map, &dims, &s, &shift)?;
+            return Ok(Output::Data(t.with(dims, Form::Map(map))));
         }
     }
     let x = match &x.form {
@@ -89,45 +102,63 @@ fn batch_norm_parameters(
     Ok((s, t))
 }
 
-/// Batch norm folded into a map (`s·w` and `s·b + t`, each
-/// rounded once), or `None` for a shared map whose copies would need different scales.
-fn normalised(map: &Map, dims: &[usize], s: &[f64], t: &[f64]) -> Option<Map> {
+/// Whether batch norm folds into `map`: not into a shared map whose copies would need
+/// different scales, nor into a map of parts that are not convolutions writing whole
+/// channels of the tensor.
+fn foldable(map: &Map, dims: &[usize]) -> bool {
     let channels = dims[1];
     let per_channel: usize = dims[2..].iter().product();
     let channel_of = |p: usize| (p / per_channel) % channels;
     match map {
+        Map::Dense(..) | Map::Sparse(..) | Map::Conv(_) => true,
+        Map::Blocks(blocks) => blocks.parts().iter().all(|part| match &part.map {
+            PartMap::Conv(conv) => {
+                let [_, h, w] = conv.output();
+                h * w == per_channel && part.output % per_channel == 0
+            }
+            _ => false,
+        }),
+        Map::Shared(w, _, copies) => {
+            let rows = w.nrows();
+            (0..rows * copies).all(|j| channel_of(j) == channel_of(j % rows))
+        }
+    }
+}
+
+/// Batch norm folded into a map that [`foldable`] accepts (`s·w` and `s·b + t`, each rounded
+/// once).
+fn normalised(map: Map, dims: &[usize], s: &[f64], t: &[f64]) -> Result<Map, String> {
+    let channels = dims[1];
+    let per_channel: usize = dims[2..].iter().product();
+    let channel_of = |p: usize| (p / per_channel) % channels;
+    Ok(match map {
         Map::Dense(w, b) => {
             let (w, b) = scaled(w, b, channel_of, s, t);
-            Some(Map::Dense(w, b))
+            Map::Dense(w, b)
         }
-        Map::Sparse(rows, b) => {
-            let mut rows = rows.clone();
-            let mut b = b.clone();
+        Map::Sparse(mut rows, mut b) => {
             for (j, row) in rows.iter_mut().enumerate() {
                 let c = channel_of(j);
                 row.iter_mut().for_each(|(_, v)| *v *= s[c]);
                 b[j] = b[j] * s[c] + t[c];
             }
-            Some(Map::Sparse(rows, b))
+            Map::Sparse(rows, b)
         }
-        Map::Conv(conv) => {
-            let mut conv = conv.clone();
+        Map::Conv(mut conv) => {
             conv.scale_channels(s, t);
-            Some(Map::Conv(conv))
+            Map::Conv(conv)
         }
         Map::Blocks(blocks) => {
             // Each part a convolution whose output channels are channels of the tensor.
-            let (parts, mut b) = blocks.clone().into_parts();
+            let in_dim = blocks.in_dim();
+            let (parts, mut b) = blocks.into_parts();
             let mut scaled_parts = Vec::with_capacity(parts.len());
             for part in parts {
                 let PartMap::Conv(mut conv) = part.map else {
-                    return None;
+                    return Err("batch norm after a map of parts that are not convolutions".into());
                 };
-                let [c, h, w] = conv.output();
-                if h * w != per_channel || part.output % per_channel != 0 {
-                    return None;
-                }
                 let first = channel_of(part.output);
+                let c = conv.output()[0];
                 let scale: Vec<f64> = (0..c).map(|k| s[(first + k) % channels]).collect();
                 conv.scale_channels(&scale, &vec![0.0; c]);
                 scaled_parts.push(Part {
@@ -139,31 +170,23 @@ fn normalised(map: &Map, dims: &[usize], s: &[f64], t: &[f64]) -> Option<Map> {
                 let c = channel_of(j);
                 *v = *v * s[c] + t[c];
             }
-            Blocks::new(blocks.in_dim(), scaled_parts, b)
-                .ok()
-                .map(Map::Blocks)
+            Map::Blocks(Blocks::new(in_dim, scaled_parts, b).map_err(|e| e.to_string())?)
         }
         Map::Shared(w, b, copies) => {
-            let rows = w.nrows();
-            let same = (0..rows * copies).all(|j| channel_of(j) == channel_of(j % rows));
-            if !same {
-                return None;
-            }
             let (w, b) = scaled(w, b, channel_of, s, t);
-            Some(Map::Shared(w, b, *copies))
+            Map::Shared(w, b, copies)
         }
-    }
+    })
 }
 
 /// `s·w` and `s·b + t` for each row `j` of a matrix, with the channel `channel_of(j)`.
 fn scaled(
-    w: &Array2<f64>,
-    b: &Array1<f64>,
+    mut w: Array2<f64>,
+    mut b: Array1<f64>,
     channel_of: impl Fn(usize) -> usize,
     s: &[f64],
     t: &[f64],
 ) -> (Array2<f64>, Array1<f64>) {
-    let (mut w, mut b) = (w.clone(), b.clone());
     for (j, mut row) in w.rows_mut().into_iter().enumerate() {
         let c = channel_of(j);
         row.mapv_inplace(|v| v * s[c]);

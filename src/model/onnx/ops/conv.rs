@@ -59,7 +59,7 @@ fn conv<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, Strin
                 .collect()
         })
         .collect();
-    let bias = (0..conv.out_dim()).map(|j| *conv.bias(j)).collect();
+    let bias = conv.biases();
     Ok(Output::Data(t.linear(&x, rows, bias, dims)?))
 }
 

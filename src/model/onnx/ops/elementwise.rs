@@ -19,13 +19,13 @@ use ndarray::{Array1, Array2};
 use onnx_protobuf::NodeProto;
 
 use super::{Op, Reads};
-use crate::model::blocks::Blocks;
+use crate::model::blocks::{Blocks, Part, PartMap};
 use crate::model::conv::Conv;
 use crate::model::onnx::fold::{broadcast_dims, broadcast_positions, count};
 use crate::model::onnx::proto::Tensor;
 use crate::model::onnx::state::{
-    exact_sum, form_parts, form_rows, is_operator, merge_row, Data, Elem, Form, Map, Operand,
-    Output, Tracer,
+    exact_sum, form_parts, form_rows, input_range, is_operator, merge_row, Data, Elem, Form, Map,
+    Operand, Output, Tracer,
 };
 
 pub(super) const OPS: &[Op] = &[
@@ -338,11 +338,26 @@ fn add_apart(t: &mut Tracer<'_>, x: &Data, y: &Data) -> Result<Data, String> {
             Form::Map(Map::Sparse(rows, bias))
         }
     };
-    let parts = t.with(vec![2 * n], form);
+    let parts = Rc::new(t.with(vec![2 * n], form));
+    let parts = t.cut_taken(parts, None)?;
+    // The two halves of the cut, as consecutive inputs, added by two copies.
+    let halves = match &parts.form {
+        Form::Select(elems) => (input_range(&elems[..n]), input_range(&elems[n..])),
+        Form::Map(_) => unreachable!("a cut gives selected elements"),
+    };
+    if let (Some(a), Some(b)) = halves {
+        let copy = |input| Part {
+            input,
+            output: 0,
+            map: PartMap::Copy(n),
+        };
+        if let Ok(blocks) = Blocks::new(t.width, vec![copy(a), copy(b)], vec![0.0; n]) {
+            return Ok(t.with(x.dims.clone(), Form::Map(Map::Blocks(blocks))));
+        }
+    }
     let sum = (0..n as u32)
         .map(|p| vec![(p, 1.0), (n as u32 + p, 1.0)])
         .collect();
-    let parts = t.cut(&parts, None)?;
     t.linear(&parts, sum, vec![0.0; n], x.dims.clone())
 }
 

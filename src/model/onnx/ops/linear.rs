@@ -207,7 +207,7 @@ fn affine_rows(
             b.push(bias[j]);
         }
     }
-    let selected = t.with(x.dims.clone(), Form::Select(elems));
+    let selected = t.with(x.dims.clone(), Form::Select(elems.into_owned()));
     t.linear(&selected, rows, b, dims)
 }
 

@@ -2,7 +2,8 @@
 //! average each window, with weights `1/count` each the f64 nearest it; MaxPool is a max-pool
 //! layer, a gather of each window's inputs whose largest entry wins.
 
-use ndarray::Array1;
+use std::borrow::Cow;
+
 use onnx_protobuf::NodeProto;
 
 use super::conv::{image, lowered, ReadWindow};
@@ -10,7 +11,7 @@ use super::{Op, Reads};
 use crate::model::image::Window;
 use crate::model::ir::{Activation, Affine, Layer, Sparse};
 use crate::model::onnx::proto::attr_int;
-use crate::model::onnx::state::{Data, Elem, Form, Output, SparseRows, Tracer};
+use crate::model::onnx::state::{Data, Elem, Form, Output, Tracer};
 
 pub(super) const OPS: &[Op] = &[
     Op {
@@ -90,27 +91,24 @@ fn max_pool<'a>(t: &mut Tracer<'a>, node: &'a NodeProto) -> Result<Output<'a>, S
     let x = t.data(node, 0)?;
     let [c, h, w] = image(&x, "MaxPool")?;
     let (window, [ho, wo]) = max_pool_window(node, [h, w])?;
-    let (rows, size) = max_pool_rows([c, h, w], &window)?;
+    let (positions, size) = max_pool_positions([c, h, w], &window)?;
     let inputs = match &x.form {
-        Form::Select(elems) if elems.iter().all(|e| matches!(e, Elem::Input(_))) => elems.clone(),
+        Form::Select(elems) if elems.iter().all(|e| matches!(e, Elem::Input(_))) => {
+            Cow::Borrowed(elems)
+        }
         _ => match t.cut(&x, None)?.form {
-            Form::Select(e) => e,
+            Form::Select(e) => Cow::Owned(e),
             Form::Map(_) => unreachable!("a cut gives selected elements"),
         },
     };
-    let rows: SparseRows = rows
+    let gathered = positions
         .into_iter()
-        .map(|row| {
-            row.into_iter()
-                .map(|(p, v)| match inputs[p as usize] {
-                    Elem::Input(i) => (i, v),
-                    Elem::Const(_) => unreachable!("constants were cut into a layer"),
-                })
-                .collect()
+        .map(|p| match inputs[p as usize] {
+            Elem::Input(i) => i,
+            Elem::Const(_) => unreachable!("constants were cut into a layer"),
         })
         .collect();
-    let n = rows.len();
-    let affine = Sparse::from_rows(t.width, rows, Array1::zeros(n))
+    let affine = Sparse::gather(t.width, gathered)
         .map(Affine::Sparse)
         .map_err(|e| e.to_string())?;
     t.layers.push(Layer {
@@ -140,11 +138,11 @@ fn max_pool_window(node: &NodeProto, [h, w]: [usize; 2]) -> Result<(Window, [usi
     Ok((window, out))
 }
 
-/// The gather of a max pooling of a `[c, h, w]` image: for each output position, one row per
-/// window position, each a copy of one input, and the window size. Padding never wins a max,
-/// so a window cut by the padding repeats its first input in the padded places (a repeat after
-/// the original never wins a tie either).
-fn max_pool_rows([c, h, w]: [usize; 3], window: &Window) -> Result<(SparseRows, usize), String> {
+/// The gather of a max pooling of a `[c, h, w]` image: for each output position, the input
+/// position each window position copies (one row of the layer each), and the window size.
+/// Padding never wins a max, so a window cut by the padding repeats its first input in the
+/// padded places (a repeat after the original never wins a tie either).
+fn max_pool_positions([c, h, w]: [usize; 3], window: &Window) -> Result<(Vec<u32>, usize), String> {
     let [ho, wo] = window.output(h, w)?;
     let inputs = c
         .checked_mul(h)
@@ -154,24 +152,25 @@ fn max_pool_rows([c, h, w]: [usize; 3], window: &Window) -> Result<(SparseRows, 
         .checked_mul(window.kernel[1])
         .ok_or("the MaxPool window has more positions than can be indexed")?;
     lowered("MaxPool", &[c, ho, wo, size], 1, inputs)?;
-    let mut rows = Vec::with_capacity(c * ho * wo * size);
+    let mut positions = Vec::with_capacity(c * ho * wo * size);
     for ch in 0..c {
         for i in 0..ho {
             for j in 0..wo {
-                let taps: Vec<u32> = window
-                    .taps(i, j, h, w)
-                    .into_iter()
-                    .map(|(r, col, _, _)| ((ch * h + r) * w + col) as u32)
-                    .collect();
-                let Some(&first) = taps.first() else {
+                let start = positions.len();
+                positions.extend(
+                    window
+                        .taps(i, j, h, w)
+                        .into_iter()
+                        .map(|(r, col, _, _)| ((ch * h + r) * w + col) as u32),
+                );
+                let Some(&first) = positions.get(start) else {
                     return Err("a window of MaxPool covers no input position".into());
                 };
-                rows.extend(taps.iter().map(|&t| vec![(t, 1.0)]));
-                rows.extend((taps.len()..size).map(|_| vec![(first, 1.0)]));
+                positions.resize(start + size, first);
             }
         }
     }
-    Ok((rows, size))
+    Ok((positions, size))
 }
 
 /// The rows of an average pooling of a `[c, h, w]` image: each window's mean over the input

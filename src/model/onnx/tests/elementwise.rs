@@ -270,3 +270,17 @@ fn operands_that_are_not_constants_or_do_not_broadcast_are_refused_naming_the_no
         assert_has(&load_err(&m), words);
     }
 }
+
+/// A row's repeated inputs are merged (their weights summed, refused where the sum rounds),
+/// and a row already in increasing order is kept as it is.
+#[test]
+fn rows_merge_repeated_inputs_and_refuse_sums_that_round() {
+    use crate::model::onnx::state::merge_row;
+    let merged = merge_row(vec![(3, 1.0), (1, 0.5), (3, 2.0), (0, -1.0), (1, 0.25)]).unwrap();
+    assert_eq!(merged, vec![(0, -1.0), (1, 0.75), (3, 3.0)]);
+    let increasing = vec![(0, 1.0), (2, -1.0), (5, 0.5)];
+    assert_eq!(merge_row(increasing.clone()).unwrap(), increasing);
+    assert_eq!(merge_row(Vec::new()).unwrap(), Vec::new());
+    let e = merge_row(vec![(4, 1e-30), (2, 0.5), (4, 1.0)]).unwrap_err();
+    assert_has(&e, &["reach input 4", "do not sum exactly"]);
+}
