@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use dtdcert::dtd::{explain, DtdSettings, Rule};
 use dtdcert::exact::{Rational, Scalar};
-use dtdcert::model::blocks::{Blocks, Part, PartMap};
+use dtdcert::model::blocks::{parts_inside, Blocks, Part, PartMap};
 use dtdcert::model::conv::{Conv, ConvShape};
 use dtdcert::model::forward::forward;
 use dtdcert::model::inputs::load_inputs;
@@ -175,6 +175,61 @@ fn parts_adding_into_an_output_from_a_common_input_are_refused() {
     };
     let err = Blocks::new(9, vec![biased], vec![0.0; 4]).unwrap_err();
     assert!(err.to_string().contains("biases of its own"), "{err}");
+}
+
+/// The map of a range of outputs keeps the parts inside it, renumbered from its start, with
+/// their biases; a range that cuts a part has none.
+#[test]
+fn a_range_of_outputs_keeps_the_parts_inside_it() {
+    let ranges = [(0, 4), (4, 3)];
+    for ((start, end), inside) in [
+        ((0, 4), Some(vec![0])),
+        ((4, 7), Some(vec![1])),
+        ((0, 7), Some(vec![0, 1])),
+        ((7, 7), Some(vec![])),
+        ((2, 7), None),
+        ((0, 5), None),
+    ] {
+        assert_eq!(parts_inside(ranges, start, end), inside, "{start}..{end}");
+    }
+    let shape = ConvShape {
+        input: [1, 3, 3],
+        channels: 1,
+        kernel: [2, 2],
+        strides: [1, 1],
+        pads: [0; 4],
+        dilations: [1, 1],
+        groups: 1,
+    };
+    let conv = Conv::new(shape, vec![0.5; 4], vec![0.0]).unwrap();
+    let parts = vec![
+        Part {
+            input: 0,
+            output: 0,
+            map: PartMap::Conv(conv.clone()),
+        },
+        Part {
+            input: 9,
+            output: 4,
+            map: PartMap::Copy(3),
+        },
+    ];
+    let bias: Vec<f64> = (0..7).map(f64::from).collect();
+    let blocks = Blocks::new(12, parts, bias).unwrap();
+    let copies = blocks.outputs(4, 7).unwrap();
+    assert_eq!(copies.biases(), &[4.0, 5.0, 6.0]);
+    assert_eq!(copies.in_dim(), 12);
+    assert_eq!(
+        copies.parts(),
+        &[Part {
+            input: 9,
+            output: 0,
+            map: PartMap::Copy(3)
+        }]
+    );
+    let convolved = blocks.outputs(0, 4).unwrap();
+    assert_eq!(convolved.parts()[0].map, PartMap::Conv(conv));
+    assert!(blocks.outputs(2, 7).is_none());
 }
 
 fn fixture(name: &str) -> PathBuf {

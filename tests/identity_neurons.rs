@@ -115,6 +115,8 @@ proptest! {
             let outputs = 0..affine.out_dim();
             let copies: Vec<_> = outputs.clone().map(|j| affine.copied_input(j)).collect();
             prop_assert_eq!(affine.copied_inputs(), copies);
+            let counts: Vec<usize> = outputs.clone().map(|j| affine.row(j).connected()).collect();
+            prop_assert_eq!(affine.connected_counts(), counts);
             let biases: Vec<f64> = outputs.map(|j| *affine.bias(j)).collect();
             prop_assert_eq!(affine.biases().to_vec(), biases);
         }
@@ -279,8 +281,8 @@ fn identities_are_exactly_the_carried_copies() {
 }
 
 /// The layer's identities asked every way: the list, the layer per output, and the network
-/// (one layer) per output; and its affine map's copies and biases listed at once equal them
-/// asked output by output.
+/// (one layer) per output; and its affine map's copies, connection counts and biases listed
+/// at once equal them asked output by output.
 fn identities_every_way(layer: &Layer) -> Vec<Option<usize>> {
     let listed = layer.identities();
     let net = Network::new(vec![layer.clone()]).unwrap();
@@ -292,6 +294,8 @@ fn identities_every_way(layer: &Layer) -> Vec<Option<usize>> {
     let outputs = 0..affine.out_dim();
     let copies: Vec<Option<usize>> = outputs.clone().map(|j| affine.copied_input(j)).collect();
     assert_eq!(affine.copied_inputs(), copies);
+    let counts: Vec<usize> = outputs.clone().map(|j| affine.row(j).connected()).collect();
+    assert_eq!(affine.connected_counts(), counts);
     let biases: Vec<f64> = outputs.map(|j| *affine.bias(j)).collect();
     assert_eq!(affine.biases().to_vec(), biases);
     listed

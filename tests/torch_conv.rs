@@ -175,6 +175,12 @@ fn layout_agrees(affine: &Affine, own: Linear, seed: u64) -> Result<(), TestCase
     let counts: Vec<f64> = (0..affine.out_dim())
         .map(|j| affine.row(j).connected() as f64)
         .collect();
+    let listed: Vec<f64> = affine
+        .connected_counts()
+        .iter()
+        .map(|&n| n as f64)
+        .collect();
+    prop_assert_eq!(&listed, &counts);
     prop_assert_eq!(to_f64(&own.connected(device)), counts.clone());
     prop_assert_eq!(to_f64(&rows.connected(device)), counts);
     Ok(())

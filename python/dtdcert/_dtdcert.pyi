@@ -28,7 +28,8 @@ class NativeModel:
     def audit(self, inputs: Inputs, inputs_key: Optional[str], explain: Optional[int],
               targets: Optional[bytes], rules: Rules, domain: Optional[str], exact: bool,
               roots: bool, certify: Optional[str], certify_all: bool, lp_time_limit: float,
-              lp_backend: str, progress: Progress) -> NativeAudit: ...
+              lp_backend: str, root_sample: Optional[Tuple[int, int]],
+              progress: Progress) -> NativeAudit: ...
     def region(self, inputs: Inputs, inputs_key: Optional[str], sample: Optional[int],
                layer: int) -> Tuple[str, List[Optional[np.ndarray]], np.ndarray, np.ndarray,
                                     np.ndarray]: ...

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use dtdcert::audit::explain::{input_relevances_counted, Arithmetic};
 use dtdcert::audit::spec::RunSpec;
-use dtdcert::audit::{AuditSettings, CertifySettings, InMemoryFiles, LpSettings, Runner};
+use dtdcert::audit::{
+    AuditSettings, CertifySettings, InMemoryFiles, LpSettings, RootSample, Runner,
+};
 use dtdcert::check::{check_with, Memo, Problem};
 use dtdcert::cli::certify::ProblemArg;
 use dtdcert::exact::Scalar;
@@ -233,7 +235,7 @@ impl NativeModel {
     }
 
     /// An audit of every input, held in memory.
-    #[pyo3(signature = (inputs, inputs_key, explain, targets, rules, domain, exact, roots, certify, certify_all, lp_time_limit, lp_backend, progress))]
+    #[pyo3(signature = (inputs, inputs_key, explain, targets, rules, domain, exact, roots, certify, certify_all, lp_time_limit, lp_backend, root_sample, progress))]
     #[allow(clippy::too_many_arguments)]
     fn audit<'py>(
         &self,
@@ -258,6 +260,7 @@ impl NativeModel {
         certify_all: bool,
         lp_time_limit: f64,
         lp_backend: String,
+        root_sample: Option<(usize, u64)>,
         progress: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<NativeAudit> {
         self.check_file(py)?;
@@ -296,7 +299,10 @@ impl NativeModel {
                     backend: lp.backend,
                 },
                 torch: None,
-                root_sample: None,
+                root_sample: root_sample.map(|(roots_per_layer, seed)| RootSample {
+                    roots_per_layer,
+                    seed,
+                }),
             };
             settings.dtd.set_layer_kinds(model.net().kinds());
             settings.check(model)?;

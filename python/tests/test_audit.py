@@ -28,6 +28,9 @@ def assert_same_folder(a, b, files=FILES):
     ({"rule": "z+", "input_rule": "zb:-3:3", "roots": True},
      ["--input-rule", "zb:-3:3", "--roots"]),
     ({"exact": True, "explain": 0}, ["--exact", "--explain", "0"]),
+    ({"roots_per_layer": 2, "seed": 7, "explain": 0},
+     ["--roots-per-layer", "2", "--seed", "7", "--explain", "0"]),
+    ({"roots_per_layer": 3}, ["--roots-per-layer", "3"]),
 ])
 def test_the_folder_equals_the_command_lines(c6, cli, tmp_path, options, flags):
     cli("audit", "--model", C6_MODEL, "--inputs", C6_INPUTS, *flags, "--csv", "--quiet",
@@ -151,9 +154,32 @@ def test_certified_roots_are_checked_certificates(c6, c6_inputs, cli, tmp_path):
     assert done.stdout.count(": accepted") == len(certificates)
 
 
-def test_roots_per_layer_is_not_implemented(c6):
-    with pytest.raises(NotImplementedError, match="roots_per_layer"):
-        c6.audit(C6_INPUTS, roots_per_layer=10)
+def test_a_sample_of_roots_per_layer_is_drawn_from_its_seed(c6):
+    every = c6.audit(C6_INPUTS, explain=0)
+    assert "root_sample" not in every.summary or every.summary["root_sample"] is None
+    drawn = [c6.audit(C6_INPUTS, explain=0, roots_per_layer=2, seed=s) for s in (1, 1, 2)]
+    sample = drawn[0].summary["root_sample"]
+    assert sample["roots_per_layer"] == 2 and sample["seed"] == 1
+    # At most 2 roots judged per layer and input; the same seed draws the same roots.
+    for layer in drawn[0].layers:
+        assert layer["roots"] <= 2 * drawn[0].samples
+    assert drawn[0].records == drawn[1].records
+    assert drawn[0].records != drawn[2].records
+    assert drawn[0].total["roots"] < every.total["roots"]
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"roots_per_layer": 0}, "roots_per_layer=0"),
+    ({"roots_per_layer": 1.5}, "roots_per_layer=1.5"),
+    ({"roots_per_layer": True}, "roots_per_layer=True"),
+    ({"roots_per_layer": 2, "seed": -1}, "seed=-1"),
+    ({"roots_per_layer": 2, "seed": 2**64}, "seed=18446744073709551616"),
+    ({"roots_per_layer": 2, "seed": "7"}, "seed='7'"),
+    ({"seed": 3}, "give roots_per_layer=K"),
+])
+def test_a_bad_sample_of_roots_is_refused(c6, options, words):
+    with pytest.raises(dtdcert.InvalidInputError, match=words.replace(".", r"\.")):
+        c6.audit(C6_INPUTS, **options)
 
 
 @pytest.mark.parametrize("fixture", valid_fixtures(), ids=lambda f: f["file"])

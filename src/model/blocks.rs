@@ -83,6 +83,26 @@ impl<T: Scalar> Part<T> {
     }
 }
 
+/// The parts (given by the first output and the width of their output ranges, in order)
+/// that add into outputs `start..end` alone, by index; `None` where one adds into outputs on
+/// both sides of `start` or of `end`.
+pub fn parts_inside(
+    ranges: impl IntoIterator<Item = (usize, usize)>,
+    start: usize,
+    end: usize,
+) -> Option<Vec<usize>> {
+    let mut inside = Vec::new();
+    for (k, (first, width)) in ranges.into_iter().enumerate() {
+        let last = first + width;
+        if first >= start && last <= end {
+            inside.push(k);
+        } else if first < end && last > start {
+            return None;
+        }
+    }
+    Some(inside)
+}
+
 /// An affine map of `in_dim` inputs made of placed parts and one bias per output.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Blocks<T = f64> {
@@ -167,12 +187,12 @@ impl<T: Scalar> Blocks<T> {
             one: T::one(),
             max_connected: 0,
         };
-        blocks.max_connected = blocks.counts().into_iter().max().unwrap_or(0);
+        blocks.max_connected = blocks.connected_counts().into_iter().max().unwrap_or(0);
         Ok(blocks)
     }
 
     /// The number of weights each output lists ([`Blocks::connected`]), part by part.
-    fn counts(&self) -> Vec<usize> {
+    pub fn connected_counts(&self) -> Vec<usize> {
         let mut counts = vec![0usize; self.out_dim()];
         for p in &self.parts {
             let reach = &mut counts[p.output..p.output + p.map.out_dim()];
@@ -188,7 +208,7 @@ impl<T: Scalar> Blocks<T> {
     /// `None`: [`crate::model::ir::Affine::copied_input`] of every output, from the counts of
     /// [`Blocks::connected`], reading the one weight of an output that lists one.
     pub fn copied_inputs(&self) -> Vec<Option<usize>> {
-        let counts = self.counts();
+        let counts = self.connected_counts();
         let mut copied = vec![None; self.out_dim()];
         for p in &self.parts {
             for j in p.output..p.output + p.map.out_dim() {
@@ -212,19 +232,18 @@ impl<T: Scalar> Blocks<T> {
     /// the parts that add into them, and their biases. `None` where a part adds into outputs
     /// on both sides of `start` or of `end`, or none adds into them.
     pub fn outputs(&self, start: usize, end: usize) -> Option<Self> {
-        let mut parts = Vec::new();
-        for p in &self.parts {
-            let (first, last) = (p.output, p.output + p.map.out_dim());
-            if first >= start && last <= end {
-                parts.push(Part {
+        let ranges = self.parts.iter().map(|p| (p.output, p.map.out_dim()));
+        let parts = parts_inside(ranges, start, end)?
+            .into_iter()
+            .map(|k| {
+                let p = &self.parts[k];
+                Part {
                     input: p.input,
                     output: p.output - start,
                     map: p.map.clone(),
-                });
-            } else if first < end && last > start {
-                return None;
-            }
-        }
+                }
+            })
+            .collect();
         let bias = self.bias.get(start..end)?.to_vec();
         Self::new(self.in_dim, parts, bias).ok()
     }

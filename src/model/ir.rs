@@ -535,6 +535,22 @@ impl<T: Scalar> Affine<T> {
         }
     }
 
+    /// How many inputs each output is connected to ([`WeightRow::connected`] of every row),
+    /// counted without building a row.
+    pub fn connected_counts(&self) -> Vec<usize> {
+        match self {
+            Affine::Dense(d) => vec![d.weight.ncols(); d.weight.nrows()],
+            Affine::Sparse(s) => s.offsets.windows(2).map(|w| w[1] - w[0]).collect(),
+            Affine::Shared(s) => vec![s.block.weight.ncols(); self.out_dim()],
+            Affine::Conv(c) => {
+                let mut counts = vec![0; c.out_dim()];
+                c.add_connected(&mut counts);
+                counts
+            }
+            Affine::Blocks(b) => b.connected_counts(),
+        }
+    }
+
     /// The most inputs any one output is connected to (the number of products in its sum).
     pub fn max_connected(&self) -> usize {
         match self {

@@ -13,7 +13,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use crate::model::blocks::{Blocks, PartMap};
+use crate::model::blocks::{parts_inside, Blocks, PartMap};
 use crate::model::conv::Conv;
 use crate::model::ir::Affine;
 
@@ -79,10 +79,7 @@ impl SparseLinear {
     /// `affine`'s rows, gathered when every row has at most `gather_width` entries.
     fn new(affine: &Affine, kind: Kind, device: Device, gather_width: usize) -> Self {
         let (out, inp) = (affine.out_dim(), affine.in_dim());
-        let widest = (0..out)
-            .map(|j| affine.row(j).connected())
-            .max()
-            .unwrap_or(0);
+        let widest = affine.max_connected();
         let layout = if widest <= gather_width {
             Self::gather(affine, widest.max(1), kind, device)
         } else {
@@ -456,6 +453,19 @@ impl PartLayout {
             PartLayout::Copy { n, .. } => *n,
         }
     }
+
+    /// The same part with each weight tensor replaced by `f` of it; a copy stays marked as
+    /// its own 1 only with `keeps_unit` (where `f` hands its argument back).
+    fn mapped(&self, f: &impl Fn(&Tensor) -> Tensor, keeps_unit: bool) -> Self {
+        match self {
+            PartLayout::Conv(c) => PartLayout::Conv(c.map(f)),
+            PartLayout::Copy { n, weight, unit } => PartLayout::Copy {
+                n: *n,
+                weight: f(weight),
+                unit: *unit && keeps_unit,
+            },
+        }
+    }
 }
 
 impl BlocksLinear {
@@ -505,14 +515,7 @@ impl BlocksLinear {
             .map(|p| PartLinear {
                 input: p.input,
                 output: p.output,
-                map: match &p.map {
-                    PartLayout::Conv(c) => PartLayout::Conv(c.map(f)),
-                    PartLayout::Copy { n, weight, .. } => PartLayout::Copy {
-                        n: *n,
-                        weight: f(weight),
-                        unit: false,
-                    },
-                },
+                map: p.map.mapped(f, false),
             })
             .collect();
         Self::placed(self.inp, self.out, parts)
@@ -521,26 +524,22 @@ impl BlocksLinear {
     /// The map of the outputs `start..end` alone (numbered from `start`): the parts that add
     /// into them; `None` where a part adds into outputs on both sides of `start` or `end`.
     fn outputs(&self, start: i64, end: i64) -> Option<Self> {
-        let mut parts = Vec::new();
-        for p in &self.parts {
-            let (first, last) = (p.output, p.output + p.map.out_dim());
-            if first >= start && last <= end {
-                parts.push(PartLinear {
+        // Offsets and widths come from a map's (unsigned) sizes.
+        let ranges = self
+            .parts
+            .iter()
+            .map(|p| (p.output as usize, p.map.out_dim() as usize));
+        let parts = parts_inside(ranges, start as usize, end as usize)?
+            .into_iter()
+            .map(|k| {
+                let p = &self.parts[k];
+                PartLinear {
                     input: p.input,
                     output: p.output - start,
-                    map: match &p.map {
-                        PartLayout::Conv(c) => PartLayout::Conv(c.map(&Tensor::shallow_clone)),
-                        PartLayout::Copy { n, weight, unit } => PartLayout::Copy {
-                            n: *n,
-                            weight: weight.shallow_clone(),
-                            unit: *unit,
-                        },
-                    },
-                });
-            } else if first < end && last > start {
-                return None;
-            }
-        }
+                    map: p.map.mapped(&Tensor::shallow_clone, true),
+                }
+            })
+            .collect();
         Some(Self::placed(self.inp, end - start, parts))
     }
 

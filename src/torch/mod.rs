@@ -291,7 +291,12 @@ impl TorchNet {
             vector(&mask)
         });
         let w = Linear::of(affine, kind, device);
-        let connected = w.connected(device);
+        let counts: Vec<f64> = affine
+            .connected_counts()
+            .into_iter()
+            .map(|n| n as f64)
+            .collect();
+        let connected = vector(&counts);
         let bias = vector(&bias);
         // The identity neurons as the outputs `head..` (none before them).
         let head = identities
