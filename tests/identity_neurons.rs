@@ -409,23 +409,21 @@ fn a_depthwise_convolution_of_ones_copies_its_channel() {
     );
     assert!((0..10).all(|j| layer.affine.copied_input(j) == Some(j)));
     assert_eq!(identities_every_way(&layer), vec![None; 10]);
+    // Two copies of two inputs each, the first written at `first`, the second at 0.
+    let two_copies = |first: usize, outputs: usize| {
+        let copy = |input, output| Part {
+            input,
+            output,
+            map: PartMap::Copy(2),
+        };
+        let parts = vec![copy(0, first), copy(2, 0)];
+        Layer::new(
+            Affine::Blocks(Blocks::new(4, parts, vec![0.0; outputs]).unwrap()),
+            false,
+        )
+    };
     // Copies alone, crossed over.
-    let parts = vec![
-        Part {
-            input: 0,
-            output: 2,
-            map: PartMap::Copy(2),
-        },
-        Part {
-            input: 2,
-            output: 0,
-            map: PartMap::Copy(2),
-        },
-    ];
-    let layer = Layer::new(
-        Affine::Blocks(Blocks::new(4, parts, vec![0.0; 4]).unwrap()),
-        false,
-    );
+    let layer = two_copies(2, 4);
     assert_eq!(
         (0..4)
             .map(|j| layer.affine.copied_input(j))
@@ -434,22 +432,7 @@ fn a_depthwise_convolution_of_ones_copies_its_channel() {
     );
     assert_eq!(identities_every_way(&layer), vec![None; 4]);
     // Two copies adding into the same outputs: sums, not copies.
-    let parts = vec![
-        Part {
-            input: 0,
-            output: 0,
-            map: PartMap::Copy(2),
-        },
-        Part {
-            input: 2,
-            output: 0,
-            map: PartMap::Copy(2),
-        },
-    ];
-    let layer = Layer::new(
-        Affine::Blocks(Blocks::new(4, parts, vec![0.0; 2]).unwrap()),
-        false,
-    );
+    let layer = two_copies(0, 2);
     assert_eq!(identities_every_way(&layer), vec![None; 2]);
     assert_eq!(layer.affine.copied_inputs(), vec![None; 2]);
 }
