@@ -83,7 +83,7 @@ def test_an_exception_in_the_progress_callback_stops_the_call(c6):
     try:
         c6._native.audit(str(C6_INPUTS), None, 0, None, ("z+", None, [], "ignore", 0.0, 1e-5,
                                                          "output"), None, False, False, None,
-                         False, 60.0, "microlp", progress)
+                         False, 60.0, "microlp", None, progress)
     except Stop:
         pass
     else:
