@@ -11,7 +11,7 @@ use super::spec::{first_difference, identity, RunSpec};
 use super::{RecordsKept, SampleRecord, Summary};
 use crate::error::{Error, Result};
 use crate::io::output_dir::{marker, OutputDir};
-use crate::io::write_atomic;
+use crate::io::write_json_atomic;
 
 /// Combines the complete shard folders of one run into the folder `out`, identical to what a
 /// single run over all samples writes. `out` may not be one of the shards, and replaces a
@@ -246,8 +246,7 @@ pub fn merge(
     writer.sync().map_err(|e| Error::write(&records_path, e))?;
     drop(writer);
     let summary = summary.expect("a run has at least one sample");
-    let json = serde_json::to_string_pretty(&base).expect("run specs serialise");
-    write_atomic(&staging.file("run.json"), format!("{json}\n").as_bytes())?;
+    write_json_atomic(&staging.file("run.json"), &base)?;
     write_summaries(staging.path(), &base, &summary, csv, reports)?;
     staging.commit_marked(&marker("audit", true))?;
     Ok(summary)

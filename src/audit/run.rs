@@ -30,7 +30,7 @@ use super::summary::SummaryDocument;
 use super::{BatchBackend, Engine, NamedCertificate, RecordsKept, SampleRecord, Summary};
 use crate::error::{Error, Result};
 use crate::io::output_dir::{finished, marker, not_a_run, target_state, TargetState, MARKER};
-use crate::io::write_atomic;
+use crate::io::{write_atomic, write_json_atomic};
 use crate::model::inputs::Inputs;
 use crate::model::Model;
 
@@ -592,8 +592,7 @@ fn start_folder(out: &Path, spec: &RunSpec) -> Result<()> {
 
 /// Writes `run.json`, then the marker of an unfinished run.
 fn write_spec(out: &Path, spec: &RunSpec) -> Result<()> {
-    let json = serde_json::to_string_pretty(spec).expect("run specs serialise");
-    write_atomic(&out.join("run.json"), format!("{json}\n").as_bytes())?;
+    write_json_atomic(&out.join("run.json"), spec)?;
     write_atomic(&out.join(MARKER), marker("audit", false).as_bytes())
 }
 
@@ -616,7 +615,6 @@ pub(crate) fn write_summaries(
     reports: &dyn ReportWriter,
 ) -> Result<()> {
     let doc = SummaryDocument::new(spec, summary);
-    let json = serde_json::to_string_pretty(&doc).expect("summaries serialise");
-    write_atomic(&dir.join("summary.json"), format!("{json}\n").as_bytes())?;
+    write_json_atomic(&dir.join("summary.json"), &doc)?;
     reports.write(dir, &doc, csv)
 }

@@ -217,8 +217,7 @@ fn write_profile(path: &Path, wall_s: f64, samples: u64) -> Result<()> {
         "roots_per_s": roots as f64 / wall_s.max(f64::MIN_POSITIVE),
         "phases_summed_over_samples": timed,
     });
-    let text = serde_json::to_string_pretty(&doc).expect("numbers and strings serialise");
-    crate::io::write_atomic(path, format!("{text}\n").as_bytes())
+    crate::io::write_json_atomic(path, &doc)
 }
 
 /// Writes `--profile` for a run that ended with `error`, when it had timed some sample's
@@ -234,8 +233,7 @@ fn write_failed_profile(path: &Path, wall_s: f64, error: &Error) -> Result<()> {
         "error": error.to_string(),
         "phases_summed_over_samples": timed,
     });
-    let text = serde_json::to_string_pretty(&doc).expect("numbers and strings serialise");
-    crate::io::write_atomic(path, format!("{text}\n").as_bytes())
+    crate::io::write_json_atomic(path, &doc)
 }
 
 /// The settings the arguments give (every one, defaults included).

@@ -129,8 +129,7 @@ impl Phases {
         for (name, seconds) in &self.seconds {
             doc.insert(format!("{name}_s"), (*seconds).into());
         }
-        let text = serde_json::to_string_pretty(&doc).expect("numbers serialise");
-        crate::io::write_atomic(path, format!("{text}\n").as_bytes())
+        crate::io::write_json_atomic(path, &doc)
     }
 }
 

@@ -20,6 +20,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     file.commit()
 }
 
+/// Writes `value` as pretty-printed JSON and a final newline at `path`, atomically.
+pub fn write_json_atomic<T: serde::Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
+    let json = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::write(path, io::Error::other(e.to_string())))?;
+    write_atomic(path, format!("{json}\n").as_bytes())
+}
+
 /// Writes `array` as an `.npy` file at `path`, atomically (see [`AtomicFile`]).
 pub fn write_npy_f64_atomic(path: &Path, array: &Array2<f64>) -> Result<()> {
     let mut file = AtomicFile::create(path)?;

@@ -10,6 +10,8 @@ pub mod output_dir;
 pub mod profile;
 pub mod progress;
 
-pub use atomic::{write_atomic, write_npy_f64_atomic, write_npy_f64_shaped_atomic, AtomicFile};
+pub use atomic::{
+    write_atomic, write_json_atomic, write_npy_f64_atomic, write_npy_f64_shaped_atomic, AtomicFile,
+};
 pub use output_dir::OutputDir;
 pub use progress::progress_bar;

@@ -651,8 +651,7 @@ impl RelnetDescription {
     /// written).
     pub fn save(&self, path: &Path) -> Result<()> {
         let value = serde_json::to_value(self).expect("descriptions serialise");
-        let text = serde_json::to_string_pretty(&value).expect("descriptions serialise");
-        crate::io::write_atomic(path, format!("{text}\n").as_bytes())
+        crate::io::write_json_atomic(path, &value)
     }
 }
 

@@ -26,7 +26,7 @@ use serde::Serialize;
 use crate::audit::sampling::draw_neurons;
 use crate::dtd::{explain, neuron_root, DtdSettings, RootOutcome};
 use crate::error::{Error, Result};
-use crate::io::{progress_bar, write_atomic, OutputDir};
+use crate::io::{progress_bar, write_atomic, write_json_atomic, OutputDir};
 use crate::model::forward::argmax;
 use crate::model::relnet::QuestionEncoder;
 use crate::model::relnet::{Options, RelationNetwork};
@@ -704,8 +704,7 @@ pub fn write_report(job: &RelnetRootsRun) -> Result<RelnetRootsReport> {
         "tool": "dtdcert", "version": env!("CARGO_PKG_VERSION"),
         "settings": recorded, "layers": outcome.layers, "samples": outcome.samples,
     });
-    let json = serde_json::to_string_pretty(&summary).expect("summaries serialise");
-    write_atomic(&dir.file("summary.json"), format!("{json}\n").as_bytes())?;
+    write_json_atomic(&dir.file("summary.json"), &summary)?;
     write_atomic(&dir.file("roots.csv"), csv(&outcome).as_bytes())?;
     write_atomic(
         &dir.file("report.md"),

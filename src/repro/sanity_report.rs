@@ -25,7 +25,7 @@ use serde::Serialize;
 use super::sanity::{mass_accuracy, normalised, pixel_map, rank_accuracy, Similarity, Stats};
 use crate::error::{Error, Result};
 use crate::io::heatmap::rgb_png;
-use crate::io::write_atomic;
+use crate::io::{write_atomic, write_json_atomic};
 
 /// What the plan needs of a drawn question.
 #[derive(Clone, Debug, PartialEq)]
@@ -586,8 +586,7 @@ pub fn write(
     measures: &[Vec<Measures>],
     panels: &[Vec<u8>],
 ) -> Result<()> {
-    let json = serde_json::to_string_pretty(summary).expect("summaries serialise");
-    write_atomic(&dir.join("summary.json"), format!("{json}\n").as_bytes())?;
+    write_json_atomic(&dir.join("summary.json"), summary)?;
     write_atomic(
         &dir.join("samples.csv"),
         csv(&summary.samples, variants, measures).as_bytes(),
