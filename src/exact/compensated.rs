@@ -256,7 +256,6 @@ pub fn exact_dot(
     (x, y): (&[f64], &[f64]),
     bias: f64,
 ) -> DoubleBounded {
-    let undecided = DoubleBounded::UNDECIDED;
     let mut sum = ExactSum::new();
     for (k, &w) in weights.iter().enumerate() {
         let i = position(k);
@@ -269,15 +268,15 @@ pub fn exact_dot(
     // Each part is a nearby f64 of what is left (`Dyadic::to_f64`: within a relative 2^-52
     // and 2^-1070 of it), taken away exactly.
     let Some(hi) = sum.value().map(|v| v.to_f64()) else {
-        return undecided;
+        return DoubleBounded::UNDECIDED;
     };
     sum.add(-hi);
     let Some(lo) = sum.value().map(|v| v.to_f64()) else {
-        return undecided;
+        return DoubleBounded::UNDECIDED;
     };
     sum.add(-lo);
     let Some(rest) = sum.value() else {
-        return undecided;
+        return DoubleBounded::UNDECIDED;
     };
     let error = match rest.is_zero() {
         true => 0.0,
@@ -285,7 +284,7 @@ pub fn exact_dot(
     };
     let (hi, lo) = two_sum(hi, lo);
     if !(hi.is_finite() && lo.is_finite() && error.is_finite()) {
-        return undecided;
+        return DoubleBounded::UNDECIDED;
     }
     DoubleBounded { hi, lo, error }
 }

@@ -79,9 +79,10 @@ impl Values {
     }
 }
 
-/// One affine layer: each output as a double-double with its bound. From exact inputs (the point itself, and layers two f64 hold exactly) each value is summed
-/// exactly ([`exact_dot`]), so that values two f64 hold are exact: ties in a max-pool window
-/// over an image's flat areas, and exact zeros, are then decided.
+/// One affine layer: each output as a double-double with its bound. From exact inputs (the
+/// point itself, and layers two f64 hold exactly) each value is summed exactly
+/// ([`exact_dot`]), so that values two f64 hold are exact: ties in a max-pool window over an
+/// image's flat areas, and exact zeros, are then decided.
 pub fn affine_layer(affine: &Affine, input: &Values) -> Values {
     let out = affine.out_dim();
     let exact = input.error.is_empty();

@@ -756,22 +756,4 @@ impl Linear {
             }
         }
     }
-
-    /// The number of inputs each output is connected to (`1 × out`): the listed weights of its
-    /// row, zeros included, window positions in the padding left out. It is the product of
-    /// the all-ones map with an all-ones input (for a dense or shared layer, whose rows list
-    /// every input of theirs, their width without that product).
-    pub fn connected(&self, device: Device) -> Tensor {
-        let options = (self.kind(), device);
-        match self {
-            Linear::Dense(w) => Tensor::full([1, self.out_dim()], w.size()[1], options),
-            Linear::Shared { block, .. } => {
-                Tensor::full([1, self.out_dim()], block.size()[1], options)
-            }
-            Linear::Sparse(_) | Linear::Conv(_) | Linear::Blocks(_) => {
-                let ones = Tensor::ones([1, self.in_dim()], options);
-                self.map(|w| w.ones_like()).forward(&ones)
-            }
-        }
-    }
 }
